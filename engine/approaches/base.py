@@ -1,0 +1,161 @@
+"""The one interface every approach implements, and the registry of approaches.
+
+An approach is shaped like a scikit-learn estimator:
+
+* every hyper-parameter is a keyword of ``__init__`` that is stored unchanged and nothing else;
+* learned state ends with ``_``;
+* ``fit(X, y, callbacks=None)`` returns ``self``;
+* ``predict_proba(X)`` returns an ``(n, 2)`` array, column 1 = probability of conversion;
+* ``explain(X)`` returns a contribution table (see :data:`CONTRIBUTION_COLUMNS`);
+* ``save(path)`` writes native files into a folder, ``load(path)`` (a classmethod) reads them back.
+
+``X`` is a :class:`pandas.DataFrame`: lead features for ``input_kind == "leads"``, or a frame
+with a ``transcript`` column (plus metadata columns) for ``input_kind == "transcripts"``.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+#: Columns of the table returned by ``explain``, the same for every approach.
+#: ``row``: position of the row in X; ``feature``: column (or phrase) name; ``value``: the value
+#: shown to the user as text; ``contribution``: change in the probability of conversion
+#: (probability points, positive raises the score) attributed to that feature.
+CONTRIBUTION_COLUMNS = ["row", "feature", "value", "contribution"]
+
+PARAMS_FILE = "approach.json"
+
+
+def contribution_frame(rows: list[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
+    """Build a contribution table in the shared shape, sorted by row then |contribution|."""
+    frame = pd.DataFrame(rows, columns=CONTRIBUTION_COLUMNS) if not isinstance(rows, pd.DataFrame) else rows
+    frame = frame[CONTRIBUTION_COLUMNS].copy()
+    frame["row"] = frame["row"].astype(int)
+    frame["feature"] = frame["feature"].astype(str)
+    frame["value"] = frame["value"].astype(str)
+    frame["contribution"] = frame["contribution"].astype(float)
+    order = frame.assign(_abs=frame["contribution"].abs()).sort_values(["row", "_abs"], ascending=[True, False])
+    return order.drop(columns="_abs").reset_index(drop=True)
+
+
+class Approach(ABC):
+    """Base class of every approach. Subclasses set ``name`` and ``input_kind``."""
+
+    name: ClassVar[str] = ""
+    input_kind: ClassVar[str] = "leads"  # "leads" or "transcripts"
+
+    # -- scikit-learn style parameters ---------------------------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p.name for p in sig.parameters.values() if p.name != "self" and p.kind == p.POSITIONAL_OR_KEYWORD]
+
+    def get_params(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> "Approach":
+        unknown = set(params) - set(self._param_names())
+        if unknown:
+            raise ValueError(f"{type(self).__name__} has no parameter(s) {sorted(unknown)}; "
+                             f"valid ones are {self._param_names()}")
+        for key, value in params.items():
+            setattr(self, key, value)
+        return self
+
+    # -- the contract ------------------------------------------------------------------------
+    @abstractmethod
+    def fit(self, X: pd.DataFrame, y: np.ndarray, callbacks: list | None = None) -> "Approach": ...
+
+    @abstractmethod
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray: ...
+
+    def predict(self, X: pd.DataFrame, threshold: float = 0.5) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] >= threshold).astype(int)
+
+    @abstractmethod
+    def explain(self, X: pd.DataFrame) -> pd.DataFrame: ...
+
+    @abstractmethod
+    def save(self, path: str | Path) -> None: ...
+
+    @classmethod
+    @abstractmethod
+    def load(cls, path: str | Path) -> "Approach": ...
+
+    # -- helpers for subclasses -----------------------------------------------------------------
+    def _check_fitted(self, attribute: str) -> None:
+        if not hasattr(self, attribute):
+            raise RuntimeError(f"This {type(self).__name__} is not fitted yet: call fit(X, y) first.")
+
+    def _write_params(self, path: str | Path, **extra: Any) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        payload = {"approach": self.name, "params": _jsonable(self.get_params()), **extra}
+        (path / PARAMS_FILE).write_text(json.dumps(payload, indent=2))
+
+    @staticmethod
+    def _read_params(path: str | Path) -> dict[str, Any]:
+        return json.loads((Path(path) / PARAMS_FILE).read_text())
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+# -- registry -----------------------------------------------------------------------------------
+#: name -> "module:Class". Modules are imported only when the approach is asked for.
+REGISTRY: dict[str, str] = {
+    "stacking": "engine.approaches.stacking:StackingApproach",
+    "lora": "engine.approaches.lora:LoraApproach",
+    "embeddings": "engine.approaches.embeddings:EmbeddingApproach",
+}
+
+#: Which input each approach takes, known without importing it.
+INPUT_KINDS: dict[str, tuple[str, ...]] = {
+    "stacking": ("leads",),
+    "lora": ("leads",),
+    "embeddings": ("transcripts", "leads"),
+}
+
+
+def register(name: str, target: str, input_kinds: tuple[str, ...]) -> None:
+    """Add an approach to the registry (``target`` is ``"module:Class"``)."""
+    REGISTRY[name] = target
+    INPUT_KINDS[name] = input_kinds
+
+
+def get_approach_class(name: str) -> type[Approach]:
+    if name not in REGISTRY:
+        raise KeyError(f"Unknown approach {name!r}; choose one of {sorted(REGISTRY)}")
+    module_name, class_name = REGISTRY[name].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def make_approach(name: str, **params: Any) -> Approach:
+    """Instantiate an approach by name, keeping only the parameters its constructor accepts."""
+    cls = get_approach_class(name)
+    accepted = set(cls._param_names())
+    return cls(**{k: v for k, v in params.items() if k in accepted and v is not None})
+
+
+def load_approach(path: str | Path) -> Approach:
+    """Load a saved approach from its folder, whatever its kind."""
+    name = Approach._read_params(path)["approach"]
+    return get_approach_class(name).load(path)

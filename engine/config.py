@@ -1,0 +1,23 @@
+"""Where the engine keeps its files. One workspace folder holds datasets, runs, jobs and caches.
+
+``CLAB_WORKSPACE`` overrides the default ``<repo>/workspace``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def workspace() -> Path:
+    root = Path(os.environ.get("CLAB_WORKSPACE", REPO_ROOT / "workspace")).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def cache_dir() -> Path:
+    """Converted-model cache; shared by every workspace unless CLAB_CACHE is set."""
+    root = Path(os.environ.get("CLAB_CACHE", REPO_ROOT / ".cache")).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    return root

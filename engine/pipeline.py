@@ -1,0 +1,136 @@
+"""Train -> evaluate -> store, the one path every entry point (CLI, jobs, dashboard) takes.
+
+Every approach on a dataset is fitted on the protocol's training rows and scored on the same
+test rows (stratified 70/30, seed 42 by default), so runs on one dataset compare like with like.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from engine.approaches.base import INPUT_KINDS, get_approach_class
+from engine.callbacks import Callback, CallbackList
+from engine.runs import Run, RunStore, write_json
+
+DEFAULT_TEST_SIZE = 0.3
+DEFAULT_SPLIT_SEED = 42
+#: Rows of training data scored to place the priority tiers (quartiles of training scores).
+TIER_SAMPLE = 400
+
+
+def build_approach(name: str, params: dict[str, Any] | None, input_kind: str):
+    """Instantiate an approach, refusing parameters it does not take (never silently ignored)."""
+    if name not in INPUT_KINDS:
+        raise ValueError(f"Unknown approach {name!r}; choose one of {sorted(INPUT_KINDS)}")
+    if input_kind not in INPUT_KINDS[name]:
+        raise ValueError(f"The {name!r} approach does not take {input_kind}; it takes {', '.join(INPUT_KINDS[name])}")
+    cls = get_approach_class(name)
+    params = {k: v for k, v in (params or {}).items() if v is not None}
+    unknown = set(params) - set(cls._param_names())
+    if unknown:
+        raise ValueError(f"The {name!r} approach has no parameter(s) {sorted(unknown)}; "
+                         f"its parameters are: {', '.join(cls._param_names())}")
+    return cls(**params)
+
+
+def variant_probas(model, X: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Scores of the parts an approach is made of (a stack's base models, generic embeddings)."""
+    out: dict[str, np.ndarray] = {}
+    if hasattr(model, "base_predict_proba"):
+        for name, proba in model.base_predict_proba(X).items():
+            proba = np.asarray(proba)
+            out[name] = proba[:, 1] if proba.ndim == 2 else proba
+    if getattr(model, "name", "") == "embeddings":
+        try:
+            out["generic_embeddings"] = np.asarray(model.predict_proba(X, embeddings="generic"))[:, 1]
+        except TypeError:
+            pass
+    return out
+
+
+def fit_evaluate_store(model, X: pd.DataFrame, y: np.ndarray, row_ids, spec: dict, *,
+                       callbacks: list[Callback] | None = None, store: RunStore | None = None,
+                       test_size: float = DEFAULT_TEST_SIZE, seed: int = DEFAULT_SPLIT_SEED) -> Run:
+    from engine.evaluate import compute_metrics, curve_data, protocol_split, time_scoring
+
+    store = store or RunStore()
+    train_idx, test_idx = protocol_split(y, test_size=test_size, seed=seed)
+    spec = {**spec, "approach": model.name, "params": _plain(model.get_params()),
+            "split": {"method": "stratified holdout", "test_size": test_size, "seed": seed,
+                      "n_train": int(len(train_idx)), "n_test": int(len(test_idx))}}
+    run = store.new_run(spec)
+    cbs = CallbackList(callbacks)
+    try:
+        X_train, y_train = X.iloc[train_idx], y[train_idx]
+        X_test, y_test = X.iloc[test_idx], y[test_idx]
+        started = time.perf_counter()
+        model.fit(X_train, y_train, callbacks=list(callbacks or []))
+        fit_seconds = time.perf_counter() - started
+        cbs.on_log(f"fitted in {fit_seconds:.1f} s; scoring {len(test_idx)} test rows")
+        proba = np.asarray(model.predict_proba(X_test))[:, 1]
+        metrics = {"metrics": compute_metrics(y_test, proba), "fit_seconds": fit_seconds}
+        metrics.update(time_scoring(model, X_test))
+        variants = variant_probas(model, X_test)
+        if variants:
+            metrics["variants"] = {name: compute_metrics(y_test, p, n_boot=200) for name, p in variants.items()}
+        sample = np.random.default_rng(seed).permutation(len(train_idx))[:TIER_SAMPLE]
+        train_scores = np.asarray(model.predict_proba(X_train.iloc[sample]))[:, 1]
+        metrics["train_score_quartiles"] = np.quantile(train_scores, [0.25, 0.5, 0.75]).tolist()
+        run.save_model(model)
+        run.save_predictions(np.asarray(row_ids)[test_idx], y_test, proba)
+        run.save_curves(curve_data(y_test, proba))
+        run.save_metrics(metrics)  # written last: a run is complete once metrics.json exists
+    except BaseException as exc:
+        write_json(run.path / "error.json", {"error": f"{type(exc).__name__}: {exc}",
+                                              "traceback": traceback.format_exc()})
+        raise
+    return run
+
+
+def train_leads(data, approach: str = "stacking", target: str | None = None, leak_policy: str = "default",
+                exclude: list[str] | None = None, include: list[str] | None = None,
+                params: dict[str, Any] | None = None, callbacks: list[Callback] | None = None,
+                store: RunStore | None = None, dataset_name: str | None = None,
+                test_size: float = DEFAULT_TEST_SIZE, seed: int = DEFAULT_SPLIT_SEED) -> Run:
+    """Train one approach on a lead table (path, bytes, file-like or DataFrame) and store the run."""
+    from engine.data.leads import load_leads
+
+    model = build_approach(approach, params, "leads")
+    table = load_leads(data, target=target, leak_policy=leak_policy, exclude=exclude, include=include)
+    spec = {"input_kind": "leads", "dataset": dataset_name or _source_name(data), "data_hash": table.data_hash,
+            "rows": int(len(table.y)), "target": table.target, "policy": table.policy,
+            "excluded": list(table.excluded), "dropped": dict(table.dropped), "warnings": list(table.warnings),
+            "columns": list(table.X.columns), "kinds": dict(table.kinds)}
+    return fit_evaluate_store(model, table.X, table.y, table.row_ids, spec, callbacks=callbacks, store=store,
+                              test_size=test_size, seed=seed)
+
+
+def train_transcripts(data, approach: str = "embeddings", params: dict[str, Any] | None = None,
+                      callbacks: list[Callback] | None = None, store: RunStore | None = None,
+                      dataset_name: str | None = None, test_size: float = DEFAULT_TEST_SIZE,
+                      seed: int = DEFAULT_SPLIT_SEED) -> Run:
+    """Train one approach on labelled transcripts (path, bytes, file-like, or list of records)."""
+    from engine.data.transcripts import load_transcripts
+
+    model = build_approach(approach, params, "transcripts")
+    table = load_transcripts(data)
+    spec = {"input_kind": "transcripts", "dataset": dataset_name or _source_name(data),
+            "data_hash": table.data_hash, "rows": int(len(table.y)), "target": "label",
+            "columns": list(table.X.columns), "warnings": list(getattr(table, "warnings", []))}
+    return fit_evaluate_store(model, table.X, np.asarray(table.y).astype(int), np.arange(len(table.y)), spec,
+                              callbacks=callbacks, store=store, test_size=test_size, seed=seed)
+
+
+def _source_name(data) -> str:
+    if isinstance(data, (str, Path)):
+        return Path(data).name
+    return getattr(data, "name", None) or type(data).__name__
+
+
+def _plain(params: dict) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else (str(v) if isinstance(v, Path) else v)) for k, v in params.items()}

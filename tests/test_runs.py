@@ -1,0 +1,61 @@
+import json
+
+import numpy as np
+import pytest
+
+from engine.approaches.base import CONTRIBUTION_COLUMNS, contribution_frame, make_approach, REGISTRY
+from engine.callbacks import CallbackList, JsonProgressFile, Progress, TrainingCancelled
+from engine.runs import RunStore
+
+
+def test_runs_are_never_overwritten(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    a = store.new_run({"approach": "stacking", "data_hash": "x"})
+    b = store.new_run({"approach": "stacking", "data_hash": "x"})
+    assert a.id != b.id and a.path.exists() and b.path.exists()
+    assert json.loads((a.path / "spec.json").read_text())["run_id"] == a.id
+
+
+def test_incomplete_runs_are_hidden_until_metrics_exist(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    run = store.new_run({"approach": "lora", "data_hash": "h1"})
+    assert store.list_runs() == []
+    run.save_predictions([10, 11], [0, 1], [0.2, 0.9])
+    run.save_metrics({"metrics": {"roc_auc": {"value": 1.0, "low": 1.0, "high": 1.0}}})
+    assert [r.id for r in store.list_runs(data_hash="h1")] == [run.id]
+    assert store.list_runs(data_hash="other") == []
+    assert store.latest(approach="lora").id == run.id
+    frame = run.predictions()
+    assert list(frame.columns) == ["row_id", "y_true", "proba"] and frame["y_true"].tolist() == [0, 1]
+    with pytest.raises(KeyError, match="No run"):
+        store.get("missing")
+
+
+def test_contribution_frame_has_the_shared_shape_and_order():
+    frame = contribution_frame([
+        {"row": 0, "feature": "a", "value": 1, "contribution": 0.01},
+        {"row": 0, "feature": "b", "value": "x", "contribution": -0.3},
+        {"row": 1, "feature": "a", "value": 2, "contribution": 0.2},
+    ])
+    assert list(frame.columns) == CONTRIBUTION_COLUMNS
+    assert frame["feature"].tolist() == ["b", "a", "a"]  # by row, then by |contribution|
+    assert frame["value"].tolist() == ["x", "1", "2"]
+
+
+def test_registry_rejects_unknown_approach():
+    with pytest.raises(KeyError, match="Unknown approach"):
+        make_approach("nope")
+    assert {"stacking", "lora", "embeddings"} <= set(REGISTRY)
+
+
+def test_progress_file_and_cancel_marker(tmp_path):
+    path = tmp_path / "progress.json"
+    cbs = CallbackList([JsonProgressFile(path)])
+    cbs.on_train_begin(10)
+    cbs.on_step_end(Progress(step=2, total=10, loss=0.5))
+    payload = json.loads(path.read_text())
+    assert payload["step"] == 2 and payload["total"] == 10 and payload["seconds_left"] >= 0
+    assert payload["history"] == [{"step": 2, "loss": 0.5, "stage": "train"}]
+    (tmp_path / "progress.json.cancel").touch()
+    with pytest.raises(TrainingCancelled):
+        cbs.on_step_end(Progress(step=3, total=10, loss=0.4))
