@@ -1,0 +1,232 @@
+"""The job runner, for real: subprocesses, process groups, SQLite state, Ray Jobs."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.jobs import JobRunner, find_run_id, gpu_info, train_args
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+# A job that reports progress through the engine's own callback and honours the cancel marker.
+PROGRESS_SCRIPT = """
+import os, sys, time
+from engine.callbacks import CallbackList, JsonProgressFile, Progress, TrainingCancelled
+cbs = CallbackList([JsonProgressFile(os.environ['CLAB_PROGRESS_FILE'])])
+total = int(sys.argv[1]); pause = float(sys.argv[2])
+cbs.on_train_begin(total)
+try:
+    for step in range(1, total + 1):
+        time.sleep(pause)
+        cbs.on_step_end(Progress(step=step, total=total, loss=1.0 / step))
+except TrainingCancelled:
+    print('stopped cleanly'); sys.exit(3)
+print('RUN_ID=run-from-progress-job')
+"""
+
+
+def _pid_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_quick_job_succeeds_with_progress_and_run_id(tmp_path):
+    runner = JobRunner(tmp_path)
+    job_id = runner.submit_command([PY, "-c", PROGRESS_SCRIPT, "5", "0.01"], name="quick")
+    assert runner.get(job_id).state == "queued"
+    job = runner.wait(job_id, timeout=60)
+    assert job.state == "succeeded", runner.log_tail(job_id)
+    assert job.returncode == 0
+    assert job.run_id == "run-from-progress-job"
+    assert job.progress["step"] == 5 and job.progress["total"] == 5
+    assert [h["step"] for h in job.progress["history"]] == [1, 2, 3, 4, 5]
+    assert "RUN_ID=run-from-progress-job" in runner.log_tail(job_id)
+    assert (tmp_path / "jobs.sqlite").exists() and job.log_path.parent == tmp_path / "jobs" / str(job_id)
+
+
+def test_failed_job_keeps_the_error_lines(tmp_path):
+    runner = JobRunner(tmp_path)
+    job_id = runner.submit_command([PY, "-c", "print('loading'); raise ValueError('column Converted is missing')"])
+    job = runner.wait(job_id, timeout=60)
+    assert job.state == "failed"
+    assert job.returncode == 1
+    assert "column Converted is missing" in job.error
+    assert job.run_id is None
+
+
+def test_cancel_kills_the_whole_process_group(tmp_path):
+    runner = JobRunner(tmp_path, kill_grace=2)
+    # the job starts a grandchild that would outlive a plain kill of the child
+    script = ("import subprocess, sys, time;"
+              "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']);"
+              "print('GC_PID=%d' % p.pid, flush=True); time.sleep(120)")
+    job_id = runner.submit_command([PY, "-c", script])
+    runner.tick()
+    deadline = time.monotonic() + 30
+    while not re.search(r"GC_PID=\d+", runner.log_tail(job_id)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    grandchild = int(re.search(r"GC_PID=(\d+)", runner.log_tail(job_id)).group(1))
+    pid = runner.get(job_id).pid
+    job = runner.cancel(job_id, clean_stop=0)
+    assert job.state == "cancelled"
+    deadline = time.monotonic() + 10
+    while not (_pid_gone(pid) and _pid_gone(grandchild)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _pid_gone(pid) and _pid_gone(grandchild)
+    runner.tick()
+    assert runner.get(job_id).state == "cancelled"
+    assert (job.folder / "progress.json.cancel").exists()
+
+
+def test_cancel_marker_stops_training_cleanly(tmp_path):
+    runner = JobRunner(tmp_path, kill_grace=2)
+    job_id = runner.submit_command([PY, "-c", PROGRESS_SCRIPT, "2000", "0.02"])
+    runner.tick()
+    deadline = time.monotonic() + 30
+    while not runner.get(job_id).progress and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert runner.get(job_id).progress["step"] >= 1  # progress is visible while it runs
+    job = runner.cancel(job_id, clean_stop=5)
+    assert job.state == "cancelled" and job.run_id is None
+    assert "stopped cleanly" in runner.log_tail(job_id)
+    queued = runner.submit_command([PY, "-c", "print(1)"])
+    assert runner.cancel(queued).state == "cancelled"  # a queued job never starts
+    runner.tick()
+    assert runner.get(queued).pid is None
+
+
+def test_dead_process_marked_failed_after_restart(tmp_path):
+    runner = JobRunner(tmp_path)
+    job_id = runner.submit_command([PY, "-c", "import time; print('working', flush=True); time.sleep(120)"])
+    runner.tick()
+    pid = runner.get(job_id).pid
+    deadline = time.monotonic() + 30
+    while "working\n" not in runner.log_tail(job_id) + "\n" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(pid, signal.SIGKILL)  # the machine "restarts": the job dies without a word
+    os.waitpid(pid, 0)
+    del runner
+
+    restarted = JobRunner(tmp_path)
+    assert restarted.get(job_id).state == "running"  # still believed running until recovered
+    assert restarted.recover() == [job_id]
+    job = restarted.get(job_id)
+    assert job.state == "failed"
+    assert "without an exit status" in job.error
+    assert "working" in restarted.log_tail(job_id)  # log kept
+
+
+def test_queued_jobs_run_in_order(tmp_path):
+    runner = JobRunner(tmp_path, max_concurrent=1)
+    out = tmp_path / "order.txt"
+    script = "import sys, time; time.sleep(0.3); open(sys.argv[1], 'a').write(sys.argv[2] + '\\n')"
+    first = runner.submit_command([PY, "-c", script, str(out), "first"])
+    second = runner.submit_command([PY, "-c", script, str(out), "second"])
+    running = runner.tick()
+    assert [j.id for j in running] == [first]
+    assert runner.get(second).state == "queued"
+    runner.wait(second, timeout=60)
+    a, b = runner.get(first), runner.get(second)
+    assert a.state == b.state == "succeeded"
+    assert out.read_text().split() == ["first", "second"]
+    assert b.started >= a.finished - 0.5
+    assert [j.id for j in runner.list()] == [second, first]
+
+
+def test_train_args_and_helpers(tmp_path, monkeypatch):
+    args = train_args("leads", "data/demo_leads.csv", "stacking", params={"n_estimators": 50, "fast": True},
+                      target="Converted", leak_policy="strict", exclude=["Tags"], dataset_name="demo")
+    assert args[:6] == ["train", "leads", "--data", "data/demo_leads.csv", "--approach", "stacking"]
+    assert ["--exclude", "Tags"] == args[args.index("--exclude"):args.index("--exclude") + 2]
+    assert "n_estimators=50" in args and "fast=true" in args
+    with pytest.raises(ValueError, match="input_kind"):
+        train_args("images", "x", "stacking")
+    assert find_run_id("a\nRUN_ID=one\nb\nRUN_ID=two\n") == "two"
+    assert find_run_id("no id here") is None
+    info = gpu_info()
+    assert info["device"] == ("cuda" if info["cuda"] else "cpu") and info["detail"]
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with pytest.raises(ValueError, match="RAY_ADDRESS"):
+        JobRunner(tmp_path, executor="ray")
+    runner = JobRunner(tmp_path)
+    job_id = runner.submit_train("leads", "data/demo_leads.csv", "lora", dataset_name="demo")
+    job = runner.get(job_id)
+    assert job.gpu is True and job.argv[1:4] == ["-m", "engine", "train"]
+    assert ("--device" in job.argv) == info["cuda"]
+    assert job.params["approach"] == "lora" and job.name == "lora on demo"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    ray_bin = Path(sys.executable).parent / "ray"
+    if not ray_bin.exists():
+        pytest.skip("ray is not installed in this venv (pip install 'ray[default]==2.60.0')")
+    temp = Path("/tmp") / f"clab-ray-{os.getpid()}"  # Ray's socket paths must stay short
+    port, dash = _free_port(), _free_port()
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ADDRESS": ""}
+    cmd = [str(ray_bin), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+           "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--include-dashboard=true",
+           "--num-cpus=2", "--num-gpus=0", f"--temp-dir={temp}", "--disable-usage-stats"]
+    started = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=180)
+    if started.returncode != 0:
+        subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, env=env, timeout=120)
+        pytest.fail(f"ray start failed:\n{started.stdout}\n{started.stderr}")
+    address = f"http://127.0.0.1:{dash}"
+    try:
+        yield address
+    finally:
+        subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, env=env, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_ray_backend_runs_and_cancels_jobs(tmp_path, ray_cluster):
+    runner = JobRunner(tmp_path, executor="ray", ray_address=ray_cluster, max_concurrent=2)
+    ok = runner.submit_command([PY, "-c", PROGRESS_SCRIPT, "3", "0.01"], name="ray-quick")
+    job = runner.wait(ok, timeout=120, interval=0.5)
+    assert job.state == "succeeded", runner.log_tail(ok)
+    assert job.executor == "ray" and job.ray_id.startswith(f"clab-{ok}-")
+    assert job.run_id == "run-from-progress-job"
+    assert job.progress["step"] == 3  # same workspace on this machine: progress file is shared
+    assert "RUN_ID=run-from-progress-job" in runner.log_tail(ok)
+
+    bad = runner.submit_command([PY, "-c", "raise SystemExit('no such dataset')"])
+    job = runner.wait(bad, timeout=120, interval=0.5)
+    assert job.state == "failed" and "no such dataset" in job.error
+
+    slow = runner.submit_command([PY, "-c", "import time; print('long', flush=True); time.sleep(300)"])
+    runner.tick()
+    deadline = time.monotonic() + 60
+    while "long" not in runner.log_tail(slow) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        runner.tick()
+    assert runner.cancel(slow).state == "cancelled"
+    from ray.job_submission import JobStatus
+
+    status = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status = runner._ray().get_job_status(runner.get(slow).ray_id)
+        if status == JobStatus.STOPPED:
+            break
+        time.sleep(0.5)
+    assert status == JobStatus.STOPPED
