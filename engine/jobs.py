@@ -295,19 +295,20 @@ class JobRunner:
 
     def submit_train(self, input_kind: str, data: str | Path, approach: str, params: dict | None = None,
                      target: str | None = None, leak_policy: str | None = None, exclude: list[str] | None = None,
-                     dataset_name: str | None = None, gpu: bool | None = None, name: str | None = None) -> int:
+                     dataset_name: str | None = None, gpu: bool | None = None, name: str | None = None,
+                     include: list[str] | None = None) -> int:
         """Queue a training job: ``python -m engine train <input_kind> --data ... --approach ...``.
 
         ``gpu=None`` asks for a GPU for the LLM approach (``lora``) when one is available.
         """
         args = train_args(input_kind, data, approach, params=params, target=target, leak_policy=leak_policy,
-                          exclude=exclude, dataset_name=dataset_name)
+                          exclude=exclude, dataset_name=dataset_name, include=include)
         if gpu is None:
             gpu = approach == "lora"
         if gpu and self._gpu_available():
             args += ["--device", "cuda"]
         record = {"input_kind": input_kind, "data": str(data), "approach": approach, "params": params or {},
-                  "target": target, "leak_policy": leak_policy, "exclude": exclude or [],
+                  "target": target, "leak_policy": leak_policy, "exclude": exclude or [], "include": include or [],
                   "dataset_name": dataset_name}
         return self.submit(f"train-{input_kind}", args, gpu=bool(gpu),
                            name=name or f"{approach} on {dataset_name or Path(str(data)).name}", params=record)
@@ -586,7 +587,7 @@ class JobRunner:
 
 def train_args(input_kind: str, data: str | Path, approach: str, params: dict | None = None,
                target: str | None = None, leak_policy: str | None = None, exclude: list[str] | None = None,
-               dataset_name: str | None = None) -> list[str]:
+               dataset_name: str | None = None, include: list[str] | None = None) -> list[str]:
     """The ``python -m engine`` arguments of a training run (without the interpreter)."""
     if input_kind not in ("leads", "transcripts"):
         raise ValueError(f"input_kind must be 'leads' or 'transcripts', not {input_kind!r}")
@@ -597,6 +598,8 @@ def train_args(input_kind: str, data: str | Path, approach: str, params: dict | 
         args += ["--leak-policy", leak_policy]
     for column in exclude or []:
         args += ["--exclude", column]
+    for column in include or []:
+        args += ["--include", column]
     if dataset_name:
         args += ["--name", dataset_name]
     for key, value in (params or {}).items():

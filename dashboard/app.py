@@ -1,0 +1,97 @@
+"""Conversion Lab dashboard: ``streamlit run dashboard/app.py``.
+
+Pages live in ``dashboard/pages`` and shared pieces in ``dashboard/components``. When the app is
+reachable beyond this machine (``server.address`` other than localhost, or ``CLAB_PUBLIC=1``) a
+password is required: ``st.secrets["password"]`` or env ``CLAB_DASHBOARD_PASSWORD``.
+"""
+from __future__ import annotations
+
+import hmac
+import importlib
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+PAGES = Path(__file__).resolve().parent / "pages"
+LOCAL_ADDRESSES = {"", "localhost", "127.0.0.1", "::1"}
+
+
+def is_public() -> bool:
+    if os.environ.get("CLAB_PUBLIC", "").strip() in ("1", "true", "yes"):
+        return True
+    address = str(st.get_option("server.address") or "").strip().lower()
+    return address not in LOCAL_ADDRESSES
+
+
+def configured_password() -> str | None:
+    try:
+        secret = st.secrets.get("password")
+    except Exception:  # noqa: BLE001 - no secrets.toml at all
+        secret = None
+    return secret or os.environ.get("CLAB_DASHBOARD_PASSWORD") or None
+
+
+def password_gate() -> bool:
+    """True when the visitor may see the app (local use, or the right password was given)."""
+    if not is_public() or st.session_state.get("authenticated"):
+        return True
+    expected = configured_password()
+    st.title("Conversion Lab")
+    if not expected:
+        st.error("This dashboard is exposed beyond localhost but no password is set. Set "
+                 "CLAB_DASHBOARD_PASSWORD (or `password` in .streamlit/secrets.toml) and restart it.")
+        return False
+    with st.form("login"):
+        given = st.text_input("Password", type="password")
+        if st.form_submit_button("Sign in"):
+            if hmac.compare_digest(given.encode(), expected.encode()):
+                st.session_state["authenticated"] = True
+                st.rerun()
+            st.error("Wrong password.")
+    return False
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up() -> bool:
+    """Import the model libraries in the background once per process, after the first page is served,
+    so that the first visit to a page that loads a model does not wait for them (start-up stays fast)."""
+    import threading
+
+    def _imports() -> None:
+        time.sleep(float(os.environ.get("CLAB_WARMUP_DELAY", "2")))
+        for module in ("sklearn.linear_model", "xgboost", "keras"):
+            try:
+                importlib.import_module(module)
+            except Exception:  # noqa: BLE001 - warm-up is best effort
+                pass
+
+    if os.environ.get("CLAB_WARMUP", "1") != "0":
+        threading.Thread(target=_imports, name="clab-warm-up", daemon=True).start()
+    return True
+
+
+def main() -> None:
+    st.set_page_config(page_title="Conversion Lab", page_icon="📈", layout="wide")
+    if not password_gate():
+        st.stop()
+    pages = [
+        st.Page(PAGES / "home.py", title="Home", icon="🏠", default=True, url_path="home"),
+        st.Page(PAGES / "data.py", title="Data", icon="📄", url_path="data"),
+        st.Page(PAGES / "train.py", title="Train", icon="🏋️", url_path="train"),
+        st.Page(PAGES / "board.py", title="Metric board", icon="📊", url_path="board"),
+        st.Page(PAGES / "embeddings.py", title="Embeddings", icon="🗺️", url_path="embeddings"),
+        st.Page(PAGES / "explain.py", title="Explain", icon="🔍", url_path="explain"),
+        st.Page(PAGES / "whatif.py", title="What-if", icon="🎛️", url_path="what-if"),
+    ]
+    st.navigation(pages).run()
+    warm_up()
+
+
+main()

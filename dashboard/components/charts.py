@@ -1,0 +1,185 @@
+"""Plotly figures shared by the pages. Each takes plain data and returns a figure."""
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+PALETTE = ["#2563eb", "#f97316", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#db2777"]
+GREEN, RED = "#16a34a", "#dc2626"
+
+
+def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 360) -> go.Figure:
+    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, height=height, margin=dict(l=10, r=10, t=40, b=10),
+                      legend=dict(orientation="h", yanchor="bottom", y=-0.35, x=0))
+    return fig
+
+
+def overlay_curves(curves: dict[str, dict], kind: str) -> go.Figure:
+    """One curve per run (label -> run.curves) for kind in roc | pr | calibration | gains."""
+    fig = go.Figure()
+    for i, (label, c) in enumerate(curves.items()):
+        color = PALETTE[i % len(PALETTE)]
+        if kind == "roc" and c.get("roc", {}).get("fpr"):
+            fig.add_scatter(x=c["roc"]["fpr"], y=c["roc"]["tpr"], name=label, mode="lines", line_color=color)
+        elif kind == "pr" and c.get("pr", {}).get("recall"):
+            fig.add_scatter(x=c["pr"]["recall"], y=c["pr"]["precision"], name=label, mode="lines", line_color=color)
+        elif kind == "calibration" and c.get("calibration", {}).get("mean_predicted"):
+            cal = c["calibration"]
+            fig.add_scatter(x=cal["mean_predicted"], y=cal["observed_rate"], name=label, mode="lines+markers",
+                            line_color=color, text=[f"{n} leads" for n in cal["count"]])
+        elif kind == "gains" and c.get("gains", {}).get("fraction"):
+            g = c["gains"]
+            fig.add_scatter(x=[0] + g["fraction"], y=[0] + g["captured"], name=label, mode="lines", line_color=color)
+    if kind in ("roc", "calibration", "gains"):
+        fig.add_scatter(x=[0, 1], y=[0, 1], name="chance" if kind != "calibration" else "perfect",
+                        mode="lines", line=dict(dash="dot", color="#9ca3af"))
+    if kind == "pr" and curves:
+        base = next(iter(curves.values())).get("pr", {}).get("base_rate")
+        if base is not None:
+            fig.add_hline(y=base, line_dash="dot", line_color="#9ca3af", annotation_text="base rate")
+    titles = {"roc": ("ROC curve", "false positive rate", "true positive rate"),
+              "pr": ("Precision-recall", "recall", "precision"),
+              "calibration": ("Calibration", "mean predicted P(convert)", "observed conversion rate"),
+              "gains": ("Cumulative gains", "share of leads called (best scores first)", "share of conversions found")}
+    fig = _layout(fig, *titles[kind])
+    fig.update_xaxes(range=[0, 1])
+    fig.update_yaxes(range=[0, 1.02])
+    return fig
+
+
+def confusion_figure(cm: dict, title: str) -> go.Figure:
+    z = [[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]]
+    text = [[f"TN {cm['tn']}", f"FP {cm['fp']}"], [f"FN {cm['fn']}", f"TP {cm['tp']}"]]
+    fig = go.Figure(go.Heatmap(z=z, x=["predicted no", "predicted yes"], y=["converted: no", "converted: yes"],
+                               text=text, texttemplate="%{text}", colorscale="Blues", showscale=False))
+    fig.update_layout(title=title, height=260, margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def score_bands_figure(bands: dict[str, dict]) -> go.Figure:
+    fig = go.Figure()
+    for i, (label, b) in enumerate(bands.items()):
+        rates = [None if r is None else r for r in b["conversion_rate"]]
+        fig.add_bar(x=b["band"], y=rates, name=label, marker_color=PALETTE[i % len(PALETTE)],
+                    text=[f"n={n}" for n in b["count"]], hovertemplate="%{x}: %{y:.1%} (%{text})")
+    fig = _layout(fig, "Conversion rate by score band", "score band (1-99)", "conversion rate")
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(tickformat=".0%")
+    return fig
+
+
+def loss_figure(history: list[dict]) -> go.Figure:
+    fig = go.Figure()
+    frame = pd.DataFrame(history)
+    if not frame.empty:
+        for i, (stage, part) in enumerate(frame.groupby("stage", sort=False)):
+            fig.add_scatter(x=part["step"], y=part["loss"], name=str(stage), mode="lines",
+                            line_color=PALETTE[i % len(PALETTE)])
+    return _layout(fig, "Training loss", "step", "loss", height=280)
+
+
+def importance_figure(importance: pd.DataFrame, top: int = 15) -> go.Figure:
+    imp = importance.head(top).iloc[::-1]
+    fig = go.Figure(go.Bar(x=imp["importance"], y=imp["feature"], orientation="h", marker_color=PALETTE[0]))
+    return _layout(fig, "Global importance: mean |contribution|", "probability points", "", height=80 + 24 * len(imp))
+
+
+def strip_figure(contrib: pd.DataFrame, features: list[str]) -> go.Figure:
+    """Beeswarm-like strip plot: one dot per row and feature, x = contribution, colour = value rank."""
+    fig = go.Figure()
+    rng = np.random.default_rng(0)
+    for i, feat in enumerate(features[::-1]):
+        part = contrib[contrib["feature"] == feat]
+        values = pd.to_numeric(part["value"], errors="coerce")
+        if values.notna().sum() >= 2:
+            color = values.rank(pct=True).fillna(0.5).to_numpy()
+        else:  # categorical: colour by the mean contribution of the category
+            color = part.groupby("value")["contribution"].transform("mean").rank(pct=True).fillna(0.5).to_numpy()
+        fig.add_scatter(x=part["contribution"], y=i + rng.uniform(-0.3, 0.3, len(part)), mode="markers",
+                        marker=dict(size=6, color=color, colorscale="RdBu_r", cmin=0, cmax=1, opacity=0.75,
+                                    showscale=i == len(features) - 1,
+                                    colorbar=dict(title="value", tickvals=[0, 1], ticktext=["low", "high"])),
+                        text=[f"{feat} = {v}" for v in part["value"]], hovertemplate="%{text}: %{x:+.3f}",
+                        showlegend=False)
+    fig.update_yaxes(tickvals=list(range(len(features))), ticktext=features[::-1])
+    fig.add_vline(x=0, line_color="#9ca3af")
+    return _layout(fig, "Contributions per lead (each dot is a lead)", "contribution to P(convert)", "",
+                   height=80 + 30 * len(features))
+
+
+def dependence_figure(contrib: pd.DataFrame, feature: str) -> go.Figure:
+    part = contrib[contrib["feature"] == feature]
+    values = pd.to_numeric(part["value"], errors="coerce")
+    if values.notna().mean() > 0.5:
+        fig = go.Figure(go.Scatter(x=values, y=part["contribution"], mode="markers", marker_color=PALETTE[0]))
+    else:
+        fig = go.Figure(go.Box(x=part["value"], y=part["contribution"], boxpoints="all", marker_color=PALETTE[0]))
+    fig.add_hline(y=0, line_color="#9ca3af")
+    return _layout(fig, f"Dependence on {feature}", feature, "contribution to P(convert)")
+
+
+def waterfall_figure(rows: pd.DataFrame, base: float, final: float, top: int = 12) -> go.Figure:
+    """Contributions of one lead from the baseline to its P(convert); the rest grouped as 'other'."""
+    rows = rows.reindex(rows["contribution"].abs().sort_values(ascending=False).index)
+    shown, rest = rows.head(top), rows.iloc[top:]
+    labels = ["baseline"] + [f"{f} = {v}" for f, v in zip(shown["feature"], shown["value"])]
+    values = [base] + shown["contribution"].tolist()
+    measures = ["absolute"] + ["relative"] * len(shown)
+    if len(rest):
+        labels.append(f"{len(rest)} other fields")
+        values.append(float(rest["contribution"].sum()))
+        measures.append("relative")
+    labels.append("P(convert)")
+    values.append(final)
+    measures.append("total")
+    fig = go.Figure(go.Waterfall(orientation="h", y=labels, x=values, measure=measures,
+                                 increasing=dict(marker_color=GREEN), decreasing=dict(marker_color=RED),
+                                 totals=dict(marker_color=PALETTE[0]), texttemplate="%{delta:+.3f}"))
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, "How this lead's score is built", "P(convert)", "", height=120 + 28 * len(labels))
+
+
+def highlight_text(text: str, phrases: pd.DataFrame, max_alpha: float = 0.55) -> str:
+    """HTML of ``text`` with each phrase (``feature`` column) shaded green (raises the score) or red
+    (lowers it), opacity by |contribution|."""
+    spans: list[tuple[int, int, float]] = []
+    lowered = text.lower()
+    scale = max(phrases["contribution"].abs().max(), 1e-9) if len(phrases) else 1.0
+    for feat, contrib in zip(phrases["feature"], phrases["contribution"]):
+        needle = str(feat).strip().lower()
+        if not needle:
+            continue
+        start = lowered.find(needle)
+        while start >= 0:
+            end = start + len(needle)
+            if all(end <= s or start >= e for s, e, _ in spans):
+                spans.append((start, end, float(contrib)))
+            start = lowered.find(needle, end)
+    spans.sort()
+    out, pos = [], 0
+    for start, end, contrib in spans:
+        out.append(html.escape(text[pos:start]))
+        alpha = max_alpha * min(abs(contrib) / scale, 1.0) + 0.1
+        rgb = "22,163,74" if contrib > 0 else "220,38,38"
+        out.append(f'<span title="{contrib:+.3f}" style="background: rgba({rgb},{alpha:.2f}); '
+                   f'border-radius: 3px; padding: 0 2px">{html.escape(text[start:end])}</span>')
+        pos = end
+    out.append(html.escape(text[pos:]))
+    return '<div style="line-height: 1.8; white-space: pre-wrap">' + "".join(out) + "</div>"
+
+
+def projection_figure(coords: np.ndarray, color: list, hover: list[str], title: str) -> go.Figure:
+    frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "colour": [str(c) for c in color], "hover": hover})
+    fig = go.Figure()
+    for i, (value, part) in enumerate(frame.groupby("colour", sort=True)):
+        fig.add_scatter(x=part["x"], y=part["y"], mode="markers", name=value, text=part["hover"],
+                        hovertemplate="%{text}<extra>" + html.escape(value) + "</extra>",
+                        marker=dict(size=6, color=PALETTE[i % len(PALETTE)], opacity=0.8))
+    fig = _layout(fig, title, "", "", height=420)
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False)
+    return fig

@@ -1,0 +1,190 @@
+"""Shared state of the pages: stores, the job runner, cached models and data.
+
+Models are cached with ``st.cache_resource``, data with ``st.cache_data``; both are keyed by paths
+under the current workspace, so a test with its own ``CLAB_WORKSPACE`` never sees another's.
+Heavy libraries are imported inside the functions that need them.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from engine.config import REPO_ROOT, workspace
+
+DEMO_LEADS = REPO_ROOT / "data" / "demo_leads.csv"
+DEMO_TRANSCRIPTS = REPO_ROOT / "data" / "demo_transcripts.jsonl"
+#: metrics where lower is better (the board marks the lowest of these as best)
+LOWER_IS_BETTER = {"brier", "log_loss", "ece"}
+METRICS = ["accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "brier", "log_loss", "ece"]
+APPROACH_LABELS = {"stacking": "Stacked ensemble", "lora": "LLM + LoRA", "embeddings": "Fine-tuned embeddings"}
+
+
+def approach_available(name: str) -> bool:
+    """Whether an approach's module is there (found without importing it)."""
+    from engine.approaches.base import REGISTRY
+
+    if name not in REGISTRY:
+        return False
+    module = REGISTRY[name].split(":")[0]
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def module_available(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+# -- stores ------------------------------------------------------------------------------------
+def run_store():
+    from engine.runs import RunStore
+
+    return RunStore()
+
+
+def dataset_store():
+    from engine.datasets import DatasetStore
+
+    return DatasetStore()
+
+
+@st.cache_resource(show_spinner=False)
+def _job_runner(ws: str, max_concurrent: int):
+    from engine.jobs import JobRunner
+
+    runner = JobRunner(ws, max_concurrent=max_concurrent)
+    runner.recover()  # jobs left "running" by a previous dashboard process
+    return runner
+
+
+def job_runner():
+    return _job_runner(str(workspace()), int(os.environ.get("CLAB_MAX_JOBS", "1")))
+
+
+@st.cache_data(show_spinner=False)
+def _gpu_info() -> dict:
+    from engine.jobs import gpu_info
+
+    return gpu_info()
+
+
+def gpu_info() -> dict:
+    return _gpu_info()
+
+
+# -- runs --------------------------------------------------------------------------------------
+def list_runs(**match) -> list:
+    try:
+        return run_store().list_runs(**match)
+    except OSError:
+        return []
+
+
+def run_label(run) -> str:
+    spec = run.spec
+    return f"{APPROACH_LABELS.get(spec.get('approach'), spec.get('approach'))} · {spec.get('dataset', '?')} · {run.id}"
+
+
+@st.cache_resource(show_spinner=False, max_entries=12)
+def _load_model(model_dir: str, mtime: float):
+    from engine.approaches.base import load_approach
+
+    return load_approach(model_dir)
+
+
+def load_model(run):
+    """The run's fitted approach, loaded once per process."""
+    folder = run.model_dir
+    return _load_model(str(folder), (folder / "approach.json").stat().st_mtime)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _predictions(path: str, mtime: float):
+    import pandas as pd
+
+    return pd.read_csv(path)
+
+
+def predictions(run):
+    f = run.path / "predictions.csv"
+    return _predictions(str(f), f.stat().st_mtime)
+
+
+# -- data of a run -----------------------------------------------------------------------------
+@st.cache_data(show_spinner=False)
+def _file_sha(path: str, mtime: float) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def data_path_for_hash(data_hash: str | None) -> Path | None:
+    """Where the raw file of a dataset is: the dataset store, or the committed demo files."""
+    if not data_hash:
+        return None
+    ds = dataset_store().find(data_hash)
+    if ds is not None:
+        return ds.raw_path
+    for demo in (DEMO_LEADS, DEMO_TRANSCRIPTS):
+        if demo.exists() and _file_sha(str(demo), demo.stat().st_mtime) == data_hash:
+            return demo
+    return None
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _lead_features(path: str, mtime: float, target: str | None, excluded: tuple, columns: tuple):
+    from engine.data.leads import load_leads
+
+    table = load_leads(path, target=target, leak_policy="none", exclude=list(excluded))
+    X = table.X
+    if columns:
+        missing = [c for c in columns if c not in X.columns]
+        for c in missing:
+            X[c] = float("nan")
+        X = X[list(columns)]
+    return {"X": X, "y": table.y, "row_ids": table.row_ids, "kinds": dict(table.kinds)}
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _transcript_features(path: str, mtime: float):
+    from engine.data.transcripts import load_transcripts
+
+    table = load_transcripts(path)
+    import numpy as np
+
+    return {"X": table.X, "y": np.asarray(table.y).astype(int), "row_ids": np.arange(len(table.y)), "kinds": {}}
+
+
+def run_data(run) -> dict | None:
+    """The features the run was trained on (``X``, ``y``, ``row_ids``, ``kinds``), or None when its
+    file is not in the dataset store."""
+    spec = run.spec
+    path = data_path_for_hash(spec.get("data_hash"))
+    if path is None:
+        return None
+    mtime = path.stat().st_mtime
+    if spec.get("input_kind") == "transcripts":
+        return _transcript_features(str(path), mtime)
+    return _lead_features(str(path), mtime, spec.get("target"), tuple(spec.get("excluded") or ()),
+                          tuple(spec.get("columns") or ()))
+
+
+def test_rows(run, data: dict):
+    """Positions in ``data["X"]`` of the run's test rows (from its stored predictions)."""
+    import numpy as np
+
+    preds = predictions(run)
+    pos = {rid: i for i, rid in enumerate(np.asarray(data["row_ids"]).tolist())}
+    return np.array([pos[r] for r in preds["row_id"].tolist() if r in pos], dtype=int)
+
+
+def missing_data_message(run) -> str:
+    return (f"The data of run {run.id} (dataset '{run.spec.get('dataset')}', sha256 "
+            f"{str(run.spec.get('data_hash'))[:12]}…) is not in the dataset store. Upload the same file on the "
+            "Data page to explain or rescore this run.")

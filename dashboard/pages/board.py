@@ -1,0 +1,156 @@
+"""Metric board: every run on one dataset and split, side by side, with intervals and curves."""
+import pathlib
+import sys
+
+_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from dashboard.components import charts, state  # noqa: E402
+
+st.title("📊 Metric board")
+runs = state.list_runs()
+if not runs:
+    st.info("No finished runs yet. Train a model on the Train page, or load the demo on Home.")
+    st.stop()
+
+
+def split_key(spec: dict) -> tuple:
+    split = spec.get("split") or {}
+    return (spec.get("data_hash"), split.get("test_size"), split.get("seed"))
+
+
+groups: dict[tuple, list] = {}
+for run in runs:
+    groups.setdefault(split_key(run.spec), []).append(run)
+
+
+def group_label(key: tuple) -> str:
+    spec = groups[key][0].spec
+    return (f"{spec.get('dataset', '?')} ({spec.get('input_kind', '?')}, {spec.get('rows', '?')} rows, test "
+            f"{key[1]}, seed {key[2]}) · {len(groups[key])} run(s) · {str(key[0])[:8]}")
+
+
+keys = list(groups)
+current = st.session_state.get("board_group")
+key = st.selectbox("Dataset and split", keys, index=keys.index(current) if current in keys else 0,
+                   format_func=group_label, key="board_group_select")
+st.session_state["board_group"] = key
+group = groups[key]
+all_labels = {r.id: f"{r.spec.get('approach')} · {r.id.split('-')[0][-6:]}-{r.id[-6:]}" for r in group}
+chosen = st.multiselect("Runs", [r.id for r in group], default=[r.id for r in group][:8],
+                        format_func=lambda i: all_labels[i], key="board_runs")
+group = [r for r in group if r.id in chosen]
+if not group:
+    st.info("Choose at least one run.")
+    st.stop()
+labels = {r.id: all_labels[r.id] for r in group}
+
+# -- metrics table ------------------------------------------------------------------------------
+rows, numeric = [], []
+for run in group:
+    m = run.metrics
+    mm = m.get("metrics", {})
+    row = {"run": labels[run.id]}
+    num = {"run_id": run.id, "approach": run.spec.get("approach"), "dataset": run.spec.get("dataset")}
+    for name in state.METRICS:
+        v = mm.get(name)
+        if isinstance(v, dict):
+            num[name], num[f"{name}_low"], num[f"{name}_high"] = v.get("value"), v.get("low"), v.get("high")
+        else:
+            num[name] = v
+    for name in ("fit_seconds", "score_rows_per_second", "score_one_ms"):
+        num[name] = m.get(name)
+    numeric.append(num)
+best = {}
+frame = pd.DataFrame(numeric)
+for name in state.METRICS:
+    if name in frame and frame[name].notna().any():
+        best[name] = frame[name].min() if name in state.LOWER_IS_BETTER else frame[name].max()
+for num in numeric:
+    row = {"run": labels[num["run_id"]]}
+    for name in state.METRICS:
+        v = num.get(name)
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            row[name] = "-"
+            continue
+        star = " ★" if len(numeric) > 1 and np.isclose(v, best.get(name, np.nan)) else ""
+        ci = f" [{num[f'{name}_low']:.3f}, {num[f'{name}_high']:.3f}]" if num.get(f"{name}_low") is not None else ""
+        row[name] = f"{v:.3f}{ci}{star}"
+    rows.append(row)
+st.subheader("Test-split metrics (95% bootstrap intervals; ★ best per column)")
+st.caption("Lower is better for brier, log_loss and ece; higher for the rest. Every run here was scored on the "
+           "same test rows.")
+st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+st.download_button("Export as CSV", frame.to_csv(index=False).encode("utf-8"), file_name="metric_board.csv",
+                   mime="text/csv", key="board_export")
+
+# -- curves -------------------------------------------------------------------------------------
+curves = {labels[r.id]: r.curves for r in group}
+c1, c2 = st.columns(2)
+c1.plotly_chart(charts.overlay_curves(curves, "roc"), key="board_roc")
+c2.plotly_chart(charts.overlay_curves(curves, "pr"), key="board_pr")
+c3, c4 = st.columns(2)
+c3.plotly_chart(charts.overlay_curves(curves, "calibration"), key="board_cal")
+c4.plotly_chart(charts.overlay_curves(curves, "gains"), key="board_gains")
+
+# -- thresholds and confusion matrices -----------------------------------------------------------
+st.subheader("Decisions at a threshold")
+from engine.evaluate import choose_threshold, confusion_at  # noqa: E402
+
+method = st.radio("Threshold", ["manual", "f1", "youden", "cost"], horizontal=True, key="board_method",
+                  format_func={"manual": "Set it myself", "f1": "Best F1", "youden": "Youden's J",
+                               "cost": "Best profit (cost per call, value per conversion)"}.get)
+manual = cost = value = None
+if method == "manual":
+    manual = st.slider("Call leads with P(convert) at or above", 0.0, 1.0, 0.5, 0.01, key="board_threshold")
+elif method == "cost":
+    k1, k2 = st.columns(2)
+    cost = k1.number_input("Cost per call", min_value=0.0, value=1.0, step=0.5, key="board_cost")
+    value = k2.number_input("Value per conversion", min_value=0.0, value=10.0, step=1.0, key="board_value")
+cm_cols = st.columns(min(len(group), 3))
+summary = []
+for i, run in enumerate(group):
+    try:
+        preds = state.predictions(run)
+    except OSError:
+        continue
+    y, p = preds["y_true"].to_numpy(), preds["proba"].to_numpy()
+    thr = manual if method == "manual" else choose_threshold(
+        y, p, method=method, **({"cost_per_call": cost, "value_per_conversion": value} if method == "cost" else {}))
+    cm = confusion_at(y, p, thr)
+    profit = (value or 10.0) * cm["tp"] - (cost or 1.0) * (cm["tp"] + cm["fp"])
+    summary.append({"run": labels[run.id], "threshold": round(thr, 3), "precision": cm["precision"],
+                    "recall": cm["recall"], "called": cm["called_share"], "accuracy": cm["accuracy"],
+                    "profit (cost model)": profit})
+    with cm_cols[i % len(cm_cols)]:
+        st.plotly_chart(charts.confusion_figure(cm, f"{labels[run.id]} @ {thr:.2f}"), key=f"board_cm_{run.id}")
+if summary:
+    st.dataframe(pd.DataFrame(summary), hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                for c in ("precision", "recall", "called", "accuracy")})
+
+# -- score bands, speed -------------------------------------------------------------------------
+b1, b2 = st.columns(2)
+bands = {labels[r.id]: r.curves["score_bands"] for r in group if r.curves.get("score_bands")}
+if bands:
+    b1.plotly_chart(charts.score_bands_figure(bands), key="board_bands")
+speed = pd.DataFrame([{"run": labels[n["run_id"]], "fit time (s)": n.get("fit_seconds"),
+                       "scoring (rows/s)": n.get("score_rows_per_second"), "one lead (ms)": n.get("score_one_ms")}
+                      for n in numeric])
+with b2:
+    st.markdown("**Fit time and scoring speed**")
+    st.dataframe(speed, hide_index=True, width="stretch",
+                 column_config={"fit time (s)": st.column_config.NumberColumn(format="%.1f"),
+                                "scoring (rows/s)": st.column_config.NumberColumn(format="%.0f"),
+                                "one lead (ms)": st.column_config.NumberColumn(format="%.2f")})
+variants = [(labels[r.id], name, vm) for r in group for name, vm in (r.metrics.get("variants") or {}).items()]
+if variants:
+    with st.expander("Parts of each approach (base models of the stack, generic embeddings)"):
+        st.dataframe(pd.DataFrame([{"run": lab, "part": name,
+                                    **{k: v.get("value") for k, v in vm.items() if isinstance(v, dict)}}
+                                   for lab, name, vm in variants]), hide_index=True, width="stretch")

@@ -1,0 +1,100 @@
+"""Embeddings: the generic and the fine-tuned embedding spaces of a run, side by side (t-SNE / UMAP)."""
+import pathlib
+import sys
+
+_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+import inspect  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from dashboard.components import charts, state, widgets  # noqa: E402
+
+st.title("🗺️ Embeddings")
+st.caption("Each dot is a transcript (or a lead written as text), placed so that similar embeddings sit close. "
+           "Fine-tuning should pull converted and lost calls apart.")
+runs = [r for r in state.list_runs() if r.spec.get("approach") == "embeddings"]
+if not runs:
+    if not state.approach_available("embeddings"):
+        st.info("The embeddings approach is not available in this installation yet.")
+    else:
+        st.info("No embeddings run yet. Train the embeddings approach on transcripts (Train page, or the demo "
+                "on Home).")
+    st.stop()
+run = widgets.run_picker(runs, key="emb_run")
+data = state.run_data(run)
+if data is None:
+    st.warning(state.missing_data_message(run))
+    st.stop()
+try:
+    model = state.load_model(run)
+except Exception as exc:  # noqa: BLE001
+    st.error(f"Cannot load the model of run {run.id}: {exc}")
+    st.stop()
+
+X, y = data["X"], np.asarray(data["y"])
+c1, c2, c3 = st.columns(3)
+method = c1.radio("Projection", ["tsne", "umap"], horizontal=True, key="emb_method",
+                  format_func={"tsne": "t-SNE", "umap": "UMAP"}.get)
+n = c2.slider("Points", 50, min(1000, len(X)), min(300, len(X)), 50, key="emb_n")
+meta_cols = [c for c in X.columns if c != "transcript" and X[c].nunique(dropna=True) <= 20]
+colour = c3.selectbox("Colour by", ["label"] + meta_cols, key="emb_colour")
+sample = np.sort(np.random.default_rng(0).permutation(len(X))[:n])
+
+
+def embed(model, frame: pd.DataFrame, which: str) -> np.ndarray:
+    """Embeddings of ``frame`` from the generic or the fine-tuned encoder (whatever the method is called)."""
+    for name in ("embed", "transform", "encode"):
+        fn = getattr(model, name, None)
+        if fn is None:
+            continue
+        params = inspect.signature(fn).parameters
+        if "which" in params:
+            return np.asarray(fn(frame, which=which))
+        if "embeddings" in params:
+            return np.asarray(fn(frame, embeddings=which))
+        if "fine_tuned" in params:
+            return np.asarray(fn(frame, fine_tuned=which != "generic"))
+        if "generic" in params:
+            return np.asarray(fn(frame, generic=which == "generic"))
+    raise AttributeError(f"{type(model).__name__} has no embed(X, which='generic'|'finetuned') method")
+
+
+@st.cache_data(show_spinner="Embedding and projecting…", max_entries=8)
+def coordinates(run_id: str, positions: tuple, method: str, _model, _X: pd.DataFrame) -> dict:
+    frame = _X.iloc[list(positions)]
+    out = {}
+    for which in ("generic", "finetuned"):
+        vectors = embed(_model, frame, which)
+        try:
+            from engine.projection import project
+
+            out[which] = np.asarray(project(vectors, method=method, seed=0))
+        except ImportError:
+            from sklearn.manifold import TSNE
+
+            out[which] = TSNE(n_components=2, random_state=0, perplexity=min(30, len(vectors) - 1),
+                              init="pca").fit_transform(vectors)
+    return out
+
+
+try:
+    coords = coordinates(run.id, tuple(int(i) for i in sample), method, model, X)
+except Exception as exc:  # noqa: BLE001
+    st.error(f"Could not compute the embedding maps: {type(exc).__name__}: {exc}")
+    st.stop()
+
+part = X.iloc[sample]
+labels = np.where(y[sample] == 1, "converted", "not converted") if colour == "label" else \
+    part[colour].fillna("(missing)").astype(str).to_numpy()
+text_col = "transcript" if "transcript" in part else part.columns[0]
+hover = [str(t)[:160].replace("\n", " ") + ("…" if len(str(t)) > 160 else "") for t in part[text_col]]
+left, right = st.columns(2)
+left.plotly_chart(charts.projection_figure(coords["generic"], list(labels), hover, "Generic MiniLM"),
+                  key="emb_generic")
+right.plotly_chart(charts.projection_figure(coords["finetuned"], list(labels), hover, "Fine-tuned"),
+                   key="emb_finetuned")

@@ -1,0 +1,94 @@
+"""Explain: what drives a run's scores, over a sample and for one lead or transcript."""
+import pathlib
+import sys
+
+_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from dashboard.components import charts, state, widgets  # noqa: E402
+
+st.title("🔍 Explain")
+runs = state.list_runs()
+if not runs:
+    st.info("No finished runs yet. Train a model first.")
+    st.stop()
+run = widgets.run_picker(runs, key="explain_run")
+spec = run.spec
+is_text = spec.get("input_kind") == "transcripts"
+data = state.run_data(run)
+if data is None:
+    st.warning(state.missing_data_message(run))
+    st.stop()
+try:
+    model = state.load_model(run)
+except Exception as exc:  # noqa: BLE001 - an approach whose module is missing or broken
+    st.error(f"Cannot load the model of run {run.id}: {exc}")
+    st.stop()
+
+rows = state.test_rows(run, data)
+if len(rows) == 0:
+    rows = np.arange(len(data["X"]))
+default_n = 10 if is_text else 40
+n = st.slider("Test rows to explain", 5, min(200, len(rows)), min(default_n, len(rows)), 5, key="explain_n",
+              help="Contributions are computed on a random sample of the run's test rows.")
+sample = np.random.default_rng(0).permutation(rows)[:n]
+
+
+@st.cache_data(show_spinner="Computing contributions…", max_entries=16)
+def contributions(run_id: str, positions: tuple, _model, _X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    X = _X.iloc[list(positions)]
+    table = _model.explain(X)
+    proba = np.asarray(_model.predict_proba(X))[:, 1]
+    return table, proba
+
+
+X = data["X"]
+try:
+    table, proba = contributions(run.id, tuple(int(i) for i in sample), model, X)
+except Exception as exc:  # noqa: BLE001
+    st.error(f"Explaining run {run.id} failed: {type(exc).__name__}: {exc}")
+    st.stop()
+
+importance = (table.assign(importance=table["contribution"].abs()).groupby("feature")["importance"].mean()
+              .sort_values(ascending=False).rename_axis("feature").reset_index())
+st.subheader("Global importance")
+g1, g2 = st.columns(2)
+g1.plotly_chart(charts.importance_figure(importance, top=15), key="explain_importance")
+top = importance["feature"].head(10).tolist()
+if not is_text:
+    g2.plotly_chart(charts.strip_figure(table, top), key="explain_strip")
+    feature = st.selectbox("Dependence on", importance["feature"].tolist(), key="explain_dep")
+    st.plotly_chart(charts.dependence_figure(table, feature), key="explain_dependence")
+else:
+    with g2:
+        st.markdown("**Phrases that move the score most (over the sample)**")
+        signed = table.groupby("feature")["contribution"].mean().sort_values()
+        st.dataframe(pd.DataFrame({"phrase": signed.index, "mean contribution": signed.values}).iloc[::-1],
+                     hide_index=True, width="stretch", height=360)
+
+st.subheader("One at a time")
+labels = {i: f"{'transcript' if is_text else 'lead'} #{int(data['row_ids'][sample[i]])} — P(convert) {proba[i]:.2f}, "
+             f"actual {'converted' if data['y'][sample[i]] == 1 else 'not converted'}" for i in range(len(sample))}
+pick = st.selectbox("Row", list(labels), format_func=labels.get, key="explain_row")
+one = table[table["row"] == pick]
+if is_text:
+    text = str(X.iloc[int(sample[pick])]["transcript"])
+    st.markdown(f"P(convert) **{proba[pick]:.2f}** — phrases in :green[green] raise the score, in :red[red] lower it.")
+    st.markdown(charts.highlight_text(text, one), unsafe_allow_html=True)
+    with st.expander("Contributions"):
+        st.dataframe(one[["feature", "contribution"]], hide_index=True, width="stretch")
+else:
+    base = None
+    if hasattr(model, "expected_value"):
+        try:
+            base = float(model.expected_value())
+        except Exception:  # noqa: BLE001
+            base = None
+    if base is None:
+        base = float(proba[pick] - one["contribution"].sum())
+    st.plotly_chart(charts.waterfall_figure(one, base, float(proba[pick])), key="explain_waterfall")

@@ -1,0 +1,247 @@
+"""Every dashboard page under Streamlit's AppTest, on demo data and real stored runs."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard_support import demo_leads_csv, stored_workspace
+
+PAGES = Path(__file__).resolve().parent.parent / "dashboard" / "pages"
+APP = PAGES.parent / "app.py"
+
+
+@pytest.fixture
+def stored(monkeypatch):
+    root = stored_workspace()
+    monkeypatch.setenv("CLAB_WORKSPACE", str(root))
+    return root
+
+
+def run_page(name: str, timeout: float = 180) -> AppTest:
+    at = AppTest.from_file(str(PAGES / f"{name}.py"), default_timeout=timeout)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def test_home_shows_the_product_and_the_board_counts(stored):
+    at = run_page("home")
+    assert "Conversion Lab" in at.title[0].value
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Runs"] == "2" and metrics["Datasets"] in ("1", "2")
+    assert at.button(key="demo_button").label.startswith("Load the demo data")
+    assert "synthetic" in texts(at.caption)
+    assert at.dataframe[0].value.shape[0] == 2  # latest runs
+    assert not at.error
+
+
+def test_data_page_previews_kinds_target_and_policy(stored):
+    from engine.datasets import DatasetStore
+
+    at = run_page("data")
+    leads = DatasetStore().list(kind="leads")[0]
+    at.selectbox(key="data_dataset").set_value(leads.sha).run()
+    assert at.selectbox(key=next(s.key for s in at.selectbox if s.key.startswith("target_"))).value == "Converted"
+    excluded = next(m for m in at.multiselect if m.key.startswith("exclude_"))
+    assert "Tags" in excluded.value and "Lead Quality" in excluded.value  # leak policy lists them
+    kinds = at.dataframe[1].value
+    assert set(kinds.columns) >= {"column", "kind", "used"}
+    assert "Converted" not in excluded.options
+    assert "ready to train" in texts(at.success)
+    assert not at.error
+    # choosing no leak policy puts the columns back
+    at.radio(key=next(r.key for r in at.radio if r.key.startswith("policy_"))).set_value("none").run()
+    excluded = next(m for m in at.multiselect if m.key.startswith("exclude_"))
+    assert excluded.value == []
+
+
+def test_data_upload_bad_file_shows_its_error_and_stores_nothing(workspace):
+    at = run_page("data")
+    at.file_uploader(key="upload_file").upload("leads.xlsx", b"this is not a spreadsheet at all", "application/zip")
+    at.run()
+    assert not at.exception
+    assert at.error, "a broken upload must show an error"
+    assert "leads.xlsx" in at.error[0].value
+    assert not (workspace / "datasets").exists() or not any((workspace / "datasets").iterdir())
+
+
+def test_data_upload_good_file_is_stored_and_checked(workspace):
+    at = run_page("data")
+    csv = demo_leads_csv(n=120)
+    at.file_uploader(key="upload_file").upload("my_leads.csv", csv, "text/csv")
+    at.run()
+    assert not at.exception and not at.error, texts(at.error)
+    stored = list((workspace / "datasets").iterdir())
+    assert len(stored) == 1 and (stored[0] / "data.csv").read_bytes() == csv
+    assert "Stored my_leads.csv" in texts(at.success)
+    assert "ready to train" in texts(at.success)
+
+
+def test_data_page_explains_a_table_without_rows(workspace):
+    from engine.datasets import DatasetStore
+
+    DatasetStore().add(b"Lead Origin,Converted\n", filename="empty.csv", kind="leads")
+    at = run_page("data")
+    assert "no rows" in texts(at.error)
+
+
+def test_train_page_offers_approaches_and_launches_a_job(stored, tmp_path, monkeypatch):
+    from engine.datasets import DatasetStore
+
+    at = run_page("train")
+    at.selectbox(key="train_dataset").set_value(DatasetStore().list(kind="leads")[0].sha).run()
+    assert "GPU" in texts(at.info) + texts(at.success)
+    assert "Stacked ensemble (stacking)" in at.selectbox(key="train_approach").options
+    assert at.button(key="train_launch")
+    assert "Changed parameters: none" in texts(at.caption)
+    # launching goes to the job table (in a fresh workspace, then cancelled: no CPU spent here)
+    ws = tmp_path / "ws"
+    monkeypatch.setenv("CLAB_WORKSPACE", str(ws))
+    from engine.datasets import DatasetStore
+    from engine.jobs import JobRunner
+
+    DatasetStore().add(demo_leads_csv(n=100), filename="tiny.csv", kind="leads", target="Converted")
+    at = run_page("train")
+    next(n for n in at.number_input if n.key.endswith("_n_folds")).set_value(2)
+    at.run()
+    assert "n_folds=2" in texts(at.caption)
+    at.button(key="train_launch").click().run()
+    assert not at.exception
+    runner = JobRunner(ws)
+    jobs = runner.list()
+    assert len(jobs) == 1 and jobs[0].params["approach"] == "stacking"
+    assert "n_folds=2" in jobs[0].argv and jobs[0].params["target"] == "Converted"
+    runner.cancel(jobs[0].id, clean_stop=0)
+    assert runner.get(jobs[0].id).state == "cancelled"
+
+
+def test_board_compares_runs_with_intervals_curves_and_thresholds(stored):
+    at = run_page("board")
+    board = at.dataframe[0].value
+    assert len(board) == 2
+    cells = board.drop(columns="run").to_numpy().ravel().tolist()
+    assert any("★" in c for c in cells) and all("[" in c for c in board["roc_auc"])
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 4 + 2 + 1  # four curves, two confusion matrices, score bands
+    assert [b.label for b in at.get("download_button")] == ["Export as CSV"]
+    for method in ("f1", "youden", "cost"):
+        at.radio(key="board_method").set_value(method).run()
+        assert not at.exception
+        thresholds = at.dataframe[1].value["threshold"]
+        assert ((thresholds >= 0) & (thresholds <= 1.000001)).all()
+    at.radio(key="board_method").set_value("manual").run()
+    at.slider(key="board_threshold").set_value(0.99).run()
+    summary = at.dataframe[1].value
+    assert (summary["threshold"] == 0.99).all() and (summary["called"] < 0.5).all()
+
+
+def test_explain_page_global_and_one_lead(stored):
+    at = run_page("explain")
+    assert not at.warning and not at.error
+    charts = at.get("plotly_chart")
+    assert len(charts) == 4  # importance, strip, dependence, waterfall
+    at.selectbox(key="explain_row").set_value(1).run()
+    assert not at.exception
+
+
+def test_whatif_rescores_every_lead_approach_live(stored):
+    at = run_page("whatif")
+    scores = [m for m in at.metric if m.label == "Score (1-99)"]
+    assert len(scores) == 1  # one lead approach (stacking) trained: its latest run
+    at.selectbox(key="whatif_start").set_value(0).run()
+    before = [m.value for m in at.metric]
+    source = next(s for s in at.selectbox if s.key.endswith("_Lead Source"))
+    new_value = next(v for v in source.options if v not in (source.value, "(missing)"))
+    time_box = next(n for n in at.number_input if n.key.endswith("_Total Time Spent on Website"))
+    source.set_value(new_value)
+    time_box.set_value(3000.0)
+    at.run()
+    assert not at.exception
+    after = [m.value for m in at.metric]
+    assert before != after
+    assert 1 <= int(after[0]) <= 99
+    assert "For" in texts(at.markdown) and "Priority tier" in texts(at.markdown)
+    ms = float(next(c.value for c in at.caption if c.value.startswith("scored in")).split()[2])
+    assert ms < 300, f"rescoring took {ms} ms"
+
+
+def test_embeddings_page_without_an_embeddings_run(stored):
+    at = run_page("embeddings")
+    assert texts(at.info) and not at.error
+
+
+def test_app_navigation_and_password_gate(stored, monkeypatch):
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.run()
+    assert not at.exception and "Conversion Lab" in at.title[0].value
+    at.switch_page("pages/board.py").run()
+    assert not at.exception and at.title[0].value.startswith("📊")
+
+    monkeypatch.setenv("CLAB_PUBLIC", "1")
+    monkeypatch.delenv("CLAB_DASHBOARD_PASSWORD", raising=False)
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.run()
+    assert "no password is set" in texts(at.error)
+    monkeypatch.setenv("CLAB_DASHBOARD_PASSWORD", "s3cret")
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.run()
+    assert len(at.title) == 1 and not at.metric  # only the gate
+    at.text_input[0].input("wrong")
+    at.button[0].click().run()
+    assert "Wrong password" in texts(at.error)
+    at.text_input[0].input("s3cret")
+    at.button[0].click().run()
+    assert not at.exception and {m.label for m in at.metric} >= {"Runs", "Datasets"}
+
+
+def test_home_demo_button_loads_synthetic_data_and_queues_jobs(workspace):
+    from engine.datasets import DatasetStore
+    from engine.jobs import JobRunner
+
+    at = run_page("home")
+    at.button(key="demo_button").click().run()
+    assert not at.exception
+    datasets = DatasetStore().list()
+    assert datasets and all(d.meta["synthetic"] for d in datasets)
+    assert "leads" in {d.kind for d in datasets}
+    runner = JobRunner(workspace)
+    jobs = runner.list()
+    try:
+        assert jobs and jobs[-1].params["approach"] == "stacking"
+        assert "queued" in texts(at.success)
+    finally:
+        for job in jobs:
+            runner.cancel(job.id, clean_stop=0)
+    at.button(key="demo_button").click().run()  # a second click stores nothing new
+    assert len(DatasetStore().list()) == len(datasets)
+    for job in runner.list():
+        runner.cancel(job.id, clean_stop=0)
+
+
+def test_stack_rescoring_speed(stored):
+    """What-if budget: the stack rescoring one lead in well under 300 ms."""
+    from engine.runs import RunStore
+
+    run = RunStore(stored / "runs").latest(approach="stacking")
+    model = run.load_approach()
+    import pandas as pd
+
+    from engine.data.leads import load_leads
+
+    table = load_leads(pd.read_csv(next((stored / "datasets").glob("*/data.csv"))), target="Converted")
+    lead = table.X.iloc[[0]]
+    model.predict_proba(lead)
+    took = []
+    for _ in range(5):
+        t = time.perf_counter()
+        p = model.predict_proba(lead)
+        took.append(time.perf_counter() - t)
+    assert np.isfinite(p).all() and np.median(took) < 0.3
