@@ -1,0 +1,608 @@
+"""Read any lead table a CRM exports and turn it into model-ready features.
+
+Public surface:
+
+* :func:`read_table` — CSV (delimiter ``, ; TAB |`` sniffed; UTF-8, UTF-8 with BOM, cp1252/Latin-1),
+  Excel ``.xlsx`` and Parquet, from a path, ``bytes`` or a file-like object (a Streamlit upload).
+  The format comes from the file's magic bytes, then its extension.
+* :func:`infer_kinds` — one kind per column: ``numeric``, ``binary``, ``categorical``,
+  ``high_cardinality``, ``identifier``, ``text`` (``empty`` for a column with no value at all).
+* :data:`LEAK_PRESETS` and :func:`describe_policy` — which columns the leak policy leaves out.
+* :func:`load_leads` — read, clean, pick and map the target, apply the leak policy, drop identifiers
+  and empty or constant columns, and return a :class:`LeadTable`.
+
+Cleaning rules: the value ``Select`` (an unfilled form default in the X Education export), empty
+strings and whitespace are missing. A text column whose filled values are at least 90 % numbers is
+read as numeric; the rest of its values become missing and a warning counts them. In ``LeadTable.X``
+numeric (and 0/1 binary) columns are ``float``; every other column holds strings (``"Yes"``/``"No"``
+flags stay strings), missing values are ``NaN``.
+
+Every problem with the input raises :class:`LeadDataError`, whose message names the problem and the
+fix. Nothing here writes to disk.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "LeadDataError", "LEAK_PRESETS", "KINDS", "TARGET_CANDIDATES", "HIGH_CARDINALITY_MIN",
+    "read_table", "infer_kinds", "describe_policy", "find_target", "map_target", "load_leads", "LeadTable",
+]
+
+
+class LeadDataError(ValueError):
+    """The lead table cannot be used as given. The message says what is wrong and how to fix it."""
+
+
+#: Columns left out by each leak-policy preset (matched case- and whitespace-insensitively).
+#: ``default``: fields the sales team fills in after contacting the lead (see
+#: shared/data/leads/SOURCE.md). ``strict`` also drops the last recorded activity, which may
+#: postdate the contact. ``none`` keeps everything.
+LEAK_PRESETS: dict[str, list[str]] = {
+    "default": [
+        "Tags", "Lead Quality", "Lead Profile",
+        "Asymmetrique Activity Index", "Asymmetrique Profile Index",
+        "Asymmetrique Activity Score", "Asymmetrique Profile Score",
+    ],
+    "none": [],
+    "strict": [
+        "Tags", "Lead Quality", "Lead Profile",
+        "Asymmetrique Activity Index", "Asymmetrique Profile Index",
+        "Asymmetrique Activity Score", "Asymmetrique Profile Score",
+        "Last Activity", "Last Notable Activity",
+    ],
+}
+
+KINDS = ("numeric", "binary", "categorical", "high_cardinality", "identifier", "text")
+
+#: Names tried, in order, when no target is given (after ``Converted``), case-insensitively.
+TARGET_CANDIDATES = ["converted", "target", "label", "won", "outcome", "is_converted", "conversion", "is converted"]
+
+#: A text column with more distinct values than this is ``high_cardinality``.
+#: (The X Education ``Country`` column, 38 values, stays a plain categorical.)
+HIGH_CARDINALITY_MIN = 50
+#: Share of filled values that must parse as numbers for a text column to be read as numeric.
+NUMERIC_SHARE = 0.9
+#: Mean length (characters) from which a mostly-unique text column is free text.
+TEXT_MIN_MEAN_LEN = 30
+
+MISSING_TOKENS = {"", "select"}
+POSITIVE = {"1", "1.0", "yes", "y", "true", "t", "won", "win", "converted", "convert", "positive", "pos",
+            "success", "closed won", "closed-won", "closed_won", "paid", "signed", "customer"}
+NEGATIVE = {"0", "0.0", "no", "n", "false", "f", "lost", "lose", "loss", "not converted", "not_converted",
+            "not-converted", "unconverted", "negative", "neg", "failure", "fail", "closed lost",
+            "closed-lost", "closed_lost", "not paid", "unpaid"}
+YES_NO = POSITIVE | NEGATIVE
+_ID_NAME = re.compile(r"(^|[\s_\-.])(id|ids|uuid|guid|key|number|no|nr|num|code)$|^id[\s_\-]|^(id|uuid|guid)$",
+                      re.IGNORECASE)
+_FORMATS_HINT = "Export the table as CSV (UTF-8), Excel .xlsx or Parquet and upload that file."
+_MAGIC = {
+    b"PK\x03\x04": "xlsx",
+    b"PAR1": "parquet",
+    b"\xd0\xcf\x11\xe0": "xls",
+    b"\x89PNG": "png image",
+    b"%PDF": "pdf document",
+    b"\xff\xd8\xff": "jpeg image",
+    b"GIF8": "gif image",
+    b"\x1f\x8b": "gzip archive",
+    b"7z\xbc\xaf": "7z archive",
+    b"Rar!": "rar archive",
+}
+
+
+def _norm(name: Any) -> str:
+    """Column-name key for matching: case-folded, whitespace collapsed."""
+    return " ".join(str(name).split()).casefold()
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+# --------------------------------------------------------------------------------------------
+def _raw_bytes(source: Any, filename: str | None) -> tuple[bytes, str | None]:
+    """Bytes and a display name from a path, bytes or a file-like object."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source), filename
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise LeadDataError(f"file not found: {path}. Check the path (or upload the file in the dashboard).")
+        if path.is_dir():
+            raise LeadDataError(f"{path} is a folder, not a file. Give the path of the CSV/Excel/Parquet file inside it.")
+        return path.read_bytes(), filename or path.name
+    if hasattr(source, "read"):
+        if hasattr(source, "seek"):
+            try:
+                source.seek(0)
+            except (OSError, ValueError):
+                pass
+        data = source.read()
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        name = filename or getattr(source, "name", None)
+        return bytes(data), (os.path.basename(str(name)) if name else None)
+    raise LeadDataError(f"cannot read a lead table from a {type(source).__name__}; pass a file path, bytes, "
+                        "a file-like object or a pandas DataFrame.")
+
+
+def _detect_format(raw: bytes, name: str | None) -> str:
+    ext = Path(name).suffix.lower() if name else ""
+    label = name or "the upload"
+    for magic, kind in _MAGIC.items():
+        if raw.startswith(magic):
+            if kind in ("xlsx", "parquet"):
+                return kind
+            if kind == "xls":
+                raise LeadDataError(f"{label} is an old Excel .xls workbook, which is not supported. "
+                                    "Open it in Excel and save it as .xlsx or CSV.")
+            raise LeadDataError(f"{label} is not a table: it looks like a {kind}. {_FORMATS_HINT}")
+    if ext in (".xlsx", ".xlsm"):
+        raise LeadDataError(f"{label} has the extension {ext} but is not a valid Excel workbook "
+                            f"(it may be damaged or renamed). {_FORMATS_HINT}")
+    if ext in (".parquet", ".pq"):
+        raise LeadDataError(f"{label} has the extension {ext} but is not a Parquet file "
+                            f"(it may be damaged or renamed). {_FORMATS_HINT}")
+    head = raw[:65536]
+    ctrl = sum(1 for b in head if b < 9 or 13 < b < 32)
+    if b"\x00" in head or ctrl > max(2, len(head) // 100):
+        raise LeadDataError(f"{label} is not readable as a table: it contains binary data. {_FORMATS_HINT}")
+    return "csv"
+
+
+def _decode(raw: bytes) -> tuple[str, str]:
+    for encoding in ("utf-8-sig", "cp1252", "latin-1"):
+        try:
+            return raw.decode(encoding), encoding
+        except UnicodeDecodeError:
+            continue
+    raise AssertionError("latin-1 decodes every byte string")  # pragma: no cover
+
+
+def _sniff_delimiter(text: str) -> str:
+    """Pick the delimiter among , ; TAB | that splits the sample into the most, consistent fields."""
+    sample_lines = text[:131072].splitlines()[:60]
+    if len(sample_lines) > 1 and len(text) > 131072:
+        sample_lines = sample_lines[:-1]  # the last line of a cut sample may be partial
+    best, best_score = ",", (-1.0, 0)
+    for delim in (",", ";", "\t", "|"):
+        try:
+            counts = [len(row) for row in csv.reader(sample_lines, delimiter=delim) if row]
+        except csv.Error:
+            continue
+        if not counts or counts[0] < 2:
+            continue
+        header = counts[0]
+        consistent = sum(c == header for c in counts) / len(counts)
+        score = (consistent, header)
+        if score > best_score:
+            best, best_score = delim, score
+    return best
+
+
+def _header_fields(text: str, delim: str) -> list[str]:
+    for row in csv.reader(io.StringIO(text[:262144]), delimiter=delim):
+        if row:
+            return [c.strip() for c in row]
+    return []
+
+
+def _check_duplicates(columns: Iterable[Any], label: str) -> None:
+    seen: dict[str, str] = {}
+    dups: list[str] = []
+    for col in columns:
+        key = str(col).strip()
+        if key in seen and key not in dups:
+            dups.append(key)
+        seen[key] = key
+    if dups:
+        raise LeadDataError(f"{label} has duplicate column names: {', '.join(repr(d) for d in dups)}. "
+                            "Rename or remove the repeated columns so every column name is unique, then load it again.")
+
+
+def _read_csv(raw: bytes, label: str) -> pd.DataFrame:
+    text, _encoding = _decode(raw)
+    if not text.strip():
+        raise LeadDataError(f"{label} is empty. Export the lead table again with its header row and data rows.")
+    delim = _sniff_delimiter(text)
+    _check_duplicates(_header_fields(text, delim), label)
+    try:
+        df = pd.read_csv(io.StringIO(text), sep=delim, decimal="," if delim == ";" else ".",
+                         skipinitialspace=True, low_memory=False)
+    except (pd.errors.ParserError, ValueError, csv.Error) as exc:
+        raise LeadDataError(f"{label} could not be parsed as a table ({str(exc).strip()}). Check that every row has the same "
+                            f"number of fields, or {_FORMATS_HINT[0].lower() + _FORMATS_HINT[1:]}") from exc
+    return df
+
+
+def _read_excel(raw: bytes, label: str) -> pd.DataFrame:
+    try:
+        df = pd.read_excel(io.BytesIO(raw), engine="openpyxl", header=None)
+    except Exception as exc:  # openpyxl raises many types for a damaged or non-xlsx zip
+        raise LeadDataError(f"{label} could not be read as an Excel workbook ({type(exc).__name__}: {exc}). "
+                            f"{_FORMATS_HINT}") from exc
+    if df.empty:
+        raise LeadDataError(f"{label} is empty: its first sheet has no cells. Put the lead table (header row "
+                            "first) on the first sheet.")
+    header = ["" if pd.isna(v) else str(v).strip() for v in df.iloc[0].tolist()]
+    _check_duplicates([h for h in header if h], label)
+    header = [h or f"Unnamed: {i}" for i, h in enumerate(header)]
+    body = df.iloc[1:].reset_index(drop=True)
+    body.columns = header
+    return body.infer_objects()
+
+
+def _read_parquet(raw: bytes, label: str) -> pd.DataFrame:
+    try:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(io.BytesIO(raw))
+    except Exception as exc:
+        raise LeadDataError(f"{label} could not be read as Parquet ({type(exc).__name__}: {exc}). "
+                            f"{_FORMATS_HINT}") from exc
+    _check_duplicates(table.column_names, label)
+    return table.to_pandas()
+
+
+def _read(source: Any, filename: str | None) -> tuple[pd.DataFrame, str]:
+    """Frame and sha256 of the raw content."""
+    if isinstance(source, pd.DataFrame):
+        _check_duplicates(source.columns, "the table")
+        digest = hashlib.sha256(source.to_csv(index=False).encode("utf-8")).hexdigest()
+        return source.copy(), digest
+    raw, name = _raw_bytes(source, filename)
+    label = name or "the upload"
+    if not raw.strip():
+        raise LeadDataError(f"{label} is empty (0 data bytes). Export the lead table again with its header row "
+                            "and data rows.")
+    kind = _detect_format(raw, name)
+    reader = {"csv": _read_csv, "xlsx": _read_excel, "parquet": _read_parquet}[kind]
+    df = reader(raw, label)
+    df.columns = [str(c).strip() for c in df.columns]
+    return df, hashlib.sha256(raw).hexdigest()
+
+
+def read_table(source: Any, filename: str | None = None) -> pd.DataFrame:
+    """Read a lead table from a path, ``bytes`` or a file-like object (or copy a DataFrame).
+
+    ``filename`` names the upload when ``source`` carries no name (bytes); its extension is used only
+    when the content has no recognisable magic bytes. Column names are stripped of surrounding
+    whitespace; values are returned as pandas parses them (see :func:`load_leads` for cleaning).
+    """
+    return _read(source, filename)[0]
+
+
+# --------------------------------------------------------------------------------------------
+# cleaning and kinds
+# --------------------------------------------------------------------------------------------
+_DECIMAL_COMMA = re.compile(r"-?\d+,\d+")
+
+
+def _as_number(text: str) -> float | None:
+    """float of a cell's text, or None. Accepts a decimal comma ("3,5")."""
+    try:
+        value = float(text)
+    except ValueError:
+        if not _DECIMAL_COMMA.fullmatch(text):
+            return None
+        value = float(text.replace(",", "."))
+    return value if np.isfinite(value) else None
+
+
+def _clean_column(s: pd.Series) -> tuple[pd.Series, int]:
+    """Clean one column: (clean series, count of non-numeric values read as missing).
+
+    Numbers and booleans become float. Text is stripped; '', whitespace and 'Select' become NaN; a
+    text column whose filled values are >= NUMERIC_SHARE numbers becomes float. Works on the distinct
+    values (factorize), so it costs one pass over the rows.
+    """
+    if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+        return s.astype(float), 0
+    if pd.api.types.is_datetime64_any_dtype(s) or isinstance(s.dtype, pd.PeriodDtype):
+        s = s.astype(str).where(s.notna())
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    texts = [str(u).strip() for u in uniques]
+    missing = np.array([t.casefold() in MISSING_TOKENS for t in texts], dtype=bool)
+    counts = np.bincount(codes[codes >= 0], minlength=len(texts))
+    filled = int(counts[~missing].sum())
+    numbers = [None if m else _as_number(t) for t, m in zip(texts, missing)]
+    is_num = np.array([v is not None for v in numbers], dtype=bool)
+    n_num = int(counts[is_num].sum())
+    valid = codes >= 0
+    if filled and n_num / filled >= NUMERIC_SHARE:
+        table = np.array([np.nan if v is None else v for v in numbers] + [np.nan], dtype=float)
+        return pd.Series(table[np.where(valid, codes, len(texts))], index=s.index, name=s.name), filled - n_num
+    table = np.array([np.nan if m else t for t, m in zip(texts, missing)] + [np.nan], dtype=object)
+    values = table[np.where(valid, codes, len(texts))]
+    return pd.Series(values, index=s.index, name=s.name, dtype="str"), 0
+
+
+def _clean_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Missing tokens -> NaN, numeric-looking text -> float. Returns (frame, warnings)."""
+    out: dict[str, pd.Series] = {}
+    warnings: list[str] = []
+    for col in df.columns:
+        out[col], bad = _clean_column(df[col])
+        if bad:
+            warnings.append(f"{col}: {bad} non-numeric value{'s' if bad != 1 else ''} read as missing")
+    return pd.DataFrame(out, index=df.index), warnings
+
+
+def _clean_strings(s: pd.Series) -> pd.Series:
+    """Text cleaned as in _clean_column but never turned numeric (used for the target)."""
+    if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+        s = s.astype(str).where(s.notna())
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    texts = [str(u).strip() for u in uniques]
+    table = np.array([np.nan if t.casefold() in MISSING_TOKENS else t for t in texts] + [np.nan], dtype=object)
+    return pd.Series(table[np.where(codes >= 0, codes, len(texts))], index=s.index, name=s.name, dtype="str")
+
+
+def _kind(s: pd.Series, name: str) -> str:
+    filled = s.dropna()
+    n = len(filled)
+    if n == 0:
+        return "empty"
+    nunique = filled.nunique()
+    all_unique = nunique == n
+    id_name = bool(_ID_NAME.search(str(name).strip()))
+    if pd.api.types.is_numeric_dtype(s):
+        values = filled.to_numpy(dtype=float)
+        integral = bool(np.all(np.mod(values, 1) == 0))
+        if all_unique and integral and (n >= 100 or (id_name and n >= 2)) and s.notna().all():
+            return "identifier"
+        if nunique <= 2 and set(np.unique(values)) <= {0.0, 1.0}:
+            return "binary"
+        return "numeric"
+    text = filled.astype(str)
+    if nunique <= 2 and (nunique == 2 or text.str.casefold().isin(YES_NO).all()):
+        return "binary"
+    unique_share = nunique / n
+    if unique_share >= 0.5 and n >= 10:
+        mean_len = text.str.len().mean()
+        spaced = text.str.contains(r"\s", regex=True).mean()
+        if mean_len >= TEXT_MIN_MEAN_LEN and spaced >= 0.5:
+            return "text"
+        if all_unique and (n >= 20 or id_name) and spaced < 0.5:
+            return "identifier"
+    if id_name and all_unique and n >= 2:
+        return "identifier"
+    if nunique > HIGH_CARDINALITY_MIN:
+        return "high_cardinality"
+    return "categorical"
+
+
+def infer_kinds(df: pd.DataFrame) -> dict[str, str]:
+    """Kind of every column: numeric | binary | categorical | high_cardinality | identifier | text.
+
+    The frame is cleaned first the way :func:`load_leads` cleans it ('Select' and blanks missing,
+    mostly-numeric text numeric), so a raw :func:`read_table` frame can be passed. A column with no
+    value at all is ``empty``.
+    """
+    clean, _ = _clean_frame(df)
+    return {str(col): _kind(clean[col], str(col)) for col in clean.columns}
+
+
+# --------------------------------------------------------------------------------------------
+# leak policy
+# --------------------------------------------------------------------------------------------
+def _as_list(names: Any) -> list[str]:
+    if names is None:
+        return []
+    if isinstance(names, str):
+        return [p.strip() for p in names.split(",") if p.strip()]
+    return [str(n) for n in names]
+
+
+def _check_policy(leak_policy: str | None) -> str:
+    policy = "default" if leak_policy is None else str(leak_policy).strip().lower()
+    if policy not in LEAK_PRESETS:
+        raise LeadDataError(f"unknown leak policy {leak_policy!r}. Choose one of: {', '.join(LEAK_PRESETS)} "
+                            "(and add columns with exclude / include).")
+    return policy
+
+
+def describe_policy(columns: Iterable[Any], leak_policy: str = "default", exclude: Any = None,
+                    include: Any = None) -> list[str]:
+    """Columns (spelled as in ``columns``) that the leak policy leaves out, in column order.
+
+    Excluded = preset columns + ``exclude`` - ``include``; names match case- and
+    whitespace-insensitively; names not present are ignored.
+    """
+    policy = _check_policy(leak_policy)
+    drop = {_norm(c) for c in LEAK_PRESETS[policy]} | {_norm(c) for c in _as_list(exclude)}
+    keep = {_norm(c) for c in _as_list(include)}
+    return [str(c) for c in columns if _norm(c) in drop and _norm(c) not in keep]
+
+
+# --------------------------------------------------------------------------------------------
+# target
+# --------------------------------------------------------------------------------------------
+def _column_list(columns: Iterable[Any], limit: int = 40) -> str:
+    cols = [str(c) for c in columns]
+    shown = ", ".join(repr(c) for c in cols[:limit])
+    return shown + (f", … ({len(cols) - limit} more)" if len(cols) > limit else "")
+
+
+def find_target(columns: Iterable[Any], target: str | None = None) -> str:
+    """The target column's name as spelled in ``columns``; raises LeadDataError if there is none."""
+    cols = [str(c) for c in columns]
+    by_key = {}
+    for c in cols:
+        by_key.setdefault(_norm(c), c)
+    if target is not None and str(target).strip():
+        if str(target) in cols:
+            return str(target)
+        if _norm(target) in by_key:
+            return by_key[_norm(target)]
+        raise LeadDataError(f"target column {target!r} is not in the table. The columns are: {_column_list(cols)}. "
+                            "Pass the right name with --target COLUMN (or choose it in the dashboard).")
+    if "Converted" in cols:
+        return "Converted"
+    for cand in TARGET_CANDIDATES:
+        if cand in by_key:
+            return by_key[cand]
+    raise LeadDataError("no target column found: none is named 'Converted' (or converted/target/label/won/"
+                        f"outcome/is_converted). The columns are: {_column_list(cols)}. Name the column that says "
+                        "whether the lead converted with --target COLUMN (or choose it in the dashboard).")
+
+
+def map_target(values: pd.Series, name: str = "target") -> tuple[np.ndarray, np.ndarray]:
+    """Map a target column to 0/1. Returns (y for the filled rows, mask of filled rows).
+
+    Accepts 1/0, yes/no, true/false, won/lost, converted/not converted (case-insensitive) and booleans.
+    """
+    s = values
+    if pd.api.types.is_bool_dtype(s):
+        return s.astype(int).to_numpy(), np.ones(len(s), dtype=bool)
+    if pd.api.types.is_numeric_dtype(s):
+        mask = s.notna().to_numpy()
+        uniq = set(np.unique(s.dropna().to_numpy(dtype=float)).tolist())
+        if uniq <= {0.0, 1.0}:
+            return s[mask].astype(int).to_numpy(), mask
+        keys = s.dropna().map(lambda v: str(int(v)) if float(v).is_integer() else str(v))
+    else:
+        s = _clean_strings(s)
+        mask = s.notna().to_numpy()
+        keys = s.dropna().str.casefold().str.replace(r"\s+", " ", regex=True)
+        keys = keys.replace({"1.0": "1", "0.0": "0", "+1": "1", "-0": "0"})
+    distinct = list(dict.fromkeys(keys.tolist()))
+    examples = ", ".join(repr(v) for v in list(dict.fromkeys(values.dropna().astype(str).tolist()))[:8])
+    if len(distinct) > 2:
+        raise LeadDataError(f"target column {name!r} is not binary: it has {len(distinct)} different values "
+                            f"(e.g. {examples}). Choose a yes/no column as target, or recode it to 1 = converted, "
+                            "0 = not converted.")
+    unknown = [v for v in distinct if v not in YES_NO]
+    if unknown:
+        raise LeadDataError(f"target column {name!r} has values that are not a yes/no outcome ({examples}). "
+                            "Recode it to 1 = converted and 0 = not converted (or yes/no, won/lost, true/false).")
+    pos = {v for v in distinct if v in POSITIVE}
+    return keys.isin(pos).astype(int).to_numpy(), mask
+
+
+# --------------------------------------------------------------------------------------------
+# the table
+# --------------------------------------------------------------------------------------------
+@dataclass
+class LeadTable:
+    """A lead table ready for training: features, 0/1 target and what was done to get there."""
+
+    X: pd.DataFrame
+    y: np.ndarray
+    target: str
+    kinds: dict[str, str]
+    excluded: list[str]
+    dropped: dict[str, str]
+    policy: str
+    warnings: list[str]
+    data_hash: str
+    row_ids: np.ndarray
+    source_name: str | None = None
+    n_rows_read: int = 0
+    include: list[str] = field(default_factory=list)
+
+    @property
+    def conversion_rate(self) -> float:
+        return float(np.mean(self.y)) if len(self.y) else float("nan")
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-able description for run specs and the dashboard."""
+        return {
+            "source": self.source_name, "rows": int(len(self.y)), "rows_read": int(self.n_rows_read),
+            "features": list(self.X.columns), "target": self.target, "conversion_rate": self.conversion_rate,
+            "policy": self.policy, "excluded": list(self.excluded), "included": list(self.include),
+            "dropped": dict(self.dropped), "kinds": dict(self.kinds), "warnings": list(self.warnings),
+            "data_hash": self.data_hash,
+        }
+
+
+def load_leads(source: Any, target: str | None = None, leak_policy: str = "default", exclude: Any = None,
+               include: Any = None, max_rows: int = 1_000_000, max_cols: int = 500,
+               filename: str | None = None) -> LeadTable:
+    """Read and validate a lead table; see the module docstring for the rules.
+
+    ``source``: path, bytes, file-like or DataFrame. ``target``: the outcome column (default:
+    ``Converted`` or a common name such as target/label/won). ``leak_policy``: ``default`` | ``none`` |
+    ``strict``; ``exclude`` adds columns to leave out, ``include`` puts preset-excluded columns back.
+    Raises :class:`LeadDataError` for unusable input.
+    """
+    policy = _check_policy(leak_policy)
+    df, data_hash = _read(source, filename)
+    name = filename or (Path(source).name if isinstance(source, (str, os.PathLike)) else
+                        getattr(source, "name", None))
+    label = name or "the table"
+    if df.shape[1] == 0:
+        raise LeadDataError(f"{label} has no columns. Export the lead table with its header row.")
+    if len(df) == 0:
+        raise LeadDataError(f"{label} has a header but no rows ({df.shape[1]} columns, 0 leads). Export the "
+                            "table again with its data rows.")
+    if len(df) > max_rows:
+        raise LeadDataError(f"{label} has {len(df):,} rows, more than the limit of {max_rows:,}. Load a sample "
+                            "or a shorter period, or raise max_rows.")
+    if df.shape[1] > max_cols:
+        raise LeadDataError(f"{label} has {df.shape[1]:,} columns, more than the limit of {max_cols:,}. Remove "
+                            "columns that are not lead attributes, or raise max_cols.")
+
+    target_col = find_target(df.columns, target)
+    n_read = len(df)
+    row_ids = np.asarray(df.index)
+    warnings: list[str] = []
+    y_all, mask = map_target(df[target_col], target_col)
+    if not mask.any():
+        raise LeadDataError(f"target column {target_col!r} has no values. Fill in the outcome (1/0) of each lead, "
+                            "or choose another target column.")
+    if not mask.all():
+        n_missing = int((~mask).sum())
+        warnings.append(f"{target_col}: {n_missing} row{'s' if n_missing != 1 else ''} without a target value "
+                        "left out")
+        df = df.loc[mask]
+        row_ids = row_ids[mask]
+    y = y_all.astype(int)
+    classes = np.unique(y)
+    if len(classes) < 2:
+        only = "converted" if classes[0] == 1 else "not converted"
+        raise LeadDataError(f"target column {target_col!r} has a single class: every one of the {len(y):,} leads "
+                            f"is {only}. Training needs both converted and not-converted leads; add leads of the "
+                            "other outcome or choose another target column.")
+
+    features = df.drop(columns=[target_col])
+    excluded = describe_policy(features.columns, policy, exclude, include)
+    known = {_norm(c) for c in features.columns}
+    for missing in [c for c in _as_list(exclude) + _as_list(include) if _norm(c) not in known]:
+        if _norm(missing) != _norm(target_col):
+            warnings.append(f"leak policy: column {missing!r} is not in the table; ignored")
+    features = features.drop(columns=excluded)
+
+    clean, num_warnings = _clean_frame(features)
+    warnings.extend(num_warnings)
+    dropped: dict[str, str] = {}
+    kinds: dict[str, str] = {}
+    for col in clean.columns:
+        s = clean[col]
+        kind = _kind(s, col)
+        if kind == "empty":
+            dropped[col] = "every value missing"
+            warnings.append(f"{col}: every value is missing; column dropped")
+        elif kind == "identifier":
+            dropped[col] = "identifier (a different value in every row)"
+        elif s.nunique(dropna=True) == 1 and s.notna().all():
+            dropped[col] = f"constant (every value is {s.iloc[0]!r})"
+        else:
+            kinds[col] = kind
+    X = clean[[c for c in clean.columns if c in kinds]].reset_index(drop=True)
+    if X.shape[1] == 0:
+        detail = "; ".join(f"{c}: {r}" for c, r in dropped.items()) or "no columns besides the target"
+        raise LeadDataError(f"{label} has no usable feature columns after the leak policy {policy!r} "
+                            f"({detail}). Add lead attributes to the table, or relax the policy "
+                            "(leak_policy='none' or include=[...]).")
+    return LeadTable(X=X, y=y, target=target_col, kinds=kinds, excluded=excluded, dropped=dropped, policy=policy,
+                     warnings=warnings, data_hash=data_hash, row_ids=row_ids, source_name=name,
+                     n_rows_read=n_read, include=_as_list(include))
