@@ -349,6 +349,11 @@ def test_infer_kinds_on_synthetic_columns():
     assert kinds == {"Lead ID": "identifier", "Visits": "numeric", "Amount": "numeric", "Has Phone": "binary",
                      "Is Mobile": "binary", "Channel": "categorical", "Company": "high_cardinality",
                      "Notes": "text", "Empty": "empty"}
+    # unique whole numbers are an identifier only when named like one or packed like a running number
+    frame["Row"] = np.arange(n) + 1000
+    frame["Income"] = rng.choice(np.arange(10_000, 500_000), n, replace=False)
+    assert infer_kinds(frame[["Row", "Income"]]) == {"Row": "identifier", "Income": "numeric"}
+    frame = frame.drop(columns=["Row", "Income"])
     frame["Converted"] = rng.integers(0, 2, n)
     table = load_leads(frame)
     assert set(table.kinds) == {"Visits", "Amount", "Has Phone", "Is Mobile", "Channel", "Company", "Notes"}

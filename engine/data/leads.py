@@ -357,8 +357,11 @@ def _kind(s: pd.Series, name: str) -> str:
     if pd.api.types.is_numeric_dtype(s):
         values = filled.to_numpy(dtype=float)
         integral = bool(np.all(np.mod(values, 1) == 0))
-        if all_unique and integral and (n >= 100 or (id_name and n >= 2)) and s.notna().all():
-            return "identifier"
+        if all_unique and integral and s.notna().all():
+            # a running number: named like an id, or many rows packed into a narrow integer range
+            span = float(values.max() - values.min()) if n else 0.0
+            if (id_name and n >= 2) or (n >= 100 and span <= 20 * n):
+                return "identifier"
         if nunique <= 2 and set(np.unique(values)) <= {0.0, 1.0}:
             return "binary"
         return "numeric"
