@@ -410,11 +410,18 @@ class EmbeddingApproach(Approach):
         with tempfile.TemporaryDirectory(prefix="clab-st-") as tmp:
             args = SentenceTransformerTrainingArguments(
                 output_dir=tmp, num_train_epochs=int(self.epochs), per_device_train_batch_size=int(self.batch_size),
-                learning_rate=float(self.learning_rate), warmup_ratio=0.1, seed=int(self.seed),
+                learning_rate=float(self.learning_rate), warmup_steps=0.1, seed=int(self.seed),
                 data_seed=int(self.seed), report_to="none", save_strategy="no", logging_steps=1,
                 disable_tqdm=True, use_cpu=True, dataloader_num_workers=0)
             trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
                                                  callbacks=[_progress_adapter(callbacks, "fine-tune")])
+            try:  # progress goes through our callbacks; drop the Trainer's own printing of log dicts
+                from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+                trainer.remove_callback(PrinterCallback)
+                trainer.remove_callback(ProgressCallback)
+            except ImportError:  # pragma: no cover
+                pass
             trainer.train()
             self.train_loss_ = [h["loss"] for h in trainer.state.log_history if "loss" in h]
         model.max_seq_length = int(self.chunk_tokens)

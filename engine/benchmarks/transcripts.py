@@ -1,0 +1,320 @@
+"""Transcript benchmark and output files of the embeddings approach.
+
+* :func:`run_transcripts_bench` — on one stratified split (70/30, seed 42), generic vs contrastively
+  fine-tuned MiniLM embeddings with both classifiers (``generic_logistic``, ``generic_xgboost``,
+  ``fine_tuned_logistic``, ``fine_tuned_xgboost``) and, as a peer in the same run, SetFit 1.2.0 with
+  the same MiniLM body, data and split (``peer_setfit``). With the demo data (the default) every model is
+  also scored on calls written with a *held-out paraphrase pool* (wordings never seen in training):
+  ``heldout_models`` in the result. Same JSON shape as the lead bench, plus ``embed_per_second``.
+* :func:`write_transcript_outputs` — the fine-tuned model, the classifiers, t-SNE plots of the generic
+  and fine-tuned test embeddings, a Plotly bar chart comparing their metrics, and ``metrics.json``.
+* :func:`write_run_outputs` — the same for a stored run (``python -m engine train transcripts --out``).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+BENCH_METRICS = ("accuracy", "roc_auc", "pr_auc", "f1", "brier")
+
+
+def _split(y, seed: int = 42, test_size: float = 0.3):
+    try:
+        from engine.evaluate import protocol_split
+    except ImportError:  # pragma: no cover - evaluate ships with the engine
+        from sklearn.model_selection import train_test_split
+
+        idx = np.arange(len(y))
+        tr, te = train_test_split(idx, test_size=test_size, random_state=seed, stratify=y)
+        return np.sort(tr), np.sort(te)
+    return protocol_split(y, test_size=test_size, seed=seed)
+
+
+def _point_metrics(y, p) -> dict[str, float]:
+    from sklearn.metrics import (accuracy_score, average_precision_score, brier_score_loss, f1_score,
+                                 roc_auc_score)
+
+    y = np.asarray(y).astype(int)
+    p = np.asarray(p, dtype=float)
+    pred = (p >= 0.5).astype(int)
+    return {"accuracy": float(accuracy_score(y, pred)), "roc_auc": float(roc_auc_score(y, p)),
+            "pr_auc": float(average_precision_score(y, p)), "f1": float(f1_score(y, pred, zero_division=0)),
+            "brier": float(brier_score_loss(y, p))}
+
+
+def _timing(predict, X: pd.DataFrame, n_rows: int = 20, n_one: int = 3) -> dict[str, float]:
+    rows = X.iloc[:n_rows]
+    predict(rows.iloc[:1])  # warm-up
+    start = time.perf_counter()
+    predict(rows)
+    batch = time.perf_counter() - start
+    singles = []
+    for i in range(min(n_one, len(rows))):
+        start = time.perf_counter()
+        predict(rows.iloc[[i]])
+        singles.append(time.perf_counter() - start)
+    return {"score_rows_per_second": float(len(rows) / max(batch, 1e-9)),
+            "score_one_ms": float(np.median(singles) * 1000)}
+
+
+class _Variant:
+    """One (embeddings, classifier) pair of a fitted approach, scored like an approach."""
+
+    def __init__(self, approach, which: str):
+        self.approach, self.which = approach, which
+
+    def predict_proba(self, X):
+        return self.approach.predict_proba(X, embeddings=self.which)
+
+
+# -- outputs -------------------------------------------------------------------------------------
+def _tsne_png(embeddings: np.ndarray, y: np.ndarray, title: str, path: Path, seed: int = 42) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from engine.projection import project
+
+    xy = project(embeddings, method="tsne", seed=seed)
+    fig, ax = plt.subplots(figsize=(6.4, 5.2), dpi=110)
+    for label, colour, name in ((0, "#9aa5b1", "not converted"), (1, "#0b7285", "converted")):
+        mask = np.asarray(y) == label
+        ax.scatter(xy[mask, 0], xy[mask, 1], s=18, c=colour, label=name, alpha=0.85, edgecolors="none")
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(loc="best", frameon=False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _comparison_html(metrics: dict[str, dict[str, float]], path: Path) -> None:
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    names = [m for m in BENCH_METRICS if m != "brier"] + ["brier"]
+    for model, values in metrics.items():
+        fig.add_bar(name=model.replace("_", " "), x=names, y=[values.get(m) for m in names],
+                    text=[f"{values.get(m, float('nan')):.3f}" for m in names], textposition="outside")
+    fig.update_layout(title="Generic vs fine-tuned embeddings (test split; Brier: lower is better)",
+                      barmode="group", yaxis_range=[0, 1.08], template="plotly_white")
+    fig.write_html(str(path), include_plotlyjs="cdn", full_html=True)
+
+
+def write_transcript_outputs(approach, X_test: pd.DataFrame, y_test, out_dir: str | Path,
+                             extra_metrics: dict | None = None) -> dict[str, str]:
+    """Write model files, t-SNE plots, the comparison chart and metrics.json under ``out_dir``.
+
+    ``out_dir/models/fine_tuned_embeddings/`` (SentenceTransformer folder), ``out_dir/models/classifiers/``
+    (the approach folder, loadable with ``engine.approaches.base.load_approach``),
+    ``out_dir/results/{generic,fine_tuned}_embeddings.png``, ``performance_comparison.html``, ``metrics.json``.
+    """
+    import shutil
+
+    out = Path(out_dir)
+    models, results = out / "models", out / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    models.mkdir(parents=True, exist_ok=True)
+    y_test = np.asarray(y_test).astype(int)
+    approach_dir = models / "classifiers"
+    if approach_dir.exists():
+        shutil.rmtree(approach_dir)
+    approach.save(approach_dir)
+    fine_dir = models / "fine_tuned_embeddings"
+    if (approach_dir / "fine_tuned").exists():
+        if fine_dir.exists():
+            shutil.rmtree(fine_dir)
+        shutil.copytree(approach_dir / "fine_tuned", fine_dir)
+    metrics: dict[str, Any] = {"rows_test": int(len(y_test)), "classifier_type": approach.classifier_type,
+                               "models": {}}
+    for which in ("generic", "fine_tuned"):
+        emb = approach.embed(X_test, which=which)
+        proba = approach.predict_proba(X_test, embeddings=which)[:, 1]
+        metrics["models"][f"{which}_embeddings"] = _point_metrics(y_test, proba)
+        _tsne_png(emb, y_test, f"{which.replace('_', '-')} MiniLM embeddings (t-SNE, test calls)",
+                  results / f"{which}_embeddings.png", seed=int(approach.seed))
+    if extra_metrics:
+        metrics.update(extra_metrics)
+    _comparison_html(metrics["models"], results / "performance_comparison.html")
+    (results / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return {"fine_tuned_model": str(fine_dir), "classifiers": str(approach_dir),
+            "generic_png": str(results / "generic_embeddings.png"),
+            "fine_tuned_png": str(results / "fine_tuned_embeddings.png"),
+            "comparison_html": str(results / "performance_comparison.html"),
+            "metrics_json": str(results / "metrics.json")}
+
+
+def write_run_outputs(run, out_dir: str | Path, data=None) -> dict[str, str]:
+    """Outputs of a stored transcripts run: reloads the run's data (``data``, else the path in its spec,
+    else the committed demo file when the run was trained on it) and re-creates its test split."""
+    from engine.config import REPO_ROOT
+    from engine.data.transcripts import load_transcripts
+
+    spec = run.spec
+    if data is None:
+        for candidate in (spec.get("data_path"), spec.get("dataset"), REPO_ROOT / "data" / str(spec.get("dataset"))):
+            if candidate and Path(candidate).is_file():
+                data = candidate
+                break
+    if data is None:
+        raise FileNotFoundError(f"Cannot find the data of run {run.id} ({spec.get('dataset')}). "
+                                "Fix: pass data=<the transcripts file it was trained on>.")
+    table = load_transcripts(data)
+    split = spec.get("split", {})
+    _, test_idx = _split(table.y, seed=split.get("seed", 42), test_size=split.get("test_size", 0.3))
+    return write_transcript_outputs(run.load_approach(), table.X.iloc[test_idx], table.y[test_idx], out_dir,
+                                    extra_metrics={"run_id": run.id, "run_metrics": run.metrics})
+
+
+# -- bench ----------------------------------------------------------------------------------------
+def _setfit_peer(X_train, y_train, X_eval_sets: dict, params: dict, seed: int, max_steps: int):
+    """SetFit 1.2.0 with the same MiniLM body: contrastive pairs + logistic head (its defaults),
+    trained for the same number of steps and batch size as our fine-tuning."""
+    from datasets import Dataset
+    from setfit import SetFitModel, Trainer, TrainingArguments
+
+    from engine.approaches.embeddings import base_model_path
+
+    model = SetFitModel.from_pretrained(base_model_path(), local_files_only=True, device="cpu")
+    args = TrainingArguments(batch_size=int(params["batch_size"]), num_epochs=1, max_steps=int(max_steps),
+                             body_learning_rate=float(params["learning_rate"]), seed=seed, report_to="none",
+                             save_strategy="no", show_progress_bar=False,
+                             max_length=int(params["train_tokens"]))
+    train = Dataset.from_dict({"text": list(X_train["transcript"]), "label": [int(v) for v in y_train]})
+    trainer = Trainer(model=model, args=args, train_dataset=train)
+    started = time.perf_counter()
+    trainer.train()
+    fit_seconds = time.perf_counter() - started
+
+    def predict(X):
+        p = np.asarray(model.predict_proba(list(X["transcript"]), show_progress_bar=False))
+        return np.column_stack([1 - p[:, 1], p[:, 1]])
+
+    probas = {name: predict(X)[:, 1] for name, X in X_eval_sets.items()}
+    return predict, probas, fit_seconds
+
+
+def run_transcripts_bench(data=None, json_out: str | Path | None = None, epochs: int = 1, n_pairs: int = 2,
+                          seed: int = 42, max_triplets: int = 320, heldout_n: int = 120, setfit: bool = True,
+                          out_dir: str | Path | None = None, callbacks: list | None = None,
+                          demo_n: int = 400, **params: Any) -> dict:
+    """Generic vs fine-tuned embeddings (logistic + XGBoost) and the SetFit peer, on one split.
+
+    ``data``: transcripts path / records; ``None`` = the synthetic demo (``demo_n`` calls, train phrase pool),
+    and then ``heldout_n`` extra demo calls written with the held-out phrase pool are scored too.
+    Extra keyword arguments go to :class:`~engine.approaches.embeddings.EmbeddingApproach`.
+    """
+    from engine.approaches.embeddings import EmbeddingApproach
+    from engine.callbacks import CallbackList
+    from engine.data.demo_transcripts import demo_transcripts
+    from engine.data.transcripts import load_transcripts
+
+    cbs = CallbackList(callbacks)
+    demo = data is None
+    table = load_transcripts(demo_transcripts(int(demo_n), seed=0) if demo else data)
+    X, y = table.X, table.y
+    train_idx, test_idx = _split(y, seed=seed)
+    X_train, y_train, X_test, y_test = X.iloc[train_idx], y[train_idx], X.iloc[test_idx], y[test_idx]
+    eval_sets = {"test": (X_test, y_test)}
+    if demo and heldout_n:
+        held = load_transcripts(demo_transcripts(int(heldout_n), seed=1, phrase_pool="heldout"))
+        eval_sets["heldout_phrases"] = (held.X, held.y)
+
+    approach = EmbeddingApproach(classifier_type="logistic", epochs=epochs, n_pairs=n_pairs,
+                                 max_triplets=max_triplets, seed=seed, **params)
+    started = time.perf_counter()
+    approach.fit(X_train, y_train, callbacks=callbacks)
+    fit_seconds = time.perf_counter() - started
+    cbs.on_log(f"fitted embeddings approach in {fit_seconds:.0f} s")
+
+    # Embedding speed: chunks per second of the fine-tuned model over the test calls.
+    test_texts = approach.texts_of(X_test)
+    chunks = [c for cs in approach._chunk_many(test_texts) for c in cs]
+    started = time.perf_counter()
+    approach._encode(chunks, "fine_tuned")
+    embed_seconds = time.perf_counter() - started
+    embed_per_second = len(chunks) / max(embed_seconds, 1e-9)
+
+    # Features once per (embeddings, set); both classifiers reuse them.
+    feats = {which: {"train": approach._features(X_train, which)} for which in ("generic", "fine_tuned")}
+    for which in feats:
+        for name, (Xe, _) in eval_sets.items():
+            feats[which][name] = approach._features(Xe, which)
+    xgb = copy.copy(approach)
+    xgb.classifier_type = "xgboost"
+    xgb.classifiers_, xgb_fit = {}, {}
+    for which in feats:
+        t0 = time.perf_counter()
+        xgb.classifiers_[which] = xgb._new_classifier().fit(feats[which]["train"], y_train)
+        xgb_fit[which] = time.perf_counter() - t0
+
+    timings = approach.timings_
+    models, heldout_models = {}, {}
+    for which in ("generic", "fine_tuned"):
+        for clf_name, model in (("logistic", approach), ("xgboost", xgb)):
+            name = f"{which}_{clf_name}"
+            clf = model.classifiers_[which]
+            probas = {set_name: clf.predict_proba(feats[which][set_name])[:, 1] for set_name in eval_sets}
+            # fit time: embedding the training calls (+ fine-tuning for fine-tuned) + the classifier
+            fit_s = timings.get(f"embed_{which}_seconds", 0.0) + (
+                timings.get("fine_tune_seconds", 0.0) if which == "fine_tuned" else 0.0)
+            if clf_name == "xgboost":
+                fit_s += xgb_fit[which]
+            models[name] = {**_point_metrics(y_test, probas["test"]), "fit_seconds": float(fit_s),
+                            **_timing(_Variant(model, which).predict_proba, X_test), "embed_per_second": None}
+            if "heldout_phrases" in probas:
+                heldout_models[name] = _point_metrics(eval_sets["heldout_phrases"][1], probas["heldout_phrases"])
+            cbs.on_log(f"{name}: roc_auc {models[name]['roc_auc']:.3f}")
+    for name in models:
+        models[name]["embed_per_second"] = float(embed_per_second)
+
+    if setfit:
+        steps = max(1, math.ceil(approach.n_triplets_ / approach.batch_size)) * max(1, int(epochs))
+        predict, probas, setfit_fit = _setfit_peer(
+            X_train, y_train, {k: v[0] for k, v in eval_sets.items()},
+            {"batch_size": approach.batch_size, "learning_rate": approach.learning_rate,
+             "train_tokens": approach.train_tokens}, seed, steps)
+        models["peer_setfit"] = {**_point_metrics(y_test, probas["test"]), "fit_seconds": float(setfit_fit),
+                                 **_timing(predict, X_test), "embed_per_second": None}
+        if "heldout_phrases" in probas:
+            heldout_models["peer_setfit"] = _point_metrics(eval_sets["heldout_phrases"][1], probas["heldout_phrases"])
+        cbs.on_log(f"peer_setfit: roc_auc {models['peer_setfit']['roc_auc']:.3f}")
+
+    result = {
+        "dataset": "demo transcripts (synthetic)" if demo else str(getattr(data, "name", data)),
+        "rows": int(len(y)),
+        "split": {"method": "stratified holdout", "test_size": 0.3, "seed": seed,
+                  "n_train": int(len(train_idx)), "n_test": int(len(test_idx))},
+        "models": models,
+        "embed_per_second": float(embed_per_second),
+        "embed_chunks_measured": int(len(chunks)),
+        "params": {**{k: v for k, v in approach.get_params().items()}, "n_triplets": approach.n_triplets_},
+        "fine_tune_seconds": float(timings.get("fine_tune_seconds", 0.0)),
+    }
+    if heldout_models:
+        result["heldout_models"] = heldout_models
+        result["heldout_rows"] = int(len(eval_sets["heldout_phrases"][1]))
+        result["heldout_note"] = ("demo calls written with the held-out paraphrase pool (wordings never seen in "
+                                  "training); the honest generalisation check")
+    ours = max(models[n]["roc_auc"] for n in models if not n.startswith("peer"))
+    result["checks"] = {
+        "fine_tuned_beats_generic_logistic": models["fine_tuned_logistic"]["roc_auc"] > models["generic_logistic"]["roc_auc"],
+        "fine_tuned_beats_generic_xgboost": models["fine_tuned_xgboost"]["roc_auc"] > models["generic_xgboost"]["roc_auc"],
+    }
+    if "peer_setfit" in models:
+        result["checks"]["best_of_ours_ge_setfit"] = ours >= models["peer_setfit"]["roc_auc"]
+    if out_dir is not None:
+        result["outputs"] = write_transcript_outputs(approach, X_test, y_test, out_dir)
+    if json_out:
+        Path(json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_out).write_text(json.dumps(result, indent=2, default=str))
+    return result
