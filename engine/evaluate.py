@@ -1,0 +1,355 @@
+"""One evaluation protocol for every approach: split, metrics with bootstrap intervals, curves,
+thresholds, scores and timing.
+
+* :func:`protocol_split` — the stratified 70/30 split (seed 42) every approach is scored on.
+* :func:`compute_metrics` — accuracy, precision, recall, F1 (threshold 0.5), ROC-AUC, PR-AUC
+  (average precision), Brier score, log loss and expected calibration error, each as
+  ``{"value", "low", "high"}`` with a 95 % percentile bootstrap interval. Values equal scikit-learn's;
+  the bootstrap is vectorised (resampling = multinomial row weights), so 1000 resamples of a few
+  thousand rows take well under a second.
+* :func:`curve_data` — ROC, PR, calibration bins, cumulative gains and lift, conversion by score band;
+  every value is a plain list, ready for JSON.
+* :func:`choose_threshold`, :func:`confusion_at` — operating points.
+* :func:`to_score`, :func:`priority_tier` — the 1-99 lead score and the A-D priority tiers.
+* :func:`time_scoring` — batch rows/second and single-row latency of a fitted approach.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+METRIC_NAMES = ["accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "brier", "log_loss", "ece"]
+#: Lead-score bands shown on the board (inclusive bounds on the 1-99 score).
+SCORE_BANDS = [(1, 20), (21, 40), (41, 60), (61, 80), (81, 99)]
+TIERS = ["A", "B", "C", "D"]
+_EPS = np.finfo(np.float64).eps
+
+
+def _as_arrays(y_true, proba) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y_true).astype(int).ravel()
+    p = np.asarray(proba, dtype=np.float64)
+    if p.ndim == 2:  # accept predict_proba output
+        p = p[:, 1]
+    p = p.ravel()
+    if y.shape != p.shape:
+        raise ValueError(f"y_true has {y.shape[0]} rows but proba has {p.shape[0]}; pass one probability per row")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError("y_true must hold 0/1 labels (1 = converted)")
+    if np.isnan(p).any():
+        raise ValueError("proba contains NaN; the model produced invalid probabilities")
+    return y, p
+
+
+# -- split ----------------------------------------------------------------------------------------
+def protocol_split(y, test_size: float = 0.3, seed: int = 42) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified train/test row positions: the same split for every approach on a dataset."""
+    from sklearn.model_selection import train_test_split
+
+    y = np.asarray(y).astype(int).ravel()
+    counts = np.bincount(y, minlength=2)
+    if counts.min() < 2:
+        raise ValueError(f"Need at least 2 rows of each class to split (got {counts.tolist()} for 0/1); "
+                         "add rows of the missing class or choose another target column")
+    idx = np.arange(len(y))
+    train_idx, test_idx = train_test_split(idx, test_size=test_size, random_state=seed, stratify=y)
+    return np.sort(train_idx), np.sort(test_idx)
+
+
+def kfold_splits(y, k: int = 5, seed: int = 42) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified k-fold (train_idx, val_idx) pairs, shuffled with ``seed``."""
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.asarray(y).astype(int).ravel()
+    skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    return [(tr, va) for tr, va in skf.split(np.zeros(len(y)), y)]
+
+
+# -- metrics ----------------------------------------------------------------------------------------
+def _weighted_metrics(y: np.ndarray, p: np.ndarray, W: np.ndarray,
+                      starts: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Every metric for each row of the weight matrix ``W`` (n_sets, n). ``y`` and ``p`` must be sorted by
+    ``p`` ascending; ``starts`` are the first positions of each run of tied scores (None: no ties).
+    Weight = how many times a row is drawn; a row of ones gives the plain metrics. Ties are handled like
+    scikit-learn (ROC-AUC counts a tie as 1/2; average precision thresholds at each distinct score)."""
+    dt = W.dtype
+    yf = y.astype(dt)
+    total = W.sum(axis=1, dtype=np.float64)
+    pred = (p >= 0.5).astype(dt)
+    tp = (W @ (pred * yf)).astype(np.float64)
+    fp = (W @ (pred * (1 - yf))).astype(np.float64)
+    pos = (W @ yf).astype(np.float64)
+    fn = pos - tp
+    tn = total - tp - fp - fn
+    neg = total - pos
+    pc = np.clip(p, _EPS, 1 - _EPS)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        accuracy = (tp + tn) / total
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        recall = np.where(pos > 0, tp / pos, np.nan)
+        f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+        brier = (W @ ((p - y) ** 2).astype(dt)).astype(np.float64) / total
+        log_loss = -(W @ (y * np.log(pc) + (1 - y) * np.log(1 - pc)).astype(dt)).astype(np.float64) / total
+
+        gpos = W * yf
+        gneg = W - gpos
+        if starts is not None:
+            gpos = np.add.reduceat(gpos, starts, axis=1)
+            gneg = np.add.reduceat(gneg, starts, axis=1)
+        # ROC-AUC (Mann-Whitney): positives beat the negatives below them, ties count 1/2
+        neg_cum = np.cumsum(gneg, axis=1, dtype=np.float64)
+        auc_num = np.einsum("ij,ij->i", gpos, neg_cum) - 0.5 * np.einsum("ij,ij->i", gpos, gneg)
+        roc_auc = np.where((pos > 0) & (neg > 0), auc_num / (pos * neg), np.nan)
+        # average precision: thresholds from high to low at each distinct score
+        gpos_r = gpos[:, ::-1]
+        tp_at = np.cumsum(gpos_r, axis=1, dtype=np.float64)
+        called_at = tp_at + np.cumsum(gneg[:, ::-1], axis=1, dtype=np.float64)
+        prec_at = np.divide(tp_at, called_at, out=np.zeros_like(tp_at), where=called_at > 0)
+        pr_auc = np.where(pos > 0, np.einsum("ij,ij->i", gpos_r, prec_at) / pos, np.nan)
+
+        # ECE: 10 equal-width bins on [0, 1]
+        bins = np.minimum((p * 10).astype(int), 9)
+        onehot = np.zeros((len(p), 10), dtype=dt)
+        onehot[np.arange(len(p)), bins] = 1.0
+        sum_p = (W @ (onehot * p[:, None].astype(dt))).astype(np.float64)
+        sum_y = (W @ (onehot * yf[:, None])).astype(np.float64)
+        ece = np.abs(sum_p - sum_y).sum(axis=1) / total
+    return {"accuracy": accuracy, "precision": precision, "recall": recall, "f1": f1, "roc_auc": roc_auc,
+            "pr_auc": pr_auc, "brier": brier, "log_loss": log_loss, "ece": ece}
+
+
+def expected_calibration_error(y_true, proba, n_bins: int = 10) -> float:
+    """ECE with ``n_bins`` equal-width bins: sum over bins of (bin share) x |mean proba - observed rate|."""
+    y, p = _as_arrays(y_true, proba)
+    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    ece = 0.0
+    for b in range(n_bins):
+        mask = bins == b
+        if mask.any():
+            ece += mask.mean() * abs(p[mask].mean() - y[mask].mean())
+    return float(ece)
+
+
+def compute_metrics(y_true, proba, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict[str, dict]:
+    """Protocol metrics, each ``{"value", "low", "high"}`` (95 % percentile bootstrap interval).
+
+    ``proba`` is P(convert) per row (or a predict_proba (n, 2) array). Threshold-based metrics use 0.5.
+    """
+    y, p = _as_arrays(y_true, proba)
+    if len(y) == 0:
+        raise ValueError("No rows to evaluate; the test split is empty")
+    order = np.argsort(p, kind="mergesort")
+    ys, ps = y[order], p[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(ps)) + 1]
+    starts = None if len(starts) == len(ps) else starts
+    point = _weighted_metrics(ys, ps, np.ones((1, len(y))), starts)
+    n = len(y)
+    if n_boot and n_boot > 0:
+        # bootstrap resample = multinomial row weights; float32 blocks of ~1M cells stay in cache
+        rng = np.random.default_rng(seed)
+        boots: dict[str, list[np.ndarray]] = {m: [] for m in METRIC_NAMES}
+        chunk = max(1, int(1_000_000 // n))
+        done = 0
+        while done < n_boot:
+            size = min(chunk, n_boot - done)
+            idx = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
+            W = np.bincount(idx.ravel(), minlength=size * n).reshape(size, n).astype(np.float32)
+            for name, values in _weighted_metrics(ys, ps, W, starts).items():
+                boots[name].append(values)
+            done += size
+        lows: dict[str, float] = {}
+        highs: dict[str, float] = {}
+        for name in METRIC_NAMES:
+            values = np.concatenate(boots[name])
+            values = values[np.isfinite(values)]
+            if len(values):
+                lows[name] = float(np.percentile(values, 100 * alpha / 2))
+                highs[name] = float(np.percentile(values, 100 * (1 - alpha / 2)))
+            else:
+                lows[name] = highs[name] = float("nan")
+    out: dict[str, dict] = {}
+    for name in METRIC_NAMES:
+        value = float(point[name][0])
+        if n_boot and n_boot > 0:
+            low, high = lows[name], highs[name]
+            # a percentile interval can miss the point estimate on tiny samples; keep it enclosing
+            low, high = min(low, value), max(high, value)
+        else:
+            low = high = value
+        out[name] = {"value": value, "low": low, "high": high}
+    return out
+
+
+# -- scores and tiers -----------------------------------------------------------------------------
+def to_score(proba) -> np.ndarray:
+    """Lead score 1..99: round(proba * 98) + 1, clipped."""
+    p = np.asarray(proba, dtype=np.float64)
+    if p.ndim == 2:
+        p = p[:, 1]
+    return np.clip(np.round(p * 98) + 1, 1, 99).astype(int)
+
+
+def priority_tier(proba, train_scores) -> np.ndarray:
+    """Tiers "A" (best quartile) .. "D" by the quartiles of the training rows' scores.
+
+    ``train_scores`` may be probabilities or 1-99 scores; ``proba`` is put on the same scale.
+    """
+    ref = np.asarray(train_scores, dtype=np.float64).ravel()
+    if ref.size == 0:
+        raise ValueError("train_scores is empty; pass the training rows' scores to set the tier cut points")
+    values = np.asarray(proba, dtype=np.float64)
+    if values.ndim == 2:
+        values = values[:, 1]
+    if ref.max() > 1.0:  # reference is on the 1-99 scale
+        values = to_score(values).astype(np.float64)
+    q25, q50, q75 = np.quantile(ref, [0.25, 0.5, 0.75])
+    idx = np.where(values >= q75, 0, np.where(values >= q50, 1, np.where(values >= q25, 2, 3)))
+    return np.array(TIERS, dtype=object)[idx]
+
+
+# -- curves -----------------------------------------------------------------------------------------
+def _downsample(n: int, max_points: int) -> np.ndarray:
+    if n <= max_points:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, max_points)).astype(int))
+
+
+def _finite_list(values) -> list:
+    arr = np.asarray(values, dtype=np.float64)
+    return [float(v) if np.isfinite(v) else (1.0 if v > 0 else 0.0) for v in arr]
+
+
+def curve_data(y_true, proba, max_points: int = 200) -> dict[str, Any]:
+    """ROC, PR, calibration, gains/lift and score-band data as plain JSON-ready lists."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    y, p = _as_arrays(y_true, proba)
+    out: dict[str, Any] = {}
+    if len(np.unique(y)) == 2:
+        fpr, tpr, thr = roc_curve(y, p)
+        keep = _downsample(len(fpr), max_points)
+        out["roc"] = {"fpr": _finite_list(fpr[keep]), "tpr": _finite_list(tpr[keep]),
+                      "thresholds": _finite_list(thr[keep])}
+        prec, rec, thr = precision_recall_curve(y, p)
+        thr = np.r_[thr, 1.0]  # sklearn gives one threshold fewer than points
+        keep = _downsample(len(prec), max_points)
+        out["pr"] = {"precision": _finite_list(prec[keep]), "recall": _finite_list(rec[keep]),
+                     "thresholds": _finite_list(thr[keep]), "base_rate": float(y.mean())}
+    else:
+        out["roc"] = {"fpr": [], "tpr": [], "thresholds": []}
+        out["pr"] = {"precision": [], "recall": [], "thresholds": [], "base_rate": float(y.mean())}
+
+    bins = np.minimum((p * 10).astype(int), 9)
+    calib = {"bin_low": [], "bin_high": [], "mean_predicted": [], "observed_rate": [], "count": []}
+    for b in range(10):
+        mask = bins == b
+        if mask.any():
+            calib["bin_low"].append(b / 10)
+            calib["bin_high"].append((b + 1) / 10)
+            calib["mean_predicted"].append(float(p[mask].mean()))
+            calib["observed_rate"].append(float(y[mask].mean()))
+            calib["count"].append(int(mask.sum()))
+    out["calibration"] = calib
+
+    # cumulative gains: share of all conversions found in the top k % of leads by score
+    order = np.argsort(-p, kind="mergesort")
+    cum_pos = np.cumsum(y[order])
+    total_pos = max(int(y.sum()), 1)
+    n = len(y)
+
+    def gains_at(fractions: np.ndarray) -> dict:
+        k = np.maximum(np.ceil(fractions * n).astype(int), 1)
+        captured = cum_pos[k - 1] / total_pos
+        rate = cum_pos[k - 1] / k
+        return {"fraction": [float(f) for f in fractions], "captured": _finite_list(captured),
+                "lift": _finite_list(captured / fractions), "conversion_rate": _finite_list(rate)}
+
+    out["gains"] = gains_at(np.arange(1, 101) / 100)
+    out["deciles"] = gains_at(np.arange(1, 11) / 10)
+
+    scores = to_score(p)
+    bands = {"band": [], "low": [], "high": [], "count": [], "converted": [], "conversion_rate": []}
+    for low, high in SCORE_BANDS:
+        mask = (scores >= low) & (scores <= high)
+        bands["band"].append(f"{low}-{high}")
+        bands["low"].append(low)
+        bands["high"].append(high)
+        bands["count"].append(int(mask.sum()))
+        bands["converted"].append(int(y[mask].sum()))
+        bands["conversion_rate"].append(float(y[mask].mean()) if mask.any() else None)
+    out["score_bands"] = bands
+    out["n"] = int(n)
+    out["positives"] = int(y.sum())
+    return out
+
+
+# -- thresholds -------------------------------------------------------------------------------------
+def choose_threshold(y_true, proba, method: str = "f1", cost_per_call: float = 1.0,
+                     value_per_conversion: float = 10.0) -> float:
+    """Pick a decision threshold on P(convert).
+
+    * ``"f1"``: maximise F1;
+    * ``"youden"``: maximise TPR - FPR (Youden's J);
+    * ``"cost"``: maximise expected profit when every lead at or above the threshold is called:
+      ``value_per_conversion * conversions reached - cost_per_call * calls``.
+    """
+    y, p = _as_arrays(y_true, proba)
+    thresholds = np.unique(p)[::-1]  # candidate thresholds, high to low
+    order = np.argsort(-p, kind="mergesort")
+    ps, ys = p[order], y[order]
+    # counts at or above each distinct threshold
+    ends = np.searchsorted(-ps, -thresholds, side="right")
+    cum_tp = np.r_[0, np.cumsum(ys)]
+    tp = cum_tp[ends].astype(np.float64)
+    called = ends.astype(np.float64)
+    fp = called - tp
+    P = max(y.sum(), 1)
+    N = max(len(y) - y.sum(), 1)
+    if method == "f1":
+        fn = y.sum() - tp
+        score = np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
+    elif method == "youden":
+        score = tp / P - fp / N
+    elif method == "cost":
+        score = value_per_conversion * tp - cost_per_call * called
+        if score.max() <= 0:  # calling nobody is best: threshold above every score
+            return float(min(1.0, p.max() + 1e-9))
+    else:
+        raise ValueError(f"Unknown threshold method {method!r}; use 'f1', 'youden' or 'cost'")
+    return float(thresholds[int(np.argmax(score))])
+
+
+def confusion_at(y_true, proba, threshold: float) -> dict[str, float]:
+    """Confusion counts and rates when leads with P(convert) >= threshold are predicted to convert."""
+    y, p = _as_arrays(y_true, proba)
+    pred = p >= threshold
+    tp = int((pred & (y == 1)).sum())
+    fp = int((pred & (y == 0)).sum())
+    fn = int((~pred & (y == 1)).sum())
+    tn = int((~pred & (y == 0)).sum())
+    return {"threshold": float(threshold), "tp": tp, "fp": fp, "tn": tn, "fn": fn,
+            "precision": tp / (tp + fp) if tp + fp else 0.0,
+            "recall": tp / (tp + fn) if tp + fn else 0.0,
+            "specificity": tn / (tn + fp) if tn + fp else 0.0,
+            "accuracy": (tp + tn) / len(y) if len(y) else 0.0,
+            "called_share": float(pred.mean()) if len(y) else 0.0}
+
+
+# -- timing -----------------------------------------------------------------------------------------
+def time_scoring(approach, X, n_one: int = 20) -> dict[str, float]:
+    """Batch throughput over all of ``X`` and the median latency of single-row calls."""
+    if len(X) == 0:
+        raise ValueError("X is empty; pass at least one row to time scoring")
+    approach.predict_proba(X.iloc[:2])  # warm-up (lazy imports, caches)
+    start = time.perf_counter()
+    approach.predict_proba(X)
+    batch = time.perf_counter() - start
+    singles = []
+    for i in range(min(n_one, len(X))):
+        row = X.iloc[[i]]
+        start = time.perf_counter()
+        approach.predict_proba(row)
+        singles.append(time.perf_counter() - start)
+    return {"score_rows_per_second": float(len(X) / max(batch, 1e-9)),
+            "score_one_ms": float(np.median(singles) * 1000)}
