@@ -1,0 +1,711 @@
+"""Stacked ensemble for lead tables: four base models, out-of-fold predictions, a Keras meta-network.
+
+Pipeline (all fitted on training rows only):
+
+1. :class:`LeadFeatures` — column-wise preprocessing. Numeric columns: missing indicator, median
+   imputation, ``log1p`` for skewed non-negative columns. Categorical columns: missing becomes its own
+   level, levels seen fewer than ``min_frequency`` times are grouped into ``"rare"``; low-cardinality
+   columns are one-hot encoded, high-cardinality ones target encoded (``category_encoders.TargetEncoder``,
+   cross-fitted on the training rows so a row's encoding never uses its own label). Then standard scaling.
+   Every output column comes from exactly one input column (``groups_``), which is what makes the
+   per-feature explanations exact in the original feature space.
+2. Base models: logistic regression, random forest, XGBoost, RBF SVC.
+3. Out-of-fold predictions: StratifiedKFold (``n_folds``). In each fold the preprocessing *and* the four
+   models are fitted on the other folds only, so a row never contributes to its own meta-feature.
+   The base models' margins (logits; the SVC decision value) are the meta-features.
+4. Meta-model: a small Keras network (Dense -> Dropout -> Dense(sigmoid)) trained on the out-of-fold
+   margins with early stopping on an inner stratified validation split. At inference its weights run in
+   NumPy (a single lead in about a millisecond; the saved ``.keras`` file is the source of truth).
+5. The preprocessing and base models are refitted on all training rows for test-time predictions.
+   The SVC's probability (for :meth:`base_predict_proba`) is a Platt sigmoid fitted on its out-of-fold
+   decision values.
+
+``explain`` computes Shapley values of the whole stack's probability over the original features
+(interventional, permutation sampling with antithetic orders against a small background of training
+rows). Because preprocessing is column-separable, masking a feature = swapping its encoded columns,
+so the explanation runs on encoded matrices in one batched call. Contributions sum exactly to
+P(row) - mean P(background).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from engine.approaches.base import Approach, contribution_frame
+from engine.callbacks import CallbackList, Progress
+
+BASE_MODELS = ("logistic_regression", "random_forest", "xgboost", "svc")
+MISSING = "missing"
+RARE = "rare"
+_CLIP = 1e-4
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, _CLIP, 1 - _CLIP)
+    return np.log(p / (1 - p))
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _svc_decision(model: Any, Z: np.ndarray, block: int = 4096) -> np.ndarray:
+    """``SVC.decision_function`` for an RBF kernel, with BLAS (same values to ~1e-12, several times faster)."""
+    sv = model.support_vectors_
+    gamma = float(model._gamma)
+    coef = model.dual_coef_[0]
+    sv_sq = (sv * sv).sum(axis=1)
+    out = np.empty(len(Z))
+    for start in range(0, len(Z), block):
+        z = Z[start:start + block]
+        d2 = (z * z).sum(axis=1)[:, None] + sv_sq[None, :] - 2.0 * (z @ sv.T)
+        out[start:start + block] = np.exp(-gamma * np.maximum(d2, 0.0)) @ coef
+    return out + model.intercept_[0]
+
+
+def _forest_arrays(model: Any) -> dict[str, np.ndarray]:
+    """Trees of a fitted RandomForestClassifier packed into padded arrays (cached on the model)."""
+    packed = getattr(model, "_clab_packed", None)
+    if packed is not None:
+        return packed
+    trees = [est.tree_ for est in model.estimators_]
+    width = max(t.node_count for t in trees)
+    T = len(trees)
+    feature = np.zeros((T, width), dtype=np.int64)
+    threshold = np.zeros((T, width))
+    left = np.full((T, width), -1, dtype=np.int64)
+    right = np.full((T, width), -1, dtype=np.int64)
+    value = np.zeros((T, width))
+    depth = 0
+    for i, t in enumerate(trees):
+        n = t.node_count
+        feature[i, :n] = np.maximum(t.feature, 0)
+        threshold[i, :n] = t.threshold
+        left[i, :n] = t.children_left
+        right[i, :n] = t.children_right
+        v = t.value[:, 0, :]
+        value[i, :n] = v[:, 1] / v.sum(axis=1)
+        depth = max(depth, t.max_depth)
+    packed = {"feature": feature, "threshold": threshold, "left": left, "right": right, "value": value,
+              "depth": depth}
+    model._clab_packed = packed
+    return packed
+
+
+def _forest_proba(model: Any, Z: np.ndarray) -> np.ndarray:
+    """``RandomForestClassifier.predict_proba(Z)[:, 1]`` by walking all trees at once in NumPy: exact
+    (same float32 feature comparisons), and far faster than scikit-learn on a few rows."""
+    f = _forest_arrays(model)
+    Zf = Z.astype(np.float32).astype(np.float64)  # scikit-learn compares float32 features
+    T = f["feature"].shape[0]
+    node = np.zeros((len(Z), T), dtype=np.int64)
+    trees = np.arange(T)[None, :]
+    rows = np.arange(len(Z))[:, None]
+    for _ in range(f["depth"]):
+        lch = f["left"][trees, node]
+        leaf = lch < 0
+        if leaf.all():
+            break
+        go_left = Zf[rows, f["feature"][trees, node]] <= f["threshold"][trees, node]
+        node = np.where(leaf, node, np.where(go_left, lch, f["right"][trees, node]))
+    return f["value"][trees, node].mean(axis=1)
+
+
+def _column_kinds(X: pd.DataFrame) -> dict[str, str]:
+    """numeric | categorical | high_cardinality | identifier, from engine.data.leads when available."""
+    kinds: dict[str, str] = {}
+    try:
+        from engine.data.leads import infer_kinds
+
+        kinds = dict(infer_kinds(X))
+    except Exception:  # noqa: BLE001 - fall back to dtype-based kinds
+        kinds = {}
+    out = {}
+    for col in X.columns:
+        numeric = pd.api.types.is_numeric_dtype(X[col]) and not pd.api.types.is_bool_dtype(X[col])
+        kind = kinds.get(col)
+        if numeric:
+            out[col] = "numeric"
+        elif kind in ("high_cardinality", "identifier", "text"):
+            out[col] = kind
+        else:
+            out[col] = "categorical"
+    return out
+
+
+class LeadFeatures:
+    """Column-separable preprocessing of a lead table into a dense float matrix (see module doc)."""
+
+    def __init__(self, max_onehot: int = 25, min_frequency: int = 10, te_smoothing: float = 10.0,
+                 te_folds: int = 5, skew_threshold: float = 1.0, seed: int = 0):
+        self.max_onehot = max_onehot
+        self.min_frequency = min_frequency
+        self.te_smoothing = te_smoothing
+        self.te_folds = te_folds
+        self.skew_threshold = skew_threshold
+        self.seed = seed
+
+    # -- fitting --------------------------------------------------------------------------------
+    @staticmethod
+    def _levels(X: pd.DataFrame, col: str) -> np.ndarray:
+        """The column as text levels, missing values as ``"missing"`` (plain Python: fast on one row)."""
+        raw = X[col].to_numpy(dtype=object, na_value=None)
+        return np.array([MISSING if v is None or v != v else (v if isinstance(v, str) else str(v))
+                         for v in raw], dtype=object)
+
+    @staticmethod
+    def _numbers(X: pd.DataFrame, col: str) -> np.ndarray:
+        s = X[col]
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            return s.to_numpy(dtype=np.float64, na_value=np.nan)
+        return pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+    def fit_transform(self, X: pd.DataFrame, y: np.ndarray, kinds: dict[str, str] | None = None) -> np.ndarray:
+        """Fit on training rows and return their matrix (target encodings cross-fitted)."""
+        import category_encoders as ce
+        from sklearn.model_selection import StratifiedKFold
+
+        y = np.asarray(y).astype(int)
+        self.columns_ = list(X.columns)
+        self.kinds_ = kinds or _column_kinds(X)
+        self.specs_: dict[str, dict] = {}
+        blocks: list[np.ndarray] = []
+        names: list[str] = []
+        self.groups_: dict[str, list[int]] = {}
+        prior = float(y.mean())
+        for col in self.columns_:
+            kind = self.kinds_.get(col, "categorical")
+            start = len(names)
+            if kind == "identifier":
+                self.specs_[col] = {"type": "drop", "reason": "identifier"}
+            elif kind == "numeric":
+                x = self._numbers(X, col)
+                finite = x[np.isfinite(x)]
+                if finite.size == 0 or np.nanstd(finite) == 0 and not np.isnan(x).any():
+                    self.specs_[col] = {"type": "drop", "reason": "constant or empty"}
+                else:
+                    median = float(np.median(finite)) if finite.size else 0.0
+                    skew = float(pd.Series(finite).skew()) if finite.size > 2 else 0.0
+                    use_log = bool(finite.size and finite.min() >= 0 and skew > self.skew_threshold)
+                    has_missing = bool(np.isnan(x).any())
+                    spec = {"type": "numeric", "median": median, "log": use_log, "missing_flag": has_missing}
+                    self.specs_[col] = spec
+                    blocks.append(self._numeric(x, spec))
+                    names += [col] + ([f"{col} (missing)"] if has_missing else [])
+            else:
+                values = self._levels(X, col)
+                uniq, counts = np.unique(values, return_counts=True)
+                keep = [u for u, c in zip(uniq, counts) if c >= self.min_frequency]
+                has_rare = len(keep) < len(uniq)
+                levels = keep + ([RARE] if has_rare and RARE not in keep else [])
+                if len(levels) <= 1:
+                    self.specs_[col] = {"type": "drop", "reason": "a single level"}
+                elif kind in ("high_cardinality", "text") or len(levels) > self.max_onehot:
+                    grouped = self._group(values, set(keep))
+                    spec = {"type": "target", "keep": keep, "prior": prior}
+                    enc = ce.TargetEncoder(smoothing=self.te_smoothing, handle_missing="value",
+                                           handle_unknown="value")
+                    frame = pd.DataFrame({"v": grouped}, dtype=object)
+                    enc.fit(frame, y)
+                    spec["mapping"] = {lv: float(v) for lv, v in zip(
+                        levels, enc.transform(pd.DataFrame({"v": levels}, dtype=object))["v"].to_numpy())}
+                    # cross-fitted encodings for the training rows themselves
+                    train_col = np.empty(len(values))
+                    skf = StratifiedKFold(n_splits=self.te_folds, shuffle=True, random_state=self.seed)
+                    for tr, va in skf.split(np.zeros(len(y)), y):
+                        inner = ce.TargetEncoder(smoothing=self.te_smoothing, handle_missing="value",
+                                                 handle_unknown="value")
+                        inner.fit(frame.iloc[tr], y[tr])
+                        train_col[va] = inner.transform(frame.iloc[va])["v"].to_numpy(dtype=np.float64)
+                    self.specs_[col] = spec
+                    blocks.append(train_col[:, None])
+                    names.append(f"{col} (target encoded)")
+                else:
+                    spec = {"type": "onehot", "levels": levels, "index": {lv: i for i, lv in enumerate(levels)},
+                            "rare": has_rare}
+                    self.specs_[col] = spec
+                    blocks.append(self._onehot(values, spec))
+                    names += [f"{col}={lv}" for lv in levels]
+            self.groups_[col] = list(range(start, len(names)))
+        raw = np.hstack(blocks) if blocks else np.zeros((len(X), 0))
+        self.feature_names_out_ = names
+        self.mean_ = raw.mean(axis=0)
+        std = raw.std(axis=0)
+        self.scale_ = np.where(std > 1e-12, std, 1.0)
+        return (raw - self.mean_) / self.scale_
+
+    # -- transforming ---------------------------------------------------------------------------
+    @staticmethod
+    def _group(values: np.ndarray, keep: set) -> np.ndarray:
+        return np.array([v if v in keep else RARE for v in values], dtype=object)
+
+    @staticmethod
+    def _numeric(x: np.ndarray, spec: dict) -> np.ndarray:
+        missing = ~np.isfinite(x)
+        filled = np.where(missing, spec["median"], x)
+        if spec["log"]:
+            filled = np.log1p(np.maximum(filled, 0.0))
+        cols = [filled]
+        if spec["missing_flag"]:
+            cols.append(missing.astype(np.float64))
+        return np.column_stack(cols)
+
+    @staticmethod
+    def _onehot(values: np.ndarray, spec: dict) -> np.ndarray:
+        index = spec["index"]
+        fallback = index.get(RARE, index.get(MISSING, -1))
+        idx = np.array([index.get(v, fallback) for v in values], dtype=np.int64)
+        out = np.zeros((len(values), len(index)))
+        ok = idx >= 0
+        out[np.flatnonzero(ok), idx[ok]] = 1.0
+        return out
+
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        missing_cols = [c for c in self.columns_ if c not in X.columns]
+        if missing_cols:
+            raise ValueError(f"Input is missing column(s) {missing_cols} the model was trained on; "
+                             "score a table with the same columns as the training data")
+        blocks = []
+        for col in self.columns_:
+            spec = self.specs_[col]
+            kind = spec["type"]
+            if kind == "drop":
+                continue
+            if kind == "numeric":
+                x = self._numbers(X, col)
+                blocks.append(self._numeric(x, spec))
+                continue
+            values = self._levels(X, col)
+            if kind == "onehot":
+                blocks.append(self._onehot(values, spec))
+            else:
+                mapping = spec["mapping"]
+                fallback = mapping.get(RARE, spec["prior"])
+                blocks.append(np.array([mapping.get(v, fallback) for v in values], dtype=np.float64)[:, None])
+        raw = np.hstack(blocks) if blocks else np.zeros((len(X), 0))
+        return (raw - self.mean_) / self.scale_
+
+
+class StackingApproach(Approach):
+    """Logistic regression + random forest + XGBoost + SVC, stacked by a Keras network (see module doc)."""
+
+    name = "stacking"
+    input_kind = "leads"
+
+    def __init__(self, n_folds: int = 5, seed: int = 42, n_jobs: int = 2,
+                 max_onehot: int = 25, min_frequency: int = 10, te_smoothing: float = 10.0,
+                 lr_C: float = 0.3,
+                 rf_n_estimators: int = 300, rf_min_samples_leaf: int = 2, rf_max_features: Any = "sqrt",
+                 xgb_n_estimators: int = 500, xgb_max_depth: int = 4, xgb_learning_rate: float = 0.05,
+                 xgb_subsample: float = 0.8, xgb_colsample_bytree: float = 0.7, xgb_min_child_weight: float = 2.0,
+                 svc_C: float = 1.0, svc_gamma: Any = "scale", svc_max_rows: int = 3000,
+                 meta_hidden: int = 16, meta_dropout: float = 0.2, meta_epochs: int = 100,
+                 meta_batch_size: int = 64, meta_learning_rate: float = 0.005, meta_patience: int = 10,
+                 meta_validation: float = 0.2, meta_raw_features: int = 0, meta_linear_skip: bool = True,
+                 meta_l2: float = 1e-3, meta_refit_full: bool = True,
+                 explain_background: int = 30, explain_permutations: int = 8):
+        self.n_folds = n_folds
+        self.seed = seed
+        self.n_jobs = n_jobs
+        self.max_onehot = max_onehot
+        self.min_frequency = min_frequency
+        self.te_smoothing = te_smoothing
+        self.lr_C = lr_C
+        self.rf_n_estimators = rf_n_estimators
+        self.rf_min_samples_leaf = rf_min_samples_leaf
+        self.rf_max_features = rf_max_features
+        self.xgb_n_estimators = xgb_n_estimators
+        self.xgb_max_depth = xgb_max_depth
+        self.xgb_learning_rate = xgb_learning_rate
+        self.xgb_subsample = xgb_subsample
+        self.xgb_colsample_bytree = xgb_colsample_bytree
+        self.xgb_min_child_weight = xgb_min_child_weight
+        self.svc_C = svc_C
+        self.svc_gamma = svc_gamma
+        self.svc_max_rows = svc_max_rows
+        self.meta_hidden = meta_hidden
+        self.meta_dropout = meta_dropout
+        self.meta_epochs = meta_epochs
+        self.meta_batch_size = meta_batch_size
+        self.meta_learning_rate = meta_learning_rate
+        self.meta_patience = meta_patience
+        self.meta_validation = meta_validation
+        self.meta_raw_features = meta_raw_features
+        self.meta_linear_skip = meta_linear_skip
+        self.meta_l2 = meta_l2
+        self.meta_refit_full = meta_refit_full
+        self.explain_background = explain_background
+        self.explain_permutations = explain_permutations
+
+    # -- building blocks -----------------------------------------------------------------------
+    def _features(self) -> LeadFeatures:
+        return LeadFeatures(max_onehot=self.max_onehot, min_frequency=self.min_frequency,
+                            te_smoothing=self.te_smoothing, seed=self.seed)
+
+    def make_base_models(self) -> dict[str, Any]:
+        """Fresh, unfitted base models with this approach's hyper-parameters."""
+        from sklearn.ensemble import RandomForestClassifier
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.svm import SVC
+        from xgboost import XGBClassifier
+
+        return {
+            "logistic_regression": LogisticRegression(C=self.lr_C, max_iter=3000),
+            "random_forest": RandomForestClassifier(
+                n_estimators=self.rf_n_estimators, min_samples_leaf=self.rf_min_samples_leaf,
+                max_features=self.rf_max_features, n_jobs=self.n_jobs, random_state=self.seed),
+            "xgboost": XGBClassifier(
+                n_estimators=self.xgb_n_estimators, max_depth=self.xgb_max_depth,
+                learning_rate=self.xgb_learning_rate, subsample=self.xgb_subsample,
+                colsample_bytree=self.xgb_colsample_bytree, min_child_weight=self.xgb_min_child_weight,
+                tree_method="hist", n_jobs=self.n_jobs, random_state=self.seed, eval_metric="logloss"),
+            "svc": SVC(C=self.svc_C, gamma=self.svc_gamma, kernel="rbf", cache_size=500,
+                       random_state=self.seed),
+        }
+
+    def _fit_one(self, name: str, model: Any, Z: np.ndarray, y: np.ndarray) -> Any:
+        if name == "svc" and len(y) > self.svc_max_rows:
+            from sklearn.model_selection import train_test_split
+
+            keep, _ = train_test_split(np.arange(len(y)), train_size=self.svc_max_rows,
+                                       random_state=self.seed, stratify=y)
+            return model.fit(Z[keep], y[keep])
+        return model.fit(Z, y)
+
+    def _margin(self, name: str, model: Any, Z: np.ndarray) -> np.ndarray:
+        """The model's score on the logit scale (SVC: its decision value). Small batches avoid thread
+        start-up; the forest and the SVC run through exact NumPy re-implementations of their predict."""
+        small = len(Z) < 200
+        if name == "random_forest":
+            if small:
+                return _logit(_forest_proba(model, Z))
+            return _logit(model.predict_proba(Z)[:, 1])
+        if name == "xgboost":
+            booster = model.get_booster()
+            booster.set_param({"nthread": 1 if small else max(int(self.n_jobs or 1), 1)})
+            return np.asarray(booster.inplace_predict(Z, predict_type="margin"), dtype=np.float64)
+        if name == "svc":
+            return _svc_decision(model, Z)
+        return np.asarray(model.decision_function(Z), dtype=np.float64)
+
+    def _meta_inputs(self, margins: np.ndarray, Z: np.ndarray) -> np.ndarray:
+        extra = Z[:, self.meta_raw_index_] if len(self.meta_raw_index_) else np.zeros((len(Z), 0))
+        M = np.hstack([margins, extra])
+        return (M - self.meta_mean_) / self.meta_scale_
+
+    # -- fit ----------------------------------------------------------------------------------------
+    def fit(self, X: pd.DataFrame, y, callbacks: list | None = None) -> "StackingApproach":
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import StratifiedKFold
+
+        X = self._check_X(X)
+        y = np.asarray(y).astype(int).ravel()
+        if len(y) != len(X):
+            raise ValueError(f"X has {len(X)} rows but y has {len(y)}; pass one label per row")
+        counts = np.bincount(y, minlength=2)
+        if len(counts) > 2 or counts.min() < self.n_folds:
+            raise ValueError(f"Stacking needs 0/1 labels with at least n_folds={self.n_folds} rows of each class "
+                             f"(got counts {counts.tolist()}); add rows or lower n_folds")
+        cb = CallbackList(callbacks)
+        n_models = len(BASE_MODELS)
+        total = self.n_folds * n_models + n_models + self.meta_epochs
+        cb.on_train_begin(total, stage="stacking")
+        step = 0
+        t0 = time.perf_counter()
+        self.kinds_ = _column_kinds(X)
+        self.columns_ = list(X.columns)
+
+        oof = np.zeros((len(y), n_models))
+        skf = StratifiedKFold(n_splits=self.n_folds, shuffle=True, random_state=self.seed)
+        for k, (tr, va) in enumerate(skf.split(np.zeros(len(y)), y), start=1):
+            feats = self._features()
+            Ztr = feats.fit_transform(X.iloc[tr], y[tr], kinds=self.kinds_)
+            Zva = feats.transform(X.iloc[va])
+            for j, (name, model) in enumerate(self.make_base_models().items()):
+                self._fit_one(name, model, Ztr, y[tr])
+                oof[va, j] = self._margin(name, model, Zva)
+                step += 1
+                cb.on_step_end(Progress(step=step, total=total, stage=f"fold {k}/{self.n_folds} {name}"))
+        self.oof_margins_ = oof
+
+        # refit on all training rows
+        self.features_ = self._features()
+        Z = self.features_.fit_transform(X, y, kinds=self.kinds_)
+        self.models_ = {}
+        for name, model in self.make_base_models().items():
+            self.models_[name] = self._fit_one(name, model, Z, y)
+            step += 1
+            cb.on_step_end(Progress(step=step, total=total, stage=f"refit {name}"))
+        # Platt scaling of the SVC's out-of-fold decision values -> standalone SVC probabilities
+        platt = LogisticRegression(C=1e4, max_iter=1000).fit(oof[:, [BASE_MODELS.index("svc")]], y)
+        self.svc_platt_ = (float(platt.coef_[0, 0]), float(platt.intercept_[0]))
+
+        # meta-features: base margins (+ optionally the strongest numeric raw features)
+        self.meta_raw_index_ = self._pick_raw_features(Z, y)
+        raw = Z[:, self.meta_raw_index_] if len(self.meta_raw_index_) else np.zeros((len(y), 0))
+        M = np.hstack([oof, raw])
+        self.meta_mean_ = M.mean(axis=0)
+        std = M.std(axis=0)
+        self.meta_scale_ = np.where(std > 1e-12, std, 1.0)
+        self.meta_model_ = self._fit_meta((M - self.meta_mean_) / self.meta_scale_, y, cb, step, total)
+        self._cache_meta_weights()
+
+        rng = np.random.default_rng(self.seed)
+        bg = rng.choice(len(X), size=min(self.explain_background, len(X)), replace=False)
+        self.background_ = self.features_.transform(X.iloc[np.sort(bg)])
+        self.train_proba_ = self._proba_matrix(Z)
+        self.fit_seconds_ = time.perf_counter() - t0
+        cb.on_step_end(Progress(step=total, total=total, stage="done"))
+        cb.on_train_end(stage="stacking")
+        return self
+
+    def _pick_raw_features(self, Z: np.ndarray, y: np.ndarray) -> list[int]:
+        if not self.meta_raw_features:
+            return []
+        numeric = [g[0] for c, g in self.features_.groups_.items()
+                   if self.features_.specs_[c]["type"] == "numeric" and g]
+        if not numeric:
+            return []
+        corr = [abs(np.corrcoef(Z[:, i], y)[0, 1]) if Z[:, i].std() > 0 else 0.0 for i in numeric]
+        order = np.argsort(corr)[::-1][: int(self.meta_raw_features)]
+        return [int(numeric[i]) for i in order]
+
+    def _build_meta(self, n_inputs: int):
+        """Dense(hidden, relu) -> Dropout -> Dense(1); with ``meta_linear_skip`` a linear path from the
+        inputs is added to the logit (a "wide & deep" net: logistic stacking plus learned interactions)."""
+        import keras
+
+        keras.utils.set_random_seed(self.seed)
+        reg = keras.regularizers.l2(self.meta_l2) if self.meta_l2 else None
+        inp = keras.Input(shape=(n_inputs,), name="margins")
+        hidden = keras.layers.Dense(self.meta_hidden, activation="relu", kernel_regularizer=reg, name="hidden")(inp)
+        hidden = keras.layers.Dropout(self.meta_dropout, seed=self.seed, name="dropout")(hidden)
+        logit = keras.layers.Dense(1, kernel_regularizer=reg, name="deep_out")(hidden)
+        if self.meta_linear_skip:
+            linear = keras.layers.Dense(1, name="linear")(inp)
+            logit = keras.layers.Add(name="logit")([logit, linear])
+        out = keras.layers.Activation("sigmoid", name="proba")(logit)
+        model = keras.Model(inp, out, name="stacking_meta")
+        model.compile(optimizer=keras.optimizers.Adam(self.meta_learning_rate), loss="binary_crossentropy")
+        return model
+
+    def _fit_meta(self, M: np.ndarray, y: np.ndarray, cb: CallbackList, step: int, total: int):
+        import keras
+        from sklearn.model_selection import train_test_split
+
+        tr, va = train_test_split(np.arange(len(y)), test_size=self.meta_validation,
+                                  random_state=self.seed, stratify=y)
+        epochs_done = [0]
+
+        class _Forward(keras.callbacks.Callback):
+            def on_epoch_end(self_inner, epoch, logs=None):  # noqa: N805
+                logs = logs or {}
+                epochs_done[0] += 1
+                cb.on_step_end(Progress(step=min(step + epochs_done[0], total - 1), total=total,
+                                        loss=float(logs.get("loss", np.nan)), stage="meta network",
+                                        extra={"val_loss": float(logs.get("val_loss", np.nan))}))
+
+        model = self._build_meta(M.shape[1])
+        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.meta_patience,
+                                             restore_best_weights=True)
+        Mf, yf = M.astype("float32"), y.astype("float32")
+        history = model.fit(Mf[tr], yf[tr], validation_data=(Mf[va], yf[va]), epochs=self.meta_epochs,
+                            batch_size=self.meta_batch_size, shuffle=True, verbose=0,
+                            callbacks=[stop, _Forward()])
+        self.meta_history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+        self.meta_best_epoch_ = int(np.argmin(history.history["val_loss"])) + 1
+        if self.meta_refit_full:
+            # early stopping chose the number of epochs; train that long on every out-of-fold row
+            model = self._build_meta(M.shape[1])
+            model.fit(Mf, yf, epochs=self.meta_best_epoch_, batch_size=self.meta_batch_size, shuffle=True,
+                      verbose=0)
+        return model
+
+    def _cache_meta_weights(self) -> None:
+        """NumPy copies of the meta-network's weights: fast, identical inference for any batch size."""
+        layers = {layer.name: [np.asarray(w, dtype=np.float64) for w in layer.get_weights()]
+                  for layer in self.meta_model_.layers if layer.get_weights()}
+        self.meta_weights_ = layers
+
+    def _meta_forward(self, M: np.ndarray) -> np.ndarray:
+        w = self.meta_weights_
+        h = np.maximum(M @ w["hidden"][0] + w["hidden"][1], 0.0)
+        logit = h @ w["deep_out"][0] + w["deep_out"][1]
+        if "linear" in w:
+            logit = logit + M @ w["linear"][0] + w["linear"][1]
+        return _sigmoid(logit)[:, 0]
+
+    # -- predict ------------------------------------------------------------------------------------
+    def _check_X(self, X) -> pd.DataFrame:
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(f"X must be a pandas DataFrame of lead features, not {type(X).__name__}")
+        if len(X.columns) == 0:
+            raise ValueError("X has no feature columns; check the leak policy and exclusions")
+        return X
+
+    def _margins(self, Z: np.ndarray) -> np.ndarray:
+        return np.column_stack([self._margin(name, self.models_[name], Z) for name in BASE_MODELS])
+
+    def _proba_matrix(self, Z: np.ndarray) -> np.ndarray:
+        return self._meta_forward(self._meta_inputs(self._margins(Z), Z))
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        self._check_fitted("meta_weights_")
+        Z = self.features_.transform(self._check_X(X))
+        p = self._proba_matrix(Z)
+        return np.column_stack([1 - p, p])
+
+    def base_predict_proba(self, X: pd.DataFrame, models: list[str] | None = None) -> dict[str, np.ndarray]:
+        """P(convert) of each base model on its own (refitted on all training rows), by model name
+        (``logistic_regression``, ``random_forest``, ``xgboost``, ``svc``)."""
+        self._check_fitted("models_")
+        unknown = set(models or []) - set(BASE_MODELS)
+        if unknown:
+            raise ValueError(f"Unknown base model(s) {sorted(unknown)}; choose from {list(BASE_MODELS)}")
+        Z = self.features_.transform(self._check_X(X))
+        out = {}
+        for name in models or BASE_MODELS:
+            margin = self._margin(name, self.models_[name], Z)
+            if name == "svc":
+                a, b = self.svc_platt_
+                margin = a * margin + b
+            out[name] = _sigmoid(margin) if name != "random_forest" else self._forest_p(Z)
+        return out
+
+    def _forest_p(self, Z: np.ndarray) -> np.ndarray:
+        model = self.models_["random_forest"]
+        return _forest_proba(model, Z) if len(Z) < 200 else model.predict_proba(Z)[:, 1]
+
+    # -- explain ----------------------------------------------------------------------------------
+    def _shapley(self, z: np.ndarray, n_perm: int, rng: np.random.Generator) -> np.ndarray:
+        """Permutation Shapley values of one encoded row against ``background_`` (one value per column
+        of ``columns_``), in probability units."""
+        groups = [self.features_.groups_[c] for c in self.columns_]
+        active = [i for i, g in enumerate(groups) if g]
+        d = len(active)
+        contrib = np.zeros(len(groups))
+        if d == 0:
+            return contrib
+        bg = self.background_
+        B = len(bg)
+        n_perm = max(2, n_perm + (n_perm % 2))
+        orders = []
+        for _ in range(n_perm // 2):
+            perm = rng.permutation(d)
+            orders += [perm, perm[::-1]]
+        # states: for each order, after adding k features (k = 1..d-1); k=0 and k=d are shared
+        states = []
+        for perm in orders:
+            mask = np.zeros(bg.shape[1], dtype=bool)
+            for k in range(d - 1):
+                mask[groups[active[perm[k]]]] = True
+                states.append(mask.copy())
+        rows = np.empty((len(states) * B + 2 * B, bg.shape[1]))
+        for s, mask in enumerate(states):
+            block = bg.copy()
+            block[:, mask] = z[mask]
+            rows[s * B:(s + 1) * B] = block
+        rows[len(states) * B:len(states) * B + B] = bg
+        rows[len(states) * B + B:] = z
+        values = self._proba_matrix(rows)
+        v = values[: len(states) * B].reshape(len(states), B).mean(axis=1).reshape(len(orders), d - 1)
+        v0 = values[len(states) * B: len(states) * B + B].mean()
+        vd = values[len(states) * B + B:].mean()
+        path = np.hstack([np.full((len(orders), 1), v0), v, np.full((len(orders), 1), vd)])
+        deltas = np.diff(path, axis=1)  # (orders, d): gain of the k-th added feature
+        for o, perm in enumerate(orders):
+            for k in range(d):
+                contrib[active[perm[k]]] += deltas[o, k]
+        return contrib / len(orders)
+
+    def explain(self, X: pd.DataFrame, n_permutations: int | None = None) -> pd.DataFrame:
+        """Per-feature contributions (probability points) for each row: Shapley values of the stack's
+        P(convert) against a background of training rows; they sum to P(row) - mean P(background)."""
+        self._check_fitted("meta_weights_")
+        X = self._check_X(X)
+        Z = self.features_.transform(X)
+        rng = np.random.default_rng(self.seed)
+        n_perm = n_permutations or self.explain_permutations
+        records = []
+        for r in range(len(X)):
+            contrib = self._shapley(Z[r], n_perm, rng)
+            row = X.iloc[r]
+            for j, col in enumerate(self.columns_):
+                value = row[col]
+                text = MISSING if pd.isna(value) else (f"{value:g}" if isinstance(value, (float, np.floating))
+                                                       else str(value))
+                records.append({"row": r, "feature": col, "value": text, "contribution": float(contrib[j])})
+        return contribution_frame(records)
+
+    def expected_value(self) -> float:
+        """Mean P(convert) over the explanation background (the baseline of ``explain``)."""
+        self._check_fitted("background_")
+        return float(self._proba_matrix(self.background_).mean())
+
+    def global_importance(self, X: pd.DataFrame, max_rows: int = 100, n_permutations: int = 2) -> pd.DataFrame:
+        """Mean |contribution| per feature over (a sample of) X, largest first."""
+        X = self._check_X(X)
+        if len(X) > max_rows:
+            X = X.sample(n=max_rows, random_state=self.seed)
+        table = self.explain(X, n_permutations=n_permutations)
+        imp = table.assign(importance=table["contribution"].abs()).groupby("feature")["importance"].mean()
+        return imp.sort_values(ascending=False).rename_axis("feature").reset_index()
+
+    # -- persistence ------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        import joblib
+
+        self._check_fitted("meta_weights_")
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.models_["xgboost"].save_model(path / "xgboost.json")
+        for name in ("logistic_regression", "random_forest", "svc"):
+            model = self.models_[name]
+            packed = model.__dict__.pop("_clab_packed", None)  # a cache, rebuilt on demand
+            joblib.dump(model, path / f"{name}.joblib")
+            if packed is not None:
+                model._clab_packed = packed
+        joblib.dump(self.features_, path / "features.joblib")
+        self.meta_model_.save(path / "meta.keras")
+        np.savez(path / "state.npz", meta_mean=self.meta_mean_, meta_scale=self.meta_scale_,
+                 background=self.background_, train_proba=self.train_proba_,
+                 meta_raw_index=np.asarray(self.meta_raw_index_, dtype=np.int64))
+        self._write_params(path, columns=self.columns_, kinds=self.kinds_, svc_platt=list(self.svc_platt_),
+                           base_models=list(BASE_MODELS), fit_seconds=getattr(self, "fit_seconds_", None),
+                           meta_history=getattr(self, "meta_history_", {}))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "StackingApproach":
+        import joblib
+        import keras
+        from xgboost import XGBClassifier
+
+        path = Path(path)
+        payload = cls._read_params(path)
+        if payload.get("approach") != cls.name:
+            raise ValueError(f"{path} holds a {payload.get('approach')!r} model, not a stacking model")
+        obj = cls(**payload["params"])
+        obj.columns_ = payload["columns"]
+        obj.kinds_ = payload["kinds"]
+        obj.svc_platt_ = tuple(payload["svc_platt"])
+        obj.meta_history_ = payload.get("meta_history", {})
+        obj.features_ = joblib.load(path / "features.joblib")
+        xgb = XGBClassifier()
+        xgb.load_model(path / "xgboost.json")
+        obj.models_ = {name: joblib.load(path / f"{name}.joblib")
+                       for name in ("logistic_regression", "random_forest", "svc")}
+        obj.models_["xgboost"] = xgb
+        obj.models_ = {name: obj.models_[name] for name in BASE_MODELS}
+        obj.meta_model_ = keras.models.load_model(path / "meta.keras")
+        obj._cache_meta_weights()
+        state = np.load(path / "state.npz")
+        obj.meta_mean_ = state["meta_mean"]
+        obj.meta_scale_ = state["meta_scale"]
+        obj.background_ = state["background"]
+        obj.train_proba_ = state["train_proba"]
+        obj.meta_raw_index_ = [int(i) for i in state["meta_raw_index"]]
+        return obj
