@@ -1,0 +1,783 @@
+"""LoRA fine-tuning of a small causal LM (default: the shipped SmolLM2-135M-Instruct) to score leads.
+
+How it works
+------------
+* Each lead is written as text (:mod:`engine.data.text`, compact style by default) inside an instruction:
+  ``"Predict if the lead will convert based on the following features: <text>"``, wrapped in the
+  tokenizer's chat template when it has one. The answer is ``"Converted"`` or ``"Not Converted"``.
+* Training (own small loop: AdamW, linear warm-up/decay, gradient accumulation, length-bucketed batches with
+  dynamic padding) puts the loss on the answer tokens only (labels -100 on the prompt and on padding).
+* Scoring never generates text: it reads the next-token logits right after the prompt, at each row's last
+  real token, for the first token of each answer (the *verbalizers*, e.g. ``"Con"`` vs ``"Not"``), and takes
+  the softmax over those two logits. A Platt (logistic) calibration fitted on training rows only (rows left
+  out of LoRA training) turns that into the reported probability.
+* ``explain`` is occlusion: the lead is re-scored with each filled field left out of its text.
+* ``save`` writes the adapter in peft's native format (``adapter_model.safetensors`` +
+  ``adapter_config.json``) plus ``approach.json`` (base model path and fingerprint, verbalizers, calibration).
+  Base models are loaded once per process and shared by every adapter (peft multi-adapter).
+
+Hardware: on CUDA, ``quantize="4bit"`` loads the base in NF4 (bitsandbytes, bf16 compute) and prepares it for
+k-bit training; on CPU the base runs in bf16 when the CPU has native bf16, fp32 otherwise (4-bit also works).
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: no OpenMP spin-waits on shared CPUs
+
+import hashlib
+import json
+import math
+import random
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from engine.approaches.base import Approach, contribution_frame
+from engine.callbacks import CallbackList, Progress, TrainingCancelled
+from engine.data.text import fields_to_text, format_value, row_fields
+
+INSTRUCTION = "Predict if the lead will convert based on the following features: "
+SYSTEM_PROMPT = "Classify sales leads."
+#: Answer pairs (positive, negative), tried in order until their first tokens differ.
+ANSWER_PAIRS = (("Converted", "Not Converted"), ("Yes", "No"))
+PROMPT_VERSION = 1
+ADAPTER_DIR = "adapter"
+CHECKPOINT_STATE = "trainer_state.pt"
+
+
+# -- base models: loaded once per process, shared by all adapters ----------------------------------
+class _BaseEntry:
+    def __init__(self, model, tokenizer, path: str, device, dtype, quantize):
+        self.base = model
+        self.peft = None  # PeftModel wrapping ``base`` once the first adapter is attached
+        self.tokenizer = tokenizer
+        self.path = path
+        self.device = device
+        self.dtype = dtype
+        self.quantize = quantize
+        self.lock = threading.RLock()
+
+
+_BASES: dict[tuple, _BaseEntry] = {}
+_BASES_LOCK = threading.Lock()
+
+
+def resolve_device(device: str = "auto"):
+    import torch
+
+    if device in (None, "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was asked for but CUDA is not available here; use device='auto' or 'cpu'.")
+    return dev
+
+
+def cpu_supports_bf16() -> bool:
+    """True when the CPU has native bf16 arithmetic (AVX512-BF16 or AMX); emulated bf16 is slower than fp32."""
+    import torch
+
+    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        fn = getattr(torch.cpu, probe, None)
+        try:
+            if fn is not None and fn():
+                return True
+        except Exception:  # pragma: no cover - probe not available on this build
+            pass
+    return False
+
+
+def resolve_dtype(precision: str, device):
+    import torch
+
+    names = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+             "fp16": torch.float16, "float16": torch.float16}
+    if precision not in (None, "auto"):
+        if precision not in names:
+            raise ValueError(f"precision={precision!r} is not known; use 'auto', 'fp32', 'bf16' or 'fp16'.")
+        return names[precision]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_supports_bf16():
+        return torch.bfloat16
+    return torch.float32
+
+
+def load_base(path: str, device, dtype, quantize: str | None = None) -> _BaseEntry:
+    """Load (once per process) a causal LM and its tokenizer from a local folder."""
+    key = (str(path), str(device), str(dtype), quantize)
+    with _BASES_LOCK:
+        if key in _BASES:
+            return _BASES[key]
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token  # padding is masked by the attention mask, never by id
+        kwargs: dict[str, Any] = {"local_files_only": True}
+        if quantize in ("4bit", "nf4"):
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=torch.bfloat16 if device.type == "cuda" else dtype)
+            kwargs["device_map"] = {"": str(device) if device.type != "cuda" else (device.index or 0)}
+            kwargs["dtype"] = dtype
+        elif quantize not in (None, "", "none"):
+            raise ValueError(f"quantize={quantize!r} is not supported; use None or '4bit'.")
+        else:
+            kwargs["dtype"] = dtype
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        if quantize in ("4bit", "nf4"):
+            from peft import prepare_model_for_kbit_training
+
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=device.type == "cuda")
+        else:
+            model.to(device)
+        for param in model.parameters():
+            param.requires_grad_(False)
+        model.eval()
+        entry = _BaseEntry(model, tokenizer, str(path), device, dtype, quantize)
+        _BASES[key] = entry
+        return entry
+
+
+def clear_base_cache() -> None:
+    """Forget every loaded base model (frees memory)."""
+    with _BASES_LOCK:
+        _BASES.clear()
+
+
+# -- prompt building ---------------------------------------------------------------------------
+class PromptBuilder:
+    """Turns lead texts into token ids: prompt ids, answer ids, verbalizer ids."""
+
+    def __init__(self, tokenizer, max_length: int):
+        self.tokenizer = tokenizer
+        self.max_length = int(max_length)
+        self.chat = bool(getattr(tokenizer, "chat_template", None))
+        prefix = "" if self.chat else " "
+        self.answers, self.answer_ids, self.verbalizer_ids = None, None, None
+        for pos, neg in ANSWER_PAIRS:
+            pos_ids = tokenizer.encode(prefix + pos, add_special_tokens=False)
+            neg_ids = tokenizer.encode(prefix + neg, add_special_tokens=False)
+            if pos_ids and neg_ids and pos_ids[0] != neg_ids[0]:
+                end = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+                self.answers = (pos, neg)
+                self.answer_ids = (pos_ids + end, neg_ids + end)
+                self.verbalizer_ids = (int(pos_ids[0]), int(neg_ids[0]))
+                break
+        if self.verbalizer_ids is None:
+            raise ValueError("This tokenizer gives the same first token to every candidate answer "
+                             f"{ANSWER_PAIRS}; the LoRA approach cannot tell the answers apart with it.")
+        # BOS only when the tokenizer itself adds one (Llama-2 style); chat templates write their own tokens
+        with_special = tokenizer.encode("a", add_special_tokens=True)
+        bos = tokenizer.bos_token_id
+        self._bos = bos if bos is not None and with_special[:1] == [bos] else None
+        self._tail = self._tail_length()
+        self.truncated = 0
+
+    def prompt_text(self, lead_text: str) -> str:
+        instruction = INSTRUCTION + lead_text
+        if self.chat:
+            messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": instruction}]
+            try:
+                return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            except Exception:  # some templates refuse a system role
+                return self.tokenizer.apply_chat_template(messages[1:], tokenize=False, add_generation_prompt=True)
+        return f"{instruction}\nAnswer:"
+
+    def _raw_ids(self, text: str) -> list[int]:
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        if self._bos is not None and ids[:1] != [self._bos]:
+            ids = [self._bos] + ids
+        return ids
+
+    def _tail_length(self) -> int:
+        """How many tokens at the end of a prompt belong to the template (assistant cue): kept on truncation."""
+        probe_a, probe_b = self._raw_ids(self.prompt_text("alpha")), self._raw_ids(self.prompt_text("beta gamma"))
+        tail = 0
+        while tail < min(len(probe_a), len(probe_b)) and probe_a[-1 - tail] == probe_b[-1 - tail]:
+            tail += 1
+        return max(tail, 1)
+
+    def prompt_ids(self, lead_text: str) -> list[int]:
+        ids = self._raw_ids(self.prompt_text(lead_text))
+        budget = self.max_length - max(len(a) for a in self.answer_ids)
+        if len(ids) > budget:
+            self.truncated += 1
+            head = max(budget - self._tail, 1)
+            ids = ids[:head] + ids[-self._tail:]
+        return ids
+
+    def example(self, lead_text: str, label: int) -> tuple[list[int], list[int]]:
+        """input ids and labels (-100 on the prompt) for one training example."""
+        prompt = self.prompt_ids(lead_text)
+        answer = self.answer_ids[0] if label == 1 else self.answer_ids[1]
+        return prompt + answer, [-100] * len(prompt) + list(answer)
+
+
+def pad_batch(sequences: list[list[int]], pad_id: int, labels: list[list[int]] | None = None):
+    """Right-pad to the longest sequence: ids, attention mask (and labels padded with -100)."""
+    import torch
+
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    lab = torch.full((len(sequences), width), -100, dtype=torch.long) if labels is not None else None
+    for i, seq in enumerate(sequences):
+        ids[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[i, : len(seq)] = 1
+        if lab is not None:
+            lab[i, : len(seq)] = torch.tensor(labels[i], dtype=torch.long)
+    return ids, mask, lab
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))
+
+
+# -- the approach ------------------------------------------------------------------------------
+class LoraApproach(Approach):
+    """Fine-tune a LoRA adapter on a small causal LM; P(convert) from verbalizer log-probabilities.
+
+    Hyper-parameters (all stored unchanged):
+
+    base_model: None (shipped SmolLM2-135M-Instruct), a local model folder, or a hub id already in the local
+        Hugging Face cache. r, lora_alpha, lora_dropout, target_modules: the LoRA adapter.
+    batch_size, grad_accum, epochs, learning_rate, warmup_ratio, weight_decay, max_length: training.
+    train_rows: cap on the training rows (stratified sample); the rest of the training rows (up to
+        ``calibration_rows``) calibrate the scores. When every row is used for training, ``calibration_rows``
+        rows (at most 20%) are held out for calibration instead.
+    text_style: "compact" or "sentence" (see engine.data.text); drop_constant_share: columns whose most
+        common value (missing counted as a value) covers at least this share of training rows are left out
+        of the text (None keeps every column).
+    quantize: None or "4bit"; device: "auto", "cpu", "cuda"...; precision: "auto", "fp32", "bf16", "fp16".
+    checkpoint_dir, checkpoint_every, resume: periodic checkpoints (adapter + optimizer + step) and resuming.
+    top_layers: put the adapter only on the top N transformer layers (None = all). Back-propagation then stops
+        at the lowest adapted layer, which makes CPU training several times faster.
+    score_batch_size: rows per forward pass when scoring.
+    """
+
+    name = "lora"
+    input_kind = "leads"
+
+    def __init__(self, base_model=None, r=8, lora_alpha=16, lora_dropout=0.05, target_modules=("q_proj", "v_proj"),
+                 batch_size=2, grad_accum=8, epochs=3, learning_rate=2e-4, max_length=256, train_rows=None,
+                 seed=42, quantize=None, device="auto", precision="auto", warmup_ratio=0.05, weight_decay=0.0,
+                 text_style="compact", drop_constant_share=0.995, calibration_rows=600, score_batch_size=32,
+                 checkpoint_dir=None, checkpoint_every=50, resume=False, top_layers=None):
+        self.base_model = base_model
+        self.r = r
+        self.lora_alpha = lora_alpha
+        self.lora_dropout = lora_dropout
+        self.target_modules = target_modules
+        self.batch_size = batch_size
+        self.grad_accum = grad_accum
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.max_length = max_length
+        self.train_rows = train_rows
+        self.seed = seed
+        self.quantize = quantize
+        self.device = device
+        self.precision = precision
+        self.warmup_ratio = warmup_ratio
+        self.weight_decay = weight_decay
+        self.text_style = text_style
+        self.drop_constant_share = drop_constant_share
+        self.calibration_rows = calibration_rows
+        self.score_batch_size = score_batch_size
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
+        self.resume = resume
+        self.top_layers = top_layers
+
+    # -- set-up ----------------------------------------------------------------------------------
+    def _setup_base(self, base_path: str | None = None) -> None:
+        from engine.models import resolve_base_model
+
+        self.device_ = resolve_device(self.device)
+        self.dtype_ = resolve_dtype(self.precision, self.device_)
+        self.base_path_ = base_path or resolve_base_model(self.base_model)
+        self._entry = load_base(self.base_path_, self.device_, self.dtype_, self.quantize)
+        self.prompts_ = PromptBuilder(self._entry.tokenizer, self.max_length)
+        self.verbalizer_ids_ = list(self.prompts_.verbalizer_ids)
+        self.answers_ = list(self.prompts_.answers)
+
+    def _lora_config(self):
+        from peft import LoraConfig
+
+        layers = None
+        if self.top_layers:
+            n_layers = int(getattr(self._entry.base.config, "num_hidden_layers", 0) or 0)
+            if n_layers:
+                layers = list(range(max(n_layers - int(self.top_layers), 0), n_layers))
+        return LoraConfig(r=int(self.r), lora_alpha=self.lora_alpha, lora_dropout=float(self.lora_dropout),
+                          target_modules=list(self.target_modules), bias="none", task_type="CAUSAL_LM",
+                          layers_to_transform=layers)
+
+    def _attach_adapter(self, config, state: dict | None = None) -> None:
+        """Add this instance's adapter (fresh, or with ``state`` weights) to the shared base model."""
+        from peft import get_peft_model, set_peft_model_state_dict
+
+        entry = self._entry
+        name = f"lora_{uuid.uuid4().hex[:12]}"
+        with entry.lock:
+            if entry.peft is None:
+                entry.peft = get_peft_model(entry.base, config, adapter_name=name)
+            else:
+                entry.peft.add_adapter(name, config)
+            if state is not None:
+                result = set_peft_model_state_dict(entry.peft, state, adapter_name=name)
+                missing = [k for k in getattr(result, "unexpected_keys", []) if "lora_" in k]
+                if missing:
+                    raise ValueError(f"The saved adapter does not fit this base model (unexpected keys {missing[:3]}).")
+            entry.peft.set_adapter(name)
+            for pname, param in entry.peft.named_parameters():
+                param.requires_grad_(f".{name}." in pname)
+            self._lora_device_cast(name)
+        self.adapter_name_ = name
+
+    def _lora_device_cast(self, name: str) -> None:
+        for pname, param in self._entry.peft.named_parameters():
+            if f".{name}." in pname and param.device != self.device_:
+                param.data = param.data.to(self.device_)
+
+    def _activate(self):
+        entry = self._entry
+        entry.peft.set_adapter(self.adapter_name_)
+        return entry.peft
+
+    def _adapter_params(self):
+        return [p for n, p in self._entry.peft.named_parameters() if f".{self.adapter_name_}." in n]
+
+    # -- text --------------------------------------------------------------------------------------
+    def _choose_columns(self, X: pd.DataFrame) -> list[str]:
+        columns = list(X.columns)
+        if self.drop_constant_share is None:
+            return columns
+        keep = []
+        for column in columns:
+            values = X[column].map(lambda v: "<missing>" if _missing(v) else format_value(v))
+            top_share = values.value_counts(normalize=True).iloc[0] if len(values) else 1.0
+            if top_share < float(self.drop_constant_share):
+                keep.append(column)
+        return keep or columns
+
+    def _texts(self, X: pd.DataFrame) -> list[str]:
+        cols = [c for c in self.columns_ if c in X.columns]
+        missing = [c for c in self.columns_ if c not in X.columns]
+        if len(missing) == len(self.columns_):
+            raise ValueError(f"None of the columns this model was trained on are in the data "
+                             f"(expected e.g. {self.columns_[:5]}); pass lead rows with the training columns.")
+        return [fields_to_text(row_fields(rec, cols), self.text_style) for rec in X[cols].to_dict("records")]
+
+    # -- training ----------------------------------------------------------------------------------
+    def fit(self, X: pd.DataFrame, y, callbacks: list | None = None) -> "LoraApproach":
+        import torch
+
+        cb = callbacks if isinstance(callbacks, CallbackList) else CallbackList(callbacks)
+        X, y = _check_xy(X, y)
+        started = time.monotonic()
+        train_idx, calib_idx = self._split_rows(y)
+        self._setup_base()
+        self.columns_ = self._choose_columns(X.iloc[train_idx])
+        texts = self._texts(X.iloc[train_idx])
+        labels = y[train_idx]
+
+        torch.manual_seed(int(self.seed))
+        self._attach_adapter(self._lora_config())
+        model = self._activate()
+        examples = [self.prompts_.example(t, int(l)) for t, l in zip(texts, labels)]
+        batches_per_epoch = [self._batches(examples, epoch) for epoch in range(int(self.epochs))]
+        micro_total = sum(len(b) for b in batches_per_epoch)
+        accum = max(int(self.grad_accum), 1)
+        steps_per_epoch = [math.ceil(len(b) / accum) for b in batches_per_epoch]
+        total_steps = sum(steps_per_epoch)
+
+        params = self._adapter_params()
+        optimizer = torch.optim.AdamW(params, lr=float(self.learning_rate), weight_decay=float(self.weight_decay))
+        warmup = int(round(float(self.warmup_ratio) * total_steps))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _linear_schedule(s, warmup, total_steps))
+
+        run_key = self._run_key(texts, labels)
+        step = 0
+        if self.resume and self.checkpoint_dir:
+            step = self._load_checkpoint(optimizer, scheduler, run_key)
+            if step:
+                cb.on_log(f"Resuming LoRA training from step {step}/{total_steps} ({self.checkpoint_dir})")
+        self.loss_history_: list[dict] = list(getattr(self, "_resumed_history", []))
+        pad_id = self._entry.tokenizer.pad_token_id
+        cb.on_log(f"LoRA on {Path(self.base_path_).name}: {len(examples)} training rows, {total_steps} steps "
+                  f"({micro_total} batches of {self.batch_size}, accumulation {accum}), device {self.device_}, "
+                  f"{str(self.dtype_).replace('torch.', '')}"
+                  + (f", {self.prompts_.truncated} prompts truncated to {self.max_length} tokens"
+                     if self.prompts_.truncated else ""))
+        cb.on_train_begin(total_steps, "train")
+        step_times: list[float] = []
+        global_step = 0
+        model.train()
+        body = model.get_base_model()
+        head = body.get_output_embeddings()
+        try:
+            for epoch, batches in enumerate(batches_per_epoch):
+                for start in range(0, len(batches), accum):
+                    global_step += 1
+                    if global_step <= step:  # already done before the checkpoint
+                        continue
+                    t0 = time.monotonic()
+                    group = batches[start:start + accum]
+                    n_tokens = sum(sum(1 for v in lab if v != -100) for b in group for _, lab in b)
+                    loss_sum = 0.0
+                    for batch in group:
+                        ids, mask, lab = pad_batch([e[0] for e in batch], pad_id, [e[1] for e in batch])
+                        ids, mask, lab = ids.to(self.device_), mask.to(self.device_), lab.to(self.device_)
+                        hidden = body.model(input_ids=ids, attention_mask=mask).last_hidden_state
+                        target = lab[:, 1:]
+                        supervised = target != -100  # the vocabulary projection only where there is a loss
+                        logits = head(hidden[:, :-1][supervised]).float()
+                        loss = torch.nn.functional.cross_entropy(
+                            logits, target[supervised], reduction="sum") / max(n_tokens, 1)
+                        loss.backward()
+                        loss_sum += float(loss.detach())
+                    torch.nn.utils.clip_grad_norm_(params, 1.0)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    step_times.append(time.monotonic() - t0)
+                    self.loss_history_.append({"step": global_step, "loss": loss_sum, "epoch": epoch})
+                    if self.checkpoint_dir and self.checkpoint_every and global_step % int(self.checkpoint_every) == 0:
+                        self._save_checkpoint(optimizer, scheduler, global_step, run_key)
+                    try:
+                        cb.on_step_end(Progress(step=global_step, total=total_steps, loss=loss_sum, stage="train",
+                                                extra={"epoch": epoch, "lr": scheduler.get_last_lr()[0]}))
+                    except TrainingCancelled:
+                        if self.checkpoint_dir:
+                            self._save_checkpoint(optimizer, scheduler, global_step, run_key)
+                        cb.on_log(f"LoRA training cancelled after step {global_step}/{total_steps}")
+                        raise
+        except BaseException:
+            model.eval()
+            self._detach()
+            raise
+        model.eval()
+        cb.on_train_end("train")
+        self.step_seconds_ = float(np.mean(step_times)) if step_times else None
+        self.train_seconds_ = time.monotonic() - started
+
+        self._fit_calibration(X.iloc[calib_idx], y[calib_idx], cb)
+        if self.checkpoint_dir:
+            self._save_checkpoint(optimizer, scheduler, total_steps, run_key)
+        self.n_train_rows_ = int(len(train_idx))
+        self.n_calibration_rows_ = int(len(calib_idx))
+        self.fit_seconds_ = time.monotonic() - started
+        return self
+
+    def _detach(self) -> None:
+        name = getattr(self, "adapter_name_", None)
+        entry = getattr(self, "_entry", None)
+        if name and entry is not None and entry.peft is not None:
+            with entry.lock:
+                try:
+                    if len(entry.peft.peft_config) > 1:
+                        entry.peft.delete_adapter(name)
+                except Exception:
+                    pass
+        for attr in ("adapter_name_",):
+            if hasattr(self, attr):
+                delattr(self, attr)
+
+    def _split_rows(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Training rows for the adapter, and calibration rows (never the same)."""
+        from sklearn.model_selection import train_test_split
+
+        idx = np.arange(len(y))
+        n_cal = int(self.calibration_rows or 0)
+        stratify = y if np.bincount(y, minlength=2).min() >= 2 else None
+        if self.train_rows is not None and int(self.train_rows) < len(y):
+            n_train = int(self.train_rows)
+            train_idx, rest = train_test_split(idx, train_size=n_train, stratify=stratify, random_state=self.seed)
+            if n_cal and len(rest):
+                if n_cal < len(rest):
+                    strat_rest = y[rest] if np.bincount(y[rest], minlength=2).min() >= 2 else None
+                    rest, _ = train_test_split(rest, train_size=n_cal, stratify=strat_rest, random_state=self.seed)
+                return np.sort(train_idx), np.sort(rest)
+            return np.sort(train_idx), np.array([], dtype=int)
+        n_cal = min(n_cal, int(0.2 * len(y)))
+        if n_cal < 10:
+            return idx, np.array([], dtype=int)
+        train_idx, cal_idx = train_test_split(idx, test_size=n_cal, stratify=stratify, random_state=self.seed)
+        return np.sort(train_idx), np.sort(cal_idx)
+
+    def _batches(self, examples, epoch: int) -> list[list]:
+        """Shuffle, then sort by length inside chunks of 50 batches (little padding), then shuffle batches."""
+        rng = random.Random(int(self.seed) * 1000 + epoch)
+        order = list(range(len(examples)))
+        rng.shuffle(order)
+        size = max(int(self.batch_size), 1)
+        chunk = size * 50
+        batches = []
+        for start in range(0, len(order), chunk):
+            part = sorted(order[start:start + chunk], key=lambda i: len(examples[i][0]))
+            batches += [[examples[i] for i in part[j:j + size]] for j in range(0, len(part), size)]
+        rng.shuffle(batches)
+        return batches
+
+    def _run_key(self, texts, labels) -> str:
+        digest = hashlib.sha256()
+        digest.update(json.dumps({k: v for k, v in _jsonable_params(self.get_params()).items()
+                                  if k not in ("resume", "checkpoint_dir", "checkpoint_every", "device",
+                                               "score_batch_size")}, sort_keys=True).encode())
+        for text, label in zip(texts, labels):
+            digest.update(f"{int(label)}\t{text}\n".encode())
+        return digest.hexdigest()
+
+    # -- checkpoints -------------------------------------------------------------------------------
+    def _save_checkpoint(self, optimizer, scheduler, step: int, run_key: str) -> None:
+        import torch
+
+        folder = Path(self.checkpoint_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / (CHECKPOINT_STATE + ".tmp")
+        self._write_adapter(folder / ADAPTER_DIR)
+        torch.save({"step": int(step), "run_key": run_key, "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "loss_history": getattr(self, "loss_history_", []),
+                    "saved_at": time.time()}, tmp)
+        tmp.replace(folder / CHECKPOINT_STATE)
+
+    def _load_checkpoint(self, optimizer, scheduler, run_key: str) -> int:
+        import torch
+        from peft import set_peft_model_state_dict
+
+        folder = Path(self.checkpoint_dir)
+        state_file = folder / CHECKPOINT_STATE
+        if not state_file.exists():
+            return 0
+        state = torch.load(state_file, map_location="cpu", weights_only=False)
+        if state.get("run_key") != run_key:
+            raise ValueError(f"The checkpoint in {folder} was made with other data or hyper-parameters, so it "
+                             "cannot be resumed. Fix: use the same data and settings, or delete that folder / "
+                             "pass resume=False to start over.")
+        set_peft_model_state_dict(self._entry.peft, _read_adapter_weights(folder / ADAPTER_DIR),
+                                  adapter_name=self.adapter_name_)
+        self._lora_device_cast(self.adapter_name_)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        self._resumed_history = state.get("loss_history", [])
+        return int(state["step"])
+
+    # -- scoring -----------------------------------------------------------------------------------
+    def _margins_from_texts(self, texts: list[str]) -> np.ndarray:
+        """logit(pos verbalizer) - logit(neg verbalizer) after each prompt (softmax over the two = sigmoid)."""
+        import torch
+
+        if not texts:
+            return np.zeros(0)
+        prompts = [self.prompts_.prompt_ids(t) for t in texts]
+        order = np.argsort([len(p) for p in prompts], kind="stable")
+        out = np.zeros(len(prompts), dtype=np.float64)
+        pos, neg = self.verbalizer_ids_
+        size = max(int(self.score_batch_size), 1)
+        pad_id = self._entry.tokenizer.pad_token_id
+        with self._entry.lock, torch.inference_mode():
+            model = self._activate()
+            model.eval()
+            body = model.get_base_model()
+            for start in range(0, len(order), size):
+                rows = order[start:start + size]
+                ids, mask, _ = pad_batch([prompts[i] for i in rows], pad_id)
+                ids, mask = ids.to(self.device_), mask.to(self.device_)
+                hidden = body.model(input_ids=ids, attention_mask=mask).last_hidden_state
+                last = mask.sum(dim=1) - 1
+                h = hidden[torch.arange(len(rows), device=hidden.device), last]
+                logits = body.get_output_embeddings()(h).float()
+                out[rows] = (logits[:, pos] - logits[:, neg]).cpu().numpy()
+        return out
+
+    def _calibrate(self, margins: np.ndarray) -> np.ndarray:
+        a, b = self.calibration_["a"], self.calibration_["b"]
+        return _sigmoid(a * margins + b)
+
+    def _fit_calibration(self, X_cal: pd.DataFrame, y_cal: np.ndarray, cb: CallbackList) -> None:
+        self.calibration_ = {"a": 1.0, "b": 0.0, "rows": 0, "method": "none"}
+        if len(y_cal) < 10 or len(np.unique(y_cal)) < 2:
+            cb.on_log("Calibration skipped (needs at least 10 held-out training rows of both classes); "
+                      "probabilities are the raw verbalizer softmax.")
+            return
+        from sklearn.linear_model import LogisticRegression
+
+        texts = self._texts(X_cal)
+        size = max(int(self.score_batch_size), 1)
+        chunks = [texts[i:i + size] for i in range(0, len(texts), size)]
+        cb.on_train_begin(len(chunks), "calibrate")
+        margins = []
+        for k, chunk in enumerate(chunks, 1):
+            margins.append(self._margins_from_texts(chunk))
+            cb.on_step_end(Progress(step=k, total=len(chunks), stage="calibrate"))
+        cb.on_train_end("calibrate")
+        m = np.concatenate(margins)
+        lr = LogisticRegression(C=100.0, max_iter=1000).fit(m.reshape(-1, 1), y_cal)
+        self.calibration_ = {"a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0]), "rows": int(len(y_cal)),
+                             "method": "platt"}
+
+    def raw_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Uncalibrated P(convert): softmax over the two verbalizer logits."""
+        self._check_fitted("calibration_")
+        return _sigmoid(self._margins_from_texts(self._texts(_check_x(X))))
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        self._check_fitted("calibration_")
+        p = self._calibrate(self._margins_from_texts(self._texts(_check_x(X))))
+        return np.column_stack([1.0 - p, p])
+
+    def explain(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Occlusion: contribution of a field = P(full text) - P(text without that field)."""
+        self._check_fitted("calibration_")
+        X = _check_x(X)
+        cols = [c for c in self.columns_ if c in X.columns]
+        texts, owners = [], []
+        for r, rec in enumerate(X[cols].to_dict("records")):
+            fields = row_fields(rec, cols)
+            texts.append(fields_to_text(fields, self.text_style))
+            owners.append((r, None, None))
+            for k, (column, value) in enumerate(fields):
+                texts.append(fields_to_text(fields[:k] + fields[k + 1:], self.text_style))
+                owners.append((r, column, value))
+        p = self._calibrate(self._margins_from_texts(texts))
+        full = {r: p[i] for i, (r, c, _) in enumerate(owners) if c is None}
+        rows = [{"row": r, "feature": c, "value": format_value(v), "contribution": float(full[r] - p[i])}
+                for i, (r, c, v) in enumerate(owners) if c is not None]
+        return contribution_frame(rows)
+
+    # -- persistence -------------------------------------------------------------------------------
+    def _write_adapter(self, folder: Path) -> None:
+        from peft import get_peft_model_state_dict
+        from safetensors.torch import save_file
+
+        folder.mkdir(parents=True, exist_ok=True)
+        entry = self._entry
+        state = get_peft_model_state_dict(entry.peft, adapter_name=self.adapter_name_)
+        save_file({k: v.detach().to("cpu").contiguous() for k, v in state.items()},
+                  str(folder / "adapter_model.safetensors"))
+        config = entry.peft.peft_config[self.adapter_name_]
+        payload = config.to_dict()
+        payload["base_model_name_or_path"] = self.base_path_
+        payload = _jsonable_params(payload)
+        (folder / "adapter_config.json").write_text(json.dumps(payload, indent=2, default=str))
+
+    def save(self, path: str | Path) -> None:
+        from engine.models import model_fingerprint
+
+        self._check_fitted("calibration_")
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self._write_adapter(path / ADAPTER_DIR)
+        self._write_params(path, state={
+            "base_path": self.base_path_, "base_fingerprint": model_fingerprint(self.base_path_),
+            "verbalizer_ids": self.verbalizer_ids_, "answers": self.answers_, "calibration": self.calibration_,
+            "columns": self.columns_, "prompt_version": PROMPT_VERSION, "system_prompt": SYSTEM_PROMPT,
+            "instruction": INSTRUCTION, "step_seconds": getattr(self, "step_seconds_", None),
+            "fit_seconds": getattr(self, "fit_seconds_", None), "loss_history": getattr(self, "loss_history_", []),
+            "n_train_rows": getattr(self, "n_train_rows_", None),
+        })
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LoraApproach":
+        from engine.models import ModelNotFoundError, model_fingerprint, resolve_base_model
+
+        path = Path(path)
+        payload = cls._read_params(path)
+        if payload.get("approach") != cls.name:
+            raise ValueError(f"{path} holds a {payload.get('approach')!r} model, not a LoRA one.")
+        params = dict(payload["params"])
+        if isinstance(params.get("target_modules"), list):
+            params["target_modules"] = tuple(params["target_modules"])
+        params["resume"] = False
+        model = cls(**{k: v for k, v in params.items() if k in cls._param_names()})
+        state = payload["state"]
+        base_path = state["base_path"]
+        if not (Path(base_path) / "config.json").exists():
+            try:
+                base_path = resolve_base_model(params.get("base_model"))
+            except ModelNotFoundError as exc:
+                raise ModelNotFoundError(f"The base model of the LoRA adapter in {path} is missing: {exc}") from exc
+        found = model_fingerprint(base_path)
+        if found != state["base_fingerprint"]:
+            raise ValueError(f"The base model at {base_path} is not the one the adapter in {path} was trained on "
+                             "(its weights differ). Fix: point base_model at the original base model folder, "
+                             "or retrain the adapter.")
+        model._setup_base(base_path)
+        if list(model.verbalizer_ids_) != list(state["verbalizer_ids"]):
+            raise ValueError(f"The tokenizer at {base_path} maps the answers to other tokens than at training time.")
+        from peft import LoraConfig
+
+        config = LoraConfig.from_pretrained(str(path / ADAPTER_DIR))
+        model._attach_adapter(config, _read_adapter_weights(path / ADAPTER_DIR))
+        model.columns_ = list(state["columns"])
+        model.calibration_ = dict(state["calibration"])
+        model.loss_history_ = state.get("loss_history", [])
+        model.step_seconds_ = state.get("step_seconds")
+        model.fit_seconds_ = state.get("fit_seconds")
+        return model
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def _read_adapter_weights(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    file = Path(folder) / "adapter_model.safetensors"
+    if not file.exists():
+        raise FileNotFoundError(f"No adapter weights at {file}; save the model again.")
+    return load_file(str(file))
+
+
+def _linear_schedule(step: int, warmup: int, total: int) -> float:
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    return max(0.0, (total - step) / max(total - warmup, 1))
+
+
+def _missing(value) -> bool:
+    from engine.data.text import is_missing
+
+    return is_missing(value)
+
+
+def _jsonable_params(params: dict) -> dict:
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, (set, tuple)):
+            value = sorted(value) if isinstance(value, set) else list(value)
+        out[key] = value
+    return out
+
+
+def _check_x(X) -> pd.DataFrame:
+    if isinstance(X, dict):
+        X = pd.DataFrame([X])
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError(f"LoRA scoring needs a pandas DataFrame of leads, got {type(X).__name__}.")
+    return X
+
+
+def _check_xy(X, y) -> tuple[pd.DataFrame, np.ndarray]:
+    X = _check_x(X)
+    y = np.asarray(y)
+    if len(X) != len(y):
+        raise ValueError(f"X has {len(X)} rows but y has {len(y)}; pass one label per lead.")
+    if len(X) < 4:
+        raise ValueError(f"LoRA needs at least 4 training rows, got {len(X)}.")
+    values = set(np.unique(y).tolist())
+    if not values <= {0, 1}:
+        raise ValueError(f"y must hold 0/1 labels (1 = converted); found {sorted(values)[:5]}.")
+    return X.reset_index(drop=True), y.astype(int)

@@ -1,0 +1,264 @@
+"""LoRA approach: real training steps on a tiny random Llama with the shipped SmolLM2 tokenizer, plus one
+test on the shipped SmolLM2 itself."""
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from engine.approaches.base import CONTRIBUTION_COLUMNS, load_approach  # noqa: E402
+from engine.approaches.lora import LoraApproach, PromptBuilder, clear_base_cache, pad_batch  # noqa: E402
+from engine.callbacks import Callback, TrainingCancelled  # noqa: E402
+from engine.models import ModelNotFoundError, resolve_base_model, smollm2_path  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run faster on one thread (no OpenMP barriers on a shared CPU); restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def smol_folder() -> str:
+    """The converted shipped SmolLM2 (converted on first use, cached afterwards)."""
+    return smollm2_path()
+
+
+@pytest.fixture(scope="module")
+def tokenizer(smol_folder):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(smol_folder)
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory, smol_folder, tokenizer) -> str:
+    """A randomly initialised 2-layer Llama (hidden 32) saved with the shipped tokenizer."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         initializer_range=0.3, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def easy_leads(n=60, seed=0):
+    """Label is fully given by 'Lead Source' (Reference -> converts); other columns are noise."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    rng.shuffle(y)
+    X = pd.DataFrame({
+        "Lead Source": np.where(y == 1, "Reference", "Olark Chat"),
+        "TotalVisits": rng.integers(0, 9, n).astype(float),
+        "City": rng.choice(["Mumbai", "Select", "Thane & Outskirts"], n),
+    })
+    X.loc[X.index % 5 == 0, "TotalVisits"] = np.nan
+    return X, y
+
+
+ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+TINY = dict(r=16, lora_alpha=16, lora_dropout=0.0, target_modules=ALL_LINEAR,
+            batch_size=8, grad_accum=1, learning_rate=2e-2, max_length=96, calibration_rows=12,
+            drop_constant_share=None, device="cpu", precision="fp32", warmup_ratio=0.0)
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_base):
+    X, y = easy_leads()
+    model = LoraApproach(base_model=tiny_base, epochs=6, **TINY).fit(X, y)
+    return model, X, y
+
+
+def test_prompt_labels_mask_prompt_and_padding(tokenizer):
+    builder = PromptBuilder(tokenizer, max_length=256)
+    ids_pos, lab_pos = builder.example("source: Reference.", 1)
+    ids_neg, lab_neg = builder.example("source: Olark Chat; visits: 3; city: Mumbai.", 0)
+    n_prompt = len(builder.prompt_ids("source: Reference."))
+    assert lab_pos[:n_prompt] == [-100] * n_prompt
+    assert lab_pos[n_prompt:] == ids_pos[n_prompt:] == builder.answer_ids[0]
+    assert lab_neg[-len(builder.answer_ids[1]):] == builder.answer_ids[1]
+    ids, mask, labels = pad_batch([ids_pos, ids_neg], tokenizer.pad_token_id, [lab_pos, lab_neg])
+    short = 0 if len(ids_pos) < len(ids_neg) else 1
+    length = min(len(ids_pos), len(ids_neg))
+    assert mask[short, length:].sum() == 0 and mask[short, :length].all()
+    assert (labels[short, length:] == -100).all()
+    # every supervised token is an answer token: prompt + padding carry no loss
+    assert int((labels != -100).sum()) == len(builder.answer_ids[0]) + len(builder.answer_ids[1])
+
+
+def test_verbalizers_are_distinct_first_tokens(tokenizer):
+    builder = PromptBuilder(tokenizer, max_length=256)
+    pos, neg = builder.verbalizer_ids
+    assert pos != neg
+    assert builder.answers == ("Converted", "Not Converted")
+    assert builder.answer_ids[0][0] == pos and builder.answer_ids[1][0] == neg
+    assert builder.prompt_text("x").startswith("<|im_start|>system")
+
+
+def test_long_prompts_are_truncated_keeping_the_assistant_cue(tokenizer):
+    builder = PromptBuilder(tokenizer, max_length=40)
+    full = builder._raw_ids(builder.prompt_text("source: Google; " * 40))
+    cut = builder.prompt_ids("source: Google; " * 40)
+    assert len(cut) + max(len(a) for a in builder.answer_ids) <= 40
+    assert cut[-builder._tail:] == full[-builder._tail:]
+
+
+def test_training_lowers_the_loss_and_learns_the_easy_task(fitted):
+    from sklearn.metrics import roc_auc_score
+
+    model, X, y = fitted
+    assert model.n_calibration_rows_ == 12 and model.n_train_rows_ == 48
+    losses = [h["loss"] for h in model.loss_history_]
+    assert len(losses) == 6 * 6  # 48 training rows / 8 per batch, 6 epochs
+    assert np.mean(losses[-6:]) < 0.7 * np.mean(losses[:2])
+    proba = model.predict_proba(X)
+    assert proba.shape == (60, 2)
+    assert np.allclose(proba.sum(axis=1), 1.0)
+    assert roc_auc_score(y, model.raw_proba(X)) > 0.9
+    assert model.step_seconds_ > 0 and model.calibration_["method"] == "platt"
+
+
+def test_verbalizer_score_is_softmax_of_two_first_token_logits(fitted):
+    model, X, _ = fitted
+    raw = model.raw_proba(X.iloc[:3])
+    peft_model = model._activate()
+    for i in range(3):
+        ids = model.prompts_.prompt_ids(model._texts(X.iloc[[i]])[0])
+        with torch.no_grad():
+            logits = peft_model(input_ids=torch.tensor([ids])).logits[0, -1]
+        pos, neg = model.verbalizer_ids_
+        manual = torch.softmax(logits[[pos, neg]].double(), dim=0)[0].item()
+        assert raw[i] == pytest.approx(manual, abs=1e-5)
+
+
+def test_scoring_is_padding_invariant(fitted):
+    model, X, _ = fitted
+    texts = model._texts(X)
+    lengths = [len(model.prompts_.prompt_ids(t)) for t in texts]
+    shortest = int(np.argmin(lengths))
+    assert max(lengths) > lengths[shortest]  # the batch really pads the short row
+    alone = model.raw_proba(X.iloc[[shortest]])[0]
+    batched = model.raw_proba(X)[shortest]
+    assert alone == pytest.approx(batched, abs=1e-5)
+
+
+def test_save_load_gives_identical_probabilities(fitted, tmp_path):
+    model, X, _ = fitted
+    model.save(tmp_path / "lora")
+    assert (tmp_path / "lora" / "adapter" / "adapter_model.safetensors").exists()
+    again = load_approach(tmp_path / "lora")
+    assert isinstance(again, LoraApproach) and again.adapter_name_ != model.adapter_name_
+    np.testing.assert_allclose(again.predict_proba(X), model.predict_proba(X), atol=1e-6)
+
+
+def test_load_refuses_a_different_base(fitted, tmp_path, tiny_base):
+    model, X, _ = fitted
+    model.save(tmp_path / "lora")
+    other = tmp_path / "other-base"
+    shutil.copytree(tiny_base, other)
+    from transformers import AutoModelForCausalLM
+
+    changed = AutoModelForCausalLM.from_pretrained(other)
+    with torch.no_grad():
+        changed.model.norm.weight.mul_(2.0)
+    changed.save_pretrained(other)
+    import json
+
+    meta = json.loads((tmp_path / "lora" / "approach.json").read_text())
+    meta["state"]["base_path"] = str(other)
+    (tmp_path / "lora" / "approach.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="not the one the adapter"):
+        LoraApproach.load(tmp_path / "lora")
+
+
+def test_explain_is_occlusion_in_the_shared_shape(fitted):
+    model, X, _ = fitted
+    table = model.explain(X.iloc[:3])
+    assert list(table.columns) == CONTRIBUTION_COLUMNS
+    filled = [len([v for v in row if not pd.isna(v) and v != "Select"]) for row in X.iloc[:3].values]
+    assert len(table) == sum(filled)
+    assert set(table["feature"]) <= set(X.columns)
+    # the only informative field moves the score most
+    top = table.loc[table.groupby("row")["contribution"].apply(lambda s: s.abs().idxmax())]
+    assert (top["feature"] == "Lead Source").all()
+
+
+class StopAfter(Callback):
+    def __init__(self, n):
+        self.n, self.seen = n, []
+
+    def on_step_end(self, progress):
+        self.seen.append(progress.step)
+        if progress.step >= self.n:
+            raise TrainingCancelled("test stop")
+
+
+def test_cancel_stops_cleanly_and_resume_finishes(tiny_base, tmp_path):
+    X, y = easy_leads(32, seed=1)
+    params = dict(TINY, base_model=tiny_base, epochs=2, calibration_rows=0, checkpoint_dir=str(tmp_path / "ckpt"),
+                  checkpoint_every=100)
+    stopper = StopAfter(2)
+    with pytest.raises(TrainingCancelled):
+        LoraApproach(**params).fit(X, y, callbacks=[stopper])
+    assert stopper.seen == [1, 2]
+    assert (tmp_path / "ckpt" / "trainer_state.pt").exists()
+
+    seen = StopAfter(10_000)
+    resumed = LoraApproach(**params, resume=True).fit(X, y, callbacks=[seen])
+    assert seen.seen == [3, 4, 5, 6, 7, 8]  # 32 rows / 8 per batch = 4 steps per epoch, 2 epochs
+    full = LoraApproach(**params).fit(X, y)  # resume=False starts over and ignores the checkpoint
+    assert [h["step"] for h in resumed.loss_history_] == [h["step"] for h in full.loss_history_]
+    np.testing.assert_allclose([h["loss"] for h in resumed.loss_history_],
+                               [h["loss"] for h in full.loss_history_], rtol=1e-3, atol=1e-4)
+    with pytest.raises(ValueError, match="other data"):
+        LoraApproach(**params, resume=True).fit(X.iloc[:24], y[:24])
+
+
+def test_missing_base_model_names_where_it_looked(tmp_path):
+    with pytest.raises(ModelNotFoundError) as info:
+        resolve_base_model("nobody-here/NoSuchModel-1B")
+    message = str(info.value)
+    assert "nobody-here/NoSuchModel-1B" in message and "Hugging Face hub cache" in message
+    assert "local folder" in message and "download" in message
+    with pytest.raises(ModelNotFoundError):
+        LoraApproach(base_model=str(tmp_path / "no-such-folder")).fit(*easy_leads(8))
+
+
+def test_bad_labels_are_explained(tiny_base):
+    X, _ = easy_leads(8)
+    with pytest.raises(ValueError, match="0/1"):
+        LoraApproach(base_model=tiny_base).fit(X, np.arange(8))
+
+
+def test_shipped_smollm2_trains_a_few_steps_and_scores_leads(smol_folder, leads_csv):
+    raw = pd.read_csv(leads_csv, nrows=400)
+    y = raw.pop("Converted").to_numpy()
+    X = raw.drop(columns=["Prospect ID", "Lead Number", "Tags", "Lead Quality", "Lead Profile"])
+    model = LoraApproach(epochs=1, train_rows=16, batch_size=8, grad_accum=1, learning_rate=1e-3,
+                         max_length=160, calibration_rows=16, device="cpu").fit(X, y)
+    assert model.base_path_ == smol_folder and len(model.loss_history_) == 2
+    proba = model.predict_proba(X.iloc[100:106])[:, 1]
+    raw_p = model.raw_proba(X.iloc[100:106])
+    assert np.all((proba > 0) & (proba < 1)) and np.all((raw_p > 0) & (raw_p < 1))
+    assert np.unique(np.round(raw_p, 6)).size > 1  # different leads get different scores
+    clear_base_cache()
+
+
+@pytest.mark.slow
+def test_4bit_quantized_base_trains_on_cpu(tiny_base):
+    pytest.importorskip("bitsandbytes")
+    X, y = easy_leads(16)
+    model = LoraApproach(base_model=tiny_base, epochs=1, quantize="4bit",
+                         **{**TINY, "calibration_rows": 0}).fit(X, y)
+    proba = model.predict_proba(X)
+    assert proba.shape == (16, 2) and np.isfinite(proba).all()
