@@ -1,6 +1,8 @@
 """Conversion Lab dashboard: ``streamlit run dashboard/app.py``.
 
-Pages live in ``dashboard/pages`` and shared pieces in ``dashboard/components``. When the app is
+Pages live in ``dashboard/views`` (not ``pages/``: Streamlit treats a ``pages/`` folder beside the
+entry script as an old-style multipage app and then ignores ``st.navigation``), shared pieces in
+``dashboard/components``. When the app is
 reachable beyond this machine (``server.address`` other than localhost, or ``CLAB_PUBLIC=1``) a
 password is required: ``st.secrets["password"]`` or env ``CLAB_DASHBOARD_PASSWORD``.
 """
@@ -19,7 +21,7 @@ if str(ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-PAGES = Path(__file__).resolve().parent / "pages"
+PAGES = Path(__file__).resolve().parent / "views"
 LOCAL_ADDRESSES = {"", "localhost", "127.0.0.1", "::1"}
 
 

@@ -26,6 +26,9 @@ def demo_leads_csv(n: int = 600) -> bytes:
 @functools.lru_cache(maxsize=1)
 def stored_workspace() -> Path:
     """Path of a workspace holding datasets and two finished stacking runs (built on first use)."""
+    reuse = os.environ.get("CLAB_TEST_STORED_WORKSPACE")  # debugging: a workspace built before
+    if reuse and (Path(reuse) / "runs").exists():
+        return Path(reuse)
     root = Path(tempfile.mkdtemp(prefix="clab-dash-")) / "workspace"
     old = os.environ.get("CLAB_WORKSPACE")
     os.environ["CLAB_WORKSPACE"] = str(root)

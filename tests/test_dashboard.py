@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard_support import demo_leads_csv, stored_workspace
 
-PAGES = Path(__file__).resolve().parent.parent / "dashboard" / "pages"
+PAGES = Path(__file__).resolve().parent.parent / "dashboard" / "views"
 APP = PAGES.parent / "app.py"
 
 
@@ -182,7 +182,7 @@ def test_app_navigation_and_password_gate(stored, monkeypatch):
     at = AppTest.from_file(str(APP), default_timeout=60)
     at.run()
     assert not at.exception and "Conversion Lab" in at.title[0].value
-    at.switch_page("pages/board.py").run()
+    at.switch_page("views/board.py").run()
     assert not at.exception and at.title[0].value.startswith("📊")
 
     monkeypatch.setenv("CLAB_PUBLIC", "1")

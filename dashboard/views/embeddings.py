@@ -6,8 +6,6 @@ _ROOT = str(pathlib.Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-import inspect  # noqa: E402
-
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
@@ -40,45 +38,39 @@ X, y = data["X"], np.asarray(data["y"])
 c1, c2, c3 = st.columns(3)
 method = c1.radio("Projection", ["tsne", "umap"], horizontal=True, key="emb_method",
                   format_func={"tsne": "t-SNE", "umap": "UMAP"}.get)
-n = c2.slider("Points", 50, min(1000, len(X)), min(300, len(X)), 50, key="emb_n")
+n = c2.slider("Points", min(20, len(X)), min(1000, len(X)), min(100, len(X)), 10, key="emb_n",
+              help="Embedding long transcripts on a CPU takes a while; the result is cached.")
 meta_cols = [c for c in X.columns if c != "transcript" and X[c].nunique(dropna=True) <= 20]
 colour = c3.selectbox("Colour by", ["label"] + meta_cols, key="emb_colour")
 sample = np.sort(np.random.default_rng(0).permutation(len(X))[:n])
 
 
 def embed(model, frame: pd.DataFrame, which: str) -> np.ndarray:
-    """Embeddings of ``frame`` from the generic or the fine-tuned encoder (whatever the method is called)."""
-    for name in ("embed", "transform", "encode"):
-        fn = getattr(model, name, None)
-        if fn is None:
-            continue
-        params = inspect.signature(fn).parameters
-        if "which" in params:
-            return np.asarray(fn(frame, which=which))
-        if "embeddings" in params:
-            return np.asarray(fn(frame, embeddings=which))
-        if "fine_tuned" in params:
-            return np.asarray(fn(frame, fine_tuned=which != "generic"))
-        if "generic" in params:
-            return np.asarray(fn(frame, generic=which == "generic"))
-    raise AttributeError(f"{type(model).__name__} has no embed(X, which='generic'|'finetuned') method")
+    """Embeddings of ``frame`` from the generic or the fine-tuned encoder."""
+    if not hasattr(model, "embed"):
+        raise AttributeError(f"{type(model).__name__} has no embed(X, which='generic'|'fine_tuned') method")
+    return np.asarray(model.embed(frame, which=which))
 
 
-@st.cache_data(show_spinner="Embedding and projecting…", max_entries=8)
-def coordinates(run_id: str, positions: tuple, method: str, _model, _X: pd.DataFrame) -> dict:
+@st.cache_data(show_spinner="Embedding the transcripts (generic and fine-tuned)…", max_entries=8, persist="disk")
+def vectors(run_id: str, positions: tuple, _model, _X: pd.DataFrame) -> dict:
     frame = _X.iloc[list(positions)]
+    return {which: embed(_model, frame, which) for which in ("generic", "fine_tuned")}
+
+
+@st.cache_data(show_spinner="Projecting…", max_entries=16)
+def coordinates(run_id: str, positions: tuple, method: str, _model, _X: pd.DataFrame) -> dict:
     out = {}
-    for which in ("generic", "finetuned"):
-        vectors = embed(_model, frame, which)
+    for which, vecs in vectors(run_id, positions, _model, _X).items():
         try:
             from engine.projection import project
 
-            out[which] = np.asarray(project(vectors, method=method, seed=0))
+            out[which] = np.asarray(project(vecs, method=method, seed=0))
         except ImportError:
             from sklearn.manifold import TSNE
 
-            out[which] = TSNE(n_components=2, random_state=0, perplexity=min(30, len(vectors) - 1),
-                              init="pca").fit_transform(vectors)
+            out[which] = TSNE(n_components=2, random_state=0, perplexity=min(30, len(vecs) - 1),
+                              init="pca").fit_transform(vecs)
     return out
 
 
@@ -96,5 +88,5 @@ hover = [str(t)[:160].replace("\n", " ") + ("…" if len(str(t)) > 160 else "") 
 left, right = st.columns(2)
 left.plotly_chart(charts.projection_figure(coords["generic"], list(labels), hover, "Generic MiniLM"),
                   key="emb_generic")
-right.plotly_chart(charts.projection_figure(coords["finetuned"], list(labels), hover, "Fine-tuned"),
+right.plotly_chart(charts.projection_figure(coords["fine_tuned"], list(labels), hover, "Fine-tuned"),
                    key="emb_finetuned")

@@ -69,7 +69,7 @@ def demo_progress() -> None:
             continue
         widgets.job_panel(job, runner, show_log=False, allow_cancel=False)
     if all(runner.get(i).done for i in ids):
-        widgets.page_link("pages/board.py", label="Open the metric board", icon="📊")
+        widgets.page_link("views/board.py", label="Open the metric board", icon="📊")
 
 
 demo_progress()

@@ -1,0 +1,149 @@
+"""The dashboard in a real browser: Debian's Chromium driven by Playwright against `streamlit run`.
+
+Loads every page of the running app (demo data and stored runs), checks that no exception or
+unexpected error box is shown, measures cold start and page switches, and saves screenshots (to a
+temporary folder; also to assets/screenshots/ when CLAB_SAVE_SCREENSHOTS=1).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from dashboard_support import stored_workspace
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path(os.environ.get("CLAB_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+#: url path -> (label in the navigation, heading the page shows)
+PAGES = {"home": ("Home", "Conversion Lab"), "data": ("Data", "Data"), "train": ("Train", "Train"),
+         "board": ("Metric board", "Metric board"), "embeddings": ("Embeddings", "Embeddings"),
+         "explain": ("Explain", "Explain"), "what-if": ("What-if", "What-if")}
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM}: install Debian's package (apt-get install -y chromium; "
+                    "`make browser-deps`) to run the browser test")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed in this venv (pip install playwright==1.65.2; never run "
+                    "`playwright install`: the test uses Debian's Chromium)")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="module")
+def server():
+    workspace = stored_workspace()
+    port = _free_port()
+    env = {**os.environ, "CLAB_WORKSPACE": str(workspace), "PYTHONUNBUFFERED": "1"}
+    log = open(workspace.parent / "streamlit.log", "w")
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port",
+                             str(port), "--server.headless", "true", "--server.address", "localhost",
+                             "--browser.gatherUsageStats", "false"],
+                            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://localhost:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail(f"streamlit exited:\n{(workspace.parent / 'streamlit.log').read_text()}")
+                time.sleep(0.2)
+        yield {"url": url, "started": started, "workspace": workspace}
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+        log.close()
+
+
+def _settle(page, heading: str, timeout: float = 180) -> None:
+    """Wait until the page shows its heading, the script has finished and every element is drawn."""
+    page.get_by_role("heading", name=heading).first.wait_for(timeout=timeout * 1000)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = page.locator('[data-testid="stApp"]').get_attribute("data-test-script-state")
+        busy = page.locator('[data-testid="stSkeleton"], [data-testid="stSpinner"]').count()
+        if state == "notRunning" and busy == 0:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"page '{heading}' still running after {timeout}s")
+
+
+def test_every_page_in_chromium(browser, server, tmp_path):
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    timings: dict[str, float] = {}
+
+    t = time.monotonic()
+    page.goto(server["url"])
+    _settle(page, PAGES["home"][1])
+    timings["cold_start_to_first_page_s"] = time.monotonic() - server["started"]
+    timings["first_page_load_s"] = time.monotonic() - t
+
+    problems = []
+    for path, (label, heading) in PAGES.items():
+        if path != "home":
+            t = time.monotonic()
+            page.locator('[data-testid="stSidebarNav"] a').filter(has_text=label).first.click()
+            _settle(page, heading)
+            timings[f"switch_to_{path}_s"] = time.monotonic() - t
+        page.screenshot(path=str(shots / f"{path}.png"), full_page=True)
+        exceptions = page.locator('[data-testid="stException"]')
+        errors = page.locator('[data-testid="stAlertContentError"]')
+        if exceptions.count():
+            problems.append(f"{path}: exception {exceptions.first.inner_text()[:500]}")
+        if errors.count():
+            problems.append(f"{path}: error box {errors.first.inner_text()[:500]}")
+    # a second round of switches: the cached case the budget is about
+    for path, (label, heading) in list(PAGES.items())[1:] + [("home", PAGES["home"])]:
+        t = time.monotonic()
+        page.locator('[data-testid="stSidebarNav"] a').filter(has_text=label).first.click()
+        _settle(page, heading)
+        timings[f"switch_again_to_{path}_s"] = time.monotonic() - t
+    page.close()
+
+    (shots / "timings.json").write_text(json.dumps(timings, indent=2))
+    print(json.dumps(timings, indent=2))
+    if os.environ.get("CLAB_SAVE_SCREENSHOTS") == "1":
+        target = REPO_ROOT / "assets" / "screenshots"
+        target.mkdir(parents=True, exist_ok=True)
+        for f in shots.glob("*.png"):
+            shutil.copy(f, target / f.name)
+    assert not problems, "\n".join(problems)
+    assert len(list(shots.glob("*.png"))) == len(PAGES)
+    assert timings["first_page_load_s"] < 30
+    again = [v for k, v in timings.items() if k.startswith("switch_again")]
+    assert max(again) < 15, timings
