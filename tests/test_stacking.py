@@ -206,3 +206,24 @@ def test_real_leads_sample(leads_csv):
     model = StackingApproach(**{**SMALL, "rf_n_estimators": 60, "xgb_n_estimators": 80}).fit(X.iloc[tr], y[tr])
     auc = roc_auc_score(y[te], model.predict_proba(X.iloc[te])[:, 1])
     assert auc > 0.8
+
+
+@pytest.mark.slow  # about 30 s on an idle machine, minutes on a busy one
+def test_leads_bench_reports_every_model(tmp_path):
+    import json
+
+    from engine.benchmarks.leads import run_leads_bench
+
+    X, y = _synthetic_leads(500, seed=3)
+    frame = X.assign(Converted=y)
+    out = tmp_path / "bench.json"
+    result = run_leads_bench(frame, out, params={**SMALL, "meta_epochs": 10}, n_boot=20, verbose=False)
+    saved = json.loads(out.read_text())
+    assert saved["rows"] == 500 and saved["split"]["test_rows"] == 150
+    expected = {"stacking", *BASE_MODELS, "peer_sklearn_stacking", "peer_xgboost_default"}
+    assert set(saved["models"]) == expected == set(result["models"])
+    for name, m in saved["models"].items():
+        for key in ("accuracy", "roc_auc", "pr_auc", "f1", "brier", "fit_seconds", "score_rows_per_second",
+                    "score_one_ms"):
+            assert np.isfinite(m[key]), (name, key)
+        assert m["roc_auc"] > 0.6, name

@@ -13,9 +13,12 @@ Pipeline (all fitted on training rows only):
 3. Out-of-fold predictions: StratifiedKFold (``n_folds``). In each fold the preprocessing *and* the four
    models are fitted on the other folds only, so a row never contributes to its own meta-feature.
    The base models' margins (logits; the SVC decision value) are the meta-features.
-4. Meta-model: a small Keras network (Dense -> Dropout -> Dense(sigmoid)) trained on the out-of-fold
-   margins with early stopping on an inner stratified validation split. At inference its weights run in
-   NumPy (a single lead in about a millisecond; the saved ``.keras`` file is the source of truth).
+4. Meta-model: a small Keras network on the standardised out-of-fold margins: Dense(16, relu) ->
+   Dropout -> Dense(1), plus (``meta_linear_skip``) a linear path from the inputs added to the logit, so
+   the net starts from logistic stacking and learns interactions on top. Early stopping on an inner
+   stratified validation split picks the number of epochs; with ``meta_refit_full`` the net is then
+   retrained for that many epochs on every out-of-fold row. At inference its weights run in NumPy (a
+   single lead in well under a millisecond; the saved ``.keras`` file is the source of truth).
 5. The preprocessing and base models are refitted on all training rows for test-time predictions.
    The SVC's probability (for :meth:`base_predict_proba`) is a Platt sigmoid fitted on its out-of-fold
    decision values.

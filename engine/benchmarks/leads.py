@@ -49,13 +49,34 @@ class _BaseModelView:
         return np.column_stack([1 - p, p])
 
 
-def _row(y, proba, fit_seconds: float, timing: dict[str, float], n_boot: int) -> dict[str, Any]:
+def _row(y, proba, fit_seconds: float, timing: dict[str, float], n_boot: int,
+         fit_cpu_seconds: float | None = None) -> dict[str, Any]:
     metrics = compute_metrics(y, proba, n_boot=n_boot)
     row: dict[str, Any] = {key: metrics[key]["value"] for key in BOARD_KEYS}
     row["intervals"] = {key: [metrics[key]["low"], metrics[key]["high"]] for key in BOARD_KEYS}
     row["fit_seconds"] = float(fit_seconds)
+    if fit_cpu_seconds is not None:  # CPU time of this process: comparable on a shared machine
+        row["fit_cpu_seconds"] = float(fit_cpu_seconds)
     row.update({k: float(v) for k, v in timing.items()})
     return row
+
+
+def _dataset_name(data) -> str:
+    if isinstance(data, (str, Path)):
+        return str(data)
+    if isinstance(data, (bytes, bytearray)):
+        return "upload"
+    return str(getattr(data, "name", type(data).__name__))
+
+
+def _load_average() -> list[float] | None:
+    """The machine's 1/5/15-minute load: timings on a shared machine need it to be read."""
+    try:
+        import os
+
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 def print_board(result: dict) -> None:
@@ -87,11 +108,11 @@ def run_leads_bench(data, json_out: str | Path | None = None, target: str | None
     models: dict[str, dict] = {}
 
     stack = StackingApproach(**(params or {}))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     stack.fit(Xtr, ytr)
-    stack_fit = time.perf_counter() - start
+    stack_fit, stack_cpu = time.perf_counter() - start, time.process_time() - cpu
     proba = stack.predict_proba(Xte)[:, 1]
-    models["stacking"] = _row(yte, proba, stack_fit, time_scoring(stack, Xte), n_boot)
+    models["stacking"] = _row(yte, proba, stack_fit, time_scoring(stack, Xte), n_boot, stack_cpu)
     if verbose:
         print(f"stacking fitted in {stack_fit:.1f}s", flush=True)
 
@@ -112,12 +133,12 @@ def run_leads_bench(data, json_out: str | Path | None = None, target: str | None
     peer = StackingClassifier(estimators=estimators, final_estimator=LogisticRegression(max_iter=1000),
                               cv=StratifiedKFold(stack.n_folds, shuffle=True, random_state=stack.seed),
                               n_jobs=1)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     peer.fit(Zfit, ytr)
-    peer_fit = time.perf_counter() - start
+    peer_fit, peer_cpu = time.perf_counter() - start, time.process_time() - cpu
     view = _FixedFeatureModel(features, peer)
     models["peer_sklearn_stacking"] = _row(yte, view.predict_proba(Xte)[:, 1], peer_fit,
-                                           time_scoring(view, Xte), n_boot)
+                                           time_scoring(view, Xte), n_boot, peer_cpu)
 
     xgb = XGBClassifier()
     start = time.perf_counter()
@@ -128,7 +149,7 @@ def run_leads_bench(data, json_out: str | Path | None = None, target: str | None
                                           time_scoring(view, Xte), n_boot)
 
     result = {
-        "dataset": str(getattr(data, "name", data)) if not isinstance(data, (bytes, bytearray)) else "upload",
+        "dataset": _dataset_name(data),
         "rows": int(len(y)),
         "features": int(X.shape[1]),
         "policy": table.policy,
@@ -138,6 +159,7 @@ def run_leads_bench(data, json_out: str | Path | None = None, target: str | None
                   "test_positive_rate": float(yte.mean())},
         "params": stack.get_params(),
         "models": models,
+        "load_average": _load_average(),
     }
     if verbose:
         print_board(result)
