@@ -168,10 +168,9 @@ def cmd_score(args) -> int:
         raise SystemExit("No trained run yet: train one with `python -m engine train leads` first.")
     model = run.load_approach()
     if run.spec["input_kind"] == "leads":
-        from engine.data.leads import read_table
+        from engine.data.leads import prepare_features, read_table
 
-        frame = read_table(args.data)
-        X = frame.reindex(columns=run.spec["columns"])
+        X = prepare_features(read_table(args.data), run.spec["columns"], run.spec["kinds"])
     else:
         from engine.data.transcripts import load_transcripts
 

@@ -609,3 +609,26 @@ def load_leads(source: Any, target: str | None = None, leak_policy: str = "defau
     return LeadTable(X=X, y=y, target=target_col, kinds=kinds, excluded=excluded, dropped=dropped, policy=policy,
                      warnings=warnings, data_hash=data_hash, row_ids=row_ids, source_name=name,
                      n_rows_read=n_read, include=_as_list(include))
+
+
+def prepare_features(frame: pd.DataFrame, columns: list[str], kinds: dict[str, str]) -> pd.DataFrame:
+    """Shape new leads (a file to score, an API request, a what-if form) exactly as training saw them.
+
+    ``columns`` and ``kinds`` are those of the training :class:`LeadTable` (stored in every run's spec).
+    Missing columns become missing values, extra columns are ignored, 'Select' and blanks are missing,
+    numeric columns are numbers (junk read as missing) and every other column is text.
+    """
+    frame = frame.reindex(columns=list(columns))
+    out: dict[str, pd.Series] = {}
+    for col in frame.columns:
+        s = frame[col].reset_index(drop=True)
+        if s.isna().all():
+            out[col] = pd.Series(np.nan, index=s.index, dtype=float if kinds.get(col) == "numeric" else "str")
+            continue
+        cleaned = _clean_strings(s)
+        numbers = cleaned.map(lambda v: np.nan if isinstance(v, float) else _as_number(v))
+        numbers = pd.to_numeric(numbers, errors="coerce").astype(float)
+        as_numbers = kinds.get(col) == "numeric" or (
+            kinds.get(col) == "binary" and numbers.notna().sum() == cleaned.notna().sum())
+        out[col] = numbers if as_numbers else cleaned
+    return pd.DataFrame(out, index=range(len(frame)))
