@@ -140,16 +140,17 @@ def smollm2_path() -> str:
     return str(convert_smollm2())
 
 
-def prepare_models(force: bool = False, log=print) -> dict[str, str]:
-    """Make every offline model ready: convert SmolLM2 (once) and check MiniLM. Idempotent."""
+def prepare_models(force: bool = False) -> list[str]:
+    """Make every offline model ready: convert SmolLM2 (once) and check MiniLM. Idempotent.
+
+    Returns one status line per model (the CLI prints them)."""
     started = time.monotonic()
     already = _is_model_folder(smollm2_cache_path()) and not force
     smol = convert_smollm2(force=force)
-    log(f"SmolLM2-135M-Instruct: {smol} ({'already converted' if already else 'converted'} "
-        f"in {time.monotonic() - started:.1f}s)")
-    mini = minilm_path()
-    log(f"all-MiniLM-L6-v2: {mini} (ok)")
-    return {"smollm2": str(smol), "minilm": mini}
+    lines = [f"SmolLM2-135M-Instruct: {smol} ({'already converted' if already else 'converted'} "
+             f"in {time.monotonic() - started:.1f}s)"]
+    lines.append(f"all-MiniLM-L6-v2: {minilm_path()} (ok)")
+    return lines
 
 
 # -- other base models --------------------------------------------------------------------------

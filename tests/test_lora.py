@@ -240,16 +240,17 @@ def test_bad_labels_are_explained(tiny_base):
         LoraApproach(base_model=tiny_base).fit(X, np.arange(8))
 
 
-def test_shipped_smollm2_trains_a_few_steps_and_scores_leads(smol_folder, leads_csv):
-    raw = pd.read_csv(leads_csv, nrows=400)
+def test_shipped_smollm2_trains_a_step_and_scores_leads(smol_folder, leads_csv):
+    raw = pd.read_csv(leads_csv, nrows=200)
     y = raw.pop("Converted").to_numpy()
     X = raw.drop(columns=["Prospect ID", "Lead Number", "Tags", "Lead Quality", "Lead Profile"])
-    model = LoraApproach(epochs=1, train_rows=16, batch_size=8, grad_accum=1, learning_rate=1e-3,
-                         max_length=160, calibration_rows=16, device="cpu").fit(X, y)
-    assert model.base_path_ == smol_folder and len(model.loss_history_) == 2
-    proba = model.predict_proba(X.iloc[100:106])[:, 1]
-    raw_p = model.raw_proba(X.iloc[100:106])
-    assert np.all((proba > 0) & (proba < 1)) and np.all((raw_p > 0) & (raw_p < 1))
+    model = LoraApproach(epochs=1, train_rows=8, batch_size=8, grad_accum=1, learning_rate=1e-3, top_layers=4,
+                         max_length=160, calibration_rows=0, device="cpu").fit(X, y)
+    assert model.base_path_ == smol_folder and len(model.loss_history_) == 1
+    assert np.isfinite(model.loss_history_[0]["loss"])
+    raw_p = model.raw_proba(X.iloc[100:104])
+    proba = model._calibrate(np.log(raw_p / (1 - raw_p)))  # what predict_proba returns, without re-scoring
+    assert np.all((raw_p > 0) & (raw_p < 1)) and np.all((proba > 0) & (proba < 1))
     assert np.unique(np.round(raw_p, 6)).size > 1  # different leads get different scores
     clear_base_cache()
 
@@ -262,3 +263,18 @@ def test_4bit_quantized_base_trains_on_cpu(tiny_base):
                          **{**TINY, "calibration_rows": 0}).fit(X, y)
     proba = model.predict_proba(X)
     assert proba.shape == (16, 2) and np.isfinite(proba).all()
+
+
+def test_prepare_models_is_idempotent_and_finds_minilm(smol_folder):
+    from engine.models import minilm_path, model_fingerprint, prepare_models
+
+    lines = prepare_models()  # the cache exists already (fixture): nothing is converted again
+    assert "already converted" in lines[0] and smol_folder in lines[0]
+    assert minilm_path() in lines[1] and isinstance(minilm_path(), str)
+    assert len(model_fingerprint(smol_folder)) == 64
+
+
+def test_fractional_epochs(tiny_base):
+    X, y = easy_leads(32, seed=2)
+    model = LoraApproach(base_model=tiny_base, epochs=1.5, **{**TINY, "calibration_rows": 0}).fit(X, y)
+    assert len(model.loss_history_) == 4 + 2  # one epoch of 4 batches, then half an epoch

@@ -389,6 +389,7 @@ class LoraApproach(Approach):
         cb = callbacks if isinstance(callbacks, CallbackList) else CallbackList(callbacks)
         X, y = _check_xy(X, y)
         started = time.monotonic()
+        self._detach()  # refitting: drop this instance's previous adapter from the shared base
         train_idx, calib_idx = self._split_rows(y)
         self._setup_base()
         self.columns_ = self._choose_columns(X.iloc[train_idx])
@@ -399,7 +400,7 @@ class LoraApproach(Approach):
         self._attach_adapter(self._lora_config())
         model = self._activate()
         examples = [self.prompts_.example(t, int(l)) for t, l in zip(texts, labels)]
-        batches_per_epoch = [self._batches(examples, epoch) for epoch in range(int(self.epochs))]
+        batches_per_epoch = self._epoch_batches(examples)
         micro_total = sum(len(b) for b in batches_per_epoch)
         accum = max(int(self.grad_accum), 1)
         steps_per_epoch = [math.ceil(len(b) / accum) for b in batches_per_epoch]
@@ -490,7 +491,11 @@ class LoraApproach(Approach):
             with entry.lock:
                 try:
                     if len(entry.peft.peft_config) > 1:
-                        entry.peft.delete_adapter(name)
+                        import warnings
+
+                        with warnings.catch_warnings():  # "adapter was active": it is re-set before each use
+                            warnings.simplefilter("ignore", UserWarning)
+                            entry.peft.delete_adapter(name)
                 except Exception:
                     pass
         for attr in ("adapter_name_",):
@@ -518,6 +523,18 @@ class LoraApproach(Approach):
             return idx, np.array([], dtype=int)
         train_idx, cal_idx = train_test_split(idx, test_size=n_cal, stratify=stratify, random_state=self.seed)
         return np.sort(train_idx), np.sort(cal_idx)
+
+    def _epoch_batches(self, examples) -> list[list[list]]:
+        """Batches of every epoch; a fractional last epoch (epochs=1.5) takes the first part of a shuffle."""
+        epochs = float(self.epochs)
+        if epochs <= 0:
+            raise ValueError(f"epochs must be positive, got {self.epochs}.")
+        out = [self._batches(examples, e) for e in range(int(epochs))]
+        fraction = epochs - int(epochs)
+        if fraction > 1e-9:
+            last = self._batches(examples, int(epochs))
+            out.append(last[: max(1, math.ceil(fraction * len(last)))])
+        return out
 
     def _batches(self, examples, epoch: int) -> list[list]:
         """Shuffle, then sort by length inside chunks of 50 batches (little padding), then shuffle batches."""
