@@ -1,7 +1,7 @@
 """A small stored workspace for the dashboard tests, built once per test process.
 
-Two real stacking runs (tiny, fast configuration) on 600 synthetic demo leads, plus the demo
-transcripts in the dataset store. Shared by tests/test_dashboard.py and tests/test_browser.py.
+Two real stacking runs (tiny, fast configuration) on 600 synthetic demo leads, trained by the job
+runner through the CLI, plus the demo transcripts in the dataset store. Shared by tests/test_dashboard.py and tests/test_browser.py.
 """
 from __future__ import annotations
 
@@ -25,31 +25,30 @@ def demo_leads_csv(n: int = 600) -> bytes:
 
 @functools.lru_cache(maxsize=1)
 def stored_workspace() -> Path:
-    """Path of a workspace holding datasets and two finished stacking runs (built on first use)."""
+    """Path of a workspace holding datasets and two finished stacking runs (built on first use by two
+    real training jobs; their job records stay in the workspace's job table)."""
     reuse = os.environ.get("CLAB_TEST_STORED_WORKSPACE")  # debugging: a workspace built before
     if reuse and (Path(reuse) / "runs").exists():
         return Path(reuse)
     root = Path(tempfile.mkdtemp(prefix="clab-dash-")) / "workspace"
-    old = os.environ.get("CLAB_WORKSPACE")
-    os.environ["CLAB_WORKSPACE"] = str(root)
-    try:
-        from engine.datasets import DatasetStore
-        from engine.pipeline import train_leads
-        from engine.runs import RunStore
+    from engine.datasets import DatasetStore
+    from engine.jobs import JobRunner
 
-        store = DatasetStore()
-        ds = store.add(demo_leads_csv(), filename="demo_leads_small.csv", kind="leads", name="Demo leads (small)",
-                       synthetic=True, target="Converted")
-        transcripts = REPO_ROOT / "data" / "demo_transcripts.jsonl"
-        if transcripts.exists():
-            store.add(transcripts, kind="transcripts", name="Demo transcripts", synthetic=True)
-        runs = RunStore()
-        train_leads(ds.raw_path, "stacking", params=FAST_STACK, store=runs, dataset_name="Demo leads (small)")
-        train_leads(ds.raw_path, "stacking", params={**FAST_STACK, "meta_epochs": 4, "xgb_max_depth": 3},
-                    store=runs, dataset_name="Demo leads (small)")
-    finally:
-        if old is None:
-            os.environ.pop("CLAB_WORKSPACE", None)
-        else:
-            os.environ["CLAB_WORKSPACE"] = old
+    store = DatasetStore(root / "datasets")
+    ds = store.add(demo_leads_csv(), filename="demo_leads_small.csv", kind="leads", name="Demo leads (small)",
+                   synthetic=True, target="Converted")
+    transcripts = REPO_ROOT / "data" / "demo_transcripts.jsonl"
+    if transcripts.exists():
+        store.add(transcripts, kind="transcripts", name="Demo transcripts", synthetic=True)
+    # the runs come from real training jobs: `python -m engine train leads ...` run by the job runner
+    runner = JobRunner(root, max_concurrent=2)
+    first = runner.submit_train("leads", ds.raw_path, "stacking", params=FAST_STACK, target="Converted",
+                                dataset_name="Demo leads (small)", name="fast stack")
+    second = runner.submit_train("leads", ds.raw_path, "stacking",
+                                 params={**FAST_STACK, "meta_epochs": 4, "xgb_max_depth": 3}, target="Converted",
+                                 dataset_name="Demo leads (small)", name="shallower stack")
+    for job_id in (first, second):
+        job = runner.wait(job_id, timeout=600, interval=0.5)
+        if job.state != "succeeded":
+            raise RuntimeError(f"training job {job_id} {job.state}: {job.error}")
     return root

@@ -245,3 +245,22 @@ def test_stack_rescoring_speed(stored):
         p = model.predict_proba(lead)
         took.append(time.perf_counter() - t)
     assert np.isfinite(p).all() and np.median(took) < 0.3
+
+
+@pytest.mark.slow
+def test_embeddings_and_explain_pages_with_an_embeddings_run(workspace):
+    """A real (small) embeddings run: the projection maps and the highlighted transcript."""
+    from engine.datasets import DatasetStore
+    from engine.pipeline import train_transcripts
+
+    lines = (Path(__file__).resolve().parent.parent / "data" / "demo_transcripts.jsonl").read_bytes().splitlines()
+    ds = DatasetStore().add(b"\n".join(lines[:60]) + b"\n", filename="t60.jsonl", kind="transcripts", name="t60")
+    train_transcripts(ds.raw_path, "embeddings", dataset_name="t60",
+                      params=dict(epochs=1, n_pairs=1, max_triplets=20, train_tokens=32, chunk_tokens=128))
+    at = run_page("embeddings", timeout=600)
+    assert len(at.get("plotly_chart")) == 2 and not at.error
+    at.radio(key="emb_method").set_value("umap").run()
+    assert not at.exception and len(at.get("plotly_chart")) == 2
+    at = run_page("explain", timeout=600)
+    assert not at.error
+    assert any("<span" in m.value for m in at.markdown)  # phrases highlighted

@@ -230,3 +230,24 @@ def test_ray_backend_runs_and_cancels_jobs(tmp_path, ray_cluster):
             break
         time.sleep(0.5)
     assert status == JobStatus.STOPPED
+
+
+def test_real_training_jobs_produce_runs():
+    """Two `python -m engine train leads ...` jobs, run side by side, each store a complete run."""
+    from dashboard_support import stored_workspace
+
+    from engine.runs import RunStore
+
+    root = stored_workspace()
+    runner = JobRunner(root)
+    jobs = [j for j in runner.list() if j.kind == "train-leads"]
+    assert len(jobs) >= 2
+    store = RunStore(root / "runs")
+    for job in jobs:
+        assert job.state == "succeeded", job.error
+        assert job.argv[1:5] == ["-m", "engine", "train", "leads"] and "--param" in job.argv
+        run = store.get(job.run_id)  # the run id the CLI printed
+        assert run.complete and run.spec["approach"] == "stacking" and run.spec["dataset"] == "Demo leads (small)"
+        assert job.progress["step"] == job.progress["total"] > 0  # progress came through CLAB_PROGRESS_FILE
+        assert f"RUN_ID={job.run_id}" in runner.log_tail(job.id, 5)
+    assert {j.params["params"]["meta_epochs"] for j in jobs} == {10, 4}

@@ -12,7 +12,7 @@ from dashboard.components import state
 #: quick settings for the demo jobs (a full board in minutes on a laptop CPU)
 DEMO_JOB_PARAMS = {
     "stacking": {},
-    "embeddings": {"epochs": 1},
+    "embeddings": {"epochs": 1, "max_triplets": 200, "train_tokens": 96},
 }
 
 
