@@ -46,8 +46,9 @@ def test_home_shows_the_product_and_the_board_counts(stored):
 def test_data_page_previews_kinds_target_and_policy(stored):
     from engine.datasets import DatasetStore
 
-    at = run_page("data")
     leads = DatasetStore().list(kind="leads")[0]
+    DatasetStore().update(leads.sha, leak_policy="default", exclude=[], include=[])  # the page saves changes
+    at = run_page("data")
     at.selectbox(key="data_dataset").set_value(leads.sha).run()
     assert at.selectbox(key=next(s.key for s in at.selectbox if s.key.startswith("target_"))).value == "Converted"
     excluded = next(m for m in at.multiselect if m.key.startswith("exclude_"))
@@ -61,6 +62,8 @@ def test_data_page_previews_kinds_target_and_policy(stored):
     at.radio(key=next(r.key for r in at.radio if r.key.startswith("policy_"))).set_value("none").run()
     excluded = next(m for m in at.multiselect if m.key.startswith("exclude_"))
     assert excluded.value == []
+    assert DatasetStore().get(leads.sha).meta["leak_policy"] == "none"  # kept for the Train page
+    DatasetStore().update(leads.sha, leak_policy="default", exclude=[], include=[])
 
 
 def test_data_upload_bad_file_shows_its_error_and_stores_nothing(workspace):

@@ -55,7 +55,6 @@ rows, numeric = [], []
 for run in group:
     m = run.metrics
     mm = m.get("metrics", {})
-    row = {"run": labels[run.id]}
     num = {"run_id": run.id, "approach": run.spec.get("approach"), "dataset": run.spec.get("dataset")}
     for name in state.METRICS:
         v = mm.get(name)

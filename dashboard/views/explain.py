@@ -33,7 +33,7 @@ except Exception as exc:  # noqa: BLE001 - an approach whose module is missing o
 rows = state.test_rows(run, data)
 if len(rows) == 0:
     rows = np.arange(len(data["X"]))
-default_n = 5 if is_text else 30
+default_n = 5 if is_text or spec.get("approach") == "lora" else 30
 n = st.slider("Test rows to explain", min(3, len(rows)), min(200, len(rows)), min(default_n, len(rows)), 1, key="explain_n",
               help="Contributions are computed on a random sample of the run's test rows.")
 sample = np.random.default_rng(0).permutation(rows)[:n]
