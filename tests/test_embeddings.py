@@ -131,3 +131,41 @@ def test_bad_parameters_and_cancellation(data):
 
     with pytest.raises(TrainingCancelled):
         make_approach("embeddings", **TINY).fit(X, y, callbacks=[Cancel()])
+
+
+def test_write_transcript_outputs(fitted, data, tmp_path):
+    import json
+
+    from engine.approaches.base import load_approach as load
+    from engine.benchmarks.transcripts import write_transcript_outputs
+
+    model, _ = fitted
+    X, y = data
+    paths = write_transcript_outputs(model, X.iloc[:12], y[:12], tmp_path / "out")
+    out = tmp_path / "out"
+    assert (out / "models" / "fine_tuned_embeddings" / "model.safetensors").exists()
+    for name in ("generic_embeddings.png", "fine_tuned_embeddings.png", "performance_comparison.html", "metrics.json"):
+        assert (out / "results" / name).stat().st_size > 100, name
+    assert (out / "results" / "generic_embeddings.png").read_bytes()[:4] == b"\x89PNG"
+    metrics = json.loads((out / "results" / "metrics.json").read_text())
+    assert set(metrics["models"]) == {"generic_embeddings", "fine_tuned_embeddings"}
+    assert 0 <= metrics["models"]["fine_tuned_embeddings"]["roc_auc"] <= 1
+    assert "plotly" in (out / "results" / "performance_comparison.html").read_text().lower()
+    assert load(paths["classifiers"]).predict_proba(X.iloc[:2]).shape == (2, 2)
+
+
+@pytest.mark.slow
+def test_bench_runs_end_to_end_on_a_small_demo(tmp_path):
+    import json
+
+    from engine.benchmarks.transcripts import run_transcripts_bench
+
+    result = run_transcripts_bench(None, json_out=tmp_path / "b.json", demo_n=40, heldout_n=16, max_triplets=16,
+                                   batch_size=8, train_tokens=64)
+    names = {"generic_logistic", "generic_xgboost", "fine_tuned_logistic", "fine_tuned_xgboost", "peer_setfit"}
+    assert set(result["models"]) == names and set(result["heldout_models"]) == names
+    for row in result["models"].values():
+        assert {"accuracy", "roc_auc", "pr_auc", "f1", "brier", "fit_seconds", "score_rows_per_second",
+                "score_one_ms"} <= set(row)
+    assert result["embed_per_second"] > 0
+    assert json.loads((tmp_path / "b.json").read_text())["rows"] == 40

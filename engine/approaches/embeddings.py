@@ -320,7 +320,7 @@ class EmbeddingApproach(Approach):
                 callbacks.on_step_end(Progress(step=i // step + 1, total=-(-len(unique) // step), stage=stage))
         if callbacks is not None:
             callbacks.on_train_end(stage)
-        table = np.vstack(vectors) if vectors else np.zeros((0, model.get_sentence_embedding_dimension()))
+        table = np.vstack(vectors) if vectors else np.zeros((0, 384), np.float32)
         index = {c: j for j, c in enumerate(unique)}
         return table[[index[c] for c in chunks]] if chunks else table
 
@@ -447,15 +447,19 @@ class EmbeddingApproach(Approach):
         self.model_ = self._fine_tune(texts, y, cbs) if self.fine_tune and int(self.epochs) > 0 else None
         timings["fine_tune_seconds"] = time.perf_counter() - started
         self.classifiers_ = {}
+        self._fit_features = {}  # training features, kept in memory only (the bench reuses them)
         for which in WHICH:
             if which == "fine_tuned" and self.model_ is None:
                 continue
             started = time.perf_counter()
             features = self._features(X, which, cbs)
             timings[f"embed_{which}_seconds"] = time.perf_counter() - started
+            self._fit_features[which] = features
             self.classifiers_[which] = self._new_classifier().fit(features, y)
         self.timings_ = timings
-        self.embedding_dim_ = int(self._generic_model().get_sentence_embedding_dimension())
+        generic = self._generic_model()
+        dim = getattr(generic, "get_embedding_dimension", None) or generic.get_sentence_embedding_dimension
+        self.embedding_dim_ = int(dim())
         cbs.on_log("embeddings approach fitted")
         return self
 

@@ -245,7 +245,9 @@ def run_transcripts_bench(data=None, json_out: str | Path | None = None, epochs:
     embed_per_second = len(chunks) / max(embed_seconds, 1e-9)
 
     # Features once per (embeddings, set); both classifiers reuse them.
-    feats = {which: {"train": approach._features(X_train, which)} for which in ("generic", "fine_tuned")}
+    cached = getattr(approach, "_fit_features", {})
+    feats = {which: {"train": cached[which] if which in cached else approach._features(X_train, which)}
+             for which in ("generic", "fine_tuned")}
     for which in feats:
         for name, (Xe, _) in eval_sets.items():
             feats[which][name] = approach._features(Xe, which)
