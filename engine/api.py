@@ -22,7 +22,6 @@ get 413. Invalid payloads get 422 with a readable ``message``. Models are loaded
 """
 from __future__ import annotations
 
-import math
 import os
 import secrets
 import threading
@@ -95,15 +94,6 @@ def _readable(errors: list[dict]) -> str:
     return "; ".join(parts)
 
 
-def _clean_number(value: Any) -> float:
-    if value is None:
-        return float("nan")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return float("nan")
-
-
 def _lead_frame(leads: list[dict], spec: dict) -> tuple[pd.DataFrame, list[str]]:
     columns = list(spec.get("columns") or [])
     kinds = spec.get("kinds") or {}
@@ -112,15 +102,11 @@ def _lead_frame(leads: list[dict], spec: dict) -> tuple[pd.DataFrame, list[str]]
     if columns and not any(k in known for lead in leads for k in lead):
         raise HTTPException(422, detail={"message": "None of the lead's fields are used by this run. Send fields "
                                                     f"named like its columns, e.g. {', '.join(columns[:8])}."})
-    frame = pd.DataFrame(leads).reindex(columns=columns) if columns else pd.DataFrame(leads)
-    for column in frame.columns:
-        s = frame[column].astype("object")
-        s = s.map(lambda v: None if v is None or (isinstance(v, str) and v.strip().lower() in ("", "select"))
-                  or (isinstance(v, float) and math.isnan(v)) else v)
-        if kinds.get(column) == "numeric":
-            frame[column] = s.map(_clean_number).astype(float)
-        else:
-            frame[column] = s.map(lambda v: np.nan if v is None else str(v))
+    from engine.data.leads import prepare_features
+
+    frame = pd.DataFrame(leads)
+    if columns:
+        frame = prepare_features(frame, columns, kinds)
     return frame, ignored
 
 

@@ -122,7 +122,7 @@ def cmd_train(args) -> int:
         if args.input == "transcripts":
             from engine.benchmarks.transcripts import write_run_outputs
 
-            write_run_outputs(run, out)
+            write_run_outputs(run, out, data=data)
         else:
             out.mkdir(parents=True, exist_ok=True)
             (out / "metrics.json").write_text(json.dumps(run.metrics, indent=2))

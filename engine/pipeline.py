@@ -78,8 +78,10 @@ def fit_evaluate_store(model, X: pd.DataFrame, y: np.ndarray, row_ids, spec: dic
         variants = variant_probas(model, X_test)
         if variants:
             metrics["variants"] = {name: compute_metrics(y_test, p, n_boot=200) for name, p in variants.items()}
-        sample = np.random.default_rng(seed).permutation(len(train_idx))[:TIER_SAMPLE]
-        train_scores = np.asarray(model.predict_proba(X_train.iloc[sample]))[:, 1]
+        train_scores = getattr(model, "train_proba_", None)  # kept by approaches that have them at hand
+        if train_scores is None:
+            sample = np.random.default_rng(seed).permutation(len(train_idx))[:TIER_SAMPLE]
+            train_scores = np.asarray(model.predict_proba(X_train.iloc[sample]))[:, 1]
         metrics["train_score_quartiles"] = np.quantile(train_scores, [0.25, 0.5, 0.75]).tolist()
         run.save_model(model)
         run.save_predictions(np.asarray(row_ids)[test_idx], y_test, proba)
