@@ -89,20 +89,14 @@ for i, col in enumerate(columns):
 
 
 def lead_frame() -> pd.DataFrame:
+    """The edited lead, shaped exactly as the runs saw their training rows."""
+    from engine.data.leads import prepare_features
+
     row = {}
     for col in columns:
         v = values.get(col)
-        if v is None or v == MISSING or v == "":
-            row[col] = np.nan
-        else:
-            row[col] = float(v) if isinstance(v, (int, float)) else str(v)
-    frame = pd.DataFrame([row], columns=columns)
-    for col in columns:
-        if kinds.get(col) in NUMERIC_KINDS or (X is not None and col in X and pd.api.types.is_numeric_dtype(X[col])):
-            frame[col] = frame[col].astype(float)
-        else:
-            frame[col] = frame[col].astype(object)
-    return frame
+        row[col] = np.nan if v is None or v == MISSING or v == "" else v
+    return prepare_features(pd.DataFrame([row]), columns, kinds)
 
 
 def tier_of(p: float, quartiles) -> str:
