@@ -56,3 +56,8 @@ def test_train_writes_out_folder(workspace, small_leads, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["train", "leads", "--data", str(small_leads), "--quiet", "--out", str(out), *FAST_STACK]) == 0
     assert json.loads((out / "metrics.json").read_text())["metrics"]["accuracy"]["value"] > 0.5
+
+
+def test_cpu_preset_is_only_for_the_llm(workspace, small_leads, capsys):
+    assert main(["train", "leads", "--data", str(small_leads), "--preset", "cpu", "--quiet"]) == 2
+    assert "--preset cpu is for --approach lora" in capsys.readouterr().err
