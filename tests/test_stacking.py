@@ -109,6 +109,29 @@ def test_save_load_gives_identical_probabilities(fitted, tmp_path):
     np.testing.assert_allclose(loaded.predict_proba(X.iloc[te]), model.predict_proba(X.iloc[te]), rtol=0, atol=1e-7)
     for name, p in loaded.base_predict_proba(X.iloc[te[:50]]).items():
         np.testing.assert_allclose(p, model.base_predict_proba(X.iloc[te[:50]])[name], atol=1e-7)
+    # The .keras file is the meta-model of record: its weights are the ones used for scoring.
+    keras_weights = {layer.name: [np.asarray(w, dtype=np.float64) for w in layer.get_weights()]
+                     for layer in loaded._keras_meta().layers if layer.get_weights()}
+    assert keras_weights.keys() == loaded.meta_weights_.keys()
+    for name, ws in keras_weights.items():
+        for a, b in zip(ws, loaded.meta_weights_[name]):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_loading_for_scoring_does_not_import_tensorflow(fitted, tmp_path):
+    import subprocess
+    import sys
+
+    model, X, y, tr, te, _ = fitted
+    model.save(tmp_path / "m")
+    X.iloc[te[:5]].to_pickle(tmp_path / "rows.pkl")
+    code = ("import sys, pandas as pd; from engine.approaches.base import load_approach; "
+            f"m = load_approach({str(tmp_path / 'm')!r}); "
+            f"print(m.predict_proba(pd.read_pickle({str(tmp_path / 'rows.pkl')!r}))[:, 1].tolist()); "
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[-1] == "False False"
+    np.testing.assert_allclose(eval(out[0]), model.predict_proba(X.iloc[te[:5]])[:, 1], atol=1e-7)
 
 
 def test_single_row_and_unseen_values(fitted):

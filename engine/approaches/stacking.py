@@ -528,6 +528,14 @@ class StackingApproach(Approach):
                       verbose=0)
         return model
 
+    def _keras_meta(self):
+        """The Keras meta-model (loaded from its ``.keras`` file on first use after ``load``)."""
+        if not hasattr(self, "meta_model_"):
+            import keras
+
+            self.meta_model_ = keras.models.load_model(self._meta_keras_path)
+        return self.meta_model_
+
     def _cache_meta_weights(self) -> None:
         """NumPy copies of the meta-network's weights: fast, identical inference for any batch size."""
         layers = {layer.name: [np.asarray(w, dtype=np.float64) for w in layer.get_weights()]
@@ -673,10 +681,13 @@ class StackingApproach(Approach):
             if packed is not None:
                 model._clab_packed = packed
         joblib.dump(self.features_, path / "features.joblib")
-        self.meta_model_.save(path / "meta.keras")
+        self._keras_meta().save(path / "meta.keras")
+        # The meta weights also go next to the state, so loading for scoring needs no TensorFlow import
+        # (seconds saved on every dashboard page and API start); meta.keras stays the Keras model of record.
+        weights = {f"meta__{layer}__{i}": w for layer, ws in self.meta_weights_.items() for i, w in enumerate(ws)}
         np.savez(path / "state.npz", meta_mean=self.meta_mean_, meta_scale=self.meta_scale_,
                  background=self.background_, train_proba=self.train_proba_,
-                 meta_raw_index=np.asarray(self.meta_raw_index_, dtype=np.int64))
+                 meta_raw_index=np.asarray(self.meta_raw_index_, dtype=np.int64), **weights)
         self._write_params(path, columns=self.columns_, kinds=self.kinds_, svc_platt=list(self.svc_platt_),
                            base_models=list(BASE_MODELS), fit_seconds=getattr(self, "fit_seconds_", None),
                            meta_history=getattr(self, "meta_history_", {}))
@@ -684,7 +695,6 @@ class StackingApproach(Approach):
     @classmethod
     def load(cls, path: str | Path) -> "StackingApproach":
         import joblib
-        import keras
         from xgboost import XGBClassifier
 
         path = Path(path)
@@ -703,9 +713,17 @@ class StackingApproach(Approach):
                        for name in ("logistic_regression", "random_forest", "svc")}
         obj.models_["xgboost"] = xgb
         obj.models_ = {name: obj.models_[name] for name in BASE_MODELS}
-        obj.meta_model_ = keras.models.load_model(path / "meta.keras")
-        obj._cache_meta_weights()
+        obj._meta_keras_path = path / "meta.keras"
         state = np.load(path / "state.npz")
+        meta_keys = [k for k in state.files if k.startswith("meta__")]
+        if meta_keys:
+            weights: dict[str, list] = {}
+            for key in sorted(meta_keys, key=lambda k: (k.split("__")[1], int(k.split("__")[2]))):
+                weights.setdefault(key.split("__")[1], []).append(state[key])
+            obj.meta_weights_ = weights
+        else:  # saved before the weights were stored beside the state
+            obj.meta_model_ = obj._keras_meta()
+            obj._cache_meta_weights()
         obj.meta_mean_ = state["meta_mean"]
         obj.meta_scale_ = state["meta_scale"]
         obj.background_ = state["background"]
