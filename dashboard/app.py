@@ -68,7 +68,7 @@ def warm_up() -> bool:
 
     def _imports() -> None:
         time.sleep(float(os.environ.get("CLAB_WARMUP_DELAY", "2")))
-        for module in ("sklearn.linear_model", "xgboost", "keras"):
+        for module in ("plotly.graph_objects", "sklearn.metrics", "sklearn.linear_model", "xgboost"):
             try:
                 importlib.import_module(module)
             except Exception:  # noqa: BLE001 - warm-up is best effort
