@@ -84,7 +84,7 @@ def test_ragged_csv(tmp_path):
 
 
 def test_missing_file_and_unsupported_source(tmp_path):
-    with pytest.raises(LeadDataError, match="not found"):
+    with pytest.raises(LeadDataError, match="File not found"):
         load_leads(tmp_path / "nope.csv")
     with pytest.raises(LeadDataError, match="cannot read"):
         load_leads(12345)

@@ -110,26 +110,11 @@ def _norm(name: Any) -> str:
 # --------------------------------------------------------------------------------------------
 def _raw_bytes(source: Any, filename: str | None) -> tuple[bytes, str | None]:
     """Bytes and a display name from a path, bytes or a file-like object."""
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return bytes(source), filename
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source).expanduser()
-        if not path.exists():
-            raise LeadDataError(f"file not found: {path}. Check the path (or upload the file in the dashboard).")
-        if path.is_dir():
-            raise LeadDataError(f"{path} is a folder, not a file. Give the path of the CSV/Excel/Parquet file inside it.")
-        return path.read_bytes(), filename or path.name
-    if hasattr(source, "read"):
-        if hasattr(source, "seek"):
-            try:
-                source.seek(0)
-            except (OSError, ValueError):
-                pass
-        data = source.read()
-        if isinstance(data, str):
-            data = data.encode("utf-8")
-        name = filename or getattr(source, "name", None)
-        return bytes(data), (os.path.basename(str(name)) if name else None)
+    from engine.data.sources import raw_bytes
+
+    data, name = raw_bytes(source, filename, LeadDataError, "the CSV, Excel or Parquet file")
+    if data is not None:
+        return data, name
     raise LeadDataError(f"cannot read a lead table from a {type(source).__name__}; pass a file path, bytes, "
                         "a file-like object or a pandas DataFrame.")
 

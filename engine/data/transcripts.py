@@ -25,7 +25,6 @@ import hashlib
 import io
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,25 +79,11 @@ class TranscriptTable:
 
 # -- reading -------------------------------------------------------------------------------------
 def _raw_bytes(source: Any, filename: str | None) -> tuple[bytes, str | None]:
-    if isinstance(source, (bytes, bytearray)):
-        return bytes(source), filename
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source).expanduser()
-        if not path.exists():
-            raise TranscriptDataError(f"File not found: {path}. Fix: check the path, or upload the file.")
-        if path.is_dir():
-            raise TranscriptDataError(f"{path} is a folder. Fix: pass a .json, .jsonl or .csv file.")
-        return path.read_bytes(), filename or path.name
-    if hasattr(source, "read"):
-        if hasattr(source, "seek"):
-            try:
-                source.seek(0)
-            except Exception:  # pragma: no cover - unseekable streams
-                pass
-        data = source.read()
-        if isinstance(data, str):
-            data = data.encode("utf-8")
-        return bytes(data), filename or getattr(source, "name", None)
+    from engine.data.sources import raw_bytes
+
+    data, name = raw_bytes(source, filename, TranscriptDataError, "the .json, .jsonl or .csv file")
+    if data is not None:
+        return data, name
     raise TranscriptDataError(f"Cannot read transcripts from a {type(source).__name__}. "
                               "Fix: pass a file path, bytes, a file-like object, a list of records or a DataFrame.")
 
