@@ -8,7 +8,7 @@ from pathlib import Path
 
 from engine.config import REPO_ROOT
 
-DEMO_LEADS = REPO_ROOT / "data" / "demo_leads.csv"
+DEMO_LEADS = REPO_ROOT / "data" / "demo_leads_synthetic.csv"
 DEMO_TRANSCRIPTS = REPO_ROOT / "data" / "demo_transcripts.jsonl"
 BOARD_METRICS = ["accuracy", "roc_auc", "pr_auc", "f1", "brier", "ece"]
 

@@ -148,9 +148,9 @@ def test_queued_jobs_run_in_order(tmp_path):
 
 
 def test_train_args_and_helpers(tmp_path, monkeypatch):
-    args = train_args("leads", "data/demo_leads.csv", "stacking", params={"n_estimators": 50, "fast": True},
+    args = train_args("leads", "data/demo_leads_synthetic.csv", "stacking", params={"n_estimators": 50, "fast": True},
                       target="Converted", leak_policy="strict", exclude=["Tags"], dataset_name="demo")
-    assert args[:6] == ["train", "leads", "--data", "data/demo_leads.csv", "--approach", "stacking"]
+    assert args[:6] == ["train", "leads", "--data", "data/demo_leads_synthetic.csv", "--approach", "stacking"]
     assert ["--exclude", "Tags"] == args[args.index("--exclude"):args.index("--exclude") + 2]
     assert "n_estimators=50" in args and "fast=true" in args
     with pytest.raises(ValueError, match="input_kind"):
@@ -163,7 +163,7 @@ def test_train_args_and_helpers(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="RAY_ADDRESS"):
         JobRunner(tmp_path, executor="ray")
     runner = JobRunner(tmp_path)
-    job_id = runner.submit_train("leads", "data/demo_leads.csv", "lora", dataset_name="demo")
+    job_id = runner.submit_train("leads", "data/demo_leads_synthetic.csv", "lora", dataset_name="demo")
     job = runner.get(job_id)
     assert job.gpu is True and job.argv[1:4] == ["-m", "engine", "train"]
     assert ("--device" in job.argv) == info["cuda"]

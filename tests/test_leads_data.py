@@ -492,8 +492,8 @@ def test_demo_latent_model_gives_realistic_auc():
 
 
 def test_committed_sample_matches_generator():
-    path = REPO_ROOT / "data" / "demo_leads.csv"
-    assert path.exists(), "data/demo_leads.csv is missing; regenerate it as data/README.md says"
+    path = REPO_ROOT / "data" / "demo_leads_synthetic.csv"
+    assert path.exists(), "data/demo_leads_synthetic.csv is missing; regenerate it as data/README.md says"
     assert path.read_text(encoding="utf-8") == demo_leads(2000, seed=0).to_csv(index=False)
     table = load_leads(path)
     assert len(table.y) == 2000 and table.excluded == DEFAULT_LEAKY

@@ -15,7 +15,7 @@ import streamlit as st
 
 from engine.config import REPO_ROOT, workspace
 
-DEMO_LEADS = REPO_ROOT / "data" / "demo_leads.csv"
+DEMO_LEADS = REPO_ROOT / "data" / "demo_leads_synthetic.csv"
 DEMO_TRANSCRIPTS = REPO_ROOT / "data" / "demo_transcripts.jsonl"
 #: metrics where lower is better (the board marks the lowest of these as best)
 LOWER_IS_BETTER = {"brier", "log_loss", "ece"}

@@ -89,7 +89,7 @@ def load_demo_data() -> dict:
     out = {}
     leads = _demo_leads_bytes()
     if leads is not None:
-        out["leads"] = store.add(leads, filename="demo_leads.csv", kind="leads", name="Demo leads",
+        out["leads"] = store.add(leads, filename="demo_leads_synthetic.csv", kind="leads", name="Demo leads",
                                  synthetic=True, target="Converted")
     transcripts = _demo_transcripts_bytes()
     if transcripts is not None:

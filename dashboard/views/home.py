@@ -40,7 +40,7 @@ st.caption(":orange-badge[synthetic] The demo leads and transcripts are generate
 if st.button("Load the demo data and train the quick models", type="primary", key="demo_button"):
     loaded = widgets.load_demo_data()
     if not loaded:
-        st.error("The demo data is not available in this installation (data/demo_leads.csv and "
+        st.error("The demo data is not available in this installation (data/demo_leads_synthetic.csv and "
                  "data/demo_transcripts.jsonl are missing, and engine.data.demo cannot generate them).")
     else:
         st.session_state["dataset_sha"] = loaded.get("leads", next(iter(loaded.values()))).sha
