@@ -41,6 +41,20 @@ def run_picker(runs: list, key: str, label: str = "Run"):
     return next(r for r in runs if r.id == run_id)
 
 
+def run_data_and_model(run):
+    """The run's dataset and fitted model, or a message on the page and a stop when either is unavailable."""
+    data = state.run_data(run)
+    if data is None:
+        st.warning(state.missing_data_message(run))
+        st.stop()
+    try:
+        model = state.load_model(run)
+    except Exception as exc:  # noqa: BLE001 - an approach whose module is missing or broken
+        st.error(f"Cannot load the model of run {run.id}: {exc}")
+        st.stop()
+    return data, model
+
+
 def synthetic_note(meta: dict) -> None:
     if meta.get("synthetic"):
         st.caption(":orange-badge[synthetic] This is generated demo data, not real leads or calls.")

@@ -24,15 +24,7 @@ if not runs:
                 "on Home).")
     st.stop()
 run = widgets.run_picker(runs, key="emb_run")
-data = state.run_data(run)
-if data is None:
-    st.warning(state.missing_data_message(run))
-    st.stop()
-try:
-    model = state.load_model(run)
-except Exception as exc:  # noqa: BLE001
-    st.error(f"Cannot load the model of run {run.id}: {exc}")
-    st.stop()
+data, model = widgets.run_data_and_model(run)
 
 X, y = data["X"], np.asarray(data["y"])
 c1, c2, c3 = st.columns(3)

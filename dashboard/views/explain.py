@@ -20,15 +20,7 @@ if not runs:
 run = widgets.run_picker(runs, key="explain_run")
 spec = run.spec
 is_text = spec.get("input_kind") == "transcripts"
-data = state.run_data(run)
-if data is None:
-    st.warning(state.missing_data_message(run))
-    st.stop()
-try:
-    model = state.load_model(run)
-except Exception as exc:  # noqa: BLE001 - an approach whose module is missing or broken
-    st.error(f"Cannot load the model of run {run.id}: {exc}")
-    st.stop()
+data, model = widgets.run_data_and_model(run)
 
 rows = state.test_rows(run, data)
 if len(rows) == 0:
