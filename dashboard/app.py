@@ -9,10 +9,8 @@ password is required: ``st.secrets["password"]`` or env ``CLAB_DASHBOARD_PASSWOR
 from __future__ import annotations
 
 import hmac
-import importlib
 import os
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,6 +18,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import streamlit as st  # noqa: E402
+
+from dashboard.components import warmup  # noqa: E402
 
 PAGES = Path(__file__).resolve().parent / "views"
 LOCAL_ADDRESSES = {"", "localhost", "127.0.0.1", "::1"}
@@ -60,25 +60,6 @@ def password_gate() -> bool:
     return False
 
 
-@st.cache_resource(show_spinner=False)
-def warm_up() -> bool:
-    """Import the model libraries in the background once per process, after the first page is served,
-    so that the first visit to a page that loads a model does not wait for them (start-up stays fast)."""
-    import threading
-
-    def _imports() -> None:
-        time.sleep(float(os.environ.get("CLAB_WARMUP_DELAY", "2")))
-        for module in ("plotly.graph_objects", "sklearn.metrics", "sklearn.linear_model", "xgboost"):
-            try:
-                importlib.import_module(module)
-            except Exception:  # noqa: BLE001 - warm-up is best effort
-                pass
-
-    if os.environ.get("CLAB_WARMUP", "1") != "0":
-        threading.Thread(target=_imports, name="clab-warm-up", daemon=True).start()
-    return True
-
-
 def main() -> None:
     st.set_page_config(page_title="Conversion Lab", page_icon="📈", layout="wide")
     if not password_gate():
@@ -92,8 +73,9 @@ def main() -> None:
         st.Page(PAGES / "explain.py", title="Explain", icon="🔍", url_path="explain"),
         st.Page(PAGES / "whatif.py", title="What-if", icon="🎛️", url_path="what-if"),
     ]
-    st.navigation(pages).run()
-    warm_up()
+    with warmup.page_run():
+        st.navigation(pages).run()
+    warmup.start()
 
 
 main()

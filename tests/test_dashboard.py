@@ -267,3 +267,22 @@ def test_embeddings_and_explain_pages_with_an_embeddings_run(workspace):
     at = run_page("explain", timeout=600)
     assert not at.error
     assert any("<span" in m.value for m in at.markdown)  # phrases highlighted
+
+
+def test_warm_up_imports_only_between_page_runs():
+    """The background import waits while a page script runs, then imports the module."""
+    import sys
+
+    from dashboard.components import warmup
+
+    module = "colorsys"
+    sys.modules.pop(module, None)
+    with warmup.page_run():
+        import threading
+
+        thread = threading.Thread(target=warmup._run, args=((module,), 0.0, 0.1), daemon=True)
+        thread.start()
+        time.sleep(0.4)
+        assert module not in sys.modules, "imported while a page was running"
+    thread.join(timeout=5)
+    assert module in sys.modules and module in warmup.done
