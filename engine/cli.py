@@ -154,7 +154,13 @@ def cmd_bench(args) -> int:
     else:
         from engine.benchmarks.transcripts import run_transcripts_bench
 
-        kwargs = {k: v for k, v in params.items() if k in ("epochs", "n_pairs")}
+        from engine.approaches.embeddings import EmbeddingApproach
+
+        accepted = set(EmbeddingApproach._param_names()) | {"max_triplets", "demo_n", "heldout_n", "setfit"}
+        unknown = sorted(set(params) - accepted - {"classifier_type"})
+        if unknown:
+            raise ValueError(f"bench transcripts does not take {unknown}; it takes {sorted(accepted)}")
+        kwargs = {k: int(v) if k == "epochs" else v for k, v in params.items() if k != "classifier_type"}
         result = run_transcripts_bench(args.data, json_out=args.json, **kwargs)
     print(format_board(result["models"]))
     if args.json:

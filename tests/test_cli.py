@@ -61,3 +61,8 @@ def test_train_writes_out_folder(workspace, small_leads, tmp_path, capsys):
 def test_cpu_preset_is_only_for_the_llm(workspace, small_leads, capsys):
     assert main(["train", "leads", "--data", str(small_leads), "--preset", "cpu", "--quiet"]) == 2
     assert "--preset cpu is for --approach lora" in capsys.readouterr().err
+
+
+def test_bench_transcripts_refuses_a_parameter_it_does_not_take(workspace, capsys):
+    assert main(["bench", "transcripts", "--param", "bogus=1"]) == 2
+    assert "does not take ['bogus']" in capsys.readouterr().err
