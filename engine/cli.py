@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--quiet", action="store_true", help="no progress bar")
             p.add_argument("--preset", choices=["cpu"],
                            help="lora only: the settings measured to train in about 30 minutes on 2 CPU cores "
-                                "(1,600 rows, 1 epoch, adapters on the top 10 layers) instead of the reference "
+                                "(4,000 rows, 1 epoch, adapters on the top 10 layers) instead of the reference "
                                 "setup (3 epochs on every row), which takes hours without a GPU")
             p.set_defaults(func=cmd_train)
         else:

@@ -150,6 +150,15 @@ def prepare_models(force: bool = False) -> list[str]:
     lines = [f"SmolLM2-135M-Instruct: {smol} ({'already converted' if already else 'converted'} "
              f"in {time.monotonic() - started:.1f}s)"]
     lines.append(f"all-MiniLM-L6-v2: {minilm_path()} (ok)")
+    from engine import onnx_encoder
+
+    if onnx_encoder.available():  # its int8 ONNX graph for fast embedding, exported once
+        from engine.approaches.embeddings import base_model_path, load_sentence_model
+
+        started = time.monotonic()
+        path = base_model_path()
+        graph = onnx_encoder.cached_export(load_sentence_model(path), path, cache_dir() / "onnx")
+        lines.append(f"all-MiniLM-L6-v2 int8 ONNX: {graph} ({time.monotonic() - started:.1f}s)")
     return lines
 
 

@@ -169,3 +169,25 @@ def test_bench_runs_end_to_end_on_a_small_demo(tmp_path):
                 "score_one_ms"} <= set(row)
     assert result["embed_per_second"] > 0
     assert json.loads((tmp_path / "b.json").read_text())["rows"] == 40
+
+
+def test_int8_onnx_embeddings_agree_with_pytorch_and_are_saved(fitted, data, tmp_path):
+    from engine import onnx_encoder
+
+    if not onnx_encoder.available():
+        pytest.skip("onnxruntime/onnx not installed (they are in requirements.txt)")
+    model, _ = fitted
+    X, _ = data
+    assert model.backend_ == "onnx-int8"
+    torch_model = make_approach("embeddings", backend="torch", **TINY)
+    torch_model.model_, torch_model.backend_ = model.model_, "torch"
+    for which in ("generic", "fine_tuned"):
+        fast, exact = model.embed(X.iloc[:6], which), torch_model.embed(X.iloc[:6], which)
+        cosine = (fast * exact).sum(axis=1) / np.linalg.norm(fast, axis=1) / np.linalg.norm(exact, axis=1)
+        assert cosine.min() > 0.97, (which, cosine)
+        assert not np.allclose(fast, exact)  # really the int8 graph, not PyTorch again
+    model.save(tmp_path / "m")
+    assert (tmp_path / "m" / "fine_tuned_int8.onnx").stat().st_size > 1_000_000
+    assert load_approach(tmp_path / "m").backend_ == "onnx-int8"
+    with pytest.raises(ValueError, match="backend must be one of"):
+        make_approach("embeddings", backend="gpu")._check_params()

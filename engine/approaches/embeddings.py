@@ -30,17 +30,20 @@ import json
 import re
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from engine import onnx_encoder
 from engine.approaches.base import Approach, contribution_frame
 from engine.callbacks import CallbackList, Progress
 
 TEXT_COLUMN = "transcript"
 WHICH = ("fine_tuned", "generic")
+BACKENDS = ("auto", "torch", "onnx-int8")
 _MODEL_CACHE: dict[str, Any] = {}
 
 
@@ -214,7 +217,8 @@ class EmbeddingApproach(Approach):
                  margin: float = 0.25, max_triplets: int = 600, batch_size: int = 16,
                  learning_rate: float = 5e-5, pooling: str = "mean", chunk_tokens: int = 256,
                  chunk_overlap: int = 32, train_tokens: int = 128, use_metadata: bool = False,
-                 C: float | None = None, fine_tune: bool = True, seed: int = 42, base_model: str | None = None):
+                 C: float | None = None, fine_tune: bool = True, seed: int = 42, base_model: str | None = None,
+                 backend: str = "auto"):
         self.classifier_type = classifier_type
         self.epochs = epochs
         self.n_pairs = n_pairs
@@ -231,6 +235,7 @@ class EmbeddingApproach(Approach):
         self.fine_tune = fine_tune
         self.seed = seed
         self.base_model = base_model
+        self.backend = backend
 
     # -- validation ------------------------------------------------------------------------------
     def _check_params(self) -> None:
@@ -242,6 +247,11 @@ class EmbeddingApproach(Approach):
             raise ValueError("chunk_tokens must be between 16 and 512 (the model reads at most 512 tokens)")
         if not 0 <= int(self.chunk_overlap) < int(self.chunk_tokens) // 2:
             raise ValueError("chunk_overlap must be at least 0 and less than half of chunk_tokens")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, not {self.backend!r}")
+        if self.backend == "onnx-int8" and not onnx_encoder.available():
+            raise ValueError("backend='onnx-int8' needs onnxruntime and onnx (pip install onnxruntime onnx); "
+                             "or use backend='auto' / 'torch'")
         if int(self.epochs) < 0 or int(self.n_pairs) < 1 or int(self.max_triplets) < 1:
             raise ValueError("epochs must be >= 0, n_pairs >= 1 and max_triplets >= 1")
 
@@ -255,6 +265,42 @@ class EmbeddingApproach(Approach):
         if which == "generic" or getattr(self, "model_", None) is None:
             return self._generic_model()
         return self.model_
+
+    def _choose_backend(self) -> str:
+        """The backend a fit uses: int8 ONNX when asked for or (``auto``) when onnxruntime is installed and
+        the model is transformer + mean pooling; PyTorch otherwise."""
+        if self.backend == "torch":
+            return "torch"
+        if onnx_encoder.available() and onnx_encoder.supports(self._generic_model()):
+            return "onnx-int8"
+        if self.backend == "onnx-int8":
+            raise ValueError("backend='onnx-int8' works only for transformer + mean-pooling models with "
+                             "onnxruntime installed; use backend='torch'")
+        return "torch"
+
+    def _backend_in_use(self) -> str:
+        backend = getattr(self, "backend_", None)
+        if backend is None:  # not fitted (e.g. generic embeddings of a new dataset): what a fit would use
+            self.backend_ = backend = self._choose_backend()
+        if backend == "onnx-int8" and not onnx_encoder.available():
+            warnings.warn("This model was trained with int8 ONNX embeddings but onnxruntime is not installed: "
+                          "using PyTorch (embeddings differ slightly). Fix: pip install onnxruntime onnx",
+                          stacklevel=3)
+            self.backend_ = backend = "torch"
+        return backend
+
+    def _onnx_path(self, which: str) -> Path:
+        """The int8 graph of the generic (exported once into the cache folder) or the fine-tuned model."""
+        if which == "generic" or getattr(self, "model_", None) is None:
+            from engine.config import cache_dir
+
+            path = base_model_path(self.base_model)
+            return onnx_encoder.cached_export(self._generic_model(), path, Path(cache_dir()) / "onnx")
+        current = getattr(self, "onnx_fine_tuned_", None)
+        if current is None or not Path(current).exists():
+            folder = Path(tempfile.mkdtemp(prefix="clab-onnx-ft-"))
+            self.onnx_fine_tuned_ = onnx_encoder.export_int8(self.model_, folder / onnx_encoder.FILE_NAME)
+        return Path(self.onnx_fine_tuned_)
 
     # -- text, chunks, embeddings -----------------------------------------------------------------
     def texts_of(self, X: pd.DataFrame | list | str) -> list[str]:
@@ -308,14 +354,20 @@ class EmbeddingApproach(Approach):
                 stage: str = "embed") -> np.ndarray:
         model = self._model(which)
         model.max_seq_length = int(self.chunk_tokens)
-        unique = list(dict.fromkeys(chunks))
+        # longest first over the whole set (not per slice): batches of similar length pad far less
+        unique = sorted(dict.fromkeys(chunks), key=len, reverse=True)
         vectors = []
         step = 64
         if callbacks is not None:
             callbacks.on_train_begin(max(1, -(-len(unique) // step)), stage)
+        onnx_path = self._onnx_path(which) if unique and self._backend_in_use() == "onnx-int8" else None
         for i in range(0, len(unique), step):
-            vectors.append(model.encode(unique[i:i + step], batch_size=32, convert_to_numpy=True,
-                                        normalize_embeddings=True, show_progress_bar=False))
+            if onnx_path is not None:
+                vectors.append(onnx_encoder.encode(onnx_path, model.tokenizer, unique[i:i + step],
+                                                   max_length=int(self.chunk_tokens)))
+            else:
+                vectors.append(model.encode(unique[i:i + step], batch_size=32, convert_to_numpy=True,
+                                            normalize_embeddings=True, show_progress_bar=False))
             if callbacks is not None:
                 callbacks.on_step_end(Progress(step=i // step + 1, total=-(-len(unique) // step), stage=stage))
         if callbacks is not None:
@@ -443,6 +495,8 @@ class EmbeddingApproach(Approach):
         texts = self.texts_of(X)
         self.metadata_encoder_ = MetadataEncoder().fit(self._metadata_frame(X)) if self.use_metadata else None
         timings = {}
+        self.backend_ = self._choose_backend()
+        self.onnx_fine_tuned_ = None
         started = time.perf_counter()
         self.model_ = self._fine_tune(texts, y, cbs) if self.fine_tune and int(self.epochs) > 0 else None
         timings["fine_tune_seconds"] = time.perf_counter() - started
@@ -572,6 +626,10 @@ class EmbeddingApproach(Approach):
         path.mkdir(parents=True, exist_ok=True)
         if self.model_ is not None:
             self.model_.save(str(path / "fine_tuned"), safe_serialization=True)
+            if self._backend_in_use() == "onnx-int8":
+                import shutil
+
+                shutil.copyfile(self._onnx_path("fine_tuned"), path / "fine_tuned_int8.onnx")
         files = {}
         for which, clf in self.classifiers_.items():
             if self.classifier_type == "xgboost":
@@ -584,7 +642,8 @@ class EmbeddingApproach(Approach):
         state = {"classifiers": files, "input_kind": self.input_kind_, "input_columns": self.input_columns_,
                  "metadata_encoder": self.metadata_encoder_.to_dict() if self.metadata_encoder_ else None,
                  "embedding_dim": self.embedding_dim_, "timings": getattr(self, "timings_", {}),
-                 "n_triplets": getattr(self, "n_triplets_", 0), "train_loss": getattr(self, "train_loss_", [])}
+                 "n_triplets": getattr(self, "n_triplets_", 0), "train_loss": getattr(self, "train_loss_", []),
+                 "backend": getattr(self, "backend_", "torch")}
         (path / "state.json").write_text(json.dumps(state, indent=2))
         self._write_params(path, fine_tuned_model="fine_tuned" if self.model_ is not None else None)
 
@@ -616,4 +675,7 @@ class EmbeddingApproach(Approach):
         self.timings_ = state.get("timings", {})
         self.n_triplets_ = state.get("n_triplets", 0)
         self.train_loss_ = state.get("train_loss", [])
+        self.backend_ = state.get("backend", "torch")  # runs saved before the ONNX backend used PyTorch
+        onnx_file = path / "fine_tuned_int8.onnx"
+        self.onnx_fine_tuned_ = onnx_file if onnx_file.exists() else None
         return self
