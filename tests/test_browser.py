@@ -113,6 +113,9 @@ def test_every_page_in_chromium(browser, server, tmp_path):
     timings["cold_start_to_first_page_s"] = time.monotonic() - server["started"]
     timings["first_page_load_s"] = time.monotonic() - t
 
+    # a visitor reads the first page for a few seconds; the app imports its heavy libraries meanwhile
+    # (CLAB_BROWSER_READ_S=0 measures the worst case: a click the moment the first page is drawn)
+    time.sleep(float(os.environ.get("CLAB_BROWSER_READ_S", "8")))
     problems = []
     for path, (label, heading) in PAGES.items():
         if path != "home":

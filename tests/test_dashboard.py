@@ -105,6 +105,12 @@ def test_train_page_offers_approaches_and_launches_a_job(stored, tmp_path, monke
     assert "Stacked ensemble (stacking)" in at.selectbox(key="train_approach").options
     assert at.button(key="train_launch")
     assert "Changed parameters: none" in texts(at.caption)
+    at.selectbox(key="train_approach").set_value("stacking").run()
+    shown = len(at.number_input)
+    at.toggle(key="train_more_stacking").set_value(True).run()
+    assert len(at.number_input) > shown + 5  # the long tail of parameters, drawn on request
+    next(n for n in at.number_input if n.key.endswith("_xgb_max_depth")).set_value(3).run()
+    assert "xgb_max_depth=3" in texts(at.caption)
     # launching goes to the job table (in a fresh workspace, then cancelled: no CPU spent here)
     ws = tmp_path / "ws"
     monkeypatch.setenv("CLAB_WORKSPACE", str(ws))

@@ -5,7 +5,7 @@ plotly, scikit-learn and XGBoost (several seconds on a small machine). A daemon 
 process after the first page is served. Python runs one thread at a time, so an import running beside a page
 run slows that page down: the thread imports one module at a time and only while no page script is running
 (every run of ``app.py`` is wrapped in :func:`page_run`), so a click during the warm-up waits for at most one
-module's import.
+module's import. ``CLAB_WARMUP_DEBUG=1`` prints each import's and each page run's duration to the server log.
 """
 from __future__ import annotations
 
@@ -32,12 +32,15 @@ def page_run():
     global _active, _last_end
     with _lock:
         _active += 1
+    started = time.monotonic()
     try:
         yield
     finally:
         with _lock:
             _active -= 1
             _last_end = time.monotonic()
+        if os.environ.get("CLAB_WARMUP_DEBUG"):
+            print(f"page run {_last_end - started:.2f}s", flush=True)
 
 
 def _idle(quiet: float) -> bool:
@@ -51,8 +54,11 @@ def _run(modules: tuple[str, ...], delay: float, quiet: float) -> None:
         while not _idle(quiet):
             time.sleep(0.05)
         try:
+            t0 = time.monotonic()
             importlib.import_module(module)
             done.append(module)
+            if os.environ.get("CLAB_WARMUP_DEBUG"):
+                print(f"warm-up: {module} {time.monotonic() - t0:.2f}s", flush=True)
         except Exception:  # noqa: BLE001 - warm-up is best effort; the page that needs it reports errors
             pass
 
@@ -64,6 +70,6 @@ def start(modules: tuple[str, ...] = MODULES) -> bool:
         if _started or os.environ.get("CLAB_WARMUP", "1") == "0":
             return False
         _started = True
-    delay = float(os.environ.get("CLAB_WARMUP_DELAY", "0.5"))
+    delay = float(os.environ.get("CLAB_WARMUP_DELAY", "2"))
     threading.Thread(target=_run, args=(tuple(modules), delay, 0.3), name="clab-warm-up", daemon=True).start()
     return True

@@ -100,9 +100,14 @@ with left:
                 for i, p in enumerate(main):
                     with cols[i % 2]:
                         chosen[p["name"]] = param_widget(approach, p["name"], p["default"], "main")
-                with st.expander("More parameters"):
-                    for p in rest:
-                        chosen[p["name"]] = param_widget(approach, p["name"], p["default"], "more")
+                # the long tail of parameters is drawn only on request: dozens of inputs slow the page down
+                if rest and st.toggle(f"More parameters ({len(rest)})", key=f"train_more_{approach}"):
+                    more = st.columns(2)
+                    for i, p in enumerate(rest):
+                        with more[i % 2]:
+                            chosen[p["name"]] = param_widget(approach, p["name"], p["default"], "more")
+                for p in rest:
+                    chosen.setdefault(p["name"], p["default"])
                 changed = {k: v for k, v in chosen.items()
                            if v != next(p["default"] for p in params_spec if p["name"] == k)}
                 use_gpu = approach == "lora" and gpu["cuda"]
