@@ -156,7 +156,7 @@ def cmd_bench(args) -> int:
 
         from engine.approaches.embeddings import EmbeddingApproach
 
-        accepted = set(EmbeddingApproach._param_names()) | {"max_triplets", "demo_n", "heldout_n", "setfit"}
+        accepted = set(EmbeddingApproach._param_names()) | {"demo_n", "heldout_n", "setfit"}
         unknown = sorted(set(params) - accepted - {"classifier_type"})
         if unknown:
             raise ValueError(f"bench transcripts does not take {unknown}; it takes {sorted(accepted)}")

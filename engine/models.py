@@ -153,11 +153,10 @@ def prepare_models(force: bool = False) -> list[str]:
     from engine import onnx_encoder
 
     if onnx_encoder.available():  # its int8 ONNX graph for fast embedding, exported once
-        from engine.approaches.embeddings import base_model_path, load_sentence_model
+        from engine.approaches.embeddings import generic_onnx_graph
 
         started = time.monotonic()
-        path = base_model_path()
-        graph = onnx_encoder.cached_export(load_sentence_model(path), path, cache_dir() / "onnx")
+        graph = generic_onnx_graph()
         lines.append(f"all-MiniLM-L6-v2 int8 ONNX: {graph} ({time.monotonic() - started:.1f}s)")
     return lines
 

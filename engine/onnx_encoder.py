@@ -18,13 +18,14 @@ import tempfile
 import threading
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 FILE_NAME = "model_int8.onnx"
 _SESSIONS: dict[str, Any] = {}
+_EXPORTS: dict[tuple[str, str], Path] = {}  # cached_export results of this process
 _LOCK = threading.Lock()
 
 
@@ -120,7 +121,7 @@ def encode(path: str | Path, tokenizer, texts: list[str], max_length: int, batch
     """L2-normalised embeddings of ``texts`` (in order) with the int8 graph at ``path``."""
     sess = session(path)
     names = {i.name for i in sess.get_inputs()}
-    out = np.zeros((len(texts), sess.get_outputs()[0].shape[-1] or 384), dtype=np.float32)
+    out = None
     order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths together: little padding
     for start in range(0, len(texts), batch_size):
         rows = order[start:start + batch_size]
@@ -129,14 +130,21 @@ def encode(path: str | Path, tokenizer, texts: list[str], max_length: int, batch
         feed = {k: np.asarray(enc[k], dtype=np.int64) for k in INPUTS if k in names and k in enc}
         if "token_type_ids" in names and "token_type_ids" not in feed:
             feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
-        out[rows] = sess.run(None, feed)[0]
-    return out
+        vectors = sess.run(None, feed)[0]
+        if out is None:
+            out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+        out[rows] = vectors
+    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
-def cached_export(st_model, source: str | Path, cache_root: str | Path) -> Path:
+def cached_export(load_model: Callable[[], Any], source: str | Path, cache_root: str | Path) -> Path:
     """The int8 graph of the model stored at ``source``, exported once into ``cache_root`` (keyed by the
-    model's weight files, so a changed model is exported again)."""
+    model's weight files, so a changed model is exported again). ``load_model()`` gives the
+    SentenceTransformer and is called only when the graph has to be exported."""
     source = Path(source)
+    key = (str(source.resolve()), str(Path(cache_root).resolve()))
+    if key in _EXPORTS and _EXPORTS[key].exists():
+        return _EXPORTS[key]
     digest = hashlib.sha256()
     for f in sorted(source.rglob("*")):
         if f.is_file() and f.suffix in (".safetensors", ".bin", ".json"):
@@ -144,5 +152,6 @@ def cached_export(st_model, source: str | Path, cache_root: str | Path) -> Path:
             digest.update(f"{f.relative_to(source)}:{st.st_size}:{int(st.st_mtime)}".encode())
     target = Path(cache_root) / f"{source.name}-{digest.hexdigest()[:12]}" / FILE_NAME
     if not target.exists():
-        export_int8(st_model, target)
+        export_int8(load_model(), target)
+    _EXPORTS[key] = target
     return target

@@ -106,8 +106,6 @@ with left:
                     for i, p in enumerate(rest):
                         with more[i % 2]:
                             chosen[p["name"]] = param_widget(approach, p["name"], p["default"], "more")
-                for p in rest:
-                    chosen.setdefault(p["name"], p["default"])
                 changed = {k: v for k, v in chosen.items()
                            if v != next(p["default"] for p in params_spec if p["name"] == k)}
                 use_gpu = approach == "lora" and gpu["cuda"]

@@ -77,6 +77,20 @@ def load_sentence_model(path: str, cached: bool = True):
     return model
 
 
+def embedding_dimension(model) -> int:
+    """Width of a SentenceTransformer's embeddings (the method was renamed in sentence-transformers 6)."""
+    method = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(method())
+
+
+def generic_onnx_graph(base_model: str | None = None) -> Path:
+    """The int8 ONNX graph of the base MiniLM (or ``base_model``), exported once into the cache folder."""
+    from engine.config import cache_dir
+
+    path = base_model_path(base_model)
+    return onnx_encoder.cached_export(lambda: load_sentence_model(path), path, Path(cache_dir()) / "onnx")
+
+
 # -- text helpers -------------------------------------------------------------------------------
 def split_sentences(text: str) -> list[str]:
     """Sentences of a transcript: one per line, lines split further at ``. ! ?``."""
@@ -249,9 +263,6 @@ class EmbeddingApproach(Approach):
             raise ValueError("chunk_overlap must be at least 0 and less than half of chunk_tokens")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, not {self.backend!r}")
-        if self.backend == "onnx-int8" and not onnx_encoder.available():
-            raise ValueError("backend='onnx-int8' needs onnxruntime and onnx (pip install onnxruntime onnx); "
-                             "or use backend='auto' / 'torch'")
         if int(self.epochs) < 0 or int(self.n_pairs) < 1 or int(self.max_triplets) < 1:
             raise ValueError("epochs must be >= 0, n_pairs >= 1 and max_triplets >= 1")
 
@@ -274,8 +285,8 @@ class EmbeddingApproach(Approach):
         if onnx_encoder.available() and onnx_encoder.supports(self._generic_model()):
             return "onnx-int8"
         if self.backend == "onnx-int8":
-            raise ValueError("backend='onnx-int8' works only for transformer + mean-pooling models with "
-                             "onnxruntime installed; use backend='torch'")
+            raise ValueError("backend='onnx-int8' needs onnxruntime and onnx installed (pip install onnxruntime "
+                             "onnx) and a transformer + mean-pooling model; or use backend='auto' / 'torch'")
         return "torch"
 
     def _backend_in_use(self) -> str:
@@ -292,10 +303,7 @@ class EmbeddingApproach(Approach):
     def _onnx_path(self, which: str) -> Path:
         """The int8 graph of the generic (exported once into the cache folder) or the fine-tuned model."""
         if which == "generic" or getattr(self, "model_", None) is None:
-            from engine.config import cache_dir
-
-            path = base_model_path(self.base_model)
-            return onnx_encoder.cached_export(self._generic_model(), path, Path(cache_dir()) / "onnx")
+            return generic_onnx_graph(self.base_model)
         current = getattr(self, "onnx_fine_tuned_", None)
         if current is None or not Path(current).exists():
             folder = Path(tempfile.mkdtemp(prefix="clab-onnx-ft-"))
@@ -372,7 +380,7 @@ class EmbeddingApproach(Approach):
                 callbacks.on_step_end(Progress(step=i // step + 1, total=-(-len(unique) // step), stage=stage))
         if callbacks is not None:
             callbacks.on_train_end(stage)
-        table = np.vstack(vectors) if vectors else np.zeros((0, 384), np.float32)
+        table = np.vstack(vectors) if vectors else np.zeros((0, embedding_dimension(model)), np.float32)
         index = {c: j for j, c in enumerate(unique)}
         return table[[index[c] for c in chunks]] if chunks else table
 
@@ -511,9 +519,7 @@ class EmbeddingApproach(Approach):
             self._fit_features[which] = features
             self.classifiers_[which] = self._new_classifier().fit(features, y)
         self.timings_ = timings
-        generic = self._generic_model()
-        dim = getattr(generic, "get_embedding_dimension", None) or generic.get_sentence_embedding_dimension
-        self.embedding_dim_ = int(dim())
+        self.embedding_dim_ = embedding_dimension(self._generic_model())
         cbs.on_log("embeddings approach fitted")
         return self
 
