@@ -15,7 +15,7 @@ import pandas as pd
 
 from engine.approaches.base import INPUT_KINDS, get_approach_class
 from engine.callbacks import Callback, CallbackList
-from engine.runs import Run, RunStore, write_json
+from engine.runs import Run, RunStore, explain_rows, explain_sample, write_json
 
 DEFAULT_TEST_SIZE = 0.3
 DEFAULT_SPLIT_SEED = 42
@@ -86,6 +86,7 @@ def fit_evaluate_store(model, X: pd.DataFrame, y: np.ndarray, row_ids, spec: dic
         run.save_model(model)
         run.save_predictions(np.asarray(row_ids)[test_idx], y_test, proba)
         run.save_curves(curve_data(y_test, proba))
+        _store_explanations(run, model, X, row_ids, test_idx, spec.get("input_kind", model.input_kind), cbs)
         run.save_metrics(metrics)  # written last: a run is complete once metrics.json exists
     except BaseException as exc:
         write_json(run.path / "error.json", {"error": f"{type(exc).__name__}: {exc}",
@@ -126,6 +127,23 @@ def train_transcripts(data, approach: str = "embeddings", params: dict[str, Any]
             "columns": list(table.X.columns), "warnings": list(getattr(table, "warnings", []))}
     return fit_evaluate_store(model, table.X, np.asarray(table.y).astype(int), np.arange(len(table.y)), spec,
                               callbacks=callbacks, store=store, test_size=test_size, seed=seed)
+
+
+def _store_explanations(run: Run, model, X: pd.DataFrame, row_ids, test_idx, input_kind: str,
+                        cbs: CallbackList) -> None:
+    """Explain the Explain page's default sample of test rows now, so the page opens at once. An approach
+    that cannot explain still gets its run (the page then computes, and shows the error there)."""
+    sample = explain_sample(test_idx, explain_rows(model.name, input_kind))
+    started = time.perf_counter()
+    try:
+        X_sample = X.iloc[sample]
+        table = model.explain(X_sample)
+        proba = np.asarray(model.predict_proba(X_sample))[:, 1]
+        run.save_explanations(table, np.asarray(row_ids)[sample], proba)
+    except Exception as exc:  # noqa: BLE001 - the run itself is fine
+        cbs.on_log(f"explanations not stored ({type(exc).__name__}: {exc}); the Explain page will compute them")
+        return
+    cbs.on_log(f"explained {len(sample)} test rows in {time.perf_counter() - started:.1f} s")
 
 
 def _source_name(data) -> str:

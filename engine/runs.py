@@ -2,7 +2,8 @@
 
 A run folder holds ``spec.json`` (what was trained on what: approach, params, data hash,
 leak policy, split), ``metrics.json`` (protocol metrics with intervals, timings),
-``predictions.csv`` (test-split rows: ``row_id``, ``y_true``, ``proba``), ``curves.json`` and
+``predictions.csv`` (test-split rows: ``row_id``, ``y_true``, ``proba``), ``curves.json``,
+``explanations.csv`` (contributions of a sample of test rows, see :func:`explain_sample`) and
 ``model/`` (the approach's own native files).
 """
 from __future__ import annotations
@@ -11,23 +12,28 @@ import json
 import os
 import secrets
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from engine.config import workspace
 
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+# NumPy and pandas are imported where a run's tables are read or written: listing runs (the dashboard's
+# first page) needs neither, and pandas alone takes most of a second to import.
+
 
 def _json_default(value: Any):
-    if isinstance(value, (np.integer,)):
+    np = sys.modules.get("numpy")  # a value can only be a NumPy one when NumPy is loaded
+    if np is not None and isinstance(value, np.integer):
         return int(value)
-    if isinstance(value, (np.floating,)):
+    if np is not None and isinstance(value, np.floating):
         return float(value)
-    if isinstance(value, np.ndarray):
+    if np is not None and isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, Path):
         return str(value)
@@ -79,12 +85,38 @@ class Run:
         write_json(self.path / "curves.json", curves)
 
     def save_predictions(self, row_id, y_true, proba) -> None:
+        import numpy as np
+        import pandas as pd
+
         frame = pd.DataFrame({"row_id": np.asarray(row_id), "y_true": np.asarray(y_true).astype(int),
                               "proba": np.asarray(proba, dtype=float)})
         frame.to_csv(self.path / "predictions.csv", index=False)
 
     def predictions(self) -> pd.DataFrame:
+        import pandas as pd
+
         return pd.read_csv(self.path / "predictions.csv")
+
+    def save_explanations(self, table: pd.DataFrame, row_ids, proba) -> None:
+        """Store an ``explain`` table for the sample rows ``row_ids`` (``table.row`` indexes them) with
+        their P(convert)."""
+        import numpy as np
+
+        row_ids, proba = np.asarray(row_ids), np.asarray(proba, dtype=float)
+        frame = table.assign(row_id=row_ids[table["row"].to_numpy()], proba=proba[table["row"].to_numpy()])
+        tmp = self.path / ".explanations.csv.tmp"
+        frame.to_csv(tmp, index=False)
+        os.replace(tmp, self.path / "explanations.csv")
+
+    def explanations(self) -> pd.DataFrame | None:
+        """The stored contributions (``explain`` columns plus ``row_id``, as text, and ``proba``), or None."""
+        import pandas as pd
+
+        f = self.path / "explanations.csv"
+        if not f.exists():
+            return None
+        return pd.read_csv(f, dtype={"feature": str, "value": str}, keep_default_na=False,
+                           converters={"row": int, "row_id": str, "contribution": float, "proba": float})
 
     def save_model(self, approach) -> None:
         approach.save(self.model_dir)
@@ -148,3 +180,16 @@ class RunStore:
 
     def delete(self, run_id: str) -> None:
         shutil.rmtree(self.get(run_id).path)
+
+
+def explain_rows(approach: str, input_kind: str) -> int:
+    """How many test rows a run's stored explanation covers (the Explain page's default sample): fewer for
+    the approaches whose explanation re-scores each row many times (the LLM, transcripts)."""
+    return 5 if input_kind == "transcripts" or approach == "lora" else 30
+
+
+def explain_sample(positions, n: int, seed: int = 0) -> np.ndarray:
+    """The first ``n`` of a fixed shuffle of ``positions``: a smaller sample is a prefix of a larger one."""
+    import numpy as np
+
+    return np.random.default_rng(seed).permutation(np.asarray(positions))[:n]

@@ -39,7 +39,8 @@ def test_home_shows_the_product_and_the_board_counts(stored):
     assert metrics["Runs"] == "2" and metrics["Datasets"] in ("1", "2")
     assert at.button(key="demo_button").label.startswith("Load the demo data")
     assert "synthetic" in texts(at.caption)
-    assert at.dataframe[0].value.shape[0] == 2  # latest runs
+    latest = next(m.value for m in at.markdown if m.value.startswith("| run |"))
+    assert len(latest.splitlines()) == 2 + 2  # header, rule, the two runs
     assert not at.error
 
 
@@ -139,7 +140,13 @@ def test_board_compares_runs_with_intervals_curves_and_thresholds(stored):
     cells = board.drop(columns="run").to_numpy().ravel().tolist()
     assert any("★" in c for c in cells) and all("[" in c for c in board["roc_auc"])
     charts = at.get("plotly_chart")
-    assert len(charts) >= 4 + 2 + 1  # four curves, two confusion matrices, score bands
+    assert len(charts) >= 1 + 2 + 1  # the four curves, two confusion matrices, score bands
+    import json
+
+    curves = json.loads(charts[0].proto.spec)
+    titles = [a["text"] for a in curves["layout"]["annotations"]]
+    assert titles[:4] == ["ROC curve", "Precision-recall", "Calibration", "Cumulative gains"]
+    assert sum(t.get("showlegend", True) and t["name"] not in ("chance", "perfect") for t in curves["data"]) == 2
     assert [b.label for b in at.get("download_button")] == ["Export as CSV"]
     for method in ("f1", "youden", "cost"):
         at.radio(key="board_method").set_value(method).run()
@@ -157,6 +164,18 @@ def test_explain_page_global_and_one_lead(stored):
     assert not at.warning and not at.error
     charts = at.get("plotly_chart")
     assert len(charts) == 4  # importance, strip, dependence, waterfall
+    # the default sample's contributions were stored with the run at training time: the page shows them
+    import base64
+    import json
+
+    from engine.runs import RunStore
+
+    stored_table = RunStore().get(at.selectbox(key="explain_run").value).explanations()
+    importance = stored_table["contribution"].abs().groupby(stored_table["feature"]).mean()
+    bars = json.loads(charts[0].proto.spec)["data"][0]
+    x = bars["x"]  # Plotly sends numeric arrays base64-encoded
+    x = np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"]) if isinstance(x, dict) else np.asarray(x)
+    np.testing.assert_allclose(x, importance.loc[list(bars["y"])].to_numpy(), rtol=1e-9)
     at.selectbox(key="explain_row").set_value(1).run()
     assert not at.exception
 
@@ -292,3 +311,24 @@ def test_warm_up_imports_only_between_page_runs():
         assert module not in sys.modules, "imported while a page was running"
     thread.join(timeout=5)
     assert module in sys.modules and module in warmup.done
+
+
+def test_a_page_run_waits_for_an_import_in_progress(tmp_path, monkeypatch):
+    """A page that starts while the warm-up imports a module never sees it half imported."""
+    import sys
+    import threading
+
+    from dashboard.components import warmup
+
+    (tmp_path / "clab_slow_module.py").write_text("import time\ntime.sleep(0.6)\nREADY = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("clab_slow_module", None)
+    thread = threading.Thread(target=warmup._run, args=(("clab_slow_module",), 0.0, 0.0), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while "clab_slow_module" not in sys.modules and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert "clab_slow_module" in sys.modules, "the warm-up did not start the import"
+    with warmup.page_run():
+        assert getattr(sys.modules["clab_slow_module"], "READY", False), "page ran during the import"
+    thread.join(timeout=5)

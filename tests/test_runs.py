@@ -59,3 +59,35 @@ def test_progress_file_and_cancel_marker(tmp_path):
     (tmp_path / "progress.json.cancel").touch()
     with pytest.raises(TrainingCancelled):
         cbs.on_step_end(Progress(step=3, total=10, loss=0.4))
+
+
+def test_a_stored_run_keeps_the_explanations_of_its_default_sample(workspace):
+    from engine import pipeline
+    from engine.data.demo import demo_leads
+    from engine.runs import explain_rows, explain_sample
+
+    fast = {"n_folds": 2, "rf_n_estimators": 20, "xgb_n_estimators": 30, "meta_epochs": 5, "svc_max_rows": 200,
+            "n_jobs": 1, "explain_background": 10, "explain_permutations": 2}
+    leads = demo_leads(n=300, seed=11)
+    run = pipeline.train_leads(leads, params=fast, dataset_name="explain test")
+    stored = run.explanations()
+    n = explain_rows("stacking", "leads")
+    assert sorted(stored["row"].unique()) == list(range(n))
+    # the rows are the first n of the fixed shuffle of the test rows (what the Explain page asks for)
+    test_ids = run.predictions()["row_id"].to_numpy()
+    expected_ids = explain_sample(test_ids, n)
+    assert stored.drop_duplicates("row").sort_values("row")["row_id"].tolist() == [str(i) for i in expected_ids]
+    assert explain_sample(test_ids, 3).tolist() == expected_ids[:3].tolist()  # a smaller sample is a prefix
+    # the same contributions and probabilities the reloaded model gives for those rows
+    from engine.data.leads import load_leads
+
+    table = load_leads(leads)
+    position = {rid: i for i, rid in enumerate(np.asarray(table.row_ids).tolist())}
+    X = table.X.iloc[[position[i] for i in expected_ids.tolist()]]
+    model = run.load_approach()
+    again = model.explain(X)
+    np.testing.assert_allclose(stored["contribution"].to_numpy(), again["contribution"].to_numpy(), atol=1e-9)
+    assert stored["feature"].tolist() == again["feature"].tolist()
+    probs = stored.drop_duplicates("row").sort_values("row")["proba"].to_numpy()
+    preds = run.predictions().set_index("row_id").loc[expected_ids, "proba"].to_numpy()
+    np.testing.assert_allclose(probs, preds, atol=1e-9)

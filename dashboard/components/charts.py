@@ -50,6 +50,33 @@ def overlay_curves(curves: dict[str, dict], kind: str) -> go.Figure:
     return fig
 
 
+CURVE_KINDS = ("roc", "pr", "calibration", "gains")
+
+
+def curve_grid(curves: dict[str, dict]) -> go.Figure:
+    """The four curves of :func:`overlay_curves` as one 2x2 figure (one chart for the browser to draw
+    instead of four), with one legend entry per run."""
+    from plotly.subplots import make_subplots
+
+    parts = {kind: overlay_curves(curves, kind) for kind in CURVE_KINDS}
+    fig = make_subplots(rows=2, cols=2, subplot_titles=[parts[k].layout.title.text for k in CURVE_KINDS],
+                        horizontal_spacing=0.08, vertical_spacing=0.14)
+    seen = set()
+    for i, kind in enumerate(CURVE_KINDS):
+        row, col = divmod(i, 2)
+        for trace in parts[kind].data:
+            trace.update(legendgroup=trace.name, showlegend=trace.name not in seen)
+            seen.add(trace.name)
+            fig.add_trace(trace, row=row + 1, col=col + 1)
+        for shape in parts[kind].layout.shapes:  # the base-rate line of the precision-recall curve
+            fig.add_hline(y=shape.y0, line_dash="dot", line_color="#9ca3af", row=row + 1, col=col + 1)
+        fig.update_xaxes(title_text=parts[kind].layout.xaxis.title.text, range=[0, 1], row=row + 1, col=col + 1)
+        fig.update_yaxes(title_text=parts[kind].layout.yaxis.title.text, range=[0, 1.02], row=row + 1, col=col + 1)
+    fig.update_layout(height=760, margin=dict(l=10, r=10, t=40, b=10),
+                      legend=dict(orientation="h", yanchor="bottom", y=-0.12, x=0))
+    return fig
+
+
 def confusion_figure(cm: dict, title: str) -> go.Figure:
     z = [[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]]
     text = [[f"TN {cm['tn']}", f"FP {cm['fp']}"], [f"FN {cm['fn']}", f"TP {cm['tp']}"]]
@@ -89,9 +116,10 @@ def importance_figure(importance: pd.DataFrame, top: int = 15) -> go.Figure:
 
 
 def strip_figure(contrib: pd.DataFrame, features: list[str]) -> go.Figure:
-    """Beeswarm-like strip plot: one dot per row and feature, x = contribution, colour = value rank."""
-    fig = go.Figure()
+    """Beeswarm-like strip plot: one dot per row and feature, x = contribution, colour = value rank.
+    All dots are one trace (far quicker for the browser to draw than a trace per feature)."""
     rng = np.random.default_rng(0)
+    xs, ys, colors, texts = [], [], [], []
     for i, feat in enumerate(features[::-1]):
         part = contrib[contrib["feature"] == feat]
         values = pd.to_numeric(part["value"], errors="coerce")
@@ -99,12 +127,16 @@ def strip_figure(contrib: pd.DataFrame, features: list[str]) -> go.Figure:
             color = values.rank(pct=True).fillna(0.5).to_numpy()
         else:  # categorical: colour by the mean contribution of the category
             color = part.groupby("value")["contribution"].transform("mean").rank(pct=True).fillna(0.5).to_numpy()
-        fig.add_scatter(x=part["contribution"], y=i + rng.uniform(-0.3, 0.3, len(part)), mode="markers",
-                        marker=dict(size=6, color=color, colorscale="RdBu_r", cmin=0, cmax=1, opacity=0.75,
-                                    showscale=i == len(features) - 1,
-                                    colorbar=dict(title="value", tickvals=[0, 1], ticktext=["low", "high"])),
-                        text=[f"{feat} = {v}" for v in part["value"]], hovertemplate="%{text}: %{x:+.3f}",
-                        showlegend=False)
+        xs.append(part["contribution"].to_numpy())
+        ys.append(i + rng.uniform(-0.3, 0.3, len(part)))
+        colors.append(color)
+        texts += [f"{feat} = {v}" for v in part["value"]]
+    fig = go.Figure(go.Scatter(
+        x=np.concatenate(xs) if xs else [], y=np.concatenate(ys) if ys else [], mode="markers",
+        marker=dict(size=6, color=np.concatenate(colors) if colors else [], colorscale="RdBu_r", cmin=0, cmax=1,
+                    opacity=0.75, showscale=True,
+                    colorbar=dict(title="value", tickvals=[0, 1], ticktext=["low", "high"])),
+        text=texts, hovertemplate="%{text}: %{x:+.3f}<extra></extra>", showlegend=False))
     fig.update_yaxes(tickvals=list(range(len(features))), ticktext=features[::-1])
     fig.add_vline(x=0, line_color="#9ca3af")
     return _layout(fig, "Contributions per lead (each dot is a lead)", "contribution to P(convert)", "",

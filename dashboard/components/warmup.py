@@ -10,6 +10,7 @@ module's import. ``CLAB_WARMUP_DEBUG=1`` prints each import's and each page run'
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import os
 import threading
@@ -19,8 +20,9 @@ import time
 MODULES = ("pandas", "engine.approaches.base", "engine.approaches.stacking", "engine.jobs", "plotly.graph_objects",
            "sklearn.metrics", "sklearn.linear_model", "xgboost", "engine.evaluate")
 
-_lock = threading.Lock()
-_active = 0
+_cond = threading.Condition()
+_active = 0  # page (or fragment) runs in progress
+_importing = False  # the warm-up thread is importing a module
 _last_end = 0.0
 _started = False
 done: list[str] = []
@@ -28,31 +30,59 @@ done: list[str] = []
 
 @contextlib.contextmanager
 def page_run():
-    """Mark a page script run as in progress (the warm-up thread waits for it to end)."""
+    """Mark a page script run as in progress: the warm-up starts no import meanwhile, and a run that begins
+    during an import waits for it to end (a half-imported module, pandas seen by plotly for one, breaks
+    code that looks it up in ``sys.modules``). Runs may nest (a fragment inside a page)."""
     global _active, _last_end
-    with _lock:
+    with _cond:
         _active += 1
+        while _importing:
+            _cond.wait()
     started = time.monotonic()
     try:
         yield
     finally:
-        with _lock:
+        with _cond:
             _active -= 1
             _last_end = time.monotonic()
+            _cond.notify_all()
         if os.environ.get("CLAB_WARMUP_DEBUG"):
             print(f"page run {_last_end - started:.2f}s", flush=True)
 
 
-def _idle(quiet: float) -> bool:
-    with _lock:
-        return _active == 0 and time.monotonic() - _last_end >= quiet
+def guarded(func):
+    """Decorator for a fragment's function: its reruns count as page runs (see :func:`page_run`)."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with page_run():
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+def _claim(quiet: float) -> None:
+    """Wait until no page has run for ``quiet`` seconds, then mark an import as in progress."""
+    global _importing
+    with _cond:
+        while True:
+            wait = _last_end + quiet - time.monotonic()
+            if _active == 0 and wait <= 0:
+                _importing = True
+                return
+            _cond.wait(timeout=max(wait, 0.05))
+
+
+def _release() -> None:
+    global _importing
+    with _cond:
+        _importing = False
+        _cond.notify_all()
 
 
 def _run(modules: tuple[str, ...], delay: float, quiet: float) -> None:
     time.sleep(delay)
     for module in modules:
-        while not _idle(quiet):
-            time.sleep(0.05)
+        _claim(quiet)
         try:
             t0 = time.monotonic()
             importlib.import_module(module)
@@ -61,12 +91,14 @@ def _run(modules: tuple[str, ...], delay: float, quiet: float) -> None:
                 print(f"warm-up: {module} {time.monotonic() - t0:.2f}s", flush=True)
         except Exception:  # noqa: BLE001 - warm-up is best effort; the page that needs it reports errors
             pass
+        finally:
+            _release()
 
 
 def start(modules: tuple[str, ...] = MODULES) -> bool:
     """Start the warm-up thread once per process (``CLAB_WARMUP=0`` turns it off). True if it runs."""
     global _started
-    with _lock:
+    with _cond:
         if _started or os.environ.get("CLAB_WARMUP", "1") == "0":
             return False
         _started = True

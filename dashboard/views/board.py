@@ -90,12 +90,7 @@ st.download_button("Export as CSV", frame.to_csv(index=False).encode("utf-8"), f
 
 # -- curves -------------------------------------------------------------------------------------
 curves = {labels[r.id]: r.curves for r in group}
-c1, c2 = st.columns(2)
-c1.plotly_chart(charts.overlay_curves(curves, "roc"), key="board_roc")
-c2.plotly_chart(charts.overlay_curves(curves, "pr"), key="board_pr")
-c3, c4 = st.columns(2)
-c3.plotly_chart(charts.overlay_curves(curves, "calibration"), key="board_cal")
-c4.plotly_chart(charts.overlay_curves(curves, "gains"), key="board_gains")
+st.plotly_chart(charts.curve_grid(curves), key="board_curves")  # ROC, precision-recall, calibration, gains
 
 # -- thresholds and confusion matrices -----------------------------------------------------------
 st.subheader("Decisions at a threshold")

@@ -11,6 +11,7 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from dashboard.components import charts, state, widgets  # noqa: E402
+from engine.runs import Run, explain_rows, explain_sample  # noqa: E402
 
 st.title("🔍 Explain")
 runs = state.list_runs()
@@ -25,10 +26,10 @@ data, model = widgets.run_data_and_model(run)
 rows = state.test_rows(run, data)
 if len(rows) == 0:
     rows = np.arange(len(data["X"]))
-default_n = 5 if is_text or spec.get("approach") == "lora" else 30
+default_n = explain_rows(spec.get("approach"), spec.get("input_kind"))
 n = st.slider("Test rows to explain", min(3, len(rows)), min(200, len(rows)), min(default_n, len(rows)), 1, key="explain_n",
               help="Contributions are computed on a random sample of the run's test rows.")
-sample = np.random.default_rng(0).permutation(rows)[:n]
+sample = explain_sample(rows, n)
 
 
 @st.cache_data(show_spinner="Computing contributions…", max_entries=16)
@@ -39,9 +40,24 @@ def contributions(run_id: str, positions: tuple, _model, _X: pd.DataFrame) -> tu
     return table, proba
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def stored_contributions(run_path: str, row_ids: tuple) -> tuple[pd.DataFrame, np.ndarray] | None:
+    """The contributions stored with the run at training time, when they cover exactly these rows."""
+    frame = Run(pathlib.Path(run_path)).explanations()
+    if frame is None:
+        return None
+    stored = frame.drop_duplicates("row").set_index("row")["row_id"].to_dict()
+    if any(stored.get(i) != str(rid) for i, rid in enumerate(row_ids)):
+        return None
+    frame = frame[frame["row"] < len(row_ids)]
+    proba = frame.drop_duplicates("row").sort_values("row")["proba"].to_numpy()
+    return frame.drop(columns=["row_id", "proba"]).reset_index(drop=True), proba
+
+
 X = data["X"]
 try:
-    table, proba = contributions(run.id, tuple(int(i) for i in sample), model, X)
+    found = stored_contributions(str(run.path), tuple(np.asarray(data["row_ids"])[sample].tolist()))
+    table, proba = found if found is not None else contributions(run.id, tuple(int(i) for i in sample), model, X)
 except Exception as exc:  # noqa: BLE001
     st.error(f"Explaining run {run.id} failed: {type(exc).__name__}: {exc}")
     st.stop()

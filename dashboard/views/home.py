@@ -8,7 +8,7 @@ if _ROOT not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from dashboard.components import state, widgets  # noqa: E402
+from dashboard.components import state, warmup, widgets  # noqa: E402
 
 st.title("📈 Conversion Lab")
 st.markdown(
@@ -56,33 +56,83 @@ if st.button("Load the demo data and train the quick models", type="primary", ke
             st.info(f"No demo {', '.join(missing)} in this installation; that part of the board stays empty.")
 
 
-@st.fragment(run_every=3)
+def _demo_jobs_running() -> bool:
+    running = False
+    for job_id in st.session_state.get("demo_jobs") or []:
+        try:
+            running = running or not runner.get(job_id).done
+        except KeyError:
+            pass
+    return running
+
+
+# the panels refresh every 3 s only while a demo job runs (a periodic rerun delays a click on the navigation)
+_demo_running_at_draw = _demo_jobs_running()
+
+
+@st.fragment(run_every=3 if _demo_running_at_draw else None)
+@warmup.guarded
 def demo_progress() -> None:
     ids = st.session_state.get("demo_jobs") or []
     if not ids:
         return
     runner.tick()
+    shown = []
     for job_id in ids:
         try:
             job = runner.get(job_id)
         except KeyError:
             continue
+        shown.append(job)
         widgets.job_panel(job, runner, show_log=False, allow_cancel=False)
-    if all(runner.get(i).done for i in ids):
+    if all(job.done for job in shown):
         widgets.page_link("views/board.py", label="Open the metric board", icon="📊")
+        if _demo_running_at_draw:  # drawn with a timer that is no longer needed: stop it
+            st.rerun(scope="app")
 
 
 demo_progress()
 
 if runs:
     st.subheader("Latest runs")
-    import pandas as pd
 
-    rows = []
+    def _fmt(metric: dict | None) -> str:
+        value = (metric or {}).get("value")
+        return "–" if value is None else f"{value:.3f}"
+
+    # a Markdown table: the first page draws without pandas (imported in the background meanwhile)
+    lines = ["| run | approach | dataset | ROC-AUC | accuracy |", "|---|---|---|---:|---:|"]
     for run in runs[:10]:
         m = run.metrics.get("metrics", {})
-        rows.append({"run": run.id, "approach": run.spec.get("approach"), "dataset": run.spec.get("dataset"),
-                     "ROC-AUC": m.get("roc_auc", {}).get("value"), "accuracy": m.get("accuracy", {}).get("value")})
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-                 column_config={"ROC-AUC": st.column_config.NumberColumn(format="%.3f"),
-                                "accuracy": st.column_config.NumberColumn(format="%.3f")})
+        cells = [run.id, run.spec.get("approach"), run.spec.get("dataset"), _fmt(m.get("roc_auc")),
+                 _fmt(m.get("accuracy"))]
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    st.markdown("\n".join(lines))
+
+
+_preloaded = st.session_state.get("_element_code_preloaded", False)
+
+
+@st.fragment(run_every=None if _preloaded else 2)
+@warmup.guarded
+def preload_element_code() -> None:
+    """A moment after the page is drawn, draw a tiny chart and table out of sight.
+
+    The browser then loads and compiles the code of those elements (Plotly, the data grid) while the visitor
+    reads this page, instead of on the first page that draws one (every other page)."""
+    if not st.session_state.get("_element_code_armed"):
+        st.session_state["_element_code_armed"] = True
+        return
+    if st.session_state.get("_element_code_preloaded"):
+        return  # done; the timer stops at the page's next full run
+    import plotly.graph_objects as go
+
+    st.html("<style>.st-key-element_code_preload{position:absolute;left:-10000px;width:300px;height:150px;"
+            "overflow:hidden}</style>")
+    with st.container(key="element_code_preload"):
+        st.plotly_chart(go.Figure(go.Scatter(x=[0, 1], y=[0, 1])), key="element_code_preload_chart", height=100)
+        st.dataframe({"a": [1]}, key="element_code_preload_table", height=60)
+    st.session_state["_element_code_preloaded"] = True
+
+
+preload_element_code()

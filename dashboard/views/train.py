@@ -11,7 +11,7 @@ import json  # noqa: E402
 
 import streamlit as st  # noqa: E402
 
-from dashboard.components import state, widgets  # noqa: E402
+from dashboard.components import state, warmup, widgets  # noqa: E402
 from engine.approaches.base import INPUT_KINDS  # noqa: E402
 
 #: parameters shown first for each approach (the rest sit under "More parameters")
@@ -127,11 +127,17 @@ with left:
 with right:
     st.subheader("Jobs")
 
-    @st.fragment(run_every=2)
+    running_at_draw = any(not j.done for j in runner.list(limit=50))
+
+    # refreshed every 2 s only while a job runs: a periodic rerun delays a click on the navigation
+    @st.fragment(run_every=2 if running_at_draw else None)
+    @warmup.guarded
     def live_jobs() -> None:
         runner.tick()
         jobs = runner.list(limit=50)
         active = [j for j in jobs if not j.done]
+        if running_at_draw and not active:
+            st.rerun(scope="app")  # the last job ended: redraw the page without the timer
         focus = st.session_state.get("train_job")
         shown = active or [j for j in jobs if j.id == focus]
         if not jobs:
