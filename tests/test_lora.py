@@ -141,6 +141,17 @@ def test_verbalizer_score_is_softmax_of_two_first_token_logits(fitted):
         assert raw[i] == pytest.approx(manual, abs=1e-5)
 
 
+def test_the_shared_prompt_prefix_is_run_once_with_the_same_scores(fitted):
+    model, X, _ = fitted
+    texts = model._texts(X)
+    prefix = model.prompts_.prefix_ids
+    assert len(prefix) >= 4 and all(model.prompts_.prompt_ids(t)[:len(prefix)] == prefix for t in texts)
+    reused = model._margins_from_texts(texts)
+    assert model._prefix_kv is not None and model._prefix_kv[0] == model.adapter_name_
+    whole = model._margins_from_texts(texts, reuse_prefix=False)
+    np.testing.assert_allclose(reused, whole, atol=1e-4)
+
+
 def test_scoring_is_padding_invariant(fitted):
     model, X, _ = fitted
     texts = model._texts(X)

@@ -184,6 +184,7 @@ class PromptBuilder:
         bos = tokenizer.bos_token_id
         self._bos = bos if bos is not None and with_special[:1] == [bos] else None
         self._tail = self._tail_length()
+        self.prefix_ids = self._shared_prefix()
         self.truncated = 0
 
     def prompt_text(self, lead_text: str) -> str:
@@ -209,6 +210,15 @@ class PromptBuilder:
         while tail < min(len(probe_a), len(probe_b)) and probe_a[-1 - tail] == probe_b[-1 - tail]:
             tail += 1
         return max(tail, 1)
+
+    def _shared_prefix(self) -> list[int]:
+        """The tokens every prompt starts with (template and instruction), less the last one (a word boundary
+        may merge with the lead's first word): computed once, their keys and values are reused when scoring."""
+        probes = [self._raw_ids(self.prompt_text(t)) for t in ("alpha", "Beta gamma", "7 visits")]
+        n = 0
+        while all(len(p) > n for p in probes) and len({p[n] for p in probes}) == 1:
+            n += 1
+        return probes[0][:max(n - 1, 0)]
 
     def prompt_ids(self, lead_text: str) -> list[int]:
         ids = self._raw_ids(self.prompt_text(lead_text))
@@ -390,6 +400,7 @@ class LoraApproach(Approach):
         X, y = _check_xy(X, y)
         started = time.monotonic()
         self._detach()  # refitting: drop this instance's previous adapter from the shared base
+        self._prefix_kv = None
         train_idx, calib_idx = self._split_rows(y)
         self._setup_base()
         self.columns_ = self._choose_columns(X.iloc[train_idx])
@@ -472,6 +483,7 @@ class LoraApproach(Approach):
             self._detach()
             raise
         model.eval()
+        self._prefix_kv = None  # the adapter's weights changed
         cb.on_train_end("train")
         self.step_seconds_ = float(np.mean(step_times)) if step_times else None
         self.train_seconds_ = time.monotonic() - started
@@ -594,8 +606,29 @@ class LoraApproach(Approach):
         return int(state["step"])
 
     # -- scoring -----------------------------------------------------------------------------------
-    def _margins_from_texts(self, texts: list[str]) -> np.ndarray:
-        """logit(pos verbalizer) - logit(neg verbalizer) after each prompt (softmax over the two = sigmoid)."""
+    def _prefix_cache(self, body):
+        """Keys and values of the prompts' shared prefix under the current adapter weights (computed once per
+        fitted adapter), or None when the prompts share too little to be worth it."""
+        import torch
+
+        prefix = self.prompts_.prefix_ids
+        if len(prefix) < 4:
+            return None
+        cached = getattr(self, "_prefix_kv", None)
+        if cached is not None and cached[0] == self.adapter_name_:
+            return cached[1]
+        ids = torch.tensor([prefix], dtype=torch.long, device=self.device_)
+        out = body.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True)
+        self._prefix_kv = (self.adapter_name_, out.past_key_values)
+        return out.past_key_values
+
+    def _margins_from_texts(self, texts: list[str], reuse_prefix: bool = True) -> np.ndarray:
+        """logit(pos verbalizer) - logit(neg verbalizer) after each prompt (softmax over the two = sigmoid).
+
+        The prompts' shared prefix (chat template and instruction, about a quarter of a prompt) is run once and
+        its keys and values are reused for every lead (``reuse_prefix=False`` runs whole prompts; same result)."""
+        import copy
+
         import torch
 
         if not texts:
@@ -610,11 +643,23 @@ class LoraApproach(Approach):
             model = self._activate()
             model.eval()
             body = model.get_base_model()
+            prefix = self.prompts_.prefix_ids
+            cache = self._prefix_cache(body) if reuse_prefix else None
+            cut = len(prefix) if cache is not None else 0
             for start in range(0, len(order), size):
                 rows = order[start:start + size]
-                ids, mask, _ = pad_batch([prompts[i] for i in rows], pad_id)
+                batch = [prompts[i] for i in rows]
+                kv = None
+                if cut and all(len(p) > cut and p[:cut] == prefix for p in batch):
+                    kv = copy.deepcopy(cache)
+                    kv.batch_repeat_interleave(len(rows))
+                    batch = [p[cut:] for p in batch]
+                ids, mask, _ = pad_batch(batch, pad_id)
                 ids, mask = ids.to(self.device_), mask.to(self.device_)
-                hidden = body.model(input_ids=ids, attention_mask=mask).last_hidden_state
+                full_mask = mask if kv is None else torch.cat(
+                    [torch.ones((len(rows), cut), dtype=mask.dtype, device=mask.device), mask], dim=1)
+                hidden = body.model(input_ids=ids, attention_mask=full_mask, past_key_values=kv,
+                                    use_cache=kv is not None).last_hidden_state
                 last = mask.sum(dim=1) - 1
                 h = hidden[torch.arange(len(rows), device=hidden.device), last]
                 logits = body.get_output_embeddings()(h).float()
