@@ -140,7 +140,7 @@ def test_board_compares_runs_with_intervals_curves_and_thresholds(stored):
     cells = board.drop(columns="run").to_numpy().ravel().tolist()
     assert any("★" in c for c in cells) and all("[" in c for c in board["roc_auc"])
     charts = at.get("plotly_chart")
-    assert len(charts) >= 1 + 2 + 1  # the four curves, two confusion matrices, score bands
+    assert len(charts) == 1 + 1 + 1  # the four curves, the two confusion matrices, score bands
     import json
 
     curves = json.loads(charts[0].proto.spec)

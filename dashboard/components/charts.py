@@ -17,64 +17,75 @@ def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 360) -> go
     return fig
 
 
-def overlay_curves(curves: dict[str, dict], kind: str) -> go.Figure:
-    """One curve per run (label -> run.curves) for kind in roc | pr | calibration | gains."""
-    fig = go.Figure()
+CURVE_KINDS = ("roc", "pr", "calibration", "gains")
+CURVE_TITLES = {"roc": ("ROC curve", "false positive rate", "true positive rate"),
+                "pr": ("Precision-recall", "recall", "precision"),
+                "calibration": ("Calibration", "mean predicted P(convert)", "observed conversion rate"),
+                "gains": ("Cumulative gains", "share of leads called (best scores first)",
+                          "share of conversions found")}
+
+
+def _curve_traces(curves: dict[str, dict], kind: str) -> tuple[list[dict], float | None]:
+    """Scatter traces (plain dicts) of one curve kind for every run, and the base rate line of the PR curve."""
+    traces = []
     for i, (label, c) in enumerate(curves.items()):
-        color = PALETTE[i % len(PALETTE)]
+        line = {"type": "scatter", "name": label, "mode": "lines", "line": {"color": PALETTE[i % len(PALETTE)]}}
         if kind == "roc" and c.get("roc", {}).get("fpr"):
-            fig.add_scatter(x=c["roc"]["fpr"], y=c["roc"]["tpr"], name=label, mode="lines", line_color=color)
+            traces.append({**line, "x": c["roc"]["fpr"], "y": c["roc"]["tpr"]})
         elif kind == "pr" and c.get("pr", {}).get("recall"):
-            fig.add_scatter(x=c["pr"]["recall"], y=c["pr"]["precision"], name=label, mode="lines", line_color=color)
+            traces.append({**line, "x": c["pr"]["recall"], "y": c["pr"]["precision"]})
         elif kind == "calibration" and c.get("calibration", {}).get("mean_predicted"):
             cal = c["calibration"]
-            fig.add_scatter(x=cal["mean_predicted"], y=cal["observed_rate"], name=label, mode="lines+markers",
-                            line_color=color, text=[f"{n} leads" for n in cal["count"]])
+            traces.append({**line, "mode": "lines+markers", "x": cal["mean_predicted"], "y": cal["observed_rate"],
+                           "text": [f"{n} leads" for n in cal["count"]]})
         elif kind == "gains" and c.get("gains", {}).get("fraction"):
             g = c["gains"]
-            fig.add_scatter(x=[0] + g["fraction"], y=[0] + g["captured"], name=label, mode="lines", line_color=color)
+            traces.append({**line, "x": [0] + g["fraction"], "y": [0] + g["captured"]})
     if kind in ("roc", "calibration", "gains"):
-        fig.add_scatter(x=[0, 1], y=[0, 1], name="chance" if kind != "calibration" else "perfect",
-                        mode="lines", line=dict(dash="dot", color="#9ca3af"))
-    if kind == "pr" and curves:
-        base = next(iter(curves.values())).get("pr", {}).get("base_rate")
-        if base is not None:
-            fig.add_hline(y=base, line_dash="dot", line_color="#9ca3af", annotation_text="base rate")
-    titles = {"roc": ("ROC curve", "false positive rate", "true positive rate"),
-              "pr": ("Precision-recall", "recall", "precision"),
-              "calibration": ("Calibration", "mean predicted P(convert)", "observed conversion rate"),
-              "gains": ("Cumulative gains", "share of leads called (best scores first)", "share of conversions found")}
-    fig = _layout(fig, *titles[kind])
+        traces.append({"type": "scatter", "x": [0, 1], "y": [0, 1], "mode": "lines",
+                       "name": "chance" if kind != "calibration" else "perfect",
+                       "line": {"dash": "dot", "color": "#9ca3af"}})
+    base = next(iter(curves.values())).get("pr", {}).get("base_rate") if kind == "pr" and curves else None
+    return traces, base
+
+
+def overlay_curves(curves: dict[str, dict], kind: str) -> go.Figure:
+    """One curve per run (label -> run.curves) for kind in roc | pr | calibration | gains."""
+    traces, base = _curve_traces(curves, kind)
+    fig = go.Figure(traces)
+    if base is not None:
+        fig.add_hline(y=base, line_dash="dot", line_color="#9ca3af", annotation_text="base rate")
+    fig = _layout(fig, *CURVE_TITLES[kind])
     fig.update_xaxes(range=[0, 1])
     fig.update_yaxes(range=[0, 1.02])
     return fig
 
 
-CURVE_KINDS = ("roc", "pr", "calibration", "gains")
-
-
 def curve_grid(curves: dict[str, dict]) -> go.Figure:
-    """The four curves of :func:`overlay_curves` as one 2x2 figure (one chart for the browser to draw
-    instead of four), with one legend entry per run."""
-    from plotly.subplots import make_subplots
-
-    parts = {kind: overlay_curves(curves, kind) for kind in CURVE_KINDS}
-    fig = make_subplots(rows=2, cols=2, subplot_titles=[parts[k].layout.title.text for k in CURVE_KINDS],
-                        horizontal_spacing=0.08, vertical_spacing=0.14)
-    seen = set()
+    """The four curves of :func:`overlay_curves` as one 2x2 figure (one chart for the browser to draw instead
+    of four), with one legend entry per run. Built as one dict: plotly's incremental updates cost ~0.3 s here."""
+    columns, rows = ([0.0, 0.46], [0.54, 1.0]), ([0.58, 1.0], [0.0, 0.42])
+    data, layout, seen = [], {}, set()
+    annotations, shapes = [], []
     for i, kind in enumerate(CURVE_KINDS):
-        row, col = divmod(i, 2)
-        for trace in parts[kind].data:
-            trace.update(legendgroup=trace.name, showlegend=trace.name not in seen)
-            seen.add(trace.name)
-            fig.add_trace(trace, row=row + 1, col=col + 1)
-        for shape in parts[kind].layout.shapes:  # the base-rate line of the precision-recall curve
-            fig.add_hline(y=shape.y0, line_dash="dot", line_color="#9ca3af", row=row + 1, col=col + 1)
-        fig.update_xaxes(title_text=parts[kind].layout.xaxis.title.text, range=[0, 1], row=row + 1, col=col + 1)
-        fig.update_yaxes(title_text=parts[kind].layout.yaxis.title.text, range=[0, 1.02], row=row + 1, col=col + 1)
-    fig.update_layout(height=760, margin=dict(l=10, r=10, t=40, b=10),
-                      legend=dict(orientation="h", yanchor="bottom", y=-0.12, x=0))
-    return fig
+        n = "" if i == 0 else str(i + 1)
+        xdom, ydom = columns[i % 2], rows[i // 2]
+        title, xtitle, ytitle = CURVE_TITLES[kind]
+        traces, base = _curve_traces(curves, kind)
+        for trace in traces:
+            data.append({**trace, "xaxis": f"x{n}", "yaxis": f"y{n}", "legendgroup": trace["name"],
+                         "showlegend": trace["name"] not in seen})
+            seen.add(trace["name"])
+        layout[f"xaxis{n}"] = {"domain": xdom, "anchor": f"y{n}", "range": [0, 1], "title": {"text": xtitle}}
+        layout[f"yaxis{n}"] = {"domain": ydom, "anchor": f"x{n}", "range": [0, 1.02], "title": {"text": ytitle}}
+        annotations.append({"text": title, "x": sum(xdom) / 2, "y": ydom[1], "xref": "paper", "yref": "paper",
+                            "xanchor": "center", "yanchor": "bottom", "showarrow": False, "font": {"size": 15}})
+        if base is not None:
+            shapes.append({"type": "line", "xref": f"x{n}", "yref": f"y{n}", "x0": 0, "x1": 1, "y0": base,
+                           "y1": base, "line": {"dash": "dot", "color": "#9ca3af"}})
+    layout.update(height=760, margin={"l": 10, "r": 10, "t": 40, "b": 10}, annotations=annotations, shapes=shapes,
+                  legend={"orientation": "h", "yanchor": "bottom", "y": -0.12, "x": 0})
+    return go.Figure({"data": data, "layout": layout})
 
 
 def confusion_figure(cm: dict, title: str) -> go.Figure:
@@ -85,6 +96,24 @@ def confusion_figure(cm: dict, title: str) -> go.Figure:
     fig.update_layout(title=title, height=260, margin=dict(l=10, r=10, t=40, b=10))
     fig.update_yaxes(autorange="reversed")
     return fig
+
+
+def confusion_grid(cms: list[tuple[dict, str]]) -> go.Figure:
+    """Several confusion matrices (``(cm, title)`` pairs) side by side in one figure."""
+    k, gap = max(len(cms), 1), 0.1
+    width = (1 - gap * (k - 1)) / k
+    data, layout, annotations = [], {}, []
+    for i, (cm, title) in enumerate(cms):
+        n = "" if i == 0 else str(i + 1)
+        dom = [i * (width + gap), i * (width + gap) + width]
+        trace = confusion_figure(cm, "").data[0].to_plotly_json()
+        data.append({**trace, "xaxis": f"x{n}", "yaxis": f"y{n}"})
+        layout[f"xaxis{n}"] = {"domain": dom, "anchor": f"y{n}"}
+        layout[f"yaxis{n}"] = {"anchor": f"x{n}", "autorange": "reversed", "showticklabels": i == 0}
+        annotations.append({"text": title, "x": sum(dom) / 2, "y": 1, "xref": "paper", "yref": "paper",
+                            "xanchor": "center", "yanchor": "bottom", "showarrow": False})
+    layout.update(height=280, margin={"l": 10, "r": 10, "t": 40, "b": 10}, annotations=annotations)
+    return go.Figure({"data": data, "layout": layout})
 
 
 def score_bands_figure(bands: dict[str, dict]) -> go.Figure:

@@ -106,9 +106,8 @@ elif method == "cost":
     k1, k2 = st.columns(2)
     cost = k1.number_input("Cost per call", min_value=0.0, value=1.0, step=0.5, key="board_cost")
     value = k2.number_input("Value per conversion", min_value=0.0, value=10.0, step=1.0, key="board_value")
-cm_cols = st.columns(min(len(group), 3))
-summary = []
-for i, run in enumerate(group):
+summary, matrices = [], []
+for run in group:
     try:
         preds = state.predictions(run)
     except OSError:
@@ -121,8 +120,9 @@ for i, run in enumerate(group):
     summary.append({"run": labels[run.id], "threshold": round(thr, 3), "precision": cm["precision"],
                     "recall": cm["recall"], "called": cm["called_share"], "accuracy": cm["accuracy"],
                     "profit (cost model)": profit})
-    with cm_cols[i % len(cm_cols)]:
-        st.plotly_chart(charts.confusion_figure(cm, f"{labels[run.id]} @ {thr:.2f}"), key=f"board_cm_{run.id}")
+    matrices.append((cm, f"{labels[run.id]} @ {thr:.2f}"))
+for start in range(0, len(matrices), 3):  # one figure per row of three: one chart for the browser to draw
+    st.plotly_chart(charts.confusion_grid(matrices[start:start + 3]), key=f"board_cm_{start}")
 if summary:
     st.dataframe(pd.DataFrame(summary), hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.3f")

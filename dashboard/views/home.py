@@ -116,10 +116,10 @@ _preloaded = st.session_state.get("_element_code_preloaded", False)
 @st.fragment(run_every=None if _preloaded else 2)
 @warmup.guarded
 def preload_element_code() -> None:
-    """A moment after the page is drawn, draw a tiny chart and table out of sight.
+    """A moment after the page is drawn, draw a tiny chart, table and code block out of sight.
 
-    The browser then loads and compiles the code of those elements (Plotly, the data grid) while the visitor
-    reads this page, instead of on the first page that draws one (every other page)."""
+    The browser then loads and compiles the code of those elements (Plotly, the data grid, the code viewer of
+    job logs) while the visitor reads this page, instead of on the first page that draws one."""
     if not st.session_state.get("_element_code_armed"):
         st.session_state["_element_code_armed"] = True
         return
@@ -132,6 +132,7 @@ def preload_element_code() -> None:
     with st.container(key="element_code_preload"):
         st.plotly_chart(go.Figure(go.Scatter(x=[0, 1], y=[0, 1])), key="element_code_preload_chart", height=100)
         st.dataframe({"a": [1]}, key="element_code_preload_table", height=60)
+        st.code("preload", language=None)
     st.session_state["_element_code_preloaded"] = True
 
 
