@@ -140,7 +140,8 @@ def test_board_compares_runs_with_intervals_curves_and_thresholds(stored):
     cells = board.drop(columns="run").to_numpy().ravel().tolist()
     assert any("★" in c for c in cells) and all("[" in c for c in board["roc_auc"])
     charts = at.get("plotly_chart")
-    assert len(charts) == 1 + 1 + 1  # the four curves, the two confusion matrices, score bands
+    assert len(charts) == 1  # the first tab: the four curves in one figure (the other tabs are not computed)
+    assert not at.get("radio")
     import json
 
     curves = json.loads(charts[0].proto.spec)
@@ -148,6 +149,12 @@ def test_board_compares_runs_with_intervals_curves_and_thresholds(stored):
     assert titles[:4] == ["ROC curve", "Precision-recall", "Calibration", "Cumulative gains"]
     assert sum(t.get("showlegend", True) and t["name"] not in ("chance", "perfect") for t in curves["data"]) == 2
     assert [b.label for b in at.get("download_button")] == ["Export as CSV"]
+    at.session_state["board_tab"] = "Score bands, speed and parts"
+    at.run()
+    assert len(at.get("plotly_chart")) == 1 and at.dataframe[1].value.shape[0] == 2  # bands; speed per run
+    at.session_state["board_tab"] = "Decisions at a threshold"
+    at.run()
+    assert len(at.get("plotly_chart")) == 1  # the two confusion matrices in one figure
     for method in ("f1", "youden", "cost"):
         at.radio(key="board_method").set_value(method).run()
         assert not at.exception
@@ -163,7 +170,7 @@ def test_explain_page_global_and_one_lead(stored):
     at = run_page("explain")
     assert not at.warning and not at.error
     charts = at.get("plotly_chart")
-    assert len(charts) == 4  # importance, strip, dependence, waterfall
+    assert len(charts) == 2  # the first tab: importance and strip (the other tabs are not computed)
     # the default sample's contributions were stored with the run at training time: the page shows them
     import base64
     import json
@@ -176,8 +183,14 @@ def test_explain_page_global_and_one_lead(stored):
     x = bars["x"]  # Plotly sends numeric arrays base64-encoded
     x = np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"]) if isinstance(x, dict) else np.asarray(x)
     np.testing.assert_allclose(x, importance.loc[list(bars["y"])].to_numpy(), rtol=1e-9)
+    at.session_state["explain_tab"] = "Dependence"
+    at.run()
+    assert [c.proto.spec for c in at.get("plotly_chart")] and at.selectbox(key="explain_dep").value
+    at.session_state["explain_tab"] = "One at a time"
+    at.run()
+    assert len(at.get("plotly_chart")) == 1  # the waterfall of one lead
     at.selectbox(key="explain_row").set_value(1).run()
-    assert not at.exception
+    assert not at.exception and len(at.get("plotly_chart")) == 1
 
 
 def test_whatif_rescores_every_lead_approach_live(stored):
@@ -291,6 +304,8 @@ def test_embeddings_and_explain_pages_with_an_embeddings_run(workspace):
     assert not at.exception and len(at.get("plotly_chart")) == 2
     at = run_page("explain", timeout=600)
     assert not at.error
+    at.session_state["explain_tab"] = "One at a time"
+    at.run()
     assert any("<span" in m.value for m in at.markdown)  # phrases highlighted
 
 

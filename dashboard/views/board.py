@@ -88,63 +88,75 @@ st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 st.download_button("Export as CSV", frame.to_csv(index=False).encode("utf-8"), file_name="metric_board.csv",
                    mime="text/csv", key="board_export")
 
-# -- curves -------------------------------------------------------------------------------------
-curves = {labels[r.id]: r.curves for r in group}
-st.plotly_chart(charts.curve_grid(curves), key="board_curves")  # ROC, precision-recall, calibration, gains
+# -- the rest in tabs: only the open tab is computed and drawn (a quicker first view) ----------------
+tab_curves, tab_decisions, tab_bands = st.tabs(
+    ["Curves", "Decisions at a threshold", "Score bands, speed and parts"], key="board_tab", on_change="rerun")
 
-# -- thresholds and confusion matrices -----------------------------------------------------------
-st.subheader("Decisions at a threshold")
-from engine.evaluate import choose_threshold, confusion_at  # noqa: E402
 
-method = st.radio("Threshold", ["manual", "f1", "youden", "cost"], horizontal=True, key="board_method",
-                  format_func={"manual": "Set it myself", "f1": "Best F1", "youden": "Youden's J",
-                               "cost": "Best profit (cost per call, value per conversion)"}.get)
-manual = cost = value = None
-if method == "manual":
-    manual = st.slider("Call leads with P(convert) at or above", 0.0, 1.0, 0.5, 0.01, key="board_threshold")
-elif method == "cost":
-    k1, k2 = st.columns(2)
-    cost = k1.number_input("Cost per call", min_value=0.0, value=1.0, step=0.5, key="board_cost")
-    value = k2.number_input("Value per conversion", min_value=0.0, value=10.0, step=1.0, key="board_value")
-summary, matrices = [], []
-for run in group:
-    try:
-        preds = state.predictions(run)
-    except OSError:
-        continue
-    y, p = preds["y_true"].to_numpy(), preds["proba"].to_numpy()
-    thr = manual if method == "manual" else choose_threshold(
-        y, p, method=method, **({"cost_per_call": cost, "value_per_conversion": value} if method == "cost" else {}))
-    cm = confusion_at(y, p, thr)
-    profit = (value or 10.0) * cm["tp"] - (cost or 1.0) * (cm["tp"] + cm["fp"])
-    summary.append({"run": labels[run.id], "threshold": round(thr, 3), "precision": cm["precision"],
-                    "recall": cm["recall"], "called": cm["called_share"], "accuracy": cm["accuracy"],
-                    "profit (cost model)": profit})
-    matrices.append((cm, f"{labels[run.id]} @ {thr:.2f}"))
-for start in range(0, len(matrices), 3):  # one figure per row of three: one chart for the browser to draw
-    st.plotly_chart(charts.confusion_grid(matrices[start:start + 3]), key=f"board_cm_{start}")
-if summary:
-    st.dataframe(pd.DataFrame(summary), hide_index=True, width="stretch",
-                 column_config={c: st.column_config.NumberColumn(format="%.3f")
-                                for c in ("precision", "recall", "called", "accuracy")})
+def curves_section() -> None:
+    curves = {labels[r.id]: r.curves for r in group}
+    st.plotly_chart(charts.curve_grid(curves), key="board_curves")  # ROC, precision-recall, calibration, gains
 
-# -- score bands, speed -------------------------------------------------------------------------
-b1, b2 = st.columns(2)
-bands = {labels[r.id]: r.curves["score_bands"] for r in group if r.curves.get("score_bands")}
-if bands:
-    b1.plotly_chart(charts.score_bands_figure(bands), key="board_bands")
-speed = pd.DataFrame([{"run": labels[n["run_id"]], "fit time (s)": n.get("fit_seconds"),
-                       "scoring (rows/s)": n.get("score_rows_per_second"), "one lead (ms)": n.get("score_one_ms")}
-                      for n in numeric])
-with b2:
-    st.markdown("**Fit time and scoring speed**")
-    st.dataframe(speed, hide_index=True, width="stretch",
-                 column_config={"fit time (s)": st.column_config.NumberColumn(format="%.1f"),
-                                "scoring (rows/s)": st.column_config.NumberColumn(format="%.0f"),
-                                "one lead (ms)": st.column_config.NumberColumn(format="%.2f")})
-variants = [(labels[r.id], name, vm) for r in group for name, vm in (r.metrics.get("variants") or {}).items()]
-if variants:
-    with st.expander("Parts of each approach (base models of the stack, generic embeddings)"):
-        st.dataframe(pd.DataFrame([{"run": lab, "part": name,
-                                    **{k: v.get("value") for k, v in vm.items() if isinstance(v, dict)}}
-                                   for lab, name, vm in variants]), hide_index=True, width="stretch")
+
+def decisions_section() -> None:
+    from engine.evaluate import choose_threshold, confusion_at
+
+    method = st.radio("Threshold", ["manual", "f1", "youden", "cost"], horizontal=True, key="board_method",
+                      format_func={"manual": "Set it myself", "f1": "Best F1", "youden": "Youden's J",
+                                   "cost": "Best profit (cost per call, value per conversion)"}.get)
+    manual = cost = value = None
+    if method == "manual":
+        manual = st.slider("Call leads with P(convert) at or above", 0.0, 1.0, 0.5, 0.01, key="board_threshold")
+    elif method == "cost":
+        k1, k2 = st.columns(2)
+        cost = k1.number_input("Cost per call", min_value=0.0, value=1.0, step=0.5, key="board_cost")
+        value = k2.number_input("Value per conversion", min_value=0.0, value=10.0, step=1.0, key="board_value")
+    summary, matrices = [], []
+    for run in group:
+        try:
+            preds = state.predictions(run)
+        except OSError:
+            continue
+        y, p = preds["y_true"].to_numpy(), preds["proba"].to_numpy()
+        costs = {"cost_per_call": cost, "value_per_conversion": value} if method == "cost" else {}
+        thr = manual if method == "manual" else choose_threshold(y, p, method=method, **costs)
+        cm = confusion_at(y, p, thr)
+        profit = (value or 10.0) * cm["tp"] - (cost or 1.0) * (cm["tp"] + cm["fp"])
+        summary.append({"run": labels[run.id], "threshold": round(thr, 3), "precision": cm["precision"],
+                        "recall": cm["recall"], "called": cm["called_share"], "accuracy": cm["accuracy"],
+                        "profit (cost model)": profit})
+        matrices.append((cm, f"{labels[run.id]} @ {thr:.2f}"))
+    for start in range(0, len(matrices), 3):  # one figure per row of three: one chart for the browser to draw
+        st.plotly_chart(charts.confusion_grid(matrices[start:start + 3]), key=f"board_cm_{start}")
+    if summary:
+        st.dataframe(pd.DataFrame(summary), hide_index=True, width="stretch",
+                     column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                    for c in ("precision", "recall", "called", "accuracy")})
+
+
+def bands_section() -> None:
+    b1, b2 = st.columns(2)
+    bands = {labels[r.id]: r.curves["score_bands"] for r in group if r.curves.get("score_bands")}
+    if bands:
+        b1.plotly_chart(charts.score_bands_figure(bands), key="board_bands")
+    speed = pd.DataFrame([{"run": labels[n["run_id"]], "fit time (s)": n.get("fit_seconds"),
+                           "scoring (rows/s)": n.get("score_rows_per_second"),
+                           "one lead (ms)": n.get("score_one_ms")} for n in numeric])
+    with b2:
+        st.markdown("**Fit time and scoring speed**")
+        st.dataframe(speed, hide_index=True, width="stretch",
+                     column_config={"fit time (s)": st.column_config.NumberColumn(format="%.1f"),
+                                    "scoring (rows/s)": st.column_config.NumberColumn(format="%.0f"),
+                                    "one lead (ms)": st.column_config.NumberColumn(format="%.2f")})
+    variants = [(labels[r.id], name, vm) for r in group for name, vm in (r.metrics.get("variants") or {}).items()]
+    if variants:
+        with st.expander("Parts of each approach (base models of the stack, generic embeddings)"):
+            st.dataframe(pd.DataFrame([{"run": lab, "part": name,
+                                        **{k: v.get("value") for k, v in vm.items() if isinstance(v, dict)}}
+                                       for lab, name, vm in variants]), hide_index=True, width="stretch")
+
+
+for tab, section in ((tab_curves, curves_section), (tab_decisions, decisions_section), (tab_bands, bands_section)):
+    if tab.open:
+        with tab:
+            section()

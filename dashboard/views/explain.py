@@ -64,33 +64,43 @@ except Exception as exc:  # noqa: BLE001
 
 importance = (table.assign(importance=table["contribution"].abs()).groupby("feature")["importance"].mean()
               .sort_values(ascending=False).rename_axis("feature").reset_index())
-st.subheader("Global importance")
-g1, g2 = st.columns(2)
-g1.plotly_chart(charts.importance_figure(importance, top=15), key="explain_importance")
-top = importance["feature"].head(10).tolist()
-if not is_text:
-    g2.plotly_chart(charts.strip_figure(table, top), key="explain_strip")
-    feature = st.selectbox("Dependence on", importance["feature"].tolist(), key="explain_dep")
-    st.plotly_chart(charts.dependence_figure(table, feature), key="explain_dependence")
-else:
+# only the open tab is computed and drawn (a quicker first view)
+names = ["Global importance", "One at a time"] if is_text else ["Global importance", "Dependence", "One at a time"]
+tabs = dict(zip(names, st.tabs(names, key="explain_tab", on_change="rerun")))
+
+
+def global_section() -> None:
+    g1, g2 = st.columns(2)
+    g1.plotly_chart(charts.importance_figure(importance, top=15), key="explain_importance")
+    if not is_text:
+        g2.plotly_chart(charts.strip_figure(table, importance["feature"].head(10).tolist()), key="explain_strip")
+        return
     with g2:
         st.markdown("**Phrases that move the score most (over the sample)**")
         signed = table.groupby("feature")["contribution"].mean().sort_values()
         st.dataframe(pd.DataFrame({"phrase": signed.index, "mean contribution": signed.values}).iloc[::-1],
                      hide_index=True, width="stretch", height=360)
 
-st.subheader("One at a time")
-labels = {i: f"{'transcript' if is_text else 'lead'} #{int(data['row_ids'][sample[i]])} — P(convert) {proba[i]:.2f}, "
-             f"actual {'converted' if data['y'][sample[i]] == 1 else 'not converted'}" for i in range(len(sample))}
-pick = st.selectbox("Row", list(labels), format_func=labels.get, key="explain_row")
-one = table[table["row"] == pick]
-if is_text:
-    text = str(X.iloc[int(sample[pick])]["transcript"])
-    st.markdown(f"P(convert) **{proba[pick]:.2f}** — phrases in :green[green] raise the score, in :red[red] lower it.")
-    st.markdown(charts.highlight_text(text, one), unsafe_allow_html=True)
-    with st.expander("Contributions"):
-        st.dataframe(one[["feature", "contribution"]], hide_index=True, width="stretch")
-else:
+
+def dependence_section() -> None:
+    feature = st.selectbox("Dependence on", importance["feature"].tolist(), key="explain_dep")
+    st.plotly_chart(charts.dependence_figure(table, feature), key="explain_dependence")
+
+
+def one_section() -> None:
+    labels = {i: f"{'transcript' if is_text else 'lead'} #{int(data['row_ids'][sample[i]])} — P(convert) "
+                 f"{proba[i]:.2f}, actual {'converted' if data['y'][sample[i]] == 1 else 'not converted'}"
+              for i in range(len(sample))}
+    pick = st.selectbox("Row", list(labels), format_func=labels.get, key="explain_row")
+    one = table[table["row"] == pick]
+    if is_text:
+        text = str(X.iloc[int(sample[pick])]["transcript"])
+        st.markdown(f"P(convert) **{proba[pick]:.2f}** — phrases in :green[green] raise the score, in :red[red] "
+                    "lower it.")
+        st.markdown(charts.highlight_text(text, one), unsafe_allow_html=True)
+        with st.expander("Contributions"):
+            st.dataframe(one[["feature", "contribution"]], hide_index=True, width="stretch")
+        return
     base = None
     if hasattr(model, "expected_value"):
         try:
@@ -100,3 +110,10 @@ else:
     if base is None:
         base = float(proba[pick] - one["contribution"].sum())
     st.plotly_chart(charts.waterfall_figure(one, base, float(proba[pick])), key="explain_waterfall")
+
+
+sections = {"Global importance": global_section, "Dependence": dependence_section, "One at a time": one_section}
+for name, tab in tabs.items():
+    if tab.open:
+        with tab:
+            sections[name]()
