@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -90,7 +91,9 @@ def server():
 
 def _settle(page, heading: str, timeout: float = 180) -> None:
     """Wait until the page shows its heading, the script has finished and every element is drawn."""
-    page.get_by_role("heading", name=heading).first.wait_for(timeout=timeout * 1000)
+    # the page's own title (an emoji, then the name): not a heading that merely contains the word ("demo data")
+    title = re.compile(rf"^\W*{re.escape(heading)}\W*$")
+    page.get_by_role("heading", name=title).first.wait_for(timeout=timeout * 1000)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = page.locator('[data-testid="stApp"]').get_attribute("data-test-script-state")

@@ -140,14 +140,17 @@ def test_board_compares_runs_with_intervals_curves_and_thresholds(stored):
     cells = board.drop(columns="run").to_numpy().ravel().tolist()
     assert any("★" in c for c in cells) and all("[" in c for c in board["roc_auc"])
     charts = at.get("plotly_chart")
-    assert len(charts) == 1  # the first tab: the four curves in one figure (the other tabs are not computed)
+    assert len(charts) == 1  # the first tab: ROC and PR curves in one figure (the other tabs are not computed)
     assert not at.get("radio")
     import json
 
     curves = json.loads(charts[0].proto.spec)
-    titles = [a["text"] for a in curves["layout"]["annotations"]]
-    assert titles[:4] == ["ROC curve", "Precision-recall", "Calibration", "Cumulative gains"]
+    assert [a["text"] for a in curves["layout"]["annotations"]] == ["ROC curve", "Precision-recall"]
     assert sum(t.get("showlegend", True) and t["name"] not in ("chance", "perfect") for t in curves["data"]) == 2
+    at.session_state["board_tab"] = "Calibration and gains"
+    at.run()
+    curves = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert [a["text"] for a in curves["layout"]["annotations"]] == ["Calibration", "Cumulative gains"]
     assert [b.label for b in at.get("download_button")] == ["Export as CSV"]
     at.session_state["board_tab"] = "Score bands, speed and parts"
     at.run()

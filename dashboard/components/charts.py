@@ -61,15 +61,20 @@ def overlay_curves(curves: dict[str, dict], kind: str) -> go.Figure:
     return fig
 
 
-def curve_grid(curves: dict[str, dict]) -> go.Figure:
-    """The four curves of :func:`overlay_curves` as one 2x2 figure (one chart for the browser to draw instead
-    of four), with one legend entry per run. Built as one dict: plotly's incremental updates cost ~0.3 s here."""
-    columns, rows = ([0.0, 0.46], [0.54, 1.0]), ([0.58, 1.0], [0.0, 0.42])
+def curve_grid(curves: dict[str, dict], kinds: tuple[str, ...] = CURVE_KINDS) -> go.Figure:
+    """Curves of :func:`overlay_curves` (``kinds``, two to a row) as one figure: one chart for the browser to draw
+    instead of several, with one legend entry per run. Built as one dict: plotly's incremental updates cost ~0.3 s
+    here."""
+    n_rows = (len(kinds) + 1) // 2
+    gap = 0.16 / n_rows if n_rows > 1 else 0.0
+    height = (1 - gap * (n_rows - 1)) / n_rows
+    columns = ([0.0, 0.46], [0.54, 1.0])
     data, layout, seen = [], {}, set()
     annotations, shapes = [], []
-    for i, kind in enumerate(CURVE_KINDS):
+    for i, kind in enumerate(kinds):
         n = "" if i == 0 else str(i + 1)
-        xdom, ydom = columns[i % 2], rows[i // 2]
+        top = 1 - (i // 2) * (height + gap)
+        xdom, ydom = columns[i % 2], [top - height, top]
         title, xtitle, ytitle = CURVE_TITLES[kind]
         traces, base = _curve_traces(curves, kind)
         for trace in traces:
@@ -83,8 +88,9 @@ def curve_grid(curves: dict[str, dict]) -> go.Figure:
         if base is not None:
             shapes.append({"type": "line", "xref": f"x{n}", "yref": f"y{n}", "x0": 0, "x1": 1, "y0": base,
                            "y1": base, "line": {"dash": "dot", "color": "#9ca3af"}})
-    layout.update(height=760, margin={"l": 10, "r": 10, "t": 40, "b": 10}, annotations=annotations, shapes=shapes,
-                  legend={"orientation": "h", "yanchor": "bottom", "y": -0.12, "x": 0})
+    layout.update(height=40 + 380 * n_rows, margin={"l": 10, "r": 10, "t": 40, "b": 10}, annotations=annotations,
+                  shapes=shapes, legend={"orientation": "h", "yanchor": "bottom", "y": -0.12 if n_rows > 1 else -0.3,
+                                         "x": 0})
     return go.Figure({"data": data, "layout": layout})
 
 

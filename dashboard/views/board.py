@@ -89,13 +89,19 @@ st.download_button("Export as CSV", frame.to_csv(index=False).encode("utf-8"), f
                    mime="text/csv", key="board_export")
 
 # -- the rest in tabs: only the open tab is computed and drawn (a quicker first view) ----------------
-tab_curves, tab_decisions, tab_bands = st.tabs(
-    ["Curves", "Decisions at a threshold", "Score bands, speed and parts"], key="board_tab", on_change="rerun")
+tab_ranking, tab_calibration, tab_decisions, tab_bands = st.tabs(
+    ["ROC and precision-recall", "Calibration and gains", "Decisions at a threshold", "Score bands, speed and parts"],
+    key="board_tab", on_change="rerun")
 
 
-def curves_section() -> None:
+def ranking_section() -> None:
     curves = {labels[r.id]: r.curves for r in group}
-    st.plotly_chart(charts.curve_grid(curves), key="board_curves")  # ROC, precision-recall, calibration, gains
+    st.plotly_chart(charts.curve_grid(curves, ("roc", "pr")), key="board_ranking")
+
+
+def calibration_section() -> None:
+    curves = {labels[r.id]: r.curves for r in group}
+    st.plotly_chart(charts.curve_grid(curves, ("calibration", "gains")), key="board_calibration")
 
 
 def decisions_section() -> None:
@@ -156,7 +162,8 @@ def bands_section() -> None:
                                        for lab, name, vm in variants]), hide_index=True, width="stretch")
 
 
-for tab, section in ((tab_curves, curves_section), (tab_decisions, decisions_section), (tab_bands, bands_section)):
+for tab, section in ((tab_ranking, ranking_section), (tab_calibration, calibration_section),
+                     (tab_decisions, decisions_section), (tab_bands, bands_section)):
     if tab.open:
         with tab:
             section()
