@@ -49,22 +49,10 @@ def _curve_traces(curves: dict[str, dict], kind: str) -> tuple[list[dict], float
     return traces, base
 
 
-def overlay_curves(curves: dict[str, dict], kind: str) -> go.Figure:
-    """One curve per run (label -> run.curves) for kind in roc | pr | calibration | gains."""
-    traces, base = _curve_traces(curves, kind)
-    fig = go.Figure(traces)
-    if base is not None:
-        fig.add_hline(y=base, line_dash="dot", line_color="#9ca3af", annotation_text="base rate")
-    fig = _layout(fig, *CURVE_TITLES[kind])
-    fig.update_xaxes(range=[0, 1])
-    fig.update_yaxes(range=[0, 1.02])
-    return fig
-
-
 def curve_grid(curves: dict[str, dict], kinds: tuple[str, ...] = CURVE_KINDS) -> go.Figure:
-    """Curves of :func:`overlay_curves` (``kinds``, two to a row) as one figure: one chart for the browser to draw
-    instead of several, with one legend entry per run. Built as one dict: plotly's incremental updates cost ~0.3 s
-    here."""
+    """One curve per run (label -> run.curves) for each of ``kinds`` (roc | pr | calibration | gains), two panels
+    to a row, as one figure: one chart for the browser to draw instead of several, with one legend entry per run.
+    Built as one dict: plotly's incremental updates cost ~0.3 s here."""
     n_rows = (len(kinds) + 1) // 2
     gap = 0.16 / n_rows if n_rows > 1 else 0.0
     height = (1 - gap * (n_rows - 1)) / n_rows
@@ -94,14 +82,12 @@ def curve_grid(curves: dict[str, dict], kinds: tuple[str, ...] = CURVE_KINDS) ->
     return go.Figure({"data": data, "layout": layout})
 
 
-def confusion_figure(cm: dict, title: str) -> go.Figure:
-    z = [[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]]
-    text = [[f"TN {cm['tn']}", f"FP {cm['fp']}"], [f"FN {cm['fn']}", f"TP {cm['tp']}"]]
-    fig = go.Figure(go.Heatmap(z=z, x=["predicted no", "predicted yes"], y=["converted: no", "converted: yes"],
-                               text=text, texttemplate="%{text}", colorscale="Blues", showscale=False))
-    fig.update_layout(title=title, height=260, margin=dict(l=10, r=10, t=40, b=10))
-    fig.update_yaxes(autorange="reversed")
-    return fig
+def _confusion_trace(cm: dict) -> dict:
+    """A labelled 2x2 heatmap (plain dict) of a confusion matrix's counts."""
+    return {"type": "heatmap", "z": [[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]],
+            "x": ["predicted no", "predicted yes"], "y": ["converted: no", "converted: yes"],
+            "text": [[f"TN {cm['tn']}", f"FP {cm['fp']}"], [f"FN {cm['fn']}", f"TP {cm['tp']}"]],
+            "texttemplate": "%{text}", "colorscale": "Blues", "showscale": False}
 
 
 def confusion_grid(cms: list[tuple[dict, str]]) -> go.Figure:
@@ -112,8 +98,7 @@ def confusion_grid(cms: list[tuple[dict, str]]) -> go.Figure:
     for i, (cm, title) in enumerate(cms):
         n = "" if i == 0 else str(i + 1)
         dom = [i * (width + gap), i * (width + gap) + width]
-        trace = confusion_figure(cm, "").data[0].to_plotly_json()
-        data.append({**trace, "xaxis": f"x{n}", "yaxis": f"y{n}"})
+        data.append({**_confusion_trace(cm), "xaxis": f"x{n}", "yaxis": f"y{n}"})
         layout[f"xaxis{n}"] = {"domain": dom, "anchor": f"y{n}"}
         layout[f"yaxis{n}"] = {"anchor": f"x{n}", "autorange": "reversed", "showticklabels": i == 0}
         annotations.append({"text": title, "x": sum(dom) / 2, "y": 1, "xref": "paper", "yref": "paper",

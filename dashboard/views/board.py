@@ -94,14 +94,8 @@ tab_ranking, tab_calibration, tab_decisions, tab_bands = st.tabs(
     key="board_tab", on_change="rerun")
 
 
-def ranking_section() -> None:
-    curves = {labels[r.id]: r.curves for r in group}
-    st.plotly_chart(charts.curve_grid(curves, ("roc", "pr")), key="board_ranking")
-
-
-def calibration_section() -> None:
-    curves = {labels[r.id]: r.curves for r in group}
-    st.plotly_chart(charts.curve_grid(curves, ("calibration", "gains")), key="board_calibration")
+def curves_section(kinds: tuple[str, ...], key: str) -> None:
+    st.plotly_chart(charts.curve_grid({labels[r.id]: r.curves for r in group}, kinds), key=key)
 
 
 def decisions_section() -> None:
@@ -162,8 +156,10 @@ def bands_section() -> None:
                                        for lab, name, vm in variants]), hide_index=True, width="stretch")
 
 
-for tab, section in ((tab_ranking, ranking_section), (tab_calibration, calibration_section),
-                     (tab_decisions, decisions_section), (tab_bands, bands_section)):
+sections = ((tab_ranking, lambda: curves_section(("roc", "pr"), "board_ranking")),
+            (tab_calibration, lambda: curves_section(("calibration", "gains"), "board_calibration")),
+            (tab_decisions, decisions_section), (tab_bands, bands_section))
+for tab, section in sections:
     if tab.open:
         with tab:
             section()
