@@ -42,9 +42,14 @@ def _json_default(value: Any):
 
 def write_json(path: Path, payload: Any) -> None:
     """Write JSON atomically (temp file + rename), so a reader never sees half a file."""
+    _write_atomically(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2, default=_json_default)))
+
+
+def _write_atomically(path: Path, write) -> None:
+    """``write(tmp)`` into a temporary file beside ``path``, then rename it to ``path``."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=_json_default))
+    write(tmp)
     os.replace(tmp, path)
 
 
@@ -104,9 +109,7 @@ class Run:
 
         row_ids, proba = np.asarray(row_ids), np.asarray(proba, dtype=float)
         frame = table.assign(row_id=row_ids[table["row"].to_numpy()], proba=proba[table["row"].to_numpy()])
-        tmp = self.path / ".explanations.csv.tmp"
-        frame.to_csv(tmp, index=False)
-        os.replace(tmp, self.path / "explanations.csv")
+        _write_atomically(self.path / "explanations.csv", lambda tmp: frame.to_csv(tmp, index=False))
 
     def explanations(self) -> pd.DataFrame | None:
         """The stored contributions (``explain`` columns plus ``row_id``, as text, and ``proba``), or None."""
