@@ -6,6 +6,7 @@ temporary folder; also to assets/screenshots/ when CLAB_SAVE_SCREENSHOTS=1).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -57,12 +58,13 @@ def browser():
             b.close()
 
 
-@pytest.fixture(scope="module")
-def server():
-    workspace = stored_workspace()
+@contextlib.contextmanager
+def streamlit_server(workspace: Path):
+    """`streamlit run dashboard/app.py` on a free localhost port over ``workspace``; stopped on exit."""
     port = _free_port()
     env = {**os.environ, "CLAB_WORKSPACE": str(workspace), "PYTHONUNBUFFERED": "1"}
-    log = open(workspace.parent / "streamlit.log", "w")
+    log_path = workspace.parent / "streamlit.log"
+    log = open(log_path, "w")
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port",
                              str(port), "--server.headless", "true", "--server.address", "localhost",
@@ -77,7 +79,7 @@ def server():
                 break
             except OSError:
                 if proc.poll() is not None:
-                    pytest.fail(f"streamlit exited:\n{(workspace.parent / 'streamlit.log').read_text()}")
+                    pytest.fail(f"streamlit exited:\n{log_path.read_text()}")
                 time.sleep(0.2)
         yield {"url": url, "started": started, "workspace": workspace}
     finally:
@@ -87,6 +89,12 @@ def server():
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server():
+    with streamlit_server(stored_workspace()) as s:
+        yield s
 
 
 def _settle(page, heading: str, timeout: float = 180) -> None:
@@ -102,6 +110,18 @@ def _settle(page, heading: str, timeout: float = 180) -> None:
             return
         time.sleep(0.05)
     raise TimeoutError(f"page '{heading}' still running after {timeout}s")
+
+
+def _problems(page, path: str) -> list[str]:
+    """The exceptions and error boxes the page shows."""
+    found = []
+    exceptions = page.locator('[data-testid="stException"]')
+    errors = page.locator('[data-testid="stAlertContentError"]')
+    if exceptions.count():
+        found.append(f"{path}: exception {exceptions.first.inner_text()[:500]}")
+    if errors.count():
+        found.append(f"{path}: error box {errors.first.inner_text()[:500]}")
+    return found
 
 
 def test_every_page_in_chromium(browser, server, tmp_path):
@@ -127,12 +147,7 @@ def test_every_page_in_chromium(browser, server, tmp_path):
             _settle(page, heading)
             timings[f"switch_to_{path}_s"] = time.monotonic() - t
         page.screenshot(path=str(shots / f"{path}.png"), full_page=True)
-        exceptions = page.locator('[data-testid="stException"]')
-        errors = page.locator('[data-testid="stAlertContentError"]')
-        if exceptions.count():
-            problems.append(f"{path}: exception {exceptions.first.inner_text()[:500]}")
-        if errors.count():
-            problems.append(f"{path}: error box {errors.first.inner_text()[:500]}")
+        problems += _problems(page, path)
     # a second round of switches: the cached case the budget is about
     for path, (label, heading) in list(PAGES.items())[1:] + [("home", PAGES["home"])]:
         t = time.monotonic()
@@ -153,3 +168,40 @@ def test_every_page_in_chromium(browser, server, tmp_path):
     assert timings["first_page_load_s"] < 30
     again = [v for k, v in timings.items() if k.startswith("switch_again")]
     assert max(again) < 15, timings
+
+
+def test_demo_path_end_to_end(browser, tmp_path):
+    """A first visit to an empty workspace: one click on Home loads the demo data and trains the quick models (two
+    real training jobs), and then the board, the embedding maps, the explanations and what-if show those runs."""
+    from engine.runs import RunStore
+
+    workspace = tmp_path / "workspace"
+    with streamlit_server(workspace) as server:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(server["url"])
+        _settle(page, PAGES["home"][1])
+        page.get_by_role("button", name="Load the demo data and train the quick models").click()
+        page.get_by_text("training job(s) queued").wait_for(timeout=60_000)
+        # the Home panel follows the jobs and offers the board once both are done
+        page.get_by_role("link", name="Open the metric board").wait_for(timeout=900_000)
+        problems = _problems(page, "home")
+        runs = RunStore(workspace / "runs").list_runs()
+        assert sorted(r.spec["approach"] for r in runs) == ["embeddings", "stacking"], problems
+        page.screenshot(path=str(tmp_path / "home.png"), full_page=True)
+
+        page.get_by_role("link", name="Open the metric board").click()
+        _settle(page, "Metric board")
+        page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=60_000)
+        problems += _problems(page, "board")
+        for path in ("embeddings", "explain", "what-if"):
+            label, heading = PAGES[path]
+            page.locator('[data-testid="stSidebarNav"] a').filter(has_text=label).first.click()
+            _settle(page, heading)
+            problems += _problems(page, path)
+            page.screenshot(path=str(tmp_path / f"demo_{path}.png"), full_page=True)
+        # the embedding maps of the demo run: generic and fine-tuned side by side
+        page.locator('[data-testid="stSidebarNav"] a').filter(has_text="Embeddings").first.click()
+        _settle(page, "Embeddings")
+        assert page.locator('[data-testid="stPlotlyChart"]').count() >= 2
+        page.close()
+    assert not problems, "\n".join(problems)
