@@ -66,3 +66,14 @@ def test_cpu_preset_is_only_for_the_llm(workspace, small_leads, capsys):
 def test_bench_transcripts_refuses_a_parameter_it_does_not_take(workspace, capsys):
     assert main(["bench", "transcripts", "--param", "bogus=1"]) == 2
     assert "does not take ['bogus']" in capsys.readouterr().err
+
+
+def test_cpu_preset_follows_the_processor():
+    """Every training row for two epochs where the CPU computes in bf16 natively, 4,000 fp32 rows otherwise;
+    asking for fp32 on a bf16 CPU gets the fp32 budget (the bf16 one would take over an hour in fp32)."""
+    from engine.approaches.lora import cpu_supports_bf16
+    from engine.benchmarks.lora import BF16_CPU_PRESET, CPU_PRESET, cpu_preset
+
+    assert cpu_preset("fp32") == CPU_PRESET
+    assert cpu_preset("auto") == (BF16_CPU_PRESET if cpu_supports_bf16() else CPU_PRESET)
+    assert BF16_CPU_PRESET["train_rows"] is None and CPU_PRESET["train_rows"] == 4000
