@@ -97,6 +97,32 @@ def test_data_page_explains_a_table_without_rows(workspace):
     assert "no rows" in texts(at.error)
 
 
+def test_train_page_starts_the_llm_from_the_cpu_preset_without_a_gpu(stored):
+    from engine.benchmarks.lora import cpu_preset
+    from engine.datasets import DatasetStore
+
+    at = run_page("train")
+    at.selectbox(key="train_dataset").set_value(DatasetStore().list(kind="leads")[0].sha).run()
+    at.selectbox(key="train_approach").set_value("lora").run()
+    if state_has_gpu():
+        assert not [t for t in at.toggle if t.key == "train_lora_cpu_preset"]
+        return
+    preset = cpu_preset()
+    epochs = next(n for n in at.number_input if n.key.endswith("_lora_epochs"))
+    assert epochs.value == preset["epochs"]
+    caption = texts(at.caption)
+    assert f"learning_rate={preset['learning_rate']}" in caption and "top_layers=10" in caption
+    at.toggle(key="train_lora_cpu_preset").set_value(False).run()  # the reference setup
+    assert next(n for n in at.number_input if n.key.endswith("_lora_epochs")).value == 3
+    assert "Changed parameters: none" in texts(at.caption)
+
+
+def state_has_gpu() -> bool:
+    from dashboard.components import state
+
+    return bool(state.gpu_info()["cuda"])
+
+
 def test_train_page_offers_approaches_and_launches_a_job(stored, tmp_path, monkeypatch):
     from engine.datasets import DatasetStore
 
