@@ -98,13 +98,14 @@ def test_data_page_explains_a_table_without_rows(workspace):
 
 
 def test_train_page_starts_the_llm_from_the_cpu_preset_without_a_gpu(stored):
+    from dashboard.components import state
     from engine.benchmarks.lora import cpu_preset
     from engine.datasets import DatasetStore
 
     at = run_page("train")
     at.selectbox(key="train_dataset").set_value(DatasetStore().list(kind="leads")[0].sha).run()
     at.selectbox(key="train_approach").set_value("lora").run()
-    if state_has_gpu():
+    if state.gpu_info()["cuda"]:
         assert not [t for t in at.toggle if t.key == "train_lora_cpu_preset"]
         return
     preset = cpu_preset()
@@ -115,12 +116,6 @@ def test_train_page_starts_the_llm_from_the_cpu_preset_without_a_gpu(stored):
     at.toggle(key="train_lora_cpu_preset").set_value(False).run()  # the reference setup
     assert next(n for n in at.number_input if n.key.endswith("_lora_epochs")).value == 3
     assert "Changed parameters: none" in texts(at.caption)
-
-
-def state_has_gpu() -> bool:
-    from dashboard.components import state
-
-    return bool(state.gpu_info()["cuda"])
 
 
 def test_train_page_offers_approaches_and_launches_a_job(stored, tmp_path, monkeypatch):

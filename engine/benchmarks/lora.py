@@ -39,9 +39,11 @@ BF16_CPU_PRESET: dict[str, Any] = {**CPU_PRESET, "train_rows": None, "epochs": 2
 def cpu_preset(precision: str | None = "auto") -> dict[str, Any]:
     """The CPU preset for this processor: :data:`BF16_CPU_PRESET` where the CPU computes in bf16 natively (and
     ``precision`` lets it), :data:`CPU_PRESET` otherwise."""
-    from engine.approaches.lora import cpu_supports_bf16
+    import torch
 
-    if str(precision or "auto").lower() in ("auto", "bf16", "bfloat16") and cpu_supports_bf16():
+    from engine.approaches.lora import cpu_supports_bf16, resolve_dtype
+
+    if resolve_dtype(precision or "auto", torch.device("cpu")) == torch.bfloat16 and cpu_supports_bf16():
         return dict(BF16_CPU_PRESET)
     return dict(CPU_PRESET)
 
