@@ -72,6 +72,27 @@ def test_fine_tune_changes_weights_and_reports_progress(fitted, data):
     assert model.n_triplets_ == 12
 
 
+def test_in_batch_segments_are_balanced_windows_and_the_explicit_triplet_loss_also_trains(data):
+    from engine.approaches.embeddings import EmbeddingApproach
+
+    X, y = data
+    texts = list(X["transcript"])
+    model = EmbeddingApproach(**TINY)
+    segments, labels = model.make_segments(texts, y)
+    assert len(segments) == 3 * TINY["max_triplets"]  # a triplet's worth per example, capped
+    assert labels.count(0) == labels.count(1) == len(segments) // 2
+    windows = model._chunk_many(texts, window=TINY["train_tokens"], overlap=model.chunk_overlap // 2)
+    for segment, label in zip(segments, labels):  # each segment is a window of a call with its label
+        assert any(segment in windows[i] for i in np.flatnonzero(y == label))
+
+    triplet = make_approach("embeddings", loss="triplet", **TINY).fit(X, y)
+    assert triplet.n_triplets_ == TINY["max_triplets"]
+    before = dict(model._generic_model().named_parameters())
+    moved = [n for n, p in triplet.model_.named_parameters()
+             if not np.allclose(p.detach().numpy(), before[n].detach().numpy())]
+    assert len(moved) > 10 and triplet.train_loss_
+
+
 def test_predict_both_embeddings_and_explain(fitted, data):
     model, _ = fitted
     X, y = data
@@ -123,6 +144,8 @@ def test_bad_parameters_and_cancellation(data):
         make_approach("embeddings", classifier_type="forest").fit(X, y)
     with pytest.raises(ValueError, match="pooling"):
         make_approach("embeddings", pooling="median").fit(X, y)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        make_approach("embeddings", loss="contrastive").fit(X, y)
 
     class Cancel(Callback):
         def on_step_end(self, progress):

@@ -6,10 +6,15 @@ metadata columns), or a lead table, whose rows are serialized to text by :mod:`e
 * **Chunks.** A text longer than the model's window is split by the tokenizer into overlapping
   windows (``chunk_tokens`` = 256 incl. [CLS]/[SEP], ``chunk_overlap`` = 32 tokens); chunk embeddings
   are pooled per text (``pooling="mean"`` or ``"max"``) and L2-normalised.
-* **Contrastive fine-tuning.** Triplets (anchor, positive of the same label, negative of the other)
-  of training-text segments (windows of ``train_tokens``) are built, ``n_pairs`` per training text and
-  at most ``max_triplets``; sentence-transformers' own ``SentenceTransformerTrainer`` with
-  ``TripletLoss`` (cosine distance, ``margin``) fine-tunes a copy of MiniLM. Progress goes through
+* **Contrastive fine-tuning.** A triplet loss (anchor, positive of the same label, negative of the
+  other; cosine distance, ``margin``) on training-text segments (windows of ``train_tokens``), a
+  triplet's worth of segments (three) ``n_pairs`` times per training text and at most ``max_triplets``
+  triplets' worth in all; sentence-transformers' own ``SentenceTransformerTrainer`` fine-tunes a copy
+  of MiniLM. ``loss="batch_all"`` (the default): labelled segments, balanced by class, in batches of
+  three times ``batch_size`` (``BatchAllTripletLoss``: every anchor-positive-negative triplet inside a
+  batch that violates the margin counts, so one batch of 48 segments gives thousands of triplets).
+  ``loss="triplet"``: explicit triplets drawn at random (``TripletLoss``), ``batch_size`` a step.
+  Both make the same number of steps over the same number of segments. Progress goes through
   :mod:`engine.callbacks` (a ``TrainerCallback`` adapter); a callback raising ``TrainingCancelled``
   stops training.
 * **Classifiers.** Logistic regression (L2; ``C=None`` picks C by 5-fold CV on ROC-AUC) or XGBoost,
@@ -44,6 +49,7 @@ from engine.callbacks import CallbackList, Progress
 TEXT_COLUMN = "transcript"
 WHICH = ("fine_tuned", "generic")
 BACKENDS = ("auto", "torch", "onnx-int8")
+LOSSES = ("batch_all", "triplet")
 _MODEL_CACHE: dict[str, Any] = {}
 
 
@@ -232,7 +238,7 @@ class EmbeddingApproach(Approach):
                  learning_rate: float = 5e-5, pooling: str = "mean", chunk_tokens: int = 256,
                  chunk_overlap: int = 32, train_tokens: int = 128, use_metadata: bool = False,
                  C: float | None = None, fine_tune: bool = True, seed: int = 42, base_model: str | None = None,
-                 backend: str = "auto"):
+                 backend: str = "auto", loss: str = "batch_all"):
         self.classifier_type = classifier_type
         self.epochs = epochs
         self.n_pairs = n_pairs
@@ -250,11 +256,14 @@ class EmbeddingApproach(Approach):
         self.seed = seed
         self.base_model = base_model
         self.backend = backend
+        self.loss = loss
 
     # -- validation ------------------------------------------------------------------------------
     def _check_params(self) -> None:
         if self.classifier_type not in ("logistic", "xgboost"):
             raise ValueError(f"classifier_type must be 'logistic' or 'xgboost', not {self.classifier_type!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, not {self.loss!r}")
         if self.pooling not in ("mean", "max"):
             raise ValueError(f"pooling must be 'mean' or 'max', not {self.pooling!r}")
         if not 16 <= int(self.chunk_tokens) <= 512:
@@ -448,31 +457,62 @@ class EmbeddingApproach(Approach):
             triplets = [triplets[k] for k in sorted(keep)]
         return triplets
 
+    def make_segments(self, texts: list[str], y: np.ndarray) -> tuple[list[str], list[int]]:
+        """Labelled segments for in-batch triplet mining: as many as ``make_triplets`` has texts (three
+        per triplet, ``n_pairs`` triplets per text, at most ``max_triplets``), half of each class (each
+        class's texts taken in turn, a random window of each), in a shuffled order."""
+        rng = np.random.default_rng(self.seed)
+        windows = self._chunk_many(texts, window=int(self.train_tokens), overlap=int(self.chunk_overlap) // 2)
+        y = np.asarray(y).astype(int)
+        total = 3 * min(int(self.n_pairs) * len(texts), int(self.max_triplets))
+        segments, labels = [], []
+        for label in (0, 1):
+            members = np.flatnonzero(y == label)
+            order = np.concatenate([rng.permutation(members) for _ in range(-(-total // (2 * len(members))))])
+            for i in order[:total // 2]:
+                segments.append(windows[i][int(rng.integers(len(windows[i])))])
+                labels.append(label)
+        shuffle = rng.permutation(len(segments))
+        return [segments[k] for k in shuffle], [labels[k] for k in shuffle]
+
     def _fine_tune(self, texts: list[str], y: np.ndarray, callbacks: CallbackList):
         import copy
 
         import torch
         from datasets import Dataset
         from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-        try:
-            from sentence_transformers.sentence_transformer.losses import TripletDistanceMetric, TripletLoss
-        except ImportError:  # older layout
-            from sentence_transformers.losses import TripletDistanceMetric, TripletLoss
+        from sentence_transformers.sentence_transformer import losses
+        from sentence_transformers.sentence_transformer.training_args import BatchSamplers
 
         torch.manual_seed(int(self.seed))
         model = copy.deepcopy(self._generic_model())
         model.max_seq_length = int(self.train_tokens)
-        triplets = self.make_triplets(texts, y)
-        callbacks.on_log(f"fine-tuning MiniLM on {len(triplets)} triplets x {self.epochs} epoch(s)")
-        dataset = Dataset.from_dict({"anchor": [t[0] for t in triplets], "positive": [t[1] for t in triplets],
-                                     "negative": [t[2] for t in triplets]})
-        loss = TripletLoss(model, distance_metric=TripletDistanceMetric.COSINE, triplet_margin=float(self.margin))
+        if self.loss == "triplet":
+            triplets = self.make_triplets(texts, y)
+            self.n_triplets_ = len(triplets)
+            dataset = Dataset.from_dict({"anchor": [t[0] for t in triplets], "positive": [t[1] for t in triplets],
+                                         "negative": [t[2] for t in triplets]})
+            loss = losses.TripletLoss(model, distance_metric=losses.TripletDistanceMetric.COSINE,
+                                      triplet_margin=float(self.margin))
+            batch, sampler = int(self.batch_size), BatchSamplers.BATCH_SAMPLER
+            callbacks.on_log(f"fine-tuning MiniLM on {len(triplets)} triplets x {self.epochs} epoch(s)")
+        else:
+            segments, labels = self.make_segments(texts, y)
+            self.n_triplets_ = len(segments) // 3
+            dataset = Dataset.from_dict({"sentence": segments, "label": labels})
+            loss = losses.BatchAllTripletLoss(
+                model, distance_metric=losses.BatchHardTripletLossDistanceFunction.cosine_distance,
+                margin=float(self.margin))
+            batch = max(4, 3 * int(self.batch_size) + (3 * int(self.batch_size)) % 2)  # even, >= 4
+            sampler = BatchSamplers.GROUP_BY_LABEL  # both classes in every batch
+            callbacks.on_log(f"fine-tuning MiniLM on {len(segments)} labelled segments (in-batch triplets) "
+                             f"x {self.epochs} epoch(s)")
         with tempfile.TemporaryDirectory(prefix="clab-st-") as tmp:
             args = SentenceTransformerTrainingArguments(
-                output_dir=tmp, num_train_epochs=int(self.epochs), per_device_train_batch_size=int(self.batch_size),
+                output_dir=tmp, num_train_epochs=int(self.epochs), per_device_train_batch_size=batch,
                 learning_rate=float(self.learning_rate), warmup_steps=0.1, seed=int(self.seed),
                 data_seed=int(self.seed), report_to="none", save_strategy="no", logging_steps=1,
-                disable_tqdm=True, use_cpu=True, dataloader_num_workers=0)
+                disable_tqdm=True, use_cpu=True, dataloader_num_workers=0, batch_sampler=sampler)
             trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
                                                  callbacks=[_progress_adapter(callbacks, "fine-tune")])
             try:  # progress goes through our callbacks; drop the Trainer's own printing of log dicts
@@ -486,7 +526,6 @@ class EmbeddingApproach(Approach):
             self.train_loss_ = [h["loss"] for h in trainer.state.log_history if "loss" in h]
         model.max_seq_length = int(self.chunk_tokens)
         model.eval()
-        self.n_triplets_ = len(triplets)
         return model
 
     # -- the contract ---------------------------------------------------------------------------------
