@@ -154,6 +154,23 @@ def test_train_page_offers_approaches_and_launches_a_job(stored, tmp_path, monke
     assert runner.get(jobs[0].id).state == "cancelled"
 
 
+def test_train_page_offers_the_embedding_losses_as_choices(stored):
+    from engine.approaches.embeddings import LOSSES
+    from engine.datasets import DatasetStore
+
+    transcripts = DatasetStore().list(kind="transcripts")
+    if not transcripts:
+        pytest.skip("data/demo_transcripts.jsonl is absent")
+    at = run_page("train")
+    at.selectbox(key="train_dataset").set_value(transcripts[0].sha).run()
+    at.selectbox(key="train_approach").set_value("embeddings").run()
+    at.toggle(key="train_more_embeddings").set_value(True).run()
+    loss = next(s for s in at.selectbox if s.key.endswith("_embeddings_loss"))
+    assert tuple(loss.options) == LOSSES and loss.value == "batch_all"
+    loss.set_value("triplet").run()
+    assert "loss=triplet" in texts(at.caption)
+
+
 def test_board_compares_runs_with_intervals_curves_and_thresholds(stored):
     at = run_page("board")
     board = at.dataframe[0].value

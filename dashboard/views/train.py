@@ -21,7 +21,8 @@ MAIN_PARAMS = {
     "embeddings": ["epochs", "n_pairs", "classifier_type", "batch_size"],
     "stacking": ["n_folds", "xgb_n_estimators", "rf_n_estimators", "meta_epochs"],
 }
-CHOICES = {"classifier_type": ["logistic", "xgboost"], "device": ["auto", "cpu", "cuda"]}
+CHOICES = {"classifier_type": ["logistic", "xgboost"], "device": ["auto", "cpu", "cuda"],
+           "loss": ["batch_all", "triplet"], "pooling": ["mean", "max"]}
 
 st.title("🏋️ Train")
 gpu = state.gpu_info()
