@@ -93,6 +93,16 @@ def test_in_batch_segments_are_balanced_windows_and_the_explicit_triplet_loss_al
     assert len(moved) > 10 and triplet.train_loss_
 
 
+def test_trains_on_the_fewest_examples_it_accepts(data):
+    X, y = data
+    idx = np.r_[np.flatnonzero(y == 0)[:2], np.flatnonzero(y == 1)[:2]]  # two of each class
+    model = make_approach("embeddings", **TINY).fit(X.iloc[idx], y[idx])
+    proba = model.predict_proba(X.iloc[:3])
+    assert proba.shape == (3, 2) and np.allclose(proba.sum(axis=1), 1.0)
+    with pytest.raises(ValueError, match="at least 2 examples of each class"):
+        make_approach("embeddings", **TINY).fit(X.iloc[idx[1:]], y[idx[1:]])
+
+
 def test_predict_both_embeddings_and_explain(fitted, data):
     model, _ = fitted
     X, y = data

@@ -416,7 +416,8 @@ class EmbeddingApproach(Approach):
             return np.hstack([emb, self.metadata_encoder_.transform(self._metadata_frame(X))])
         return emb
 
-    def _new_classifier(self):
+    def _new_classifier(self, y: np.ndarray | None = None):
+        """The classifier head; ``y`` (the training labels) caps the folds that choose C."""
         if self.classifier_type == "xgboost":
             from xgboost import XGBClassifier
 
@@ -427,11 +428,12 @@ class EmbeddingApproach(Approach):
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        if self.C is None:
-            head = LogisticRegressionCV(Cs=[0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0], cv=5, scoring="roc_auc",
+        folds = 5 if y is None else min(5, int(np.bincount(np.asarray(y).astype(int), minlength=2).min()))
+        if self.C is None and folds >= 2:
+            head = LogisticRegressionCV(Cs=[0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0], cv=folds, scoring="roc_auc",
                                         max_iter=3000, random_state=self.seed)
-        else:
-            head = LogisticRegression(C=float(self.C), max_iter=3000)
+        else:  # a given C, or too few examples of a class to cross-validate one
+            head = LogisticRegression(C=1.0 if self.C is None else float(self.C), max_iter=3000)
         return make_pipeline(StandardScaler(), head)
 
     # -- fine-tuning --------------------------------------------------------------------------------
@@ -458,9 +460,9 @@ class EmbeddingApproach(Approach):
         return triplets
 
     def make_segments(self, texts: list[str], y: np.ndarray) -> tuple[list[str], list[int]]:
-        """Labelled segments for in-batch triplet mining: as many as ``make_triplets`` has texts (three
-        per triplet, ``n_pairs`` triplets per text, at most ``max_triplets``), half of each class (each
-        class's texts taken in turn, a random window of each), in a shuffled order."""
+        """Labelled segments for in-batch triplet mining, the texts of min(``n_pairs`` x texts,
+        ``max_triplets``) triplets (three segments each): half of each class (each class's texts taken in
+        turn, a random window of each), in a shuffled order."""
         rng = np.random.default_rng(self.seed)
         windows = self._chunk_many(texts, window=int(self.train_tokens), overlap=int(self.chunk_overlap) // 2)
         y = np.asarray(y).astype(int)
@@ -556,7 +558,7 @@ class EmbeddingApproach(Approach):
             features = self._features(X, which, cbs)
             timings[f"embed_{which}_seconds"] = time.perf_counter() - started
             self._fit_features[which] = features
-            self.classifiers_[which] = self._new_classifier().fit(features, y)
+            self.classifiers_[which] = self._new_classifier(y).fit(features, y)
         self.timings_ = timings
         self.embedding_dim_ = embedding_dimension(self._generic_model())
         cbs.on_log("embeddings approach fitted")

@@ -277,7 +277,7 @@ def run_transcripts_bench(data=None, json_out: str | Path | None = None, epochs:
     xgb.classifiers_, xgb_fit = {}, {}
     for which in feats:
         t0 = time.perf_counter()
-        xgb.classifiers_[which] = xgb._new_classifier().fit(feats[which]["train"], y_train)
+        xgb.classifiers_[which] = xgb._new_classifier(y_train).fit(feats[which]["train"], y_train)
         xgb_fit[which] = time.perf_counter() - t0
 
     timings = approach.timings_
