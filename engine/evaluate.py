@@ -7,6 +7,8 @@ thresholds, scores and timing.
   ``{"value", "low", "high"}`` with a 95 % percentile bootstrap interval. Values equal scikit-learn's;
   the bootstrap is vectorised (resampling = multinomial row weights), so 1000 resamples of a few
   thousand rows take well under a second.
+* :func:`paired_difference` — one metric of two models on the same rows, A minus B, with a paired
+  bootstrap interval (the same resamples for both).
 * :func:`curve_data` — ROC, PR, calibration bins, cumulative gains and lift, conversion by score band;
   every value is a plain list, ready for JSON.
 * :func:`choose_threshold`, :func:`confusion_at` — operating points.
@@ -109,7 +111,7 @@ def _weighted_metrics(y: np.ndarray, p: np.ndarray, W: np.ndarray,
         pr_auc = np.where(pos > 0, np.einsum("ij,ij->i", gpos_r, prec_at) / pos, np.nan)
 
         # ECE: 10 equal-width bins on [0, 1]
-        bins = np.minimum((p * 10).astype(int), 9)
+        bins = np.clip((p * 10).astype(int), 0, 9)  # scores outside [0, 1] (ranking-only uses) go to the end bins
         onehot = np.zeros((len(p), 10), dtype=dt)
         onehot[np.arange(len(p)), bins] = 1.0
         sum_p = (W @ (onehot * p[:, None].astype(dt))).astype(np.float64)
@@ -131,6 +133,35 @@ def expected_calibration_error(y_true, proba, n_bins: int = 10) -> float:
     return float(ece)
 
 
+def _sorted_by_score(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The row order by score (ascending, stable) and the starts of tied runs (None: no ties), as
+    :func:`_weighted_metrics` takes them."""
+    order = np.argsort(p, kind="mergesort")
+    ps = p[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(ps)) + 1]
+    return order, (None if len(starts) == len(ps) else starts)
+
+
+def _bootstrap_weights(n: int, n_boot: int, seed: int):
+    """Bootstrap resamples of ``n`` rows as multinomial row weights, in float32 blocks of ~1M cells (they
+    stay in cache): yields (size, n) arrays, ``n_boot`` rows in all."""
+    rng = np.random.default_rng(seed)
+    chunk = max(1, int(1_000_000 // n))
+    done = 0
+    while done < n_boot:
+        size = min(chunk, n_boot - done)
+        idx = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
+        yield np.bincount(idx.ravel(), minlength=size * n).reshape(size, n).astype(np.float32)
+        done += size
+
+
+def _percentile_interval(values: np.ndarray, alpha: float) -> tuple[float, float]:
+    values = values[np.isfinite(values)]  # resamples with one class have no ROC-AUC
+    if not len(values):
+        return float("nan"), float("nan")
+    return float(np.percentile(values, 100 * alpha / 2)), float(np.percentile(values, 100 * (1 - alpha / 2)))
+
+
 def compute_metrics(y_true, proba, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict[str, dict]:
     """Protocol metrics, each ``{"value", "low", "high"}`` (95 % percentile bootstrap interval).
 
@@ -139,46 +170,48 @@ def compute_metrics(y_true, proba, n_boot: int = 1000, seed: int = 0, alpha: flo
     y, p = _as_arrays(y_true, proba)
     if len(y) == 0:
         raise ValueError("No rows to evaluate; the test split is empty")
-    order = np.argsort(p, kind="mergesort")
+    order, starts = _sorted_by_score(y, p)
     ys, ps = y[order], p[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(ps)) + 1]
-    starts = None if len(starts) == len(ps) else starts
     point = _weighted_metrics(ys, ps, np.ones((1, len(y))), starts)
-    n = len(y)
-    if n_boot and n_boot > 0:
-        # bootstrap resample = multinomial row weights; float32 blocks of ~1M cells stay in cache
-        rng = np.random.default_rng(seed)
+    bootstrap = bool(n_boot and n_boot > 0)
+    if bootstrap:
         boots: dict[str, list[np.ndarray]] = {m: [] for m in METRIC_NAMES}
-        chunk = max(1, int(1_000_000 // n))
-        done = 0
-        while done < n_boot:
-            size = min(chunk, n_boot - done)
-            idx = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
-            W = np.bincount(idx.ravel(), minlength=size * n).reshape(size, n).astype(np.float32)
+        for W in _bootstrap_weights(len(y), int(n_boot), seed):
             for name, values in _weighted_metrics(ys, ps, W, starts).items():
                 boots[name].append(values)
-            done += size
-        lows: dict[str, float] = {}
-        highs: dict[str, float] = {}
-        for name in METRIC_NAMES:
-            values = np.concatenate(boots[name])
-            values = values[np.isfinite(values)]
-            if len(values):
-                lows[name] = float(np.percentile(values, 100 * alpha / 2))
-                highs[name] = float(np.percentile(values, 100 * (1 - alpha / 2)))
-            else:
-                lows[name] = highs[name] = float("nan")
     out: dict[str, dict] = {}
     for name in METRIC_NAMES:
         value = float(point[name][0])
-        if n_boot and n_boot > 0:
-            low, high = lows[name], highs[name]
+        if bootstrap:
+            low, high = _percentile_interval(np.concatenate(boots[name]), alpha)
             # a percentile interval can miss the point estimate on tiny samples; keep it enclosing
             low, high = min(low, value), max(high, value)
         else:
             low = high = value
         out[name] = {"value": value, "low": low, "high": high}
     return out
+
+
+def paired_difference(y_true, proba_a, proba_b, metric: str = "roc_auc", n_boot: int = 2000, seed: int = 0,
+                      alpha: float = 0.05) -> dict[str, float]:
+    """``metric`` of ``proba_a`` minus that of ``proba_b`` on the same rows, ``{"value", "low", "high"}``
+    with a paired percentile bootstrap interval (each resample weighs the rows alike for both models)."""
+    if metric not in METRIC_NAMES:
+        raise ValueError(f"metric must be one of {METRIC_NAMES}, not {metric!r}")
+    y, p_a = _as_arrays(y_true, proba_a)
+    _, p_b = _as_arrays(y_true, proba_b)
+    sides = [(order, starts, y[order], p[order]) for p in (p_a, p_b) for order, starts in [_sorted_by_score(y, p)]]
+
+    def difference(W: np.ndarray) -> np.ndarray:
+        a, b = (_weighted_metrics(ys, ps, W[:, order], starts)[metric] for order, starts, ys, ps in sides)
+        return a - b
+
+    value = float(difference(np.ones((1, len(y))))[0])
+    if not n_boot or n_boot <= 0:
+        return {"value": value, "low": value, "high": value}
+    diffs = np.concatenate([difference(W) for W in _bootstrap_weights(len(y), int(n_boot), seed)])
+    low, high = _percentile_interval(diffs, alpha)
+    return {"value": value, "low": low, "high": high}
 
 
 # -- scores and tiers -----------------------------------------------------------------------------

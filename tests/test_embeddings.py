@@ -211,22 +211,6 @@ def test_bench_runs_end_to_end_on_a_small_demo(tmp_path):
         assert diff["low"] <= diff["high"]
 
 
-def test_paired_auc_difference_is_zero_for_the_same_scores_and_positive_for_better_ones():
-    from sklearn.metrics import roc_auc_score
-
-    from engine.benchmarks.transcripts import paired_auc_difference
-
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 2, 300)
-    good = y + rng.normal(0, 0.8, 300)
-    noise = rng.normal(0, 1, 300)
-    same = paired_auc_difference(y, good, good, n_boot=200)
-    assert same == {"value": 0.0, "low": 0.0, "high": 0.0}
-    diff = paired_auc_difference(y, good, noise, n_boot=500)
-    assert np.isclose(diff["value"], roc_auc_score(y, good) - roc_auc_score(y, noise))
-    assert 0 < diff["low"] < diff["value"] < diff["high"]
-
-
 def test_int8_onnx_embeddings_agree_with_pytorch_and_are_saved(fitted, data, tmp_path):
     from engine import onnx_encoder
 

@@ -160,3 +160,19 @@ def test_time_scoring_measures_a_model():
     t = time_scoring(Slow(), X, n_one=5)
     assert t["score_one_ms"] >= 2.0
     assert t["score_rows_per_second"] > 1000
+
+
+def test_paired_roc_auc_difference_is_zero_for_the_same_scores_and_positive_for_better_ones():
+    from sklearn.metrics import roc_auc_score
+
+    from engine.evaluate import paired_difference
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    good = y + rng.normal(0, 0.8, 300)
+    noise = rng.normal(0, 1, 300)
+    same = paired_difference(y, good, good, "roc_auc", n_boot=200)
+    assert same == {"value": 0.0, "low": 0.0, "high": 0.0}
+    diff = paired_difference(y, good, noise, "roc_auc", n_boot=500)
+    assert np.isclose(diff["value"], roc_auc_score(y, good) - roc_auc_score(y, noise))
+    assert 0 < diff["low"] < diff["value"] < diff["high"]

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.evaluate import paired_difference
+
 BENCH_METRICS = ("accuracy", "roc_auc", "pr_auc", "f1", "brier")
 
 
@@ -47,24 +49,6 @@ def _point_metrics(y, p) -> dict[str, float]:
     return {"accuracy": float(accuracy_score(y, pred)), "roc_auc": float(roc_auc_score(y, p)),
             "pr_auc": float(average_precision_score(y, p)), "f1": float(f1_score(y, pred, zero_division=0)),
             "brier": float(brier_score_loss(y, p))}
-
-
-def paired_auc_difference(y, p_a, p_b, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05) -> dict[str, float]:
-    """ROC-AUC of ``p_a`` minus that of ``p_b`` on the same rows, with a paired bootstrap interval
-    (the same resampled rows for both; resamples with one class only are skipped)."""
-    from sklearn.metrics import roc_auc_score
-
-    y = np.asarray(y).astype(int)
-    p_a, p_b = np.asarray(p_a, dtype=float), np.asarray(p_b, dtype=float)
-    rng = np.random.default_rng(seed)
-    diffs = []
-    for _ in range(int(n_boot)):
-        idx = rng.integers(0, len(y), len(y))
-        if y[idx].min() == y[idx].max():
-            continue
-        diffs.append(roc_auc_score(y[idx], p_a[idx]) - roc_auc_score(y[idx], p_b[idx]))
-    low, high = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
-    return {"value": float(roc_auc_score(y, p_a) - roc_auc_score(y, p_b)), "low": float(low), "high": float(high)}
 
 
 def _timing(predict, X: pd.DataFrame, n_rows: int = 20, n_one: int = 3) -> dict[str, float]:
@@ -339,7 +323,8 @@ def run_transcripts_bench(data=None, json_out: str | Path | None = None, epochs:
     if "peer_setfit" in models:
         result["checks"]["best_of_ours_ge_setfit"] = ours >= models["peer_setfit"]["roc_auc"]
         result["setfit_comparison"] = {"best_of_ours": best, **{
-            set_name: paired_auc_difference(labels, set_probas[best][set_name], set_probas["peer_setfit"][set_name])
+            set_name: paired_difference(labels, set_probas[best][set_name], set_probas["peer_setfit"][set_name],
+                                        "roc_auc")
             for set_name, (_, labels) in eval_sets.items()}}
     if out_dir is not None:
         result["outputs"] = write_transcript_outputs(approach, X_test, y_test, out_dir)
