@@ -437,10 +437,14 @@ class EmbeddingApproach(Approach):
         return make_pipeline(StandardScaler(), head)
 
     # -- fine-tuning --------------------------------------------------------------------------------
+    def training_windows(self, texts: list[str]) -> list[list[str]]:
+        """Each text's windows of ``train_tokens`` (half the usual overlap): what fine-tuning reads."""
+        return self._chunk_many(texts, window=int(self.train_tokens), overlap=int(self.chunk_overlap) // 2)
+
     def make_triplets(self, texts: list[str], y: np.ndarray) -> list[tuple[str, str, str]]:
         """(anchor, positive, negative) segments: ``n_pairs`` per text, at most ``max_triplets``."""
         rng = np.random.default_rng(self.seed)
-        segments = self._chunk_many(texts, window=int(self.train_tokens), overlap=int(self.chunk_overlap) // 2)
+        segments = self.training_windows(texts)
         y = np.asarray(y).astype(int)
         by_label = {label: np.flatnonzero(y == label) for label in (0, 1)}
         triplets = []
@@ -464,7 +468,7 @@ class EmbeddingApproach(Approach):
         ``max_triplets``) triplets (three segments each): half of each class (each class's texts taken in
         turn, a random window of each), in a shuffled order."""
         rng = np.random.default_rng(self.seed)
-        windows = self._chunk_many(texts, window=int(self.train_tokens), overlap=int(self.chunk_overlap) // 2)
+        windows = self.training_windows(texts)
         y = np.asarray(y).astype(int)
         total = 3 * min(int(self.n_pairs) * len(texts), int(self.max_triplets))
         segments, labels = [], []
