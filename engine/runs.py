@@ -8,17 +8,18 @@ leak policy, split), ``metrics.json`` (protocol metrics with intervals, timings)
 """
 from __future__ import annotations
 
-import json
-import os
+import re
 import secrets
 import shutil
-import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.config import workspace
+from engine.storage import CorruptFile, atomic_write, is_inside, read_json, write_json
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,31 +27,17 @@ if TYPE_CHECKING:
 # NumPy and pandas are imported where a run's tables are read or written: listing runs (the dashboard's
 # first page) needs neither, and pandas alone takes most of a second to import.
 
-
-def _json_default(value: Any):
-    np = sys.modules.get("numpy")  # a value can only be a NumPy one when NumPy is loaded
-    if np is not None and isinstance(value, np.integer):
-        return int(value)
-    if np is not None and isinstance(value, np.floating):
-        return float(value)
-    if np is not None and isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+#: The only run ids the store accepts: ``<UTC time>-<approach>-<6 hex digits>``, the ones it makes itself.
+RUN_ID_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}-[a-z][a-z0-9_]{0,31}-[0-9a-f]{6}$")
 
 
-def write_json(path: Path, payload: Any) -> None:
-    """Write JSON atomically (temp file + rename), so a reader never sees half a file."""
-    _write_atomically(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2, default=_json_default)))
+class BrokenRun(ValueError):
+    """A run folder that exists but cannot be used (a damaged spec, metrics or model file)."""
 
-
-def _write_atomically(path: Path, write) -> None:
-    """``write(tmp)`` into a temporary file beside ``path``, then rename it to ``path``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    def __init__(self, run_id: str, problem: str):
+        self.run_id = run_id
+        self.problem = problem
+        super().__init__(f"run {run_id} cannot be used: {problem}")
 
 
 @dataclass
@@ -61,19 +48,19 @@ class Run:
     def id(self) -> str:
         return self.path.name
 
-    @property
+    @cached_property
     def spec(self) -> dict:
-        return json.loads((self.path / "spec.json").read_text())
+        return read_json(self.path / "spec.json", dict)
 
     @property
     def metrics(self) -> dict:
         f = self.path / "metrics.json"
-        return json.loads(f.read_text()) if f.exists() else {}
+        return read_json(f, dict) if f.exists() else {}
 
     @property
     def curves(self) -> dict:
         f = self.path / "curves.json"
-        return json.loads(f.read_text()) if f.exists() else {}
+        return read_json(f, dict) if f.exists() else {}
 
     @property
     def model_dir(self) -> Path:
@@ -82,6 +69,18 @@ class Run:
     @property
     def complete(self) -> bool:
         return (self.path / "metrics.json").exists()
+
+    def check(self) -> None:
+        """Raise :class:`BrokenRun` when the run's spec or metrics cannot be read as the store wrote them."""
+        try:
+            spec = self.spec
+            metrics = self.metrics
+        except CorruptFile as exc:
+            raise BrokenRun(self.id, f"{exc.path.name} {exc.problem}") from None
+        if not isinstance(spec.get("approach", ""), str) or not isinstance(spec.get("input_kind", "leads"), str):
+            raise BrokenRun(self.id, "spec.json has no readable approach or input kind")
+        if not isinstance(metrics.get("metrics", {}), dict):
+            raise BrokenRun(self.id, "metrics.json has no metrics table")
 
     def save_metrics(self, metrics: dict) -> None:
         write_json(self.path / "metrics.json", metrics)
@@ -95,7 +94,7 @@ class Run:
 
         frame = pd.DataFrame({"row_id": np.asarray(row_id), "y_true": np.asarray(y_true).astype(int),
                               "proba": np.asarray(proba, dtype=float)})
-        frame.to_csv(self.path / "predictions.csv", index=False)
+        atomic_write(self.path / "predictions.csv", lambda tmp: frame.to_csv(tmp, index=False))
 
     def predictions(self) -> pd.DataFrame:
         import pandas as pd
@@ -109,7 +108,7 @@ class Run:
 
         row_ids, proba = np.asarray(row_ids), np.asarray(proba, dtype=float)
         frame = table.assign(row_id=row_ids[table["row"].to_numpy()], proba=proba[table["row"].to_numpy()])
-        _write_atomically(self.path / "explanations.csv", lambda tmp: frame.to_csv(tmp, index=False))
+        atomic_write(self.path / "explanations.csv", lambda tmp: frame.to_csv(tmp, index=False))
 
     def explanations(self) -> pd.DataFrame | None:
         """The stored contributions (``explain`` columns plus ``row_id``, as text, and ``proba``), or None."""
@@ -125,25 +124,41 @@ class Run:
         approach.save(self.model_dir)
 
     def load_approach(self):
+        """The run's fitted approach. Its files (some are joblib pickles) are read only from inside the run's
+        own folder, which the store made: a model folder that is a link elsewhere is refused."""
         from engine.approaches.base import load_approach
 
-        return load_approach(self.model_dir)
+        if not is_inside(self.model_dir, self.path) or self.path.is_symlink():
+            raise BrokenRun(self.id, "its model folder points outside the run store; it is not loaded")
+        try:
+            return load_approach(self.model_dir)
+        except BrokenRun:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any damage to the model files makes the run unusable
+            raise BrokenRun(self.id, f"its model files cannot be loaded ({type(exc).__name__}: {exc})") from exc
 
     def save_artifact(self, name: str, payload: Any) -> Path:
-        target = self.path / name
-        write_json(target, payload)
-        return target
+        return write_json(self.path / name, payload)
 
 
+@dataclass
 class RunStore:
-    """Runs under ``<workspace>/runs``. Ids are ``<UTC time>-<approach>-<random>``: unique, sortable."""
+    """Runs under ``<workspace>/runs``. Ids are ``<UTC time>-<approach>-<random>``: unique, sortable.
 
-    def __init__(self, root: str | Path | None = None):
-        self.root = Path(root) if root is not None else workspace() / "runs"
+    A run id given from outside (an API body, a CLI flag) is accepted only when it matches
+    :data:`RUN_ID_PATTERN` and its folder lies inside the store. A run whose files are damaged is skipped
+    by every listing and named in :attr:`problems` with the reason.
+    """
+
+    root: Path | None = None
+    problems: dict[str, str] = field(default_factory=dict, init=False)
+
+    def __post_init__(self):
+        self.root = Path(self.root) if self.root is not None else workspace() / "runs"
         self.root.mkdir(parents=True, exist_ok=True)
 
     def new_run(self, spec: dict) -> Run:
-        approach = spec.get("approach", "run")
+        approach = re.sub(r"[^a-z0-9_]", "_", str(spec.get("approach", "run")).lower())[:32] or "run"
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         for _ in range(100):
             path = self.root / f"{stamp}-{approach}-{secrets.token_hex(3)}"
@@ -157,32 +172,70 @@ class RunStore:
         write_json(path / "spec.json", {**spec, "run_id": path.name, "created": time.time()})
         return Run(path)
 
+    def _folders(self) -> list[Path]:
+        return sorted((p for p in self.root.iterdir() if RUN_ID_PATTERN.match(p.name) and not p.is_symlink()),
+                      reverse=True)
+
     def list_runs(self, complete_only: bool = True, **match: Any) -> list[Run]:
-        """Runs, newest first, whose spec matches every ``key=value`` given."""
+        """Runs, newest first, whose spec matches every ``key=value`` given. Broken runs are left out and
+        named in :attr:`problems`."""
         runs = []
-        for path in sorted(self.root.iterdir(), reverse=True):
+        for path in self._folders():
             if not (path / "spec.json").exists():
                 continue
             run = Run(path)
             if complete_only and not run.complete:
                 continue
-            spec = run.spec
-            if all(spec.get(k) == v for k, v in match.items()):
+            try:
+                run.check()
+            except BrokenRun as exc:
+                self.problems[run.id] = exc.problem
+                continue
+            self.problems.pop(run.id, None)
+            if all(run.spec.get(k) == v for k, v in match.items()):
                 runs.append(run)
         return runs
 
-    def get(self, run_id: str) -> Run:
+    def broken(self) -> list[dict[str, str]]:
+        """``[{"run_id", "problem"}]`` for every run folder that cannot be used (after a fresh look)."""
+        self.list_runs()
+        return [{"run_id": k, "problem": v} for k, v in sorted(self.problems.items(), reverse=True)]
+
+    def _path(self, run_id: str) -> Path:
+        if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id):
+            raise KeyError(f"No run {str(run_id)[:80]!r}: a run id looks like 20260101T120000-stacking-1a2b3c "
+                           "(`python -m engine runs` lists them)")
         path = self.root / run_id
-        if not (path / "spec.json").exists():
+        if path.is_symlink() or not is_inside(path, self.root) or not (path / "spec.json").exists():
             raise KeyError(f"No run {run_id!r} in {self.root}")
-        return Run(path)
+        return path
+
+    def get(self, run_id: str) -> Run:
+        """The run with this id. Raises KeyError for an id that is not one of the store's own (absolute
+        paths, ``..``, any other text) or that names no run, and :class:`BrokenRun` for a damaged one."""
+        run = Run(self._path(run_id))
+        run.check()
+        return run
 
     def latest(self, **match: Any) -> Run | None:
         runs = self.list_runs(**match)
         return runs[0] if runs else None
 
+    def latest_loadable(self, loader: Callable[[Run], Any] | None = None, **match: Any) -> tuple[Run, Any] | None:
+        """The newest matching run whose model loads, with the model (``loader(run)``, default
+        ``run.load_approach()``). Runs whose model does not load are skipped and named in :attr:`problems`."""
+        loader = loader or (lambda run: run.load_approach())
+        for run in self.list_runs(**match):
+            try:
+                return run, loader(run)
+            except BrokenRun as exc:
+                self.problems[run.id] = exc.problem
+        return None
+
     def delete(self, run_id: str) -> None:
-        shutil.rmtree(self.get(run_id).path)
+        """Remove a run folder (a broken one too); the only way a run goes away."""
+        shutil.rmtree(self._path(run_id))
+        self.problems.pop(run_id, None)
 
 
 def explain_rows(approach: str, input_kind: str) -> int:
