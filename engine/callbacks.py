@@ -10,6 +10,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from engine.storage import write_text
+
 
 class TrainingCancelled(Exception):
     """Raised by a callback to stop training cleanly between steps."""
@@ -99,9 +101,7 @@ class JsonProgressFile(Callback):
         self.history: list[dict] = []
 
     def _write(self, payload: dict) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(payload))
-        os.replace(tmp, self.path)
+        write_text(self.path, json.dumps(payload))  # a unique temporary file, renamed over the target
 
     def on_step_end(self, p: Progress) -> None:
         if p.loss is not None:
