@@ -7,14 +7,36 @@ its progress file (written by :class:`engine.callbacks.JsonProgressFile` through
 
 There is no long-lived thread: callers (the dashboard on each refresh, the CLI, tests) call
 :meth:`JobRunner.tick`, which starts queued jobs in FIFO order up to ``max_concurrent`` and
-records the ones that finished. Two executors share the table:
+records the ones that finished. Any number of runners (processes, or threads sharing one runner)
+may tick the same table. Two executors share it:
 
-* ``local``: a subprocess in its own process group (``start_new_session=True``), so cancel can
-  kill the whole group (SIGTERM, then SIGKILL);
+* ``local``: a subprocess in its own session and process group (``start_new_session=True``): a
+  ``/bin/sh`` wrapper (the recorded pid, leader of the group) runs the argv and writes its exit
+  status to ``exit_code``, so any runner, even one started later, can tell success from failure;
 * ``ray``: the same entry point submitted through Ray's Job Submission API
   (``RAY_ADDRESS`` or ``executor="ray"``); status and logs are read back from Ray.
 
-States: ``queued`` -> ``running`` -> ``succeeded`` | ``failed`` | ``cancelled``.
+States: ``queued`` -> ``starting`` -> ``running`` -> ``succeeded`` | ``failed`` | ``cancelled``.
+
+* Claiming is one SQLite ``BEGIN IMMEDIATE`` transaction: it counts the ``starting`` and ``running``
+  jobs and, only if fewer than ``max_concurrent``, moves the oldest queued job to ``starting``; so two
+  runners can never both pass the check, and ``max_concurrent`` holds across processes and threads.
+* The claiming runner launches the process and records pid, process group and process start time
+  together with ``running`` in one UPDATE. A ``starting`` job is never judged dead by anyone; only
+  after :data:`STARTING_TIMEOUT` seconds without a pid (its runner died while launching it) it is
+  marked failed, saying so.
+* A ``running`` job whose wrapper is gone (or is another process now: the start time is compared)
+  is finished from its ``exit_code`` file; without one (the wrapper was killed), it is judged dead:
+  its whole process group is ended (SIGTERM, then SIGKILL) before it is marked failed, so no
+  training goes on unseen.
+
+Jobs never see the caller's secrets: :func:`job_env` drops ``CLAB_API_KEY``,
+``CLAB_DASHBOARD_PASSWORD`` and every variable whose name contains one of :data:`SECRET_MARKERS`
+(``PASSWORD``, ``PASSWD``, ``SECRET``, ``TOKEN``, ``API_KEY``, ``APIKEY``; so ``HF_TOKEN`` too:
+jobs read models from the local cache).
+
+Platform: POSIX (Linux, macOS): process groups, ``os.killpg`` and the ``/bin/sh`` wrapper.
+Process checks use ``psutil``.
 """
 from __future__ import annotations
 
@@ -27,16 +49,24 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from engine.config import REPO_ROOT, workspace
 
-STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+STATES = ("queued", "starting", "running", "succeeded", "failed", "cancelled")
+ACTIVE = ("starting", "running")
 FINISHED = ("succeeded", "failed", "cancelled")
 RUN_ID_PATTERN = re.compile(r"^RUN_ID=(\S+)\s*$", re.MULTILINE)
+STARTING_TIMEOUT = 60.0  # seconds a job may stay claimed without a recorded process
+SECRET_ENV = ("CLAB_API_KEY", "CLAB_DASHBOARD_PASSWORD")
+SECRET_MARKERS = ("PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY", "APIKEY")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -57,9 +87,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     run_id TEXT,
     error TEXT,
     progress TEXT,
-    ray_id TEXT
+    ray_id TEXT,
+    pgid INTEGER,
+    claimed_by TEXT
 )
 """
+# columns added after the first release: older jobs.sqlite files gain them when opened
+_ADDED_COLUMNS = {"proc_start": "TEXT", "ray_id": "TEXT", "pgid": "INTEGER", "claimed_by": "TEXT"}
+_ACTIVE_SQL = "state IN ('starting', 'running')"
 
 
 @dataclass
@@ -84,6 +119,13 @@ class Job:
     progress: dict = field(default_factory=dict)
     ray_id: str | None = None
     folder: Path | None = None
+    pgid: int | None = None  # process group of a local job (its wrapper leads it)
+    proc_start: str | None = None  # start time of the recorded process, to tell a reused pid apart
+    claimed_by: str | None = None  # the runner that started it
+
+    @property
+    def exit_path(self) -> Path:
+        return self.folder / "exit_code"
 
     @property
     def log_path(self) -> Path:
@@ -96,6 +138,11 @@ class Job:
     @property
     def done(self) -> bool:
         return self.state in FINISHED
+
+    @property
+    def active(self) -> bool:
+        """Claimed and not finished: ``starting`` or ``running`` (show both as running)."""
+        return self.state in ACTIVE
 
     @property
     def elapsed(self) -> float | None:
@@ -143,63 +190,104 @@ def gpu_info(refresh: bool = False) -> dict:
 
 
 # -- process helpers --------------------------------------------------------------------------
-def _proc_start_time(pid: int) -> str | None:
-    """Start time of a process (clock ticks since boot, from /proc), to tell a reused pid apart."""
+def _start_time(pid: int) -> str | None:
+    """Start time of a process (seconds since the epoch, as text), to tell a reused pid apart."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return f"{psutil.Process(pid).create_time():.3f}"
+    except psutil.Error:
         return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return fields[19] if len(fields) > 19 else None
+
+
+def _same_start(recorded: str | None, actual: float) -> bool:
+    """Whether ``actual`` is the start time ``recorded``; rows from before start times were kept as
+    epoch seconds (clock ticks, no decimal point) cannot be compared and count as the same."""
+    if not recorded or "." not in recorded:
+        return True
+    try:
+        return abs(float(recorded) - actual) < 0.5
+    except ValueError:
+        return True
 
 
 def _alive(pid: int | None, proc_start: str | None) -> bool:
     """True while the process exists, is not a zombie, and is the one we started."""
     if not pid:
         return False
-    try:  # reap it if it is our child
-        done, _status = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
             return False
-    except ChildProcessError:
-        pass
-    except OSError:
+        return _same_start(proc_start, proc.create_time())
+    except psutil.Error:
         return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    state = stat.rsplit(")", 1)[1].split()[0]
-    if state in ("Z", "X"):
-        return False
-    return proc_start is None or _proc_start_time(pid) == proc_start
 
 
-def _kill_group(pid: int, grace: float = 5.0) -> None:
-    """SIGTERM the process group led by ``pid``; SIGKILL what is left after ``grace`` seconds."""
+def _group_is_ours(pgid: int | None, proc_start: str | None) -> bool:
+    """Whether process group ``pgid`` is still the job's: its leader is the recorded process (alive or
+    a zombie), or the leader is gone (a pid is not reused while a group of that number has members)."""
+    if not pgid:
+        return False
     try:
-        os.killpg(pid, signal.SIGTERM)
+        return _same_start(proc_start, psutil.Process(pgid).create_time())
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:
+        return False
+
+
+def _group_members(pgid: int) -> list[psutil.Process]:
+    """The live (not zombie) processes of process group ``pgid``."""
+    try:
+        os.killpg(pgid, 0)
     except (ProcessLookupError, PermissionError):
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
+        return []
+    members = []
+    for proc in psutil.process_iter():
         try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
+            if os.getpgid(proc.pid) == pgid and proc.status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+                members.append(proc)
+        except (OSError, psutil.Error):
+            continue
+    return members
+
+
+def _kill_group(pgid: int, grace: float = 5.0) -> bool:
+    """End process group ``pgid``: SIGTERM, then SIGKILL what is left after ``grace`` seconds.
+    Returns whether any process of the group was still alive."""
+    if not _group_members(pgid):
+        return False
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
         try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            return True
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            _reap(pgid)
+            if not _group_members(pgid):
+                return True
+            time.sleep(0.05)
+    return True
+
+
+def _reap(pid: int) -> None:
+    """Collect ``pid``'s exit status if it is a finished child of this process (no zombie left)."""
     try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
+        os.waitpid(pid, os.WNOHANG)
+    except (ChildProcessError, OSError):
         pass
+
+
+def _is_secret(name: str) -> bool:
+    upper = name.upper()
+    return upper in SECRET_ENV or any(marker in upper for marker in SECRET_MARKERS)
+
+
+def job_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default: this process's environment) without its secrets: ``CLAB_API_KEY``,
+    ``CLAB_DASHBOARD_PASSWORD`` and any variable whose name contains one of :data:`SECRET_MARKERS`."""
+    base = dict(os.environ if base is None else base)
+    return {k: v for k, v in base.items() if not _is_secret(k)}
 
 
 def tail_text(path: Path, n: int = 40, max_bytes: int = 256_000) -> str:
@@ -224,7 +312,8 @@ def find_run_id(text: str) -> str | None:
 
 # -- the runner -------------------------------------------------------------------------------
 class JobRunner:
-    """Persisted job queue. Create one per process (it is cheap); all share the SQLite table."""
+    """Persisted job queue. Create one per process (it is cheap); all share the SQLite table, and one
+    runner may be ticked from several threads."""
 
     def __init__(self, workspace_dir: str | Path | None = None, max_concurrent: int = 1,
                  executor: str | None = None, ray_address: str | None = None, kill_grace: float = 5.0):
@@ -243,10 +332,13 @@ class JobRunner:
                              "or pass ray_address=")
         self.executor = executor
         self.kill_grace = kill_grace
+        self.token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"  # names this runner in claimed_by
         self._ray_client = None
-        self._procs: dict[int, subprocess.Popen] = {}
+        self._procs: dict[int, subprocess.Popen] = {}  # the processes this runner started (to reap them)
+        self._lock = threading.Lock()
         with self._connect() as con:
             con.execute(_SCHEMA)
+            self._migrate(con)
 
     # -- storage -------------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -255,6 +347,23 @@ class JobRunner:
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA busy_timeout=30000")
         return con
+
+    @staticmethod
+    def _migrate(con: sqlite3.Connection) -> None:
+        """Add the columns an older ``jobs.sqlite`` lacks (in a write transaction: two runners may open it)."""
+        have = {r["name"] for r in con.execute("PRAGMA table_info(jobs)")}
+        if set(_ADDED_COLUMNS) <= have:
+            return
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            have = {r["name"] for r in con.execute("PRAGMA table_info(jobs)")}
+            for name, decl in _ADDED_COLUMNS.items():
+                if name not in have:
+                    con.execute(f"ALTER TABLE jobs ADD COLUMN {name} {decl}")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
 
     def _update(self, job_id: int, **values: Any) -> None:
         cols = ", ".join(f"{k} = ?" for k in values)
@@ -267,7 +376,8 @@ class JobRunner:
                    state=row["state"], created=row["created"], started=row["started"], finished=row["finished"],
                    pid=row["pid"], returncode=row["returncode"], run_id=row["run_id"], error=row["error"],
                    progress=json.loads(row["progress"]) if row["progress"] else {}, ray_id=row["ray_id"],
-                   folder=self.root / "jobs" / str(row["id"]))
+                   folder=self.root / "jobs" / str(row["id"]), pgid=row["pgid"], proc_start=row["proc_start"],
+                   claimed_by=row["claimed_by"])
 
     def job_dir(self, job_id: int) -> Path:
         return self.root / "jobs" / str(job_id)
@@ -289,7 +399,7 @@ class JobRunner:
 
     def submit(self, kind: str, args: list[str], gpu: bool = False, name: str | None = None,
                params: dict | None = None) -> int:
-        """Queue ``python -m engine <args...>`` (e.g. ``args=["train", "leads", "--data", ...]``)."""
+        """Queue ``python -m engine <args...>`` (e.g. ``args=["train", "leads", "--data=..."]``)."""
         return self.submit_command([sys.executable, "-m", "engine", *args], kind=kind, gpu=gpu, name=name,
                                    params=params)
 
@@ -297,7 +407,7 @@ class JobRunner:
                      target: str | None = None, leak_policy: str | None = None, exclude: list[str] | None = None,
                      dataset_name: str | None = None, gpu: bool | None = None, name: str | None = None,
                      include: list[str] | None = None) -> int:
-        """Queue a training job: ``python -m engine train <input_kind> --data ... --approach ...``.
+        """Queue a training job: ``python -m engine train <input_kind> --data=... --approach=...``.
 
         ``gpu=None`` asks for a GPU for the LLM approach (``lora``) when one is available.
         """
@@ -306,7 +416,7 @@ class JobRunner:
         if gpu is None:
             gpu = approach == "lora"
         if gpu and self._gpu_available():
-            args += ["--device", "cuda"]
+            args += ["--device=cuda"]
         record = {"input_kind": input_kind, "data": str(data), "approach": approach, "params": params or {},
                   "target": target, "leak_policy": leak_policy, "exclude": exclude or [], "include": include or [],
                   "dataset_name": dataset_name}
@@ -335,6 +445,12 @@ class JobRunner:
         with self._connect() as con:
             return [self._row_to_job(r) for r in con.execute(sql, args).fetchall()]
 
+    def active(self) -> list[Job]:
+        """The ``starting`` and ``running`` jobs, newest first."""
+        with self._connect() as con:
+            rows = con.execute(f"SELECT * FROM jobs WHERE {_ACTIVE_SQL} ORDER BY id DESC").fetchall()
+        return [self._row_to_job(r) for r in rows]
+
     def log_tail(self, job_id: int, n: int = 40) -> str:
         job = self.get(job_id)
         if job.executor == "ray" and not job.done and job.ray_id:
@@ -342,20 +458,17 @@ class JobRunner:
         return tail_text(job.log_path, n)
 
     def tick(self) -> list[Job]:
-        """Record finished jobs, then start queued ones (FIFO) up to ``max_concurrent``.
-        Returns the jobs that are running afterwards."""
-        running = self.list(state="running")
-        for job in running:
+        """Record finished jobs, then start queued ones (FIFO) while fewer than ``max_concurrent`` are
+        starting or running. Returns the jobs that are starting or running afterwards."""
+        for job in self.active():
             self._refresh(job)
-        running = [j for j in self.list(state="running")]
-        free = self.max_concurrent - len(running)
-        if free > 0:
-            with self._connect() as con:
-                rows = con.execute("SELECT * FROM jobs WHERE state = 'queued' ORDER BY id ASC LIMIT ?",
-                                   (free,)).fetchall()
-            for row in rows:
-                self._start(self._row_to_job(row))
-        return self.list(state="running")
+        self._reap_own()
+        while True:
+            job = self._claim()
+            if job is None:
+                break
+            self._start(job)
+        return self.active()
 
     poll = tick
 
@@ -374,7 +487,8 @@ class JobRunner:
     def cancel(self, job_id: int, clean_stop: float = 1.0) -> Job:
         """Stop a job: touch the progress cancel marker (a training loop stops cleanly between steps)
         and wait up to ``clean_stop`` seconds, then kill its process group (SIGTERM, SIGKILL after
-        ``kill_grace`` seconds). A queued job is just marked cancelled."""
+        ``kill_grace`` seconds). A queued job is just marked cancelled; a starting one is ended by the
+        runner launching it as soon as its process exists."""
         job = self.get(job_id)
         if job.done:
             return job
@@ -387,29 +501,38 @@ class JobRunner:
                 return job
         marker = job.progress_path.with_name(job.progress_path.name + ".cancel")
         marker.touch()
-        self._update(job.id, state="cancelled", finished=time.time(), error="cancelled by the user")
+        with self._connect() as con:
+            cur = con.execute(f"UPDATE jobs SET state='cancelled', finished=?, error=? WHERE id=? AND {_ACTIVE_SQL}",
+                              (time.time(), "cancelled by the user", job.id))
+        job = self.get(job_id)  # pid as recorded now (it may have started meanwhile)
+        if cur.rowcount != 1:  # it finished first
+            return job
         if job.executor == "ray":
             try:
-                self._ray().stop_job(job.ray_id)
+                if job.ray_id:
+                    self._ray().stop_job(job.ray_id)
             except Exception as exc:  # noqa: BLE001 - the job may already be gone
                 self._append_log(job, f"[jobs] Ray stop_job failed: {exc}")
-            self._ray_sync_log(job)
+            if job.ray_id:
+                self._ray_sync_log(job)
         elif job.pid:
             deadline = time.monotonic() + clean_stop  # give the training loop a chance to stop itself
-            while time.monotonic() < deadline and _alive(job.pid, self._proc_start(job)):
+            while time.monotonic() < deadline and self._job_alive(job):
                 time.sleep(0.05)
-            _kill_group(job.pid, self.kill_grace)
-            self._procs.pop(job.id, None)
+            self._end_group(job)
         self._append_log(job, "[jobs] cancelled by the user")
         return self.get(job_id)
 
     def recover(self) -> list[int]:
-        """After a restart: local jobs marked running whose process is gone become failed (log kept).
-        Returns their ids."""
+        """After a restart: local jobs marked running whose process is gone are finished (failed when
+        they left no exit status, their leftover processes ended), and jobs stuck in ``starting`` for
+        more than :data:`STARTING_TIMEOUT` seconds fail. Returns the ids of the jobs that failed."""
         lost = []
-        for job in self.list(state="running"):
-            if job.executor == "local" and not _alive(job.pid, self._proc_start(job)):
-                self._finish_local(job)
+        for job in self.active():
+            if job.executor != "local":
+                continue
+            self._refresh(job)
+            if self.get(job.id).state == "failed":
                 lost.append(job.id)
         return lost
 
@@ -426,13 +549,8 @@ class JobRunner:
     def _gpu_available(self) -> bool:
         return bool(os.environ.get("CLAB_RAY_GPUS")) if self.executor == "ray" else gpu_info()["cuda"]
 
-    def _proc_start(self, job: Job) -> str | None:
-        with self._connect() as con:
-            row = con.execute("SELECT proc_start FROM jobs WHERE id=?", (job.id,)).fetchone()
-        return row["proc_start"] if row else None
-
     def _env(self, job: Job) -> dict[str, str]:
-        env = dict(os.environ)
+        env = job_env()
         env.update({"CLAB_PROGRESS_FILE": str(job.progress_path), "CLAB_WORKSPACE": str(self.root),
                     "CLAB_JOB_ID": str(job.id), "PYTHONUNBUFFERED": "1",
                     "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))})
@@ -445,13 +563,31 @@ class JobRunner:
         with open(job.log_path, "a", encoding="utf-8") as fh:
             fh.write(line.rstrip("\n") + "\n")
 
+    def _claim(self) -> Job | None:
+        """Take the oldest queued job (state ``starting``, claimed by this runner) if fewer than
+        ``max_concurrent`` jobs are starting or running; one write transaction, so the count and the
+        claim cannot interleave with another runner's."""
+        con = self._connect()
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                busy = con.execute(f"SELECT COUNT(*) FROM jobs WHERE {_ACTIVE_SQL}").fetchone()[0]
+                row = None
+                if busy < self.max_concurrent:
+                    row = con.execute("SELECT id FROM jobs WHERE state = 'queued' ORDER BY id ASC LIMIT 1").fetchone()
+                    if row is not None:
+                        con.execute("UPDATE jobs SET state='starting', started=?, claimed_by=? WHERE id=?",
+                                    (time.time(), self.token, row["id"]))
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        finally:
+            con.close()
+        return None if row is None else self.get(row["id"])
+
     def _start(self, job: Job) -> None:
-        # claim the job (another runner may be ticking the same table)
-        with self._connect() as con:
-            cur = con.execute("UPDATE jobs SET state='running', started=? WHERE id=? AND state='queued'",
-                              (time.time(), job.id))
-            if cur.rowcount != 1:
-                return
+        """Launch a job this runner claimed; a launch error fails it visibly."""
         job.folder.mkdir(parents=True, exist_ok=True)
         self._append_log(job, f"[jobs] job {job.id} ({job.name}) on {job.executor}: {shlex.join(job.argv)}")
         try:
@@ -461,22 +597,63 @@ class JobRunner:
                 self._start_local(job)
         except Exception as exc:  # noqa: BLE001 - any launch error fails the job visibly
             self._append_log(job, f"[jobs] could not start: {type(exc).__name__}: {exc}")
-            self._update(job.id, state="failed", finished=time.time(), error=f"could not start the job: {exc}")
+            with self._connect() as con:
+                con.execute("UPDATE jobs SET state='failed', finished=?, error=? WHERE id=? AND state='starting'",
+                            (time.time(), f"could not start the job: {exc}", job.id))
 
     def _start_local(self, job: Job) -> None:
-        exit_file = job.folder / "exit_code"
-        # a tiny shell wrapper records the exit status, so any later runner can read it
-        wrapper = ['/bin/sh', '-c', '"$@"; rc=$?; echo $rc > "$CLAB_JOB_EXIT_FILE"; exit $rc', 'clab-job', *job.argv]
+        # a tiny shell wrapper writes its pid first (found even if this runner dies before recording it)
+        # and the exit status last, so any later runner can read both
+        wrapper = ['/bin/sh', '-c', 'echo $$ > "$CLAB_JOB_PID_FILE"; "$@"; rc=$?; echo $rc > "$CLAB_JOB_EXIT_FILE"; '
+                   'exit $rc', 'clab-job', *job.argv]
         env = self._env(job)
-        env["CLAB_JOB_EXIT_FILE"] = str(exit_file)
-        log = open(job.log_path, "ab")
-        try:
+        env["CLAB_JOB_EXIT_FILE"] = str(job.exit_path)
+        env["CLAB_JOB_PID_FILE"] = str(job.folder / "pid")
+        with open(job.log_path, "ab") as log:
             proc = subprocess.Popen(wrapper, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     cwd=str(REPO_ROOT), env=env, start_new_session=True)
-        finally:
-            log.close()
-        self._procs[job.id] = proc
-        self._update(job.id, pid=proc.pid, proc_start=_proc_start_time(proc.pid))
+        with self._lock:
+            self._procs[job.id] = proc
+        job.pid, job.pgid, job.proc_start = proc.pid, proc.pid, _start_time(proc.pid)  # session leader: pgid = pid
+        with self._connect() as con:
+            cur = con.execute("UPDATE jobs SET state='running', pid=?, pgid=?, proc_start=? WHERE id=? AND "
+                              "state='starting'", (job.pid, job.pgid, job.proc_start, job.id))
+            if cur.rowcount != 1:  # cancelled while it was starting: record the process, then end it
+                con.execute("UPDATE jobs SET pid=?, pgid=?, proc_start=? WHERE id=?",
+                            (job.pid, job.pgid, job.proc_start, job.id))
+        if cur.rowcount != 1:
+            self._end_group(job)
+            self._append_log(job, "[jobs] cancelled while starting: its processes were ended")
+
+    def _job_alive(self, job: Job) -> bool:
+        """Whether the job's recorded process is still running (reaping it if it is this runner's child)."""
+        with self._lock:
+            proc = self._procs.get(job.id)
+        if proc is not None:
+            if proc.poll() is None:
+                return True
+            with self._lock:
+                self._procs.pop(job.id, None)
+            return False
+        return _alive(job.pid, job.proc_start)
+
+    def _reap_own(self) -> None:
+        """Forget (and reap) the processes this runner started that have exited."""
+        with self._lock:
+            procs = list(self._procs.items())
+        for job_id, proc in procs:
+            if proc.poll() is not None:
+                with self._lock:
+                    self._procs.pop(job_id, None)
+
+    def _end_group(self, job: Job) -> bool:
+        """End whatever is left of the job's process group, if the group is still the job's."""
+        pgid = job.pgid or job.pid
+        ended = False
+        if pgid and _group_is_ours(pgid, job.proc_start):
+            ended = _kill_group(pgid, self.kill_grace)
+        self._job_alive(job)  # reap our own child
+        return ended
 
     def _read_progress(self, job: Job) -> dict | None:
         try:
@@ -485,33 +662,62 @@ class JobRunner:
             return None
 
     def _refresh(self, job: Job) -> None:
+        launched = job.ray_id if job.executor == "ray" else job.pid
+        if not launched:  # claimed, its process not recorded yet: starting, not dead
+            if job.started is not None and time.time() - job.started > STARTING_TIMEOUT:
+                self._fail_stuck_start(job)
+            return
+        if job.state != "running":
+            return
         if job.executor == "ray":
             self._refresh_ray(job)
             return
-        proc = self._procs.get(job.id)
-        if proc is not None:
-            if proc.poll() is None:
-                self._store_progress(job)
-                return
-        elif _alive(job.pid, self._proc_start(job)):
+        if self._job_alive(job):
             self._store_progress(job)
             return
         self._finish_local(job)
+
+    def _fail_stuck_start(self, job: Job) -> None:
+        """A job claimed more than STARTING_TIMEOUT seconds ago with no recorded process: its runner died
+        while launching it. End the process it may have left (the wrapper's pid file says which), fail it."""
+        try:
+            pid = int((job.folder / "pid").read_text().strip())
+            proc = psutil.Process(pid)
+            if proc.environ().get("CLAB_JOB_EXIT_FILE") == str(job.exit_path):  # it is this job's wrapper
+                job.pgid, job.proc_start = os.getpgid(pid), _start_time(pid)
+                self._end_group(job)
+        except (OSError, ValueError, psutil.Error):
+            pass
+        reason = (f"the job was claimed by runner {job.claimed_by or '?'} but no process was recorded within "
+                  f"{STARTING_TIMEOUT:.0f} s (that runner stopped while starting it); submit it again")
+        self._append_log(job, f"[jobs] {reason}")
+        with self._connect() as con:
+            con.execute(f"UPDATE jobs SET state='failed', finished=?, error=? WHERE id=? AND {_ACTIVE_SQL} AND "
+                        f"{'ray_id' if job.executor == 'ray' else 'pid'} IS NULL", (time.time(), reason, job.id))
 
     def _store_progress(self, job: Job) -> None:
         progress = self._read_progress(job)
         if progress:
             self._update(job.id, progress=json.dumps(progress))
 
-    def _finish_local(self, job: Job) -> None:
-        self._procs.pop(job.id, None)
-        exit_file = job.folder / "exit_code"
+    def _read_exit_code(self, job: Job) -> int | None:
         try:
-            code = int(exit_file.read_text().strip())
+            return int(job.exit_path.read_text().strip())
         except (OSError, ValueError):
-            code = None
-        self._finish(job, code, "the job's process ended without an exit status (killed, or the machine "
-                                "restarted)" if code is None else None)
+            return None
+
+    def _finish_local(self, job: Job) -> None:
+        """The job's wrapper has ended: record its exit status. Without one the job is dead (the wrapper
+        was killed): its process group is ended first, so nothing of it goes on running."""
+        code = self._read_exit_code(job)
+        ended = self._end_group(job)  # leftovers of a finished job, or the training a killed wrapper left
+        reason = None
+        if code is None:
+            reason = (f"the job's process (pid {job.pid}) ended without an exit status (killed, or the machine "
+                      f"restarted)")
+            if ended:
+                reason += "; the processes it left running were ended"
+        self._finish(job, code, reason)
 
     def _finish(self, job: Job, code: int | None, reason: str | None = None) -> None:
         log = tail_text(job.log_path, 4000, max_bytes=2_000_000)
@@ -527,7 +733,7 @@ class JobRunner:
             why = reason or f"exit status {code}"
             values["state"] = "failed"
             values["error"] = f"{why}. Last lines of the log:\n{last}" if last else why
-        with self._connect() as con:  # do not overwrite a cancel that raced us
+        with self._connect() as con:  # do not overwrite a cancel (or another runner's finish) that raced us
             cols = ", ".join(f"{k} = ?" for k in values)
             con.execute(f"UPDATE jobs SET {cols} WHERE id = ? AND state = 'running'", [*values.values(), job.id])
             con.execute("UPDATE jobs SET returncode=?, run_id=COALESCE(run_id, ?) WHERE id=? AND state='cancelled'",
@@ -553,8 +759,14 @@ class JobRunner:
             kwargs["entrypoint_num_gpus"] = 1
         ray_id = self._ray().submit_job(entrypoint=entrypoint, submission_id=submission_id,
                                         runtime_env={"env_vars": env}, metadata={"clab_job": str(job.id)}, **kwargs)
-        self._update(job.id, ray_id=ray_id)
         job.ray_id = ray_id
+        with self._connect() as con:
+            cur = con.execute("UPDATE jobs SET state='running', ray_id=? WHERE id=? AND state='starting'",
+                              (ray_id, job.id))
+            if cur.rowcount != 1:  # cancelled while it was starting
+                con.execute("UPDATE jobs SET ray_id=? WHERE id=?", (ray_id, job.id))
+        if cur.rowcount != 1:
+            self._ray().stop_job(ray_id)
 
     def _ray_sync_log(self, job: Job) -> None:
         """Copy Ray's log of the job into the job's log file (after our own header lines)."""
@@ -588,22 +800,23 @@ class JobRunner:
 def train_args(input_kind: str, data: str | Path, approach: str, params: dict | None = None,
                target: str | None = None, leak_policy: str | None = None, exclude: list[str] | None = None,
                dataset_name: str | None = None, include: list[str] | None = None) -> list[str]:
-    """The ``python -m engine`` arguments of a training run (without the interpreter)."""
+    """The ``python -m engine`` arguments of a training run (without the interpreter).
+
+    Every value is passed as ``--flag=value``, so argparse never reads a value as a flag: an excluded
+    column named ``-Score`` or a dataset named ``--quiet`` arrives unchanged."""
     if input_kind not in ("leads", "transcripts"):
         raise ValueError(f"input_kind must be 'leads' or 'transcripts', not {input_kind!r}")
-    args = ["train", input_kind, "--data", str(data), "--approach", approach]
+    args = ["train", input_kind, f"--data={data}", f"--approach={approach}"]
     if target:
-        args += ["--target", target]
+        args.append(f"--target={target}")
     if leak_policy:
-        args += ["--leak-policy", leak_policy]
-    for column in exclude or []:
-        args += ["--exclude", column]
-    for column in include or []:
-        args += ["--include", column]
+        args.append(f"--leak-policy={leak_policy}")
+    args += [f"--exclude={column}" for column in exclude or []]
+    args += [f"--include={column}" for column in include or []]
     if dataset_name:
-        args += ["--name", dataset_name]
+        args.append(f"--name={dataset_name}")
     for key, value in (params or {}).items():
         if value is None:
             continue
-        args += ["--param", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
+        args.append(f"--param={key}={json.dumps(value) if not isinstance(value, str) else value}")
     return args

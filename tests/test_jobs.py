@@ -150,9 +150,9 @@ def test_queued_jobs_run_in_order(tmp_path):
 def test_train_args_and_helpers(tmp_path, monkeypatch):
     args = train_args("leads", "data/demo_leads_synthetic.csv", "stacking", params={"n_estimators": 50, "fast": True},
                       target="Converted", leak_policy="strict", exclude=["Tags"], dataset_name="demo")
-    assert args[:6] == ["train", "leads", "--data", "data/demo_leads_synthetic.csv", "--approach", "stacking"]
-    assert ["--exclude", "Tags"] == args[args.index("--exclude"):args.index("--exclude") + 2]
-    assert "n_estimators=50" in args and "fast=true" in args
+    assert args[:4] == ["train", "leads", "--data=data/demo_leads_synthetic.csv", "--approach=stacking"]
+    assert "--exclude=Tags" in args
+    assert "--param=n_estimators=50" in args and "--param=fast=true" in args
     with pytest.raises(ValueError, match="input_kind"):
         train_args("images", "x", "stacking")
     assert find_run_id("a\nRUN_ID=one\nb\nRUN_ID=two\n") == "two"
@@ -166,7 +166,7 @@ def test_train_args_and_helpers(tmp_path, monkeypatch):
     job_id = runner.submit_train("leads", "data/demo_leads_synthetic.csv", "lora", dataset_name="demo")
     job = runner.get(job_id)
     assert job.gpu is True and job.argv[1:4] == ["-m", "engine", "train"]
-    assert ("--device" in job.argv) == info["cuda"]
+    assert ("--device=cuda" in job.argv) == info["cuda"]
     assert job.params["approach"] == "lora" and job.name == "lora on demo"
 
 
@@ -245,7 +245,8 @@ def test_real_training_jobs_produce_runs():
     store = RunStore(root / "runs")
     for job in jobs:
         assert job.state == "succeeded", job.error
-        assert job.argv[1:5] == ["-m", "engine", "train", "leads"] and "--param" in job.argv
+        assert job.argv[1:5] == ["-m", "engine", "train", "leads"]
+        assert any(a.startswith("--param=") for a in job.argv)
         run = store.get(job.run_id)  # the run id the CLI printed
         assert run.complete and run.spec["approach"] == "stacking" and run.spec["dataset"] == "Demo leads (small)"
         assert job.progress["step"] == job.progress["total"] > 0  # progress came through CLAB_PROGRESS_FILE
