@@ -166,7 +166,7 @@ def test_only_target_and_ids_is_error(tmp_path):
 
 def test_row_and_column_limits(tmp_path):
     path = small_csv(tmp_path, GOOD)
-    with pytest.raises(LeadDataError, match="4 rows, more than the limit of 3") as err:
+    with pytest.raises(LeadDataError, match=r"more than 3 rows \(5 lines\), more than the limit of 3") as err:
         load_leads(path, max_rows=3)
     assert "max_rows" in str(err.value)
     with pytest.raises(LeadDataError, match="3 columns, more than the limit of 2") as err:

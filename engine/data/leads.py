@@ -2,9 +2,13 @@
 
 Public surface:
 
-* :func:`read_table` — CSV (delimiter ``, ; TAB |`` sniffed; UTF-8, UTF-8 with BOM, cp1252/Latin-1),
-  Excel ``.xlsx`` and Parquet, from a path, ``bytes`` or a file-like object (a Streamlit upload).
-  The format comes from the file's magic bytes, then its extension.
+* :func:`read_table` — CSV (delimiter ``, ; TAB |`` sniffed; UTF-8, UTF-8 with BOM, UTF-16/UTF-32 with a
+  byte-order mark, UTF-16 without one, cp1252/Latin-1), Excel ``.xlsx`` and Parquet, from a path,
+  ``bytes`` or a file-like object (a Streamlit upload). The format comes from the file's magic bytes,
+  then its extension.
+* :func:`check_table` — the cheap checks :func:`read_table` makes before it parses: format, and the row
+  and column limits (:data:`MAX_ROWS`, :data:`MAX_COLS`) counted from Parquet metadata, the Excel sheet's
+  dimensions or the CSV's lines, so an oversized file is refused before its table is built.
 * :func:`infer_kinds` — one kind per column: ``numeric``, ``binary``, ``categorical``,
   ``high_cardinality``, ``identifier``, ``text`` (``empty`` for a column with no value at all).
 * :data:`LEAK_PRESETS` and :func:`describe_policy` — which columns the leak policy leaves out.
@@ -25,7 +29,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +39,7 @@ import pandas as pd
 
 __all__ = [
     "LeadDataError", "LEAK_PRESETS", "KINDS", "TARGET_CANDIDATES", "HIGH_CARDINALITY_MIN",
-    "read_table", "infer_kinds", "describe_policy", "find_target", "map_target", "load_leads", "LeadTable",
+    "MAX_ROWS", "MAX_COLS", "read_table", "check_table", "infer_kinds", "describe_policy", "find_target", "map_target", "load_leads", "LeadTable",
 ]
 
 
@@ -71,6 +74,9 @@ TARGET_CANDIDATES = ["converted", "target", "label", "won", "outcome", "is_conve
 #: A text column with more distinct values than this is ``high_cardinality``.
 #: (The X Education ``Country`` column, 38 values, stays a plain categorical.)
 HIGH_CARDINALITY_MIN = 50
+#: Rows and columns a lead table may have (checked before the table is parsed).
+MAX_ROWS = 1_000_000
+MAX_COLS = 500
 #: Share of filled values that must parse as numbers for a text column to be read as numeric.
 NUMERIC_SHARE = 0.9
 #: Mean length (characters) from which a mostly-unique text column is free text.
@@ -119,13 +125,14 @@ def _raw_bytes(source: Any, filename: str | None) -> tuple[bytes, str | None]:
                         "a file-like object or a pandas DataFrame.")
 
 
-def _detect_format(raw: bytes, name: str | None) -> str:
+def _detect_format(raw: bytes, name: str | None) -> tuple[str, str | None]:
+    """``(format, text)``: ``xlsx`` or ``parquet`` (text ``None``) or ``csv`` with the decoded text."""
     ext = Path(name).suffix.lower() if name else ""
     label = name or "the upload"
     for magic, kind in _MAGIC.items():
         if raw.startswith(magic):
             if kind in ("xlsx", "parquet"):
-                return kind
+                return kind, None
             if kind == "xls":
                 raise LeadDataError(f"{label} is an old Excel .xls workbook, which is not supported. "
                                     "Open it in Excel and save it as .xlsx or CSV.")
@@ -136,20 +143,88 @@ def _detect_format(raw: bytes, name: str | None) -> str:
     if ext in (".parquet", ".pq"):
         raise LeadDataError(f"{label} has the extension {ext} but is not a Parquet file "
                             f"(it may be damaged or renamed). {_FORMATS_HINT}")
-    head = raw[:65536]
-    ctrl = sum(1 for b in head if b < 9 or 13 < b < 32)
-    if b"\x00" in head or ctrl > max(2, len(head) // 100):
-        raise LeadDataError(f"{label} is not readable as a table: it contains binary data. {_FORMATS_HINT}")
-    return "csv"
+    from engine.data.sources import decode_text
+
+    text, encoding = decode_text(raw)
+    head = text[:65536]
+    ctrl = sum(1 for c in head if c < "\t" or "\r" < c < " ")
+    if "\x00" in head or ctrl > max(2, len(head) // 100):
+        raise LeadDataError(f"{label} is not readable as a table: it contains binary data (read as {encoding}). "
+                            f"{_FORMATS_HINT}")
+    return "csv", text
 
 
-def _decode(raw: bytes) -> tuple[str, str]:
-    for encoding in ("utf-8-sig", "cp1252", "latin-1"):
+def _too_big(label: str, rows: int | None, cols: int, max_rows: int, max_cols: int, lines: int | None = None) -> None:
+    if rows is not None and rows > max_rows:
+        raise LeadDataError(f"{label} has {rows:,} rows, more than the limit of {max_rows:,}. Load a sample "
+                            "or a shorter period, or raise max_rows.")
+    if lines is not None:
+        raise LeadDataError(f"{label} has more than {max_rows:,} rows ({lines:,} lines), more than the limit of "
+                            f"{max_rows:,}. Load a sample or a shorter period, or raise max_rows.")
+    if cols > max_cols:
+        raise LeadDataError(f"{label} has {cols:,} columns, more than the limit of {max_cols:,}. Remove "
+                            "columns that are not lead attributes, or raise max_cols.")
+
+
+def _check_size(raw: bytes, fmt: str, text: str | None, label: str, max_rows: int, max_cols: int) -> None:
+    """Refuse a table over the limits from what costs no parse: Parquet metadata, the first Excel sheet's
+    dimensions (streamed rows when the workbook records none), the CSV's header and lines."""
+    if fmt == "parquet":
         try:
-            return raw.decode(encoding), encoding
-        except UnicodeDecodeError:
-            continue
-    raise AssertionError("latin-1 decodes every byte string")  # pragma: no cover
+            import pyarrow.parquet as pq
+
+            meta = pq.ParquetFile(io.BytesIO(raw)).metadata
+        except Exception as exc:
+            raise LeadDataError(f"{label} could not be read as Parquet ({type(exc).__name__}: {exc}). "
+                                f"{_FORMATS_HINT}") from exc
+        _too_big(label, meta.num_rows, meta.num_columns, max_rows, max_cols)
+    elif fmt == "xlsx":
+        try:
+            import openpyxl
+
+            book = openpyxl.load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
+        except Exception as exc:
+            raise LeadDataError(f"{label} could not be read as an Excel workbook ({type(exc).__name__}: {exc}). "
+                                f"{_FORMATS_HINT}") from exc
+        try:
+            sheet = book.worksheets[0] if book.worksheets else None
+            if sheet is None:
+                return
+            rows, cols = sheet.max_row, sheet.max_column
+            if rows is None or cols is None:  # no recorded dimensions: stream the rows, keep none
+                rows, cols = 0, 0
+                for row in sheet.iter_rows(values_only=True):
+                    rows, cols = rows + 1, max(cols, len(row))
+                    if rows > max_rows + 1:
+                        break
+            _too_big(label, rows - 1, cols, max_rows, max_cols)
+        finally:
+            book.close()
+    else:
+        from engine.data.sources import csv_rows_over
+
+        delim = _sniff_delimiter(text)
+        _too_big(label, None, len(_header_fields(text, delim)), max_rows, max_cols,
+                 lines=csv_rows_over(text, delim, max_rows))
+
+
+def check_table(source: Any, filename: str | None = None, max_rows: int | None = None,
+                max_cols: int | None = None) -> None:
+    """Raise :class:`LeadDataError` when the lead table cannot be read or is over the row/column limits
+    (default :data:`MAX_ROWS`, :data:`MAX_COLS`), without parsing it (see :func:`_check_size`)."""
+    raw, name = _raw_bytes(source, filename)
+    _checked(raw, name, max_rows, max_cols)
+
+
+def _checked(raw: bytes, name: str | None, max_rows: int | None, max_cols: int | None) -> tuple[str, str | None]:
+    label = name or "the upload"
+    if not raw.strip():
+        raise LeadDataError(f"{label} is empty (0 data bytes). Export the lead table again with its header row "
+                            "and data rows.")
+    fmt, text = _detect_format(raw, name)
+    _check_size(raw, fmt, text, label, MAX_ROWS if max_rows is None else max_rows,
+                MAX_COLS if max_cols is None else max_cols)
+    return fmt, text
 
 
 def _sniff_delimiter(text: str) -> str:
@@ -193,8 +268,7 @@ def _check_duplicates(columns: Iterable[Any], label: str) -> None:
                             "Rename or remove the repeated columns so every column name is unique, then load it again.")
 
 
-def _read_csv(raw: bytes, label: str) -> pd.DataFrame:
-    text, _encoding = _decode(raw)
+def _read_csv(text: str, label: str) -> pd.DataFrame:
     if not text.strip():
         raise LeadDataError(f"{label} is empty. Export the lead table again with its header row and data rows.")
     delim = _sniff_delimiter(text)
@@ -237,32 +311,33 @@ def _read_parquet(raw: bytes, label: str) -> pd.DataFrame:
     return table.to_pandas()
 
 
-def _read(source: Any, filename: str | None) -> tuple[pd.DataFrame, str]:
-    """Frame and sha256 of the raw content."""
+def _read(source: Any, filename: str | None, max_rows: int | None = None,
+          max_cols: int | None = None) -> tuple[pd.DataFrame, str, str | None]:
+    """Frame, sha256 of the raw content and the display name; over-limit files are refused before parsing."""
     if isinstance(source, pd.DataFrame):
         _check_duplicates(source.columns, "the table")
         digest = hashlib.sha256(source.to_csv(index=False).encode("utf-8")).hexdigest()
-        return source.copy(), digest
+        return source.copy(), digest, filename
     raw, name = _raw_bytes(source, filename)
     label = name or "the upload"
-    if not raw.strip():
-        raise LeadDataError(f"{label} is empty (0 data bytes). Export the lead table again with its header row "
-                            "and data rows.")
-    kind = _detect_format(raw, name)
-    reader = {"csv": _read_csv, "xlsx": _read_excel, "parquet": _read_parquet}[kind]
-    df = reader(raw, label)
+    fmt, text = _checked(raw, name, max_rows, max_cols)
+    df = _read_csv(text, label) if fmt == "csv" else {"xlsx": _read_excel, "parquet": _read_parquet}[fmt](raw, label)
     df.columns = [str(c).strip() for c in df.columns]
-    return df, hashlib.sha256(raw).hexdigest()
+    return df, hashlib.sha256(raw).hexdigest(), name
 
 
-def read_table(source: Any, filename: str | None = None) -> pd.DataFrame:
+def read_table(source: Any, filename: str | None = None, max_rows: int | None = None,
+               max_cols: int | None = None) -> pd.DataFrame:
     """Read a lead table from a path, ``bytes`` or a file-like object (or copy a DataFrame).
 
-    ``filename`` names the upload when ``source`` carries no name (bytes); its extension is used only
-    when the content has no recognisable magic bytes. Column names are stripped of surrounding
-    whitespace; values are returned as pandas parses them (see :func:`load_leads` for cleaning).
+    ``filename`` is the name messages give the file (the user's file name: pass it for bytes, or for a
+    path whose own name means nothing to the user); its extension is used only when the content has no
+    recognisable magic bytes. A dataset store's raw file is named by its uploaded file name without it.
+    Tables over ``max_rows`` rows or ``max_cols`` columns (default :data:`MAX_ROWS`, :data:`MAX_COLS`) are
+    refused before they are parsed. Column names are stripped of surrounding whitespace; values are
+    returned as pandas parses them (see :func:`load_leads` for cleaning).
     """
-    return _read(source, filename)[0]
+    return _read(source, filename, max_rows, max_cols)[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -513,19 +588,21 @@ class LeadTable:
 
 
 def load_leads(source: Any, target: str | None = None, leak_policy: str = "default", exclude: Any = None,
-               include: Any = None, max_rows: int = 1_000_000, max_cols: int = 500,
+               include: Any = None, max_rows: int | None = None, max_cols: int | None = None,
                filename: str | None = None) -> LeadTable:
     """Read and validate a lead table; see the module docstring for the rules.
 
     ``source``: path, bytes, file-like or DataFrame. ``target``: the outcome column (default:
     ``Converted`` or a common name such as target/label/won). ``leak_policy``: ``default`` | ``none`` |
     ``strict``; ``exclude`` adds columns to leave out, ``include`` puts preset-excluded columns back.
+    ``max_rows`` / ``max_cols`` (default :data:`MAX_ROWS`, :data:`MAX_COLS`) are checked before the file is
+    parsed. ``filename`` names the file in messages (see :func:`read_table`).
     Raises :class:`LeadDataError` for unusable input.
     """
     policy = _check_policy(leak_policy)
-    df, data_hash = _read(source, filename)
-    name = filename or (Path(source).name if isinstance(source, (str, os.PathLike)) else
-                        getattr(source, "name", None))
+    max_rows = MAX_ROWS if max_rows is None else max_rows
+    max_cols = MAX_COLS if max_cols is None else max_cols
+    df, data_hash, name = _read(source, filename, max_rows, max_cols)
     label = name or "the table"
     if df.shape[1] == 0:
         raise LeadDataError(f"{label} has no columns. Export the lead table with its header row.")

@@ -9,11 +9,15 @@ One record is ``{"transcript": str, "label": 0|1, "metadata": {"industry", "prod
   (a ``metadata`` column holding JSON objects is expanded too);
 * already-parsed input: a list of dicts or a :class:`pandas.DataFrame`.
 
-The source is a path, ``bytes``, or a file-like object (a Streamlit upload). Public surface:
+The source is a path, ``bytes``, or a file-like object (a Streamlit upload), in UTF-8 (with or without a
+byte-order mark), UTF-16 or UTF-32 with a byte-order mark, UTF-16 without one, or Windows-1252/Latin-1.
+At most :data:`MAX_ROWS` records and :data:`MAX_BYTES` bytes are read; both are checked before the
+records are built (:func:`check_transcripts`). Public surface:
 
 * :func:`load_transcripts` -> :class:`TranscriptTable` (``X``: ``transcript`` + flattened metadata;
   ``y``: 0/1 labels or ``None``; ``frame``: ``X`` plus a nullable ``label`` column).
 * :func:`read_transcript_records` -> list of plain dict records (no validation of labels).
+* :func:`check_transcripts` — the cheap checks made before parsing (size, format, record count).
 * :class:`TranscriptDataError` — every problem with the input; the message names it and the fix.
 
 Unlabelled records can be scored (``require_labels=False``) but not trained on. Very long
@@ -25,6 +29,7 @@ import hashlib
 import io
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["TranscriptDataError", "TranscriptTable", "load_transcripts", "read_transcript_records",
-           "records_to_frame", "MIN_ROWS", "MIN_PER_CLASS", "TEXT_COLUMN", "LABEL_COLUMN"]
+           "check_transcripts", "records_to_frame", "MAX_ROWS", "MAX_BYTES", "MIN_ROWS", "MIN_PER_CLASS", "TEXT_COLUMN", "LABEL_COLUMN"]
 
 TEXT_COLUMN = "transcript"
 LABEL_COLUMN = "label"
@@ -42,6 +47,8 @@ MIN_ROWS = 10
 MIN_PER_CLASS = 4
 #: Records read at most (a guard against a wrong file, not a model limit).
 MAX_ROWS = 1_000_000
+#: Largest transcripts file read (it is read whole).
+MAX_BYTES = 1 << 30
 
 _LABEL_MAP = {"0": 0, "1": 1, "0.0": 0, "1.0": 1, "false": 0, "true": 1}
 
@@ -89,12 +96,14 @@ def _raw_bytes(source: Any, filename: str | None) -> tuple[bytes, str | None]:
 
 
 def _decode(raw: bytes) -> str:
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            return raw.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return raw.decode("latin-1")
+    from engine.data.sources import decode_text
+
+    return decode_text(raw)[0]
+
+
+def _too_many(label: str, what: str, max_rows: int) -> TranscriptDataError:
+    return TranscriptDataError(f"{label} has more than {max_rows:,} records ({what}), the limit. "
+                               "Fix: split the file, or score and train on a sample of it.")
 
 
 def _detect_format(text: str, name: str | None) -> str:
@@ -127,11 +136,82 @@ def _json_error(exc: json.JSONDecodeError, where: str) -> TranscriptDataError:
         "transcripts again as JSON Lines (one {\"transcript\": ..., \"label\": ..., \"metadata\": {...}} per line).")
 
 
-def _parse_json(text: str) -> list:
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+def _json_array(text: str, i: int, decoder: json.JSONDecoder, label: str, max_rows: int) -> tuple[list, int]:
+    """The array starting at ``text[i] == "["``, decoded one element at a time (refused past ``max_rows``)."""
+    items: list = []
+    i = _WS.match(text, i + 1).end()
+    if text.startswith("]", i):
+        return items, i + 1
+    while True:
+        value, i = decoder.raw_decode(text, i)
+        items.append(value)
+        if len(items) > max_rows:
+            raise _too_many(label, "counted in its JSON array", max_rows)
+        i = _WS.match(text, i).end()
+        if text.startswith(",", i):
+            i = _WS.match(text, i + 1).end()
+        elif text.startswith("]", i):
+            return items, i + 1
+        else:
+            raise json.JSONDecodeError("Expecting ',' delimiter", text, i)
+
+
+def _json_object(text: str, i: int, decoder: json.JSONDecoder, label: str, max_rows: int) -> tuple[dict, int]:
+    """The object starting at ``text[i] == "{"``; its array values are read with :func:`_json_array`."""
+    obj: dict = {}
+    i = _WS.match(text, i + 1).end()
+    if text.startswith("}", i):
+        return obj, i + 1
+    while True:
+        if not text.startswith('"', i):
+            raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, i)
+        key, i = decoder.raw_decode(text, i)
+        i = _WS.match(text, i).end()
+        if not text.startswith(":", i):
+            raise json.JSONDecodeError("Expecting ':' delimiter", text, i)
+        i = _WS.match(text, i + 1).end()
+        if text.startswith("[", i):
+            obj[key], i = _json_array(text, i, decoder, label, max_rows)
+        else:
+            obj[key], i = decoder.raw_decode(text, i)
+        i = _WS.match(text, i).end()
+        if text.startswith(",", i):
+            i = _WS.match(text, i + 1).end()
+        elif text.startswith("}", i):
+            return obj, i + 1
+        else:
+            raise json.JSONDecodeError("Expecting ',' delimiter", text, i)
+
+
+def _load_json(text: str, label: str, max_rows: int) -> Any:
+    """``json.loads(text)``, except that a top-level array (or an array held by a top-level object) is
+    decoded one element at a time, so a file with more than ``max_rows`` records is refused once it has
+    passed the limit instead of after every record has been built."""
+    decoder = json.JSONDecoder()
     try:
-        data = json.loads(text)
+        i = _WS.match(text, 0).end()
+        if text.startswith("[", i):
+            data, i = _json_array(text, i, decoder, label, max_rows)
+        elif text.startswith("{", i):
+            data, i = _json_object(text, i, decoder, label, max_rows)
+        else:
+            data, i = decoder.raw_decode(text, i)
+        i = _WS.match(text, i).end()
+        if i != len(text):
+            raise json.JSONDecodeError("Extra data", text, i)
     except json.JSONDecodeError as exc:
-        raise _json_error(exc, "in the file") from None
+        raise _json_error(exc, f"in {label}") from None
+    except RecursionError:
+        raise TranscriptDataError(f"{label} nests JSON too deeply to be transcript records. "
+                                  "Fix: export flat records ({\"transcript\", \"label\", \"metadata\"}).") from None
+    return data
+
+
+def _parse_json(text: str, label: str = "the file", max_rows: int = MAX_ROWS) -> list:
+    data = _load_json(text, label, max_rows)
     if isinstance(data, dict):
         lists = [v for v in data.values() if isinstance(v, list)]
         if TEXT_COLUMN in data:
@@ -148,11 +228,22 @@ def _parse_json(text: str) -> list:
     return data
 
 
-def _parse_jsonl(text: str) -> list:
+def _jsonl_lines(text: str):
+    """``(line number, line)`` of the non-blank lines, without splitting the whole text at once."""
+    for number, line in enumerate(io.StringIO(text), start=1):
+        if line.strip():
+            yield number, line
+
+
+def _count_jsonl(text: str, label: str, max_rows: int) -> None:
+    if text.count("\n") + 1 > max_rows and sum(1 for _ in _jsonl_lines(text)) > max_rows:
+        raise _too_many(label, "one a line", max_rows)
+
+
+def _parse_jsonl(text: str, label: str = "the file", max_rows: int = MAX_ROWS) -> list:
+    _count_jsonl(text, label, max_rows)
     records = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, line in _jsonl_lines(text):
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError as exc:
@@ -160,12 +251,22 @@ def _parse_jsonl(text: str) -> list:
                 f"Invalid JSON on line {number} (column {exc.colno}): {exc.msg}. "
                 f"Fix: repair line {number} so that it holds one complete JSON object "
                 "({\"transcript\": ..., \"label\": ..., \"metadata\": {...}}) on a single line.") from None
-        if len(records) > MAX_ROWS:
-            raise TranscriptDataError(f"More than {MAX_ROWS:,} records. Fix: split the file.")
+        except RecursionError:
+            raise TranscriptDataError(f"Line {number} nests JSON too deeply to be a transcript record. "
+                                      "Fix: export flat records.") from None
     return records
 
 
-def _parse_csv(text: str) -> list:
+def _count_csv(text: str, label: str, max_rows: int) -> None:
+    from engine.data.sources import csv_rows_over
+
+    lines = csv_rows_over(text, ",", max_rows)
+    if lines is not None:
+        raise _too_many(label, f"{lines:,} lines of CSV", max_rows)
+
+
+def _parse_csv(text: str, label: str = "the file", max_rows: int = MAX_ROWS) -> list:
+    _count_csv(text, label, max_rows)
     try:
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     except Exception as exc:
@@ -214,8 +315,41 @@ def _frame_to_records(frame: pd.DataFrame, what: str = "table") -> list:
     return records
 
 
-def read_transcript_records(source: Any, filename: str | None = None) -> tuple[list, str]:
-    """Parse the source into a list of raw records; returns ``(records, sha256 of the content)``."""
+def _text_and_format(raw: bytes, name: str | None, max_bytes: int) -> tuple[str, str, str]:
+    """``(text, format, label)`` of a raw file, refusing one over ``max_bytes`` or empty."""
+    label = name or "the file"
+    if len(raw) > max_bytes:
+        raise TranscriptDataError(f"{label} is {len(raw) / 2**20:,.0f} MiB, more than the limit of "
+                                  f"{max_bytes / 2**20:,.0f} MiB. Fix: split the file.")
+    text = _decode(raw)
+    if not text.strip():
+        raise TranscriptDataError(f"{label} is empty. Fix: upload a file with transcript records.")
+    return text, _detect_format(text, name), label
+
+
+def check_transcripts(source: Any, filename: str | None = None, max_rows: int | None = None,
+                      max_bytes: int | None = None) -> None:
+    """Raise :class:`TranscriptDataError` when a transcripts file is empty, over :data:`MAX_BYTES`, or holds
+    more than :data:`MAX_ROWS` records, counted before any table is built (JSON Lines and CSV by their
+    lines, a JSON array element by element)."""
+    max_rows = MAX_ROWS if max_rows is None else max_rows
+    raw, name = _raw_bytes(source, filename)
+    text, fmt, label = _text_and_format(raw, name, MAX_BYTES if max_bytes is None else max_bytes)
+    if fmt == "json":
+        _load_json(text, label, max_rows)
+    elif fmt == "jsonl":
+        _count_jsonl(text, label, max_rows)
+    else:
+        _count_csv(text, label, max_rows)
+
+
+def read_transcript_records(source: Any, filename: str | None = None,
+                            max_rows: int | None = None) -> tuple[list, str]:
+    """Parse the source into a list of raw records; returns ``(records, sha256 of the content)``.
+
+    ``filename`` names the file in messages (pass the user's file name with bytes); files over
+    :data:`MAX_BYTES` or ``max_rows`` records (default :data:`MAX_ROWS`) are refused before parsing."""
+    max_rows = MAX_ROWS if max_rows is None else max_rows
     if isinstance(source, pd.DataFrame):
         text = source.to_json(orient="records", default_handler=str)
         return _frame_to_records(source), hashlib.sha256(text.encode()).hexdigest()
@@ -224,17 +358,9 @@ def read_transcript_records(source: Any, filename: str | None = None) -> tuple[l
         return list(source), hashlib.sha256(text.encode()).hexdigest()
     raw, name = _raw_bytes(source, filename)
     digest = hashlib.sha256(raw).hexdigest()
-    text = _decode(raw)
-    if not text.strip():
-        raise TranscriptDataError("The file is empty. Fix: upload a file with transcript records.")
-    fmt = _detect_format(text, name)
-    if fmt == "json":
-        records = _parse_json(text)
-    elif fmt == "jsonl":
-        records = _parse_jsonl(text)
-    else:
-        records = _parse_csv(text)
-    return records, digest
+    text, fmt, label = _text_and_format(raw, name, MAX_BYTES)
+    parse = {"json": _parse_json, "jsonl": _parse_jsonl}.get(fmt, _parse_csv)
+    return parse(text, label, max_rows), digest
 
 
 # -- validation ----------------------------------------------------------------------------------
@@ -270,11 +396,13 @@ def _parse_label(value: Any, number: int) -> int | None:
         "Fix: map the outcome to 0/1, or leave the label out to score the call without training on it.")
 
 
-def records_to_frame(records: list) -> tuple[pd.DataFrame, list, list[str]]:
+def records_to_frame(records: list, max_rows: int | None = None) -> tuple[pd.DataFrame, list, list[str]]:
     """Validate raw records; returns ``(frame with transcript + metadata + label, ids, warnings)``."""
     rows, labels, ids, warnings = [], [], [], []
-    if len(records) > MAX_ROWS:
-        raise TranscriptDataError(f"More than {MAX_ROWS:,} records. Fix: split the file.")
+    max_rows = MAX_ROWS if max_rows is None else max_rows
+    if len(records) > max_rows:
+        raise TranscriptDataError(f"{len(records):,} records, more than the limit of {max_rows:,}. "
+                                  "Fix: split the file.")
     for number, record in enumerate(records, start=1):
         if isinstance(record, str):
             record = {TEXT_COLUMN: record}
@@ -290,7 +418,11 @@ def records_to_frame(records: list) -> tuple[pd.DataFrame, list, list[str]]:
         if text is None or (isinstance(text, float) and math.isnan(text)):
             text = ""
         if not isinstance(text, str):
-            text = str(text)
+            what = {list: "a list", tuple: "a list", dict: "an object", bool: "true/false"}.get(
+                type(text), "a number" if isinstance(text, (int, float, np.number)) else f"a {type(text).__name__}")
+            raise TranscriptDataError(
+                f"Record {number} has {what} in its '{TEXT_COLUMN}' field ({str(text)[:60]!r}), not text. "
+                f"Fix: put the call text in '{TEXT_COLUMN}' as one string (join a list of turns into one text).")
         if not text.strip():
             raise TranscriptDataError(
                 f"Record {number} has an empty transcript. Fix: remove that record or fill in its call text.")
@@ -330,15 +462,16 @@ def _clean_metadata(s: pd.Series) -> pd.Series:
 
 
 def load_transcripts(source: Any, filename: str | None = None, require_labels: bool = True,
-                     min_rows: int = MIN_ROWS, min_per_class: int = MIN_PER_CLASS) -> TranscriptTable:
+                     min_rows: int = MIN_ROWS, min_per_class: int = MIN_PER_CLASS,
+                     max_rows: int | None = None) -> TranscriptTable:
     """Read and validate transcripts.
 
     ``require_labels=True`` (training): every record needs a 0/1 label, both classes must be present,
     with at least ``min_rows`` records and ``min_per_class`` of each class.
     ``require_labels=False`` (scoring): labels are optional; ``y`` is ``None`` unless all are given.
     """
-    records, digest = read_transcript_records(source, filename)
-    frame, ids, warnings = records_to_frame(records)
+    records, digest = read_transcript_records(source, filename, max_rows)
+    frame, ids, warnings = records_to_frame(records, max_rows)
     labels = frame[LABEL_COLUMN]
     n_missing = int(labels.isna().sum())
     if require_labels:
