@@ -1,0 +1,408 @@
+"""The one scoring service: (a stored run, a table of new rows) -> the ranked, explained, checked table.
+
+The dashboard's Score page, the API (``/predict/*``) and the CLI (``python -m engine score``) all call
+:func:`score_frame`, so they give the same numbers for the same rows.
+
+What a scored table holds, in this order: the input's own columns (identifiers included, unchanged), then
+``rank`` (1 = call first), ``probability`` (of conversion), ``score`` (1-99), ``tier`` (A-D: the quarter of
+this run's *training* leads the score falls in, so A means "as likely as the top quarter of the leads this
+model learned from", not a fixed probability), ``reasons_for`` and ``reasons_against`` (the top three factors
+each way in plain words, in points of the 1-99 score: ``Total Time Spent on Website = 1,250 (+21 points)``)
+and ``has_reasons``. Rows are ranked by probability, best first.
+
+Explanations cost what the approach's ``explain`` costs, so a whole file gets reasons within a budget
+(:data:`EXPLAIN_BUDGET`: the top rows by score; ``explain=`` asks for more or fewer) and ``has_reasons`` says
+which rows have them.
+
+Before scoring, the rows are checked against the run's columns (:class:`ValidationReport`): missing columns
+are scored as missing values and counted, unexpected ones ignored and listed, category values never seen in
+training listed per column with counts, numbers that do not parse coerced to missing and counted. A table
+that shares no column with the run is refused (:class:`ScoringError`).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from engine.storage import read_json, write_json
+
+if TYPE_CHECKING:
+    from engine.runs import Run
+
+TIERS = ("A", "B", "C", "D")
+TIER_MEANING = {"A": "top quarter", "B": "second quarter", "C": "third quarter", "D": "bottom quarter"}
+TOP_REASONS = 3
+#: Rows given reasons when the caller does not say (the top rows by score), per approach: what its
+#: ``explain`` costs (the stack's Shapley values ~0.1-0.7 s of CPU a lead, the LLM re-scores a lead once per
+#: field, the embeddings re-embed a transcript once per sentence).
+EXPLAIN_BUDGET = {"stacking": 200, "lora": 20, "embeddings": 20}
+DEFAULT_EXPLAIN_BUDGET = 20
+#: The columns scoring adds after the input's own.
+SCORE_COLUMNS = ["rank", "probability", "score", "tier", "reasons_for", "reasons_against", "has_reasons"]
+PROFILE_FILE = "training_profile.json"
+TRAIN_SAMPLE_FILE = "train_sample.csv"
+TRAIN_SAMPLE_ROWS = 5000
+MAX_PROFILE_CATEGORIES = 1000
+
+
+class ScoringError(ValueError):
+    """Rows that cannot be scored by this run; the message names the problem and the fix."""
+
+
+# -- score and tier ---------------------------------------------------------------------------------
+def to_score(proba) -> np.ndarray:
+    """Lead score 1..99: round(proba * 98) + 1."""
+    p = np.asarray(proba, dtype=np.float64)
+    return np.clip(np.round(p * 98) + 1, 1, 99).astype(int)
+
+
+def tiers_from_quartiles(proba, quartiles) -> np.ndarray:
+    """Tier A (at or above the training scores' upper quartile) .. D (below the lower quartile).
+    ``quartiles`` are the 25/50/75 % quantiles of the run's training probabilities."""
+    q25, q50, q75 = (float(q) for q in quartiles)
+    p = np.asarray(proba, dtype=np.float64)
+    idx = np.where(p >= q75, 0, np.where(p >= q50, 1, np.where(p >= q25, 2, 3)))
+    return np.array(TIERS, dtype=object)[idx]
+
+
+def run_tiers(run: Run, proba) -> np.ndarray | None:
+    quartiles = run.metrics.get("train_score_quartiles")
+    if not (isinstance(quartiles, list) and len(quartiles) == 3):
+        return None
+    return tiers_from_quartiles(proba, quartiles)
+
+
+# -- reasons ----------------------------------------------------------------------------------------
+def format_value(value: Any) -> str:
+    """A field's value as a person reads it: ``1,250``, ``3.5``, ``Google``."""
+    text = str(value)
+    try:
+        number = float(text.replace(",", "")) if text.strip() else None
+    except ValueError:
+        return text
+    if number is None or not np.isfinite(number):
+        return text
+    return f"{int(number):,}" if float(number).is_integer() else f"{number:,.2f}".rstrip("0").rstrip(".")
+
+
+def points(contribution: float) -> str:
+    """A contribution in probability points as points of the 1-99 score: ``+21 points``."""
+    p = float(contribution) * 98
+    return f"{p:+.0f} points" if abs(p) >= 1 else f"{p:+.1f} points"
+
+
+def reason_text(feature: str, value: str, contribution: float) -> str:
+    """``Field = value (+21 points)``; a phrase whose value repeats it (transcripts) is shown once."""
+    feature, value = str(feature), str(value)
+    if not value or value == feature or value in feature:
+        return f"{feature} ({points(contribution)})"
+    return f"{feature} = {format_value(value)} ({points(contribution)})"
+
+
+def top_factors(table: pd.DataFrame, n: int = TOP_REASONS) -> dict[int, dict[str, list[dict]]]:
+    """From an ``explain`` table: per row, the ``n`` largest factors raising (``for``) and lowering
+    (``against``) the score, each ``{"feature", "value", "contribution", "text"}``."""
+    out: dict[int, dict[str, list[dict]]] = {}
+    for r, group in table.groupby("row", sort=False):
+        group = group.sort_values("contribution")
+        def pick(rows):
+            return [{"feature": f, "value": v, "contribution": float(c), "text": reason_text(f, v, c)}
+                    for f, v, c in zip(rows["feature"], rows["value"], rows["contribution"])]
+        out[int(r)] = {"for": pick(group[group["contribution"] > 0].iloc[::-1].head(n)),
+                       "against": pick(group[group["contribution"] < 0].head(n))}
+    return out
+
+
+# -- what training saw ------------------------------------------------------------------------------
+def training_profile(X: pd.DataFrame, kinds: dict[str, str] | None = None) -> dict:
+    """Per column of the training rows: its kind, the category values seen (with counts) or number
+    quantiles. Stored with each run, so scoring can say which values are new."""
+    kinds = kinds or {}
+    columns = {}
+    for col in X.columns:
+        s = X[col]
+        kind = kinds.get(col) or ("numeric" if pd.api.types.is_numeric_dtype(s) else "categorical")
+        entry: dict[str, Any] = {"kind": kind, "missing": int(s.isna().sum())}
+        if pd.api.types.is_numeric_dtype(s):
+            values = s.dropna().to_numpy(dtype=float)
+            if values.size:
+                entry["quantiles"] = np.quantile(values, np.linspace(0, 1, 11)).tolist()
+        if kind != "numeric" and kind != "text":
+            counts = s.dropna().astype(str).value_counts()
+            entry["categories"] = {str(k): int(v) for k, v in counts.head(MAX_PROFILE_CATEGORIES).items()}
+            entry["categories_complete"] = bool(len(counts) <= MAX_PROFILE_CATEGORIES)
+        columns[str(col)] = entry
+    return {"rows": int(len(X)), "columns": columns}
+
+
+def save_training_profile(run: Run, X_train: pd.DataFrame, kinds: dict[str, str] | None = None,
+                          seed: int = 0) -> None:
+    """Store the training rows' profile and a sample of them (the shift check's reference)."""
+    from engine.storage import atomic_write
+
+    write_json(run.path / PROFILE_FILE, training_profile(X_train, kinds))
+    n = min(len(X_train), TRAIN_SAMPLE_ROWS)
+    sample = X_train.iloc[np.random.default_rng(seed).permutation(len(X_train))[:n]]
+    atomic_write(run.path / TRAIN_SAMPLE_FILE, lambda tmp: sample.to_csv(tmp, index=False))
+
+
+def load_training_profile(run: Run) -> dict | None:
+    f = run.path / PROFILE_FILE
+    return read_json(f, dict) if f.exists() else None
+
+
+def load_training_sample(run: Run) -> pd.DataFrame | None:
+    """The stored sample of training rows, shaped as the run's features; None for runs without one."""
+    f = run.path / TRAIN_SAMPLE_FILE
+    if not f.exists():
+        return None
+    frame = pd.read_csv(f, keep_default_na=True)
+    spec = run.spec
+    if spec.get("input_kind") == "leads" and spec.get("columns"):
+        from engine.data.leads import prepare_features
+
+        return prepare_features(frame, spec["columns"], spec.get("kinds") or {})
+    return frame
+
+
+# -- validation -------------------------------------------------------------------------------------
+@dataclass
+class ValidationReport:
+    """How the new rows fit the run's columns (see the module docstring)."""
+
+    rows: int
+    used_columns: list[str] = field(default_factory=list)
+    missing_columns: list[str] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+    unseen_values: dict[str, dict[str, int]] = field(default_factory=dict)
+    unparsed: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def messages(self) -> list[str]:
+        """The report in plain words, one line a finding (empty when the rows fit the run exactly)."""
+        lines = []
+        if self.missing_columns:
+            lines.append(f"{len(self.missing_columns)} column(s) the model uses are not in the file and are scored "
+                         f"as missing: {', '.join(self.missing_columns[:12])}"
+                         f"{' ...' if len(self.missing_columns) > 12 else ''}.")
+        if self.ignored_columns:
+            lines.append(f"{len(self.ignored_columns)} column(s) of the file are not used by the model (kept in the "
+                         f"output, not scored): {', '.join(self.ignored_columns[:12])}"
+                         f"{' ...' if len(self.ignored_columns) > 12 else ''}.")
+        for col, values in self.unseen_values.items():
+            total = sum(values.values())
+            shown = ", ".join(f"{v!r} ({n})" for v, n in list(values.items())[:5])
+            lines.append(f"{col}: {total} row(s) have values never seen in training ({shown}); the model treats "
+                         "them as rare values.")
+        for col, n in self.unparsed.items():
+            lines.append(f"{col}: {n} value(s) are not numbers and are scored as missing.")
+        return lines
+
+
+def _unparsed_counts(raw: pd.DataFrame, X: pd.DataFrame, kinds: dict[str, str]) -> dict[str, int]:
+    out = {}
+    for col in X.columns:
+        if col not in raw.columns or kinds.get(col) != "numeric":
+            continue
+        before = raw[col]
+        text = before.astype(str).str.strip().str.casefold()
+        filled = before.notna() & ~text.isin(["", "select", "nan", "none", "null"])
+        n = int((filled.to_numpy() & X[col].isna().to_numpy()).sum())
+        if n:
+            out[col] = n
+    return out
+
+
+def _unseen_counts(X: pd.DataFrame, profile: dict | None, max_values: int = 10) -> dict[str, dict[str, int]]:
+    if not profile:
+        return {}
+    out = {}
+    for col, entry in (profile.get("columns") or {}).items():
+        seen = entry.get("categories")
+        if col not in X.columns or seen is None or not entry.get("categories_complete", True):
+            continue
+        values = X[col].dropna().astype(str)
+        new = values[~values.isin(set(seen))]
+        if len(new):
+            counts = new.value_counts().head(max_values)
+            out[col] = {str(k): int(v) for k, v in counts.items()}
+    return out
+
+
+def prepare_rows(run: Run, raw: pd.DataFrame, source: str = "the file") -> tuple[pd.DataFrame, ValidationReport]:
+    """Shape raw new rows as the run's features and report how they fit. Raises :class:`ScoringError`
+    when they share no column with the run or hold no rows."""
+    spec = run.spec
+    if len(raw) == 0:
+        raise ScoringError(f"{source} has a header but no rows: there is nothing to score. Export the leads with "
+                           "their data rows.")
+    if spec.get("input_kind") == "transcripts":
+        if "transcript" not in raw.columns:
+            raise ScoringError(f"{source} has no 'transcript' field, so run {run.id} (a transcripts run) cannot "
+                               "score it. Send records with the call text in 'transcript'.")
+        columns = [c for c in (spec.get("columns") or raw.columns) if c in raw.columns]
+        X = raw.reindex(columns=list(spec.get("columns") or raw.columns))
+        report = ValidationReport(rows=len(raw), used_columns=columns,
+                                  missing_columns=[c for c in spec.get("columns") or [] if c not in raw.columns],
+                                  ignored_columns=[c for c in raw.columns if c not in X.columns])
+        return X, report
+    from engine.data.leads import prepare_features
+
+    columns = [str(c) for c in spec.get("columns") or []]
+    kinds = spec.get("kinds") or {}
+    given = [str(c) for c in raw.columns]
+    used = [c for c in columns if c in given]
+    if not used:
+        raise ScoringError(f"None of the columns of {source} are used by run {run.id}. Its columns are: "
+                           f"{', '.join(columns[:12])}{' ...' if len(columns) > 12 else ''}. Export the leads with "
+                           "the same columns as the training file, or pick a run trained on this kind of table.")
+    raw = raw.copy()
+    raw.columns = given
+    X = prepare_features(raw, columns, kinds)
+    report = ValidationReport(
+        rows=len(raw), used_columns=used, missing_columns=[c for c in columns if c not in given],
+        ignored_columns=[c for c in given if c not in columns and c != spec.get("target")],
+        unseen_values=_unseen_counts(X, load_training_profile(run)), unparsed=_unparsed_counts(raw, X, kinds))
+    return X, report
+
+
+def _outcomes(run: Run, raw: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
+    """The 0/1 outcomes when the file carries the run's target (y for the filled rows, their mask)."""
+    spec = run.spec
+    target = "label" if spec.get("input_kind") == "transcripts" else spec.get("target")
+    if not target or target not in raw.columns:
+        return None
+    from engine.data.leads import map_target
+
+    try:
+        y, mask = map_target(raw[target], target)
+    except ValueError:
+        return None
+    if mask.sum() == 0:
+        return None
+    return y.astype(int), mask
+
+
+# -- scoring ----------------------------------------------------------------------------------------
+@dataclass
+class Scored:
+    """A scored file: the ranked table, its validation report, and metrics when the outcomes were given."""
+
+    run_id: str
+    approach: str
+    table: pd.DataFrame
+    report: ValidationReport
+    explained_rows: int
+    metrics: dict | None = None
+    outcome_rows: int = 0
+    #: by input position: ``{"for": [...], "against": [...]}`` factors of the rows that have reasons
+    factors: dict[int, dict[str, list[dict]]] = field(default_factory=dict, repr=False)
+    #: probabilities in the input's order
+    proba: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def summary(self) -> dict:
+        tiers = self.table["tier"].value_counts().to_dict() if "tier" in self.table else {}
+        return {"run_id": self.run_id, "approach": self.approach, "rows": int(len(self.table)),
+                "explained_rows": int(self.explained_rows), "tiers": {str(k): int(v) for k, v in tiers.items()},
+                "report": self.report.to_dict(), "messages": self.report.messages(),
+                "metrics": self.metrics, "outcome_rows": int(self.outcome_rows)}
+
+    def export_frame(self) -> pd.DataFrame:
+        """The table as downloaded (CSV / Excel): spreadsheet-formula cells neutralised."""
+        from engine.storage import neutralise_frame
+
+        return neutralise_frame(self.table)
+
+    def to_csv(self, path) -> None:
+        from engine.storage import atomic_write
+
+        frame = self.export_frame()
+        atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def _output_name(name: str, taken: set[str]) -> str:
+    out = name
+    while out in taken:
+        out = f"{out} (model)"
+    return out
+
+
+def explain_budget(approach: str) -> int:
+    return EXPLAIN_BUDGET.get(approach, DEFAULT_EXPLAIN_BUDGET)
+
+
+def score_frame(run: Run, raw: pd.DataFrame, model=None, explain: int | str | None = None,
+                batch_size: int = 10_000, progress: Callable[[int, int], None] | None = None,
+                source: str = "the file", rank: bool = True) -> Scored:
+    """Score ``raw`` (the rows as read from the user's file) with ``run``.
+
+    ``explain``: how many of the best-scored rows get reasons: ``None`` = the approach's budget
+    (:data:`EXPLAIN_BUDGET`), ``"all"`` = every row, ``0`` = none. ``progress(done, total)`` is called after
+    each batch. ``rank=False`` keeps the input's order (the API answers in the order it was asked).
+    """
+    model = model if model is not None else run.load_approach()
+    X, report = prepare_rows(run, raw, source)
+    n = len(X)
+    proba = np.empty(n, dtype=np.float64)
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        proba[start:stop] = np.asarray(model.predict_proba(X.iloc[start:stop]))[:, 1]
+        if progress:
+            progress(stop, n)
+    order = np.argsort(-proba, kind="stable")
+    approach = str(run.spec.get("approach", ""))
+    budget = n if explain == "all" else (explain_budget(approach) if explain is None else max(int(explain), 0))
+    explain_rows = order[:min(budget, n)]
+    factors: dict[int, dict[str, list[dict]]] = {}
+    if len(explain_rows):
+        table = model.explain(X.iloc[explain_rows])
+        local = top_factors(table)
+        factors = {int(explain_rows[r]): f for r, f in local.items()}
+    tiers = run_tiers(run, proba)
+    out = raw.reset_index(drop=True).copy()
+    taken = {str(c) for c in out.columns}
+    names = {c: _output_name(c, taken) for c in SCORE_COLUMNS}
+    ranks = np.empty(n, dtype=int)
+    ranks[order] = np.arange(1, n + 1)
+    out[names["rank"]] = ranks
+    out[names["probability"]] = np.round(proba, 6)
+    out[names["score"]] = to_score(proba)
+    out[names["tier"]] = tiers if tiers is not None else None
+    out[names["reasons_for"]] = ["; ".join(f["text"] for f in factors[i]["for"]) if i in factors else ""
+                                 for i in range(n)]
+    out[names["reasons_against"]] = ["; ".join(f["text"] for f in factors[i]["against"]) if i in factors else ""
+                                     for i in range(n)]
+    out[names["has_reasons"]] = [i in factors for i in range(n)]
+    if rank:
+        out = out.iloc[order].reset_index(drop=True)
+    metrics, n_outcomes = None, 0
+    outcomes = _outcomes(run, raw)
+    if outcomes is not None:
+        from engine.evaluate import compute_metrics
+
+        y, mask = outcomes
+        n_outcomes = int(mask.sum())
+        if len(np.unique(y)) == 2:
+            metrics = compute_metrics(y, proba[mask], n_boot=500)
+    return Scored(run_id=run.id, approach=approach, table=out, report=report, explained_rows=len(factors),
+                  metrics=metrics, outcome_rows=n_outcomes, factors=factors, proba=proba)
+
+
+def read_rows(run: Run, data, filename: str | None = None) -> pd.DataFrame:
+    """Read a user's file (path, bytes, file-like) as raw rows for ``run``'s kind of input."""
+    if run.spec.get("input_kind") == "transcripts":
+        from engine.data.transcripts import load_transcripts
+
+        table = load_transcripts(data, filename=filename, require_labels=False)
+        frame = table.frame.copy()
+        return frame
+    from engine.data.leads import read_table
+
+    return read_table(data, filename=filename)

@@ -1,0 +1,121 @@
+"""The scoring service over a real stored stack: ranking, tiers, reasons, the validation report, outcomes."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine import pipeline
+from engine.data.demo import demo_leads
+from engine.runs import RunStore
+from engine.scoring import (SCORE_COLUMNS, ScoringError, reason_text, save_training_profile, score_frame,
+                            tiers_from_quartiles, to_score, top_factors)
+
+FAST = {"n_folds": 2, "rf_n_estimators": 20, "xgb_n_estimators": 30, "meta_epochs": 5, "svc_max_rows": 200,
+        "n_jobs": 1, "explain_background": 10, "explain_permutations": 2}
+
+
+@pytest.fixture(scope="module")
+def stack_run(tmp_path_factory):
+    store = RunStore(tmp_path_factory.mktemp("scoring") / "runs")
+    leads = demo_leads(n=400, seed=5)
+    run = pipeline.train_leads(leads, params=FAST, dataset_name="scoring test", store=store)
+    return run, leads
+
+
+def test_scored_table_keeps_the_input_columns_then_ranks_scores_and_tiers(stack_run):
+    run, _ = stack_run
+    new = demo_leads(n=120, seed=9).drop(columns=["Converted"])
+    scored = score_frame(run, new, explain=10)
+    table = scored.table
+    assert list(table.columns) == list(new.columns) + SCORE_COLUMNS  # identifiers (Prospect ID) kept first
+    assert table["probability"].is_monotonic_decreasing and table["rank"].tolist() == list(range(1, 121))
+    np.testing.assert_array_equal(table["score"], to_score(table["probability"]))
+    assert set(table["tier"]) <= set("ABCD")
+    # the same lead (found by its CRM id) scores what the model says for it alone
+    one = new[new["Prospect ID"] == table.loc[0, "Prospect ID"]]
+    alone = score_frame(run, one, explain=0).table.loc[0, "probability"]
+    assert alone == pytest.approx(table.loc[0, "probability"], abs=1e-6)
+    # reasons only for the top rows asked for, in plain words with points
+    assert table["has_reasons"].tolist() == [True] * 10 + [False] * 110
+    assert scored.explained_rows == 10 and (table.loc[10:, "reasons_for"] == "").all()
+    assert all("points)" in text for text in table.loc[:9, "reasons_for"] + table.loc[:9, "reasons_against"] if text)
+    assert scored.metrics is None  # no outcomes in the file
+
+
+def test_scores_equal_the_stored_test_predictions(stack_run):
+    run, leads = stack_run
+    preds = run.predictions().head(8)
+    rows = leads.iloc[preds["row_id"]].drop(columns=["Converted"]).astype(object)
+    scored = score_frame(run, rows, explain=0, rank=False)
+    np.testing.assert_allclose(scored.table["probability"], preds["proba"], atol=1e-6)
+
+
+def test_validation_report_counts_missing_ignored_unparsed_and_unseen(stack_run):
+    run, leads = stack_run
+    features = leads.drop(columns=["Converted"])
+    save_training_profile(run, pipeline_features(run, features), run.spec["kinds"])
+    new = demo_leads(n=50, seed=3).drop(columns=["Converted", "Lead Origin"])
+    new["Favourite colour"] = "blue"
+    new["TotalVisits"] = new["TotalVisits"].astype(object)
+    new.loc[:4, "TotalVisits"] = "lots"
+    new.loc[:2, "Lead Source"] = "Carrier pigeon"
+    report = score_frame(run, new, explain=0).report
+    assert report.missing_columns == ["Lead Origin"]
+    assert "Favourite colour" in report.ignored_columns and "Prospect ID" in report.ignored_columns
+    assert report.unparsed == {"TotalVisits": 5}
+    assert report.unseen_values["Lead Source"] == {"Carrier pigeon": 3}
+    words = " ".join(report.messages())
+    assert "Lead Origin" in words and "Carrier pigeon" in words and "not numbers" in words
+
+
+def pipeline_features(run, features):
+    from engine.data.leads import prepare_features
+
+    return prepare_features(features, run.spec["columns"], run.spec["kinds"])
+
+
+def test_a_file_with_outcomes_also_reports_how_the_run_did(stack_run):
+    run, _ = stack_run
+    last_month = demo_leads(n=200, seed=11)
+    scored = score_frame(run, last_month, explain=0)
+    assert scored.outcome_rows == 200
+    auc = scored.metrics["roc_auc"]
+    assert 0.5 < auc["value"] <= 1 and auc["low"] <= auc["value"] <= auc["high"]
+    assert "Converted" not in scored.report.ignored_columns
+
+
+@pytest.mark.parametrize("frame, message", [
+    (pd.DataFrame({"colour": ["red"], "size": [3]}), "None of the columns"),
+    (pd.DataFrame(columns=["Lead Origin", "TotalVisits"]), "no rows"),
+])
+def test_rows_the_run_cannot_score_are_refused(stack_run, frame, message):
+    run, _ = stack_run
+    with pytest.raises(ScoringError, match=message):
+        score_frame(run, frame)
+
+
+def test_input_columns_named_like_ours_are_kept_and_exports_are_neutralised(stack_run, tmp_path):
+    run, _ = stack_run
+    new = demo_leads(n=20, seed=4).drop(columns=["Converted"])
+    new["score"] = 7
+    new["Notes"] = '=HYPERLINK("http://example.invalid","click")'
+    scored = score_frame(run, new, explain=0)
+    assert (scored.table["score"] == 7).all() and "score (model)" in scored.table.columns
+    scored.to_csv(tmp_path / "out.csv")
+    back = pd.read_csv(tmp_path / "out.csv")
+    assert back["Notes"].str.startswith("'=").all()
+
+
+def test_tiers_follow_the_training_quartiles():
+    assert list(tiers_from_quartiles([0.9, 0.5, 0.3, 0.1, 0.6], [0.2, 0.4, 0.6])) == ["A", "B", "C", "D", "A"]
+
+
+def test_reasons_read_as_points_and_pick_both_directions():
+    assert reason_text("Total Time Spent on Website", "1250", 0.2143) == \
+        "Total Time Spent on Website = 1,250 (+21 points)"
+    assert reason_text("What matters most is Better Career Prospects.", "What matters most is Better Career "
+                       "Prospects.", -0.05) == "What matters most is Better Career Prospects. (-5 points)"
+    table = pd.DataFrame({"row": [0] * 5, "feature": list("abcde"), "value": ["1"] * 5,
+                          "contribution": [0.3, -0.2, 0.1, -0.4, 0.0]})
+    factors = top_factors(table, n=2)[0]
+    assert [f["feature"] for f in factors["for"]] == ["a", "c"]
+    assert [f["feature"] for f in factors["against"]] == ["d", "b"]
