@@ -4,19 +4,30 @@
 ``meta.json`` (name, kind, original filename, target, leak policy, excluded columns, size,
 rows). The folder name equals the ``data_hash`` the loaders compute, so runs
 (``spec["data_hash"]``) find their dataset. An upload never replaces another: the same bytes map
-to the same folder, different bytes to a new one; only the settings in ``meta.json`` change.
+to the same folder, different bytes to a new one; only the settings in ``meta.json`` change. The same
+bytes uploaded as the other kind are refused (one file holds one kind of data).
+
+Concurrency: files are written through :func:`engine.storage.atomic_write` (unique temporary files) and
+every read-modify-write of ``meta.json`` (and the first creation of a dataset) holds
+:func:`engine.storage.locked`, so threads of one dashboard and separate processes never lose an upload
+or a setting. An upload is checked (:func:`engine.data.sources.check_upload`: format, row/column/size
+limits) before anything is stored. A dataset whose ``meta.json`` is damaged is left out of
+:meth:`DatasetStore.list` and recorded in :attr:`DatasetStore.problems`; uploading the same file again
+repairs it.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.config import workspace
+from engine.storage import CorruptFile, json_default, locked, read_json, write_bytes, write_text
 
 KINDS = ("leads", "transcripts")
 LEAD_EXTENSIONS = (".csv", ".tsv", ".txt", ".xlsx", ".xls", ".parquet", ".pq")
@@ -24,6 +35,23 @@ TRANSCRIPT_EXTENSIONS = (".json", ".jsonl", ".ndjson", ".csv")
 META_FILE = "meta.json"
 #: settings a user may change after the upload
 SETTINGS = ("name", "target", "leak_policy", "exclude", "include", "synthetic", "notes")
+#: A dataset id: the sha256 of its bytes, or a prefix of it of at least 6 hex digits.
+SHA_PATTERN = re.compile(r"[0-9a-f]{6,64}")
+
+
+class BrokenDataset(ValueError):
+    """A stored dataset whose ``meta.json`` cannot be read; the message names the file and the fix."""
+
+
+def _default(value: Any):
+    try:
+        return json_default(value)
+    except TypeError:
+        return str(value)
+
+
+def _write_meta(folder: Path, meta: dict) -> None:
+    write_text(folder / META_FILE, json.dumps(meta, indent=2, default=_default))
 
 
 def content_hash(data: bytes) -> str:
@@ -46,7 +74,16 @@ class Dataset:
 
     @property
     def meta(self) -> dict:
-        return json.loads((self.path / META_FILE).read_text())
+        """The dataset's settings; raises :class:`BrokenDataset` (a ValueError naming the file) when damaged."""
+        try:
+            meta = read_json(self.path / META_FILE)
+            for key in ("kind", "file"):
+                if not isinstance(meta.get(key), str):
+                    raise CorruptFile(self.path / META_FILE, f"has no {key!r} text field")
+        except CorruptFile as exc:
+            raise BrokenDataset(f"dataset {self.sha[:12]} is damaged: {exc}. Fix: upload the same file again to "
+                                f"repair it, or remove the folder {self.path}.") from None
+        return meta
 
     @property
     def name(self) -> str:
@@ -68,15 +105,20 @@ class Dataset:
     def read_bytes(self) -> bytes:
         return self.raw_path.read_bytes()
 
+    @property
+    def filename(self) -> str:
+        """The name the file was uploaded under (what messages call it)."""
+        return self.meta.get("filename") or self.raw_path.name
+
     def load_frame(self):
         """The raw table as a DataFrame (leads) or the transcript records' frame (transcripts)."""
         if self.kind == "leads":
             from engine.data.leads import read_table
 
-            return read_table(self.raw_path)
+            return read_table(self.raw_path, filename=self.filename)
         from engine.data.transcripts import load_transcripts
 
-        return load_transcripts(self.raw_path).X
+        return load_transcripts(self.raw_path, filename=self.filename).X
 
 
 class DatasetStore:
@@ -85,11 +127,17 @@ class DatasetStore:
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root) if root is not None else workspace() / "datasets"
         self.root.mkdir(parents=True, exist_ok=True)
+        #: datasets the last :meth:`list` left out, ``{sha: why}``
+        self.problems: dict[str, str] = {}
 
     def add(self, data: bytes | str | Path, filename: str | None = None, kind: str | None = None,
             name: str | None = None, **settings: Any) -> Dataset:
         """Store a file's bytes (or a path's) and return its dataset. Storing the same bytes twice
-        returns the existing dataset (its raw file is never rewritten; given settings update meta)."""
+        returns the existing dataset (its raw file is never rewritten; given settings update meta).
+
+        The upload is checked first (:func:`engine.data.sources.check_upload`), so nothing is stored for
+        a file that cannot be read or is over the limits; the error names ``filename``. The same bytes
+        given as the other ``kind`` are refused (ValueError); without ``kind`` they keep the stored one."""
         if isinstance(data, (str, Path)):
             path = Path(data)
             filename = filename or path.name
@@ -98,8 +146,7 @@ class DatasetStore:
         if not data:
             raise ValueError(f"{filename or 'the upload'} is empty (0 bytes); choose the file that holds your data")
         filename = os.path.basename(filename or "data.csv")
-        kind = kind or guess_kind(filename)
-        if kind not in KINDS:
+        if kind is not None and kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
         unknown = set(settings) - set(SETTINGS)
         if unknown:
@@ -107,63 +154,100 @@ class DatasetStore:
         sha = content_hash(data)
         folder = self.root / sha
         ext = Path(filename).suffix.lower() or ".csv"
-        if not (folder / META_FILE).exists():
-            folder.mkdir(parents=True, exist_ok=True)
+        changes = {**({"name": name} if name else {}), **settings}
+        existing = self._stored_meta(folder)
+        if existing is None:  # a new upload: checked before anything (even its folder) exists
+            from engine.data.sources import check_upload
+
+            check_upload(data, filename, kind or guess_kind(filename))
+        with locked(folder / META_FILE):  # the first creation, or a settings change, by one writer at a time
+            existing = self._stored_meta(folder)
+            if existing is not None:
+                if kind is not None and kind != existing["kind"]:
+                    raise ValueError(
+                        f"{filename}: these bytes are already stored as {existing['kind']} dataset "
+                        f"{existing.get('name') or sha[:12]!r} ({sha[:12]}); one file holds one kind of data. "
+                        f"Fix: use that dataset, or upload the {kind} file if this one was chosen by mistake.")
+                if changes:
+                    _write_meta(folder, {**existing, **changes})
+                return Dataset(folder)
             raw = folder / f"data{ext}"
-            tmp = folder / f".data{ext}.{os.getpid()}.tmp"
-            tmp.write_bytes(data)
-            os.replace(tmp, raw)
-            meta = {"name": name or Path(filename).stem, "kind": kind, "file": raw.name, "filename": filename,
-                    "bytes": len(data), "sha256": sha, "added": time.time(), "target": None,
+            if not (raw.is_file() and content_hash(raw.read_bytes()) == sha):  # kept when repairing a damaged meta
+                write_bytes(raw, data)
+            meta = {"name": name or Path(filename).stem, "kind": kind or guess_kind(filename), "file": raw.name,
+                    "filename": filename, "bytes": len(data), "sha256": sha, "added": time.time(), "target": None,
                     "leak_policy": "default", "exclude": [], "include": [], "synthetic": False}
             meta.update({k: v for k, v in settings.items() if v is not None})
-            self._write_meta(folder, meta)
-        elif name or settings:
-            self.update(sha, **({"name": name} if name else {}), **settings)
+            _write_meta(folder, meta)
         return Dataset(folder)
+
+    @staticmethod
+    def _stored_meta(folder: Path) -> dict | None:
+        """The dataset's meta when it is stored and readable with its raw file; ``None`` when it is not
+        stored yet or is damaged (so that the upload stores it again, which repairs it)."""
+        if not (folder / META_FILE).exists():
+            return None
+        try:
+            meta = Dataset(folder).meta
+        except BrokenDataset:
+            return None
+        return meta if (folder / meta["file"]).is_file() else None
 
     def update(self, sha: str, **settings: Any) -> Dataset:
         """Change a dataset's settings (name, target, leak policy, excluded columns...)."""
-        ds = self.get(sha)
         unknown = set(settings) - set(SETTINGS) - {"rows", "columns"}
         if unknown:
             raise ValueError(f"unknown dataset setting(s) {sorted(unknown)}; valid: {SETTINGS}")
-        meta = ds.meta
-        meta.update(settings)
-        self._write_meta(ds.path, meta)
+        ds = self.get(sha)
+        with locked(ds.path / META_FILE):
+            _write_meta(ds.path, {**ds.meta, **settings})
         return ds
 
     def get(self, sha: str) -> Dataset:
-        folder = self.root / sha
+        """The dataset with this sha256 (or unique prefix of at least 6 hex digits). Raises KeyError when
+        there is none and :class:`BrokenDataset` (a ValueError naming the file) when it is damaged."""
+        key = str(sha).strip().lower()
+        if not SHA_PATTERN.fullmatch(key):
+            raise KeyError(f"No dataset {sha!r} in {self.root} (a dataset id is the sha256 of its file, "
+                           "at least 6 hex digits)")
+        folder = self.root / key
         if not (folder / META_FILE).exists():
-            matches = [p for p in self.root.glob(f"{sha}*") if (p / META_FILE).exists()] if len(sha) >= 6 else []
+            matches = [p for p in self.root.glob(f"{key}*") if (p / META_FILE).exists()]
             if len(matches) != 1:
                 raise KeyError(f"No dataset {sha!r} in {self.root}")
             folder = matches[0]
-        return Dataset(folder)
+        ds = Dataset(folder)
+        ds.meta  # raises BrokenDataset, naming the file
+        return ds
 
     def find(self, sha: str) -> Dataset | None:
+        """The dataset, or ``None`` when there is none or it is damaged (recorded in :attr:`problems`)."""
         try:
             return self.get(sha)
         except KeyError:
             return None
+        except BrokenDataset as exc:
+            self.problems[str(sha)] = str(exc)
+            return None
 
     def list(self, kind: str | None = None) -> list[Dataset]:
-        """Datasets, newest first."""
+        """Datasets, newest first. A damaged one is left out and recorded in :attr:`problems`."""
         found = []
+        self.problems = {}
         for folder in self.root.iterdir():
             if (folder / META_FILE).exists():
                 ds = Dataset(folder)
                 try:
                     meta = ds.meta
-                except (OSError, ValueError):
+                except BrokenDataset as exc:
+                    self.problems[folder.name] = str(exc)
                     continue
                 if kind is None or meta.get("kind") == kind:
-                    found.append((meta.get("added", 0), ds))
+                    added = meta.get("added", 0)
+                    found.append((added if isinstance(added, (int, float)) else 0, ds))
         return [ds for _, ds in sorted(found, key=lambda t: t[0], reverse=True)]
 
-    @staticmethod
-    def _write_meta(folder: Path, meta: dict) -> None:
-        tmp = folder / f".{META_FILE}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(meta, indent=2, default=str))
-        os.replace(tmp, folder / META_FILE)
+    def broken(self) -> dict[str, str]:
+        """``{sha: why}`` of every damaged dataset (lists the store)."""
+        self.list()
+        return dict(self.problems)
