@@ -406,3 +406,67 @@ def read_rows(run: Run, data, filename: str | None = None) -> pd.DataFrame:
     from engine.data.leads import read_table
 
     return read_table(data, filename=filename)
+
+
+# -- stored scored files ----------------------------------------------------------------------------
+class ScoredStore:
+    """Scored files under ``<workspace>/scored/<sha256 of the CSV>/``: ``scored.csv`` (the export, as
+    downloaded) and ``meta.json`` (run id, time, source file, rows, tiers, report). Content-addressed: the
+    same list stored twice is one entry, a different list never replaces another."""
+
+    def __init__(self, root=None):
+        from pathlib import Path
+
+        from engine.config import workspace
+
+        self.root = Path(root) if root is not None else workspace() / "scored"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.problems: dict[str, str] = {}
+
+    def add(self, scored: Scored, source: str) -> dict:
+        import hashlib
+        import time
+
+        from engine.storage import locked, write_bytes
+
+        data = scored.export_frame().to_csv(index=False).encode("utf-8")
+        sha = hashlib.sha256(data).hexdigest()
+        folder = self.root / sha
+        with locked(folder / "meta.json"):
+            if not (folder / "meta.json").exists():
+                write_bytes(folder / "scored.csv", data)
+                meta = {"sha256": sha, "run_id": scored.run_id, "approach": scored.approach, "source": str(source),
+                        "created": time.time(), **{k: v for k, v in scored.summary.items() if k != "run_id"}}
+                write_json(folder / "meta.json", meta)
+        return read_json(folder / "meta.json", dict)
+
+    def list(self) -> list[dict]:
+        """Stored lists, newest first (a damaged entry is skipped and named in :attr:`problems`)."""
+        from engine.storage import CorruptFile
+
+        found = []
+        for folder in self.root.iterdir():
+            if not (folder / "meta.json").exists():
+                continue
+            try:
+                meta = read_json(folder / "meta.json", dict)
+            except CorruptFile as exc:
+                self.problems[folder.name] = exc.problem
+                continue
+            found.append(meta)
+        return sorted(found, key=lambda m: m.get("created", 0), reverse=True)
+
+    def path(self, sha: str):
+        import re
+
+        if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha):
+            raise KeyError(f"No scored list {str(sha)[:80]!r}")
+        f = self.root / sha / "scored.csv"
+        if not f.exists():
+            raise KeyError(f"No scored list {sha[:12]}")
+        return f
+
+    def delete(self, sha: str) -> None:
+        import shutil
+
+        shutil.rmtree(self.path(sha).parent)

@@ -119,3 +119,36 @@ def test_reasons_read_as_points_and_pick_both_directions():
     factors = top_factors(table, n=2)[0]
     assert [f["feature"] for f in factors["for"]] == ["a", "c"]
     assert [f["feature"] for f in factors["against"]] == ["d", "b"]
+
+
+def test_scored_lists_are_stored_by_content_and_never_overwritten(stack_run, tmp_path):
+    import threading
+
+    from engine.scoring import ScoredStore
+
+    run, _ = stack_run
+    store = ScoredStore(tmp_path / "scored")
+    week1 = score_frame(run, demo_leads(n=30, seed=21).drop(columns=["Converted"]), explain=0)
+    week2 = score_frame(run, demo_leads(n=30, seed=22).drop(columns=["Converted"]), explain=0)
+    errors = []
+
+    def save(scored):
+        try:
+            store.add(scored, "week.csv")
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=save, args=(s,)) for s in [week1, week2] * 4]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    listed = store.list()
+    assert len(listed) == 2 and {m["run_id"] for m in listed} == {run.id}
+    assert all(m["rows"] == 30 and m["source"] == "week.csv" for m in listed)
+    back = pd.read_csv(store.path(listed[0]["sha256"]))
+    assert list(back.columns[-len(SCORE_COLUMNS):]) == SCORE_COLUMNS
+    for bad in ["../../etc", "/tmp", "x" * 64]:
+        with pytest.raises(KeyError):
+            store.path(bad)
