@@ -1,6 +1,7 @@
 """The job runner, for real: subprocesses, process groups, SQLite state, Ray Jobs."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -252,3 +253,95 @@ def test_real_training_jobs_produce_runs():
         assert job.progress["step"] == job.progress["total"] > 0  # progress came through CLAB_PROGRESS_FILE
         assert f"RUN_ID={job.run_id}" in runner.log_tail(job.id, 5)
     assert {j.params["params"]["meta_epochs"] for j in jobs} == {10, 4}
+
+
+def test_train_args_values_starting_with_dashes_reach_the_cli_unchanged():
+    """Every value goes as --flag=value, so the real CLI parser never reads one as a flag."""
+    from engine.cli import build_parser
+
+    args = train_args("leads", "my data=1 -x.csv", "stacking", params={"note": "-1 = x y", "n_estimators": 5},
+                      target="-Target", leak_policy="strict", exclude=["-Score", "--quiet", "a=b c"],
+                      include=["-h"], dataset_name="--quiet")
+    parsed = build_parser().parse_args(args)
+    assert parsed.command == "train" and parsed.input == "leads" and parsed.approach == "stacking"
+    assert parsed.data == "my data=1 -x.csv"
+    assert parsed.target == "-Target" and parsed.leak_policy == "strict"
+    assert parsed.exclude == ["-Score", "--quiet", "a=b c"] and parsed.include == ["-h"]
+    assert parsed.name == "--quiet" and parsed.quiet is False  # the name, not the flag
+    assert parsed.param == ["note=-1 = x y", "n_estimators=5"]
+
+
+def test_jobs_do_not_inherit_secrets(tmp_path, monkeypatch):
+    secrets = {"CLAB_API_KEY": "k1", "CLAB_DASHBOARD_PASSWORD": "p1", "GITHUB_TOKEN": "t1", "MY_SECRET_VALUE": "s1",
+               "OPENAI_API_KEY": "o1", "db_password": "p2"}
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CLAB_HARMLESS_SETTING", "kept")
+    runner = JobRunner(tmp_path)
+    job_id = runner.submit_command([PY, "-c", "import json, os; print('ENV=' + json.dumps(dict(os.environ)))"])
+    job = runner.wait(job_id, timeout=60)
+    assert job.state == "succeeded", job.error
+    line = next(x for x in runner.log_tail(job_id, 5).splitlines() if x.startswith("ENV="))
+    env = json.loads(line[4:])
+    assert not set(secrets) & set(env), set(secrets) & set(env)
+    assert not any(v in secrets.values() for v in env.values())
+    assert env["CLAB_HARMLESS_SETTING"] == "kept" and env["CLAB_JOB_ID"] == str(job_id)
+
+
+OLD_SCHEMA = """CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, kind TEXT NOT NULL,
+argv TEXT NOT NULL, params TEXT NOT NULL DEFAULT '{}', gpu INTEGER NOT NULL DEFAULT 0,
+executor TEXT NOT NULL DEFAULT 'local', state TEXT NOT NULL DEFAULT 'queued', created REAL NOT NULL, started REAL,
+finished REAL, pid INTEGER, proc_start TEXT, returncode INTEGER, run_id TEXT, error TEXT, progress TEXT, ray_id TEXT)"""
+
+
+def test_an_old_jobs_table_still_opens_and_runs(tmp_path):
+    import sqlite3
+
+    con = sqlite3.connect(tmp_path / "jobs.sqlite")
+    con.execute(OLD_SCHEMA)
+    dead = subprocess.Popen([PY, "-c", "pass"])
+    dead.wait()  # a pid that no longer exists, recorded the old way (clock ticks)
+    con.execute("INSERT INTO jobs (name, kind, argv, state, created, started, pid, proc_start) "
+                "VALUES ('old', 'command', ?, 'running', 1.0, 1.0, ?, '12345')", (json.dumps([PY, "-c", "1"]), dead.pid))
+    con.execute("INSERT INTO jobs (name, kind, argv, state, created) VALUES ('queued', 'command', ?, 'queued', 2.0)",
+                (json.dumps([PY, "-c", "print('RUN_ID=from-old-table')"]),))
+    con.commit()
+    con.close()
+    runner = JobRunner(tmp_path)
+    assert runner.recover() == [1]
+    assert "without an exit status" in runner.get(1).error
+    job = runner.wait(2, timeout=60)
+    assert job.state == "succeeded" and job.run_id == "from-old-table" and job.pgid == job.pid
+
+
+def test_a_starting_job_is_not_judged_dead_until_it_is_stuck(tmp_path):
+    import sqlite3
+
+    starter, other = JobRunner(tmp_path, max_concurrent=1), JobRunner(tmp_path, max_concurrent=1)
+    first = starter.submit_command([PY, "-c", "print(1)"])
+    second = starter.submit_command([PY, "-c", "print(2)"])
+    claimed = starter._claim()  # claimed, its process not launched yet (as if mid-start)
+    assert claimed.id == first and claimed.state == "starting" and claimed.claimed_by == starter.token
+    assert [j.id for j in other.tick()] == [first]  # neither failed nor counted out: nothing else starts
+    assert other.get(first).state == "starting" and other.get(second).state == "queued"
+    with sqlite3.connect(tmp_path / "jobs.sqlite") as con:  # the starter died long ago, before launching
+        con.execute("UPDATE jobs SET started = started - 120 WHERE id = ?", (first,))
+    other.tick()
+    job = other.get(first)
+    assert job.state == "failed" and "no process was recorded within 60 s" in job.error
+    assert other.wait(second, timeout=60).state == "succeeded"
+
+
+def test_cancel_while_starting_ends_the_process_once_it_exists(tmp_path):
+    runner = JobRunner(tmp_path, kill_grace=2)
+    job_id = runner.submit_command([PY, "-c", "import time; time.sleep(120)"])
+    claimed = runner._claim()
+    assert runner.cancel(job_id, clean_stop=0).state == "cancelled"
+    runner._start(claimed)  # the launch that was under way
+    job = runner.get(job_id)
+    assert job.state == "cancelled" and job.pid
+    deadline = time.monotonic() + 10
+    while not _pid_gone(job.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _pid_gone(job.pid)
+    assert "cancelled while starting" in runner.log_tail(job_id)
