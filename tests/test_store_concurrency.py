@@ -1,0 +1,95 @@
+"""The dataset store under concurrent writers: threads of one dashboard server, and separate processes."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from engine.datasets import META_FILE, DatasetStore, content_hash
+from tests.conftest import REPO_ROOT
+
+
+def lead_csv(round_: int) -> bytes:
+    rows = "".join(f"{i},{'ab'[i % 2]}{round_},{i % 2}\n" for i in range(40))
+    return f"Visits,Source,Converted\n{rows}".encode()
+
+
+def leftovers(store: DatasetStore) -> list[str]:
+    """Temporary files left in the store (a writer that lost its file, or one that crashed half way)."""
+    return [p.name for p in store.root.rglob("*.tmp")]
+
+
+def test_eight_threads_uploading_the_same_new_file_all_get_the_dataset(tmp_path):
+    store = DatasetStore(tmp_path / "datasets")
+    n_threads, rounds = 8, 5
+    failures, results = [], []
+    for round_ in range(rounds):
+        data = lead_csv(round_)
+        start = threading.Barrier(n_threads)
+
+        def upload(i: int, data=data, start=start):
+            start.wait()
+            try:
+                return DatasetStore(store.root).add(data, filename=f"leads_{round_}.csv", kind="leads")
+            except Exception as exc:  # counted, not raised: the test reports how many failed and why
+                failures.append(f"thread {i}: {type(exc).__name__}: {exc}")
+
+        with ThreadPoolExecutor(n_threads) as pool:
+            results += [(data, ds) for ds in pool.map(upload, range(n_threads))]
+    assert failures == []
+    assert len(results) == n_threads * rounds
+    for data, ds in results:
+        assert ds.sha == content_hash(data)
+        assert ds.read_bytes() == data
+        assert ds.meta["kind"] == "leads" and ds.meta["bytes"] == len(data)
+    assert len(store.list()) == rounds and store.problems == {}
+    assert leftovers(store) == []
+
+
+def test_1200_concurrent_settings_updates_keep_meta_valid(tmp_path):
+    store = DatasetStore(tmp_path / "datasets")
+    ds = store.add(lead_csv(0), filename="leads.csv", kind="leads")
+    errors: list[str] = []
+    written = set()
+
+    def updates(t: int):
+        for j in range(100):
+            values = (f"thread{t}-{j}", f"note {t}/{j}", ["Visits"] if (t + j) % 2 else [])
+            written.add((values[0], values[1], tuple(values[2])))
+            try:
+                store.update(ds.sha, name=values[0], notes=values[1], exclude=values[2])
+            except Exception as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+    with ThreadPoolExecutor(12) as pool:
+        list(pool.map(updates, range(12)))
+    assert errors == []
+    meta = json.loads((ds.path / META_FILE).read_text())  # valid JSON
+    assert (meta["name"], meta["notes"], tuple(meta["exclude"])) in written  # one whole update, not a mix
+    assert meta["kind"] == "leads" and meta["file"] == "data.csv"  # what no update touched is kept
+    assert [d.sha for d in store.list()] == [ds.sha] and store.problems == {}
+    assert leftovers(store) == []
+
+
+WORKER = """
+import sys
+from engine.datasets import DatasetStore
+store, sha, tag = DatasetStore(sys.argv[1]), sys.argv[2], sys.argv[3]
+for j in range(150):
+    store.update(sha, name=f"{tag}-{j}", notes=f"{tag} note {j}")
+"""
+
+
+def test_two_processes_updating_one_dataset(tmp_path):
+    store = DatasetStore(tmp_path / "datasets")
+    ds = store.add(lead_csv(0), filename="leads.csv", kind="leads")
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(store.root), ds.sha, tag], cwd=REPO_ROOT,
+                              stderr=subprocess.PIPE, text=True) for tag in ("a", "b")]
+    outcomes = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+    assert outcomes == [(0, ""), (0, "")]
+    meta = json.loads((ds.path / META_FILE).read_text())
+    tag, j = meta["name"].split("-")
+    assert meta["notes"] == f"{tag} note {j}"  # both fields from the same update
+    assert leftovers(store) == []
