@@ -82,10 +82,42 @@ def gpu_info() -> dict:
 
 # -- runs --------------------------------------------------------------------------------------
 def list_runs(**match) -> list:
+    """Runs, newest first; runs with a damaged file are left out (:func:`storage_problems` names them)."""
     try:
         return run_store().list_runs(**match)
     except OSError:
         return []
+
+
+def storage_problems() -> list[str]:
+    """One line per run or dataset that the stores skip because one of its files is damaged, with why and
+    where. Works with stores that name their broken entries (``problems``) and with ones that do not."""
+    lines = []
+    try:
+        store = run_store()
+        store.list_runs()
+        for run_id, why in sorted(getattr(store, "problems", {}).items(), reverse=True):
+            lines.append(f"Run {run_id} is skipped: {why}. Restore the file or delete the folder "
+                         f"{store.root / run_id}.")
+    except OSError as exc:
+        lines.append(f"The run store cannot be read: {exc}")
+    try:
+        datasets = dataset_store()
+        datasets.list()
+        for sha, why in sorted(getattr(datasets, "problems", {}).items()):
+            lines.append(f"Dataset {sha[:12]} is skipped: {why}. Restore the file or delete the folder "
+                         f"{datasets.root / sha}, then upload the file again.")
+    except OSError as exc:
+        lines.append(f"The dataset store cannot be read: {exc}")
+    return lines
+
+
+def run_curves(run) -> dict:
+    """The run's curves, or {} when its curves.json is missing or damaged."""
+    try:
+        return run.curves
+    except (OSError, ValueError):
+        return {}
 
 
 def run_label(run) -> str:
@@ -94,16 +126,24 @@ def run_label(run) -> str:
 
 
 @st.cache_resource(show_spinner=False, max_entries=12)
-def _load_model(model_dir: str, mtime: float):
-    from engine.approaches.base import load_approach
+def _load_model(run_path: str, stamp: tuple):
+    from engine.runs import Run
 
-    return load_approach(model_dir)
+    return Run(Path(run_path)).load_approach()
+
+
+def _model_stamp(folder: Path) -> tuple:
+    """Name, size and mtime of every file of a model folder: a changed file loads the model again."""
+    if not folder.is_dir():
+        return ()
+    return tuple(sorted((str(f.relative_to(folder)), f.stat().st_size, f.stat().st_mtime_ns)
+                        for f in folder.rglob("*") if f.is_file()))
 
 
 def load_model(run):
-    """The run's fitted approach, loaded once per process."""
-    folder = run.model_dir
-    return _load_model(str(folder), (folder / "approach.json").stat().st_mtime)
+    """The run's fitted approach, loaded once per process (through :meth:`engine.runs.Run.load_approach`, which
+    reads model files only from inside the run store). Raises ``engine.runs.BrokenRun`` for a damaged model."""
+    return _load_model(str(run.path), _model_stamp(run.model_dir))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -128,9 +168,12 @@ def data_path_for_hash(data_hash: str | None) -> Path | None:
     """Where the raw file of a dataset is: the dataset store, or the committed demo files."""
     if not data_hash:
         return None
-    ds = dataset_store().find(data_hash)
-    if ds is not None:
-        return ds.raw_path
+    try:
+        ds = dataset_store().find(data_hash)
+        if ds is not None:
+            return ds.raw_path
+    except (OSError, ValueError):  # a damaged dataset: storage_problems names it
+        pass
     for demo in (DEMO_LEADS, DEMO_TRANSCRIPTS):
         if demo.exists() and _file_sha(str(demo), demo.stat().st_mtime) == data_hash:
             return demo
@@ -185,6 +228,8 @@ def test_rows(run, data: dict):
 
 
 def missing_data_message(run) -> str:
-    return (f"The data of run {run.id} (dataset '{run.spec.get('dataset')}', sha256 "
-            f"{str(run.spec.get('data_hash'))[:12]}…) is not in the dataset store. Upload the same file on the "
-            "Data page to explain or rescore this run.")
+    data_hash = str(run.spec.get("data_hash"))
+    where = "is damaged in the dataset store (see the warning above)" \
+        if (dataset_store().root / data_hash).exists() else "is not in the dataset store"
+    return (f"The data of run {run.id} (dataset '{run.spec.get('dataset')}', sha256 {data_hash[:12]}…) {where}. "
+            "Upload the same file on the Data page to explain or rescore this run.")

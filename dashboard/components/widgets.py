@@ -41,16 +41,33 @@ def run_picker(runs: list, key: str, label: str = "Run"):
     return next(r for r in runs if r.id == run_id)
 
 
+def storage_warnings() -> None:
+    """One warning naming every run and dataset the stores skip because a file of theirs is damaged."""
+    lines = state.storage_problems()
+    if lines:
+        st.warning("Left out because a file is damaged:\n" + "\n".join(f"- {line}" for line in lines), icon="⚠️")
+
+
+def model_error(run, exc: Exception, hint: str = "Choose another run, or train this one again.") -> str:
+    """What to tell the user when a run's model does not load (``BrokenRun`` already names the run)."""
+    from engine.runs import BrokenRun
+
+    what = str(exc) if isinstance(exc, BrokenRun) else \
+        f"Cannot load the model of run {run.id}: {type(exc).__name__}: {exc}"
+    return f"{what}. {hint}"
+
+
 def run_data_and_model(run):
-    """The run's dataset and fitted model, or a message on the page and a stop when either is unavailable."""
+    """The run's dataset and fitted model, or a message on the page and a stop when either is unavailable
+    (the widgets drawn before, the run picker among them, stay usable)."""
     data = state.run_data(run)
     if data is None:
         st.warning(state.missing_data_message(run))
         st.stop()
     try:
         model = state.load_model(run)
-    except Exception as exc:  # noqa: BLE001 - an approach whose module is missing or broken
-        st.error(f"Cannot load the model of run {run.id}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a damaged model (BrokenRun) or an approach whose module is missing
+        st.error(model_error(run, exc))
         st.stop()
     return data, model
 
@@ -131,7 +148,11 @@ def start_demo_jobs(datasets: dict) -> list[int]:
 
 
 # -- jobs ------------------------------------------------------------------------------------------
-STATE_ICONS = {"queued": "⏳", "running": "🏃", "succeeded": "✅", "failed": "❌", "cancelled": "⏹️"}
+#: job states in which a process is (being) started: ``starting`` comes from job runners that claim a job
+#: before its process is recorded; older runners go from queued straight to running
+ACTIVE_STATES = ("starting", "running")
+STATE_ICONS = {"queued": "⏳", "starting": "🚀", "running": "🏃", "succeeded": "✅", "failed": "❌",
+               "cancelled": "⏹️"}
 
 
 def _fmt_seconds(s) -> str:
@@ -158,7 +179,7 @@ def job_panel(job, runner, show_log: bool = True, allow_cancel: bool = True) -> 
     p = job.progress or {}
     head = f"{STATE_ICONS.get(job.state, '')} **Job {job.id}: {job.name}** — {job.state}"
     st.markdown(head)
-    if job.state == "running":
+    if job.state in ACTIVE_STATES:
         total = p.get("total") or 0
         step = p.get("step") or 0
         frac = min(step / total, 1.0) if total else 0.0

@@ -10,9 +10,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from dashboard.components import charts, state  # noqa: E402
+from dashboard.components import charts, state, widgets  # noqa: E402
 
 st.title("📊 Metric board")
+widgets.storage_warnings()
 runs = state.list_runs()
 if not runs:
     st.info("No finished runs yet. Train a model on the Train page, or load the demo on Home.")
@@ -50,6 +51,14 @@ if not group:
     st.stop()
 labels = {r.id: all_labels[r.id] for r in group}
 
+def export_csv(table: pd.DataFrame) -> bytes:
+    """The board as CSV, with every text cell a spreadsheet would run as a formula (a dataset named
+    ``=HYPERLINK(...)``) neutralised."""
+    from engine.storage import neutralise_frame
+
+    return neutralise_frame(table).to_csv(index=False).encode("utf-8")
+
+
 # -- metrics table ------------------------------------------------------------------------------
 rows, numeric = [], []
 for run in group:
@@ -85,8 +94,8 @@ st.subheader("Test-split metrics (95% bootstrap intervals; ★ best per column)"
 st.caption("Lower is better for brier, log_loss and ece; higher for the rest. Every run here was scored on the "
            "same test rows.")
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-st.download_button("Export as CSV", frame.to_csv(index=False).encode("utf-8"), file_name="metric_board.csv",
-                   mime="text/csv", key="board_export")
+st.download_button("Export as CSV", export_csv(frame), file_name="metric_board.csv", mime="text/csv",
+                   key="board_export")
 
 # -- the rest in tabs: only the open tab is computed and drawn (a quicker first view) ----------------
 tab_ranking, tab_calibration, tab_decisions, tab_bands = st.tabs(
@@ -95,7 +104,7 @@ tab_ranking, tab_calibration, tab_decisions, tab_bands = st.tabs(
 
 
 def curves_section(kinds: tuple[str, ...], key: str) -> None:
-    st.plotly_chart(charts.curve_grid({labels[r.id]: r.curves for r in group}, kinds), key=key)
+    st.plotly_chart(charts.curve_grid({labels[r.id]: state.run_curves(r) for r in group}, kinds), key=key)
 
 
 def decisions_section() -> None:
@@ -115,9 +124,10 @@ def decisions_section() -> None:
     for run in group:
         try:
             preds = state.predictions(run)
-        except OSError:
+            y, p = preds["y_true"].to_numpy(dtype=int), preds["proba"].to_numpy(dtype=float)
+        except (OSError, ValueError, KeyError) as exc:  # a missing or damaged predictions.csv
+            st.caption(f"Run {run.id} has no readable predictions.csv ({type(exc).__name__}); left out here.")
             continue
-        y, p = preds["y_true"].to_numpy(), preds["proba"].to_numpy()
         costs = {"cost_per_call": cost, "value_per_conversion": value} if method == "cost" else {}
         thr = manual if method == "manual" else choose_threshold(y, p, method=method, **costs)
         cm = confusion_at(y, p, thr)
@@ -136,7 +146,7 @@ def decisions_section() -> None:
 
 def bands_section() -> None:
     b1, b2 = st.columns(2)
-    bands = {labels[r.id]: r.curves["score_bands"] for r in group if r.curves.get("score_bands")}
+    bands = {labels[r.id]: c["score_bands"] for r in group if (c := state.run_curves(r)).get("score_bands")}
     if bands:
         b1.plotly_chart(charts.score_bands_figure(bands), key="board_bands")
     speed = pd.DataFrame([{"run": labels[n["run_id"]], "fit time (s)": n.get("fit_seconds"),

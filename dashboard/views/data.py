@@ -15,6 +15,7 @@ LEAD_TYPES = ["csv", "tsv", "txt", "xlsx", "xls", "parquet"]
 TRANSCRIPT_TYPES = ["json", "jsonl", "ndjson", "csv"]
 
 st.title("📄 Data")
+widgets.storage_warnings()
 st.caption("Every upload is kept as it is, under the sha256 of its bytes: an upload never replaces another.")
 
 
@@ -41,27 +42,45 @@ def read_transcripts(source, filename=None):
         return load_transcripts(source)
 
 
+def named(filename: str, exc: Exception) -> str:
+    """An upload's error message that names the user's file (not the store's internal ``data.csv``)."""
+    message = str(exc)
+    return message if filename in message else f"{filename}: {message}"
+
+
+def check_upload(raw: bytes, name: str, kind: str) -> None:
+    """Refuse an upload before anything is stored: the engine's size and row limits (read from the file's
+    metadata or a count of its lines, before a full parse), then a read of the file. Raises ValueError."""
+    try:
+        from engine.data.sources import check_upload as check_limits
+    except ImportError:  # an engine without the up-front limit check: DatasetStore.add is the last guard
+        check_limits = None
+    if check_limits is not None:
+        check_limits(raw, name, kind)
+    if kind == "leads":
+        from engine.data.leads import read_table
+
+        read_table(raw, filename=name)
+    else:
+        read_transcripts(raw, filename=name)
+
+
 def store_upload(upload, kind: str) -> None:
-    """Validate the upload just enough to know it is readable, then store it."""
+    """Validate the upload (limits first, then that it is readable) and store it only when it passes."""
     raw = upload.getvalue()
     name = upload.name
     try:
-        if kind == "leads":
-            from engine.data.leads import read_table
-
-            read_table(raw, filename=name)
-        else:
-            read_transcripts(raw, filename=name)
+        check_upload(raw, name, kind)
     except ImportError:
         st.error("Reading transcripts is not available in this installation yet (engine.data.transcripts).")
         return
     except ValueError as exc:  # LeadDataError and the transcript loader's errors are ValueErrors
-        st.error(f"{name}: {exc}")
+        st.error(named(name, exc))
         return
     try:
         ds = state.dataset_store().add(raw, filename=name, kind=kind)
-    except ValueError as exc:
-        st.error(str(exc))
+    except (ValueError, OSError) as exc:
+        st.error(named(name, exc))
         return
     st.session_state["dataset_sha"] = ds.sha
     st.success(f"Stored {name} as dataset {ds.sha[:12]} ({kind}).")

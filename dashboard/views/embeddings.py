@@ -13,6 +13,7 @@ import streamlit as st  # noqa: E402
 from dashboard.components import charts, state, widgets  # noqa: E402
 
 st.title("🗺️ Embeddings")
+widgets.storage_warnings()
 st.caption("Each dot is a transcript (or a lead written as text), placed so that similar embeddings sit close. "
            "Fine-tuning should pull converted and lost calls apart.")
 runs = [r for r in state.list_runs() if r.spec.get("approach") == "embeddings"]

@@ -14,6 +14,7 @@ from dashboard.components import charts, state, widgets  # noqa: E402
 from engine.runs import Run, explain_rows, explain_sample  # noqa: E402
 
 st.title("🔍 Explain")
+widgets.storage_warnings()
 runs = state.list_runs()
 if not runs:
     st.info("No finished runs yet. Train a model first.")

@@ -11,6 +11,7 @@ import streamlit as st  # noqa: E402
 from dashboard.components import state, warmup, widgets  # noqa: E402
 
 st.title("📈 Conversion Lab")
+widgets.storage_warnings()
 st.markdown(
     "Predict which sales leads will convert, and compare three ways of doing it on the **same split with the "
     "same metrics**:\n"
@@ -30,7 +31,9 @@ jobs = runner.list(limit=200)
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Datasets", len(datasets))
 c2.metric("Runs", len(runs))
-c3.metric("Jobs running", sum(j.state == "running" for j in jobs))
+active = [j for j in jobs if j.state in widgets.ACTIVE_STATES]
+c3.metric("Jobs running", len(active),
+          help=f"{sum(j.state == 'starting' for j in active)} of them starting" if active else None)
 gpu = state.gpu_info()
 c4.metric("Compute", "GPU" if gpu["cuda"] else "CPU", help=gpu["detail"])
 
@@ -96,9 +99,9 @@ demo_progress()
 if runs:
     st.subheader("Latest runs")
 
-    def _fmt(metric: dict | None) -> str:
-        value = (metric or {}).get("value")
-        return "–" if value is None else f"{value:.3f}"
+    def _fmt(metric) -> str:
+        value = metric.get("value") if isinstance(metric, dict) else metric
+        return f"{value:.3f}" if isinstance(value, (int, float)) else "–"
 
     # a Markdown table: the first page draws without pandas (imported in the background meanwhile)
     lines = ["| run | approach | dataset | ROC-AUC | accuracy |", "|---|---|---|---:|---:|"]

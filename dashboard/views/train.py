@@ -25,6 +25,7 @@ CHOICES = {"classifier_type": ["logistic", "xgboost"], "device": ["auto", "cpu",
            "loss": ["batch_all", "triplet"], "pooling": ["mean", "max"]}
 
 st.title("🏋️ Train")
+widgets.storage_warnings()
 gpu = state.gpu_info()
 if gpu["cuda"]:
     st.success(f"GPU available: {gpu['name']}. LLM fine-tuning jobs will use it.", icon="⚡")

@@ -12,12 +12,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from dashboard.components import state  # noqa: E402
+from dashboard.components import state, widgets  # noqa: E402
 
 MISSING = "(missing)"
 NUMERIC_KINDS = {"numeric"}
 
 st.title("🎛️ What-if")
+widgets.storage_warnings()
 lead_runs = [r for r in state.list_runs() if r.spec.get("input_kind", "leads") == "leads"]
 if not lead_runs:
     st.info("No trained lead model yet. Train one on the Train page (or load the demo on Home).")
@@ -31,9 +32,21 @@ current = st.session_state.get("dataset_sha")
 data_hash = st.selectbox("Dataset", hashes, index=hashes.index(current) if current in hashes else 0,
                          format_func=lambda h: f"{by_data[h][0].spec.get('dataset')} [{str(h)[:8]}] · "
                                                f"{len(by_data[h])} run(s)", key="whatif_dataset")
-latest: dict[str, object] = {}
-for r in by_data[data_hash]:  # newest first: keep the first run of each approach
-    latest.setdefault(r.spec.get("approach"), r)
+latest: dict[str, object] = {}  # approach -> its newest run whose model loads
+models: dict[str, object] = {}
+for r in by_data[data_hash]:  # newest first
+    approach = r.spec.get("approach")
+    if approach in latest:
+        continue
+    try:
+        models[r.id] = state.load_model(r)
+    except Exception as exc:  # noqa: BLE001 - a damaged model (BrokenRun): say so and try the next run
+        st.error(widgets.model_error(r, exc, hint="The approach's next newest run that loads is used here."))
+        continue
+    latest[approach] = r
+if not latest:
+    st.info("No run of this dataset has a model that loads; choose another dataset or train again.")
+    st.stop()
 reference = next(iter(latest.values()))
 spec = reference.spec
 columns = list(spec.get("columns") or [])
@@ -117,7 +130,7 @@ for card, (approach, run) in zip(cards, latest.items()):
     with card, st.container(border=True):
         st.markdown(f"**{state.APPROACH_LABELS.get(approach, approach)}**  \n`{run.id}`")
         try:
-            model = state.load_model(run)
+            model = models[run.id]
             started = time.perf_counter()
             p = float(np.asarray(model.predict_proba(lead))[0, 1])
             ms = (time.perf_counter() - started) * 1000

@@ -1,0 +1,286 @@
+"""Hostile input on the dashboard: damaged stores, rejected uploads, an unbound server, password guessing and
+formula cells in exports. Every page runs under Streamlit's AppTest on copies of the stored workspace of
+tests/dashboard_support.py (two real stacking runs), each copy damaged in one way."""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from streamlit import config as st_config
+from streamlit.testing.v1 import AppTest
+
+from dashboard_support import demo_leads_csv, stored_workspace
+
+PAGES = Path(__file__).resolve().parent.parent / "dashboard" / "views"
+APP = PAGES.parent / "app.py"
+ALL_PAGES = ("home", "data", "train", "board", "embeddings", "explain", "whatif")
+#: ids of the store's own pattern for the copies made here: older than the real runs, and one newer
+OLD_ID = "20200101T000000-stacking-0000aa"
+NEW_ID = "20991231T235959-stacking-ffffff"
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def run_page(name: str, timeout: float = 180) -> AppTest:
+    at = AppTest.from_file(str(PAGES / f"{name}.py"), default_timeout=timeout)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def newest_run_id(root: Path) -> str:
+    return sorted(p.name for p in (root / "runs").iterdir())[-1]
+
+
+def clone_run(root: Path, source: str, new_id: str) -> Path:
+    """A copy of a real run under another id of the store's pattern (its spec names the new id)."""
+    dest = root / "runs" / new_id
+    shutil.copytree(root / "runs" / source, dest)
+    spec = json.loads((dest / "spec.json").read_text())
+    (dest / "spec.json").write_text(json.dumps({**spec, "run_id": new_id}))
+    return dest
+
+
+def leads_dataset(root: Path) -> Path:
+    return next(p for p in (root / "datasets").iterdir()
+                if json.loads((p / "meta.json").read_text())["kind"] == "leads")
+
+
+def damage(root: Path, corruption: str) -> str:
+    """Damage the workspace at ``root`` one way; returns what the warning or error must name."""
+    real = newest_run_id(root)
+    if corruption == "spec_invalid_json":
+        (clone_run(root, real, OLD_ID) / "spec.json").write_text("{bad")
+        return OLD_ID
+    if corruption == "metrics_wrong_type":
+        (clone_run(root, real, OLD_ID) / "metrics.json").write_text("[]")
+        return OLD_ID
+    if corruption == "spec_missing":
+        (clone_run(root, real, OLD_ID) / "spec.json").unlink()
+        return OLD_ID
+    if corruption == "newest_model_truncated":
+        model = clone_run(root, real, NEW_ID) / "model" / "xgboost.json"
+        model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+        return NEW_ID
+    if corruption == "dataset_meta_invalid":
+        folder = leads_dataset(root)
+        (folder / "meta.json").write_text("{bad")
+        return folder.name[:12]
+    raise ValueError(corruption)
+
+
+CORRUPTIONS = ("spec_invalid_json", "metrics_wrong_type", "spec_missing", "newest_model_truncated",
+               "dataset_meta_invalid")
+#: damage a listing finds (named in a warning on every page); a damaged model shows where a model is loaded
+LISTED = {"spec_invalid_json": "spec.json", "metrics_wrong_type": "metrics.json", "spec_missing": "spec.json",
+          "dataset_meta_invalid": "meta.json"}
+
+
+@pytest.fixture(scope="module")
+def damaged_workspaces(tmp_path_factory) -> dict[str, tuple[Path, str]]:
+    """corruption -> (a damaged copy of the stored workspace, the run id or dataset it names)."""
+    source = stored_workspace()
+    out = {}
+    for corruption in CORRUPTIONS:
+        root = tmp_path_factory.mktemp(corruption) / "workspace"
+        shutil.copytree(source, root, ignore=shutil.ignore_patterns("jobs.sqlite*"))
+        out[corruption] = (root, damage(root, corruption))
+    return out
+
+
+@pytest.mark.parametrize("page", ALL_PAGES)
+@pytest.mark.parametrize("corruption", CORRUPTIONS)
+def test_one_damaged_file_breaks_no_page(damaged_workspaces, corruption, page, monkeypatch):
+    root, named = damaged_workspaces[corruption]
+    monkeypatch.setenv("CLAB_WORKSPACE", str(root))
+    at = run_page(page)
+    warnings, errors = texts(at.warning), texts(at.error)
+    if corruption in LISTED:  # named, with the file and why, on every page
+        line = next((w for w in warnings.splitlines() if named in w), "")
+        assert LISTED[corruption] in line and "skipped" in line, warnings
+    run_corruption = corruption != "dataset_meta_invalid"
+    if page == "home":
+        runs = {m.label: m.value for m in at.metric}["Runs"]
+        assert runs == ("3" if corruption == "newest_model_truncated" else "2")  # the damaged run is left out
+    elif page == "board":
+        assert len(at.dataframe[0].value) == (3 if corruption == "newest_model_truncated" else 2)
+    elif page == "explain":
+        if corruption == "newest_model_truncated":  # the newest run is picked first: its damage is named
+            assert at.selectbox(key="explain_run").value == NEW_ID
+            assert NEW_ID in errors and "xgboost" in errors.lower() and "Choose another run" in errors
+            other = next(o for o in at.selectbox(key="explain_run").options if o != NEW_ID)
+            at.selectbox(key="explain_run").set_value(other).run()  # the page still works for the others
+            assert not at.exception and not at.error and len(at.get("plotly_chart")) == 2
+        elif run_corruption:
+            assert not at.error and len(at.get("plotly_chart")) == 2
+        else:  # the data of every run is in the damaged dataset
+            assert "damaged in the dataset store" in warnings
+    elif page == "whatif":
+        scores = [m for m in at.metric if m.label == "Score (1-99)"]
+        assert len(scores) == 1 and 1 <= int(scores[0].value) <= 99  # one approach, scored by a run that loads
+        if corruption == "newest_model_truncated":
+            assert NEW_ID in errors and "next newest run" in errors
+            assert NEW_ID not in texts(at.markdown)  # the card shows the run that loaded
+        else:
+            assert not at.error
+    elif page == "data" and not run_corruption:
+        assert all(o != named for o in at.selectbox(key="data_dataset").options)
+
+
+@pytest.fixture
+def workspace_copy(tmp_path, monkeypatch) -> Path:
+    """A private copy of the stored workspace, as CLAB_WORKSPACE."""
+    root = tmp_path / "workspace"
+    shutil.copytree(stored_workspace(), root, ignore=shutil.ignore_patterns("jobs.sqlite*"))
+    monkeypatch.setenv("CLAB_WORKSPACE", str(root))
+    return root
+
+
+def served_files(monkeypatch) -> dict[str, bytes]:
+    """filename -> bytes of every file a page hands to the browser (download buttons), as AppTest stores them."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    served: dict[str, bytes] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def keep(self, path_or_data, mimetype, kind, filename=None):
+        served[filename] = path_or_data if isinstance(path_or_data, bytes) else Path(path_or_data).read_bytes()
+        return original(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keep)
+    return served
+
+
+def test_the_metric_board_export_neutralises_formula_cells(workspace_copy, monkeypatch):
+    """A dataset named like a spreadsheet formula is exported as text (``'=...``), never as a formula."""
+    import io
+
+    import pandas as pd
+
+    name = '=HYPERLINK("http://x","y")'
+    for spec_file in (workspace_copy / "runs").glob("*/spec.json"):
+        spec = json.loads(spec_file.read_text())
+        spec_file.write_text(json.dumps({**spec, "dataset": name}))
+    served = served_files(monkeypatch)
+    at = run_page("board")
+    assert [b.label for b in at.get("download_button")] == ["Export as CSV"]
+    frame = pd.read_csv(io.BytesIO(served["metric_board.csv"]), dtype=str, keep_default_na=False)
+    assert frame["dataset"].tolist() == ["'" + name] * 2
+    assert not any(c.startswith(("=", "+", "-", "@", "\t", "\r")) for c in frame.to_numpy().ravel())
+    assert float(frame["roc_auc"].iloc[0]) > 0.5  # numbers stay numbers
+
+
+# -- uploads ---------------------------------------------------------------------------------------
+def test_an_upload_over_the_row_limit_is_refused_by_name_and_stores_nothing(workspace, monkeypatch):
+    from engine.data import sources
+
+    if not hasattr(sources, "check_upload"):
+        pytest.skip("engine.data.sources.check_upload (the up-front limit check) is not there yet")
+    limit_name = next((n for n in ("MAX_ROWS", "MAX_UPLOAD_ROWS", "ROW_LIMIT") if hasattr(sources, n)), None)
+    assert limit_name, "the row limit of engine.data.sources has an unexpected name"
+    monkeypatch.setattr(sources, limit_name, 50)  # the same check, on a file of a size a test can afford
+    at = run_page("data")
+    at.file_uploader(key="upload_file").upload("big_leads.csv", demo_leads_csv(n=120), "text/csv")
+    at.run()
+    assert not at.exception
+    assert "big_leads.csv" in texts(at.error) and "data.csv" not in texts(at.error)
+    assert not (workspace / "datasets").exists() or not any((workspace / "datasets").iterdir())
+
+
+# -- who may see the app ------------------------------------------------------------------------------
+@pytest.fixture
+def server_address():
+    """Set Streamlit's ``server.address`` for a test (as a command line flag or config.toml would); restored."""
+    before = st_config.get_option("server.address")
+    yield lambda value: st_config.set_option("server.address", value)
+    st_config.set_option("server.address", before)
+
+
+def open_app() -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.mark.parametrize("address", [None, "0.0.0.0", "::", "192.168.1.20"])
+def test_an_app_not_bound_to_loopback_asks_for_the_password(stored, server_address, monkeypatch, address):
+    """Started from another folder, Streamlit reads no .streamlit/config.toml: the address is unset and it
+    listens on every interface. That counts as public: without a password nothing is shown but how to fix it."""
+    monkeypatch.delenv("CLAB_PUBLIC", raising=False)
+    monkeypatch.delenv("CLAB_DASHBOARD_PASSWORD", raising=False)
+    server_address(address)
+    at = open_app()
+    message = texts(at.error)
+    assert "no password is set" in message and "--server.address 127.0.0.1" in message
+    assert "CLAB_DASHBOARD_PASSWORD" in message
+    assert ("every network interface" in message) == (address is None)
+    assert not at.metric and len(at.title) == 1  # no page was drawn
+    monkeypatch.setenv("CLAB_DASHBOARD_PASSWORD", "s3cret")
+    at = open_app()
+    assert not at.metric and at.text_input[0].label == "Password"
+
+
+@pytest.mark.parametrize("address", ["localhost", "127.0.0.1", "::1"])
+def test_an_app_bound_to_loopback_opens_without_a_password(stored, server_address, monkeypatch, address):
+    monkeypatch.delenv("CLAB_PUBLIC", raising=False)
+    monkeypatch.delenv("CLAB_DASHBOARD_PASSWORD", raising=False)
+    server_address(address)
+    at = open_app()
+    assert {m.label for m in at.metric} >= {"Runs", "Datasets"} and not at.error
+
+
+def test_wrong_passwords_wait_longer_each_time(stored, server_address, monkeypatch):
+    monkeypatch.delenv("CLAB_PUBLIC", raising=False)
+    monkeypatch.setenv("CLAB_DASHBOARD_PASSWORD", "s3cret")
+    server_address(None)
+    at = open_app()
+    took = []
+    for guess in ("guess-1", "guess-2"):
+        at.text_input[0].input(guess)
+        started = time.monotonic()
+        at.button[0].click().run()
+        took.append(time.monotonic() - started)
+        assert "Wrong password" in texts(at.error) and not at.metric
+    assert took[0] >= 1.0 and took[1] >= 2.0, took  # 1 s, then 2 s (then 4 s, ... up to 30 s)
+    assert "next one waits 4 s" in texts(at.error)
+    at.text_input[0].input("s3cret")
+    started = time.monotonic()
+    at.button[0].click().run()
+    assert not at.exception and {m.label for m in at.metric} >= {"Runs", "Datasets"}
+    assert "login_failures" not in at.session_state
+    fresh = open_app()  # another browser session starts without the delay
+    fresh.text_input[0].input("guess-3")
+    started = time.monotonic()
+    fresh.button[0].click().run()
+    assert 1.0 <= time.monotonic() - started < 2.0
+
+
+@pytest.fixture
+def stored(monkeypatch):
+    monkeypatch.setenv("CLAB_WORKSPACE", str(stored_workspace()))
+
+
+# -- job states ---------------------------------------------------------------------------------------
+def test_a_starting_job_counts_and_shows_as_running(workspace):
+    """A job claimed by the runner but whose process is not recorded yet is ``starting``: Home counts it among
+    the running jobs and the job panel draws it with its progress bar, like a running one."""
+    from engine.jobs import JobRunner
+
+    runner = JobRunner(workspace)
+    job_id = runner.submit_train("leads", workspace / "x.csv", "stacking", name="claimed")
+    import sqlite3
+
+    with sqlite3.connect(runner.db_path) as con:
+        con.execute("UPDATE jobs SET state='starting' WHERE id=?", (job_id,))
+    assert runner.get(job_id).state == "starting"
+    at = run_page("home")
+    assert {m.label: m.value for m in at.metric}["Jobs running"] == "1"
+    at = run_page("train")
+    assert f"Job {job_id}: claimed** — starting" in texts(at.markdown)
+    assert any("starting" in str(p.proto.text) for p in at.get("progress"))
