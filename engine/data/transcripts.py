@@ -315,12 +315,16 @@ def _frame_to_records(frame: pd.DataFrame, what: str = "table") -> list:
     return records
 
 
+def _size(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB" if n >= 2**20 else f"{n:,} bytes"
+
+
 def _text_and_format(raw: bytes, name: str | None, max_bytes: int) -> tuple[str, str, str]:
     """``(text, format, label)`` of a raw file, refusing one over ``max_bytes`` or empty."""
     label = name or "the file"
     if len(raw) > max_bytes:
-        raise TranscriptDataError(f"{label} is {len(raw) / 2**20:,.0f} MiB, more than the limit of "
-                                  f"{max_bytes / 2**20:,.0f} MiB. Fix: split the file.")
+        raise TranscriptDataError(f"{label} is {_size(len(raw))}, more than the limit of {_size(max_bytes)}. "
+                                  "Fix: split the file.")
     text = _decode(raw)
     if not text.strip():
         raise TranscriptDataError(f"{label} is empty. Fix: upload a file with transcript records.")
