@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import os
+import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from engine.config import REPO_ROOT
@@ -64,9 +68,12 @@ def _metric(metrics: dict, name: str) -> str:
     m = metrics.get(name)
     if m is None:
         return "-"
-    if isinstance(m, dict):
-        return f"{m['value']:.3f} [{m['low']:.3f}, {m['high']:.3f}]"
-    return f"{m:.3f}"
+    try:
+        if isinstance(m, dict):
+            return f"{m['value']:.3f} [{m['low']:.3f}, {m['high']:.3f}]"
+        return f"{m:.3f}"
+    except (KeyError, TypeError, ValueError):
+        return "?"  # a value the store did not write in this shape
 
 
 def format_run(run) -> str:
@@ -111,17 +118,9 @@ def cmd_train(args) -> int:
 
         params = {**cpu_preset(params.get("precision")), **params}  # flags given explicitly still win
     callbacks = default_callbacks(show_progress=not args.quiet)
-    if args.input == "leads":
-        data = args.data or DEMO_LEADS
-        run = pipeline.train_leads(data, approach=args.approach or "stacking", target=args.target,
-                                   leak_policy=args.leak_policy, exclude=args.exclude, include=args.include,
-                                   params=params, callbacks=callbacks, dataset_name=args.name,
-                                   test_size=args.test_size, seed=args.split_seed)
-    else:
-        data = args.data or DEMO_TRANSCRIPTS
-        run = pipeline.train_transcripts(data, approach=args.approach or "embeddings", params=params,
-                                         callbacks=callbacks, dataset_name=args.name,
-                                         test_size=args.test_size, seed=args.split_seed)
+    with _terminate_as_exit():
+        run = _train(args, pipeline, params, callbacks)
+    data = args.data or (DEMO_LEADS if args.input == "leads" else DEMO_TRANSCRIPTS)
     print(format_run(run))
     if args.out:
         out = Path(args.out)
@@ -137,7 +136,48 @@ def cmd_train(args) -> int:
     return 0
 
 
+@contextmanager
+def _terminate_as_exit():
+    """While training, SIGTERM (a job being cancelled or killed) raises SystemExit, so the pipeline removes
+    the half-made run folder as it does for any other failure."""
+    def _exit(signum, frame):
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _exit)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _train(args, pipeline, params: dict, callbacks):
+    if args.input == "leads":
+        data = args.data or DEMO_LEADS
+        return pipeline.train_leads(data, approach=args.approach or "stacking", target=args.target,
+                                   leak_policy=args.leak_policy, exclude=args.exclude, include=args.include,
+                                   params=params, callbacks=callbacks, dataset_name=args.name,
+                                   test_size=args.test_size, seed=args.split_seed)
+    data = args.data or DEMO_TRANSCRIPTS
+    return pipeline.train_transcripts(data, approach=args.approach or "embeddings", params=params,
+                                      callbacks=callbacks, dataset_name=args.name,
+                                      test_size=args.test_size, seed=args.split_seed)
+
+
 def cmd_bench(args) -> int:
+    if args.input == "api":
+        try:
+            from engine.benchmarks.api import run_api_bench
+        except ImportError as exc:
+            raise ValueError(f"bench api is not available here ({exc})") from None
+        result = run_api_bench(json_out=args.json, requests=args.requests, concurrency=args.concurrency)
+        print(json.dumps(result, indent=2))
+        if args.json:
+            print(f"written {args.json}")
+        return 0
     params = _params_from_args(args)
     if args.input == "leads":
         data = args.data or DEMO_LEADS
@@ -168,43 +208,152 @@ def cmd_bench(args) -> int:
     return 0
 
 
+#: Files scored as transcripts by their extension; a CSV with a ``transcript`` column is transcripts too.
+TRANSCRIPT_SUFFIXES = (".json", ".jsonl", ".ndjson")
+
+
+def input_kind_of(path: str | Path) -> str:
+    """``"transcripts"`` for JSON / JSON Lines files and for a CSV whose header has a ``transcript`` column,
+    ``"leads"`` otherwise (a lead table: CSV, Excel, Parquet)."""
+    path = Path(path)
+    if path.suffix.lower() in TRANSCRIPT_SUFFIXES:
+        return "transcripts"
+    if path.suffix.lower() not in (".csv", ".tsv", ".txt", ""):
+        return "leads"
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+            first = f.readline(1 << 20)
+    except OSError:
+        return "leads"
+    if first.lstrip()[:1] in ("[", "{"):
+        return "transcripts"
+    try:
+        delimiter = csv.Sniffer().sniff(first, delimiters=",;\t|").delimiter
+    except csv.Error:
+        delimiter = ","
+    header = next(csv.reader([first], delimiter=delimiter), [])
+    return "transcripts" if any(c.strip().lower() == "transcript" for c in header) else "leads"
+
+
+def _writable_out(out: str | None) -> Path | None:
+    """``--out`` as a path, refused before any work when it cannot be written."""
+    if not out:
+        return None
+    out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder. Fix: give a file name, e.g. --out {out / 'scored.csv'}")
+    if not out.parent.is_dir():
+        raise ValueError(f"--out {out}: the folder {out.parent} does not exist. Fix: create it first or write the "
+                         "scores somewhere else.")
+    if not os.access(out.parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise ValueError(f"--out {out} cannot be written (no permission). Fix: write the scores somewhere else.")
+    return out
+
+
+def _column_list(columns: list[str], limit: int = 12) -> str:
+    shown = ", ".join(map(str, columns[:limit]))
+    return shown + (f" ... ({len(columns)} in all)" if len(columns) > limit else "")
+
+
+def _score_frame(run, data: Path):
+    """The rows of ``data`` shaped as the run's model takes them; refuses a file the run cannot score."""
+    if run.spec.get("input_kind") == "transcripts":
+        from engine.data.transcripts import load_transcripts
+
+        X = load_transcripts(data, require_labels=False).X
+    else:
+        from engine.data.leads import prepare_features, read_table
+
+        columns = list(run.spec.get("columns") or [])
+        mismatch = (f"None of the columns of {data.name} are used by run {run.id}, so every row would get the same "
+                    f"score. The run scores leads with the columns: {_column_list(columns)}. Fix: give a lead table "
+                    "with those columns, or a run trained on this kind of file.")
+        if input_kind_of(data) == "transcripts":
+            raise ValueError(f"{data.name} holds transcripts, but run {run.id} scores leads with the columns: "
+                             f"{_column_list(columns)}. Fix: give a lead table with those columns, or score it "
+                             "with a transcripts run (--run latest takes the newest one).")
+        frame = read_table(data)
+        if columns and not set(map(str, frame.columns)) & set(columns):
+            raise ValueError(mismatch)
+        X = prepare_features(frame, columns, run.spec.get("kinds") or {}) if len(frame) else frame
+    if len(X) == 0:
+        raise ValueError(f"{data.name} has no rows to score (a header only?). Fix: give a file with at least one row.")
+    return X
+
+
+def _run_and_model(store, run_id: str, data: Path):
+    """The run to score with and its loaded model: ``latest`` is the newest run of the input's kind whose
+    model loads (damaged ones are skipped and named on stderr); any other value must be a stored run id."""
+    if run_id != "latest":
+        run = store.get(run_id)  # KeyError for anything but one of the store's own run ids: nothing is read
+        return run, run.load_approach()
+    kind = input_kind_of(data)
+    found = store.latest_loadable(input_kind=kind)
+    for skipped, problem in sorted(store.problems.items(), reverse=True):
+        print(f"skipped run {skipped}: {first_line(problem)}", file=sys.stderr)
+    if found is None:
+        raise ValueError(f"{data.name} holds {kind}, and no stored {kind} run loads. Fix: train one with "
+                         f"`python -m engine train {kind}` first, or pass --run RUN_ID (`python -m engine runs`).")
+    return found
+
+
 def cmd_score(args) -> int:
     import pandas as pd
 
     from engine.evaluate import to_score
     from engine.runs import RunStore
+    from engine.storage import atomic_write
 
-    store = RunStore()
-    run = store.latest() if args.run == "latest" else store.get(args.run)
-    if run is None:
-        raise SystemExit("No trained run yet: train one with `python -m engine train leads` first.")
-    model = run.load_approach()
-    if run.spec["input_kind"] == "leads":
-        from engine.data.leads import prepare_features, read_table
-
-        X = prepare_features(read_table(args.data), run.spec["columns"], run.spec["kinds"])
-    else:
-        from engine.data.transcripts import load_transcripts
-
-        X = load_transcripts(args.data, require_labels=False).X
+    data = Path(args.data)
+    if not data.is_file():
+        raise FileNotFoundError(f"--data {data}: no such file. Fix: give the lead table or transcripts file to score.")
+    out_path = _writable_out(args.out)
+    run, model = _run_and_model(RunStore(), args.run, data)
+    X = _score_frame(run, data)
     proba = model.predict_proba(X)[:, 1]
     out = pd.DataFrame({"probability": proba, "score": to_score(proba)})
-    if args.out:
-        out.to_csv(args.out, index=False)
-        print(f"scored {len(out)} rows with run {run.id}: written {args.out}")
+    if out_path:
+        try:
+            atomic_write(out_path, lambda tmp: out.to_csv(tmp, index=False))
+        except OSError as exc:
+            raise ValueError(f"--out {out_path} cannot be written ({exc.strerror or exc}). Fix: write the scores "
+                             "somewhere else.") from None
+        print(f"scored {len(out)} rows with run {run.id}: written {out_path}")
     else:
         print(out.to_string())
     return 0
 
 
 def cmd_runs(args) -> int:
-    from engine.runs import RunStore
+    """One aligned line per usable run, newest first; each run that cannot be used is named on stderr as
+    ``skipped <id>: <reason>`` (the reason names the damaged file)."""
+    from engine.runs import RUN_ID_PATTERN, RunStore
 
-    for run in RunStore().list_runs():
+    store = RunStore()
+    rows = []
+    for run in store.list_runs():
         m = run.metrics.get("metrics", {})
-        print(f"{run.id}  {run.spec.get('input_kind'):<11} {run.spec.get('dataset', '-'):<24} "
-              f"roc_auc {_metric(m, 'roc_auc')}")
+        rows.append([run.id, str(run.spec.get("input_kind") or "-"), str(run.spec.get("approach") or "-"),
+                     _short(run.spec.get("dataset")), f"roc_auc {_metric(m, 'roc_auc')}"])
+    skipped = dict(store.problems)
+    for path in store.root.iterdir():
+        if RUN_ID_PATTERN.match(path.name) and path.is_dir() and not (path / "spec.json").exists():
+            skipped[path.name] = "spec.json is missing"
+    if rows:
+        header = ["run", "kind", "approach", "dataset", "metric"]
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+        for row in [header, *rows]:
+            print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
+    else:
+        print(f"No usable runs in {store.root} yet: train one with `python -m engine train leads`.")
+    for run_id, problem in sorted(skipped.items(), reverse=True):
+        print(f"skipped {run_id}: {first_line(problem)}", file=sys.stderr)
     return 0
+
+
+def _short(value, limit: int = 40) -> str:
+    text = " ".join(str(value if value is not None else "-").split())  # no newlines or tabs in a table cell
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def cmd_serve(args) -> int:
@@ -241,7 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in (("train", "train, evaluate and store a run"),
                             ("bench", "run every model of an input kind on the protocol split")):
         p = sub.add_parser(name, help=help_text)
-        p.add_argument("input", choices=["leads", "transcripts"])
+        p.add_argument("input", choices=["leads", "transcripts"] + (["api"] if name == "bench" else []),
+                       help="what to train on" if name == "train" else
+                       "leads | transcripts: every model on the protocol split; api: load-test the scoring service")
         p.add_argument("--data", help="data file (default: the embedded synthetic demo data)")
         p.add_argument("--approach", choices=["stacking", "lora", "embeddings"])
         p.add_argument("--target", help="target column (default: Converted, found by itself)")
@@ -263,20 +414,33 @@ def build_parser() -> argparse.ArgumentParser:
             p.set_defaults(func=cmd_train)
         else:
             p.add_argument("--json", help="write the results as JSON here")
+            p.add_argument("--requests", type=int, default=2000, help="api only: requests to send (default 2000)")
+            p.add_argument("--concurrency", type=int, default=16, help="api only: concurrent clients (default 16)")
             p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("score", help="score a file with a stored run")
-    p.add_argument("--run", default="latest")
-    p.add_argument("--data", required=True)
-    p.add_argument("--out")
+    p = sub.add_parser("score", help="score a file with a stored run",
+                       description="Score every row of a lead table or transcripts file with a stored run; writes "
+                                   "the probability of conversion and a 1-99 score per row.")
+    p.add_argument("--run", default="latest",
+                   help="a run id from `python -m engine runs`, or latest (default): the newest run of the file's "
+                        "kind whose model loads (transcripts for .json/.jsonl/.ndjson or a CSV with a transcript "
+                        "column, leads otherwise)")
+    p.add_argument("--data", required=True, help="file to score: lead table (CSV, Excel, Parquet) or transcripts")
+    p.add_argument("--out", help="write the scores to this CSV file (its folder must exist); default: print them")
     p.set_defaults(func=cmd_score)
 
-    p = sub.add_parser("runs", help="list stored runs")
+    p = sub.add_parser("runs", help="list stored runs",
+                       description="List the stored runs, newest first. Runs that cannot be used (a damaged or "
+                                   "missing spec.json or metrics.json) are left out and named on stderr as "
+                                   "'skipped <run id>: <reason>'.")
     p.set_defaults(func=cmd_runs)
 
-    p = sub.add_parser("serve", help="start the FastAPI scoring service")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p = sub.add_parser("serve", help="start the FastAPI scoring service",
+                       description="Start the FastAPI scoring service (set CLAB_API_KEY to require an API key).")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 exposes it to the "
+                        "network: set CLAB_API_KEY first)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("prepare-models", help="convert and cache the offline models (idempotent)")
@@ -287,6 +451,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def first_line(problem: str) -> str:
+    """The first line of a reason (a native library's message can go on with a backtrace), brackets closed."""
+    lines = str(problem).strip().splitlines() or [""]
+    line = lines[0].rstrip()
+    if len(lines) > 1:
+        line += " ..." + ")" * max(line.count("(") - line.count(")"), 0)
+    return line
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -294,8 +467,15 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, KeyError) as exc:
         # Bad input: one clear line naming the problem (the message says the fix), no traceback.
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        from engine.runs import BrokenRun
+
+        if isinstance(exc, BrokenRun):  # a library's error inside can carry a whole native backtrace
+            msg = f"run {exc.run_id} cannot be used: {first_line(exc.problem)}"
         print(f"error: {msg}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,8 +5,10 @@ test rows (stratified 70/30, seed 42 by default), so runs on one dataset compare
 """
 from __future__ import annotations
 
+import inspect
+import json
+import shutil
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ import pandas as pd
 
 from engine.approaches.base import INPUT_KINDS, get_approach_class
 from engine.callbacks import Callback, CallbackList
-from engine.runs import Run, RunStore, explain_rows, explain_sample, write_json
+from engine.runs import Run, RunStore, explain_rows, explain_sample
 
 DEFAULT_TEST_SIZE = 0.3
 DEFAULT_SPLIT_SEED = 42
@@ -35,7 +37,66 @@ def build_approach(name: str, params: dict[str, Any] | None, input_kind: str):
     if unknown:
         raise ValueError(f"The {name!r} approach has no parameter(s) {sorted(unknown)}; "
                          f"its parameters are: {', '.join(cls._param_names())}")
-    return cls(**params)
+    signature = inspect.signature(cls.__init__).parameters
+    return cls(**{key: check_param(name, signature[key], value) for key, value in params.items()})
+
+
+#: Annotation names (``from __future__ import annotations`` leaves them as text) -> the types they accept.
+_TYPE_NAMES = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def _expected_types(parameter: inspect.Parameter) -> tuple[set[type], bool] | None:
+    """The types a constructor parameter takes and whether it takes None, from its annotation when it has a
+    plain one (``int``, ``float | None``...), else from its default; None when anything goes (``Any``, an
+    annotation not understood here, or a None default without annotation)."""
+    annotation, default = parameter.annotation, parameter.default
+    if annotation is not inspect.Parameter.empty:
+        parts = [p.strip() for p in str(getattr(annotation, "__name__", annotation)).split("|")]
+        allows_none = "None" in parts or default is None
+        names = [p for p in parts if p != "None"]
+        if not names or any(n not in _TYPE_NAMES for n in names):
+            return None
+        return {_TYPE_NAMES[n] for n in names}, allows_none
+    if default is None or default is inspect.Parameter.empty:
+        return None
+    if isinstance(default, tuple) and all(isinstance(v, str) for v in default):
+        return {tuple}, False
+    for t in (bool, int, float, str):  # bool first: it is an int too
+        if isinstance(default, t):
+            return {t}, False
+    return None
+
+
+def check_param(approach: str, parameter: inspect.Parameter, value: Any) -> Any:
+    """``value`` for this approach parameter, checked against the type of the constructor's default (or its
+    annotation): a whole float becomes an int where an int is expected, an int a float, a list of text a
+    tuple. Anything else of the wrong type raises ValueError naming the parameter, the value and the type."""
+    expected = _expected_types(parameter)
+    if expected is None:
+        return value
+    types, allows_none = expected
+    if value is None and allows_none:
+        return value
+    if not isinstance(value, bool):
+        if int in types and isinstance(value, float) and value.is_integer():
+            return int(value)
+        if float in types and isinstance(value, (int, float)):
+            return value
+        if int in types and isinstance(value, int):
+            return value
+    if bool in types and isinstance(value, bool):
+        return value
+    if str in types and isinstance(value, str):
+        return value
+    if tuple in types and isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    wanted = " or ".join({bool: "true/false", int: "a whole number", float: "a number", str: "text",
+                          tuple: "a list of text, e.g. [\"a\", \"b\"]"}[t] for t in sorted(types, key=str))
+    if allows_none:
+        wanted += " or null"
+    default = list(parameter.default) if isinstance(parameter.default, tuple) else parameter.default
+    raise ValueError(f"Parameter {parameter.name!r} of the {approach!r} approach takes {wanted}, "
+                     f"got {value!r} ({type(value).__name__}); its default is {json.dumps(default)}.")
 
 
 def variant_probas(model, X: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -88,9 +149,10 @@ def fit_evaluate_store(model, X: pd.DataFrame, y: np.ndarray, row_ids, spec: dic
         run.save_curves(curve_data(y_test, proba))
         _store_explanations(run, model, X, row_ids, test_idx, spec.get("input_kind", model.input_kind), cbs)
         run.save_metrics(metrics)  # written last: a run is complete once metrics.json exists
-    except BaseException as exc:
-        write_json(run.path / "error.json", {"error": f"{type(exc).__name__}: {exc}",
-                                              "traceback": traceback.format_exc()})
+    except BaseException:
+        # A failed or cancelled training (an error, TrainingCancelled, Ctrl-C, SystemExit) leaves no run
+        # folder behind for any listing to show; the error itself goes to the caller (and the job's log).
+        shutil.rmtree(run.path, ignore_errors=True)
         raise
     return run
 

@@ -282,7 +282,7 @@ class LoraApproach(Approach):
     input_kind = "leads"
 
     def __init__(self, base_model=None, r=8, lora_alpha=16, lora_dropout=0.05, target_modules=("q_proj", "v_proj"),
-                 batch_size=2, grad_accum=8, epochs=3, learning_rate=2e-4, max_length=256, train_rows=None,
+                 batch_size=2, grad_accum=8, epochs: float = 3, learning_rate=2e-4, max_length=256, train_rows=None,
                  seed=42, quantize=None, device="auto", precision="auto", warmup_ratio=0.05, weight_decay=0.0,
                  text_style="compact", drop_constant_share=0.995, calibration_rows=600, score_batch_size=32,
                  checkpoint_dir=None, checkpoint_every=50, resume=False, top_layers=None):
@@ -575,14 +575,16 @@ class LoraApproach(Approach):
     def _save_checkpoint(self, optimizer, scheduler, step: int, run_key: str) -> None:
         import torch
 
+        from engine.storage import atomic_write
+
         folder = Path(self.checkpoint_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / (CHECKPOINT_STATE + ".tmp")
         self._write_adapter(folder / ADAPTER_DIR)
-        torch.save({"step": int(step), "run_key": run_key, "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "loss_history": getattr(self, "loss_history_", []),
-                    "saved_at": time.time()}, tmp)
-        tmp.replace(folder / CHECKPOINT_STATE)
+        # Only tensors, numbers, text, lists and dicts: the file loads with torch.load(weights_only=True).
+        state = {"step": int(step), "run_key": run_key, "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "loss_history": getattr(self, "loss_history_", []),
+                 "saved_at": time.time()}
+        atomic_write(folder / CHECKPOINT_STATE, lambda tmp: torch.save(state, tmp))
 
     def _load_checkpoint(self, optimizer, scheduler, run_key: str) -> int:
         import torch
@@ -592,7 +594,16 @@ class LoraApproach(Approach):
         state_file = folder / CHECKPOINT_STATE
         if not state_file.exists():
             return 0
-        state = torch.load(state_file, map_location="cpu", weights_only=False)
+        try:
+            # weights_only: tensors and plain values only; a pickle of anything else is refused unrun.
+            state = torch.load(state_file, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - UnpicklingError, a truncated file, ...
+            raise ValueError(f"The checkpoint file {state_file} cannot be resumed: it holds more than tensors "
+                             f"and plain values, or it is damaged ({type(exc).__name__}: {str(exc)[:200]}). "
+                             "Fix: delete that folder or pass resume=False to start over.") from None
+        if not isinstance(state, dict) or not {"step", "optimizer", "scheduler"} <= set(state):
+            raise ValueError(f"The checkpoint file {state_file} is not a LoRA training state. Fix: delete that "
+                             "folder or pass resume=False to start over.")
         if state.get("run_key") != run_key:
             raise ValueError(f"The checkpoint in {folder} was made with other data or hyper-parameters, so it "
                              "cannot be resumed. Fix: use the same data and settings, or delete that folder / "

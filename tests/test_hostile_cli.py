@@ -1,0 +1,338 @@
+"""Hostile input to the command line and the training pipeline (issue 12, items 1, 2 and 7): run ids naming
+folders outside the store, damaged runs, files a run cannot score, unwritable outputs, badly typed parameters,
+failed or cancelled trainings, planted LoRA checkpoints. Every case gets one clear line and exit code 2, and
+nothing outside the store is unpickled."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import joblib
+import pandas as pd
+import pytest
+
+from engine.callbacks import Callback, TrainingCancelled
+from engine.cli import build_parser, main
+from engine.data.demo import demo_leads
+from engine.runs import RunStore
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FAST_STACK = ["--param", "n_folds=2", "--param", "rf_n_estimators=20", "--param", "xgb_n_estimators=30",
+              "--param", "meta_epochs=5", "--param", "svc_max_rows=200", "--param", "n_jobs=1"]
+FAST_PARAMS = {"n_folds": 2, "rf_n_estimators": 20, "xgb_n_estimators": 30, "meta_epochs": 5, "svc_max_rows": 200,
+               "n_jobs": 1}
+
+
+class PlantedPickle:
+    """Unpickling this creates ``marker``: proof that code from the file ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One small stacking run (trained once for the module) and the lead file it was trained on."""
+    root = tmp_path_factory.mktemp("hostile_cli")
+    leads = root / "leads.csv"
+    demo_leads(n=300, seed=3).to_csv(leads, index=False)
+    from engine import pipeline
+
+    run = pipeline.train_leads(leads, params=FAST_PARAMS, store=RunStore(root / "runs"), dataset_name="leads.csv")
+    return run.path, leads
+
+
+@pytest.fixture
+def store(workspace, trained):
+    """A workspace whose run store holds a copy of the trained run."""
+    src, _ = trained
+    store = RunStore()
+    shutil.copytree(src, store.root / src.name)
+    return store
+
+
+def _copy_run(store: RunStore, src: Path, run_id: str) -> Path:
+    dst = store.root / run_id
+    shutil.copytree(src, dst)
+    spec = json.loads((dst / "spec.json").read_text())
+    (dst / "spec.json").write_text(json.dumps({**spec, "run_id": run_id}))
+    return dst
+
+
+def _plant(folder: Path, marker: Path) -> Path:
+    """A folder shaped like a run whose model/features.joblib runs code when unpickled."""
+    (folder / "model").mkdir(parents=True)
+    (folder / "spec.json").write_text(json.dumps({"input_kind": "leads", "approach": "stacking",
+                                                  "columns": ["Lead Origin"], "kinds": {}}))
+    (folder / "metrics.json").write_text(json.dumps({"metrics": {}}))
+    (folder / "model" / "approach.json").write_text(json.dumps({"approach": "stacking", "params": {}}))
+    joblib.dump(PlantedPickle(marker), folder / "model" / "features.joblib")
+    for name in ("logistic_regression.joblib", "random_forest.joblib", "svc.joblib"):
+        joblib.dump(PlantedPickle(marker), folder / "model" / name)
+    return folder
+
+
+# -- 1. run ids that name folders outside the store ------------------------------------------------
+def test_score_refuses_a_run_id_naming_a_folder_outside_the_store(store, trained, tmp_path, capsys):
+    _, leads = trained
+    marker = tmp_path / "pwned"
+    planted = _plant(tmp_path / "planted", marker)
+    # the pickle really would run if loaded
+    joblib.load(planted / "model" / "features.joblib")
+    assert marker.exists()
+    marker.unlink()
+
+    relative = os.path.relpath(planted, store.root)
+    assert relative.startswith("..")
+    for run_id in (str(planted), relative, str(planted) + "/", f"{store.root}/{relative}"):
+        assert main(["score", "--run", run_id, "--data", str(leads)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: No run ") and "a run id looks like" in err and len(err.splitlines()) == 1
+        assert not marker.exists()
+
+
+def test_a_run_folder_that_links_outside_the_store_is_neither_listed_nor_loaded(store, trained, tmp_path, capsys):
+    _, leads = trained
+    marker = tmp_path / "pwned"
+    planted = _plant(tmp_path / "planted", marker)
+    link_id = "20991231T235959-stacking-abcdef"  # would be the newest run
+    (store.root / link_id).symlink_to(planted, target_is_directory=True)
+    assert main(["score", "--run", link_id, "--data", str(leads)]) == 2
+    assert f"No run '{link_id}'" in capsys.readouterr().err
+    out = tmp_path / "scored.csv"
+    assert main(["score", "--run", "latest", "--data", str(leads), "--out", str(out)]) == 0
+    assert link_id not in capsys.readouterr().out
+    assert not marker.exists() and len(pd.read_csv(out)) == 300
+
+
+# -- 2. damaged runs -------------------------------------------------------------------------------
+def test_runs_skips_and_names_damaged_runs_and_aligns_every_kind(store, trained, capsys):
+    src, _ = trained
+    bad_spec = _copy_run(store, src, "20990101T000001-stacking-000001")
+    (bad_spec / "spec.json").write_text("{bad")
+    bad_metrics = _copy_run(store, src, "20990101T000002-stacking-000002")
+    (bad_metrics / "metrics.json").write_text("[]")
+    no_spec = _copy_run(store, src, "20990101T000003-stacking-000003")
+    (no_spec / "spec.json").unlink()
+    emb = _copy_run(store, src, "20990101T000004-embeddings-000004")
+    spec = json.loads((emb / "spec.json").read_text())
+    (emb / "spec.json").write_text(json.dumps({**spec, "approach": "embeddings", "input_kind": "transcripts",
+                                               "dataset": "calls.jsonl"}))
+
+    assert main(["runs"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("run ")
+    assert lines[1].startswith(emb.name) and lines[2].startswith(src.name)
+    for tokens in (["dataset", "calls.jsonl", "leads.csv"], ["metric", "roc_auc", "roc_auc"]):
+        assert len({line.index(token) for line, token in zip(lines, tokens)}) == 1  # one column start
+    err = captured.err
+    assert "skipped 20990101T000001-stacking-000001: spec.json is not valid JSON" in err
+    assert "skipped 20990101T000002-stacking-000002: metrics.json holds a list" in err
+    assert "skipped 20990101T000003-stacking-000003: spec.json is missing" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("damage", ["truncated json", "truncated joblib", "missing file"])
+def test_score_latest_falls_back_past_a_damaged_model_and_names_it(store, trained, tmp_path, capsys, damage):
+    src, leads = trained
+    broken = _copy_run(store, src, "20990101T000001-stacking-00000a")
+    model = broken / "model"
+    if damage == "truncated json":
+        text = (model / "xgboost.json").read_text()
+        (model / "xgboost.json").write_text(text[: len(text) // 2])
+    elif damage == "truncated joblib":
+        data = (model / "features.joblib").read_bytes()
+        (model / "features.joblib").write_bytes(data[: len(data) // 3])
+    else:
+        (model / "approach.json").unlink()
+
+    out = tmp_path / "scored.csv"
+    assert main(["score", "--run", "latest", "--data", str(leads), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert f"with run {src.name}" in captured.out
+    assert f"skipped run {broken.name}: its model files cannot be loaded" in captured.err
+    assert len(pd.read_csv(out)) == 300
+
+    assert main(["score", "--run", broken.name, "--data", str(leads)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: run {broken.name} cannot be used: its model files cannot be loaded")
+    assert len(err.splitlines()) == 1
+
+
+# -- 7. files a run cannot score, outputs that cannot be written -----------------------------------
+def test_score_refuses_files_that_share_no_column_with_the_run(store, trained, tmp_path, capsys):
+    src, _ = trained
+    jsonl = tmp_path / "calls.jsonl"
+    jsonl.write_text('{"transcript": "hi, send me the brochure", "label": 1}\n{"transcript": "not interested"}\n')
+    other = tmp_path / "other.csv"
+    other.write_text("foo,bar\n1,2\n3,4\n")
+    for data in (jsonl, other):
+        assert main(["score", "--run", src.name, "--data", str(data)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert data.name in err and "Lead Origin" in err and "TotalVisits" in err and len(err.splitlines()) == 1
+
+
+def test_score_latest_takes_a_run_of_the_inputs_kind(store, trained, tmp_path, capsys):
+    """Only a leads run is stored: transcripts (JSON Lines, or a CSV with a transcript column) are not scored
+    with it."""
+    jsonl = tmp_path / "calls.jsonl"
+    jsonl.write_text('{"transcript": "hi, send me the brochure"}\n{"transcript": "not interested"}\n')
+    calls_csv = tmp_path / "calls.csv"
+    calls_csv.write_text("id,Transcript\n1,hello\n2,no thanks\n")
+    for data in (jsonl, calls_csv):
+        assert main(["score", "--data", str(data)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == (f"error: {data.name} holds transcripts, and no stored transcripts run loads. Fix: train one "
+                       "with `python -m engine train transcripts` first, or pass --run RUN_ID "
+                       "(`python -m engine runs`).")
+
+
+def test_score_header_only_and_unwritable_out_give_one_clear_line(store, trained, tmp_path, capsys):
+    _, leads = trained
+    header = tmp_path / "header.csv"
+    header.write_text(leads.read_text().splitlines()[0] + "\n")
+    assert main(["score", "--data", str(header)]) == 2
+    assert capsys.readouterr().err.strip() == ("error: header.csv has no rows to score (a header only?). Fix: give "
+                                               "a file with at least one row.")
+
+    missing_dir = tmp_path / "nowhere" / "scored.csv"
+    assert main(["score", "--data", str(leads), "--out", str(missing_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: --out {missing_dir}: the folder {missing_dir.parent} does not exist. Fix: create it "
+                   "first or write the scores somewhere else.")
+    assert not missing_dir.parent.exists()
+
+    assert main(["score", "--data", str(leads), "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().startswith(f"error: --out {tmp_path} is a folder.")
+
+    assert main(["score", "--data", str(tmp_path / "absent.csv")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_score_and_serve_help_describe_their_options(capsys):
+    for command, words in (("score", ["--run", "latest", "--data", "--out"]), ("serve", ["--host", "--port"])):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([command, "--help"])
+        text = capsys.readouterr().out
+        assert all(w in text for w in words) and "default" in text
+
+
+def test_bench_api_takes_requests_and_concurrency():
+    args = build_parser().parse_args(["bench", "api", "--requests", "40", "--concurrency", "4", "--json", "x.json"])
+    assert (args.input, args.requests, args.concurrency, args.json) == ("api", 40, 4, "x.json")
+    args = build_parser().parse_args(["bench", "api"])
+    assert (args.requests, args.concurrency) == (2000, 16)
+
+
+# -- 7. parameters and failed trainings -----------------------------------------------------------
+@pytest.mark.parametrize("param, words", [
+    ("n_folds=abc", ["'n_folds'", "a whole number", "'abc'"]),
+    ("n_folds=2.5", ["'n_folds'", "a whole number", "2.5"]),
+    ("meta_linear_skip=1", ["'meta_linear_skip'", "true/false"]),
+    ("lr_C=high", ["'lr_C'", "a number", "'high'"]),
+    ("nonsense=1", ["no parameter(s) ['nonsense']"]),
+])
+def test_a_badly_typed_param_fails_before_any_run_folder_exists(workspace, trained, capsys, param, words):
+    _, leads = trained
+    assert main(["train", "leads", "--data", str(leads), "--quiet", "--param", param]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and len(err.splitlines()) == 1 and all(w in err for w in words)
+    assert not (workspace / "runs").exists() or not any((workspace / "runs").iterdir())
+
+
+def test_build_approach_converts_values_of_the_right_kind():
+    from engine.pipeline import build_approach
+
+    model = build_approach("stacking", {"n_folds": 3.0, "lr_C": 1, "rf_max_features": 0.5, "meta_linear_skip": False},
+                           "leads")
+    assert model.n_folds == 3 and isinstance(model.n_folds, int) and model.lr_C == 1 and model.rf_max_features == 0.5
+    lora = build_approach("lora", {"epochs": 1.5, "target_modules": ["q_proj"]}, "leads")
+    assert lora.epochs == 1.5 and lora.target_modules == ("q_proj",)
+    with pytest.raises(ValueError, match="'target_modules'.*a list of text"):
+        build_approach("lora", {"target_modules": "q_proj"}, "leads")
+
+
+class CancelAt(Callback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, progress):
+        if progress.step >= self.step:
+            raise TrainingCancelled("cancelled by the test")
+
+
+@pytest.mark.parametrize("case", ["error in fit", "cancelled", "interrupted"])
+def test_a_failed_or_cancelled_training_leaves_no_run_folder(workspace, trained, case):
+    from engine import pipeline
+
+    _, leads = trained
+    params, callbacks, expected = dict(FAST_PARAMS), [], ValueError
+    if case == "error in fit":
+        params["n_folds"] = 1  # the right type, refused by scikit-learn's folds inside fit
+    elif case == "cancelled":
+        callbacks, expected = [CancelAt(2)], TrainingCancelled
+    else:
+        class Interrupt(Callback):
+            def on_step_end(self, progress):
+                raise KeyboardInterrupt
+
+        callbacks, expected = [Interrupt()], KeyboardInterrupt
+    with pytest.raises(expected):
+        pipeline.train_leads(leads, params=params, callbacks=callbacks)
+    store = RunStore()
+    assert store.list_runs(complete_only=False) == [] and not any(store.root.iterdir())
+
+
+def test_a_terminated_training_process_removes_its_run_folder(workspace, trained):
+    """SIGTERM (how a job is cancelled) ends `train` through SystemExit, so the half-made run goes too."""
+    _, leads = trained
+    env = {**os.environ, "CLAB_WORKSPACE": str(workspace)}
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "train", "leads", "--data", str(leads), "--quiet",
+                             "--param", "n_jobs=1", "--param", "meta_epochs=400", "--param", "meta_patience=400"],
+                            cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runs = workspace / "runs"
+    try:
+        deadline = time.monotonic() + 120
+        while not (runs.exists() and any(runs.iterdir())) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert proc.poll() is None and any(runs.iterdir()), "the training should still be running"
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not any(runs.iterdir())
+
+
+# -- 1. LoRA checkpoints ----------------------------------------------------------------------------
+def test_a_planted_lora_checkpoint_is_refused_unrun(tmp_path):
+    import torch
+
+    from engine.approaches.lora import CHECKPOINT_STATE, LoraApproach
+
+    marker = tmp_path / "pwned"
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    torch.save({"step": 3, "run_key": "k", "optimizer": {}, "scheduler": {}, "payload": PlantedPickle(marker)},
+               folder / CHECKPOINT_STATE)
+    torch.load(folder / CHECKPOINT_STATE, weights_only=False)  # the plant is real: a full unpickle runs it
+    assert marker.exists()
+    marker.unlink()
+    model = LoraApproach(checkpoint_dir=str(folder), resume=True)
+    with pytest.raises(ValueError) as info:
+        model._load_checkpoint(None, None, "k")
+    assert str(folder / CHECKPOINT_STATE) in str(info.value) and "resume=False" in str(info.value)
+    assert not marker.exists()
+
+    (folder / CHECKPOINT_STATE).write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ValueError, match="damaged"):
+        model._load_checkpoint(None, None, "k")
