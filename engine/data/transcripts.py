@@ -512,9 +512,7 @@ def load_transcripts(source: Any, filename: str | None = None, require_labels: b
 
 
 def write_jsonl(records: list[dict], path: str | Path) -> Path:
-    """Write records as JSON Lines (used to refresh the committed demo file)."""
-    path = Path(path)
-    with path.open("w", encoding="utf-8") as fh:
-        for record in records:
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-    return path
+    """Write records as JSON Lines, atomically (used to refresh the committed demo file)."""
+    from engine.storage import write_text
+
+    return write_text(path, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
