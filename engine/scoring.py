@@ -192,8 +192,8 @@ class ValidationReport:
                          f"as missing: {', '.join(self.missing_columns[:12])}"
                          f"{' ...' if len(self.missing_columns) > 12 else ''}.")
         if self.ignored_columns:
-            lines.append(f"{len(self.ignored_columns)} column(s) of the file are not used by the model (kept in the "
-                         f"output, not scored): {', '.join(self.ignored_columns[:12])}"
+            lines.append(f"{len(self.ignored_columns)} column(s) of the file were not in the training data and are "
+                         f"not used by the model (kept in the output): {', '.join(self.ignored_columns[:12])}"
                          f"{' ...' if len(self.ignored_columns) > 12 else ''}.")
         for col, values in self.unseen_values.items():
             total = sum(values.values())
@@ -262,12 +262,14 @@ def prepare_rows(run: Run, raw: pd.DataFrame, source: str = "the file") -> tuple
         raise ScoringError(f"None of the columns of {source} are used by run {run.id}. Its columns are: "
                            f"{', '.join(columns[:12])}{' ...' if len(columns) > 12 else ''}. Export the leads with "
                            "the same columns as the training file, or pick a run trained on this kind of table.")
+    # columns training knew and left out (identifiers, leak policy, constants) are expected, not "unexpected"
+    known = {*columns, *(spec.get("excluded") or []), *(spec.get("dropped") or {}), spec.get("target")}
     raw = raw.copy()
     raw.columns = given
     X = prepare_features(raw, columns, kinds)
     report = ValidationReport(
         rows=len(raw), used_columns=used, missing_columns=[c for c in columns if c not in given],
-        ignored_columns=[c for c in given if c not in columns and c != spec.get("target")],
+        ignored_columns=[c for c in given if c not in known],
         unseen_values=_unseen_counts(X, load_training_profile(run)), unparsed=_unparsed_counts(raw, X, kinds))
     return X, report
 

@@ -1,0 +1,221 @@
+"""Score: this week's new leads (or calls) -> a ranked list with tiers and reasons, checked against training."""
+from __future__ import annotations
+
+import hashlib
+import io
+
+import streamlit as st
+
+from dashboard.components import state, widgets
+
+st.title("Score new leads")
+st.caption("Upload this week's leads (or calls) and get them ranked: who to call first, and why. The file needs "
+           "no outcome column; if it has one, you also see how the model did on it.")
+widgets.storage_warnings()
+
+runs = state.list_runs()
+if not runs:
+    st.info("No trained model yet. Train one on the Train page (or load the demo on Home), then come back.")
+    st.stop()
+
+kinds = sorted({r.spec.get("input_kind", "leads") for r in runs})
+kind = st.radio("What are you scoring?", kinds, horizontal=True, key="score_kind",
+                format_func=lambda k: {"leads": "Leads (a CRM table)", "transcripts": "Sales calls"}.get(k, k))
+kind_runs = [r for r in runs if r.spec.get("input_kind", "leads") == kind]
+
+
+def _auc(run) -> float:
+    try:
+        value = run.metrics.get("metrics", {}).get("roc_auc", {})
+        return float(value.get("value") if isinstance(value, dict) else value)
+    except (TypeError, ValueError):
+        return float("-inf")
+
+
+best = max(kind_runs, key=_auc)
+ids = [r.id for r in kind_runs]
+chosen_ids = st.multiselect(
+    "Models", ids, default=[best.id], key="score_runs", format_func=lambda i: state.run_label(
+        next(r for r in kind_runs if r.id == i)),
+    help="The best model on the metric board is chosen for you (highest ROC-AUC). Choose several to compare "
+         "their rankings of the same file.")
+if not chosen_ids:
+    st.info("Choose at least one model.")
+    st.stop()
+chosen = [next(r for r in kind_runs if r.id == i) for i in chosen_ids]
+
+source = st.radio("Leads to score", ["Upload a file", "A stored dataset"], horizontal=True, key="score_source")
+data, filename = None, None
+if source == "Upload a file":
+    def _keep_upload():
+        upload = st.session_state.get("score_upload")
+        st.session_state["score_file"] = (upload.getvalue(), upload.name) if upload is not None else None
+
+    st.file_uploader("File of new leads (CSV, Excel, Parquet; calls: JSON, JSON Lines, CSV)", key="score_upload",
+                     on_change=_keep_upload)
+    if st.session_state.get("score_file"):
+        data, filename = st.session_state["score_file"]
+else:
+    datasets = state.dataset_store().list(kind=kind)
+    if not datasets:
+        st.info(f"No stored {kind} dataset. Upload a file instead.")
+    else:
+        ds = st.selectbox("Dataset", datasets, key="score_dataset", format_func=lambda d: d.label())
+        data, filename = ds.read_bytes(), ds.meta.get("filename") or ds.raw_path.name
+if data is None:
+    st.stop()
+sha = hashlib.sha256(data).hexdigest()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _read(run_id: str, sha: str, _data: bytes, filename: str):
+    from engine.scoring import read_rows
+
+    return read_rows(state.run_store().get(run_id), io.BytesIO(_data), filename=filename)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _score(run_id: str, sha: str, _raw, filename: str, explain: int):
+    from engine.scoring import score_frame
+
+    run = state.run_store().get(run_id)
+    return score_frame(run, _raw, model=state.load_model(run), explain=explain, source=filename)
+
+
+results = {}
+for run in chosen:
+    try:
+        raw = _read(run.id, sha, data, filename)
+        with st.spinner(f"Scoring {filename} with {state.run_label(run)}..."):
+            results[run.id] = _score(run.id, sha, raw, filename, 0)
+    except ValueError as exc:  # bad file, no shared column, broken run: the message says the fix
+        st.error(f"{state.run_label(run)}: {exc}")
+if not results:
+    st.stop()
+
+main_run = chosen[0] if chosen[0].id in results else next(r for r in chosen if r.id in results)
+scored = results[main_run.id]
+table = scored.table
+
+if len(results) > 1:
+    import pandas as pd
+
+    st.subheader("How the models rank this file")
+    # each result's probabilities are in the file's row order, so they line up lead by lead
+    probas = pd.DataFrame({state.run_label(r): results[r.id].proba for r in chosen if r.id in results})
+    st.caption("Rank correlation (Spearman) between the models' orderings of the same leads: 1 = the same order, "
+               "0 = unrelated.")
+    st.dataframe(probas.corr(method="spearman").round(3), width="stretch")
+    side = pd.DataFrame({name: probas[name].rank(ascending=False, method="first").astype(int) for name in probas})
+    st.caption("Rank of each lead (row of your file) under each model:")
+    st.dataframe(side.head(200), width="stretch")
+
+st.subheader(f"Ranked list: {len(table):,} leads, scored by {state.run_label(main_run)}")
+st.caption("**Score** 1-99 is the model's chance of conversion (score 27 = about 27 %). **Tier** compares the "
+           "lead with the leads this model learned from: A = as likely as the top quarter of them, D = the bottom "
+           "quarter. A tier is relative to this model's leads, not a fixed probability.")
+
+for line in scored.report.messages():
+    st.warning(line)
+
+if scored.metrics:
+    m = scored.metrics
+    cols = st.columns(3)
+    for col, (name, label) in zip(cols, [("roc_auc", "ROC-AUC"), ("accuracy", "Accuracy"), ("pr_auc", "PR-AUC")]):
+        if name in m:
+            col.metric(label, f"{m[name]['value']:.3f}", help=f"95 % interval {m[name]['low']:.3f} - "
+                                                               f"{m[name]['high']:.3f}, on the "
+                                                               f"{scored.outcome_rows:,} rows with an outcome")
+    st.caption("The file has the outcome column, so this is how the model did on these leads.")
+
+# reasons for the top rows: computed after the list is on screen
+budget_default = min(len(table), 50 if main_run.spec.get("approach") == "stacking" else 10)
+n_reasons = st.number_input("Leads to explain (from the top of the list)", min_value=0, max_value=len(table),
+                            value=budget_default, step=10, key="score_reasons",
+                            help="Reasons are the three factors that raise and lower each lead's score the most. "
+                                 "They cost time per lead, so they are computed for the top of the list.")
+if n_reasons:
+    with st.spinner(f"Explaining the top {int(n_reasons)} leads..."):
+        try:
+            scored = _score(main_run.id, sha, _read(main_run.id, sha, data, filename), filename, int(n_reasons))
+            table = scored.table
+        except ValueError as exc:
+            st.error(str(exc))
+
+tiers = sorted(table["tier"].dropna().unique().tolist()) if "tier" in table else []
+f1, f2 = st.columns(2)
+pick_tiers = f1.multiselect("Tiers", tiers, default=tiers, key="score_tiers")
+low, high = f2.slider("Score range", 1, 99, (1, 99), key="score_range")
+view = table[(table["score"] >= low) & (table["score"] <= high)]
+if tiers:
+    view = view[view["tier"].isin(pick_tiers)]
+
+dropped = main_run.spec.get("dropped") or {}
+id_columns = [c for c, why in dropped.items() if "identifier" in str(why) and c in table.columns]
+shown = ["rank", *id_columns, "score", "tier", "probability", "reasons_for", "reasons_against"]
+st.dataframe(view[[c for c in shown if c in view.columns]], width="stretch", hide_index=True,
+             column_config={"probability": st.column_config.NumberColumn("probability", format="%.3f"),
+                            "reasons_for": st.column_config.TextColumn("raises the score"),
+                            "reasons_against": st.column_config.TextColumn("lowers the score")})
+st.caption(f"{int(table['has_reasons'].sum()):,} of {len(table):,} leads have reasons (the top of the list). "
+           "The downloads hold every column of your file, then the scores and reasons, ranked.")
+
+import plotly.express as px  # noqa: E402
+
+fig = px.histogram(table, x="score", color="tier" if tiers else None, nbins=33, range_x=[0, 100],
+                   category_orders={"tier": ["A", "B", "C", "D"]}, title="Scores by tier")
+fig.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10), bargap=0.05)
+st.plotly_chart(fig, width="stretch")
+
+export = scored.export_frame()
+stem = filename.rsplit(".", 1)[0]
+d1, d2 = st.columns(2)
+d1.download_button("Download CSV", export.to_csv(index=False).encode("utf-8"), f"{stem}_scored.csv", "text/csv",
+                   key="score_csv")
+excel = io.BytesIO()
+export.to_excel(excel, index=False)
+d2.download_button("Download Excel", excel.getvalue(), f"{stem}_scored.xlsx",
+                   "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", key="score_xlsx")
+
+from engine.scoring import ScoredStore  # noqa: E402
+
+store = ScoredStore()
+stored = store.add(scored, filename)
+
+# shift check: do these leads look like the ones the model learned from?
+try:
+    from engine.drift import shift_report
+    from engine.scoring import load_training_sample, prepare_rows
+except ImportError:  # pragma: no cover - the shift check ships with the engine
+    shift_report = None
+if shift_report is not None and kind == "leads":
+    reference = load_training_sample(main_run)
+    if reference is None:
+        st.caption("This run was trained before training samples were stored, so the shift check is not available.")
+    else:
+        @st.cache_data(show_spinner=False, max_entries=8)
+        def _shift(run_id: str, sha: str, _reference, _new):
+            return shift_report(_reference, _new, state.run_store().get(run_id).spec.get("kinds"))
+
+        with st.spinner("Checking whether these leads look like the training leads..."):
+            X_new, _ = prepare_rows(main_run, _read(main_run.id, sha, data, filename), filename)
+            report = _shift(main_run.id, sha, reference, X_new)
+        verdict = report["verdict"]
+        text = (f"Compared with the leads this model learned from, this file **{verdict}** (a model trained to "
+                f"tell them apart reaches ROC-AUC {report['adversarial_auc']:.2f}; 0.5 = it cannot).")
+        (st.success if verdict.startswith("looks like") else st.warning)(text)
+        top = [c for c in report["columns"] if c["level"] != "stable"][:5]
+        if top:
+            st.caption("Most shifted columns (population stability index): " + ", ".join(
+                f"{c['column']} ({c['psi']:.2f}, {c['level']})" for c in top))
+
+with st.expander("Earlier scored lists"):
+    earlier = store.list()
+    for meta in earlier[:20]:
+        import datetime as _dt
+
+        when = _dt.datetime.fromtimestamp(meta.get("created", 0)).strftime("%Y-%m-%d %H:%M")
+        c1, c2 = st.columns([4, 1])
+        c1.write(f"{when} · {meta.get('source')} · {meta.get('rows', 0):,} rows · run {meta.get('run_id')}")
+        c2.download_button("CSV", store.path(meta["sha256"]).read_bytes(), f"scored_{meta['sha256'][:8]}.csv",
+                           "text/csv", key=f"earlier_{meta['sha256']}")
