@@ -149,7 +149,7 @@ def test_train_page_offers_approaches_and_launches_a_job(stored, tmp_path, monke
     runner = JobRunner(ws)
     jobs = runner.list()
     assert len(jobs) == 1 and jobs[0].params["approach"] == "stacking"
-    assert "n_folds=2" in jobs[0].argv and jobs[0].params["target"] == "Converted"
+    assert any(a.endswith("n_folds=2") for a in jobs[0].argv) and jobs[0].params["target"] == "Converted"
     runner.cancel(jobs[0].id, clean_stop=0)
     assert runner.get(jobs[0].id).state == "cancelled"
 
@@ -261,6 +261,17 @@ def test_embeddings_page_without_an_embeddings_run(stored):
 
 
 def test_app_navigation_and_password_gate(stored, monkeypatch):
+    from streamlit import config
+
+    before = config.get_option("server.address")  # bound to localhost, as `make run` starts it
+    config.set_option("server.address", "127.0.0.1")
+    try:
+        _navigation_and_password_gate(monkeypatch)
+    finally:
+        config.set_option("server.address", before)
+
+
+def _navigation_and_password_gate(monkeypatch):
     at = AppTest.from_file(str(APP), default_timeout=60)
     at.run()
     assert not at.exception and "Conversion Lab" in at.title[0].value
