@@ -274,8 +274,9 @@ def _read_csv(text: str, label: str) -> pd.DataFrame:
     delim = _sniff_delimiter(text)
     _check_duplicates(_header_fields(text, delim), label)
     try:
-        df = pd.read_csv(io.StringIO(text), sep=delim, decimal="," if delim == ";" else ".",
-                         skipinitialspace=True, low_memory=False)
+        # bytes, not io.StringIO: a StringIO holds four bytes a character, the UTF-8 copy one
+        df = pd.read_csv(io.BytesIO(text.encode("utf-8")), encoding="utf-8", sep=delim,
+                         decimal="," if delim == ";" else ".", skipinitialspace=True, low_memory=False)
     except (pd.errors.ParserError, ValueError, csv.Error) as exc:
         raise LeadDataError(f"{label} could not be parsed as a table ({str(exc).strip()}). Check that every row has the same "
                             f"number of fields, or {_FORMATS_HINT[0].lower() + _FORMATS_HINT[1:]}") from exc

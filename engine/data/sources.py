@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 import os
 from pathlib import Path
 from typing import Any
@@ -94,6 +93,17 @@ def decode_text(raw: bytes) -> tuple[str, str]:
     return raw.decode("latin-1"), "latin-1"
 
 
+def iter_lines(text: str):
+    """The lines of ``text`` (with their ``\\n``), one slice at a time: no list of every line and no
+    ``io.StringIO`` copy (which holds four bytes a character) of a large file."""
+    start, end = 0, len(text)
+    while start < end:
+        stop = text.find("\n", start)
+        stop = end if stop < 0 else stop + 1
+        yield text[start:stop]
+        start = stop
+
+
 def csv_rows_over(text: str, delimiter: str, limit: int) -> int | None:
     """``None`` when CSV text has at most ``limit`` data rows (records after the header); else its number of
     lines, for the message. No table is built: newlines are counted first (each record ends one); only when
@@ -104,7 +114,7 @@ def csv_rows_over(text: str, delimiter: str, limit: int) -> int | None:
         return None
     rows = -1  # the header is no data row
     try:
-        for record in csv.reader(io.StringIO(text), delimiter=delimiter):
+        for record in csv.reader(iter_lines(text), delimiter=delimiter):
             rows += bool(record)
             if rows > limit:
                 return lines

@@ -230,7 +230,9 @@ def _parse_json(text: str, label: str = "the file", max_rows: int = MAX_ROWS) ->
 
 def _jsonl_lines(text: str):
     """``(line number, line)`` of the non-blank lines, without splitting the whole text at once."""
-    for number, line in enumerate(io.StringIO(text), start=1):
+    from engine.data.sources import iter_lines
+
+    for number, line in enumerate(iter_lines(text), start=1):
         if line.strip():
             yield number, line
 
@@ -268,7 +270,7 @@ def _count_csv(text: str, label: str, max_rows: int) -> None:
 def _parse_csv(text: str, label: str = "the file", max_rows: int = MAX_ROWS) -> list:
     _count_csv(text, label, max_rows)
     try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+        frame = pd.read_csv(io.BytesIO(text.encode("utf-8")), encoding="utf-8", dtype=str, keep_default_na=False)
     except Exception as exc:
         raise TranscriptDataError(f"Could not read the CSV file: {exc}. "
                                   "Fix: save it as comma-separated UTF-8 with a header row.") from None
