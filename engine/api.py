@@ -2,65 +2,160 @@
 
 Endpoints (JSON):
 
-* ``GET /health`` — ``{"status": "ok", "runs": n}``; open without an API key.
-* ``GET /models`` — the complete runs, newest first (id, approach, input kind, dataset, ROC-AUC).
+* ``GET /health`` — ``{"status": "ok", "runs": n, "skipped": k}`` (``k`` run folders that cannot be used);
+  open without an API key.
+* ``GET /models`` — the complete runs, newest first (id, approach, input kind, dataset, ROC-AUC), and
+  ``skipped``: ``[{"run_id", "problem"}]`` for the damaged run folders that are left out.
 * ``POST /predict/lead`` — body ``{"leads": {...} | [{...}, ...], "run_id": optional, "explain": false}``.
-  Uses ``run_id`` or the newest lead run. Fields are the lead table's columns; missing ones are
-  treated as missing values, unknown ones are listed in ``ignored_fields``.
+  Uses ``run_id`` or the newest lead run whose model loads. Fields are the lead table's columns; values are
+  text, numbers, true/false or null; missing fields are treated as missing values, unknown ones are listed
+  in ``ignored_fields``.
 * ``POST /predict/transcript`` — body ``{"transcripts": {"transcript": "...", "metadata": {...}} | [...] | "text",
-  "run_id": optional, "explain": false}``. Uses ``run_id`` or the newest transcript run.
+  "run_id": optional, "explain": false}``. Uses ``run_id`` or the newest transcript run whose model loads.
 
 Each prediction: ``probability`` (of conversion), ``score`` (1-99), ``label`` (1 when probability >= the
 run's threshold, 0.5 by default), ``tier`` (A-D, when the run stored its training-score quartiles) and,
 with ``explain=true``, ``factors`` (top contributions in probability points).
 
-Security and limits: when the environment variable ``CLAB_API_KEY`` is set, every endpoint but
-``/health`` needs the header ``X-API-Key`` with that value (401 otherwise). Bodies larger than
-``max_body_bytes``, batches larger than ``max_batch`` and transcripts longer than ``max_transcript_chars``
-get 413. Invalid payloads get 422 with a readable ``message``. Models are loaded once per run
-(``Run.load_approach()``) and cached.
+Security and limits (the checks run in this order):
+
+1. **API key** — when the environment variable ``CLAB_API_KEY`` is set, every path but ``/health`` and the
+   documentation (``/docs``, ``/redoc``, ``/openapi.json``) needs the header ``X-API-Key`` with that value:
+   401 otherwise, answered before a byte of the body is read.
+2. **Body size** — at most ``max_body_bytes`` (:data:`MAX_BODY_BYTES`, 10 MB), counted as the bytes arrive
+   (chunked bodies without ``Content-Length`` too): 413 as soon as the count passes it.
+3. **Body shape** — anything that is not the documented JSON (malformed or non-standard JSON such as
+   ``NaN``, numbers out of range, nesting deeper than Python parses, lead values that are objects or
+   lists, blank transcripts, unknown keys) gets 422 naming the field.
+4. **Batch limits** — at most ``max_batch`` (:data:`MAX_BATCH`) items, transcripts of at most
+   ``max_transcript_chars`` characters, and with ``explain=true`` at most :data:`MAX_EXPLAIN_LEADS` leads or
+   :data:`MAX_EXPLAIN_TRANSCRIPTS` transcripts (an explanation costs ~0.7 s of CPU a lead): 413 naming the cap.
+5. **Run ids** — ``run_id`` goes through :meth:`engine.runs.RunStore.get`: only the store's own ids of
+   folders inside the store are accepted (404 for any other text: absolute paths, ``..``); a damaged run
+   gets 409 naming its problem.
+
+Every error body has a readable ``message`` (also under ``detail``). Models are loaded once per run
+(``Run.load_approach()``) into a cache of at most ``max_models`` (:data:`MAX_CACHED_MODELS`) models, least
+recently used first out. Runs never change after they complete, so each run's spec and metrics are read
+once; the run list is re-read when the runs folder changes (checked at most every ``refresh_seconds``).
 """
 from __future__ import annotations
 
+import json
+import math
 import os
 import secrets
 import threading
+import time
+from collections import OrderedDict
 from typing import Any, Union
 
 import numpy as np
 import pandas as pd
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 API_KEY_ENV = "CLAB_API_KEY"
 MAX_BATCH = 500
 MAX_TRANSCRIPT_CHARS = 200_000
 MAX_BODY_BYTES = 10_000_000
+#: Most leads / transcripts one ``explain=true`` request may ask explanations for.
+MAX_EXPLAIN_LEADS = 20
+MAX_EXPLAIN_TRANSCRIPTS = 5
+#: Most models kept loaded at once (least recently used goes first).
+MAX_CACHED_MODELS = 4
+#: Seconds between looks at the runs folder for new, finished or removed runs.
+REFRESH_SECONDS = 1.0
 TOP_FACTORS = 8
+#: Paths that answer without the API key.
+OPEN_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+
+Scalar = Union[str, int, float, bool, None]
 
 
 # -- payloads ------------------------------------------------------------------------------------
+def _check_scalars(values: Any, where: str) -> None:
+    """Raise ValueError naming ``where.<field>`` unless ``values`` maps names to text, finite numbers,
+    true/false or null."""
+    if not isinstance(values, dict):
+        raise ValueError(f"{where} must be an object of field -> value, not {_json_type(values)}")
+    for key, value in values.items():
+        if value is None or isinstance(value, (str, bool)):
+            continue
+        if isinstance(value, int):
+            try:
+                float(value)
+            except OverflowError:
+                raise ValueError(f"{where}.{key}: the number has {len(str(value)):,} digits, beyond the range "
+                                 "of a number; send it as text or a smaller number") from None
+            continue
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise ValueError(f"{where}.{key}: the number is out of range")
+            continue
+        raise ValueError(f"{where}.{key}: a value must be text, a number, true/false or null, "
+                         f"not {_json_type(value)}")
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "text", bool: "true/false", int: "a number",
+            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
 class TranscriptItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
     transcript: str = Field(..., min_length=1, description="the call text")
-    metadata: dict[str, Any] = Field(default_factory=dict, description="industry, product, duration, ...")
+    metadata: dict[str, Scalar] = Field(default_factory=dict, description="industry, product, duration, ...")
+
+    @field_validator("transcript")
+    @classmethod
+    def _not_blank(cls, text: str) -> str:
+        if not text.strip():
+            raise ValueError("the transcript is blank: send the call text")
+        return text
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _scalar_metadata(cls, values: Any) -> Any:
+        _check_scalars(values, "metadata")
+        return values
 
 
 class TranscriptRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    transcripts: Union[TranscriptItem, list[TranscriptItem], str] = Field(
-        ..., description="one transcript (object or plain text) or a list of them")
+    transcripts: list[TranscriptItem] = Field(
+        ..., description="one transcript (an object, or the plain text) or a list of them")
     run_id: str | None = None
     explain: bool = False
+
+    @field_validator("transcripts", mode="before")
+    @classmethod
+    def _as_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if not value.strip():
+                raise ValueError("the transcript is blank: send the call text")
+            return [{"transcript": value}]
+        return [value] if isinstance(value, dict) else value
 
 
 class LeadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    leads: Union[dict[str, Any], list[dict[str, Any]]] = Field(..., description="one lead (field -> value) or a list")
+    leads: list[dict[str, Scalar]] = Field(..., description="one lead (an object of field -> value) or a list")
     run_id: str | None = None
     explain: bool = False
+
+    @field_validator("leads", mode="before")
+    @classmethod
+    def _as_list(cls, value: Any) -> Any:
+        leads = [value] if isinstance(value, dict) else value
+        if not isinstance(leads, list):
+            raise ValueError(f"leads must be one lead (an object) or a list of them, not {_json_type(value)}")
+        for i, lead in enumerate(leads):
+            _check_scalars(lead, f"leads[{i}]" if isinstance(value, list) else "leads")
+        return leads
 
 
 class Factor(BaseModel):
@@ -90,8 +185,63 @@ def _readable(errors: list[dict]) -> str:
     parts = []
     for err in errors[:10]:
         where = ".".join(str(p) for p in err.get("loc", []) if p != "body") or "body"
-        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(msg if msg.startswith(where) else f"{where}: {msg}")
     return "; ".join(parts)
+
+
+def _invalid(errors: list[dict]) -> JSONResponse:
+    return JSONResponse(status_code=422, content={
+        "message": f"Invalid request: {_readable(errors)}. See GET /docs for the expected body.",
+        "detail": [{k: (list(v) if k == "loc" else v) for k, v in e.items() if k in ("loc", "msg", "type")}
+                   for e in errors]})
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _parse(body: bytes, model: type[BaseModel]) -> BaseModel | JSONResponse:
+    """The request body as ``model``, or the 422 response that says what is wrong with it."""
+    try:
+        payload = json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        return _invalid([{"loc": ["body"], "msg": "the JSON is nested too deeply", "type": "json_invalid"}])
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, NaN/Infinity, over-long integers
+        return _invalid([{"loc": ["body"], "msg": f"not valid JSON ({str(exc)[:200]})", "type": "json_invalid"}])
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        return _invalid(exc.errors(include_url=False, include_input=False))
+    except RecursionError:
+        return _invalid([{"loc": ["body"], "msg": "the JSON is nested too deeply", "type": "value_error"}])
+
+
+def _message(status: int, message: str) -> dict:
+    return {"message": message, "detail": {"message": message}}
+
+
+def _single_lead_frame(lead: dict, columns: list[str], kinds: dict[str, str]) -> pd.DataFrame:
+    """``prepare_features(pd.DataFrame([lead]), columns, kinds)`` for one lead of JSON scalars, cell by cell
+    (the same rules; ~40 times faster than the column-wise version on one row, which is what a single-lead
+    request pays for). ``tests/test_api_hostile.py`` checks it equals ``prepare_features`` on every demo lead
+    and on hostile values."""
+    from engine.data.leads import MISSING_TOKENS, _as_number
+
+    cells: dict[str, Any] = {}
+    for col in columns:
+        value, kind = lead.get(col), kinds.get(col)
+        if value is None:  # an all-missing column
+            cells[col] = np.array([np.nan]) if kind == "numeric" else pd.array([np.nan], dtype="str")
+            continue
+        text = str(value).strip()
+        text = None if text.casefold() in MISSING_TOKENS else text
+        number = None if text is None else _as_number(text)
+        if kind == "numeric" or (kind == "binary" and (number is not None or text is None)):
+            cells[col] = np.array([np.nan if number is None else float(number)])
+        else:
+            cells[col] = pd.array([np.nan if text is None else text], dtype="str")
+    return pd.DataFrame(cells, index=range(1))
 
 
 def _lead_frame(leads: list[dict], spec: dict) -> tuple[pd.DataFrame, list[str]]:
@@ -102,6 +252,8 @@ def _lead_frame(leads: list[dict], spec: dict) -> tuple[pd.DataFrame, list[str]]
     if columns and not any(k in known for lead in leads for k in lead):
         raise HTTPException(422, detail={"message": "None of the lead's fields are used by this run. Send fields "
                                                     f"named like its columns, e.g. {', '.join(columns[:8])}."})
+    if columns and len(leads) == 1:
+        return _single_lead_frame(leads[0], columns, kinds), ignored
     from engine.data.leads import prepare_features
 
     frame = pd.DataFrame(leads)
@@ -110,83 +262,278 @@ def _lead_frame(leads: list[dict], spec: dict) -> tuple[pd.DataFrame, list[str]]
     return frame, ignored
 
 
+class _Loaded:
+    """A cached model and the lock its scoring runs under (one model scores one batch at a time)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.lock = threading.Lock()
+
+
 class _ModelCache:
-    def __init__(self):
-        self._models: dict[str, Any] = {}
+    """Loaded models by run id: at most ``max_models``, the least recently used evicted first. A model
+    is loaded once even when several requests ask for it together."""
+
+    def __init__(self, max_models: int = MAX_CACHED_MODELS):
+        if max_models < 1:
+            raise ValueError("max_models must be at least 1")
+        self.max_models = max_models
+        self._models: OrderedDict[str, _Loaded] = OrderedDict()
         self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return list(self._models)
+
+    def entry(self, run) -> _Loaded:
+        with self._lock:
+            if run.id in self._models:
+                self._models.move_to_end(run.id)
+                return self._models[run.id]
+            loading = self._loading.setdefault(run.id, threading.Lock())
+        with loading:
+            with self._lock:
+                if run.id in self._models:
+                    return self._models[run.id]
+            loaded = _Loaded(run.load_approach())  # raises BrokenRun for damaged model files
+            with self._lock:
+                self._models[run.id] = loaded
+                self._models.move_to_end(run.id)
+                while len(self._models) > self.max_models:
+                    self._models.popitem(last=False)
+                self._loading.pop(run.id, None)
+            return loaded
 
     def get(self, run):
+        """The run's fitted approach (loaded now or taken from the cache)."""
+        return self.entry(run).model
+
+
+class _Catalog:
+    """What the service knows of the store, re-read when the runs folder changes: the usable runs with
+    their spec and metrics (read once: runs do not change after they complete), the skipped broken ones,
+    and per input kind the newest run whose model loads."""
+
+    def __init__(self, store, cache: _ModelCache, refresh_seconds: float = REFRESH_SECONDS):
+        self.store, self.cache, self.refresh_seconds = store, cache, refresh_seconds
+        self._lock = threading.Lock()
+        self._signature: tuple | None = None
+        self._checked = -math.inf
+        self.runs: dict[str, Any] = {}
+        self.metrics: dict[str, dict] = {}
+        self.skipped: list[dict[str, str]] = []
+        self._latest: dict[str, str | None] = {}
+
+    def _folder_signature(self) -> tuple:
+        from engine.runs import RUN_ID_PATTERN
+
+        out = []
+        with os.scandir(self.store.root) as entries:
+            for e in entries:
+                if not RUN_ID_PATTERN.match(e.name):
+                    continue
+                stamps = []
+                for name in ("", "spec.json", "metrics.json"):
+                    try:
+                        stamps.append(os.stat(os.path.join(e.path, name)).st_mtime_ns)
+                    except OSError:
+                        stamps.append(None)
+                out.append((e.name, *stamps))
+        return tuple(sorted(out))
+
+    def refresh(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._checked < self.refresh_seconds:
+            return
         with self._lock:
-            if run.id not in self._models:
-                self._models[run.id] = run.load_approach()
-            return self._models[run.id]
+            if not force and now - self._checked < self.refresh_seconds:
+                return
+            signature = self._folder_signature()
+            if force or signature != self._signature:
+                runs = self.store.list_runs()
+                self.runs = {run.id: run for run in runs}
+                self.metrics = {run.id: run.metrics for run in runs}
+                self._latest = {}
+                self._signature = signature
+                self._update_skipped()
+            self._checked = time.monotonic()
+
+    def _update_skipped(self) -> None:
+        self.skipped = [{"run_id": k, "problem": v} for k, v in sorted(self.store.problems.items(), reverse=True)]
+
+    def latest(self, input_kind: str):
+        """``(run, _Loaded)`` of the newest run of ``input_kind`` whose model loads, or None."""
+        self.refresh()
+        for _ in range(2):
+            with self._lock:
+                if input_kind not in self._latest:
+                    found = self.store.latest_loadable(loader=self.cache.entry, input_kind=input_kind)
+                    self._latest[input_kind] = found[0].id if found else None
+                    self._update_skipped()
+                run_id = self._latest[input_kind]
+            if run_id is None:
+                return None
+            run = self.runs.get(run_id)
+            try:
+                return run, self.cache.entry(run)
+            except Exception:  # noqa: BLE001 - damaged or removed since: look again
+                self.refresh(force=True)
+        return None
+
+
+class _Guard:
+    """Pure ASGI middleware in front of the routes: the API key check and then the body cap, both before
+    anything parses the body. The body is read here as it arrives, counted, and handed on whole."""
+
+    def __init__(self, app, max_body_bytes: int = MAX_BODY_BYTES):
+        self.app, self.max_body_bytes = app, max_body_bytes
+
+    @staticmethod
+    async def _respond(send, status: int, message: str) -> None:
+        body = json.dumps(_message(status, message)).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        expected = os.environ.get(API_KEY_ENV)
+        if expected and scope.get("path") not in OPEN_PATHS:
+            given = headers.get(b"x-api-key", b"")
+            if not secrets.compare_digest(given, expected.encode()):
+                return await self._respond(send, 401, "Missing or wrong API key: send it in the X-API-Key header.")
+        limit = self.max_body_bytes
+        length = headers.get(b"content-length", b"")
+        if length.isdigit() and int(length) > limit:
+            return await self._respond(send, 413, f"Request body is {int(length):,} bytes; the limit is {limit:,}. "
+                                                  "Send smaller batches.")
+        if scope.get("method") not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
+        chunks, total = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            total += len(chunk)
+            if total > limit:
+                return await self._respond(send, 413, f"Request body is over the limit of {limit:,} bytes. "
+                                                      "Send smaller batches.")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
+
+
+def _body_schema(app: FastAPI, model: type[BaseModel]) -> dict:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    app.state.extra_schemas.update(schema.pop("$defs", {}))
+    app.state.extra_schemas[model.__name__] = schema
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
 
 
 def create_app(store=None, max_batch: int = MAX_BATCH, max_transcript_chars: int = MAX_TRANSCRIPT_CHARS,
-               max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
-    """The scoring app over ``store`` (an :class:`engine.runs.RunStore`; the workspace's by default)."""
-    from engine.runs import RunStore
+               max_body_bytes: int = MAX_BODY_BYTES, max_models: int = MAX_CACHED_MODELS,
+               refresh_seconds: float = REFRESH_SECONDS, serialize_scoring: bool = True) -> FastAPI:
+    """The scoring app over ``store`` (an :class:`engine.runs.RunStore`; the workspace's by default), behind
+    :class:`_Guard`; ``app.state`` holds the ``store``, the model ``cache`` and the run ``catalog``.
+    ``serialize_scoring`` scores one batch at a time per model (a lock per model):
+    on few cores that keeps the tail latency low under many concurrent clients."""
+    from engine.runs import BrokenRun, RunStore
 
     store = store or RunStore()
-    cache = _ModelCache()
-    app = FastAPI(title="Conversion Lab scoring API", version="1",
+    cache = _ModelCache(max_models)
+    catalog = _Catalog(store, cache, refresh_seconds)
+    api = FastAPI(title="Conversion Lab scoring API", version="1",
                   description="Scores leads and sales-call transcripts with the runs trained by Conversion Lab.")
-    app.state.store = store
-    app.state.cache = cache
+    api.state.store, api.state.cache, api.state.catalog, api.state.extra_schemas = store, cache, catalog, {}
 
-    @app.exception_handler(RequestValidationError)
+    def openapi() -> dict:
+        if not api.openapi_schema:
+            from fastapi.openapi.utils import get_openapi
+
+            schema = get_openapi(title=api.title, version=api.version, description=api.description, routes=api.routes)
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(api.state.extra_schemas)
+            api.openapi_schema = schema
+        return api.openapi_schema
+
+    api.openapi = openapi
+
+    @api.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
-        errors = exc.errors()
-        return JSONResponse(status_code=422, content={
-            "message": f"Invalid request: {_readable(errors)}. See GET /docs for the expected body.",
-            "detail": [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in errors]})
+        return _invalid(list(exc.errors()))
 
-    @app.middleware("http")
-    async def _limit_body(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > max_body_bytes:
-            return JSONResponse(status_code=413, content={
-                "message": f"Request body is {int(length):,} bytes; the limit is {max_body_bytes:,}. "
-                           "Send smaller batches."})
-        return await call_next(request)
-
-    def require_key(request: Request) -> None:
-        expected = os.environ.get(API_KEY_ENV)
-        if not expected:
-            return
-        given = request.headers.get("x-api-key", "")
-        if not secrets.compare_digest(given.encode(), expected.encode()):
-            raise HTTPException(401, detail={"message": "Missing or wrong API key: send it in the X-API-Key header."})
+    @api.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException):
+        message = exc.detail.get("message") if isinstance(exc.detail, dict) else str(exc.detail)
+        return JSONResponse(status_code=exc.status_code, content=_message(exc.status_code, message),
+                            headers=getattr(exc, "headers", None))
 
     def pick_run(run_id: str | None, input_kind: str):
-        if run_id:
+        """``(run, _Loaded)`` for ``run_id`` or the newest loadable run of ``input_kind``."""
+        if not run_id:
+            found = catalog.latest(input_kind)
+            if found is None:
+                raise HTTPException(404, detail={"message": f"No trained {input_kind} run that loads. Train one "
+                                                            f"with `python -m engine train {input_kind}`."})
+            return found
+        catalog.refresh()
+        run = catalog.runs.get(run_id)
+        if run is None:  # not a usable finished run: let the store say why (and check the id)
             try:
                 run = store.get(run_id)
-            except KeyError:
-                raise HTTPException(404, detail={"message": f"No run {run_id!r}. GET /models lists the runs."})
+            except KeyError as exc:
+                raise HTTPException(404, detail={"message": f"{exc.args[0]}. GET /models lists the runs."}) from None
+            except BrokenRun as exc:
+                raise HTTPException(409, detail={"message": f"Run {run_id} cannot be used: {exc.problem}. "
+                                                            "Pick another run from GET /models."}) from None
             if not run.complete:
-                raise HTTPException(409, detail={"message": f"Run {run_id} is not complete yet (still training or failed)."})
-            if run.spec.get("input_kind") != input_kind:
-                raise HTTPException(422, detail={"message": f"Run {run_id} scores {run.spec.get('input_kind')}, "
-                                                            f"not {input_kind}. Pick a {input_kind} run from GET /models."})
-            return run
-        run = store.latest(input_kind=input_kind)
-        if run is None:
-            raise HTTPException(404, detail={"message": f"No trained {input_kind} run yet. Train one with "
-                                                        f"`python -m engine train {input_kind}`."})
-        return run
+                raise HTTPException(409, detail={"message": f"Run {run_id} is not complete yet (still training "
+                                                            "or failed)."})
+        if run.spec.get("input_kind") != input_kind:
+            raise HTTPException(422, detail={"message": f"Run {run_id} scores {run.spec.get('input_kind')}, "
+                                                        f"not {input_kind}. Pick a {input_kind} run from GET /models."})
+        try:
+            return run, cache.entry(run)
+        except BrokenRun as exc:
+            raise HTTPException(409, detail={"message": f"Run {run_id} cannot be used: {exc.problem}. "
+                                                        "Pick another run from GET /models."}) from None
 
-    def respond(run, model, X: pd.DataFrame, explain: bool, ignored: list[str] | None = None) -> dict:
+    def respond(run, loaded: _Loaded, X: pd.DataFrame, explain: bool, ignored: list[str] | None = None) -> Response:
         from engine.evaluate import priority_tier, to_score
 
-        metrics = run.metrics
+        model = loaded.model
+        metrics = catalog.metrics.get(run.id)
+        if metrics is None:
+            metrics = run.metrics
         threshold = float(metrics.get("threshold", 0.5))
-        proba = np.asarray(model.predict_proba(X))[:, 1]
+        if serialize_scoring:
+            with loaded.lock:
+                proba = np.asarray(model.predict_proba(X))[:, 1]
+        else:
+            proba = np.asarray(model.predict_proba(X))[:, 1]
         scores = to_score(proba)
         quartiles = metrics.get("train_score_quartiles")
         tiers = priority_tier(proba, quartiles) if quartiles else [None] * len(proba)
         factors: dict[int, list[dict]] = {}
-        if explain:
+        if explain:  # read-only on the model; not under the lock, so one explanation does not stall scoring
             table = model.explain(X)
             for r, group in table.groupby("row"):
                 top = group.reindex(group["contribution"].abs().sort_values(ascending=False).index).head(TOP_FACTORS)
@@ -195,70 +542,83 @@ def create_app(store=None, max_batch: int = MAX_BATCH, max_transcript_chars: int
         predictions = [{"probability": float(p), "score": int(s), "label": int(p >= threshold),
                         "tier": None if t is None else str(t), "factors": factors.get(i, []) if explain else None}
                        for i, (p, s, t) in enumerate(zip(proba, scores, tiers))]
-        return {"run_id": run.id, "approach": run.spec.get("approach", ""), "threshold": threshold,
-                "predictions": predictions, "ignored_fields": ignored or []}
+        payload = {"run_id": run.id, "approach": run.spec.get("approach", ""), "threshold": threshold,
+                   "predictions": predictions, "ignored_fields": ignored or []}
+        return Response(json.dumps(payload).encode(), media_type="application/json")
 
-    def check_batch(n: int) -> None:
+    def check_batch(n: int, explain: bool, explain_cap: int, what: str) -> None:
         if n == 0:
             raise HTTPException(422, detail={"message": "The batch is empty: send at least one item."})
         if n > max_batch:
             raise HTTPException(413, detail={"message": f"Batch of {n} items; the limit is {max_batch} per request. "
                                                         "Split it into smaller requests."})
+        if explain and n > explain_cap:
+            raise HTTPException(413, detail={"message": f"explain=true for {n} {what}; the limit is {explain_cap} "
+                                                        f"{what} per request with explanations (each costs seconds "
+                                                        "of CPU). Split the batch or leave explain off."})
 
-    @app.get("/health")
+    @api.get("/health")
     def health() -> dict:
-        return {"status": "ok", "runs": len(store.list_runs())}
+        catalog.refresh()
+        return {"status": "ok", "runs": len(catalog.runs), "skipped": len(catalog.skipped)}
 
-    @app.get("/models", dependencies=[Depends(require_key)])
+    @api.get("/models")
     def models() -> dict:
+        catalog.refresh()
         out = []
-        for run in store.list_runs():
+        for run in catalog.runs.values():
             spec = run.spec
-            roc = run.metrics.get("metrics", {}).get("roc_auc", {})
+            roc = catalog.metrics[run.id].get("metrics", {}).get("roc_auc", {})
             out.append({"run_id": run.id, "approach": spec.get("approach"), "input_kind": spec.get("input_kind"),
                         "dataset": spec.get("dataset"), "created": spec.get("created"),
                         "roc_auc": roc.get("value") if isinstance(roc, dict) else roc})
-        return {"models": out}
+        return {"models": out, "skipped": list(catalog.skipped)}
 
-    @app.post("/predict/transcript", response_model=PredictionResponse, dependencies=[Depends(require_key)])
-    def predict_transcript(body: TranscriptRequest) -> dict:
+    def score_transcripts(body: TranscriptRequest) -> Response:
         items = body.transcripts
-        if isinstance(items, str):
-            items = [TranscriptItem(transcript=items)]
-        elif isinstance(items, TranscriptItem):
-            items = [items]
-        check_batch(len(items))
+        check_batch(len(items), body.explain, MAX_EXPLAIN_TRANSCRIPTS, "transcripts")
         for i, item in enumerate(items):
             if len(item.transcript) > max_transcript_chars:
                 raise HTTPException(413, detail={"message": f"Transcript {i} has {len(item.transcript):,} characters; "
                                                             f"the limit is {max_transcript_chars:,}."})
-            if not item.transcript.strip():
-                raise HTTPException(422, detail={"message": f"Transcript {i} is blank: send the call text."})
-        run = pick_run(body.run_id, "transcripts")
-        model = cache.get(run)
+        run, loaded = pick_run(body.run_id, "transcripts")
         from engine.data.transcripts import TranscriptDataError, load_transcripts
 
         try:
             table = load_transcripts([{"transcript": it.transcript, "metadata": it.metadata} for it in items],
                                      require_labels=False)
         except TranscriptDataError as exc:
-            raise HTTPException(422, detail={"message": str(exc)})
-        return respond(run, model, table.X, body.explain)
+            raise HTTPException(422, detail={"message": str(exc)}) from None
+        return respond(run, loaded, table.X, body.explain)
 
-    @app.post("/predict/lead", response_model=PredictionResponse, dependencies=[Depends(require_key)])
-    def predict_lead(body: LeadRequest) -> dict:
-        leads = body.leads if isinstance(body.leads, list) else [body.leads]
-        check_batch(len(leads))
-        run = pick_run(body.run_id, "leads")
-        model = cache.get(run)
+    def score_leads(body: LeadRequest) -> Response:
+        leads = body.leads
+        check_batch(len(leads), body.explain, MAX_EXPLAIN_LEADS, "leads")
+        run, loaded = pick_run(body.run_id, "leads")
         X, ignored = _lead_frame(leads, run.spec)
-        return respond(run, model, X, body.explain, ignored)
+        return respond(run, loaded, X, body.explain, ignored)
 
-    return app
+    @api.post("/predict/transcript", response_model=PredictionResponse,
+              openapi_extra=_body_schema(api, TranscriptRequest))
+    async def predict_transcript(request: Request):
+        body = _parse(await request.body(), TranscriptRequest)
+        return body if isinstance(body, Response) else await run_in_threadpool(score_transcripts, body)
+
+    @api.post("/predict/lead", response_model=PredictionResponse, openapi_extra=_body_schema(api, LeadRequest))
+    async def predict_lead(request: Request):
+        body = _parse(await request.body(), LeadRequest)
+        return body if isinstance(body, Response) else await run_in_threadpool(score_leads, body)
+
+    api.add_middleware(_Guard, max_body_bytes=max_body_bytes)
+    return api
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the API with uvicorn (``python -m engine serve``)."""
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    """Run the API with uvicorn (``python -m engine serve``); ``workers`` > 1 starts that many processes,
+    each with its own model cache."""
     import uvicorn
 
-    uvicorn.run(create_app(), host=host, port=port)
+    if workers > 1:
+        uvicorn.run("engine.api:create_app", factory=True, host=host, port=port, workers=workers)
+    else:
+        uvicorn.run(create_app(), host=host, port=port)

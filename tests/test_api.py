@@ -57,7 +57,7 @@ def client(store, monkeypatch):
 
 
 def test_health_and_models(client, store):
-    assert client.get("/health").json() == {"status": "ok", "runs": 2}
+    assert client.get("/health").json() == {"status": "ok", "runs": 2, "skipped": 0}
     ids = {m["run_id"]: m for m in client.get("/models").json()["models"]}
     assert set(ids) == {store.transcript_run.id, store.lead_run.id}
     assert ids[store.lead_run.id]["input_kind"] == "leads"

@@ -388,12 +388,32 @@ class StackingApproach(Approach):
                 return _logit(_forest_proba(model, Z))
             return _logit(model.predict_proba(Z)[:, 1])
         if name == "xgboost":
-            booster = model.get_booster()
-            booster.set_param({"nthread": 1 if small else max(int(self.n_jobs or 1), 1)})
+            boosters = getattr(self, "_xgb_boosters", None)
+            if boosters is not None and model is self.models_.get("xgboost"):
+                booster = boosters[0 if small else 1]  # configured once: concurrent predicts share it as is
+            else:  # a fold model during fit (one thread uses it)
+                booster = model.get_booster()
             return np.asarray(booster.inplace_predict(Z, predict_type="margin"), dtype=np.float64)
         if name == "svc":
             return _svc_decision(model, Z)
         return np.asarray(model.decision_function(Z), dtype=np.float64)
+
+    def _prepare_predict(self) -> tuple:
+        """Make the fitted models ready for concurrent scoring, once (after fit or load): the XGBoost
+        booster as two configured copies, one thread for small batches (no thread start-up) and ``n_jobs``
+        for large ones, and the forest's packed arrays. Scoring then changes no shared model state (setting
+        ``nthread`` on a shared booster per call made concurrent predicts fail with XGBoost's
+        ``need_configuration_`` check)."""
+        booster = self.models_["xgboost"].get_booster()
+        small, large = booster.copy(), booster.copy()
+        small.set_param({"nthread": 1})
+        large.set_param({"nthread": max(int(self.n_jobs or 1), 1)})
+        width = booster.num_features()
+        for b in (small, large):  # the first predict configures a booster: do it now, in one thread
+            b.inplace_predict(np.zeros((1, width)), predict_type="margin")
+        _forest_arrays(self.models_["random_forest"])
+        self._xgb_boosters = (small, large)
+        return self._xgb_boosters
 
     def _meta_inputs(self, margins: np.ndarray, Z: np.ndarray) -> np.ndarray:
         extra = Z[:, self.meta_raw_index_] if len(self.meta_raw_index_) else np.zeros((len(Z), 0))
@@ -456,6 +476,7 @@ class StackingApproach(Approach):
         self.meta_scale_ = np.where(std > 1e-12, std, 1.0)
         self.meta_model_ = self._fit_meta((M - self.meta_mean_) / self.meta_scale_, y, cb, step, total)
         self._cache_meta_weights()
+        self._prepare_predict()
 
         rng = np.random.default_rng(self.seed)
         bg = rng.choice(len(X), size=min(self.explain_background, len(X)), replace=False)
@@ -729,4 +750,5 @@ class StackingApproach(Approach):
         obj.background_ = state["background"]
         obj.train_proba_ = state["train_proba"]
         obj.meta_raw_index_ = [int(i) for i in state["meta_raw_index"]]
+        obj._prepare_predict()
         return obj
