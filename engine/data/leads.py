@@ -324,6 +324,9 @@ def _read(source: Any, filename: str | None, max_rows: int | None = None,
     fmt, text = _checked(raw, name, max_rows, max_cols)
     df = _read_csv(text, label) if fmt == "csv" else {"xlsx": _read_excel, "parquet": _read_parquet}[fmt](raw, label)
     df.columns = [str(c).strip() for c in df.columns]
+    # the same limits on the parsed table (a workbook can record smaller dimensions than it holds)
+    _too_big(label, len(df), df.shape[1], MAX_ROWS if max_rows is None else max_rows,
+             MAX_COLS if max_cols is None else max_cols)
     return df, hashlib.sha256(raw).hexdigest(), name
 
 
