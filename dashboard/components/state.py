@@ -105,8 +105,11 @@ def storage_problems() -> list[str]:
         datasets = dataset_store()
         datasets.list()
         for sha, why in sorted(getattr(datasets, "problems", {}).items()):
-            lines.append(f"Dataset {sha[:12]} is skipped: {why}. Restore the file or delete the folder "
-                         f"{datasets.root / sha}, then upload the file again.")
+            if sha[:12] in why:  # the store's own sentence, with its fix
+                lines.append(f"Skipped: {why}")
+            else:
+                lines.append(f"Dataset {sha[:12]} is skipped: {why}. Upload the same file again to repair it, or "
+                             f"delete the folder {datasets.root / sha}.")
     except OSError as exc:
         lines.append(f"The dataset store cannot be read: {exc}")
     return lines

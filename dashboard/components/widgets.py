@@ -54,7 +54,9 @@ def model_error(run, exc: Exception, hint: str = "Choose another run, or train t
 
     what = str(exc) if isinstance(exc, BrokenRun) else \
         f"Cannot load the model of run {run.id}: {type(exc).__name__}: {exc}"
-    return f"{what}. {hint}"
+    lines = what.strip().splitlines() or [""]
+    first = lines[0] + (" …)" if len(lines) > 1 and lines[0].count("(") > lines[0].count(")") else "")
+    return f"{first.rstrip('.')}. {hint}"
 
 
 def run_data_and_model(run):
