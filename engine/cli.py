@@ -40,7 +40,7 @@ def _params_from_args(args) -> dict:
             params[name] = value
     for item in getattr(args, "param", None) or []:
         if "=" not in item:
-            raise SystemExit(f"--param expects KEY=VALUE, got {item!r}")
+            raise ValueError(f"--param expects KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         params[key.strip()] = _parse_value(value)
     return params

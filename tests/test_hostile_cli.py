@@ -239,6 +239,7 @@ def test_bench_api_takes_requests_and_concurrency():
     ("meta_linear_skip=1", ["'meta_linear_skip'", "true/false"]),
     ("lr_C=high", ["'lr_C'", "a number", "'high'"]),
     ("nonsense=1", ["no parameter(s) ['nonsense']"]),
+    ("n_folds", ["--param expects KEY=VALUE"]),
 ])
 def test_a_badly_typed_param_fails_before_any_run_folder_exists(workspace, trained, capsys, param, words):
     _, leads = trained
