@@ -138,6 +138,8 @@ class TranscriptRequest(BaseModel):
             if not value.strip():
                 raise ValueError("the transcript is blank: send the call text")
             return [{"transcript": value}]
+        if isinstance(value, list):
+            return [{"transcript": item} if isinstance(item, str) else item for item in value]
         return [value] if isinstance(value, dict) else value
 
 

@@ -97,6 +97,21 @@ def _start_server(port: int, workers: int) -> subprocess.Popen:
     return subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of the process ``pid`` and its children (uvicorn's workers)."""
+    import psutil
+
+    total = 0.0
+    try:
+        proc = psutil.Process(pid)
+        for p in [proc, *proc.children(recursive=True)]:
+            t = p.cpu_times()
+            total += t.user + t.system
+    except psutil.Error:
+        pass
+    return total
+
+
 def _wait_ready(base: str, server: subprocess.Popen, timeout: float = 120.0) -> None:
     import httpx
 
@@ -169,12 +184,14 @@ def run_api_bench(json_out: str | Path | None = None, requests: int = 2000, conc
         if warm.status_code != 200:
             raise RuntimeError(f"the warm-up request failed: HTTP {warm.status_code}: {warm.text[:500]}")
         threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
+        server_cpu0, client_cpu0 = _cpu_seconds(server.pid), time.process_time()
         t0 = time.perf_counter()
         for t in threads:
             t.start()
         for t in threads:
             t.join(DEADLINE_S + REQUEST_TIMEOUT_S)
         wall = time.perf_counter() - t0
+        server_cpu, client_cpu = _cpu_seconds(server.pid) - server_cpu0, time.process_time() - client_cpu0
     finally:
         server.terminate()
         try:
@@ -189,6 +206,8 @@ def run_api_bench(json_out: str | Path | None = None, requests: int = 2000, conc
               "requests_per_second": round(done / wall, 1) if wall > 0 else None,
               "mean_ms": round(float(np.mean(lat)), 2), "max_ms": round(float(np.max(lat)), 2),
               "wall_seconds": round(wall, 2), "run_id": run_id, "workers": workers,
+              "server_cpu_ms_per_request": round(server_cpu / max(done, 1) * 1000, 2),
+              "client_cpu_ms_per_request": round(client_cpu / max(done, 1) * 1000, 2),
               "error_kinds": dict(sorted(failures.items(), key=lambda kv: -kv[1])[:10]),
               "machine": machine_summary(), "date": time.strftime("%Y-%m-%d")}
     if json_out:

@@ -1,0 +1,366 @@
+"""The scoring API against hostile and broken input: run ids that point outside the store, damaged runs,
+oversized and unauthenticated streamed bodies, malformed bodies, explain batches, concurrency, the model
+cache and the load bench. One small real stack (trained once for the module) is copied into fresh stores."""
+import json
+import shutil
+import socket
+import threading
+import time
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from engine import pipeline
+from engine.api import MAX_EXPLAIN_LEADS, MAX_EXPLAIN_TRANSCRIPTS, _single_lead_frame, create_app
+from engine.data.demo import demo_leads
+from engine.data.leads import prepare_features
+from engine.runs import RunStore
+
+FAST = {"n_folds": 2, "rf_n_estimators": 20, "xgb_n_estimators": 30, "meta_epochs": 5, "svc_max_rows": 200,
+        "n_jobs": 1}
+NEWER = "29990101T000000-stacking-abcdef"  # sorts after any real run: the newest run of a store
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(workspace, run) with one small stack trained on demo leads."""
+    ws = tmp_path_factory.mktemp("hostile_ws")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLAB_WORKSPACE", str(ws))
+        run = pipeline.train_leads(demo_leads(n=400, seed=5), params=FAST, dataset_name="hostile",
+                                   store=RunStore(ws / "runs"))
+    return ws, run
+
+
+@pytest.fixture
+def leads(trained):
+    rows = demo_leads(n=60, seed=9).drop(columns=["Converted"])
+    return json.loads(rows.to_json(orient="records"))
+
+
+@pytest.fixture
+def store(trained, tmp_path):
+    """A fresh store holding a copy of the trained run."""
+    root = tmp_path / "runs"
+    root.mkdir()
+    shutil.copytree(trained[1].path, root / trained[1].id)
+    return RunStore(root)
+
+
+@pytest.fixture(autouse=True)
+def _no_key(monkeypatch):
+    monkeypatch.delenv("CLAB_API_KEY", raising=False)
+
+
+def _message(r) -> str:
+    return r.json()["message"]
+
+
+class _Trap:
+    """Unpickling it creates ``marker`` (what a planted pickle could do as the server's user)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+# -- 1. run ids from outside the store -------------------------------------------------------------
+def test_planted_pickle_outside_the_store_is_never_loaded(store, trained, tmp_path):
+    planted = tmp_path / "elsewhere" / "evil"
+    shutil.copytree(trained[1].path, planted)
+    marker = tmp_path / "pwned"
+    joblib.dump(_Trap(marker), planted / "model" / "features.joblib")
+    joblib.load(planted / "model" / "features.joblib")  # the trap works...
+    assert marker.exists()
+    marker.unlink()
+    client = TestClient(create_app(store))
+    relative = "/".join([".."] * len(store.root.parts)) + str(planted)
+    for run_id in (str(planted), relative, f"../elsewhere/evil", f"{trained[1].id}/../../elsewhere/evil"):
+        r = client.post("/predict/lead", json={"leads": {"TotalVisits": 3}, "run_id": run_id})
+        assert r.status_code == 404, (run_id, r.text)
+        assert "No run" in _message(r)
+    assert not marker.exists()  # ...and the API never opened it
+
+
+# -- 2. broken runs -----------------------------------------------------------------------------------
+def _break(folder, how: str) -> None:
+    if how == "spec_invalid":
+        (folder / "spec.json").write_text("{bad")
+    elif how == "metrics_list":
+        (folder / "metrics.json").write_text("[]")
+    elif how == "spec_missing":
+        (folder / "spec.json").unlink()
+    elif how == "model_truncated":
+        f = folder / "model" / "features.joblib"
+        f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+
+
+def _plant_transcripts_run(root, how: str) -> str:
+    """A transcripts run folder made by hand: complete-looking, with a damaged file."""
+    run_id = "29990101T000001-embeddings-abcdef"
+    folder = root / run_id
+    (folder / "model").mkdir(parents=True)
+    (folder / "spec.json").write_text(json.dumps({"approach": "embeddings", "input_kind": "transcripts",
+                                                  "run_id": run_id}))
+    (folder / "metrics.json").write_text(json.dumps({"metrics": {}}))
+    (folder / "model" / "approach.json").write_text('{"approach": "embeddings", "params": {')
+    (folder / "model" / "features.joblib").write_bytes(b"\x80\x04\x95")
+    if how != "model_truncated":
+        _break(folder, how)
+    return run_id
+
+
+@pytest.mark.parametrize("how", ["spec_invalid", "metrics_list", "spec_missing", "model_truncated"])
+def test_a_broken_newest_run_breaks_nothing_else(store, trained, leads, how):
+    good = trained[1].id
+    shutil.copytree(store.root / good, store.root / NEWER)
+    _break(store.root / NEWER, how)
+    transcripts_id = _plant_transcripts_run(store.root, how)
+    client = TestClient(create_app(store))
+
+    health = client.get("/health")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    models = client.get("/models")
+    assert models.status_code == 200, models.text
+    listed = [m["run_id"] for m in models.json()["models"]]
+    skipped = {s["run_id"]: s["problem"] for s in models.json()["skipped"]}
+    assert good in listed
+    if how in ("spec_invalid", "metrics_list"):
+        assert NEWER not in listed and transcripts_id not in listed
+        assert {NEWER, transcripts_id} <= set(skipped)
+        assert ("spec.json" if how == "spec_invalid" else "metrics.json") in skipped[NEWER]
+        assert health.json()["runs"] == 1 and health.json()["skipped"] == 2
+
+    # latest-run predictions fall back to the newest run that loads
+    latest = client.post("/predict/lead", json={"leads": leads[0]})
+    assert latest.status_code == 200, latest.text
+    assert latest.json()["run_id"] == good
+    if how == "model_truncated":
+        skipped = {s["run_id"]: s["problem"] for s in client.get("/models").json()["skipped"]}
+        assert NEWER in skipped and "model files" in skipped[NEWER]
+    no_transcripts = client.post("/predict/transcript", json={"transcripts": "Customer: we will buy."})
+    assert no_transcripts.status_code == 404 and "No trained transcripts run" in _message(no_transcripts)
+
+    # a broken run named by id: a clear answer, not a 500
+    for run_id, path in ((NEWER, "/predict/lead"), (transcripts_id, "/predict/transcript")):
+        body = {"leads": leads[0]} if path == "/predict/lead" else {"transcripts": "Customer: yes."}
+        r = client.post(path, json={**body, "run_id": run_id})
+        assert r.status_code == (404 if how == "spec_missing" else 409), (run_id, r.text)
+        assert run_id in _message(r)
+    assert client.get("/health").status_code == 200
+
+
+# -- 3. authentication and the streamed body cap -----------------------------------------------------
+def _chunks(total: int, size: int = 1 << 16, sent: list | None = None):
+    def gen():
+        for start in range(0, total, size):
+            if sent is not None:
+                sent.append(size)
+            yield b" " * min(size, total - start)
+    return gen()
+
+
+class _CountingReceive:
+    """ASGI wrapper counting the body bytes the app pulls from the server."""
+
+    def __init__(self, app):
+        self.app, self.pulled = app, 0
+
+    async def __call__(self, scope, receive, send):
+        async def counted():
+            message = await receive()
+            self.pulled += len(message.get("body", b""))
+            return message
+        await self.app(scope, counted, send)
+
+
+def test_chunked_body_over_the_cap_gets_413(store):
+    client = TestClient(create_app(store))
+    r = client.post("/predict/lead", content=_chunks(15_000_000), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "10,000,000" in _message(r)
+
+
+def test_unauthenticated_big_body_gets_401_unread(store, monkeypatch):
+    monkeypatch.setenv("CLAB_API_KEY", "s3cret")
+    counting = _CountingReceive(create_app(store))
+    client = TestClient(counting)
+    r = client.post("/predict/lead", content=_chunks(15_000_000), headers={"content-type": "application/json"})
+    assert r.status_code == 401 and "X-API-Key" in _message(r)
+    assert counting.pulled == 0
+    # the key check comes before the body's shape is looked at
+    assert client.post("/predict/lead", content=b"{not json").status_code == 401
+    ok = client.post("/predict/lead", content=b"{not json", headers={"X-API-Key": "s3cret"})
+    assert ok.status_code == 422 and counting.pulled > 0
+    assert client.get("/health").status_code == 200
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_live_server_stops_reading_an_unauthenticated_stream(store, monkeypatch):
+    """Over a real socket: the server answers 401 and closes; the client is never allowed to send it all."""
+    import httpx
+    import uvicorn
+
+    monkeypatch.setenv("CLAB_API_KEY", "s3cret")
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(store), host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(100):
+            if server.started:
+                break
+            time.sleep(0.05)
+        sent: list[int] = []
+        total = 200_000_000
+        try:
+            r = httpx.post(f"http://127.0.0.1:{port}/predict/lead", content=_chunks(total, 1 << 20, sent), timeout=30)
+            assert r.status_code == 401
+        except httpx.TransportError:
+            pass  # the server closed the connection while the client was still sending
+        assert sum(sent) < total / 4
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+# -- 4. malformed bodies: 422 naming the field -------------------------------------------------------
+@pytest.mark.parametrize("body, field", [
+    ({"leads": {"City": {"a": 1}}}, "City"),
+    ({"leads": {"TotalVisits": [1, 2]}}, "TotalVisits"),
+    ({"leads": [{"City": "Mumbai"}, {"Lead Source": {"x": []}}]}, "leads[1].Lead Source"),
+    ({"leads": "Mumbai"}, "leads"),
+    ({"leads": {"City": "x"}, "run_id": 5}, "run_id"),
+    ({"leads": {"City": "x"}, "colour": "red"}, "colour"),
+])
+def test_invalid_lead_bodies_get_422_naming_the_field(store, body, field):
+    r = TestClient(create_app(store)).post("/predict/lead", json=body)
+    assert r.status_code == 422, r.text
+    assert field in _message(r)
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"transcripts": ""}, "transcripts"),
+    ({"transcripts": "   "}, "transcripts"),
+    ({"transcripts": [{"transcript": " \n "}]}, "transcripts.0.transcript"),
+    ({"transcripts": {"transcript": "hi", "metadata": {"industry": {"deep": 1}}}}, "metadata.industry"),
+    ({"transcripts": [{"transcript": ["a", "b"]}]}, "transcripts.0.transcript"),
+    ({"transcripts": {"transcript": 42}}, "transcripts.0.transcript"),
+])
+def test_invalid_transcript_bodies_get_422_naming_the_field(store, body, field):
+    r = TestClient(create_app(store)).post("/predict/transcript", json=body)
+    assert r.status_code == 422, r.text
+    assert field in _message(r)
+
+
+@pytest.mark.parametrize("raw, needle", [
+    (b'{"leads": {"TotalVisits": 1' + b"0" * 5000 + b"}}", "JSON"),           # over Python's digit limit
+    (b'{"leads": {"TotalVisits": 1' + b"0" * 400 + b"}}", "TotalVisits"),     # beyond the range of a float
+    (b'{"leads": {"TotalVisits": NaN}}', "JSON"),
+    (b'{"leads": {"TotalVisits": 1e999}}', "TotalVisits"),
+    (b'{"leads": ' + b"[" * 10_000 + b"]" * 10_000 + b"}", "nested"),
+    (b'{"leads": {"City": "x"}', "JSON"),
+    (b"\xff\xfe{", "JSON"),
+])
+def test_hostile_json_gets_422(store, raw, needle):
+    client = TestClient(create_app(store))
+    for path in ("/predict/lead", "/predict/transcript"):
+        r = client.post(path, content=raw, headers={"content-type": "application/json"})
+        assert r.status_code == 422, (path, r.text[:300])
+        if path == "/predict/lead":
+            assert needle in _message(r)
+
+
+# -- 5. explain caps, concurrency, the model cache -----------------------------------------------------
+def test_explain_batches_are_capped(store, leads):
+    client = TestClient(create_app(store))
+    r = client.post("/predict/lead", json={"leads": leads[: MAX_EXPLAIN_LEADS + 1], "explain": True})
+    assert r.status_code == 413 and f"limit is {MAX_EXPLAIN_LEADS}" in _message(r)
+    r = client.post("/predict/transcript", json={"transcripts": ["a call"] * (MAX_EXPLAIN_TRANSCRIPTS + 1),
+                                                 "explain": True})
+    assert r.status_code == 413 and f"limit is {MAX_EXPLAIN_TRANSCRIPTS}" in _message(r)
+    # without explanations the same batch is scored
+    assert client.post("/predict/lead", json={"leads": leads[: MAX_EXPLAIN_LEADS + 1]}).status_code == 200
+
+
+@pytest.mark.parametrize("serialize", [False, True])
+def test_concurrent_requests_all_succeed_and_agree(store, leads, serialize):
+    """16 threads x 20 single-lead requests on one shared model; without the per-model lock too, so the
+    model itself must not change shared state on predict."""
+    app = create_app(store, serialize_scoring=serialize)
+    expected = {}
+    with TestClient(app) as client:
+        for i in range(20):
+            expected[i] = client.post("/predict/lead", json={"leads": leads[i]}).json()["predictions"][0]["probability"]
+    errors, mismatches = [], []
+
+    def worker(k):
+        with TestClient(app) as client:
+            for i in range(20):
+                r = client.post("/predict/lead", json={"leads": leads[(i + k) % 20]})
+                if r.status_code != 200:
+                    errors.append(r.text[:200])
+                elif abs(r.json()["predictions"][0]["probability"] - expected[(i + k) % 20]) > 1e-12:
+                    mismatches.append(i)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == [] and mismatches == []
+
+
+def test_model_cache_holds_at_most_max_models(store, trained, leads):
+    ids = [f"2999010{d}T000000-stacking-abcdef" for d in range(1, 5)]
+    for run_id in ids:
+        shutil.copytree(store.root / trained[1].id, store.root / run_id)
+    app = create_app(store, max_models=2)
+    client = TestClient(app)
+    for run_id in [trained[1].id, *ids]:
+        r = client.post("/predict/lead", json={"leads": leads[0], "run_id": run_id})
+        assert r.status_code == 200 and r.json()["run_id"] == run_id
+    assert app.state.cache.ids() == ids[-2:]
+    # an evicted run loads again when asked for
+    assert client.post("/predict/lead", json={"leads": leads[0], "run_id": ids[0]}).status_code == 200
+    assert app.state.cache.ids() == [ids[-1], ids[0]]
+
+
+# -- the one-lead fast path equals prepare_features ---------------------------------------------------
+def test_single_lead_frame_equals_prepare_features(trained):
+    spec = trained[1].spec
+    columns, kinds = spec["columns"], spec["kinds"]
+    rows = json.loads(demo_leads(n=300, seed=3).drop(columns=["Converted"]).to_json(orient="records"))
+    binary = next(c for c, k in kinds.items() if k == "binary")
+    numeric = next(c for c, k in kinds.items() if k == "numeric")
+    text = next(c for c, k in kinds.items() if k == "categorical")
+    hostile = [{binary: 1, numeric: True, text: 5}, {binary: None, numeric: "3,5", text: " Select "},
+               {binary: "Yes", numeric: "abc", text: False}, {binary: 0.0, numeric: 2 ** 70, text: 1e16},
+               {binary: "", numeric: "  ", text: ""}, {binary: "select", numeric: -0.0, text: "  Mumbai "}, {}]
+    for lead in rows + hostile:
+        fast = _single_lead_frame(lead, columns, kinds)
+        pd.testing.assert_frame_equal(fast, prepare_features(pd.DataFrame([lead]), columns, kinds))
+
+
+# -- 6. the load bench ----------------------------------------------------------------------------
+def test_api_bench_small(trained, monkeypatch, tmp_path):
+    from engine.benchmarks.api import run_api_bench
+
+    monkeypatch.setenv("CLAB_WORKSPACE", str(trained[0]))
+    out = tmp_path / "api.json"
+    result = run_api_bench(json_out=out, requests=40, concurrency=4)
+    assert json.loads(out.read_text()) == result
+    assert {"requests", "concurrency", "errors", "p50_ms", "p99_ms", "requests_per_second", "machine",
+            "date"} <= set(result)
+    assert result["requests"] == 40 and result["concurrency"] == 4 and result["errors"] == 0
+    assert 0 < result["p50_ms"] <= result["p99_ms"] and result["requests_per_second"] > 0
+    assert result["run_id"] == trained[1].id and np.isfinite(result["p99_ms"])
