@@ -255,30 +255,14 @@ def _column_list(columns: list[str], limit: int = 12) -> str:
     return shown + (f" ... ({len(columns)} in all)" if len(columns) > limit else "")
 
 
-def _score_frame(run, data: Path):
-    """The rows of ``data`` shaped as the run's model takes them; refuses a file the run cannot score."""
-    if run.spec.get("input_kind") == "transcripts":
-        from engine.data.transcripts import load_transcripts
-
-        X = load_transcripts(data, require_labels=False).X
-    else:
-        from engine.data.leads import prepare_features, read_table
-
+def _check_kind(run, data: Path) -> None:
+    """Refuse transcripts given to a leads run (and the other way round) before reading them as a table."""
+    kind = run.spec.get("input_kind", "leads")
+    if kind == "leads" and input_kind_of(data) == "transcripts":
         columns = list(run.spec.get("columns") or [])
-        mismatch = (f"None of the columns of {data.name} are used by run {run.id}, so every row would get the same "
-                    f"score. The run scores leads with the columns: {_column_list(columns)}. Fix: give a lead table "
-                    "with those columns, or a run trained on this kind of file.")
-        if input_kind_of(data) == "transcripts":
-            raise ValueError(f"{data.name} holds transcripts, but run {run.id} scores leads with the columns: "
-                             f"{_column_list(columns)}. Fix: give a lead table with those columns, or score it "
-                             "with a transcripts run (--run latest takes the newest one).")
-        frame = read_table(data)
-        if columns and not set(map(str, frame.columns)) & set(columns):
-            raise ValueError(mismatch)
-        X = prepare_features(frame, columns, run.spec.get("kinds") or {}) if len(frame) else frame
-    if len(X) == 0:
-        raise ValueError(f"{data.name} has no rows to score (a header only?). Fix: give a file with at least one row.")
-    return X
+        raise ValueError(f"{data.name} holds transcripts, but run {run.id} scores leads with the columns: "
+                         f"{_column_list(columns)}. Fix: give a lead table with those columns, or score it "
+                         "with a transcripts run (--run latest takes the newest one).")
 
 
 def _run_and_model(store, run_id: str, data: Path):
@@ -297,30 +281,74 @@ def _run_and_model(store, run_id: str, data: Path):
     return found
 
 
-def cmd_score(args) -> int:
-    import pandas as pd
+def _explain_arg(text: str):
+    if text == "all":
+        return "all"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--explain takes a number of rows or 'all', not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("--explain takes a number of rows (0 or more) or 'all'")
+    return value
 
-    from engine.evaluate import to_score
+
+def cmd_score(args) -> int:
+    """Score a file with a run through :mod:`engine.scoring` (the Score page's and the API's path): the
+    file's own columns, then rank, probability, score, tier and reasons, ranked; the validation report and,
+    for lead runs, the shift check on stderr and in the JSON report."""
     from engine.runs import RunStore
-    from engine.storage import atomic_write
+    from engine.scoring import explain_budget, load_training_sample, prepare_rows, read_rows, score_frame
+    from engine.storage import write_json
 
     data = Path(args.data)
     if not data.is_file():
         raise FileNotFoundError(f"--data {data}: no such file. Fix: give the lead table or transcripts file to score.")
     out_path = _writable_out(args.out)
+    report_path = _writable_out(args.report) if args.report else (
+        out_path.with_name(out_path.stem + ".report.json") if out_path else None)
     run, model = _run_and_model(RunStore(), args.run, data)
-    X = _score_frame(run, data)
-    proba = model.predict_proba(X)[:, 1]
-    out = pd.DataFrame({"probability": proba, "score": to_score(proba)})
+    _check_kind(run, data)
+    raw = read_rows(run, data, filename=data.name)
+
+    def progress(done: int, total: int) -> None:
+        if total > 10_000:
+            print(f"scored {done:,} / {total:,} rows", file=sys.stderr)
+
+    explain = args.explain if args.explain is not None else explain_budget(run.spec.get("approach", ""))
+    scored = score_frame(run, raw, model=model, explain=explain, progress=progress, source=data.name)
+    report = {"run_id": run.id, "source": str(data), **scored.summary}
+    for line in scored.report.messages():
+        print(f"note: {line}", file=sys.stderr)
+    if scored.metrics:
+        m = scored.metrics
+        print(f"outcomes in the file ({scored.outcome_rows:,} rows): " + ", ".join(
+            f"{name} {_metric(m, name)}" for name in ("roc_auc", "accuracy", "pr_auc")))
+    reference = load_training_sample(run) if run.spec.get("input_kind") == "leads" else None
+    if reference is not None:
+        from engine.drift import shift_report
+
+        X_new, _ = prepare_rows(run, raw, data.name)
+        shift = shift_report(reference, X_new, run.spec.get("kinds"))
+        report["shift"] = shift
+        shifted = ", ".join(f"{c['column']} (PSI {c['psi']:.2f})" for c in shift["columns"][:3]
+                            if c["level"] != "stable")
+        print(f"shift check: {shift['verdict']} (adversarial ROC-AUC {shift['adversarial_auc']:.2f})"
+              + (f"; most shifted: {shifted}" if shifted else ""), file=sys.stderr)
+    print(f"reasons for {scored.explained_rows:,} of {len(scored.table):,} rows (the top of the list; "
+          "--explain N or all for more)", file=sys.stderr)
     if out_path:
         try:
-            atomic_write(out_path, lambda tmp: out.to_csv(tmp, index=False))
+            scored.to_csv(out_path)
         except OSError as exc:
             raise ValueError(f"--out {out_path} cannot be written ({exc.strerror or exc}). Fix: write the scores "
                              "somewhere else.") from None
-        print(f"scored {len(out)} rows with run {run.id}: written {out_path}")
+        print(f"scored {len(scored.table)} rows with run {run.id}: written {out_path}")
     else:
-        print(out.to_string())
+        print(scored.table.head(50).to_string())
+    if report_path:
+        write_json(report_path, report)
+        print(f"report written to {report_path}")
     return 0
 
 
@@ -419,14 +447,21 @@ def build_parser() -> argparse.ArgumentParser:
             p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("score", help="score a file with a stored run",
-                       description="Score every row of a lead table or transcripts file with a stored run; writes "
-                                   "the probability of conversion and a 1-99 score per row.")
+                       description="Score every row of a lead table or transcripts file with a stored run: the "
+                                   "file's own columns, then rank, probability of conversion, 1-99 score, tier "
+                                   "(A-D, the quarter of the run's training leads) and the top reasons, ranked.")
     p.add_argument("--run", default="latest",
                    help="a run id from `python -m engine runs`, or latest (default): the newest run of the file's "
                         "kind whose model loads (transcripts for .json/.jsonl/.ndjson or a CSV with a transcript "
                         "column, leads otherwise)")
     p.add_argument("--data", required=True, help="file to score: lead table (CSV, Excel, Parquet) or transcripts")
-    p.add_argument("--out", help="write the scores to this CSV file (its folder must exist); default: print them")
+    p.add_argument("--out", help="write the scored table to this CSV file (its folder must exist); default: print "
+                                 "the top 50 rows")
+    p.add_argument("--report", help="write the validation report, outcome metrics and shift check as JSON here "
+                                    "(default with --out: OUT.report.json beside it)")
+    p.add_argument("--explain", type=_explain_arg, default=None,
+                   help="rows (from the top) that get reasons, or all; default: the approach's budget (stacking "
+                        "200, LLM 20, embeddings 20)")
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("runs", help="list stored runs",

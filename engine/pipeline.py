@@ -145,6 +145,10 @@ def fit_evaluate_store(model, X: pd.DataFrame, y: np.ndarray, row_ids, spec: dic
             train_scores = np.asarray(model.predict_proba(X_train.iloc[sample]))[:, 1]
         metrics["train_score_quartiles"] = np.quantile(train_scores, [0.25, 0.5, 0.75]).tolist()
         run.save_model(model)
+        if spec.get("input_kind", model.input_kind) == "leads":  # what scoring checks new rows against
+            from engine.scoring import save_training_profile
+
+            save_training_profile(run, X_train, spec.get("kinds"), seed=seed)
         run.save_predictions(np.asarray(row_ids)[test_idx], y_test, proba)
         run.save_curves(curve_data(y_test, proba))
         _store_explanations(run, model, X, row_ids, test_idx, spec.get("input_kind", model.input_kind), cbs)

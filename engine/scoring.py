@@ -240,8 +240,7 @@ def prepare_rows(run: Run, raw: pd.DataFrame, source: str = "the file") -> tuple
     when they share no column with the run or hold no rows."""
     spec = run.spec
     if len(raw) == 0:
-        raise ScoringError(f"{source} has a header but no rows: there is nothing to score. Export the leads with "
-                           "their data rows.")
+        raise ScoringError(f"{source} has no rows to score (a header only?). Fix: give a file with at least one row.")
     if spec.get("input_kind") == "transcripts":
         if "transcript" not in raw.columns:
             raise ScoringError(f"{source} has no 'transcript' field, so run {run.id} (a transcripts run) cannot "
@@ -259,9 +258,10 @@ def prepare_rows(run: Run, raw: pd.DataFrame, source: str = "the file") -> tuple
     given = [str(c) for c in raw.columns]
     used = [c for c in columns if c in given]
     if not used:
-        raise ScoringError(f"None of the columns of {source} are used by run {run.id}. Its columns are: "
-                           f"{', '.join(columns[:12])}{' ...' if len(columns) > 12 else ''}. Export the leads with "
-                           "the same columns as the training file, or pick a run trained on this kind of table.")
+        shown = ", ".join(columns[:12]) + (f" ... ({len(columns)} in all)" if len(columns) > 12 else "")
+        raise ScoringError(f"None of the columns of {source} are used by run {run.id}, so every row would get the "
+                           f"same score. The run scores leads with the columns: {shown}. Fix: give a lead table with "
+                           "those columns, or a run trained on this kind of file.")
     # columns training knew and left out (identifiers, leak policy, constants) are expected, not "unexpected"
     known = {*columns, *(spec.get("excluded") or []), *(spec.get("dropped") or {}), spec.get("target")}
     raw = raw.copy()

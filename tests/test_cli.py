@@ -35,9 +35,16 @@ def test_train_leads_stores_a_run_and_score_uses_it(workspace, small_leads, tmp_
     assert main(["score", "--run", run_id, "--data", str(small_leads), "--out", str(scored)]) == 0
     frame = pd.read_csv(scored)
     assert len(frame) == 500 and frame["score"].between(1, 99).all()
-    # The stored model scores the test rows exactly as it did at training time.
+    assert frame["probability"].is_monotonic_decreasing and frame["rank"].tolist() == list(range(1, 501))
+    source = pd.read_csv(small_leads)
+    assert list(frame.columns[: len(source.columns)]) == list(source.columns)  # the file's own columns first
+    # The stored model scores the test rows exactly as it did at training time (found by their CRM id).
     preds = run.predictions()
-    assert frame["probability"].iloc[preds["row_id"]].to_numpy() == pytest.approx(preds["proba"].to_numpy(), abs=1e-6)
+    by_id = frame.set_index("Prospect ID")["probability"]
+    ids = source["Prospect ID"].iloc[preds["row_id"]]
+    assert by_id.loc[ids].to_numpy() == pytest.approx(preds["proba"].to_numpy(), abs=1e-6)
+    report = json.loads((tmp_path / "scored.report.json").read_text())
+    assert report["rows"] == 500 and report["metrics"]["roc_auc"]["value"] > 0.6 and "shift" in report
 
 
 def test_train_with_a_missing_target_says_which_columns_exist(workspace, small_leads, capsys):
