@@ -212,6 +212,21 @@ def open_app() -> AppTest:
     return at
 
 
+def test_started_from_another_folder_the_address_is_unset(tmp_path):
+    """Why an unset address must count as public: the project's .streamlit/config.toml binds to localhost only
+    when Streamlit starts in the project folder; from any other folder the address is unset (all interfaces)."""
+    import os
+    import subprocess
+    import sys
+
+    probe = "from streamlit import config; config.get_config_options(); print(config.get_option('server.address'))"
+    env = {**os.environ, "HOME": str(tmp_path)}  # no ~/.streamlit/config.toml of the user running the tests
+    env.pop("STREAMLIT_SERVER_ADDRESS", None)
+    seen = {where: subprocess.run([sys.executable, "-c", probe], cwd=where, env=env, capture_output=True, text=True,
+                                  timeout=60).stdout.strip() for where in (APP.parent.parent, tmp_path)}
+    assert seen == {APP.parent.parent: "localhost", tmp_path: "None"}
+
+
 @pytest.mark.parametrize("address", [None, "0.0.0.0", "::", "192.168.1.20"])
 def test_an_app_not_bound_to_loopback_asks_for_the_password(stored, server_address, monkeypatch, address):
     """Started from another folder, Streamlit reads no .streamlit/config.toml: the address is unset and it

@@ -143,10 +143,24 @@ def _model_stamp(folder: Path) -> tuple:
                         for f in folder.rglob("*") if f.is_file()))
 
 
+#: (run folder, model files' stamp) -> the error its model gave: a damaged model is not read again on every rerun
+_failed_models: dict[tuple, Exception] = {}
+
+
 def load_model(run):
     """The run's fitted approach, loaded once per process (through :meth:`engine.runs.Run.load_approach`, which
-    reads model files only from inside the run store). Raises ``engine.runs.BrokenRun`` for a damaged model."""
-    return _load_model(str(run.path), _model_stamp(run.model_dir))
+    reads model files only from inside the run store). Raises ``engine.runs.BrokenRun`` for a damaged model; that
+    answer is remembered until one of the model's files changes."""
+    key = (str(run.path), _model_stamp(run.model_dir))
+    if key in _failed_models:
+        raise _failed_models[key].with_traceback(None)
+    try:
+        return _load_model(*key)
+    except Exception as exc:
+        if len(_failed_models) > 64:
+            _failed_models.clear()
+        _failed_models[key] = exc
+        raise
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
