@@ -172,6 +172,8 @@ class Prediction(BaseModel):
     label: int
     tier: str | None = None
     factors: list[Factor] | None = None
+    reasons_for: list[str] | None = None
+    reasons_against: list[str] | None = None
 
 
 class PredictionResponse(BaseModel):
@@ -519,31 +521,19 @@ def create_app(store=None, max_batch: int = MAX_BATCH, max_transcript_chars: int
                                                         "Pick another run from GET /models."}) from None
 
     def respond(run, loaded: _Loaded, X: pd.DataFrame, explain: bool, ignored: list[str] | None = None) -> Response:
-        from engine.evaluate import priority_tier, to_score
+        """Scores through :func:`engine.scoring.predict_rows`: the CLI's and the dashboard's numbers."""
+        from engine.scoring import predict_rows
 
-        model = loaded.model
         metrics = catalog.metrics.get(run.id)
         if metrics is None:
             metrics = run.metrics
         threshold = float(metrics.get("threshold", 0.5))
-        if serialize_scoring:
-            with loaded.lock:
-                proba = np.asarray(model.predict_proba(X))[:, 1]
-        else:
-            proba = np.asarray(model.predict_proba(X))[:, 1]
-        scores = to_score(proba)
-        quartiles = metrics.get("train_score_quartiles")
-        tiers = priority_tier(proba, quartiles) if quartiles else [None] * len(proba)
-        factors: dict[int, list[dict]] = {}
-        if explain:  # read-only on the model; not under the lock, so one explanation does not stall scoring
-            table = model.explain(X)
-            for r, group in table.groupby("row"):
-                top = group.reindex(group["contribution"].abs().sort_values(ascending=False).index).head(TOP_FACTORS)
-                factors[int(r)] = [{"feature": f, "value": v, "contribution": float(c)}
-                                   for f, v, c in zip(top["feature"], top["value"], top["contribution"])]
-        predictions = [{"probability": float(p), "score": int(s), "label": int(p >= threshold),
-                        "tier": None if t is None else str(t), "factors": factors.get(i, []) if explain else None}
-                       for i, (p, s, t) in enumerate(zip(proba, scores, tiers))]
+        predictions = predict_rows(run, loaded.model, X, explain=explain, metrics=metrics,
+                                   lock=loaded.lock if serialize_scoring else None, n_factors=TOP_FACTORS)
+        for p in predictions:
+            p["label"] = int(p["probability"] >= threshold)
+            if not explain:
+                p["factors"] = None
         payload = {"run_id": run.id, "approach": run.spec.get("approach", ""), "threshold": threshold,
                    "predictions": predictions, "ignored_fields": ignored or []}
         return Response(json.dumps(payload).encode(), media_type="application/json")

@@ -333,7 +333,8 @@ def cmd_score(args) -> int:
         report["shift"] = shift
         shifted = ", ".join(f"{c['column']} (PSI {c['psi']:.2f})" for c in shift["columns"][:3]
                             if c["level"] != "stable")
-        print(f"shift check: {shift['verdict']} (adversarial ROC-AUC {shift['adversarial_auc']:.2f})"
+        auc = shift.get("adversarial_auc")
+        print(f"shift check: {shift['verdict']}" + (f" (adversarial ROC-AUC {auc:.2f})" if auc is not None else "")
               + (f"; most shifted: {shifted}" if shifted else ""), file=sys.stderr)
     print(f"reasons for {scored.explained_rows:,} of {len(scored.table):,} rows (the top of the list; "
           "--explain N or all for more)", file=sys.stderr)

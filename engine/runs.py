@@ -135,7 +135,9 @@ class Run:
         except BrokenRun:
             raise
         except Exception as exc:  # noqa: BLE001 - any damage to the model files makes the run unusable
-            raise BrokenRun(self.id, f"its model files cannot be loaded ({type(exc).__name__}: {exc})") from exc
+            lines = str(exc).strip().splitlines() or [""]  # a native library's message may carry a backtrace
+            detail = lines[0] + (" ..." if len(lines) > 1 else "")
+            raise BrokenRun(self.id, f"its model files cannot be loaded ({type(exc).__name__}: {detail})") from exc
 
     def save_artifact(self, name: str, payload: Any) -> Path:
         return write_json(self.path / name, payload)
@@ -182,6 +184,8 @@ class RunStore:
         runs = []
         for path in self._folders():
             if not (path / "spec.json").exists():
+                if (path / "metrics.json").exists() or (path / "model").exists():  # a run that lost its spec
+                    self.problems[path.name] = "spec.json is missing"
                 continue
             run = Run(path)
             if complete_only and not run.complete:

@@ -69,8 +69,9 @@ def tiers_from_quartiles(proba, quartiles) -> np.ndarray:
     return np.array(TIERS, dtype=object)[idx]
 
 
-def run_tiers(run: Run, proba) -> np.ndarray | None:
-    quartiles = run.metrics.get("train_score_quartiles")
+def run_tiers(run: Run, proba, metrics: dict | None = None) -> np.ndarray | None:
+    """Tiers of ``proba`` by ``run``'s training quartiles (None for a run that stored none)."""
+    quartiles = (metrics if metrics is not None else run.metrics).get("train_score_quartiles")
     if not (isinstance(quartiles, list) and len(quartiles) == 3):
         return None
     return tiers_from_quartiles(proba, quartiles)
@@ -101,6 +102,16 @@ def reason_text(feature: str, value: str, contribution: float) -> str:
     if not value or value == feature or value in feature:
         return f"{feature} ({points(contribution)})"
     return f"{feature} = {format_value(value)} ({points(contribution)})"
+
+
+def largest_factors(table: pd.DataFrame, n: int) -> dict[int, list[dict]]:
+    """From an ``explain`` table: per row, the ``n`` factors of largest size either way."""
+    out = {}
+    for r, group in table.groupby("row", sort=False):
+        top = group.reindex(group["contribution"].abs().sort_values(ascending=False).index).head(n)
+        out[int(r)] = [{"feature": f, "value": v, "contribution": float(c)}
+                       for f, v, c in zip(top["feature"], top["value"], top["contribution"])]
+    return out
 
 
 def top_factors(table: pd.DataFrame, n: int = TOP_REASONS) -> dict[int, dict[str, list[dict]]]:
@@ -395,6 +406,33 @@ def score_frame(run: Run, raw: pd.DataFrame, model=None, explain: int | str | No
             metrics = compute_metrics(y, proba[mask], n_boot=500)
     return Scored(run_id=run.id, approach=approach, table=out, report=report, explained_rows=len(factors),
                   metrics=metrics, outcome_rows=n_outcomes, factors=factors, proba=proba)
+
+
+def predict_rows(run: Run, model, X: pd.DataFrame, explain: bool = False, metrics: dict | None = None,
+                 lock=None, n_factors: int = 8) -> list[dict]:
+    """The API's answer for rows already shaped as the run's features, in their order: per row
+    ``probability``, ``score``, ``tier`` and, with ``explain``, ``reasons_for`` / ``reasons_against`` (the same
+    texts as :func:`score_frame`) and ``factors`` (the ``n_factors`` largest contributions). ``lock`` (a
+    context manager) serialises the model's scoring; explanations run outside it."""
+    from contextlib import nullcontext
+
+    with lock if lock is not None else nullcontext():
+        proba = np.asarray(model.predict_proba(X))[:, 1]
+    scores = to_score(proba)
+    tiers = run_tiers(run, proba, metrics)
+    reasons, largest = {}, {}
+    if explain:
+        table = model.explain(X)
+        reasons, largest = top_factors(table), largest_factors(table, n_factors)
+    out = []
+    for i, (p, sc) in enumerate(zip(proba, scores)):
+        row = {"probability": float(p), "score": int(sc), "tier": None if tiers is None else str(tiers[i])}
+        if explain:
+            row["reasons_for"] = [f["text"] for f in reasons.get(i, {}).get("for", [])]
+            row["reasons_against"] = [f["text"] for f in reasons.get(i, {}).get("against", [])]
+            row["factors"] = largest.get(i, [])
+        out.append(row)
+    return out
 
 
 def read_rows(run: Run, data, filename: str | None = None) -> pd.DataFrame:

@@ -152,3 +152,38 @@ def test_scored_lists_are_stored_by_content_and_never_overwritten(stack_run, tmp
     for bad in ["../../etc", "/tmp", "x" * 64]:
         with pytest.raises(KeyError):
             store.path(bad)
+
+
+def test_dashboard_api_and_cli_give_the_same_numbers_for_the_same_rows(stack_run, tmp_path, monkeypatch, capsys):
+    """The Score page calls score_frame; the API and the CLI go through engine.scoring too."""
+    from fastapi.testclient import TestClient
+
+    from engine.api import create_app
+    from engine.cli import main
+
+    run, _ = stack_run
+    monkeypatch.setenv("CLAB_WORKSPACE", str(run.path.parent.parent))
+    new = demo_leads(n=12, seed=41).drop(columns=["Converted"])
+    path = tmp_path / "new.csv"
+    new.to_csv(path, index=False)
+    page = score_frame(run, pd.read_csv(path), explain="all").table.set_index("Prospect ID")
+
+    assert main(["score", "--run", run.id, "--data", str(path), "--out", str(tmp_path / "cli.csv"),
+                 "--explain", "all"]) == 0
+    cli = pd.read_csv(tmp_path / "cli.csv", keep_default_na=False).set_index("Prospect ID")
+
+    rows = pd.read_csv(path).astype(object).where(pd.read_csv(path).notna(), None).to_dict(orient="records")
+    client = TestClient(create_app(RunStore(run.path.parent)))
+    body = client.post("/predict/lead", json={"leads": rows, "run_id": run.id, "explain": True}).json()
+    single = client.post("/predict/lead", json={"leads": rows[0], "run_id": run.id}).json()["predictions"][0]
+    api = pd.DataFrame(body["predictions"], index=new["Prospect ID"])
+
+    ids = new["Prospect ID"]
+    np.testing.assert_allclose(cli.loc[ids, "probability"], page.loc[ids, "probability"], atol=1e-6)
+    np.testing.assert_allclose(api.loc[ids, "probability"], page.loc[ids, "probability"], atol=1e-6)
+    assert single["probability"] == pytest.approx(page.loc[ids.iloc[0], "probability"], abs=1e-6)
+    for frame in (cli, api):
+        assert frame.loc[ids, "score"].tolist() == page.loc[ids, "score"].tolist()
+        assert frame.loc[ids, "tier"].tolist() == page.loc[ids, "tier"].tolist()
+    assert cli.loc[ids, "reasons_for"].tolist() == page.loc[ids, "reasons_for"].tolist()
+    assert ["; ".join(r) for r in api.loc[ids, "reasons_for"]] == page.loc[ids, "reasons_for"].tolist()

@@ -201,8 +201,10 @@ if shift_report is not None and kind == "leads":
             X_new, _ = prepare_rows(main_run, _read(main_run.id, sha, data, filename), filename)
             report = _shift(main_run.id, sha, reference, X_new)
         verdict = report["verdict"]
-        text = (f"Compared with the leads this model learned from, this file **{verdict}** (a model trained to "
-                f"tell them apart reaches ROC-AUC {report['adversarial_auc']:.2f}; 0.5 = it cannot).")
+        auc = report.get("adversarial_auc")
+        text = (f"Compared with the leads this model learned from, this file **{verdict}**" + (
+            f" (a model trained to tell them apart reaches ROC-AUC {auc:.2f}; 0.5 = it cannot)." if auc is not None
+            else " (too few rows for the overall check: read from the columns' stability alone)."))
         (st.success if verdict.startswith("looks like") else st.warning)(text)
         top = [c for c in report["columns"] if c["level"] != "stable"][:5]
         if top:

@@ -660,11 +660,11 @@ class StackingApproach(Approach):
         self._check_fitted("meta_weights_")
         X = self._check_X(X)
         Z = self.features_.transform(X)
-        rng = np.random.default_rng(self.seed)
         n_perm = n_permutations or self.explain_permutations
         records = []
         for r in range(len(X)):
-            contrib = self._shapley(Z[r], n_perm, rng)
+            # the same orders for every row: a lead's explanation does not depend on the rows beside it
+            contrib = self._shapley(Z[r], n_perm, np.random.default_rng(self.seed))
             row = X.iloc[r]
             for j, col in enumerate(self.columns_):
                 value = row[col]
