@@ -14,17 +14,12 @@ from __future__ import annotations
 
 import hmac
 import os
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import streamlit as st
 
-import streamlit as st  # noqa: E402
-
-from dashboard.components import warmup  # noqa: E402
+from dashboard.components import warmup
 
 PAGES = Path(__file__).resolve().parent / "views"
 #: server addresses reachable only from this machine (an unset address is not among them: it means all interfaces)
@@ -94,17 +89,18 @@ def password_gate() -> bool:
 
 
 def main() -> None:
-    st.set_page_config(page_title="Conversion Lab", page_icon="📈", layout="wide")
+    st.set_page_config(page_title="Conversion Lab", page_icon=":material/trending_up:", layout="wide")
     if not password_gate():
         st.stop()
     pages = [
-        st.Page(PAGES / "home.py", title="Home", icon="🏠", default=True, url_path="home"),
-        st.Page(PAGES / "data.py", title="Data", icon="📄", url_path="data"),
-        st.Page(PAGES / "train.py", title="Train", icon="🏋️", url_path="train"),
-        st.Page(PAGES / "board.py", title="Metric board", icon="📊", url_path="board"),
-        st.Page(PAGES / "embeddings.py", title="Embeddings", icon="🗺️", url_path="embeddings"),
-        st.Page(PAGES / "explain.py", title="Explain", icon="🔍", url_path="explain"),
-        st.Page(PAGES / "whatif.py", title="What-if", icon="🎛️", url_path="what-if"),
+        st.Page(PAGES / "home.py", title="Home", icon=":material/home:", default=True, url_path="home"),
+        st.Page(PAGES / "data.py", title="Data", icon=":material/table_view:", url_path="data"),
+        st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:", url_path="train"),
+        st.Page(PAGES / "board.py", title="Metric board", icon=":material/leaderboard:", url_path="board"),
+        st.Page(PAGES / "score.py", title="Score new leads", icon=":material/format_list_numbered:", url_path="score"),
+        st.Page(PAGES / "explain.py", title="Explain", icon=":material/manage_search:", url_path="explain"),
+        st.Page(PAGES / "whatif.py", title="What-if", icon=":material/tune:", url_path="what-if"),
+        st.Page(PAGES / "embeddings.py", title="Embeddings", icon=":material/scatter_plot:", url_path="embeddings"),
     ]
     with warmup.page_run():
         st.navigation(pages).run()

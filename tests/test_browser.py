@@ -28,7 +28,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 #: url path -> (label in the navigation, heading the page shows)
 PAGES = {"home": ("Home", "Conversion Lab"), "data": ("Data", "Data"), "train": ("Train", "Train"),
-         "board": ("Metric board", "Metric board"), "embeddings": ("Embeddings", "Embeddings"),
+         "board": ("Metric board", "Metric board"), "score": ("Score new leads", "Score new leads"),
+         "embeddings": ("Embeddings", "Embeddings"),
          "explain": ("Explain", "Explain"), "what-if": ("What-if", "What-if")}
 
 pytestmark = pytest.mark.browser

@@ -1,16 +1,11 @@
 """Metric board: every run on one dataset and split, side by side, with intervals and curves."""
-import pathlib
-import sys
 
-_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
+import numpy as np
+import pandas as pd
+import streamlit as st
 
-from dashboard.components import charts, state, widgets  # noqa: E402
+from dashboard.components import charts, state, widgets
 
 st.title("📊 Metric board")
 widgets.storage_warnings()

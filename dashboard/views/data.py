@@ -1,15 +1,10 @@
 """Data: upload lead tables or transcripts, check them, choose the target and the leak policy."""
-import pathlib
-import sys
 
-_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
 
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
+import pandas as pd
+import streamlit as st
 
-from dashboard.components import state, widgets  # noqa: E402
+from dashboard.components import state, widgets
 
 LEAD_TYPES = ["csv", "tsv", "txt", "xlsx", "xls", "parquet"]
 TRANSCRIPT_TYPES = ["json", "jsonl", "ndjson", "csv"]
@@ -137,7 +132,7 @@ if ds.kind == "transcripts":
     st.stop()
 
 # -- lead tables --------------------------------------------------------------------------------
-from engine.data.leads import LEAK_PRESETS, LeadDataError, describe_policy, find_target, load_leads  # noqa: E402
+from engine.data.leads import LEAK_PRESETS, LeadDataError, describe_policy, find_target, load_leads
 
 mtime = ds.raw_path.stat().st_mtime
 try:

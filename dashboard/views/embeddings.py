@@ -1,16 +1,11 @@
 """Embeddings: the generic and the fine-tuned embedding spaces of a run, side by side (t-SNE / UMAP)."""
-import pathlib
-import sys
 
-_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
+import numpy as np
+import pandas as pd
+import streamlit as st
 
-from dashboard.components import charts, state, widgets  # noqa: E402
+from dashboard.components import charts, state, widgets
 
 st.title("🗺️ Embeddings")
 widgets.storage_warnings()

@@ -1,17 +1,13 @@
 """Explain: what drives a run's scores, over a sample and for one lead or transcript."""
 import pathlib
-import sys
 
-_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
+import numpy as np
+import pandas as pd
+import streamlit as st
 
-from dashboard.components import charts, state, widgets  # noqa: E402
-from engine.runs import Run, explain_rows, explain_sample  # noqa: E402
+from dashboard.components import charts, state, widgets
+from engine.runs import Run, explain_rows, explain_sample
 
 st.title("🔍 Explain")
 widgets.storage_warnings()

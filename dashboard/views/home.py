@@ -1,14 +1,8 @@
 """Home: what Conversion Lab does, and one click to a full board on synthetic demo data."""
-import pathlib
-import sys
 
-_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
+import streamlit as st
 
-import streamlit as st  # noqa: E402
-
-from dashboard.components import state, warmup, widgets  # noqa: E402
+from dashboard.components import state, warmup, widgets
 
 st.title("📈 Conversion Lab")
 widgets.storage_warnings()

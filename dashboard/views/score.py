@@ -160,7 +160,7 @@ st.dataframe(view[[c for c in shown if c in view.columns]], width="stretch", hid
 st.caption(f"{int(table['has_reasons'].sum()):,} of {len(table):,} leads have reasons (the top of the list). "
            "The downloads hold every column of your file, then the scores and reasons, ranked.")
 
-import plotly.express as px  # noqa: E402
+import plotly.express as px
 
 fig = px.histogram(table, x="score", color="tier" if tiers else None, nbins=33, range_x=[0, 100],
                    category_orders={"tier": ["A", "B", "C", "D"]}, title="Scores by tier")
@@ -177,7 +177,7 @@ export.to_excel(excel, index=False)
 d2.download_button("Download Excel", excel.getvalue(), f"{stem}_scored.xlsx",
                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", key="score_xlsx")
 
-from engine.scoring import ScoredStore  # noqa: E402
+from engine.scoring import ScoredStore
 
 store = ScoredStore()
 stored = store.add(scored, filename)

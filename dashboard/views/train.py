@@ -1,18 +1,13 @@
 """Train: pick a dataset and an approach, set its main parameters, run it as a job and watch it."""
-import pathlib
-import sys
 
-_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
 
-import inspect  # noqa: E402
-import json  # noqa: E402
+import inspect
+import json
 
-import streamlit as st  # noqa: E402
+import streamlit as st
 
-from dashboard.components import state, warmup, widgets  # noqa: E402
-from engine.approaches.base import INPUT_KINDS  # noqa: E402
+from dashboard.components import state, warmup, widgets
+from engine.approaches.base import INPUT_KINDS
 
 #: parameters shown first for each approach (the rest sit under "More parameters")
 MAIN_PARAMS = {

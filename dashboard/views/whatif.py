@@ -1,18 +1,13 @@
 """What-if: edit one lead's fields and watch every trained lead approach rescore it live."""
-import pathlib
-import sys
 
-_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
 
-import time  # noqa: E402
+import time
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
+import numpy as np
+import pandas as pd
+import streamlit as st
 
-from dashboard.components import state, widgets  # noqa: E402
+from dashboard.components import state, widgets
 
 MISSING = "(missing)"
 NUMERIC_KINDS = {"numeric"}
@@ -123,7 +118,7 @@ lead = lead_frame()
 st.subheader("Scores")
 show_factors = st.toggle("Top factors for and against", value=True, key="whatif_factors",
                          help="Per-field contributions from each approach's explain(); slower for the LLM.")
-from engine.evaluate import to_score  # noqa: E402
+from engine.evaluate import to_score
 
 cards = st.columns(max(len(latest), 1))
 for card, (approach, run) in zip(cards, latest.items()):
