@@ -36,8 +36,9 @@ The thresholds are deliberately conservative: on the real X Education export (le
 ``none``) they flag Tags and Lead Quality and no clean column, and on the synthetic demo leads
 (policy ``default``) nothing. A flag is a prompt to check how the field is filled in, not proof.
 
-Speed: above ``max_rows`` (default 20,000) rows the per-column models run on a stratified random
-subsample of that size (``rows_used`` in the result); 50,000 leads take well under 30 s on 2 cores.
+Speed: above ``max_rows`` (default 50,000) rows the per-column models run on a stratified random
+subsample of that size (``rows_used`` in the result). Measured on 2 cores: the X Education export
+resampled to 50,000 rows (37 columns) takes about 4.5 s with every row, 3.3 s with ``max_rows=20000``.
 
 Public surface: :func:`audit_leads` (any table :func:`engine.data.leads.load_leads` reads) and
 :func:`audit_frame` (an already loaded feature frame and target). Unusable input raises
@@ -75,7 +76,7 @@ _FILLED_MIN_PER_CLASS = 25   # ... with at least this many leads of each outcome
 
 
 def audit_leads(data: Any, target: str | None = None, leak_policy: str = "none", *, exclude: Any = None,
-                include: Any = None, max_rows: int = 20_000, seed: int = 0,
+                include: Any = None, max_rows: int = 50_000, seed: int = 0,
                 filename: str | None = None) -> dict[str, Any]:
     """Audit every column of a lead table for leaks.
 
@@ -102,7 +103,7 @@ def audit_leads(data: Any, target: str | None = None, leak_policy: str = "none",
     return report
 
 
-def audit_frame(X: pd.DataFrame, y: Any, kinds: dict[str, str] | None = None, *, max_rows: int = 20_000,
+def audit_frame(X: pd.DataFrame, y: Any, kinds: dict[str, str] | None = None, *, max_rows: int = 50_000,
                 seed: int = 0) -> dict[str, Any]:
     """Audit an already loaded table: feature frame ``X`` and outcome ``y`` (one per row).
 

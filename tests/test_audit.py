@@ -1,6 +1,8 @@
 """Tests of engine.audit: the per-column leak finder (real computations, no mocks)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -33,6 +35,7 @@ def test_real_leads_flags_tags_and_lead_quality_and_no_clean_column(leads_csv):
     assert report["rows"] == 9240 and report["target"] == "Converted"
     aucs = [c["auc"] for c in report["columns"] if c["auc"] is not None]
     assert aucs == sorted(aucs, reverse=True)
+    assert json.loads(json.dumps(report)) == report  # stored and shown as JSON
 
 
 def test_clean_demo_table_flags_nothing(demo):

@@ -1,6 +1,8 @@
 """Tests of engine.drift: PSI per column and the adversarial train-vs-new check (real computations)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -44,6 +46,7 @@ def test_shifted_numeric_column_is_found_first(halves):
     assert report["verdict"] == "very different"
     assert report["most_shifted"][0] == "TotalVisits"
     assert report["columns"][0]["column"] == "TotalVisits" and report["columns"][0]["level"] == "large"
+    assert json.loads(json.dumps(report)) == report  # written into the scoring report as JSON
     assert _psi(report)["Total Time Spent on Website"] < 0.1
 
 
