@@ -27,9 +27,9 @@ permutation importance (the drop in ROC-AUC when the column is shuffled, 3 repea
 rows of the first fold, kept when at least 0.01, five at most; each column entry carries its
 ``importance``. It is computed only when ``adversarial_auc >= 0.60``: below that the classifier
 relies on nothing in particular, ``importance`` is None and ``most_shifted`` is empty. When either side
-has fewer than 20 rows no classifier is trained: ``adversarial_auc`` is None, the verdict is read from
-the largest PSI with the thresholds above, ``most_shifted`` lists the columns with a large PSI, and
-``note`` says so (the PSI of a small batch overstates shifts: its empty bins weigh heavily).
+has fewer than 20 rows no classifier is trained: ``adversarial_auc`` is None, the verdict is
+``"too few rows to tell"`` (the PSI of a small batch overstates shifts: its empty bins weigh heavily),
+``most_shifted`` lists the columns with a large PSI, and ``note`` says so.
 
 Only columns present in both tables are compared; ``only_in_train`` and ``only_in_new`` list the
 others. Identifier and free-text columns (kinds from :func:`engine.data.leads.infer_kinds` on the
@@ -54,6 +54,8 @@ PSI_LARGE = 0.25
 AUC_SOMEWHAT = 0.60
 AUC_VERY = 0.75
 VERDICTS = ("looks like the training data", "somewhat different", "very different")
+#: the verdict when either side has too few rows for the classifier
+TOO_FEW = "too few rows to tell"
 
 _EPS = 1e-4
 _MAX_CATEGORIES = 30
@@ -146,11 +148,10 @@ def shift_report(train: pd.DataFrame, new: pd.DataFrame, kinds: dict[str, str] |
         verdict = VERDICTS[0] if score < AUC_SOMEWHAT else VERDICTS[1] if score < AUC_VERY else VERDICTS[2]
         note = None
     else:
-        note = (f"only {min(len(a), len(b))} rows on one side: too few for the classifier, so the verdict is read "
-                "from the largest PSI, which overstates shifts in small batches (empty bins); check again with "
-                "more rows")
-        worst = max(e["psi"] for e in entries)
-        verdict = VERDICTS[0] if worst < PSI_MODERATE else VERDICTS[1] if worst <= PSI_LARGE else VERDICTS[2]
+        note = (f"only {min(len(a), len(b))} rows on one side: too few to tell whether the leads differ (the "
+                "classifier needs more, and the PSI of a small batch is mostly noise); the columns listed are "
+                "those with a large PSI; check again with more rows")
+        verdict = TOO_FEW
         most = [e["column"] for e in sorted(entries, key=lambda e: -e["psi"]) if e["level"] == "large"][:_TOP]
 
     entries.sort(key=lambda e: -e["psi"])

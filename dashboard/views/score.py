@@ -205,7 +205,9 @@ if shift_report is not None and kind == "leads":
         text = (f"Compared with the leads this model learned from, this file **{verdict}**" + (
             f" (a model trained to tell them apart reaches ROC-AUC {auc:.2f}; 0.5 = it cannot)." if auc is not None
             else " (too few rows for the overall check: read from the columns' stability alone)."))
-        (st.success if verdict.startswith("looks like") else st.warning)(text)
+        show = st.success if verdict.startswith("looks like") else st.info if verdict.startswith("too few") \
+            else st.warning
+        show(text)
         top = [c for c in report["columns"] if c["level"] != "stable"][:5]
         if top:
             st.caption("Most shifted columns (population stability index): " + ", ".join(
