@@ -178,6 +178,12 @@ def cmd_bench(args) -> int:
         if args.json:
             print(f"written {args.json}")
         return 0
+    if args.input == "score":
+        from engine.benchmarks.score import run_score_bench
+
+        result = run_score_bench(data=args.data, json_out=args.json, rows=args.rows, explain_rows=args.explain_rows)
+        print(json.dumps(result, indent=2, default=str))
+        return 0
     params = _params_from_args(args)
     if args.input == "leads":
         data = args.data or DEMO_LEADS
@@ -353,6 +359,34 @@ def cmd_score(args) -> int:
     return 0
 
 
+def cmd_audit(args) -> int:
+    """Leak finder: each column of a lead table on its own (and its missingness) against the target."""
+    from engine.audit import audit_leads
+    from engine.storage import write_json
+
+    data = Path(args.data)
+    if not data.is_file():
+        raise FileNotFoundError(f"--data {data}: no such file. Fix: give the lead table to audit.")
+    out = _writable_out(args.json)
+    report = audit_leads(data, target=args.target, leak_policy=args.leak_policy, filename=data.name)
+    print(f"{report['rows']:,} leads, target {report['target']!r}, leak policy {report['policy']!r}: "
+          f"{len(report['flagged'])} column(s) flagged in {report['seconds']:.1f} s")
+    width = max([len(str(c["column"])) for c in report["columns"]] + [6]) + 2
+    print("column".ljust(width) + "   auc  missing  flag")
+    for c in report["columns"]:
+        auc = "-" if c.get("auc") is None else f"{c['auc']:.3f}"
+        miss = "-" if c.get("missing_auc") is None else f"{c['missing_auc']:.3f}"
+        flag = "LEAK? " + str(c.get("reason") or "") if c.get("flagged") else ""
+        print(_short(c["column"], 60).ljust(width) + auc.rjust(6) + miss.rjust(9) + "  " + flag)
+    if report["flagged"]:
+        print("Likely post-outcome fields; to leave them out: "
+              + " ".join(f"--exclude {json.dumps(c)}" for c in report["flagged"]))
+    if out:
+        write_json(out, report)
+        print(f"written {out}")
+    return 0
+
+
 def cmd_runs(args) -> int:
     """One aligned line per usable run, newest first; each run that cannot be used is named on stderr as
     ``skipped <id>: <reason>`` (the reason names the damaged file)."""
@@ -419,9 +453,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in (("train", "train, evaluate and store a run"),
                             ("bench", "run every model of an input kind on the protocol split")):
         p = sub.add_parser(name, help=help_text)
-        p.add_argument("input", choices=["leads", "transcripts"] + (["api"] if name == "bench" else []),
+        p.add_argument("input", choices=["leads", "transcripts"] + (["api", "score"] if name == "bench" else []),
                        help="what to train on" if name == "train" else
-                       "leads | transcripts: every model on the protocol split; api: load-test the scoring service")
+                       "leads | transcripts: every model on the protocol split; api: load-test the scoring "
+                       "service; score: time the scoring service on a large lead file")
         p.add_argument("--data", help="data file (default: the embedded synthetic demo data)")
         p.add_argument("--approach", choices=["stacking", "lora", "embeddings"])
         p.add_argument("--target", help="target column (default: Converted, found by itself)")
@@ -445,6 +480,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--json", help="write the results as JSON here")
             p.add_argument("--requests", type=int, default=2000, help="api only: requests to send (default 2000)")
             p.add_argument("--concurrency", type=int, default=16, help="api only: concurrent clients (default 16)")
+            p.add_argument("--rows", type=int, default=100_000, help="score only: rows to score (default 100,000)")
+            p.add_argument("--explain-rows", dest="explain_rows", type=int, default=10_000,
+                           help="score only: rows to explain (default 10,000)")
             p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("score", help="score a file with a stored run",
@@ -464,6 +502,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rows (from the top) that get reasons, or all; default: the approach's budget (stacking "
                         "200, LLM 20, embeddings 20)")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("audit", help="find columns that give the outcome away (likely post-contact fields)",
+                       description="Leak finder: a small cross-validated model on each column alone, and on its "
+                                   "missingness alone; columns that predict the outcome far too well are flagged "
+                                   "with a reason.")
+    p.add_argument("input", choices=["leads"], help="what to audit")
+    p.add_argument("--data", required=True, help="lead table (CSV, Excel, Parquet)")
+    p.add_argument("--target", help="target column (default: Converted, found by itself)")
+    p.add_argument("--leak-policy", dest="leak_policy", default="none", choices=["default", "none", "strict"],
+                   help="columns to leave out before auditing (default none: audit every column)")
+    p.add_argument("--json", help="write the report as JSON here")
+    p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("runs", help="list stored runs",
                        description="List the stored runs, newest first. Runs that cannot be used (a damaged or "
