@@ -202,4 +202,42 @@ if table.dropped:
     st.markdown("**Dropped:** " + "; ".join(f"`{c}` ({why})" for c, why in table.dropped.items()))
 for w in table.warnings:
     st.warning(w)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def leak_audit(path: str, mtime: float, target: str) -> dict:
+    from engine.audit import audit_leads
+
+    return audit_leads(path, target=target, leak_policy="none")
+
+
+def accept_flagged(sha: str, key: str, flagged: list[str]) -> None:
+    """Button callback: add the flagged columns to the exclusions (the widget's own state and the dataset's)."""
+    current = list(st.session_state.get(key, []))
+    st.session_state[key] = current + [c for c in flagged if c not in current]
+
+
+with st.spinner("Looking for columns that give the outcome away..."):
+    try:
+        audit = leak_audit(str(ds.raw_path), mtime, target)
+    except LeadDataError as exc:
+        audit = None
+        st.caption(f"Leak finder not run: {exc}")
+if audit is not None:
+    flagged = [c for c in audit["columns"] if c.get("flagged")]
+    pending = [c["column"] for c in flagged if c["column"] not in excluded]
+    if flagged:
+        st.markdown("**Leak finder** — these columns predict the outcome far too well on their own, the mark of "
+                    "a field filled in after contact (it would make the model look good and fail on new leads):")
+        for c in flagged:
+            state_word = "excluded" if c["column"] not in pending else "**still used**"
+            st.markdown(f"- `{c['column']}` ({state_word}): {c['reason']}")
+        if pending:
+            st.button(f"Exclude {', '.join(pending)}", key=f"accept_leaks_{ds.sha}", type="primary",
+                      on_click=accept_flagged, args=(ds.sha, f"exclude_{ds.sha}_{policy}", pending),
+                      help="Adds the flagged columns to the excluded columns above. Nothing is excluded until you "
+                           "click.")
+    else:
+        st.caption(f"Leak finder: no column gives the outcome away on its own ({len(audit['columns'])} columns "
+                   f"checked in {audit['seconds']:.1f} s).")
 st.success("This table is ready to train on. Go to **Train**.")

@@ -1,0 +1,48 @@
+"""The Data page runs the leak finder on a lead table and proposes the flagged columns; one click excludes them."""
+from pathlib import Path
+
+import numpy as np
+from streamlit.testing.v1 import AppTest
+
+from engine.data.demo import demo_leads
+from engine.datasets import DatasetStore
+
+PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "views" / "data.py")
+
+
+def _with_planted_leak(n: int = 600):
+    leads = demo_leads(n=n, seed=2)
+    rng = np.random.default_rng(0)
+    noisy = np.where(rng.random(n) < 0.05, 1 - leads["Converted"], leads["Converted"])
+    leads["Call outcome"] = np.where(noisy == 1, "Interested - follow up", "Not reachable")
+    return leads
+
+
+def test_flagged_columns_are_proposed_and_excluded_only_on_a_click(workspace):
+    ds = DatasetStore().add(_with_planted_leak().to_csv(index=False).encode(), filename="crm.csv", kind="leads",
+                            target="Converted")
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    at.selectbox(key="data_dataset").set_value(ds.sha).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    words = "\n".join(m.value for m in at.markdown)
+    assert "Leak finder" in words and "`Call outcome` (**still used**)" in words
+    key = next(m.key for m in at.multiselect if m.key.startswith("exclude_"))
+    assert "Call outcome" not in at.multiselect(key=key).value  # never excluded silently
+    assert "Call outcome" not in DatasetStore().get(ds.sha).meta["exclude"]
+    at.button(key=f"accept_leaks_{ds.sha}").click().run()
+    assert not at.exception
+    assert "Call outcome" in at.multiselect(key=key).value
+    assert "Call outcome" in DatasetStore().get(ds.sha).meta["exclude"]  # kept for the Train page
+    assert "`Call outcome` (excluded)" in "\n".join(m.value for m in at.markdown)
+
+
+def test_a_clean_table_flags_nothing(workspace):
+    clean = demo_leads(n=600, seed=3).drop(columns=["Tags", "Lead Quality"])  # the demo's post-contact fields
+    ds = DatasetStore().add(clean.to_csv(index=False).encode(), filename="clean.csv",
+                            kind="leads", target="Converted")
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    at.selectbox(key="data_dataset").set_value(ds.sha).run()
+    assert not at.exception and not at.error
+    assert "Leak finder: no column gives the outcome away" in "\n".join(c.value for c in at.caption)
