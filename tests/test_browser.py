@@ -204,3 +204,53 @@ def test_demo_path_end_to_end(browser, tmp_path):
                 assert page.locator('[data-testid="stPlotlyChart"]').count() >= 2
         page.close()
     assert not problems, "\n".join(problems)
+
+
+def test_score_page_ranks_an_uploaded_file_like_the_cli(browser, server, tmp_path):
+    """A sales-ops analyst's week: upload new leads (no outcome column) on the Score page, see the ranked list
+    with tiers and reasons, download the CSV; its rows are the ones `python -m engine score` writes."""
+    import pandas as pd
+
+    from dashboard_support import demo_leads_csv
+    from engine.runs import RunStore
+
+    new = pd.read_csv(__import__("io").BytesIO(demo_leads_csv(n=150))).drop(columns=["Converted"])
+    upload = tmp_path / "this_week.csv"
+    new.to_csv(upload, index=False)
+    page = browser.new_page(viewport={"width": 1400, "height": 2600}, accept_downloads=True)
+    page.goto(f"{server['url']}/score")
+    _settle(page, PAGES["score"][1])
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(upload))
+    page.get_by_text("Ranked list: 150 leads").wait_for(timeout=120_000)
+    _settle(page, PAGES["score"][1])
+    problems = _problems(page, "score")
+    page.screenshot(path=str(tmp_path / "score.png"), full_page=True)
+    if os.environ.get("CLAB_SAVE_SCREENSHOTS") == "1":
+        shutil.copy(tmp_path / "score.png", REPO_ROOT / "assets" / "screenshots" / "score.png")
+    assert page.get_by_text("Tier").first.is_visible()
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download CSV").click()
+    downloaded = tmp_path / "downloaded.csv"
+    info.value.save_as(downloaded)
+    page.close()
+    assert not problems, "\n".join(problems)
+
+    ui = pd.read_csv(downloaded)
+    assert list(ui.columns[: len(new.columns)]) == list(new.columns)
+    assert ui["rank"].tolist() == list(range(1, 151)) and set(ui["tier"]) <= set("ABCD")
+    assert ui["reasons_for"].notna().sum() >= 10  # the top of the list has reasons
+    # the run the page chose by default: the best ROC-AUC on the board
+    runs = RunStore(server["workspace"] / "runs").list_runs(input_kind="leads")
+    best = max(runs, key=lambda r: r.metrics["metrics"]["roc_auc"]["value"])
+    cli_out = tmp_path / "cli.csv"
+    env = {**os.environ, "CLAB_WORKSPACE": str(server["workspace"])}
+    done = subprocess.run([sys.executable, "-m", "engine", "score", "--run", best.id, "--data", str(upload),
+                           "--out", str(cli_out), "--explain", "0"], cwd=REPO_ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    cli = pd.read_csv(cli_out)
+    merged = ui.merge(cli, on="Prospect ID", suffixes=("_ui", "_cli"))
+    assert len(merged) == 150
+    assert (merged["score_ui"] == merged["score_cli"]).all() and (merged["tier_ui"] == merged["tier_cli"]).all()
+    assert (merged["probability_ui"] - merged["probability_cli"]).abs().max() < 1e-6
+    assert ui["Prospect ID"].tolist() == cli["Prospect ID"].tolist()  # the same ranking

@@ -110,13 +110,16 @@ if len(results) > 1:
     st.caption("Rank of each lead (row of your file) under each model:")
     st.dataframe(side.head(200), width="stretch")
 
-st.subheader(f"Ranked list: {len(table):,} leads, scored by {state.run_label(main_run)}")
+st.subheader(f"Ranked list: {len(table):,} leads")
+st.caption(f"Scored by {state.run_label(main_run)}.")
 st.caption("**Score** 1-99 is the model's chance of conversion (score 27 = about 27 %). **Tier** compares the "
            "lead with the leads this model learned from: A = as likely as the top quarter of them, D = the bottom "
            "quarter. A tier is relative to this model's leads, not a fixed probability.")
 
-for line in scored.report.messages():
-    st.warning(line)
+messages = scored.report.messages()
+if messages:
+    st.warning("**Check before you trust the list** — how this file differs from what the model learned from:\n"
+               + "\n".join(f"- {line}" for line in messages))
 
 if scored.metrics:
     m = scored.metrics
@@ -163,7 +166,8 @@ st.caption(f"{int(table['has_reasons'].sum()):,} of {len(table):,} leads have re
 import plotly.express as px
 
 fig = px.histogram(table, x="score", color="tier" if tiers else None, nbins=33, range_x=[0, 100],
-                   category_orders={"tier": ["A", "B", "C", "D"]}, title="Scores by tier")
+                   category_orders={"tier": ["A", "B", "C", "D"]}, title="Scores by tier",
+                   color_discrete_map={"A": "#1a7f37", "B": "#4ac26b", "C": "#d4a72c", "D": "#cf222e"})
 fig.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10), bargap=0.05)
 st.plotly_chart(fig, width="stretch")
 
@@ -210,7 +214,8 @@ if shift_report is not None and kind == "leads":
         show(text)
         top = [c for c in report["columns"] if c["level"] != "stable"][:5]
         if top:
-            st.caption("Most shifted columns (population stability index): " + ", ".join(
+            st.caption("Columns whose values moved most since training (population stability index; above 0.25 "
+                       "is large): " + ", ".join(
                 f"{c['column']} ({c['psi']:.2f}, {c['level']})" for c in top))
 
 with st.expander("Earlier scored lists"):
