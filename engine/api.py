@@ -266,12 +266,66 @@ def _lead_frame(leads: list[dict], spec: dict) -> tuple[pd.DataFrame, list[str]]
     return frame, ignored
 
 
+class _Batcher:
+    """Scores the requests that arrive for one model while it is busy as one batch (no waiting when it is
+    idle): the first request in scores its rows; the ones that come meanwhile queue, and the next of them
+    scores all queued rows at once. A stack scores 16 rows in about the time it scores one, so under many
+    concurrent clients the model's cost per request falls to a fraction. One batch runs at a time."""
+
+    def __init__(self, score):
+        self._score = score  # frame of rows -> list of per-row results, in order
+        self._cv = threading.Condition()
+        self._pending: list[dict] = []
+        self._busy = False
+
+    def __call__(self, X: pd.DataFrame) -> list:
+        slot = {"X": X, "done": False, "out": None, "error": None}
+        with self._cv:
+            self._pending.append(slot)
+            while not slot["done"] and self._busy:
+                self._cv.wait()
+            if slot["done"]:
+                return self._result(slot)
+            self._busy = True  # this request leads the next batch: every queued slot, its own among them
+            batch, self._pending = self._pending, []
+        try:
+            frame = batch[0]["X"] if len(batch) == 1 else pd.concat([b["X"] for b in batch], ignore_index=True)
+            out = self._score(frame)
+            start = 0
+            for b in batch:
+                b["out"], start = out[start:start + len(b["X"])], start + len(b["X"])
+        except Exception as exc:  # noqa: BLE001 - every request of the batch gets the error
+            for b in batch:
+                b["error"] = exc
+        finally:
+            with self._cv:
+                for b in batch:
+                    b["done"] = True
+                self._busy = False
+                self._cv.notify_all()
+        return self._result(slot)
+
+    @staticmethod
+    def _result(slot: dict) -> list:
+        if slot["error"] is not None:
+            raise slot["error"]
+        return slot["out"]
+
+
 class _Loaded:
-    """A cached model and the lock its scoring runs under (one model scores one batch at a time)."""
+    """A cached model, the lock its scoring runs under (one model scores one batch at a time) and the batcher
+    that gathers concurrent requests into one batch."""
 
     def __init__(self, model):
         self.model = model
         self.lock = threading.Lock()
+        self.batchers: dict[str, _Batcher] = {}
+
+    def batcher(self, key: str, score) -> _Batcher:
+        with self.lock:
+            if key not in self.batchers:
+                self.batchers[key] = _Batcher(score)
+            return self.batchers[key]
 
 
 class _ModelCache:
@@ -528,8 +582,12 @@ def create_app(store=None, max_batch: int = MAX_BATCH, max_transcript_chars: int
         if metrics is None:
             metrics = run.metrics
         threshold = float(metrics.get("threshold", 0.5))
-        predictions = predict_rows(run, loaded.model, X, explain=explain, metrics=metrics,
-                                   lock=loaded.lock if serialize_scoring else None, n_factors=TOP_FACTORS)
+        if serialize_scoring and not explain:  # concurrent requests for one model scored as one batch
+            batcher = loaded.batcher(run.id, lambda frame: predict_rows(run, loaded.model, frame, metrics=metrics))
+            predictions = batcher(X)
+        else:
+            predictions = predict_rows(run, loaded.model, X, explain=explain, metrics=metrics,
+                                       lock=loaded.lock if serialize_scoring else None, n_factors=TOP_FACTORS)
         for p in predictions:
             p["label"] = int(p["probability"] >= threshold)
             if not explain:

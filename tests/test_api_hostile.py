@@ -364,3 +364,46 @@ def test_api_bench_small(trained, monkeypatch, tmp_path):
     assert result["requests"] == 40 and result["concurrency"] == 4 and result["errors"] == 0
     assert 0 < result["p50_ms"] <= result["p99_ms"] and result["requests_per_second"] > 0
     assert result["run_id"] == trained[1].id and np.isfinite(result["p99_ms"])
+
+
+def test_concurrent_requests_are_scored_in_batches_and_each_gets_its_own_rows():
+    """The batcher: requests arriving while the model is busy are scored together, in order, errors shared."""
+    import time as _time
+
+    import pandas as pd
+
+    from engine.api import _Batcher
+
+    sizes = []
+
+    def score(frame):
+        sizes.append(len(frame))
+        _time.sleep(0.02)
+        if (frame["x"] < 0).any():
+            raise ValueError("negative")
+        return [v * 10 for v in frame["x"]]
+
+    batcher = _Batcher(score)
+    results, errors = {}, {}
+
+    def call(i):
+        try:
+            results[i] = batcher(pd.DataFrame({"x": [i, i + 0.5]}))
+        except ValueError as exc:
+            errors[i] = str(exc)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == {i: [i * 10, (i + 0.5) * 10] for i in range(24)}
+    assert sum(sizes) == 48 and max(sizes) > 2  # some requests shared a batch
+    # an error reaches every request of its batch, and the batcher keeps working
+    threads = [threading.Thread(target=call, args=(i,)) for i in (-5, 100)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert -5 in errors and (100 in results or errors.get(100) == "negative")
+    assert batcher(pd.DataFrame({"x": [1]})) == [10]
