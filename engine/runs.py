@@ -82,6 +82,25 @@ class Run:
         if not isinstance(metrics.get("metrics", {}), dict):
             raise BrokenRun(self.id, "metrics.json has no metrics table")
 
+    @property
+    def label(self) -> str | None:
+        """The name a user gave the run (``label.json``), or None."""
+        f = self.path / "label.json"
+        try:
+            value = read_json(f, dict).get("label") if f.exists() else None
+        except CorruptFile:
+            return None
+        return value if isinstance(value, str) and value.strip() else None
+
+    def set_label(self, label: str | None) -> None:
+        """Name the run (shown on the board instead of its id); ``None`` or blank removes the name. The run's
+        own files (spec, metrics, model) are never changed."""
+        text = " ".join(str(label or "").split())[:80]
+        if text:
+            write_json(self.path / "label.json", {"label": text})
+        else:
+            (self.path / "label.json").unlink(missing_ok=True)
+
     def save_metrics(self, metrics: dict) -> None:
         write_json(self.path / "metrics.json", metrics)
 

@@ -91,3 +91,20 @@ def test_a_stored_run_keeps_the_explanations_of_its_default_sample(workspace):
     probs = stored.drop_duplicates("row").sort_values("row")["proba"].to_numpy()
     preds = run.predictions().set_index("row_id").loc[expected_ids, "proba"].to_numpy()
     np.testing.assert_allclose(probs, preds, atol=1e-9)
+
+
+def test_a_run_can_be_named_without_touching_its_files(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    run = store.new_run({"approach": "stacking"})
+    spec = (run.path / "spec.json").read_bytes()
+    assert run.label is None
+    run.set_label("  Q3   stack\n with tags  ")
+    assert store.get(run.id).label == "Q3 stack with tags"  # one line, spaces collapsed
+    run.set_label("Q3 stack")
+    assert store.get(run.id).label == "Q3 stack" and (run.path / "spec.json").read_bytes() == spec
+    run.set_label("x" * 500)
+    assert len(run.label) == 80
+    (run.path / "label.json").write_text("{bad")
+    assert run.label is None  # a damaged name is no name; the run still lists
+    run.set_label("")
+    assert run.label is None and not (run.path / "label.json").exists()
