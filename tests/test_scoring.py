@@ -187,3 +187,19 @@ def test_dashboard_api_and_cli_give_the_same_numbers_for_the_same_rows(stack_run
         assert frame.loc[ids, "tier"].tolist() == page.loc[ids, "tier"].tolist()
     assert cli.loc[ids, "reasons_for"].tolist() == page.loc[ids, "reasons_for"].tolist()
     assert ["; ".join(r) for r in api.loc[ids, "reasons_for"]] == page.loc[ids, "reasons_for"].tolist()
+
+
+def test_top_factors_equal_a_plain_groupby_on_random_tables():
+    rng = np.random.default_rng(0)
+    n_rows, n_feat = 40, 9
+    table = pd.DataFrame({"row": np.repeat(np.arange(n_rows), n_feat),
+                          "feature": [f"f{j}" for j in range(n_feat)] * n_rows,
+                          "value": [str(v) for v in rng.integers(0, 5, n_rows * n_feat)],
+                          "contribution": np.round(rng.normal(0, 0.1, n_rows * n_feat), 6)})
+    table.loc[::7, "contribution"] = 0.0  # zero effects belong to neither side
+    got = top_factors(table, n=3)
+    for r, group in table.groupby("row"):
+        ups = group[group["contribution"] > 0].sort_values("contribution", ascending=False).head(3)
+        downs = group[group["contribution"] < 0].sort_values("contribution").head(3)
+        assert [f["feature"] for f in got[r]["for"]] == ups["feature"].tolist()
+        assert [f["feature"] for f in got[r]["against"]] == downs["feature"].tolist()

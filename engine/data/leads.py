@@ -691,10 +691,19 @@ def prepare_features(frame: pd.DataFrame, columns: list[str], kinds: dict[str, s
         if s.isna().all():
             out[col] = pd.Series(np.nan, index=s.index, dtype=float if kinds.get(col) == "numeric" else "str")
             continue
+        kind = kinds.get(col)
+        if kind in ("numeric", "binary") and pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            values = s.to_numpy(dtype=float, na_value=np.nan)  # numbers already: only non-finite ones go
+            out[col] = pd.Series(np.where(np.isfinite(values), values, np.nan), index=s.index)
+            continue
         cleaned = _clean_strings(s)
-        numbers = cleaned.map(lambda v: np.nan if isinstance(v, float) else _as_number(v))
-        numbers = pd.to_numeric(numbers, errors="coerce").astype(float)
-        as_numbers = kinds.get(col) == "numeric" or (
-            kinds.get(col) == "binary" and numbers.notna().sum() == cleaned.notna().sum())
+        if kind not in ("numeric", "binary"):
+            out[col] = cleaned
+            continue
+        # each distinct text parsed once (a file of 100,000 leads has few distinct values per column)
+        codes, uniques = pd.factorize(cleaned, use_na_sentinel=True)
+        table = np.array([_as_number(v) if isinstance(v, str) else None for v in uniques] + [None], dtype=float)
+        numbers = pd.Series(table[np.where(codes >= 0, codes, len(uniques))], index=s.index, dtype=float)
+        as_numbers = kind == "numeric" or numbers.notna().sum() == cleaned.notna().sum()
         out[col] = numbers if as_numbers else cleaned
     return pd.DataFrame(out, index=range(len(frame)))
