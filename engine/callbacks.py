@@ -1,5 +1,10 @@
 """Training callbacks, in the skorch style: training code calls named hooks instead of
 threading flags through its loops. The CLI progress bar and the job system are callbacks.
+
+A job goes through several phases (:data:`PHASES`: the approach's fit, the evaluation on the test rows,
+storing the run, the stored explanations). :class:`PhaseTracker` stamps every progress report with its phase
+and the job's overall ``fraction`` (0..1, never going back), so a progress bar reaches its end when the job
+does, and a finished step's "0 s left" is never shown while later phases run.
 """
 from __future__ import annotations
 
@@ -25,6 +30,21 @@ class Progress:
     seconds_left: float | None = None
     stage: str = "train"
     extra: dict = field(default_factory=dict)
+    #: the job's phase (a key of :data:`PHASES`), its position and count, and the whole job's share done
+    phase: str | None = None
+    phase_index: int | None = None
+    phases: int | None = None
+    fraction: float | None = None
+
+
+#: The phases of a training job, with the share of the progress bar each gets (the fit dominates every
+#: measured job; the others are given a sliver so that the bar moves while they run).
+PHASES: dict[str, tuple[str, float]] = {
+    "fit": ("Training", 0.80),
+    "evaluate": ("Scoring the test leads", 0.08),
+    "store": ("Saving the model", 0.04),
+    "explain": ("Explaining sample leads", 0.08),
+}
 
 
 class Callback:
@@ -67,6 +87,68 @@ class CallbackList(Callback):
             cb.on_log(message)
 
 
+class PhaseTracker(Callback):
+    """Forwards every hook to ``callbacks``, stamping each :class:`Progress` with the current phase and the
+    overall fraction of the job done (monotonic). The pipeline calls :meth:`begin`, :meth:`advance` and
+    :meth:`finish`; the approach's own progress during ``fit`` goes through it as a plain callback."""
+
+    def __init__(self, callbacks: list[Callback] | None = None, phases: dict | None = None):
+        self.inner = CallbackList(callbacks)
+        self.phases = dict(phases or PHASES)
+        self.names = list(self.phases)
+        self.phase = self.names[0]
+        self.fraction = 0.0
+
+    def _span(self, phase: str) -> tuple[float, float]:
+        total = sum(w for _, w in self.phases.values()) or 1.0
+        start = sum(self.phases[n][1] for n in self.names[:self.names.index(phase)]) / total
+        return start, self.phases[phase][1] / total
+
+    def _stamp(self, p: Progress) -> Progress:
+        start, width = self._span(self.phase)
+        inside = min(max(p.step / p.total, 0.0), 1.0) if p.total else 0.0
+        self.fraction = max(self.fraction, min(start + width * inside, 1.0))
+        p.phase, p.phase_index, p.phases, p.fraction = self.phase, self.names.index(self.phase), len(self.names), \
+            self.fraction
+        return p
+
+    def begin(self, phase: str, total: int = 1, stage: str | None = None) -> None:
+        """Start a phase: reports step 0 of ``total`` (no time left estimate until a step is done)."""
+        if phase not in self.phases:
+            raise ValueError(f"unknown phase {phase!r}; phases: {self.names}")
+        self.phase = phase
+        stage = stage or self.phases[phase][0]
+        self.inner.on_train_begin(total, stage)
+        self.inner.on_step_end(self._stamp(Progress(step=0, total=total, stage=stage)))
+
+    def advance(self, step: int, total: int, stage: str | None = None) -> None:
+        self.inner.on_step_end(self._stamp(Progress(step=step, total=total,
+                                                    stage=stage or self.phases[self.phase][0])))
+
+    def finish(self) -> None:
+        """The job is done: the bar at its end."""
+        self.phase = self.names[-1]
+        self.fraction = 1.0
+        p = Progress(step=1, total=1, stage="done", seconds_left=0.0)
+        p.phase, p.phase_index, p.phases, p.fraction = "done", len(self.names), len(self.names), 1.0
+        self.inner.on_step_end(p)
+
+    # the approach's own hooks during fit
+    def on_train_begin(self, total_steps: int, stage: str = "train") -> None:
+        self.inner.on_train_begin(total_steps, stage)
+        # a new stage (an export, an encoding pass) is shown at once, not after its first step
+        self.inner.on_step_end(self._stamp(Progress(step=0, total=total_steps, stage=stage)))
+
+    def on_step_end(self, progress: Progress) -> None:
+        self.inner.on_step_end(self._stamp(progress))
+
+    def on_train_end(self, stage: str = "train") -> None:
+        self.inner.on_train_end(stage)
+
+    def on_log(self, message: str) -> None:
+        self.inner.on_log(message)
+
+
 class PrintProgress(Callback):
     """A one-line text progress bar with loss and time left (used by the CLI)."""
 
@@ -78,8 +160,9 @@ class PrintProgress(Callback):
         frac = p.step / p.total if p.total else 1.0
         bar = "#" * int(frac * self.width)
         loss = f" loss {p.loss:.4f}" if p.loss is not None else ""
-        left = f" ~{p.seconds_left:.0f}s left" if p.seconds_left is not None else ""
-        self.stream.write(f"\r[{p.stage}] [{bar:<{self.width}}] {p.step}/{p.total}{loss}{left}   ")
+        left = f" ~{p.seconds_left:.0f}s left" if p.seconds_left is not None and p.step < p.total else ""
+        where = f"{p.phase_index + 1}/{p.phases} " if p.phase_index is not None and p.phase != "done" else ""
+        self.stream.write(f"\r[{where}{p.stage}] [{bar:<{self.width}}] {p.step}/{p.total}{loss}{left}   ")
         if p.step >= p.total:
             self.stream.write("\n")
         self.stream.flush()
@@ -103,7 +186,14 @@ class JsonProgressFile(Callback):
     def _write(self, payload: dict) -> None:
         write_text(self.path, json.dumps(payload))  # a unique temporary file, renamed over the target
 
+    def on_train_begin(self, total_steps: int, stage: str = "train") -> None:
+        # without a PhaseTracker a new stage is written at once too (step 0: no stale "0 s left" meanwhile)
+        if not getattr(self, "_tracked", False):
+            self._write({**asdict(Progress(step=0, total=total_steps, stage=stage)), "history": self.history[-2000:]})
+
     def on_step_end(self, p: Progress) -> None:
+        if p.phase is not None:
+            self._tracked = True  # a PhaseTracker writes each stage's start itself
         if p.loss is not None:
             self.history.append({"step": p.step, "loss": p.loss, "stage": p.stage})
         self._write({**asdict(p), "history": self.history[-2000:]})

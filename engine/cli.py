@@ -414,6 +414,57 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def _confirm(question: str, yes: bool) -> bool:
+    """True when the user agreed: ``--yes``, or "y"/"yes" typed at a terminal. Without a terminal on stdin
+    (a script, a pipe) nothing is asked and nothing is deleted: such callers must pass --yes."""
+    if yes:
+        return True
+    if not sys.stdin or not sys.stdin.isatty():
+        raise ValueError(f"{question.rstrip('?')}: not deleted, because there is no terminal to confirm on "
+                         "(stdin is not a terminal). Run it again with --yes to delete without asking.")
+    print(f"{question} [y/N] ", end="", flush=True)
+    answer = sys.stdin.readline().strip().lower()
+    return answer in ("y", "yes")
+
+
+def cmd_delete(args) -> int:
+    """Delete one stored run or dataset, after a confirmation (the only way anything stored goes away)."""
+    if args.what == "run":
+        from engine.runs import RunStore
+
+        store = RunStore()
+        run_id = args.id.strip()
+        try:
+            run = store.get(run_id)
+            what = f"run {run.id} ({run.spec.get('approach')} on {run.spec.get('dataset')})"
+        except KeyError:
+            raise
+        except Exception:  # noqa: BLE001 - a damaged run can be deleted too
+            what = f"run {run_id} (damaged)"
+        if not _confirm(f"Delete {what}?", args.yes):
+            print("Nothing deleted.")
+            return 1
+        store.delete(run_id)
+        print(f"Deleted {what}.")
+        return 0
+    from engine.datasets import DatasetStore
+
+    store = DatasetStore()
+    try:
+        ds = store.get(args.id)
+        what = f"dataset {ds.name!r} ({ds.filename}, {ds.sha[:12]})"
+    except KeyError:
+        raise
+    except ValueError:  # damaged: still deletable
+        what = f"dataset {args.id} (damaged)"
+    if not _confirm(f"Delete {what}?", args.yes):
+        print("Nothing deleted.")
+        return 1
+    store.delete(args.id)
+    print(f"Deleted {what}. Runs trained on it are kept.")
+    return 0
+
+
 def _short(value, limit: int = 40) -> str:
     text = " ".join(str(value if value is not None else "-").split())  # no newlines or tabs in a table cell
     return text if len(text) <= limit else text[:limit - 3] + "..."
@@ -520,6 +571,17 @@ def build_parser() -> argparse.ArgumentParser:
                                    "missing spec.json or metrics.json) are left out and named on stderr as "
                                    "'skipped <run id>: <reason>'.")
     p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("delete", help="delete a stored run or dataset (asks first)",
+                       description="Delete one stored run (`delete run RUN_ID`) or dataset (`delete dataset SHA`, "
+                                   "the sha256 of its file or a unique prefix of at least 6 hex digits). It asks "
+                                   "'Delete ...? [y/N]' on the terminal; without a terminal (scripts, pipes) it "
+                                   "deletes nothing unless --yes is given. Deleting a dataset keeps the runs "
+                                   "trained on it.")
+    p.add_argument("what", choices=["run", "dataset"], help="what to delete")
+    p.add_argument("id", metavar="ID", help="run id (see `python -m engine runs`) or dataset sha256")
+    p.add_argument("--yes", "-y", action="store_true", help="delete without asking")
+    p.set_defaults(func=cmd_delete)
 
     p = sub.add_parser("serve", help="start the FastAPI scoring service",
                        description="Start the FastAPI scoring service (set CLAB_API_KEY to require an API key).")

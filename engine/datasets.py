@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,10 @@ LEAD_EXTENSIONS = (".csv", ".tsv", ".txt", ".xlsx", ".xls", ".parquet", ".pq")
 TRANSCRIPT_EXTENSIONS = (".json", ".jsonl", ".ndjson", ".csv")
 META_FILE = "meta.json"
 #: settings a user may change after the upload
-SETTINGS = ("name", "target", "leak_policy", "exclude", "include", "synthetic", "notes")
+SETTINGS = ("name", "target", "leak_policy", "exclude", "include", "synthetic", "notes", "purpose")
+#: what a lead table is for: ``training`` (it has an outcome column with both outcomes) or ``scoring`` (new
+#: leads without the outcome: offered on the Score page, not for training). Meta without the key is training.
+PURPOSES = ("training", "scoring")
 #: A dataset id: the sha256 of its bytes, or a prefix of it of at least 6 hex digits.
 SHA_PATTERN = re.compile(r"[0-9a-f]{6,64}")
 
@@ -52,6 +56,11 @@ def _default(value: Any):
 
 def _write_meta(folder: Path, meta: dict) -> None:
     write_text(folder / META_FILE, json.dumps(meta, indent=2, default=_default))
+
+
+def _check_purpose(purpose) -> None:
+    if purpose is not None and purpose not in PURPOSES:
+        raise ValueError(f"purpose must be one of {PURPOSES}, not {purpose!r}")
 
 
 def content_hash(data: bytes) -> str:
@@ -97,10 +106,17 @@ class Dataset:
     def raw_path(self) -> Path:
         return self.path / self.meta["file"]
 
+    @property
+    def purpose(self) -> str:
+        """``training`` or ``scoring`` (see :data:`PURPOSES`); transcripts are always training data."""
+        purpose = self.meta.get("purpose")
+        return purpose if purpose in PURPOSES else "training"
+
     def label(self) -> str:
         m = self.meta
         synth = " (synthetic)" if m.get("synthetic") else ""
-        return f"{m.get('name') or self.sha[:12]}{synth} — {m['kind']} [{self.sha[:8]}]"
+        what = "leads to score" if m["kind"] == "leads" and self.purpose == "scoring" else m["kind"]
+        return f"{m.get('name') or self.sha[:12]}{synth} — {what} [{self.sha[:8]}]"
 
     def read_bytes(self) -> bytes:
         return self.raw_path.read_bytes()
@@ -151,6 +167,7 @@ class DatasetStore:
         unknown = set(settings) - set(SETTINGS)
         if unknown:
             raise ValueError(f"unknown dataset setting(s) {sorted(unknown)}; valid: {SETTINGS}")
+        _check_purpose(settings.get("purpose"))
         sha = content_hash(data)
         folder = self.root / sha
         ext = Path(filename).suffix.lower() or ".csv"
@@ -198,10 +215,32 @@ class DatasetStore:
         unknown = set(settings) - set(SETTINGS) - {"rows", "columns"}
         if unknown:
             raise ValueError(f"unknown dataset setting(s) {sorted(unknown)}; valid: {SETTINGS}")
+        _check_purpose(settings.get("purpose"))
         ds = self.get(sha)
         with locked(ds.path / META_FILE):
             _write_meta(ds.path, {**ds.meta, **settings})
         return ds
+
+    def delete(self, sha: str) -> str:
+        """Remove a dataset (its raw file and settings; a damaged one too) and return its full sha256: the only
+        way a stored dataset goes away. Runs trained on it are kept (they name the dataset by its sha256).
+        Raises KeyError when there is no such dataset (or the prefix is not unique)."""
+        key = str(sha).strip().lower()
+        if not SHA_PATTERN.fullmatch(key):
+            raise KeyError(f"No dataset {sha!r} in {self.root} (a dataset id is the sha256 of its file, "
+                           "at least 6 hex digits)")
+        matches = [p for p in self.root.glob(f"{key}*") if p.is_dir() and not p.is_symlink()]
+        exact = self.root / key
+        if exact in matches:
+            matches = [exact]
+        if len(matches) != 1:
+            raise KeyError(f"No dataset {sha!r} in {self.root}" if not matches else
+                           f"{sha!r} names {len(matches)} datasets in {self.root}; give more of its sha256")
+        folder = matches[0]
+        with locked(folder / META_FILE):
+            shutil.rmtree(folder)
+        self.problems.pop(folder.name, None)
+        return folder.name
 
     def get(self, sha: str) -> Dataset:
         """The dataset with this sha256 (or unique prefix of at least 6 hex digits). Raises KeyError when
@@ -230,8 +269,9 @@ class DatasetStore:
             self.problems[str(sha)] = str(exc)
             return None
 
-    def list(self, kind: str | None = None) -> list[Dataset]:
-        """Datasets, newest first. A damaged one is left out and recorded in :attr:`problems`."""
+    def list(self, kind: str | None = None, purpose: str | None = None) -> list[Dataset]:
+        """Datasets, newest first (of one ``kind`` and ``purpose`` when given). A damaged one is left out and
+        recorded in :attr:`problems`."""
         found = []
         self.problems = {}
         for folder in self.root.iterdir():
@@ -241,6 +281,8 @@ class DatasetStore:
                     meta = ds.meta
                 except BrokenDataset as exc:
                     self.problems[folder.name] = str(exc)
+                    continue
+                if purpose is not None and ds.purpose != purpose:
                     continue
                 if kind is None or meta.get("kind") == kind:
                     added = meta.get("added", 0)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from engine.approaches.base import INPUT_KINDS, get_approach_class
-from engine.callbacks import Callback, CallbackList
+from engine.callbacks import Callback, CallbackList, PhaseTracker
 from engine.runs import Run, RunStore, explain_rows, explain_sample
 
 DEFAULT_TEST_SIZE = 0.3
@@ -25,11 +25,12 @@ DEFAULT_SPLIT_SEED = 42
 TIER_SAMPLE = 400
 
 
-def build_approach(name: str, params: dict[str, Any] | None, input_kind: str):
-    """Instantiate an approach, refusing parameters it does not take (never silently ignored)."""
+def build_approach(name: str, params: dict[str, Any] | None = None, input_kind: str | None = None):
+    """The one factory of approaches: instantiate ``name`` with ``params``, refusing parameters it does not take
+    (never silently ignored) and values of the wrong type; ``input_kind`` (when given) must be one it takes."""
     if name not in INPUT_KINDS:
         raise ValueError(f"Unknown approach {name!r}; choose one of {sorted(INPUT_KINDS)}")
-    if input_kind not in INPUT_KINDS[name]:
+    if input_kind is not None and input_kind not in INPUT_KINDS[name]:
         raise ValueError(f"The {name!r} approach does not take {input_kind}; it takes {', '.join(INPUT_KINDS[name])}")
     cls = get_approach_class(name)
     params = {k: v for k, v in (params or {}).items() if v is not None}
@@ -125,34 +126,50 @@ def fit_evaluate_store(model, X: pd.DataFrame, y: np.ndarray, row_ids, spec: dic
             "split": {"method": "stratified holdout", "test_size": test_size, "seed": seed,
                       "n_train": int(len(train_idx)), "n_test": int(len(test_idx))}}
     run = store.new_run(spec)
-    cbs = CallbackList(callbacks)
+    tracker = PhaseTracker(callbacks)  # every phase reported, so a progress bar ends when the job does
+    cbs = tracker.inner
     try:
         X_train, y_train = X.iloc[train_idx], y[train_idx]
         X_test, y_test = X.iloc[test_idx], y[test_idx]
+        tracker.begin("fit")
         started = time.perf_counter()
-        model.fit(X_train, y_train, callbacks=list(callbacks or []))
+        model.fit(X_train, y_train, callbacks=[tracker])
         fit_seconds = time.perf_counter() - started
         cbs.on_log(f"fitted in {fit_seconds:.1f} s; scoring {len(test_idx)} test rows")
+        steps = 5
+        tracker.begin("evaluate", steps, f"scoring {len(test_idx)} test rows")
         proba = np.asarray(model.predict_proba(X_test))[:, 1]
+        tracker.advance(1, steps, "metrics with 95 % intervals")
         metrics = {"metrics": compute_metrics(y_test, proba), "fit_seconds": fit_seconds}
+        tracker.advance(2, steps, "timing the scoring")
         metrics.update(time_scoring(model, X_test))
+        tracker.advance(3, steps, "scoring the model's parts")
         variants = variant_probas(model, X_test)
         if variants:
             metrics["variants"] = {name: compute_metrics(y_test, p, n_boot=200) for name, p in variants.items()}
+        tracker.advance(4, steps, "placing the priority tiers")
         train_scores = getattr(model, "train_proba_", None)  # kept by approaches that have them at hand
         if train_scores is None:
             sample = np.random.default_rng(seed).permutation(len(train_idx))[:TIER_SAMPLE]
             train_scores = np.asarray(model.predict_proba(X_train.iloc[sample]))[:, 1]
         metrics["train_score_quartiles"] = np.quantile(train_scores, [0.25, 0.5, 0.75]).tolist()
+        tracker.advance(5, steps, "test rows scored")
+        tracker.begin("store", 3, "saving the model")
         run.save_model(model)
+        tracker.advance(1, 3, "saving the training profile")
         if spec.get("input_kind", model.input_kind) == "leads":  # what scoring checks new rows against
             from engine.scoring import save_training_profile
 
             save_training_profile(run, X_train, spec.get("kinds"), seed=seed)
+        tracker.advance(2, 3, "saving predictions and curves")
         run.save_predictions(np.asarray(row_ids)[test_idx], y_test, proba)
         run.save_curves(curve_data(y_test, proba))
+        tracker.advance(3, 3, "saved")
+        tracker.begin("explain", 1, "explaining sample test leads")
         _store_explanations(run, model, X, row_ids, test_idx, spec.get("input_kind", model.input_kind), cbs)
+        tracker.advance(1, 1, "sample test leads explained")
         run.save_metrics(metrics)  # written last: a run is complete once metrics.json exists
+        tracker.finish()
     except BaseException:
         # A failed or cancelled training (an error, TrainingCancelled, Ctrl-C, SystemExit) leaves no run
         # folder behind for any listing to show; the error itself goes to the caller (and the job's log).
