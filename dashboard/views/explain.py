@@ -1,15 +1,19 @@
-"""Explain: what drives a run's scores, over a sample and for one lead or transcript."""
-import pathlib
+"""Explain: what drives a run's scores, over a sample and for one lead or transcript.
 
+The run's default sample was explained at training time (``explanations.csv``) and opens at once; a larger
+sample is explained in the background, and the charts fill in as the leads arrive (the page never waits on it).
+"""
+import pathlib
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from dashboard.components import charts, state, widgets
+from dashboard.components import explain_charts as ec
 from engine.runs import Run, explain_rows, explain_sample
 
-st.title("🔍 Explain")
+st.title("Explain")
 widgets.storage_warnings()
 runs = state.list_runs()
 if not runs:
@@ -18,99 +22,124 @@ if not runs:
 run = widgets.run_picker(runs, key="explain_run")
 spec = run.spec
 is_text = spec.get("input_kind") == "transcripts"
+noun = "calls" if is_text else "leads"
 data, model = widgets.run_data_and_model(run)
+X = data["X"]
+name_of, naming_note = ec.lead_namer(run, data)
 
 rows = state.test_rows(run, data)
 if len(rows) == 0:
-    rows = np.arange(len(data["X"]))
-default_n = explain_rows(spec.get("approach"), spec.get("input_kind"))
-n = st.slider("Test rows to explain", min(3, len(rows)), min(200, len(rows)), min(default_n, len(rows)), 1, key="explain_n",
-              help="Contributions are computed on a random sample of the run's test rows.")
-sample = explain_sample(rows, n)
-
-
-@st.cache_data(show_spinner="Computing contributions…", max_entries=16)
-def contributions(run_id: str, positions: tuple, _model, _X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    X = _X.iloc[list(positions)]
-    table = _model.explain(X)
-    proba = np.asarray(_model.predict_proba(X))[:, 1]
-    return table, proba
+    rows = np.arange(len(X))
+default_n = min(explain_rows(spec.get("approach"), spec.get("input_kind")), len(rows))
+n = st.slider(f"Test {noun} to explain", min(3, len(rows)), min(200, len(rows)), default_n, 1, key="explain_n",
+              help=f"A random sample of the {noun} the model did not learn from (its test split). The first "
+                   f"{default_n} were explained when the model was trained and show at once; more are explained in "
+                   "the background while you use the page. Contributions: the SHAP-style share of each field in "
+                   "a lead's score.")
+sample = [int(i) for i in explain_sample(rows, n)]
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def stored_contributions(run_path: str, row_ids: tuple) -> tuple[pd.DataFrame, np.ndarray] | None:
-    """The contributions stored with the run at training time, when they cover exactly these rows."""
+def stored_contributions(run_path: str, mtime: float) -> dict[str, tuple[pd.DataFrame, float]] | None:
+    """Row id (as text) -> (its stored contributions, P(convert)): what training explained."""
     frame = Run(pathlib.Path(run_path)).explanations()
     if frame is None:
         return None
-    stored = frame.drop_duplicates("row").set_index("row")["row_id"].to_dict()
-    if any(stored.get(i) != str(rid) for i, rid in enumerate(row_ids)):
-        return None
-    frame = frame[frame["row"] < len(row_ids)]
-    proba = frame.drop_duplicates("row").sort_values("row")["proba"].to_numpy()
-    return frame.drop(columns=["row_id", "proba"]).reset_index(drop=True), proba
+    out = {}
+    for _, part in frame.groupby("row", sort=True):
+        out[str(part["row_id"].iloc[0])] = (part.drop(columns=["row", "row_id", "proba"]).reset_index(drop=True),
+                                            float(part["proba"].iloc[0]))
+    return out
 
 
-X = data["X"]
-try:
-    found = stored_contributions(str(run.path), tuple(np.asarray(data["row_ids"])[sample].tolist()))
-    table, proba = found if found is not None else contributions(run.id, tuple(int(i) for i in sample), model, X)
-except Exception as exc:  # noqa: BLE001
-    st.error(f"Explaining run {run.id} failed: {type(exc).__name__}: {exc}")
-    st.stop()
+cache = ec.explained(str(run.path))
+stored_file = run.path / "explanations.csv"
+if stored_file.exists() and not cache:
+    try:
+        stored = stored_contributions(str(run.path), stored_file.stat().st_mtime) or {}
+    except Exception:  # noqa: BLE001 - a damaged file: the page computes instead
+        stored = {}
+    for pos, rid in enumerate(np.asarray(data["row_ids"]).tolist()):
+        if str(rid) in stored:
+            cache[pos] = stored[str(rid)]
 
-importance = (table.assign(importance=table["contribution"].abs()).groupby("feature")["importance"].mean()
-              .sort_values(ascending=False).rename_axis("feature").reset_index())
-# only the open tab is computed and drawn (a quicker first view)
-names = ["Global importance", "One at a time"] if is_text else ["Global importance", "Dependence", "One at a time"]
-tabs = dict(zip(names, st.tabs(names, key="explain_tab", on_change="rerun")))
+missing = [p for p in sample if p not in cache]
+task = None
+if missing:
+    task = ec.start(("explain", str(run.path), tuple(missing)), ec.explain_work(cache, model, X, missing),
+                    len(missing), f"Explaining {len(missing)} more {noun}")
+    ec.wait(task)
+    if task.finished and task.error:
+        st.error(f"Explaining run {run.id} failed: {task.error}. Choose fewer {noun}, or another run.")
+        if st.button("Try again", key="explain_retry"):
+            ec.forget(task.key)
+            st.rerun()
 
 
-def global_section() -> None:
-    g1, g2 = st.columns(2)
-    g1.plotly_chart(charts.importance_figure(importance, top=15), key="explain_importance")
-    if not is_text:
-        g2.plotly_chart(charts.strip_figure(table, importance["feature"].head(10).tolist()), key="explain_strip")
+def draw() -> None:
+    have = [p for p in sample if p in cache]
+    if task is not None and not task.finished:
+        st.progress(task.fraction, text=task.progress_text())
+        st.caption(f"The charts show the {len(have)} {noun} explained so far and fill in as the rest arrive; the "
+                   "page stays usable meanwhile.")
+    if not have:
         return
-    with g2:
+    table, proba = ec.assemble(cache, have)
+    importance = (table.assign(importance=table["contribution"].abs()).groupby("feature")["importance"].mean()
+                  .sort_values(ascending=False).rename_axis("feature").reset_index())
+    # only the open tab is computed and drawn (a quicker first view)
+    names = ["Global importance", "One at a time"] if is_text else ["Global importance", "Dependence",
+                                                                    "One at a time"]
+    tabs = dict(zip(names, st.tabs(names, key="explain_tab", on_change="rerun")))
+
+    def global_section() -> None:
+        st.plotly_chart(charts.importance_figure(importance, top=15), key="explain_importance")
+        if not is_text:
+            st.plotly_chart(ec.strip_figure(table, importance["feature"].head(10).tolist(), spec.get("kinds") or {}),
+                            key="explain_strip")
+            st.caption("Numbers are coloured from low (blue) to high (red); categories each get their own colour "
+                       "(grey beyond the eight most frequent). Point at a dot to see its lead's value.")
+            return
         st.markdown("**Phrases that move the score most (over the sample)**")
         signed = table.groupby("feature")["contribution"].mean().sort_values()
-        st.dataframe(pd.DataFrame({"phrase": signed.index, "mean contribution": signed.values}).iloc[::-1],
-                     hide_index=True, width="stretch", height=360)
+        st.dataframe(pd.DataFrame({"phrase": signed.index, "points of the score": (signed.values * 98).round(1)})
+                     .iloc[::-1], hide_index=True, width="stretch", height=360)
+
+    def dependence_section() -> None:
+        feature = st.selectbox("Dependence on", importance["feature"].tolist(), key="explain_dep")
+        st.plotly_chart(charts.dependence_figure(table, feature), key="explain_dependence")
+
+    def one_section() -> None:
+        y = np.asarray(data["y"])
+        labels = {i: f"{name_of(have[i])} — score {int(round(proba[i] * 98 + 1))}, "
+                     f"{'converted' if y[have[i]] == 1 else 'did not convert'}" for i in range(len(have))}
+        pick = st.selectbox("Lead" if not is_text else "Call", list(labels), format_func=labels.get,
+                            key="explain_row", help=naming_note)
+        one = table[table["row"] == pick]
+        if is_text:
+            text = str(X.iloc[have[pick]]["transcript"])
+            st.markdown(f"Score **{int(round(proba[pick] * 98 + 1))}** (chance of conversion in %) — phrases in "
+                        ":green[green] raise the score, in :red[red] lower it.")
+            st.markdown(charts.highlight_text(text, one), unsafe_allow_html=True)
+            with st.expander("Contributions"):
+                st.dataframe(one[["feature", "contribution"]].assign(points=(one["contribution"] * 98).round(1))
+                             [["feature", "points"]], hide_index=True, width="stretch")
+            return
+        base = None
+        if hasattr(model, "expected_value"):
+            try:
+                base = float(model.expected_value())
+            except Exception:  # noqa: BLE001
+                base = None
+        if base is None:
+            base = float(proba[pick] - one["contribution"].sum())
+        st.plotly_chart(ec.waterfall_figure(one, base, float(proba[pick])), key="explain_waterfall")
+
+    sections = {"Global importance": global_section, "Dependence": dependence_section, "One at a time": one_section}
+    for tab_name, tab in tabs.items():
+        if tab.open:
+            with tab:
+                sections[tab_name]()
 
 
-def dependence_section() -> None:
-    feature = st.selectbox("Dependence on", importance["feature"].tolist(), key="explain_dep")
-    st.plotly_chart(charts.dependence_figure(table, feature), key="explain_dependence")
-
-
-def one_section() -> None:
-    labels = {i: f"{'transcript' if is_text else 'lead'} #{int(data['row_ids'][sample[i]])} — P(convert) "
-                 f"{proba[i]:.2f}, actual {'converted' if data['y'][sample[i]] == 1 else 'not converted'}"
-              for i in range(len(sample))}
-    pick = st.selectbox("Row", list(labels), format_func=labels.get, key="explain_row")
-    one = table[table["row"] == pick]
-    if is_text:
-        text = str(X.iloc[int(sample[pick])]["transcript"])
-        st.markdown(f"P(convert) **{proba[pick]:.2f}** — phrases in :green[green] raise the score, in :red[red] "
-                    "lower it.")
-        st.markdown(charts.highlight_text(text, one), unsafe_allow_html=True)
-        with st.expander("Contributions"):
-            st.dataframe(one[["feature", "contribution"]], hide_index=True, width="stretch")
-        return
-    base = None
-    if hasattr(model, "expected_value"):
-        try:
-            base = float(model.expected_value())
-        except Exception:  # noqa: BLE001
-            base = None
-    if base is None:
-        base = float(proba[pick] - one["contribution"].sum())
-    st.plotly_chart(charts.waterfall_figure(one, base, float(proba[pick])), key="explain_waterfall")
-
-
-sections = {"Global importance": global_section, "Dependence": dependence_section, "One at a time": one_section}
-for name, tab in tabs.items():
-    if tab.open:
-        with tab:
-            sections[name]()
+ec.poll([task] if task is not None else [], draw, key="explain")

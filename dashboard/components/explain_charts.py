@@ -1,0 +1,386 @@
+"""Charts and helpers of the Explain, What-if and Embeddings pages.
+
+* Lead names: a lead is named by its file's id column (the identifier the data layer dropped from training,
+  e.g. ``Lead Number 660737``), or by its row in the file when the file has none (:func:`lead_namer`).
+* Factors in points of the 1-99 score, a phrase shown once (:func:`factor_lines`), sentences of a lead written as
+  text mapped back to their field (:func:`field_factors`), and where two approaches disagree (:func:`disagreements`).
+* The strip plot (numbers on a low-high scale, categories by category) and the one-lead waterfall in points.
+* :class:`Task`: a computation in a background thread with progress, so no page waits on it; the page polls it
+  from a fragment (:func:`poll`) and draws what is there.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard.components import state
+
+PALETTE = ["#2563eb", "#f97316", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#db2777"]
+OTHER_COLOUR = "#9ca3af"
+GREEN, RED, BLUE = "#16a34a", "#dc2626", "#2563eb"
+#: seconds a page waits for a background computation before it draws what it has and shows progress
+SYNC_WAIT_S = 1.2
+#: how often a page with a computation in progress looks at it again
+POLL_S = 1.0
+TIER_HELP = ("Score: the model's chance that this lead converts, in % (1-99). Tier: where that score falls among "
+             "the leads this model was trained on: A is their top quarter, D their bottom quarter. A tier is "
+             "relative to one model, so a 27 % lead can be tier A for a model whose leads rarely convert, and a "
+             "64 % lead tier B for another.")
+
+
+# -- lead names -----------------------------------------------------------------------------------
+def identifier_columns(spec: dict) -> list[str]:
+    """The columns the data layer recognised as identifiers (``spec['dropped']`` reason ``identifier ...``)."""
+    return [str(c) for c, why in (spec.get("dropped") or {}).items() if str(why).startswith("identifier")]
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _id_values(path: str, mtime: float, candidates: tuple) -> tuple[str | None, dict]:
+    """(the id column used, row id -> its value) from the raw file; the shortest ids read best (a Lead Number
+    before a 36-character Prospect ID)."""
+    from engine.data.leads import read_table
+
+    raw = read_table(path)
+    present = [c for c in candidates if c in raw.columns]
+    if not present:
+        return None, {}
+
+    def text(v) -> str:
+        if isinstance(v, float) and float(v).is_integer():
+            return str(int(v))
+        return str(v).strip()
+
+    length = {c: raw[c].dropna().astype(str).str.len().median() for c in present}
+    column = min(present, key=lambda c: (length[c], present.index(c)))
+    values = {int(i): text(v) for i, v in raw[column].items() if not pd.isna(v)}
+    return column, values
+
+
+def lead_namer(run, data: dict) -> tuple[Callable[[int], str], str]:
+    """``(name(position), note)``: the name of the lead at ``position`` of ``data['X']`` and a line saying how
+    leads are named. Transcripts are named by their record in the file."""
+    row_ids = np.asarray(data["row_ids"])
+    if run.spec.get("input_kind") == "transcripts":
+        return (lambda p: f"call {int(row_ids[p]) + 1}"), "Calls are numbered in the order of the file."
+    column, values = None, {}
+    candidates = tuple(identifier_columns(run.spec))
+    path = state.data_path_for_hash(run.spec.get("data_hash"))
+    if candidates and path is not None:
+        try:
+            column, values = _id_values(str(path), path.stat().st_mtime, candidates)
+        except Exception:  # noqa: BLE001 - names are a nicety: fall back to the row in the file
+            column, values = None, {}
+    if column:
+        def name(p: int) -> str:
+            rid = int(row_ids[p])
+            return f"{column} {values[rid]}" if rid in values else f"row {rid + 2} of the file"
+        return name, f"Leads are named by the file's {column} column."
+    return ((lambda p: f"row {int(row_ids[p]) + 2} of the file"),
+            "The file has no id column, so leads are named by their row in the file (row 1 is the header).")
+
+
+# -- factors ----------------------------------------------------------------------------------------
+def field_factors(table: pd.DataFrame, lead: pd.Series | None) -> pd.DataFrame:
+    """An ``explain`` table whose sentences (a lead written as text, the embeddings approach) are mapped back to
+    ``feature`` = their field and ``value`` = its value; rows that match no field are left as they are."""
+    if lead is None or table.empty:
+        return table
+    from engine.data.text import field_text, row_fields
+
+    sentences = {}
+    for column, value in row_fields(lead):
+        try:
+            sentences[field_text(column, value).strip()] = (str(column), str(value))
+        except Exception:  # noqa: BLE001
+            continue
+    out = table.copy()
+    for i, (f, v) in enumerate(zip(out["feature"], out["value"])):
+        hit = sentences.get(str(v).strip()) or sentences.get(str(f).strip())
+        if hit:
+            out.iloc[i, out.columns.get_loc("feature")] = hit[0]
+            out.iloc[i, out.columns.get_loc("value")] = hit[1]
+    return out
+
+
+def factor_lines(table: pd.DataFrame, n: int = 3) -> dict[str, list[str]]:
+    """The ``n`` largest factors raising (``for``) and lowering (``against``) the score of the table's first
+    row, each as ``Field = value (+21 points)``, a phrase shown once."""
+    from engine.scoring import top_factors
+
+    if table.empty:
+        return {"for": [], "against": []}
+    found = top_factors(table, n)
+    first = found[next(iter(found))]
+    return {side: [f["text"] for f in first[side]] for side in ("for", "against")}
+
+
+def disagreements(tables: dict[str, pd.DataFrame], min_points: float = 1.0) -> list[str]:
+    """For one lead explained by several approaches (label -> explain table of that lead): a sentence for each
+    field that raises one approach's score and lowers another's, by at least ``min_points`` each."""
+    from engine.scoring import format_value, points
+
+    per: dict[str, dict[str, tuple[str, float]]] = {}
+    for label, table in tables.items():
+        for f, v, c in zip(table["feature"], table["value"], table["contribution"]):
+            per.setdefault(str(f), {})[label] = (str(v), float(c))
+    lines = []
+    for feature, by in per.items():
+        up = {k: (v, c) for k, (v, c) in by.items() if c * 98 >= min_points}
+        down = {k: (v, c) for k, (v, c) in by.items() if c * 98 <= -min_points}
+        if not up or not down:
+            continue
+        value = next(iter(by.values()))[0]
+        shown = f"{feature} = {format_value(value)}" if value and value != feature else feature
+        raise_ = ", ".join(f"{k} ({points(c)})" for k, (_, c) in up.items())
+        lower = ", ".join(f"{k} ({points(c)})" for k, (_, c) in down.items())
+        lines.append(f"**{shown}** raises the score of {raise_} but lowers that of {lower}.")
+    return lines
+
+
+# -- charts -------------------------------------------------------------------------------------------
+def _layout(fig: go.Figure, title: str, x: str, y: str, height: int) -> go.Figure:
+    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, height=height, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def is_numeric_field(values: pd.Series, kind: str | None = None) -> bool:
+    """Whether a field's values (as text in an explain table) are numbers: its kind when known, else whether
+    most of them parse."""
+    if kind:
+        return kind == "numeric"
+    parsed = pd.to_numeric(values.replace("", np.nan), errors="coerce")
+    filled = values.replace("", np.nan).notna().sum()
+    return bool(filled) and parsed.notna().sum() >= 0.9 * filled and parsed.nunique() > 2
+
+
+def category_colours(values: pd.Series) -> dict[str, str]:
+    """One palette colour per category (the most frequent first), grey for the rest and for missing values."""
+    counts = values.astype(str).value_counts()
+    named = [v for v in counts.index if v not in ("", "nan")][:len(PALETTE)]
+    return {v: PALETTE[i] for i, v in enumerate(named)}
+
+
+def strip_figure(contrib: pd.DataFrame, features: list[str], kinds: dict[str, str] | None = None) -> go.Figure:
+    """One dot per lead and field, x = contribution in points of the score. Numeric fields are coloured on a
+    low-high scale of their values; categorical ones by category (one colour per category, grey beyond the
+    eight most frequent), so a category is never read as "high" or "low"."""
+    kinds = kinds or {}
+    rng = np.random.default_rng(0)
+    num = {"x": [], "y": [], "c": [], "t": []}
+    cat = {"x": [], "y": [], "c": [], "t": []}
+    for i, feat in enumerate(features[::-1]):
+        part = contrib[contrib["feature"] == feat]
+        values = part["value"].astype(str)
+        jitter = i + rng.uniform(-0.3, 0.3, len(part))
+        x = part["contribution"].to_numpy(dtype=float) * 98
+        if is_numeric_field(values, kinds.get(feat)):
+            numbers = pd.to_numeric(values.replace("", np.nan), errors="coerce")
+            shade = numbers.rank(pct=True).to_numpy()
+            num["x"].append(x)
+            num["y"].append(jitter)
+            num["c"].append(np.where(np.isnan(shade), 0.5, shade))
+            num["t"] += [f"{feat} = {v or 'missing'}" for v in values]
+        else:
+            colours = category_colours(values)
+            cat["x"].append(x)
+            cat["y"].append(jitter)
+            cat["c"] += [colours.get(v, OTHER_COLOUR) for v in values]
+            cat["t"] += [f"{feat} = {v or 'missing'}" for v in values]
+    traces = []
+    if num["x"]:
+        traces.append(go.Scatter(
+            x=np.concatenate(num["x"]), y=np.concatenate(num["y"]), mode="markers", name="numbers",
+            marker=dict(size=6, color=np.concatenate(num["c"]), colorscale="RdBu_r", cmin=0, cmax=1, opacity=0.8,
+                        showscale=True, colorbar=dict(title="number", tickvals=[0, 1], ticktext=["low", "high"],
+                                                      thickness=12, len=0.6)),
+            text=num["t"], hovertemplate="%{text}: %{x:+.1f} points<extra></extra>", showlegend=False))
+    if cat["x"]:
+        traces.append(go.Scatter(
+            x=np.concatenate(cat["x"]), y=np.concatenate(cat["y"]), mode="markers", name="categories",
+            marker=dict(size=6, color=cat["c"], opacity=0.8), text=cat["t"],
+            hovertemplate="%{text}: %{x:+.1f} points<extra></extra>", showlegend=False))
+    fig = go.Figure(traces)
+    fig.update_yaxes(tickvals=list(range(len(features))), ticktext=features[::-1], automargin=True)
+    fig.add_vline(x=0, line_color=OTHER_COLOUR)
+    return _layout(fig, "Each dot is a lead: how much the field moved its score", "points of the score (1-99)", "",
+                   height=100 + 34 * len(features))
+
+
+def waterfall_figure(rows: pd.DataFrame, base: float, final: float, top: int = 12) -> go.Figure:
+    """One lead's score built from the model's average lead, field by field, in points of the 1-99 score; a
+    phrase that is its own value is shown once."""
+    from engine.scoring import format_value
+
+    rows = rows.reindex(rows["contribution"].abs().sort_values(ascending=False).index)
+    shown, rest = rows.head(top), rows.iloc[top:]
+
+    def label(f, v) -> str:
+        f, v = str(f), str(v)
+        return f if not v or v == f or v in f else f"{f} = {format_value(v)}"
+
+    labels = ["the model's average lead"] + [label(f, v) for f, v in zip(shown["feature"], shown["value"])]
+    values = [base * 98 + 1] + (shown["contribution"] * 98).tolist()
+    measures = ["absolute"] + ["relative"] * len(shown)
+    if len(rest):
+        labels.append(f"{len(rest)} other fields")
+        values.append(float(rest["contribution"].sum()) * 98)
+        measures.append("relative")
+    labels.append("this lead's score")
+    values.append(final * 98 + 1)
+    measures.append("total")
+    fig = go.Figure(go.Waterfall(orientation="h", y=labels, x=values, measure=measures,
+                                 increasing=dict(marker_color=GREEN), decreasing=dict(marker_color=RED),
+                                 totals=dict(marker_color=BLUE), texttemplate="%{delta:+.1f}",
+                                 hovertemplate="%{y}: %{delta:+.1f} points<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    return _layout(fig, "How this lead's score is built (points of the 1-99 score)", "score", "",
+                   height=120 + 28 * len(labels))
+
+
+# -- background computations ----------------------------------------------------------------------------
+class Task:
+    """A computation in a background thread: ``work(task)`` returns the result and may set ``task.done``,
+    ``task.total`` and ``task.phase`` as it goes. Tasks run one at a time (the machine is small)."""
+
+    def __init__(self, key: Any, total: int, label: str):
+        self.key, self.total, self.label = key, max(int(total), 1), label
+        self.done, self.phase = 0, "waiting for another computation to finish"
+        self.result, self.error, self.finished = None, None, False
+        self.created = time.monotonic()
+        self.started: float | None = None
+
+    @property
+    def fraction(self) -> float:
+        return 1.0 if self.finished else min(self.done / self.total, 0.99)
+
+    def seconds_left(self) -> float | None:
+        if self.started is None or self.done <= 0 or self.finished:
+            return None
+        return (time.monotonic() - self.started) / self.done * (self.total - self.done)
+
+    def progress_text(self) -> str:
+        left = self.seconds_left()
+        eta = "" if left is None else f", about {left:.0f} s left" if left < 120 else f", about {left / 60:.1f} min left"
+        return f"{self.label}: {self.phase} ({self.done}/{self.total}{eta})"
+
+
+_tasks: OrderedDict[Any, Task] = OrderedDict()
+_tasks_lock = threading.Lock()
+_one_at_a_time = threading.Lock()
+MAX_TASKS = 32
+
+
+def _run(task: Task, work: Callable[[Task], Any]) -> None:
+    with _one_at_a_time:
+        task.started = time.monotonic()
+        task.phase = "starting"
+        try:
+            task.result = work(task)
+        except Exception as exc:  # noqa: BLE001 - shown on the page that asked
+            lines = str(exc).strip().splitlines() or [""]
+            task.error = f"{type(exc).__name__}: {lines[0]}"
+        finally:
+            task.finished = True
+
+
+def start(key: Any, work: Callable[[Task], Any], total: int, label: str) -> Task:
+    """The task for ``key``: the one already running or done (a failed one is started again only through
+    :func:`forget`), or a new one started now."""
+    with _tasks_lock:
+        task = _tasks.get(key)
+        if task is not None:
+            _tasks.move_to_end(key)
+            return task
+        task = Task(key, total, label)
+        _tasks[key] = task
+        while len(_tasks) > MAX_TASKS:
+            oldest = next((k for k, t in _tasks.items() if t.finished), None)
+            if oldest is None:
+                break
+            _tasks.pop(oldest)
+    threading.Thread(target=_run, args=(task, work), daemon=True, name=f"clab-{label[:20]}").start()
+    return task
+
+
+def get(key: Any) -> Task | None:
+    with _tasks_lock:
+        return _tasks.get(key)
+
+
+def forget(key: Any) -> None:
+    with _tasks_lock:
+        _tasks.pop(key, None)
+
+
+def wait(task: Task, seconds: float | None = None) -> bool:
+    """Wait up to ``seconds`` (default :data:`SYNC_WAIT_S`) for ``task``; True when it finished."""
+    end = time.monotonic() + (SYNC_WAIT_S if seconds is None else seconds)
+    while not task.finished and time.monotonic() < end:
+        time.sleep(0.05)
+    return task.finished
+
+
+def poll(tasks: list[Task], draw: Callable[[], None], key: str) -> None:
+    """Call ``draw()`` inside a fragment that redraws every :data:`POLL_S` seconds while any of ``tasks`` runs,
+    and reruns the whole page once they are all done."""
+    running = any(not t.finished for t in tasks)
+
+    @st.fragment(run_every=POLL_S if running else None)
+    def _body():
+        if running and all(t.finished for t in tasks):
+            st.rerun(scope="app")
+        draw()
+
+    _body()
+
+
+# -- explained leads, kept per run --------------------------------------------------------------------------
+#: run folder -> {position in the run's data: (its explain rows without ``row``, its P(convert))}
+_explained: dict[str, dict[int, tuple[pd.DataFrame, float]]] = {}
+
+
+def explained(run_path: str) -> dict[int, tuple[pd.DataFrame, float]]:
+    """The leads of a run explained so far in this process (the stored ones and those computed since)."""
+    return _explained.setdefault(run_path, {})
+
+
+def explain_work(cache: dict, model, X: pd.DataFrame, positions: list[int], target_s: float = 0.8):
+    """The work of a :class:`Task` explaining ``positions`` of ``X`` into ``cache``, in chunks sized to take about
+    ``target_s`` each, so the page shows the rows as they come."""
+    def work(task: Task) -> int:
+        todo, chunk = [int(p) for p in positions], 1
+        task.phase = "explaining"
+        while todo:
+            batch, todo = [p for p in todo[:chunk] if p not in cache], todo[chunk:]
+            if batch:
+                started = time.perf_counter()
+                table = model.explain(X.iloc[batch])
+                proba = np.asarray(model.predict_proba(X.iloc[batch]))[:, 1]
+                for r, p in enumerate(batch):
+                    cache[p] = (table[table["row"] == r].drop(columns="row").reset_index(drop=True), float(proba[r]))
+                per_row = (time.perf_counter() - started) / len(batch)
+                chunk = int(max(1, min(50, target_s / max(per_row, 1e-4))))
+            task.done = task.total - len(todo)
+        return task.total
+    return work
+
+
+def assemble(cache: dict, positions: list[int]) -> tuple[pd.DataFrame, np.ndarray]:
+    """One ``explain`` table (``row`` = index in ``positions``) and the P(convert) of the cached ``positions``."""
+    parts, proba = [], []
+    for r, p in enumerate(positions):
+        rows, pr = cache[p]
+        parts.append(rows.assign(row=r))
+        proba.append(pr)
+    if not parts:
+        return pd.DataFrame(columns=["row", "feature", "value", "contribution"]), np.zeros(0)
+    table = pd.concat(parts, ignore_index=True)
+    return table[["row"] + [c for c in table.columns if c != "row"]], np.asarray(proba)
