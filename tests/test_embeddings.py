@@ -4,7 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.approaches.base import CONTRIBUTION_COLUMNS, load_approach, make_approach
+from engine.pipeline import build_approach
+
+from engine.approaches.base import CONTRIBUTION_COLUMNS, load_approach
 from engine.callbacks import Callback, TrainingCancelled
 from engine.data.demo_transcripts import demo_transcripts
 from engine.data.transcripts import load_transcripts
@@ -33,7 +35,7 @@ def data():
 def fitted(data):
     X, y = data
     recorder = Recorder()
-    model = make_approach("embeddings", classifier_type="logistic", use_metadata=True, **TINY)
+    model = build_approach("embeddings", dict(classifier_type="logistic", use_metadata=True, **TINY))
     model.fit(X, y, callbacks=[recorder])
     return model, recorder
 
@@ -85,7 +87,7 @@ def test_in_batch_segments_are_balanced_windows_and_the_explicit_triplet_loss_al
     for segment, label in zip(segments, labels):  # each segment is a window of a call with its label
         assert any(segment in windows[i] for i in np.flatnonzero(y == label))
 
-    triplet = make_approach("embeddings", loss="triplet", **TINY).fit(X, y)
+    triplet = build_approach("embeddings", dict(loss="triplet", **TINY)).fit(X, y)
     assert triplet.n_triplets_ == TINY["max_triplets"]
     before = dict(model._generic_model().named_parameters())
     moved = [n for n, p in triplet.model_.named_parameters()
@@ -96,11 +98,11 @@ def test_in_batch_segments_are_balanced_windows_and_the_explicit_triplet_loss_al
 def test_trains_on_the_fewest_examples_it_accepts(data):
     X, y = data
     idx = np.r_[np.flatnonzero(y == 0)[:2], np.flatnonzero(y == 1)[:2]]  # two of each class
-    model = make_approach("embeddings", **TINY).fit(X.iloc[idx], y[idx])
+    model = build_approach("embeddings", dict(**TINY)).fit(X.iloc[idx], y[idx])
     proba = model.predict_proba(X.iloc[:3])
     assert proba.shape == (3, 2) and np.allclose(proba.sum(axis=1), 1.0)
     with pytest.raises(ValueError, match="at least 2 examples of each class"):
-        make_approach("embeddings", **TINY).fit(X.iloc[idx[1:]], y[idx[1:]])
+        build_approach("embeddings", dict(**TINY)).fit(X.iloc[idx[1:]], y[idx[1:]])
 
 
 def test_predict_both_embeddings_and_explain(fitted, data):
@@ -138,7 +140,7 @@ def test_xgboost_classifier_on_generic_embeddings_and_lead_tables(tmp_path):
     leads = pd.DataFrame({"Lead Source": rng.choice(["Google", "Referral"], 24),
                           "Total Time Spent on Website": rng.integers(0, 2000, 24).astype(float)})
     y = ((leads["Lead Source"] == "Referral") | (leads["Total Time Spent on Website"] > 1500)).astype(int).to_numpy()
-    model = make_approach("embeddings", classifier_type="xgboost", fine_tune=False)
+    model = build_approach("embeddings", dict(classifier_type="xgboost", fine_tune=False))
     model.fit(leads, y)
     proba = model.predict_proba(leads)
     assert proba.shape == (24, 2)
@@ -151,11 +153,11 @@ def test_xgboost_classifier_on_generic_embeddings_and_lead_tables(tmp_path):
 def test_bad_parameters_and_cancellation(data):
     X, y = data
     with pytest.raises(ValueError, match="classifier_type"):
-        make_approach("embeddings", classifier_type="forest").fit(X, y)
+        build_approach("embeddings", dict(classifier_type="forest")).fit(X, y)
     with pytest.raises(ValueError, match="pooling"):
-        make_approach("embeddings", pooling="median").fit(X, y)
+        build_approach("embeddings", dict(pooling="median")).fit(X, y)
     with pytest.raises(ValueError, match="loss must be one of"):
-        make_approach("embeddings", loss="contrastive").fit(X, y)
+        build_approach("embeddings", dict(loss="contrastive")).fit(X, y)
 
     class Cancel(Callback):
         def on_step_end(self, progress):
@@ -163,7 +165,7 @@ def test_bad_parameters_and_cancellation(data):
                 raise TrainingCancelled("stop")
 
     with pytest.raises(TrainingCancelled):
-        make_approach("embeddings", **TINY).fit(X, y, callbacks=[Cancel()])
+        build_approach("embeddings", dict(**TINY)).fit(X, y, callbacks=[Cancel()])
 
 
 def test_write_transcript_outputs(fitted, data, tmp_path):
@@ -219,7 +221,7 @@ def test_int8_onnx_embeddings_agree_with_pytorch_and_are_saved(fitted, data, tmp
     model, _ = fitted
     X, _ = data
     assert model.backend_ == "onnx-int8"
-    torch_model = make_approach("embeddings", backend="torch", **TINY)
+    torch_model = build_approach("embeddings", dict(backend="torch", **TINY))
     torch_model.model_, torch_model.backend_ = model.model_, "torch"
     for which in ("generic", "fine_tuned"):
         fast, exact = model.embed(X.iloc[:6], which), torch_model.embed(X.iloc[:6], which)
@@ -230,4 +232,4 @@ def test_int8_onnx_embeddings_agree_with_pytorch_and_are_saved(fitted, data, tmp
     assert (tmp_path / "m" / "fine_tuned_int8.onnx").stat().st_size > 1_000_000
     assert load_approach(tmp_path / "m").backend_ == "onnx-int8"
     with pytest.raises(ValueError, match="backend must be one of"):
-        make_approach("embeddings", backend="gpu")._check_params()
+        build_approach("embeddings", dict(backend="gpu"))._check_params()

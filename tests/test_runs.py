@@ -3,7 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from engine.approaches.base import CONTRIBUTION_COLUMNS, contribution_frame, make_approach, REGISTRY
+from engine.pipeline import build_approach
+
+from engine.approaches.base import CONTRIBUTION_COLUMNS, contribution_frame, REGISTRY
 from engine.callbacks import CallbackList, JsonProgressFile, Progress, TrainingCancelled
 from engine.runs import RunStore
 
@@ -43,8 +45,10 @@ def test_contribution_frame_has_the_shared_shape_and_order():
 
 
 def test_registry_rejects_unknown_approach():
-    with pytest.raises(KeyError, match="Unknown approach"):
-        make_approach("nope")
+    with pytest.raises(ValueError, match="Unknown approach"):
+        build_approach("nope")
+    with pytest.raises(ValueError, match="no parameter"):
+        build_approach("stacking", {"n_trees": 3})  # refused, never dropped
     assert {"stacking", "lora", "embeddings"} <= set(REGISTRY)
 
 

@@ -5,9 +5,11 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+
+from engine.pipeline import build_approach
 from sklearn.metrics import roc_auc_score
 
-from engine.approaches.base import CONTRIBUTION_COLUMNS, load_approach, make_approach
+from engine.approaches.base import CONTRIBUTION_COLUMNS, load_approach
 from engine.approaches.stacking import BASE_MODELS, LeadFeatures, StackingApproach
 from engine.callbacks import Callback
 from engine.evaluate import protocol_split
@@ -95,7 +97,7 @@ def test_fit_predict_and_progress(fitted):
     assert rec.began and rec.ended == ["stacking"]
     assert "fold 1/3 logistic_regression" in rec.stages and "fold 3/3 svc" in rec.stages
     assert "meta network" in rec.stages and rec.losses
-    assert make_approach("stacking", n_folds=2).n_folds == 2
+    assert build_approach("stacking", dict(n_folds=2)).n_folds == 2
 
 
 def test_save_load_gives_identical_probabilities(fitted, tmp_path):

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 #: Columns of the table returned by ``explain``, the same for every approach.
 #: ``row``: position of the row in X; ``feature``: column (or phrase) name; ``value``: the value
@@ -45,29 +46,27 @@ def contribution_frame(rows: list[dict[str, Any]] | pd.DataFrame) -> pd.DataFram
     return order.drop(columns="_abs").reset_index(drop=True)
 
 
-class Approach(ABC):
-    """Base class of every approach. Subclasses set ``name`` and ``input_kind``."""
+class Approach(ClassifierMixin, BaseEstimator, ABC):
+    """Base class of every approach: a scikit-learn classifier (``get_params`` / ``set_params`` /
+    ``clone`` from :class:`~sklearn.base.BaseEstimator`, ``classes_`` after ``fit``). Subclasses set
+    ``name`` and ``input_kind``; their ``__init__`` stores every keyword unchanged and does nothing else."""
 
     name: ClassVar[str] = ""
     input_kind: ClassVar[str] = "leads"  # "leads" or "transcripts"
 
-    # -- scikit-learn style parameters ---------------------------------------------------------
     @classmethod
     def _param_names(cls) -> list[str]:
+        """The constructor's parameter names (scikit-learn's ``_get_param_names``, in signature order)."""
         sig = inspect.signature(cls.__init__)
         return [p.name for p in sig.parameters.values() if p.name != "self" and p.kind == p.POSITIONAL_OR_KEYWORD]
 
-    def get_params(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self._param_names()}
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        return cls._param_names()
 
-    def set_params(self, **params: Any) -> "Approach":
-        unknown = set(params) - set(self._param_names())
-        if unknown:
-            raise ValueError(f"{type(self).__name__} has no parameter(s) {sorted(unknown)}; "
-                             f"valid ones are {self._param_names()}")
-        for key, value in params.items():
-            setattr(self, key, value)
-        return self
+    def _set_classes(self, y) -> None:
+        """Fitted state every classifier carries: the labels seen, ``[0, 1]``."""
+        self.classes_ = np.unique(np.asarray(y).astype(int))
 
     # -- the contract ------------------------------------------------------------------------
     @abstractmethod
@@ -146,13 +145,6 @@ def get_approach_class(name: str) -> type[Approach]:
         raise KeyError(f"Unknown approach {name!r}; choose one of {sorted(REGISTRY)}")
     module_name, class_name = REGISTRY[name].split(":")
     return getattr(importlib.import_module(module_name), class_name)
-
-
-def make_approach(name: str, **params: Any) -> Approach:
-    """Instantiate an approach by name, keeping only the parameters its constructor accepts."""
-    cls = get_approach_class(name)
-    accepted = set(cls._param_names())
-    return cls(**{k: v for k, v in params.items() if k in accepted and v is not None})
 
 
 def load_approach(path: str | Path) -> Approach:

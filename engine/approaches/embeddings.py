@@ -566,6 +566,7 @@ class EmbeddingApproach(Approach):
         self.timings_ = timings
         self.embedding_dim_ = embedding_dimension(self._generic_model())
         cbs.on_log("embeddings approach fitted")
+        self._set_classes(y)
         return self
 
     def predict_proba(self, X, embeddings: str = "fine_tuned") -> np.ndarray:
@@ -729,4 +730,5 @@ class EmbeddingApproach(Approach):
         self.backend_ = state.get("backend", "torch")  # runs saved before the ONNX backend used PyTorch
         onnx_file = path / "fine_tuned_int8.onnx"
         self.onnx_fine_tuned_ = onnx_file if onnx_file.exists() else None
+        self.classes_ = np.array([0, 1])
         return self

@@ -494,6 +494,7 @@ class LoraApproach(Approach):
         self.n_train_rows_ = int(len(train_idx))
         self.n_calibration_rows_ = int(len(calib_idx))
         self.fit_seconds_ = time.monotonic() - started
+        self._set_classes(y)
         return self
 
     def _detach(self) -> None:
@@ -801,6 +802,7 @@ class LoraApproach(Approach):
         model.loss_history_ = state.get("loss_history", [])
         model.step_seconds_ = state.get("step_seconds")
         model.fit_seconds_ = state.get("fit_seconds")
+        model.classes_ = np.array([0, 1])
         return model
 
 

@@ -518,6 +518,7 @@ class StackingApproach(Approach):
         self.fit_seconds_ = time.perf_counter() - t0
         cb.on_step_end(Progress(step=total, total=total, stage="done"))
         cb.on_train_end(stage="stacking")
+        self._set_classes(y)
         return self
 
     def _pick_raw_features(self, Z: np.ndarray, y: np.ndarray) -> list[int]:
@@ -890,4 +891,5 @@ class StackingApproach(Approach):
         obj.train_proba_ = state["train_proba"]
         obj.meta_raw_index_ = [int(i) for i in state["meta_raw_index"]]
         obj._prepare_predict()
+        obj.classes_ = np.array([0, 1])
         return obj
