@@ -14,6 +14,8 @@ thresholds, scores and timing.
 * :func:`choose_threshold`, :func:`confusion_at` — operating points.
 * :func:`to_score`, :func:`priority_tier` — the 1-99 lead score and the A-D priority tiers.
 * :func:`time_scoring` — batch rows/second and single-row latency of a fitted approach.
+* :data:`METRIC_LABELS`, :func:`baseline_metrics`, :func:`board_findings` — the board's words: a name and a help
+  line per metric, the metrics of no model (the base rate), and what the runs' numbers say, in sentences.
 """
 from __future__ import annotations
 
@@ -386,3 +388,145 @@ def time_scoring(approach, X, n_one: int = 20) -> dict[str, float]:
         singles.append(time.perf_counter() - start)
     return {"score_rows_per_second": float(len(X) / max(batch, 1e-9)),
             "score_one_ms": float(np.median(singles) * 1000)}
+
+
+# -- words for the board ----------------------------------------------------------------------------
+#: metric -> (name shown to a user, one line of help). Higher is better except for ``LOWER_IS_BETTER``.
+METRIC_LABELS: dict[str, tuple[str, str]] = {
+    "roc_auc": ("ROC-AUC", "Chance that a converting lead is ranked above one that does not (0.5 = a coin toss, "
+                           "1 = perfect). `roc_auc`"),
+    "pr_auc": ("PR-AUC", "How precise the calls stay as you go down the ranked list, averaged over all lengths of "
+                         "the list; calling at random gives the conversion rate. Average precision, `pr_auc`"),
+    "accuracy": ("Accuracy", "Share of test leads predicted right when leads at or above 50 % are called "
+                             "'will convert'. Compare it with the base rate: predicting the larger class for every "
+                             "lead already scores that much. `accuracy`"),
+    "f1": ("F1", "Balance of precision and recall at the 50 % threshold (their harmonic mean). `f1`"),
+    "precision": ("Precision", "Of the leads called 'will convert' (50 % or more), the share that converted. "
+                               "`precision`"),
+    "recall": ("Recall", "Of the leads that converted, the share the model called 'will convert' (50 % or more). "
+                         "`recall`"),
+    "brier": ("Brier score", "Mean squared gap between the predicted chance and what happened (0 is perfect; lower "
+                             "is better). `brier`"),
+    "log_loss": ("Log loss", "Penalty for confident wrong predictions (lower is better). `log_loss`"),
+    "ece": ("Calibration error", "How far the predicted chances are from the observed conversion rates, averaged over "
+                                 "ten bands of the chance (lower is better). Expected calibration error, `ece`"),
+}
+#: the board's two groups of metrics: how well leads are ordered and called, and how trustworthy the chances are
+RANKING_METRICS = ["roc_auc", "pr_auc"]
+CALL_METRICS = ["accuracy", "f1", "precision", "recall"]
+CALIBRATION_METRICS = ["brier", "log_loss", "ece"]
+LOWER_IS_BETTER = {"brier", "log_loss", "ece"}
+#: the parts an approach is made of (``metrics["variants"]``), in a user's words
+PART_LABELS = {"logistic_regression": "logistic regression", "random_forest": "random forest",
+               "xgboost": "XGBoost", "svc": "support-vector machine", "generic_embeddings": "generic embeddings"}
+
+
+def baseline_metrics(base_rate: float) -> dict[str, float]:
+    """The metrics of no model at all: every lead gets the conversion rate ``base_rate`` as its chance.
+
+    At the 50 % threshold that predicts the larger class for every lead, so accuracy is the larger class's share
+    and precision, recall and F1 are those of calling everyone (base rate >= 0.5) or nobody (0 each). Ranking is a
+    coin toss (ROC-AUC 0.5, PR-AUC = the base rate); the chances are right on average (calibration error 0) but
+    say nothing about any one lead (Brier = p(1-p), log loss = the entropy of p)."""
+    p = float(base_rate)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"base_rate must be a share between 0 and 1, not {base_rate!r}")
+    pc = min(max(p, _EPS), 1 - _EPS)
+    everyone = p >= 0.5
+    return {"accuracy": max(p, 1 - p), "precision": p if everyone else 0.0, "recall": 1.0 if everyone else 0.0,
+            "f1": 2 * p / (1 + p) if everyone else 0.0, "roc_auc": 0.5, "pr_auc": p, "brier": p * (1 - p),
+            "log_loss": float(-(p * np.log(pc) + (1 - p) * np.log(1 - pc))), "ece": 0.0}
+
+
+def baseline_calls(base_rate: float) -> dict[str, dict[str, float]]:
+    """The calls of no model: ``{"nobody": ..., "everyone": ...}``, each with accuracy, F1, precision and recall,
+    when no lead or every lead is called (``base_rate``: the share that converted). Calling nobody is right for
+    every lead that did not convert; calling everyone finds every conversion at the base rate's precision."""
+    p = float(base_rate)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"base_rate must be a share between 0 and 1, not {base_rate!r}")
+    return {"nobody": {"accuracy": 1 - p, "f1": 0.0, "precision": 0.0, "recall": 0.0},
+            "everyone": {"accuracy": p, "f1": 2 * p / (1 + p) if p else 0.0, "precision": p, "recall": 1.0}}
+
+
+def _value(entry) -> float | None:
+    v = entry.get("value") if isinstance(entry, dict) else entry
+    return float(v) if isinstance(v, (int, float)) and np.isfinite(v) else None
+
+
+def _bounds(entry) -> tuple[float, float] | None:
+    if not isinstance(entry, dict):
+        return None
+    low, high = entry.get("low"), entry.get("high")
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)) and np.isfinite(low) and np.isfinite(high):
+        return float(low), float(high)
+    return None
+
+
+def board_findings(runs: list[dict], metric: str = "roc_auc") -> list[str]:
+    """What the board's numbers say, in sentences, best news first.
+
+    ``runs``: one dict per run, ``{"label": str, "approach": str, "metrics": metrics.json's "metrics",
+    "variants": metrics.json's "variants" (optional), "base_rate": share of converting test leads (optional)}``.
+    Finds the best run on ``metric`` and its lead over the next (and whether their 95 % intervals overlap), an
+    approach that is below one of its own parts (a stack below its random forest, fine-tuned embeddings below
+    generic ones), and a run whose accuracy is not clearly above that of predicting the larger class for every
+    lead. Pure: no files, no Streamlit."""
+    name = METRIC_LABELS.get(metric, (metric, ""))[0]
+    lower = metric in LOWER_IS_BETTER
+    scored = [(r, _value((r.get("metrics") or {}).get(metric))) for r in runs]
+    scored = [(r, v) for r, v in scored if v is not None]
+    scored.sort(key=lambda rv: rv[1], reverse=not lower)
+    out: list[str] = []
+    if len(scored) == 1:
+        r, v = scored[0]
+        out.append(f"{r['label']} has {name} {v:.3f}.")
+    elif len(scored) > 1:
+        (best, bv), (second, sv) = scored[0], scored[1]
+        gap = abs(bv - sv)
+        b_int, s_int = _bounds(best["metrics"][metric]), _bounds(second["metrics"][metric])
+        if b_int and s_int:
+            overlap = b_int[0] <= s_int[1] and s_int[0] <= b_int[1]
+            verdict = ("their 95 % intervals overlap, so the lead may be chance" if overlap else
+                       "their 95 % intervals do not overlap")
+        else:
+            verdict = "no intervals to tell whether that is more than chance"
+        if gap < 0.0005:
+            out.append(f"{best['label']} and {second['label']} are level on {name} ({bv:.3f}).")
+        else:
+            out.append(f"Best on {name}: {best['label']} ({bv:.3f}), {gap:.3f} {'below' if lower else 'above'} "
+                       f"{second['label']} ({sv:.3f}); {verdict}.")
+    for r in runs:
+        whole = _value((r.get("metrics") or {}).get(metric))
+        parts = {k: _value(v.get(metric)) for k, v in (r.get("variants") or {}).items() if isinstance(v, dict)}
+        parts = {k: v for k, v in parts.items() if v is not None}
+        if whole is None or not parts:
+            continue
+        part, pv = (min if lower else max)(parts.items(), key=lambda kv: kv[1])
+        part_name = PART_LABELS.get(part, part.replace("_", " "))
+        worse = pv < whole if lower else pv > whole
+        if r.get("approach") == "embeddings" and part == "generic_embeddings":
+            if worse:
+                out.append(f"In {r['label']}, fine-tuned embeddings ({whole:.3f}) are below generic ones ({pv:.3f}) "
+                           f"on {name}: the fine-tuning did not help on this data.")
+            continue
+        if worse:
+            out.append(f"{r['label']} ({whole:.3f}) is below its own {part_name} ({pv:.3f}) on {name}: the "
+                       f"{part_name} alone would rank leads better.")
+        elif len(parts) > 1:
+            out.append(f"{r['label']} ({whole:.3f}) is above its best part, the {part_name} ({pv:.3f}), on {name}.")
+    for r in runs:
+        acc, base = (r.get("metrics") or {}).get("accuracy"), r.get("base_rate")
+        av = _value(acc)
+        if av is None or not isinstance(base, (int, float)):
+            continue
+        majority = max(float(base), 1 - float(base))
+        bounds = _bounds(acc)
+        who = "'will not convert'" if base < 0.5 else "'will convert'"
+        if av <= majority:
+            out.append(f"{r['label']}'s accuracy ({av:.3f}) is not above the {majority:.3f} of predicting {who} "
+                       "for every lead: judge it by how it ranks leads and by the decisions at a threshold.")
+        elif bounds and bounds[0] <= majority:
+            out.append(f"{r['label']}'s accuracy ({av:.3f}) is not clearly above the {majority:.3f} of predicting "
+                       f"{who} for every lead (its interval starts at {bounds[0]:.3f}).")
+    return out

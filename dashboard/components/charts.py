@@ -108,15 +108,29 @@ def confusion_grid(cms: list[tuple[dict, str]]) -> go.Figure:
 
 
 def score_bands_figure(bands: dict[str, dict]) -> go.Figure:
-    fig = go.Figure()
+    """Conversion rate in each 1-99 score band, one horizontal bar per run and band (best band on top), labelled
+    with the rate, written level; the number of leads in the band is in the hover."""
+    data = []
+    order = None
     for i, (label, b) in enumerate(bands.items()):
-        rates = [None if r is None else r for r in b["conversion_rate"]]
-        fig.add_bar(x=b["band"], y=rates, name=label, marker_color=PALETTE[i % len(PALETTE)],
-                    text=[f"n={n}" for n in b["count"]], hovertemplate="%{x}: %{y:.1%} (%{text})")
-    fig = _layout(fig, "Conversion rate by score band", "score band (1-99)", "conversion rate")
-    fig.update_layout(barmode="group")
-    fig.update_yaxes(tickformat=".0%")
-    return fig
+        order = order or list(b["band"])
+        rates = [None if r is None else float(r) for r in b["conversion_rate"]]
+        data.append({"type": "bar", "orientation": "h", "y": list(b["band"]), "x": rates, "name": label,
+                     "marker": {"color": PALETTE[i % len(PALETTE)]},
+                     "text": ["" if r is None else f"{r:.0%}" for r in rates], "textposition": "outside",
+                     "textangle": 0, "cliponaxis": False, "customdata": list(b["count"]),
+                     "hovertemplate": "score %{y}: %{x:.1%} converted (%{customdata} leads)<extra>"
+                                      + html.escape(label) + "</extra>"})
+    n_bands = len(order or [])
+    layout = {"title": {"text": "Conversion rate by score band"}, "barmode": "group",
+              "height": 150 + 20 * len(bands) + n_bands * (14 * max(len(bands), 1) + 16),
+              "margin": {"l": 10, "r": 40, "t": 50 + 20 * len(bands), "b": 10},
+              "xaxis": {"title": {"text": "share of leads in the band that converted"}, "tickformat": ".0%",
+                        "rangemode": "tozero"},
+              "yaxis": {"title": {"text": "score band"}, "categoryorder": "array", "categoryarray": order or [],
+                        "type": "category"},
+              "legend": {"orientation": "v", "yanchor": "bottom", "y": 1.0, "x": 0, "traceorder": "reversed"}}
+    return go.Figure({"data": data, "layout": layout})
 
 
 def loss_figure(history: list[dict]) -> go.Figure:

@@ -17,7 +17,7 @@ from engine.config import REPO_ROOT, workspace
 
 DEMO_LEADS = REPO_ROOT / "data" / "demo_leads_synthetic.csv"
 DEMO_TRANSCRIPTS = REPO_ROOT / "data" / "demo_transcripts.jsonl"
-#: metrics where lower is better (the board marks the lowest of these as best)
+#: metrics where lower is better (the board marks the lowest of these as best); names and help: engine.evaluate
 LOWER_IS_BETTER = {"brier", "log_loss", "ece"}
 METRICS = ["accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "brier", "log_loss", "ece"]
 APPROACH_LABELS = {"stacking": "Stacked ensemble", "lora": "LLM + LoRA", "embeddings": "Fine-tuned embeddings"}
@@ -123,9 +123,54 @@ def run_curves(run) -> dict:
         return {}
 
 
-def run_label(run) -> str:
+def run_trained_at(run) -> str:
+    """When the run was made, as "1 Dec 23:56" (local time; the year too when it is not this year)."""
+    import datetime as dt
+
+    created = run.spec.get("created")
+    try:
+        when = dt.datetime.fromtimestamp(float(created))
+    except (TypeError, ValueError, OverflowError, OSError):
+        try:  # the run id starts with its UTC time
+            when = dt.datetime.strptime(run.id[:15], "%Y%m%dT%H%M%S").replace(
+                tzinfo=dt.timezone.utc).astimezone().replace(tzinfo=None)
+        except ValueError:
+            return "?"
+    text = f"{when.day} {when:%b %H:%M}"
+    return text if when.year == dt.datetime.now().year else f"{when.day} {when:%b %Y %H:%M}"
+
+
+def run_auto_label(run) -> str:
+    """The name a run gets when the user gave it none: approach, dataset and when it was trained."""
     spec = run.spec
-    return f"{APPROACH_LABELS.get(spec.get('approach'), spec.get('approach'))} · {spec.get('dataset', '?')} · {run.id}"
+    approach = APPROACH_LABELS.get(spec.get("approach"), spec.get("approach") or "?")
+    return f"{approach} · {spec.get('dataset') or '?'} · {run_trained_at(run)}"
+
+
+def run_label(run) -> str:
+    """How every page names a run: the user's name for it (``Run.label``, set on the Metric board), or approach,
+    dataset and date ("Stacked ensemble · Demo leads · 1 Dec 23:56"). The run id is in :func:`run_help`."""
+    try:
+        label = run.label
+    except (OSError, AttributeError):
+        label = None
+    return label or run_auto_label(run)
+
+
+def run_labels(runs) -> dict[str, str]:
+    """``{run id: label}`` for runs shown together: labels that would read alike get the end of the run id."""
+    labels = {r.id: run_label(r) for r in runs}
+    counts: dict[str, int] = {}
+    for text in labels.values():
+        counts[text] = counts.get(text, 0) + 1
+    return {rid: text if counts[text] == 1 else f"{text} · {rid[-6:]}" for rid, text in labels.items()}
+
+
+def run_help(run) -> str:
+    """The technical details of a run for a tooltip: its id and what it was trained with."""
+    spec = run.spec
+    return (f"Run id {run.id} ({run_auto_label(run)}); approach `{spec.get('approach')}`, dataset sha256 "
+            f"{str(spec.get('data_hash'))[:12]}…")
 
 
 @st.cache_resource(show_spinner=False, max_entries=12)
