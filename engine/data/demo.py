@@ -4,12 +4,6 @@
 (engine/data/demo_transcripts.py). Both generators are documented in their own modules.
 """
 from engine.data.demo_leads import DEMO_NOTICE, demo_leads
+from engine.data.demo_transcripts import demo_transcripts
 
-__all__ = ["DEMO_NOTICE", "demo_leads"]
-
-try:
-    from engine.data.demo_transcripts import demo_transcripts
-except ImportError:  # engine/data/demo_transcripts.py is written by the TRANSCRIPTS teammate
-    pass
-else:
-    __all__.append("demo_transcripts")
+__all__ = ["DEMO_NOTICE", "demo_leads", "demo_transcripts"]
