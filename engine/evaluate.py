@@ -61,16 +61,6 @@ def protocol_split(y, test_size: float = 0.3, seed: int = 42) -> tuple[np.ndarra
     return np.sort(train_idx), np.sort(test_idx)
 
 
-def kfold_splits(y, k: int = 5, seed: int = 42) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified k-fold (train_idx, val_idx) pairs, shuffled with ``seed``."""
-    from sklearn.model_selection import StratifiedKFold
-
-    y = np.asarray(y).astype(int).ravel()
-    skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    return [(tr, va) for tr, va in skf.split(np.zeros(len(y)), y)]
-
-
-# -- metrics ----------------------------------------------------------------------------------------
 def _weighted_metrics(y: np.ndarray, p: np.ndarray, W: np.ndarray,
                       starts: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Every metric for each row of the weight matrix ``W`` (n_sets, n). ``y`` and ``p`` must be sorted by
@@ -121,18 +111,6 @@ def _weighted_metrics(y: np.ndarray, p: np.ndarray, W: np.ndarray,
         ece = np.abs(sum_p - sum_y).sum(axis=1) / total
     return {"accuracy": accuracy, "precision": precision, "recall": recall, "f1": f1, "roc_auc": roc_auc,
             "pr_auc": pr_auc, "brier": brier, "log_loss": log_loss, "ece": ece}
-
-
-def expected_calibration_error(y_true, proba, n_bins: int = 10) -> float:
-    """ECE with ``n_bins`` equal-width bins: sum over bins of (bin share) x |mean proba - observed rate|."""
-    y, p = _as_arrays(y_true, proba)
-    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
-    ece = 0.0
-    for b in range(n_bins):
-        mask = bins == b
-        if mask.any():
-            ece += mask.mean() * abs(p[mask].mean() - y[mask].mean())
-    return float(ece)
 
 
 def _sorted_by_score(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
