@@ -256,13 +256,14 @@ class Task:
         self.result, self.error, self.finished = None, None, False
         self.created = time.monotonic()
         self.started: float | None = None
+        self.eta = True  # False in a phase whose length the count does not tell (a projection)
 
     @property
     def fraction(self) -> float:
         return 1.0 if self.finished else min(self.done / self.total, 0.99)
 
     def seconds_left(self) -> float | None:
-        if self.started is None or self.done <= 0 or self.finished:
+        if self.started is None or self.done <= 0 or self.finished or not self.eta:
             return None
         return (time.monotonic() - self.started) / self.done * (self.total - self.done)
 
@@ -313,6 +314,14 @@ def start(key: Any, work: Callable[[Task], Any], total: int, label: str) -> Task
 def get(key: Any) -> Task | None:
     with _tasks_lock:
         return _tasks.get(key)
+
+
+def remember(key: Any, result: Any) -> None:
+    """Keep ``result`` under ``key`` as a finished task (a value several tasks share, such as embeddings)."""
+    task = Task(key, 1, "kept")
+    task.result, task.finished, task.done = result, True, 1
+    with _tasks_lock:
+        _tasks[key] = task
 
 
 def forget(key: Any) -> None:

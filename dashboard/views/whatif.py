@@ -1,4 +1,8 @@
-"""What-if: edit one lead's fields and watch every trained lead approach rescore it live."""
+"""What-if: edit one lead's fields and watch every trained lead approach rescore it live.
+
+The lead starts as a typical lead of the dataset (the most common value of each category, the median of each
+number) or as a real test lead, named by the file's id column; each card shows the change from that start.
+"""
 
 
 import time
@@ -7,12 +11,15 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from dashboard.components import explain_charts as ec
 from dashboard.components import state, widgets
+from engine.scoring import TIER_MEANING, to_score
 
 MISSING = "(missing)"
 NUMERIC_KINDS = {"numeric"}
+TYPICAL = "typical"
 
-st.title("🎛️ What-if")
+st.title("What-if")
 widgets.storage_warnings()
 lead_runs = [r for r in state.list_runs() if r.spec.get("input_kind", "leads") == "leads"]
 if not lead_runs:
@@ -25,8 +32,9 @@ for r in lead_runs:
 hashes = list(by_data)
 current = st.session_state.get("dataset_sha")
 data_hash = st.selectbox("Dataset", hashes, index=hashes.index(current) if current in hashes else 0,
-                         format_func=lambda h: f"{by_data[h][0].spec.get('dataset')} [{str(h)[:8]}] · "
-                                               f"{len(by_data[h])} run(s)", key="whatif_dataset")
+                         format_func=lambda h: f"{by_data[h][0].spec.get('dataset')} · {len(by_data[h])} run(s)",
+                         key="whatif_dataset", help="The dataset's fingerprint (sha256) starts with the runs' "
+                                                    "data_hash; every lead model trained on it rescores the lead.")
 latest: dict[str, object] = {}  # approach -> its newest run whose model loads
 models: dict[str, object] = {}
 for r in by_data[data_hash]:  # newest first
@@ -48,15 +56,13 @@ columns = list(spec.get("columns") or [])
 kinds = dict(spec.get("kinds") or {})
 data = state.run_data(reference)
 X = data["X"] if data is not None else None
+dataset_name = spec.get("dataset") or "the dataset"
 
-starts = ["blank"]
-if X is not None:
-    starts += [int(i) for i in range(min(len(X), 200))]
-start = st.selectbox("Start from", starts, key="whatif_start",
-                     format_func=lambda s: "a blank lead" if s == "blank" else
-                     f"lead #{data['row_ids'][s]} ({'converted' if data['y'][s] == 1 else 'not converted'})")
-if X is None:
-    st.caption("The dataset file is not in the store, so only a blank lead can be edited here.")
+
+def _is_numeric(col: str, series: pd.Series | None = None) -> bool:
+    if kinds.get(col) in NUMERIC_KINDS:
+        return True
+    return series is not None and kinds.get(col) is None and pd.api.types.is_numeric_dtype(series)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -64,77 +70,193 @@ def field_options(run_id: str, _X: pd.DataFrame) -> dict:
     out = {}
     for c in _X.columns:
         s = _X[c]
-        if pd.api.types.is_numeric_dtype(s):
+        if _is_numeric(c, s):
             out[c] = {"median": float(s.median()) if s.notna().any() else 0.0}
         else:
-            values = s.dropna().astype(str).value_counts().index[:60].tolist()
-            out[c] = {"values": values}
+            out[c] = {"values": s.dropna().astype(str).value_counts().index[:60].tolist()}
     return out
 
 
-options = field_options(reference.id, X) if X is not None else {}
+@st.cache_data(show_spinner=False, max_entries=8)
+def typical_lead(run_id: str, _X: pd.DataFrame | None, _profile: dict | None) -> dict:
+    """The most common value of each category and the median of each number, over the dataset's leads (or,
+    when the file is not in the store, over the training leads' stored profile)."""
+    out = {}
+    for col in columns:
+        if _X is not None and col in _X.columns:
+            s = _X[col].dropna()
+            if s.empty:
+                out[col] = None
+            elif _is_numeric(col, _X[col]):
+                median = float(s.median())
+                out[col] = float(round(median)) if np.all(np.mod(s.to_numpy(dtype=float), 1) == 0) else median
+            else:
+                out[col] = s.astype(str).value_counts().index[0]
+            continue
+        entry = ((_profile or {}).get("columns") or {}).get(col) or {}
+        if entry.get("quantiles") and _is_numeric(col):
+            out[col] = float(entry["quantiles"][5])
+        elif entry.get("categories"):
+            out[col] = max(entry["categories"], key=entry["categories"].get)
+        else:
+            out[col] = None
+    return out
+
+
+from engine.scoring import load_training_profile  # noqa: E402
+
+profile = load_training_profile(reference) if X is None else None
+typical = typical_lead(reference.id, X, profile)
+has_typical = X is not None or profile is not None
+test_positions: list[int] = []
+name_of, naming_note = (lambda p: f"lead {p}"), ""
+if X is not None:
+    test_positions = [int(p) for p in state.test_rows(reference, data)][:200]
+    name_of, naming_note = ec.lead_namer(reference, data)
+starts: list = ([TYPICAL] if has_typical else ["blank"]) + list(range(len(test_positions)))
+
+
+def start_label(s) -> str:
+    if s == TYPICAL:
+        return "a typical lead of the dataset"
+    if s == "blank":
+        return "a blank lead"
+    p = test_positions[s]
+    return f"{name_of(p)} (test lead, {'converted' if data['y'][p] == 1 else 'did not convert'})"
+
+
+start = st.selectbox("Start from", starts, key="whatif_start", format_func=start_label,
+                     help="A typical lead: the most common value of each category and the median of each number "
+                          f"in {dataset_name}. Or a real lead of the test split (leads the models did not learn "
+                          f"from). {naming_note}")
+if start == TYPICAL:
+    source = "the dataset's leads" if X is not None else "the training leads' stored profile"
+    st.caption(f"Starting from **a typical lead** of {dataset_name}: the most common value of each category and "
+               f"the median of each number over {source}. Edit any field; each card shows the change from this "
+               "start.")
+elif start == "blank":
+    st.caption("The dataset file is not in the store and the runs keep no profile of their leads, so the lead "
+               "starts blank (every field missing).")
+else:
+    st.caption(f"Starting from **{start_label(start)}**. Edit any field; each card shows the change from this "
+               "lead as it is in the file.")
+
+
+def start_value(col: str):
+    if start == TYPICAL:
+        return typical.get(col)
+    if start == "blank" or X is None:
+        return None
+    return X.iloc[test_positions[int(start)]][col]
+
+
+def _blank(v) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v)) or (not isinstance(v, str) and pd.isna(v))
+
+
+options = field_options(reference.id, X) if X is not None else {
+    c: ({"median": 0.0} if _is_numeric(c) else {"values": list(((profile or {}).get("columns") or {})
+                                                                 .get(c, {}).get("categories") or {})[:60]})
+    for c in columns}
 values: dict = {}
 st.subheader("The lead")
 grid = st.columns(3)
 for i, col in enumerate(columns):
-    kind = kinds.get(col, "categorical")
     key = f"whatif_{data_hash[:8]}_{start}_{col}"
-    current_value = None if start == "blank" or X is None else X.iloc[int(start)][col]
+    current_value = start_value(col)
     with grid[i % 3]:
-        numeric = kind in NUMERIC_KINDS or "median" in options.get(col, {})
-        if numeric:
-            default = None if current_value is None or pd.isna(current_value) else float(current_value)
+        if _is_numeric(col) or "median" in options.get(col, {}):
+            default = None if _blank(current_value) else float(current_value)
             values[col] = st.number_input(col, value=default, key=key, placeholder="missing", format="%g")
-        elif "values" in options.get(col, {}):
+        elif "values" in options.get(col, {}) and options[col]["values"]:
             choices = [MISSING] + options[col]["values"]
-            cur = MISSING if current_value is None or pd.isna(current_value) else str(current_value)
+            cur = MISSING if _blank(current_value) else str(current_value)
             if cur not in choices:
                 choices.append(cur)
             values[col] = st.selectbox(col, choices, index=choices.index(cur), key=key)
         else:
-            values[col] = st.text_input(col, value="" if current_value is None or pd.isna(current_value)
-                                        else str(current_value), key=key)
+            values[col] = st.text_input(col, value="" if _blank(current_value) else str(current_value), key=key)
 
 
-def lead_frame() -> pd.DataFrame:
-    """The edited lead, shaped exactly as the runs saw their training rows."""
+def as_frame(given: dict) -> pd.DataFrame:
+    """A lead shaped exactly as the runs saw their training rows."""
     from engine.data.leads import prepare_features
 
-    row = {}
-    for col in columns:
-        v = values.get(col)
-        row[col] = np.nan if v is None or v == MISSING or v == "" else v
+    row = {col: (np.nan if v is None or v == MISSING or v == "" else v) for col, v in given.items()}
     return prepare_features(pd.DataFrame([row]), columns, kinds)
 
 
-def tier_of(p: float, quartiles) -> str:
-    if not quartiles:
-        return "-"
-    q25, q50, q75 = quartiles
-    return "A (top quarter)" if p >= q75 else "B" if p >= q50 else "C" if p >= q25 else "D (bottom quarter)"
+start_values = {}
+for col in columns:
+    v = start_value(col)
+    start_values[col] = None if _blank(v) else (float(v) if (_is_numeric(col) or "median" in options.get(col, {}))
+                                               else str(v))
+lead = as_frame(values)
+start_lead = as_frame(start_values)
 
 
-lead = lead_frame()
+def _shown(v) -> str:
+    return "missing" if v is None or v == MISSING or v == "" else f"{v:g}" if isinstance(v, float) else str(v)
+
+
+changed = [col for col in columns if _shown(values.get(col)) != _shown(start_values.get(col))]
+if changed:
+    st.caption("Changed from the start: " + "; ".join(
+        f"{c} {_shown(start_values.get(c))} → {_shown(values.get(c))}" for c in changed[:8])
+               + (f" and {len(changed) - 8} more" if len(changed) > 8 else ""))
+
 st.subheader("Scores")
+st.caption("**Score**: the model's chance that this lead converts, in % (1-99). **Priority tier**: where that score "
+           "falls among the leads this model was trained on (A: their top quarter … D: their bottom quarter). Tiers "
+           "are relative to each model, so a 27 % lead can be tier A for one model and a 64 % lead tier B for "
+           "another.", help=ec.TIER_HELP)
 show_factors = st.toggle("Top factors for and against", value=True, key="whatif_factors",
-                         help="Per-field contributions from each approach's explain(); slower for the LLM.")
-from engine.evaluate import to_score
+                         help="Each field's share of the score in points (Shapley-style contributions from each "
+                              "approach's explain()); slower for the LLM.")
 
+
+def tier_of(p: float, quartiles) -> str:
+    if not (isinstance(quartiles, list) and len(quartiles) == 3):
+        return "-"
+    from engine.scoring import tiers_from_quartiles
+
+    tier = str(tiers_from_quartiles([p], quartiles)[0])
+    return f"{tier} ({TIER_MEANING[tier]} of this model's training leads)"
+
+
+def start_probability(run, model) -> float:
+    """P(convert) of the unedited starting lead, remembered for the session."""
+    memo = st.session_state.setdefault("whatif_start_scores", {})
+    key = (run.id, data_hash, str(start))
+    if key not in memo:
+        memo[key] = float(np.asarray(model.predict_proba(start_lead))[0, 1])
+    return memo[key]
+
+
+explained_tables: dict[str, pd.DataFrame] = {}
 cards = st.columns(max(len(latest), 1))
 for card, (approach, run) in zip(cards, latest.items()):
+    label = state.APPROACH_LABELS.get(approach, approach)
     with card, st.container(border=True):
-        st.markdown(f"**{state.APPROACH_LABELS.get(approach, approach)}**  \n`{run.id}`")
+        st.markdown(f"**{label}**  \n`{run.id}`")
         try:
             model = models[run.id]
             started = time.perf_counter()
             p = float(np.asarray(model.predict_proba(lead))[0, 1])
             ms = (time.perf_counter() - started) * 1000
+            p0 = start_probability(run, model)
         except Exception as exc:  # noqa: BLE001 - one broken run must not hide the others
             st.error(f"Cannot score with this run: {type(exc).__name__}: {exc}")
             continue
+        score, score0 = int(to_score([p])[0]), int(to_score([p0])[0])
         m1, m2 = st.columns(2)
-        m1.metric("Score (1-99)", int(to_score([p])[0]))
-        m2.metric("P(convert)", f"{p:.1%}")
+        m1.metric("Score (1-99)", score, delta=f"{score - score0:+d} points" if changed else None,
+                  help="The model's chance that this lead converts, in %. The change is from the starting lead.")
+        m2.metric("P(convert)", f"{p:.1%}", help="The probability behind the score (score = 1 + 98 × P).")
+        if changed:
+            st.markdown(f"Score {score0} → {score}, **{score - score0:+d} points** from the starting lead")
+        else:
+            st.markdown(f"Starting lead: score {score0}")
         st.markdown(f"Priority tier: **{tier_of(p, run.metrics.get('train_score_quartiles'))}**")
         st.caption(f"scored in {ms:.0f} ms")
         if show_factors:
@@ -143,10 +265,20 @@ for card, (approach, run) in zip(cards, latest.items()):
             except Exception as exc:  # noqa: BLE001
                 st.caption(f"No factors: {exc}")
                 continue
-            up = table[table["contribution"] > 0].nlargest(3, "contribution")
-            down = table[table["contribution"] < 0].nsmallest(3, "contribution")
-            st.markdown("**For**  \n" + ("  \n".join(f":green[+{c:.3f}] {f} = {v}" for f, v, c in
-                                                     zip(up["feature"], up["value"], up["contribution"])) or "none"))
-            st.markdown("**Against**  \n" + ("  \n".join(f":red[{c:.3f}] {f} = {v}" for f, v, c in
-                                                        zip(down["feature"], down["value"], down["contribution"]))
-                                             or "none"))
+            table = ec.field_factors(table, lead.iloc[0])
+            explained_tables[label] = table
+            lines = ec.factor_lines(table)
+            st.markdown("**For** (raises the score)  \n" + ("  \n".join(f":green[{t}]" for t in lines["for"])
+                                                            or "none"))
+            st.markdown("**Against** (lowers the score)  \n" + ("  \n".join(f":red[{t}]" for t in lines["against"])
+                                                                or "none"))
+if len(explained_tables) >= 2:
+    found = ec.disagreements(explained_tables)
+    if found:
+        st.info("**The approaches disagree** on the direction of some fields for this lead:\n\n"
+                + "\n".join(f"- {line}" for line in found[:6])
+                + "\n\nEach model learned its own pattern; check such a field against what the sales team knows.",
+                icon=":material/compare_arrows:")
+    else:
+        st.caption("The approaches agree on the direction of every field that moves this lead's score by a point "
+                   "or more.")
