@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -111,11 +112,14 @@ def test_train_page_starts_the_llm_from_the_cpu_preset_without_a_gpu(stored):
     preset = cpu_preset()
     epochs = next(n for n in at.number_input if n.key.endswith("_lora_epochs"))
     assert epochs.value == preset["epochs"]
-    caption = texts(at.caption)
-    assert f"learning_rate={preset['learning_rate']}" in caption and "top_layers=10" in caption
+    changed = next(c for c in at.caption if c.value.startswith("Changed settings:"))
+    assert f"learning rate: {preset['learning_rate']:g}" in changed.value
+    assert "adapters on the top layers only: 10" in changed.value
+    assert "layers with adapters: q_proj, k_proj, v_proj, o_proj" in changed.value  # not a raw tuple
+    assert f"--param learning_rate={preset['learning_rate']}" in changed.proto.help  # the CLI form, in the help
     at.toggle(key="train_lora_cpu_preset").set_value(False).run()  # the reference setup
     assert next(n for n in at.number_input if n.key.endswith("_lora_epochs")).value == 3
-    assert "Changed parameters: none" in texts(at.caption)
+    assert "Changed settings: none" in texts(at.caption)
 
 
 def test_train_page_offers_approaches_and_launches_a_job(stored, tmp_path, monkeypatch):
@@ -126,13 +130,13 @@ def test_train_page_offers_approaches_and_launches_a_job(stored, tmp_path, monke
     assert "GPU" in texts(at.info) + texts(at.success)
     assert "Stacked ensemble (stacking)" in at.selectbox(key="train_approach").options
     assert at.button(key="train_launch")
-    assert "Changed parameters: none" in texts(at.caption)
+    assert "Changed settings: none" in texts(at.caption)
     at.selectbox(key="train_approach").set_value("stacking").run()
     shown = len(at.number_input)
     at.toggle(key="train_more_stacking").set_value(True).run()
     assert len(at.number_input) > shown + 5  # the long tail of parameters, drawn on request
     next(n for n in at.number_input if n.key.endswith("_xgb_max_depth")).set_value(3).run()
-    assert "xgb_max_depth=3" in texts(at.caption)
+    assert "xgboost: tree depth: 3" in texts(at.caption)
     # launching goes to the job table (in a fresh workspace, then cancelled: no CPU spent here)
     ws = tmp_path / "ws"
     monkeypatch.setenv("CLAB_WORKSPACE", str(ws))
@@ -143,7 +147,7 @@ def test_train_page_offers_approaches_and_launches_a_job(stored, tmp_path, monke
     at = run_page("train")
     next(n for n in at.number_input if n.key.endswith("_n_folds")).set_value(2)
     at.run()
-    assert "n_folds=2" in texts(at.caption)
+    assert "cross-validation folds: 2" in texts(at.caption)
     at.button(key="train_launch").click().run()
     assert not at.exception
     runner = JobRunner(ws)
@@ -168,15 +172,19 @@ def test_train_page_offers_the_embedding_losses_as_choices(stored):
     loss = next(s for s in at.selectbox if s.key.endswith("_embeddings_loss"))
     assert tuple(loss.options) == LOSSES and loss.value == "batch_all"
     loss.set_value("triplet").run()
-    assert "loss=triplet" in texts(at.caption)
+    assert "tuning objective: triplet" in texts(at.caption)
 
 
 def test_board_compares_runs_with_intervals_curves_and_thresholds(stored):
     at = run_page("board")
-    board = at.dataframe[0].value
-    assert len(board) == 2
-    cells = board.drop(columns="run").to_numpy().ravel().tolist()
-    assert any("★" in c for c in cells) and all("[" in c for c in board["roc_auc"])
+    ranking, calls, calibration = (at.dataframe[i].value for i in range(3))
+    assert ranking["run"].tolist()[-1] == "Base rate (no model)" and len(ranking) == 3  # two runs + no model
+    assert calls["run"].tolist()[-2:] == ["Call nobody (no model)", "Call everyone (no model)"]
+    assert list(calibration.columns) == ["run", "brier", "log_loss", "ece"]
+    runs = pd.concat([ranking.iloc[:2], calls.iloc[:2].drop(columns="run"), calibration.iloc[:2].drop(columns="run")],
+                     axis=1)
+    cells = runs.drop(columns="run").to_numpy().ravel().tolist()
+    assert any("★" in c for c in cells) and all("[" in c for c in runs["roc_auc"])
     charts = at.get("plotly_chart")
     assert len(charts) == 1  # the first tab: ROC and PR curves in one figure (the other tabs are not computed)
     assert not at.get("radio")
@@ -192,19 +200,22 @@ def test_board_compares_runs_with_intervals_curves_and_thresholds(stored):
     assert [b.label for b in at.get("download_button")] == ["Export as CSV"]
     at.session_state["board_tab"] = "Score bands, speed and parts"
     at.run()
-    assert len(at.get("plotly_chart")) == 1 and at.dataframe[1].value.shape[0] == 2  # bands; speed per run
+    assert len(at.get("plotly_chart")) == 1 and at.dataframe[3].value.shape[0] == 2  # bands; speed per run
     at.session_state["board_tab"] = "Decisions at a threshold"
     at.run()
     assert len(at.get("plotly_chart")) == 1  # the two confusion matrices in one figure
     for method in ("f1", "youden", "cost"):
         at.radio(key="board_method").set_value(method).run()
         assert not at.exception
-        thresholds = at.dataframe[1].value["threshold"]
+        thresholds = at.dataframe[3].value["threshold"]
         assert ((thresholds >= 0) & (thresholds <= 1.000001)).all()
     at.radio(key="board_method").set_value("manual").run()
     at.slider(key="board_threshold").set_value(0.99).run()
-    summary = at.dataframe[1].value
-    assert (summary["threshold"] == 0.99).all() and (summary["called"] < 0.5).all()
+    summary = at.dataframe[3].value
+    models = summary[summary["run"] != "Call everyone (no model)"]
+    assert len(models) == 2 and (models["threshold"] == 0.99).all() and (models["called"] < 0.5).all()
+    everyone = summary[summary["run"] == "Call everyone (no model)"].iloc[0]
+    assert everyone["recall"] == 1.0 and everyone["called"] == 1.0
 
 
 def test_explain_page_global_and_one_lead(stored):
@@ -276,7 +287,7 @@ def _navigation_and_password_gate(monkeypatch):
     at.run()
     assert not at.exception and "Conversion Lab" in at.title[0].value
     at.switch_page("views/board.py").run()
-    assert not at.exception and at.title[0].value.startswith("📊")
+    assert not at.exception and at.title[0].value == "Metric board"
 
     monkeypatch.setenv("CLAB_PUBLIC", "1")
     monkeypatch.delenv("CLAB_DASHBOARD_PASSWORD", raising=False)

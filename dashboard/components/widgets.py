@@ -16,17 +16,24 @@ DEMO_JOB_PARAMS = {
 }
 
 
-def dataset_picker(kind: str | None = None, key: str = "dataset", label: str = "Dataset"):
-    """A selectbox over the stored datasets (newest first); remembers the choice across pages."""
-    datasets = state.dataset_store().list(kind=kind)
+def dataset_picker(kind: str | None = None, key: str = "dataset", label: str = "Dataset",
+                   purpose: str | None = None, help: str | None = None):
+    """A selectbox over the stored datasets (newest first; of one ``purpose`` when given: ``training`` leaves
+    out the lead files kept for scoring); remembers the choice across pages."""
+    datasets = state.dataset_store().list(kind=kind, purpose=purpose)
     if not datasets:
         return None
     shas = [d.sha for d in datasets]
     current = st.session_state.get("dataset_sha")
     index = shas.index(current) if current in shas else 0
-    sha = st.selectbox(label, shas, index=index, key=key,
+    if st.session_state.get(key) not in (None, *shas):
+        st.session_state.pop(key)  # the dataset it showed was deleted
+    seen = f"_{key}_seen"  # the choice this picker last showed
+    if current in shas and current != st.session_state.get(seen) and st.session_state.get(key) not in (None, current):
+        st.session_state[key] = current  # chosen elsewhere since (an upload, another page): follow it
+    sha = st.selectbox(label, shas, index=index, key=key, help=help,
                        format_func=lambda s: next(d for d in datasets if d.sha == s).label())
-    st.session_state["dataset_sha"] = sha
+    st.session_state["dataset_sha"] = st.session_state[seen] = sha
     return next(d for d in datasets if d.sha == sha)
 
 
@@ -45,7 +52,7 @@ def storage_warnings() -> None:
     """One warning naming every run and dataset the stores skip because a file of theirs is damaged."""
     lines = state.storage_problems()
     if lines:
-        st.warning("Left out because a file is damaged:\n" + "\n".join(f"- {line}" for line in lines), icon="⚠️")
+        st.warning("Left out because a file is damaged:\n" + "\n".join(f"- {line}" for line in lines), icon=":material/warning:")
 
 
 def model_error(run, exc: Exception, hint: str = "Choose another run, or train this one again.") -> str:
@@ -153,8 +160,12 @@ def start_demo_jobs(datasets: dict) -> list[int]:
 #: job states in which a process is (being) started: ``starting`` comes from job runners that claim a job
 #: before its process is recorded; older runners go from queued straight to running
 ACTIVE_STATES = ("starting", "running")
-STATE_ICONS = {"queued": "⏳", "starting": "🚀", "running": "🏃", "succeeded": "✅", "failed": "❌",
-               "cancelled": "⏹️"}
+STATE_ICONS = {"queued": ":material/schedule:", "starting": ":material/rocket_launch:",
+               "running": ":material/directions_run:", "succeeded": ":material/check_circle:",
+               "failed": ":material/error:", "cancelled": ":material/cancel:"}
+#: the same states as words, for the job table (a data grid draws no icons)
+STATE_WORDS = {"queued": "waiting", "starting": "starting", "running": "running", "succeeded": "finished",
+               "failed": "failed", "cancelled": "cancelled"}
 
 
 def _fmt_seconds(s) -> str:
@@ -167,37 +178,122 @@ def _fmt_seconds(s) -> str:
 def jobs_table(jobs: list):
     import pandas as pd
 
-    rows = [{"job": j.id, "": STATE_ICONS.get(j.state, ""), "state": j.state, "name": j.name,
-             "started": time.strftime("%H:%M:%S", time.localtime(j.started)) if j.started else "-",
-             "elapsed": _fmt_seconds(j.elapsed), "gpu": "yes" if j.gpu else "no", "executor": j.executor,
-             "run": j.run_id or "-"} for j in jobs]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    rows = [{"job": j.id, "state": STATE_WORDS.get(j.state, j.state), "name": j.name,
+             "started": time.strftime("%d %b %H:%M", time.localtime(j.started)) if j.started else "-",
+             "took": _fmt_seconds(j.elapsed), "run": j.run_id or "-"} for j in jobs]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+        "job": st.column_config.NumberColumn("job", width=50, format="%d"),
+        "state": st.column_config.TextColumn("state", width=80),
+        "name": st.column_config.TextColumn("name", width="medium"),
+        "started": st.column_config.TextColumn("started", width=110),
+        "took": st.column_config.TextColumn("took", width=70),
+        "run": st.column_config.TextColumn("run", width="medium",
+                                           help="The stored run a finished job made (its id on the board)"),
+    })
+
+
+def progress_text(p: dict) -> tuple[float, str]:
+    """The bar's fraction and its words for a job's progress report: the phase (training, scoring the test
+    leads, saving, explaining), its step and, while a training step runs, the time left for it. A report
+    without phases (an older job) shows its stage's own step."""
+    from engine.callbacks import PHASES
+
+    total = p.get("total") or 0
+    step = p.get("step") or 0
+    stage_frac = min(step / total, 1.0) if total else 0.0
+    frac = p.get("fraction")
+    frac = float(frac) if isinstance(frac, (int, float)) else stage_frac
+    phase = p.get("phase")
+    stage = str(p.get("stage") or "")
+    loss = f", loss {p['loss']:.4f}" if p.get("loss") is not None else ""
+    left_s = p.get("seconds_left")
+    running_step = total and step < total
+    left = f", about {_fmt_seconds(left_s)} left in this part" if (
+        left_s is not None and running_step and left_s >= 1 and phase in (None, "fit")) else ""
+    if phase == "done":
+        return 1.0, "Finished: storing the run"
+    if phase in PHASES:
+        name = PHASES[phase][0]
+        where = f"Step {int(p.get('phase_index', 0)) + 1} of {int(p.get('phases') or len(PHASES))}: {name}"
+        detail = stage if stage and stage.lower() != name.lower() else ""
+        if phase == "fit":
+            counted = f" {step}/{total}" if total > 1 else ""
+            text = f"{where} — {detail}{counted}{loss}{left}" if detail or counted else where
+            if total and step >= total:
+                text = f"{where} — {detail or 'finishing'}{loss}"
+        else:
+            text = f"{where} — {detail}" if detail else where
+        return frac, text
+    if not total:
+        return frac, "starting…"
+    return frac, f"{stage or 'train'}: step {step}/{total}{loss}{left}"
+
+
+def headline_metrics(run_id: str) -> None:
+    """ROC-AUC and accuracy of a finished run with their 95 % intervals, and its base rate."""
+    try:
+        run = state.run_store().get(run_id)
+        metrics = run.metrics.get("metrics", {})
+    except Exception:  # noqa: BLE001 - deleted or damaged since: say so instead of failing the panel
+        st.caption(f"Run {run_id} is no longer stored (deleted, or a file of it is damaged).")
+        return None
+    cols = st.columns(2)
+    for col, (name, title, help_line) in zip(cols, [
+            ("roc_auc", "ROC-AUC", "Chance that a converting lead is ranked above one that does not (0.5: a coin "
+                                   "toss, 1: perfect). Metric roc_auc, on the held-out test leads."),
+            ("accuracy", "Accuracy", "Share of test leads called right at a 50 % threshold. Compare it with the "
+                                     "share of the larger class: calling everyone the same gets that much.")]):
+        m = metrics.get(name)
+        value = m.get("value") if isinstance(m, dict) else m
+        if not isinstance(value, (int, float)):
+            continue
+        interval = (f"95 % interval {m['low']:.3f}–{m['high']:.3f}"
+                    if isinstance(m, dict) and isinstance(m.get("low"), (int, float)) else None)
+        col.metric(title, f"{value:.3f}", help=help_line)
+        if interval:
+            col.caption(interval)
+    return run
+
+
+def select_on_board(run) -> None:
+    """Make the metric board open on this run's dataset and split, with the run in focus
+    (session keys ``board_group`` and ``board_focus_run``, read by dashboard/views/board.py)."""
+    split = run.spec.get("split") or {}
+    st.session_state["board_group"] = (run.spec.get("data_hash"), split.get("test_size"), split.get("seed"))
+    st.session_state["board_focus_run"] = run.id
 
 
 def job_panel(job, runner, show_log: bool = True, allow_cancel: bool = True) -> None:
-    """Progress bar, loss curve, log tail and cancel button of one job."""
+    """Progress bar (every phase of the job), loss curve, log tail and cancel button of one job; a finished
+    job's headline metrics and a link to the board with its run selected."""
     from dashboard.components import charts
 
     p = job.progress or {}
-    head = f"{STATE_ICONS.get(job.state, '')} **Job {job.id}: {job.name}** — {job.state}"
-    st.markdown(head)
+    st.markdown(f"{STATE_ICONS.get(job.state, '')} **Job {job.id}: {job.name}** — {STATE_WORDS.get(job.state, job.state)}")
     if job.state in ACTIVE_STATES:
-        total = p.get("total") or 0
-        step = p.get("step") or 0
-        frac = min(step / total, 1.0) if total else 0.0
-        loss = f", loss {p['loss']:.4f}" if p.get("loss") is not None else ""
-        left = f", about {_fmt_seconds(p.get('seconds_left'))} left" if p.get("seconds_left") is not None else ""
-        st.progress(frac, text=f"{p.get('stage', 'train')}: step {step}/{total}{loss}{left}" if total
-                    else "starting…")
-        if allow_cancel and st.button("Cancel", key=f"cancel_{job.id}", type="secondary"):
+        frac, text = progress_text(p)
+        st.progress(min(max(frac, 0.0), 1.0), text=text)
+        if allow_cancel and st.button("Cancel", key=f"cancel_{job.id}", type="secondary",
+                                      icon=":material/stop_circle:"):
             runner.cancel(job.id)
             st.rerun()
     if p.get("history"):
         st.plotly_chart(charts.loss_figure(p["history"]), key=f"loss_{job.id}_{len(p['history'])}")
     if job.state == "failed" and job.error:
-        st.error(f"Job {job.id} failed: {job.error}")
+        lines = [line for line in str(job.error).strip().splitlines() if line.strip()] or [""]
+        first = lines[-1] if lines[-1].startswith("error:") else lines[0]
+        st.error(f"Job {job.id} failed: {first.removeprefix('error:').strip()}")
+        if len(lines) > 1:
+            with st.expander("Details of the failure"):
+                st.code(str(job.error), language=None)
     if job.state == "succeeded" and job.run_id:
-        st.success(f"Run {job.run_id} is on the metric board.")
+        run = headline_metrics(job.run_id)
+        if run is not None:
+            selected = st.session_state.setdefault("_board_selected_for", set())
+            if job.id not in selected:  # once per job: later choices on the board stay
+                selected.add(job.id)
+                select_on_board(run)
+            page_link("views/board.py", label="See it on the metric board", icon=":material/leaderboard:")
     if show_log:
         with st.expander("Log (last 40 lines)"):
             st.code(runner.log_tail(job.id, 40) or "(empty)", language=None)

@@ -9,9 +9,14 @@ from dashboard.components import state, widgets
 LEAD_TYPES = ["csv", "tsv", "txt", "xlsx", "xls", "parquet"]
 TRANSCRIPT_TYPES = ["json", "jsonl", "ndjson", "csv"]
 
-st.title("📄 Data")
+st.title(":material/table_view: Data")
 widgets.storage_warnings()
-st.caption("Every upload is kept as it is, under the sha256 of its bytes: an upload never replaces another.")
+st.caption("Every upload is kept as it is: an upload never replaces another, and nothing is removed unless you "
+           "delete it here.", help="Files are stored under the sha256 of their bytes in the workspace's dataset "
+                                    "store; `python -m engine delete dataset SHA` deletes one from the command line.")
+
+#: outcome column names recognised here besides engine.data.leads.TARGET_CANDIDATES (matched case-insensitively)
+EXTRA_TARGETS = ("y",)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -38,47 +43,77 @@ def read_transcripts(source, filename=None):
 
 
 def named(filename: str, exc: Exception) -> str:
-    """An upload's error message that names the user's file (not the store's internal ``data.csv``)."""
-    message = str(exc)
+    """An upload's error message that names the user's file once (not the store's internal ``data.csv``)."""
+    message = str(exc).strip()
+    for prefix in (f"{filename}: ", f"'{filename}': "):
+        while message.startswith(prefix + filename) or message.startswith(prefix + f"'{filename}'"):
+            message = message[len(prefix):]
     return message if filename in message else f"{filename}: {message}"
 
 
-def check_upload(raw: bytes, name: str, kind: str) -> None:
+def guess_target(columns: list[str], chosen: str | None = None) -> str | None:
+    """The outcome column: the one chosen, a usual name (Converted, target, label...), or one of
+    :data:`EXTRA_TARGETS`; None when there is none."""
+    from engine.data.leads import LeadDataError, find_target
+
+    try:
+        return find_target(columns, chosen)
+    except LeadDataError:
+        pass
+    by_key = {c.strip().casefold(): c for c in columns}
+    return next((by_key[t] for t in EXTRA_TARGETS if t in by_key), None)
+
+
+def check_upload(raw: bytes, name: str, kind: str) -> dict:
     """Refuse an upload before anything is stored: the engine's size and row limits (read from the file's
-    metadata or a count of its lines, before a full parse), then a read of the file. Raises ValueError."""
+    metadata or a count of its lines, before a full parse), then a read of the file; a lead table must have
+    rows, and its outcome column (when it has one) both outcomes. Returns the settings to store with it:
+    ``target`` and ``purpose`` (``scoring`` for a lead table without an outcome column). Raises ValueError."""
     try:
         from engine.data.sources import check_upload as check_limits
     except ImportError:  # an engine without the up-front limit check: DatasetStore.add is the last guard
         check_limits = None
     if check_limits is not None:
         check_limits(raw, name, kind)
-    if kind == "leads":
-        from engine.data.leads import read_table
-
-        read_table(raw, filename=name)
-    else:
+    if kind != "leads":
         read_transcripts(raw, filename=name)
+        return {}
+    from engine.data.leads import LeadDataError, load_leads, read_table
+
+    frame = read_table(raw, filename=name)
+    if len(frame) == 0:
+        raise LeadDataError(f"{name} has a header but no rows ({frame.shape[1]} columns, 0 leads): there is nothing "
+                            "to train on or score. Export the table again with its data rows.")
+    target = guess_target([str(c) for c in frame.columns])
+    if target is None:
+        return {"purpose": "scoring", "target": None}
+    load_leads(raw, target=target, leak_policy="none", filename=name)  # one outcome only, no usable column...
+    return {"purpose": "training", "target": target}
 
 
-def store_upload(upload, kind: str) -> None:
-    """Validate the upload (limits first, then that it is readable) and store it only when it passes."""
+def store_upload(upload, kind: str) -> tuple[str, str]:
+    """Validate the upload (limits first, then that it can be trained on or scored) and store it only when it
+    passes; the stored dataset becomes the selected one. Returns (level, message) for the page to show."""
     raw = upload.getvalue()
     name = upload.name
     try:
-        check_upload(raw, name, kind)
+        settings = check_upload(raw, name, kind)
     except ImportError:
-        st.error("Reading transcripts is not available in this installation yet (engine.data.transcripts).")
-        return
+        return "error", "Reading transcripts is not available in this installation yet (engine.data.transcripts)."
     except ValueError as exc:  # LeadDataError and the transcript loader's errors are ValueErrors
-        st.error(named(name, exc))
-        return
+        return "error", named(name, exc) + " Nothing was stored."
     try:
-        ds = state.dataset_store().add(raw, filename=name, kind=kind)
+        ds = state.dataset_store().add(raw, filename=name, kind=kind, **settings)
     except (ValueError, OSError) as exc:
-        st.error(named(name, exc))
-        return
+        return "error", named(name, exc) + " Nothing was stored."
     st.session_state["dataset_sha"] = ds.sha
-    st.success(f"Stored {name} as dataset {ds.sha[:12]} ({kind}).")
+    st.session_state["data_dataset"] = ds.sha  # the picker below shows the upload
+    if settings.get("purpose") == "scoring":
+        return "info", (f"Stored {name} as new leads to score: it has no outcome column (none is named Converted, "
+                        "target, label, won or outcome), so it cannot be trained on. Score it with a trained model "
+                        "on **Score new leads**; if one of its columns is the outcome, choose it below.")
+    return "success", f"Stored {name}" + (f" (outcome column: {settings['target']})." if settings.get("target")
+                                          else ".")
 
 
 with st.expander("Upload a file", expanded=not state.dataset_store().list()):
@@ -86,16 +121,39 @@ with st.expander("Upload a file", expanded=not state.dataset_store().list()):
                     format_func=lambda k: {"leads": "Lead table (CSV, Excel, Parquet)",
                                            "transcripts": "Call transcripts (JSON, JSONL, CSV)"}[k])
     upload = st.file_uploader("File", type=LEAD_TYPES if kind == "leads" else TRANSCRIPT_TYPES, key="upload_file")
-    if upload is not None and st.session_state.get("_stored_upload") != (upload.file_id, kind):
-        st.session_state["_stored_upload"] = (upload.file_id, kind)
-        store_upload(upload, kind)
+    if upload is not None:
+        if st.session_state.get("_stored_upload") != (upload.file_id, kind):
+            st.session_state["_stored_upload"] = (upload.file_id, kind)
+            st.session_state["_upload_result"] = store_upload(upload, kind)
+        level, message = st.session_state.get("_upload_result", ("", ""))
+        if message:  # shown while the file sits in the uploader
+            getattr(st, level)(message)
     if st.button("Load the synthetic demo data", key="data_demo"):
         loaded = widgets.load_demo_data()
         if loaded:
             st.session_state["dataset_sha"] = next(iter(loaded.values())).sha
+            st.session_state["data_dataset"] = st.session_state["dataset_sha"]
             st.success("Demo data loaded: " + ", ".join(d.meta["name"] for d in loaded.values()))
         else:
             st.error("The demo data is not available in this installation.")
+
+if st.session_state.get("_deleted_message"):
+    st.success(st.session_state.pop("_deleted_message"), icon=":material/delete:")
+
+
+def delete_dataset(sha: str, label: str) -> None:
+    """Button callback: delete the dataset (after the confirmation box was ticked)."""
+    try:
+        state.dataset_store().delete(sha)
+    except KeyError:
+        st.session_state["_deleted_message"] = f"{label} was already deleted."
+    else:
+        st.session_state["_deleted_message"] = (f"Deleted {label}. Runs trained on it stay on the metric board; "
+                                                "Explain and What-if need the file uploaded again.")
+    # the file may still sit in the uploader: it is not stored again (``_stored_upload`` stays)
+    for key in ("dataset_sha", "data_dataset", "_upload_result"):
+        st.session_state.pop(key, None)
+
 
 ds = widgets.dataset_picker(key="data_dataset")
 if ds is None:
@@ -103,8 +161,17 @@ if ds is None:
     st.stop()
 
 meta = ds.meta
+label = f"{meta.get('name') or ds.sha[:12]} ({meta.get('filename')})"
 widgets.synthetic_note(meta)
-st.caption(f"File {meta.get('filename')} · {meta.get('bytes', 0) / 1e6:.2f} MB · sha256 {ds.sha}")
+top_left, top_right = st.columns([4, 1])
+top_left.caption(f"File {meta.get('filename')} · {meta.get('bytes', 0) / 1e6:.2f} MB",
+                 help=f"sha256 of the file: {ds.sha} (its id in the store and for the command line)")
+with top_right.popover("Delete this dataset", icon=":material/delete:", use_container_width=True):
+    st.markdown(f"Delete **{label}** from the store? The file and its settings go; runs trained on it stay on the "
+                "board, but Explain and What-if need the file again. This cannot be undone.")
+    sure = st.checkbox("Yes, delete it", key=f"confirm_delete_{ds.sha}")
+    st.button("Delete", key="data_delete", type="primary", disabled=not sure, icon=":material/delete_forever:",
+              on_click=delete_dataset, args=(ds.sha, label))
 new_name = st.text_input("Name shown on the board", value=meta.get("name") or "", key=f"name_{ds.sha}")
 if new_name and new_name != meta.get("name"):
     state.dataset_store().update(ds.sha, name=new_name)
@@ -116,7 +183,7 @@ if ds.kind == "transcripts":
         st.warning("Reading transcripts is not available in this installation yet (engine.data.transcripts).")
         st.stop()
     except ValueError as exc:
-        st.error(str(exc))
+        st.error(named(meta.get("filename") or "the file", exc))
         st.stop()
     frame = table.X.copy()
     frame.insert(0, "label", table.y)
@@ -132,62 +199,143 @@ if ds.kind == "transcripts":
     st.stop()
 
 # -- lead tables --------------------------------------------------------------------------------
-from engine.data.leads import LEAK_PRESETS, LeadDataError, describe_policy, find_target, load_leads
+from engine.data.leads import LEAK_PRESETS, LeadDataError, describe_policy, load_leads
 
+filename = meta.get("filename") or "the file"
 mtime = ds.raw_path.stat().st_mtime
 try:
     raw = read_raw(str(ds.raw_path), mtime)
 except LeadDataError as exc:
-    st.error(str(exc))
+    st.error(named(filename, exc))
     st.stop()
+if len(raw) == 0:
+    st.error(f"{filename} has a header but no rows ({raw.shape[1]} columns, 0 leads): there is nothing to train on "
+             "or score. Delete it (button above) and upload the export with its data rows.")
+    st.stop()
+scoring = ds.purpose == "scoring"
 
 st.subheader("Preview")
 st.dataframe(raw.head(50), width="stretch")
 
+
+def sentinel_values(frame: pd.DataFrame, kinds: dict, min_share: float = 0.02, min_rows: int = 5) -> list[dict]:
+    """Numbers that stand for something else (999 for 'never', -1 for 'unknown'): one value of a numeric
+    column that covers many rows and lies far outside the column's other values."""
+    found = []
+    for column, kind in kinds.items():
+        if kind != "numeric" or column not in frame.columns:
+            continue
+        values = pd.to_numeric(frame[column], errors="coerce").dropna()
+        if len(values) < 20:
+            continue
+        counts = values.value_counts()
+        for value, count in counts.head(3).items():
+            if count < max(min_rows, min_share * len(values)):
+                continue
+            rest = values[values != value]
+            if len(rest) < 10:
+                continue
+            low, high = float(rest.min()), float(rest.max())
+            spread = max(high - low, abs(high), 1.0)
+            if value > high + 2 * spread or value < low - 2 * spread:
+                found.append({"column": column, "value": float(value), "rows": int(count),
+                              "share": float(count / len(frame)), "low": low, "high": high})
+    return found
+
+
+def _num(v: float) -> str:
+    return f"{v:,.0f}" if float(v).is_integer() else f"{v:,.3g}"
+
+
 columns = [str(c) for c in raw.columns]
-try:
-    default_target = find_target(columns, meta.get("target"))
-except LeadDataError:
-    default_target = None
+default_target = guess_target(columns, meta.get("target") if meta.get("target") in columns else None)
 left, right = st.columns(2)
 with left:
-    target = st.selectbox("Target (did the lead convert?)", columns,
-                          index=columns.index(default_target) if default_target in columns else None,
-                          placeholder="Choose the outcome column", key=f"target_{ds.sha}")
+    if scoring:
+        st.info("This file is kept **to be scored**: it has no outcome column, so a model cannot learn from it. "
+                "Score it on **Score new leads**. If one of its columns does say whether each lead converted, "
+                "choose it here to train on the file.", icon=":material/format_list_numbered:")
+    target = st.selectbox("Outcome column (did the lead convert?)" + (" — if the file has one" if scoring else ""),
+                          columns, index=columns.index(default_target) if default_target in columns else None,
+                          placeholder="Choose the outcome column", key=f"target_{ds.sha}",
+                          help="The column that says whether each lead converted (1/0, yes/no, won/lost). "
+                               "Found by itself when it is called Converted, target, label, won, outcome or y.")
     policies = list(LEAK_PRESETS)
-    policy = st.radio("Leak policy preset", policies, horizontal=True, key=f"policy_{ds.sha}",
+    policy_words = {"default": "Usual (leave out fields filled in after contact)",
+                    "strict": "Strict (also the last activity)", "none": "None (keep every column)"}
+    policy = st.radio("Columns that give the outcome away", policies, horizontal=False, key=f"policy_{ds.sha}",
                       index=policies.index(meta.get("leak_policy", "default")) if meta.get("leak_policy") in policies
-                      else 0,
-                      help="Columns filled in by sales staff after contact leak the outcome; the default preset "
-                           "leaves them out.")
+                      else 0, format_func=lambda k: policy_words.get(k, k),
+                      help="Fields the sales team fills in after contacting a lead (Tags, Lead Quality...) leak the "
+                           "outcome: a model using them looks good here and fails on new leads. Leak policy preset "
+                           "(`--leak-policy default|strict|none`).")
     preset_cols = describe_policy(columns, policy)
     saved_exclude = [c for c in meta.get("exclude", []) if c in columns]
     saved_include = [c for c in meta.get("include", []) if c in columns]
     default_excluded = [c for c in columns if (c in preset_cols and c not in saved_include) or c in saved_exclude]
     excluded = st.multiselect("Excluded columns (edit freely)", [c for c in columns if c != target],
                               default=[c for c in default_excluded if c != target], key=f"exclude_{ds.sha}_{policy}")
-with right:
-    kinds = kinds_of(str(ds.raw_path), mtime)
-    kinds_frame = pd.DataFrame({"column": list(kinds), "kind": list(kinds.values())})
-    kinds_frame["used"] = [("target" if c == target else "excluded" if c in excluded else "yes")
-                           for c in kinds_frame["column"]]
-    st.markdown("**Column kinds (inferred)**")
-    st.dataframe(kinds_frame, hide_index=True, height=320, width="stretch")
 
 extra_exclude = [c for c in excluded if c not in preset_cols]
 include = [c for c in preset_cols if c not in excluded and c != target]
-settings = {"target": target, "leak_policy": policy, "exclude": extra_exclude, "include": include}
+table, problem = None, None
+if target is not None:
+    try:
+        table = load_leads(ds.raw_path, target=target, leak_policy=policy, exclude=extra_exclude, include=include,
+                           filename=filename)
+    except LeadDataError as exc:
+        problem = named(filename, exc)
+settings = {"leak_policy": policy, "exclude": extra_exclude, "include": include}
+if not scoring or table is not None:  # a scoring file keeps no outcome until a usable one is chosen
+    settings["target"] = target
+if scoring and table is not None:
+    settings["purpose"] = "training"  # the chosen column is a usable outcome: the file can be trained on
 if any(meta.get(k) != v for k, v in settings.items()):
     state.dataset_store().update(ds.sha, **settings)
 
+with right:
+    kinds = kinds_of(str(ds.raw_path), mtime)
+    kinds_frame = pd.DataFrame({"column": list(kinds), "kind": list(kinds.values())})
+    dropped = dict(table.dropped) if table is not None else {}
+    used_columns = set(table.X.columns) if table is not None else None
+
+    def used(c: str) -> str:
+        if c == target:
+            return "outcome"
+        if c in excluded:
+            return "no: excluded"
+        if c in dropped:
+            return f"no: {dropped[c]}"
+        if kinds.get(c) in ("identifier", "empty"):
+            return "no: " + ("identifier" if kinds[c] == "identifier" else "empty")
+        if used_columns is not None:
+            return "yes" if c in used_columns else "no"
+        return "yes"
+
+    kinds_frame["used"] = [used(c) for c in kinds_frame["column"]]
+    st.markdown("**Column kinds (inferred)**")
+    st.dataframe(kinds_frame, hide_index=True, height=320, width="stretch", column_config={
+        "column": st.column_config.TextColumn("column", width="medium"),
+        "kind": st.column_config.TextColumn("kind", width="small",
+                                            help="numeric, binary (two values), categorical, high_cardinality "
+                                                 "(many values), identifier (one per lead), text or empty"),
+        "used": st.column_config.TextColumn("used for training", width="medium")})
+
+for s in sentinel_values(raw, kinds):
+    st.warning(f"**{s['column']}**: the value {_num(s['value'])} fills {s['rows']:,} rows ({s['share']:.0%}) and "
+               f"lies far outside the column's other values ({_num(s['low'])} to {_num(s['high'])}). It looks "
+               "like a code for 'never' or 'unknown', which a model would read as a real, very large number. "
+               "Fix: in your export, replace it with an empty cell (and add a yes/no column for it if it "
+               "matters), or exclude the column above.", icon=":material/report:")
+
 st.subheader("Check")
 if target is None:
-    st.error("Choose the target column: the column that says whether each lead converted (1/0, Yes/No).")
+    if not scoring:
+        st.info("Choose the outcome column above: the column that says whether each lead converted (1/0, yes/no).",
+                icon=":material/ads_click:")
     st.stop()
-try:
-    table = load_leads(ds.raw_path, target=target, leak_policy=policy, exclude=extra_exclude, include=include)
-except LeadDataError as exc:
-    st.error(str(exc))
+if problem is not None:
+    st.error(problem)
     st.stop()
 if meta.get("rows") != len(table.y):
     state.dataset_store().update(ds.sha, rows=int(len(table.y)))
@@ -197,7 +345,7 @@ c2.metric("Converted", f"{table.conversion_rate:.1%}")
 c3.metric("Features used", table.X.shape[1])
 c4.metric("Left out", len(table.excluded) + len(table.dropped))
 if table.excluded:
-    st.markdown("**Left out by the leak policy:** " + ", ".join(f"`{c}`" for c in table.excluded))
+    st.markdown("**Left out as giving the outcome away:** " + ", ".join(f"`{c}`" for c in table.excluded))
 if table.dropped:
     st.markdown("**Dropped:** " + "; ".join(f"`{c}` ({why})" for c, why in table.dropped.items()))
 for w in table.warnings:

@@ -6,27 +6,29 @@ import json
 
 import streamlit as st
 
-from dashboard.components import state, warmup, widgets
+from dashboard.components import params, state, warmup, widgets
 from engine.approaches.base import INPUT_KINDS
 
-#: parameters shown first for each approach (the rest sit under "More parameters")
-MAIN_PARAMS = {
-    "lora": ["r", "lora_r", "alpha", "lora_alpha", "batch_size", "grad_accum", "epochs", "learning_rate",
-             "train_rows", "max_length"],
-    "embeddings": ["epochs", "n_pairs", "classifier_type", "batch_size"],
-    "stacking": ["n_folds", "xgb_n_estimators", "rf_n_estimators", "meta_epochs"],
-}
 CHOICES = {"classifier_type": ["logistic", "xgboost"], "device": ["auto", "cpu", "cuda"],
            "loss": ["batch_all", "triplet"], "pooling": ["mean", "max"]}
+#: measured fits of the LLM's CPU preset (docs/RESULTS.md, SmolLM2-135M on Leads.csv, 2-core AMD EPYC machines)
+LORA_CPU_MEASURED = {
+    True: "This processor computes in bf16 natively, so the CPU preset trains on every training lead for 2 epochs: "
+          "about 30 minutes on 2 cores (measured 22.4 min on Leads.csv, AVX-512 with bf16), longer when other jobs "
+          "share the processor.",
+    False: "This processor has no native bf16 arithmetic, so the CPU preset trains on 4,000 leads for 1 epoch in "
+           "fp32: measured 28.4 min on Leads.csv on 2 AVX2 cores (3.3 s a step), longer when other jobs share the "
+           "processor.",
+}
 
-st.title("🏋️ Train")
+st.title(":material/model_training: Train")
 widgets.storage_warnings()
 gpu = state.gpu_info()
 if gpu["cuda"]:
-    st.success(f"GPU available: {gpu['name']}. LLM fine-tuning jobs will use it.", icon="⚡")
+    st.success(f"GPU available: {gpu['name']}. LLM fine-tuning jobs will use it.", icon=":material/bolt:")
 else:
-    st.info(f"No GPU here ({gpu['detail']}). Every job runs on the CPU; LLM fine-tuning starts from the CPU "
-            "preset there, measured to train within about 30 minutes on 2 cores.", icon="🖥️")
+    st.info("No GPU here, so every job runs on the processor.", icon=":material/memory:")
+    st.caption(f"Why: {gpu['detail']}")
 
 runner = state.job_runner()
 
@@ -47,21 +49,73 @@ def approach_params(name: str) -> list[dict]:
     return out
 
 
+@st.cache_data(show_spinner=False)
+def cpu_has_bf16() -> bool:
+    from engine.approaches.lora import cpu_supports_bf16
+
+    return bool(cpu_supports_bf16())
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def training_problem(path: str, mtime: float, kind: str, target: str | None, policy: str | None,
+                     exclude: tuple, include: tuple) -> str | None:
+    """Why a job on this dataset cannot succeed (no outcome column, one outcome only, no usable column...),
+    in the user's words; None when it can be trained on."""
+    if kind == "leads":
+        from engine.data.leads import LeadDataError, load_leads
+
+        try:
+            table = load_leads(path, target=target or None, leak_policy=policy or "default", exclude=list(exclude),
+                               include=list(include))
+        except LeadDataError as exc:
+            if not target and "no target column" in str(exc):
+                return ("This file has no outcome column, so a model cannot learn from it. Choose the column that "
+                        "says whether each lead converted on the **Data** page (or score the file on **Score new "
+                        "leads**).")
+            return plain(str(exc)) + " Fix it on the **Data** page."
+        if table.X.shape[1] == 0:
+            return "No column is left to learn from: every column is excluded or dropped. Include some on **Data**."
+        return None
+    from engine.data.transcripts import load_transcripts
+
+    try:
+        load_transcripts(path)
+    except ValueError as exc:
+        return plain(str(exc))
+    return None
+
+
+def plain(message: str) -> str:
+    """A data error without the command-line advice (``--target COLUMN``) and internal file names."""
+    import re
+
+    sentences = re.split(r"(?<=[.!?])\s+", message.strip())
+    kept = [re.sub(r"\s*\(or choose it in the dashboard\)", "", x) for x in sentences if "--" not in x]
+    text = " ".join(kept) or message
+    return re.sub(r"\bdata\.(csv|xlsx|xls|parquet|tsv|txt)\b", "the file", text)
+
+
 def param_widget(approach: str, name: str, default, key_prefix: str):
     key = f"{key_prefix}_{approach}_{name}"
+    label, help_line = params.label(approach, name), params.help_text(approach, name)
     if name in CHOICES and (default is None or default in CHOICES[name]):
         options = CHOICES[name]
-        return st.selectbox(name, options, index=options.index(default) if default in options else 0, key=key)
+        return st.selectbox(label, options, index=options.index(default) if default in options else 0, key=key,
+                            help=help_line)
     if isinstance(default, bool):
-        return st.checkbox(name, value=default, key=key)
+        return st.checkbox(label, value=default, key=key, help=help_line)
     if isinstance(default, int):
-        return int(st.number_input(name, value=default, step=1, key=key))
+        return int(st.number_input(label, value=default, step=1, key=key, help=help_line))
     if isinstance(default, float):
-        return float(st.number_input(name, value=default, format="%g", key=key))
-    text = st.text_input(name, value="" if default is None else str(default), key=key,
-                         help="JSON value (numbers, true/false, \"text\") or plain text; empty = default")
-    if text == ("" if default is None else str(default)):
+        return float(st.number_input(label, value=default, format="%g", key=key, help=help_line))
+    shown = "" if default is None else (", ".join(map(str, default)) if isinstance(default, (list, tuple))
+                                        else str(default))
+    text = st.text_input(label, value=shown, key=key, help=help_line + " Several values: separate them with "
+                         "commas. Empty: the default.")
+    if text == shown:
         return default
+    if isinstance(default, (list, tuple)) and not text.strip().startswith("["):
+        return [part.strip() for part in text.split(",") if part.strip()]
     try:
         return json.loads(text)
     except json.JSONDecodeError:
@@ -76,9 +130,12 @@ def _as_param(value):
 left, right = st.columns([1, 1])
 with left:
     st.subheader("New job")
-    ds = widgets.dataset_picker(key="train_dataset")
+    ds = widgets.dataset_picker(key="train_dataset", purpose="training",
+                                help="Lead tables with an outcome column, and call transcripts. Files of new leads "
+                                     "without an outcome are scored on Score new leads instead.")
     if ds is None:
-        st.info("No dataset yet: upload one on the Data page or load the demo data on Home.")
+        st.info("No dataset to train on yet: upload one with an outcome column on the Data page, or load the demo "
+                "data on Home.")
     else:
         meta = ds.meta
         widgets.synthetic_note(meta)
@@ -96,40 +153,56 @@ with left:
             if params_spec is not None:
                 spec_defaults = {p["name"]: p["default"] for p in params_spec}
                 preset = {}
+                if approach == "lora" and not gpu["cuda"]:
+                    st.info(LORA_CPU_MEASURED[cpu_has_bf16()], icon=":material/timer:")
                 if approach == "lora" and not gpu["cuda"] and st.toggle(
                         "CPU preset", value=True, key="train_lora_cpu_preset",
-                        help="Settings measured to train SmolLM2 within 30 minutes on 2 CPU cores (adapters on the "
-                             "top 10 layers; every row for 2 epochs where the CPU computes in bf16 natively, "
-                             "4,000 rows for 1 epoch otherwise). Off: the reference setup (3 epochs on every row, "
-                             "batch 2 x 8), which takes hours without a GPU."):
+                        help="Settings measured on 2 CPU cores (adapters on the top 10 layers; every row for 2 "
+                             "epochs where the CPU computes in bf16 natively, 4,000 rows for 1 epoch otherwise). "
+                             "Off: the reference setup (3 epochs on every row, batch 2 x 8), which takes hours "
+                             "without a GPU. Command line: `train leads --approach lora --preset cpu`."):
                     from engine.benchmarks.lora import cpu_preset
 
                     preset = {k: v for k, v in cpu_preset().items() if k in spec_defaults}
                 defaults = {**spec_defaults, **preset}
                 prefix = "preset" if preset else "main"
-                main = [p for p in params_spec if p["name"] in MAIN_PARAMS.get(approach, [])]
-                main.sort(key=lambda p: MAIN_PARAMS[approach].index(p["name"]))
+                order = params.basic_order(approach)
+                main = sorted((p for p in params_spec if p["name"] in order), key=lambda p: order.index(p["name"]))
                 rest = [p for p in params_spec if p not in main]
                 chosen = {}
                 cols = st.columns(2)
                 for i, p in enumerate(main):
                     with cols[i % 2]:
                         chosen[p["name"]] = param_widget(approach, p["name"], defaults[p["name"]], prefix)
-                # the long tail of parameters is drawn only on request: dozens of inputs slow the page down
-                if rest and st.toggle(f"More parameters ({len(rest)})", key=f"train_more_{approach}"):
-                    more = st.columns(2)
-                    for i, p in enumerate(rest):
-                        with more[i % 2]:
-                            chosen[p["name"]] = param_widget(approach, p["name"], defaults[p["name"]],
-                                                             f"{prefix}_more")
+                # the long tail is drawn only on request: dozens of inputs slow the page down
+                if rest and st.toggle(f"Advanced settings ({len(rest)})", key=f"train_more_{approach}",
+                                      help="Every other setting of this approach; the defaults are the measured "
+                                           "ones."):
+                    with st.container(border=True):
+                        more = st.columns(2)
+                        for i, p in enumerate(rest):
+                            with more[i % 2]:
+                                chosen[p["name"]] = param_widget(approach, p["name"], defaults[p["name"]],
+                                                                 f"{prefix}_more")
                 # what differs from the approach's own defaults: the preset's values and the user's edits
                 changed = {k: v for k, v in {**defaults, **chosen}.items()
                            if _as_param(v) != _as_param(spec_defaults[k])}
                 use_gpu = approach == "lora" and gpu["cuda"]
-                if ds.kind == "leads" and not meta.get("target"):
-                    st.caption("Target: found by itself (set it on the Data page to choose).")
-                st.caption("Changed parameters: " + (", ".join(f"{k}={v}" for k, v in changed.items()) or "none"))
-                if st.button("Launch training", type="primary", key="train_launch"):
+                cli = " ".join(f"--param {k}={json.dumps(_as_param(v))}" for k, v in changed.items())
+                st.caption("Changed settings: " + params.describe_changes(approach, changed),
+                           help=f"Command line: `{cli}`" if cli else "Every setting at its default.")
+                problem = training_problem(str(ds.raw_path), ds.raw_path.stat().st_mtime, ds.kind,
+                                           meta.get("target") if ds.kind == "leads" else None,
+                                           meta.get("leak_policy"), tuple(meta.get("exclude") or ()),
+                                           tuple(meta.get("include") or ())) if ds.kind in ("leads",
+                                                                                               "transcripts") else None
+                if problem:
+                    st.warning(f"This job cannot succeed, so it is not launched. {problem}", icon=":material/block:")
+                    widgets.page_link("views/data.py", label="Go to Data", icon=":material/table_view:")
+                elif ds.kind == "leads" and meta.get("target"):
+                    st.caption(f"Outcome column: {meta.get('target')} (change it on the Data page).")
+                if st.button("Launch training", type="primary", key="train_launch", disabled=bool(problem),
+                             icon=":material/play_arrow:"):
                     job_id = runner.submit_train(
                         ds.kind, ds.raw_path, approach, params=changed,
                         target=meta.get("target") if ds.kind == "leads" else None,
@@ -175,3 +248,30 @@ with right:
                     widgets.job_panel(job, runner)
 
     live_jobs()
+
+
+def delete_run(run_id: str) -> None:
+    """Button callback: delete the run (after the confirmation box was ticked)."""
+    try:
+        state.run_store().delete(run_id)
+        st.session_state["_run_deleted"] = f"Deleted run {run_id}."
+    except KeyError:
+        st.session_state["_run_deleted"] = f"Run {run_id} was already deleted."
+
+
+with right:
+    st.subheader("Stored runs")
+    if st.session_state.get("_run_deleted"):
+        st.success(st.session_state.pop("_run_deleted"), icon=":material/delete:")
+    stored_runs = state.list_runs()
+    if not stored_runs:
+        st.caption("No stored runs yet.")
+    else:
+        pick = st.selectbox("Run", [r.id for r in stored_runs], key="train_run_pick",
+                            format_func=lambda i: state.run_label(next(r for r in stored_runs if r.id == i)))
+        with st.popover("Delete this run", icon=":material/delete:"):
+            st.markdown(f"Delete run **{pick}**? Its model, metrics and explanations go, and it leaves the metric "
+                        "board. This cannot be undone.")
+            sure = st.checkbox("Yes, delete it", key=f"confirm_delete_run_{pick}")
+            st.button("Delete", key="train_delete_run", type="primary", disabled=not sure,
+                      icon=":material/delete_forever:", on_click=delete_run, args=(pick,))
