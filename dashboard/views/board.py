@@ -21,7 +21,7 @@ from engine.evaluate import (CALIBRATION_METRICS, CALL_METRICS, LOWER_IS_BETTER,
 #: how many runs of a dataset the board shows at first (the best by ROC-AUC)
 DEFAULT_RUNS = 6
 
-st.title("📊 Metric board")
+st.title("Metric board")
 widgets.storage_warnings()
 runs = state.list_runs()
 if not runs:
@@ -31,7 +31,7 @@ if not runs:
 
 def md(text: str) -> str:
     """``text`` with Markdown's special characters escaped (run and dataset names are the user's)."""
-    return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~$])", r"\\\1", str(text))
+    return re.sub(r"([\\`*_{}\[\]<>#|~$:])", r"\\\1", str(text))
 
 
 def split_key(spec: dict) -> tuple:
