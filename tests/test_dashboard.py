@@ -153,7 +153,7 @@ def test_train_page_offers_approaches_and_launches_a_job(stored, tmp_path, monke
     runner = JobRunner(ws)
     jobs = runner.list()
     assert len(jobs) == 1 and jobs[0].params["approach"] == "stacking"
-    assert any(a.endswith("n_folds=2") for a in jobs[0].argv) and jobs[0].params["target"] == "Converted"
+    assert jobs[0].params["params"]["n_folds"] == 2 and jobs[0].params["target"] == "Converted"
     runner.cancel(jobs[0].id, clean_stop=0)
     assert runner.get(jobs[0].id).state == "cancelled"
 
@@ -321,6 +321,11 @@ def test_home_demo_button_loads_synthetic_data_and_queues_jobs(workspace):
     try:
         assert jobs and jobs[-1].params["approach"] == "stacking"
         assert "queued" in texts(at.success)
+        # the counters above the button count what the click just stored and queued (not the state before it)
+        metrics = {m.label: m.value for m in at.metric}
+        assert metrics["Datasets"] == str(len(datasets))
+        active = [j for j in jobs if j.state in ("starting", "running")]
+        assert active and metrics["Jobs running"] == str(len(active))
     finally:
         for job in jobs:
             runner.cancel(job.id, clean_stop=0)
