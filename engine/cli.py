@@ -107,33 +107,59 @@ def format_board(models: dict[str, dict]) -> str:
 
 
 # -- commands --------------------------------------------------------------------------------------
+def _spec_from_args(args):
+    from engine.jobspec import TrainSpec
+
+    return TrainSpec(input_kind=args.input, data=args.data, approach=args.approach, params=_params_from_args(args),
+                     target=args.target, leak_policy=args.leak_policy, exclude=list(args.exclude or []),
+                     include=list(args.include or []), dataset_name=args.name, preset=args.preset,
+                     test_size=args.test_size, split_seed=args.split_seed)
+
+
 def cmd_train(args) -> int:
-    from engine import pipeline
+    """``train`` builds the same :class:`engine.jobspec.TrainSpec` a dashboard job hands over, and runs it."""
     from engine.callbacks import default_callbacks
+    from engine.jobspec import DEMO_DATA, run_spec
 
-    params = _params_from_args(args)
-    if args.preset == "cpu":
-        if args.approach != "lora":
-            raise ValueError("--preset cpu is for --approach lora (the LLM); the other approaches need no preset")
-        from engine.benchmarks.lora import cpu_preset
-
-        params = {**cpu_preset(params.get("precision")), **params}  # flags given explicitly still win
-    callbacks = default_callbacks(show_progress=not args.quiet)
+    spec = _spec_from_args(args)
     with _terminate_as_exit():
-        run = _train(args, pipeline, params, callbacks)
-    data = args.data or (DEMO_LEADS if args.input == "leads" else DEMO_TRANSCRIPTS)
+        run = run_spec(spec, default_callbacks(show_progress=not args.quiet))
     print(format_run(run))
     if args.out:
         out = Path(args.out)
         if args.input == "transcripts":
             from engine.benchmarks.transcripts import write_run_outputs
 
-            write_run_outputs(run, out, data=data)
+            write_run_outputs(run, out, data=spec.data or DEMO_DATA["transcripts"])
         else:
             out.mkdir(parents=True, exist_ok=True)
             (out / "metrics.json").write_text(json.dumps(run.metrics, indent=2))
         print(f"outputs written to {out}")
     print(f"RUN_ID={run.id}")
+    return 0
+
+
+def cmd_run_job(args) -> int:
+    """The child of a training job: ``spec.json`` in the job folder -> a run -> ``result.json`` there (the run
+    id, or the error in the user's words); the job runner reads that file, never this process's output."""
+    from engine.callbacks import default_callbacks
+    from engine.jobspec import RESULT_FILE, read_spec, run_spec
+    from engine.storage import write_json
+
+    folder = Path(args.folder)
+    try:
+        spec = read_spec(folder)
+        with _terminate_as_exit():
+            run = run_spec(spec, default_callbacks(show_progress=False))
+    except (ValueError, FileNotFoundError, KeyError) as exc:  # bad input: the message names the fix
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        write_json(folder / RESULT_FILE, {"error": first_line(message) if "Traceback" in message else message})
+        raise
+    except Exception as exc:  # noqa: BLE001 - a crash: say what broke; the log keeps the traceback
+        write_json(folder / RESULT_FILE, {"error": f"training failed: {type(exc).__name__}: {first_line(str(exc))}"})
+        raise
+    write_json(folder / RESULT_FILE, {"run_id": run.id})
+    print(format_run(run))
     return 0
 
 
@@ -153,19 +179,6 @@ def _terminate_as_exit():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _train(args, pipeline, params: dict, callbacks):
-    if args.input == "leads":
-        data = args.data or DEMO_LEADS
-        return pipeline.train_leads(data, approach=args.approach or "stacking", target=args.target,
-                                   leak_policy=args.leak_policy, exclude=args.exclude, include=args.include,
-                                   params=params, callbacks=callbacks, dataset_name=args.name,
-                                   test_size=args.test_size, seed=args.split_seed)
-    data = args.data or DEMO_TRANSCRIPTS
-    return pipeline.train_transcripts(data, approach=args.approach or "embeddings", params=params,
-                                      callbacks=callbacks, dataset_name=args.name,
-                                      test_size=args.test_size, seed=args.split_seed)
 
 
 def cmd_bench(args) -> int:
@@ -559,6 +572,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rows (from the top) that get reasons, or all; default: the approach's budget (stacking "
                         "200, LLM 20, embeddings 20)")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("run-job", help="run a queued training job from its folder (used by the job runner)",
+                       description="Read spec.json in a job folder, train, and write result.json there.")
+    p.add_argument("folder", help="the job's folder (holds spec.json)")
+    p.set_defaults(func=cmd_run_job)
 
     p = sub.add_parser("audit", help="find columns that give the outcome away (likely post-contact fields)",
                        description="Leak finder: a small cross-validated model on each column alone, and on its "

@@ -1,9 +1,12 @@
 """Job runner: long work (training) runs outside the caller as its own process.
 
-A job is an argv (normally ``python -m engine train ...``) with persisted state in SQLite
-(``<workspace>/jobs.sqlite``, WAL mode) and a folder ``<workspace>/jobs/<id>/`` holding its log,
-its progress file (written by :class:`engine.callbacks.JsonProgressFile` through
-``CLAB_PROGRESS_FILE``) and its exit status.
+A job is an argv with persisted state in SQLite (``<workspace>/jobs.sqlite``, WAL mode) and a folder
+``<workspace>/jobs/<id>/`` holding its log, its progress file (written by
+:class:`engine.callbacks.JsonProgressFile` through ``CLAB_PROGRESS_FILE``) and its exit status. A training
+job (:meth:`JobRunner.submit_train`) hands over a spec, not arguments: its folder holds ``spec.json``
+(:class:`engine.jobspec.TrainSpec`), its argv is ``python -m engine run-job <folder>`` (the same on Ray),
+and the child writes ``result.json`` (the run id, or the error in the user's words), which is what the job
+records.
 
 There is no long-lived thread: callers (the dashboard on each refresh, the CLI, tests) call
 :meth:`JobRunner.tick`, which starts queued jobs in FIFO order up to ``max_concurrent`` and
@@ -42,7 +45,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -63,7 +65,6 @@ from engine.config import REPO_ROOT, workspace
 STATES = ("queued", "starting", "running", "succeeded", "failed", "cancelled")
 ACTIVE = ("starting", "running")
 FINISHED = ("succeeded", "failed", "cancelled")
-RUN_ID_PATTERN = re.compile(r"^RUN_ID=(\S+)\s*$", re.MULTILINE)
 STARTING_TIMEOUT = 60.0  # seconds a job may stay claimed without a recorded process
 SECRET_ENV = ("CLAB_API_KEY", "CLAB_DASHBOARD_PASSWORD")
 SECRET_MARKERS = ("PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY", "APIKEY")
@@ -304,12 +305,6 @@ def tail_text(path: Path, n: int = 40, max_bytes: int = 256_000) -> str:
     return "\n".join(lines[-n:])
 
 
-def find_run_id(text: str) -> str | None:
-    """The run id a training job printed (``RUN_ID=<id>``), the last one wins."""
-    found = RUN_ID_PATTERN.findall(text.replace("\r", "\n"))
-    return found[-1] if found else None
-
-
 # -- the runner -------------------------------------------------------------------------------
 class JobRunner:
     """Persisted job queue. Create one per process (it is cheap); all share the SQLite table, and one
@@ -406,22 +401,48 @@ class JobRunner:
     def submit_train(self, input_kind: str, data: str | Path, approach: str, params: dict | None = None,
                      target: str | None = None, leak_policy: str | None = None, exclude: list[str] | None = None,
                      dataset_name: str | None = None, gpu: bool | None = None, name: str | None = None,
-                     include: list[str] | None = None) -> int:
-        """Queue a training job: ``python -m engine train <input_kind> --data=... --approach=...``.
+                     include: list[str] | None = None, preset: str | None = None) -> int:
+        """Queue a training job. Its folder gets ``spec.json`` (:class:`engine.jobspec.TrainSpec`) and the job runs
+        ``python -m engine run-job <folder>``, which writes ``result.json``. ``gpu=None`` asks for a GPU for
+        the LLM approach (``lora``) when one is available."""
+        from engine.jobspec import TrainSpec
 
-        ``gpu=None`` asks for a GPU for the LLM approach (``lora``) when one is available.
-        """
-        args = train_args(input_kind, data, approach, params=params, target=target, leak_policy=leak_policy,
-                          exclude=exclude, dataset_name=dataset_name, include=include)
         if gpu is None:
             gpu = approach == "lora"
+        params = {k: v for k, v in (params or {}).items() if v is not None}
         if gpu and self._gpu_available():
-            args += ["--device=cuda"]
-        record = {"input_kind": input_kind, "data": str(data), "approach": approach, "params": params or {},
-                  "target": target, "leak_policy": leak_policy, "exclude": exclude or [], "include": include or [],
-                  "dataset_name": dataset_name}
-        return self.submit(f"train-{input_kind}", args, gpu=bool(gpu),
-                           name=name or f"{approach} on {dataset_name or Path(str(data)).name}", params=record)
+            params.setdefault("device", "cuda")
+        spec = TrainSpec(input_kind=input_kind, data=str(data), approach=approach, params=params, target=target,
+                         leak_policy=leak_policy or "default", exclude=list(exclude or []),
+                         include=list(include or []), dataset_name=dataset_name, preset=preset)
+        return self.submit_spec(spec, gpu=bool(gpu), name=name or f"{approach} on {dataset_name or Path(str(data)).name}")
+
+    def submit_spec(self, spec, gpu: bool = False, name: str | None = None) -> int:
+        """Queue ``python -m engine run-job <job folder>`` for a :class:`engine.jobspec.TrainSpec`. The row, the
+        folder and its ``spec.json`` are made in one transaction: no runner can claim the job before its spec
+        exists."""
+        from engine.jobspec import write_spec
+
+        con = self._connect()
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            cur = con.execute(
+                "INSERT INTO jobs (name, kind, argv, params, gpu, executor, state, created) VALUES (?,?,?,?,?,?,?,?)",
+                (name or f"train-{spec.input_kind}", f"train-{spec.input_kind}", "[]", json.dumps(spec.to_dict()),
+                 int(bool(gpu)), self.executor, "queued", time.time()))
+            job_id = int(cur.lastrowid)
+            folder = self.job_dir(job_id)
+            folder.mkdir(parents=True, exist_ok=True)
+            write_spec(folder, spec)
+            con.execute("UPDATE jobs SET argv = ? WHERE id = ?",
+                        (json.dumps([sys.executable, "-m", "engine", "run-job", str(folder)]), job_id))
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+        return job_id
 
     def get(self, job_id: int) -> Job:
         with self._connect() as con:
@@ -552,7 +573,8 @@ class JobRunner:
     def _env(self, job: Job) -> dict[str, str]:
         env = job_env()
         env.update({"CLAB_PROGRESS_FILE": str(job.progress_path), "CLAB_WORKSPACE": str(self.root),
-                    "CLAB_JOB_ID": str(job.id), "PYTHONUNBUFFERED": "1"})  # the engine is an installed package
+                    "CLAB_JOB_ID": str(job.id), "CLAB_JOB_DIR": str(job.folder),
+                    "PYTHONUNBUFFERED": "1"})  # the engine is an installed package: no PYTHONPATH
         if not job.gpu and gpu_info()["cuda"]:
             env.setdefault("CUDA_VISIBLE_DEVICES", "")  # CPU jobs leave the GPU to the ones that asked
         return env
@@ -719,15 +741,21 @@ class JobRunner:
         self._finish(job, code, reason)
 
     def _finish(self, job: Job, code: int | None, reason: str | None = None) -> None:
-        log = tail_text(job.log_path, 4000, max_bytes=2_000_000)
-        run_id = find_run_id(log)
+        from engine.jobspec import read_result
+
+        result = read_result(job.folder) or {}
+        run_id = result.get("run_id") if isinstance(result.get("run_id"), str) else None
         progress = self._read_progress(job)
         values: dict[str, Any] = {"returncode": code, "finished": time.time(), "run_id": run_id}
         if progress:
             values["progress"] = json.dumps(progress)
         if code == 0 and reason is None:
             values["state"] = "succeeded"
+        elif isinstance(result.get("error"), str) and reason is None:
+            values["state"] = "failed"  # the job said why, in the user's words: no log dump
+            values["error"] = result["error"]
         else:
+            log = tail_text(job.log_path, 4000, max_bytes=2_000_000)
             last = "\n".join(log.splitlines()[-15:])
             why = reason or f"exit status {code}"
             values["state"] = "failed"
@@ -748,7 +776,8 @@ class JobRunner:
 
     def _start_ray(self, job: Job) -> None:
         env = {"CLAB_PROGRESS_FILE": str(job.progress_path), "CLAB_WORKSPACE": str(self.root),
-               "CLAB_JOB_ID": str(job.id), "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1",
+               "CLAB_JOB_ID": str(job.id), "CLAB_JOB_DIR": str(job.folder), "PYTHONUNBUFFERED": "1",
+               "HF_HUB_OFFLINE": "1",
                "TRANSFORMERS_OFFLINE": "1"}
         cwd = os.environ.get("CLAB_RAY_CWD", str(REPO_ROOT))
         entrypoint = f"cd {shlex.quote(cwd)} && {shlex.join(job.argv)}"
@@ -794,28 +823,3 @@ class JobRunner:
         else:
             self._finish(job, getattr(info, "driver_exit_code", None) or 1,
                          f"Ray reports {status}: {info.message or ''}".strip())
-
-
-def train_args(input_kind: str, data: str | Path, approach: str, params: dict | None = None,
-               target: str | None = None, leak_policy: str | None = None, exclude: list[str] | None = None,
-               dataset_name: str | None = None, include: list[str] | None = None) -> list[str]:
-    """The ``python -m engine`` arguments of a training run (without the interpreter).
-
-    Every value is passed as ``--flag=value``, so argparse never reads a value as a flag: an excluded
-    column named ``-Score`` or a dataset named ``--quiet`` arrives unchanged."""
-    if input_kind not in ("leads", "transcripts"):
-        raise ValueError(f"input_kind must be 'leads' or 'transcripts', not {input_kind!r}")
-    args = ["train", input_kind, f"--data={data}", f"--approach={approach}"]
-    if target:
-        args.append(f"--target={target}")
-    if leak_policy:
-        args.append(f"--leak-policy={leak_policy}")
-    args += [f"--exclude={column}" for column in exclude or []]
-    args += [f"--include={column}" for column in include or []]
-    if dataset_name:
-        args.append(f"--name={dataset_name}")
-    for key, value in (params or {}).items():
-        if value is None:
-            continue
-        args.append(f"--param={key}={json.dumps(value) if not isinstance(value, str) else value}")
-    return args

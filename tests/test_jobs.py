@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.jobs import JobRunner, find_run_id, gpu_info, train_args
+from engine.jobs import JobRunner, gpu_info
+from engine.jobspec import TrainSpec, read_spec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -32,7 +33,9 @@ try:
         cbs.on_step_end(Progress(step=step, total=total, loss=1.0 / step))
 except TrainingCancelled:
     print('stopped cleanly'); sys.exit(3)
-print('RUN_ID=run-from-progress-job')
+import json
+open(os.path.join(os.environ['CLAB_JOB_DIR'], 'result.json'), 'w').write(json.dumps({'run_id': 'run-from-progress-job'}))
+print('done')
 """
 
 
@@ -55,7 +58,7 @@ def test_quick_job_succeeds_with_progress_and_run_id(tmp_path):
     assert job.run_id == "run-from-progress-job"
     assert job.progress["step"] == 5 and job.progress["total"] == 5
     assert [h["step"] for h in job.progress["history"]] == [1, 2, 3, 4, 5]
-    assert "RUN_ID=run-from-progress-job" in runner.log_tail(job_id)
+    assert "done" in runner.log_tail(job_id)
     assert (tmp_path / "jobs.sqlite").exists() and job.log_path.parent == tmp_path / "jobs" / str(job_id)
 
 
@@ -148,27 +151,26 @@ def test_queued_jobs_run_in_order(tmp_path):
     assert [j.id for j in runner.list()] == [second, first]
 
 
-def test_train_args_and_helpers(tmp_path, monkeypatch):
-    args = train_args("leads", "data/demo_leads_synthetic.csv", "stacking", params={"n_estimators": 50, "fast": True},
-                      target="Converted", leak_policy="strict", exclude=["Tags"], dataset_name="demo")
-    assert args[:4] == ["train", "leads", "--data=data/demo_leads_synthetic.csv", "--approach=stacking"]
-    assert "--exclude=Tags" in args
-    assert "--param=n_estimators=50" in args and "--param=fast=true" in args
-    with pytest.raises(ValueError, match="input_kind"):
-        train_args("images", "x", "stacking")
-    assert find_run_id("a\nRUN_ID=one\nb\nRUN_ID=two\n") == "two"
-    assert find_run_id("no id here") is None
+def test_a_training_job_hands_over_a_spec(tmp_path, monkeypatch):
     info = gpu_info()
     assert info["device"] == ("cuda" if info["cuda"] else "cpu") and info["detail"]
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     with pytest.raises(ValueError, match="RAY_ADDRESS"):
         JobRunner(tmp_path, executor="ray")
     runner = JobRunner(tmp_path)
-    job_id = runner.submit_train("leads", "data/demo_leads_synthetic.csv", "lora", dataset_name="demo")
+    job_id = runner.submit_train("leads", "data/demo_leads_synthetic.csv", "lora", dataset_name="demo",
+                                 params={"epochs": 1}, exclude=["Tags"], leak_policy="strict")
     job = runner.get(job_id)
-    assert job.gpu is True and job.argv[1:4] == ["-m", "engine", "train"]
-    assert ("--device=cuda" in job.argv) == info["cuda"]
+    assert job.gpu is True and job.argv[1:] == ["-m", "engine", "run-job", str(job.folder)]
+    spec = read_spec(job.folder)
+    assert spec == TrainSpec(input_kind="leads", data="data/demo_leads_synthetic.csv", approach="lora",
+                             params={"epochs": 1, **({"device": "cuda"} if info["cuda"] else {})},
+                             leak_policy="strict", exclude=["Tags"], dataset_name="demo")
     assert job.params["approach"] == "lora" and job.name == "lora on demo"
+    with pytest.raises(ValueError, match="input_kind"):
+        runner.submit_train("images", "x", "stacking")
+    with pytest.raises(ValueError, match="unknown training spec field"):
+        TrainSpec.from_dict({"input_kind": "leads", "argv": ["--quiet"]})
 
 
 def _free_port() -> int:
@@ -208,7 +210,7 @@ def test_ray_backend_runs_and_cancels_jobs(tmp_path, ray_cluster):
     assert job.executor == "ray" and job.ray_id.startswith(f"clab-{ok}-")
     assert job.run_id == "run-from-progress-job"
     assert job.progress["step"] == 3  # same workspace on this machine: progress file is shared
-    assert "RUN_ID=run-from-progress-job" in runner.log_tail(ok)
+    assert "done" in runner.log_tail(ok)
 
     bad = runner.submit_command([PY, "-c", "raise SystemExit('no such dataset')"])
     job = runner.wait(bad, timeout=120, interval=0.5)
@@ -246,29 +248,42 @@ def test_real_training_jobs_produce_runs():
     store = RunStore(root / "runs")
     for job in jobs:
         assert job.state == "succeeded", job.error
-        assert job.argv[1:5] == ["-m", "engine", "train", "leads"]
-        assert any(a.startswith("--param=") for a in job.argv)
-        run = store.get(job.run_id)  # the run id the CLI printed
+        assert job.argv[1:4] == ["-m", "engine", "run-job"]
+        run = store.get(job.run_id)  # the run id the job wrote into result.json
         assert run.complete and run.spec["approach"] == "stacking" and run.spec["dataset"] == "Demo leads (small)"
         assert job.progress["step"] == job.progress["total"] > 0  # progress came through CLAB_PROGRESS_FILE
-        assert f"RUN_ID={job.run_id}" in runner.log_tail(job.id, 5)
+        assert json.loads((job.folder / "result.json").read_text()) == {"run_id": job.run_id}
     assert {j.params["params"]["meta_epochs"] for j in jobs} == {10, 4}
 
 
-def test_train_args_values_starting_with_dashes_reach_the_cli_unchanged():
-    """Every value goes as --flag=value, so the real CLI parser never reads one as a flag."""
-    from engine.cli import build_parser
+def test_values_starting_with_dashes_reach_the_training_unchanged(tmp_path):
+    """A spec is data: an excluded column named -Score and a dataset named --quiet are just values."""
+    from dashboard_support import FAST_STACK
 
-    args = train_args("leads", "my data=1 -x.csv", "stacking", params={"note": "-1 = x y", "n_estimators": 5},
-                      target="-Target", leak_policy="strict", exclude=["-Score", "--quiet", "a=b c"],
-                      include=["-h"], dataset_name="--quiet")
-    parsed = build_parser().parse_args(args)
-    assert parsed.command == "train" and parsed.input == "leads" and parsed.approach == "stacking"
-    assert parsed.data == "my data=1 -x.csv"
-    assert parsed.target == "-Target" and parsed.leak_policy == "strict"
-    assert parsed.exclude == ["-Score", "--quiet", "a=b c"] and parsed.include == ["-h"]
-    assert parsed.name == "--quiet" and parsed.quiet is False  # the name, not the flag
-    assert parsed.param == ["note=-1 = x y", "n_estimators=5"]
+    from engine.data.demo import demo_leads
+    from engine.runs import RunStore
+
+    leads = demo_leads(n=300, seed=6)
+    leads["-Score"] = leads["Converted"] * 10
+    data = tmp_path / "dash -x.csv"
+    leads.to_csv(data, index=False)
+    runner = JobRunner(tmp_path / "ws")
+    job_id = runner.submit_train("leads", data, "stacking", params=FAST_STACK, exclude=["-Score", "--quiet"],
+                                 dataset_name="--quiet", target="Converted")
+    job = runner.wait(job_id, timeout=300, interval=0.3)
+    assert job.state == "succeeded", job.error
+    run = RunStore(tmp_path / "ws" / "runs").get(job.run_id)
+    assert run.spec["dataset"] == "--quiet" and "-Score" in run.spec["excluded"]
+    assert "-Score" not in run.spec["columns"]
+
+
+def test_a_job_that_cannot_train_says_why_in_plain_words(tmp_path):
+    data = tmp_path / "no_target.csv"
+    data.write_text("Lead Origin,TotalVisits\nAPI,3\nWeb,5\n")
+    runner = JobRunner(tmp_path / "ws")
+    job = runner.wait(runner.submit_train("leads", data, "stacking"), timeout=120, interval=0.3)
+    assert job.state == "failed" and "target" in job.error.lower()
+    assert "Traceback" not in job.error and "Last lines of the log" not in job.error
 
 
 def test_jobs_do_not_inherit_secrets(tmp_path, monkeypatch):
@@ -311,7 +326,7 @@ def test_an_old_jobs_table_still_opens_and_runs(tmp_path):
     assert runner.recover() == [1]
     assert "without an exit status" in runner.get(1).error
     job = runner.wait(2, timeout=60)
-    assert job.state == "succeeded" and job.run_id == "from-old-table" and job.pgid == job.pid
+    assert job.state == "succeeded" and job.run_id is None and job.pgid == job.pid  # a command job makes no run
 
 
 def test_a_starting_job_is_not_judged_dead_until_it_is_stuck(tmp_path):

@@ -1,0 +1,117 @@
+"""What a training run is asked to do, as data: :class:`TrainSpec`.
+
+The CLI's ``train`` builds one from its flags; the job runner writes one into a job's folder as ``spec.json``,
+and the job's child process (``python -m engine run-job <folder>``) reads it back, trains through
+:func:`run_spec` and writes ``result.json`` (``{"run_id": ...}`` or ``{"error": ...}``). No value ever goes
+through an argument parser or is read back from printed text, so a column named ``-Score`` or a dataset
+named ``--quiet`` is just a value.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from engine.config import REPO_ROOT
+
+SPEC_FILE = "spec.json"
+RESULT_FILE = "result.json"
+INPUT_KINDS = ("leads", "transcripts")
+DEMO_DATA = {"leads": REPO_ROOT / "data" / "demo_leads_synthetic.csv",
+             "transcripts": REPO_ROOT / "data" / "demo_transcripts.jsonl"}
+
+
+@dataclass
+class TrainSpec:
+    """One training run: the input, the approach and its parameters, the leak policy and the split."""
+
+    input_kind: str
+    data: str | None = None  # a path; None = the embedded demo data of that kind
+    approach: str | None = None  # None = stacking for leads, embeddings for transcripts
+    params: dict[str, Any] = field(default_factory=dict)
+    target: str | None = None
+    leak_policy: str = "default"
+    exclude: list[str] = field(default_factory=list)
+    include: list[str] = field(default_factory=list)
+    dataset_name: str | None = None
+    preset: str | None = None  # "cpu": the LLM's measured CPU settings under the explicit params
+    test_size: float = 0.3
+    split_seed: int = 42
+
+    def __post_init__(self):
+        if self.input_kind not in INPUT_KINDS:
+            raise ValueError(f"input_kind must be one of {INPUT_KINDS}, not {self.input_kind!r}")
+        if not isinstance(self.params, dict) or not all(isinstance(k, str) for k in self.params):
+            raise ValueError("params must be an object of parameter name -> value")
+        for name in ("exclude", "include"):
+            value = getattr(self, name)
+            if not isinstance(value, (list, tuple)) or not all(isinstance(c, str) for c in value):
+                raise ValueError(f"{name} must be a list of column names")
+            setattr(self, name, list(value))
+        if self.preset not in (None, "cpu"):
+            raise ValueError(f"preset must be 'cpu' or none, not {self.preset!r}")
+        if self.preset == "cpu" and self.approach != "lora":
+            raise ValueError("--preset cpu is for --approach lora (the LLM); the other approaches need no preset")
+        if not 0 < float(self.test_size) < 1:
+            raise ValueError(f"test_size must be between 0 and 1, not {self.test_size!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> TrainSpec:
+        """A spec from its JSON; keys it does not know are refused, not dropped."""
+        if not isinstance(payload, dict):
+            raise ValueError(f"a training spec is a JSON object, not {type(payload).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(payload) - known)
+        if unknown:
+            raise ValueError(f"unknown training spec field(s) {unknown}; known: {sorted(known)}")
+        if "input_kind" not in payload:
+            raise ValueError("a training spec needs input_kind ('leads' or 'transcripts')")
+        return cls(**payload)
+
+
+def run_spec(spec: TrainSpec, callbacks=None):
+    """Train, evaluate and store the run a spec asks for (through :mod:`engine.pipeline`); returns the run."""
+    from engine import pipeline
+
+    params = dict(spec.params)
+    if spec.preset == "cpu":
+        from engine.benchmarks.lora import cpu_preset
+
+        params = {**cpu_preset(params.get("precision")), **params}  # parameters given explicitly still win
+    data = spec.data or DEMO_DATA[spec.input_kind]
+    if spec.input_kind == "leads":
+        return pipeline.train_leads(data, approach=spec.approach or "stacking", target=spec.target,
+                                    leak_policy=spec.leak_policy, exclude=spec.exclude, include=spec.include,
+                                    params=params, callbacks=callbacks, dataset_name=spec.dataset_name,
+                                    test_size=spec.test_size, seed=spec.split_seed)
+    return pipeline.train_transcripts(data, approach=spec.approach or "embeddings", params=params,
+                                      callbacks=callbacks, dataset_name=spec.dataset_name,
+                                      test_size=spec.test_size, seed=spec.split_seed)
+
+
+def write_spec(folder: str | Path, spec: TrainSpec) -> Path:
+    from engine.storage import write_json
+
+    return write_json(Path(folder) / SPEC_FILE, spec.to_dict())
+
+
+def read_spec(folder: str | Path) -> TrainSpec:
+    from engine.storage import read_json
+
+    return TrainSpec.from_dict(read_json(Path(folder) / SPEC_FILE, dict))
+
+
+def read_result(folder: str | Path) -> dict | None:
+    """A job's ``result.json`` (``run_id`` or ``error``), or None when it wrote none (or a damaged one)."""
+    from engine.storage import CorruptFile, read_json
+
+    f = Path(folder) / RESULT_FILE
+    if not f.exists():
+        return None
+    try:
+        return read_json(f, dict)
+    except CorruptFile:
+        return None
