@@ -1,0 +1,120 @@
+"""Hostile input on the daily job's new paths: score's --explain / --report flags, audit, run-job specs."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine import pipeline
+from engine.cli import main
+from engine.data.demo import demo_leads
+from engine.runs import RunStore
+
+FAST = {"n_folds": 2, "rf_n_estimators": 20, "xgb_n_estimators": 30, "meta_epochs": 5, "svc_max_rows": 200,
+        "n_jobs": 1}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("daily") / "workspace"
+    run = pipeline.train_leads(demo_leads(n=300, seed=5), params=FAST, store=RunStore(root / "runs"))
+    return root, run
+
+
+@pytest.fixture
+def ws(trained, monkeypatch):
+    monkeypatch.setenv("CLAB_WORKSPACE", str(trained[0]))
+    return trained
+
+
+@pytest.fixture
+def new_leads(tmp_path):
+    path = tmp_path / "new.csv"
+    demo_leads(n=40, seed=8).drop(columns=["Converted"]).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("value", ["-1", "abc", "1.5", "", "all; rm -rf /"])
+def test_score_explain_flag_refuses_what_is_not_a_count(ws, new_leads, capsys, value):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["score", "--data", str(new_leads), "--explain", value])
+    assert exit_info.value.code == 2
+    assert "--explain" in capsys.readouterr().err
+
+
+def test_score_explain_all_and_zero(ws, new_leads, tmp_path):
+    out = tmp_path / "out.csv"
+    assert main(["score", "--data", str(new_leads), "--out", str(out), "--explain", "all"]) == 0
+    assert pd.read_csv(out)["has_reasons"].all()
+    assert main(["score", "--data", str(new_leads), "--out", str(out), "--explain", "0"]) == 0
+    assert not pd.read_csv(out)["has_reasons"].any()
+
+
+def test_score_report_goes_where_asked_and_refuses_a_folder(ws, new_leads, tmp_path, capsys):
+    report = tmp_path / "r.json"
+    assert main(["score", "--data", str(new_leads), "--report", str(report)]) == 0
+    body = json.loads(report.read_text())
+    assert body["rows"] == 40 and "shift" in body and body["report"]["rows"] == 40
+    assert main(["score", "--data", str(new_leads), "--report", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert main(["score", "--data", str(new_leads), "--report", str(tmp_path / "no" / "r.json")]) == 2
+
+
+def test_score_cells_that_a_spreadsheet_would_run_are_neutralised(ws, tmp_path):
+    leads = demo_leads(n=20, seed=9).drop(columns=["Converted"])
+    leads["Prospect ID"] = ['=HYPERLINK("http://x","y")'] + list(leads["Prospect ID"].iloc[1:])
+    leads["Lead Source"] = "@SUM(A1:A9)"
+    path = tmp_path / "evil.csv"
+    leads.to_csv(path, index=False)
+    out = tmp_path / "out.csv"
+    assert main(["score", "--data", str(path), "--out", str(out)]) == 0
+    back = pd.read_csv(out)
+    assert back["Prospect ID"].str.startswith("'=").sum() == 1 and back["Lead Source"].str.startswith("'@").all()
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "empty"),
+    (b"Lead Origin,TotalVisits\nAPI,3\nWeb,4\n", "target"),
+    (b"Converted,Lead Origin\n1,API\n1,Web\n1,API\n", "single class"),
+    (b"\x00\x01\x02binary\xff\xfe" * 50, ""),
+])
+def test_audit_refuses_tables_it_cannot_audit_with_one_clear_line(tmp_path, capsys, content, message):
+    path = tmp_path / "t.csv"
+    path.write_bytes(content)
+    assert main(["audit", "leads", "--data", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and len(err.splitlines()) == 1 and message in err.lower()
+
+
+def test_audit_writes_its_json_and_names_a_planted_leak(tmp_path, capsys):
+    leads = demo_leads(n=500, seed=3).drop(columns=["Tags", "Lead Quality"])
+    leads["Call result"] = np.where(leads["Converted"] == 1, "Won - onboarding", "Lost")
+    path = tmp_path / "crm.csv"
+    leads.to_csv(path, index=False)
+    out = tmp_path / "audit.json"
+    assert main(["audit", "leads", "--data", str(path), "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["flagged"] == ["Call result"]
+    assert {"column", "auc", "missing_auc", "flagged", "reason"} <= set(report["columns"][0])
+    assert '--exclude "Call result"' in capsys.readouterr().out
+    assert main(["audit", "leads", "--data", str(path), "--json", str(tmp_path)]) == 2  # a folder
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("{bad", "not valid JSON"),
+    ("[]", "holds a list"),
+    ('{"input_kind": "images"}', "input_kind"),
+    ('{"input_kind": "leads", "argv": ["--quiet"]}', "unknown training spec field"),
+    ('{"input_kind": "leads", "params": {"n_folds": "abc"}}', "n_folds"),
+    ('{"input_kind": "leads", "exclude": "Tags"}', "exclude"),
+    ('{"input_kind": "leads", "data": "/no/such/file.csv"}', "file.csv"),
+])
+def test_run_job_refuses_a_bad_spec_and_says_why_in_result_json(tmp_path, monkeypatch, spec, message):
+    monkeypatch.setenv("CLAB_WORKSPACE", str(tmp_path / "ws"))
+    folder = tmp_path / "job"
+    folder.mkdir()
+    (folder / "spec.json").write_text(spec)
+    assert main(["run-job", str(folder)]) == 2
+    result = json.loads((folder / "result.json").read_text())
+    assert message in result["error"] and "run_id" not in result
+    assert not (tmp_path / "ws" / "runs").exists() or not any((tmp_path / "ws" / "runs").iterdir())
