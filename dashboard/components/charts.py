@@ -18,9 +18,10 @@ def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 360) -> go
 
 
 CURVE_KINDS = ("roc", "pr", "calibration", "gains")
-CURVE_TITLES = {"roc": ("ROC curve", "false positive rate", "true positive rate"),
-                "pr": ("Precision-recall", "recall", "precision"),
-                "calibration": ("Calibration", "mean predicted P(convert)", "observed conversion rate"),
+CURVE_TITLES = {"roc": ("ROC curve", "share of non-converting leads called (false positive rate)",
+                        "share of converting leads called (true positive rate)"),
+                "pr": ("Precision-recall", "share of conversions found (recall)", "share of calls that convert (precision)"),
+                "calibration": ("Calibration", "predicted chance of converting", "observed conversion rate"),
                 "gains": ("Cumulative gains", "share of leads called (best scores first)",
                           "share of conversions found")}
 
@@ -83,11 +84,15 @@ def curve_grid(curves: dict[str, dict], kinds: tuple[str, ...] = CURVE_KINDS) ->
 
 
 def _confusion_trace(cm: dict) -> dict:
-    """A labelled 2x2 heatmap (plain dict) of a confusion matrix's counts."""
+    """A labelled 2x2 heatmap (plain dict) of a confusion matrix's counts, in a caller's words (the technical
+    names, TN FP FN TP, are in the hover)."""
+    words = [[f"{cm['tn']} rightly not called", f"{cm['fp']} calls that did not convert"],
+             [f"{cm['fn']} conversions missed", f"{cm['tp']} calls that converted"]]
     return {"type": "heatmap", "z": [[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]],
-            "x": ["predicted no", "predicted yes"], "y": ["converted: no", "converted: yes"],
-            "text": [[f"TN {cm['tn']}", f"FP {cm['fp']}"], [f"FN {cm['fn']}", f"TP {cm['tp']}"]],
-            "texttemplate": "%{text}", "colorscale": "Blues", "showscale": False}
+            "x": ["not called", "called"], "y": ["did not convert", "converted"],
+            "text": words, "texttemplate": "%{text}", "colorscale": "Blues", "showscale": False,
+            "customdata": [["true negatives", "false positives"], ["false negatives", "true positives"]],
+            "hovertemplate": "%{z} %{customdata}<extra></extra>"}
 
 
 def confusion_grid(cms: list[tuple[dict, str]]) -> go.Figure:

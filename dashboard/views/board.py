@@ -119,8 +119,8 @@ def save_label(run_id: str) -> None:
 with st.popover("Rename runs", icon=":material/edit:",
                 help="Give a run a name of your own; every page then shows it. Empty: the automatic name."):
     for run in group:
-        st.text_input(state.run_auto_label(run), value=run.label or "", max_chars=80,
-                      placeholder=state.run_auto_label(run), key=f"board_label_{run.id}", on_change=save_label,
+        st.text_input(f"{state.run_auto_label(run)} · {run.id[-6:]}", value=run.label or "", max_chars=80,
+                      placeholder="Your name for this run", key=f"board_label_{run.id}", on_change=save_label,
                       args=(run.id,), help=state.run_help(run))
 
 
