@@ -9,7 +9,7 @@ from dashboard.components import state, widgets
 LEAD_TYPES = ["csv", "tsv", "txt", "xlsx", "xls", "parquet"]
 TRANSCRIPT_TYPES = ["json", "jsonl", "ndjson", "csv"]
 
-st.title(":material/table_view: Data")
+st.title("Data")
 widgets.storage_warnings()
 st.caption("Every upload is kept as it is: an upload never replaces another, and nothing is removed unless you "
            "delete it here.", help="Files are stored under the sha256 of their bytes in the workspace's dataset "
@@ -314,7 +314,8 @@ with right:
 
     kinds_frame["used"] = [used(c) for c in kinds_frame["column"]]
     st.markdown("**Column kinds (inferred)**")
-    st.dataframe(kinds_frame, hide_index=True, height=320, width="stretch", column_config={
+    st.dataframe(kinds_frame, hide_index=True, height=min(320, 35 * (len(kinds_frame) + 1) + 3), width="stretch",
+                 column_config={
         "column": st.column_config.TextColumn("column", width="medium"),
         "kind": st.column_config.TextColumn("kind", width="small",
                                             help="numeric, binary (two values), categorical, high_cardinality "

@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard.components import state, warmup, widgets
 
-st.title(":material/trending_up: Conversion Lab")
+st.title("Conversion Lab")
 widgets.storage_warnings()
 st.markdown(
     "Predict which sales leads will convert, and compare three ways of doing it on the **same split with the "

@@ -21,7 +21,7 @@ LORA_CPU_MEASURED = {
            "processor.",
 }
 
-st.title(":material/model_training: Train")
+st.title("Train")
 widgets.storage_warnings()
 gpu = state.gpu_info()
 if gpu["cuda"]:
