@@ -99,7 +99,8 @@ def points(contribution: float) -> str:
 def reason_text(feature: str, value: str, contribution: float) -> str:
     """``Field = value (+21 points)``; a phrase whose value repeats it (transcripts) is shown once."""
     feature, value = str(feature), str(value)
-    if not value or value == feature or value in feature:
+    stem = feature[:-1] if feature.endswith("…") else feature  # a phrase shortened for display
+    if not value or value == feature or value in feature or " ".join(value.split()).startswith(stem):
         return f"{feature} ({points(contribution)})"
     return f"{feature} = {format_value(value)} ({points(contribution)})"
 

@@ -203,3 +203,23 @@ def test_top_factors_equal_a_plain_groupby_on_random_tables():
         downs = group[group["contribution"] < 0].sort_values("contribution").head(3)
         assert [f["feature"] for f in got[r]["for"]] == ups["feature"].tolist()
         assert [f["feature"] for f in got[r]["against"]] == downs["feature"].tolist()
+
+
+def test_transcript_runs_score_through_the_same_service(tmp_path):
+    """Every approach goes through score_frame: a tiny fine-tuned embeddings run ranks new calls, explains them
+    in one phrase each, and reports how it did when the calls carry labels."""
+    from engine.data.demo import demo_transcripts
+    from engine.data.transcripts import write_jsonl
+    from engine.scoring import read_rows
+
+    store = RunStore(tmp_path / "runs")
+    tiny = dict(epochs=1, n_pairs=1, max_triplets=12, batch_size=6, train_tokens=64, seed=0)
+    run = pipeline.train_transcripts(demo_transcripts(40, seed=7), params=tiny, store=store, dataset_name="calls")
+    new = demo_transcripts(12, seed=8)
+    path = write_jsonl(new, tmp_path / "calls.jsonl")
+    scored = score_frame(run, read_rows(run, path), explain=2)
+    table = scored.table
+    assert len(table) == 12 and table["probability"].is_monotonic_decreasing
+    assert "transcript" in table.columns and set(table["tier"]) <= set("ABCD")
+    assert table["has_reasons"].sum() == 2 and " = " not in table.loc[0, "reasons_for"] + table.loc[0, "reasons_against"]
+    assert scored.outcome_rows == 12 and scored.metrics is not None  # the demo calls carry labels
