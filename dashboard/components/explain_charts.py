@@ -254,6 +254,7 @@ class Task:
         self.key, self.total, self.label = key, max(int(total), 1), label
         self.done, self.phase = 0, "waiting for another computation to finish"
         self.result, self.error, self.finished = None, None, False
+        self.exception: Exception | None = None
         self.created = time.monotonic()
         self.started: float | None = None
         self.eta = True  # False in a phase whose length the count does not tell (a projection)
@@ -279,22 +280,26 @@ _one_at_a_time = threading.Lock()
 MAX_TASKS = 32
 
 
-def _run(task: Task, work: Callable[[Task], Any]) -> None:
-    with _one_at_a_time:
+def _run(task: Task, work: Callable[[Task], Any], exclusive: bool = True) -> None:
+    import contextlib
+
+    with _one_at_a_time if exclusive else contextlib.nullcontext():
         task.started = time.monotonic()
         task.phase = "starting"
         try:
             task.result = work(task)
         except Exception as exc:  # noqa: BLE001 - shown on the page that asked
+            task.exception = exc.with_traceback(None)
             lines = str(exc).strip().splitlines() or [""]
             task.error = f"{type(exc).__name__}: {lines[0]}"
         finally:
             task.finished = True
 
 
-def start(key: Any, work: Callable[[Task], Any], total: int, label: str) -> Task:
+def start(key: Any, work: Callable[[Task], Any], total: int, label: str, exclusive: bool = True) -> Task:
     """The task for ``key``: the one already running or done (a failed one is started again only through
-    :func:`forget`), or a new one started now."""
+    :func:`forget`), or a new one started now. ``exclusive`` tasks run one at a time; others (loading a model)
+    start at once."""
     with _tasks_lock:
         task = _tasks.get(key)
         if task is not None:
@@ -307,7 +312,7 @@ def start(key: Any, work: Callable[[Task], Any], total: int, label: str) -> Task
             if oldest is None:
                 break
             _tasks.pop(oldest)
-    threading.Thread(target=_run, args=(task, work), daemon=True, name=f"clab-{label[:20]}").start()
+    threading.Thread(target=_run, args=(task, work, exclusive), daemon=True, name=f"clab-{label[:20]}").start()
     return task
 
 
@@ -363,8 +368,13 @@ def explained(run_path: str) -> dict[int, tuple[pd.DataFrame, float]]:
 
 def explain_work(cache: dict, model, X: pd.DataFrame, positions: list[int], target_s: float = 0.8):
     """The work of a :class:`Task` explaining ``positions`` of ``X`` into ``cache``, in chunks sized to take about
-    ``target_s`` each, so the page shows the rows as they come."""
+    ``target_s`` each, so the page shows the rows as they come. ``model`` may be a function giving the model
+    (loaded in the task)."""
     def work(task: Task) -> int:
+        nonlocal model
+        if callable(model) and not hasattr(model, "explain"):
+            task.phase = "loading the model"
+            model = model()
         todo, chunk = [int(p) for p in positions], 1
         task.phase = "explaining"
         while todo:

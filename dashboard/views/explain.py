@@ -13,6 +13,8 @@ from dashboard.components import charts, state, widgets
 from dashboard.components import explain_charts as ec
 from engine.runs import Run, explain_rows, explain_sample
 
+MODEL_WAIT_S = 2.0
+
 st.title("Explain")
 widgets.storage_warnings()
 runs = state.list_runs()
@@ -23,8 +25,21 @@ run = widgets.run_picker(runs, key="explain_run")
 spec = run.spec
 is_text = spec.get("input_kind") == "transcripts"
 noun = "calls" if is_text else "leads"
-data, model = widgets.run_data_and_model(run)
+data = state.run_data(run)
+if data is None:
+    st.warning(state.missing_data_message(run))
+    st.stop()
 X = data["X"]
+# the model loads in the background (an embeddings model takes a while the first time): the stored explanations
+# need none, and a damaged model is named as soon as its load fails
+loading = ec.start(("model", str(run.path), state._model_stamp(run.model_dir)), lambda task: state.load_model(run),
+                   1, "Loading the model", exclusive=False)
+ec.wait(loading, MODEL_WAIT_S)
+if loading.finished and loading.error:
+    ec.forget(loading.key)  # looked at again on the next visit (the files may have been repaired)
+    st.error(widgets.model_error(run, loading.exception or RuntimeError(loading.error)))
+    st.stop()
+model = loading.result if loading.finished else None
 name_of, naming_note = ec.lead_namer(run, data)
 
 rows = state.test_rows(run, data)
@@ -66,7 +81,9 @@ if stored_file.exists() and not cache:
 missing = [p for p in sample if p not in cache]
 task = None
 if missing:
-    task = ec.start(("explain", str(run.path), tuple(missing)), ec.explain_work(cache, model, X, missing),
+    task = ec.start(("explain", str(run.path), tuple(missing)),
+                    ec.explain_work(cache, lambda: loading.result if loading.finished else state.load_model(run),
+                                    X, missing),
                     len(missing), f"Explaining {len(missing)} more {noun}")
     ec.wait(task)
     if task.finished and task.error:
@@ -102,7 +119,7 @@ def draw() -> None:
             return
         st.markdown("**Phrases that move the score most (over the sample)**")
         signed = table.groupby("feature")["contribution"].mean().sort_values()
-        st.dataframe(pd.DataFrame({"phrase": signed.index, "points of the score": (signed.values * 98).round(1)})
+        st.dataframe(pd.DataFrame({"phrase": signed.index, "mean contribution to P(convert)": signed.values})
                      .iloc[::-1], hide_index=True, width="stretch", height=360)
 
     def dependence_section() -> None:
@@ -126,7 +143,7 @@ def draw() -> None:
                              [["feature", "points"]], hide_index=True, width="stretch")
             return
         base = None
-        if hasattr(model, "expected_value"):
+        if model is not None and hasattr(model, "expected_value"):
             try:
                 base = float(model.expected_value())
             except Exception:  # noqa: BLE001
@@ -142,4 +159,4 @@ def draw() -> None:
                 sections[tab_name]()
 
 
-ec.poll([task] if task is not None else [], draw, key="explain")
+ec.poll([t for t in (task, loading) if t is not None], draw, key="explain")
