@@ -110,11 +110,9 @@ def _forest_arrays(model: Any) -> dict[str, np.ndarray]:
     return packed
 
 
-def _forest_leaves(model: Any, Z: np.ndarray) -> np.ndarray:
-    """``(rows, trees)`` leaf node ids, as ``model.apply(Z)`` (NumPy walk for a few rows: no thread start-up)."""
-    if len(Z) >= 200:
-        return model.apply(Z.astype(np.float32))
-    f = _forest_arrays(model)
+def _walk(f: dict[str, np.ndarray], Z: np.ndarray) -> np.ndarray:
+    """``(rows, trees)`` leaf node ids of packed trees ``f``, all trees walked at once (float32 comparisons, as
+    scikit-learn makes them)."""
     Zf = Z.astype(np.float32).astype(np.float64)
     T = f["feature"].shape[0]
     node = np.zeros((len(Z), T), dtype=np.int64)
@@ -130,23 +128,19 @@ def _forest_leaves(model: Any, Z: np.ndarray) -> np.ndarray:
     return node
 
 
+def _forest_leaves(model: Any, Z: np.ndarray) -> np.ndarray:
+    """``(rows, trees)`` leaf node ids, as ``model.apply(Z)`` (NumPy walk for a few rows: no thread start-up)."""
+    if len(Z) >= 200:
+        return model.apply(Z.astype(np.float32))
+    return _walk(_forest_arrays(model), Z)
+
+
 def _forest_proba(model: Any, Z: np.ndarray) -> np.ndarray:
     """``RandomForestClassifier.predict_proba(Z)[:, 1]`` by walking all trees at once in NumPy: exact
     (same float32 feature comparisons), and far faster than scikit-learn on a few rows."""
     f = _forest_arrays(model)
-    Zf = Z.astype(np.float32).astype(np.float64)  # scikit-learn compares float32 features
-    T = f["feature"].shape[0]
-    node = np.zeros((len(Z), T), dtype=np.int64)
-    trees = np.arange(T)[None, :]
-    rows = np.arange(len(Z))[:, None]
-    for _ in range(f["depth"]):
-        lch = f["left"][trees, node]
-        leaf = lch < 0
-        if leaf.all():
-            break
-        go_left = Zf[rows, f["feature"][trees, node]] <= f["threshold"][trees, node]
-        node = np.where(leaf, node, np.where(go_left, lch, f["right"][trees, node]))
-    return f["value"][trees, node].mean(axis=1)
+    node = _walk(f, Z)
+    return f["value"][np.arange(f["feature"].shape[0])[None, :], node].mean(axis=1)
 
 
 def _value_texts(column: pd.Series) -> list[str]:

@@ -1,0 +1,65 @@
+"""The stack's hand-written NumPy prediction paths (kept: they make one-lead scoring take milliseconds) equal
+the libraries they stand in for, on random and real inputs; the private library attributes they read are
+pinned and checked."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sklearn
+
+from engine.approaches.stacking import _forest_leaves, _forest_proba, _svc_decision
+from engine.data.demo import demo_leads
+from engine.data.leads import load_leads
+from engine.pipeline import build_approach
+
+REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements.txt"
+FAST = {"n_folds": 2, "rf_n_estimators": 25, "xgb_n_estimators": 20, "meta_epochs": 5, "svc_max_rows": 300,
+        "n_jobs": 1, "explain_background": 5}
+
+
+@pytest.fixture(scope="module")
+def stack():
+    table = load_leads(demo_leads(n=500, seed=12))
+    model = build_approach("stacking", FAST).fit(table.X, table.y)
+    Z = model.features_.transform(table.X)
+    rng = np.random.default_rng(0)
+    noise = Z + rng.normal(0, 1.0, Z.shape)  # random inputs around the real ones, outside them too
+    return model, Z, noise
+
+
+def test_forest_walk_equals_scikit_learn(stack):
+    model, Z, noise = stack
+    forest = model.models_["random_forest"]
+    for X in (Z[:150], noise[:150]):  # the NumPy walk serves fewer than 200 rows
+        np.testing.assert_allclose(_forest_proba(forest, X), forest.predict_proba(X)[:, 1], rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(_forest_leaves(forest, X), forest.apply(X.astype(np.float32)))
+
+
+def test_svc_decision_equals_scikit_learn(stack):
+    model, Z, noise = stack
+    svc = model.models_["svc"]
+    for X in (Z, noise):
+        np.testing.assert_allclose(_svc_decision(svc, X), svc.decision_function(X), rtol=0, atol=1e-9)
+
+
+def test_meta_network_forward_equals_keras(stack):
+    model, Z, noise = stack
+    keras_model = model._keras_meta()
+    for X in (Z, noise):
+        M = model._meta_inputs(model._margins(X), X)
+        want = np.asarray(keras_model.predict(M.astype(np.float32), verbose=0)).ravel()
+        np.testing.assert_allclose(model._meta_forward(M), want, rtol=0, atol=2e-5)
+
+
+def test_private_attributes_read_are_pinned_and_mean_what_we_assume(stack):
+    """_svc_decision reads SVC._gamma (scikit-learn's resolved gamma); that is only safe under the pinned
+    version, and only while it still equals the documented formula for gamma='scale'."""
+    pinned = next(line.split("==")[1].strip() for line in REQUIREMENTS.read_text().splitlines()
+                  if line.startswith("scikit-learn=="))
+    assert sklearn.__version__ == pinned, "scikit-learn changed: re-check the private attributes the stack reads"
+    model, Z, _ = stack
+    svc = model.models_["svc"]
+    assert svc.gamma == "scale" and hasattr(svc, "_gamma")
+    fitted_rows = svc.support_vectors_.shape[1]
+    assert fitted_rows == Z.shape[1]
+    assert svc._gamma > 0 and np.isfinite(svc._gamma)
