@@ -497,3 +497,8 @@ def test_committed_sample_matches_generator():
     assert path.read_text(encoding="utf-8") == demo_leads(2000, seed=0).to_csv(index=False)
     table = load_leads(path)
     assert len(table.y) == 2000 and table.excluded == DEFAULT_LEAKY
+
+
+def test_a_target_named_y_is_found_by_itself(tmp_path):
+    path = small_csv(tmp_path, "Lead Source,TotalVisits,y\nGoogle,3,1\nChat,0,0\nGoogle,5,1\nChat,1,0\n")
+    assert load_leads(path).target == "y"

@@ -69,7 +69,8 @@ LEAK_PRESETS: dict[str, list[str]] = {
 KINDS = ("numeric", "binary", "categorical", "high_cardinality", "identifier", "text")
 
 #: Names tried, in order, when no target is given (after ``Converted``), case-insensitively.
-TARGET_CANDIDATES = ["converted", "target", "label", "won", "outcome", "is_converted", "conversion", "is converted"]
+TARGET_CANDIDATES = ["converted", "target", "label", "won", "outcome", "is_converted", "conversion", "is converted",
+                     "y"]
 
 #: A text column with more distinct values than this is ``high_cardinality``.
 #: (The X Education ``Country`` column, 38 values, stays a plain categorical.)
@@ -518,7 +519,7 @@ def find_target(columns: Iterable[Any], target: str | None = None) -> str:
         if cand in by_key:
             return by_key[cand]
     raise LeadDataError("no target column found: none is named 'Converted' (or converted/target/label/won/"
-                        f"outcome/is_converted). The columns are: {_column_list(cols)}. Name the column that says "
+                        f"outcome/is_converted/y). The columns are: {_column_list(cols)}. Name the column that says "
                         "whether the lead converted with --target COLUMN (or choose it in the dashboard).")
 
 
