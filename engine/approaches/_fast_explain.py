@@ -48,9 +48,12 @@ import numpy as np
 
 #: The meta layer's inputs explained exactly by enumerating every coalition (2^k of them).
 MAX_META_PLAYERS = 10
-#: A margin whose attributions sum to less than this fraction of their total size is "flat": its meta
-#: share is spread by the attributions' sizes instead of their signed ratio (which would blow up).
-FLAT_MARGIN = 1e-3
+#: The rescale rule hands a margin's meta share ``Phi`` to the columns as ``Phi * phi / sum(phi)``; when the
+#: column attributions ``phi`` nearly cancel, that ratio explodes (contributions of several probability
+#: units, in opposite directions). Below this share of their total size (``|sum(phi)| < CANCEL_SHARE *
+#: sum(|phi|)``) the signed ratio is taken against ``CANCEL_SHARE * sum(|phi|)`` instead, and the rest of
+#: ``Phi`` is spread by ``|phi|``: each row still sums to ``Phi``, and no column gets more than a few times it.
+CANCEL_SHARE = 0.5
 
 
 # -- linear -----------------------------------------------------------------------------------------
@@ -327,16 +330,15 @@ def single_effects(forward: Callable[[np.ndarray], np.ndarray], M: np.ndarray, M
 
 
 def rescale(Phi: np.ndarray, phi: np.ndarray) -> np.ndarray:
-    """Hand ``Phi`` (n,) to the columns in proportion to ``phi`` (n, d): ``Phi * phi / phi.sum()``; where
-    ``phi`` sums to almost nothing against its size (:data:`FLAT_MARGIN`) by ``|phi|`` instead, and evenly
-    where ``phi`` is all zero. Each row of the result sums to ``Phi``."""
+    """Hand ``Phi`` (n,) to the columns in proportion to ``phi`` (n, d): ``Phi * phi / phi.sum()`` (the rescale
+    rule) where the attributions do not cancel; bounded where they do (:data:`CANCEL_SHARE`), evenly where
+    ``phi`` is all zero. Each row of the result sums to ``Phi``."""
     total = phi.sum(axis=1)
     size = np.abs(phi).sum(axis=1)
-    flat = np.abs(total) <= FLAT_MARGIN * size
-    safe = np.where(flat, 1.0, total)
-    out = phi * (Phi / safe)[:, None]
-    if flat.any():
-        spread = np.where(size[flat, None] > 0, np.abs(phi[flat]) / np.where(size[flat] > 0, size[flat], 1.0)[:, None],
-                          1.0 / phi.shape[1])
-        out[flat] = spread * Phi[flat, None]
-    return out
+    floor = CANCEL_SHARE * size
+    denominator = np.where(np.abs(total) >= floor, total, np.where(total < 0, -floor, floor))
+    ratio = np.divide(Phi, denominator, out=np.zeros_like(Phi, dtype=float), where=denominator != 0)
+    out = phi * ratio[:, None]
+    rest = Phi - out.sum(axis=1)  # zero where the rescale rule applies as it is
+    share = np.where(size[:, None] > 0, np.abs(phi) / np.where(size > 0, size, 1.0)[:, None], 1.0 / phi.shape[1])
+    return out + share * rest[:, None]
