@@ -165,9 +165,15 @@ def fit_evaluate_store(model, X: pd.DataFrame, y: np.ndarray, row_ids, spec: dic
         run.save_predictions(np.asarray(row_ids)[test_idx], y_test, proba)
         run.save_curves(curve_data(y_test, proba))
         tracker.advance(3, 3, "saved")
-        tracker.begin("explain", 1, "explaining sample test leads")
+        maps = getattr(model, "name", "") == "embeddings"  # the Embeddings page's maps, stored like explanations
+        tracker.begin("explain", 2 if maps else 1, "explaining sample test leads")
         _store_explanations(run, model, X, row_ids, test_idx, spec.get("input_kind", model.input_kind), cbs)
-        tracker.advance(1, 1, "sample test leads explained")
+        tracker.advance(1, 2 if maps else 1, "embedding maps (t-SNE)" if maps else "sample test leads explained")
+        if maps:  # t-SNE only: UMAP compiles for a minute on its first use, so the page makes it on demand
+            from engine.projection import store_projections
+
+            store_projections(run, model, X, row_ids, methods=("tsne",), log=cbs.on_log)
+            tracker.advance(2, 2, "embedding maps stored")
         run.save_metrics(metrics)  # written last: a run is complete once metrics.json exists
         tracker.finish()
     except BaseException:
