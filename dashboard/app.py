@@ -10,6 +10,7 @@ interface, which is what happens when the app is started from another folder (``
 read from the current folder only). ``CLAB_PUBLIC=1`` asks for the password in every case. Each wrong password
 makes the next answer wait longer (1 s, 2 s, 4 s... up to 30 s, per browser session).
 """
+
 from __future__ import annotations
 
 import hmac
@@ -55,13 +56,18 @@ def failure_delay(failures: int) -> float:
 
 def no_password_message() -> str:
     address = server_address()
-    where = (f"bound to {address}" if address else
-             "started without a server address, so it listens on every network interface (the project's "
-             ".streamlit/config.toml, which binds it to localhost, is read only when it is started from the project "
-             "folder)")
-    return (f"This dashboard is {where} and no password is set. Either start it bound to this machine only: "
-            "`streamlit run dashboard/app.py --server.address 127.0.0.1` (what `make run` does), or set "
-            "CLAB_DASHBOARD_PASSWORD (or `password` in .streamlit/secrets.toml) and restart it.")
+    where = (
+        f"bound to {address}"
+        if address
+        else "started without a server address, so it listens on every network interface (the project's "
+        ".streamlit/config.toml, which binds it to localhost, is read only when it is started from the project "
+        "folder)"
+    )
+    return (
+        f"This dashboard is {where} and no password is set. Either start it bound to this machine only: "
+        "`streamlit run dashboard/app.py --server.address 127.0.0.1` (what `make run` does), or set "
+        "CLAB_DASHBOARD_PASSWORD (or `password` in .streamlit/secrets.toml) and restart it."
+    )
 
 
 def password_gate() -> bool:
@@ -83,8 +89,10 @@ def password_gate() -> bool:
             failures = st.session_state.get("login_failures", 0) + 1
             st.session_state["login_failures"] = failures
             time.sleep(failure_delay(failures))  # per session: each wrong guess costs more time
-            st.error(f"Wrong password ({failures} wrong attempt{'s' if failures > 1 else ''} in this session; "
-                     f"the next one waits {failure_delay(failures + 1):.0f} s).")
+            st.error(
+                f"Wrong password ({failures} wrong attempt{'s' if failures > 1 else ''} in this session; "
+                f"the next one waits {failure_delay(failures + 1):.0f} s)."
+            )
     return False
 
 

@@ -3,6 +3,7 @@
 Heavy libraries (torch, tensorflow, transformers, shap) are imported only inside the
 modules and functions that need them, so ``import engine`` stays cheap.
 """
+
 import os as _os
 
 # Nothing in this package may reach a model hub: models are loaded by path.

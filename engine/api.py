@@ -39,6 +39,7 @@ Every error body has a readable ``message`` (also under ``detail``). Models are 
 recently used first out. Runs never change after they complete, so each run's spec and metrics are read
 once; the run list is re-read when the runs folder changes (checked at most every ``refresh_seconds``).
 """
+
 from __future__ import annotations
 
 import json
@@ -48,7 +49,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -73,7 +74,7 @@ TOP_FACTORS = 8
 #: Paths that answer without the API key.
 OPEN_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 
-Scalar = Union[str, int, float, bool, None]
+Scalar = str | int | float | bool | None
 
 
 # -- payloads ------------------------------------------------------------------------------------
@@ -89,20 +90,28 @@ def _check_scalars(values: Any, where: str) -> None:
             try:
                 float(value)
             except OverflowError:
-                raise ValueError(f"{where}.{key}: the number has {len(str(value)):,} digits, beyond the range "
-                                 "of a number; send it as text or a smaller number") from None
+                raise ValueError(
+                    f"{where}.{key}: the number has {len(str(value)):,} digits, beyond the range "
+                    "of a number; send it as text or a smaller number"
+                ) from None
             continue
         if isinstance(value, float):
             if not math.isfinite(value):
                 raise ValueError(f"{where}.{key}: the number is out of range")
             continue
-        raise ValueError(f"{where}.{key}: a value must be text, a number, true/false or null, "
-                         f"not {_json_type(value)}")
+        raise ValueError(f"{where}.{key}: a value must be text, a number, true/false or null, not {_json_type(value)}")
 
 
 def _json_type(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "text", bool: "true/false", int: "a number",
-            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        dict: "an object",
+        list: "a list",
+        str: "text",
+        bool: "true/false",
+        int: "a number",
+        float: "a number",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 class TranscriptItem(BaseModel):
@@ -127,7 +136,8 @@ class TranscriptItem(BaseModel):
 class TranscriptRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     transcripts: list[TranscriptItem] = Field(
-        ..., description="one transcript (an object, or the plain text) or a list of them")
+        ..., description="one transcript (an object, or the plain text) or a list of them"
+    )
     run_id: str | None = None
     explain: bool = False
 
@@ -195,10 +205,15 @@ def _readable(errors: list[dict]) -> str:
 
 
 def _invalid(errors: list[dict]) -> JSONResponse:
-    return JSONResponse(status_code=422, content={
-        "message": f"Invalid request: {_readable(errors)}. See GET /docs for the expected body.",
-        "detail": [{k: (list(v) if k == "loc" else v) for k, v in e.items() if k in ("loc", "msg", "type")}
-                   for e in errors]})
+    return JSONResponse(
+        status_code=422,
+        content={
+            "message": f"Invalid request: {_readable(errors)}. See GET /docs for the expected body.",
+            "detail": [
+                {k: (list(v) if k == "loc" else v) for k, v in e.items() if k in ("loc", "msg", "type")} for e in errors
+            ],
+        },
+    )
 
 
 def _reject_constant(name: str):
@@ -254,8 +269,13 @@ def _lead_frame(leads: list[dict], spec: dict) -> tuple[pd.DataFrame, list[str]]
     known = set(columns)
     ignored = sorted({k for lead in leads for k in lead if k not in known})
     if columns and not any(k in known for lead in leads for k in lead):
-        raise HTTPException(422, detail={"message": "None of the lead's fields are used by this run. Send fields "
-                                                    f"named like its columns, e.g. {', '.join(columns[:8])}."})
+        raise HTTPException(
+            422,
+            detail={
+                "message": "None of the lead's fields are used by this run. Send fields "
+                f"named like its columns, e.g. {', '.join(columns[:8])}."
+            },
+        )
     if columns and len(leads) == 1:
         return _single_lead_frame(leads[0], columns, kinds), ignored
     from engine.data.leads import prepare_features
@@ -293,7 +313,7 @@ class _Batcher:
             out = self._score(frame)
             start = 0
             for b in batch:
-                b["out"], start = out[start:start + len(b["X"])], start + len(b["X"])
+                b["out"], start = out[start : start + len(b["X"])], start + len(b["X"])
         except Exception as exc:  # noqa: BLE001 - every request of the batch gets the error
             for b in batch:
                 b["error"] = exc
@@ -453,9 +473,17 @@ class _Guard:
     @staticmethod
     async def _respond(send, status: int, message: str) -> None:
         body = json.dumps(_message(status, message)).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope, receive, send):
@@ -470,8 +498,9 @@ class _Guard:
         limit = self.max_body_bytes
         length = headers.get(b"content-length", b"")
         if length.isdigit() and int(length) > limit:
-            return await self._respond(send, 413, f"Request body is {int(length):,} bytes; the limit is {limit:,}. "
-                                                  "Send smaller batches.")
+            return await self._respond(
+                send, 413, f"Request body is {int(length):,} bytes; the limit is {limit:,}. Send smaller batches."
+            )
         if scope.get("method") not in ("POST", "PUT", "PATCH"):
             return await self.app(scope, receive, send)
         chunks, total = [], 0
@@ -482,8 +511,9 @@ class _Guard:
             chunk = message.get("body", b"")
             total += len(chunk)
             if total > limit:
-                return await self._respond(send, 413, f"Request body is over the limit of {limit:,} bytes. "
-                                                      "Send smaller batches.")
+                return await self._respond(
+                    send, 413, f"Request body is over the limit of {limit:,} bytes. Send smaller batches."
+                )
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
@@ -503,13 +533,23 @@ def _body_schema(app: FastAPI, model: type[BaseModel]) -> dict:
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     app.state.extra_schemas.update(schema.pop("$defs", {}))
     app.state.extra_schemas[model.__name__] = schema
-    return {"requestBody": {"required": True, "content": {"application/json": {
-        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+        }
+    }
 
 
-def create_app(store=None, max_batch: int = MAX_BATCH, max_transcript_chars: int = MAX_TRANSCRIPT_CHARS,
-               max_body_bytes: int = MAX_BODY_BYTES, max_models: int = MAX_CACHED_MODELS,
-               refresh_seconds: float = REFRESH_SECONDS, serialize_scoring: bool = True) -> FastAPI:
+def create_app(
+    store=None,
+    max_batch: int = MAX_BATCH,
+    max_transcript_chars: int = MAX_TRANSCRIPT_CHARS,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    max_models: int = MAX_CACHED_MODELS,
+    refresh_seconds: float = REFRESH_SECONDS,
+    serialize_scoring: bool = True,
+) -> FastAPI:
     """The scoring app over ``store`` (an :class:`engine.runs.RunStore`; the workspace's by default), behind
     :class:`_Guard`; ``app.state`` holds the ``store``, the model ``cache`` and the run ``catalog``.
     ``serialize_scoring`` scores one batch at a time per model (a lock per model):
@@ -519,8 +559,11 @@ def create_app(store=None, max_batch: int = MAX_BATCH, max_transcript_chars: int
     store = store or RunStore()
     cache = _ModelCache(max_models)
     catalog = _Catalog(store, cache, refresh_seconds)
-    api = FastAPI(title="Conversion Lab scoring API", version="1",
-                  description="Scores leads and sales-call transcripts with the runs trained by Conversion Lab.")
+    api = FastAPI(
+        title="Conversion Lab scoring API",
+        version="1",
+        description="Scores leads and sales-call transcripts with the runs trained by Conversion Lab.",
+    )
     api.state.store, api.state.cache, api.state.catalog, api.state.extra_schemas = store, cache, catalog, {}
 
     def openapi() -> dict:
@@ -541,16 +584,24 @@ def create_app(store=None, max_batch: int = MAX_BATCH, max_transcript_chars: int
     @api.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException):
         message = exc.detail.get("message") if isinstance(exc.detail, dict) else str(exc.detail)
-        return JSONResponse(status_code=exc.status_code, content=_message(exc.status_code, message),
-                            headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            status_code=exc.status_code,
+            content=_message(exc.status_code, message),
+            headers=getattr(exc, "headers", None),
+        )
 
     def pick_run(run_id: str | None, input_kind: str):
         """``(run, _Loaded)`` for ``run_id`` or the newest loadable run of ``input_kind``."""
         if not run_id:
             found = catalog.latest(input_kind)
             if found is None:
-                raise HTTPException(404, detail={"message": f"No trained {input_kind} run that loads. Train one "
-                                                            f"with `python -m engine train {input_kind}`."})
+                raise HTTPException(
+                    404,
+                    detail={
+                        "message": f"No trained {input_kind} run that loads. Train one "
+                        f"with `python -m engine train {input_kind}`."
+                    },
+                )
             return found
         catalog.refresh()
         run = catalog.runs.get(run_id)
@@ -560,19 +611,31 @@ def create_app(store=None, max_batch: int = MAX_BATCH, max_transcript_chars: int
             except KeyError as exc:
                 raise HTTPException(404, detail={"message": f"{exc.args[0]}. GET /models lists the runs."}) from None
             except BrokenRun as exc:
-                raise HTTPException(409, detail={"message": f"Run {run_id} cannot be used: {exc.problem}. "
-                                                            "Pick another run from GET /models."}) from None
+                raise HTTPException(
+                    409,
+                    detail={
+                        "message": f"Run {run_id} cannot be used: {exc.problem}. Pick another run from GET /models."
+                    },
+                ) from None
             if not run.complete:
-                raise HTTPException(409, detail={"message": f"Run {run_id} is not complete yet (still training "
-                                                            "or failed)."})
+                raise HTTPException(
+                    409, detail={"message": f"Run {run_id} is not complete yet (still training or failed)."}
+                )
         if run.spec.get("input_kind") != input_kind:
-            raise HTTPException(422, detail={"message": f"Run {run_id} scores {run.spec.get('input_kind')}, "
-                                                        f"not {input_kind}. Pick a {input_kind} run from GET /models."})
+            raise HTTPException(
+                422,
+                detail={
+                    "message": f"Run {run_id} scores {run.spec.get('input_kind')}, "
+                    f"not {input_kind}. Pick a {input_kind} run from GET /models."
+                },
+            )
         try:
             return run, cache.entry(run)
         except BrokenRun as exc:
-            raise HTTPException(409, detail={"message": f"Run {run_id} cannot be used: {exc.problem}. "
-                                                        "Pick another run from GET /models."}) from None
+            raise HTTPException(
+                409,
+                detail={"message": f"Run {run_id} cannot be used: {exc.problem}. Pick another run from GET /models."},
+            ) from None
 
     def respond(run, loaded: _Loaded, X: pd.DataFrame, explain: bool, ignored: list[str] | None = None) -> Response:
         """Scores through :func:`engine.scoring.predict_rows`: the CLI's and the dashboard's numbers."""
@@ -586,26 +649,48 @@ def create_app(store=None, max_batch: int = MAX_BATCH, max_transcript_chars: int
             batcher = loaded.batcher(run.id, lambda frame: predict_rows(run, loaded.model, frame, metrics=metrics))
             predictions = batcher(X)
         else:
-            predictions = predict_rows(run, loaded.model, X, explain=explain, metrics=metrics,
-                                       lock=loaded.lock if serialize_scoring else None, n_factors=TOP_FACTORS)
+            predictions = predict_rows(
+                run,
+                loaded.model,
+                X,
+                explain=explain,
+                metrics=metrics,
+                lock=loaded.lock if serialize_scoring else None,
+                n_factors=TOP_FACTORS,
+            )
         for p in predictions:
             p["label"] = int(p["probability"] >= threshold)
             if not explain:
                 p["factors"] = None
-        payload = {"run_id": run.id, "approach": run.spec.get("approach", ""), "threshold": threshold,
-                   "predictions": predictions, "ignored_fields": ignored or []}
+        payload = {
+            "run_id": run.id,
+            "approach": run.spec.get("approach", ""),
+            "threshold": threshold,
+            "predictions": predictions,
+            "ignored_fields": ignored or [],
+        }
         return Response(json.dumps(payload).encode(), media_type="application/json")
 
     def check_batch(n: int, explain: bool, explain_cap: int, what: str) -> None:
         if n == 0:
             raise HTTPException(422, detail={"message": "The batch is empty: send at least one item."})
         if n > max_batch:
-            raise HTTPException(413, detail={"message": f"Batch of {n} items; the limit is {max_batch} per request. "
-                                                        "Split it into smaller requests."})
+            raise HTTPException(
+                413,
+                detail={
+                    "message": f"Batch of {n} items; the limit is {max_batch} per request. "
+                    "Split it into smaller requests."
+                },
+            )
         if explain and n > explain_cap:
-            raise HTTPException(413, detail={"message": f"explain=true for {n} {what}; the limit is {explain_cap} "
-                                                        f"{what} per request with explanations (each costs seconds "
-                                                        "of CPU). Split the batch or leave explain off."})
+            raise HTTPException(
+                413,
+                detail={
+                    "message": f"explain=true for {n} {what}; the limit is {explain_cap} "
+                    f"{what} per request with explanations (each costs seconds "
+                    "of CPU). Split the batch or leave explain off."
+                },
+            )
 
     @api.get("/health")
     def health() -> dict:
@@ -619,9 +704,16 @@ def create_app(store=None, max_batch: int = MAX_BATCH, max_transcript_chars: int
         for run in catalog.runs.values():
             spec = run.spec
             roc = catalog.metrics[run.id].get("metrics", {}).get("roc_auc", {})
-            out.append({"run_id": run.id, "approach": spec.get("approach"), "input_kind": spec.get("input_kind"),
-                        "dataset": spec.get("dataset"), "created": spec.get("created"),
-                        "roc_auc": roc.get("value") if isinstance(roc, dict) else roc})
+            out.append(
+                {
+                    "run_id": run.id,
+                    "approach": spec.get("approach"),
+                    "input_kind": spec.get("input_kind"),
+                    "dataset": spec.get("dataset"),
+                    "created": spec.get("created"),
+                    "roc_auc": roc.get("value") if isinstance(roc, dict) else roc,
+                }
+            )
         return {"models": out, "skipped": list(catalog.skipped)}
 
     def score_transcripts(body: TranscriptRequest) -> Response:
@@ -629,14 +721,20 @@ def create_app(store=None, max_batch: int = MAX_BATCH, max_transcript_chars: int
         check_batch(len(items), body.explain, MAX_EXPLAIN_TRANSCRIPTS, "transcripts")
         for i, item in enumerate(items):
             if len(item.transcript) > max_transcript_chars:
-                raise HTTPException(413, detail={"message": f"Transcript {i} has {len(item.transcript):,} characters; "
-                                                            f"the limit is {max_transcript_chars:,}."})
+                raise HTTPException(
+                    413,
+                    detail={
+                        "message": f"Transcript {i} has {len(item.transcript):,} characters; "
+                        f"the limit is {max_transcript_chars:,}."
+                    },
+                )
         run, loaded = pick_run(body.run_id, "transcripts")
         from engine.data.transcripts import TranscriptDataError, load_transcripts
 
         try:
-            table = load_transcripts([{"transcript": it.transcript, "metadata": it.metadata} for it in items],
-                                     require_labels=False)
+            table = load_transcripts(
+                [{"transcript": it.transcript, "metadata": it.metadata} for it in items], require_labels=False
+            )
         except TranscriptDataError as exc:
             raise HTTPException(422, detail={"message": str(exc)}) from None
         return respond(run, loaded, table.X, body.explain)
@@ -648,8 +746,9 @@ def create_app(store=None, max_batch: int = MAX_BATCH, max_transcript_chars: int
         X, ignored = _lead_frame(leads, run.spec)
         return respond(run, loaded, X, body.explain, ignored)
 
-    @api.post("/predict/transcript", response_model=PredictionResponse,
-              openapi_extra=_body_schema(api, TranscriptRequest))
+    @api.post(
+        "/predict/transcript", response_model=PredictionResponse, openapi_extra=_body_schema(api, TranscriptRequest)
+    )
     async def predict_transcript(request: Request):
         body = _parse(await request.body(), TranscriptRequest)
         return body if isinstance(body, Response) else await run_in_threadpool(score_transcripts, body)

@@ -45,6 +45,7 @@ Public surface: :func:`audit_leads` (any table :func:`engine.data.leads.load_lea
 :func:`audit_frame` (an already loaded feature frame and target). Unusable input raises
 :class:`engine.data.leads.LeadDataError` (a ``ValueError``) naming the problem and the fix.
 """
+
 from __future__ import annotations
 
 import time
@@ -55,8 +56,17 @@ import pandas as pd
 
 from engine.data.leads import LeadDataError
 
-__all__ = ["audit_leads", "audit_frame", "AUC_LEAK", "GAP_LEAK", "GAP_FLOOR", "MISSING_LEAK",
-           "FILLED_AUC_LEAK", "FILLED_RULE_AUC", "FILLED_RULE_BLANK"]
+__all__ = [
+    "audit_leads",
+    "audit_frame",
+    "AUC_LEAK",
+    "GAP_LEAK",
+    "GAP_FLOOR",
+    "MISSING_LEAK",
+    "FILLED_AUC_LEAK",
+    "FILLED_RULE_AUC",
+    "FILLED_RULE_BLANK",
+]
 
 #: Rule 1: single-column ROC-AUC from which a column is flagged outright.
 AUC_LEAK = 0.85
@@ -71,14 +81,22 @@ FILLED_RULE_AUC = 0.75
 FILLED_RULE_BLANK = 0.20
 
 _FOLDS = 3
-_MIN_PER_CLASS = 10          # leads of each outcome the audit needs at all
-_FILLED_MIN_BLANK = 0.10     # filled_auc is measured for columns blank in at least this share
-_FILLED_MIN_PER_CLASS = 25   # ... with at least this many leads of each outcome among the filled
+_MIN_PER_CLASS = 10  # leads of each outcome the audit needs at all
+_FILLED_MIN_BLANK = 0.10  # filled_auc is measured for columns blank in at least this share
+_FILLED_MIN_PER_CLASS = 25  # ... with at least this many leads of each outcome among the filled
 
 
-def audit_leads(data: Any, target: str | None = None, leak_policy: str = "none", *, exclude: Any = None,
-                include: Any = None, max_rows: int = 50_000, seed: int = 0,
-                filename: str | None = None) -> dict[str, Any]:
+def audit_leads(
+    data: Any,
+    target: str | None = None,
+    leak_policy: str = "none",
+    *,
+    exclude: Any = None,
+    include: Any = None,
+    max_rows: int = 50_000,
+    seed: int = 0,
+    filename: str | None = None,
+) -> dict[str, Any]:
     """Audit every column of a lead table for leaks.
 
     ``data``: a path, bytes, file-like or DataFrame, read by :func:`engine.data.leads.load_leads`
@@ -94,8 +112,9 @@ def audit_leads(data: Any, target: str | None = None, leak_policy: str = "none",
     from engine.data.leads import load_leads
 
     start = time.perf_counter()
-    table = load_leads(data, target=target, leak_policy=leak_policy, exclude=exclude, include=include,
-                       filename=filename)
+    table = load_leads(
+        data, target=target, leak_policy=leak_policy, exclude=exclude, include=include, filename=filename
+    )
     report = _audit(table.X, table.y, table.kinds, max_rows=max_rows, seed=seed)
     skipped = [_skipped(c, f"left out by the leak policy {table.policy!r}; not audited") for c in table.excluded]
     skipped += [_skipped(c, f"{why}; not audited") for c, why in table.dropped.items()]
@@ -104,8 +123,9 @@ def audit_leads(data: Any, target: str | None = None, leak_policy: str = "none",
     return report
 
 
-def audit_frame(X: pd.DataFrame, y: Any, kinds: dict[str, str] | None = None, *, max_rows: int = 50_000,
-                seed: int = 0) -> dict[str, Any]:
+def audit_frame(
+    X: pd.DataFrame, y: Any, kinds: dict[str, str] | None = None, *, max_rows: int = 50_000, seed: int = 0
+) -> dict[str, Any]:
     """Audit an already loaded table: feature frame ``X`` and outcome ``y`` (one per row).
 
     ``y``: 0/1, booleans or yes/no-style values (as :func:`engine.data.leads.map_target` reads
@@ -118,20 +138,26 @@ def audit_frame(X: pd.DataFrame, y: Any, kinds: dict[str, str] | None = None, *,
 
     start = time.perf_counter()
     if not isinstance(X, pd.DataFrame):
-        raise LeadDataError(f"X must be a pandas DataFrame of lead features, not a {type(X).__name__}. "
-                            "Pass the table without its target column, e.g. LeadTable.X.")
+        raise LeadDataError(
+            f"X must be a pandas DataFrame of lead features, not a {type(X).__name__}. "
+            "Pass the table without its target column, e.g. LeadTable.X."
+        )
     if X.shape[1] == 0:
         raise LeadDataError("the table has no feature columns to audit. Pass the lead table with its columns.")
     if len(X) == 0:
         raise LeadDataError("the table has no rows (0 leads). Audit a table with its data rows.")
     y_series = y.reset_index(drop=True) if isinstance(y, pd.Series) else pd.Series(np.asarray(y))
     if len(y_series) != len(X):
-        raise LeadDataError(f"y has {len(y_series):,} values but X has {len(X):,} rows. Pass one outcome per "
-                            "lead, in the same order as the rows of X.")
+        raise LeadDataError(
+            f"y has {len(y_series):,} values but X has {len(X):,} rows. Pass one outcome per "
+            "lead, in the same order as the rows of X."
+        )
     y01, filled = map_target(y_series, "y")
     if not filled.all():
-        raise LeadDataError(f"y has {int((~filled).sum()):,} blank values. Drop those leads (or fill in their "
-                            "outcome) before the audit.")
+        raise LeadDataError(
+            f"y has {int((~filled).sum()):,} blank values. Drop those leads (or fill in their "
+            "outcome) before the audit."
+        )
     if kinds is None:
         kinds = infer_kinds(X)
     kinds = {str(c): kinds.get(str(c), kinds.get(c, "categorical")) for c in X.columns}
@@ -143,8 +169,16 @@ def audit_frame(X: pd.DataFrame, y: Any, kinds: dict[str, str] | None = None, *,
 
 # --------------------------------------------------------------------------------------------
 def _skipped(column: str, reason: str, kind: str | None = None) -> dict[str, Any]:
-    return {"column": str(column), "kind": kind, "auc": None, "missing_auc": None, "filled_auc": None,
-            "missing_share": None, "flagged": False, "reason": reason}
+    return {
+        "column": str(column),
+        "kind": kind,
+        "auc": None,
+        "missing_auc": None,
+        "filled_auc": None,
+        "missing_share": None,
+        "flagged": False,
+        "reason": reason,
+    }
 
 
 def _cv_auc(x: pd.DataFrame, y: np.ndarray, numeric: bool, seed: int) -> float:
@@ -157,8 +191,9 @@ def _cv_auc(x: pd.DataFrame, y: np.ndarray, numeric: bool, seed: int) -> float:
     scores = []
     for train, test in StratifiedKFold(_FOLDS, shuffle=True, random_state=seed).split(x, y):
         if numeric:
-            tree = DecisionTreeClassifier(max_depth=4, min_samples_leaf=max(5, len(train) // 200),
-                                          random_state=seed).fit(x.iloc[train], y[train])
+            tree = DecisionTreeClassifier(
+                max_depth=4, min_samples_leaf=max(5, len(train) // 200), random_state=seed
+            ).fit(x.iloc[train], y[train])
             score = tree.predict_proba(x.iloc[test])[:, 1]
         else:
             # the encoding is the category's smoothed conversion rate, learnt on the training folds only
@@ -178,11 +213,15 @@ def _audit(X: pd.DataFrame, y: np.ndarray, kinds: dict[str, str], *, max_rows: i
     counts = np.bincount(y, minlength=2)
     if counts.min() == 0:
         only = "converted" if counts[1] else "not converted"
-        raise LeadDataError(f"the target has a single class: every one of the {n:,} leads is {only}. The audit "
-                            "compares converted with not-converted leads; add leads of the other outcome.")
+        raise LeadDataError(
+            f"the target has a single class: every one of the {n:,} leads is {only}. The audit "
+            "compares converted with not-converted leads; add leads of the other outcome."
+        )
     if counts.min() < _MIN_PER_CLASS:
-        raise LeadDataError(f"too few leads to audit: {counts[1]:,} converted and {counts[0]:,} not converted; "
-                            f"the cross-validated audit needs at least {_MIN_PER_CLASS} of each. Add leads.")
+        raise LeadDataError(
+            f"too few leads to audit: {counts[1]:,} converted and {counts[0]:,} not converted; "
+            f"the cross-validated audit needs at least {_MIN_PER_CLASS} of each. Add leads."
+        )
     if max_rows < 100:
         raise LeadDataError(f"max_rows={max_rows} is too small for a cross-validated audit; use at least 100.")
     idx = np.arange(n)
@@ -216,15 +255,28 @@ def _audit(X: pd.DataFrame, y: np.ndarray, kinds: dict[str, str], *, max_rows: i
             filled_counts = np.bincount(ys[~blank], minlength=2)
             if share >= _FILLED_MIN_BLANK and filled_counts.min() >= _FILLED_MIN_PER_CLASS:
                 filled_auc = _cv_auc(x[~blank], ys[~blank], numeric, seed)
-        rows.append({"column": str(col), "kind": kind, "auc": round(auc, 4),
-                     "missing_auc": None if missing_auc is None else round(missing_auc, 4),
-                     "filled_auc": None if filled_auc is None else round(filled_auc, 4),
-                     "missing_share": round(share, 4), "flagged": False, "reason": None})
+        rows.append(
+            {
+                "column": str(col),
+                "kind": kind,
+                "auc": round(auc, 4),
+                "missing_auc": None if missing_auc is None else round(missing_auc, 4),
+                "filled_auc": None if filled_auc is None else round(filled_auc, 4),
+                "missing_share": round(share, 4),
+                "flagged": False,
+                "reason": None,
+            }
+        )
 
     _flag(rows)
     rows.sort(key=lambda r: -1.0 if r["auc"] is None else -r["auc"])
-    return {"columns": rows, "flagged": [r["column"] for r in rows if r["flagged"]], "rows": int(n),
-            "rows_used": int(len(idx)), "seconds": round(time.perf_counter() - start, 3)}
+    return {
+        "columns": rows,
+        "flagged": [r["column"] for r in rows if r["flagged"]],
+        "rows": int(n),
+        "rows_used": int(len(idx)),
+        "seconds": round(time.perf_counter() - start, 3),
+    }
 
 
 def _flag(rows: list[dict[str, Any]]) -> None:
@@ -238,16 +290,26 @@ def _flag(rows: list[dict[str, Any]]) -> None:
         if auc >= AUC_LEAK:
             reasons.append(f"alone it predicts the outcome almost perfectly (ROC-AUC {auc:.2f} >= {AUC_LEAK:.2f})")
         elif runner is not None and auc >= GAP_FLOOR and auc - runner["auc"] >= GAP_LEAK:
-            reasons.append(f"alone it predicts the outcome far better than any other column (ROC-AUC {auc:.2f}; "
-                           f"next best {runner['column']!r} {runner['auc']:.2f})")
+            reasons.append(
+                f"alone it predicts the outcome far better than any other column (ROC-AUC {auc:.2f}; "
+                f"next best {runner['column']!r} {runner['auc']:.2f})"
+            )
         if miss is not None and miss >= MISSING_LEAK:
-            reasons.append(f"whether it is filled in predicts the outcome (blank/filled ROC-AUC {miss:.2f} "
-                           f">= {MISSING_LEAK:.2f})")
-        if (not reasons and filled is not None and auc >= FILLED_RULE_AUC and r["missing_share"] >= FILLED_RULE_BLANK
-                and filled >= FILLED_AUC_LEAK):
-            reasons.append(f"blank for {r['missing_share']:.0%} of leads and, where filled, it nearly settles the "
-                           f"outcome (ROC-AUC {filled:.2f} on filled rows, {auc:.2f} overall), like a field the "
-                           "sales team fills in after contact")
+            reasons.append(
+                f"whether it is filled in predicts the outcome (blank/filled ROC-AUC {miss:.2f} >= {MISSING_LEAK:.2f})"
+            )
+        if (
+            not reasons
+            and filled is not None
+            and auc >= FILLED_RULE_AUC
+            and r["missing_share"] >= FILLED_RULE_BLANK
+            and filled >= FILLED_AUC_LEAK
+        ):
+            reasons.append(
+                f"blank for {r['missing_share']:.0%} of leads and, where filled, it nearly settles the "
+                f"outcome (ROC-AUC {filled:.2f} on filled rows, {auc:.2f} overall), like a field the "
+                "sales team fills in after contact"
+            )
         if reasons:
             r["flagged"] = True
             r["reason"] = "likely filled in after the outcome: " + "; ".join(reasons)

@@ -6,6 +6,7 @@ storing the run, the stored explanations). :class:`PhaseTracker` stamps every pr
 and the job's overall ``fraction`` (0..1, never going back), so a progress bar reaches its end when the job
 does, and a finished step's "0 s left" is never shown while later phases run.
 """
+
 from __future__ import annotations
 
 import json
@@ -101,15 +102,19 @@ class PhaseTracker(Callback):
 
     def _span(self, phase: str) -> tuple[float, float]:
         total = sum(w for _, w in self.phases.values()) or 1.0
-        start = sum(self.phases[n][1] for n in self.names[:self.names.index(phase)]) / total
+        start = sum(self.phases[n][1] for n in self.names[: self.names.index(phase)]) / total
         return start, self.phases[phase][1] / total
 
     def _stamp(self, p: Progress) -> Progress:
         start, width = self._span(self.phase)
         inside = min(max(p.step / p.total, 0.0), 1.0) if p.total else 0.0
         self.fraction = max(self.fraction, min(start + width * inside, 1.0))
-        p.phase, p.phase_index, p.phases, p.fraction = self.phase, self.names.index(self.phase), len(self.names), \
-            self.fraction
+        p.phase, p.phase_index, p.phases, p.fraction = (
+            self.phase,
+            self.names.index(self.phase),
+            len(self.names),
+            self.fraction,
+        )
         return p
 
     def begin(self, phase: str, total: int = 1, stage: str | None = None) -> None:
@@ -122,8 +127,7 @@ class PhaseTracker(Callback):
         self.inner.on_step_end(self._stamp(Progress(step=0, total=total, stage=stage)))
 
     def advance(self, step: int, total: int, stage: str | None = None) -> None:
-        self.inner.on_step_end(self._stamp(Progress(step=step, total=total,
-                                                    stage=stage or self.phases[self.phase][0])))
+        self.inner.on_step_end(self._stamp(Progress(step=step, total=total, stage=stage or self.phases[self.phase][0])))
 
     def finish(self) -> None:
         """The job is done: the bar at its end."""

@@ -1,4 +1,5 @@
 """Command line: ``python -m engine train | bench | score | serve | runs | prepare-models | demo``."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,9 +21,18 @@ BOARD_METRICS = ["accuracy", "roc_auc", "pr_auc", "f1", "brier", "ece"]
 # CLI flag (dest) -> approach parameter name. Only flags the user actually gives are passed on,
 # and an approach that does not take one says so (see engine.pipeline.build_approach).
 PARAM_FLAGS = {
-    "epochs": "epochs", "n_pairs": "n_pairs", "classifier_type": "classifier_type", "base_model": "base_model",
-    "train_rows": "train_rows", "lr": "learning_rate", "max_length": "max_length", "quantize": "quantize",
-    "model_seed": "seed", "batch_size": "batch_size", "grad_accum": "grad_accum", "device": "device",
+    "epochs": "epochs",
+    "n_pairs": "n_pairs",
+    "classifier_type": "classifier_type",
+    "base_model": "base_model",
+    "train_rows": "train_rows",
+    "lr": "learning_rate",
+    "max_length": "max_length",
+    "quantize": "quantize",
+    "model_seed": "seed",
+    "batch_size": "batch_size",
+    "grad_accum": "grad_accum",
+    "device": "device",
 }
 
 
@@ -51,8 +61,13 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("approach parameters (only the ones you give are passed on)")
     g.add_argument("--epochs", type=float, help="training epochs (lora, embeddings)")
     g.add_argument("--n_pairs", "--n-pairs", dest="n_pairs", type=int, help="triplets per example (embeddings)")
-    g.add_argument("--classifier_type", "--classifier-type", dest="classifier_type", choices=["logistic", "xgboost"],
-                   help="classifier on the embeddings")
+    g.add_argument(
+        "--classifier_type",
+        "--classifier-type",
+        dest="classifier_type",
+        choices=["logistic", "xgboost"],
+        help="classifier on the embeddings",
+    )
     g.add_argument("--base-model", dest="base_model", help="LLM folder or hub id in your local cache (lora)")
     g.add_argument("--train-rows", dest="train_rows", type=int, help="cap on training rows (lora)")
     g.add_argument("--lr", type=float, help="learning rate")
@@ -79,14 +94,18 @@ def _metric(metrics: dict, name: str) -> str:
 
 def format_run(run) -> str:
     m = run.metrics
-    lines = [f"run {run.id}  ({run.spec['approach']} on {run.spec.get('dataset')}, {run.spec.get('rows')} rows, "
-             f"policy {run.spec.get('policy', '-')})"]
+    lines = [
+        f"run {run.id}  ({run.spec['approach']} on {run.spec.get('dataset')}, {run.spec.get('rows')} rows, "
+        f"policy {run.spec.get('policy', '-')})"
+    ]
     if run.spec.get("excluded"):
         lines.append(f"  leak policy excluded: {', '.join(run.spec['excluded'])}")
     for name in BOARD_METRICS + ["precision", "recall", "log_loss"]:
         lines.append(f"  {name:<10} {_metric(m.get('metrics', {}), name)}")
-    lines.append(f"  fit {m.get('fit_seconds', 0):.1f} s; scoring {m.get('score_rows_per_second', 0):,.0f} rows/s, "
-                 f"{m.get('score_one_ms', 0):.1f} ms for one row")
+    lines.append(
+        f"  fit {m.get('fit_seconds', 0):.1f} s; scoring {m.get('score_rows_per_second', 0):,.0f} rows/s, "
+        f"{m.get('score_one_ms', 0):.1f} ms for one row"
+    )
     for name, vm in (m.get("variants") or {}).items():
         lines.append(f"  part {name:<22} roc_auc {_metric(vm, 'roc_auc')}  accuracy {_metric(vm, 'accuracy')}")
     return "\n".join(lines)
@@ -101,7 +120,9 @@ def format_board(models: dict[str, dict]) -> str:
         cells = []
         for c in cols:
             v = row.get(c)
-            cells.append(("-" if v is None else (f"{v:,.0f}" if c == "score_rows_per_second" else f"{v:.4f}")).rjust(13))
+            cells.append(
+                ("-" if v is None else (f"{v:,.0f}" if c == "score_rows_per_second" else f"{v:.4f}")).rjust(13)
+            )
         out.append(name.ljust(width) + "".join(cells))
     return "\n".join(out)
 
@@ -110,10 +131,20 @@ def format_board(models: dict[str, dict]) -> str:
 def _spec_from_args(args):
     from engine.jobspec import TrainSpec
 
-    return TrainSpec(input_kind=args.input, data=args.data, approach=args.approach, params=_params_from_args(args),
-                     target=args.target, leak_policy=args.leak_policy, exclude=list(args.exclude or []),
-                     include=list(args.include or []), dataset_name=args.name, preset=args.preset,
-                     test_size=args.test_size, split_seed=args.split_seed)
+    return TrainSpec(
+        input_kind=args.input,
+        data=args.data,
+        approach=args.approach,
+        params=_params_from_args(args),
+        target=args.target,
+        leak_policy=args.leak_policy,
+        exclude=list(args.exclude or []),
+        include=list(args.include or []),
+        dataset_name=args.name,
+        preset=args.preset,
+        test_size=args.test_size,
+        split_seed=args.split_seed,
+    )
 
 
 def cmd_train(args) -> int:
@@ -167,6 +198,7 @@ def cmd_run_job(args) -> int:
 def _terminate_as_exit():
     """While training, SIGTERM (a job being cancelled or killed) raises SystemExit, so the pipeline removes
     the half-made run folder as it does for any other failure."""
+
     def _exit(signum, frame):
         raise SystemExit(128 + signum)
 
@@ -210,9 +242,8 @@ def cmd_bench(args) -> int:
 
             result = run_leads_bench(data, json_out=args.json, target=args.target, leak_policy=args.leak_policy)
     else:
-        from engine.benchmarks.transcripts import run_transcripts_bench
-
         from engine.approaches.embeddings import EmbeddingApproach
+        from engine.benchmarks.transcripts import run_transcripts_bench
 
         accepted = set(EmbeddingApproach._param_names()) | {"demo_n", "heldout_n", "setfit"}
         unknown = sorted(set(params) - accepted - {"classifier_type"})
@@ -261,8 +292,10 @@ def _writable_out(out: str | None) -> Path | None:
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder. Fix: give a file name, e.g. --out {out / 'scored.csv'}")
     if not out.parent.is_dir():
-        raise ValueError(f"--out {out}: the folder {out.parent} does not exist. Fix: create it first or write the "
-                         "scores somewhere else.")
+        raise ValueError(
+            f"--out {out}: the folder {out.parent} does not exist. Fix: create it first or write the "
+            "scores somewhere else."
+        )
     if not os.access(out.parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
         raise ValueError(f"--out {out} cannot be written (no permission). Fix: write the scores somewhere else.")
     return out
@@ -278,9 +311,11 @@ def _check_kind(run, data: Path) -> None:
     kind = run.spec.get("input_kind", "leads")
     if kind == "leads" and input_kind_of(data) == "transcripts":
         columns = list(run.spec.get("columns") or [])
-        raise ValueError(f"{data.name} holds transcripts, but run {run.id} scores leads with the columns: "
-                         f"{_column_list(columns)}. Fix: give a lead table with those columns, or score it "
-                         "with a transcripts run (--run latest takes the newest one).")
+        raise ValueError(
+            f"{data.name} holds transcripts, but run {run.id} scores leads with the columns: "
+            f"{_column_list(columns)}. Fix: give a lead table with those columns, or score it "
+            "with a transcripts run (--run latest takes the newest one)."
+        )
 
 
 def _run_and_model(store, run_id: str, data: Path):
@@ -294,8 +329,10 @@ def _run_and_model(store, run_id: str, data: Path):
     for skipped, problem in sorted(store.problems.items(), reverse=True):
         print(f"skipped run {skipped}: {first_line(problem)}", file=sys.stderr)
     if found is None:
-        raise ValueError(f"{data.name} holds {kind}, and no stored {kind} run loads. Fix: train one with "
-                         f"`python -m engine train {kind}` first, or pass --run RUN_ID (`python -m engine runs`).")
+        raise ValueError(
+            f"{data.name} holds {kind}, and no stored {kind} run loads. Fix: train one with "
+            f"`python -m engine train {kind}` first, or pass --run RUN_ID (`python -m engine runs`)."
+        )
     return found
 
 
@@ -323,8 +360,11 @@ def cmd_score(args) -> int:
     if not data.is_file():
         raise FileNotFoundError(f"--data {data}: no such file. Fix: give the lead table or transcripts file to score.")
     out_path = _writable_out(args.out)
-    report_path = _writable_out(args.report) if args.report else (
-        out_path.with_name(out_path.stem + ".report.json") if out_path else None)
+    report_path = (
+        _writable_out(args.report)
+        if args.report
+        else (out_path.with_name(out_path.stem + ".report.json") if out_path else None)
+    )
     run, model = _run_and_model(RunStore(), args.run, data)
     _check_kind(run, data)
     raw = read_rows(run, data, filename=data.name)
@@ -340,8 +380,10 @@ def cmd_score(args) -> int:
         print(f"note: {line}", file=sys.stderr)
     if scored.metrics:
         m = scored.metrics
-        print(f"outcomes in the file ({scored.outcome_rows:,} rows): " + ", ".join(
-            f"{name} {_metric(m, name)}" for name in ("roc_auc", "accuracy", "pr_auc")))
+        print(
+            f"outcomes in the file ({scored.outcome_rows:,} rows): "
+            + ", ".join(f"{name} {_metric(m, name)}" for name in ("roc_auc", "accuracy", "pr_auc"))
+        )
     reference = load_training_sample(run) if run.spec.get("input_kind") == "leads" else None
     if reference is not None:
         from engine.drift import shift_report
@@ -349,19 +391,28 @@ def cmd_score(args) -> int:
         X_new, _ = prepare_rows(run, raw, data.name)
         shift = shift_report(reference, X_new, run.spec.get("kinds"))
         report["shift"] = shift
-        shifted = ", ".join(f"{c['column']} (PSI {c['psi']:.2f})" for c in shift["columns"][:3]
-                            if c["level"] != "stable")
+        shifted = ", ".join(
+            f"{c['column']} (PSI {c['psi']:.2f})" for c in shift["columns"][:3] if c["level"] != "stable"
+        )
         auc = shift.get("adversarial_auc")
-        print(f"shift check: {shift['verdict']}" + (f" (adversarial ROC-AUC {auc:.2f})" if auc is not None else "")
-              + (f"; most shifted: {shifted}" if shifted else ""), file=sys.stderr)
-    print(f"reasons for {scored.explained_rows:,} of {len(scored.table):,} rows (the top of the list; "
-          "--explain N or all for more)", file=sys.stderr)
+        print(
+            f"shift check: {shift['verdict']}"
+            + (f" (adversarial ROC-AUC {auc:.2f})" if auc is not None else "")
+            + (f"; most shifted: {shifted}" if shifted else ""),
+            file=sys.stderr,
+        )
+    print(
+        f"reasons for {scored.explained_rows:,} of {len(scored.table):,} rows (the top of the list; "
+        "--explain N or all for more)",
+        file=sys.stderr,
+    )
     if out_path:
         try:
             scored.to_csv(out_path)
         except OSError as exc:
-            raise ValueError(f"--out {out_path} cannot be written ({exc.strerror or exc}). Fix: write the scores "
-                             "somewhere else.") from None
+            raise ValueError(
+                f"--out {out_path} cannot be written ({exc.strerror or exc}). Fix: write the scores somewhere else."
+            ) from None
         print(f"scored {len(scored.table)} rows with run {run.id}: written {out_path}")
     else:
         print(scored.table.head(50).to_string())
@@ -381,8 +432,10 @@ def cmd_audit(args) -> int:
         raise FileNotFoundError(f"--data {data}: no such file. Fix: give the lead table to audit.")
     out = _writable_out(args.json)
     report = audit_leads(data, target=args.target, leak_policy=args.leak_policy, filename=data.name)
-    print(f"{report['rows']:,} leads, target {report['target']!r}, leak policy {report['policy']!r}: "
-          f"{len(report['flagged'])} column(s) flagged in {report['seconds']:.1f} s")
+    print(
+        f"{report['rows']:,} leads, target {report['target']!r}, leak policy {report['policy']!r}: "
+        f"{len(report['flagged'])} column(s) flagged in {report['seconds']:.1f} s"
+    )
     width = max([len(str(c["column"])) for c in report["columns"]] + [6]) + 2
     print("column".ljust(width) + "   auc  missing  flag")
     for c in report["columns"]:
@@ -391,8 +444,10 @@ def cmd_audit(args) -> int:
         flag = "LEAK? " + str(c.get("reason") or "") if c.get("flagged") else ""
         print(_short(c["column"], 60).ljust(width) + auc.rjust(6) + miss.rjust(9) + "  " + flag)
     if report["flagged"]:
-        print("Likely post-outcome fields; to leave them out: "
-              + " ".join(f"--exclude {json.dumps(c)}" for c in report["flagged"]))
+        print(
+            "Likely post-outcome fields; to leave them out: "
+            + " ".join(f"--exclude {json.dumps(c)}" for c in report["flagged"])
+        )
     if out:
         write_json(out, report)
         print(f"written {out}")
@@ -408,8 +463,15 @@ def cmd_runs(args) -> int:
     rows = []
     for run in store.list_runs():
         m = run.metrics.get("metrics", {})
-        rows.append([run.id, str(run.spec.get("input_kind") or "-"), str(run.spec.get("approach") or "-"),
-                     _short(run.spec.get("dataset")), f"roc_auc {_metric(m, 'roc_auc')}"])
+        rows.append(
+            [
+                run.id,
+                str(run.spec.get("input_kind") or "-"),
+                str(run.spec.get("approach") or "-"),
+                _short(run.spec.get("dataset")),
+                f"roc_auc {_metric(m, 'roc_auc')}",
+            ]
+        )
     skipped = dict(store.problems)
     for path in store.root.iterdir():
         if RUN_ID_PATTERN.match(path.name) and path.is_dir() and not (path / "spec.json").exists():
@@ -432,8 +494,10 @@ def _confirm(question: str, yes: bool) -> bool:
     if yes:
         return True
     if not sys.stdin or not sys.stdin.isatty():
-        raise ValueError(f"{question.rstrip('?')}: not deleted, because there is no terminal to confirm on "
-                         "(stdin is not a terminal). Run it again with --yes to delete without asking.")
+        raise ValueError(
+            f"{question.rstrip('?')}: not deleted, because there is no terminal to confirm on "
+            "(stdin is not a terminal). Run it again with --yes to delete without asking."
+        )
     print(f"{question} [y/N] ", end="", flush=True)
     answer = sys.stdin.readline().strip().lower()
     return answer in ("y", "yes")
@@ -479,7 +543,7 @@ def cmd_delete(args) -> int:
 
 def _short(value, limit: int = 40) -> str:
     text = " ".join(str(value if value is not None else "-").split())  # no newlines or tabs in a table cell
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def cmd_serve(args) -> int:
@@ -510,7 +574,9 @@ def cmd_demo(args) -> int:
     from engine.callbacks import default_callbacks
 
     print("Conversion Lab demo: synthetic demo leads (not real data), stacked generalization")
-    run = pipeline.train_leads(DEMO_LEADS, approach="stacking", callbacks=default_callbacks(), dataset_name="demo leads")
+    run = pipeline.train_leads(
+        DEMO_LEADS, approach="stacking", callbacks=default_callbacks(), dataset_name="demo leads"
+    )
     print(format_run(run))
     print(f"RUN_ID={run.id}")
     return 0
@@ -520,13 +586,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m engine", description="Conversion Lab engine")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    for name, help_text in (("train", "train, evaluate and store a run"),
-                            ("bench", "run every model of an input kind on the protocol split")):
+    for name, help_text in (
+        ("train", "train, evaluate and store a run"),
+        ("bench", "run every model of an input kind on the protocol split"),
+    ):
         p = sub.add_parser(name, help=help_text)
-        p.add_argument("input", choices=["leads", "transcripts"] + (["api", "score"] if name == "bench" else []),
-                       help="what to train on" if name == "train" else
-                       "leads | transcripts: every model on the protocol split; api: load-test the scoring "
-                       "service; score: time the scoring service on a large lead file")
+        p.add_argument(
+            "input",
+            choices=["leads", "transcripts"] + (["api", "score"] if name == "bench" else []),
+            help="what to train on"
+            if name == "train"
+            else "leads | transcripts: every model on the protocol split; api: load-test the scoring "
+            "service; score: time the scoring service on a large lead file",
+        )
         p.add_argument("--data", help="data file (default: the embedded synthetic demo data)")
         p.add_argument("--approach", choices=["stacking", "lora", "embeddings"])
         p.add_argument("--target", help="target column (default: Converted, found by itself)")
@@ -540,78 +612,123 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--test-size", dest="test_size", type=float, default=0.3)
             p.add_argument("--split-seed", dest="split_seed", type=int, default=42)
             p.add_argument("--quiet", action="store_true", help="no progress bar")
-            p.add_argument("--preset", choices=["cpu"],
-                           help="lora only: the settings measured to train within 30 minutes on 2 CPU cores "
-                                "(adapters on the top 10 layers; every row for 2 epochs in bf16 on a CPU with "
-                                "native bf16, 4,000 rows for 1 epoch in fp32 otherwise) instead of the reference "
-                                "setup (3 epochs on every row), which takes hours without a GPU")
+            p.add_argument(
+                "--preset",
+                choices=["cpu"],
+                help="lora only: the settings measured to train within 30 minutes on 2 CPU cores "
+                "(adapters on the top 10 layers; every row for 2 epochs in bf16 on a CPU with "
+                "native bf16, 4,000 rows for 1 epoch in fp32 otherwise) instead of the reference "
+                "setup (3 epochs on every row), which takes hours without a GPU",
+            )
             p.set_defaults(func=cmd_train)
         else:
             p.add_argument("--json", help="write the results as JSON here")
             p.add_argument("--requests", type=int, default=2000, help="api only: requests to send (default 2000)")
             p.add_argument("--concurrency", type=int, default=16, help="api only: concurrent clients (default 16)")
             p.add_argument("--rows", type=int, default=100_000, help="score only: rows to score (default 100,000)")
-            p.add_argument("--explain-rows", dest="explain_rows", type=int, default=10_000,
-                           help="score only: rows to explain (default 10,000)")
+            p.add_argument(
+                "--explain-rows",
+                dest="explain_rows",
+                type=int,
+                default=10_000,
+                help="score only: rows to explain (default 10,000)",
+            )
             p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("score", help="score a file with a stored run",
-                       description="Score every row of a lead table or transcripts file with a stored run: the "
-                                   "file's own columns, then rank, probability of conversion, 1-99 score, tier "
-                                   "(A-D, the quarter of the run's training leads) and the top reasons, ranked.")
-    p.add_argument("--run", default="latest",
-                   help="a run id from `python -m engine runs`, or latest (default): the newest run of the file's "
-                        "kind whose model loads (transcripts for .json/.jsonl/.ndjson or a CSV with a transcript "
-                        "column, leads otherwise)")
+    p = sub.add_parser(
+        "score",
+        help="score a file with a stored run",
+        description="Score every row of a lead table or transcripts file with a stored run: the "
+        "file's own columns, then rank, probability of conversion, 1-99 score, tier "
+        "(A-D, the quarter of the run's training leads) and the top reasons, ranked.",
+    )
+    p.add_argument(
+        "--run",
+        default="latest",
+        help="a run id from `python -m engine runs`, or latest (default): the newest run of the file's "
+        "kind whose model loads (transcripts for .json/.jsonl/.ndjson or a CSV with a transcript "
+        "column, leads otherwise)",
+    )
     p.add_argument("--data", required=True, help="file to score: lead table (CSV, Excel, Parquet) or transcripts")
-    p.add_argument("--out", help="write the scored table to this CSV file (its folder must exist); default: print "
-                                 "the top 50 rows")
-    p.add_argument("--report", help="write the validation report, outcome metrics and shift check as JSON here "
-                                    "(default with --out: OUT.report.json beside it)")
-    p.add_argument("--explain", type=_explain_arg, default=None,
-                   help="rows (from the top) that get reasons, or all; default: the approach's budget (stacking "
-                        "200, LLM 20, embeddings 20)")
+    p.add_argument(
+        "--out", help="write the scored table to this CSV file (its folder must exist); default: print the top 50 rows"
+    )
+    p.add_argument(
+        "--report",
+        help="write the validation report, outcome metrics and shift check as JSON here "
+        "(default with --out: OUT.report.json beside it)",
+    )
+    p.add_argument(
+        "--explain",
+        type=_explain_arg,
+        default=None,
+        help="rows (from the top) that get reasons, or all; default: the approach's budget (stacking "
+        "200, LLM 20, embeddings 20)",
+    )
     p.set_defaults(func=cmd_score)
 
-    p = sub.add_parser("run-job", help="run a queued training job from its folder (used by the job runner)",
-                       description="Read spec.json in a job folder, train, and write result.json there.")
+    p = sub.add_parser(
+        "run-job",
+        help="run a queued training job from its folder (used by the job runner)",
+        description="Read spec.json in a job folder, train, and write result.json there.",
+    )
     p.add_argument("folder", help="the job's folder (holds spec.json)")
     p.set_defaults(func=cmd_run_job)
 
-    p = sub.add_parser("audit", help="find columns that give the outcome away (likely post-contact fields)",
-                       description="Leak finder: a small cross-validated model on each column alone, and on its "
-                                   "missingness alone; columns that predict the outcome far too well are flagged "
-                                   "with a reason.")
+    p = sub.add_parser(
+        "audit",
+        help="find columns that give the outcome away (likely post-contact fields)",
+        description="Leak finder: a small cross-validated model on each column alone, and on its "
+        "missingness alone; columns that predict the outcome far too well are flagged "
+        "with a reason.",
+    )
     p.add_argument("input", choices=["leads"], help="what to audit")
     p.add_argument("--data", required=True, help="lead table (CSV, Excel, Parquet)")
     p.add_argument("--target", help="target column (default: Converted, found by itself)")
-    p.add_argument("--leak-policy", dest="leak_policy", default="none", choices=["default", "none", "strict"],
-                   help="columns to leave out before auditing (default none: audit every column)")
+    p.add_argument(
+        "--leak-policy",
+        dest="leak_policy",
+        default="none",
+        choices=["default", "none", "strict"],
+        help="columns to leave out before auditing (default none: audit every column)",
+    )
     p.add_argument("--json", help="write the report as JSON here")
     p.set_defaults(func=cmd_audit)
 
-    p = sub.add_parser("runs", help="list stored runs",
-                       description="List the stored runs, newest first. Runs that cannot be used (a damaged or "
-                                   "missing spec.json or metrics.json) are left out and named on stderr as "
-                                   "'skipped <run id>: <reason>'.")
+    p = sub.add_parser(
+        "runs",
+        help="list stored runs",
+        description="List the stored runs, newest first. Runs that cannot be used (a damaged or "
+        "missing spec.json or metrics.json) are left out and named on stderr as "
+        "'skipped <run id>: <reason>'.",
+    )
     p.set_defaults(func=cmd_runs)
 
-    p = sub.add_parser("delete", help="delete a stored run or dataset (asks first)",
-                       description="Delete one stored run (`delete run RUN_ID`) or dataset (`delete dataset SHA`, "
-                                   "the sha256 of its file or a unique prefix of at least 6 hex digits). It asks "
-                                   "'Delete ...? [y/N]' on the terminal; without a terminal (scripts, pipes) it "
-                                   "deletes nothing unless --yes is given. Deleting a dataset keeps the runs "
-                                   "trained on it.")
+    p = sub.add_parser(
+        "delete",
+        help="delete a stored run or dataset (asks first)",
+        description="Delete one stored run (`delete run RUN_ID`) or dataset (`delete dataset SHA`, "
+        "the sha256 of its file or a unique prefix of at least 6 hex digits). It asks "
+        "'Delete ...? [y/N]' on the terminal; without a terminal (scripts, pipes) it "
+        "deletes nothing unless --yes is given. Deleting a dataset keeps the runs "
+        "trained on it.",
+    )
     p.add_argument("what", choices=["run", "dataset"], help="what to delete")
     p.add_argument("id", metavar="ID", help="run id (see `python -m engine runs`) or dataset sha256")
     p.add_argument("--yes", "-y", action="store_true", help="delete without asking")
     p.set_defaults(func=cmd_delete)
 
-    p = sub.add_parser("serve", help="start the FastAPI scoring service",
-                       description="Start the FastAPI scoring service (set CLAB_API_KEY to require an API key).")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 exposes it to the "
-                        "network: set CLAB_API_KEY first)")
+    p = sub.add_parser(
+        "serve",
+        help="start the FastAPI scoring service",
+        description="Start the FastAPI scoring service (set CLAB_API_KEY to require an API key).",
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 exposes it to the "
+        "network: set CLAB_API_KEY first)",
+    )
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     p.set_defaults(func=cmd_serve)
 

@@ -2,6 +2,7 @@
 
 ``CLAB_WORKSPACE`` overrides the default ``<repo>/workspace``.
 """
+
 from __future__ import annotations
 
 import os

@@ -15,6 +15,7 @@ limits) before anything is stored. A dataset whose ``meta.json`` is damaged is l
 :meth:`DatasetStore.list` and recorded in :attr:`DatasetStore.problems`; uploading the same file again
 repairs it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -68,7 +69,7 @@ def content_hash(data: bytes) -> str:
 
 
 def guess_kind(filename: str) -> str:
-    """"transcripts" for JSON/JSONL files, "leads" otherwise (CSV may be either: pass kind=)."""
+    """ "transcripts" for JSON/JSONL files, "leads" otherwise (CSV may be either: pass kind=)."""
     ext = Path(filename).suffix.lower()
     return "transcripts" if ext in (".json", ".jsonl", ".ndjson") else "leads"
 
@@ -90,8 +91,10 @@ class Dataset:
                 if not isinstance(meta.get(key), str):
                     raise CorruptFile(self.path / META_FILE, f"has no {key!r} text field")
         except CorruptFile as exc:
-            raise BrokenDataset(f"dataset {self.sha[:12]} is damaged: {exc}. Fix: upload the same file again to "
-                                f"repair it, or remove the folder {self.path}.") from None
+            raise BrokenDataset(
+                f"dataset {self.sha[:12]} is damaged: {exc}. Fix: upload the same file again to "
+                f"repair it, or remove the folder {self.path}."
+            ) from None
         return meta
 
     @property
@@ -146,8 +149,14 @@ class DatasetStore:
         #: datasets the last :meth:`list` left out, ``{sha: why}``
         self.problems: dict[str, str] = {}
 
-    def add(self, data: bytes | str | Path, filename: str | None = None, kind: str | None = None,
-            name: str | None = None, **settings: Any) -> Dataset:
+    def add(
+        self,
+        data: bytes | str | Path,
+        filename: str | None = None,
+        kind: str | None = None,
+        name: str | None = None,
+        **settings: Any,
+    ) -> Dataset:
         """Store a file's bytes (or a path's) and return its dataset. Storing the same bytes twice
         returns the existing dataset (its raw file is never rewritten; given settings update meta).
 
@@ -184,16 +193,28 @@ class DatasetStore:
                     raise ValueError(
                         f"{filename}: these bytes are already stored as {existing['kind']} dataset "
                         f"{existing.get('name') or sha[:12]!r} ({sha[:12]}); one file holds one kind of data. "
-                        f"Fix: use that dataset, or upload the {kind} file if this one was chosen by mistake.")
+                        f"Fix: use that dataset, or upload the {kind} file if this one was chosen by mistake."
+                    )
                 if changes:
                     _write_meta(folder, {**existing, **changes})
                 return Dataset(folder)
             raw = folder / f"data{ext}"
             if not (raw.is_file() and content_hash(raw.read_bytes()) == sha):  # kept when repairing a damaged meta
                 write_bytes(raw, data)
-            meta = {"name": name or Path(filename).stem, "kind": kind or guess_kind(filename), "file": raw.name,
-                    "filename": filename, "bytes": len(data), "sha256": sha, "added": time.time(), "target": None,
-                    "leak_policy": "default", "exclude": [], "include": [], "synthetic": False}
+            meta = {
+                "name": name or Path(filename).stem,
+                "kind": kind or guess_kind(filename),
+                "file": raw.name,
+                "filename": filename,
+                "bytes": len(data),
+                "sha256": sha,
+                "added": time.time(),
+                "target": None,
+                "leak_policy": "default",
+                "exclude": [],
+                "include": [],
+                "synthetic": False,
+            }
             meta.update({k: v for k, v in settings.items() if v is not None})
             _write_meta(folder, meta)
         return Dataset(folder)
@@ -227,15 +248,19 @@ class DatasetStore:
         Raises KeyError when there is no such dataset (or the prefix is not unique)."""
         key = str(sha).strip().lower()
         if not SHA_PATTERN.fullmatch(key):
-            raise KeyError(f"No dataset {sha!r} in {self.root} (a dataset id is the sha256 of its file, "
-                           "at least 6 hex digits)")
+            raise KeyError(
+                f"No dataset {sha!r} in {self.root} (a dataset id is the sha256 of its file, at least 6 hex digits)"
+            )
         matches = [p for p in self.root.glob(f"{key}*") if p.is_dir() and not p.is_symlink()]
         exact = self.root / key
         if exact in matches:
             matches = [exact]
         if len(matches) != 1:
-            raise KeyError(f"No dataset {sha!r} in {self.root}" if not matches else
-                           f"{sha!r} names {len(matches)} datasets in {self.root}; give more of its sha256")
+            raise KeyError(
+                f"No dataset {sha!r} in {self.root}"
+                if not matches
+                else f"{sha!r} names {len(matches)} datasets in {self.root}; give more of its sha256"
+            )
         folder = matches[0]
         with locked(folder / META_FILE):
             shutil.rmtree(folder)
@@ -247,8 +272,9 @@ class DatasetStore:
         there is none and :class:`BrokenDataset` (a ValueError naming the file) when it is damaged."""
         key = str(sha).strip().lower()
         if not SHA_PATTERN.fullmatch(key):
-            raise KeyError(f"No dataset {sha!r} in {self.root} (a dataset id is the sha256 of its file, "
-                           "at least 6 hex digits)")
+            raise KeyError(
+                f"No dataset {sha!r} in {self.root} (a dataset id is the sha256 of its file, at least 6 hex digits)"
+            )
         folder = self.root / key
         if not (folder / META_FILE).exists():
             matches = [p for p in self.root.glob(f"{key}*") if (p / META_FILE).exists()]
@@ -256,7 +282,7 @@ class DatasetStore:
                 raise KeyError(f"No dataset {sha!r} in {self.root}")
             folder = matches[0]
         ds = Dataset(folder)
-        ds.meta  # raises BrokenDataset, naming the file
+        _ = ds.meta  # raises BrokenDataset, naming the file
         return ds
 
     def find(self, sha: str) -> Dataset | None:

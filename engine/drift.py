@@ -37,6 +37,7 @@ training rows, or ``kinds``) are listed in ``skipped``: every new lead has a new
 "shift". Both tables are cleaned with :func:`engine.data.leads.prepare_features`.
 10,000 vs 10,000 X Education rows take a few seconds on 2 cores.
 """
+
 from __future__ import annotations
 
 import time
@@ -71,8 +72,9 @@ def psi_level(psi: float) -> str:
     return "stable" if psi < PSI_MODERATE else "moderate" if psi <= PSI_LARGE else "large"
 
 
-def shift_report(train: pd.DataFrame, new: pd.DataFrame, kinds: dict[str, str] | None = None,
-                 max_rows: int = 5000, seed: int = 0) -> dict[str, Any]:
+def shift_report(
+    train: pd.DataFrame, new: pd.DataFrame, kinds: dict[str, str] | None = None, max_rows: int = 5000, seed: int = 0
+) -> dict[str, Any]:
     """Compare the rows being scored (``new``) with a run's training rows (``train``).
 
     ``kinds``: column kinds as in the run's ``LeadTable.kinds``; inferred from ``train`` when None.
@@ -88,22 +90,27 @@ def shift_report(train: pd.DataFrame, new: pd.DataFrame, kinds: dict[str, str] |
     start = time.perf_counter()
     for name, frame in (("training", train), ("new", new)):
         if not isinstance(frame, pd.DataFrame):
-            raise LeadDataError(f"the {name} rows must be a pandas DataFrame, not a {type(frame).__name__}. "
-                                "Read the table first (engine.data.leads.read_table).")
+            raise LeadDataError(
+                f"the {name} rows must be a pandas DataFrame, not a {type(frame).__name__}. "
+                "Read the table first (engine.data.leads.read_table)."
+            )
     train = train.rename(columns=str)
     new = new.rename(columns=str)
     shared = [c for c in train.columns if c in set(new.columns)]
     only_train = [c for c in train.columns if c not in set(new.columns)]
     only_new = [c for c in new.columns if c not in set(train.columns)]
     if not shared:
-        raise LeadDataError(f"the new rows share no column with the training rows (training: "
-                            f"{_names(train.columns)}; new: {_names(new.columns)}). Score a file with the "
-                            "columns the model was trained on.")
+        raise LeadDataError(
+            f"the new rows share no column with the training rows (training: "
+            f"{_names(train.columns)}; new: {_names(new.columns)}). Score a file with the "
+            "columns the model was trained on."
+        )
     if len(train) == 0:
         raise LeadDataError("the training table has no rows; the shift check needs the run's training rows.")
     if len(new) == 0:
-        raise LeadDataError("the new table has no rows (0 leads), so there is nothing to compare. Pass the "
-                            "leads being scored.")
+        raise LeadDataError(
+            "the new table has no rows (0 leads), so there is nothing to compare. Pass the leads being scored."
+        )
     if max_rows < _MIN_ROWS_ADVERSARIAL:
         raise LeadDataError(f"max_rows={max_rows} is too small; use at least {_MIN_ROWS_ADVERSARIAL}.")
 
@@ -113,8 +120,10 @@ def shift_report(train: pd.DataFrame, new: pd.DataFrame, kinds: dict[str, str] |
     skipped = {c: _SKIP_KINDS[kinds[c]] for c in shared if kinds[c] in _SKIP_KINDS}
     cols = [c for c in shared if c not in skipped]
     if not cols:
-        raise LeadDataError(f"every shared column is an identifier or free text ({_names(shared)}); there is "
-                            "nothing to compare. Score a file with the lead attributes the model uses.")
+        raise LeadDataError(
+            f"every shared column is an identifier or free text ({_names(shared)}); there is "
+            "nothing to compare. Score a file with the lead attributes the model uses."
+        )
     a = prepare_features(train, cols, kinds)
     b = prepare_features(new, cols, kinds)
 
@@ -131,13 +140,13 @@ def shift_report(train: pd.DataFrame, new: pd.DataFrame, kinds: dict[str, str] |
             coded_a[c] = np.where(ca == n_codes - 1, np.nan, ca).astype(float)
             coded_b[c] = np.where(cb == n_codes - 1, np.nan, cb).astype(float)
         is_cat.append(not numeric)
-        entries.append({"column": c, "kind": kinds[c], "psi": round(float(psi), 4), "level": psi_level(psi),
-                        "importance": None})
+        entries.append(
+            {"column": c, "kind": kinds[c], "psi": round(float(psi), 4), "level": psi_level(psi), "importance": None}
+        )
 
     adversarial_auc, importance = None, None
     if min(len(a), len(b)) >= _MIN_ROWS_ADVERSARIAL:
-        adversarial_auc, importance = _adversarial(pd.DataFrame(coded_a), pd.DataFrame(coded_b), is_cat,
-                                                   max_rows, seed)
+        adversarial_auc, importance = _adversarial(pd.DataFrame(coded_a), pd.DataFrame(coded_b), is_cat, max_rows, seed)
         most = []
         if importance is not None:
             for e, imp in zip(entries, importance):
@@ -148,18 +157,28 @@ def shift_report(train: pd.DataFrame, new: pd.DataFrame, kinds: dict[str, str] |
         verdict = VERDICTS[0] if score < AUC_SOMEWHAT else VERDICTS[1] if score < AUC_VERY else VERDICTS[2]
         note = None
     else:
-        note = (f"only {min(len(a), len(b))} rows on one side: too few to tell whether the leads differ (the "
-                "classifier needs more, and the PSI of a small batch is mostly noise); the columns listed are "
-                "those with a large PSI; check again with more rows")
+        note = (
+            f"only {min(len(a), len(b))} rows on one side: too few to tell whether the leads differ (the "
+            "classifier needs more, and the PSI of a small batch is mostly noise); the columns listed are "
+            "those with a large PSI; check again with more rows"
+        )
         verdict = TOO_FEW
         most = [e["column"] for e in sorted(entries, key=lambda e: -e["psi"]) if e["level"] == "large"][:_TOP]
 
     entries.sort(key=lambda e: -e["psi"])
-    return {"columns": entries, "adversarial_auc": None if adversarial_auc is None else round(adversarial_auc, 4),
-            "verdict": verdict, "most_shifted": most, "rows_train": int(len(train)), "rows_new": int(len(new)),
-            "only_in_train": only_train, "only_in_new": only_new,
-            "skipped": [{"column": c, "reason": r} for c, r in skipped.items()], "note": note,
-            "seconds": round(time.perf_counter() - start, 3)}
+    return {
+        "columns": entries,
+        "adversarial_auc": None if adversarial_auc is None else round(adversarial_auc, 4),
+        "verdict": verdict,
+        "most_shifted": most,
+        "rows_train": int(len(train)),
+        "rows_new": int(len(new)),
+        "only_in_train": only_train,
+        "only_in_new": only_new,
+        "skipped": [{"column": c, "reason": r} for c, r in skipped.items()],
+        "note": note,
+        "seconds": round(time.perf_counter() - start, 3),
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,8 +225,9 @@ def _category_codes(train: pd.Series, new: pd.Series) -> tuple[np.ndarray, np.nd
     return codes(keys_a), codes(keys_b), k + 2
 
 
-def _adversarial(a: pd.DataFrame, b: pd.DataFrame, is_cat: list[bool], max_rows: int,
-                 seed: int) -> tuple[float, np.ndarray | None]:
+def _adversarial(
+    a: pd.DataFrame, b: pd.DataFrame, is_cat: list[bool], max_rows: int, seed: int
+) -> tuple[float, np.ndarray | None]:
     """Cross-validated ROC-AUC of a train-vs-new classifier and each column's permutation importance."""
     from threadpoolctl import threadpool_limits
 
@@ -217,8 +237,9 @@ def _adversarial(a: pd.DataFrame, b: pd.DataFrame, is_cat: list[bool], max_rows:
         return _adversarial_fit(a, b, is_cat, max_rows, seed)
 
 
-def _adversarial_fit(a: pd.DataFrame, b: pd.DataFrame, is_cat: list[bool], max_rows: int,
-                     seed: int) -> tuple[float, np.ndarray | None]:
+def _adversarial_fit(
+    a: pd.DataFrame, b: pd.DataFrame, is_cat: list[bool], max_rows: int, seed: int
+) -> tuple[float, np.ndarray | None]:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.inspection import permutation_importance
     from sklearn.metrics import roc_auc_score
@@ -233,9 +254,14 @@ def _adversarial_fit(a: pd.DataFrame, b: pd.DataFrame, is_cat: list[bool], max_r
     y = np.r_[np.zeros(len(a), dtype=int), np.ones(len(b), dtype=int)]
     aucs, held_out = [], []
     for train_idx, test_idx in StratifiedKFold(_FOLDS, shuffle=True, random_state=seed).split(X, y):
-        model = HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, max_leaf_nodes=15,
-                                               categorical_features=np.asarray(is_cat), early_stopping=False,
-                                               random_state=seed)
+        model = HistGradientBoostingClassifier(
+            max_iter=100,
+            learning_rate=0.1,
+            max_leaf_nodes=15,
+            categorical_features=np.asarray(is_cat),
+            early_stopping=False,
+            random_state=seed,
+        )
         model.fit(X[train_idx], y[train_idx])
         aucs.append(roc_auc_score(y[test_idx], model.predict_proba(X[test_idx])[:, 1]))
         held_out.append((model, test_idx))
@@ -243,6 +269,5 @@ def _adversarial_fit(a: pd.DataFrame, b: pd.DataFrame, is_cat: list[bool], max_r
     if auc < AUC_SOMEWHAT:
         return auc, None
     model, test_idx = held_out[0]
-    perm = permutation_importance(model, X[test_idx], y[test_idx], scoring="roc_auc", n_repeats=3,
-                                  random_state=seed)
+    perm = permutation_importance(model, X[test_idx], y[test_idx], scoring="roc_auc", n_repeats=3, random_state=seed)
     return auc, perm.importances_mean

@@ -17,6 +17,7 @@ thresholds, scores and timing.
 * :data:`METRIC_LABELS`, :func:`baseline_metrics`, :func:`board_findings` — the board's words: a name and a help
   line per metric, the metrics of no model (the base rate), and what the runs' numbers say, in sentences.
 """
+
 from __future__ import annotations
 
 import time
@@ -54,15 +55,18 @@ def protocol_split(y, test_size: float = 0.3, seed: int = 42) -> tuple[np.ndarra
     y = np.asarray(y).astype(int).ravel()
     counts = np.bincount(y, minlength=2)
     if counts.min() < 2:
-        raise ValueError(f"Need at least 2 rows of each class to split (got {counts.tolist()} for 0/1); "
-                         "add rows of the missing class or choose another target column")
+        raise ValueError(
+            f"Need at least 2 rows of each class to split (got {counts.tolist()} for 0/1); "
+            "add rows of the missing class or choose another target column"
+        )
     idx = np.arange(len(y))
     train_idx, test_idx = train_test_split(idx, test_size=test_size, random_state=seed, stratify=y)
     return np.sort(train_idx), np.sort(test_idx)
 
 
-def _weighted_metrics(y: np.ndarray, p: np.ndarray, W: np.ndarray,
-                      starts: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def _weighted_metrics(
+    y: np.ndarray, p: np.ndarray, W: np.ndarray, starts: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """Every metric for each row of the weight matrix ``W`` (n_sets, n). ``y`` and ``p`` must be sorted by
     ``p`` ascending; ``starts`` are the first positions of each run of tied scores (None: no ties).
     Weight = how many times a row is drawn; a row of ones gives the plain metrics. Ties are handled like
@@ -109,8 +113,17 @@ def _weighted_metrics(y: np.ndarray, p: np.ndarray, W: np.ndarray,
         sum_p = (W @ (onehot * p[:, None].astype(dt))).astype(np.float64)
         sum_y = (W @ (onehot * yf[:, None])).astype(np.float64)
         ece = np.abs(sum_p - sum_y).sum(axis=1) / total
-    return {"accuracy": accuracy, "precision": precision, "recall": recall, "f1": f1, "roc_auc": roc_auc,
-            "pr_auc": pr_auc, "brier": brier, "log_loss": log_loss, "ece": ece}
+    return {
+        "accuracy": accuracy,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "roc_auc": roc_auc,
+        "pr_auc": pr_auc,
+        "brier": brier,
+        "log_loss": log_loss,
+        "ece": ece,
+    }
 
 
 def _sorted_by_score(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -172,8 +185,9 @@ def compute_metrics(y_true, proba, n_boot: int = 1000, seed: int = 0, alpha: flo
     return out
 
 
-def paired_difference(y_true, proba_a, proba_b, metric: str = "roc_auc", n_boot: int = 2000, seed: int = 0,
-                      alpha: float = 0.05) -> dict[str, float]:
+def paired_difference(
+    y_true, proba_a, proba_b, metric: str = "roc_auc", n_boot: int = 2000, seed: int = 0, alpha: float = 0.05
+) -> dict[str, float]:
     """``metric`` of ``proba_a`` minus that of ``proba_b`` on the same rows, ``{"value", "low", "high"}``
     with a paired percentile bootstrap interval (each resample weighs the rows alike for both models)."""
     if metric not in METRIC_NAMES:
@@ -242,13 +256,20 @@ def curve_data(y_true, proba, max_points: int = 200) -> dict[str, Any]:
     if len(np.unique(y)) == 2:
         fpr, tpr, thr = roc_curve(y, p)
         keep = _downsample(len(fpr), max_points)
-        out["roc"] = {"fpr": _finite_list(fpr[keep]), "tpr": _finite_list(tpr[keep]),
-                      "thresholds": _finite_list(thr[keep])}
+        out["roc"] = {
+            "fpr": _finite_list(fpr[keep]),
+            "tpr": _finite_list(tpr[keep]),
+            "thresholds": _finite_list(thr[keep]),
+        }
         prec, rec, thr = precision_recall_curve(y, p)
         thr = np.r_[thr, 1.0]  # sklearn gives one threshold fewer than points
         keep = _downsample(len(prec), max_points)
-        out["pr"] = {"precision": _finite_list(prec[keep]), "recall": _finite_list(rec[keep]),
-                     "thresholds": _finite_list(thr[keep]), "base_rate": float(y.mean())}
+        out["pr"] = {
+            "precision": _finite_list(prec[keep]),
+            "recall": _finite_list(rec[keep]),
+            "thresholds": _finite_list(thr[keep]),
+            "base_rate": float(y.mean()),
+        }
     else:
         out["roc"] = {"fpr": [], "tpr": [], "thresholds": []}
         out["pr"] = {"precision": [], "recall": [], "thresholds": [], "base_rate": float(y.mean())}
@@ -275,8 +296,12 @@ def curve_data(y_true, proba, max_points: int = 200) -> dict[str, Any]:
         k = np.maximum(np.ceil(fractions * n).astype(int), 1)
         captured = cum_pos[k - 1] / total_pos
         rate = cum_pos[k - 1] / k
-        return {"fraction": [float(f) for f in fractions], "captured": _finite_list(captured),
-                "lift": _finite_list(captured / fractions), "conversion_rate": _finite_list(rate)}
+        return {
+            "fraction": [float(f) for f in fractions],
+            "captured": _finite_list(captured),
+            "lift": _finite_list(captured / fractions),
+            "conversion_rate": _finite_list(rate),
+        }
 
     out["gains"] = gains_at(np.arange(1, 101) / 100)
     out["deciles"] = gains_at(np.arange(1, 11) / 10)
@@ -298,8 +323,9 @@ def curve_data(y_true, proba, max_points: int = 200) -> dict[str, Any]:
 
 
 # -- thresholds -------------------------------------------------------------------------------------
-def choose_threshold(y_true, proba, method: str = "f1", cost_per_call: float = 1.0,
-                     value_per_conversion: float = 10.0) -> float:
+def choose_threshold(
+    y_true, proba, method: str = "f1", cost_per_call: float = 1.0, value_per_conversion: float = 10.0
+) -> float:
     """Pick a decision threshold on P(convert).
 
     * ``"f1"``: maximise F1;
@@ -341,12 +367,18 @@ def confusion_at(y_true, proba, threshold: float) -> dict[str, float]:
     fp = int((pred & (y == 0)).sum())
     fn = int((~pred & (y == 1)).sum())
     tn = int((~pred & (y == 0)).sum())
-    return {"threshold": float(threshold), "tp": tp, "fp": fp, "tn": tn, "fn": fn,
-            "precision": tp / (tp + fp) if tp + fp else 0.0,
-            "recall": tp / (tp + fn) if tp + fn else 0.0,
-            "specificity": tn / (tn + fp) if tn + fp else 0.0,
-            "accuracy": (tp + tn) / len(y) if len(y) else 0.0,
-            "called_share": float(pred.mean()) if len(y) else 0.0}
+    return {
+        "threshold": float(threshold),
+        "tp": tp,
+        "fp": fp,
+        "tn": tn,
+        "fn": fn,
+        "precision": tp / (tp + fp) if tp + fp else 0.0,
+        "recall": tp / (tp + fn) if tp + fn else 0.0,
+        "specificity": tn / (tn + fp) if tn + fp else 0.0,
+        "accuracy": (tp + tn) / len(y) if len(y) else 0.0,
+        "called_share": float(pred.mean()) if len(y) else 0.0,
+    }
 
 
 # -- timing -----------------------------------------------------------------------------------------
@@ -364,30 +396,46 @@ def time_scoring(approach, X, n_one: int = 20) -> dict[str, float]:
         start = time.perf_counter()
         approach.predict_proba(row)
         singles.append(time.perf_counter() - start)
-    return {"score_rows_per_second": float(len(X) / max(batch, 1e-9)),
-            "score_one_ms": float(np.median(singles) * 1000)}
+    return {"score_rows_per_second": float(len(X) / max(batch, 1e-9)), "score_one_ms": float(np.median(singles) * 1000)}
 
 
 # -- words for the board ----------------------------------------------------------------------------
 #: metric -> (name shown to a user, one line of help). Higher is better except for ``LOWER_IS_BETTER``.
 METRIC_LABELS: dict[str, tuple[str, str]] = {
-    "roc_auc": ("ROC-AUC", "Chance that a converting lead is ranked above one that does not (0.5 = a coin toss, "
-                           "1 = perfect). `roc_auc`"),
-    "pr_auc": ("PR-AUC", "How precise the calls stay as you go down the ranked list, averaged over all lengths of "
-                         "the list; calling at random gives the conversion rate. Average precision, `pr_auc`"),
-    "accuracy": ("Accuracy", "Share of test leads predicted right when leads at or above 50 % are called "
-                             "'will convert'. Compare it with the base rate: predicting the larger class for every "
-                             "lead already scores that much. `accuracy`"),
+    "roc_auc": (
+        "ROC-AUC",
+        "Chance that a converting lead is ranked above one that does not (0.5 = a coin toss, 1 = perfect). `roc_auc`",
+    ),
+    "pr_auc": (
+        "PR-AUC",
+        "How precise the calls stay as you go down the ranked list, averaged over all lengths of "
+        "the list; calling at random gives the conversion rate. Average precision, `pr_auc`",
+    ),
+    "accuracy": (
+        "Accuracy",
+        "Share of test leads predicted right when leads at or above 50 % are called "
+        "'will convert'. Compare it with the base rate: predicting the larger class for every "
+        "lead already scores that much. `accuracy`",
+    ),
     "f1": ("F1", "Balance of precision and recall at the 50 % threshold (their harmonic mean). `f1`"),
-    "precision": ("Precision", "Of the leads called 'will convert' (50 % or more), the share that converted. "
-                               "`precision`"),
-    "recall": ("Recall", "Of the leads that converted, the share the model called 'will convert' (50 % or more). "
-                         "`recall`"),
-    "brier": ("Brier score", "Mean squared gap between the predicted chance and what happened (0 is perfect; lower "
-                             "is better). `brier`"),
+    "precision": (
+        "Precision",
+        "Of the leads called 'will convert' (50 % or more), the share that converted. `precision`",
+    ),
+    "recall": (
+        "Recall",
+        "Of the leads that converted, the share the model called 'will convert' (50 % or more). `recall`",
+    ),
+    "brier": (
+        "Brier score",
+        "Mean squared gap between the predicted chance and what happened (0 is perfect; lower is better). `brier`",
+    ),
     "log_loss": ("Log loss", "Penalty for confident wrong predictions (lower is better). `log_loss`"),
-    "ece": ("Calibration error", "How far the predicted chances are from the observed conversion rates, averaged over "
-                                 "ten bands of the chance (lower is better). Expected calibration error, `ece`"),
+    "ece": (
+        "Calibration error",
+        "How far the predicted chances are from the observed conversion rates, averaged over "
+        "ten bands of the chance (lower is better). Expected calibration error, `ece`",
+    ),
 }
 #: the board's two groups of metrics: how well leads are ordered and called, and how trustworthy the chances are
 RANKING_METRICS = ["roc_auc", "pr_auc"]
@@ -395,8 +443,13 @@ CALL_METRICS = ["accuracy", "f1", "precision", "recall"]
 CALIBRATION_METRICS = ["brier", "log_loss", "ece"]
 LOWER_IS_BETTER = {"brier", "log_loss", "ece"}
 #: the parts an approach is made of (``metrics["variants"]``), in a user's words
-PART_LABELS = {"logistic_regression": "logistic regression", "random_forest": "random forest",
-               "xgboost": "XGBoost", "svc": "support-vector machine", "generic_embeddings": "generic embeddings"}
+PART_LABELS = {
+    "logistic_regression": "logistic regression",
+    "random_forest": "random forest",
+    "xgboost": "XGBoost",
+    "svc": "support-vector machine",
+    "generic_embeddings": "generic embeddings",
+}
 
 
 def baseline_metrics(base_rate: float) -> dict[str, float]:
@@ -411,9 +464,17 @@ def baseline_metrics(base_rate: float) -> dict[str, float]:
         raise ValueError(f"base_rate must be a share between 0 and 1, not {base_rate!r}")
     pc = min(max(p, _EPS), 1 - _EPS)
     everyone = p >= 0.5
-    return {"accuracy": max(p, 1 - p), "precision": p if everyone else 0.0, "recall": 1.0 if everyone else 0.0,
-            "f1": 2 * p / (1 + p) if everyone else 0.0, "roc_auc": 0.5, "pr_auc": p, "brier": p * (1 - p),
-            "log_loss": float(-(p * np.log(pc) + (1 - p) * np.log(1 - pc))), "ece": 0.0}
+    return {
+        "accuracy": max(p, 1 - p),
+        "precision": p if everyone else 0.0,
+        "recall": 1.0 if everyone else 0.0,
+        "f1": 2 * p / (1 + p) if everyone else 0.0,
+        "roc_auc": 0.5,
+        "pr_auc": p,
+        "brier": p * (1 - p),
+        "log_loss": float(-(p * np.log(pc) + (1 - p) * np.log(1 - pc))),
+        "ece": 0.0,
+    }
 
 
 def baseline_calls(base_rate: float) -> dict[str, dict[str, float]]:
@@ -423,8 +484,10 @@ def baseline_calls(base_rate: float) -> dict[str, dict[str, float]]:
     p = float(base_rate)
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"base_rate must be a share between 0 and 1, not {base_rate!r}")
-    return {"nobody": {"accuracy": 1 - p, "f1": 0.0, "precision": 0.0, "recall": 0.0},
-            "everyone": {"accuracy": p, "f1": 2 * p / (1 + p) if p else 0.0, "precision": p, "recall": 1.0}}
+    return {
+        "nobody": {"accuracy": 1 - p, "f1": 0.0, "precision": 0.0, "recall": 0.0},
+        "everyone": {"accuracy": p, "f1": 2 * p / (1 + p) if p else 0.0, "precision": p, "recall": 1.0},
+    }
 
 
 def _value(entry) -> float | None:
@@ -465,15 +528,20 @@ def board_findings(runs: list[dict], metric: str = "roc_auc") -> list[str]:
         b_int, s_int = _bounds(best["metrics"][metric]), _bounds(second["metrics"][metric])
         if b_int and s_int:
             overlap = b_int[0] <= s_int[1] and s_int[0] <= b_int[1]
-            verdict = ("their 95 % intervals overlap, so the lead may be chance" if overlap else
-                       "their 95 % intervals do not overlap")
+            verdict = (
+                "their 95 % intervals overlap, so the lead may be chance"
+                if overlap
+                else "their 95 % intervals do not overlap"
+            )
         else:
             verdict = "no intervals to tell whether that is more than chance"
         if gap < 0.0005:
             out.append(f"{best['label']} and {second['label']} are level on {name} ({bv:.3f}).")
         else:
-            out.append(f"Best on {name}: {best['label']} ({bv:.3f}), {gap:.3f} {'below' if lower else 'above'} "
-                       f"{second['label']} ({sv:.3f}); {verdict}.")
+            out.append(
+                f"Best on {name}: {best['label']} ({bv:.3f}), {gap:.3f} {'below' if lower else 'above'} "
+                f"{second['label']} ({sv:.3f}); {verdict}."
+            )
     for r in runs:
         whole = _value((r.get("metrics") or {}).get(metric))
         parts = {k: _value(v.get(metric)) for k, v in (r.get("variants") or {}).items() if isinstance(v, dict)}
@@ -485,12 +553,16 @@ def board_findings(runs: list[dict], metric: str = "roc_auc") -> list[str]:
         worse = pv < whole if lower else pv > whole
         if r.get("approach") == "embeddings" and part == "generic_embeddings":
             if worse:
-                out.append(f"In {r['label']}, fine-tuned embeddings ({whole:.3f}) are below generic ones ({pv:.3f}) "
-                           f"on {name}: the fine-tuning did not help on this data.")
+                out.append(
+                    f"In {r['label']}, fine-tuned embeddings ({whole:.3f}) are below generic ones ({pv:.3f}) "
+                    f"on {name}: the fine-tuning did not help on this data."
+                )
             continue
         if worse:
-            out.append(f"{r['label']} ({whole:.3f}) is below its own {part_name} ({pv:.3f}) on {name}: the "
-                       f"{part_name} alone would rank leads better.")
+            out.append(
+                f"{r['label']} ({whole:.3f}) is below its own {part_name} ({pv:.3f}) on {name}: the "
+                f"{part_name} alone would rank leads better."
+            )
         elif len(parts) > 1:
             out.append(f"{r['label']} ({whole:.3f}) is above its best part, the {part_name} ({pv:.3f}), on {name}.")
     for r in runs:
@@ -502,9 +574,13 @@ def board_findings(runs: list[dict], metric: str = "roc_auc") -> list[str]:
         bounds = _bounds(acc)
         who = "'will not convert'" if base < 0.5 else "'will convert'"
         if av <= majority:
-            out.append(f"{r['label']}'s accuracy ({av:.3f}) is not above the {majority:.3f} of predicting {who} "
-                       "for every lead: judge it by how it ranks leads and by the decisions at a threshold.")
+            out.append(
+                f"{r['label']}'s accuracy ({av:.3f}) is not above the {majority:.3f} of predicting {who} "
+                "for every lead: judge it by how it ranks leads and by the decisions at a threshold."
+            )
         elif bounds and bounds[0] <= majority:
-            out.append(f"{r['label']}'s accuracy ({av:.3f}) is not clearly above the {majority:.3f} of predicting "
-                       f"{who} for every lead (its interval starts at {bounds[0]:.3f}).")
+            out.append(
+                f"{r['label']}'s accuracy ({av:.3f}) is not clearly above the {majority:.3f} of predicting "
+                f"{who} for every lead (its interval starts at {bounds[0]:.3f})."
+            )
     return out

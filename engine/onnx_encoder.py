@@ -9,6 +9,7 @@ the fp32 ones (measured on the demo transcripts; per-tensor quantization only re
 Only models whose sentence-transformers pipeline is "transformer, then mean pooling (then normalise)" are
 exported (:func:`supports`); any other pipeline stays on PyTorch.
 """
+
 from __future__ import annotations
 
 import copy
@@ -17,8 +18,9 @@ import os
 import tempfile
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +50,8 @@ def supports(st_model) -> bool:
         return False
     pooling = modules[1]
     mode = getattr(pooling, "pooling_mode", None) or (
-        "mean" if getattr(pooling, "pooling_mode_mean_tokens", False) else None)
+        "mean" if getattr(pooling, "pooling_mode_mean_tokens", False) else None
+    )
     return str(mode).lower() in ("mean", "mean_tokens") and hasattr(modules[0], "auto_model")
 
 
@@ -72,8 +75,9 @@ def export_int8(st_model, target: str | Path) -> Path:
             self.body = body
 
         def forward(self, input_ids, attention_mask, token_type_ids):
-            hidden = self.body(input_ids=input_ids, attention_mask=attention_mask,
-                               token_type_ids=token_type_ids).last_hidden_state
+            hidden = self.body(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             return torch.nn.functional.normalize(pooled, p=2, dim=1)
@@ -84,11 +88,17 @@ def export_int8(st_model, target: str | Path) -> Path:
     with tempfile.TemporaryDirectory(prefix="clab-onnx-") as tmp, torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about data-dependent branches (masks) are expected
         fp32 = Path(tmp) / "model_fp32.onnx"
-        torch.onnx.export(_Pooled(bert).eval(), (dummy, dummy, torch.zeros_like(dummy)), str(fp32),
-                          input_names=list(INPUTS), output_names=["sentence_embedding"],
-                          dynamic_axes={**{k: {0: "batch", 1: "seq"} for k in INPUTS},
-                                        "sentence_embedding": {0: "batch"}},
-                          opset_version=17, do_constant_folding=True, dynamo=False)
+        torch.onnx.export(
+            _Pooled(bert).eval(),
+            (dummy, dummy, torch.zeros_like(dummy)),
+            str(fp32),
+            input_names=list(INPUTS),
+            output_names=["sentence_embedding"],
+            dynamic_axes={**{k: {0: "batch", 1: "seq"} for k in INPUTS}, "sentence_embedding": {0: "batch"}},
+            opset_version=17,
+            do_constant_folding=True,
+            dynamo=False,
+        )
         partial = target.with_name(f"{target.name}.{os.getpid()}.partial")  # concurrent exports never collide
         quantize_dynamic(str(fp32), str(partial), weight_type=QuantType.QInt8, per_channel=True)
         partial.replace(target)
@@ -124,9 +134,10 @@ def encode(path: str | Path, tokenizer, texts: list[str], max_length: int, batch
     out = None
     order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths together: little padding
     for start in range(0, len(texts), batch_size):
-        rows = order[start:start + batch_size]
-        enc = tokenizer([texts[i] for i in rows], padding=True, truncation=True, max_length=int(max_length),
-                        return_tensors="np")
+        rows = order[start : start + batch_size]
+        enc = tokenizer(
+            [texts[i] for i in rows], padding=True, truncation=True, max_length=int(max_length), return_tensors="np"
+        )
         feed = {k: np.asarray(enc[k], dtype=np.int64) for k in INPUTS if k in names and k in enc}
         if "token_type_ids" in names and "token_type_ids" not in feed:
             feed["token_type_ids"] = np.zeros_like(feed["input_ids"])

@@ -3,6 +3,7 @@
 Every approach on a dataset is fitted on the protocol's training rows and scored on the same
 test rows (stratified 70/30, seed 42 by default), so runs on one dataset compare like with like.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -36,8 +37,10 @@ def build_approach(name: str, params: dict[str, Any] | None = None, input_kind: 
     params = {k: v for k, v in (params or {}).items() if v is not None}
     unknown = set(params) - set(cls._param_names())
     if unknown:
-        raise ValueError(f"The {name!r} approach has no parameter(s) {sorted(unknown)}; "
-                         f"its parameters are: {', '.join(cls._param_names())}")
+        raise ValueError(
+            f"The {name!r} approach has no parameter(s) {sorted(unknown)}; "
+            f"its parameters are: {', '.join(cls._param_names())}"
+        )
     signature = inspect.signature(cls.__init__).parameters
     return cls(**{key: check_param(name, signature[key], value) for key, value in params.items()})
 
@@ -91,13 +94,23 @@ def check_param(approach: str, parameter: inspect.Parameter, value: Any) -> Any:
         return value
     if tuple in types and isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return tuple(value)
-    wanted = " or ".join({bool: "true/false", int: "a whole number", float: "a number", str: "text",
-                          tuple: "a list of text, e.g. [\"a\", \"b\"]"}[t] for t in sorted(types, key=str))
+    wanted = " or ".join(
+        {
+            bool: "true/false",
+            int: "a whole number",
+            float: "a number",
+            str: "text",
+            tuple: 'a list of text, e.g. ["a", "b"]',
+        }[t]
+        for t in sorted(types, key=str)
+    )
     if allows_none:
         wanted += " or null"
     default = list(parameter.default) if isinstance(parameter.default, tuple) else parameter.default
-    raise ValueError(f"Parameter {parameter.name!r} of the {approach!r} approach takes {wanted}, "
-                     f"got {value!r} ({type(value).__name__}); its default is {json.dumps(default)}.")
+    raise ValueError(
+        f"Parameter {parameter.name!r} of the {approach!r} approach takes {wanted}, "
+        f"got {value!r} ({type(value).__name__}); its default is {json.dumps(default)}."
+    )
 
 
 def variant_probas(model, X: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -115,16 +128,34 @@ def variant_probas(model, X: pd.DataFrame) -> dict[str, np.ndarray]:
     return out
 
 
-def fit_evaluate_store(model, X: pd.DataFrame, y: np.ndarray, row_ids, spec: dict, *,
-                       callbacks: list[Callback] | None = None, store: RunStore | None = None,
-                       test_size: float = DEFAULT_TEST_SIZE, seed: int = DEFAULT_SPLIT_SEED) -> Run:
+def fit_evaluate_store(
+    model,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    row_ids,
+    spec: dict,
+    *,
+    callbacks: list[Callback] | None = None,
+    store: RunStore | None = None,
+    test_size: float = DEFAULT_TEST_SIZE,
+    seed: int = DEFAULT_SPLIT_SEED,
+) -> Run:
     from engine.evaluate import compute_metrics, curve_data, protocol_split, time_scoring
 
     store = store or RunStore()
     train_idx, test_idx = protocol_split(y, test_size=test_size, seed=seed)
-    spec = {**spec, "approach": model.name, "params": _plain(model.get_params()),
-            "split": {"method": "stratified holdout", "test_size": test_size, "seed": seed,
-                      "n_train": int(len(train_idx)), "n_test": int(len(test_idx))}}
+    spec = {
+        **spec,
+        "approach": model.name,
+        "params": _plain(model.get_params()),
+        "split": {
+            "method": "stratified holdout",
+            "test_size": test_size,
+            "seed": seed,
+            "n_train": int(len(train_idx)),
+            "n_test": int(len(test_idx)),
+        },
+    }
     run = store.new_run(spec)
     tracker = PhaseTracker(callbacks)  # every phase reported, so a progress bar ends when the job does
     cbs = tracker.inner
@@ -184,42 +215,83 @@ def fit_evaluate_store(model, X: pd.DataFrame, y: np.ndarray, row_ids, spec: dic
     return run
 
 
-def train_leads(data, approach: str = "stacking", target: str | None = None, leak_policy: str = "default",
-                exclude: list[str] | None = None, include: list[str] | None = None,
-                params: dict[str, Any] | None = None, callbacks: list[Callback] | None = None,
-                store: RunStore | None = None, dataset_name: str | None = None,
-                test_size: float = DEFAULT_TEST_SIZE, seed: int = DEFAULT_SPLIT_SEED) -> Run:
+def train_leads(
+    data,
+    approach: str = "stacking",
+    target: str | None = None,
+    leak_policy: str = "default",
+    exclude: list[str] | None = None,
+    include: list[str] | None = None,
+    params: dict[str, Any] | None = None,
+    callbacks: list[Callback] | None = None,
+    store: RunStore | None = None,
+    dataset_name: str | None = None,
+    test_size: float = DEFAULT_TEST_SIZE,
+    seed: int = DEFAULT_SPLIT_SEED,
+) -> Run:
     """Train one approach on a lead table (path, bytes, file-like or DataFrame) and store the run."""
     from engine.data.leads import load_leads
 
     model = build_approach(approach, params, "leads")
     table = load_leads(data, target=target, leak_policy=leak_policy, exclude=exclude, include=include)
-    spec = {"input_kind": "leads", "dataset": dataset_name or _source_name(data), "data_hash": table.data_hash,
-            "rows": int(len(table.y)), "target": table.target, "policy": table.policy,
-            "excluded": list(table.excluded), "dropped": dict(table.dropped), "warnings": list(table.warnings),
-            "columns": list(table.X.columns), "kinds": dict(table.kinds)}
-    return fit_evaluate_store(model, table.X, table.y, table.row_ids, spec, callbacks=callbacks, store=store,
-                              test_size=test_size, seed=seed)
+    spec = {
+        "input_kind": "leads",
+        "dataset": dataset_name or _source_name(data),
+        "data_hash": table.data_hash,
+        "rows": int(len(table.y)),
+        "target": table.target,
+        "policy": table.policy,
+        "excluded": list(table.excluded),
+        "dropped": dict(table.dropped),
+        "warnings": list(table.warnings),
+        "columns": list(table.X.columns),
+        "kinds": dict(table.kinds),
+    }
+    return fit_evaluate_store(
+        model, table.X, table.y, table.row_ids, spec, callbacks=callbacks, store=store, test_size=test_size, seed=seed
+    )
 
 
-def train_transcripts(data, approach: str = "embeddings", params: dict[str, Any] | None = None,
-                      callbacks: list[Callback] | None = None, store: RunStore | None = None,
-                      dataset_name: str | None = None, test_size: float = DEFAULT_TEST_SIZE,
-                      seed: int = DEFAULT_SPLIT_SEED) -> Run:
+def train_transcripts(
+    data,
+    approach: str = "embeddings",
+    params: dict[str, Any] | None = None,
+    callbacks: list[Callback] | None = None,
+    store: RunStore | None = None,
+    dataset_name: str | None = None,
+    test_size: float = DEFAULT_TEST_SIZE,
+    seed: int = DEFAULT_SPLIT_SEED,
+) -> Run:
     """Train one approach on labelled transcripts (path, bytes, file-like, or list of records)."""
     from engine.data.transcripts import load_transcripts
 
     model = build_approach(approach, params, "transcripts")
     table = load_transcripts(data)
-    spec = {"input_kind": "transcripts", "dataset": dataset_name or _source_name(data),
-            "data_hash": table.data_hash, "rows": int(len(table.y)), "target": "label",
-            "columns": list(table.X.columns), "warnings": list(getattr(table, "warnings", []))}
-    return fit_evaluate_store(model, table.X, np.asarray(table.y).astype(int), np.arange(len(table.y)), spec,
-                              callbacks=callbacks, store=store, test_size=test_size, seed=seed)
+    spec = {
+        "input_kind": "transcripts",
+        "dataset": dataset_name or _source_name(data),
+        "data_hash": table.data_hash,
+        "rows": int(len(table.y)),
+        "target": "label",
+        "columns": list(table.X.columns),
+        "warnings": list(getattr(table, "warnings", [])),
+    }
+    return fit_evaluate_store(
+        model,
+        table.X,
+        np.asarray(table.y).astype(int),
+        np.arange(len(table.y)),
+        spec,
+        callbacks=callbacks,
+        store=store,
+        test_size=test_size,
+        seed=seed,
+    )
 
 
-def _store_explanations(run: Run, model, X: pd.DataFrame, row_ids, test_idx, input_kind: str,
-                        cbs: CallbackList) -> None:
+def _store_explanations(
+    run: Run, model, X: pd.DataFrame, row_ids, test_idx, input_kind: str, cbs: CallbackList
+) -> None:
     """Explain the Explain page's default sample of test rows now, so the page opens at once. An approach
     that cannot explain still gets its run (the page then computes, and shows the error there)."""
     sample = explain_sample(test_idx, explain_rows(model.name, input_kind))

@@ -4,6 +4,7 @@
 given seed. Small inputs are handled: t-SNE's perplexity and UMAP's ``n_neighbors`` are lowered to
 fit ``n``; one or two points are placed without fitting anything.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,16 +36,29 @@ def project(embeddings, method: str = "tsne", seed: int = 42, **kw) -> np.ndarra
 
         perplexity = float(kw.pop("perplexity", 30.0))
         perplexity = max(1.0, min(perplexity, (n - 1) / 3.0))
-        tsne = TSNE(n_components=2, perplexity=perplexity, random_state=seed, init=kw.pop("init", "pca"),
-                    metric=kw.pop("metric", "cosine"), **kw)
+        tsne = TSNE(
+            n_components=2,
+            perplexity=perplexity,
+            random_state=seed,
+            init=kw.pop("init", "pca"),
+            metric=kw.pop("metric", "cosine"),
+            **kw,
+        )
         return tsne.fit_transform(X).astype(np.float64)
     import umap
 
     n_neighbors = int(kw.pop("n_neighbors", 15))
     n_neighbors = max(2, min(n_neighbors, n - 1))
     init = kw.pop("init", "spectral" if n > n_neighbors + 2 else "random")
-    reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, random_state=seed, metric=kw.pop("metric", "cosine"),
-                        init=init, n_jobs=1, **kw)
+    reducer = umap.UMAP(
+        n_components=2,
+        n_neighbors=n_neighbors,
+        random_state=seed,
+        metric=kw.pop("metric", "cosine"),
+        init=init,
+        n_jobs=1,
+        **kw,
+    )
     return np.asarray(reducer.fit_transform(X), dtype=np.float64)
 
 
@@ -57,7 +71,7 @@ ENCODERS = ("generic", "fine_tuned")
 
 def projection_sample(n_rows: int, n: int = PROJECTION_ROWS, seed: int = 0) -> np.ndarray:
     """Positions (sorted) of the rows a map of ``n`` points shows: the first ``n`` of a fixed shuffle."""
-    return np.sort(np.random.default_rng(seed).permutation(int(n_rows))[:int(n)])
+    return np.sort(np.random.default_rng(seed).permutation(int(n_rows))[: int(n)])
 
 
 def embed_both(model, frame, progress=None, batch: int = 16) -> dict[str, np.ndarray]:
@@ -69,7 +83,7 @@ def embed_both(model, frame, progress=None, batch: int = 16) -> dict[str, np.nda
     for which in ENCODERS:
         parts = []
         for start in range(0, len(frame), batch):
-            parts.append(np.asarray(model.embed(frame.iloc[start:start + batch], which=which), dtype=np.float32))
+            parts.append(np.asarray(model.embed(frame.iloc[start : start + batch], which=which), dtype=np.float32))
             done += len(parts[-1])
             if progress:
                 progress(done, total)
@@ -77,8 +91,7 @@ def embed_both(model, frame, progress=None, batch: int = 16) -> dict[str, np.nda
     return out
 
 
-def store_projections(run, model, X, row_ids=None, n: int = PROJECTION_ROWS, methods=METHODS, seed: int = 0,
-                      log=None):
+def store_projections(run, model, X, row_ids=None, n: int = PROJECTION_ROWS, methods=METHODS, seed: int = 0, log=None):
     """Compute the maps the Embeddings page shows by default and store them in the run folder as
     ``projections.json``: the ``n`` rows of :func:`projection_sample` (their positions in ``X`` and row ids), and
     for each of ``methods`` the 2-D coordinates of their generic and fine-tuned embeddings. Returns the file's
@@ -96,20 +109,31 @@ def store_projections(run, model, X, row_ids=None, n: int = PROJECTION_ROWS, met
         maps = {}
         for method in methods:
             t = time.perf_counter()
-            maps[method] = {which: np.round(project(vectors[which], method=method, seed=seed), 5).tolist()
-                            for which in ENCODERS}
+            maps[method] = {
+                which: np.round(project(vectors[which], method=method, seed=seed), 5).tolist() for which in ENCODERS
+            }
             seconds[method] = round(time.perf_counter() - t, 2)
     except Exception as exc:  # noqa: BLE001 - a run without maps is still a run
         if log:
             log(f"embedding maps not stored ({type(exc).__name__}: {exc}); the Embeddings page will compute them")
         return None
     ids = np.arange(len(X)) if row_ids is None else np.asarray(row_ids)
-    path = write_json(run.path / PROJECTIONS_FILE, {
-        "version": 1, "seed": seed, "positions": positions.tolist(), "row_ids": [str(r) for r in ids[positions]],
-        "maps": maps, "seconds": seconds})
+    path = write_json(
+        run.path / PROJECTIONS_FILE,
+        {
+            "version": 1,
+            "seed": seed,
+            "positions": positions.tolist(),
+            "row_ids": [str(r) for r in ids[positions]],
+            "maps": maps,
+            "seconds": seconds,
+        },
+    )
     if log:
-        log(f"embedding maps ({', '.join(methods)}) of {len(positions)} rows stored in "
-            f"{time.perf_counter() - started:.1f} s")
+        log(
+            f"embedding maps ({', '.join(methods)}) of {len(positions)} rows stored in "
+            f"{time.perf_counter() - started:.1f} s"
+        )
     return path
 
 
@@ -136,5 +160,9 @@ def load_projections(run) -> dict | None:
             raise ValueError("row ids do not match the positions")
     except (CorruptFile, KeyError, TypeError, ValueError):
         return None
-    return {**payload, "positions": [int(p) for p in payload["positions"]],
-            "row_ids": [str(r) for r in payload["row_ids"]], "maps": maps}
+    return {
+        **payload,
+        "positions": [int(p) for p in payload["positions"]],
+        "row_ids": [str(r) for r in payload["row_ids"]],
+        "maps": maps,
+    }

@@ -6,6 +6,7 @@ leak policy, split), ``metrics.json`` (protocol metrics with intervals, timings)
 ``explanations.csv`` (contributions of a sample of test rows, see :func:`explain_sample`) and
 ``model/`` (the approach's own native files).
 """
+
 from __future__ import annotations
 
 import re
@@ -111,8 +112,13 @@ class Run:
         import numpy as np
         import pandas as pd
 
-        frame = pd.DataFrame({"row_id": np.asarray(row_id), "y_true": np.asarray(y_true).astype(int),
-                              "proba": np.asarray(proba, dtype=float)})
+        frame = pd.DataFrame(
+            {
+                "row_id": np.asarray(row_id),
+                "y_true": np.asarray(y_true).astype(int),
+                "proba": np.asarray(proba, dtype=float),
+            }
+        )
         atomic_write(self.path / "predictions.csv", lambda tmp: frame.to_csv(tmp, index=False))
 
     def predictions(self) -> pd.DataFrame:
@@ -136,8 +142,12 @@ class Run:
         f = self.path / "explanations.csv"
         if not f.exists():
             return None
-        return pd.read_csv(f, dtype={"feature": str, "value": str}, keep_default_na=False,
-                           converters={"row": int, "row_id": str, "contribution": float, "proba": float})
+        return pd.read_csv(
+            f,
+            dtype={"feature": str, "value": str},
+            keep_default_na=False,
+            converters={"row": int, "row_id": str, "contribution": float, "proba": float},
+        )
 
     def save_model(self, approach) -> None:
         approach.save(self.model_dir)
@@ -194,8 +204,9 @@ class RunStore:
         return Run(path)
 
     def _folders(self) -> list[Path]:
-        return sorted((p for p in self.root.iterdir() if RUN_ID_PATTERN.match(p.name) and not p.is_symlink()),
-                      reverse=True)
+        return sorted(
+            (p for p in self.root.iterdir() if RUN_ID_PATTERN.match(p.name) and not p.is_symlink()), reverse=True
+        )
 
     def list_runs(self, complete_only: bool = True, **match: Any) -> list[Run]:
         """Runs, newest first, whose spec matches every ``key=value`` given. Broken runs are left out and
@@ -226,8 +237,10 @@ class RunStore:
 
     def _path(self, run_id: str) -> Path:
         if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id):
-            raise KeyError(f"No run {str(run_id)[:80]!r}: a run id looks like 20260101T120000-stacking-1a2b3c "
-                           "(`python -m engine runs` lists them)")
+            raise KeyError(
+                f"No run {str(run_id)[:80]!r}: a run id looks like 20260101T120000-stacking-1a2b3c "
+                "(`python -m engine runs` lists them)"
+            )
         path = self.root / run_id
         if path.is_symlink() or not is_inside(path, self.root) or not (path / "spec.json").exists():
             raise KeyError(f"No run {run_id!r} in {self.root}")

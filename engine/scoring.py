@@ -19,6 +19,7 @@ are scored as missing values and counted, unexpected ones ignored and listed, ca
 training listed per column with counts, numbers that do not parse coerced to missing and counted. A table
 that shares no column with the run is refused (:class:`ScoringError`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -110,8 +111,10 @@ def largest_factors(table: pd.DataFrame, n: int) -> dict[int, list[dict]]:
     out = {}
     for r, group in table.groupby("row", sort=False):
         top = group.reindex(group["contribution"].abs().sort_values(ascending=False).index).head(n)
-        out[int(r)] = [{"feature": f, "value": v, "contribution": float(c)}
-                       for f, v, c in zip(top["feature"], top["value"], top["contribution"])]
+        out[int(r)] = [
+            {"feature": f, "value": v, "contribution": float(c)}
+            for f, v, c in zip(top["feature"], top["value"], top["contribution"])
+        ]
     return out
 
 
@@ -135,8 +138,7 @@ def top_factors(table: pd.DataFrame, n: int = TOP_REASONS) -> dict[int, dict[str
         rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
         for i in order[rank < n]:
             f, v, c = features[i], values[i], float(contribution[i])
-            out[int(rows[i])][side].append({"feature": f, "value": v, "contribution": c,
-                                            "text": reason_text(f, v, c)})
+            out[int(rows[i])][side].append({"feature": f, "value": v, "contribution": c, "text": reason_text(f, v, c)})
     return out
 
 
@@ -162,8 +164,7 @@ def training_profile(X: pd.DataFrame, kinds: dict[str, str] | None = None) -> di
     return {"rows": int(len(X)), "columns": columns}
 
 
-def save_training_profile(run: Run, X_train: pd.DataFrame, kinds: dict[str, str] | None = None,
-                          seed: int = 0) -> None:
+def save_training_profile(run: Run, X_train: pd.DataFrame, kinds: dict[str, str] | None = None, seed: int = 0) -> None:
     """Store the training rows' profile and a sample of them (the shift check's reference)."""
     from engine.storage import atomic_write
 
@@ -211,18 +212,24 @@ class ValidationReport:
         """The report in plain words, one line a finding (empty when the rows fit the run exactly)."""
         lines = []
         if self.missing_columns:
-            lines.append(f"{len(self.missing_columns)} column(s) the model uses are not in the file and are scored "
-                         f"as missing: {', '.join(self.missing_columns[:12])}"
-                         f"{' ...' if len(self.missing_columns) > 12 else ''}.")
+            lines.append(
+                f"{len(self.missing_columns)} column(s) the model uses are not in the file and are scored "
+                f"as missing: {', '.join(self.missing_columns[:12])}"
+                f"{' ...' if len(self.missing_columns) > 12 else ''}."
+            )
         if self.ignored_columns:
-            lines.append(f"{len(self.ignored_columns)} column(s) of the file were not in the training data and are "
-                         f"not used by the model (kept in the output): {', '.join(self.ignored_columns[:12])}"
-                         f"{' ...' if len(self.ignored_columns) > 12 else ''}.")
+            lines.append(
+                f"{len(self.ignored_columns)} column(s) of the file were not in the training data and are "
+                f"not used by the model (kept in the output): {', '.join(self.ignored_columns[:12])}"
+                f"{' ...' if len(self.ignored_columns) > 12 else ''}."
+            )
         for col, values in self.unseen_values.items():
             total = sum(values.values())
             shown = ", ".join(f"{v!r} ({n})" for v, n in list(values.items())[:5])
-            lines.append(f"{col}: {total} row(s) have values never seen in training ({shown}); the model treats "
-                         "them as rare values.")
+            lines.append(
+                f"{col}: {total} row(s) have values never seen in training ({shown}); the model treats "
+                "them as rare values."
+            )
         for col, n in self.unparsed.items():
             lines.append(f"{col}: {n} value(s) are not numbers and are scored as missing.")
         return lines
@@ -266,13 +273,18 @@ def prepare_rows(run: Run, raw: pd.DataFrame, source: str = "the file") -> tuple
         raise ScoringError(f"{source} has no rows to score (a header only?). Fix: give a file with at least one row.")
     if spec.get("input_kind") == "transcripts":
         if "transcript" not in raw.columns:
-            raise ScoringError(f"{source} has no 'transcript' field, so run {run.id} (a transcripts run) cannot "
-                               "score it. Send records with the call text in 'transcript'.")
+            raise ScoringError(
+                f"{source} has no 'transcript' field, so run {run.id} (a transcripts run) cannot "
+                "score it. Send records with the call text in 'transcript'."
+            )
         columns = [c for c in (spec.get("columns") or raw.columns) if c in raw.columns]
         X = raw.reindex(columns=list(spec.get("columns") or raw.columns))
-        report = ValidationReport(rows=len(raw), used_columns=columns,
-                                  missing_columns=[c for c in spec.get("columns") or [] if c not in raw.columns],
-                                  ignored_columns=[c for c in raw.columns if c not in X.columns])
+        report = ValidationReport(
+            rows=len(raw),
+            used_columns=columns,
+            missing_columns=[c for c in spec.get("columns") or [] if c not in raw.columns],
+            ignored_columns=[c for c in raw.columns if c not in X.columns],
+        )
         return X, report
     from engine.data.leads import prepare_features
 
@@ -282,18 +294,24 @@ def prepare_rows(run: Run, raw: pd.DataFrame, source: str = "the file") -> tuple
     used = [c for c in columns if c in given]
     if not used:
         shown = ", ".join(columns[:12]) + (f" ... ({len(columns)} in all)" if len(columns) > 12 else "")
-        raise ScoringError(f"None of the columns of {source} are used by run {run.id}, so every row would get the "
-                           f"same score. The run scores leads with the columns: {shown}. Fix: give a lead table with "
-                           "those columns, or a run trained on this kind of file.")
+        raise ScoringError(
+            f"None of the columns of {source} are used by run {run.id}, so every row would get the "
+            f"same score. The run scores leads with the columns: {shown}. Fix: give a lead table with "
+            "those columns, or a run trained on this kind of file."
+        )
     # columns training knew and left out (identifiers, leak policy, constants) are expected, not "unexpected"
     known = {*columns, *(spec.get("excluded") or []), *(spec.get("dropped") or {}), spec.get("target")}
     raw = raw.copy()
     raw.columns = given
     X = prepare_features(raw, columns, kinds)
     report = ValidationReport(
-        rows=len(raw), used_columns=used, missing_columns=[c for c in columns if c not in given],
+        rows=len(raw),
+        used_columns=used,
+        missing_columns=[c for c in columns if c not in given],
         ignored_columns=[c for c in given if c not in known],
-        unseen_values=_unseen_counts(X, load_training_profile(run)), unparsed=_unparsed_counts(raw, X, kinds))
+        unseen_values=_unseen_counts(X, load_training_profile(run)),
+        unparsed=_unparsed_counts(raw, X, kinds),
+    )
     return X, report
 
 
@@ -334,10 +352,17 @@ class Scored:
     @property
     def summary(self) -> dict:
         tiers = self.table["tier"].value_counts().to_dict() if "tier" in self.table else {}
-        return {"run_id": self.run_id, "approach": self.approach, "rows": int(len(self.table)),
-                "explained_rows": int(self.explained_rows), "tiers": {str(k): int(v) for k, v in tiers.items()},
-                "report": self.report.to_dict(), "messages": self.report.messages(),
-                "metrics": self.metrics, "outcome_rows": int(self.outcome_rows)}
+        return {
+            "run_id": self.run_id,
+            "approach": self.approach,
+            "rows": int(len(self.table)),
+            "explained_rows": int(self.explained_rows),
+            "tiers": {str(k): int(v) for k, v in tiers.items()},
+            "report": self.report.to_dict(),
+            "messages": self.report.messages(),
+            "metrics": self.metrics,
+            "outcome_rows": int(self.outcome_rows),
+        }
 
     def export_frame(self) -> pd.DataFrame:
         """The table as downloaded (CSV / Excel): spreadsheet-formula cells neutralised."""
@@ -363,9 +388,16 @@ def explain_budget(approach: str) -> int:
     return EXPLAIN_BUDGET.get(approach, DEFAULT_EXPLAIN_BUDGET)
 
 
-def score_frame(run: Run, raw: pd.DataFrame, model=None, explain: int | str | None = None,
-                batch_size: int = 10_000, progress: Callable[[int, int], None] | None = None,
-                source: str = "the file", rank: bool = True) -> Scored:
+def score_frame(
+    run: Run,
+    raw: pd.DataFrame,
+    model=None,
+    explain: int | str | None = None,
+    batch_size: int = 10_000,
+    progress: Callable[[int, int], None] | None = None,
+    source: str = "the file",
+    rank: bool = True,
+) -> Scored:
     """Score ``raw`` (the rows as read from the user's file) with ``run``.
 
     ``explain``: how many of the best-scored rows get reasons: ``None`` = the approach's budget
@@ -384,7 +416,7 @@ def score_frame(run: Run, raw: pd.DataFrame, model=None, explain: int | str | No
     order = np.argsort(-proba, kind="stable")
     approach = str(run.spec.get("approach", ""))
     budget = n if explain == "all" else (explain_budget(approach) if explain is None else max(int(explain), 0))
-    explain_rows = order[:min(budget, n)]
+    explain_rows = order[: min(budget, n)]
     factors: dict[int, dict[str, list[dict]]] = {}
     if len(explain_rows):
         table = model.explain(X.iloc[explain_rows])
@@ -400,10 +432,12 @@ def score_frame(run: Run, raw: pd.DataFrame, model=None, explain: int | str | No
     out[names["probability"]] = np.round(proba, 6)
     out[names["score"]] = to_score(proba)
     out[names["tier"]] = tiers if tiers is not None else None
-    out[names["reasons_for"]] = ["; ".join(f["text"] for f in factors[i]["for"]) if i in factors else ""
-                                 for i in range(n)]
-    out[names["reasons_against"]] = ["; ".join(f["text"] for f in factors[i]["against"]) if i in factors else ""
-                                     for i in range(n)]
+    out[names["reasons_for"]] = [
+        "; ".join(f["text"] for f in factors[i]["for"]) if i in factors else "" for i in range(n)
+    ]
+    out[names["reasons_against"]] = [
+        "; ".join(f["text"] for f in factors[i]["against"]) if i in factors else "" for i in range(n)
+    ]
     out[names["has_reasons"]] = [i in factors for i in range(n)]
     if rank:
         out = out.iloc[order].reset_index(drop=True)
@@ -416,12 +450,22 @@ def score_frame(run: Run, raw: pd.DataFrame, model=None, explain: int | str | No
         n_outcomes = int(mask.sum())
         if len(np.unique(y)) == 2:
             metrics = compute_metrics(y, proba[mask], n_boot=500)
-    return Scored(run_id=run.id, approach=approach, table=out, report=report, explained_rows=len(factors),
-                  metrics=metrics, outcome_rows=n_outcomes, factors=factors, proba=proba)
+    return Scored(
+        run_id=run.id,
+        approach=approach,
+        table=out,
+        report=report,
+        explained_rows=len(factors),
+        metrics=metrics,
+        outcome_rows=n_outcomes,
+        factors=factors,
+        proba=proba,
+    )
 
 
-def predict_rows(run: Run, model, X: pd.DataFrame, explain: bool = False, metrics: dict | None = None,
-                 lock=None, n_factors: int = 8) -> list[dict]:
+def predict_rows(
+    run: Run, model, X: pd.DataFrame, explain: bool = False, metrics: dict | None = None, lock=None, n_factors: int = 8
+) -> list[dict]:
     """The API's answer for rows already shaped as the run's features, in their order: per row
     ``probability``, ``score``, ``tier`` and, with ``explain``, ``reasons_for`` / ``reasons_against`` (the same
     texts as :func:`score_frame`) and ``factors`` (the ``n_factors`` largest contributions). ``lock`` (a
@@ -487,8 +531,14 @@ class ScoredStore:
         with locked(folder / "meta.json"):
             if not (folder / "meta.json").exists():
                 write_bytes(folder / "scored.csv", data)
-                meta = {"sha256": sha, "run_id": scored.run_id, "approach": scored.approach, "source": str(source),
-                        "created": time.time(), **{k: v for k, v in scored.summary.items() if k != "run_id"}}
+                meta = {
+                    "sha256": sha,
+                    "run_id": scored.run_id,
+                    "approach": scored.approach,
+                    "source": str(source),
+                    "created": time.time(),
+                    **{k: v for k, v in scored.summary.items() if k != "run_id"},
+                }
                 write_json(folder / "meta.json", meta)
         return read_json(folder / "meta.json", dict)
 

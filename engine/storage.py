@@ -8,6 +8,7 @@
 * :func:`read_json` reads a JSON file the engine wrote and checks its type; a damaged file raises
   :class:`CorruptFile` naming the file and what is wrong with it, so callers can skip it and say why.
 """
+
 from __future__ import annotations
 
 import json

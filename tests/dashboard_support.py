@@ -3,6 +3,7 @@
 Two real stacking runs (tiny, fast configuration) on 600 synthetic demo leads, trained by the job
 runner through the CLI, plus the demo transcripts in the dataset store. Shared by tests/test_dashboard.py and tests/test_browser.py.
 """
+
 from __future__ import annotations
 
 import functools
@@ -11,8 +12,15 @@ import tempfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-FAST_STACK = dict(n_folds=2, rf_n_estimators=30, xgb_n_estimators=40, meta_epochs=10, svc_max_rows=300,
-                  explain_background=10, explain_permutations=2)
+FAST_STACK = dict(
+    n_folds=2,
+    rf_n_estimators=30,
+    xgb_n_estimators=40,
+    meta_epochs=10,
+    svc_max_rows=300,
+    explain_background=10,
+    explain_permutations=2,
+)
 
 
 def demo_leads_csv(n: int = 600) -> bytes:
@@ -35,18 +43,37 @@ def stored_workspace() -> Path:
     from engine.jobs import JobRunner
 
     store = DatasetStore(root / "datasets")
-    ds = store.add(demo_leads_csv(), filename="demo_leads_small.csv", kind="leads", name="Demo leads (small)",
-                   synthetic=True, target="Converted")
+    ds = store.add(
+        demo_leads_csv(),
+        filename="demo_leads_small.csv",
+        kind="leads",
+        name="Demo leads (small)",
+        synthetic=True,
+        target="Converted",
+    )
     transcripts = REPO_ROOT / "data" / "demo_transcripts.jsonl"
     if transcripts.exists():
         store.add(transcripts, kind="transcripts", name="Demo transcripts", synthetic=True)
     # the runs come from real training jobs: `python -m engine train leads ...` run by the job runner
     runner = JobRunner(root, max_concurrent=2)
-    first = runner.submit_train("leads", ds.raw_path, "stacking", params=FAST_STACK, target="Converted",
-                                dataset_name="Demo leads (small)", name="fast stack")
-    second = runner.submit_train("leads", ds.raw_path, "stacking",
-                                 params={**FAST_STACK, "meta_epochs": 4, "xgb_max_depth": 3}, target="Converted",
-                                 dataset_name="Demo leads (small)", name="shallower stack")
+    first = runner.submit_train(
+        "leads",
+        ds.raw_path,
+        "stacking",
+        params=FAST_STACK,
+        target="Converted",
+        dataset_name="Demo leads (small)",
+        name="fast stack",
+    )
+    second = runner.submit_train(
+        "leads",
+        ds.raw_path,
+        "stacking",
+        params={**FAST_STACK, "meta_epochs": 4, "xgb_max_depth": 3},
+        target="Converted",
+        dataset_name="Demo leads (small)",
+        name="shallower stack",
+    )
     for job_id in (first, second):
         job = runner.wait(job_id, timeout=600, interval=0.5)
         if job.state != "succeeded":

@@ -1,4 +1,5 @@
 """The scoring API against real runs (the shipped MiniLM) in a temporary workspace."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,8 +11,11 @@ from engine.data.transcripts import load_transcripts
 from engine.runs import RunStore
 
 SHORT_CALLS = [
-    ("Customer: We need this fixed this quarter and I own the budget. Agent: Shall we book the demo Friday? "
-     "Customer: Yes, send the invite.", 1),
+    (
+        "Customer: We need this fixed this quarter and I own the budget. Agent: Shall we book the demo Friday? "
+        "Customer: Yes, send the invite.",
+        1,
+    ),
     ("Customer: We're happy with what we have. Agent: Can I book a follow-up? Customer: Please don't.", 0),
 ]
 
@@ -20,8 +24,12 @@ def _store_run(store, model, spec, X, y):
     run = store.new_run(spec)
     run.save_model(model)
     proba = model.predict_proba(X)[:, 1]
-    run.save_metrics({"metrics": {"roc_auc": {"value": 1.0, "low": 1.0, "high": 1.0}},
-                      "train_score_quartiles": np.quantile(proba, [0.25, 0.5, 0.75]).tolist()})
+    run.save_metrics(
+        {
+            "metrics": {"roc_auc": {"value": 1.0, "low": 1.0, "high": 1.0}},
+            "train_score_quartiles": np.quantile(proba, [0.25, 0.5, 0.75]).tolist(),
+        }
+    )
     return run
 
 
@@ -29,23 +37,44 @@ def _store_run(store, model, spec, X, y):
 def store(tmp_path_factory):
     store = RunStore(tmp_path_factory.mktemp("ws") / "runs")
     # A transcript run: short demo-like calls (one chunk each) keep this quick.
-    records = [{"transcript": t, "label": l, "metadata": {"industry": ["retail", "finance"][i % 2]}}
-               for i in range(8) for t, l in SHORT_CALLS]
+    records = [
+        {"transcript": t, "label": label, "metadata": {"industry": ["retail", "finance"][i % 2]}}
+        for i in range(8)
+        for t, label in SHORT_CALLS
+    ]
     table = load_transcripts(records)
     model = EmbeddingApproach(fine_tune=False, C=1.0).fit(table.X, table.y)
-    transcript_run = _store_run(store, model, {"approach": "embeddings", "input_kind": "transcripts",
-                                               "dataset": "api test calls"}, table.X, table.y)
+    transcript_run = _store_run(
+        store,
+        model,
+        {"approach": "embeddings", "input_kind": "transcripts", "dataset": "api test calls"},
+        table.X,
+        table.y,
+    )
     # A lead run: the same approach on a lead table (rows serialized to text).
     rng = np.random.default_rng(0)
-    leads = pd.DataFrame({"Lead Source": rng.choice(["Google", "Referral"], 16),
-                          "Total Time Spent on Website": rng.integers(0, 2000, 16).astype(float)})
+    leads = pd.DataFrame(
+        {
+            "Lead Source": rng.choice(["Google", "Referral"], 16),
+            "Total Time Spent on Website": rng.integers(0, 2000, 16).astype(float),
+        }
+    )
     y = (leads["Lead Source"] == "Referral").astype(int).to_numpy().copy()
     y[:2] = 1 - y[:2]
     lead_model = EmbeddingApproach(fine_tune=False, C=1.0).fit(leads, y)
-    lead_run = _store_run(store, lead_model, {"approach": "embeddings", "input_kind": "leads", "dataset": "api leads",
-                                              "columns": list(leads.columns),
-                                              "kinds": {"Lead Source": "categorical",
-                                                        "Total Time Spent on Website": "numeric"}}, leads, y)
+    lead_run = _store_run(
+        store,
+        lead_model,
+        {
+            "approach": "embeddings",
+            "input_kind": "leads",
+            "dataset": "api leads",
+            "columns": list(leads.columns),
+            "kinds": {"Lead Source": "categorical", "Total Time Spent on Website": "numeric"},
+        },
+        leads,
+        y,
+    )
     store.transcript_run, store.lead_run = transcript_run, lead_run
     return store
 
@@ -64,15 +93,23 @@ def test_health_and_models(client, store):
 
 
 def test_predict_transcript_one_and_batch(client, store):
-    one = client.post("/predict/transcript", json={"transcripts": {"transcript": SHORT_CALLS[0][0],
-                                                                   "metadata": {"industry": "retail"}}})
+    one = client.post(
+        "/predict/transcript",
+        json={"transcripts": {"transcript": SHORT_CALLS[0][0], "metadata": {"industry": "retail"}}},
+    )
     assert one.status_code == 200, one.text
     body = one.json()
     assert body["run_id"] == store.transcript_run.id and len(body["predictions"]) == 1
     p = body["predictions"][0]
     assert 0 <= p["probability"] <= 1 and 1 <= p["score"] <= 99 and p["label"] in (0, 1) and p["tier"] in "ABCD"
-    batch = client.post("/predict/transcript", json={"transcripts": [{"transcript": t} for t, _ in SHORT_CALLS],
-                                                     "run_id": store.transcript_run.id, "explain": True})
+    batch = client.post(
+        "/predict/transcript",
+        json={
+            "transcripts": [{"transcript": t} for t, _ in SHORT_CALLS],
+            "run_id": store.transcript_run.id,
+            "explain": True,
+        },
+    )
     assert batch.status_code == 200, batch.text
     preds = batch.json()["predictions"]
     assert len(preds) == 2 and preds[0]["probability"] > preds[1]["probability"]  # it learned these two calls
@@ -86,8 +123,13 @@ def test_predict_transcript_one_and_batch(client, store):
 
 
 def test_predict_lead(client, store):
-    r = client.post("/predict/lead", json={"leads": {"Lead Source": "Referral", "Total Time Spent on Website": "300",
-                                                     "Unknown": 1}, "explain": True})
+    r = client.post(
+        "/predict/lead",
+        json={
+            "leads": {"Lead Source": "Referral", "Total Time Spent on Website": "300", "Unknown": 1},
+            "explain": True,
+        },
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["run_id"] == store.lead_run.id and body["ignored_fields"] == ["Unknown"]
@@ -99,8 +141,12 @@ def test_predict_lead(client, store):
 
 
 def test_bad_payloads_get_422_with_a_message(client, store):
-    for payload in ({"transcript": "missing the transcripts key"}, {"transcripts": [{"metadata": {}}]},
-                    {"transcripts": {"transcript": ""}}, {"transcripts": [], "explain": True}):
+    for payload in (
+        {"transcript": "missing the transcripts key"},
+        {"transcripts": [{"metadata": {}}]},
+        {"transcripts": {"transcript": ""}},
+        {"transcripts": [], "explain": True},
+    ):
         r = client.post("/predict/transcript", json=payload)
         assert r.status_code == 422, (payload, r.text)
         message = r.json().get("message") or r.json()["detail"]["message"]
@@ -115,8 +161,10 @@ def test_api_key_required_when_set(store, monkeypatch):
     client = TestClient(create_app(store))
     assert client.get("/health").status_code == 200
     assert client.get("/models").status_code == 401
-    assert client.post("/predict/transcript", json={"transcripts": "hi"},
-                       headers={"X-API-Key": "wrong"}).status_code == 401
+    assert (
+        client.post("/predict/transcript", json={"transcripts": "hi"}, headers={"X-API-Key": "wrong"}).status_code
+        == 401
+    )
     assert client.get("/models", headers={"X-API-Key": "s3cret"}).status_code == 200
 
 

@@ -1,6 +1,7 @@
 """The scoring API against hostile and broken input: run ids that point outside the store, damaged runs,
 oversized and unauthenticated streamed bodies, malformed bodies, explain batches, concurrency, the model
 cache and the load bench. One small real stack (trained once for the module) is copied into fresh stores."""
+
 import json
 import shutil
 import socket
@@ -19,8 +20,7 @@ from engine.data.demo import demo_leads
 from engine.data.leads import prepare_features
 from engine.runs import RunStore
 
-FAST = {"n_folds": 2, "rf_n_estimators": 20, "xgb_n_estimators": 30, "meta_epochs": 5, "svc_max_rows": 200,
-        "n_jobs": 1}
+FAST = {"n_folds": 2, "rf_n_estimators": 20, "xgb_n_estimators": 30, "meta_epochs": 5, "svc_max_rows": 200, "n_jobs": 1}
 NEWER = "29990101T000000-stacking-abcdef"  # sorts after any real run: the newest run of a store
 
 
@@ -30,8 +30,9 @@ def trained(tmp_path_factory):
     ws = tmp_path_factory.mktemp("hostile_ws")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CLAB_WORKSPACE", str(ws))
-        run = pipeline.train_leads(demo_leads(n=400, seed=5), params=FAST, dataset_name="hostile",
-                                   store=RunStore(ws / "runs"))
+        run = pipeline.train_leads(
+            demo_leads(n=400, seed=5), params=FAST, dataset_name="hostile", store=RunStore(ws / "runs")
+        )
     return ws, run
 
 
@@ -80,7 +81,7 @@ def test_planted_pickle_outside_the_store_is_never_loaded(store, trained, tmp_pa
     marker.unlink()
     client = TestClient(create_app(store))
     relative = "/".join([".."] * len(store.root.parts)) + str(planted)
-    for run_id in (str(planted), relative, f"../elsewhere/evil", f"{trained[1].id}/../../elsewhere/evil"):
+    for run_id in (str(planted), relative, "../elsewhere/evil", f"{trained[1].id}/../../elsewhere/evil"):
         r = client.post("/predict/lead", json={"leads": {"TotalVisits": 3}, "run_id": run_id})
         assert r.status_code == 404, (run_id, r.text)
         assert "No run" in _message(r)
@@ -105,8 +106,9 @@ def _plant_transcripts_run(root, how: str) -> str:
     run_id = "29990101T000001-embeddings-abcdef"
     folder = root / run_id
     (folder / "model").mkdir(parents=True)
-    (folder / "spec.json").write_text(json.dumps({"approach": "embeddings", "input_kind": "transcripts",
-                                                  "run_id": run_id}))
+    (folder / "spec.json").write_text(
+        json.dumps({"approach": "embeddings", "input_kind": "transcripts", "run_id": run_id})
+    )
     (folder / "metrics.json").write_text(json.dumps({"metrics": {}}))
     (folder / "model" / "approach.json").write_text('{"approach": "embeddings", "params": {')
     (folder / "model" / "features.joblib").write_bytes(b"\x80\x04\x95")
@@ -162,6 +164,7 @@ def _chunks(total: int, size: int = 1 << 16, sent: list | None = None):
             if sent is not None:
                 sent.append(size)
             yield b" " * min(size, total - start)
+
     return gen()
 
 
@@ -176,6 +179,7 @@ class _CountingReceive:
             message = await receive()
             self.pulled += len(message.get("body", b""))
             return message
+
         await self.app(scope, counted, send)
 
 
@@ -234,43 +238,52 @@ def test_live_server_stops_reading_an_unauthenticated_stream(store, monkeypatch)
 
 
 # -- 4. malformed bodies: 422 naming the field -------------------------------------------------------
-@pytest.mark.parametrize("body, field", [
-    ({"leads": {"City": {"a": 1}}}, "City"),
-    ({"leads": {"TotalVisits": [1, 2]}}, "TotalVisits"),
-    ({"leads": [{"City": "Mumbai"}, {"Lead Source": {"x": []}}]}, "leads[1].Lead Source"),
-    ({"leads": "Mumbai"}, "leads"),
-    ({"leads": {"City": "x"}, "run_id": 5}, "run_id"),
-    ({"leads": {"City": "x"}, "colour": "red"}, "colour"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"leads": {"City": {"a": 1}}}, "City"),
+        ({"leads": {"TotalVisits": [1, 2]}}, "TotalVisits"),
+        ({"leads": [{"City": "Mumbai"}, {"Lead Source": {"x": []}}]}, "leads[1].Lead Source"),
+        ({"leads": "Mumbai"}, "leads"),
+        ({"leads": {"City": "x"}, "run_id": 5}, "run_id"),
+        ({"leads": {"City": "x"}, "colour": "red"}, "colour"),
+    ],
+)
 def test_invalid_lead_bodies_get_422_naming_the_field(store, body, field):
     r = TestClient(create_app(store)).post("/predict/lead", json=body)
     assert r.status_code == 422, r.text
     assert field in _message(r)
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"transcripts": ""}, "transcripts"),
-    ({"transcripts": "   "}, "transcripts"),
-    ({"transcripts": [{"transcript": " \n "}]}, "transcripts.0.transcript"),
-    ({"transcripts": {"transcript": "hi", "metadata": {"industry": {"deep": 1}}}}, "metadata.industry"),
-    ({"transcripts": [{"transcript": ["a", "b"]}]}, "transcripts.0.transcript"),
-    ({"transcripts": {"transcript": 42}}, "transcripts.0.transcript"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"transcripts": ""}, "transcripts"),
+        ({"transcripts": "   "}, "transcripts"),
+        ({"transcripts": [{"transcript": " \n "}]}, "transcripts.0.transcript"),
+        ({"transcripts": {"transcript": "hi", "metadata": {"industry": {"deep": 1}}}}, "metadata.industry"),
+        ({"transcripts": [{"transcript": ["a", "b"]}]}, "transcripts.0.transcript"),
+        ({"transcripts": {"transcript": 42}}, "transcripts.0.transcript"),
+    ],
+)
 def test_invalid_transcript_bodies_get_422_naming_the_field(store, body, field):
     r = TestClient(create_app(store)).post("/predict/transcript", json=body)
     assert r.status_code == 422, r.text
     assert field in _message(r)
 
 
-@pytest.mark.parametrize("raw, needle", [
-    (b'{"leads": {"TotalVisits": 1' + b"0" * 5000 + b"}}", "JSON"),           # over Python's digit limit
-    (b'{"leads": {"TotalVisits": 1' + b"0" * 400 + b"}}", "TotalVisits"),     # beyond the range of a float
-    (b'{"leads": {"TotalVisits": NaN}}', "JSON"),
-    (b'{"leads": {"TotalVisits": 1e999}}', "TotalVisits"),
-    (b'{"leads": ' + b"[" * 10_000 + b"]" * 10_000 + b"}", "nested"),
-    (b'{"leads": {"City": "x"}', "JSON"),
-    (b"\xff\xfe{", "JSON"),
-])
+@pytest.mark.parametrize(
+    "raw, needle",
+    [
+        (b'{"leads": {"TotalVisits": 1' + b"0" * 5000 + b"}}", "JSON"),  # over Python's digit limit
+        (b'{"leads": {"TotalVisits": 1' + b"0" * 400 + b"}}", "TotalVisits"),  # beyond the range of a float
+        (b'{"leads": {"TotalVisits": NaN}}', "JSON"),
+        (b'{"leads": {"TotalVisits": 1e999}}', "TotalVisits"),
+        (b'{"leads": ' + b"[" * 10_000 + b"]" * 10_000 + b"}", "nested"),
+        (b'{"leads": {"City": "x"}', "JSON"),
+        (b"\xff\xfe{", "JSON"),
+    ],
+)
 def test_hostile_json_gets_422(store, raw, needle):
     client = TestClient(create_app(store))
     for path in ("/predict/lead", "/predict/transcript"):
@@ -285,8 +298,9 @@ def test_explain_batches_are_capped(store, leads):
     client = TestClient(create_app(store))
     r = client.post("/predict/lead", json={"leads": leads[: MAX_EXPLAIN_LEADS + 1], "explain": True})
     assert r.status_code == 413 and f"limit is {MAX_EXPLAIN_LEADS}" in _message(r)
-    r = client.post("/predict/transcript", json={"transcripts": ["a call"] * (MAX_EXPLAIN_TRANSCRIPTS + 1),
-                                                 "explain": True})
+    r = client.post(
+        "/predict/transcript", json={"transcripts": ["a call"] * (MAX_EXPLAIN_TRANSCRIPTS + 1), "explain": True}
+    )
     assert r.status_code == 413 and f"limit is {MAX_EXPLAIN_TRANSCRIPTS}" in _message(r)
     # without explanations the same batch is scored
     assert client.post("/predict/lead", json={"leads": leads[: MAX_EXPLAIN_LEADS + 1]}).status_code == 200
@@ -343,9 +357,15 @@ def test_single_lead_frame_equals_prepare_features(trained):
     binary = next(c for c, k in kinds.items() if k == "binary")
     numeric = next(c for c, k in kinds.items() if k == "numeric")
     text = next(c for c, k in kinds.items() if k == "categorical")
-    hostile = [{binary: 1, numeric: True, text: 5}, {binary: None, numeric: "3,5", text: " Select "},
-               {binary: "Yes", numeric: "abc", text: False}, {binary: 0.0, numeric: 2 ** 70, text: 1e16},
-               {binary: "", numeric: "  ", text: ""}, {binary: "select", numeric: -0.0, text: "  Mumbai "}, {}]
+    hostile = [
+        {binary: 1, numeric: True, text: 5},
+        {binary: None, numeric: "3,5", text: " Select "},
+        {binary: "Yes", numeric: "abc", text: False},
+        {binary: 0.0, numeric: 2**70, text: 1e16},
+        {binary: "", numeric: "  ", text: ""},
+        {binary: "select", numeric: -0.0, text: "  Mumbai "},
+        {},
+    ]
     for lead in rows + hostile:
         fast = _single_lead_frame(lead, columns, kinds)
         pd.testing.assert_frame_equal(fast, prepare_features(pd.DataFrame([lead]), columns, kinds))
@@ -359,8 +379,9 @@ def test_api_bench_small(trained, monkeypatch, tmp_path):
     out = tmp_path / "api.json"
     result = run_api_bench(json_out=out, requests=40, concurrency=4)
     assert json.loads(out.read_text()) == result
-    assert {"requests", "concurrency", "errors", "p50_ms", "p99_ms", "requests_per_second", "machine",
-            "date"} <= set(result)
+    assert {"requests", "concurrency", "errors", "p50_ms", "p99_ms", "requests_per_second", "machine", "date"} <= set(
+        result
+    )
     assert result["requests"] == 40 and result["concurrency"] == 4 and result["errors"] == 0
     assert 0 < result["p50_ms"] <= result["p99_ms"] and result["requests_per_second"] > 0
     assert result["run_id"] == trained[1].id and np.isfinite(result["p99_ms"])

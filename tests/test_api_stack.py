@@ -1,9 +1,8 @@
 """The scoring API over a real stored stack: a lead sent as JSON scores exactly as in training."""
+
 import json
 
 import numpy as np
-import pandas as pd
-import pytest
 from fastapi.testclient import TestClient
 
 from engine import pipeline
@@ -11,8 +10,7 @@ from engine.api import create_app
 from engine.data.demo import demo_leads
 from engine.runs import RunStore
 
-FAST = {"n_folds": 2, "rf_n_estimators": 20, "xgb_n_estimators": 30, "meta_epochs": 5, "svc_max_rows": 200,
-        "n_jobs": 1}
+FAST = {"n_folds": 2, "rf_n_estimators": 20, "xgb_n_estimators": 30, "meta_epochs": 5, "svc_max_rows": 200, "n_jobs": 1}
 
 
 def test_lead_json_scores_like_the_stored_test_predictions(workspace):

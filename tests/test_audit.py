@@ -1,4 +1,5 @@
 """Tests of engine.audit: the per-column leak finder (real computations, no mocks)."""
+
 from __future__ import annotations
 
 import json
@@ -72,9 +73,14 @@ def test_planted_leaks_are_flagged(demo):
 def test_numpy_table_without_leak_flags_nothing():
     rng = np.random.default_rng(1)
     n = 4000
-    X = pd.DataFrame({"visits": rng.poisson(3, n).astype(float), "minutes": rng.exponential(10, n),
-                      "source": rng.choice(["web", "ads", "referral", "event"], n),
-                      "noise": rng.normal(size=n)})
+    X = pd.DataFrame(
+        {
+            "visits": rng.poisson(3, n).astype(float),
+            "minutes": rng.exponential(10, n),
+            "source": rng.choice(["web", "ads", "referral", "event"], n),
+            "noise": rng.normal(size=n),
+        }
+    )
     X.loc[rng.random(n) < 0.3, "minutes"] = np.nan  # missing at random
     z = 0.4 * X["visits"] - 1.5 + (X["source"] == "referral") * 1.0
     y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(int)

@@ -3,6 +3,7 @@ by approach, dataset and date (and by the user), one run selection per dataset.
 
 Engine helpers (engine.evaluate) are checked on hand-made metrics and against compute_metrics; the page under
 AppTest on a workspace of its own: real small stacks on two demo-lead datasets (engine.pipeline.train_leads)."""
+
 from __future__ import annotations
 
 import json
@@ -11,16 +12,33 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from engine.evaluate import (CALIBRATION_METRICS, CALL_METRICS, METRIC_LABELS, METRIC_NAMES, RANKING_METRICS,
-                             baseline_calls, baseline_metrics, board_findings, compute_metrics, confusion_at)
+from engine.evaluate import (
+    CALIBRATION_METRICS,
+    CALL_METRICS,
+    METRIC_LABELS,
+    METRIC_NAMES,
+    RANKING_METRICS,
+    baseline_calls,
+    baseline_metrics,
+    board_findings,
+    compute_metrics,
+    confusion_at,
+)
 
 BOARD = Path(__file__).resolve().parent.parent / "dashboard" / "views" / "board.py"
-FAST = {"n_folds": 2, "rf_n_estimators": 20, "xgb_n_estimators": 30, "meta_epochs": 5, "svc_max_rows": 200,
-        "n_jobs": 1, "explain_background": 10, "explain_permutations": 2}
+FAST = {
+    "n_folds": 2,
+    "rf_n_estimators": 20,
+    "xgb_n_estimators": 30,
+    "meta_epochs": 5,
+    "svc_max_rows": 200,
+    "n_jobs": 1,
+    "explain_background": 10,
+    "explain_permutations": 2,
+}
 
 
 def m(value: float, low: float | None = None, high: float | None = None) -> dict:
@@ -61,11 +79,20 @@ def test_baseline_calls_are_calling_nobody_and_calling_everyone():
 
 
 def test_findings_name_a_stack_below_its_own_part_and_fine_tuning_below_generic():
-    runs = [{"label": "Bank stack", "approach": "stacking",
-             "metrics": {"roc_auc": m(0.788), "accuracy": m(0.90, 0.89, 0.91)},
-             "variants": {"random_forest": {"roc_auc": m(0.798)}, "xgboost": {"roc_auc": m(0.781)}}},
-            {"label": "Calls model", "approach": "embeddings", "metrics": {"roc_auc": m(0.775)},
-             "variants": {"generic_embeddings": {"roc_auc": m(0.806)}}}]
+    runs = [
+        {
+            "label": "Bank stack",
+            "approach": "stacking",
+            "metrics": {"roc_auc": m(0.788), "accuracy": m(0.90, 0.89, 0.91)},
+            "variants": {"random_forest": {"roc_auc": m(0.798)}, "xgboost": {"roc_auc": m(0.781)}},
+        },
+        {
+            "label": "Calls model",
+            "approach": "embeddings",
+            "metrics": {"roc_auc": m(0.775)},
+            "variants": {"generic_embeddings": {"roc_auc": m(0.806)}},
+        },
+    ]
     text = "\n".join(board_findings(runs))
     assert "Bank stack (0.788) is below its own random forest (0.798)" in text
     assert "fine-tuned embeddings (0.775) are below generic ones (0.806)" in text
@@ -73,11 +100,21 @@ def test_findings_name_a_stack_below_its_own_part_and_fine_tuning_below_generic(
 
 
 def test_findings_say_when_the_best_lead_is_clear_and_when_a_whole_beats_its_parts():
-    runs = [{"label": "A", "approach": "stacking", "metrics": {"roc_auc": m(0.90, 0.88, 0.92)},
-             "variants": {"random_forest": {"roc_auc": m(0.85)}, "svc": {"roc_auc": m(0.80)}}},
-            {"label": "B", "approach": "lora", "metrics": {"roc_auc": m(0.80, 0.78, 0.82)}},
-            {"label": "C", "approach": "embeddings", "metrics": {"roc_auc": m(0.70)},
-             "variants": {"generic_embeddings": {"roc_auc": m(0.60)}}}]
+    runs = [
+        {
+            "label": "A",
+            "approach": "stacking",
+            "metrics": {"roc_auc": m(0.90, 0.88, 0.92)},
+            "variants": {"random_forest": {"roc_auc": m(0.85)}, "svc": {"roc_auc": m(0.80)}},
+        },
+        {"label": "B", "approach": "lora", "metrics": {"roc_auc": m(0.80, 0.78, 0.82)}},
+        {
+            "label": "C",
+            "approach": "embeddings",
+            "metrics": {"roc_auc": m(0.70)},
+            "variants": {"generic_embeddings": {"roc_auc": m(0.60)}},
+        },
+    ]
     findings = board_findings(runs)
     assert findings[0] == "Best on ROC-AUC: A (0.900), 0.100 above B (0.800); their 95 % intervals do not overlap."
     assert "A (0.900) is above its best part, the random forest (0.850), on ROC-AUC." in findings
@@ -88,8 +125,12 @@ def test_findings_say_when_the_best_lead_is_clear_and_when_a_whole_beats_its_par
 
 def test_findings_flag_an_accuracy_not_above_the_base_rate():
     def run(label, acc, low):
-        return {"label": label, "approach": "stacking", "metrics": {"accuracy": m(acc, low, acc + 0.01)},
-                "base_rate": 0.115}
+        return {
+            "label": label,
+            "approach": "stacking",
+            "metrics": {"accuracy": m(acc, low, acc + 0.01)},
+            "base_rate": 0.115,
+        }
 
     findings = board_findings([run("Close", 0.896, 0.875), run("Below", 0.880, 0.860), run("Clear", 0.95, 0.93)])
     text = "\n".join(findings)
@@ -265,16 +306,22 @@ def test_more_than_six_runs_start_with_the_best_six(workspace_env, tmp_path, mon
     at = board()
     at.selectbox(key="board_group_select").select_index(0).run()
     chosen = at.multiselect[0].value
-    best_six = sorted([source.id] + made, key=lambda r: store.get(r).metrics["metrics"]["roc_auc"]["value"],
-                      reverse=True)[:6]
+    best_six = sorted(
+        [source.id] + made, key=lambda r: store.get(r).metrics["metrics"]["roc_auc"]["value"], reverse=True
+    )[:6]
     assert sorted(chosen) == sorted(best_six)
 
 
 def test_score_band_bars_are_horizontal_with_level_labels():
     from dashboard.components.charts import score_bands_figure
 
-    bands = {"Run A": {"band": ["1-20", "21-40", "41-60", "61-80", "81-99"], "count": [40, 30, 20, 8, 2],
-                       "conversion_rate": [0.05, 0.1, None, 0.5, 1.0]}}
+    bands = {
+        "Run A": {
+            "band": ["1-20", "21-40", "41-60", "61-80", "81-99"],
+            "count": [40, 30, 20, 8, 2],
+            "conversion_rate": [0.05, 0.1, None, 0.5, 1.0],
+        }
+    }
     fig = score_bands_figure({**bands, "Run B": bands["Run A"]})
     assert [t.orientation for t in fig.data] == ["h", "h"]
     assert all(t.textangle == 0 for t in fig.data)

@@ -4,6 +4,7 @@ Loads every page of the running app (demo data and stored runs), checks that no 
 unexpected error box is shown, measures cold start and page switches, and saves screenshots (to a
 temporary folder; also to assets/screenshots/ when CLAB_SAVE_SCREENSHOTS=1).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -19,18 +20,30 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from dashboard_support import stored_workspace
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path(os.environ.get("CLAB_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 #: url path -> (label in the navigation, heading the page shows)
-PAGES = {"home": ("Home", "Conversion Lab"), "data": ("Data", "Data"), "train": ("Train", "Train"),
-         "board": ("Metric board", "Metric board"), "score": ("Score new leads", "Score new leads"),
-         "embeddings": ("Embeddings", "Embeddings"),
-         "explain": ("Explain", "Explain"), "what-if": ("What-if", "What-if")}
+PAGES = {
+    "home": ("Home", "Conversion Lab"),
+    "data": ("Data", "Data"),
+    "train": ("Train", "Train"),
+    "board": ("Metric board", "Metric board"),
+    "score": ("Score new leads", "Score new leads"),
+    "embeddings": ("Embeddings", "Embeddings"),
+    "explain": ("Explain", "Explain"),
+    "what-if": ("What-if", "What-if"),
+}
 
 pytestmark = pytest.mark.browser
 
@@ -44,13 +57,17 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM}: install Debian's package (apt-get install -y chromium; "
-                    "`make browser-deps`) to run the browser test")
+        pytest.skip(
+            f"Chromium not found at {CHROMIUM}: install Debian's package (apt-get install -y chromium; "
+            "`make browser-deps`) to run the browser test"
+        )
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.skip("playwright is not installed in this venv (pip install playwright==1.65.2; never run "
-                    "`playwright install`: the test uses Debian's Chromium)")
+        pytest.skip(
+            "playwright is not installed in this venv (pip install playwright==1.65.2; never run "
+            "`playwright install`: the test uses Debian's Chromium)"
+        )
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
@@ -67,10 +84,28 @@ def streamlit_server(workspace: Path):
     log_path = workspace.parent / "streamlit.log"
     log = open(log_path, "w")
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port",
-                             str(port), "--server.headless", "true", "--server.address", "localhost",
-                             "--browser.gatherUsageStats", "false"],
-                            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "dashboard/app.py",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--server.address",
+            "localhost",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://localhost:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -210,8 +245,8 @@ def test_score_page_ranks_an_uploaded_file_like_the_cli(browser, server, tmp_pat
     """A sales-ops analyst's week: upload new leads (no outcome column) on the Score page, see the ranked list
     with tiers and reasons, download the CSV; its rows are the ones `python -m engine score` writes."""
     import pandas as pd
-
     from dashboard_support import demo_leads_csv
+
     from engine.runs import RunStore
 
     new = pd.read_csv(__import__("io").BytesIO(demo_leads_csv(n=150))).drop(columns=["Converted"])
@@ -244,9 +279,27 @@ def test_score_page_ranks_an_uploaded_file_like_the_cli(browser, server, tmp_pat
     best = max(runs, key=lambda r: r.metrics["metrics"]["roc_auc"]["value"])
     cli_out = tmp_path / "cli.csv"
     env = {**os.environ, "CLAB_WORKSPACE": str(server["workspace"])}
-    done = subprocess.run([sys.executable, "-m", "engine", "score", "--run", best.id, "--data", str(upload),
-                           "--out", str(cli_out), "--explain", "0"], cwd=REPO_ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "score",
+            "--run",
+            best.id,
+            "--data",
+            str(upload),
+            "--out",
+            str(cli_out),
+            "--explain",
+            "0",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     cli = pd.read_csv(cli_out)
     merged = ui.merge(cli, on="Prospect ID", suffixes=("_ui", "_cli"))

@@ -1,4 +1,5 @@
 """The command line end to end: train -> stored run -> score, and clear errors on bad input."""
+
 import json
 
 import pandas as pd
@@ -8,8 +9,20 @@ from engine.cli import main
 from engine.data.demo import demo_leads
 from engine.runs import RunStore
 
-FAST_STACK = ["--param", "n_folds=2", "--param", "rf_n_estimators=20", "--param", "xgb_n_estimators=30",
-              "--param", "meta_epochs=5", "--param", "svc_max_rows=200", "--param", "n_jobs=1"]
+FAST_STACK = [
+    "--param",
+    "n_folds=2",
+    "--param",
+    "rf_n_estimators=20",
+    "--param",
+    "xgb_n_estimators=30",
+    "--param",
+    "meta_epochs=5",
+    "--param",
+    "svc_max_rows=200",
+    "--param",
+    "n_jobs=1",
+]
 
 
 @pytest.fixture

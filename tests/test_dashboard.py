@@ -1,4 +1,5 @@
 """Every dashboard page under Streamlit's AppTest, on demo data and real stored runs."""
+
 from __future__ import annotations
 
 import time
@@ -7,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from dashboard_support import demo_leads_csv, stored_workspace
+from streamlit.testing.v1 import AppTest
 
 PAGES = Path(__file__).resolve().parent.parent / "dashboard" / "views"
 APP = PAGES.parent / "app.py"
@@ -181,8 +181,9 @@ def test_board_compares_runs_with_intervals_curves_and_thresholds(stored):
     assert ranking["run"].tolist()[-1] == "Base rate (no model)" and len(ranking) == 3  # two runs + no model
     assert calls["run"].tolist()[-2:] == ["Call nobody (no model)", "Call everyone (no model)"]
     assert list(calibration.columns) == ["run", "brier", "log_loss", "ece"]
-    runs = pd.concat([ranking.iloc[:2], calls.iloc[:2].drop(columns="run"), calibration.iloc[:2].drop(columns="run")],
-                     axis=1)
+    runs = pd.concat(
+        [ranking.iloc[:2], calls.iloc[:2].drop(columns="run"), calibration.iloc[:2].drop(columns="run")], axis=1
+    )
     cells = runs.drop(columns="run").to_numpy().ravel().tolist()
     assert any("★" in c for c in cells) and all("[" in c for c in runs["roc_auc"])
     charts = at.get("plotly_chart")
@@ -364,8 +365,12 @@ def test_embeddings_and_explain_pages_with_an_embeddings_run(workspace):
 
     lines = (Path(__file__).resolve().parent.parent / "data" / "demo_transcripts.jsonl").read_bytes().splitlines()
     ds = DatasetStore().add(b"\n".join(lines[:60]) + b"\n", filename="t60.jsonl", kind="transcripts", name="t60")
-    train_transcripts(ds.raw_path, "embeddings", dataset_name="t60",
-                      params=dict(epochs=1, n_pairs=1, max_triplets=20, train_tokens=32, chunk_tokens=128))
+    train_transcripts(
+        ds.raw_path,
+        "embeddings",
+        dataset_name="t60",
+        params=dict(epochs=1, n_pairs=1, max_triplets=20, train_tokens=32, chunk_tokens=128),
+    )
     at = run_page("embeddings", timeout=600)
     assert len(at.get("plotly_chart")) == 2 and not at.error
     at.radio(key="emb_method").set_value("umap").run()

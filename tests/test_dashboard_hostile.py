@@ -1,6 +1,7 @@
 """Hostile input on the dashboard: damaged stores, rejected uploads, an unbound server, password guessing and
 formula cells in exports. Every page runs under Streamlit's AppTest on copies of the stored workspace of
 tests/dashboard_support.py (two real stacking runs), each copy damaged in one way."""
+
 from __future__ import annotations
 
 import json
@@ -9,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
+from dashboard_support import stored_workspace
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
-from dashboard_support import stored_workspace
 from engine.runs import RunStore
 
 PAGES = Path(__file__).resolve().parent.parent / "dashboard" / "views"
@@ -48,8 +49,9 @@ def clone_run(root: Path, source: str, new_id: str) -> Path:
 
 
 def leads_dataset(root: Path) -> Path:
-    return next(p for p in (root / "datasets").iterdir()
-                if json.loads((p / "meta.json").read_text())["kind"] == "leads")
+    return next(
+        p for p in (root / "datasets").iterdir() if json.loads((p / "meta.json").read_text())["kind"] == "leads"
+    )
 
 
 def damage(root: Path, corruption: str) -> str:
@@ -75,11 +77,20 @@ def damage(root: Path, corruption: str) -> str:
     raise ValueError(corruption)
 
 
-CORRUPTIONS = ("spec_invalid_json", "metrics_wrong_type", "spec_missing", "newest_model_truncated",
-               "dataset_meta_invalid")
+CORRUPTIONS = (
+    "spec_invalid_json",
+    "metrics_wrong_type",
+    "spec_missing",
+    "newest_model_truncated",
+    "dataset_meta_invalid",
+)
 #: damage a listing finds (named in a warning on every page); a damaged model shows where a model is loaded
-LISTED = {"spec_invalid_json": "spec.json", "metrics_wrong_type": "metrics.json", "spec_missing": "spec.json",
-          "dataset_meta_invalid": "meta.json"}
+LISTED = {
+    "spec_invalid_json": "spec.json",
+    "metrics_wrong_type": "metrics.json",
+    "spec_missing": "spec.json",
+    "dataset_meta_invalid": "meta.json",
+}
 
 
 @pytest.fixture(scope="module")
@@ -132,8 +143,10 @@ def test_one_damaged_file_breaks_no_page(damaged_workspaces, corruption, page, m
     if corruption in LISTED:  # named, with the file and why, on every page
         line = next((w for w in warnings.splitlines() if named in w), "")
         if corruption == "spec_missing" and not line:
-            pytest.xfail("RunStore.list_runs skips a run folder without spec.json without naming it in "
-                         "store.problems (engine/runs.py)")
+            pytest.xfail(
+                "RunStore.list_runs skips a run folder without spec.json without naming it in "
+                "store.problems (engine/runs.py)"
+            )
         assert LISTED[corruption] in line and "skipped" in line.lower(), warnings
 
 
@@ -223,8 +236,12 @@ def test_started_from_another_folder_the_address_is_unset(tmp_path):
     probe = "from streamlit import config; config.get_config_options(); print(config.get_option('server.address'))"
     env = {**os.environ, "HOME": str(tmp_path)}  # no ~/.streamlit/config.toml of the user running the tests
     env.pop("STREAMLIT_SERVER_ADDRESS", None)
-    seen = {where: subprocess.run([sys.executable, "-c", probe], cwd=where, env=env, capture_output=True, text=True,
-                                  timeout=60).stdout.strip() for where in (APP.parent.parent, tmp_path)}
+    seen = {
+        where: subprocess.run(
+            [sys.executable, "-c", probe], cwd=where, env=env, capture_output=True, text=True, timeout=60
+        ).stdout.strip()
+        for where in (APP.parent.parent, tmp_path)
+    }
     assert seen == {APP.parent.parent: "localhost", tmp_path: "None"}
 
 

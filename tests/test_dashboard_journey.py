@@ -2,15 +2,15 @@
 selected dataset and shows only its own messages; only what can be trained on or scored is stored; jobs that
 cannot succeed are not launched; a finished job shows its metrics and a link to the board; datasets and runs
 are deleted only after a confirmation; every approach parameter has words; progress names every phase."""
+
 from __future__ import annotations
 
 import inspect
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from dashboard_support import FAST_STACK, demo_leads_csv
+from streamlit.testing.v1 import AppTest
 
 PAGES = Path(__file__).resolve().parent.parent / "dashboard" / "views"
 ONE_CLASS = b"Lead Origin,TotalVisits,Converted\nAPI,3,1\nWeb,4,1\nAPI,5,1\n"
@@ -56,8 +56,10 @@ def test_every_approach_parameter_has_a_label_and_help():
             assert label and label != name and help_line and group in (params.BASIC, params.ADVANCED)
             assert f"--param {name}=" in params.help_text(approach, name)  # the real name, for the CLI
         assert params.basic_order(approach), f"{approach} shows no basic parameter"
-    assert params.describe_changes("lora", {"target_modules": ("q_proj", "v_proj")}) == \
-        "layers with adapters: q_proj, v_proj"
+    assert (
+        params.describe_changes("lora", {"target_modules": ("q_proj", "v_proj")})
+        == "layers with adapters: q_proj, v_proj"
+    )
 
 
 # -- uploads -----------------------------------------------------------------------------------------
@@ -68,7 +70,8 @@ def test_the_latest_upload_is_selected_and_shows_only_its_own_messages(workspace
     assert at.selectbox(key="data_dataset").value == stored()["first.csv"].sha
     assert "Stored first.csv" in texts(at.success) and not at.error
     second = b"Account,Region,Seats,Converted\n" + b"".join(
-        f"a{i},{'north' if i % 3 else 'south'},{i % 7},{i % 2}\n".encode() for i in range(60))
+        f"a{i},{'north' if i % 3 else 'south'},{i % 7},{i % 2}\n".encode() for i in range(60)
+    )
     upload(at, "second.csv", second)
     assert at.selectbox(key="data_dataset").value == stored()["second.csv"].sha
     assert list(at.dataframe[0].value.columns) == ["Account", "Region", "Seats", "Converted"]  # its preview
@@ -170,14 +173,44 @@ def test_lora_banner_follows_the_processor(workspace):
 def test_progress_names_the_phase_and_never_shows_zero_seconds_left():
     from dashboard.components.widgets import progress_text
 
-    frac, text = progress_text({"phase": "fit", "phase_index": 0, "phases": 4, "stage": "fold 1/5 xgboost",
-                                "step": 3, "total": 20, "seconds_left": 40.0, "fraction": 0.12})
+    frac, text = progress_text(
+        {
+            "phase": "fit",
+            "phase_index": 0,
+            "phases": 4,
+            "stage": "fold 1/5 xgboost",
+            "step": 3,
+            "total": 20,
+            "seconds_left": 40.0,
+            "fraction": 0.12,
+        }
+    )
     assert frac == 0.12 and "Training" in text and "fold 1/5 xgboost 3/20" in text and "40 s left" in text
-    frac, text = progress_text({"phase": "fit", "phase_index": 0, "phases": 4, "stage": "meta network",
-                                "step": 20, "total": 20, "seconds_left": 0.0, "fraction": 0.8})
+    frac, text = progress_text(
+        {
+            "phase": "fit",
+            "phase_index": 0,
+            "phases": 4,
+            "stage": "meta network",
+            "step": 20,
+            "total": 20,
+            "seconds_left": 0.0,
+            "fraction": 0.8,
+        }
+    )
     assert "left" not in text
-    frac, text = progress_text({"phase": "explain", "phase_index": 3, "phases": 4, "stage": "explaining sample "
-                                "test leads", "step": 0, "total": 1, "seconds_left": 0.0, "fraction": 0.92})
+    frac, text = progress_text(
+        {
+            "phase": "explain",
+            "phase_index": 3,
+            "phases": 4,
+            "stage": "explaining sample test leads",
+            "step": 0,
+            "total": 1,
+            "seconds_left": 0.0,
+            "fraction": 0.92,
+        }
+    )
     assert frac == 0.92 and "Step 4 of 4: Explaining sample leads" in text and "left" not in text
 
 

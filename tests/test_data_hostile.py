@@ -1,5 +1,6 @@
 """Hostile and awkward data files: limits that hold before memory is spent, other text encodings,
 transcripts that are not text, and the same bytes uploaded as another kind."""
+
 from __future__ import annotations
 
 import io
@@ -22,8 +23,14 @@ def lead_rows(n: int) -> bytes:
 
 
 def calls(n: int) -> list[dict]:
-    return [{"transcript": f"call {i}: the customer asked about pricing", "label": i % 2,
-             "metadata": {"industry": "retail"}} for i in range(n)]
+    return [
+        {
+            "transcript": f"call {i}: the customer asked about pricing",
+            "label": i % 2,
+            "metadata": {"industry": "retail"},
+        }
+        for i in range(n)
+    ]
 
 
 @pytest.fixture
@@ -154,8 +161,15 @@ def test_deeply_nested_json_is_a_clear_error():
 
 
 # -- transcripts that are not text --------------------------------------------------------------------
-@pytest.mark.parametrize("value, what", [(["Hello", "Hi, how can I help?"], "a list"), (42, "a number"),
-                                         ({"agent": "hello"}, "an object"), (True, "true/false")])
+@pytest.mark.parametrize(
+    "value, what",
+    [
+        (["Hello", "Hi, how can I help?"], "a list"),
+        (42, "a number"),
+        ({"agent": "hello"}, "an object"),
+        (True, "true/false"),
+    ],
+)
 def test_transcript_that_is_not_text_is_refused(value, what):
     records = calls(12)
     records[4]["transcript"] = value
@@ -189,8 +203,9 @@ def test_transcripts_in_utf16_and_utf32_are_read(encoding, fmt):
     elif fmt == "jsonl":
         text = "\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n"
     else:
-        text = pd.DataFrame([{"transcript": r["transcript"], "label": r["label"], "industry": "retail"}
-                             for r in records]).to_csv(index=False)
+        text = pd.DataFrame(
+            [{"transcript": r["transcript"], "label": r["label"], "industry": "retail"} for r in records]
+        ).to_csv(index=False)
     table = load_transcripts(text.encode(encoding), filename=f"calls.{fmt}")
     assert len(table.X) == 12 and list(table.y) == [i % 2 for i in range(12)]
     assert table.X["transcript"][0] == "Grüße — the customer said «yes»"
@@ -207,8 +222,9 @@ def test_same_bytes_uploaded_as_another_kind_is_refused(tmp_path):
     store = DatasetStore(tmp_path / "datasets")
     data = pd.DataFrame(calls(12)).drop(columns="metadata").to_csv(index=False).encode()
     first = store.add(data, filename="calls.csv", kind="transcripts")
-    with pytest.raises(ValueError, match="calls.csv: these bytes are already stored as transcripts dataset "
-                                         "'calls'.*Fix:"):
+    with pytest.raises(
+        ValueError, match="calls.csv: these bytes are already stored as transcripts dataset 'calls'.*Fix:"
+    ):
         store.add(data, filename="calls.csv", kind="leads")
     assert store.get(first.sha).kind == "transcripts" and len(store.list()) == 1
     assert store.add(data, filename="calls.csv").kind == "transcripts"  # no kind given: the stored one

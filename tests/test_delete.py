@@ -1,5 +1,6 @@
 """Deleting stored datasets and runs: DatasetStore.delete and `python -m engine delete run|dataset ID [--yes]`
 (asks on a terminal, refuses without one), the only way anything stored goes away."""
+
 from __future__ import annotations
 
 import os
@@ -11,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from dashboard_support import demo_leads_csv
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -19,16 +19,24 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 def cli(*args: str, stdin: str = "", env_ws: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "CLAB_WORKSPACE": str(env_ws)}
-    return subprocess.run([sys.executable, "-m", "engine", *args], input=stdin, capture_output=True, text=True,
-                          env=env, cwd=REPO_ROOT, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "engine", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        timeout=120,
+    )
 
 
 def cli_on_terminal(args: list[str], answer: str, env_ws: Path) -> tuple[int, str]:
     """Run the CLI with a pseudo-terminal as stdin/stdout, answer its question, return (exit code, output)."""
     env = {**os.environ, "CLAB_WORKSPACE": str(env_ws)}
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "engine", *args], stdin=slave, stdout=slave, stderr=slave,
-                            env=env, cwd=REPO_ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", *args], stdin=slave, stdout=slave, stderr=slave, env=env, cwd=REPO_ROOT
+    )
     os.close(slave)
     out = b""
     deadline = time.monotonic() + 120

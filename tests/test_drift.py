@@ -1,4 +1,5 @@
 """Tests of engine.drift: PSI per column and the adversarial train-vs-new check (real computations)."""
+
 from __future__ import annotations
 
 import json
@@ -75,7 +76,13 @@ def test_real_leads_halves_and_shift(leads_csv):
 
 def test_psi_reading_and_known_value():
     assert [psi_level(v) for v in (0.0, 0.099, 0.1, 0.25, 0.2501, 3.0)] == [
-        "stable", "stable", "moderate", "moderate", "large", "large"]
+        "stable",
+        "stable",
+        "moderate",
+        "moderate",
+        "large",
+        "large",
+    ]
     # two categories, 50/50 in training, 90/10 new: PSI = 0.4 ln(1.8) + (-0.4) ln(0.2) = 0.879
     train = pd.DataFrame({"plan": ["a"] * 50 + ["b"] * 50})
     new = pd.DataFrame({"plan": ["a"] * 90 + ["b"] * 10})

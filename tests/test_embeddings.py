@@ -1,15 +1,15 @@
 """The embeddings approach with the real shipped MiniLM: chunking, pooling, a short contrastive
 fine-tune that changes the weights, both classifiers, both embeddings, explanations, save/load."""
+
 import numpy as np
 import pandas as pd
 import pytest
-
-from engine.pipeline import build_approach
 
 from engine.approaches.base import CONTRIBUTION_COLUMNS, load_approach
 from engine.callbacks import Callback, TrainingCancelled
 from engine.data.demo_transcripts import demo_transcripts
 from engine.data.transcripts import load_transcripts
+from engine.pipeline import build_approach
 
 TINY = dict(epochs=1, n_pairs=1, max_triplets=12, batch_size=6, train_tokens=64, seed=0)
 
@@ -62,8 +62,11 @@ def test_fine_tune_changes_weights_and_reports_progress(fitted, data):
     X, _ = data
     generic = model._generic_model()
     tuned = dict(model.model_.named_parameters())
-    changed = [name for name, p in generic.named_parameters() if not np.allclose(
-        p.detach().numpy(), tuned[name].detach().numpy())]
+    changed = [
+        name
+        for name, p in generic.named_parameters()
+        if not np.allclose(p.detach().numpy(), tuned[name].detach().numpy())
+    ]
     assert len(changed) > 10  # the contrastive step moved the encoder
     assert "fine-tune" in recorder.stages
     fine = [s for s in recorder.steps if s[0] == "fine-tune"]
@@ -90,8 +93,11 @@ def test_in_batch_segments_are_balanced_windows_and_the_explicit_triplet_loss_al
     triplet = build_approach("embeddings", dict(loss="triplet", **TINY)).fit(X, y)
     assert triplet.n_triplets_ == TINY["max_triplets"]
     before = dict(model._generic_model().named_parameters())
-    moved = [n for n, p in triplet.model_.named_parameters()
-             if not np.allclose(p.detach().numpy(), before[n].detach().numpy())]
+    moved = [
+        n
+        for n, p in triplet.model_.named_parameters()
+        if not np.allclose(p.detach().numpy(), before[n].detach().numpy())
+    ]
     assert len(moved) > 10 and triplet.train_loss_
 
 
@@ -112,8 +118,14 @@ def test_predict_both_embeddings_and_explain(fitted, data):
     p_generic = model.predict_proba(X.iloc[:4], embeddings="generic")
     assert p_tuned.shape == (4, 2) and np.allclose(p_tuned.sum(axis=1), 1)
     assert not np.allclose(p_tuned, p_generic)
-    short = pd.DataFrame([{**X.iloc[0].to_dict(),
-                           "transcript": "Customer: We need this fixed this quarter.\nCustomer: No thanks, we'll pass."}])
+    short = pd.DataFrame(
+        [
+            {
+                **X.iloc[0].to_dict(),
+                "transcript": "Customer: We need this fixed this quarter.\nCustomer: No thanks, we'll pass.",
+            }
+        ]
+    )
     table = model.explain(short)
     assert list(table.columns) == CONTRIBUTION_COLUMNS
     sentences = table[~table["feature"].str.startswith("[meta]")]
@@ -131,14 +143,19 @@ def test_save_load_gives_identical_probabilities(fitted, data, tmp_path):
     assert (tmp_path / "m" / "fine_tuned" / "model.safetensors").exists()
     loaded = load_approach(tmp_path / "m")
     for which in ("fine_tuned", "generic"):
-        np.testing.assert_array_equal(model.predict_proba(X.iloc[:3], embeddings=which),
-                                      loaded.predict_proba(X.iloc[:3], embeddings=which))
+        np.testing.assert_array_equal(
+            model.predict_proba(X.iloc[:3], embeddings=which), loaded.predict_proba(X.iloc[:3], embeddings=which)
+        )
 
 
 def test_xgboost_classifier_on_generic_embeddings_and_lead_tables(tmp_path):
     rng = np.random.default_rng(0)
-    leads = pd.DataFrame({"Lead Source": rng.choice(["Google", "Referral"], 24),
-                          "Total Time Spent on Website": rng.integers(0, 2000, 24).astype(float)})
+    leads = pd.DataFrame(
+        {
+            "Lead Source": rng.choice(["Google", "Referral"], 24),
+            "Total Time Spent on Website": rng.integers(0, 2000, 24).astype(float),
+        }
+    )
     y = ((leads["Lead Source"] == "Referral") | (leads["Total Time Spent on Website"] > 1500)).astype(int).to_numpy()
     model = build_approach("embeddings", dict(classifier_type="xgboost", fine_tune=False))
     model.fit(leads, y)
@@ -195,13 +212,22 @@ def test_bench_runs_end_to_end_on_a_small_demo(tmp_path):
 
     from engine.benchmarks.transcripts import run_transcripts_bench
 
-    result = run_transcripts_bench(None, json_out=tmp_path / "b.json", demo_n=40, heldout_n=16, max_triplets=16,
-                                   batch_size=8, train_tokens=64)
+    result = run_transcripts_bench(
+        None, json_out=tmp_path / "b.json", demo_n=40, heldout_n=16, max_triplets=16, batch_size=8, train_tokens=64
+    )
     names = {"generic_logistic", "generic_xgboost", "fine_tuned_logistic", "fine_tuned_xgboost", "peer_setfit"}
     assert set(result["models"]) == names and set(result["heldout_models"]) == names
     for row in result["models"].values():
-        assert {"accuracy", "roc_auc", "pr_auc", "f1", "brier", "fit_seconds", "score_rows_per_second",
-                "score_one_ms"} <= set(row)
+        assert {
+            "accuracy",
+            "roc_auc",
+            "pr_auc",
+            "f1",
+            "brier",
+            "fit_seconds",
+            "score_rows_per_second",
+            "score_one_ms",
+        } <= set(row)
     assert result["embed_per_second"] > 0
     assert json.loads((tmp_path / "b.json").read_text())["rows"] == 40
     comparison = result["setfit_comparison"]

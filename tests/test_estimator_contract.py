@@ -1,5 +1,6 @@
 """Every approach is a scikit-learn estimator: clone, get_params/set_params, classes_ after fit, and the
 parts of scikit-learn's own estimator checks that apply to an estimator whose input is a DataFrame."""
+
 import numpy as np
 import pytest
 from sklearn.base import clone, is_classifier
@@ -10,9 +11,11 @@ from engine.data.demo import demo_leads
 from engine.data.leads import load_leads
 from engine.pipeline import build_approach
 
-NON_DEFAULT = {"stacking": {"n_folds": 3, "xgb_max_depth": 2, "explain_method": "permutation"},
-               "lora": {"r": 4, "target_modules": ("q_proj",), "epochs": 0.5},
-               "embeddings": {"classifier_type": "xgboost", "n_pairs": 3, "epochs": 2}}
+NON_DEFAULT = {
+    "stacking": {"n_folds": 3, "xgb_max_depth": 2, "explain_method": "permutation"},
+    "lora": {"r": 4, "target_modules": ("q_proj",), "epochs": 0.5},
+    "embeddings": {"classifier_type": "xgboost", "n_pairs": 3, "epochs": 2},
+}
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
@@ -43,8 +46,15 @@ def test_scikit_learn_checks_that_apply(name):
 
 def test_a_fitted_stack_has_classes_and_a_clone_refits_the_same():
     table = load_leads(demo_leads(n=300, seed=4))
-    fast = {"n_folds": 2, "rf_n_estimators": 10, "xgb_n_estimators": 10, "meta_epochs": 3, "svc_max_rows": 100,
-            "n_jobs": 1, "explain_background": 5}
+    fast = {
+        "n_folds": 2,
+        "rf_n_estimators": 10,
+        "xgb_n_estimators": 10,
+        "meta_epochs": 3,
+        "svc_max_rows": 100,
+        "n_jobs": 1,
+        "explain_background": 5,
+    }
     model = build_approach("stacking", fast).fit(table.X, table.y)
     np.testing.assert_array_equal(model.classes_, [0, 1])
     again = clone(model).fit(table.X, table.y)

@@ -1,5 +1,6 @@
 """engine.evaluate: the protocol split, metrics (checked against scikit-learn), bootstrap intervals,
 curves, thresholds, scores and timing."""
+
 import json
 import time
 
@@ -8,9 +9,17 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from engine.evaluate import (METRIC_NAMES, choose_threshold, compute_metrics, confusion_at, curve_data,
-                             priority_tier, protocol_split,
-                             time_scoring, to_score)
+from engine.evaluate import (
+    METRIC_NAMES,
+    choose_threshold,
+    compute_metrics,
+    confusion_at,
+    curve_data,
+    priority_tier,
+    protocol_split,
+    time_scoring,
+    to_score,
+)
 
 
 def _scores(n, seed=0, signal=1.5, ties=False):
@@ -43,7 +52,9 @@ def test_metric_values_equal_scikit_learn(ties):
         assert m[name]["value"] == pytest.approx(value, abs=1e-10), name
     # ECE: hand-computed with 10 equal-width bins
     bins = np.minimum((p * 10).astype(int), 9)
-    ece = sum((bins == b).mean() * abs(p[bins == b].mean() - y[bins == b].mean()) for b in range(10) if (bins == b).any())
+    ece = sum(
+        (bins == b).mean() * abs(p[bins == b].mean() - y[bins == b].mean()) for b in range(10) if (bins == b).any()
+    )
     assert m["ece"]["value"] == pytest.approx(ece, abs=1e-12)
 
 

@@ -1,5 +1,6 @@
 """The stack's fast explanations stay on the probability scale: where a base model's column attributions
 nearly cancel, the rescale rule's ratio used to explode (one field at +3.5 probability, i.e. "+345 points")."""
+
 import numpy as np
 
 from engine.approaches import _fast_explain as fx
@@ -7,8 +8,16 @@ from engine.data.demo import demo_leads
 from engine.data.leads import load_leads
 from engine.pipeline import build_approach
 
-SMALL = dict(n_folds=2, rf_n_estimators=30, xgb_n_estimators=40, meta_epochs=10, svc_max_rows=300,
-             explain_background=10, explain_permutations=2, n_jobs=1)
+SMALL = dict(
+    n_folds=2,
+    rf_n_estimators=30,
+    xgb_n_estimators=40,
+    meta_epochs=10,
+    svc_max_rows=300,
+    explain_background=10,
+    explain_permutations=2,
+    n_jobs=1,
+)
 
 
 def test_cancelling_attributions_are_handed_out_bounded_and_additive():

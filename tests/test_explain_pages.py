@@ -1,6 +1,7 @@
 """Explain, What-if and Embeddings pages (issue 15): leads named by their CRM id, What-if from a typical lead with
 the change after an edit, factors in points shown once, the strip plot's colours, background work with
 progress, and the embedding maps stored at training time and read back without recomputing."""
+
 from __future__ import annotations
 
 import base64
@@ -11,9 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from dashboard_support import stored_workspace
+from streamlit.testing.v1 import AppTest
 
 PAGES = Path(__file__).resolve().parent.parent / "dashboard" / "views"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -139,8 +139,11 @@ def test_strip_plot_colours_categories_by_category(stored):
         assert len(shown) == len(set(shown))
     numbers = traces["numbers"]
     assert numbers["marker"]["colorbar"]["ticktext"] == ["low", "high"]
-    assert {t.split(" = ")[0] for t in numbers["text"]} <= {"Total Time Spent on Website", "TotalVisits",
-                                                            "Page Views Per Visit"}
+    assert {t.split(" = ")[0] for t in numbers["text"]} <= {
+        "Total Time Spent on Website",
+        "TotalVisits",
+        "Page Views Per Visit",
+    }
 
 
 # -- What-if -------------------------------------------------------------------------------------------
@@ -162,8 +165,10 @@ def test_whatif_starts_from_a_typical_lead_and_shows_the_change_after_an_edit(st
     assert source.value == X["Lead Source"].value_counts().index[0]  # the most common value
     assert time_box.value == pytest.approx(round(X["Total Time Spent on Website"].median()))  # the median
     # the card's starting score is the model's score of that lead
-    typical = {c: next((w.value for w in [*at.selectbox, *at.number_input] if w.key.endswith(f"_{c}")), None)
-               for c in run.spec["columns"]}
+    typical = {
+        c: next((w.value for w in [*at.selectbox, *at.number_input] if w.key.endswith(f"_{c}")), None)
+        for c in run.spec["columns"]
+    }
     typical = {c: (np.nan if v in (None, "(missing)") else v) for c, v in typical.items()}
     model = run.load_approach()
     lead = prepare_features(pd.DataFrame([typical]), run.spec["columns"], run.spec["kinds"])
@@ -195,19 +200,39 @@ def test_disagreements_and_factors_shown_once():
     from dashboard.components.explain_charts import disagreements, factor_lines, field_factors
     from engine.data.text import field_text
 
-    stack = pd.DataFrame({"row": 0, "feature": ["Total Time Spent on Website", "Lead Source"],
-                          "value": ["0", "Google"], "contribution": [0.10, 0.02]})
-    llm = pd.DataFrame({"row": 0, "feature": ["Total Time Spent on Website", "Lead Source"],
-                        "value": ["0", "Google"], "contribution": [-0.05, 0.03]})
+    stack = pd.DataFrame(
+        {
+            "row": 0,
+            "feature": ["Total Time Spent on Website", "Lead Source"],
+            "value": ["0", "Google"],
+            "contribution": [0.10, 0.02],
+        }
+    )
+    llm = pd.DataFrame(
+        {
+            "row": 0,
+            "feature": ["Total Time Spent on Website", "Lead Source"],
+            "value": ["0", "Google"],
+            "contribution": [-0.05, 0.03],
+        }
+    )
     lines = disagreements({"Stacked ensemble": stack, "LLM + LoRA": llm})
-    assert lines == ["**Total Time Spent on Website = 0** raises the score of Stacked ensemble (+10 points) but "
-                     "lowers that of LLM + LoRA (-5 points)."]
+    assert lines == [
+        "**Total Time Spent on Website = 0** raises the score of Stacked ensemble (+10 points) but "
+        "lowers that of LLM + LoRA (-5 points)."
+    ]
     assert disagreements({"a": stack, "b": stack}) == []
     # a lead written as text (the embeddings approach): each sentence goes back to its field, shown once
     lead = pd.Series({"What matters most to you in choosing a course": "Better Career Prospects", "City": "Mumbai"})
     sentence = field_text("What matters most to you in choosing a course", "Better Career Prospects")
-    table = pd.DataFrame({"row": 0, "feature": [sentence[:80], "An unmatched phrase."],
-                          "value": [sentence, "An unmatched phrase."], "contribution": [0.13, -0.02]})
+    table = pd.DataFrame(
+        {
+            "row": 0,
+            "feature": [sentence[:80], "An unmatched phrase."],
+            "value": [sentence, "An unmatched phrase."],
+            "contribution": [0.13, -0.02],
+        }
+    )
     found = factor_lines(field_factors(table, lead))
     assert found["for"] == ["What matters most to you in choosing a course = Better Career Prospects (+13 points)"]
     assert found["against"] == ["An unmatched phrase. (-2 points)"]
@@ -231,12 +256,17 @@ def embeddings_run(tmp_path_factory):
 
         lines = (REPO_ROOT / "data" / "demo_transcripts.jsonl").read_bytes().splitlines()
         ds = DatasetStore().add(b"\n".join(lines[:40]) + b"\n", filename="t40.jsonl", kind="transcripts", name="t40")
-        run = train_transcripts(ds.raw_path, "embeddings", dataset_name="t40",
-                                params=dict(fine_tune=False, epochs=0, chunk_tokens=64, chunk_overlap=16))
+        run = train_transcripts(
+            ds.raw_path,
+            "embeddings",
+            dataset_name="t40",
+            params=dict(fine_tune=False, epochs=0, chunk_tokens=64, chunk_overlap=16),
+        )
         table = load_transcripts(ds.raw_path)
         logged = []
-        path = store_projections(run, run.load_approach(), table.X, np.arange(len(table.y)), methods=("tsne",),
-                                 log=logged.append)
+        path = store_projections(
+            run, run.load_approach(), table.X, np.arange(len(table.y)), methods=("tsne",), log=logged.append
+        )
         assert path == run.path / "projections.json" and "stored" in logged[-1]
     finally:
         if old is None:

@@ -2,6 +2,7 @@
 folders outside the store, damaged runs, files a run cannot score, unwritable outputs, badly typed parameters,
 failed or cancelled trainings, planted LoRA checkpoints. Every case gets one clear line and exit code 2, and
 nothing outside the store is unpickled."""
+
 import json
 import os
 import shutil
@@ -21,10 +22,28 @@ from engine.data.demo import demo_leads
 from engine.runs import RunStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-FAST_STACK = ["--param", "n_folds=2", "--param", "rf_n_estimators=20", "--param", "xgb_n_estimators=30",
-              "--param", "meta_epochs=5", "--param", "svc_max_rows=200", "--param", "n_jobs=1"]
-FAST_PARAMS = {"n_folds": 2, "rf_n_estimators": 20, "xgb_n_estimators": 30, "meta_epochs": 5, "svc_max_rows": 200,
-               "n_jobs": 1}
+FAST_STACK = [
+    "--param",
+    "n_folds=2",
+    "--param",
+    "rf_n_estimators=20",
+    "--param",
+    "xgb_n_estimators=30",
+    "--param",
+    "meta_epochs=5",
+    "--param",
+    "svc_max_rows=200",
+    "--param",
+    "n_jobs=1",
+]
+FAST_PARAMS = {
+    "n_folds": 2,
+    "rf_n_estimators": 20,
+    "xgb_n_estimators": 30,
+    "meta_epochs": 5,
+    "svc_max_rows": 200,
+    "n_jobs": 1,
+}
 
 
 class PlantedPickle:
@@ -69,8 +88,9 @@ def _copy_run(store: RunStore, src: Path, run_id: str) -> Path:
 def _plant(folder: Path, marker: Path) -> Path:
     """A folder shaped like a run whose model/features.joblib runs code when unpickled."""
     (folder / "model").mkdir(parents=True)
-    (folder / "spec.json").write_text(json.dumps({"input_kind": "leads", "approach": "stacking",
-                                                  "columns": ["Lead Origin"], "kinds": {}}))
+    (folder / "spec.json").write_text(
+        json.dumps({"input_kind": "leads", "approach": "stacking", "columns": ["Lead Origin"], "kinds": {}})
+    )
     (folder / "metrics.json").write_text(json.dumps({"metrics": {}}))
     (folder / "model" / "approach.json").write_text(json.dumps({"approach": "stacking", "params": {}}))
     joblib.dump(PlantedPickle(marker), folder / "model" / "features.joblib")
@@ -123,8 +143,9 @@ def test_runs_skips_and_names_damaged_runs_and_aligns_every_kind(store, trained,
     (no_spec / "spec.json").unlink()
     emb = _copy_run(store, src, "20990101T000004-embeddings-000004")
     spec = json.loads((emb / "spec.json").read_text())
-    (emb / "spec.json").write_text(json.dumps({**spec, "approach": "embeddings", "input_kind": "transcripts",
-                                               "dataset": "calls.jsonl"}))
+    (emb / "spec.json").write_text(
+        json.dumps({**spec, "approach": "embeddings", "input_kind": "transcripts", "dataset": "calls.jsonl"})
+    )
 
     assert main(["runs"]) == 0
     captured = capsys.readouterr()
@@ -190,9 +211,11 @@ def test_score_latest_takes_a_run_of_the_inputs_kind(store, trained, tmp_path, c
     for data in (jsonl, calls_csv):
         assert main(["score", "--data", str(data)]) == 2
         err = capsys.readouterr().err.strip()
-        assert err == (f"error: {data.name} holds transcripts, and no stored transcripts run loads. Fix: train one "
-                       "with `python -m engine train transcripts` first, or pass --run RUN_ID "
-                       "(`python -m engine runs`).")
+        assert err == (
+            f"error: {data.name} holds transcripts, and no stored transcripts run loads. Fix: train one "
+            "with `python -m engine train transcripts` first, or pass --run RUN_ID "
+            "(`python -m engine runs`)."
+        )
 
 
 def test_score_header_only_and_unwritable_out_give_one_clear_line(store, trained, tmp_path, capsys):
@@ -200,14 +223,17 @@ def test_score_header_only_and_unwritable_out_give_one_clear_line(store, trained
     header = tmp_path / "header.csv"
     header.write_text(leads.read_text().splitlines()[0] + "\n")
     assert main(["score", "--data", str(header)]) == 2
-    assert capsys.readouterr().err.strip() == ("error: header.csv has no rows to score (a header only?). Fix: give "
-                                               "a file with at least one row.")
+    assert capsys.readouterr().err.strip() == (
+        "error: header.csv has no rows to score (a header only?). Fix: give a file with at least one row."
+    )
 
     missing_dir = tmp_path / "nowhere" / "scored.csv"
     assert main(["score", "--data", str(leads), "--out", str(missing_dir)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == (f"error: --out {missing_dir}: the folder {missing_dir.parent} does not exist. Fix: create it "
-                   "first or write the scores somewhere else.")
+    assert err == (
+        f"error: --out {missing_dir}: the folder {missing_dir.parent} does not exist. Fix: create it "
+        "first or write the scores somewhere else."
+    )
     assert not missing_dir.parent.exists()
 
     assert main(["score", "--data", str(leads), "--out", str(tmp_path)]) == 2
@@ -233,14 +259,17 @@ def test_bench_api_takes_requests_and_concurrency():
 
 
 # -- 7. parameters and failed trainings -----------------------------------------------------------
-@pytest.mark.parametrize("param, words", [
-    ("n_folds=abc", ["'n_folds'", "a whole number", "'abc'"]),
-    ("n_folds=2.5", ["'n_folds'", "a whole number", "2.5"]),
-    ("meta_linear_skip=1", ["'meta_linear_skip'", "true/false"]),
-    ("lr_C=high", ["'lr_C'", "a number", "'high'"]),
-    ("nonsense=1", ["no parameter(s) ['nonsense']"]),
-    ("n_folds", ["--param expects KEY=VALUE"]),
-])
+@pytest.mark.parametrize(
+    "param, words",
+    [
+        ("n_folds=abc", ["'n_folds'", "a whole number", "'abc'"]),
+        ("n_folds=2.5", ["'n_folds'", "a whole number", "2.5"]),
+        ("meta_linear_skip=1", ["'meta_linear_skip'", "true/false"]),
+        ("lr_C=high", ["'lr_C'", "a number", "'high'"]),
+        ("nonsense=1", ["no parameter(s) ['nonsense']"]),
+        ("n_folds", ["--param expects KEY=VALUE"]),
+    ],
+)
 def test_a_badly_typed_param_fails_before_any_run_folder_exists(workspace, trained, capsys, param, words):
     _, leads = trained
     assert main(["train", "leads", "--data", str(leads), "--quiet", "--param", param]) == 2
@@ -252,8 +281,9 @@ def test_a_badly_typed_param_fails_before_any_run_folder_exists(workspace, train
 def test_build_approach_converts_values_of_the_right_kind():
     from engine.pipeline import build_approach
 
-    model = build_approach("stacking", {"n_folds": 3.0, "lr_C": 1, "rf_max_features": 0.5, "meta_linear_skip": False},
-                           "leads")
+    model = build_approach(
+        "stacking", {"n_folds": 3.0, "lr_C": 1, "rf_max_features": 0.5, "meta_linear_skip": False}, "leads"
+    )
     assert model.n_folds == 3 and isinstance(model.n_folds, int) and model.lr_C == 1 and model.rf_max_features == 0.5
     lora = build_approach("lora", {"epochs": 1.5, "target_modules": ["q_proj"]}, "leads")
     assert lora.epochs == 1.5 and lora.target_modules == ("q_proj",)
@@ -281,6 +311,7 @@ def test_a_failed_or_cancelled_training_leaves_no_run_folder(workspace, trained,
     elif case == "cancelled":
         callbacks, expected = [CancelAt(2)], TrainingCancelled
     else:
+
         class Interrupt(Callback):
             def on_step_end(self, progress):
                 raise KeyboardInterrupt
@@ -296,9 +327,28 @@ def test_a_terminated_training_process_removes_its_run_folder(workspace, trained
     """SIGTERM (how a job is cancelled) ends `train` through SystemExit, so the half-made run goes too."""
     _, leads = trained
     env = {**os.environ, "CLAB_WORKSPACE": str(workspace)}
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "train", "leads", "--data", str(leads), "--quiet",
-                             "--param", "n_jobs=1", "--param", "meta_epochs=400", "--param", "meta_patience=400"],
-                            cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "train",
+            "leads",
+            "--data",
+            str(leads),
+            "--quiet",
+            "--param",
+            "n_jobs=1",
+            "--param",
+            "meta_epochs=400",
+            "--param",
+            "meta_patience=400",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     runs = workspace / "runs"
     try:
         deadline = time.monotonic() + 120
@@ -323,8 +373,10 @@ def test_a_planted_lora_checkpoint_is_refused_unrun(tmp_path):
     marker = tmp_path / "pwned"
     folder = tmp_path / "ckpt"
     folder.mkdir()
-    torch.save({"step": 3, "run_key": "k", "optimizer": {}, "scheduler": {}, "payload": PlantedPickle(marker)},
-               folder / CHECKPOINT_STATE)
+    torch.save(
+        {"step": 3, "run_key": "k", "optimizer": {}, "scheduler": {}, "payload": PlantedPickle(marker)},
+        folder / CHECKPOINT_STATE,
+    )
     torch.load(folder / CHECKPOINT_STATE, weights_only=False)  # the plant is real: a full unpickle runs it
     assert marker.exists()
     marker.unlink()

@@ -1,4 +1,5 @@
 """Hostile input on the daily job's new paths: score's --explain / --report flags, audit, run-job specs."""
+
 import json
 
 import numpy as np
@@ -10,8 +11,7 @@ from engine.cli import main
 from engine.data.demo import demo_leads
 from engine.runs import RunStore
 
-FAST = {"n_folds": 2, "rf_n_estimators": 20, "xgb_n_estimators": 30, "meta_epochs": 5, "svc_max_rows": 200,
-        "n_jobs": 1}
+FAST = {"n_folds": 2, "rf_n_estimators": 20, "xgb_n_estimators": 30, "meta_epochs": 5, "svc_max_rows": 200, "n_jobs": 1}
 
 
 @pytest.fixture(scope="module")
@@ -72,12 +72,15 @@ def test_score_cells_that_a_spreadsheet_would_run_are_neutralised(ws, tmp_path):
     assert back["Prospect ID"].str.startswith("'=").sum() == 1 and back["Lead Source"].str.startswith("'@").all()
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "empty"),
-    (b"Lead Origin,TotalVisits\nAPI,3\nWeb,4\n", "target"),
-    (b"Converted,Lead Origin\n1,API\n1,Web\n1,API\n", "single class"),
-    (b"\x00\x01\x02binary\xff\xfe" * 50, ""),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "empty"),
+        (b"Lead Origin,TotalVisits\nAPI,3\nWeb,4\n", "target"),
+        (b"Converted,Lead Origin\n1,API\n1,Web\n1,API\n", "single class"),
+        (b"\x00\x01\x02binary\xff\xfe" * 50, ""),
+    ],
+)
 def test_audit_refuses_tables_it_cannot_audit_with_one_clear_line(tmp_path, capsys, content, message):
     path = tmp_path / "t.csv"
     path.write_bytes(content)
@@ -100,15 +103,18 @@ def test_audit_writes_its_json_and_names_a_planted_leak(tmp_path, capsys):
     assert main(["audit", "leads", "--data", str(path), "--json", str(tmp_path)]) == 2  # a folder
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("{bad", "not valid JSON"),
-    ("[]", "holds a list"),
-    ('{"input_kind": "images"}', "input_kind"),
-    ('{"input_kind": "leads", "argv": ["--quiet"]}', "unknown training spec field"),
-    ('{"input_kind": "leads", "params": {"n_folds": "abc"}}', "n_folds"),
-    ('{"input_kind": "leads", "exclude": "Tags"}', "exclude"),
-    ('{"input_kind": "leads", "data": "/no/such/file.csv"}', "file.csv"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("{bad", "not valid JSON"),
+        ("[]", "holds a list"),
+        ('{"input_kind": "images"}', "input_kind"),
+        ('{"input_kind": "leads", "argv": ["--quiet"]}', "unknown training spec field"),
+        ('{"input_kind": "leads", "params": {"n_folds": "abc"}}', "n_folds"),
+        ('{"input_kind": "leads", "exclude": "Tags"}', "exclude"),
+        ('{"input_kind": "leads", "data": "/no/such/file.csv"}', "file.csv"),
+    ],
+)
 def test_run_job_refuses_a_bad_spec_and_says_why_in_result_json(tmp_path, monkeypatch, spec, message):
     monkeypatch.setenv("CLAB_WORKSPACE", str(tmp_path / "ws"))
     folder = tmp_path / "job"

@@ -1,4 +1,5 @@
 """Tests of engine.data.leads (reading, kinds, target, leak policy, errors) and the synthetic demo leads."""
+
 from __future__ import annotations
 
 import hashlib
@@ -22,8 +23,15 @@ from engine.data.leads import (
 )
 from tests.conftest import REPO_ROOT
 
-DEFAULT_LEAKY = ["Tags", "Lead Quality", "Lead Profile", "Asymmetrique Activity Index",
-                 "Asymmetrique Profile Index", "Asymmetrique Activity Score", "Asymmetrique Profile Score"]
+DEFAULT_LEAKY = [
+    "Tags",
+    "Lead Quality",
+    "Lead Profile",
+    "Asymmetrique Activity Index",
+    "Asymmetrique Profile Index",
+    "Asymmetrique Activity Score",
+    "Asymmetrique Profile Score",
+]
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +80,7 @@ def test_binary_junk_and_wrong_extension(tmp_path):
     # a zip that is not a workbook
     buf = io.BytesIO()
     import zipfile
+
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("hello.txt", "not a workbook")
     with pytest.raises(LeadDataError, match="Excel workbook"):
@@ -141,7 +150,8 @@ def test_duplicate_column_names(tmp_path):
         load_leads(frame)
     buf = io.BytesIO()
     pd.DataFrame([["Source", "City", "City", "Converted"], ["Google", "A", "B", 1]]).to_excel(
-        buf, header=False, index=False)
+        buf, header=False, index=False
+    )
     with pytest.raises(LeadDataError, match="duplicate"):
         load_leads(buf.getvalue(), filename="dups.xlsx")
 
@@ -212,8 +222,10 @@ def test_mostly_text_column_stays_text(tmp_path):
 
 
 def test_select_blank_and_whitespace_are_missing(tmp_path):
-    text = ("City,Specialization,Score,Converted\nMumbai,Select,1,1\n  Select  ,Finance,2,0\n"
-            " ,  Marketing ,Select,1\n,Finance,4,0\nThane,,5,1\n")
+    text = (
+        "City,Specialization,Score,Converted\nMumbai,Select,1,1\n  Select  ,Finance,2,0\n"
+        " ,  Marketing ,Select,1\n,Finance,4,0\nThane,,5,1\n"
+    )
     table = load_leads(small_csv(tmp_path, text))
     assert table.X["City"].tolist()[0] == "Mumbai"
     assert table.X["City"].isna().tolist() == [False, True, True, True, False]
@@ -226,11 +238,7 @@ def test_select_blank_and_whitespace_are_missing(tmp_path):
 # ------------------------------------------------------------------------------------------------
 # formats, delimiters, encodings
 # ------------------------------------------------------------------------------------------------
-EURO = ("Prospect ID;Ville;Temps;Converti\n"
-        "a1;São Paulo;3,5;1\n"
-        "a2;Bogotá;12,25;0\n"
-        "a3;Zürich;0;1\n"
-        "a4;Montréal;7,0;0\n")
+EURO = "Prospect ID;Ville;Temps;Converti\na1;São Paulo;3,5;1\na2;Bogotá;12,25;0\na3;Zürich;0;1\na4;Montréal;7,0;0\n"
 
 
 def test_semicolon_decimal_comma_latin1(tmp_path):
@@ -297,15 +305,18 @@ def test_dataframe_source_hash_is_stable(demo):
 # ------------------------------------------------------------------------------------------------
 # target detection and mapping
 # ------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("values, expected", [
-    (["Yes", "no", " YES ", "No"], [1, 0, 1, 0]),
-    (["true", "False", "TRUE", "false"], [1, 0, 1, 0]),
-    (["won", "lost", "Won", "Lost"], [1, 0, 1, 0]),
-    (["Converted", "Not Converted", "converted", "not  converted"], [1, 0, 1, 0]),
-    (["1", "0", "1.0", "0"], [1, 0, 1, 0]),
-    ([1.0, 0.0, 1.0, 0.0], [1, 0, 1, 0]),
-    ([True, False, True, False], [1, 0, 1, 0]),
-])
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        (["Yes", "no", " YES ", "No"], [1, 0, 1, 0]),
+        (["true", "False", "TRUE", "false"], [1, 0, 1, 0]),
+        (["won", "lost", "Won", "Lost"], [1, 0, 1, 0]),
+        (["Converted", "Not Converted", "converted", "not  converted"], [1, 0, 1, 0]),
+        (["1", "0", "1.0", "0"], [1, 0, 1, 0]),
+        ([1.0, 0.0, 1.0, 0.0], [1, 0, 1, 0]),
+        ([True, False, True, False], [1, 0, 1, 0]),
+    ],
+)
 def test_target_mapping(values, expected):
     frame = pd.DataFrame({"Lead Source": ["a", "b", "c", "d"], "Converted": values})
     assert load_leads(frame).y.tolist() == expected
@@ -334,21 +345,31 @@ def test_infer_kinds_on_synthetic_columns():
     rng = np.random.default_rng(0)
     n = 200
     words = ["call", "back", "price", "course", "next", "week", "manager", "budget", "interested", "email"]
-    frame = pd.DataFrame({
-        "Lead ID": [f"L{i:05d}" for i in range(n)],
-        "Visits": rng.integers(0, 9, n),
-        "Amount": rng.normal(100, 20, n).round(2),
-        "Has Phone": rng.choice(["Yes", "No"], n),
-        "Is Mobile": rng.integers(0, 2, n),
-        "Channel": rng.choice(["web", "ads", "ref", "chat"], n),
-        "Company": [f"Company {i % 80}" for i in range(n)],
-        "Notes": [" ".join(rng.choice(words, 8)) + f" (#{i})" for i in range(n)],
-        "Empty": [None] * n,
-    })
+    frame = pd.DataFrame(
+        {
+            "Lead ID": [f"L{i:05d}" for i in range(n)],
+            "Visits": rng.integers(0, 9, n),
+            "Amount": rng.normal(100, 20, n).round(2),
+            "Has Phone": rng.choice(["Yes", "No"], n),
+            "Is Mobile": rng.integers(0, 2, n),
+            "Channel": rng.choice(["web", "ads", "ref", "chat"], n),
+            "Company": [f"Company {i % 80}" for i in range(n)],
+            "Notes": [" ".join(rng.choice(words, 8)) + f" (#{i})" for i in range(n)],
+            "Empty": [None] * n,
+        }
+    )
     kinds = infer_kinds(frame)
-    assert kinds == {"Lead ID": "identifier", "Visits": "numeric", "Amount": "numeric", "Has Phone": "binary",
-                     "Is Mobile": "binary", "Channel": "categorical", "Company": "high_cardinality",
-                     "Notes": "text", "Empty": "empty"}
+    assert kinds == {
+        "Lead ID": "identifier",
+        "Visits": "numeric",
+        "Amount": "numeric",
+        "Has Phone": "binary",
+        "Is Mobile": "binary",
+        "Channel": "categorical",
+        "Company": "high_cardinality",
+        "Notes": "text",
+        "Empty": "empty",
+    }
     # unique whole numbers are an identifier only when named like one or packed like a running number
     frame["Row"] = np.arange(n) + 1000
     frame["Income"] = rng.choice(np.arange(10_000, 500_000), n, replace=False)
@@ -378,15 +399,32 @@ def test_kinds_on_real_file(leads_csv):
 # leak policy
 # ------------------------------------------------------------------------------------------------
 def test_describe_policy_matching_and_edits():
-    cols = ["Prospect ID", "tags", " Lead  Quality ", "Lead Profile", "City", "Last Activity",
-            "ASYMMETRIQUE ACTIVITY INDEX", "Asymmetrique Profile Score"]
-    assert describe_policy(cols) == ["tags", " Lead  Quality ", "Lead Profile", "ASYMMETRIQUE ACTIVITY INDEX",
-                                     "Asymmetrique Profile Score"]
+    cols = [
+        "Prospect ID",
+        "tags",
+        " Lead  Quality ",
+        "Lead Profile",
+        "City",
+        "Last Activity",
+        "ASYMMETRIQUE ACTIVITY INDEX",
+        "Asymmetrique Profile Score",
+    ]
+    assert describe_policy(cols) == [
+        "tags",
+        " Lead  Quality ",
+        "Lead Profile",
+        "ASYMMETRIQUE ACTIVITY INDEX",
+        "Asymmetrique Profile Score",
+    ]
     assert describe_policy(cols, "none") == []
     assert describe_policy(cols, "strict")[-1] == "Asymmetrique Profile Score"
     assert "Last Activity" in describe_policy(cols, "strict")
     assert describe_policy(cols, "default", exclude=["city"], include=["TAGS", "lead quality"]) == [
-        "Lead Profile", "City", "ASYMMETRIQUE ACTIVITY INDEX", "Asymmetrique Profile Score"]
+        "Lead Profile",
+        "City",
+        "ASYMMETRIQUE ACTIVITY INDEX",
+        "Asymmetrique Profile Score",
+    ]
     assert describe_policy(cols, "none", exclude="City, Last  Activity") == ["City", "Last Activity"]
     assert set(LEAK_PRESETS) == {"default", "none", "strict"}
 
@@ -466,12 +504,12 @@ def test_demo_looks_like_the_export(leads_csv):
 
 def test_demo_latent_model_gives_realistic_auc():
     from sklearn.compose import make_column_transformer
+    from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import train_test_split
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
-    from sklearn.impute import SimpleImputer
 
     def auc(policy):
         table = load_leads(demo_leads(4000, seed=1), leak_policy=policy)
@@ -479,10 +517,13 @@ def test_demo_latent_model_gives_realistic_auc():
         cat = [c for c in table.X.columns if c not in num]
         X = table.X.copy()
         X[cat] = X[cat].astype(object).fillna("NA")
-        model = make_pipeline(make_column_transformer(
-            (make_pipeline(SimpleImputer(), StandardScaler()), num),
-            (OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=10), cat)),
-            LogisticRegression(max_iter=2000))
+        model = make_pipeline(
+            make_column_transformer(
+                (make_pipeline(SimpleImputer(), StandardScaler()), num),
+                (OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=10), cat),
+            ),
+            LogisticRegression(max_iter=2000),
+        )
         tr, te, ytr, yte = train_test_split(X, table.y, test_size=0.3, stratify=table.y, random_state=42)
         return roc_auc_score(yte, model.fit(tr, ytr).predict_proba(te)[:, 1])
 

@@ -1,4 +1,5 @@
 """The Data page runs the leak finder on a lead table and proposes the flagged columns; one click excludes them."""
+
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,9 @@ def _with_planted_leak(n: int = 600):
 
 
 def test_flagged_columns_are_proposed_and_excluded_only_on_a_click(workspace):
-    ds = DatasetStore().add(_with_planted_leak().to_csv(index=False).encode(), filename="crm.csv", kind="leads",
-                            target="Converted")
+    ds = DatasetStore().add(
+        _with_planted_leak().to_csv(index=False).encode(), filename="crm.csv", kind="leads", target="Converted"
+    )
     at = AppTest.from_file(PAGE, default_timeout=120)
     at.run()
     at.selectbox(key="data_dataset").set_value(ds.sha).run()
@@ -39,8 +41,7 @@ def test_flagged_columns_are_proposed_and_excluded_only_on_a_click(workspace):
 
 def test_a_clean_table_flags_nothing(workspace):
     clean = demo_leads(n=600, seed=3).drop(columns=["Tags", "Lead Quality"])  # the demo's post-contact fields
-    ds = DatasetStore().add(clean.to_csv(index=False).encode(), filename="clean.csv",
-                            kind="leads", target="Converted")
+    ds = DatasetStore().add(clean.to_csv(index=False).encode(), filename="clean.csv", kind="leads", target="Converted")
     at = AppTest.from_file(PAGE, default_timeout=120)
     at.run()
     at.selectbox(key="data_dataset").set_value(ds.sha).run()

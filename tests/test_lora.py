@@ -1,5 +1,6 @@
 """LoRA approach: real training steps on a tiny random Llama with the shipped SmolLM2 tokenizer, plus one
 test on the shipped SmolLM2 itself."""
+
 import shutil
 
 import numpy as np
@@ -42,10 +43,20 @@ def tiny_base(tmp_path_factory, smol_folder, tokenizer) -> str:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         initializer_range=0.3, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        initializer_range=0.3,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
     folder = tmp_path_factory.mktemp("tiny-llama")
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -57,19 +68,33 @@ def easy_leads(n=60, seed=0):
     rng = np.random.default_rng(seed)
     y = np.arange(n) % 2
     rng.shuffle(y)
-    X = pd.DataFrame({
-        "Lead Source": np.where(y == 1, "Reference", "Olark Chat"),
-        "TotalVisits": rng.integers(0, 9, n).astype(float),
-        "City": rng.choice(["Mumbai", "Select", "Thane & Outskirts"], n),
-    })
+    X = pd.DataFrame(
+        {
+            "Lead Source": np.where(y == 1, "Reference", "Olark Chat"),
+            "TotalVisits": rng.integers(0, 9, n).astype(float),
+            "City": rng.choice(["Mumbai", "Select", "Thane & Outskirts"], n),
+        }
+    )
     X.loc[X.index % 5 == 0, "TotalVisits"] = np.nan
     return X, y
 
 
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-TINY = dict(r=16, lora_alpha=16, lora_dropout=0.0, target_modules=ALL_LINEAR,
-            batch_size=8, grad_accum=1, learning_rate=2e-2, max_length=96, calibration_rows=12,
-            drop_constant_share=None, device="cpu", precision="fp32", warmup_ratio=0.0)
+TINY = dict(
+    r=16,
+    lora_alpha=16,
+    lora_dropout=0.0,
+    target_modules=ALL_LINEAR,
+    batch_size=8,
+    grad_accum=1,
+    learning_rate=2e-2,
+    max_length=96,
+    calibration_rows=12,
+    drop_constant_share=None,
+    device="cpu",
+    precision="fp32",
+    warmup_ratio=0.0,
+)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +111,7 @@ def test_prompt_labels_mask_prompt_and_padding(tokenizer):
     n_prompt = len(builder.prompt_ids("source: Reference."))
     assert lab_pos[:n_prompt] == [-100] * n_prompt
     assert lab_pos[n_prompt:] == ids_pos[n_prompt:] == builder.answer_ids[0]
-    assert lab_neg[-len(builder.answer_ids[1]):] == builder.answer_ids[1]
+    assert lab_neg[-len(builder.answer_ids[1]) :] == builder.answer_ids[1]
     ids, mask, labels = pad_batch([ids_pos, ids_neg], tokenizer.pad_token_id, [lab_pos, lab_neg])
     short = 0 if len(ids_pos) < len(ids_neg) else 1
     length = min(len(ids_pos), len(ids_neg))
@@ -110,7 +135,7 @@ def test_long_prompts_are_truncated_keeping_the_assistant_cue(tokenizer):
     full = builder._raw_ids(builder.prompt_text("source: Google; " * 40))
     cut = builder.prompt_ids("source: Google; " * 40)
     assert len(cut) + max(len(a) for a in builder.answer_ids) <= 40
-    assert cut[-builder._tail:] == full[-builder._tail:]
+    assert cut[-builder._tail :] == full[-builder._tail :]
 
 
 def test_training_lowers_the_loss_and_learns_the_easy_task(fitted):
@@ -145,7 +170,7 @@ def test_the_shared_prompt_prefix_is_run_once_with_the_same_scores(fitted):
     model, X, _ = fitted
     texts = model._texts(X)
     prefix = model.prompts_.prefix_ids
-    assert len(prefix) >= 4 and all(model.prompts_.prompt_ids(t)[:len(prefix)] == prefix for t in texts)
+    assert len(prefix) >= 4 and all(model.prompts_.prompt_ids(t)[: len(prefix)] == prefix for t in texts)
     reused = model._margins_from_texts(texts)
     assert model._prefix_kv is not None and model._prefix_kv[0] == model.adapter_name_
     whole = model._margins_from_texts(texts, reuse_prefix=False)
@@ -216,8 +241,14 @@ class StopAfter(Callback):
 
 def test_cancel_stops_cleanly_and_resume_finishes(tiny_base, tmp_path):
     X, y = easy_leads(32, seed=1)
-    params = dict(TINY, base_model=tiny_base, epochs=2, calibration_rows=0, checkpoint_dir=str(tmp_path / "ckpt"),
-                  checkpoint_every=100)
+    params = dict(
+        TINY,
+        base_model=tiny_base,
+        epochs=2,
+        calibration_rows=0,
+        checkpoint_dir=str(tmp_path / "ckpt"),
+        checkpoint_every=100,
+    )
     stopper = StopAfter(2)
     with pytest.raises(TrainingCancelled):
         LoraApproach(**params).fit(X, y, callbacks=[stopper])
@@ -229,8 +260,9 @@ def test_cancel_stops_cleanly_and_resume_finishes(tiny_base, tmp_path):
     assert seen.seen == [3, 4, 5, 6, 7, 8]  # 32 rows / 8 per batch = 4 steps per epoch, 2 epochs
     full = LoraApproach(**params).fit(X, y)  # resume=False starts over and ignores the checkpoint
     assert [h["step"] for h in resumed.loss_history_] == [h["step"] for h in full.loss_history_]
-    np.testing.assert_allclose([h["loss"] for h in resumed.loss_history_],
-                               [h["loss"] for h in full.loss_history_], rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(
+        [h["loss"] for h in resumed.loss_history_], [h["loss"] for h in full.loss_history_], rtol=1e-3, atol=1e-4
+    )
     with pytest.raises(ValueError, match="other data"):
         LoraApproach(**params, resume=True).fit(X.iloc[:24], y[:24])
 
@@ -255,8 +287,17 @@ def test_shipped_smollm2_trains_a_step_and_scores_leads(smol_folder, leads_csv):
     raw = pd.read_csv(leads_csv, nrows=200)
     y = raw.pop("Converted").to_numpy()
     X = raw.drop(columns=["Prospect ID", "Lead Number", "Tags", "Lead Quality", "Lead Profile"])
-    model = LoraApproach(epochs=1, train_rows=8, batch_size=8, grad_accum=1, learning_rate=1e-3, top_layers=4,
-                         max_length=160, calibration_rows=0, device="cpu").fit(X, y)
+    model = LoraApproach(
+        epochs=1,
+        train_rows=8,
+        batch_size=8,
+        grad_accum=1,
+        learning_rate=1e-3,
+        top_layers=4,
+        max_length=160,
+        calibration_rows=0,
+        device="cpu",
+    ).fit(X, y)
     assert model.base_path_ == smol_folder and len(model.loss_history_) == 1
     assert np.isfinite(model.loss_history_[0]["loss"])
     raw_p = model.raw_proba(X.iloc[100:104])
@@ -270,8 +311,7 @@ def test_shipped_smollm2_trains_a_step_and_scores_leads(smol_folder, leads_csv):
 def test_4bit_quantized_base_trains_on_cpu(tiny_base):
     pytest.importorskip("bitsandbytes")
     X, y = easy_leads(16)
-    model = LoraApproach(base_model=tiny_base, epochs=1, quantize="4bit",
-                         **{**TINY, "calibration_rows": 0}).fit(X, y)
+    model = LoraApproach(base_model=tiny_base, epochs=1, quantize="4bit", **{**TINY, "calibration_rows": 0}).fit(X, y)
     proba = model.predict_proba(X)
     assert proba.shape == (16, 2) and np.isfinite(proba).all()
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pandas as pd
 
-from engine.data.leads import load_leads, prepare_features
 from engine.data.demo import demo_leads
+from engine.data.leads import load_leads, prepare_features
 
 
 def test_new_leads_are_shaped_like_the_training_table():
@@ -16,8 +16,12 @@ def test_new_leads_are_shaped_like_the_training_table():
 
 def test_form_values_are_cleaned_and_unknown_fields_ignored():
     kinds = {"TotalVisits": "numeric", "Lead Source": "categorical", "Do Not Email": "binary"}
-    frame = pd.DataFrame([{"TotalVisits": "abc", "Lead Source": "Select", "Do Not Email": "Yes", "Other": 1},
-                          {"TotalVisits": "4", "Lead Source": " Google ", "Do Not Email": "No"}])
+    frame = pd.DataFrame(
+        [
+            {"TotalVisits": "abc", "Lead Source": "Select", "Do Not Email": "Yes", "Other": 1},
+            {"TotalVisits": "4", "Lead Source": " Google ", "Do Not Email": "No"},
+        ]
+    )
     out = prepare_features(frame, list(kinds), kinds)
     assert list(out.columns) == list(kinds)
     assert np.isnan(out.loc[0, "TotalVisits"]) and out.loc[1, "TotalVisits"] == 4.0
@@ -45,7 +49,8 @@ def _reference_prepare(frame, columns, kinds):
         numbers = cleaned.map(lambda v: np.nan if isinstance(v, float) else _as_number(v))
         numbers = pd.to_numeric(numbers, errors="coerce").astype(float)
         as_numbers = kinds.get(col) == "numeric" or (
-            kinds.get(col) == "binary" and numbers.notna().sum() == cleaned.notna().sum())
+            kinds.get(col) == "binary" and numbers.notna().sum() == cleaned.notna().sum()
+        )
         out[col] = numbers if as_numbers else cleaned
     return pd.DataFrame(out, index=range(len(frame)))
 
@@ -59,8 +64,27 @@ def test_prepare_features_equals_the_cell_by_cell_reference_on_hostile_values():
 
     table = load_leads(demo_leads(n=300, seed=1))
     raw = demo_leads(n=300, seed=2).astype(object)
-    hostile = [" 12 ", "3,5", "Select", "", "inf", "-inf", "nan", "1e400", "abc", None, np.nan, 7, 2.5, True,
-               "  Google ", "select", "0", "1", "Yes"]
+    hostile = [
+        " 12 ",
+        "3,5",
+        "Select",
+        "",
+        "inf",
+        "-inf",
+        "nan",
+        "1e400",
+        "abc",
+        None,
+        np.nan,
+        7,
+        2.5,
+        True,
+        "  Google ",
+        "select",
+        "0",
+        "1",
+        "Yes",
+    ]
     rng = np.random.default_rng(0)
     for col in raw.columns:
         picks = rng.random(len(raw)) < 0.2

@@ -1,4 +1,5 @@
 """t-SNE and UMAP projections: shape, determinism, small inputs, bad input."""
+
 import numpy as np
 import pytest
 

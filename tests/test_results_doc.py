@@ -1,4 +1,5 @@
 """docs/RESULTS.md's benchmark tables are generated from assets/bench/*.json and must be current."""
+
 import json
 
 from engine.benchmarks.report import END, START, render, update
@@ -9,14 +10,33 @@ def test_results_doc_matches_the_bench_json():
 
 
 def test_render_reads_each_kind_of_bench(tmp_path):
-    (tmp_path / "api_2026-01-01.json").write_text(json.dumps({
-        "requests": 2000, "concurrency": 16, "errors": 0, "p50_ms": 50.0, "p99_ms": 120.5,
-        "requests_per_second": 240.0, "machine": "test box", "date": "2026-01-01"}))
-    (tmp_path / "score_2026-01-02.json").write_text(json.dumps({
-        "rows": 100000, "score_seconds": 4.2, "explain_rows": 10000, "explain_seconds": 20.0,
-        "first_list_10k_seconds": 0.9, "targets": {"score_seconds": 10, "explain_seconds": 60,
-                                                   "first_list_10k_seconds": 5},
-        "met": {"score_seconds": True, "explain_seconds": True, "first_list_10k_seconds": True}}))
+    (tmp_path / "api_2026-01-01.json").write_text(
+        json.dumps(
+            {
+                "requests": 2000,
+                "concurrency": 16,
+                "errors": 0,
+                "p50_ms": 50.0,
+                "p99_ms": 120.5,
+                "requests_per_second": 240.0,
+                "machine": "test box",
+                "date": "2026-01-01",
+            }
+        )
+    )
+    (tmp_path / "score_2026-01-02.json").write_text(
+        json.dumps(
+            {
+                "rows": 100000,
+                "score_seconds": 4.2,
+                "explain_rows": 10000,
+                "explain_seconds": 20.0,
+                "first_list_10k_seconds": 0.9,
+                "targets": {"score_seconds": 10, "explain_seconds": 60, "first_list_10k_seconds": 5},
+                "met": {"score_seconds": True, "explain_seconds": True, "first_list_10k_seconds": True},
+            }
+        )
+    )
     text = render(tmp_path)
     assert text.startswith(START) and text.endswith(END)
     assert "| 2,000 | 16 | 0 | 50.0 | 120.5 | 240.0 |" in text and "test box" in text

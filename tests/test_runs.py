@@ -3,10 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from engine.pipeline import build_approach
-
-from engine.approaches.base import CONTRIBUTION_COLUMNS, contribution_frame, REGISTRY
+from engine.approaches.base import CONTRIBUTION_COLUMNS, REGISTRY, contribution_frame
 from engine.callbacks import CallbackList, JsonProgressFile, Progress, TrainingCancelled
+from engine.pipeline import build_approach
 from engine.runs import RunStore
 
 
@@ -34,11 +33,13 @@ def test_incomplete_runs_are_hidden_until_metrics_exist(tmp_path):
 
 
 def test_contribution_frame_has_the_shared_shape_and_order():
-    frame = contribution_frame([
-        {"row": 0, "feature": "a", "value": 1, "contribution": 0.01},
-        {"row": 0, "feature": "b", "value": "x", "contribution": -0.3},
-        {"row": 1, "feature": "a", "value": 2, "contribution": 0.2},
-    ])
+    frame = contribution_frame(
+        [
+            {"row": 0, "feature": "a", "value": 1, "contribution": 0.01},
+            {"row": 0, "feature": "b", "value": "x", "contribution": -0.3},
+            {"row": 1, "feature": "a", "value": 2, "contribution": 0.2},
+        ]
+    )
     assert list(frame.columns) == CONTRIBUTION_COLUMNS
     assert frame["feature"].tolist() == ["b", "a", "a"]  # by row, then by |contribution|
     assert frame["value"].tolist() == ["x", "1", "2"]
@@ -70,8 +71,16 @@ def test_a_stored_run_keeps_the_explanations_of_its_default_sample(workspace):
     from engine.data.demo import demo_leads
     from engine.runs import explain_rows, explain_sample
 
-    fast = {"n_folds": 2, "rf_n_estimators": 20, "xgb_n_estimators": 30, "meta_epochs": 5, "svc_max_rows": 200,
-            "n_jobs": 1, "explain_background": 10, "explain_permutations": 2}
+    fast = {
+        "n_folds": 2,
+        "rf_n_estimators": 20,
+        "xgb_n_estimators": 30,
+        "meta_epochs": 5,
+        "svc_max_rows": 200,
+        "n_jobs": 1,
+        "explain_background": 10,
+        "explain_permutations": 2,
+    }
     leads = demo_leads(n=300, seed=11)
     run = pipeline.train_leads(leads, params=fast, dataset_name="explain test")
     stored = run.explanations()

@@ -1,5 +1,6 @@
 """The Score page under AppTest, over a real stored stack: new leads, a bad file, missing and extra columns,
 a file with outcomes, two models side by side."""
+
 from pathlib import Path
 
 import pandas as pd
@@ -11,8 +12,16 @@ from engine.data.demo import demo_leads
 from engine.runs import RunStore
 
 PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "views" / "score.py")
-FAST = {"n_folds": 2, "rf_n_estimators": 20, "xgb_n_estimators": 30, "meta_epochs": 5, "svc_max_rows": 200,
-        "n_jobs": 1, "explain_background": 10, "explain_permutations": 2}
+FAST = {
+    "n_folds": 2,
+    "rf_n_estimators": 20,
+    "xgb_n_estimators": 30,
+    "meta_epochs": 5,
+    "svc_max_rows": 200,
+    "n_jobs": 1,
+    "explain_background": 10,
+    "explain_permutations": 2,
+}
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +30,7 @@ def score_workspace(tmp_path_factory):
     store = RunStore(root / "runs")
     leads = demo_leads(n=400, seed=5)
     first = pipeline.train_leads(leads, params=FAST, dataset_name="score page", store=store)
-    second = pipeline.train_leads(leads, params={**FAST, "xgb_max_depth": 2}, dataset_name="score page",
-                                  store=store)
+    second = pipeline.train_leads(leads, params={**FAST, "xgb_max_depth": 2}, dataset_name="score page", store=store)
     return root, first, second
 
 

@@ -1,4 +1,5 @@
 """The scoring service over a real stored stack: ranking, tiers, reasons, the validation report, outcomes."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -6,11 +7,27 @@ import pytest
 from engine import pipeline
 from engine.data.demo import demo_leads
 from engine.runs import RunStore
-from engine.scoring import (SCORE_COLUMNS, ScoringError, reason_text, save_training_profile, score_frame,
-                            tiers_from_quartiles, to_score, top_factors)
+from engine.scoring import (
+    SCORE_COLUMNS,
+    ScoringError,
+    reason_text,
+    save_training_profile,
+    score_frame,
+    tiers_from_quartiles,
+    to_score,
+    top_factors,
+)
 
-FAST = {"n_folds": 2, "rf_n_estimators": 20, "xgb_n_estimators": 30, "meta_epochs": 5, "svc_max_rows": 200,
-        "n_jobs": 1, "explain_background": 10, "explain_permutations": 2}
+FAST = {
+    "n_folds": 2,
+    "rf_n_estimators": 20,
+    "xgb_n_estimators": 30,
+    "meta_epochs": 5,
+    "svc_max_rows": 200,
+    "n_jobs": 1,
+    "explain_background": 10,
+    "explain_permutations": 2,
+}
 
 
 @pytest.fixture(scope="module")
@@ -83,10 +100,13 @@ def test_a_file_with_outcomes_also_reports_how_the_run_did(stack_run):
     assert "Converted" not in scored.report.ignored_columns
 
 
-@pytest.mark.parametrize("frame, message", [
-    (pd.DataFrame({"colour": ["red"], "size": [3]}), "None of the columns"),
-    (pd.DataFrame(columns=["Lead Origin", "TotalVisits"]), "no rows"),
-])
+@pytest.mark.parametrize(
+    "frame, message",
+    [
+        (pd.DataFrame({"colour": ["red"], "size": [3]}), "None of the columns"),
+        (pd.DataFrame(columns=["Lead Origin", "TotalVisits"]), "no rows"),
+    ],
+)
 def test_rows_the_run_cannot_score_are_refused(stack_run, frame, message):
     run, _ = stack_run
     with pytest.raises(ScoringError, match=message):
@@ -110,12 +130,18 @@ def test_tiers_follow_the_training_quartiles():
 
 
 def test_reasons_read_as_points_and_pick_both_directions():
-    assert reason_text("Total Time Spent on Website", "1250", 0.2143) == \
-        "Total Time Spent on Website = 1,250 (+21 points)"
-    assert reason_text("What matters most is Better Career Prospects.", "What matters most is Better Career "
-                       "Prospects.", -0.05) == "What matters most is Better Career Prospects. (-5 points)"
-    table = pd.DataFrame({"row": [0] * 5, "feature": list("abcde"), "value": ["1"] * 5,
-                          "contribution": [0.3, -0.2, 0.1, -0.4, 0.0]})
+    assert (
+        reason_text("Total Time Spent on Website", "1250", 0.2143) == "Total Time Spent on Website = 1,250 (+21 points)"
+    )
+    assert (
+        reason_text(
+            "What matters most is Better Career Prospects.", "What matters most is Better Career Prospects.", -0.05
+        )
+        == "What matters most is Better Career Prospects. (-5 points)"
+    )
+    table = pd.DataFrame(
+        {"row": [0] * 5, "feature": list("abcde"), "value": ["1"] * 5, "contribution": [0.3, -0.2, 0.1, -0.4, 0.0]}
+    )
     factors = top_factors(table, n=2)[0]
     assert [f["feature"] for f in factors["for"]] == ["a", "c"]
     assert [f["feature"] for f in factors["against"]] == ["d", "b"]
@@ -148,7 +174,7 @@ def test_scored_lists_are_stored_by_content_and_never_overwritten(stack_run, tmp
     assert len(listed) == 2 and {m["run_id"] for m in listed} == {run.id}
     assert all(m["rows"] == 30 and m["source"] == "week.csv" for m in listed)
     back = pd.read_csv(store.path(listed[0]["sha256"]))
-    assert list(back.columns[-len(SCORE_COLUMNS):]) == SCORE_COLUMNS
+    assert list(back.columns[-len(SCORE_COLUMNS) :]) == SCORE_COLUMNS
     for bad in ["../../etc", "/tmp", "x" * 64]:
         with pytest.raises(KeyError):
             store.path(bad)
@@ -168,8 +194,10 @@ def test_dashboard_api_and_cli_give_the_same_numbers_for_the_same_rows(stack_run
     new.to_csv(path, index=False)
     page = score_frame(run, pd.read_csv(path), explain="all").table.set_index("Prospect ID")
 
-    assert main(["score", "--run", run.id, "--data", str(path), "--out", str(tmp_path / "cli.csv"),
-                 "--explain", "all"]) == 0
+    assert (
+        main(["score", "--run", run.id, "--data", str(path), "--out", str(tmp_path / "cli.csv"), "--explain", "all"])
+        == 0
+    )
     cli = pd.read_csv(tmp_path / "cli.csv", keep_default_na=False).set_index("Prospect ID")
 
     rows = pd.read_csv(path).astype(object).where(pd.read_csv(path).notna(), None).to_dict(orient="records")
@@ -192,10 +220,14 @@ def test_dashboard_api_and_cli_give_the_same_numbers_for_the_same_rows(stack_run
 def test_top_factors_equal_a_plain_groupby_on_random_tables():
     rng = np.random.default_rng(0)
     n_rows, n_feat = 40, 9
-    table = pd.DataFrame({"row": np.repeat(np.arange(n_rows), n_feat),
-                          "feature": [f"f{j}" for j in range(n_feat)] * n_rows,
-                          "value": [str(v) for v in rng.integers(0, 5, n_rows * n_feat)],
-                          "contribution": np.round(rng.normal(0, 0.1, n_rows * n_feat), 6)})
+    table = pd.DataFrame(
+        {
+            "row": np.repeat(np.arange(n_rows), n_feat),
+            "feature": [f"f{j}" for j in range(n_feat)] * n_rows,
+            "value": [str(v) for v in rng.integers(0, 5, n_rows * n_feat)],
+            "contribution": np.round(rng.normal(0, 0.1, n_rows * n_feat), 6),
+        }
+    )
     table.loc[::7, "contribution"] = 0.0  # zero effects belong to neither side
     got = top_factors(table, n=3)
     for r, group in table.groupby("row"):
@@ -221,5 +253,7 @@ def test_transcript_runs_score_through_the_same_service(tmp_path):
     table = scored.table
     assert len(table) == 12 and table["probability"].is_monotonic_decreasing
     assert "transcript" in table.columns and set(table["tier"]) <= set("ABCD")
-    assert table["has_reasons"].sum() == 2 and " = " not in table.loc[0, "reasons_for"] + table.loc[0, "reasons_against"]
+    assert (
+        table["has_reasons"].sum() == 2 and " = " not in table.loc[0, "reasons_for"] + table.loc[0, "reasons_against"]
+    )
     assert scored.outcome_rows == 12 and scored.metrics is not None  # the demo calls carry labels

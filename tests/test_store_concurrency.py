@@ -1,4 +1,5 @@
 """The dataset store under concurrent writers: threads of one dashboard server, and separate processes."""
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,7 @@ def test_eight_threads_uploading_the_same_new_file_all_get_the_dataset(tmp_path)
         data = lead_csv(round_)
         start = threading.Barrier(n_threads)
 
-        def upload(i: int, data=data, start=start):
+        def upload(i: int, data=data, start=start, round_=round_):
             start.wait()
             try:
                 return DatasetStore(store.root).add(data, filename=f"leads_{round_}.csv", kind="leads")
@@ -85,8 +86,15 @@ for j in range(150):
 def test_two_processes_updating_one_dataset(tmp_path):
     store = DatasetStore(tmp_path / "datasets")
     ds = store.add(lead_csv(0), filename="leads.csv", kind="leads")
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(store.root), ds.sha, tag], cwd=REPO_ROOT,
-                              stderr=subprocess.PIPE, text=True) for tag in ("a", "b")]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(store.root), ds.sha, tag],
+            cwd=REPO_ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for tag in ("a", "b")
+    ]
     outcomes = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
     assert outcomes == [(0, ""), (0, "")]
     meta = json.loads((ds.path / META_FILE).read_text())

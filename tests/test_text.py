@@ -1,4 +1,5 @@
 """engine.data.text: one readable sentence per filled field, shared by LoRA and embeddings."""
+
 import re
 
 import numpy as np
@@ -10,25 +11,40 @@ from engine.data.text import format_value, frame_to_texts, is_missing, row_to_te
 
 def test_known_columns_read_naturally_and_numbers_are_clean():
     row = pd.Series({"Lead Source": "Google", "Total Time Spent on Website": 674.0})
-    assert row_to_text(row) == ("The lead source is Google. "
-                                "Total time spent on the website is 674 seconds.")
+    assert row_to_text(row) == ("The lead source is Google. Total time spent on the website is 674 seconds.")
 
 
 def test_unknown_column_uses_generic_sentence():
     assert row_to_text({"favourite colour": "blue", "score": 3}) == "The favourite colour is blue. The score is 3."
 
 
-@pytest.mark.parametrize("value,expected", [
-    (674.0, "674"), (2.5, "2.5"), (2.3333333, "2.33"), (np.float64(12.0), "12"), (np.int64(7), "7"),
-    (True, "Yes"), (0.0, "0"), ("  Email  Opened ", "Email Opened"),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        (674.0, "674"),
+        (2.5, "2.5"),
+        (2.3333333, "2.33"),
+        (np.float64(12.0), "12"),
+        (np.int64(7), "7"),
+        (True, "Yes"),
+        (0.0, "0"),
+        ("  Email  Opened ", "Email Opened"),
+    ],
+)
 def test_format_value(value, expected):
     assert format_value(value) == expected
 
 
 def test_missing_fields_are_left_out():
-    row = {"Lead Source": "Google", "City": "Select", "Country": np.nan, "Specialization": None,
-           "Last Activity": "", "TotalVisits": float("nan"), "Lead Origin": pd.NA}
+    row = {
+        "Lead Source": "Google",
+        "City": "Select",
+        "Country": np.nan,
+        "Specialization": None,
+        "Last Activity": "",
+        "TotalVisits": float("nan"),
+        "Lead Origin": pd.NA,
+    }
     assert row_to_text(row) == "The lead source is Google."
     assert all(is_missing(v) for v in ["Select", " select ", "", np.nan, None, pd.NA])
     assert not any(is_missing(v) for v in ["No", 0, 0.0, False])
@@ -41,9 +57,14 @@ def test_column_order_is_the_given_order_and_restricts_fields():
 
 
 def test_frame_to_texts_matches_row_to_text_and_compact_style_is_shorter():
-    df = pd.DataFrame({"Lead Origin": ["API", "Landing Page Submission"],
-                       "TotalVisits": [5.0, np.nan], "Page Views Per Visit": [2.5, 1.0],
-                       "City": ["Mumbai", "Select"]})
+    df = pd.DataFrame(
+        {
+            "Lead Origin": ["API", "Landing Page Submission"],
+            "TotalVisits": [5.0, np.nan],
+            "Page Views Per Visit": [2.5, 1.0],
+            "City": ["Mumbai", "Select"],
+        }
+    )
     texts = frame_to_texts(df)
     assert texts == [row_to_text(df.iloc[i]) for i in range(len(df))]
     assert texts[1] == "The lead origin is Landing Page Submission. Page views per visit is 1."

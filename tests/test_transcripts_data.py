@@ -1,4 +1,5 @@
 """Reading transcripts in every accepted format, the errors for bad input, and the demo generator."""
+
 import io
 import json
 
@@ -12,10 +13,19 @@ from engine.data.transcripts import TranscriptDataError, load_transcripts
 
 
 def _records(n=12):
-    return [{"transcript": f"Agent: hello number {i}.\nCustomer: we need help with item {i}.",
-             "label": i % 2,
-             "metadata": {"industry": ["retail", "finance"][i % 2], "duration": 100 + i, "agent_id": f"a{i % 3}",
-                          "extra": {"region": "EU"}}} for i in range(n)]
+    return [
+        {
+            "transcript": f"Agent: hello number {i}.\nCustomer: we need help with item {i}.",
+            "label": i % 2,
+            "metadata": {
+                "industry": ["retail", "finance"][i % 2],
+                "duration": 100 + i,
+                "agent_id": f"a{i % 3}",
+                "extra": {"region": "EU"},
+            },
+        }
+        for i in range(n)
+    ]
 
 
 def test_json_array_jsonl_csv_give_the_same_table(tmp_path):
@@ -24,16 +34,31 @@ def test_json_array_jsonl_csv_give_the_same_table(tmp_path):
     json_path.write_text(json.dumps(records))
     jsonl_path = tmp_path / "calls.jsonl"
     jsonl_path.write_text("\n".join(json.dumps(r) for r in records) + "\n\n")
-    csv_frame = pd.DataFrame([{"transcript": r["transcript"], "label": r["label"], "industry": r["metadata"]["industry"],
-                               "duration": r["metadata"]["duration"], "agent_id": r["metadata"]["agent_id"],
-                               "extra.region": "EU"} for r in records])
+    csv_frame = pd.DataFrame(
+        [
+            {
+                "transcript": r["transcript"],
+                "label": r["label"],
+                "industry": r["metadata"]["industry"],
+                "duration": r["metadata"]["duration"],
+                "agent_id": r["metadata"]["agent_id"],
+                "extra.region": "EU",
+            }
+            for r in records
+        ]
+    )
     csv_path = tmp_path / "calls.csv"
     csv_frame.to_csv(csv_path, index=False)
 
-    tables = [load_transcripts(json_path), load_transcripts(jsonl_path), load_transcripts(csv_path),
-              load_transcripts(jsonl_path.read_bytes()),                       # bytes, no name: sniffed
-              load_transcripts(io.BytesIO(json_path.read_bytes()), filename="x.json"),  # an upload
-              load_transcripts(records), load_transcripts(csv_frame)]
+    tables = [
+        load_transcripts(json_path),
+        load_transcripts(jsonl_path),
+        load_transcripts(csv_path),
+        load_transcripts(jsonl_path.read_bytes()),  # bytes, no name: sniffed
+        load_transcripts(io.BytesIO(json_path.read_bytes()), filename="x.json"),  # an upload
+        load_transcripts(records),
+        load_transcripts(csv_frame),
+    ]
     for table in tables:
         assert list(table.X.columns[:1]) == ["transcript"]
         assert {"industry", "duration", "agent_id", "extra.region"} <= set(table.X.columns)
@@ -56,14 +81,17 @@ def test_invalid_json_array_names_line_and_fix():
         load_transcripts(b'[\n{"transcript": "a", "label": 1},\n{"transcript": "b" "label": 0}\n]', filename="c.json")
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda r: r[3].pop("transcript"), r"Record 4 has no 'transcript'"),
-    (lambda r: r[5].update(transcript="   "), r"Record 6 has an empty transcript"),
-    (lambda r: r[2].update(label=2), r"Record 3 has label 2.*0 .*or 1"),
-    (lambda r: r[2].update(label="maybe"), r"Record 3 has label 'maybe'"),
-    (lambda r: [x.update(label=1) for x in r], r"have label 1.*Fix: add calls with label 0"),
-    (lambda r: r[1].pop("label"), r"1 of 12 records have no label.*record 2"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda r: r[3].pop("transcript"), r"Record 4 has no 'transcript'"),
+        (lambda r: r[5].update(transcript="   "), r"Record 6 has an empty transcript"),
+        (lambda r: r[2].update(label=2), r"Record 3 has label 2.*0 .*or 1"),
+        (lambda r: r[2].update(label="maybe"), r"Record 3 has label 'maybe'"),
+        (lambda r: [x.update(label=1) for x in r], r"have label 1.*Fix: add calls with label 0"),
+        (lambda r: r[1].pop("label"), r"1 of 12 records have no label.*record 2"),
+    ],
+)
 def test_bad_records_raise_clear_errors(mutate, message):
     records = _records()
     mutate(records)
@@ -82,8 +110,10 @@ def test_too_few_examples_to_train():
 
 
 def test_unlabelled_records_can_be_scored_not_trained():
-    records = [{"transcript": "Customer: we need it.", "metadata": {"industry": "retail"}},
-               {"transcript": "Customer: no thanks.", "label": 0}]
+    records = [
+        {"transcript": "Customer: we need it.", "metadata": {"industry": "retail"}},
+        {"transcript": "Customer: no thanks.", "label": 0},
+    ]
     table = load_transcripts(records, require_labels=False)
     assert table.y is None and len(table.X) == 2
     assert table.frame["label"].isna().tolist() == [True, False]

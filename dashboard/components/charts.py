@@ -1,4 +1,5 @@
 """Plotly figures shared by the pages. Each takes plain data and returns a figure."""
+
 from __future__ import annotations
 
 import html
@@ -12,18 +13,28 @@ GREEN, RED = "#16a34a", "#dc2626"
 
 
 def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 360) -> go.Figure:
-    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, height=height, margin=dict(l=10, r=10, t=40, b=10),
-                      legend=dict(orientation="h", yanchor="bottom", y=-0.35, x=0))
+    fig.update_layout(
+        title=title,
+        xaxis_title=x,
+        yaxis_title=y,
+        height=height,
+        margin=dict(l=10, r=10, t=40, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=-0.35, x=0),
+    )
     return fig
 
 
 CURVE_KINDS = ("roc", "pr", "calibration", "gains")
-CURVE_TITLES = {"roc": ("ROC curve", "share of non-converting leads called (false positive rate)",
-                        "share of converting leads called (true positive rate)"),
-                "pr": ("Precision-recall", "share of conversions found (recall)", "share of calls that convert (precision)"),
-                "calibration": ("Calibration", "predicted chance of converting", "observed conversion rate"),
-                "gains": ("Cumulative gains", "share of leads called (best scores first)",
-                          "share of conversions found")}
+CURVE_TITLES = {
+    "roc": (
+        "ROC curve",
+        "share of non-converting leads called (false positive rate)",
+        "share of converting leads called (true positive rate)",
+    ),
+    "pr": ("Precision-recall", "share of conversions found (recall)", "share of calls that convert (precision)"),
+    "calibration": ("Calibration", "predicted chance of converting", "observed conversion rate"),
+    "gains": ("Cumulative gains", "share of leads called (best scores first)", "share of conversions found"),
+}
 
 
 def _curve_traces(curves: dict[str, dict], kind: str) -> tuple[list[dict], float | None]:
@@ -37,15 +48,29 @@ def _curve_traces(curves: dict[str, dict], kind: str) -> tuple[list[dict], float
             traces.append({**line, "x": c["pr"]["recall"], "y": c["pr"]["precision"]})
         elif kind == "calibration" and c.get("calibration", {}).get("mean_predicted"):
             cal = c["calibration"]
-            traces.append({**line, "mode": "lines+markers", "x": cal["mean_predicted"], "y": cal["observed_rate"],
-                           "text": [f"{n} leads" for n in cal["count"]]})
+            traces.append(
+                {
+                    **line,
+                    "mode": "lines+markers",
+                    "x": cal["mean_predicted"],
+                    "y": cal["observed_rate"],
+                    "text": [f"{n} leads" for n in cal["count"]],
+                }
+            )
         elif kind == "gains" and c.get("gains", {}).get("fraction"):
             g = c["gains"]
             traces.append({**line, "x": [0] + g["fraction"], "y": [0] + g["captured"]})
     if kind in ("roc", "calibration", "gains"):
-        traces.append({"type": "scatter", "x": [0, 1], "y": [0, 1], "mode": "lines",
-                       "name": "chance" if kind != "calibration" else "perfect",
-                       "line": {"dash": "dot", "color": "#9ca3af"}})
+        traces.append(
+            {
+                "type": "scatter",
+                "x": [0, 1],
+                "y": [0, 1],
+                "mode": "lines",
+                "name": "chance" if kind != "calibration" else "perfect",
+                "line": {"dash": "dot", "color": "#9ca3af"},
+            }
+        )
     base = next(iter(curves.values())).get("pr", {}).get("base_rate") if kind == "pr" and curves else None
     return traces, base
 
@@ -67,32 +92,73 @@ def curve_grid(curves: dict[str, dict], kinds: tuple[str, ...] = CURVE_KINDS) ->
         title, xtitle, ytitle = CURVE_TITLES[kind]
         traces, base = _curve_traces(curves, kind)
         for trace in traces:
-            data.append({**trace, "xaxis": f"x{n}", "yaxis": f"y{n}", "legendgroup": trace["name"],
-                         "showlegend": trace["name"] not in seen})
+            data.append(
+                {
+                    **trace,
+                    "xaxis": f"x{n}",
+                    "yaxis": f"y{n}",
+                    "legendgroup": trace["name"],
+                    "showlegend": trace["name"] not in seen,
+                }
+            )
             seen.add(trace["name"])
         layout[f"xaxis{n}"] = {"domain": xdom, "anchor": f"y{n}", "range": [0, 1], "title": {"text": xtitle}}
         layout[f"yaxis{n}"] = {"domain": ydom, "anchor": f"x{n}", "range": [0, 1.02], "title": {"text": ytitle}}
-        annotations.append({"text": title, "x": sum(xdom) / 2, "y": ydom[1], "xref": "paper", "yref": "paper",
-                            "xanchor": "center", "yanchor": "bottom", "showarrow": False, "font": {"size": 15}})
+        annotations.append(
+            {
+                "text": title,
+                "x": sum(xdom) / 2,
+                "y": ydom[1],
+                "xref": "paper",
+                "yref": "paper",
+                "xanchor": "center",
+                "yanchor": "bottom",
+                "showarrow": False,
+                "font": {"size": 15},
+            }
+        )
         if base is not None:
-            shapes.append({"type": "line", "xref": f"x{n}", "yref": f"y{n}", "x0": 0, "x1": 1, "y0": base,
-                           "y1": base, "line": {"dash": "dot", "color": "#9ca3af"}})
-    layout.update(height=40 + 380 * n_rows, margin={"l": 10, "r": 10, "t": 40, "b": 10}, annotations=annotations,
-                  shapes=shapes, legend={"orientation": "h", "yanchor": "bottom", "y": -0.12 if n_rows > 1 else -0.3,
-                                         "x": 0})
+            shapes.append(
+                {
+                    "type": "line",
+                    "xref": f"x{n}",
+                    "yref": f"y{n}",
+                    "x0": 0,
+                    "x1": 1,
+                    "y0": base,
+                    "y1": base,
+                    "line": {"dash": "dot", "color": "#9ca3af"},
+                }
+            )
+    layout.update(
+        height=40 + 380 * n_rows,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        annotations=annotations,
+        shapes=shapes,
+        legend={"orientation": "h", "yanchor": "bottom", "y": -0.12 if n_rows > 1 else -0.3, "x": 0},
+    )
     return go.Figure({"data": data, "layout": layout})
 
 
 def _confusion_trace(cm: dict) -> dict:
     """A labelled 2x2 heatmap (plain dict) of a confusion matrix's counts, in a caller's words (the technical
     names, TN FP FN TP, are in the hover)."""
-    words = [[f"{cm['tn']} rightly not called", f"{cm['fp']} calls that did not convert"],
-             [f"{cm['fn']} conversions missed", f"{cm['tp']} calls that converted"]]
-    return {"type": "heatmap", "z": [[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]],
-            "x": ["not called", "called"], "y": ["did not convert", "converted"],
-            "text": words, "texttemplate": "%{text}", "colorscale": "Blues", "showscale": False,
-            "customdata": [["true negatives", "false positives"], ["false negatives", "true positives"]],
-            "hovertemplate": "%{z} %{customdata}<extra></extra>"}
+    words = [
+        [f"{cm['tn']} rightly not called", f"{cm['fp']} calls that did not convert"],
+        [f"{cm['fn']} conversions missed", f"{cm['tp']} calls that converted"],
+    ]
+    return {
+        "type": "heatmap",
+        "z": [[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]],
+        "x": ["not called", "called"],
+        "y": ["did not convert", "converted"],
+        "text": words,
+        "texttemplate": "%{text}",
+        "colorscale": "Blues",
+        "showscale": False,
+        "customdata": [["true negatives", "false positives"], ["false negatives", "true positives"]],
+        "hovertemplate": "%{z} %{customdata}<extra></extra>",
+    }
 
 
 def confusion_grid(cms: list[tuple[dict, str]]) -> go.Figure:
@@ -106,8 +172,18 @@ def confusion_grid(cms: list[tuple[dict, str]]) -> go.Figure:
         data.append({**_confusion_trace(cm), "xaxis": f"x{n}", "yaxis": f"y{n}"})
         layout[f"xaxis{n}"] = {"domain": dom, "anchor": f"y{n}"}
         layout[f"yaxis{n}"] = {"anchor": f"x{n}", "autorange": "reversed", "showticklabels": i == 0}
-        annotations.append({"text": title, "x": sum(dom) / 2, "y": 1, "xref": "paper", "yref": "paper",
-                            "xanchor": "center", "yanchor": "bottom", "showarrow": False})
+        annotations.append(
+            {
+                "text": title,
+                "x": sum(dom) / 2,
+                "y": 1,
+                "xref": "paper",
+                "yref": "paper",
+                "xanchor": "center",
+                "yanchor": "bottom",
+                "showarrow": False,
+            }
+        )
     layout.update(height=280, margin={"l": 10, "r": 10, "t": 40, "b": 10}, annotations=annotations)
     return go.Figure({"data": data, "layout": layout})
 
@@ -120,21 +196,43 @@ def score_bands_figure(bands: dict[str, dict]) -> go.Figure:
     for i, (label, b) in enumerate(bands.items()):
         order = order or list(b["band"])
         rates = [None if r is None else float(r) for r in b["conversion_rate"]]
-        data.append({"type": "bar", "orientation": "h", "y": list(b["band"]), "x": rates, "name": label,
-                     "marker": {"color": PALETTE[i % len(PALETTE)]},
-                     "text": ["" if r is None else f"{r:.0%}" for r in rates], "textposition": "outside",
-                     "textangle": 0, "cliponaxis": False, "customdata": list(b["count"]),
-                     "hovertemplate": "score %{y}: %{x:.1%} converted (%{customdata} leads)<extra>"
-                                      + html.escape(label) + "</extra>"})
+        data.append(
+            {
+                "type": "bar",
+                "orientation": "h",
+                "y": list(b["band"]),
+                "x": rates,
+                "name": label,
+                "marker": {"color": PALETTE[i % len(PALETTE)]},
+                "text": ["" if r is None else f"{r:.0%}" for r in rates],
+                "textposition": "outside",
+                "textangle": 0,
+                "cliponaxis": False,
+                "customdata": list(b["count"]),
+                "hovertemplate": "score %{y}: %{x:.1%} converted (%{customdata} leads)<extra>"
+                + html.escape(label)
+                + "</extra>",
+            }
+        )
     n_bands = len(order or [])
-    layout = {"title": {"text": "Conversion rate by score band"}, "barmode": "group",
-              "height": 150 + 20 * len(bands) + n_bands * (14 * max(len(bands), 1) + 16),
-              "margin": {"l": 10, "r": 40, "t": 50 + 20 * len(bands), "b": 10},
-              "xaxis": {"title": {"text": "share of leads in the band that converted"}, "tickformat": ".0%",
-                        "rangemode": "tozero"},
-              "yaxis": {"title": {"text": "score band"}, "categoryorder": "array", "categoryarray": order or [],
-                        "type": "category"},
-              "legend": {"orientation": "v", "yanchor": "bottom", "y": 1.0, "x": 0, "traceorder": "reversed"}}
+    layout = {
+        "title": {"text": "Conversion rate by score band"},
+        "barmode": "group",
+        "height": 150 + 20 * len(bands) + n_bands * (14 * max(len(bands), 1) + 16),
+        "margin": {"l": 10, "r": 40, "t": 50 + 20 * len(bands), "b": 10},
+        "xaxis": {
+            "title": {"text": "share of leads in the band that converted"},
+            "tickformat": ".0%",
+            "rangemode": "tozero",
+        },
+        "yaxis": {
+            "title": {"text": "score band"},
+            "categoryorder": "array",
+            "categoryarray": order or [],
+            "type": "category",
+        },
+        "legend": {"orientation": "v", "yanchor": "bottom", "y": 1.0, "x": 0, "traceorder": "reversed"},
+    }
     return go.Figure({"data": data, "layout": layout})
 
 
@@ -143,8 +241,9 @@ def loss_figure(history: list[dict]) -> go.Figure:
     frame = pd.DataFrame(history)
     if not frame.empty:
         for i, (stage, part) in enumerate(frame.groupby("stage", sort=False)):
-            fig.add_scatter(x=part["step"], y=part["loss"], name=str(stage), mode="lines",
-                            line_color=PALETTE[i % len(PALETTE)])
+            fig.add_scatter(
+                x=part["step"], y=part["loss"], name=str(stage), mode="lines", line_color=PALETTE[i % len(PALETTE)]
+            )
     return _layout(fig, "Training loss", "step", "loss", height=280)
 
 
@@ -170,16 +269,35 @@ def strip_figure(contrib: pd.DataFrame, features: list[str]) -> go.Figure:
         ys.append(i + rng.uniform(-0.3, 0.3, len(part)))
         colors.append(color)
         texts += [f"{feat} = {v}" for v in part["value"]]
-    fig = go.Figure(go.Scatter(
-        x=np.concatenate(xs) if xs else [], y=np.concatenate(ys) if ys else [], mode="markers",
-        marker=dict(size=6, color=np.concatenate(colors) if colors else [], colorscale="RdBu_r", cmin=0, cmax=1,
-                    opacity=0.75, showscale=True,
-                    colorbar=dict(title="value", tickvals=[0, 1], ticktext=["low", "high"])),
-        text=texts, hovertemplate="%{text}: %{x:+.3f}<extra></extra>", showlegend=False))
+    fig = go.Figure(
+        go.Scatter(
+            x=np.concatenate(xs) if xs else [],
+            y=np.concatenate(ys) if ys else [],
+            mode="markers",
+            marker=dict(
+                size=6,
+                color=np.concatenate(colors) if colors else [],
+                colorscale="RdBu_r",
+                cmin=0,
+                cmax=1,
+                opacity=0.75,
+                showscale=True,
+                colorbar=dict(title="value", tickvals=[0, 1], ticktext=["low", "high"]),
+            ),
+            text=texts,
+            hovertemplate="%{text}: %{x:+.3f}<extra></extra>",
+            showlegend=False,
+        )
+    )
     fig.update_yaxes(tickvals=list(range(len(features))), ticktext=features[::-1])
     fig.add_vline(x=0, line_color="#9ca3af")
-    return _layout(fig, "Contributions per lead (each dot is a lead)", "contribution to P(convert)", "",
-                   height=80 + 30 * len(features))
+    return _layout(
+        fig,
+        "Contributions per lead (each dot is a lead)",
+        "contribution to P(convert)",
+        "",
+        height=80 + 30 * len(features),
+    )
 
 
 def dependence_figure(contrib: pd.DataFrame, feature: str) -> go.Figure:
@@ -207,9 +325,18 @@ def waterfall_figure(rows: pd.DataFrame, base: float, final: float, top: int = 1
     labels.append("P(convert)")
     values.append(final)
     measures.append("total")
-    fig = go.Figure(go.Waterfall(orientation="h", y=labels, x=values, measure=measures,
-                                 increasing=dict(marker_color=GREEN), decreasing=dict(marker_color=RED),
-                                 totals=dict(marker_color=PALETTE[0]), texttemplate="%{delta:+.3f}"))
+    fig = go.Figure(
+        go.Waterfall(
+            orientation="h",
+            y=labels,
+            x=values,
+            measure=measures,
+            increasing=dict(marker_color=GREEN),
+            decreasing=dict(marker_color=RED),
+            totals=dict(marker_color=PALETTE[0]),
+            texttemplate="%{delta:+.3f}",
+        )
+    )
     fig.update_yaxes(autorange="reversed")
     return _layout(fig, "How this lead's score is built", "P(convert)", "", height=120 + 28 * len(labels))
 
@@ -236,8 +363,10 @@ def highlight_text(text: str, phrases: pd.DataFrame, max_alpha: float = 0.55) ->
         out.append(html.escape(text[pos:start]))
         alpha = max_alpha * min(abs(contrib) / scale, 1.0) + 0.1
         rgb = "22,163,74" if contrib > 0 else "220,38,38"
-        out.append(f'<span title="{contrib:+.3f}" style="background: rgba({rgb},{alpha:.2f}); '
-                   f'border-radius: 3px; padding: 0 2px">{html.escape(text[start:end])}</span>')
+        out.append(
+            f'<span title="{contrib:+.3f}" style="background: rgba({rgb},{alpha:.2f}); '
+            f'border-radius: 3px; padding: 0 2px">{html.escape(text[start:end])}</span>'
+        )
         pos = end
     out.append(html.escape(text[pos:]))
     return '<div style="line-height: 1.8; white-space: pre-wrap">' + "".join(out) + "</div>"
@@ -247,9 +376,15 @@ def projection_figure(coords: np.ndarray, color: list, hover: list[str], title: 
     frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "colour": [str(c) for c in color], "hover": hover})
     fig = go.Figure()
     for i, (value, part) in enumerate(frame.groupby("colour", sort=True)):
-        fig.add_scatter(x=part["x"], y=part["y"], mode="markers", name=value, text=part["hover"],
-                        hovertemplate="%{text}<extra>" + html.escape(value) + "</extra>",
-                        marker=dict(size=6, color=PALETTE[i % len(PALETTE)], opacity=0.8))
+        fig.add_scatter(
+            x=part["x"],
+            y=part["y"],
+            mode="markers",
+            name=value,
+            text=part["hover"],
+            hovertemplate="%{text}<extra>" + html.escape(value) + "</extra>",
+            marker=dict(size=6, color=PALETTE[i % len(PALETTE)], opacity=0.8),
+        )
     fig = _layout(fig, title, "", "", height=420)
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False)

@@ -8,6 +8,7 @@
 * :class:`Task`: a computation in a background thread with progress, so no page waits on it; the page polls it
   from a fragment (:func:`poll`) and draws what is there.
 """
+
 from __future__ import annotations
 
 import threading
@@ -30,10 +31,12 @@ GREEN, RED, BLUE = "#16a34a", "#dc2626", "#2563eb"
 SYNC_WAIT_S = 1.2
 #: how often a page with a computation in progress looks at it again
 POLL_S = 1.0
-TIER_HELP = ("Score: the model's chance that this lead converts, in % (1-99). Tier: where that score falls among "
-             "the leads this model was trained on: A is their top quarter, D their bottom quarter. A tier is "
-             "relative to one model, so a 27 % lead can be tier A for a model whose leads rarely convert, and a "
-             "64 % lead tier B for another.")
+TIER_HELP = (
+    "Score: the model's chance that this lead converts, in % (1-99). Tier: where that score falls among "
+    "the leads this model was trained on: A is their top quarter, D their bottom quarter. A tier is "
+    "relative to one model, so a 27 % lead can be tier A for a model whose leads rarely convert, and a "
+    "64 % lead tier B for another."
+)
 
 
 # -- lead names -----------------------------------------------------------------------------------
@@ -79,12 +82,16 @@ def lead_namer(run, data: dict) -> tuple[Callable[[int], str], str]:
         except Exception:  # noqa: BLE001 - names are a nicety: fall back to the row in the file
             column, values = None, {}
     if column:
+
         def name(p: int) -> str:
             rid = int(row_ids[p])
             return f"{column} {values[rid]}" if rid in values else f"row {rid + 2} of the file"
+
         return name, f"Leads are named by the file's {column} column."
-    return ((lambda p: f"row {int(row_ids[p]) + 2} of the file"),
-            "The file has no id column, so leads are named by their row in the file (row 1 is the header).")
+    return (
+        (lambda p: f"row {int(row_ids[p]) + 2} of the file"),
+        "The file has no id column, so leads are named by their row in the file (row 1 is the header).",
+    )
 
 
 # -- factors ----------------------------------------------------------------------------------------
@@ -164,7 +171,7 @@ def is_numeric_field(values: pd.Series, kind: str | None = None) -> bool:
 def category_colours(values: pd.Series) -> dict[str, str]:
     """One palette colour per category (the most frequent first), grey for the rest and for missing values."""
     counts = values.astype(str).value_counts()
-    named = [v for v in counts.index if v not in ("", "nan")][:len(PALETTE)]
+    named = [v for v in counts.index if v not in ("", "nan")][: len(PALETTE)]
     return {v: PALETTE[i] for i, v in enumerate(named)}
 
 
@@ -196,22 +203,50 @@ def strip_figure(contrib: pd.DataFrame, features: list[str], kinds: dict[str, st
             cat["t"] += [f"{feat} = {v or 'missing'}" for v in values]
     traces = []
     if num["x"]:
-        traces.append(go.Scatter(
-            x=np.concatenate(num["x"]), y=np.concatenate(num["y"]), mode="markers", name="numbers",
-            marker=dict(size=6, color=np.concatenate(num["c"]), colorscale="RdBu_r", cmin=0, cmax=1, opacity=0.8,
-                        showscale=True, colorbar=dict(title="number", tickvals=[0, 1], ticktext=["low", "high"],
-                                                      thickness=12, len=0.6)),
-            text=num["t"], hovertemplate="%{text}: %{x:+.1f} points<extra></extra>", showlegend=False))
+        traces.append(
+            go.Scatter(
+                x=np.concatenate(num["x"]),
+                y=np.concatenate(num["y"]),
+                mode="markers",
+                name="numbers",
+                marker=dict(
+                    size=6,
+                    color=np.concatenate(num["c"]),
+                    colorscale="RdBu_r",
+                    cmin=0,
+                    cmax=1,
+                    opacity=0.8,
+                    showscale=True,
+                    colorbar=dict(title="number", tickvals=[0, 1], ticktext=["low", "high"], thickness=12, len=0.6),
+                ),
+                text=num["t"],
+                hovertemplate="%{text}: %{x:+.1f} points<extra></extra>",
+                showlegend=False,
+            )
+        )
     if cat["x"]:
-        traces.append(go.Scatter(
-            x=np.concatenate(cat["x"]), y=np.concatenate(cat["y"]), mode="markers", name="categories",
-            marker=dict(size=6, color=cat["c"], opacity=0.8), text=cat["t"],
-            hovertemplate="%{text}: %{x:+.1f} points<extra></extra>", showlegend=False))
+        traces.append(
+            go.Scatter(
+                x=np.concatenate(cat["x"]),
+                y=np.concatenate(cat["y"]),
+                mode="markers",
+                name="categories",
+                marker=dict(size=6, color=cat["c"], opacity=0.8),
+                text=cat["t"],
+                hovertemplate="%{text}: %{x:+.1f} points<extra></extra>",
+                showlegend=False,
+            )
+        )
     fig = go.Figure(traces)
     fig.update_yaxes(tickvals=list(range(len(features))), ticktext=features[::-1], automargin=True)
     fig.add_vline(x=0, line_color=OTHER_COLOUR)
-    return _layout(fig, "Each dot is a lead: how much the field moved its score", "points of the score (1-99)", "",
-                   height=100 + 34 * len(features))
+    return _layout(
+        fig,
+        "Each dot is a lead: how much the field moved its score",
+        "points of the score (1-99)",
+        "",
+        height=100 + 34 * len(features),
+    )
 
 
 def waterfall_figure(rows: pd.DataFrame, base: float, final: float, top: int = 12) -> go.Figure:
@@ -236,13 +271,23 @@ def waterfall_figure(rows: pd.DataFrame, base: float, final: float, top: int = 1
     labels.append("this lead's score")
     values.append(final * 98 + 1)
     measures.append("total")
-    fig = go.Figure(go.Waterfall(orientation="h", y=labels, x=values, measure=measures,
-                                 increasing=dict(marker_color=GREEN), decreasing=dict(marker_color=RED),
-                                 totals=dict(marker_color=BLUE), texttemplate="%{delta:+.1f}",
-                                 hovertemplate="%{y}: %{delta:+.1f} points<extra></extra>"))
+    fig = go.Figure(
+        go.Waterfall(
+            orientation="h",
+            y=labels,
+            x=values,
+            measure=measures,
+            increasing=dict(marker_color=GREEN),
+            decreasing=dict(marker_color=RED),
+            totals=dict(marker_color=BLUE),
+            texttemplate="%{delta:+.1f}",
+            hovertemplate="%{y}: %{delta:+.1f} points<extra></extra>",
+        )
+    )
     fig.update_yaxes(autorange="reversed", automargin=True)
-    return _layout(fig, "How this lead's score is built (points of the 1-99 score)", "score", "",
-                   height=120 + 28 * len(labels))
+    return _layout(
+        fig, "How this lead's score is built (points of the 1-99 score)", "score", "", height=120 + 28 * len(labels)
+    )
 
 
 # -- background computations ----------------------------------------------------------------------------
@@ -270,7 +315,9 @@ class Task:
 
     def progress_text(self) -> str:
         left = self.seconds_left()
-        eta = "" if left is None else f", about {left:.0f} s left" if left < 120 else f", about {left / 60:.1f} min left"
+        eta = (
+            "" if left is None else f", about {left:.0f} s left" if left < 120 else f", about {left / 60:.1f} min left"
+        )
         return f"{self.label}: {self.phase} ({self.done}/{self.total}{eta})"
 
 
@@ -370,6 +417,7 @@ def explain_work(cache: dict, model, X: pd.DataFrame, positions: list[int], targ
     """The work of a :class:`Task` explaining ``positions`` of ``X`` into ``cache``, in chunks sized to take about
     ``target_s`` each, so the page shows the rows as they come. ``model`` may be a function giving the model
     (loaded in the task)."""
+
     def work(task: Task) -> int:
         nonlocal model
         if callable(model) and not hasattr(model, "explain"):
@@ -389,6 +437,7 @@ def explain_work(cache: dict, model, X: pd.DataFrame, positions: list[int], targ
                 chunk = int(max(1, min(50, target_s / max(per_row, 1e-4))))
             task.done = task.total - len(todo)
         return task.total
+
     return work
 
 

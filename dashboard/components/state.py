@@ -4,6 +4,7 @@ Models are cached with ``st.cache_resource``, data with ``st.cache_data``; both 
 under the current workspace, so a test with its own ``CLAB_WORKSPACE`` never sees another's.
 Heavy libraries are imported inside the functions that need them.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -97,8 +98,9 @@ def storage_problems() -> list[str]:
         store = run_store()
         store.list_runs()
         for run_id, why in sorted(getattr(store, "problems", {}).items(), reverse=True):
-            lines.append(f"Run {run_id} is skipped: {why}. Restore the file or delete the folder "
-                         f"{store.root / run_id}.")
+            lines.append(
+                f"Run {run_id} is skipped: {why}. Restore the file or delete the folder {store.root / run_id}."
+            )
     except OSError as exc:
         lines.append(f"The run store cannot be read: {exc}")
     try:
@@ -108,8 +110,10 @@ def storage_problems() -> list[str]:
             if sha[:12] in why:  # the store's own sentence, with its fix
                 lines.append(f"Skipped: {why}")
             else:
-                lines.append(f"Dataset {sha[:12]} is skipped: {why}. Upload the same file again to repair it, or "
-                             f"delete the folder {datasets.root / sha}.")
+                lines.append(
+                    f"Dataset {sha[:12]} is skipped: {why}. Upload the same file again to repair it, or "
+                    f"delete the folder {datasets.root / sha}."
+                )
     except OSError as exc:
         lines.append(f"The dataset store cannot be read: {exc}")
     return lines
@@ -132,8 +136,12 @@ def run_trained_at(run) -> str:
         when = dt.datetime.fromtimestamp(float(created))
     except (TypeError, ValueError, OverflowError, OSError):
         try:  # the run id starts with its UTC time
-            when = dt.datetime.strptime(run.id[:15], "%Y%m%dT%H%M%S").replace(
-                tzinfo=dt.timezone.utc).astimezone().replace(tzinfo=None)
+            when = (
+                dt.datetime.strptime(run.id[:15], "%Y%m%dT%H%M%S")
+                .replace(tzinfo=dt.UTC)
+                .astimezone()
+                .replace(tzinfo=None)
+            )
         except ValueError:
             return "?"
     text = f"{when.day} {when:%b %H:%M}"
@@ -169,8 +177,10 @@ def run_labels(runs) -> dict[str, str]:
 def run_help(run) -> str:
     """The technical details of a run for a tooltip: its id and what it was trained with."""
     spec = run.spec
-    return (f"Run id {run.id} ({run_auto_label(run)}); approach `{spec.get('approach')}`, dataset sha256 "
-            f"{str(spec.get('data_hash'))[:12]}…")
+    return (
+        f"Run id {run.id} ({run_auto_label(run)}); approach `{spec.get('approach')}`, dataset sha256 "
+        f"{str(spec.get('data_hash'))[:12]}…"
+    )
 
 
 @st.cache_resource(show_spinner=False, max_entries=12)
@@ -184,8 +194,13 @@ def _model_stamp(folder: Path) -> tuple:
     """Name, size and mtime of every file of a model folder: a changed file loads the model again."""
     if not folder.is_dir():
         return ()
-    return tuple(sorted((str(f.relative_to(folder)), f.stat().st_size, f.stat().st_mtime_ns)
-                        for f in folder.rglob("*") if f.is_file()))
+    return tuple(
+        sorted(
+            (str(f.relative_to(folder)), f.stat().st_size, f.stat().st_mtime_ns)
+            for f in folder.rglob("*")
+            if f.is_file()
+        )
+    )
 
 
 #: (run folder, model files' stamp) -> the error its model gave: a damaged model is not read again on every rerun
@@ -276,8 +291,9 @@ def run_data(run) -> dict | None:
     mtime = path.stat().st_mtime
     if spec.get("input_kind") == "transcripts":
         return _transcript_features(str(path), mtime)
-    return _lead_features(str(path), mtime, spec.get("target"), tuple(spec.get("excluded") or ()),
-                          tuple(spec.get("columns") or ()))
+    return _lead_features(
+        str(path), mtime, spec.get("target"), tuple(spec.get("excluded") or ()), tuple(spec.get("columns") or ())
+    )
 
 
 def test_rows(run, data: dict):
@@ -291,7 +307,12 @@ def test_rows(run, data: dict):
 
 def missing_data_message(run) -> str:
     data_hash = str(run.spec.get("data_hash"))
-    where = "is damaged in the dataset store (see the warning above)" \
-        if (dataset_store().root / data_hash).exists() else "is not in the dataset store"
-    return (f"The data of run {run.id} (dataset '{run.spec.get('dataset')}', sha256 {data_hash[:12]}…) {where}. "
-            "Upload the same file on the Data page to explain or rescore this run.")
+    where = (
+        "is damaged in the dataset store (see the warning above)"
+        if (dataset_store().root / data_hash).exists()
+        else "is not in the dataset store"
+    )
+    return (
+        f"The data of run {run.id} (dataset '{run.spec.get('dataset')}', sha256 {data_hash[:12]}…) {where}. "
+        "Upload the same file on the Data page to explain or rescore this run."
+    )

@@ -7,6 +7,7 @@ run slows that page down: the thread imports one module at a time and only while
 (every run of ``app.py`` is wrapped in :func:`page_run`), so a click during the warm-up waits for at most one
 module's import. ``CLAB_WARMUP_DEBUG=1`` prints each import's and each page run's duration to the server log.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -17,8 +18,17 @@ import threading
 import time
 
 #: imported in this order (what the most visited pages need first)
-MODULES = ("pandas", "engine.approaches.base", "engine.approaches.stacking", "engine.jobs", "plotly.graph_objects",
-           "sklearn.metrics", "sklearn.linear_model", "xgboost", "engine.evaluate")
+MODULES = (
+    "pandas",
+    "engine.approaches.base",
+    "engine.approaches.stacking",
+    "engine.jobs",
+    "plotly.graph_objects",
+    "sklearn.metrics",
+    "sklearn.linear_model",
+    "xgboost",
+    "engine.evaluate",
+)
 
 _cond = threading.Condition()
 _active = 0  # page (or fragment) runs in progress
@@ -52,6 +62,7 @@ def page_run():
 
 def guarded(func):
     """Decorator for a fragment's function: its reruns count as page runs (see :func:`page_run`)."""
+
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         with page_run():

@@ -1,4 +1,5 @@
 """Widgets shared by the pages: dataset and run pickers, the demo loader, the job panel."""
+
 from __future__ import annotations
 
 import io
@@ -16,8 +17,13 @@ DEMO_JOB_PARAMS = {
 }
 
 
-def dataset_picker(kind: str | None = None, key: str = "dataset", label: str = "Dataset",
-                   purpose: str | None = None, help: str | None = None):
+def dataset_picker(
+    kind: str | None = None,
+    key: str = "dataset",
+    label: str = "Dataset",
+    purpose: str | None = None,
+    help: str | None = None,
+):
     """A selectbox over the stored datasets (newest first; of one ``purpose`` when given: ``training`` leaves
     out the lead files kept for scoring); remembers the choice across pages."""
     datasets = state.dataset_store().list(kind=kind, purpose=purpose)
@@ -31,8 +37,14 @@ def dataset_picker(kind: str | None = None, key: str = "dataset", label: str = "
     seen = f"_{key}_seen"  # the choice this picker last showed
     if current in shas and current != st.session_state.get(seen) and st.session_state.get(key) not in (None, current):
         st.session_state[key] = current  # chosen elsewhere since (an upload, another page): follow it
-    sha = st.selectbox(label, shas, index=index, key=key, help=help,
-                       format_func=lambda s: next(d for d in datasets if d.sha == s).label())
+    sha = st.selectbox(
+        label,
+        shas,
+        index=index,
+        key=key,
+        help=help,
+        format_func=lambda s: next(d for d in datasets if d.sha == s).label(),
+    )
     st.session_state["dataset_sha"] = st.session_state[seen] = sha
     return next(d for d in datasets if d.sha == sha)
 
@@ -42,8 +54,13 @@ def run_picker(runs: list, key: str, label: str = "Run"):
         return None
     ids = [r.id for r in runs]
     current = st.session_state.get(f"{key}_last")
-    run_id = st.selectbox(label, ids, index=ids.index(current) if current in ids else 0, key=key,
-                          format_func=lambda i: state.run_label(next(r for r in runs if r.id == i)))
+    run_id = st.selectbox(
+        label,
+        ids,
+        index=ids.index(current) if current in ids else 0,
+        key=key,
+        format_func=lambda i: state.run_label(next(r for r in runs if r.id == i)),
+    )
     st.session_state[f"{key}_last"] = run_id
     return next(r for r in runs if r.id == run_id)
 
@@ -52,15 +69,21 @@ def storage_warnings() -> None:
     """One warning naming every run and dataset the stores skip because a file of theirs is damaged."""
     lines = state.storage_problems()
     if lines:
-        st.warning("Left out because a file is damaged:\n" + "\n".join(f"- {line}" for line in lines), icon=":material/warning:")
+        st.warning(
+            "Left out because a file is damaged:\n" + "\n".join(f"- {line}" for line in lines),
+            icon=":material/warning:",
+        )
 
 
 def model_error(run, exc: Exception, hint: str = "Choose another run, or train this one again.") -> str:
     """What to tell the user when a run's model does not load (``BrokenRun`` already names the run)."""
     from engine.runs import BrokenRun
 
-    what = str(exc) if isinstance(exc, BrokenRun) else \
-        f"Cannot load the model of run {run.id}: {type(exc).__name__}: {exc}"
+    what = (
+        str(exc)
+        if isinstance(exc, BrokenRun)
+        else f"Cannot load the model of run {run.id}: {type(exc).__name__}: {exc}"
+    )
     lines = what.strip().splitlines() or [""]
     first = lines[0] + (" …)" if len(lines) > 1 and lines[0].count("(") > lines[0].count(")") else "")
     return f"{first.rstrip('.')}. {hint}"
@@ -129,12 +152,19 @@ def load_demo_data() -> dict:
     out = {}
     leads = _demo_leads_bytes()
     if leads is not None:
-        out["leads"] = store.add(leads, filename="demo_leads_synthetic.csv", kind="leads", name="Demo leads",
-                                 synthetic=True, target="Converted")
+        out["leads"] = store.add(
+            leads,
+            filename="demo_leads_synthetic.csv",
+            kind="leads",
+            name="Demo leads",
+            synthetic=True,
+            target="Converted",
+        )
     transcripts = _demo_transcripts_bytes()
     if transcripts is not None:
-        out["transcripts"] = store.add(transcripts, filename="demo_transcripts.jsonl", kind="transcripts",
-                                       name="Demo transcripts", synthetic=True)
+        out["transcripts"] = store.add(
+            transcripts, filename="demo_transcripts.jsonl", kind="transcripts", name="Demo transcripts", synthetic=True
+        )
     return out
 
 
@@ -148,10 +178,18 @@ def start_demo_jobs(datasets: dict) -> list[int]:
         if ds is None or not state.approach_available(approach):
             continue
         meta = ds.meta
-        jobs.append(runner.submit_train(kind, ds.raw_path, approach, params=DEMO_JOB_PARAMS[approach],
-                                        target=meta.get("target") if kind == "leads" else None,
-                                        dataset_name=meta.get("name"), gpu=False,
-                                        name=f"demo: {approach} on {meta.get('name')}"))
+        jobs.append(
+            runner.submit_train(
+                kind,
+                ds.raw_path,
+                approach,
+                params=DEMO_JOB_PARAMS[approach],
+                target=meta.get("target") if kind == "leads" else None,
+                dataset_name=meta.get("name"),
+                gpu=False,
+                name=f"demo: {approach} on {meta.get('name')}",
+            )
+        )
     runner.tick()
     return jobs
 
@@ -160,12 +198,23 @@ def start_demo_jobs(datasets: dict) -> list[int]:
 #: job states in which a process is (being) started: ``starting`` comes from job runners that claim a job
 #: before its process is recorded; older runners go from queued straight to running
 ACTIVE_STATES = ("starting", "running")
-STATE_ICONS = {"queued": ":material/schedule:", "starting": ":material/rocket_launch:",
-               "running": ":material/directions_run:", "succeeded": ":material/check_circle:",
-               "failed": ":material/error:", "cancelled": ":material/cancel:"}
+STATE_ICONS = {
+    "queued": ":material/schedule:",
+    "starting": ":material/rocket_launch:",
+    "running": ":material/directions_run:",
+    "succeeded": ":material/check_circle:",
+    "failed": ":material/error:",
+    "cancelled": ":material/cancel:",
+}
 #: the same states as words, for the job table (a data grid draws no icons)
-STATE_WORDS = {"queued": "waiting", "starting": "starting", "running": "running", "succeeded": "finished",
-               "failed": "failed", "cancelled": "cancelled"}
+STATE_WORDS = {
+    "queued": "waiting",
+    "starting": "starting",
+    "running": "running",
+    "succeeded": "finished",
+    "failed": "failed",
+    "cancelled": "cancelled",
+}
 
 
 def _fmt_seconds(s) -> str:
@@ -178,18 +227,29 @@ def _fmt_seconds(s) -> str:
 def jobs_table(jobs: list):
     import pandas as pd
 
-    rows = [{"job": j.id, "state": STATE_WORDS.get(j.state, j.state), "name": j.name,
-             "started": time.strftime("%d %b %H:%M", time.localtime(j.started)) if j.started else "-",
-             "took": _fmt_seconds(j.elapsed)} for j in jobs]
+    rows = [
+        {
+            "job": j.id,
+            "state": STATE_WORDS.get(j.state, j.state),
+            "name": j.name,
+            "started": time.strftime("%d %b %H:%M", time.localtime(j.started)) if j.started else "-",
+            "took": _fmt_seconds(j.elapsed),
+        }
+        for j in jobs
+    ]
     # fixed widths that add up to less than half of a 1400 px page: no column is cut
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
-        "job": st.column_config.NumberColumn("job", width=45, format="%d"),
-        "state": st.column_config.TextColumn("state", width=75),
-        "name": st.column_config.TextColumn("name", width=150),
-        "started": st.column_config.TextColumn("started", width=105,
-                                               help="Day and time the job's process started"),
-        "took": st.column_config.TextColumn("took", width=65),
-    })
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "job": st.column_config.NumberColumn("job", width=45, format="%d"),
+            "state": st.column_config.TextColumn("state", width=75),
+            "name": st.column_config.TextColumn("name", width=150),
+            "started": st.column_config.TextColumn("started", width=105, help="Day and time the job's process started"),
+            "took": st.column_config.TextColumn("took", width=65),
+        },
+    )
 
 
 def progress_text(p: dict) -> tuple[float, str]:
@@ -208,8 +268,11 @@ def progress_text(p: dict) -> tuple[float, str]:
     loss = f", loss {p['loss']:.4f}" if p.get("loss") is not None else ""
     left_s = p.get("seconds_left")
     running_step = total and step < total
-    left = f", about {_fmt_seconds(left_s)} left in this part" if (
-        left_s is not None and running_step and left_s >= 1 and phase in (None, "fit")) else ""
+    left = (
+        f", about {_fmt_seconds(left_s)} left in this part"
+        if (left_s is not None and running_step and left_s >= 1 and phase in (None, "fit"))
+        else ""
+    )
     if phase == "done":
         return 1.0, "Finished: storing the run"
     if phase in PHASES:
@@ -238,17 +301,32 @@ def headline_metrics(run_id: str) -> None:
         st.caption(f"Run {run_id} is no longer stored (deleted, or a file of it is damaged).")
         return None
     cols = st.columns(2)
-    for col, (name, title, help_line) in zip(cols, [
-            ("roc_auc", "ROC-AUC", "Chance that a converting lead is ranked above one that does not (0.5: a coin "
-                                   "toss, 1: perfect). Metric roc_auc, on the held-out test leads."),
-            ("accuracy", "Accuracy", "Share of test leads called right at a 50 % threshold. Compare it with the "
-                                     "share of the larger class: calling everyone the same gets that much.")]):
+    for col, (name, title, help_line) in zip(
+        cols,
+        [
+            (
+                "roc_auc",
+                "ROC-AUC",
+                "Chance that a converting lead is ranked above one that does not (0.5: a coin "
+                "toss, 1: perfect). Metric roc_auc, on the held-out test leads.",
+            ),
+            (
+                "accuracy",
+                "Accuracy",
+                "Share of test leads called right at a 50 % threshold. Compare it with the "
+                "share of the larger class: calling everyone the same gets that much.",
+            ),
+        ],
+    ):
         m = metrics.get(name)
         value = m.get("value") if isinstance(m, dict) else m
         if not isinstance(value, (int, float)):
             continue
-        interval = (f"95 % interval {m['low']:.3f}–{m['high']:.3f}"
-                    if isinstance(m, dict) and isinstance(m.get("low"), (int, float)) else None)
+        interval = (
+            f"95 % interval {m['low']:.3f}–{m['high']:.3f}"
+            if isinstance(m, dict) and isinstance(m.get("low"), (int, float))
+            else None
+        )
         col.metric(title, f"{value:.3f}", help=help_line)
         if interval:
             col.caption(interval)
@@ -269,12 +347,15 @@ def job_panel(job, runner, show_log: bool = True, allow_cancel: bool = True) -> 
     from dashboard.components import charts
 
     p = job.progress or {}
-    st.markdown(f"{STATE_ICONS.get(job.state, '')} **Job {job.id}: {job.name}** — {STATE_WORDS.get(job.state, job.state)}")
+    st.markdown(
+        f"{STATE_ICONS.get(job.state, '')} **Job {job.id}: {job.name}** — {STATE_WORDS.get(job.state, job.state)}"
+    )
     if job.state in ACTIVE_STATES:
         frac, text = progress_text(p)
         st.progress(min(max(frac, 0.0), 1.0), text=text)
-        if allow_cancel and st.button("Cancel", key=f"cancel_{job.id}", type="secondary",
-                                      icon=":material/stop_circle:"):
+        if allow_cancel and st.button(
+            "Cancel", key=f"cancel_{job.id}", type="secondary", icon=":material/stop_circle:"
+        ):
             runner.cancel(job.id)
             st.rerun()
     if p.get("history"):

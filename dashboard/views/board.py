@@ -7,6 +7,7 @@ decisions at a threshold and score bands in tabs (only the open tab is computed)
 Another page can open the board on one run: ``st.page_link("views/board.py", query_params={"run": run_id})`` or
 ``st.session_state["board_focus_run"] = run_id`` before switching here.
 """
+
 import hashlib
 import re
 
@@ -15,8 +16,17 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.components import charts, state, widgets
-from engine.evaluate import (CALIBRATION_METRICS, CALL_METRICS, LOWER_IS_BETTER, METRIC_LABELS, PART_LABELS,
-                             RANKING_METRICS, baseline_calls, baseline_metrics, board_findings)
+from engine.evaluate import (
+    CALIBRATION_METRICS,
+    CALL_METRICS,
+    LOWER_IS_BETTER,
+    METRIC_LABELS,
+    PART_LABELS,
+    RANKING_METRICS,
+    baseline_calls,
+    baseline_metrics,
+    board_findings,
+)
 
 #: how many runs of a dataset the board shows at first (the best by ROC-AUC)
 DEFAULT_RUNS = 6
@@ -75,9 +85,14 @@ if focus_key is not None:
 elif st.session_state.get("board_group_select") not in keys:
     remembered = st.session_state.get("board_group")
     st.session_state["board_group_select"] = remembered if remembered in keys else keys[0]
-key = st.selectbox("Dataset", keys, format_func=group_label, key="board_group_select",
-                   help="Runs are compared only when they were scored on the same file and the same held-out test "
-                        "rows (the same split). Each choice is one file; the runs trained on it are listed below.")
+key = st.selectbox(
+    "Dataset",
+    keys,
+    format_func=group_label,
+    key="board_group_select",
+    help="Runs are compared only when they were scored on the same file and the same held-out test "
+    "rows (the same split). Each choice is one file; the runs trained on it are listed below.",
+)
 st.session_state["board_group"] = key  # kept across pages (a widget's own state is not)
 group = groups[key]
 gid = group_id(key)
@@ -94,9 +109,13 @@ if focus_key is not None or runs_key not in st.session_state:
     st.session_state[runs_key] = [i for i in ids if i in initial]  # newest first, as listed
 split = group[0].spec.get("split") or {}
 chosen = st.multiselect(
-    "Runs", ids, format_func=lambda i: all_labels[i], key=runs_key,
+    "Runs",
+    ids,
+    format_func=lambda i: all_labels[i],
+    key=runs_key,
     help=f"Every run on this file (the best {DEFAULT_RUNS} by ROC-AUC are shown at first). Name a run with "
-         "'Rename runs'; its id is there too.")
+    "'Rename runs'; its id is there too.",
+)
 chosen_memory[gid] = list(chosen)
 n_test = split.get("n_test")
 st.caption(
@@ -104,7 +123,8 @@ st.caption(
     f"{'calls' if group[0].spec.get('input_kind') == 'transcripts' else 'leads'}, which none of them saw in "
     "training.",
     help=f"Stratified hold-out: test share {split.get('test_size')}, seed {split.get('seed')}; data file sha256 "
-         f"{str(key[0])[:16]}…")
+    f"{str(key[0])[:16]}…",
+)
 group = [r for r in group if r.id in chosen]
 if not group:
     st.info("Choose at least one run.")
@@ -116,12 +136,22 @@ def save_label(run_id: str) -> None:
     state.run_store().get(run_id).set_label(st.session_state.get(f"board_label_{run_id}", ""))
 
 
-with st.popover("Rename runs", icon=":material/edit:",
-                help="Give a run a name of your own; every page then shows it. Empty: the automatic name."):
+with st.popover(
+    "Rename runs",
+    icon=":material/edit:",
+    help="Give a run a name of your own; every page then shows it. Empty: the automatic name.",
+):
     for run in group:
-        st.text_input(f"{state.run_auto_label(run)} · {run.id[-6:]}", value=run.label or "", max_chars=80,
-                      placeholder="Your name for this run", key=f"board_label_{run.id}", on_change=save_label,
-                      args=(run.id,), help=state.run_help(run))
+        st.text_input(
+            f"{state.run_auto_label(run)} · {run.id[-6:]}",
+            value=run.label or "",
+            max_chars=80,
+            placeholder="Your name for this run",
+            key=f"board_label_{run.id}",
+            on_change=save_label,
+            args=(run.id,),
+            help=state.run_help(run),
+        )
 
 
 def export_csv(table: pd.DataFrame) -> bytes:
@@ -152,8 +182,12 @@ numeric = []
 for run in group:
     m = run.metrics
     mm = m.get("metrics", {})
-    num = {"run_id": run.id, "run": labels[run.id], "approach": run.spec.get("approach"),
-           "dataset": run.spec.get("dataset")}
+    num = {
+        "run_id": run.id,
+        "run": labels[run.id],
+        "approach": run.spec.get("approach"),
+        "dataset": run.spec.get("dataset"),
+    }
     for name in state.METRICS:
         v = mm.get(name)
         if isinstance(v, dict):
@@ -167,16 +201,29 @@ frame = pd.DataFrame(numeric)
 base_rate = base_rate_of(group)
 
 # -- what the numbers say, first -----------------------------------------------------------------------------------
-findings = board_findings([{"label": labels[r.id], "approach": r.spec.get("approach"),
-                            "metrics": r.metrics.get("metrics") or {}, "variants": r.metrics.get("variants") or {},
-                            "base_rate": base_rate} for r in group])
+findings = board_findings(
+    [
+        {
+            "label": labels[r.id],
+            "approach": r.spec.get("approach"),
+            "metrics": r.metrics.get("metrics") or {},
+            "variants": r.metrics.get("variants") or {},
+            "base_rate": base_rate,
+        }
+        for r in group
+    ]
+)
 with st.container(border=True):
     st.markdown("**What the board says**")
     lines = [md(f) for f in findings]
     if base_rate is not None:
-        lines.append(md(f"{base_rate:.1%} of the test leads converted: with no model, calling every lead converts "
-                        f"{base_rate:.1%} of calls, and calling nobody is right for {1 - base_rate:.1%} of the leads "
-                        "(the no-model rows below)."))
+        lines.append(
+            md(
+                f"{base_rate:.1%} of the test leads converted: with no model, calling every lead converts "
+                f"{base_rate:.1%} of calls, and calling nobody is right for {1 - base_rate:.1%} of the leads "
+                "(the no-model rows below)."
+            )
+        )
     st.markdown("\n".join(f"- {line}" for line in lines) or "No metrics to compare.")
 
 # -- metrics tables: ranking and calls, then calibration; each with the no-model row --------------------------------
@@ -208,68 +255,127 @@ def metric_rows(metrics: list[str], baselines: dict[str, dict] | None = None) ->
 
 
 def metric_columns(metrics: list[str]) -> dict:
-    config = {"run": st.column_config.TextColumn("Run", help="The run's name (rename it with 'Rename runs'). "
-                                                             f"'{BASELINE_LABEL}': every lead gets the share that "
-                                                             "converted as its chance: what any model must beat.")}
+    config = {
+        "run": st.column_config.TextColumn(
+            "Run",
+            help="The run's name (rename it with 'Rename runs'). "
+            f"'{BASELINE_LABEL}': every lead gets the share that "
+            "converted as its chance: what any model must beat.",
+        )
+    }
     for name in metrics:
         label, text = METRIC_LABELS[name]
         better = "lower is better" if name in LOWER_IS_BETTER else "higher is better"
-        config[name] = st.column_config.TextColumn(label, help=f"{text} ({better}; 95 % bootstrap interval in "
-                                                                "brackets; ★ best of the runs)")
+        config[name] = st.column_config.TextColumn(
+            label, help=f"{text} ({better}; 95 % bootstrap interval in brackets; ★ best of the runs)"
+        )
     return config
 
 
 calls = baseline_calls(base_rate) if base_rate is not None else None
 no_model = {BASELINE_LABEL: baseline} if baseline else {}
-st.subheader("Ranking", help="How well each run puts converting leads before the others, whatever the threshold. "
-             "Higher is better; ★ marks the best run, brackets the 95 % bootstrap interval.")
-st.dataframe(metric_rows(RANKING_METRICS, no_model), hide_index=True, width="stretch",
-             column_config=metric_columns(RANKING_METRICS))
-st.subheader("Calls at the 50 % threshold", help="How often each run is right when every lead with a chance of 50 % "
-             "or more is called, beside calling nobody and calling everyone (no model). Other thresholds: the "
-             "'Decisions at a threshold' tab.")
-st.dataframe(metric_rows(CALL_METRICS, {"Call nobody (no model)": calls["nobody"],
-                                        "Call everyone (no model)": calls["everyone"]} if calls else None),
-             hide_index=True, width="stretch", column_config=metric_columns(CALL_METRICS))
-st.subheader("Calibration", help="How far each run's chances can be taken at face value: of the leads given 30 %, "
-             "3 in 10 should convert. Lower is better; ★ marks the best run.")
-st.dataframe(metric_rows(CALIBRATION_METRICS, no_model), hide_index=True, width="stretch",
-             column_config=metric_columns(CALIBRATION_METRICS))
-st.download_button("Export as CSV", export_csv(frame.drop(columns="run")), file_name="metric_board.csv",
-                   mime="text/csv", key="board_export", icon=":material/download:")
+st.subheader(
+    "Ranking",
+    help="How well each run puts converting leads before the others, whatever the threshold. "
+    "Higher is better; ★ marks the best run, brackets the 95 % bootstrap interval.",
+)
+st.dataframe(
+    metric_rows(RANKING_METRICS, no_model),
+    hide_index=True,
+    width="stretch",
+    column_config=metric_columns(RANKING_METRICS),
+)
+st.subheader(
+    "Calls at the 50 % threshold",
+    help="How often each run is right when every lead with a chance of 50 % "
+    "or more is called, beside calling nobody and calling everyone (no model). Other thresholds: the "
+    "'Decisions at a threshold' tab.",
+)
+st.dataframe(
+    metric_rows(
+        CALL_METRICS,
+        {"Call nobody (no model)": calls["nobody"], "Call everyone (no model)": calls["everyone"]} if calls else None,
+    ),
+    hide_index=True,
+    width="stretch",
+    column_config=metric_columns(CALL_METRICS),
+)
+st.subheader(
+    "Calibration",
+    help="How far each run's chances can be taken at face value: of the leads given 30 %, "
+    "3 in 10 should convert. Lower is better; ★ marks the best run.",
+)
+st.dataframe(
+    metric_rows(CALIBRATION_METRICS, no_model),
+    hide_index=True,
+    width="stretch",
+    column_config=metric_columns(CALIBRATION_METRICS),
+)
+st.download_button(
+    "Export as CSV",
+    export_csv(frame.drop(columns="run")),
+    file_name="metric_board.csv",
+    mime="text/csv",
+    key="board_export",
+    icon=":material/download:",
+)
 
 # -- the rest in tabs: only the open tab is computed and drawn (a quicker first view) ----------------
 tab_ranking, tab_calibration, tab_decisions, tab_bands = st.tabs(
     ["ROC and precision-recall", "Calibration and gains", "Decisions at a threshold", "Score bands, speed and parts"],
-    key="board_tab", on_change="rerun")
+    key="board_tab",
+    on_change="rerun",
+)
 
 
 def curves_section(kinds: tuple[str, ...], key: str) -> None:
     st.plotly_chart(charts.curve_grid({labels[r.id]: state.run_curves(r) for r in group}, kinds), key=key)
 
 
-METHODS = {"manual": "Set it myself", "f1": "Best F1", "youden": "Best balance of catches and false alarms",
-           "cost": "Best profit"}
+METHODS = {
+    "manual": "Set it myself",
+    "f1": "Best F1",
+    "youden": "Best balance of catches and false alarms",
+    "cost": "Best profit",
+}
 
 
 def decisions_section() -> None:
     from engine.evaluate import choose_threshold, confusion_at
 
-    method = st.radio("Threshold", list(METHODS), horizontal=True, key="board_method", format_func=METHODS.get,
-                      help="Which leads to call: those whose chance of converting is at or above the threshold. "
-                           "'Best F1' balances precision and recall; 'Best balance of catches and false alarms' "
-                           "maximises recall minus the false-alarm rate (Youden's J); 'Best profit' maximises "
-                           "value x conversions found - cost x calls.")
+    method = st.radio(
+        "Threshold",
+        list(METHODS),
+        horizontal=True,
+        key="board_method",
+        format_func=METHODS.get,
+        help="Which leads to call: those whose chance of converting is at or above the threshold. "
+        "'Best F1' balances precision and recall; 'Best balance of catches and false alarms' "
+        "maximises recall minus the false-alarm rate (Youden's J); 'Best profit' maximises "
+        "value x conversions found - cost x calls.",
+    )
     manual = None
     if method == "manual":
-        manual = st.slider("Call leads whose chance of converting is at least", 0.0, 1.0, 0.5, 0.01,
-                           key="board_threshold")
+        manual = st.slider(
+            "Call leads whose chance of converting is at least", 0.0, 1.0, 0.5, 0.01, key="board_threshold"
+        )
     k1, k2, _ = st.columns([1, 1, 2])
-    cost = k1.number_input("Cost per call", min_value=0.0, value=1.0, step=0.5, key="board_cost",
-                           help="What one call costs, in any unit (time, money): used for the profit column and "
-                                "by 'Best profit'.")
-    value = k2.number_input("Value per conversion", min_value=0.0, value=10.0, step=1.0, key="board_value",
-                            help="What one converted lead is worth, in the same unit as the cost.")
+    cost = k1.number_input(
+        "Cost per call",
+        min_value=0.0,
+        value=1.0,
+        step=0.5,
+        key="board_cost",
+        help="What one call costs, in any unit (time, money): used for the profit column and by 'Best profit'.",
+    )
+    value = k2.number_input(
+        "Value per conversion",
+        min_value=0.0,
+        value=10.0,
+        step=1.0,
+        key="board_value",
+        help="What one converted lead is worth, in the same unit as the cost.",
+    )
     summary, matrices = [], []
     base_y = None
     for run in group:
@@ -277,38 +383,71 @@ def decisions_section() -> None:
             preds = state.predictions(run)
             y, p = preds["y_true"].to_numpy(dtype=int), preds["proba"].to_numpy(dtype=float)
         except (OSError, ValueError, KeyError) as exc:  # a missing or damaged predictions.csv
-            st.caption(f"Run {labels[run.id]} has no readable test predictions ({type(exc).__name__}); left out "
-                       "here.", help=f"Run id {run.id}: predictions.csv")
+            st.caption(
+                f"Run {labels[run.id]} has no readable test predictions ({type(exc).__name__}); left out here.",
+                help=f"Run id {run.id}: predictions.csv",
+            )
             continue
         base_y = y if base_y is None else base_y
         costs = {"cost_per_call": cost, "value_per_conversion": value} if method == "cost" else {}
         thr = manual if method == "manual" else choose_threshold(y, p, method=method, **costs)
         cm = confusion_at(y, p, thr)
         profit = value * cm["tp"] - cost * (cm["tp"] + cm["fp"])
-        summary.append({"run": labels[run.id], "threshold": round(thr, 3), "precision": cm["precision"],
-                        "recall": cm["recall"], "called": cm["called_share"], "accuracy": cm["accuracy"],
-                        "profit": profit})
+        summary.append(
+            {
+                "run": labels[run.id],
+                "threshold": round(thr, 3),
+                "precision": cm["precision"],
+                "recall": cm["recall"],
+                "called": cm["called_share"],
+                "accuracy": cm["accuracy"],
+                "profit": profit,
+            }
+        )
         matrices.append((cm, f"{labels[run.id]}<br>at {thr:.2f}"))
     if base_y is not None and len(base_y):
         rate = float(base_y.mean())
-        summary.append({"run": "Call everyone (no model)", "threshold": 0.0, "precision": rate, "recall": 1.0,
-                        "called": 1.0, "accuracy": rate, "profit": value * base_y.sum() - cost * len(base_y)})
+        summary.append(
+            {
+                "run": "Call everyone (no model)",
+                "threshold": 0.0,
+                "precision": rate,
+                "recall": 1.0,
+                "called": 1.0,
+                "accuracy": rate,
+                "profit": value * base_y.sum() - cost * len(base_y),
+            }
+        )
     for start in range(0, len(matrices), 3):  # one figure per row of three: one chart for the browser to draw
-        st.plotly_chart(charts.confusion_grid(matrices[start:start + 3]), key=f"board_cm_{start}")
+        st.plotly_chart(charts.confusion_grid(matrices[start : start + 3]), key=f"board_cm_{start}")
     if summary:
-        pct = {c: st.column_config.NumberColumn(c.capitalize(), format="%.3f", help=h) for c, h in (
-            ("precision", "Of the leads called, the share that converted."),
-            ("recall", "Of the leads that converted, the share that were called."),
-            ("accuracy", "Share of test leads where calling (or not) matched what happened."))}
-        st.dataframe(pd.DataFrame(summary), hide_index=True, width="stretch", column_config={
-            "run": st.column_config.TextColumn("Run", help="'Call everyone': no model, every test lead is called."),
-            "threshold": st.column_config.NumberColumn("Threshold", format="%.2f",
-                                                       help="Leads with a chance at or above it are called."),
-            "called": st.column_config.NumberColumn("Called", format="%.3f", help="Share of test leads called."),
-            **pct,
-            "profit": st.column_config.NumberColumn(
-                "Profit", format="%.1f", help=f"Value per conversion ({value:g}) x conversions found - cost per "
-                                              f"call ({cost:g}) x calls, on the test leads.")})
+        pct = {
+            c: st.column_config.NumberColumn(c.capitalize(), format="%.3f", help=h)
+            for c, h in (
+                ("precision", "Of the leads called, the share that converted."),
+                ("recall", "Of the leads that converted, the share that were called."),
+                ("accuracy", "Share of test leads where calling (or not) matched what happened."),
+            )
+        }
+        st.dataframe(
+            pd.DataFrame(summary),
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "run": st.column_config.TextColumn("Run", help="'Call everyone': no model, every test lead is called."),
+                "threshold": st.column_config.NumberColumn(
+                    "Threshold", format="%.2f", help="Leads with a chance at or above it are called."
+                ),
+                "called": st.column_config.NumberColumn("Called", format="%.3f", help="Share of test leads called."),
+                **pct,
+                "profit": st.column_config.NumberColumn(
+                    "Profit",
+                    format="%.1f",
+                    help=f"Value per conversion ({value:g}) x conversions found - cost per "
+                    f"call ({cost:g}) x calls, on the test leads.",
+                ),
+            },
+        )
 
 
 #: the parts table's metrics (all nine do not fit at 1400 px)
@@ -320,36 +459,71 @@ def bands_section() -> None:
     bands = {labels[r.id]: c["score_bands"] for r in group if (c := state.run_curves(r)).get("score_bands")}
     if bands:
         b1.plotly_chart(charts.score_bands_figure(bands), key="board_bands")
-    b2.markdown("**How to read it**: leads are grouped by their score (1-99); each bar is the share of the test "
-                "leads in that band that converted. A good model's bars grow from the bottom band to the top one.")
+    b2.markdown(
+        "**How to read it**: leads are grouped by their score (1-99); each bar is the share of the test "
+        "leads in that band that converted. A good model's bars grow from the bottom band to the top one."
+    )
     st.markdown("**Fit time and scoring speed**")
-    speed = pd.DataFrame([{"run": n["run"], "fit time (s)": n.get("fit_seconds"),
-                           "scoring (rows/s)": n.get("score_rows_per_second"),
-                           "one lead (ms)": n.get("score_one_ms")} for n in numeric])
-    st.dataframe(speed, hide_index=True, width="stretch",
-                 column_config={"run": st.column_config.TextColumn("Run"),
-                                "fit time (s)": st.column_config.NumberColumn("Training time (s)", format="%.1f"),
-                                "scoring (rows/s)": st.column_config.NumberColumn("Scoring (leads a second)",
-                                                                                  format="%.0f"),
-                                "one lead (ms)": st.column_config.NumberColumn("One lead (ms)", format="%.2f")})
+    speed = pd.DataFrame(
+        [
+            {
+                "run": n["run"],
+                "fit time (s)": n.get("fit_seconds"),
+                "scoring (rows/s)": n.get("score_rows_per_second"),
+                "one lead (ms)": n.get("score_one_ms"),
+            }
+            for n in numeric
+        ]
+    )
+    st.dataframe(
+        speed,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "run": st.column_config.TextColumn("Run"),
+            "fit time (s)": st.column_config.NumberColumn("Training time (s)", format="%.1f"),
+            "scoring (rows/s)": st.column_config.NumberColumn("Scoring (leads a second)", format="%.0f"),
+            "one lead (ms)": st.column_config.NumberColumn("One lead (ms)", format="%.2f"),
+        },
+    )
     variants = [(labels[r.id], name, vm) for r in group for name, vm in (r.metrics.get("variants") or {}).items()]
     if variants:
-        st.markdown("**Parts of each approach** (the stack's base models; generic embeddings beside fine-tuned "
-                    "ones)", help="Each part scored alone on the same test leads (95 % intervals from 200 "
-                                  "resamples; not shown). The findings at the top compare them with the whole.")
+        st.markdown(
+            "**Parts of each approach** (the stack's base models; generic embeddings beside fine-tuned ones)",
+            help="Each part scored alone on the same test leads (95 % intervals from 200 "
+            "resamples; not shown). The findings at the top compare them with the whole.",
+        )
         shown = [m for m in PART_METRICS if any(isinstance(vm.get(m), dict) for _, _, vm in variants)]
-        st.dataframe(pd.DataFrame([{"run": lab, "part": PART_LABELS.get(name, name.replace("_", " ")),
-                                    **{m: (vm.get(m) or {}).get("value") for m in shown}}
-                                   for lab, name, vm in variants]), hide_index=True, width="stretch",
-                     column_config={"run": st.column_config.TextColumn("Run"),
-                                    "part": st.column_config.TextColumn("Part"),
-                                    **{m: st.column_config.NumberColumn(METRIC_LABELS[m][0], format="%.3f",
-                                                                        help=METRIC_LABELS[m][1]) for m in shown}})
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "run": lab,
+                        "part": PART_LABELS.get(name, name.replace("_", " ")),
+                        **{m: (vm.get(m) or {}).get("value") for m in shown},
+                    }
+                    for lab, name, vm in variants
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "run": st.column_config.TextColumn("Run"),
+                "part": st.column_config.TextColumn("Part"),
+                **{
+                    m: st.column_config.NumberColumn(METRIC_LABELS[m][0], format="%.3f", help=METRIC_LABELS[m][1])
+                    for m in shown
+                },
+            },
+        )
 
 
-sections = ((tab_ranking, lambda: curves_section(("roc", "pr"), "board_ranking")),
-            (tab_calibration, lambda: curves_section(("calibration", "gains"), "board_calibration")),
-            (tab_decisions, decisions_section), (tab_bands, bands_section))
+sections = (
+    (tab_ranking, lambda: curves_section(("roc", "pr"), "board_ranking")),
+    (tab_calibration, lambda: curves_section(("calibration", "gains"), "board_calibration")),
+    (tab_decisions, decisions_section),
+    (tab_bands, bands_section),
+)
 for tab, section in sections:
     if tab.open:
         with tab:

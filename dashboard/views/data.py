@@ -1,6 +1,5 @@
 """Data: upload lead tables or transcripts, check them, choose the target and the leak policy."""
 
-
 import pandas as pd
 import streamlit as st
 
@@ -11,9 +10,12 @@ TRANSCRIPT_TYPES = ["json", "jsonl", "ndjson", "csv"]
 
 st.title("Data")
 widgets.storage_warnings()
-st.caption("Every upload is kept as it is: an upload never replaces another, and nothing is removed unless you "
-           "delete it here.", help="Files are stored under the sha256 of their bytes in the workspace's dataset "
-                                    "store; `python -m engine delete dataset SHA` deletes one from the command line.")
+st.caption(
+    "Every upload is kept as it is: an upload never replaces another, and nothing is removed unless you "
+    "delete it here.",
+    help="Files are stored under the sha256 of their bytes in the workspace's dataset "
+    "store; `python -m engine delete dataset SHA` deletes one from the command line.",
+)
 
 #: outcome column names recognised here besides engine.data.leads.TARGET_CANDIDATES (matched case-insensitively)
 EXTRA_TARGETS = ("y",)
@@ -47,7 +49,7 @@ def named(filename: str, exc: Exception) -> str:
     message = str(exc).strip()
     for prefix in (f"{filename}: ", f"'{filename}': "):
         while message.startswith(prefix + filename) or message.startswith(prefix + f"'{filename}'"):
-            message = message[len(prefix):]
+            message = message[len(prefix) :]
     return message if filename in message else f"{filename}: {message}"
 
 
@@ -82,8 +84,10 @@ def check_upload(raw: bytes, name: str, kind: str) -> dict:
 
     frame = read_table(raw, filename=name)
     if len(frame) == 0:
-        raise LeadDataError(f"{name} has a header but no rows ({frame.shape[1]} columns, 0 leads): there is nothing "
-                            "to train on or score. Export the table again with its data rows.")
+        raise LeadDataError(
+            f"{name} has a header but no rows ({frame.shape[1]} columns, 0 leads): there is nothing "
+            "to train on or score. Export the table again with its data rows."
+        )
     target = guess_target([str(c) for c in frame.columns])
     if target is None:
         return {"purpose": "scoring", "target": None}
@@ -109,17 +113,27 @@ def store_upload(upload, kind: str) -> tuple[str, str]:
     st.session_state["dataset_sha"] = ds.sha
     st.session_state["data_dataset"] = ds.sha  # the picker below shows the upload
     if settings.get("purpose") == "scoring":
-        return "info", (f"Stored {name} as new leads to score: it has no outcome column (none is named Converted, "
-                        "target, label, won or outcome), so it cannot be trained on. Score it with a trained model "
-                        "on **Score new leads**; if one of its columns is the outcome, choose it below.")
-    return "success", f"Stored {name}" + (f" (outcome column: {settings['target']})." if settings.get("target")
-                                          else ".")
+        return "info", (
+            f"Stored {name} as new leads to score: it has no outcome column (none is named Converted, "
+            "target, label, won or outcome), so it cannot be trained on. Score it with a trained model "
+            "on **Score new leads**; if one of its columns is the outcome, choose it below."
+        )
+    return "success", f"Stored {name}" + (
+        f" (outcome column: {settings['target']})." if settings.get("target") else "."
+    )
 
 
 with st.expander("Upload a file", expanded=not state.dataset_store().list()):
-    kind = st.radio("What is in the file?", ["leads", "transcripts"], horizontal=True, key="upload_kind",
-                    format_func=lambda k: {"leads": "Lead table (CSV, Excel, Parquet)",
-                                           "transcripts": "Call transcripts (JSON, JSONL, CSV)"}[k])
+    kind = st.radio(
+        "What is in the file?",
+        ["leads", "transcripts"],
+        horizontal=True,
+        key="upload_kind",
+        format_func=lambda k: {
+            "leads": "Lead table (CSV, Excel, Parquet)",
+            "transcripts": "Call transcripts (JSON, JSONL, CSV)",
+        }[k],
+    )
     upload = st.file_uploader("File", type=LEAD_TYPES if kind == "leads" else TRANSCRIPT_TYPES, key="upload_file")
     if upload is not None:
         if st.session_state.get("_stored_upload") != (upload.file_id, kind):
@@ -148,8 +162,10 @@ def delete_dataset(sha: str, label: str) -> None:
     except KeyError:
         st.session_state["_deleted_message"] = f"{label} was already deleted."
     else:
-        st.session_state["_deleted_message"] = (f"Deleted {label}. Runs trained on it stay on the metric board; "
-                                                "Explain and What-if need the file uploaded again.")
+        st.session_state["_deleted_message"] = (
+            f"Deleted {label}. Runs trained on it stay on the metric board; "
+            "Explain and What-if need the file uploaded again."
+        )
     # the file may still sit in the uploader: it is not stored again (``_stored_upload`` stays)
     for key in ("dataset_sha", "data_dataset", "_upload_result"):
         st.session_state.pop(key, None)
@@ -164,14 +180,25 @@ meta = ds.meta
 label = f"{meta.get('name') or ds.sha[:12]} ({meta.get('filename')})"
 widgets.synthetic_note(meta)
 top_left, top_right = st.columns([4, 1])
-top_left.caption(f"File {meta.get('filename')} · {meta.get('bytes', 0) / 1e6:.2f} MB",
-                 help=f"sha256 of the file: {ds.sha} (its id in the store and for the command line)")
+top_left.caption(
+    f"File {meta.get('filename')} · {meta.get('bytes', 0) / 1e6:.2f} MB",
+    help=f"sha256 of the file: {ds.sha} (its id in the store and for the command line)",
+)
 with top_right.popover("Delete this dataset", icon=":material/delete:", use_container_width=True):
-    st.markdown(f"Delete **{label}** from the store? The file and its settings go; runs trained on it stay on the "
-                "board, but Explain and What-if need the file again. This cannot be undone.")
+    st.markdown(
+        f"Delete **{label}** from the store? The file and its settings go; runs trained on it stay on the "
+        "board, but Explain and What-if need the file again. This cannot be undone."
+    )
     sure = st.checkbox("Yes, delete it", key=f"confirm_delete_{ds.sha}")
-    st.button("Delete", key="data_delete", type="primary", disabled=not sure, icon=":material/delete_forever:",
-              on_click=delete_dataset, args=(ds.sha, label))
+    st.button(
+        "Delete",
+        key="data_delete",
+        type="primary",
+        disabled=not sure,
+        icon=":material/delete_forever:",
+        on_click=delete_dataset,
+        args=(ds.sha, label),
+    )
 new_name = st.text_input("Name shown on the board", value=meta.get("name") or "", key=f"name_{ds.sha}")
 if new_name and new_name != meta.get("name"):
     state.dataset_store().update(ds.sha, name=new_name)
@@ -209,8 +236,10 @@ except LeadDataError as exc:
     st.error(named(filename, exc))
     st.stop()
 if len(raw) == 0:
-    st.error(f"{filename} has a header but no rows ({raw.shape[1]} columns, 0 leads): there is nothing to train on "
-             "or score. Delete it (button above) and upload the export with its data rows.")
+    st.error(
+        f"{filename} has a header but no rows ({raw.shape[1]} columns, 0 leads): there is nothing to train on "
+        "or score. Delete it (button above) and upload the export with its data rows."
+    )
     st.stop()
 scoring = ds.purpose == "scoring"
 
@@ -238,8 +267,16 @@ def sentinel_values(frame: pd.DataFrame, kinds: dict, min_share: float = 0.02, m
             low, high = float(rest.min()), float(rest.max())
             spread = max(high - low, abs(high), 1.0)
             if value > high + 2 * spread or value < low - 2 * spread:
-                found.append({"column": column, "value": float(value), "rows": int(count),
-                              "share": float(count / len(frame)), "low": low, "high": high})
+                found.append(
+                    {
+                        "column": column,
+                        "value": float(value),
+                        "rows": int(count),
+                        "share": float(count / len(frame)),
+                        "low": low,
+                        "high": high,
+                    }
+                )
     return found
 
 
@@ -252,37 +289,57 @@ default_target = guess_target(columns, meta.get("target") if meta.get("target") 
 left, right = st.columns(2)
 with left:
     if scoring:
-        st.info("This file is kept **to be scored**: it has no outcome column, so a model cannot learn from it. "
-                "Score it on **Score new leads**. If one of its columns does say whether each lead converted, "
-                "choose it here to train on the file.", icon=":material/format_list_numbered:")
-    target = st.selectbox("Outcome column (did the lead convert?)" + (" — if the file has one" if scoring else ""),
-                          columns, index=columns.index(default_target) if default_target in columns else None,
-                          placeholder="Choose the outcome column", key=f"target_{ds.sha}",
-                          help="The column that says whether each lead converted (1/0, yes/no, won/lost). "
-                               "Found by itself when it is called Converted, target, label, won, outcome or y.")
+        st.info(
+            "This file is kept **to be scored**: it has no outcome column, so a model cannot learn from it. "
+            "Score it on **Score new leads**. If one of its columns does say whether each lead converted, "
+            "choose it here to train on the file.",
+            icon=":material/format_list_numbered:",
+        )
+    target = st.selectbox(
+        "Outcome column (did the lead convert?)" + (" — if the file has one" if scoring else ""),
+        columns,
+        index=columns.index(default_target) if default_target in columns else None,
+        placeholder="Choose the outcome column",
+        key=f"target_{ds.sha}",
+        help="The column that says whether each lead converted (1/0, yes/no, won/lost). "
+        "Found by itself when it is called Converted, target, label, won, outcome or y.",
+    )
     policies = list(LEAK_PRESETS)
-    policy_words = {"default": "Usual (leave out fields filled in after contact)",
-                    "strict": "Strict (also the last activity)", "none": "None (keep every column)"}
-    policy = st.radio("Columns that give the outcome away", policies, horizontal=False, key=f"policy_{ds.sha}",
-                      index=policies.index(meta.get("leak_policy", "default")) if meta.get("leak_policy") in policies
-                      else 0, format_func=lambda k: policy_words.get(k, k),
-                      help="Fields the sales team fills in after contacting a lead (Tags, Lead Quality...) leak the "
-                           "outcome: a model using them looks good here and fails on new leads. Leak policy preset "
-                           "(`--leak-policy default|strict|none`).")
+    policy_words = {
+        "default": "Usual (leave out fields filled in after contact)",
+        "strict": "Strict (also the last activity)",
+        "none": "None (keep every column)",
+    }
+    policy = st.radio(
+        "Columns that give the outcome away",
+        policies,
+        horizontal=False,
+        key=f"policy_{ds.sha}",
+        index=policies.index(meta.get("leak_policy", "default")) if meta.get("leak_policy") in policies else 0,
+        format_func=lambda k: policy_words.get(k, k),
+        help="Fields the sales team fills in after contacting a lead (Tags, Lead Quality...) leak the "
+        "outcome: a model using them looks good here and fails on new leads. Leak policy preset "
+        "(`--leak-policy default|strict|none`).",
+    )
     preset_cols = describe_policy(columns, policy)
     saved_exclude = [c for c in meta.get("exclude", []) if c in columns]
     saved_include = [c for c in meta.get("include", []) if c in columns]
     default_excluded = [c for c in columns if (c in preset_cols and c not in saved_include) or c in saved_exclude]
-    excluded = st.multiselect("Excluded columns (edit freely)", [c for c in columns if c != target],
-                              default=[c for c in default_excluded if c != target], key=f"exclude_{ds.sha}_{policy}")
+    excluded = st.multiselect(
+        "Excluded columns (edit freely)",
+        [c for c in columns if c != target],
+        default=[c for c in default_excluded if c != target],
+        key=f"exclude_{ds.sha}_{policy}",
+    )
 
 extra_exclude = [c for c in excluded if c not in preset_cols]
 include = [c for c in preset_cols if c not in excluded and c != target]
 table, problem = None, None
 if target is not None:
     try:
-        table = load_leads(ds.raw_path, target=target, leak_policy=policy, exclude=extra_exclude, include=include,
-                           filename=filename)
+        table = load_leads(
+            ds.raw_path, target=target, leak_policy=policy, exclude=extra_exclude, include=include, filename=filename
+        )
     except LeadDataError as exc:
         problem = named(filename, exc)
 settings = {"leak_policy": policy, "exclude": extra_exclude, "include": include}
@@ -314,26 +371,40 @@ with right:
 
     kinds_frame["used"] = [used(c) for c in kinds_frame["column"]]
     st.markdown("**Column kinds (inferred)**")
-    st.dataframe(kinds_frame, hide_index=True, height=min(320, 35 * (len(kinds_frame) + 1) + 3), width="stretch",
-                 column_config={
-        "column": st.column_config.TextColumn("column", width="medium"),
-        "kind": st.column_config.TextColumn("kind", width="small",
-                                            help="numeric, binary (two values), categorical, high_cardinality "
-                                                 "(many values), identifier (one per lead), text or empty"),
-        "used": st.column_config.TextColumn("used for training", width="medium")})
+    st.dataframe(
+        kinds_frame,
+        hide_index=True,
+        height=min(320, 35 * (len(kinds_frame) + 1) + 3),
+        width="stretch",
+        column_config={
+            "column": st.column_config.TextColumn("column", width="medium"),
+            "kind": st.column_config.TextColumn(
+                "kind",
+                width="small",
+                help="numeric, binary (two values), categorical, high_cardinality "
+                "(many values), identifier (one per lead), text or empty",
+            ),
+            "used": st.column_config.TextColumn("used for training", width="medium"),
+        },
+    )
 
 for s in sentinel_values(raw, kinds):
-    st.warning(f"**{s['column']}**: the value {_num(s['value'])} fills {s['rows']:,} rows ({s['share']:.0%}) and "
-               f"lies far outside the column's other values ({_num(s['low'])} to {_num(s['high'])}). It looks "
-               "like a code for 'never' or 'unknown', which a model would read as a real, very large number. "
-               "Fix: in your export, replace it with an empty cell (and add a yes/no column for it if it "
-               "matters), or exclude the column above.", icon=":material/report:")
+    st.warning(
+        f"**{s['column']}**: the value {_num(s['value'])} fills {s['rows']:,} rows ({s['share']:.0%}) and "
+        f"lies far outside the column's other values ({_num(s['low'])} to {_num(s['high'])}). It looks "
+        "like a code for 'never' or 'unknown', which a model would read as a real, very large number. "
+        "Fix: in your export, replace it with an empty cell (and add a yes/no column for it if it "
+        "matters), or exclude the column above.",
+        icon=":material/report:",
+    )
 
 st.subheader("Check")
 if target is None:
     if not scoring:
-        st.info("Choose the outcome column above: the column that says whether each lead converted (1/0, yes/no).",
-                icon=":material/ads_click:")
+        st.info(
+            "Choose the outcome column above: the column that says whether each lead converted (1/0, yes/no).",
+            icon=":material/ads_click:",
+        )
     st.stop()
 if problem is not None:
     st.error(problem)
@@ -376,17 +447,25 @@ if audit is not None:
     flagged = [c for c in audit["columns"] if c.get("flagged")]
     pending = [c["column"] for c in flagged if c["column"] not in excluded]
     if flagged:
-        st.markdown("**Leak finder** — these columns predict the outcome far too well on their own, the mark of "
-                    "a field filled in after contact (it would make the model look good and fail on new leads):")
+        st.markdown(
+            "**Leak finder** — these columns predict the outcome far too well on their own, the mark of "
+            "a field filled in after contact (it would make the model look good and fail on new leads):"
+        )
         for c in flagged:
             state_word = "excluded" if c["column"] not in pending else "**still used**"
             st.markdown(f"- `{c['column']}` ({state_word}): {c['reason']}")
         if pending:
-            st.button(f"Exclude {', '.join(pending)}", key=f"accept_leaks_{ds.sha}", type="primary",
-                      on_click=accept_flagged, args=(ds.sha, f"exclude_{ds.sha}_{policy}", pending),
-                      help="Adds the flagged columns to the excluded columns above. Nothing is excluded until you "
-                           "click.")
+            st.button(
+                f"Exclude {', '.join(pending)}",
+                key=f"accept_leaks_{ds.sha}",
+                type="primary",
+                on_click=accept_flagged,
+                args=(ds.sha, f"exclude_{ds.sha}_{policy}", pending),
+                help="Adds the flagged columns to the excluded columns above. Nothing is excluded until you click.",
+            )
     else:
-        st.caption(f"Leak finder: no column gives the outcome away on its own ({len(audit['columns'])} columns "
-                   f"checked in {audit['seconds']:.1f} s).")
+        st.caption(
+            f"Leak finder: no column gives the outcome away on its own ({len(audit['columns'])} columns "
+            f"checked in {audit['seconds']:.1f} s)."
+        )
 st.success("This table is ready to train on. Go to **Train**.")

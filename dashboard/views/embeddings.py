@@ -4,6 +4,7 @@ The default maps are stored with the run at training time (``projections.json``,
 :func:`engine.projection.store_projections`) and open at once; other maps (another number of points, a run
 trained before maps were stored) are computed in the background with progress, and kept for the session.
 """
+
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +18,18 @@ METHOD_NAMES = {"tsne": "t-SNE", "umap": "UMAP"}
 
 st.title("Embeddings")
 widgets.storage_warnings()
-st.caption("Each dot is a transcript (or a lead written as text), placed so that similar embeddings sit close. "
-           "Fine-tuning should pull converted and lost calls apart.")
+st.caption(
+    "Each dot is a transcript (or a lead written as text), placed so that similar embeddings sit close. "
+    "Fine-tuning should pull converted and lost calls apart."
+)
 runs = [r for r in state.list_runs() if r.spec.get("approach") == "embeddings"]
 if not runs:
     if not state.approach_available("embeddings"):
         st.info("The embeddings approach is not available in this installation yet.")
     else:
-        st.info("No embeddings run yet. Train the embeddings approach on transcripts (Train page, or the demo "
-                "on Home).")
+        st.info(
+            "No embeddings run yet. Train the embeddings approach on transcripts (Train page, or the demo on Home)."
+        )
     st.stop()
 run = widgets.run_picker(runs, key="emb_run")
 data = state.run_data(run)
@@ -35,15 +39,29 @@ if data is None:
 
 X, y = data["X"], np.asarray(data["y"])
 c1, c2, c3 = st.columns(3)
-method = c1.radio("Map", ["tsne", "umap"], horizontal=True, key="emb_method", format_func=METHOD_NAMES.get,
-                  help="How the embeddings are laid out in two dimensions: t-SNE keeps close neighbours close; UMAP "
-                       "also keeps some of the larger structure.")
-n = c2.slider("Points", min(20, len(X)), min(1000, len(X)), min(PROJECTION_ROWS, len(X)), 10, key="emb_n",
-              help=f"The maps of {PROJECTION_ROWS} points are stored with the run and open at once; other numbers "
-                   "are computed in the background (embedding long transcripts on a CPU takes a while).")
+method = c1.radio(
+    "Map",
+    ["tsne", "umap"],
+    horizontal=True,
+    key="emb_method",
+    format_func=METHOD_NAMES.get,
+    help="How the embeddings are laid out in two dimensions: t-SNE keeps close neighbours close; UMAP "
+    "also keeps some of the larger structure.",
+)
+n = c2.slider(
+    "Points",
+    min(20, len(X)),
+    min(1000, len(X)),
+    min(PROJECTION_ROWS, len(X)),
+    10,
+    key="emb_n",
+    help=f"The maps of {PROJECTION_ROWS} points are stored with the run and open at once; other numbers "
+    "are computed in the background (embedding long transcripts on a CPU takes a while).",
+)
 meta_cols = [c for c in X.columns if c != "transcript" and X[c].nunique(dropna=True) <= 20]
-colour = c3.selectbox("Colour by", ["label"] + meta_cols, key="emb_colour",
-                      format_func=lambda c: "outcome" if c == "label" else c)
+colour = c3.selectbox(
+    "Colour by", ["label"] + meta_cols, key="emb_colour", format_func=lambda c: "outcome" if c == "label" else c
+)
 sample = projection_sample(len(X), n)
 
 
@@ -85,8 +103,12 @@ else:
             task.done += 1
         return out
 
-    task = ec.start(("projection", str(run.path), tuple(sample.tolist()), method), work, 2 * len(sample) + 2,
-                    f"{METHOD_NAMES[method]} map of {len(sample)} points")
+    task = ec.start(
+        ("projection", str(run.path), tuple(sample.tolist()), method),
+        work,
+        2 * len(sample) + 2,
+        f"{METHOD_NAMES[method]} map of {len(sample)} points",
+    )
     ec.wait(task)
     if task.finished and task.error:
         st.error(f"Could not compute the embedding maps: {task.error}")
@@ -109,15 +131,20 @@ def draw() -> None:
         st.caption("The maps appear here when they are ready; the page stays usable meanwhile.")
         return
     part = X.iloc[sample]
-    labels = np.where(y[sample] == 1, "converted", "not converted") if colour == "label" else \
-        part[colour].fillna("(missing)").astype(str).to_numpy()
+    labels = (
+        np.where(y[sample] == 1, "converted", "not converted")
+        if colour == "label"
+        else part[colour].fillna("(missing)").astype(str).to_numpy()
+    )
     text_col = "transcript" if "transcript" in part else part.columns[0]
     hover = [str(t)[:160].replace("\n", " ") + ("…" if len(str(t)) > 160 else "") for t in part[text_col]]
     left, right = st.columns(2)
-    left.plotly_chart(charts.projection_figure(shown["generic"], list(labels), hover, "Generic MiniLM"),
-                      key="emb_generic")
-    right.plotly_chart(charts.projection_figure(shown["fine_tuned"], list(labels), hover, "Fine-tuned"),
-                       key="emb_finetuned")
+    left.plotly_chart(
+        charts.projection_figure(shown["generic"], list(labels), hover, "Generic MiniLM"), key="emb_generic"
+    )
+    right.plotly_chart(
+        charts.projection_figure(shown["fine_tuned"], list(labels), hover, "Fine-tuned"), key="emb_finetuned"
+    )
     st.caption(origin)
 
 

@@ -3,6 +3,7 @@
 The run's default sample was explained at training time (``explanations.csv``) and opens at once; a larger
 sample is explained in the background, and the charts fill in as the leads arrive (the page never waits on it).
 """
+
 import pathlib
 
 import numpy as np
@@ -32,8 +33,13 @@ if data is None:
 X = data["X"]
 # the model loads in the background (an embeddings model takes a while the first time): the stored explanations
 # need none, and a damaged model is named as soon as its load fails
-loading = ec.start(("model", str(run.path), state._model_stamp(run.model_dir)), lambda task: state.load_model(run),
-                   1, "Loading the model", exclusive=False)
+loading = ec.start(
+    ("model", str(run.path), state._model_stamp(run.model_dir)),
+    lambda task: state.load_model(run),
+    1,
+    "Loading the model",
+    exclusive=False,
+)
 ec.wait(loading, MODEL_WAIT_S)
 if loading.finished and loading.error:
     ec.forget(loading.key)  # looked at again on the next visit (the files may have been repaired)
@@ -46,11 +52,18 @@ rows = state.test_rows(run, data)
 if len(rows) == 0:
     rows = np.arange(len(X))
 default_n = min(explain_rows(spec.get("approach"), spec.get("input_kind")), len(rows))
-n = st.slider(f"Test {noun} to explain", min(3, len(rows)), min(200, len(rows)), default_n, 1, key="explain_n",
-              help=f"A random sample of the {noun} the model did not learn from (its test split). The first "
-                   f"{default_n} were explained when the model was trained and show at once; more are explained in "
-                   "the background while you use the page. Contributions: the SHAP-style share of each field in "
-                   "a lead's score.")
+n = st.slider(
+    f"Test {noun} to explain",
+    min(3, len(rows)),
+    min(200, len(rows)),
+    default_n,
+    1,
+    key="explain_n",
+    help=f"A random sample of the {noun} the model did not learn from (its test split). The first "
+    f"{default_n} were explained when the model was trained and show at once; more are explained in "
+    "the background while you use the page. Contributions: the SHAP-style share of each field in "
+    "a lead's score.",
+)
 sample = [int(i) for i in explain_sample(rows, n)]
 
 
@@ -62,8 +75,10 @@ def stored_contributions(run_path: str, mtime: float) -> dict[str, tuple[pd.Data
         return None
     out = {}
     for _, part in frame.groupby("row", sort=True):
-        out[str(part["row_id"].iloc[0])] = (part.drop(columns=["row", "row_id", "proba"]).reset_index(drop=True),
-                                            float(part["proba"].iloc[0]))
+        out[str(part["row_id"].iloc[0])] = (
+            part.drop(columns=["row", "row_id", "proba"]).reset_index(drop=True),
+            float(part["proba"].iloc[0]),
+        )
     return out
 
 
@@ -81,10 +96,12 @@ if stored_file.exists() and not cache:
 missing = [p for p in sample if p not in cache]
 task = None
 if missing:
-    task = ec.start(("explain", str(run.path), tuple(missing)),
-                    ec.explain_work(cache, lambda: loading.result if loading.finished else state.load_model(run),
-                                    X, missing),
-                    len(missing), f"Explaining {len(missing)} more {noun}")
+    task = ec.start(
+        ("explain", str(run.path), tuple(missing)),
+        ec.explain_work(cache, lambda: loading.result if loading.finished else state.load_model(run), X, missing),
+        len(missing),
+        f"Explaining {len(missing)} more {noun}",
+    )
     ec.wait(task)
     if task.finished and task.error:
         st.error(f"Explaining run {run.id} failed: {task.error}. Choose fewer {noun}, or another run.")
@@ -97,30 +114,45 @@ def draw() -> None:
     have = [p for p in sample if p in cache]
     if task is not None and not task.finished:
         st.progress(task.fraction, text=task.progress_text())
-        st.caption(f"The charts show the {len(have)} {noun} explained so far and fill in as the rest arrive; the "
-                   "page stays usable meanwhile.")
+        st.caption(
+            f"The charts show the {len(have)} {noun} explained so far and fill in as the rest arrive; the "
+            "page stays usable meanwhile."
+        )
     if not have:
         return
     table, proba = ec.assemble(cache, have)
-    importance = (table.assign(importance=table["contribution"].abs()).groupby("feature")["importance"].mean()
-                  .sort_values(ascending=False).rename_axis("feature").reset_index())
+    importance = (
+        table.assign(importance=table["contribution"].abs())
+        .groupby("feature")["importance"]
+        .mean()
+        .sort_values(ascending=False)
+        .rename_axis("feature")
+        .reset_index()
+    )
     # only the open tab is computed and drawn (a quicker first view)
-    names = ["Global importance", "One at a time"] if is_text else ["Global importance", "Dependence",
-                                                                    "One at a time"]
+    names = ["Global importance", "One at a time"] if is_text else ["Global importance", "Dependence", "One at a time"]
     tabs = dict(zip(names, st.tabs(names, key="explain_tab", on_change="rerun")))
 
     def global_section() -> None:
         st.plotly_chart(charts.importance_figure(importance, top=15), key="explain_importance")
         if not is_text:
-            st.plotly_chart(ec.strip_figure(table, importance["feature"].head(10).tolist(), spec.get("kinds") or {}),
-                            key="explain_strip")
-            st.caption("Numbers are coloured from low (blue) to high (red); categories each get their own colour "
-                       "(grey beyond the eight most frequent). Point at a dot to see its lead's value.")
+            st.plotly_chart(
+                ec.strip_figure(table, importance["feature"].head(10).tolist(), spec.get("kinds") or {}),
+                key="explain_strip",
+            )
+            st.caption(
+                "Numbers are coloured from low (blue) to high (red); categories each get their own colour "
+                "(grey beyond the eight most frequent). Point at a dot to see its lead's value."
+            )
             return
         st.markdown("**Phrases that move the score most (over the sample)**")
         signed = table.groupby("feature")["contribution"].mean().sort_values()
-        st.dataframe(pd.DataFrame({"phrase": signed.index, "mean contribution to P(convert)": signed.values})
-                     .iloc[::-1], hide_index=True, width="stretch", height=360)
+        st.dataframe(
+            pd.DataFrame({"phrase": signed.index, "mean contribution to P(convert)": signed.values}).iloc[::-1],
+            hide_index=True,
+            width="stretch",
+            height=360,
+        )
 
     def dependence_section() -> None:
         feature = st.selectbox("Dependence on", importance["feature"].tolist(), key="explain_dep")
@@ -128,19 +160,30 @@ def draw() -> None:
 
     def one_section() -> None:
         y = np.asarray(data["y"])
-        labels = {i: f"{name_of(have[i])} — score {int(round(proba[i] * 98 + 1))}, "
-                     f"{'converted' if y[have[i]] == 1 else 'did not convert'}" for i in range(len(have))}
-        pick = st.selectbox("Lead" if not is_text else "Call", list(labels), format_func=labels.get,
-                            key="explain_row", help=naming_note)
+        labels = {
+            i: f"{name_of(have[i])} — score {int(round(proba[i] * 98 + 1))}, "
+            f"{'converted' if y[have[i]] == 1 else 'did not convert'}"
+            for i in range(len(have))
+        }
+        pick = st.selectbox(
+            "Lead" if not is_text else "Call", list(labels), format_func=labels.get, key="explain_row", help=naming_note
+        )
         one = table[table["row"] == pick]
         if is_text:
             text = str(X.iloc[have[pick]]["transcript"])
-            st.markdown(f"Score **{int(round(proba[pick] * 98 + 1))}** (chance of conversion in %) — phrases in "
-                        ":green[green] raise the score, in :red[red] lower it.")
+            st.markdown(
+                f"Score **{int(round(proba[pick] * 98 + 1))}** (chance of conversion in %) — phrases in "
+                ":green[green] raise the score, in :red[red] lower it."
+            )
             st.markdown(charts.highlight_text(text, one), unsafe_allow_html=True)
             with st.expander("Contributions"):
-                st.dataframe(one[["feature", "contribution"]].assign(points=(one["contribution"] * 98).round(1))
-                             [["feature", "points"]], hide_index=True, width="stretch")
+                st.dataframe(
+                    one[["feature", "contribution"]].assign(points=(one["contribution"] * 98).round(1))[
+                        ["feature", "points"]
+                    ],
+                    hide_index=True,
+                    width="stretch",
+                )
             return
         base = None
         if model is not None and hasattr(model, "expected_value"):

@@ -1,4 +1,5 @@
 """Score: this week's new leads (or calls) -> a ranked list with tiers and reasons, checked against training."""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,8 +10,10 @@ import streamlit as st
 from dashboard.components import state, widgets
 
 st.title("Score new leads")
-st.caption("Upload this week's leads (or calls) and get them ranked: who to call first, and why. The file needs "
-           "no outcome column; if it has one, you also see how the model did on it.")
+st.caption(
+    "Upload this week's leads (or calls) and get them ranked: who to call first, and why. The file needs "
+    "no outcome column; if it has one, you also see how the model did on it."
+)
 widgets.storage_warnings()
 
 runs = state.list_runs()
@@ -19,8 +22,13 @@ if not runs:
     st.stop()
 
 kinds = sorted({r.spec.get("input_kind", "leads") for r in runs})
-kind = st.radio("What are you scoring?", kinds, horizontal=True, key="score_kind",
-                format_func=lambda k: {"leads": "Leads (a CRM table)", "transcripts": "Sales calls"}.get(k, k))
+kind = st.radio(
+    "What are you scoring?",
+    kinds,
+    horizontal=True,
+    key="score_kind",
+    format_func=lambda k: {"leads": "Leads (a CRM table)", "transcripts": "Sales calls"}.get(k, k),
+)
 kind_runs = [r for r in runs if r.spec.get("input_kind", "leads") == kind]
 
 
@@ -35,10 +43,14 @@ def _auc(run) -> float:
 best = max(kind_runs, key=_auc)
 ids = [r.id for r in kind_runs]
 chosen_ids = st.multiselect(
-    "Models", ids, default=[best.id], key="score_runs", format_func=lambda i: state.run_label(
-        next(r for r in kind_runs if r.id == i)),
+    "Models",
+    ids,
+    default=[best.id],
+    key="score_runs",
+    format_func=lambda i: state.run_label(next(r for r in kind_runs if r.id == i)),
     help="The best model on the metric board is chosen for you (highest ROC-AUC). Choose several to compare "
-         "their rankings of the same file.")
+    "their rankings of the same file.",
+)
 if not chosen_ids:
     st.info("Choose at least one model.")
     st.stop()
@@ -47,12 +59,16 @@ chosen = [next(r for r in kind_runs if r.id == i) for i in chosen_ids]
 source = st.radio("Leads to score", ["Upload a file", "A stored dataset"], horizontal=True, key="score_source")
 data, filename = None, None
 if source == "Upload a file":
+
     def _keep_upload():
         upload = st.session_state.get("score_upload")
         st.session_state["score_file"] = (upload.getvalue(), upload.name) if upload is not None else None
 
-    st.file_uploader("File of new leads (CSV, Excel, Parquet; calls: JSON, JSON Lines, CSV)", key="score_upload",
-                     on_change=_keep_upload)
+    st.file_uploader(
+        "File of new leads (CSV, Excel, Parquet; calls: JSON, JSON Lines, CSV)",
+        key="score_upload",
+        on_change=_keep_upload,
+    )
     if st.session_state.get("score_file"):
         data, filename = st.session_state["score_file"]
 else:
@@ -103,8 +119,10 @@ if len(results) > 1:
     st.subheader("How the models rank this file")
     # each result's probabilities are in the file's row order, so they line up lead by lead
     probas = pd.DataFrame({state.run_label(r): results[r.id].proba for r in chosen if r.id in results})
-    st.caption("Rank correlation (Spearman) between the models' orderings of the same leads: 1 = the same order, "
-               "0 = unrelated.")
+    st.caption(
+        "Rank correlation (Spearman) between the models' orderings of the same leads: 1 = the same order, "
+        "0 = unrelated."
+    )
     st.dataframe(probas.corr(method="spearman").round(3), width="stretch")
     side = pd.DataFrame({name: probas[name].rank(ascending=False, method="first").astype(int) for name in probas})
     st.caption("Rank of each lead (row of your file) under each model:")
@@ -112,31 +130,45 @@ if len(results) > 1:
 
 st.subheader(f"Ranked list: {len(table):,} leads")
 st.caption(f"Scored by {state.run_label(main_run)}.")
-st.caption("**Score** 1-99 is the model's chance of conversion (score 27 = about 27 %). **Tier** compares the "
-           "lead with the leads this model learned from: A = as likely as the top quarter of them, D = the bottom "
-           "quarter. A tier is relative to this model's leads, not a fixed probability.")
+st.caption(
+    "**Score** 1-99 is the model's chance of conversion (score 27 = about 27 %). **Tier** compares the "
+    "lead with the leads this model learned from: A = as likely as the top quarter of them, D = the bottom "
+    "quarter. A tier is relative to this model's leads, not a fixed probability."
+)
 
 messages = scored.report.messages()
 if messages:
-    st.warning("**Check before you trust the list** — how this file differs from what the model learned from:\n"
-               + "\n".join(f"- {line}" for line in messages))
+    st.warning(
+        "**Check before you trust the list** — how this file differs from what the model learned from:\n"
+        + "\n".join(f"- {line}" for line in messages)
+    )
 
 if scored.metrics:
     m = scored.metrics
     cols = st.columns(3)
     for col, (name, label) in zip(cols, [("roc_auc", "ROC-AUC"), ("accuracy", "Accuracy"), ("pr_auc", "PR-AUC")]):
         if name in m:
-            col.metric(label, f"{m[name]['value']:.3f}", help=f"95 % interval {m[name]['low']:.3f} - "
-                                                               f"{m[name]['high']:.3f}, on the "
-                                                               f"{scored.outcome_rows:,} rows with an outcome")
+            col.metric(
+                label,
+                f"{m[name]['value']:.3f}",
+                help=f"95 % interval {m[name]['low']:.3f} - "
+                f"{m[name]['high']:.3f}, on the "
+                f"{scored.outcome_rows:,} rows with an outcome",
+            )
     st.caption("The file has the outcome column, so this is how the model did on these leads.")
 
 # reasons for the top rows: computed after the list is on screen
 budget_default = min(len(table), 50 if main_run.spec.get("approach") == "stacking" else 10)
-n_reasons = st.number_input("Leads to explain (from the top of the list)", min_value=0, max_value=len(table),
-                            value=budget_default, step=10, key="score_reasons",
-                            help="Reasons are the three factors that raise and lower each lead's score the most. "
-                                 "They cost time per lead, so they are computed for the top of the list.")
+n_reasons = st.number_input(
+    "Leads to explain (from the top of the list)",
+    min_value=0,
+    max_value=len(table),
+    value=budget_default,
+    step=10,
+    key="score_reasons",
+    help="Reasons are the three factors that raise and lower each lead's score the most. "
+    "They cost time per lead, so they are computed for the top of the list.",
+)
 if n_reasons:
     with st.spinner(f"Explaining the top {int(n_reasons)} leads..."):
         try:
@@ -156,30 +188,51 @@ if tiers:
 dropped = main_run.spec.get("dropped") or {}
 id_columns = [c for c, why in dropped.items() if "identifier" in str(why) and c in table.columns]
 shown = ["rank", *id_columns, "score", "tier", "probability", "reasons_for", "reasons_against"]
-st.dataframe(view[[c for c in shown if c in view.columns]], width="stretch", hide_index=True,
-             column_config={"probability": st.column_config.NumberColumn("probability", format="%.3f"),
-                            "reasons_for": st.column_config.TextColumn("raises the score"),
-                            "reasons_against": st.column_config.TextColumn("lowers the score")})
-st.caption(f"{int(table['has_reasons'].sum()):,} of {len(table):,} leads have reasons (the top of the list). "
-           "The downloads hold every column of your file, then the scores and reasons, ranked.")
+st.dataframe(
+    view[[c for c in shown if c in view.columns]],
+    width="stretch",
+    hide_index=True,
+    column_config={
+        "probability": st.column_config.NumberColumn("probability", format="%.3f"),
+        "reasons_for": st.column_config.TextColumn("raises the score"),
+        "reasons_against": st.column_config.TextColumn("lowers the score"),
+    },
+)
+st.caption(
+    f"{int(table['has_reasons'].sum()):,} of {len(table):,} leads have reasons (the top of the list). "
+    "The downloads hold every column of your file, then the scores and reasons, ranked."
+)
 
 import plotly.express as px
 
-fig = px.histogram(table, x="score", color="tier" if tiers else None, nbins=33, range_x=[0, 100],
-                   category_orders={"tier": ["A", "B", "C", "D"]}, title="Scores by tier",
-                   color_discrete_map={"A": "#1a7f37", "B": "#4ac26b", "C": "#d4a72c", "D": "#cf222e"})
+fig = px.histogram(
+    table,
+    x="score",
+    color="tier" if tiers else None,
+    nbins=33,
+    range_x=[0, 100],
+    category_orders={"tier": ["A", "B", "C", "D"]},
+    title="Scores by tier",
+    color_discrete_map={"A": "#1a7f37", "B": "#4ac26b", "C": "#d4a72c", "D": "#cf222e"},
+)
 fig.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10), bargap=0.05)
 st.plotly_chart(fig, width="stretch")
 
 export = scored.export_frame()
 stem = filename.rsplit(".", 1)[0]
 d1, d2 = st.columns(2)
-d1.download_button("Download CSV", export.to_csv(index=False).encode("utf-8"), f"{stem}_scored.csv", "text/csv",
-                   key="score_csv")
+d1.download_button(
+    "Download CSV", export.to_csv(index=False).encode("utf-8"), f"{stem}_scored.csv", "text/csv", key="score_csv"
+)
 excel = io.BytesIO()
 export.to_excel(excel, index=False)
-d2.download_button("Download Excel", excel.getvalue(), f"{stem}_scored.xlsx",
-                   "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", key="score_xlsx")
+d2.download_button(
+    "Download Excel",
+    excel.getvalue(),
+    f"{stem}_scored.xlsx",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    key="score_xlsx",
+)
 
 from engine.scoring import ScoredStore
 
@@ -197,6 +250,7 @@ if shift_report is not None and kind == "leads":
     if reference is None:
         st.caption("This run was trained before training samples were stored, so the shift check is not available.")
     else:
+
         @st.cache_data(show_spinner=False, max_entries=8)
         def _shift(run_id: str, sha: str, _reference, _new):
             return shift_report(_reference, _new, state.run_store().get(run_id).spec.get("kinds"))
@@ -206,17 +260,21 @@ if shift_report is not None and kind == "leads":
             report = _shift(main_run.id, sha, reference, X_new)
         verdict = report["verdict"]
         auc = report.get("adversarial_auc")
-        text = (f"Compared with the leads this model learned from, this file **{verdict}**" + (
-            f" (a model trained to tell them apart reaches ROC-AUC {auc:.2f}; 0.5 = it cannot)." if auc is not None
-            else " (too few rows for the overall check: read from the columns' stability alone)."))
-        show = st.success if verdict.startswith("looks like") else st.info if verdict.startswith("too few") \
-            else st.warning
+        text = f"Compared with the leads this model learned from, this file **{verdict}**" + (
+            f" (a model trained to tell them apart reaches ROC-AUC {auc:.2f}; 0.5 = it cannot)."
+            if auc is not None
+            else " (too few rows for the overall check: read from the columns' stability alone)."
+        )
+        show = (
+            st.success if verdict.startswith("looks like") else st.info if verdict.startswith("too few") else st.warning
+        )
         show(text)
         top = [c for c in report["columns"] if c["level"] != "stable"][:5]
         if top:
-            st.caption("Columns whose values moved most since training (population stability index; above 0.25 "
-                       "is large): " + ", ".join(
-                f"{c['column']} ({c['psi']:.2f}, {c['level']})" for c in top))
+            st.caption(
+                "Columns whose values moved most since training (population stability index; above 0.25 "
+                "is large): " + ", ".join(f"{c['column']} ({c['psi']:.2f}, {c['level']})" for c in top)
+            )
 
 with st.expander("Earlier scored lists"):
     earlier = store.list()
@@ -226,5 +284,10 @@ with st.expander("Earlier scored lists"):
         when = _dt.datetime.fromtimestamp(meta.get("created", 0)).strftime("%Y-%m-%d %H:%M")
         c1, c2 = st.columns([4, 1])
         c1.write(f"{when} · {meta.get('source')} · {meta.get('rows', 0):,} rows · run {meta.get('run_id')}")
-        c2.download_button("CSV", store.path(meta["sha256"]).read_bytes(), f"scored_{meta['sha256'][:8]}.csv",
-                           "text/csv", key=f"earlier_{meta['sha256']}")
+        c2.download_button(
+            "CSV",
+            store.path(meta["sha256"]).read_bytes(),
+            f"scored_{meta['sha256'][:8]}.csv",
+            "text/csv",
+            key=f"earlier_{meta['sha256']}",
+        )

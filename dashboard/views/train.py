@@ -1,6 +1,5 @@
 """Train: pick a dataset and an approach, set its main parameters, run it as a job and watch it."""
 
-
 import inspect
 import json
 
@@ -9,16 +8,20 @@ import streamlit as st
 from dashboard.components import params, state, warmup, widgets
 from engine.approaches.base import INPUT_KINDS
 
-CHOICES = {"classifier_type": ["logistic", "xgboost"], "device": ["auto", "cpu", "cuda"],
-           "loss": ["batch_all", "triplet"], "pooling": ["mean", "max"]}
+CHOICES = {
+    "classifier_type": ["logistic", "xgboost"],
+    "device": ["auto", "cpu", "cuda"],
+    "loss": ["batch_all", "triplet"],
+    "pooling": ["mean", "max"],
+}
 #: measured fits of the LLM's CPU preset (docs/RESULTS.md, SmolLM2-135M on Leads.csv, 2-core AMD EPYC machines)
 LORA_CPU_MEASURED = {
     True: "This processor computes in bf16 natively, so the CPU preset trains on every training lead for 2 epochs: "
-          "about 30 minutes on 2 cores (measured 22.4 min on Leads.csv, AVX-512 with bf16), longer when other jobs "
-          "share the processor.",
+    "about 30 minutes on 2 cores (measured 22.4 min on Leads.csv, AVX-512 with bf16), longer when other jobs "
+    "share the processor.",
     False: "This processor has no native bf16 arithmetic, so the CPU preset trains on 4,000 leads for 1 epoch in "
-           "fp32: measured 28.4 min on Leads.csv on 2 AVX2 cores (3.3 s a step), longer when other jobs share the "
-           "processor.",
+    "fp32: measured 28.4 min on Leads.csv on 2 AVX2 cores (3.3 s a step), longer when other jobs share the "
+    "processor.",
 }
 
 st.title("Train")
@@ -57,21 +60,29 @@ def cpu_has_bf16() -> bool:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def training_problem(path: str, mtime: float, kind: str, target: str | None, policy: str | None,
-                     exclude: tuple, include: tuple) -> str | None:
+def training_problem(
+    path: str, mtime: float, kind: str, target: str | None, policy: str | None, exclude: tuple, include: tuple
+) -> str | None:
     """Why a job on this dataset cannot succeed (no outcome column, one outcome only, no usable column...),
     in the user's words; None when it can be trained on."""
     if kind == "leads":
         from engine.data.leads import LeadDataError, load_leads
 
         try:
-            table = load_leads(path, target=target or None, leak_policy=policy or "default", exclude=list(exclude),
-                               include=list(include))
+            table = load_leads(
+                path,
+                target=target or None,
+                leak_policy=policy or "default",
+                exclude=list(exclude),
+                include=list(include),
+            )
         except LeadDataError as exc:
             if not target and "no target column" in str(exc):
-                return ("This file has no outcome column, so a model cannot learn from it. Choose the column that "
-                        "says whether each lead converted on the **Data** page (or score the file on **Score new "
-                        "leads**).")
+                return (
+                    "This file has no outcome column, so a model cannot learn from it. Choose the column that "
+                    "says whether each lead converted on the **Data** page (or score the file on **Score new "
+                    "leads**)."
+                )
             return plain(str(exc)) + " Fix it on the **Data** page."
         if table.X.shape[1] == 0:
             return "No column is left to learn from: every column is excluded or dropped. Include some on **Data**."
@@ -100,18 +111,23 @@ def param_widget(approach: str, name: str, default, key_prefix: str):
     label, help_line = params.label(approach, name), params.help_text(approach, name)
     if name in CHOICES and (default is None or default in CHOICES[name]):
         options = CHOICES[name]
-        return st.selectbox(label, options, index=options.index(default) if default in options else 0, key=key,
-                            help=help_line)
+        return st.selectbox(
+            label, options, index=options.index(default) if default in options else 0, key=key, help=help_line
+        )
     if isinstance(default, bool):
         return st.checkbox(label, value=default, key=key, help=help_line)
     if isinstance(default, int):
         return int(st.number_input(label, value=default, step=1, key=key, help=help_line))
     if isinstance(default, float):
         return float(st.number_input(label, value=default, format="%g", key=key, help=help_line))
-    shown = "" if default is None else (", ".join(map(str, default)) if isinstance(default, (list, tuple))
-                                        else str(default))
-    text = st.text_input(label, value=shown, key=key, help=help_line + " Several values: separate them with "
-                         "commas. Empty: the default.")
+    shown = (
+        ""
+        if default is None
+        else (", ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default))
+    )
+    text = st.text_input(
+        label, value=shown, key=key, help=help_line + " Several values: separate them with commas. Empty: the default."
+    )
     if text == shown:
         return default
     if isinstance(default, (list, tuple)) and not text.strip().startswith("["):
@@ -130,18 +146,24 @@ def _as_param(value):
 left, right = st.columns([1, 1])
 with left:
     st.subheader("New job")
-    ds = widgets.dataset_picker(key="train_dataset", purpose="training",
-                                help="Lead tables with an outcome column, and call transcripts. Files of new leads "
-                                     "without an outcome are scored on Score new leads instead.")
+    ds = widgets.dataset_picker(
+        key="train_dataset",
+        purpose="training",
+        help="Lead tables with an outcome column, and call transcripts. Files of new leads "
+        "without an outcome are scored on Score new leads instead.",
+    )
     if ds is None:
-        st.info("No dataset to train on yet: upload one with an outcome column on the Data page, or load the demo "
-                "data on Home.")
+        st.info(
+            "No dataset to train on yet: upload one with an outcome column on the Data page, or load the demo "
+            "data on Home."
+        )
     else:
         meta = ds.meta
         widgets.synthetic_note(meta)
         names = [a for a, kinds in INPUT_KINDS.items() if ds.kind in kinds]
-        approach = st.selectbox("Approach", names, key="train_approach",
-                                format_func=lambda a: f"{state.APPROACH_LABELS.get(a, a)} ({a})")
+        approach = st.selectbox(
+            "Approach", names, key="train_approach", format_func=lambda a: f"{state.APPROACH_LABELS.get(a, a)} ({a})"
+        )
         if not state.approach_available(approach):
             st.warning(f"The {approach} approach is not available in this installation yet.")
         else:
@@ -155,12 +177,19 @@ with left:
                 preset = {}
                 if approach == "lora" and not gpu["cuda"]:
                     st.info(LORA_CPU_MEASURED[cpu_has_bf16()], icon=":material/timer:")
-                if approach == "lora" and not gpu["cuda"] and st.toggle(
-                        "CPU preset", value=True, key="train_lora_cpu_preset",
+                if (
+                    approach == "lora"
+                    and not gpu["cuda"]
+                    and st.toggle(
+                        "CPU preset",
+                        value=True,
+                        key="train_lora_cpu_preset",
                         help="Settings measured on 2 CPU cores (adapters on the top 10 layers; every row for 2 "
-                             "epochs where the CPU computes in bf16 natively, 4,000 rows for 1 epoch otherwise). "
-                             "Off: the reference setup (3 epochs on every row, batch 2 x 8), which takes hours "
-                             "without a GPU. Command line: `train leads --approach lora --preset cpu`."):
+                        "epochs where the CPU computes in bf16 natively, 4,000 rows for 1 epoch otherwise). "
+                        "Off: the reference setup (3 epochs on every row, batch 2 x 8), which takes hours "
+                        "without a GPU. Command line: `train leads --approach lora --preset cpu`.",
+                    )
+                ):
                     from engine.benchmarks.lora import cpu_preset
 
                     preset = {k: v for k, v in cpu_preset().items() if k in spec_defaults}
@@ -175,41 +204,65 @@ with left:
                     with cols[i % 2]:
                         chosen[p["name"]] = param_widget(approach, p["name"], defaults[p["name"]], prefix)
                 # the long tail is drawn only on request: dozens of inputs slow the page down
-                if rest and st.toggle(f"Advanced settings ({len(rest)})", key=f"train_more_{approach}",
-                                      help="Every other setting of this approach; the defaults are the measured "
-                                           "ones."):
+                if rest and st.toggle(
+                    f"Advanced settings ({len(rest)})",
+                    key=f"train_more_{approach}",
+                    help="Every other setting of this approach; the defaults are the measured ones.",
+                ):
                     with st.container(border=True):
                         more = st.columns(2)
                         for i, p in enumerate(rest):
                             with more[i % 2]:
-                                chosen[p["name"]] = param_widget(approach, p["name"], defaults[p["name"]],
-                                                                 f"{prefix}_more")
+                                chosen[p["name"]] = param_widget(
+                                    approach, p["name"], defaults[p["name"]], f"{prefix}_more"
+                                )
                 # what differs from the approach's own defaults: the preset's values and the user's edits
-                changed = {k: v for k, v in {**defaults, **chosen}.items()
-                           if _as_param(v) != _as_param(spec_defaults[k])}
+                changed = {
+                    k: v for k, v in {**defaults, **chosen}.items() if _as_param(v) != _as_param(spec_defaults[k])
+                }
                 use_gpu = approach == "lora" and gpu["cuda"]
                 cli = " ".join(f"--param {k}={json.dumps(_as_param(v))}" for k, v in changed.items())
-                st.caption("Changed settings: " + params.describe_changes(approach, changed),
-                           help=f"Command line: `{cli}`" if cli else "Every setting at its default.")
-                problem = training_problem(str(ds.raw_path), ds.raw_path.stat().st_mtime, ds.kind,
-                                           meta.get("target") if ds.kind == "leads" else None,
-                                           meta.get("leak_policy"), tuple(meta.get("exclude") or ()),
-                                           tuple(meta.get("include") or ())) if ds.kind in ("leads",
-                                                                                               "transcripts") else None
+                st.caption(
+                    "Changed settings: " + params.describe_changes(approach, changed),
+                    help=f"Command line: `{cli}`" if cli else "Every setting at its default.",
+                )
+                problem = (
+                    training_problem(
+                        str(ds.raw_path),
+                        ds.raw_path.stat().st_mtime,
+                        ds.kind,
+                        meta.get("target") if ds.kind == "leads" else None,
+                        meta.get("leak_policy"),
+                        tuple(meta.get("exclude") or ()),
+                        tuple(meta.get("include") or ()),
+                    )
+                    if ds.kind in ("leads", "transcripts")
+                    else None
+                )
                 if problem:
                     st.warning(f"This job cannot succeed, so it is not launched. {problem}", icon=":material/block:")
                     widgets.page_link("views/data.py", label="Go to Data", icon=":material/table_view:")
                 elif ds.kind == "leads" and meta.get("target"):
                     st.caption(f"Outcome column: {meta.get('target')} (change it on the Data page).")
-                if st.button("Launch training", type="primary", key="train_launch", disabled=bool(problem),
-                             icon=":material/play_arrow:"):
+                if st.button(
+                    "Launch training",
+                    type="primary",
+                    key="train_launch",
+                    disabled=bool(problem),
+                    icon=":material/play_arrow:",
+                ):
                     job_id = runner.submit_train(
-                        ds.kind, ds.raw_path, approach, params=changed,
+                        ds.kind,
+                        ds.raw_path,
+                        approach,
+                        params=changed,
                         target=meta.get("target") if ds.kind == "leads" else None,
                         leak_policy=meta.get("leak_policy") if ds.kind == "leads" else None,
                         exclude=meta.get("exclude") if ds.kind == "leads" else None,
                         include=meta.get("include") if ds.kind == "leads" else None,
-                        dataset_name=meta.get("name"), gpu=use_gpu)
+                        dataset_name=meta.get("name"),
+                        gpu=use_gpu,
+                    )
                     runner.tick()
                     st.session_state["train_job"] = job_id
                     st.success(f"Job {job_id} queued.")
@@ -240,8 +293,12 @@ with right:
         widgets.jobs_table(jobs)
         finished = [j for j in jobs if j.done]
         if finished:
-            pick = st.selectbox("Show a finished job", [j.id for j in finished], key="train_history_pick",
-                                format_func=lambda i: f"job {i}: " + next(j.name for j in finished if j.id == i))
+            pick = st.selectbox(
+                "Show a finished job",
+                [j.id for j in finished],
+                key="train_history_pick",
+                format_func=lambda i: f"job {i}: " + next(j.name for j in finished if j.id == i),
+            )
             job = runner.get(pick)
             if job.id not in [j.id for j in shown]:
                 with st.container(border=True):
@@ -267,11 +324,24 @@ with right:
     if not stored_runs:
         st.caption("No stored runs yet.")
     else:
-        pick = st.selectbox("Run", [r.id for r in stored_runs], key="train_run_pick",
-                            format_func=lambda i: state.run_label(next(r for r in stored_runs if r.id == i)))
+        pick = st.selectbox(
+            "Run",
+            [r.id for r in stored_runs],
+            key="train_run_pick",
+            format_func=lambda i: state.run_label(next(r for r in stored_runs if r.id == i)),
+        )
         with st.popover("Delete this run", icon=":material/delete:"):
-            st.markdown(f"Delete run **{pick}**? Its model, metrics and explanations go, and it leaves the metric "
-                        "board. This cannot be undone.")
+            st.markdown(
+                f"Delete run **{pick}**? Its model, metrics and explanations go, and it leaves the metric "
+                "board. This cannot be undone."
+            )
             sure = st.checkbox("Yes, delete it", key=f"confirm_delete_run_{pick}")
-            st.button("Delete", key="train_delete_run", type="primary", disabled=not sure,
-                      icon=":material/delete_forever:", on_click=delete_run, args=(pick,))
+            st.button(
+                "Delete",
+                key="train_delete_run",
+                type="primary",
+                disabled=not sure,
+                icon=":material/delete_forever:",
+                on_click=delete_run,
+                args=(pick,),
+            )

@@ -4,7 +4,6 @@ The lead starts as a typical lead of the dataset (the most common value of each 
 number) or as a real test lead, named by the file's id column; each card shows the change from that start.
 """
 
-
 import time
 
 import numpy as np
@@ -31,10 +30,15 @@ for r in lead_runs:
     by_data.setdefault(r.spec.get("data_hash"), []).append(r)
 hashes = list(by_data)
 current = st.session_state.get("dataset_sha")
-data_hash = st.selectbox("Dataset", hashes, index=hashes.index(current) if current in hashes else 0,
-                         format_func=lambda h: f"{by_data[h][0].spec.get('dataset')} · {len(by_data[h])} run(s)",
-                         key="whatif_dataset", help="The dataset's fingerprint (sha256) starts with the runs' "
-                                                    "data_hash; every lead model trained on it rescores the lead.")
+data_hash = st.selectbox(
+    "Dataset",
+    hashes,
+    index=hashes.index(current) if current in hashes else 0,
+    format_func=lambda h: f"{by_data[h][0].spec.get('dataset')} · {len(by_data[h])} run(s)",
+    key="whatif_dataset",
+    help="The dataset's fingerprint (sha256) starts with the runs' "
+    "data_hash; every lead model trained on it rescores the lead.",
+)
 latest: dict[str, object] = {}  # approach -> its newest run whose model loads
 models: dict[str, object] = {}
 for r in by_data[data_hash]:  # newest first
@@ -125,21 +129,32 @@ def start_label(s) -> str:
     return f"{name_of(p)} (test lead, {'converted' if data['y'][p] == 1 else 'did not convert'})"
 
 
-start = st.selectbox("Start from", starts, key="whatif_start", format_func=start_label,
-                     help="A typical lead: the most common value of each category and the median of each number "
-                          f"in {dataset_name}. Or a real lead of the test split (leads the models did not learn "
-                          f"from). {naming_note}")
+start = st.selectbox(
+    "Start from",
+    starts,
+    key="whatif_start",
+    format_func=start_label,
+    help="A typical lead: the most common value of each category and the median of each number "
+    f"in {dataset_name}. Or a real lead of the test split (leads the models did not learn "
+    f"from). {naming_note}",
+)
 if start == TYPICAL:
     source = "the dataset's leads" if X is not None else "the training leads' stored profile"
-    st.caption(f"Starting from **a typical lead** of {dataset_name}: the most common value of each category and "
-               f"the median of each number over {source}. Edit any field; each card shows the change from this "
-               "start.")
+    st.caption(
+        f"Starting from **a typical lead** of {dataset_name}: the most common value of each category and "
+        f"the median of each number over {source}. Edit any field; each card shows the change from this "
+        "start."
+    )
 elif start == "blank":
-    st.caption("The dataset file is not in the store and the runs keep no profile of their leads, so the lead "
-               "starts blank (every field missing).")
+    st.caption(
+        "The dataset file is not in the store and the runs keep no profile of their leads, so the lead "
+        "starts blank (every field missing)."
+    )
 else:
-    st.caption(f"Starting from **{start_label(start)}**. Edit any field; each card shows the change from this "
-               "lead as it is in the file.")
+    st.caption(
+        f"Starting from **{start_label(start)}**. Edit any field; each card shows the change from this "
+        "lead as it is in the file."
+    )
 
 
 def start_value(col: str):
@@ -154,10 +169,18 @@ def _blank(v) -> bool:
     return v is None or (isinstance(v, float) and np.isnan(v)) or (not isinstance(v, str) and pd.isna(v))
 
 
-options = field_options(reference.id, X) if X is not None else {
-    c: ({"median": 0.0} if _is_numeric(c) else {"values": list(((profile or {}).get("columns") or {})
-                                                                 .get(c, {}).get("categories") or {})[:60]})
-    for c in columns}
+options = (
+    field_options(reference.id, X)
+    if X is not None
+    else {
+        c: (
+            {"median": 0.0}
+            if _is_numeric(c)
+            else {"values": list(((profile or {}).get("columns") or {}).get(c, {}).get("categories") or {})[:60]}
+        )
+        for c in columns
+    }
+)
 values: dict = {}
 st.subheader("The lead")
 grid = st.columns(3)
@@ -189,8 +212,9 @@ def as_frame(given: dict) -> pd.DataFrame:
 start_values = {}
 for col in columns:
     v = start_value(col)
-    start_values[col] = None if _blank(v) else (float(v) if (_is_numeric(col) or "median" in options.get(col, {}))
-                                               else str(v))
+    start_values[col] = (
+        None if _blank(v) else (float(v) if (_is_numeric(col) or "median" in options.get(col, {})) else str(v))
+    )
 lead = as_frame(values)
 start_lead = as_frame(start_values)
 
@@ -201,18 +225,27 @@ def _shown(v) -> str:
 
 changed = [col for col in columns if _shown(values.get(col)) != _shown(start_values.get(col))]
 if changed:
-    st.caption("Changed from the start: " + "; ".join(
-        f"{c} {_shown(start_values.get(c))} → {_shown(values.get(c))}" for c in changed[:8])
-               + (f" and {len(changed) - 8} more" if len(changed) > 8 else ""))
+    st.caption(
+        "Changed from the start: "
+        + "; ".join(f"{c} {_shown(start_values.get(c))} → {_shown(values.get(c))}" for c in changed[:8])
+        + (f" and {len(changed) - 8} more" if len(changed) > 8 else "")
+    )
 
 st.subheader("Scores")
-st.caption("**Score**: the model's chance that this lead converts, in % (1-99). **Priority tier**: where that score "
-           "falls among the leads this model was trained on (A: their top quarter … D: their bottom quarter). Tiers "
-           "are relative to each model, so a 27 % lead can be tier A for one model and a 64 % lead tier B for "
-           "another.", help=ec.TIER_HELP)
-show_factors = st.toggle("Top factors for and against", value=True, key="whatif_factors",
-                         help="Each field's share of the score in points (Shapley-style contributions from each "
-                              "approach's explain()); slower for the LLM.")
+st.caption(
+    "**Score**: the model's chance that this lead converts, in % (1-99). **Priority tier**: where that score "
+    "falls among the leads this model was trained on (A: their top quarter … D: their bottom quarter). Tiers "
+    "are relative to each model, so a 27 % lead can be tier A for one model and a 64 % lead tier B for "
+    "another.",
+    help=ec.TIER_HELP,
+)
+show_factors = st.toggle(
+    "Top factors for and against",
+    value=True,
+    key="whatif_factors",
+    help="Each field's share of the score in points (Shapley-style contributions from each "
+    "approach's explain()); slower for the LLM.",
+)
 
 
 def tier_of(p: float, quartiles) -> str:
@@ -250,8 +283,12 @@ for card, (approach, run) in zip(cards, latest.items()):
             continue
         score, score0 = int(to_score([p])[0]), int(to_score([p0])[0])
         m1, m2 = st.columns(2)
-        m1.metric("Score (1-99)", score, delta=f"{score - score0:+d} points" if changed else None,
-                  help="The model's chance that this lead converts, in %. The change is from the starting lead.")
+        m1.metric(
+            "Score (1-99)",
+            score,
+            delta=f"{score - score0:+d} points" if changed else None,
+            help="The model's chance that this lead converts, in %. The change is from the starting lead.",
+        )
         m2.metric("P(convert)", f"{p:.1%}", help="The probability behind the score (score = 1 + 98 × P).")
         if changed:
             st.markdown(f"Score {score0} → {score}, **{score - score0:+d} points** from the starting lead")
@@ -268,17 +305,22 @@ for card, (approach, run) in zip(cards, latest.items()):
             table = ec.field_factors(table, lead.iloc[0])
             explained_tables[label] = table
             lines = ec.factor_lines(table)
-            st.markdown("**For** (raises the score)  \n" + ("  \n".join(f":green[{t}]" for t in lines["for"])
-                                                            or "none"))
-            st.markdown("**Against** (lowers the score)  \n" + ("  \n".join(f":red[{t}]" for t in lines["against"])
-                                                                or "none"))
+            st.markdown(
+                "**For** (raises the score)  \n" + ("  \n".join(f":green[{t}]" for t in lines["for"]) or "none")
+            )
+            st.markdown(
+                "**Against** (lowers the score)  \n" + ("  \n".join(f":red[{t}]" for t in lines["against"]) or "none")
+            )
 if len(explained_tables) >= 2:
     found = ec.disagreements(explained_tables)
     if found:
-        st.info("**The approaches disagree** on the direction of some fields for this lead:\n\n"
-                + "\n".join(f"- {line}" for line in found[:6])
-                + "\n\nEach model learned its own pattern; check such a field against what the sales team knows.",
-                icon=":material/compare_arrows:")
+        st.info(
+            "**The approaches disagree** on the direction of some fields for this lead:\n\n"
+            + "\n".join(f"- {line}" for line in found[:6])
+            + "\n\nEach model learned its own pattern; check such a field against what the sales team knows.",
+            icon=":material/compare_arrows:",
+        )
     else:
-        st.caption("The approaches agree on the direction of every field that moves this lead's score by a point "
-                   "or more.")
+        st.caption(
+            "The approaches agree on the direction of every field that moves this lead's score by a point or more."
+        )

@@ -12,6 +12,7 @@ An approach is shaped like a scikit-learn estimator:
 ``X`` is a :class:`pandas.DataFrame`: lead features for ``input_kind == "leads"``, or a frame
 with a ``transcript`` column (plus metadata columns) for ``input_kind == "transcripts"``.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -70,7 +71,7 @@ class Approach(ClassifierMixin, BaseEstimator, ABC):
 
     # -- the contract ------------------------------------------------------------------------
     @abstractmethod
-    def fit(self, X: pd.DataFrame, y: np.ndarray, callbacks: list | None = None) -> "Approach": ...
+    def fit(self, X: pd.DataFrame, y: np.ndarray, callbacks: list | None = None) -> Approach: ...
 
     @abstractmethod
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray: ...
@@ -86,7 +87,7 @@ class Approach(ClassifierMixin, BaseEstimator, ABC):
 
     @classmethod
     @abstractmethod
-    def load(cls, path: str | Path) -> "Approach": ...
+    def load(cls, path: str | Path) -> Approach: ...
 
     # -- helpers for subclasses -----------------------------------------------------------------
     def _check_fitted(self, attribute: str) -> None:

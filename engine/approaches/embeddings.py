@@ -29,6 +29,7 @@ metadata columns), or a lead table, whose rows are serialized to text by :mod:`e
 * **Files.** ``save`` writes the fine-tuned SentenceTransformer folder (safetensors), the classifiers
   (XGBoost JSON or joblib for logistic regression), the metadata encoder (JSON) and ``approach.json``.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,8 +59,10 @@ def base_model_path(base_model: str | None = None) -> str:
     """Folder of the base MiniLM (the shipped one unless ``base_model`` names a local folder)."""
     if base_model:
         if not Path(base_model).exists():
-            raise FileNotFoundError(f"Base model folder {base_model} not found. Fix: pass a local "
-                                    "sentence-transformers folder, or leave base_model unset for the shipped MiniLM.")
+            raise FileNotFoundError(
+                f"Base model folder {base_model} not found. Fix: pass a local "
+                "sentence-transformers folder, or leave base_model unset for the shipped MiniLM."
+            )
         return str(base_model)
     from engine.models import minilm_path
 
@@ -127,7 +130,7 @@ class MetadataEncoder:
     def __init__(self, spec: list[dict] | None = None):
         self.spec = spec or []
 
-    def fit(self, frame: pd.DataFrame) -> "MetadataEncoder":
+    def fit(self, frame: pd.DataFrame) -> MetadataEncoder:
         spec = []
         for column in frame.columns:
             s = frame[column]
@@ -135,24 +138,38 @@ class MetadataEncoder:
                 values = pd.to_numeric(s, errors="coerce").astype(float)
                 if values.notna().sum() == 0 or values.nunique() < 2:
                     continue
-                spec.append({"column": column, "kind": "numeric", "median": float(values.median()),
-                             "mean": float(values.fillna(values.median()).mean()),
-                             "std": float(values.fillna(values.median()).std() or 1.0)})
+                spec.append(
+                    {
+                        "column": column,
+                        "kind": "numeric",
+                        "median": float(values.median()),
+                        "mean": float(values.fillna(values.median()).mean()),
+                        "std": float(values.fillna(values.median()).std() or 1.0),
+                    }
+                )
                 continue
             text = s.astype("object").where(s.notna(), None)
             filled = text.dropna().astype(str)
             if filled.empty or filled.nunique() < 2:
                 continue
-            times = pd.to_datetime(filled, errors="coerce", format="ISO8601") if filled.str.match(
-                r"^\d{4}-\d{2}-\d{2}").mean() > 0.9 else None
+            times = (
+                pd.to_datetime(filled, errors="coerce", format="ISO8601")
+                if filled.str.match(r"^\d{4}-\d{2}-\d{2}").mean() > 0.9
+                else None
+            )
             if times is not None and times.notna().mean() > 0.9:
                 spec.append({"column": column, "kind": "time"})
                 continue
             counts = filled.value_counts()
             if len(counts) > self.MAX_CATEGORIES and counts.iloc[: self.MAX_CATEGORIES].sum() < 0.8 * len(filled):
                 continue  # identifier-like or free text: left out
-            spec.append({"column": column, "kind": "category",
-                         "categories": [str(c) for c in counts.index[: self.MAX_CATEGORIES]]})
+            spec.append(
+                {
+                    "column": column,
+                    "kind": "category",
+                    "categories": [str(c) for c in counts.index[: self.MAX_CATEGORIES]],
+                }
+            )
         self.spec = spec
         return self
 
@@ -181,7 +198,7 @@ class MetadataEncoder:
                 blocks.append(((v - item["mean"]) / item["std"])[:, None])
             elif item["kind"] == "time":
                 t = pd.to_datetime(s.astype("object").where(s.notna(), None), errors="coerce", format="ISO8601")
-                hour = ((t.dt.hour.fillna(12).to_numpy(dtype=float) - 12.0) / 6.0)
+                hour = (t.dt.hour.fillna(12).to_numpy(dtype=float) - 12.0) / 6.0
                 weekday = (t.dt.weekday.fillna(2).to_numpy(dtype=float) - 2.0) / 2.0
                 blocks.append(np.column_stack([hour, weekday]))
             else:
@@ -193,7 +210,7 @@ class MetadataEncoder:
         return {"spec": self.spec}
 
     @classmethod
-    def from_dict(cls, payload: dict) -> "MetadataEncoder":
+    def from_dict(cls, payload: dict) -> MetadataEncoder:
         return cls(payload.get("spec", []))
 
 
@@ -214,8 +231,9 @@ def _progress_adapter(callbacks: CallbackList, stage: str):
 
         def on_step_end(self, args, state, control, **kwargs):
             # A TrainingCancelled raised by one of our callbacks propagates and stops training.
-            callbacks.on_step_end(Progress(step=int(state.global_step), total=int(state.max_steps),
-                                           loss=self.last_loss, stage=stage))
+            callbacks.on_step_end(
+                Progress(step=int(state.global_step), total=int(state.max_steps), loss=self.last_loss, stage=stage)
+            )
 
         def on_train_end(self, args, state, control, **kwargs):
             callbacks.on_train_end(stage)
@@ -229,12 +247,27 @@ class EmbeddingApproach(Approach):
     name = "embeddings"
     input_kind = "transcripts"
 
-    def __init__(self, classifier_type: str = "logistic", epochs: int = 1, n_pairs: int = 2,
-                 margin: float = 0.25, max_triplets: int = 600, batch_size: int = 16,
-                 learning_rate: float = 5e-5, pooling: str = "mean", chunk_tokens: int = 256,
-                 chunk_overlap: int = 32, train_tokens: int = 128, use_metadata: bool = False,
-                 C: float | None = None, fine_tune: bool = True, seed: int = 42, base_model: str | None = None,
-                 backend: str = "auto", loss: str = "batch_all"):
+    def __init__(
+        self,
+        classifier_type: str = "logistic",
+        epochs: int = 1,
+        n_pairs: int = 2,
+        margin: float = 0.25,
+        max_triplets: int = 600,
+        batch_size: int = 16,
+        learning_rate: float = 5e-5,
+        pooling: str = "mean",
+        chunk_tokens: int = 256,
+        chunk_overlap: int = 32,
+        train_tokens: int = 128,
+        use_metadata: bool = False,
+        C: float | None = None,
+        fine_tune: bool = True,
+        seed: int = 42,
+        base_model: str | None = None,
+        backend: str = "auto",
+        loss: str = "batch_all",
+    ):
         self.classifier_type = classifier_type
         self.epochs = epochs
         self.n_pairs = n_pairs
@@ -290,8 +323,10 @@ class EmbeddingApproach(Approach):
         if onnx_encoder.available() and onnx_encoder.supports(self._generic_model()):
             return "onnx-int8"
         if self.backend == "onnx-int8":
-            raise ValueError("backend='onnx-int8' needs onnxruntime and onnx installed (pip install onnxruntime "
-                             "onnx) and a transformer + mean-pooling model; or use backend='auto' / 'torch'")
+            raise ValueError(
+                "backend='onnx-int8' needs onnxruntime and onnx installed (pip install onnxruntime "
+                "onnx) and a transformer + mean-pooling model; or use backend='auto' / 'torch'"
+            )
         return "torch"
 
     def _backend_in_use(self) -> str:
@@ -299,9 +334,11 @@ class EmbeddingApproach(Approach):
         if backend is None:  # not fitted (e.g. generic embeddings of a new dataset): what a fit would use
             self.backend_ = backend = self._choose_backend()
         if backend == "onnx-int8" and not onnx_encoder.available():
-            warnings.warn("This model was trained with int8 ONNX embeddings but onnxruntime is not installed: "
-                          "using PyTorch (embeddings differ slightly). Fix: pip install onnxruntime onnx",
-                          stacklevel=3)
+            warnings.warn(
+                "This model was trained with int8 ONNX embeddings but onnxruntime is not installed: "
+                "using PyTorch (embeddings differ slightly). Fix: pip install onnxruntime onnx",
+                stacklevel=3,
+            )
             self.backend_ = backend = "torch"
         return backend
 
@@ -347,8 +384,9 @@ class EmbeddingApproach(Approach):
         tokenizer = self._generic_model().tokenizer
         content = window - 2
         stride = max(content - overlap, 1)
-        encoded = tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True,
-                            truncation=False, verbose=False)
+        encoded = tokenizer(
+            list(texts), add_special_tokens=False, return_offsets_mapping=True, truncation=False, verbose=False
+        )
         out = []
         for text, offsets in zip(texts, encoded["offset_mapping"]):
             if len(offsets) <= content:
@@ -356,15 +394,16 @@ class EmbeddingApproach(Approach):
                 continue
             chunks = []
             for start in range(0, len(offsets), stride):
-                piece = offsets[start:start + content]
-                chunks.append(text[piece[0][0]:piece[-1][1]])
+                piece = offsets[start : start + content]
+                chunks.append(text[piece[0][0] : piece[-1][1]])
                 if start + content >= len(offsets):
                     break
             out.append(chunks)
         return out
 
-    def _encode(self, chunks: list[str], which: str, callbacks: CallbackList | None = None,
-                stage: str = "embed") -> np.ndarray:
+    def _encode(
+        self, chunks: list[str], which: str, callbacks: CallbackList | None = None, stage: str = "embed"
+    ) -> np.ndarray:
         model = self._model(which)
         model.max_seq_length = int(self.chunk_tokens)
         # longest first over the whole set (not per slice): batches of similar length pad far less
@@ -376,11 +415,21 @@ class EmbeddingApproach(Approach):
         onnx_path = self._onnx_path(which) if unique and self._backend_in_use() == "onnx-int8" else None
         for i in range(0, len(unique), step):
             if onnx_path is not None:
-                vectors.append(onnx_encoder.encode(onnx_path, model.tokenizer, unique[i:i + step],
-                                                   max_length=int(self.chunk_tokens)))
+                vectors.append(
+                    onnx_encoder.encode(
+                        onnx_path, model.tokenizer, unique[i : i + step], max_length=int(self.chunk_tokens)
+                    )
+                )
             else:
-                vectors.append(model.encode(unique[i:i + step], batch_size=32, convert_to_numpy=True,
-                                            normalize_embeddings=True, show_progress_bar=False))
+                vectors.append(
+                    model.encode(
+                        unique[i : i + step],
+                        batch_size=32,
+                        convert_to_numpy=True,
+                        normalize_embeddings=True,
+                        show_progress_bar=False,
+                    )
+                )
             if callbacks is not None:
                 callbacks.on_step_end(Progress(step=i // step + 1, total=-(-len(unique) // step), stage=stage))
         if callbacks is not None:
@@ -389,8 +438,9 @@ class EmbeddingApproach(Approach):
         index = {c: j for j, c in enumerate(unique)}
         return table[[index[c] for c in chunks]] if chunks else table
 
-    def embed(self, texts: list[str] | pd.DataFrame | str, which: str = "fine_tuned",
-              callbacks: CallbackList | None = None) -> np.ndarray:
+    def embed(
+        self, texts: list[str] | pd.DataFrame | str, which: str = "fine_tuned", callbacks: CallbackList | None = None
+    ) -> np.ndarray:
         """Pooled, L2-normalised embedding of each text (chunks pooled by ``pooling``)."""
         texts = self.texts_of(texts)
         chunked = self._chunk_many(texts)
@@ -398,7 +448,7 @@ class EmbeddingApproach(Approach):
         vectors = self._encode(flat, which, callbacks, stage=f"embed {which}")
         out, pos = [], 0
         for chunks in chunked:
-            block = vectors[pos:pos + len(chunks)]
+            block = vectors[pos : pos + len(chunks)]
             pos += len(chunks)
             pooled = block.max(axis=0) if self.pooling == "max" else block.mean(axis=0)
             out.append(pooled / max(np.linalg.norm(pooled), 1e-12))
@@ -407,8 +457,11 @@ class EmbeddingApproach(Approach):
     # -- features and classifiers -------------------------------------------------------------------
     def _features(self, X, which: str, callbacks: CallbackList | None = None) -> np.ndarray:
         emb = self.embed(X, which, callbacks)
-        if self.use_metadata and getattr(self, "metadata_encoder_", None) is not None and len(
-                self.metadata_encoder_.spec):
+        if (
+            self.use_metadata
+            and getattr(self, "metadata_encoder_", None) is not None
+            and len(self.metadata_encoder_.spec)
+        ):
             return np.hstack([emb, self.metadata_encoder_.transform(self._metadata_frame(X))])
         return emb
 
@@ -417,17 +470,32 @@ class EmbeddingApproach(Approach):
         if self.classifier_type == "xgboost":
             from xgboost import XGBClassifier
 
-            return XGBClassifier(n_estimators=300, max_depth=3, learning_rate=0.05, subsample=0.8,
-                                 colsample_bytree=0.5, min_child_weight=2, reg_lambda=1.0,
-                                 random_state=self.seed, n_jobs=2, eval_metric="logloss", tree_method="hist")
+            return XGBClassifier(
+                n_estimators=300,
+                max_depth=3,
+                learning_rate=0.05,
+                subsample=0.8,
+                colsample_bytree=0.5,
+                min_child_weight=2,
+                reg_lambda=1.0,
+                random_state=self.seed,
+                n_jobs=2,
+                eval_metric="logloss",
+                tree_method="hist",
+            )
         from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
         folds = 5 if y is None else min(5, int(np.bincount(np.asarray(y).astype(int), minlength=2).min()))
         if self.C is None and folds >= 2:
-            head = LogisticRegressionCV(Cs=[0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0], cv=folds, scoring="roc_auc",
-                                        max_iter=3000, random_state=self.seed)
+            head = LogisticRegressionCV(
+                Cs=[0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0],
+                cv=folds,
+                scoring="roc_auc",
+                max_iter=3000,
+                random_state=self.seed,
+            )
         else:  # a given C, or too few examples of a class to cross-validate one
             head = LogisticRegression(C=1.0 if self.C is None else float(self.C), max_iter=3000)
         return make_pipeline(StandardScaler(), head)
@@ -471,7 +539,7 @@ class EmbeddingApproach(Approach):
         for label in (0, 1):
             members = np.flatnonzero(y == label)
             order = np.concatenate([rng.permutation(members) for _ in range(-(-total // (2 * len(members))))])
-            for i in order[:total // 2]:
+            for i in order[: total // 2]:
                 segments.append(windows[i][int(rng.integers(len(windows[i])))])
                 labels.append(label)
         shuffle = rng.permutation(len(segments))
@@ -492,10 +560,16 @@ class EmbeddingApproach(Approach):
         if self.loss == "triplet":
             triplets = self.make_triplets(texts, y)
             self.n_triplets_ = len(triplets)
-            dataset = Dataset.from_dict({"anchor": [t[0] for t in triplets], "positive": [t[1] for t in triplets],
-                                         "negative": [t[2] for t in triplets]})
-            loss = losses.TripletLoss(model, distance_metric=losses.TripletDistanceMetric.COSINE,
-                                      triplet_margin=float(self.margin))
+            dataset = Dataset.from_dict(
+                {
+                    "anchor": [t[0] for t in triplets],
+                    "positive": [t[1] for t in triplets],
+                    "negative": [t[2] for t in triplets],
+                }
+            )
+            loss = losses.TripletLoss(
+                model, distance_metric=losses.TripletDistanceMetric.COSINE, triplet_margin=float(self.margin)
+            )
             batch, sampler = int(self.batch_size), BatchSamplers.BATCH_SAMPLER
             callbacks.on_log(f"fine-tuning MiniLM on {len(triplets)} triplets x {self.epochs} epoch(s)")
         else:
@@ -503,20 +577,39 @@ class EmbeddingApproach(Approach):
             self.n_triplets_ = len(segments) // 3
             dataset = Dataset.from_dict({"sentence": segments, "label": labels})
             loss = losses.BatchAllTripletLoss(
-                model, distance_metric=losses.BatchHardTripletLossDistanceFunction.cosine_distance,
-                margin=float(self.margin))
+                model,
+                distance_metric=losses.BatchHardTripletLossDistanceFunction.cosine_distance,
+                margin=float(self.margin),
+            )
             batch = max(4, 3 * int(self.batch_size) + (3 * int(self.batch_size)) % 2)  # even, >= 4
             sampler = BatchSamplers.GROUP_BY_LABEL  # both classes in every batch
-            callbacks.on_log(f"fine-tuning MiniLM on {len(segments)} labelled segments (in-batch triplets) "
-                             f"x {self.epochs} epoch(s)")
+            callbacks.on_log(
+                f"fine-tuning MiniLM on {len(segments)} labelled segments (in-batch triplets) x {self.epochs} epoch(s)"
+            )
         with tempfile.TemporaryDirectory(prefix="clab-st-") as tmp:
             args = SentenceTransformerTrainingArguments(
-                output_dir=tmp, num_train_epochs=int(self.epochs), per_device_train_batch_size=batch,
-                learning_rate=float(self.learning_rate), warmup_steps=0.1, seed=int(self.seed),
-                data_seed=int(self.seed), report_to="none", save_strategy="no", logging_steps=1,
-                disable_tqdm=True, use_cpu=True, dataloader_num_workers=0, batch_sampler=sampler)
-            trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
-                                                 callbacks=[_progress_adapter(callbacks, "fine-tune")])
+                output_dir=tmp,
+                num_train_epochs=int(self.epochs),
+                per_device_train_batch_size=batch,
+                learning_rate=float(self.learning_rate),
+                warmup_steps=0.1,
+                seed=int(self.seed),
+                data_seed=int(self.seed),
+                report_to="none",
+                save_strategy="no",
+                logging_steps=1,
+                disable_tqdm=True,
+                use_cpu=True,
+                dataloader_num_workers=0,
+                batch_sampler=sampler,
+            )
+            trainer = SentenceTransformerTrainer(
+                model=model,
+                args=args,
+                train_dataset=dataset,
+                loss=loss,
+                callbacks=[_progress_adapter(callbacks, "fine-tune")],
+            )
             try:  # progress goes through our callbacks; drop the Trainer's own printing of log dicts
                 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -531,14 +624,16 @@ class EmbeddingApproach(Approach):
         return model
 
     # -- the contract ---------------------------------------------------------------------------------
-    def fit(self, X: pd.DataFrame, y: np.ndarray, callbacks: list | None = None) -> "EmbeddingApproach":
+    def fit(self, X: pd.DataFrame, y: np.ndarray, callbacks: list | None = None) -> EmbeddingApproach:
         self._check_params()
         cbs = CallbackList(callbacks)
         y = np.asarray(y).astype(int)
         if len(X) != len(y):
             raise ValueError(f"X has {len(X)} rows but y has {len(y)}; pass one label per row")
         if np.bincount(y, minlength=2).min() < 2:
-            raise ValueError("Need at least 2 examples of each class (0 and 1) to fit; add examples of the missing class")
+            raise ValueError(
+                "Need at least 2 examples of each class (0 and 1) to fit; add examples of the missing class"
+            )
         self.input_kind_ = "transcripts" if isinstance(X, pd.DataFrame) and TEXT_COLUMN in X.columns else "leads"
         self.input_columns_ = None if self.input_kind_ == "transcripts" else list(X.columns)
         texts = self.texts_of(X)
@@ -577,8 +672,9 @@ class EmbeddingApproach(Approach):
         return np.column_stack([1 - p, p])
 
     # -- explanations -------------------------------------------------------------------------------------
-    def explain_text(self, transcript: str, metadata: dict | None = None, embeddings: str = "fine_tuned",
-                     max_sentences: int = 80) -> list[tuple[str, float]]:
+    def explain_text(
+        self, transcript: str, metadata: dict | None = None, embeddings: str = "fine_tuned", max_sentences: int = 80
+    ) -> list[tuple[str, float]]:
         """Each sentence of ``transcript`` in order, with its occlusion contribution
         p(full) - p(without the sentence), in probability points."""
         row = pd.DataFrame([{TEXT_COLUMN: transcript, **(metadata or {})}])
@@ -592,12 +688,12 @@ class EmbeddingApproach(Approach):
             units = split_sentences(text)
             if len(units) > max_sentences:  # merge neighbours so a very long call stays affordable
                 size = -(-len(units) // max_sentences)
-                units = [" ".join(units[i:i + size]) for i in range(0, len(units), size)]
+                units = [" ".join(units[i : i + size]) for i in range(0, len(units), size)]
             units_per_row.append(units)
             variants.append("\n".join(units))
             owners.append(r)
             for k in range(len(units)):
-                variants.append("\n".join(units[:k] + units[k + 1:]) or ".")
+                variants.append("\n".join(units[:k] + units[k + 1 :]) or ".")
                 owners.append(r)
         meta = self._metadata_frame(X).reset_index(drop=True) if isinstance(X, pd.DataFrame) else None
         frame = pd.DataFrame({TEXT_COLUMN: variants})
@@ -610,7 +706,7 @@ class EmbeddingApproach(Approach):
         out, pos = [], 0
         for units in units_per_row:
             full = proba[pos]
-            drops = proba[pos + 1:pos + 1 + len(units)]
+            drops = proba[pos + 1 : pos + 1 + len(units)]
             pos += 1 + len(units)
             out.append([(u, float(full - d)) for u, d in zip(units, drops)])
         return out
@@ -645,12 +741,18 @@ class EmbeddingApproach(Approach):
         rows = []
         for r in range(len(X)):
             per_column: dict[str, float] = {}
-            for (feature, column), value in zip(names, meta_contribs[r]):
+            for (_feature, column), value in zip(names, meta_contribs[r]):
                 per_column[column] = per_column.get(column, 0.0) + float(value)
             for column, value in per_column.items():
                 cell = meta.at[r, column] if column in meta.columns else None
-                rows.append({"row": r, "feature": f"[meta] {column}", "value": "" if cell is None or (
-                    isinstance(cell, float) and np.isnan(cell)) else str(cell), "contribution": value * slope[r]})
+                rows.append(
+                    {
+                        "row": r,
+                        "feature": f"[meta] {column}",
+                        "value": "" if cell is None or (isinstance(cell, float) and np.isnan(cell)) else str(cell),
+                        "contribution": value * slope[r],
+                    }
+                )
         return rows
 
     def explain(self, X: pd.DataFrame, embeddings: str = "fine_tuned", max_sentences: int = 80) -> pd.DataFrame:
@@ -687,24 +789,31 @@ class EmbeddingApproach(Approach):
                 name = f"classifier_{which}.joblib"
                 joblib.dump(clf, path / name)
             files[which] = name
-        state = {"classifiers": files, "input_kind": self.input_kind_, "input_columns": self.input_columns_,
-                 "metadata_encoder": self.metadata_encoder_.to_dict() if self.metadata_encoder_ else None,
-                 "embedding_dim": self.embedding_dim_, "timings": getattr(self, "timings_", {}),
-                 "n_triplets": getattr(self, "n_triplets_", 0), "train_loss": getattr(self, "train_loss_", []),
-                 "backend": getattr(self, "backend_", "torch")}
+        state = {
+            "classifiers": files,
+            "input_kind": self.input_kind_,
+            "input_columns": self.input_columns_,
+            "metadata_encoder": self.metadata_encoder_.to_dict() if self.metadata_encoder_ else None,
+            "embedding_dim": self.embedding_dim_,
+            "timings": getattr(self, "timings_", {}),
+            "n_triplets": getattr(self, "n_triplets_", 0),
+            "train_loss": getattr(self, "train_loss_", []),
+            "backend": getattr(self, "backend_", "torch"),
+        }
         (path / "state.json").write_text(json.dumps(state, indent=2))
         self._write_params(path, fine_tuned_model="fine_tuned" if self.model_ is not None else None)
 
     @classmethod
-    def load(cls, path: str | Path) -> "EmbeddingApproach":
+    def load(cls, path: str | Path) -> EmbeddingApproach:
         import joblib
 
         path = Path(path)
         params = cls._read_params(path)["params"]
         self = cls(**{k: v for k, v in params.items() if k in cls._param_names()})
         state = json.loads((path / "state.json").read_text())
-        self.model_ = load_sentence_model(str(path / "fine_tuned"), cached=False) if (
-            path / "fine_tuned").exists() else None
+        self.model_ = (
+            load_sentence_model(str(path / "fine_tuned"), cached=False) if (path / "fine_tuned").exists() else None
+        )
         self.classifiers_ = {}
         for which, name in state["classifiers"].items():
             if name.endswith(".json"):
@@ -717,8 +826,9 @@ class EmbeddingApproach(Approach):
             self.classifiers_[which] = clf
         self.input_kind_ = state["input_kind"]
         self.input_columns_ = state["input_columns"]
-        self.metadata_encoder_ = MetadataEncoder.from_dict(state["metadata_encoder"]) if state[
-            "metadata_encoder"] else None
+        self.metadata_encoder_ = (
+            MetadataEncoder.from_dict(state["metadata_encoder"]) if state["metadata_encoder"] else None
+        )
         self.embedding_dim_ = state["embedding_dim"]
         self.timings_ = state.get("timings", {})
         self.n_triplets_ = state.get("n_triplets", 0)

@@ -19,6 +19,7 @@ How it works
 Hardware: on CUDA, ``quantize="4bit"`` loads the base in NF4 (bitsandbytes, bf16 compute) and prepares it for
 k-bit training; on CPU the base runs in bf16 when the CPU has native bf16, fp32 otherwise (4-bit also works).
 """
+
 from __future__ import annotations
 
 import os
@@ -98,8 +99,14 @@ def cpu_supports_bf16() -> bool:
 def resolve_dtype(precision: str, device):
     import torch
 
-    names = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-             "fp16": torch.float16, "float16": torch.float16}
+    names = {
+        "fp32": torch.float32,
+        "float32": torch.float32,
+        "bf16": torch.bfloat16,
+        "bfloat16": torch.bfloat16,
+        "fp16": torch.float16,
+        "float16": torch.float16,
+    }
     if precision not in (None, "auto"):
         if precision not in names:
             raise ValueError(f"precision={precision!r} is not known; use 'auto', 'fp32', 'bf16' or 'fp16'.")
@@ -128,8 +135,11 @@ def load_base(path: str, device, dtype, quantize: str | None = None) -> _BaseEnt
             from transformers import BitsAndBytesConfig
 
             kwargs["quantization_config"] = BitsAndBytesConfig(
-                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                bnb_4bit_compute_dtype=torch.bfloat16 if device.type == "cuda" else dtype)
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=torch.bfloat16 if device.type == "cuda" else dtype,
+            )
             kwargs["device_map"] = {"": str(device) if device.type != "cuda" else (device.index or 0)}
             kwargs["dtype"] = dtype
         elif quantize not in (None, "", "none"):
@@ -177,8 +187,10 @@ class PromptBuilder:
                 self.verbalizer_ids = (int(pos_ids[0]), int(neg_ids[0]))
                 break
         if self.verbalizer_ids is None:
-            raise ValueError("This tokenizer gives the same first token to every candidate answer "
-                             f"{ANSWER_PAIRS}; the LoRA approach cannot tell the answers apart with it.")
+            raise ValueError(
+                "This tokenizer gives the same first token to every candidate answer "
+                f"{ANSWER_PAIRS}; the LoRA approach cannot tell the answers apart with it."
+            )
         # BOS only when the tokenizer itself adds one (Llama-2 style); chat templates write their own tokens
         with_special = tokenizer.encode("a", add_special_tokens=True)
         bos = tokenizer.bos_token_id
@@ -218,7 +230,7 @@ class PromptBuilder:
         n = 0
         while all(len(p) > n for p in probes) and len({p[n] for p in probes}) == 1:
             n += 1
-        return probes[0][:max(n - 1, 0)]
+        return probes[0][: max(n - 1, 0)]
 
     def prompt_ids(self, lead_text: str) -> list[int]:
         ids = self._raw_ids(self.prompt_text(lead_text))
@@ -226,7 +238,7 @@ class PromptBuilder:
         if len(ids) > budget:
             self.truncated += 1
             head = max(budget - self._tail, 1)
-            ids = ids[:head] + ids[-self._tail:]
+            ids = ids[:head] + ids[-self._tail :]
         return ids
 
     def example(self, lead_text: str, label: int) -> tuple[list[int], list[int]]:
@@ -281,11 +293,34 @@ class LoraApproach(Approach):
     name = "lora"
     input_kind = "leads"
 
-    def __init__(self, base_model=None, r=8, lora_alpha=16, lora_dropout=0.05, target_modules=("q_proj", "v_proj"),
-                 batch_size=2, grad_accum=8, epochs: float = 3, learning_rate=2e-4, max_length=256, train_rows=None,
-                 seed=42, quantize=None, device="auto", precision="auto", warmup_ratio=0.05, weight_decay=0.0,
-                 text_style="compact", drop_constant_share=0.995, calibration_rows=600, score_batch_size=32,
-                 checkpoint_dir=None, checkpoint_every=50, resume=False, top_layers=None):
+    def __init__(
+        self,
+        base_model=None,
+        r=8,
+        lora_alpha=16,
+        lora_dropout=0.05,
+        target_modules=("q_proj", "v_proj"),
+        batch_size=2,
+        grad_accum=8,
+        epochs: float = 3,
+        learning_rate=2e-4,
+        max_length=256,
+        train_rows=None,
+        seed=42,
+        quantize=None,
+        device="auto",
+        precision="auto",
+        warmup_ratio=0.05,
+        weight_decay=0.0,
+        text_style="compact",
+        drop_constant_share=0.995,
+        calibration_rows=600,
+        score_batch_size=32,
+        checkpoint_dir=None,
+        checkpoint_every=50,
+        resume=False,
+        top_layers=None,
+    ):
         self.base_model = base_model
         self.r = r
         self.lora_alpha = lora_alpha
@@ -332,9 +367,15 @@ class LoraApproach(Approach):
             n_layers = int(getattr(self._entry.base.config, "num_hidden_layers", 0) or 0)
             if n_layers:
                 layers = list(range(max(n_layers - int(self.top_layers), 0), n_layers))
-        return LoraConfig(r=int(self.r), lora_alpha=self.lora_alpha, lora_dropout=float(self.lora_dropout),
-                          target_modules=list(self.target_modules), bias="none", task_type="CAUSAL_LM",
-                          layers_to_transform=layers)
+        return LoraConfig(
+            r=int(self.r),
+            lora_alpha=self.lora_alpha,
+            lora_dropout=float(self.lora_dropout),
+            target_modules=list(self.target_modules),
+            bias="none",
+            task_type="CAUSAL_LM",
+            layers_to_transform=layers,
+        )
 
     def _attach_adapter(self, config, state: dict | None = None) -> None:
         """Add this instance's adapter (fresh, or with ``state`` weights) to the shared base model."""
@@ -388,12 +429,14 @@ class LoraApproach(Approach):
         cols = [c for c in self.columns_ if c in X.columns]
         missing = [c for c in self.columns_ if c not in X.columns]
         if len(missing) == len(self.columns_):
-            raise ValueError(f"None of the columns this model was trained on are in the data "
-                             f"(expected e.g. {self.columns_[:5]}); pass lead rows with the training columns.")
+            raise ValueError(
+                f"None of the columns this model was trained on are in the data "
+                f"(expected e.g. {self.columns_[:5]}); pass lead rows with the training columns."
+            )
         return [fields_to_text(row_fields(rec, cols), self.text_style) for rec in X[cols].to_dict("records")]
 
     # -- training ----------------------------------------------------------------------------------
-    def fit(self, X: pd.DataFrame, y, callbacks: list | None = None) -> "LoraApproach":
+    def fit(self, X: pd.DataFrame, y, callbacks: list | None = None) -> LoraApproach:
         import torch
 
         cb = callbacks if isinstance(callbacks, CallbackList) else CallbackList(callbacks)
@@ -410,7 +453,7 @@ class LoraApproach(Approach):
         torch.manual_seed(int(self.seed))
         self._attach_adapter(self._lora_config())
         model = self._activate()
-        examples = [self.prompts_.example(t, int(l)) for t, l in zip(texts, labels)]
+        examples = [self.prompts_.example(t, int(label)) for t, label in zip(texts, labels)]
         batches_per_epoch = self._epoch_batches(examples)
         micro_total = sum(len(b) for b in batches_per_epoch)
         accum = max(int(self.grad_accum), 1)
@@ -430,11 +473,16 @@ class LoraApproach(Approach):
                 cb.on_log(f"Resuming LoRA training from step {step}/{total_steps} ({self.checkpoint_dir})")
         self.loss_history_: list[dict] = list(getattr(self, "_resumed_history", []))
         pad_id = self._entry.tokenizer.pad_token_id
-        cb.on_log(f"LoRA on {Path(self.base_path_).name}: {len(examples)} training rows, {total_steps} steps "
-                  f"({micro_total} batches of {self.batch_size}, accumulation {accum}), device {self.device_}, "
-                  f"{str(self.dtype_).replace('torch.', '')}"
-                  + (f", {self.prompts_.truncated} prompts truncated to {self.max_length} tokens"
-                     if self.prompts_.truncated else ""))
+        cb.on_log(
+            f"LoRA on {Path(self.base_path_).name}: {len(examples)} training rows, {total_steps} steps "
+            f"({micro_total} batches of {self.batch_size}, accumulation {accum}), device {self.device_}, "
+            f"{str(self.dtype_).replace('torch.', '')}"
+            + (
+                f", {self.prompts_.truncated} prompts truncated to {self.max_length} tokens"
+                if self.prompts_.truncated
+                else ""
+            )
+        )
         cb.on_train_begin(total_steps, "train")
         step_times: list[float] = []
         global_step = 0
@@ -448,7 +496,7 @@ class LoraApproach(Approach):
                     if global_step <= step:  # already done before the checkpoint
                         continue
                     t0 = time.monotonic()
-                    group = batches[start:start + accum]
+                    group = batches[start : start + accum]
                     n_tokens = sum(sum(1 for v in lab if v != -100) for b in group for _, lab in b)
                     loss_sum = 0.0
                     for batch in group:
@@ -458,8 +506,9 @@ class LoraApproach(Approach):
                         target = lab[:, 1:]
                         supervised = target != -100  # the vocabulary projection only where there is a loss
                         logits = head(hidden[:, :-1][supervised]).float()
-                        loss = torch.nn.functional.cross_entropy(
-                            logits, target[supervised], reduction="sum") / max(n_tokens, 1)
+                        loss = torch.nn.functional.cross_entropy(logits, target[supervised], reduction="sum") / max(
+                            n_tokens, 1
+                        )
                         loss.backward()
                         loss_sum += float(loss.detach())
                     torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -471,8 +520,15 @@ class LoraApproach(Approach):
                     if self.checkpoint_dir and self.checkpoint_every and global_step % int(self.checkpoint_every) == 0:
                         self._save_checkpoint(optimizer, scheduler, global_step, run_key)
                     try:
-                        cb.on_step_end(Progress(step=global_step, total=total_steps, loss=loss_sum, stage="train",
-                                                extra={"epoch": epoch, "lr": scheduler.get_last_lr()[0]}))
+                        cb.on_step_end(
+                            Progress(
+                                step=global_step,
+                                total=total_steps,
+                                loss=loss_sum,
+                                stage="train",
+                                extra={"epoch": epoch, "lr": scheduler.get_last_lr()[0]},
+                            )
+                        )
                     except TrainingCancelled:
                         if self.checkpoint_dir:
                             self._save_checkpoint(optimizer, scheduler, global_step, run_key)
@@ -558,16 +614,23 @@ class LoraApproach(Approach):
         chunk = size * 50
         batches = []
         for start in range(0, len(order), chunk):
-            part = sorted(order[start:start + chunk], key=lambda i: len(examples[i][0]))
-            batches += [[examples[i] for i in part[j:j + size]] for j in range(0, len(part), size)]
+            part = sorted(order[start : start + chunk], key=lambda i: len(examples[i][0]))
+            batches += [[examples[i] for i in part[j : j + size]] for j in range(0, len(part), size)]
         rng.shuffle(batches)
         return batches
 
     def _run_key(self, texts, labels) -> str:
         digest = hashlib.sha256()
-        digest.update(json.dumps({k: v for k, v in _jsonable_params(self.get_params()).items()
-                                  if k not in ("resume", "checkpoint_dir", "checkpoint_every", "device",
-                                               "score_batch_size")}, sort_keys=True).encode())
+        digest.update(
+            json.dumps(
+                {
+                    k: v
+                    for k, v in _jsonable_params(self.get_params()).items()
+                    if k not in ("resume", "checkpoint_dir", "checkpoint_every", "device", "score_batch_size")
+                },
+                sort_keys=True,
+            ).encode()
+        )
         for text, label in zip(texts, labels):
             digest.update(f"{int(label)}\t{text}\n".encode())
         return digest.hexdigest()
@@ -582,9 +645,14 @@ class LoraApproach(Approach):
         folder.mkdir(parents=True, exist_ok=True)
         self._write_adapter(folder / ADAPTER_DIR)
         # Only tensors, numbers, text, lists and dicts: the file loads with torch.load(weights_only=True).
-        state = {"step": int(step), "run_key": run_key, "optimizer": optimizer.state_dict(),
-                 "scheduler": scheduler.state_dict(), "loss_history": getattr(self, "loss_history_", []),
-                 "saved_at": time.time()}
+        state = {
+            "step": int(step),
+            "run_key": run_key,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "loss_history": getattr(self, "loss_history_", []),
+            "saved_at": time.time(),
+        }
         atomic_write(folder / CHECKPOINT_STATE, lambda tmp: torch.save(state, tmp))
 
     def _load_checkpoint(self, optimizer, scheduler, run_key: str) -> int:
@@ -599,18 +667,25 @@ class LoraApproach(Approach):
             # weights_only: tensors and plain values only; a pickle of anything else is refused unrun.
             state = torch.load(state_file, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - UnpicklingError, a truncated file, ...
-            raise ValueError(f"The checkpoint file {state_file} cannot be resumed: it holds more than tensors "
-                             f"and plain values, or it is damaged ({type(exc).__name__}: {str(exc)[:200]}). "
-                             "Fix: delete that folder or pass resume=False to start over.") from None
+            raise ValueError(
+                f"The checkpoint file {state_file} cannot be resumed: it holds more than tensors "
+                f"and plain values, or it is damaged ({type(exc).__name__}: {str(exc)[:200]}). "
+                "Fix: delete that folder or pass resume=False to start over."
+            ) from None
         if not isinstance(state, dict) or not {"step", "optimizer", "scheduler"} <= set(state):
-            raise ValueError(f"The checkpoint file {state_file} is not a LoRA training state. Fix: delete that "
-                             "folder or pass resume=False to start over.")
+            raise ValueError(
+                f"The checkpoint file {state_file} is not a LoRA training state. Fix: delete that "
+                "folder or pass resume=False to start over."
+            )
         if state.get("run_key") != run_key:
-            raise ValueError(f"The checkpoint in {folder} was made with other data or hyper-parameters, so it "
-                             "cannot be resumed. Fix: use the same data and settings, or delete that folder / "
-                             "pass resume=False to start over.")
-        set_peft_model_state_dict(self._entry.peft, _read_adapter_weights(folder / ADAPTER_DIR),
-                                  adapter_name=self.adapter_name_)
+            raise ValueError(
+                f"The checkpoint in {folder} was made with other data or hyper-parameters, so it "
+                "cannot be resumed. Fix: use the same data and settings, or delete that folder / "
+                "pass resume=False to start over."
+            )
+        set_peft_model_state_dict(
+            self._entry.peft, _read_adapter_weights(folder / ADAPTER_DIR), adapter_name=self.adapter_name_
+        )
         self._lora_device_cast(self.adapter_name_)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -659,7 +734,7 @@ class LoraApproach(Approach):
             cache = self._prefix_cache(body) if reuse_prefix else None
             cut = len(prefix) if cache is not None else 0
             for start in range(0, len(order), size):
-                rows = order[start:start + size]
+                rows = order[start : start + size]
                 batch = [prompts[i] for i in rows]
                 kv = None
                 if cut and all(len(p) > cut and p[:cut] == prefix for p in batch):
@@ -668,10 +743,14 @@ class LoraApproach(Approach):
                     batch = [p[cut:] for p in batch]
                 ids, mask, _ = pad_batch(batch, pad_id)
                 ids, mask = ids.to(self.device_), mask.to(self.device_)
-                full_mask = mask if kv is None else torch.cat(
-                    [torch.ones((len(rows), cut), dtype=mask.dtype, device=mask.device), mask], dim=1)
-                hidden = body.model(input_ids=ids, attention_mask=full_mask, past_key_values=kv,
-                                    use_cache=kv is not None).last_hidden_state
+                full_mask = (
+                    mask
+                    if kv is None
+                    else torch.cat([torch.ones((len(rows), cut), dtype=mask.dtype, device=mask.device), mask], dim=1)
+                )
+                hidden = body.model(
+                    input_ids=ids, attention_mask=full_mask, past_key_values=kv, use_cache=kv is not None
+                ).last_hidden_state
                 last = mask.sum(dim=1) - 1
                 h = hidden[torch.arange(len(rows), device=hidden.device), last]
                 logits = body.get_output_embeddings()(h).float()
@@ -685,14 +764,16 @@ class LoraApproach(Approach):
     def _fit_calibration(self, X_cal: pd.DataFrame, y_cal: np.ndarray, cb: CallbackList) -> None:
         self.calibration_ = {"a": 1.0, "b": 0.0, "rows": 0, "method": "none"}
         if len(y_cal) < 10 or len(np.unique(y_cal)) < 2:
-            cb.on_log("Calibration skipped (needs at least 10 held-out training rows of both classes); "
-                      "probabilities are the raw verbalizer softmax.")
+            cb.on_log(
+                "Calibration skipped (needs at least 10 held-out training rows of both classes); "
+                "probabilities are the raw verbalizer softmax."
+            )
             return
         from sklearn.linear_model import LogisticRegression
 
         texts = self._texts(X_cal)
         size = max(int(self.score_batch_size), 1)
-        chunks = [texts[i:i + size] for i in range(0, len(texts), size)]
+        chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
         cb.on_train_begin(len(chunks), "calibrate")
         margins = []
         for k, chunk in enumerate(chunks, 1):
@@ -701,8 +782,12 @@ class LoraApproach(Approach):
         cb.on_train_end("calibrate")
         m = np.concatenate(margins)
         lr = LogisticRegression(C=100.0, max_iter=1000).fit(m.reshape(-1, 1), y_cal)
-        self.calibration_ = {"a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0]), "rows": int(len(y_cal)),
-                             "method": "platt"}
+        self.calibration_ = {
+            "a": float(lr.coef_[0, 0]),
+            "b": float(lr.intercept_[0]),
+            "rows": int(len(y_cal)),
+            "method": "platt",
+        }
 
     def raw_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Uncalibrated P(convert): softmax over the two verbalizer logits."""
@@ -725,12 +810,15 @@ class LoraApproach(Approach):
             texts.append(fields_to_text(fields, self.text_style))
             owners.append((r, None, None))
             for k, (column, value) in enumerate(fields):
-                texts.append(fields_to_text(fields[:k] + fields[k + 1:], self.text_style))
+                texts.append(fields_to_text(fields[:k] + fields[k + 1 :], self.text_style))
                 owners.append((r, column, value))
         p = self._calibrate(self._margins_from_texts(texts))
         full = {r: p[i] for i, (r, c, _) in enumerate(owners) if c is None}
-        rows = [{"row": r, "feature": c, "value": format_value(v), "contribution": float(full[r] - p[i])}
-                for i, (r, c, v) in enumerate(owners) if c is not None]
+        rows = [
+            {"row": r, "feature": c, "value": format_value(v), "contribution": float(full[r] - p[i])}
+            for i, (r, c, v) in enumerate(owners)
+            if c is not None
+        ]
         return contribution_frame(rows)
 
     # -- persistence -------------------------------------------------------------------------------
@@ -741,8 +829,9 @@ class LoraApproach(Approach):
         folder.mkdir(parents=True, exist_ok=True)
         entry = self._entry
         state = get_peft_model_state_dict(entry.peft, adapter_name=self.adapter_name_)
-        save_file({k: v.detach().to("cpu").contiguous() for k, v in state.items()},
-                  str(folder / "adapter_model.safetensors"))
+        save_file(
+            {k: v.detach().to("cpu").contiguous() for k, v in state.items()}, str(folder / "adapter_model.safetensors")
+        )
         config = entry.peft.peft_config[self.adapter_name_]
         payload = config.to_dict()
         payload["base_model_name_or_path"] = self.base_path_
@@ -756,17 +845,27 @@ class LoraApproach(Approach):
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         self._write_adapter(path / ADAPTER_DIR)
-        self._write_params(path, state={
-            "base_path": self.base_path_, "base_fingerprint": model_fingerprint(self.base_path_),
-            "verbalizer_ids": self.verbalizer_ids_, "answers": self.answers_, "calibration": self.calibration_,
-            "columns": self.columns_, "prompt_version": PROMPT_VERSION, "system_prompt": SYSTEM_PROMPT,
-            "instruction": INSTRUCTION, "step_seconds": getattr(self, "step_seconds_", None),
-            "fit_seconds": getattr(self, "fit_seconds_", None), "loss_history": getattr(self, "loss_history_", []),
-            "n_train_rows": getattr(self, "n_train_rows_", None),
-        })
+        self._write_params(
+            path,
+            state={
+                "base_path": self.base_path_,
+                "base_fingerprint": model_fingerprint(self.base_path_),
+                "verbalizer_ids": self.verbalizer_ids_,
+                "answers": self.answers_,
+                "calibration": self.calibration_,
+                "columns": self.columns_,
+                "prompt_version": PROMPT_VERSION,
+                "system_prompt": SYSTEM_PROMPT,
+                "instruction": INSTRUCTION,
+                "step_seconds": getattr(self, "step_seconds_", None),
+                "fit_seconds": getattr(self, "fit_seconds_", None),
+                "loss_history": getattr(self, "loss_history_", []),
+                "n_train_rows": getattr(self, "n_train_rows_", None),
+            },
+        )
 
     @classmethod
-    def load(cls, path: str | Path) -> "LoraApproach":
+    def load(cls, path: str | Path) -> LoraApproach:
         from engine.models import ModelNotFoundError, model_fingerprint, resolve_base_model
 
         path = Path(path)
@@ -787,9 +886,11 @@ class LoraApproach(Approach):
                 raise ModelNotFoundError(f"The base model of the LoRA adapter in {path} is missing: {exc}") from exc
         found = model_fingerprint(base_path)
         if found != state["base_fingerprint"]:
-            raise ValueError(f"The base model at {base_path} is not the one the adapter in {path} was trained on "
-                             "(its weights differ). Fix: point base_model at the original base model folder, "
-                             "or retrain the adapter.")
+            raise ValueError(
+                f"The base model at {base_path} is not the one the adapter in {path} was trained on "
+                "(its weights differ). Fix: point base_model at the original base model folder, "
+                "or retrain the adapter."
+            )
         model._setup_base(base_path)
         if list(model.verbalizer_ids_) != list(state["verbalizer_ids"]):
             raise ValueError(f"The tokenizer at {base_path} maps the answers to other tokens than at training time.")

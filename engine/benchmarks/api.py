@@ -17,6 +17,7 @@
 The clients run in this process and the server in another, on the same machine: on a 2-core machine the
 clients' own CPU time is part of what is measured.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,14 @@ from engine.config import REPO_ROOT, workspace
 
 DEMO_LEADS = REPO_ROOT / "data" / "demo_leads_synthetic.csv"
 #: The small stack trained when the workspace has no lead run (the parameters the tests use).
-SMALL_STACK = {"n_folds": 2, "rf_n_estimators": 20, "xgb_n_estimators": 30, "meta_epochs": 5, "svc_max_rows": 200,
-               "n_jobs": 1}
+SMALL_STACK = {
+    "n_folds": 2,
+    "rf_n_estimators": 20,
+    "xgb_n_estimators": 30,
+    "meta_epochs": 5,
+    "svc_max_rows": 200,
+    "n_jobs": 1,
+}
 REQUEST_TIMEOUT_S = 30.0
 DEADLINE_S = 900.0
 FLAGS_OF_NOTE = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile", "fma")
@@ -89,8 +96,20 @@ def _free_port() -> int:
 
 
 def _start_server(port: int, workers: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "engine.api:create_app", "--host", "127.0.0.1",
-           "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "engine.api:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
     if workers > 1:
         cmd += ["--workers", str(workers)]
     env = {**os.environ, "CLAB_WORKSPACE": str(workspace())}
@@ -118,8 +137,10 @@ def _wait_ready(base: str, server: subprocess.Popen, timeout: float = 120.0) -> 
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if server.poll() is not None:
-            raise RuntimeError(f"the API server exited with {server.returncode}: "
-                               f"{server.stderr.read().decode(errors='replace')[-2000:]}")
+            raise RuntimeError(
+                f"the API server exited with {server.returncode}: "
+                f"{server.stderr.read().decode(errors='replace')[-2000:]}"
+            )
         try:
             if httpx.get(f"{base}/health", timeout=2).status_code == 200:
                 return
@@ -129,8 +150,13 @@ def _wait_ready(base: str, server: subprocess.Popen, timeout: float = 120.0) -> 
     raise RuntimeError(f"the API server did not answer /health within {timeout:.0f} s")
 
 
-def run_api_bench(json_out: str | Path | None = None, requests: int = 2000, concurrency: int = 16,
-                  run_id: str | None = None, workers: int = 1) -> dict[str, Any]:
+def run_api_bench(
+    json_out: str | Path | None = None,
+    requests: int = 2000,
+    concurrency: int = 16,
+    run_id: str | None = None,
+    workers: int = 1,
+) -> dict[str, Any]:
     """Benchmark single-lead scoring through the HTTP service; see the module docstring."""
     import httpx
     import numpy as np
@@ -158,9 +184,11 @@ def run_api_bench(json_out: str | Path | None = None, requests: int = 2000, conc
             return issued - 1
 
     def client() -> None:
-        with httpx.Client(base_url=base, timeout=REQUEST_TIMEOUT_S,
-                          headers={"content-type": "application/json",
-                                   "x-api-key": os.environ.get("CLAB_API_KEY", "")}) as http:
+        with httpx.Client(
+            base_url=base,
+            timeout=REQUEST_TIMEOUT_S,
+            headers={"content-type": "application/json", "x-api-key": os.environ.get("CLAB_API_KEY", "")},
+        ) as http:
             while (i := take()) is not None:
                 body = payloads[i % len(payloads)].replace(b'{"leads"', f'{{"run_id": "{run_id}", "leads"'.encode(), 1)
                 t0 = time.perf_counter()
@@ -178,9 +206,12 @@ def run_api_bench(json_out: str | Path | None = None, requests: int = 2000, conc
 
     try:
         _wait_ready(base, server)
-        warm = httpx.post(f"{base}/predict/lead", content=payloads[0].replace(
-            b'{"leads"', f'{{"run_id": "{run_id}", "leads"'.encode(), 1), timeout=120,
-            headers={"content-type": "application/json", "x-api-key": os.environ.get("CLAB_API_KEY", "")})
+        warm = httpx.post(
+            f"{base}/predict/lead",
+            content=payloads[0].replace(b'{"leads"', f'{{"run_id": "{run_id}", "leads"'.encode(), 1),
+            timeout=120,
+            headers={"content-type": "application/json", "x-api-key": os.environ.get("CLAB_API_KEY", "")},
+        )
         if warm.status_code != 200:
             raise RuntimeError(f"the warm-up request failed: HTTP {warm.status_code}: {warm.text[:500]}")
         threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
@@ -201,15 +232,24 @@ def run_api_bench(json_out: str | Path | None = None, requests: int = 2000, conc
             server.wait()
     done = len(latencies) + sum(failures.values())
     lat = np.asarray(latencies) if latencies else np.asarray([np.nan])
-    result = {"requests": done, "concurrency": concurrency, "errors": sum(failures.values()) + (requests - done),
-              "p50_ms": round(float(np.percentile(lat, 50)), 2), "p99_ms": round(float(np.percentile(lat, 99)), 2),
-              "requests_per_second": round(done / wall, 1) if wall > 0 else None,
-              "mean_ms": round(float(np.mean(lat)), 2), "max_ms": round(float(np.max(lat)), 2),
-              "wall_seconds": round(wall, 2), "run_id": run_id, "workers": workers,
-              "server_cpu_ms_per_request": round(server_cpu / max(done, 1) * 1000, 2),
-              "client_cpu_ms_per_request": round(client_cpu / max(done, 1) * 1000, 2),
-              "error_kinds": dict(sorted(failures.items(), key=lambda kv: -kv[1])[:10]),
-              "machine": machine_summary(), "date": time.strftime("%Y-%m-%d")}
+    result = {
+        "requests": done,
+        "concurrency": concurrency,
+        "errors": sum(failures.values()) + (requests - done),
+        "p50_ms": round(float(np.percentile(lat, 50)), 2),
+        "p99_ms": round(float(np.percentile(lat, 99)), 2),
+        "requests_per_second": round(done / wall, 1) if wall > 0 else None,
+        "mean_ms": round(float(np.mean(lat)), 2),
+        "max_ms": round(float(np.max(lat)), 2),
+        "wall_seconds": round(wall, 2),
+        "run_id": run_id,
+        "workers": workers,
+        "server_cpu_ms_per_request": round(server_cpu / max(done, 1) * 1000, 2),
+        "client_cpu_ms_per_request": round(client_cpu / max(done, 1) * 1000, 2),
+        "error_kinds": dict(sorted(failures.items(), key=lambda kv: -kv[1])[:10]),
+        "machine": machine_summary(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
     if json_out:
         from engine.storage import write_json
 

@@ -12,6 +12,7 @@ protocol split, fits the stack on the training rows and scores on the test rows:
 
 Prints a board table and writes JSON ``{"dataset", "rows", "policy", "split", "models": {...}}``.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,9 @@ class _BaseModelView:
         return np.column_stack([1 - p, p])
 
 
-def _row(y, proba, fit_seconds: float, timing: dict[str, float], n_boot: int,
-         fit_cpu_seconds: float | None = None) -> dict[str, Any]:
+def _row(
+    y, proba, fit_seconds: float, timing: dict[str, float], n_boot: int, fit_cpu_seconds: float | None = None
+) -> dict[str, Any]:
     metrics = compute_metrics(y, proba, n_boot=n_boot)
     row: dict[str, Any] = {key: metrics[key]["value"] for key in BOARD_KEYS}
     row["intervals"] = {key: [metrics[key]["low"], metrics[key]["high"]] for key in BOARD_KEYS}
@@ -85,13 +87,22 @@ def print_board(result: dict) -> None:
     print(header)
     print("-" * len(header))
     for name, m in result["models"].items():
-        print(f"{name:<24}{m['accuracy']:>7.4f}{m['roc_auc']:>7.4f}{m['pr_auc']:>8.4f}{m['f1']:>7.4f}"
-              f"{m['brier']:>7.4f}{m['fit_seconds']:>8.1f}{m['score_rows_per_second']:>10.0f}{m['score_one_ms']:>7.1f}")
+        print(
+            f"{name:<24}{m['accuracy']:>7.4f}{m['roc_auc']:>7.4f}{m['pr_auc']:>8.4f}{m['f1']:>7.4f}"
+            f"{m['brier']:>7.4f}{m['fit_seconds']:>8.1f}{m['score_rows_per_second']:>10.0f}{m['score_one_ms']:>7.1f}"
+        )
 
 
-def run_leads_bench(data, json_out: str | Path | None = None, target: str | None = None,
-                    leak_policy: str = "default", seed: int = 42, params: dict | None = None,
-                    n_boot: int = 200, verbose: bool = True) -> dict:
+def run_leads_bench(
+    data,
+    json_out: str | Path | None = None,
+    target: str | None = None,
+    leak_policy: str = "default",
+    seed: int = 42,
+    params: dict | None = None,
+    n_boot: int = 200,
+    verbose: bool = True,
+) -> dict:
     """Fit and score the stack, its base models and two peers on the protocol split; see module doc."""
     from sklearn.ensemble import StackingClassifier
     from sklearn.linear_model import LogisticRegression
@@ -130,23 +141,26 @@ def run_leads_bench(data, json_out: str | Path | None = None, target: str | None
 
     # peers on the same preprocessing
     estimators = list(stack.make_base_models().items())
-    peer = StackingClassifier(estimators=estimators, final_estimator=LogisticRegression(max_iter=1000),
-                              cv=StratifiedKFold(stack.n_folds, shuffle=True, random_state=stack.seed),
-                              n_jobs=1)
+    peer = StackingClassifier(
+        estimators=estimators,
+        final_estimator=LogisticRegression(max_iter=1000),
+        cv=StratifiedKFold(stack.n_folds, shuffle=True, random_state=stack.seed),
+        n_jobs=1,
+    )
     start, cpu = time.perf_counter(), time.process_time()
     peer.fit(Zfit, ytr)
     peer_fit, peer_cpu = time.perf_counter() - start, time.process_time() - cpu
     view = _FixedFeatureModel(features, peer)
-    models["peer_sklearn_stacking"] = _row(yte, view.predict_proba(Xte)[:, 1], peer_fit,
-                                           time_scoring(view, Xte), n_boot, peer_cpu)
+    models["peer_sklearn_stacking"] = _row(
+        yte, view.predict_proba(Xte)[:, 1], peer_fit, time_scoring(view, Xte), n_boot, peer_cpu
+    )
 
     xgb = XGBClassifier()
     start = time.perf_counter()
     xgb.fit(Zfit, ytr)
     xgb_fit = time.perf_counter() - start
     view = _FixedFeatureModel(features, xgb)
-    models["peer_xgboost_default"] = _row(yte, view.predict_proba(Xte)[:, 1], xgb_fit,
-                                          time_scoring(view, Xte), n_boot)
+    models["peer_xgboost_default"] = _row(yte, view.predict_proba(Xte)[:, 1], xgb_fit, time_scoring(view, Xte), n_boot)
 
     result = {
         "dataset": _dataset_name(data),
@@ -154,9 +168,14 @@ def run_leads_bench(data, json_out: str | Path | None = None, target: str | None
         "features": int(X.shape[1]),
         "policy": table.policy,
         "excluded": list(table.excluded),
-        "split": {"protocol": "stratified", "test_size": 0.3, "seed": seed,
-                  "train_rows": int(len(train_idx)), "test_rows": int(len(test_idx)),
-                  "test_positive_rate": float(yte.mean())},
+        "split": {
+            "protocol": "stratified",
+            "test_size": 0.3,
+            "seed": seed,
+            "train_rows": int(len(train_idx)),
+            "test_rows": int(len(test_idx)),
+            "test_positive_rate": float(yte.mean()),
+        },
         "params": stack.get_params(),
         "models": models,
         "load_average": _load_average(),

@@ -7,6 +7,7 @@ scores every test row and writes JSON ``{"dataset", "rows", "policy", "split", "
 with accuracy, ROC-AUC, PR-AUC, F1, Brier (plus 95% bootstrap intervals), fit seconds, seconds per training
 step, scoring throughput / single-lead latency and peak memory.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,10 +28,20 @@ BOARD_KEYS = ["accuracy", "roc_auc", "pr_auc", "f1", "brier"]
 #: with AVX2 only, measured 2026-11-23 on an idle machine, Leads.csv default policy, the full 2,772-row test split):
 #: 4,000 rows -> acc 0.797, ROC-AUC 0.867, fit 28.4 min (3.3 s per step of 8 rows); 2,100 rows -> acc 0.764,
 #: ROC-AUC 0.840, fit 13.2 min (2.8 s a step). A GPU affords more.
-CPU_PRESET: dict[str, Any] = dict(train_rows=4000, epochs=1, batch_size=8, grad_accum=1, learning_rate=3e-3,
-                                  warmup_ratio=0.1,
-                                  max_length=160, r=8, lora_alpha=16, top_layers=10,
-                                  target_modules=("q_proj", "k_proj", "v_proj", "o_proj"), calibration_rows=200)
+CPU_PRESET: dict[str, Any] = dict(
+    train_rows=4000,
+    epochs=1,
+    batch_size=8,
+    grad_accum=1,
+    learning_rate=3e-3,
+    warmup_ratio=0.1,
+    max_length=160,
+    r=8,
+    lora_alpha=16,
+    top_layers=10,
+    target_modules=("q_proj", "k_proj", "v_proj", "o_proj"),
+    calibration_rows=200,
+)
 #: On 2 cores with native bf16 arithmetic (AVX512-BF16 or AMX) the same step takes 0.87 s in bf16 (AMD EPYC with
 #: AVX-512, measured 2026-11-29): every training row fits in the 30 minutes, and more epochs with it.
 BF16_CPU_PRESET: dict[str, Any] = {**CPU_PRESET, "train_rows": None, "epochs": 2}
@@ -52,11 +63,22 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-def run_lora_bench(data, json_out: str | Path | None = None, train_rows: int | None = None,
-                   epochs: int | None = None, target: str | None = None, leak_policy: str = "default",
-                   seed: int = 42, test_rows: int | None = None, n_boot: int = 1000, n_one: int = 5,
-                   preset: str | None = "cpu", callbacks: list | None = None, verbose: bool = True,
-                   **params: Any) -> dict:
+def run_lora_bench(
+    data,
+    json_out: str | Path | None = None,
+    train_rows: int | None = None,
+    epochs: int | None = None,
+    target: str | None = None,
+    leak_policy: str = "default",
+    seed: int = 42,
+    test_rows: int | None = None,
+    n_boot: int = 1000,
+    n_one: int = 5,
+    preset: str | None = "cpu",
+    callbacks: list | None = None,
+    verbose: bool = True,
+    **params: Any,
+) -> dict:
     """Fit LoRA on the protocol training split of ``data`` and score its test split.
 
     ``preset="cpu"`` starts from :func:`cpu_preset` (fits in ~30 min on 2 CPU cores); ``preset=None`` starts
@@ -111,21 +133,27 @@ def run_lora_bench(data, json_out: str | Path | None = None, train_rows: int | N
     metrics = compute_metrics(yte, proba, n_boot=n_boot)
     row: dict[str, Any] = {key: metrics[key]["value"] for key in BOARD_KEYS}
     row["intervals"] = {key: [metrics[key]["low"], metrics[key]["high"]] for key in BOARD_KEYS}
-    row.update({
-        "fit_seconds": float(fit_seconds),
-        "train_seconds": float(getattr(model, "train_seconds_", fit_seconds)),
-        "step_seconds": model.step_seconds_,
-        "steps": len(model.loss_history_),
-        "final_loss": float(np.mean([h["loss"] for h in model.loss_history_[-10:]])) if model.loss_history_ else None,
-        "score_rows_per_second": float(len(yte) / max(score_seconds, 1e-9)),
-        "score_ms_per_row_batched": float(score_seconds / max(len(yte), 1) * 1000),
-        "score_one_ms": float(np.median(singles) * 1000) if singles else None,
-        "peak_rss_mb": _peak_rss_mb(),
-        "device": str(model.device_), "dtype": str(model.dtype_).replace("torch.", ""),
-        "torch_threads": torch.get_num_threads(),
-        "n_train_rows": model.n_train_rows_, "n_calibration_rows": model.n_calibration_rows_,
-        "calibration": model.calibration_,
-    })
+    row.update(
+        {
+            "fit_seconds": float(fit_seconds),
+            "train_seconds": float(getattr(model, "train_seconds_", fit_seconds)),
+            "step_seconds": model.step_seconds_,
+            "steps": len(model.loss_history_),
+            "final_loss": float(np.mean([h["loss"] for h in model.loss_history_[-10:]]))
+            if model.loss_history_
+            else None,
+            "score_rows_per_second": float(len(yte) / max(score_seconds, 1e-9)),
+            "score_ms_per_row_batched": float(score_seconds / max(len(yte), 1) * 1000),
+            "score_one_ms": float(np.median(singles) * 1000) if singles else None,
+            "peak_rss_mb": _peak_rss_mb(),
+            "device": str(model.device_),
+            "dtype": str(model.dtype_).replace("torch.", ""),
+            "torch_threads": torch.get_num_threads(),
+            "n_train_rows": model.n_train_rows_,
+            "n_calibration_rows": model.n_calibration_rows_,
+            "calibration": model.calibration_,
+        }
+    )
     if torch.cuda.is_available() and model.device_.type == "cuda":
         row["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
     result = {
@@ -134,9 +162,15 @@ def run_lora_bench(data, json_out: str | Path | None = None, train_rows: int | N
         "features": int(X.shape[1]),
         "policy": table.policy,
         "excluded": list(table.excluded),
-        "split": {"protocol": "stratified", "test_size": 0.3, "seed": seed, "train_rows": int(len(train_idx)),
-                  "test_rows": int(len(test_idx)), "scored_test_rows": int(len(yte)),
-                  "test_positive_rate": float(yte.mean())},
+        "split": {
+            "protocol": "stratified",
+            "test_size": 0.3,
+            "seed": seed,
+            "train_rows": int(len(train_idx)),
+            "test_rows": int(len(test_idx)),
+            "scored_test_rows": int(len(yte)),
+            "test_positive_rate": float(yte.mean()),
+        },
         "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in model.get_params().items()},
         "text_columns": list(model.columns_),
         "models": {"lora": row},
@@ -144,9 +178,11 @@ def run_lora_bench(data, json_out: str | Path | None = None, train_rows: int | N
     if verbose:
         m = row
         print(f"{result['dataset']}  rows={result['rows']}  policy={result['policy']}  split={result['split']}")
-        print(f"lora: acc {m['accuracy']:.4f}  auc {m['roc_auc']:.4f}  pr_auc {m['pr_auc']:.4f}  f1 {m['f1']:.4f}  "
-              f"brier {m['brier']:.4f}  fit {m['fit_seconds'] / 60:.1f} min  step {m['step_seconds']:.2f}s  "
-              f"{m['score_ms_per_row_batched']:.0f} ms/lead batched  {m['score_one_ms']:.0f} ms single")
+        print(
+            f"lora: acc {m['accuracy']:.4f}  auc {m['roc_auc']:.4f}  pr_auc {m['pr_auc']:.4f}  f1 {m['f1']:.4f}  "
+            f"brier {m['brier']:.4f}  fit {m['fit_seconds'] / 60:.1f} min  step {m['step_seconds']:.2f}s  "
+            f"{m['score_ms_per_row_batched']:.0f} ms/lead batched  {m['score_one_ms']:.0f} ms single"
+        )
     if json_out:
         Path(json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(json_out).write_text(json.dumps(result, indent=2, default=str))

@@ -6,6 +6,7 @@ cannot drift from what the benches measured.
 Each JSON file gives one table, by its kind (the file name's first word): ``api``, ``score``, ``lora``,
 ``transcripts``, ``leads``.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,35 +39,69 @@ def _where(payload: dict, name: str) -> str:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |",
-            *["| " + " | ".join(r) + " |" for r in rows]]
+    return [
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join("---" for _ in header) + " |",
+        *["| " + " | ".join(r) + " |" for r in rows],
+    ]
 
 
 def _api(name: str, d: dict) -> list[str]:
-    return [f"**Scoring API** (`bench api`, `{name}`; {_where(d, name)})", "",
-            *_table(["requests", "clients", "errors", "p50 ms", "p99 ms", "requests/s", "server CPU ms a request"],
-                    [[_num(d.get("requests")), _num(d.get("concurrency")), _num(d.get("errors")),
-                      _num(d.get("p50_ms"), 1), _num(d.get("p99_ms"), 1), _num(d.get("requests_per_second"), 1),
-                      _num(d.get("server_cpu_ms_per_request"), 2)]])]
+    return [
+        f"**Scoring API** (`bench api`, `{name}`; {_where(d, name)})",
+        "",
+        *_table(
+            ["requests", "clients", "errors", "p50 ms", "p99 ms", "requests/s", "server CPU ms a request"],
+            [
+                [
+                    _num(d.get("requests")),
+                    _num(d.get("concurrency")),
+                    _num(d.get("errors")),
+                    _num(d.get("p50_ms"), 1),
+                    _num(d.get("p99_ms"), 1),
+                    _num(d.get("requests_per_second"), 1),
+                    _num(d.get("server_cpu_ms_per_request"), 2),
+                ]
+            ],
+        ),
+    ]
 
 
 def _score(name: str, d: dict) -> list[str]:
     targets, met = d.get("targets", {}), d.get("met", {})
-    rows = [[label, _num(d.get(key), 2), _num(targets.get(key), 0), _num(met.get(key))]
-            for key, label in (("score_seconds", f"score {d.get('rows', 0):,} leads, no reasons"),
-                               ("explain_seconds", f"reasons for {d.get('explain_rows', 0):,} leads"),
-                               ("first_list_10k_seconds", "first ranked list of 10,000 leads"))]
-    return [f"**Scoring a lead file** (`bench score`, `{name}`; {_where(d, name)})", "",
-            *_table(["what", "seconds", "target", "met"], rows)]
+    rows = [
+        [label, _num(d.get(key), 2), _num(targets.get(key), 0), _num(met.get(key))]
+        for key, label in (
+            ("score_seconds", f"score {d.get('rows', 0):,} leads, no reasons"),
+            ("explain_seconds", f"reasons for {d.get('explain_rows', 0):,} leads"),
+            ("first_list_10k_seconds", "first ranked list of 10,000 leads"),
+        )
+    ]
+    return [
+        f"**Scoring a lead file** (`bench score`, `{name}`; {_where(d, name)})",
+        "",
+        *_table(["what", "seconds", "target", "met"], rows),
+    ]
 
 
 def _models(title: str, name: str, d: dict) -> list[str]:
     rows = []
     for model, m in (d.get("models") or {}).items():
-        rows.append([model, _num(m.get("accuracy")), _num(m.get("roc_auc")), _num(m.get("pr_auc")),
-                     _num(m.get("fit_seconds"), 1), _num(m.get("score_one_ms"), 1)])
-    return [f"**{title}** (`{name}`; {_where(d, name)})", "",
-            *_table(["model", "accuracy", "ROC-AUC", "PR-AUC", "fit s", "one row ms"], rows)]
+        rows.append(
+            [
+                model,
+                _num(m.get("accuracy")),
+                _num(m.get("roc_auc")),
+                _num(m.get("pr_auc")),
+                _num(m.get("fit_seconds"), 1),
+                _num(m.get("score_one_ms"), 1),
+            ]
+        )
+    return [
+        f"**{title}** (`{name}`; {_where(d, name)})",
+        "",
+        *_table(["model", "accuracy", "ROC-AUC", "PR-AUC", "fit s", "one row ms"], rows),
+    ]
 
 
 def render(bench_dir: Path = BENCH_DIR) -> str:

@@ -18,6 +18,7 @@
    ``score_seconds``, ``score_rows_per_second``, ``explain_rows``, ``explain_seconds``,
    ``first_list_10k_seconds``, ``targets``, ``met`` and ``costs``.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,8 +59,14 @@ def _timed(fn, *args, **kwargs) -> tuple[Any, float]:
     return out, time.perf_counter() - start
 
 
-def run_score_bench(data=None, json_out=None, rows: int = 100_000, explain_rows: int = 10_000,
-                    run_id: str | None = None, verbose: bool = True) -> dict:
+def run_score_bench(
+    data=None,
+    json_out=None,
+    rows: int = 100_000,
+    explain_rows: int = 10_000,
+    run_id: str | None = None,
+    verbose: bool = True,
+) -> dict:
     """Time the scoring service on a resampled lead file (see the module doc); returns the JSON dict."""
     from engine.benchmarks.api import machine_summary
     from engine.pipeline import train_leads
@@ -107,8 +114,10 @@ def run_score_bench(data=None, json_out=None, rows: int = 100_000, explain_rows:
         "fast_explain_matrix_ms_per_lead": round(1000 * matrix_seconds / n_head, 4),
         "explain_table_ms_per_lead": round(1000 * (explain_only - matrix_seconds) / n_head, 4),
         "permutation_ms_per_lead": round(1000 * perm_seconds / max(len(small), 1), 2),
-        "permutation_settings": {"explain_background": model.explain_background,
-                                 "explain_permutations": model.explain_permutations},
+        "permutation_settings": {
+            "explain_background": model.explain_background,
+            "explain_permutations": model.explain_permutations,
+        },
         "score_frame_parts_seconds": {
             f"prepare_rows_{len(raw)}": round(prepare_seconds, 3),
             f"predict_proba_{len(raw)}": round(predict_seconds, 3),
@@ -118,19 +127,26 @@ def run_score_bench(data=None, json_out=None, rows: int = 100_000, explain_rows:
         "model_load_seconds": round(load_seconds, 3),
     }
     result = {
-        "machine": machine_summary(), "date": time.strftime("%Y-%m-%d"),
+        "machine": machine_summary(),
+        "date": time.strftime("%Y-%m-%d"),
         "load": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
-        "run_id": run.id, "dataset": str(run.spec.get("dataset")), "trained_seconds": trained_seconds,
+        "run_id": run.id,
+        "dataset": str(run.spec.get("dataset")),
+        "trained_seconds": trained_seconds,
         "explain_method": model.explain_method,
-        "rows": int(len(raw)), "score_seconds": round(score_seconds, 3),
+        "rows": int(len(raw)),
+        "score_seconds": round(score_seconds, 3),
         "score_rows_per_second": round(len(raw) / score_seconds, 1) if score_seconds > 0 else None,
-        "explain_rows": int(len(head)), "explain_seconds": round(explain_seconds, 3),
+        "explain_rows": int(len(head)),
+        "explain_seconds": round(explain_seconds, 3),
         "explained_rows": int(explained.explained_rows),
         "first_list_10k_seconds": round(first_seconds, 3),
         "targets": dict(TARGETS),
-        "met": {"score_seconds": score_seconds <= TARGETS["score_seconds"],
-                "explain_seconds": explain_seconds <= TARGETS["explain_seconds"],
-                "first_list_10k_seconds": first_seconds <= TARGETS["first_list_10k_seconds"]},
+        "met": {
+            "score_seconds": score_seconds <= TARGETS["score_seconds"],
+            "explain_seconds": explain_seconds <= TARGETS["explain_seconds"],
+            "first_list_10k_seconds": first_seconds <= TARGETS["first_list_10k_seconds"],
+        },
         "costs": costs,
     }
     out = Path(json_out) if json_out is not None else REPO_ROOT / "assets" / "bench" / f"score_{result['date']}.json"

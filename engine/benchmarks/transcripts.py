@@ -10,6 +10,7 @@
   and fine-tuned test embeddings, a Plotly bar chart comparing their metrics, and ``metrics.json``.
 * :func:`write_run_outputs` — the same for a stored run (``python -m engine train transcripts --out``).
 """
+
 from __future__ import annotations
 
 import copy
@@ -40,15 +41,18 @@ def _split(y, seed: int = 42, test_size: float = 0.3):
 
 
 def _point_metrics(y, p) -> dict[str, float]:
-    from sklearn.metrics import (accuracy_score, average_precision_score, brier_score_loss, f1_score,
-                                 roc_auc_score)
+    from sklearn.metrics import accuracy_score, average_precision_score, brier_score_loss, f1_score, roc_auc_score
 
     y = np.asarray(y).astype(int)
     p = np.asarray(p, dtype=float)
     pred = (p >= 0.5).astype(int)
-    return {"accuracy": float(accuracy_score(y, pred)), "roc_auc": float(roc_auc_score(y, p)),
-            "pr_auc": float(average_precision_score(y, p)), "f1": float(f1_score(y, pred, zero_division=0)),
-            "brier": float(brier_score_loss(y, p))}
+    return {
+        "accuracy": float(accuracy_score(y, pred)),
+        "roc_auc": float(roc_auc_score(y, p)),
+        "pr_auc": float(average_precision_score(y, p)),
+        "f1": float(f1_score(y, pred, zero_division=0)),
+        "brier": float(brier_score_loss(y, p)),
+    }
 
 
 def _timing(predict, X: pd.DataFrame, n_rows: int = 20, n_one: int = 3) -> dict[str, float]:
@@ -62,8 +66,10 @@ def _timing(predict, X: pd.DataFrame, n_rows: int = 20, n_one: int = 3) -> dict[
         start = time.perf_counter()
         predict(rows.iloc[[i]])
         singles.append(time.perf_counter() - start)
-    return {"score_rows_per_second": float(len(rows) / max(batch, 1e-9)),
-            "score_one_ms": float(np.median(singles) * 1000)}
+    return {
+        "score_rows_per_second": float(len(rows) / max(batch, 1e-9)),
+        "score_one_ms": float(np.median(singles) * 1000),
+    }
 
 
 class _Variant:
@@ -105,15 +111,25 @@ def _comparison_html(metrics: dict[str, dict[str, float]], path: Path) -> None:
     fig = go.Figure()
     names = [m for m in BENCH_METRICS if m != "brier"] + ["brier"]
     for model, values in metrics.items():
-        fig.add_bar(name=model.replace("_", " "), x=names, y=[values.get(m) for m in names],
-                    text=[f"{values.get(m, float('nan')):.3f}" for m in names], textposition="outside")
-    fig.update_layout(title="Generic vs fine-tuned embeddings (test split; Brier: lower is better)",
-                      barmode="group", yaxis_range=[0, 1.08], template="plotly_white")
+        fig.add_bar(
+            name=model.replace("_", " "),
+            x=names,
+            y=[values.get(m) for m in names],
+            text=[f"{values.get(m, float('nan')):.3f}" for m in names],
+            textposition="outside",
+        )
+    fig.update_layout(
+        title="Generic vs fine-tuned embeddings (test split; Brier: lower is better)",
+        barmode="group",
+        yaxis_range=[0, 1.08],
+        template="plotly_white",
+    )
     fig.write_html(str(path), include_plotlyjs="cdn", full_html=True)
 
 
-def write_transcript_outputs(approach, X_test: pd.DataFrame, y_test, out_dir: str | Path,
-                             extra_metrics: dict | None = None) -> dict[str, str]:
+def write_transcript_outputs(
+    approach, X_test: pd.DataFrame, y_test, out_dir: str | Path, extra_metrics: dict | None = None
+) -> dict[str, str]:
     """Write model files, t-SNE plots, the comparison chart and metrics.json under ``out_dir``.
 
     ``out_dir/models/fine_tuned_embeddings/`` (SentenceTransformer folder), ``out_dir/models/classifiers/``
@@ -136,23 +152,30 @@ def write_transcript_outputs(approach, X_test: pd.DataFrame, y_test, out_dir: st
         if fine_dir.exists():
             shutil.rmtree(fine_dir)
         shutil.copytree(approach_dir / "fine_tuned", fine_dir)
-    metrics: dict[str, Any] = {"rows_test": int(len(y_test)), "classifier_type": approach.classifier_type,
-                               "models": {}}
+    metrics: dict[str, Any] = {"rows_test": int(len(y_test)), "classifier_type": approach.classifier_type, "models": {}}
     for which in ("generic", "fine_tuned"):
         emb = approach.embed(X_test, which=which)
         proba = approach.predict_proba(X_test, embeddings=which)[:, 1]
         metrics["models"][f"{which}_embeddings"] = _point_metrics(y_test, proba)
-        _tsne_png(emb, y_test, f"{which.replace('_', '-')} MiniLM embeddings (t-SNE, test calls)",
-                  results / f"{which}_embeddings.png", seed=int(approach.seed))
+        _tsne_png(
+            emb,
+            y_test,
+            f"{which.replace('_', '-')} MiniLM embeddings (t-SNE, test calls)",
+            results / f"{which}_embeddings.png",
+            seed=int(approach.seed),
+        )
     if extra_metrics:
         metrics.update(extra_metrics)
     _comparison_html(metrics["models"], results / "performance_comparison.html")
     (results / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    return {"fine_tuned_model": str(fine_dir), "classifiers": str(approach_dir),
-            "generic_png": str(results / "generic_embeddings.png"),
-            "fine_tuned_png": str(results / "fine_tuned_embeddings.png"),
-            "comparison_html": str(results / "performance_comparison.html"),
-            "metrics_json": str(results / "metrics.json")}
+    return {
+        "fine_tuned_model": str(fine_dir),
+        "classifiers": str(approach_dir),
+        "generic_png": str(results / "generic_embeddings.png"),
+        "fine_tuned_png": str(results / "fine_tuned_embeddings.png"),
+        "comparison_html": str(results / "performance_comparison.html"),
+        "metrics_json": str(results / "metrics.json"),
+    }
 
 
 def write_run_outputs(run, out_dir: str | Path, data=None) -> dict[str, str]:
@@ -168,13 +191,20 @@ def write_run_outputs(run, out_dir: str | Path, data=None) -> dict[str, str]:
                 data = candidate
                 break
     if data is None:
-        raise FileNotFoundError(f"Cannot find the data of run {run.id} ({spec.get('dataset')}). "
-                                "Fix: pass data=<the transcripts file it was trained on>.")
+        raise FileNotFoundError(
+            f"Cannot find the data of run {run.id} ({spec.get('dataset')}). "
+            "Fix: pass data=<the transcripts file it was trained on>."
+        )
     table = load_transcripts(data)
     split = spec.get("split", {})
     _, test_idx = _split(table.y, seed=split.get("seed", 42), test_size=split.get("test_size", 0.3))
-    return write_transcript_outputs(run.load_approach(), table.X.iloc[test_idx], table.y[test_idx], out_dir,
-                                    extra_metrics={"run_id": run.id, "run_metrics": run.metrics})
+    return write_transcript_outputs(
+        run.load_approach(),
+        table.X.iloc[test_idx],
+        table.y[test_idx],
+        out_dir,
+        extra_metrics={"run_id": run.id, "run_metrics": run.metrics},
+    )
 
 
 # -- bench ----------------------------------------------------------------------------------------
@@ -187,10 +217,17 @@ def _setfit_peer(X_train, y_train, X_eval_sets: dict, params: dict, seed: int, m
     from engine.approaches.embeddings import base_model_path
 
     model = SetFitModel.from_pretrained(base_model_path(), local_files_only=True, device="cpu")
-    args = TrainingArguments(batch_size=int(params["batch_size"]), num_epochs=1, max_steps=int(max_steps),
-                             body_learning_rate=float(params["learning_rate"]), seed=seed, report_to="none",
-                             save_strategy="no", show_progress_bar=False,
-                             max_length=int(params["train_tokens"]))
+    args = TrainingArguments(
+        batch_size=int(params["batch_size"]),
+        num_epochs=1,
+        max_steps=int(max_steps),
+        body_learning_rate=float(params["learning_rate"]),
+        seed=seed,
+        report_to="none",
+        save_strategy="no",
+        show_progress_bar=False,
+        max_length=int(params["train_tokens"]),
+    )
     train = Dataset.from_dict({"text": list(X_train["transcript"]), "label": [int(v) for v in y_train]})
     trainer = Trainer(model=model, args=args, train_dataset=train)
     started = time.perf_counter()
@@ -205,10 +242,20 @@ def _setfit_peer(X_train, y_train, X_eval_sets: dict, params: dict, seed: int, m
     return predict, probas, fit_seconds
 
 
-def run_transcripts_bench(data=None, json_out: str | Path | None = None, epochs: int = 1, n_pairs: int = 2,
-                          seed: int = 42, max_triplets: int = 320, heldout_n: int = 400, setfit: bool = True,
-                          out_dir: str | Path | None = None, callbacks: list | None = None,
-                          demo_n: int = 1000, **params: Any) -> dict:
+def run_transcripts_bench(
+    data=None,
+    json_out: str | Path | None = None,
+    epochs: int = 1,
+    n_pairs: int = 2,
+    seed: int = 42,
+    max_triplets: int = 320,
+    heldout_n: int = 400,
+    setfit: bool = True,
+    out_dir: str | Path | None = None,
+    callbacks: list | None = None,
+    demo_n: int = 1000,
+    **params: Any,
+) -> dict:
     """Generic vs fine-tuned embeddings (logistic + XGBoost) and the SetFit peer, on one split.
 
     ``data``: transcripts path / records; ``None`` = the synthetic demo (``demo_n`` calls, train phrase pool),
@@ -234,8 +281,9 @@ def run_transcripts_bench(data=None, json_out: str | Path | None = None, epochs:
         held = load_transcripts(demo_transcripts(int(heldout_n), seed=1, phrase_pool="heldout"))
         eval_sets["heldout_phrases"] = (held.X, held.y)
 
-    approach = EmbeddingApproach(classifier_type="logistic", epochs=epochs, n_pairs=n_pairs,
-                                 max_triplets=max_triplets, seed=seed, **params)
+    approach = EmbeddingApproach(
+        classifier_type="logistic", epochs=epochs, n_pairs=n_pairs, max_triplets=max_triplets, seed=seed, **params
+    )
     started = time.perf_counter()
     approach.fit(X_train, y_train, callbacks=callbacks)
     fit_seconds = time.perf_counter() - started
@@ -251,8 +299,10 @@ def run_transcripts_bench(data=None, json_out: str | Path | None = None, epochs:
 
     # Features once per (embeddings, set); both classifiers reuse them.
     cached = getattr(approach, "_fit_features", {})
-    feats = {which: {"train": cached[which] if which in cached else approach._features(X_train, which)}
-             for which in ("generic", "fine_tuned")}
+    feats = {
+        which: {"train": cached[which] if which in cached else approach._features(X_train, which)}
+        for which in ("generic", "fine_tuned")
+    }
     for which in feats:
         for name, (Xe, _) in eval_sets.items():
             feats[which][name] = approach._features(Xe, which)
@@ -274,11 +324,16 @@ def run_transcripts_bench(data=None, json_out: str | Path | None = None, epochs:
             set_probas[name] = probas
             # fit time: embedding the training calls (+ fine-tuning for fine-tuned) + the classifier
             fit_s = timings.get(f"embed_{which}_seconds", 0.0) + (
-                timings.get("fine_tune_seconds", 0.0) if which == "fine_tuned" else 0.0)
+                timings.get("fine_tune_seconds", 0.0) if which == "fine_tuned" else 0.0
+            )
             if clf_name == "xgboost":
                 fit_s += xgb_fit[which]
-            models[name] = {**_point_metrics(y_test, probas["test"]), "fit_seconds": float(fit_s),
-                            **_timing(_Variant(model, which).predict_proba, X_test), "embed_per_second": None}
+            models[name] = {
+                **_point_metrics(y_test, probas["test"]),
+                "fit_seconds": float(fit_s),
+                **_timing(_Variant(model, which).predict_proba, X_test),
+                "embed_per_second": None,
+            }
             if "heldout_phrases" in probas:
                 heldout_models[name] = _point_metrics(eval_sets["heldout_phrases"][1], probas["heldout_phrases"])
             cbs.on_log(f"{name}: roc_auc {models[name]['roc_auc']:.3f}")
@@ -288,12 +343,24 @@ def run_transcripts_bench(data=None, json_out: str | Path | None = None, epochs:
     if setfit:
         steps = max(1, math.ceil(approach.n_triplets_ / approach.batch_size)) * max(1, int(epochs))
         predict, probas, setfit_fit = _setfit_peer(
-            X_train, y_train, {k: v[0] for k, v in eval_sets.items()},
-            {"batch_size": approach.batch_size, "learning_rate": approach.learning_rate,
-             "train_tokens": approach.train_tokens}, seed, steps)
+            X_train,
+            y_train,
+            {k: v[0] for k, v in eval_sets.items()},
+            {
+                "batch_size": approach.batch_size,
+                "learning_rate": approach.learning_rate,
+                "train_tokens": approach.train_tokens,
+            },
+            seed,
+            steps,
+        )
         set_probas["peer_setfit"] = probas
-        models["peer_setfit"] = {**_point_metrics(y_test, probas["test"]), "fit_seconds": float(setfit_fit),
-                                 **_timing(predict, X_test), "embed_per_second": None}
+        models["peer_setfit"] = {
+            **_point_metrics(y_test, probas["test"]),
+            "fit_seconds": float(setfit_fit),
+            **_timing(predict, X_test),
+            "embed_per_second": None,
+        }
         if "heldout_phrases" in probas:
             heldout_models["peer_setfit"] = _point_metrics(eval_sets["heldout_phrases"][1], probas["heldout_phrases"])
         cbs.on_log(f"peer_setfit: roc_auc {models['peer_setfit']['roc_auc']:.3f}")
@@ -301,8 +368,13 @@ def run_transcripts_bench(data=None, json_out: str | Path | None = None, epochs:
     result = {
         "dataset": "demo transcripts (synthetic)" if demo else str(getattr(data, "name", data)),
         "rows": int(len(y)),
-        "split": {"method": "stratified holdout", "test_size": 0.3, "seed": seed,
-                  "n_train": int(len(train_idx)), "n_test": int(len(test_idx))},
+        "split": {
+            "method": "stratified holdout",
+            "test_size": 0.3,
+            "seed": seed,
+            "n_train": int(len(train_idx)),
+            "n_test": int(len(test_idx)),
+        },
         "models": models,
         "embed_per_second": float(embed_per_second),
         "embed_chunks_measured": int(len(chunks)),
@@ -312,20 +384,29 @@ def run_transcripts_bench(data=None, json_out: str | Path | None = None, epochs:
     if heldout_models:
         result["heldout_models"] = heldout_models
         result["heldout_rows"] = int(len(eval_sets["heldout_phrases"][1]))
-        result["heldout_note"] = ("demo calls written with the held-out paraphrase pool (wordings never seen in "
-                                  "training); the honest generalisation check")
+        result["heldout_note"] = (
+            "demo calls written with the held-out paraphrase pool (wordings never seen in "
+            "training); the honest generalisation check"
+        )
     best = max((n for n in models if not n.startswith("peer")), key=lambda n: models[n]["roc_auc"])
     ours = models[best]["roc_auc"]
     result["checks"] = {
-        "fine_tuned_beats_generic_logistic": models["fine_tuned_logistic"]["roc_auc"] > models["generic_logistic"]["roc_auc"],
-        "fine_tuned_beats_generic_xgboost": models["fine_tuned_xgboost"]["roc_auc"] > models["generic_xgboost"]["roc_auc"],
+        "fine_tuned_beats_generic_logistic": models["fine_tuned_logistic"]["roc_auc"]
+        > models["generic_logistic"]["roc_auc"],
+        "fine_tuned_beats_generic_xgboost": models["fine_tuned_xgboost"]["roc_auc"]
+        > models["generic_xgboost"]["roc_auc"],
     }
     if "peer_setfit" in models:
         result["checks"]["best_of_ours_ge_setfit"] = ours >= models["peer_setfit"]["roc_auc"]
-        result["setfit_comparison"] = {"best_of_ours": best, **{
-            set_name: paired_difference(labels, set_probas[best][set_name], set_probas["peer_setfit"][set_name],
-                                        "roc_auc")
-            for set_name, (_, labels) in eval_sets.items()}}
+        result["setfit_comparison"] = {
+            "best_of_ours": best,
+            **{
+                set_name: paired_difference(
+                    labels, set_probas[best][set_name], set_probas["peer_setfit"][set_name], "roc_auc"
+                )
+                for set_name, (_, labels) in eval_sets.items()
+            },
+        }
     if out_dir is not None:
         result["outputs"] = write_transcript_outputs(approach, X_test, y_test, out_dir)
     if json_out:

@@ -29,6 +29,7 @@ templates. ``phrase_pool="all"`` mixes both.
 Every record carries ``metadata["source"] = "synthetic demo"``; show :data:`DEMO_NOTICE` wherever
 the demo is displayed.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -37,8 +38,10 @@ import numpy as np
 
 __all__ = ["DEMO_NOTICE", "demo_transcripts", "THRESHOLD", "MOVE_EFFECTS", "PHRASE_POOLS"]
 
-DEMO_NOTICE = ("Synthetic demo transcripts: generated sales calls, not real customers. Outcomes follow a "
-               "documented latent model (engine/data/demo_transcripts.py).")
+DEMO_NOTICE = (
+    "Synthetic demo transcripts: generated sales calls, not real customers. Outcomes follow a "
+    "documented latent model (engine/data/demo_transcripts.py)."
+)
 
 #: Latent score threshold; about 40 % of calls convert.
 THRESHOLD = 0.8
@@ -52,35 +55,70 @@ MOVE_EFFECTS: dict[str, dict[str, float]] = {
     "next": {"booked": 1.4, "vague": -0.4, "declined": -1.4},
 }
 LEVEL_PROBS: dict[str, list[float]] = {
-    "needs": [0.45, 0.35, 0.20], "pitch": [0.5, 0.5], "objection": [0.3, 0.4, 0.3],
-    "pricing": [0.4, 0.35, 0.25], "next": [0.4, 0.35, 0.25],
+    "needs": [0.45, 0.35, 0.20],
+    "pitch": [0.5, 0.5],
+    "objection": [0.3, 0.4, 0.3],
+    "pricing": [0.4, 0.35, 0.25],
+    "next": [0.4, 0.35, 0.25],
 }
 SIZE_EFFECT = {"1-10": -0.3, "11-50": 0.0, "51-200": 0.2, "201-1000": 0.1, "1000+": -0.2}
 
 INDUSTRIES = {
-    "healthcare": (["patient scheduling software", "clinical analytics platform"],
-                   ["missed appointments", "manual insurance checks", "slow patient intake"]),
-    "retail": (["inventory management system", "point-of-sale suite"],
-               ["stock-outs in our stores", "reconciling sales across shops", "slow checkout lines"]),
-    "manufacturing": (["predictive maintenance platform", "production planning software"],
-                      ["unplanned machine downtime", "spreadsheets for shift planning", "scrap rates"]),
-    "finance": (["compliance reporting tool", "expense management platform"],
-                ["month-end close taking two weeks", "audit preparation", "chasing receipts"]),
-    "education": (["learning management system", "student enrolment CRM"],
-                  ["tracking course completion", "enrolment follow-ups falling through", "grading workload"]),
-    "logistics": (["fleet tracking platform", "route optimisation software"],
-                  ["fuel costs", "late deliveries", "drivers calling in for directions"]),
-    "real estate": (["property management software", "lead management CRM"],
-                    ["tenant requests getting lost", "slow follow-up on enquiries", "rent collection"]),
-    "hospitality": (["booking engine", "guest messaging platform"],
-                    ["no-shows", "double bookings", "front desk overload"]),
+    "healthcare": (
+        ["patient scheduling software", "clinical analytics platform"],
+        ["missed appointments", "manual insurance checks", "slow patient intake"],
+    ),
+    "retail": (
+        ["inventory management system", "point-of-sale suite"],
+        ["stock-outs in our stores", "reconciling sales across shops", "slow checkout lines"],
+    ),
+    "manufacturing": (
+        ["predictive maintenance platform", "production planning software"],
+        ["unplanned machine downtime", "spreadsheets for shift planning", "scrap rates"],
+    ),
+    "finance": (
+        ["compliance reporting tool", "expense management platform"],
+        ["month-end close taking two weeks", "audit preparation", "chasing receipts"],
+    ),
+    "education": (
+        ["learning management system", "student enrolment CRM"],
+        ["tracking course completion", "enrolment follow-ups falling through", "grading workload"],
+    ),
+    "logistics": (
+        ["fleet tracking platform", "route optimisation software"],
+        ["fuel costs", "late deliveries", "drivers calling in for directions"],
+    ),
+    "real estate": (
+        ["property management software", "lead management CRM"],
+        ["tenant requests getting lost", "slow follow-up on enquiries", "rent collection"],
+    ),
+    "hospitality": (
+        ["booking engine", "guest messaging platform"],
+        ["no-shows", "double bookings", "front desk overload"],
+    ),
 }
 SIZES = list(SIZE_EFFECT)
 SIZE_PROBS = [0.2, 0.3, 0.25, 0.15, 0.1]
 AGENTS = [f"agent_{i:02d}" for i in range(1, 13)]
 AGENT_NAMES = ["Maya", "Tom", "Priya", "Lucas", "Ana", "Ben", "Chloe", "Omar", "Sofia", "Daniel", "Ines", "Kenji"]
-CUSTOMER_NAMES = ["Laura", "Mark", "Fatima", "Jon", "Elena", "Raj", "Grace", "Pedro", "Hannah", "Victor",
-                  "Nadia", "Sam", "Olivia", "Hugo", "Mei", "Carlos"]
+CUSTOMER_NAMES = [
+    "Laura",
+    "Mark",
+    "Fatima",
+    "Jon",
+    "Elena",
+    "Raj",
+    "Grace",
+    "Pedro",
+    "Hannah",
+    "Victor",
+    "Nadia",
+    "Sam",
+    "Olivia",
+    "Hugo",
+    "Mei",
+    "Carlos",
+]
 COMPANY_STEMS = ["North", "Blue", "Summit", "Harbor", "Cedar", "Bright", "Iron", "Silver", "Oak", "River"]
 COMPANY_TAILS = ["Group", "Partners", "Works", "Labs", "Co", "Holdings", "Systems", "Collective"]
 COMPETITORS = ["Acme", "Vendora", "Stackly", "Corebridge", "Nimbus"]
@@ -125,8 +163,7 @@ PHRASE_POOLS: dict[str, list[str]] = {
     ],
     "needs:vague": [
         "A: What made you reach out?|C: I'm not totally sure yet, we're just looking at what's out there.",
-        "A: What are you hoping to improve?|C: Hard to say. Maybe {pain}, maybe not, we haven't really looked "
-        "into it.",
+        "A: What are you hoping to improve?|C: Hard to say. Maybe {pain}, maybe not, we haven't really looked into it.",
         "C: My manager asked me to take a few calls, so I'm gathering information for now.",
         "A: What's the main challenge right now?|C: Nothing urgent. Things are okay, I guess we could always "
         "be a bit more efficient.",
@@ -135,13 +172,11 @@ PHRASE_POOLS: dict[str, list[str]] = {
         "C: We're early. Someone mentioned your name, so I thought I'd listen and see.",
     ],
     "needs:none": [
-        "A: What made you reach out?|C: To be honest, we're happy with what we have. I only signed up for the "
-        "webinar.",
+        "A: What made you reach out?|C: To be honest, we're happy with what we have. I only signed up for the webinar.",
         "C: I should say up front, we renewed with another provider last month, so there's no project here.",
         "A: Any pain around {pain}?|C: Not really, that's been solved for years. I don't see a gap.",
         "C: I think the form was filled in by an intern. We don't have a need for a {product} at the moment.",
-        "A: What would you want to change?|C: Nothing, really. Our setup works and nobody is asking for a "
-        "new tool.",
+        "A: What would you want to change?|C: Nothing, really. Our setup works and nobody is asking for a new tool.",
         "C: I'm not the right person for this, and as far as I know we aren't looking for anything.",
     ],
     "pitch:tailored": [
@@ -161,8 +196,7 @@ PHRASE_POOLS: dict[str, list[str]] = {
     "pitch:generic": [
         "A: So the {product} has dashboards, reports, integrations, mobile apps, and a lot more. Let me go "
         "through the feature list.|C: Okay.",
-        "A: We're the leading platform, trusted by thousands of companies, with over two hundred features.|"
-        "C: Right.",
+        "A: We're the leading platform, trusted by thousands of companies, with over two hundred features.|C: Right.",
         "A: Let me share our standard deck, it covers everything the {product} can do.|C: Sure, go ahead.",
         "A: There's a lot to cover, so I'll just walk through all the modules one by one.|C: Mm-hm.",
         "A: We have AI, automation, analytics, you name it. Most people love the reporting.|C: I see.",
@@ -196,8 +230,7 @@ PHRASE_POOLS: dict[str, list[str]] = {
         "A: I don't really know how they compare, to be honest.|C: I see. That leaves me where I started.",
         "A: That's something you'd need to work out on your side.|C: Right, so it's still an open question.",
         "A: Let's not worry about that for now.|C: It's kind of a big worry, though.",
-        "A: Most customers figure it out eventually.|C: I'm not convinced, that was the main thing holding "
-        "us back.",
+        "A: Most customers figure it out eventually.|C: I'm not convinced, that was the main thing holding us back.",
     ],
     "pricing:accepted": [
         "C: What does it cost?|A: For {seats} users it's about {price} a year, onboarding included.|C: That's "
@@ -205,8 +238,7 @@ PHRASE_POOLS: dict[str, list[str]] = {
         "A: On pricing, you'd be looking at {price} annually.|C: Reasonable, that fits our budget.",
         "C: Let's talk numbers.|A: It's {price} per year for your size.|C: Okay, I can work with that.",
         "A: The quote would be around {price} for the year.|C: That's less than I expected, good.",
-        "C: And the price?|A: {price} a year, billed quarterly if you prefer.|C: Quarterly billing helps, that "
-        "works.",
+        "C: And the price?|A: {price} a year, billed quarterly if you prefer.|C: Quarterly billing helps, that works.",
         "A: Budget-wise we'd be at {price}.|C: Fine, that's in line with what finance approved.",
     ],
     "pricing:resisted": [
@@ -266,9 +298,13 @@ PHRASE_POOLS: dict[str, list[str]] = {
     ],
 }
 
-_MOVE_KEYS = {"needs": ["clear", "vague", "none"], "pitch": ["tailored", "generic"],
-              "objection": ["none", "handled", "unresolved"], "pricing": ["accepted", "resisted", "dodged"],
-              "next": ["booked", "vague", "declined"]}
+_MOVE_KEYS = {
+    "needs": ["clear", "vague", "none"],
+    "pitch": ["tailored", "generic"],
+    "objection": ["none", "handled", "unresolved"],
+    "pricing": ["accepted", "resisted", "dodged"],
+    "next": ["booked", "vague", "declined"],
+}
 
 
 def _pool(key: str, phrase_pool: str) -> list[str]:
@@ -293,8 +329,9 @@ def _render(turns: str, slots: dict[str, str]) -> list[str]:
     return lines
 
 
-def demo_transcripts(n: int = 400, seed: int = 0, phrase_pool: str = "train",
-                     positive_rate: float | None = None) -> list[dict]:
+def demo_transcripts(
+    n: int = 400, seed: int = 0, phrase_pool: str = "train", positive_rate: float | None = None
+) -> list[dict]:
     """``n`` synthetic sales calls as ``{"transcript", "label", "metadata"}`` records (deterministic).
 
     ``phrase_pool``: ``"train"`` (default), ``"heldout"`` (disjoint paraphrases, for honest tests)
@@ -310,25 +347,31 @@ def demo_transcripts(n: int = 400, seed: int = 0, phrase_pool: str = "train",
     agent_skill = {a: float(s) for a, s in zip(AGENTS, np.random.default_rng(1234).normal(0, 0.2, len(AGENTS)))}
     base_time = _dt.datetime(2025, 3, 3, 8, 0)
     records, latents = [], []
-    for i in range(n):
+    for _ in range(n):
         industry = industries[int(rng.integers(len(industries)))]
         products, pains = INDUSTRIES[industry]
         product = products[int(rng.integers(len(products)))]
         size = SIZES[int(rng.choice(len(SIZES), p=SIZE_PROBS))]
         agent_id = AGENTS[int(rng.integers(len(AGENTS)))]
-        seats = int({"1-10": 5, "11-50": 25, "51-200": 80, "201-1000": 300, "1000+": 1200}[size]
-                    * rng.uniform(0.6, 1.4))
+        seats = int(
+            {"1-10": 5, "11-50": 25, "51-200": 80, "201-1000": 300, "1000+": 1200}[size] * rng.uniform(0.6, 1.4)
+        )
         price = int(round(seats * rng.uniform(150, 400), -2))
         slots = {
             "agent": AGENT_NAMES[AGENTS.index(agent_id)],
             "customer": CUSTOMER_NAMES[int(rng.integers(len(CUSTOMER_NAMES)))],
             "company": f"{COMPANY_STEMS[int(rng.integers(10))]} {COMPANY_TAILS[int(rng.integers(8))]}",
-            "product": product, "industry": industry, "pain": pains[int(rng.integers(len(pains)))],
-            "competitor": COMPETITORS[int(rng.integers(len(COMPETITORS)))], "seats": str(seats),
-            "price": f"${price:,}", "day": DAYS[int(rng.integers(len(DAYS)))],
+            "product": product,
+            "industry": industry,
+            "pain": pains[int(rng.integers(len(pains)))],
+            "competitor": COMPETITORS[int(rng.integers(len(COMPETITORS)))],
+            "seats": str(seats),
+            "price": f"${price:,}",
+            "day": DAYS[int(rng.integers(len(DAYS)))],
         }
-        levels = {move: options[int(rng.choice(len(options), p=LEVEL_PROBS[move]))]
-                  for move, options in _MOVE_KEYS.items()}
+        levels = {
+            move: options[int(rng.choice(len(options), p=LEVEL_PROBS[move]))] for move, options in _MOVE_KEYS.items()
+        }
         latent = sum(MOVE_EFFECTS[m][lvl] for m, lvl in levels.items())
         latent += SIZE_EFFECT[size] + agent_skill[agent_id] + rng.normal(0, NOISE_SD)
 
@@ -339,8 +382,10 @@ def demo_transcripts(n: int = 400, seed: int = 0, phrase_pool: str = "train",
         lines += _render(_pick(rng, f"pitch:{levels['pitch']}", phrase_pool), slots)
         middle = []
         if levels["objection"] != "none":
-            middle.append(_render(_pick(rng, "objection:raise", phrase_pool), slots)
-                          + _render(_pick(rng, f"objection:{levels['objection']}", phrase_pool), slots))
+            middle.append(
+                _render(_pick(rng, "objection:raise", phrase_pool), slots)
+                + _render(_pick(rng, f"objection:{levels['objection']}", phrase_pool), slots)
+            )
         middle.append(_render(_pick(rng, f"pricing:{levels['pricing']}", phrase_pool), slots))
         if rng.random() < 0.5:
             middle.reverse()
@@ -353,19 +398,25 @@ def demo_transcripts(n: int = 400, seed: int = 0, phrase_pool: str = "train",
         transcript = "\n".join(lines)
 
         words = len(transcript.split())
-        call_time = base_time + _dt.timedelta(days=int(rng.integers(0, 180)), hours=int(rng.integers(0, 10)),
-                                              minutes=int(rng.integers(0, 4)) * 15)
-        records.append({
-            "transcript": transcript,
-            "label": None,
-            "metadata": {
-                "industry": industry, "product": product,
-                "duration": int(words * 2.4 * rng.uniform(2.5, 4.0)),  # seconds; longer than the text alone
-                "call_time": call_time.isoformat(timespec="minutes"),
-                "agent_id": agent_id, "customer_company_size": size,
-                "source": "synthetic demo", "phrase_pool": phrase_pool,
-            },
-        })
+        call_time = base_time + _dt.timedelta(
+            days=int(rng.integers(0, 180)), hours=int(rng.integers(0, 10)), minutes=int(rng.integers(0, 4)) * 15
+        )
+        records.append(
+            {
+                "transcript": transcript,
+                "label": None,
+                "metadata": {
+                    "industry": industry,
+                    "product": product,
+                    "duration": int(words * 2.4 * rng.uniform(2.5, 4.0)),  # seconds; longer than the text alone
+                    "call_time": call_time.isoformat(timespec="minutes"),
+                    "agent_id": agent_id,
+                    "customer_company_size": size,
+                    "source": "synthetic demo",
+                    "phrase_pool": phrase_pool,
+                },
+            }
+        )
         latents.append(latent)
     threshold = THRESHOLD if positive_rate is None else float(np.quantile(latents, 1 - positive_rate))
     for record, latent in zip(records, latents):

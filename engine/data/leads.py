@@ -24,22 +24,37 @@ flags stay strings), missing values are ``NaN``.
 Every problem with the input raises :class:`LeadDataError`, whose message names the problem and the
 fix. Nothing here writes to disk.
 """
+
 from __future__ import annotations
 
 import csv
 import hashlib
 import io
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 __all__ = [
-    "LeadDataError", "LEAK_PRESETS", "KINDS", "TARGET_CANDIDATES", "HIGH_CARDINALITY_MIN",
-    "MAX_ROWS", "MAX_COLS", "read_table", "check_table", "infer_kinds", "describe_policy", "find_target", "map_target", "load_leads", "LeadTable",
+    "LeadDataError",
+    "LEAK_PRESETS",
+    "KINDS",
+    "TARGET_CANDIDATES",
+    "HIGH_CARDINALITY_MIN",
+    "MAX_ROWS",
+    "MAX_COLS",
+    "read_table",
+    "check_table",
+    "infer_kinds",
+    "describe_policy",
+    "find_target",
+    "map_target",
+    "load_leads",
+    "LeadTable",
 ]
 
 
@@ -53,24 +68,42 @@ class LeadDataError(ValueError):
 #: postdate the contact. ``none`` keeps everything.
 LEAK_PRESETS: dict[str, list[str]] = {
     "default": [
-        "Tags", "Lead Quality", "Lead Profile",
-        "Asymmetrique Activity Index", "Asymmetrique Profile Index",
-        "Asymmetrique Activity Score", "Asymmetrique Profile Score",
+        "Tags",
+        "Lead Quality",
+        "Lead Profile",
+        "Asymmetrique Activity Index",
+        "Asymmetrique Profile Index",
+        "Asymmetrique Activity Score",
+        "Asymmetrique Profile Score",
     ],
     "none": [],
     "strict": [
-        "Tags", "Lead Quality", "Lead Profile",
-        "Asymmetrique Activity Index", "Asymmetrique Profile Index",
-        "Asymmetrique Activity Score", "Asymmetrique Profile Score",
-        "Last Activity", "Last Notable Activity",
+        "Tags",
+        "Lead Quality",
+        "Lead Profile",
+        "Asymmetrique Activity Index",
+        "Asymmetrique Profile Index",
+        "Asymmetrique Activity Score",
+        "Asymmetrique Profile Score",
+        "Last Activity",
+        "Last Notable Activity",
     ],
 }
 
 KINDS = ("numeric", "binary", "categorical", "high_cardinality", "identifier", "text")
 
 #: Names tried, in order, when no target is given (after ``Converted``), case-insensitively.
-TARGET_CANDIDATES = ["converted", "target", "label", "won", "outcome", "is_converted", "conversion", "is converted",
-                     "y"]
+TARGET_CANDIDATES = [
+    "converted",
+    "target",
+    "label",
+    "won",
+    "outcome",
+    "is_converted",
+    "conversion",
+    "is converted",
+    "y",
+]
 
 #: A text column with more distinct values than this is ``high_cardinality``.
 #: (The X Education ``Country`` column, 38 values, stays a plain categorical.)
@@ -84,14 +117,55 @@ NUMERIC_SHARE = 0.9
 TEXT_MIN_MEAN_LEN = 30
 
 MISSING_TOKENS = {"", "select"}
-POSITIVE = {"1", "1.0", "yes", "y", "true", "t", "won", "win", "converted", "convert", "positive", "pos",
-            "success", "closed won", "closed-won", "closed_won", "paid", "signed", "customer"}
-NEGATIVE = {"0", "0.0", "no", "n", "false", "f", "lost", "lose", "loss", "not converted", "not_converted",
-            "not-converted", "unconverted", "negative", "neg", "failure", "fail", "closed lost",
-            "closed-lost", "closed_lost", "not paid", "unpaid"}
+POSITIVE = {
+    "1",
+    "1.0",
+    "yes",
+    "y",
+    "true",
+    "t",
+    "won",
+    "win",
+    "converted",
+    "convert",
+    "positive",
+    "pos",
+    "success",
+    "closed won",
+    "closed-won",
+    "closed_won",
+    "paid",
+    "signed",
+    "customer",
+}
+NEGATIVE = {
+    "0",
+    "0.0",
+    "no",
+    "n",
+    "false",
+    "f",
+    "lost",
+    "lose",
+    "loss",
+    "not converted",
+    "not_converted",
+    "not-converted",
+    "unconverted",
+    "negative",
+    "neg",
+    "failure",
+    "fail",
+    "closed lost",
+    "closed-lost",
+    "closed_lost",
+    "not paid",
+    "unpaid",
+}
 YES_NO = POSITIVE | NEGATIVE
-_ID_NAME = re.compile(r"(^|[\s_\-.])(id|ids|uuid|guid|key|number|no|nr|num|code)$|^id[\s_\-]|^(id|uuid|guid)$",
-                      re.IGNORECASE)
+_ID_NAME = re.compile(
+    r"(^|[\s_\-.])(id|ids|uuid|guid|key|number|no|nr|num|code)$|^id[\s_\-]|^(id|uuid|guid)$", re.IGNORECASE
+)
 _FORMATS_HINT = "Export the table as CSV (UTF-8), Excel .xlsx or Parquet and upload that file."
 _MAGIC = {
     b"PK\x03\x04": "xlsx",
@@ -122,8 +196,10 @@ def _raw_bytes(source: Any, filename: str | None) -> tuple[bytes, str | None]:
     data, name = raw_bytes(source, filename, LeadDataError, "the CSV, Excel or Parquet file")
     if data is not None:
         return data, name
-    raise LeadDataError(f"cannot read a lead table from a {type(source).__name__}; pass a file path, bytes, "
-                        "a file-like object or a pandas DataFrame.")
+    raise LeadDataError(
+        f"cannot read a lead table from a {type(source).__name__}; pass a file path, bytes, "
+        "a file-like object or a pandas DataFrame."
+    )
 
 
 def _detect_format(raw: bytes, name: str | None) -> tuple[str, str | None]:
@@ -135,36 +211,48 @@ def _detect_format(raw: bytes, name: str | None) -> tuple[str, str | None]:
             if kind in ("xlsx", "parquet"):
                 return kind, None
             if kind == "xls":
-                raise LeadDataError(f"{label} is an old Excel .xls workbook, which is not supported. "
-                                    "Open it in Excel and save it as .xlsx or CSV.")
+                raise LeadDataError(
+                    f"{label} is an old Excel .xls workbook, which is not supported. "
+                    "Open it in Excel and save it as .xlsx or CSV."
+                )
             raise LeadDataError(f"{label} is not a table: it looks like a {kind}. {_FORMATS_HINT}")
     if ext in (".xlsx", ".xlsm"):
-        raise LeadDataError(f"{label} has the extension {ext} but is not a valid Excel workbook "
-                            f"(it may be damaged or renamed). {_FORMATS_HINT}")
+        raise LeadDataError(
+            f"{label} has the extension {ext} but is not a valid Excel workbook "
+            f"(it may be damaged or renamed). {_FORMATS_HINT}"
+        )
     if ext in (".parquet", ".pq"):
-        raise LeadDataError(f"{label} has the extension {ext} but is not a Parquet file "
-                            f"(it may be damaged or renamed). {_FORMATS_HINT}")
+        raise LeadDataError(
+            f"{label} has the extension {ext} but is not a Parquet file (it may be damaged or renamed). {_FORMATS_HINT}"
+        )
     from engine.data.sources import decode_text
 
     text, encoding = decode_text(raw)
     head = text[:65536]
     ctrl = sum(1 for c in head if c < "\t" or "\r" < c < " ")
     if "\x00" in head or ctrl > max(2, len(head) // 100):
-        raise LeadDataError(f"{label} is not readable as a table: it contains binary data (read as {encoding}). "
-                            f"{_FORMATS_HINT}")
+        raise LeadDataError(
+            f"{label} is not readable as a table: it contains binary data (read as {encoding}). {_FORMATS_HINT}"
+        )
     return "csv", text
 
 
 def _too_big(label: str, rows: int | None, cols: int, max_rows: int, max_cols: int, lines: int | None = None) -> None:
     if rows is not None and rows > max_rows:
-        raise LeadDataError(f"{label} has {rows:,} rows, more than the limit of {max_rows:,}. Load a sample "
-                            "or a shorter period, or raise max_rows.")
+        raise LeadDataError(
+            f"{label} has {rows:,} rows, more than the limit of {max_rows:,}. Load a sample "
+            "or a shorter period, or raise max_rows."
+        )
     if lines is not None:
-        raise LeadDataError(f"{label} has more than {max_rows:,} rows ({lines:,} lines), more than the limit of "
-                            f"{max_rows:,}. Load a sample or a shorter period, or raise max_rows.")
+        raise LeadDataError(
+            f"{label} has more than {max_rows:,} rows ({lines:,} lines), more than the limit of "
+            f"{max_rows:,}. Load a sample or a shorter period, or raise max_rows."
+        )
     if cols > max_cols:
-        raise LeadDataError(f"{label} has {cols:,} columns, more than the limit of {max_cols:,}. Remove "
-                            "columns that are not lead attributes, or raise max_cols.")
+        raise LeadDataError(
+            f"{label} has {cols:,} columns, more than the limit of {max_cols:,}. Remove "
+            "columns that are not lead attributes, or raise max_cols."
+        )
 
 
 def _check_size(raw: bytes, fmt: str, text: str | None, label: str, max_rows: int, max_cols: int) -> None:
@@ -176,8 +264,9 @@ def _check_size(raw: bytes, fmt: str, text: str | None, label: str, max_rows: in
 
             meta = pq.ParquetFile(io.BytesIO(raw)).metadata
         except Exception as exc:
-            raise LeadDataError(f"{label} could not be read as Parquet ({type(exc).__name__}: {exc}). "
-                                f"{_FORMATS_HINT}") from exc
+            raise LeadDataError(
+                f"{label} could not be read as Parquet ({type(exc).__name__}: {exc}). {_FORMATS_HINT}"
+            ) from exc
         _too_big(label, meta.num_rows, meta.num_columns, max_rows, max_cols)
     elif fmt == "xlsx":
         try:
@@ -185,8 +274,9 @@ def _check_size(raw: bytes, fmt: str, text: str | None, label: str, max_rows: in
 
             book = openpyxl.load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
         except Exception as exc:
-            raise LeadDataError(f"{label} could not be read as an Excel workbook ({type(exc).__name__}: {exc}). "
-                                f"{_FORMATS_HINT}") from exc
+            raise LeadDataError(
+                f"{label} could not be read as an Excel workbook ({type(exc).__name__}: {exc}). {_FORMATS_HINT}"
+            ) from exc
         try:
             sheet = book.worksheets[0] if book.worksheets else None
             if sheet is None:
@@ -205,12 +295,19 @@ def _check_size(raw: bytes, fmt: str, text: str | None, label: str, max_rows: in
         from engine.data.sources import csv_rows_over
 
         delim = _sniff_delimiter(text)
-        _too_big(label, None, len(_header_fields(text, delim)), max_rows, max_cols,
-                 lines=csv_rows_over(text, delim, max_rows))
+        _too_big(
+            label,
+            None,
+            len(_header_fields(text, delim)),
+            max_rows,
+            max_cols,
+            lines=csv_rows_over(text, delim, max_rows),
+        )
 
 
-def check_table(source: Any, filename: str | None = None, max_rows: int | None = None,
-                max_cols: int | None = None) -> None:
+def check_table(
+    source: Any, filename: str | None = None, max_rows: int | None = None, max_cols: int | None = None
+) -> None:
     """Raise :class:`LeadDataError` when the lead table cannot be read or is over the row/column limits
     (default :data:`MAX_ROWS`, :data:`MAX_COLS`), without parsing it (see :func:`_check_size`)."""
     raw, name = _raw_bytes(source, filename)
@@ -220,11 +317,13 @@ def check_table(source: Any, filename: str | None = None, max_rows: int | None =
 def _checked(raw: bytes, name: str | None, max_rows: int | None, max_cols: int | None) -> tuple[str, str | None]:
     label = name or "the upload"
     if not raw.strip():
-        raise LeadDataError(f"{label} is empty (0 data bytes). Export the lead table again with its header row "
-                            "and data rows.")
+        raise LeadDataError(
+            f"{label} is empty (0 data bytes). Export the lead table again with its header row and data rows."
+        )
     fmt, text = _detect_format(raw, name)
-    _check_size(raw, fmt, text, label, MAX_ROWS if max_rows is None else max_rows,
-                MAX_COLS if max_cols is None else max_cols)
+    _check_size(
+        raw, fmt, text, label, MAX_ROWS if max_rows is None else max_rows, MAX_COLS if max_cols is None else max_cols
+    )
     return fmt, text
 
 
@@ -265,8 +364,10 @@ def _check_duplicates(columns: Iterable[Any], label: str) -> None:
             dups.append(key)
         seen[key] = key
     if dups:
-        raise LeadDataError(f"{label} has duplicate column names: {', '.join(repr(d) for d in dups)}. "
-                            "Rename or remove the repeated columns so every column name is unique, then load it again.")
+        raise LeadDataError(
+            f"{label} has duplicate column names: {', '.join(repr(d) for d in dups)}. "
+            "Rename or remove the repeated columns so every column name is unique, then load it again."
+        )
 
 
 def _read_csv(text: str, label: str) -> pd.DataFrame:
@@ -276,11 +377,19 @@ def _read_csv(text: str, label: str) -> pd.DataFrame:
     _check_duplicates(_header_fields(text, delim), label)
     try:
         # bytes, not io.StringIO: a StringIO holds four bytes a character, the UTF-8 copy one
-        df = pd.read_csv(io.BytesIO(text.encode("utf-8")), encoding="utf-8", sep=delim,
-                         decimal="," if delim == ";" else ".", skipinitialspace=True, low_memory=False)
+        df = pd.read_csv(
+            io.BytesIO(text.encode("utf-8")),
+            encoding="utf-8",
+            sep=delim,
+            decimal="," if delim == ";" else ".",
+            skipinitialspace=True,
+            low_memory=False,
+        )
     except (pd.errors.ParserError, ValueError, csv.Error) as exc:
-        raise LeadDataError(f"{label} could not be parsed as a table ({str(exc).strip()}). Check that every row has the same "
-                            f"number of fields, or {_FORMATS_HINT[0].lower() + _FORMATS_HINT[1:]}") from exc
+        raise LeadDataError(
+            f"{label} could not be parsed as a table ({str(exc).strip()}). Check that every row has the same "
+            f"number of fields, or {_FORMATS_HINT[0].lower() + _FORMATS_HINT[1:]}"
+        ) from exc
     return df
 
 
@@ -288,11 +397,13 @@ def _read_excel(raw: bytes, label: str) -> pd.DataFrame:
     try:
         df = pd.read_excel(io.BytesIO(raw), engine="openpyxl", header=None)
     except Exception as exc:  # openpyxl raises many types for a damaged or non-xlsx zip
-        raise LeadDataError(f"{label} could not be read as an Excel workbook ({type(exc).__name__}: {exc}). "
-                            f"{_FORMATS_HINT}") from exc
+        raise LeadDataError(
+            f"{label} could not be read as an Excel workbook ({type(exc).__name__}: {exc}). {_FORMATS_HINT}"
+        ) from exc
     if df.empty:
-        raise LeadDataError(f"{label} is empty: its first sheet has no cells. Put the lead table (header row "
-                            "first) on the first sheet.")
+        raise LeadDataError(
+            f"{label} is empty: its first sheet has no cells. Put the lead table (header row first) on the first sheet."
+        )
     header = ["" if pd.isna(v) else str(v).strip() for v in df.iloc[0].tolist()]
     _check_duplicates([h for h in header if h], label)
     header = [h or f"Unnamed: {i}" for i, h in enumerate(header)]
@@ -307,14 +418,16 @@ def _read_parquet(raw: bytes, label: str) -> pd.DataFrame:
 
         table = pq.read_table(io.BytesIO(raw))
     except Exception as exc:
-        raise LeadDataError(f"{label} could not be read as Parquet ({type(exc).__name__}: {exc}). "
-                            f"{_FORMATS_HINT}") from exc
+        raise LeadDataError(
+            f"{label} could not be read as Parquet ({type(exc).__name__}: {exc}). {_FORMATS_HINT}"
+        ) from exc
     _check_duplicates(table.column_names, label)
     return table.to_pandas()
 
 
-def _read(source: Any, filename: str | None, max_rows: int | None = None,
-          max_cols: int | None = None) -> tuple[pd.DataFrame, str, str | None]:
+def _read(
+    source: Any, filename: str | None, max_rows: int | None = None, max_cols: int | None = None
+) -> tuple[pd.DataFrame, str, str | None]:
     """Frame, sha256 of the raw content and the display name; over-limit files are refused before parsing."""
     if isinstance(source, pd.DataFrame):
         _check_duplicates(source.columns, "the table")
@@ -326,13 +439,19 @@ def _read(source: Any, filename: str | None, max_rows: int | None = None,
     df = _read_csv(text, label) if fmt == "csv" else {"xlsx": _read_excel, "parquet": _read_parquet}[fmt](raw, label)
     df.columns = [str(c).strip() for c in df.columns]
     # the same limits on the parsed table (a workbook can record smaller dimensions than it holds)
-    _too_big(label, len(df), df.shape[1], MAX_ROWS if max_rows is None else max_rows,
-             MAX_COLS if max_cols is None else max_cols)
+    _too_big(
+        label,
+        len(df),
+        df.shape[1],
+        MAX_ROWS if max_rows is None else max_rows,
+        MAX_COLS if max_cols is None else max_cols,
+    )
     return df, hashlib.sha256(raw).hexdigest(), name
 
 
-def read_table(source: Any, filename: str | None = None, max_rows: int | None = None,
-               max_cols: int | None = None) -> pd.DataFrame:
+def read_table(
+    source: Any, filename: str | None = None, max_rows: int | None = None, max_cols: int | None = None
+) -> pd.DataFrame:
     """Read a lead table from a path, ``bytes`` or a file-like object (or copy a DataFrame).
 
     ``filename`` is the name messages give the file (the user's file name: pass it for bytes, or for a
@@ -473,13 +592,16 @@ def _as_list(names: Any) -> list[str]:
 def _check_policy(leak_policy: str | None) -> str:
     policy = "default" if leak_policy is None else str(leak_policy).strip().lower()
     if policy not in LEAK_PRESETS:
-        raise LeadDataError(f"unknown leak policy {leak_policy!r}. Choose one of: {', '.join(LEAK_PRESETS)} "
-                            "(and add columns with exclude / include).")
+        raise LeadDataError(
+            f"unknown leak policy {leak_policy!r}. Choose one of: {', '.join(LEAK_PRESETS)} "
+            "(and add columns with exclude / include)."
+        )
     return policy
 
 
-def describe_policy(columns: Iterable[Any], leak_policy: str = "default", exclude: Any = None,
-                    include: Any = None) -> list[str]:
+def describe_policy(
+    columns: Iterable[Any], leak_policy: str = "default", exclude: Any = None, include: Any = None
+) -> list[str]:
     """Columns (spelled as in ``columns``) that the leak policy leaves out, in column order.
 
     Excluded = preset columns + ``exclude`` - ``include``; names match case- and
@@ -511,16 +633,20 @@ def find_target(columns: Iterable[Any], target: str | None = None) -> str:
             return str(target)
         if _norm(target) in by_key:
             return by_key[_norm(target)]
-        raise LeadDataError(f"target column {target!r} is not in the table. The columns are: {_column_list(cols)}. "
-                            "Pass the right name with --target COLUMN (or choose it in the dashboard).")
+        raise LeadDataError(
+            f"target column {target!r} is not in the table. The columns are: {_column_list(cols)}. "
+            "Pass the right name with --target COLUMN (or choose it in the dashboard)."
+        )
     if "Converted" in cols:
         return "Converted"
     for cand in TARGET_CANDIDATES:
         if cand in by_key:
             return by_key[cand]
-    raise LeadDataError("no target column found: none is named 'Converted' (or converted/target/label/won/"
-                        f"outcome/is_converted/y). The columns are: {_column_list(cols)}. Name the column that says "
-                        "whether the lead converted with --target COLUMN (or choose it in the dashboard).")
+    raise LeadDataError(
+        "no target column found: none is named 'Converted' (or converted/target/label/won/"
+        f"outcome/is_converted/y). The columns are: {_column_list(cols)}. Name the column that says "
+        "whether the lead converted with --target COLUMN (or choose it in the dashboard)."
+    )
 
 
 def map_target(values: pd.Series, name: str = "target") -> tuple[np.ndarray, np.ndarray]:
@@ -545,13 +671,17 @@ def map_target(values: pd.Series, name: str = "target") -> tuple[np.ndarray, np.
     distinct = list(dict.fromkeys(keys.tolist()))
     examples = ", ".join(repr(v) for v in list(dict.fromkeys(values.dropna().astype(str).tolist()))[:8])
     if len(distinct) > 2:
-        raise LeadDataError(f"target column {name!r} is not binary: it has {len(distinct)} different values "
-                            f"(e.g. {examples}). Choose a yes/no column as target, or recode it to 1 = converted, "
-                            "0 = not converted.")
+        raise LeadDataError(
+            f"target column {name!r} is not binary: it has {len(distinct)} different values "
+            f"(e.g. {examples}). Choose a yes/no column as target, or recode it to 1 = converted, "
+            "0 = not converted."
+        )
     unknown = [v for v in distinct if v not in YES_NO]
     if unknown:
-        raise LeadDataError(f"target column {name!r} has values that are not a yes/no outcome ({examples}). "
-                            "Recode it to 1 = converted and 0 = not converted (or yes/no, won/lost, true/false).")
+        raise LeadDataError(
+            f"target column {name!r} has values that are not a yes/no outcome ({examples}). "
+            "Recode it to 1 = converted and 0 = not converted (or yes/no, won/lost, true/false)."
+        )
     pos = {v for v in distinct if v in POSITIVE}
     return keys.isin(pos).astype(int).to_numpy(), mask
 
@@ -584,17 +714,32 @@ class LeadTable:
     def summary(self) -> dict[str, Any]:
         """A JSON-able description for run specs and the dashboard."""
         return {
-            "source": self.source_name, "rows": int(len(self.y)), "rows_read": int(self.n_rows_read),
-            "features": list(self.X.columns), "target": self.target, "conversion_rate": self.conversion_rate,
-            "policy": self.policy, "excluded": list(self.excluded), "included": list(self.include),
-            "dropped": dict(self.dropped), "kinds": dict(self.kinds), "warnings": list(self.warnings),
+            "source": self.source_name,
+            "rows": int(len(self.y)),
+            "rows_read": int(self.n_rows_read),
+            "features": list(self.X.columns),
+            "target": self.target,
+            "conversion_rate": self.conversion_rate,
+            "policy": self.policy,
+            "excluded": list(self.excluded),
+            "included": list(self.include),
+            "dropped": dict(self.dropped),
+            "kinds": dict(self.kinds),
+            "warnings": list(self.warnings),
             "data_hash": self.data_hash,
         }
 
 
-def load_leads(source: Any, target: str | None = None, leak_policy: str = "default", exclude: Any = None,
-               include: Any = None, max_rows: int | None = None, max_cols: int | None = None,
-               filename: str | None = None) -> LeadTable:
+def load_leads(
+    source: Any,
+    target: str | None = None,
+    leak_policy: str = "default",
+    exclude: Any = None,
+    include: Any = None,
+    max_rows: int | None = None,
+    max_cols: int | None = None,
+    filename: str | None = None,
+) -> LeadTable:
     """Read and validate a lead table; see the module docstring for the rules.
 
     ``source``: path, bytes, file-like or DataFrame. ``target``: the outcome column (default:
@@ -612,14 +757,20 @@ def load_leads(source: Any, target: str | None = None, leak_policy: str = "defau
     if df.shape[1] == 0:
         raise LeadDataError(f"{label} has no columns. Export the lead table with its header row.")
     if len(df) == 0:
-        raise LeadDataError(f"{label} has a header but no rows ({df.shape[1]} columns, 0 leads). Export the "
-                            "table again with its data rows.")
+        raise LeadDataError(
+            f"{label} has a header but no rows ({df.shape[1]} columns, 0 leads). Export the "
+            "table again with its data rows."
+        )
     if len(df) > max_rows:
-        raise LeadDataError(f"{label} has {len(df):,} rows, more than the limit of {max_rows:,}. Load a sample "
-                            "or a shorter period, or raise max_rows.")
+        raise LeadDataError(
+            f"{label} has {len(df):,} rows, more than the limit of {max_rows:,}. Load a sample "
+            "or a shorter period, or raise max_rows."
+        )
     if df.shape[1] > max_cols:
-        raise LeadDataError(f"{label} has {df.shape[1]:,} columns, more than the limit of {max_cols:,}. Remove "
-                            "columns that are not lead attributes, or raise max_cols.")
+        raise LeadDataError(
+            f"{label} has {df.shape[1]:,} columns, more than the limit of {max_cols:,}. Remove "
+            "columns that are not lead attributes, or raise max_cols."
+        )
 
     target_col = find_target(df.columns, target)
     n_read = len(df)
@@ -627,21 +778,24 @@ def load_leads(source: Any, target: str | None = None, leak_policy: str = "defau
     warnings: list[str] = []
     y_all, mask = map_target(df[target_col], target_col)
     if not mask.any():
-        raise LeadDataError(f"target column {target_col!r} has no values. Fill in the outcome (1/0) of each lead, "
-                            "or choose another target column.")
+        raise LeadDataError(
+            f"target column {target_col!r} has no values. Fill in the outcome (1/0) of each lead, "
+            "or choose another target column."
+        )
     if not mask.all():
         n_missing = int((~mask).sum())
-        warnings.append(f"{target_col}: {n_missing} row{'s' if n_missing != 1 else ''} without a target value "
-                        "left out")
+        warnings.append(f"{target_col}: {n_missing} row{'s' if n_missing != 1 else ''} without a target value left out")
         df = df.loc[mask]
         row_ids = row_ids[mask]
     y = y_all.astype(int)
     classes = np.unique(y)
     if len(classes) < 2:
         only = "converted" if classes[0] == 1 else "not converted"
-        raise LeadDataError(f"target column {target_col!r} has a single class: every one of the {len(y):,} leads "
-                            f"is {only}. Training needs both converted and not-converted leads; add leads of the "
-                            "other outcome or choose another target column.")
+        raise LeadDataError(
+            f"target column {target_col!r} has a single class: every one of the {len(y):,} leads "
+            f"is {only}. Training needs both converted and not-converted leads; add leads of the "
+            "other outcome or choose another target column."
+        )
 
     features = df.drop(columns=[target_col])
     excluded = describe_policy(features.columns, policy, exclude, include)
@@ -670,12 +824,26 @@ def load_leads(source: Any, target: str | None = None, leak_policy: str = "defau
     X = clean[[c for c in clean.columns if c in kinds]].reset_index(drop=True)
     if X.shape[1] == 0:
         detail = "; ".join(f"{c}: {r}" for c, r in dropped.items()) or "no columns besides the target"
-        raise LeadDataError(f"{label} has no usable feature columns after the leak policy {policy!r} "
-                            f"({detail}). Add lead attributes to the table, or relax the policy "
-                            "(leak_policy='none' or include=[...]).")
-    return LeadTable(X=X, y=y, target=target_col, kinds=kinds, excluded=excluded, dropped=dropped, policy=policy,
-                     warnings=warnings, data_hash=data_hash, row_ids=row_ids, source_name=name,
-                     n_rows_read=n_read, include=_as_list(include))
+        raise LeadDataError(
+            f"{label} has no usable feature columns after the leak policy {policy!r} "
+            f"({detail}). Add lead attributes to the table, or relax the policy "
+            "(leak_policy='none' or include=[...])."
+        )
+    return LeadTable(
+        X=X,
+        y=y,
+        target=target_col,
+        kinds=kinds,
+        excluded=excluded,
+        dropped=dropped,
+        policy=policy,
+        warnings=warnings,
+        data_hash=data_hash,
+        row_ids=row_ids,
+        source_name=name,
+        n_rows_read=n_read,
+        include=_as_list(include),
+    )
 
 
 def prepare_features(frame: pd.DataFrame, columns: list[str], kinds: dict[str, str]) -> pd.DataFrame:

@@ -1,5 +1,6 @@
 """Bytes from whatever a user hands over (a path, bytes, or a file-like object such as a Streamlit upload),
 their text encoding, and the cheap checks every reader makes before it parses anything (:func:`check_upload`)."""
+
 from __future__ import annotations
 
 import codecs
@@ -56,8 +57,13 @@ def display_name(path: Path) -> str:
 
 # -- text encodings --------------------------------------------------------------------------------
 #: Byte-order marks, longest first (the UTF-32-LE mark starts with the UTF-16-LE one).
-_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
-         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 
 
 def sniff_encoding(raw: bytes) -> str | None:

@@ -12,12 +12,14 @@ cleanly (674, not 674.0; 2.33, not 2.3333333).
 ``style="compact"`` writes the same facts as short ``label: value`` pairs ("source: Google; time on
 site: 674 s."), which costs far fewer tokens for an LLM.
 """
+
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Mapping
 from numbers import Number
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,8 +43,7 @@ PHRASES: dict[str, tuple[str, str, str]] = {
     "specialization": ("The specialization is {v}.", "specialization", ""),
     "how did you hear about x education": ("The lead heard about X Education through {v}.", "heard via", ""),
     "what is your current occupation": ("The current occupation is {v}.", "occupation", ""),
-    "what matters most to you in choosing a course": (
-        "What matters most in choosing a course is {v}.", "priority", ""),
+    "what matters most to you in choosing a course": ("What matters most in choosing a course is {v}.", "priority", ""),
     "search": ("Saw the ad in search: {v}.", "ad in search", ""),
     "magazine": ("Saw the ad in a magazine: {v}.", "ad in magazine", ""),
     "newspaper article": ("Saw the ad in a newspaper article: {v}.", "ad in newspaper article", ""),
@@ -63,7 +64,10 @@ PHRASES: dict[str, tuple[str, str, str]] = {
     "asymmetrique profile score": ("The Asymmetrique profile score is {v}.", "profile score", ""),
     "i agree to pay the amount through cheque": ("Agreed to pay by cheque: {v}.", "pays by cheque", ""),
     "a free copy of mastering the interview": (
-        "Wants a free copy of Mastering The Interview: {v}.", "free interview book", ""),
+        "Wants a free copy of Mastering The Interview: {v}.",
+        "free interview book",
+        "",
+    ),
     "last notable activity": ("The last notable activity is {v}.", "last notable activity", ""),
 }
 
@@ -143,16 +147,16 @@ def fields_to_text(fields: Iterable[tuple[str, Any]], style: str = "sentence") -
     return " ".join(parts)
 
 
-def row_to_text(row: pd.Series | Mapping[str, Any], columns: list[str] | None = None,
-                style: str = "sentence") -> str:
+def row_to_text(row: pd.Series | Mapping[str, Any], columns: list[str] | None = None, style: str = "sentence") -> str:
     """One readable sentence per filled field of ``row`` (missing fields left out), in column order.
 
     ``columns`` restricts and orders the fields (columns absent from the row are skipped); by default
     all fields of the row in their own order. ``style`` is ``"sentence"`` (default) or ``"compact"``.
     """
     if not isinstance(row, (pd.Series, Mapping)):
-        raise TypeError(f"row_to_text needs a pandas Series or a dict, got {type(row).__name__}; "
-                        "pass one row, e.g. df.iloc[0].")
+        raise TypeError(
+            f"row_to_text needs a pandas Series or a dict, got {type(row).__name__}; pass one row, e.g. df.iloc[0]."
+        )
     return fields_to_text(row_fields(row, columns), style)
 
 

@@ -23,6 +23,7 @@ records are built (:func:`check_transcripts`). Public surface:
 Unlabelled records can be scored (``require_labels=False``) but not trained on. Very long
 transcripts are accepted (the embedding approach splits them into chunks). Nothing here writes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -37,8 +38,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["TranscriptDataError", "TranscriptTable", "load_transcripts", "read_transcript_records",
-           "check_transcripts", "records_to_frame", "MAX_ROWS", "MAX_BYTES", "MIN_ROWS", "MIN_PER_CLASS", "TEXT_COLUMN", "LABEL_COLUMN"]
+__all__ = [
+    "TranscriptDataError",
+    "TranscriptTable",
+    "load_transcripts",
+    "read_transcript_records",
+    "check_transcripts",
+    "records_to_frame",
+    "MAX_ROWS",
+    "MAX_BYTES",
+    "MIN_ROWS",
+    "MIN_PER_CLASS",
+    "TEXT_COLUMN",
+    "LABEL_COLUMN",
+]
 
 TEXT_COLUMN = "transcript"
 LABEL_COLUMN = "label"
@@ -59,12 +72,12 @@ class TranscriptDataError(ValueError):
 
 @dataclass
 class TranscriptTable:
-    X: pd.DataFrame                 # ``transcript`` + metadata columns (numeric -> float, others str/NaN)
-    y: np.ndarray | None            # int 0/1 when every record is labelled, else None
-    data_hash: str                  # sha256 of the raw content
+    X: pd.DataFrame  # ``transcript`` + metadata columns (numeric -> float, others str/NaN)
+    y: np.ndarray | None  # int 0/1 when every record is labelled, else None
+    data_hash: str  # sha256 of the raw content
     warnings: list[str] = field(default_factory=list)
-    frame: pd.DataFrame | None = None   # X plus ``label`` (nullable Int64)
-    row_ids: np.ndarray | None = None   # stable ids: the ``id`` field when given, else the record position
+    frame: pd.DataFrame | None = None  # X plus ``label`` (nullable Int64)
+    row_ids: np.ndarray | None = None  # stable ids: the ``id`` field when given, else the record position
 
     @property
     def metadata_columns(self) -> list[str]:
@@ -76,9 +89,13 @@ class TranscriptTable:
 
     def summary(self) -> dict[str, Any]:
         lengths = self.X[TEXT_COLUMN].str.len()
-        out = {"rows": int(len(self.X)), "metadata_columns": self.metadata_columns,
-               "mean_chars": float(lengths.mean()) if len(lengths) else 0.0,
-               "max_chars": int(lengths.max()) if len(lengths) else 0, "warnings": list(self.warnings)}
+        out = {
+            "rows": int(len(self.X)),
+            "metadata_columns": self.metadata_columns,
+            "mean_chars": float(lengths.mean()) if len(lengths) else 0.0,
+            "max_chars": int(lengths.max()) if len(lengths) else 0,
+            "warnings": list(self.warnings),
+        }
         if self.y is not None:
             out["conversion_rate"] = float(np.mean(self.y))
         return out
@@ -91,8 +108,10 @@ def _raw_bytes(source: Any, filename: str | None) -> tuple[bytes, str | None]:
     data, name = raw_bytes(source, filename, TranscriptDataError, "the .json, .jsonl or .csv file")
     if data is not None:
         return data, name
-    raise TranscriptDataError(f"Cannot read transcripts from a {type(source).__name__}. "
-                              "Fix: pass a file path, bytes, a file-like object, a list of records or a DataFrame.")
+    raise TranscriptDataError(
+        f"Cannot read transcripts from a {type(source).__name__}. "
+        "Fix: pass a file path, bytes, a file-like object, a list of records or a DataFrame."
+    )
 
 
 def _decode(raw: bytes) -> str:
@@ -102,8 +121,10 @@ def _decode(raw: bytes) -> str:
 
 
 def _too_many(label: str, what: str, max_rows: int) -> TranscriptDataError:
-    return TranscriptDataError(f"{label} has more than {max_rows:,} records ({what}), the limit. "
-                               "Fix: split the file, or score and train on a sample of it.")
+    return TranscriptDataError(
+        f"{label} has more than {max_rows:,} records ({what}), the limit. "
+        "Fix: split the file, or score and train on a sample of it."
+    )
 
 
 def _detect_format(text: str, name: str | None) -> str:
@@ -133,7 +154,8 @@ def _json_error(exc: json.JSONDecodeError, where: str) -> TranscriptDataError:
     return TranscriptDataError(
         f"Invalid JSON {where} (line {exc.lineno}, column {exc.colno}): {exc.msg}. "
         "Fix: repair the JSON there (a missing comma, quote or bracket is the usual cause), or export the "
-        "transcripts again as JSON Lines (one {\"transcript\": ..., \"label\": ..., \"metadata\": {...}} per line).")
+        'transcripts again as JSON Lines (one {"transcript": ..., "label": ..., "metadata": {...}} per line).'
+    )
 
 
 _WS = re.compile(r"[ \t\n\r]*")
@@ -205,8 +227,10 @@ def _load_json(text: str, label: str, max_rows: int) -> Any:
     except json.JSONDecodeError as exc:
         raise _json_error(exc, f"in {label}") from None
     except RecursionError:
-        raise TranscriptDataError(f"{label} nests JSON too deeply to be transcript records. "
-                                  "Fix: export flat records ({\"transcript\", \"label\", \"metadata\"}).") from None
+        raise TranscriptDataError(
+            f"{label} nests JSON too deeply to be transcript records. "
+            'Fix: export flat records ({"transcript", "label", "metadata"}).'
+        ) from None
     return data
 
 
@@ -221,10 +245,12 @@ def _parse_json(text: str, label: str = "the file", max_rows: int = MAX_ROWS) ->
         else:
             raise TranscriptDataError(
                 "The JSON file is an object, not a list of transcript records. "
-                "Fix: make the top level a JSON array of {\"transcript\", \"label\", \"metadata\"} objects.")
+                'Fix: make the top level a JSON array of {"transcript", "label", "metadata"} objects.'
+            )
     if not isinstance(data, list):
-        raise TranscriptDataError("The JSON file does not hold a list of records. "
-                                  "Fix: make the top level a JSON array of transcript records.")
+        raise TranscriptDataError(
+            "The JSON file does not hold a list of records. Fix: make the top level a JSON array of transcript records."
+        )
     return data
 
 
@@ -252,10 +278,12 @@ def _parse_jsonl(text: str, label: str = "the file", max_rows: int = MAX_ROWS) -
             raise TranscriptDataError(
                 f"Invalid JSON on line {number} (column {exc.colno}): {exc.msg}. "
                 f"Fix: repair line {number} so that it holds one complete JSON object "
-                "({\"transcript\": ..., \"label\": ..., \"metadata\": {...}}) on a single line.") from None
+                '({"transcript": ..., "label": ..., "metadata": {...}}) on a single line.'
+            ) from None
         except RecursionError:
-            raise TranscriptDataError(f"Line {number} nests JSON too deeply to be a transcript record. "
-                                      "Fix: export flat records.") from None
+            raise TranscriptDataError(
+                f"Line {number} nests JSON too deeply to be a transcript record. Fix: export flat records."
+            ) from None
     return records
 
 
@@ -272,8 +300,9 @@ def _parse_csv(text: str, label: str = "the file", max_rows: int = MAX_ROWS) -> 
     try:
         frame = pd.read_csv(io.BytesIO(text.encode("utf-8")), encoding="utf-8", dtype=str, keep_default_na=False)
     except Exception as exc:
-        raise TranscriptDataError(f"Could not read the CSV file: {exc}. "
-                                  "Fix: save it as comma-separated UTF-8 with a header row.") from None
+        raise TranscriptDataError(
+            f"Could not read the CSV file: {exc}. Fix: save it as comma-separated UTF-8 with a header row."
+        ) from None
     return _frame_to_records(frame, "CSV file")
 
 
@@ -295,7 +324,8 @@ def _frame_to_records(frame: pd.DataFrame, what: str = "table") -> list:
     if TEXT_COLUMN not in frame.columns:
         raise TranscriptDataError(
             f"The {what} has no '{TEXT_COLUMN}' column (its columns: {', '.join(frame.columns[:20])}). "
-            f"Fix: name the column holding the call text '{TEXT_COLUMN}'.")
+            f"Fix: name the column holding the call text '{TEXT_COLUMN}'."
+        )
     records = []
     for row in frame.to_dict(orient="records"):
         record: dict[str, Any] = {TEXT_COLUMN: row.pop(TEXT_COLUMN)}
@@ -325,16 +355,18 @@ def _text_and_format(raw: bytes, name: str | None, max_bytes: int) -> tuple[str,
     """``(text, format, label)`` of a raw file, refusing one over ``max_bytes`` or empty."""
     label = name or "the file"
     if len(raw) > max_bytes:
-        raise TranscriptDataError(f"{label} is {_size(len(raw))}, more than the limit of {_size(max_bytes)}. "
-                                  "Fix: split the file.")
+        raise TranscriptDataError(
+            f"{label} is {_size(len(raw))}, more than the limit of {_size(max_bytes)}. Fix: split the file."
+        )
     text = _decode(raw)
     if not text.strip():
         raise TranscriptDataError(f"{label} is empty. Fix: upload a file with transcript records.")
     return text, _detect_format(text, name), label
 
 
-def check_transcripts(source: Any, filename: str | None = None, max_rows: int | None = None,
-                      max_bytes: int | None = None) -> None:
+def check_transcripts(
+    source: Any, filename: str | None = None, max_rows: int | None = None, max_bytes: int | None = None
+) -> None:
     """Raise :class:`TranscriptDataError` when a transcripts file is empty, over :data:`MAX_BYTES`, or holds
     more than :data:`MAX_ROWS` records, counted before any table is built (JSON Lines and CSV by their
     lines, a JSON array element by element)."""
@@ -349,8 +381,7 @@ def check_transcripts(source: Any, filename: str | None = None, max_rows: int | 
         _count_csv(text, label, max_rows)
 
 
-def read_transcript_records(source: Any, filename: str | None = None,
-                            max_rows: int | None = None) -> tuple[list, str]:
+def read_transcript_records(source: Any, filename: str | None = None, max_rows: int | None = None) -> tuple[list, str]:
     """Parse the source into a list of raw records; returns ``(records, sha256 of the content)``.
 
     ``filename`` names the file in messages (pass the user's file name with bytes); files over
@@ -399,7 +430,8 @@ def _parse_label(value: Any, number: int) -> int | None:
         return _LABEL_MAP[text]
     raise TranscriptDataError(
         f"Record {number} has label {value!r}; labels must be 0 (not converted) or 1 (converted). "
-        "Fix: map the outcome to 0/1, or leave the label out to score the call without training on it.")
+        "Fix: map the outcome to 0/1, or leave the label out to score the call without training on it."
+    )
 
 
 def records_to_frame(records: list, max_rows: int | None = None) -> tuple[pd.DataFrame, list, list[str]]:
@@ -407,35 +439,43 @@ def records_to_frame(records: list, max_rows: int | None = None) -> tuple[pd.Dat
     rows, labels, ids, warnings = [], [], [], []
     max_rows = MAX_ROWS if max_rows is None else max_rows
     if len(records) > max_rows:
-        raise TranscriptDataError(f"{len(records):,} records, more than the limit of {max_rows:,}. "
-                                  "Fix: split the file.")
+        raise TranscriptDataError(
+            f"{len(records):,} records, more than the limit of {max_rows:,}. Fix: split the file."
+        )
     for number, record in enumerate(records, start=1):
         if isinstance(record, str):
             record = {TEXT_COLUMN: record}
         if not isinstance(record, dict):
             raise TranscriptDataError(
                 f"Record {number} is a {type(record).__name__}, not an object. "
-                "Fix: each record must be {\"transcript\": \"...\", \"label\": 0 or 1, \"metadata\": {...}}.")
+                'Fix: each record must be {"transcript": "...", "label": 0 or 1, "metadata": {...}}.'
+            )
         if TEXT_COLUMN not in record:
             raise TranscriptDataError(
                 f"Record {number} has no '{TEXT_COLUMN}' field (its fields: {', '.join(map(str, record)) or 'none'}). "
-                f"Fix: put the call text under the key '{TEXT_COLUMN}'.")
+                f"Fix: put the call text under the key '{TEXT_COLUMN}'."
+            )
         text = record[TEXT_COLUMN]
         if text is None or (isinstance(text, float) and math.isnan(text)):
             text = ""
         if not isinstance(text, str):
             what = {list: "a list", tuple: "a list", dict: "an object", bool: "true/false"}.get(
-                type(text), "a number" if isinstance(text, (int, float, np.number)) else f"a {type(text).__name__}")
+                type(text), "a number" if isinstance(text, (int, float, np.number)) else f"a {type(text).__name__}"
+            )
             raise TranscriptDataError(
                 f"Record {number} has {what} in its '{TEXT_COLUMN}' field ({str(text)[:60]!r}), not text. "
-                f"Fix: put the call text in '{TEXT_COLUMN}' as one string (join a list of turns into one text).")
+                f"Fix: put the call text in '{TEXT_COLUMN}' as one string (join a list of turns into one text)."
+            )
         if not text.strip():
             raise TranscriptDataError(
-                f"Record {number} has an empty transcript. Fix: remove that record or fill in its call text.")
+                f"Record {number} has an empty transcript. Fix: remove that record or fill in its call text."
+            )
         meta = record.get("metadata") or {}
         if not isinstance(meta, dict):
-            raise TranscriptDataError(f"Record {number} has 'metadata' that is not an object. "
-                                      "Fix: make metadata a JSON object such as {\"industry\": \"retail\"}.")
+            raise TranscriptDataError(
+                f"Record {number} has 'metadata' that is not an object. "
+                'Fix: make metadata a JSON object such as {"industry": "retail"}.'
+            )
         extra = {k: v for k, v in record.items() if k not in (TEXT_COLUMN, LABEL_COLUMN, "metadata")}
         flat = _flatten({**extra, **meta})
         flat = {(f"meta_{k}" if k in (TEXT_COLUMN, LABEL_COLUMN) else k): v for k, v in flat.items()}
@@ -461,15 +501,23 @@ def _clean_metadata(s: pd.Series) -> pd.Series:
     missing = values.map(lambda v: v is None or (isinstance(v, str) and not v.strip()))
     numbers = pd.to_numeric(values.where(~missing, None), errors="coerce")
     filled = int((~missing).sum())
-    if filled and int(numbers.notna().sum()) == filled and not values[~missing].map(
-            lambda v: isinstance(v, bool)).any():
+    if (
+        filled
+        and int(numbers.notna().sum()) == filled
+        and not values[~missing].map(lambda v: isinstance(v, bool)).any()
+    ):
         return numbers.astype(float)
     return values.map(lambda v: np.nan if v is None or (isinstance(v, str) and not v.strip()) else str(v))
 
 
-def load_transcripts(source: Any, filename: str | None = None, require_labels: bool = True,
-                     min_rows: int = MIN_ROWS, min_per_class: int = MIN_PER_CLASS,
-                     max_rows: int | None = None) -> TranscriptTable:
+def load_transcripts(
+    source: Any,
+    filename: str | None = None,
+    require_labels: bool = True,
+    min_rows: int = MIN_ROWS,
+    min_per_class: int = MIN_PER_CLASS,
+    max_rows: int | None = None,
+) -> TranscriptTable:
     """Read and validate transcripts.
 
     ``require_labels=True`` (training): every record needs a 0/1 label, both classes must be present,
@@ -483,24 +531,28 @@ def load_transcripts(source: Any, filename: str | None = None, require_labels: b
     if require_labels:
         if n_missing == len(frame):
             raise TranscriptDataError(
-                "No record has a label, so there is nothing to train on. Fix: add \"label\": 1 (converted) or 0 "
-                "(not converted) to each record; unlabelled calls can only be scored with a trained run.")
+                'No record has a label, so there is nothing to train on. Fix: add "label": 1 (converted) or 0 '
+                "(not converted) to each record; unlabelled calls can only be scored with a trained run."
+            )
         if n_missing:
             first = int(np.flatnonzero(labels.isna().to_numpy())[0]) + 1
             raise TranscriptDataError(
                 f"{n_missing} of {len(frame)} records have no label (the first is record {first}). "
-                "Fix: label them 0 or 1, or remove them from the training file (score them later instead).")
+                "Fix: label them 0 or 1, or remove them from the training file (score them later instead)."
+            )
         y = labels.to_numpy(dtype=int)
         counts = np.bincount(y, minlength=2)
         if counts.min() == 0:
             only = int(np.argmax(counts))
             raise TranscriptDataError(
                 f"All {len(y)} labelled records have label {only}: a model needs both outcomes to learn from. "
-                f"Fix: add calls with label {1 - only}.")
+                f"Fix: add calls with label {1 - only}."
+            )
         if len(y) < min_rows or counts.min() < min_per_class:
             raise TranscriptDataError(
                 f"Too few examples to train: {len(y)} records ({counts[1]} converted, {counts[0]} not). "
-                f"Need at least {min_rows} records and {min_per_class} of each class. Fix: add more labelled calls.")
+                f"Need at least {min_rows} records and {min_per_class} of each class. Fix: add more labelled calls."
+            )
     else:
         y = None if n_missing else labels.to_numpy(dtype=int)
         if n_missing and n_missing < len(frame):
@@ -509,8 +561,9 @@ def load_transcripts(source: Any, filename: str | None = None, require_labels: b
     if long:
         warnings.append(f"{long} transcripts are longer than 20,000 characters; they are split into chunks")
     X = frame.drop(columns=LABEL_COLUMN)
-    return TranscriptTable(X=X, y=y, data_hash=digest, warnings=warnings, frame=frame,
-                           row_ids=np.asarray(ids, dtype=object))
+    return TranscriptTable(
+        X=X, y=y, data_hash=digest, warnings=warnings, frame=frame, row_ids=np.asarray(ids, dtype=object)
+    )
 
 
 def write_jsonl(records: list[dict], path: str | Path) -> Path:
