@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import sklearn
 
-from engine.approaches.stacking import _forest_leaves, _forest_proba, _svc_decision
+from engine.approaches import stacking
+from engine.approaches._stack_parts import MetaNetwork, forest_leaves, forest_proba, meta_forward, svc_decision
 from engine.data.demo import demo_leads
 from engine.data.leads import load_leads
 from engine.pipeline import build_approach
@@ -31,15 +32,15 @@ def test_forest_walk_equals_scikit_learn(stack):
     model, Z, noise = stack
     forest = model.models_["random_forest"]
     for X in (Z[:150], noise[:150]):  # the NumPy walk serves fewer than 200 rows
-        np.testing.assert_allclose(_forest_proba(forest, X), forest.predict_proba(X)[:, 1], rtol=0, atol=1e-12)
-        np.testing.assert_array_equal(_forest_leaves(forest, X), forest.apply(X.astype(np.float32)))
+        np.testing.assert_allclose(forest_proba(forest, X), forest.predict_proba(X)[:, 1], rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(forest_leaves(forest, X), forest.apply(X.astype(np.float32)))
 
 
 def test_svc_decision_equals_scikit_learn(stack):
     model, Z, noise = stack
     svc = model.models_["svc"]
     for X in (Z, noise):
-        np.testing.assert_allclose(_svc_decision(svc, X), svc.decision_function(X), rtol=0, atol=1e-9)
+        np.testing.assert_allclose(svc_decision(svc, X), svc.decision_function(X), rtol=0, atol=1e-9)
 
 
 def test_meta_network_forward_equals_keras(stack):
@@ -48,11 +49,12 @@ def test_meta_network_forward_equals_keras(stack):
     for X in (Z, noise):
         M = model._meta_inputs(model._margins(X), X)
         want = np.asarray(keras_model.predict(M.astype(np.float32), verbose=0)).ravel()
-        np.testing.assert_allclose(model._meta_forward(M), want, rtol=0, atol=2e-5)
+        np.testing.assert_allclose(meta_forward(model.meta_weights_, M), want, rtol=0, atol=2e-5)
+        np.testing.assert_array_equal(model._meta_forward(M), meta_forward(model.meta_weights_, M))
 
 
 def test_private_attributes_read_are_pinned_and_mean_what_we_assume(stack):
-    """_svc_decision reads SVC._gamma (scikit-learn's resolved gamma); that is only safe under the pinned
+    """svc_decision reads SVC._gamma (scikit-learn's resolved gamma); that is only safe under the pinned
     version, and only while it still equals the documented formula for gamma='scale'."""
     pinned = next(line.split("==")[1].strip() for line in REQUIREMENTS.read_text().splitlines()
                   if line.startswith("scikit-learn=="))
@@ -63,3 +65,27 @@ def test_private_attributes_read_are_pinned_and_mean_what_we_assume(stack):
     fitted_rows = svc.support_vectors_.shape[1]
     assert fitted_rows == Z.shape[1]
     assert svc._gamma > 0 and np.isfinite(svc._gamma)
+
+
+def test_the_stack_uses_the_one_fast_path_module():
+    """The NumPy re-implementations live in engine.approaches._stack_parts only; stacking re-exports them."""
+    from engine.approaches import _stack_parts as parts
+
+    assert stacking._forest_proba is parts.forest_proba and stacking._svc_decision is parts.svc_decision
+    assert stacking._forest_leaves is parts.forest_leaves and stacking._forest_arrays is parts.forest_arrays
+
+
+def test_meta_network_stops_early_and_its_numpy_forward_equals_keras():
+    """MetaNetwork: __init__ stores parameters only; training stops once the validation loss stops moving
+    (long before ``epochs``), the best weights restored; predict_proba (NumPy) equals keras on random inputs."""
+    meta = MetaNetwork(hidden=4, epochs=300, patience=3, batch_size=32, refit_full=False, seed=0)
+    assert not hasattr(meta, "model_") and vars(meta)["patience"] == 3
+    rng = np.random.default_rng(0)
+    M = rng.normal(size=(400, 3))
+    y = (rng.random(400) < 1 / (1 + np.exp(-M[:, 0]))).astype(int)
+    meta.fit(M, y)
+    assert meta.epochs_run_ < 300 and meta.best_epoch_ <= meta.epochs_run_
+    assert meta.epochs_run_ - meta.best_epoch_ <= 3
+    noise = rng.normal(0, 3.0, (200, 3))
+    want = np.asarray(meta.model_.predict(noise.astype(np.float32), verbose=0)).ravel()
+    np.testing.assert_allclose(meta.predict_proba(noise)[:, 1], want, rtol=0, atol=2e-5)

@@ -11,7 +11,8 @@ from scipy.stats import pearsonr
 
 from engine.approaches import _fast_explain as fx
 from engine.approaches.base import CONTRIBUTION_COLUMNS
-from engine.approaches.stacking import StackingApproach, _forest_arrays, _forest_leaves
+from engine.approaches._stack_parts import forest_arrays as _forest_arrays, forest_leaves as _forest_leaves
+from engine.approaches.stacking import StackingApproach
 from engine.evaluate import protocol_split
 
 SMALL = dict(n_folds=3, rf_n_estimators=30, xgb_n_estimators=40, svc_max_rows=600, meta_epochs=30,

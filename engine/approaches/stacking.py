@@ -34,8 +34,6 @@ it runs on encoded matrices in one batched call (0.1-0.7 s a lead).
 """
 from __future__ import annotations
 
-import weakref
-
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.approaches import _stack_parts as _parts
 from engine.approaches.base import Approach, contribution_frame
 from engine.callbacks import CallbackList, Progress
 
@@ -51,96 +50,16 @@ BASE_MODELS = ("logistic_regression", "random_forest", "xgboost", "svc")
 EXPLAIN_METHODS = ("fast", "permutation")
 MISSING = "missing"
 RARE = "rare"
-_CLIP = 1e-4
 
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, _CLIP, 1 - _CLIP)
-    return np.log(p / (1 - p))
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
-
-
-def _svc_decision(model: Any, Z: np.ndarray, block: int = 4096) -> np.ndarray:
-    """``SVC.decision_function`` for an RBF kernel, with BLAS (same values to ~1e-12, several times faster)."""
-    sv = model.support_vectors_
-    gamma = float(model._gamma)
-    coef = model.dual_coef_[0]
-    sv_sq = (sv * sv).sum(axis=1)
-    out = np.empty(len(Z))
-    for start in range(0, len(Z), block):
-        z = Z[start:start + block]
-        d2 = (z * z).sum(axis=1)[:, None] + sv_sq[None, :] - 2.0 * (z @ sv.T)
-        out[start:start + block] = np.exp(-gamma * np.maximum(d2, 0.0)) @ coef
-    return out + model.intercept_[0]
-
-
-#: packed trees by fitted forest, kept beside the forest (nothing is attached to the library's object)
-_PACKED_FORESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _forest_arrays(model: Any) -> dict[str, np.ndarray]:
-    """Trees of a fitted RandomForestClassifier packed into padded arrays (computed once per forest)."""
-    packed = _PACKED_FORESTS.get(model)
-    if packed is not None:
-        return packed
-    trees = [est.tree_ for est in model.estimators_]
-    width = max(t.node_count for t in trees)
-    T = len(trees)
-    feature = np.zeros((T, width), dtype=np.int64)
-    threshold = np.zeros((T, width))
-    left = np.full((T, width), -1, dtype=np.int64)
-    right = np.full((T, width), -1, dtype=np.int64)
-    value = np.zeros((T, width))
-    depth = 0
-    for i, t in enumerate(trees):
-        n = t.node_count
-        feature[i, :n] = np.maximum(t.feature, 0)
-        threshold[i, :n] = t.threshold
-        left[i, :n] = t.children_left
-        right[i, :n] = t.children_right
-        v = t.value[:, 0, :]
-        value[i, :n] = v[:, 1] / v.sum(axis=1)
-        depth = max(depth, t.max_depth)
-    packed = {"feature": feature, "threshold": threshold, "left": left, "right": right, "value": value,
-              "depth": depth}
-    _PACKED_FORESTS[model] = packed
-    return packed
-
-
-def _walk(f: dict[str, np.ndarray], Z: np.ndarray) -> np.ndarray:
-    """``(rows, trees)`` leaf node ids of packed trees ``f``, all trees walked at once (float32 comparisons, as
-    scikit-learn makes them)."""
-    Zf = Z.astype(np.float32).astype(np.float64)
-    T = f["feature"].shape[0]
-    node = np.zeros((len(Z), T), dtype=np.int64)
-    trees = np.arange(T)[None, :]
-    rows = np.arange(len(Z))[:, None]
-    for _ in range(f["depth"]):
-        lch = f["left"][trees, node]
-        leaf = lch < 0
-        if leaf.all():
-            break
-        go_left = Zf[rows, f["feature"][trees, node]] <= f["threshold"][trees, node]
-        node = np.where(leaf, node, np.where(go_left, lch, f["right"][trees, node]))
-    return node
-
-
-def _forest_leaves(model: Any, Z: np.ndarray) -> np.ndarray:
-    """``(rows, trees)`` leaf node ids, as ``model.apply(Z)`` (NumPy walk for a few rows: no thread start-up)."""
-    if len(Z) >= 200:
-        return model.apply(Z.astype(np.float32))
-    return _walk(_forest_arrays(model), Z)
-
-
-def _forest_proba(model: Any, Z: np.ndarray) -> np.ndarray:
-    """``RandomForestClassifier.predict_proba(Z)[:, 1]`` by walking all trees at once in NumPy: exact
-    (same float32 feature comparisons), and far faster than scikit-learn on a few rows."""
-    f = _forest_arrays(model)
-    node = _walk(f, Z)
-    return f["value"][np.arange(f["feature"].shape[0])[None, :], node].mean(axis=1)
+# The NumPy fast paths live in one module (engine.approaches._stack_parts); the old private names stay.
+_CLIP = _parts.CLIP
+_logit = _parts.logit
+_sigmoid = _parts.sigmoid
+_svc_decision = _parts.svc_decision
+_forest_arrays = _parts.forest_arrays
+_walk = _parts.walk
+_forest_leaves = _parts.forest_leaves
+_forest_proba = _parts.forest_proba
 
 
 def _value_texts(column: pd.Series) -> list[str]:
@@ -532,56 +451,25 @@ class StackingApproach(Approach):
         order = np.argsort(corr)[::-1][: int(self.meta_raw_features)]
         return [int(numeric[i]) for i in order]
 
-    def _build_meta(self, n_inputs: int):
-        """Dense(hidden, relu) -> Dropout -> Dense(1); with ``meta_linear_skip`` a linear path from the
-        inputs is added to the logit (a "wide & deep" net: logistic stacking plus learned interactions)."""
-        import keras
-
-        keras.utils.set_random_seed(self.seed)
-        reg = keras.regularizers.l2(self.meta_l2) if self.meta_l2 else None
-        inp = keras.Input(shape=(n_inputs,), name="margins")
-        hidden = keras.layers.Dense(self.meta_hidden, activation="relu", kernel_regularizer=reg, name="hidden")(inp)
-        hidden = keras.layers.Dropout(self.meta_dropout, seed=self.seed, name="dropout")(hidden)
-        logit = keras.layers.Dense(1, kernel_regularizer=reg, name="deep_out")(hidden)
-        if self.meta_linear_skip:
-            linear = keras.layers.Dense(1, name="linear")(inp)
-            logit = keras.layers.Add(name="logit")([logit, linear])
-        out = keras.layers.Activation("sigmoid", name="proba")(logit)
-        model = keras.Model(inp, out, name="stacking_meta")
-        model.compile(optimizer=keras.optimizers.Adam(self.meta_learning_rate), loss="binary_crossentropy")
-        return model
+    def make_meta(self) -> _parts.MetaNetwork:
+        """A fresh, unfitted meta network with this approach's ``meta_*`` parameters."""
+        return _parts.MetaNetwork(hidden=self.meta_hidden, dropout=self.meta_dropout, epochs=self.meta_epochs,
+                                  batch_size=self.meta_batch_size, learning_rate=self.meta_learning_rate,
+                                  patience=self.meta_patience, validation=self.meta_validation,
+                                  linear_skip=self.meta_linear_skip, l2=self.meta_l2,
+                                  refit_full=self.meta_refit_full, seed=self.seed)
 
     def _fit_meta(self, M: np.ndarray, y: np.ndarray, cb: CallbackList, step: int, total: int):
-        import keras
-        from sklearn.model_selection import train_test_split
+        def on_epoch(done: int, logs: dict) -> None:
+            cb.on_step_end(Progress(step=min(step + done, total - 1), total=total,
+                                    loss=float(logs.get("loss", np.nan)), stage="meta network",
+                                    extra={"val_loss": float(logs.get("val_loss", np.nan))}))
 
-        tr, va = train_test_split(np.arange(len(y)), test_size=self.meta_validation,
-                                  random_state=self.seed, stratify=y)
-        epochs_done = [0]
-
-        class _Forward(keras.callbacks.Callback):
-            def on_epoch_end(self_inner, epoch, logs=None):  # noqa: N805
-                logs = logs or {}
-                epochs_done[0] += 1
-                cb.on_step_end(Progress(step=min(step + epochs_done[0], total - 1), total=total,
-                                        loss=float(logs.get("loss", np.nan)), stage="meta network",
-                                        extra={"val_loss": float(logs.get("val_loss", np.nan))}))
-
-        model = self._build_meta(M.shape[1])
-        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.meta_patience,
-                                             restore_best_weights=True)
-        Mf, yf = M.astype("float32"), y.astype("float32")
-        history = model.fit(Mf[tr], yf[tr], validation_data=(Mf[va], yf[va]), epochs=self.meta_epochs,
-                            batch_size=self.meta_batch_size, shuffle=True, verbose=0,
-                            callbacks=[stop, _Forward()])
-        self.meta_history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-        self.meta_best_epoch_ = int(np.argmin(history.history["val_loss"])) + 1
-        if self.meta_refit_full:
-            # early stopping chose the number of epochs; train that long on every out-of-fold row
-            model = self._build_meta(M.shape[1])
-            model.fit(Mf, yf, epochs=self.meta_best_epoch_, batch_size=self.meta_batch_size, shuffle=True,
-                      verbose=0)
-        return model
+        meta = self.make_meta().fit(M, y, on_epoch=on_epoch)
+        self.meta_ = meta
+        self.meta_history_ = meta.history_
+        self.meta_best_epoch_ = meta.best_epoch_
+        return meta.model_
 
     def _keras_meta(self):
         """The Keras meta-model (loaded from its ``.keras`` file on first use after ``load``)."""
@@ -593,17 +481,12 @@ class StackingApproach(Approach):
 
     def _cache_meta_weights(self) -> None:
         """NumPy copies of the meta-network's weights: fast, identical inference for any batch size."""
-        layers = {layer.name: [np.asarray(w, dtype=np.float64) for w in layer.get_weights()]
-                  for layer in self.meta_model_.layers if layer.get_weights()}
-        self.meta_weights_ = layers
+        meta = self.make_meta()
+        meta.set_model(self.meta_model_)
+        self.meta_weights_ = meta.weights_
 
     def _meta_forward(self, M: np.ndarray) -> np.ndarray:
-        w = self.meta_weights_
-        h = np.maximum(M @ w["hidden"][0] + w["hidden"][1], 0.0)
-        logit = h @ w["deep_out"][0] + w["deep_out"][1]
-        if "linear" in w:
-            logit = logit + M @ w["linear"][0] + w["linear"][1]
-        return _sigmoid(logit)[:, 0]
+        return _parts.meta_forward(self.meta_weights_, M)
 
     # -- predict ------------------------------------------------------------------------------------
     def _check_X(self, X) -> pd.DataFrame:
@@ -643,8 +526,7 @@ class StackingApproach(Approach):
         return out
 
     def _forest_p(self, Z: np.ndarray) -> np.ndarray:
-        model = self.models_["random_forest"]
-        return _forest_proba(model, Z) if len(Z) < 200 else model.predict_proba(Z)[:, 1]
+        return _parts.forest_p(self.models_["random_forest"], Z)
 
     # -- explain ----------------------------------------------------------------------------------
     def _shapley(self, z: np.ndarray, n_perm: int, rng: np.random.Generator) -> np.ndarray:

@@ -1,0 +1,225 @@
+"""The stack's library parts' fast paths and its meta-network estimator, in one module.
+
+The hand-written NumPy prediction paths stand in for library calls only where that makes one-lead scoring
+take milliseconds (no thread start-up, no TensorFlow call); each equals the library it stands in for
+(tests/test_fast_paths.py, on random and real inputs):
+
+* :func:`forest_proba` / :func:`forest_leaves`: ``RandomForestClassifier.predict_proba(Z)[:, 1]`` /
+  ``.apply(Z)`` by one NumPy walk of all trees at once (the same float32 comparisons);
+* :func:`svc_decision`: ``SVC.decision_function`` for an RBF kernel, with BLAS (reads the private, pinned
+  ``SVC._gamma``);
+* :func:`meta_forward`: the Keras meta-network's forward pass on its weights (``MetaNetwork.predict_proba``).
+
+:class:`MetaNetwork` is the Keras meta-model as a small scikit-learn-shaped estimator (``__init__`` stores
+parameters only; ``fit`` / ``predict_proba``), trained with early stopping on a stratified validation fold.
+"""
+from __future__ import annotations
+
+import weakref
+from typing import Any, Callable
+
+import numpy as np
+
+CLIP = 1e-4
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, CLIP, 1 - CLIP)
+    return np.log(p / (1 - p))
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+# -- SVC (RBF) ------------------------------------------------------------------------------------------
+def svc_decision(model: Any, Z: np.ndarray, block: int = 4096) -> np.ndarray:
+    """``SVC.decision_function`` for an RBF kernel, with BLAS (same values to ~1e-12, several times faster)."""
+    sv = model.support_vectors_
+    gamma = float(model._gamma)
+    coef = model.dual_coef_[0]
+    sv_sq = (sv * sv).sum(axis=1)
+    out = np.empty(len(Z))
+    for start in range(0, len(Z), block):
+        z = Z[start:start + block]
+        d2 = (z * z).sum(axis=1)[:, None] + sv_sq[None, :] - 2.0 * (z @ sv.T)
+        out[start:start + block] = np.exp(-gamma * np.maximum(d2, 0.0)) @ coef
+    return out + model.intercept_[0]
+
+
+# -- random forest --------------------------------------------------------------------------------------
+#: packed trees by fitted forest, kept beside the forest (nothing is attached to the library's object)
+_PACKED_FORESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: below this many rows the NumPy walk is used (above it scikit-learn's threads win)
+SMALL_BATCH = 200
+
+
+def forest_arrays(model: Any) -> dict[str, np.ndarray]:
+    """Trees of a fitted RandomForestClassifier packed into padded arrays (computed once per forest)."""
+    packed = _PACKED_FORESTS.get(model)
+    if packed is not None:
+        return packed
+    trees = [est.tree_ for est in model.estimators_]
+    width = max(t.node_count for t in trees)
+    T = len(trees)
+    feature = np.zeros((T, width), dtype=np.int64)
+    threshold = np.zeros((T, width))
+    left = np.full((T, width), -1, dtype=np.int64)
+    right = np.full((T, width), -1, dtype=np.int64)
+    value = np.zeros((T, width))
+    depth = 0
+    for i, t in enumerate(trees):
+        n = t.node_count
+        feature[i, :n] = np.maximum(t.feature, 0)
+        threshold[i, :n] = t.threshold
+        left[i, :n] = t.children_left
+        right[i, :n] = t.children_right
+        v = t.value[:, 0, :]
+        value[i, :n] = v[:, 1] / v.sum(axis=1)
+        depth = max(depth, t.max_depth)
+    packed = {"feature": feature, "threshold": threshold, "left": left, "right": right, "value": value,
+              "depth": depth}
+    _PACKED_FORESTS[model] = packed
+    return packed
+
+
+def walk(f: dict[str, np.ndarray], Z: np.ndarray) -> np.ndarray:
+    """``(rows, trees)`` leaf node ids of packed trees ``f``, all trees walked at once (float32 comparisons, as
+    scikit-learn makes them)."""
+    Zf = Z.astype(np.float32).astype(np.float64)
+    T = f["feature"].shape[0]
+    node = np.zeros((len(Z), T), dtype=np.int64)
+    trees = np.arange(T)[None, :]
+    rows = np.arange(len(Z))[:, None]
+    for _ in range(f["depth"]):
+        lch = f["left"][trees, node]
+        leaf = lch < 0
+        if leaf.all():
+            break
+        go_left = Zf[rows, f["feature"][trees, node]] <= f["threshold"][trees, node]
+        node = np.where(leaf, node, np.where(go_left, lch, f["right"][trees, node]))
+    return node
+
+
+def forest_leaves(model: Any, Z: np.ndarray) -> np.ndarray:
+    """``(rows, trees)`` leaf node ids, as ``model.apply(Z)`` (NumPy walk for a few rows: no thread start-up)."""
+    if len(Z) >= SMALL_BATCH:
+        return model.apply(Z.astype(np.float32))
+    return walk(forest_arrays(model), Z)
+
+
+def forest_proba(model: Any, Z: np.ndarray) -> np.ndarray:
+    """``RandomForestClassifier.predict_proba(Z)[:, 1]`` by walking all trees at once in NumPy: exact
+    (same float32 feature comparisons), and far faster than scikit-learn on a few rows."""
+    f = forest_arrays(model)
+    node = walk(f, Z)
+    return f["value"][np.arange(f["feature"].shape[0])[None, :], node].mean(axis=1)
+
+
+def forest_p(model: Any, Z: np.ndarray) -> np.ndarray:
+    """P(class 1) of the forest: the NumPy walk for small batches, scikit-learn's for large ones."""
+    return forest_proba(model, Z) if len(Z) < SMALL_BATCH else model.predict_proba(Z)[:, 1]
+
+
+# -- the meta network -----------------------------------------------------------------------------------
+def meta_forward(weights: dict[str, list[np.ndarray]], M: np.ndarray) -> np.ndarray:
+    """P(convert) of the meta network (Dense(relu) -> Dense(1) [+ linear skip] -> sigmoid) in NumPy; the
+    dropout layer is the identity at inference."""
+    w = weights
+    h = np.maximum(M @ w["hidden"][0] + w["hidden"][1], 0.0)
+    z = h @ w["deep_out"][0] + w["deep_out"][1]
+    if "linear" in w:
+        z = z + M @ w["linear"][0] + w["linear"][1]
+    return sigmoid(z)[:, 0]
+
+
+class MetaNetwork:
+    """The stack's Keras meta-model as an estimator: Dense(hidden, relu) -> Dropout -> Dense(1), plus (with
+    ``linear_skip``) a linear path from the inputs added to the logit ("wide & deep": logistic stacking plus
+    learned interactions).
+
+    ``fit`` trains on a stratified ``1 - validation`` share of the rows with
+    ``keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)`` on the validation loss, so
+    training stops when the loss stops moving; with ``refit_full`` a fresh net is then trained for the best
+    number of epochs on every row. ``predict_proba`` runs the weights in NumPy (:func:`meta_forward`); the
+    Keras model (``model_``) is the model of record, saved as ``.keras``."""
+
+    def __init__(self, hidden: int = 16, dropout: float = 0.2, epochs: int = 100, batch_size: int = 64,
+                 learning_rate: float = 0.005, patience: int = 10, validation: float = 0.2,
+                 linear_skip: bool = True, l2: float = 1e-3, refit_full: bool = True, seed: int = 42):
+        self.hidden = hidden
+        self.dropout = dropout
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.patience = patience
+        self.validation = validation
+        self.linear_skip = linear_skip
+        self.l2 = l2
+        self.refit_full = refit_full
+        self.seed = seed
+
+    def build(self, n_inputs: int):
+        import keras
+
+        keras.utils.set_random_seed(self.seed)
+        reg = keras.regularizers.l2(self.l2) if self.l2 else None
+        inp = keras.Input(shape=(n_inputs,), name="margins")
+        hidden = keras.layers.Dense(self.hidden, activation="relu", kernel_regularizer=reg, name="hidden")(inp)
+        hidden = keras.layers.Dropout(self.dropout, seed=self.seed, name="dropout")(hidden)
+        z = keras.layers.Dense(1, kernel_regularizer=reg, name="deep_out")(hidden)
+        if self.linear_skip:
+            linear = keras.layers.Dense(1, name="linear")(inp)
+            z = keras.layers.Add(name="logit")([z, linear])
+        out = keras.layers.Activation("sigmoid", name="proba")(z)
+        model = keras.Model(inp, out, name="stacking_meta")
+        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="binary_crossentropy")
+        return model
+
+    def fit(self, M: np.ndarray, y: np.ndarray,
+            on_epoch: Callable[[int, dict], None] | None = None) -> "MetaNetwork":
+        """``on_epoch(epochs_done, logs)`` is called after every epoch of the early-stopped run."""
+        import keras
+        from sklearn.model_selection import train_test_split
+
+        y = np.asarray(y).astype(int).ravel()
+        tr, va = train_test_split(np.arange(len(y)), test_size=self.validation, random_state=self.seed,
+                                  stratify=y)
+        done = [0]
+
+        class _Forward(keras.callbacks.Callback):
+            def on_epoch_end(self_inner, epoch, logs=None):  # noqa: N805
+                done[0] += 1
+                if on_epoch is not None:
+                    on_epoch(done[0], dict(logs or {}))
+
+        model = self.build(M.shape[1])
+        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience,
+                                             restore_best_weights=True)
+        Mf, yf = np.asarray(M, dtype="float32"), y.astype("float32")
+        history = model.fit(Mf[tr], yf[tr], validation_data=(Mf[va], yf[va]), epochs=self.epochs,
+                            batch_size=self.batch_size, shuffle=True, verbose=0, callbacks=[stop, _Forward()])
+        self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+        self.best_epoch_ = int(np.argmin(history.history["val_loss"])) + 1
+        self.epochs_run_ = len(history.history["val_loss"])
+        if self.refit_full:
+            # early stopping chose the number of epochs; train that long on every row
+            model = self.build(M.shape[1])
+            model.fit(Mf, yf, epochs=self.best_epoch_, batch_size=self.batch_size, shuffle=True, verbose=0)
+        self.set_model(model)
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def set_model(self, model) -> None:
+        """Use a (fitted or loaded) Keras model: NumPy copies of its weights serve ``predict_proba``."""
+        self.model_ = model
+        self.weights_ = {layer.name: [np.asarray(w, dtype=np.float64) for w in layer.get_weights()]
+                         for layer in model.layers if layer.get_weights()}
+
+    def forward(self, M: np.ndarray) -> np.ndarray:
+        """P(convert), ``(rows,)``."""
+        return meta_forward(self.weights_, M)
+
+    def predict_proba(self, M: np.ndarray) -> np.ndarray:
+        p = self.forward(np.asarray(M, dtype=np.float64))
+        return np.column_stack([1 - p, p])
