@@ -101,7 +101,7 @@ def test_cancel_marker_stops_training_cleanly(tmp_path):
     job_id = runner.submit_command([PY, "-c", PROGRESS_SCRIPT, "2000", "0.02"])
     runner.tick()
     deadline = time.monotonic() + 30
-    while not runner.get(job_id).progress and time.monotonic() < deadline:
+    while runner.get(job_id).progress.get("step", 0) < 1 and time.monotonic() < deadline:  # step 0: begun
         time.sleep(0.1)
     assert runner.get(job_id).progress["step"] >= 1  # progress is visible while it runs
     job = runner.cancel(job_id, clean_stop=5)
@@ -228,7 +228,7 @@ def test_ray_backend_runs_and_cancels_jobs(tmp_path, ray_cluster):
     status = None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        status = runner._ray().get_job_status(runner.get(slow).ray_id)
+        status = runner.backend().client.get_job_status(runner.get(slow).ray_id)
         if status == JobStatus.STOPPED:
             break
         time.sleep(0.5)
