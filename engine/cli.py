@@ -663,7 +663,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_explain_arg,
         default=None,
         help="rows (from the top) that get reasons, or all; default: the approach's budget (stacking "
-        "200, LLM 20, embeddings 20)",
+        "10,000, LLM 20, embeddings 20)",
     )
     p.set_defaults(func=cmd_score)
 

@@ -158,7 +158,7 @@ if scored.metrics:
     st.caption("The file has the outcome column, so this is how the model did on these leads.")
 
 # reasons for the top rows: computed after the list is on screen
-budget_default = min(len(table), 50 if main_run.spec.get("approach") == "stacking" else 10)
+budget_default = min(len(table), 1000 if main_run.spec.get("approach") == "stacking" else 10)
 n_reasons = st.number_input(
     "Leads to explain (from the top of the list)",
     min_value=0,
