@@ -10,7 +10,7 @@ bytes uploaded as the other kind are refused (one file holds one kind of data).
 Concurrency: files are written through :func:`engine.storage.atomic_write` (unique temporary files) and
 every read-modify-write of ``meta.json`` (and the first creation of a dataset) holds
 :func:`engine.storage.locked`, so threads of one dashboard and separate processes never lose an upload
-or a setting. An upload is checked (:func:`engine.data.sources.check_upload`: format, row/column/size
+or a setting. An upload is checked (:func:`check_upload`: format, row/column/size
 limits) before anything is stored. A dataset whose ``meta.json`` is damaged is left out of
 :meth:`DatasetStore.list` and recorded in :attr:`DatasetStore.problems`; uploading the same file again
 repairs it.
@@ -160,7 +160,7 @@ class DatasetStore:
         """Store a file's bytes (or a path's) and return its dataset. Storing the same bytes twice
         returns the existing dataset (its raw file is never rewritten; given settings update meta).
 
-        The upload is checked first (:func:`engine.data.sources.check_upload`), so nothing is stored for
+        The upload is checked first (:func:`check_upload`), so nothing is stored for
         a file that cannot be read or is over the limits; the error names ``filename``. The same bytes
         given as the other ``kind`` are refused (ValueError); without ``kind`` they keep the stored one."""
         if isinstance(data, (str, Path)):
@@ -183,8 +183,6 @@ class DatasetStore:
         changes = {**({"name": name} if name else {}), **settings}
         existing = self._stored_meta(folder)
         if existing is None:  # a new upload: checked before anything (even its folder) exists
-            from engine.data.sources import check_upload
-
             check_upload(data, filename, kind or guess_kind(filename))
         with locked(folder / META_FILE):  # the first creation, or a settings change, by one writer at a time
             existing = self._stored_meta(folder)
@@ -319,3 +317,21 @@ class DatasetStore:
         """``{sha: why}`` of every damaged dataset (lists the store)."""
         self.list()
         return dict(self.problems)
+
+
+def check_upload(data: bytes, filename: str | None, kind: str) -> None:
+    """Cheap checks of an upload before anything is stored or parsed: not empty, a readable format, and
+    within the row, column and size limits of :mod:`engine.data.leads` / :mod:`engine.data.transcripts`
+    (counted from the file's metadata or its lines, never from a parsed table). Raises ``ValueError``
+    (:class:`~engine.data.leads.LeadDataError` or :class:`~engine.data.transcripts.TranscriptDataError`)
+    whose message names ``filename``; a header-only table passes (the readers say it has no rows)."""
+    if kind == "leads":
+        from engine.data.leads import check_table
+
+        check_table(data, filename)
+    elif kind == "transcripts":
+        from engine.data.transcripts import check_transcripts
+
+        check_transcripts(data, filename)
+    else:
+        raise ValueError(f"kind must be 'leads' or 'transcripts', not {kind!r}")

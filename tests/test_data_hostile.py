@@ -13,9 +13,8 @@ import pytest
 import engine.data.leads as leads
 import engine.data.transcripts as transcripts
 from engine.data.leads import LeadDataError, load_leads, read_table
-from engine.data.sources import check_upload
 from engine.data.transcripts import TranscriptDataError, load_transcripts
-from engine.datasets import DatasetStore
+from engine.datasets import DatasetStore, check_upload
 
 
 def lead_rows(n: int) -> bytes:

@@ -72,7 +72,7 @@ def check_upload(raw: bytes, name: str, kind: str) -> dict:
     rows, and its outcome column (when it has one) both outcomes. Returns the settings to store with it:
     ``target`` and ``purpose`` (``scoring`` for a lead table without an outcome column). Raises ValueError."""
     try:
-        from engine.data.sources import check_upload as check_limits
+        from engine.datasets import check_upload as check_limits
     except ImportError:  # an engine without the up-front limit check: DatasetStore.add is the last guard
         check_limits = None
     if check_limits is not None:

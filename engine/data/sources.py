@@ -1,5 +1,6 @@
 """Bytes from whatever a user hands over (a path, bytes, or a file-like object such as a Streamlit upload),
-their text encoding, and the cheap checks every reader makes before it parses anything (:func:`check_upload`)."""
+their text encoding, and the cheap counts every reader makes before it parses anything. It imports no reader: the
+readers import it."""
 
 from __future__ import annotations
 
@@ -127,21 +128,3 @@ def csv_rows_over(text: str, delimiter: str, limit: int) -> int | None:
     except csv.Error:  # malformed: the parser will say where; refuse on the newline bound
         return lines
     return None
-
-
-def check_upload(data: bytes, filename: str | None, kind: str) -> None:
-    """Cheap checks of an upload before anything is stored or parsed: not empty, a readable format, and
-    within the row, column and size limits of :mod:`engine.data.leads` / :mod:`engine.data.transcripts`
-    (counted from the file's metadata or its lines, never from a parsed table). Raises ``ValueError``
-    (:class:`~engine.data.leads.LeadDataError` or :class:`~engine.data.transcripts.TranscriptDataError`)
-    whose message names ``filename``; a header-only table passes (the readers say it has no rows)."""
-    if kind == "leads":
-        from engine.data.leads import check_table
-
-        check_table(data, filename)
-    elif kind == "transcripts":
-        from engine.data.transcripts import check_transcripts
-
-        check_transcripts(data, filename)
-    else:
-        raise ValueError(f"kind must be 'leads' or 'transcripts', not {kind!r}")
