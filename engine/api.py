@@ -42,6 +42,7 @@ once; the run list is re-read when the runs folder changes (checked at most ever
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -378,6 +379,10 @@ class _ModelCache:
                 if run.id in self._models:
                     return self._models[run.id]
             loaded = _Loaded(run.load_approach())  # raises BrokenRun for damaged model files
+            # a loaded model is hundreds of thousands of long-lived objects: keep them out of the garbage
+            # collector's full passes, which otherwise stall every request now and then (the latency tail)
+            gc.collect()
+            gc.freeze()
             with self._lock:
                 self._models[run.id] = loaded
                 self._models.move_to_end(run.id)
