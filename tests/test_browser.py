@@ -307,3 +307,76 @@ def test_score_page_ranks_an_uploaded_file_like_the_cli(browser, server, tmp_pat
     assert (merged["score_ui"] == merged["score_cli"]).all() and (merged["tier_ui"] == merged["tier_cli"]).all()
     assert (merged["probability_ui"] - merged["probability_cli"]).abs().max() < 1e-6
     assert ui["Prospect ID"].tolist() == cli["Prospect ID"].tolist()  # the same ranking
+
+
+def test_a_new_users_journey_in_chromium(browser, tmp_path):
+    """Upload a lead file on Data (the upload is the dataset shown), train the stack from Train, open the board
+    with the new run selected and its no-model baseline, What-if from a typical lead, then delete the dataset
+    with its confirmation; no error box on the way, and no page waits long."""
+    import io
+
+    import pandas as pd
+
+    from dashboard_support import demo_leads_csv
+
+    shots = tmp_path / "journey"
+    shots.mkdir()
+    upload = tmp_path / "q3_export.csv"
+    pd.read_csv(io.BytesIO(demo_leads_csv(n=400))).to_csv(upload, index=False)
+    workspace = tmp_path / "workspace"
+    problems, waits = [], {}
+
+    def visit(label: str, heading: str) -> None:
+        t = time.monotonic()
+        page.locator('[data-testid="stSidebarNav"] a').filter(has_text=label).first.click()
+        _settle(page, heading)
+        waits[label] = time.monotonic() - t
+        problems.extend(_problems(page, label))
+
+    with streamlit_server(workspace) as server:
+        page = browser.new_page(viewport={"width": 1400, "height": 1600})
+        page.goto(server["url"])
+        _settle(page, PAGES["home"][1])
+        visit("Data", "Data")
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(upload))
+        page.get_by_text("q3_export").first.wait_for(timeout=60_000)
+        _settle(page, "Data")
+        page.get_by_text("ready to train").first.wait_for(timeout=30_000)  # the uploaded file, checked
+        page.screenshot(path=str(shots / "1_data.png"), full_page=True)
+        problems.extend(_problems(page, "data after upload"))
+
+        visit("Train", "Train")
+        page.get_by_role("button", name="Launch training").click()
+        page.get_by_role("link", name="See it on the metric board").wait_for(timeout=600_000)
+        _settle(page, "Train")
+        page.screenshot(path=str(shots / "2_train.png"), full_page=True)
+        problems.extend(_problems(page, "train after the job"))
+
+        page.get_by_role("link", name="See it on the metric board").click()
+        _settle(page, "Metric board")
+        page.get_by_text("with no model").first.wait_for(timeout=30_000)  # the baseline, in the board's words
+        assert page.get_by_text("Stacked ensemble").first.is_visible()  # the new run is selected by name
+        page.screenshot(path=str(shots / "3_board.png"), full_page=True)
+        problems.extend(_problems(page, "board"))
+
+        visit("What-if", "What-if")
+        assert page.get_by_text("a typical lead").first.is_visible()
+        page.screenshot(path=str(shots / "4_whatif.png"), full_page=True)
+
+        visit("Data", "Data")
+        page.get_by_role("button", name="Delete this dataset").click()
+        page.get_by_text("Yes, delete it").click()
+        page.get_by_role("button", name="Delete", exact=True).click()
+        page.wait_for_timeout(1500)
+        _settle(page, "Data")
+        page.screenshot(path=str(shots / "5_deleted.png"), full_page=True)
+        problems.extend(_problems(page, "data after delete"))
+        page.close()
+    if os.environ.get("CLAB_SAVE_SCREENSHOTS") == "1":
+        target = REPO_ROOT / "assets" / "screenshots" / "journey"
+        target.mkdir(parents=True, exist_ok=True)
+        for f in shots.glob("*.png"):
+            shutil.copy(f, target / f.name)
+    assert not problems, "\n".join(problems)
+    assert not any((workspace / "datasets").iterdir()), "the dataset is deleted"
+    assert max(waits.values()) < 15, waits
