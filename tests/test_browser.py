@@ -316,7 +316,6 @@ def test_a_new_users_journey_in_chromium(browser, tmp_path):
     import io
 
     import pandas as pd
-
     from dashboard_support import demo_leads_csv
 
     shots = tmp_path / "journey"
