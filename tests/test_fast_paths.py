@@ -4,6 +4,7 @@ pinned and checked."""
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import sklearn
 
@@ -89,3 +90,29 @@ def test_meta_network_stops_early_and_its_numpy_forward_equals_keras():
     noise = rng.normal(0, 3.0, (200, 3))
     want = np.asarray(meta.model_.predict(noise.astype(np.float32), verbose=0)).ravel()
     np.testing.assert_allclose(meta.predict_proba(noise)[:, 1], want, rtol=0, atol=2e-5)
+
+
+def test_feature_transform_of_a_few_rows_equals_the_column_transformer(stack):
+    """The NumPy transform of the fitted ColumnTransformer (used below 200 rows) equals scikit-learn's, on
+    real rows and on hostile ones: unseen levels, missing values, numbers as text, negative numbers."""
+    from engine.approaches._stack_parts import SMALL_BATCH, features_transform
+
+    model, _, _ = stack
+    table = load_leads(demo_leads(n=500, seed=12))
+    real = table.X.iloc[:150]
+    rng = np.random.default_rng(1)
+    odd = real.copy()
+    for col in odd.columns:
+        pick = rng.random(len(odd)) < 0.4
+        if pd.api.types.is_numeric_dtype(odd[col]):
+            odd[col] = np.where(pick, np.nan, -odd[col].to_numpy(dtype=float) * rng.random(len(odd)) * 3)
+        else:
+            odd[col] = pd.array(np.where(pick, "never seen before", odd[col].astype(object)), dtype=object)
+            odd.loc[odd.index[:5], col] = None
+    text_numbers = real.copy()
+    for col in text_numbers.columns:
+        if pd.api.types.is_numeric_dtype(text_numbers[col]):
+            text_numbers[col] = text_numbers[col].astype(str).where(rng.random(len(real)) < 0.7, "n/a")
+    for X in (real, odd, text_numbers, real.iloc[[3]]):
+        assert len(X) < SMALL_BATCH
+        np.testing.assert_array_equal(features_transform(model.features_, X), model.features_.transform(X))

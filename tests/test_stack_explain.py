@@ -130,7 +130,7 @@ def test_fast_agrees_with_many_permutations(stack):
     rows = X.iloc[:12]
     fast = model.explain_matrix(rows)
     perm = model.explain_matrix(rows, method="permutation", n_permutations=64)
-    active = [j for j, c in enumerate(model.columns_) if model.features_.groups_[c]]
+    active = [j for j, c in enumerate(model.columns_) if model.groups_[c]]
     corr = [pearsonr(f[active], q[active])[0] for f, q in zip(fast, perm)]
     top3 = [len(set(np.argsort(-np.abs(f))[:3]) & set(np.argsort(-np.abs(q))[:3])) / 3 for f, q in zip(fast, perm)]
     assert np.mean(corr) > 0.8, corr

@@ -10,7 +10,8 @@ from engine.pipeline import build_approach
 from sklearn.metrics import roc_auc_score
 
 from engine.approaches.base import CONTRIBUTION_COLUMNS, load_approach
-from engine.approaches.stacking import BASE_MODELS, LeadFeatures, StackingApproach
+from engine.approaches import _stack_parts as parts
+from engine.approaches.stacking import BASE_MODELS, StackingApproach, _column_kinds
 from engine.callbacks import Callback
 from engine.evaluate import protocol_split
 
@@ -95,7 +96,7 @@ def test_fit_predict_and_progress(fitted):
         assert p.shape == (len(te),) and roc_auc_score(y[te], p) > 0.6, name
     # progress: every fold and base model, then the meta network with a loss, then the end
     assert rec.began and rec.ended == ["stacking"]
-    assert "fold 1/3 logistic_regression" in rec.stages and "fold 3/3 svc" in rec.stages
+    assert "out of fold logistic_regression (3 folds)" in rec.stages and "out of fold svc (3 folds)" in rec.stages
     assert "meta network" in rec.stages and rec.losses
     assert build_approach("stacking", dict(n_folds=2)).n_folds == 2
 
@@ -196,18 +197,23 @@ def test_out_of_fold_predictions_do_not_leak():
 
 def test_features_are_column_separable_and_handle_high_cardinality():
     X, y = _synthetic_leads(400)
-    feats = LeadFeatures(max_onehot=10, min_frequency=5)
+    plan = parts.plan_columns(X, _column_kinds(X), max_onehot=10, min_frequency=5)
+    assert plan["target"] == ["Country"]  # 40 levels > max_onehot
+    assert "Lead Origin" in plan["onehot"]
+    assert "Total Time Spent on Website" in plan["log"]  # skewed, non-negative
+    feats = parts.make_features(plan, min_frequency=5)
     Z = feats.fit_transform(X, y)
     assert Z.shape[0] == 400 and np.isfinite(Z).all()
-    assert feats.specs_["Country"]["type"] == "target"  # 40 levels > max_onehot
-    assert feats.specs_["Lead Origin"]["type"] == "onehot"
-    assert feats.specs_["Total Time Spent on Website"]["log"]  # skewed, non-negative
-    assert sorted(i for g in feats.groups_.values() for i in g) == list(range(Z.shape[1]))
+    groups = parts.column_groups(feats, plan, list(X.columns))
+    assert sorted(i for g in groups.values() for i in g) == list(range(Z.shape[1]))
+    assert len(groups["TotalVisits"]) == 2  # the value and its missing indicator
+    # the target encoding of the training rows is cross-fitted (scikit-learn's TargetEncoder.fit_transform)
+    assert not np.allclose(Z[:, groups["Country"]], feats.transform(X)[:, groups["Country"]])
     # changing one input column changes only that column's outputs
     X2 = X.copy()
     X2["Lead Origin"] = pd.array(["API"] * len(X2), dtype="str")
     diff = np.flatnonzero(np.abs(feats.transform(X2) - feats.transform(X)).max(axis=0) > 0)
-    assert set(diff) <= set(feats.groups_["Lead Origin"])
+    assert set(diff) <= set(groups["Lead Origin"])
 
 
 def test_bad_input_is_explained():
@@ -252,3 +258,15 @@ def test_leads_bench_reports_every_model(tmp_path):
                     "score_one_ms"):
             assert np.isfinite(m[key]), (name, key)
         assert m["roc_auc"] > 0.6, name
+
+
+def test_a_run_saved_before_the_column_transformer_is_refused_with_its_reason(fitted, tmp_path):
+    import json
+
+    model = fitted[0]
+    model.save(tmp_path / "m")
+    payload = json.loads((tmp_path / "m" / "approach.json").read_text())
+    del payload["plan"], payload["groups"]
+    (tmp_path / "m" / "approach.json").write_text(json.dumps(payload))
+    with pytest.raises(ValueError, match="earlier version of the stack"):
+        load_approach(tmp_path / "m")

@@ -19,6 +19,7 @@ import weakref
 from typing import Any, Callable
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 CLIP = 1e-4
 
@@ -223,3 +224,263 @@ class MetaNetwork:
     def predict_proba(self, M: np.ndarray) -> np.ndarray:
         p = self.forward(np.asarray(M, dtype=np.float64))
         return np.column_stack([1 - p, p])
+
+
+# -- feature preparation: a scikit-learn ColumnTransformer ---------------------------------------------------
+MISSING = "missing"
+
+
+def _levels(s) -> list:
+    """One column (a Series) as text levels, missing as ``"missing"``."""
+    import pandas as pd
+
+    return [MISSING if v is None or v is pd.NA or v != v else (v if isinstance(v, str) else str(v))
+            for v in s.to_numpy(dtype=object, na_value=None)]
+
+
+def _numbers(s) -> np.ndarray:
+    """One column (a Series) as floats."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        return s.to_numpy(dtype=np.float64, na_value=np.nan)
+    return pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def as_levels(X) -> np.ndarray:
+    """Categorical columns as text levels, missing values as ``"missing"`` (an object array)."""
+    import pandas as pd
+
+    raw = X.to_numpy(dtype=object, na_value=None) if isinstance(X, pd.DataFrame) else np.asarray(X, dtype=object)
+    flat = [MISSING if v is None or v is pd.NA or v != v else (v if isinstance(v, str) else str(v))
+            for v in raw.ravel()]
+    return np.array(flat, dtype=object).reshape(raw.shape)
+
+
+def as_numbers(X) -> np.ndarray:
+    """Numeric columns as floats (text that does not parse becomes missing)."""
+    import pandas as pd
+
+    if isinstance(X, pd.DataFrame):
+        return np.column_stack([_numbers(X[c]) for c in X.columns]) if len(X.columns) else np.zeros((len(X), 0))
+    return np.asarray(X, dtype=np.float64)
+
+
+def log1p_clipped(x: np.ndarray) -> np.ndarray:
+    """``log1p`` of a skewed non-negative column (a negative value at scoring time counts as 0)."""
+    return np.log1p(np.maximum(x, 0.0))
+
+
+def onehot_name(feature: str, category: Any) -> str:
+    return f"{feature}={category}"
+
+
+def plan_columns(X, kinds: dict[str, str], max_onehot: int = 25, min_frequency: int = 10,
+                 skew_threshold: float = 1.0, log_skewed: bool = True) -> dict[str, list[str]]:
+    """Which lead column goes through which transformer (``num``, ``log``, ``onehot``, ``target``; the rest is
+    dropped), from the training rows' values (no labels): identifiers, constant or empty numbers and
+    single-level categories are dropped; a category with more than ``max_onehot`` frequent levels (or a
+    high-cardinality / text column) is target encoded; a skewed non-negative number gets ``log1p``."""
+    import pandas as pd
+
+    plan: dict[str, list[str]] = {"num": [], "log": [], "onehot": [], "target": []}
+    for col in X.columns:
+        kind = kinds.get(col, "categorical")
+        if kind == "identifier":
+            continue
+        if kind == "numeric":
+            x = as_numbers(X[[col]])[:, 0]
+            finite = x[np.isfinite(x)]
+            if finite.size == 0 or (np.std(finite) == 0 and not np.isnan(x).any()):
+                continue
+            skew = float(pd.Series(finite).skew()) if finite.size > 2 else 0.0
+            skewed = bool(log_skewed and finite.min() >= 0 and skew > skew_threshold)
+            plan["log" if skewed else "num"].append(col)
+            continue
+        uniq, counts = np.unique(as_levels(X[[col]])[:, 0], return_counts=True)
+        frequent = int((counts >= min_frequency).sum())
+        levels = frequent + (1 if frequent < len(uniq) else 0)
+        if levels <= 1:
+            continue
+        if kind in ("high_cardinality", "text") or levels > max_onehot:
+            plan["target"].append(col)
+        else:
+            plan["onehot"].append(col)
+    return plan
+
+
+def make_features(plan: dict[str, list[str]], min_frequency: int = 10, te_smoothing: float | str = 10.0,
+                  te_folds: int = 5, seed: int = 0):
+    """The unfitted feature pipeline: a ``ColumnTransformer`` (numbers: median ``SimpleImputer`` with missing
+    indicators, ``log1p`` first for skewed ones; categories: ``OneHotEncoder`` with rare levels grouped,
+    unknown ones sent to that group; many-level categories: scikit-learn's ``TargetEncoder``, which
+    cross-fits in ``fit_transform``), then ``StandardScaler`` over every column."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler, TargetEncoder
+
+    def numbers():
+        return FunctionTransformer(as_numbers, feature_names_out="one-to-one")
+
+    def levels():
+        return FunctionTransformer(as_levels, feature_names_out="one-to-one")
+
+    parts = []
+    if plan["num"]:
+        parts.append(("num", Pipeline([("parse", numbers()),
+                                       ("impute", SimpleImputer(strategy="median", add_indicator=True))]),
+                      plan["num"]))
+    if plan["log"]:
+        parts.append(("log", Pipeline([("parse", numbers()),
+                                       ("log1p", FunctionTransformer(log1p_clipped, feature_names_out="one-to-one")),
+                                       ("impute", SimpleImputer(strategy="median", add_indicator=True))]),
+                      plan["log"]))
+    if plan["onehot"]:
+        parts.append(("onehot", Pipeline([("levels", levels()),
+                                          ("encode", OneHotEncoder(min_frequency=min_frequency,
+                                                                   handle_unknown="infrequent_if_exist",
+                                                                   sparse_output=False,
+                                                                   feature_name_combiner=onehot_name))]),
+                      plan["onehot"]))
+    if plan["target"]:
+        parts.append(("target", Pipeline([("levels", levels()),
+                                          ("encode", TargetEncoder(target_type="binary", smooth=te_smoothing,
+                                                                   cv=te_folds, shuffle=True,
+                                                                   random_state=seed))]),
+                      plan["target"]))
+    columns = ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
+    return Pipeline([("columns", columns), ("scale", StandardScaler())])
+
+
+def column_groups(features, plan: dict[str, list[str]], columns: list[str]) -> dict[str, list[int]]:
+    """For every lead column, the indices of the encoded columns that come from it (empty when dropped),
+    read from ``get_feature_names_out`` (``transformer__name``; one-hot names are ``column=level``,
+    missing indicators ``missingindicator_column``)."""
+    groups: dict[str, list[int]] = {c: [] for c in columns}
+    for i, full in enumerate(features.get_feature_names_out()):
+        part, name = str(full).split("__", 1)
+        owners = plan[part]
+        if name in owners:
+            col = name
+        elif part in ("num", "log") and name.startswith("missingindicator_") and \
+                name[len("missingindicator_"):] in owners:
+            col = name[len("missingindicator_"):]
+        elif part == "onehot":
+            col = max((c for c in owners if name.startswith(f"{c}=")), key=len)
+        else:
+            raise ValueError(f"encoded column {full!r} matches no lead column")
+        groups[col].append(i)
+    return groups
+
+
+#: packed feature pipelines (fitted ``make_features`` pipelines), for the NumPy transform of a few rows
+_PACKED_FEATURES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _pack_features(features) -> list:
+    packed = _PACKED_FEATURES.get(features)
+    if packed is not None:
+        return packed
+    ct = features.named_steps["columns"]
+    parts = []
+    for name, pipe, cols in ct.transformers_:
+        if name == "remainder" or pipe == "drop":
+            continue
+        cols = list(cols)
+        enc = pipe.steps[-1][1]
+        if name in ("num", "log"):
+            ind = enc.indicator_.features_ if enc.indicator_ is not None else np.zeros(0, dtype=np.int64)
+            parts.append((name, cols, {"fill": np.asarray(enc.statistics_, dtype=np.float64),
+                                       "indicator": np.asarray(ind, dtype=np.int64)}))
+        elif name == "onehot":
+            maps, widths = [], []
+            for j, cats in enumerate(enc.categories_):
+                infrequent = enc.infrequent_categories_[j]
+                rare = set(infrequent.tolist()) if infrequent is not None else set()
+                frequent = [c for c in cats.tolist() if c not in rare]
+                index = {c: i for i, c in enumerate(frequent)}
+                other = len(frequent) if rare else -1
+                for c in rare:
+                    index[c] = other
+                maps.append((index, other))
+                widths.append(len(frequent) + (1 if rare else 0))
+            parts.append((name, cols, {"maps": maps, "widths": widths}))
+        else:  # target
+            maps = [dict(zip(cats.tolist(), np.asarray(codes, dtype=np.float64).tolist()))
+                    for cats, codes in zip(enc.categories_, enc.encodings_)]
+            parts.append((name, cols, {"maps": maps, "prior": float(enc.target_mean_)}))
+    scale = features.named_steps["scale"]
+    packed = [parts, np.asarray(scale.mean_, dtype=np.float64), np.asarray(scale.scale_, dtype=np.float64)]
+    _PACKED_FEATURES[features] = packed
+    return packed
+
+
+def features_transform(features, X) -> np.ndarray:
+    """``features.transform(X)`` of a fitted :func:`make_features` pipeline: NumPy on the fitted library
+    parameters for a few rows (a ColumnTransformer costs ~8 ms a call in validation alone), the library for
+    more (tests/test_fast_paths.py holds them equal)."""
+    if len(X) >= SMALL_BATCH:
+        return features.transform(X)
+    parts, mean, scale = _pack_features(features)
+    n = len(X)
+    blocks = []
+    for name, cols, p in parts:
+        if name in ("num", "log"):
+            x = np.column_stack([_numbers(X[c]) for c in cols])
+            if name == "log":
+                x = log1p_clipped(x)
+            missing = np.isnan(x)
+            blocks.append(np.where(missing, p["fill"][None, :], x))
+            if len(p["indicator"]):
+                blocks.append(missing[:, p["indicator"]].astype(np.float64))
+        elif name == "onehot":
+            for c, (index, other), width in zip(cols, p["maps"], p["widths"]):
+                out = np.zeros((n, width))
+                for r, v in enumerate(_levels(X[c])):
+                    k = index.get(v, other)
+                    if k >= 0:
+                        out[r, k] = 1.0
+                blocks.append(out)
+        else:
+            blocks.append(np.column_stack([[m.get(v, p["prior"]) for v in _levels(X[c])]
+                                           for c, m in zip(cols, p["maps"])]).astype(np.float64))
+    raw = np.hstack(blocks) if blocks else np.zeros((n, 0))
+    return (raw - mean) / scale
+
+
+class Subsample(ClassifierMixin, BaseEstimator):
+    """Fit ``estimator`` on at most ``max_rows`` rows (a stratified sample; the SVC's cost grows with the
+    square of the rows); ``decision_function`` / ``predict_proba`` are the fitted estimator's
+    (``estimator_``). ``__init__`` stores parameters only."""
+
+    def __init__(self, estimator: Any = None, max_rows: int = 3000, seed: int = 0):
+        self.estimator = estimator
+        self.max_rows = max_rows
+        self.seed = seed
+
+    def fit(self, Z, y) -> "Subsample":
+        from sklearn.base import clone
+        from sklearn.model_selection import train_test_split
+
+        y = np.asarray(y)
+        self.estimator_ = clone(self.estimator)
+        if len(y) > self.max_rows:
+            keep, _ = train_test_split(np.arange(len(y)), train_size=self.max_rows, random_state=self.seed,
+                                       stratify=y)
+            self.estimator_.fit(Z[keep], y[keep])
+        else:
+            self.estimator_.fit(Z, y)
+        self.classes_ = self.estimator_.classes_
+        return self
+
+    def decision_function(self, Z) -> np.ndarray:
+        if getattr(self.estimator_, "kernel", None) == "rbf" and hasattr(self.estimator_, "_gamma"):
+            return svc_decision(self.estimator_, np.asarray(Z, dtype=np.float64))  # the tested fast path
+        return self.estimator_.decision_function(Z)
+
+    def predict(self, Z) -> np.ndarray:
+        return self.estimator_.predict(Z)
+
+    def predict_proba(self, Z) -> np.ndarray:
+        return self.estimator_.predict_proba(Z)

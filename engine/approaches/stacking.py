@@ -91,159 +91,6 @@ def _column_kinds(X: pd.DataFrame) -> dict[str, str]:
     return out
 
 
-class LeadFeatures:
-    """Column-separable preprocessing of a lead table into a dense float matrix (see module doc)."""
-
-    def __init__(self, max_onehot: int = 25, min_frequency: int = 10, te_smoothing: float = 10.0,
-                 te_folds: int = 5, skew_threshold: float = 1.0, seed: int = 0):
-        self.max_onehot = max_onehot
-        self.min_frequency = min_frequency
-        self.te_smoothing = te_smoothing
-        self.te_folds = te_folds
-        self.skew_threshold = skew_threshold
-        self.seed = seed
-
-    # -- fitting --------------------------------------------------------------------------------
-    @staticmethod
-    def _levels(X: pd.DataFrame, col: str) -> np.ndarray:
-        """The column as text levels, missing values as ``"missing"`` (plain Python: fast on one row)."""
-        raw = X[col].to_numpy(dtype=object, na_value=None)
-        return np.array([MISSING if v is None or v != v else (v if isinstance(v, str) else str(v))
-                         for v in raw], dtype=object)
-
-    @staticmethod
-    def _numbers(X: pd.DataFrame, col: str) -> np.ndarray:
-        s = X[col]
-        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-            return s.to_numpy(dtype=np.float64, na_value=np.nan)
-        return pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-
-    def fit_transform(self, X: pd.DataFrame, y: np.ndarray, kinds: dict[str, str] | None = None) -> np.ndarray:
-        """Fit on training rows and return their matrix (target encodings cross-fitted)."""
-        import category_encoders as ce
-        from sklearn.model_selection import StratifiedKFold
-
-        y = np.asarray(y).astype(int)
-        self.columns_ = list(X.columns)
-        self.kinds_ = kinds or _column_kinds(X)
-        self.specs_: dict[str, dict] = {}
-        blocks: list[np.ndarray] = []
-        names: list[str] = []
-        self.groups_: dict[str, list[int]] = {}
-        prior = float(y.mean())
-        for col in self.columns_:
-            kind = self.kinds_.get(col, "categorical")
-            start = len(names)
-            if kind == "identifier":
-                self.specs_[col] = {"type": "drop", "reason": "identifier"}
-            elif kind == "numeric":
-                x = self._numbers(X, col)
-                finite = x[np.isfinite(x)]
-                if finite.size == 0 or np.nanstd(finite) == 0 and not np.isnan(x).any():
-                    self.specs_[col] = {"type": "drop", "reason": "constant or empty"}
-                else:
-                    median = float(np.median(finite)) if finite.size else 0.0
-                    skew = float(pd.Series(finite).skew()) if finite.size > 2 else 0.0
-                    use_log = bool(finite.size and finite.min() >= 0 and skew > self.skew_threshold)
-                    has_missing = bool(np.isnan(x).any())
-                    spec = {"type": "numeric", "median": median, "log": use_log, "missing_flag": has_missing}
-                    self.specs_[col] = spec
-                    blocks.append(self._numeric(x, spec))
-                    names += [col] + ([f"{col} (missing)"] if has_missing else [])
-            else:
-                values = self._levels(X, col)
-                uniq, counts = np.unique(values, return_counts=True)
-                keep = [u for u, c in zip(uniq, counts) if c >= self.min_frequency]
-                has_rare = len(keep) < len(uniq)
-                levels = keep + ([RARE] if has_rare and RARE not in keep else [])
-                if len(levels) <= 1:
-                    self.specs_[col] = {"type": "drop", "reason": "a single level"}
-                elif kind in ("high_cardinality", "text") or len(levels) > self.max_onehot:
-                    grouped = self._group(values, set(keep))
-                    spec = {"type": "target", "keep": keep, "prior": prior}
-                    enc = ce.TargetEncoder(smoothing=self.te_smoothing, handle_missing="value",
-                                           handle_unknown="value")
-                    frame = pd.DataFrame({"v": grouped}, dtype=object)
-                    enc.fit(frame, y)
-                    spec["mapping"] = {lv: float(v) for lv, v in zip(
-                        levels, enc.transform(pd.DataFrame({"v": levels}, dtype=object))["v"].to_numpy())}
-                    # cross-fitted encodings for the training rows themselves
-                    train_col = np.empty(len(values))
-                    skf = StratifiedKFold(n_splits=self.te_folds, shuffle=True, random_state=self.seed)
-                    for tr, va in skf.split(np.zeros(len(y)), y):
-                        inner = ce.TargetEncoder(smoothing=self.te_smoothing, handle_missing="value",
-                                                 handle_unknown="value")
-                        inner.fit(frame.iloc[tr], y[tr])
-                        train_col[va] = inner.transform(frame.iloc[va])["v"].to_numpy(dtype=np.float64)
-                    self.specs_[col] = spec
-                    blocks.append(train_col[:, None])
-                    names.append(f"{col} (target encoded)")
-                else:
-                    spec = {"type": "onehot", "levels": levels, "index": {lv: i for i, lv in enumerate(levels)},
-                            "rare": has_rare}
-                    self.specs_[col] = spec
-                    blocks.append(self._onehot(values, spec))
-                    names += [f"{col}={lv}" for lv in levels]
-            self.groups_[col] = list(range(start, len(names)))
-        raw = np.hstack(blocks) if blocks else np.zeros((len(X), 0))
-        self.feature_names_out_ = names
-        self.mean_ = raw.mean(axis=0)
-        std = raw.std(axis=0)
-        self.scale_ = np.where(std > 1e-12, std, 1.0)
-        return (raw - self.mean_) / self.scale_
-
-    # -- transforming ---------------------------------------------------------------------------
-    @staticmethod
-    def _group(values: np.ndarray, keep: set) -> np.ndarray:
-        return np.array([v if v in keep else RARE for v in values], dtype=object)
-
-    @staticmethod
-    def _numeric(x: np.ndarray, spec: dict) -> np.ndarray:
-        missing = ~np.isfinite(x)
-        filled = np.where(missing, spec["median"], x)
-        if spec["log"]:
-            filled = np.log1p(np.maximum(filled, 0.0))
-        cols = [filled]
-        if spec["missing_flag"]:
-            cols.append(missing.astype(np.float64))
-        return np.column_stack(cols)
-
-    @staticmethod
-    def _onehot(values: np.ndarray, spec: dict) -> np.ndarray:
-        index = spec["index"]
-        fallback = index.get(RARE, index.get(MISSING, -1))
-        idx = np.array([index.get(v, fallback) for v in values], dtype=np.int64)
-        out = np.zeros((len(values), len(index)))
-        ok = idx >= 0
-        out[np.flatnonzero(ok), idx[ok]] = 1.0
-        return out
-
-    def transform(self, X: pd.DataFrame) -> np.ndarray:
-        missing_cols = [c for c in self.columns_ if c not in X.columns]
-        if missing_cols:
-            raise ValueError(f"Input is missing column(s) {missing_cols} the model was trained on; "
-                             "score a table with the same columns as the training data")
-        blocks = []
-        for col in self.columns_:
-            spec = self.specs_[col]
-            kind = spec["type"]
-            if kind == "drop":
-                continue
-            if kind == "numeric":
-                x = self._numbers(X, col)
-                blocks.append(self._numeric(x, spec))
-                continue
-            values = self._levels(X, col)
-            if kind == "onehot":
-                blocks.append(self._onehot(values, spec))
-            else:
-                mapping = spec["mapping"]
-                fallback = mapping.get(RARE, spec["prior"])
-                blocks.append(np.array([mapping.get(v, fallback) for v in values], dtype=np.float64)[:, None])
-        raw = np.hstack(blocks) if blocks else np.zeros((len(X), 0))
-        return (raw - self.mean_) / self.scale_
-
-
 class StackingApproach(Approach):
     """Logistic regression + random forest + XGBoost + SVC, stacked by a Keras network (see module doc)."""
 
@@ -297,9 +144,17 @@ class StackingApproach(Approach):
         self.explain_method = explain_method
 
     # -- building blocks -----------------------------------------------------------------------
-    def _features(self) -> LeadFeatures:
-        return LeadFeatures(max_onehot=self.max_onehot, min_frequency=self.min_frequency,
-                            te_smoothing=self.te_smoothing, seed=self.seed)
+    def _features(self):
+        """The unfitted feature pipeline (a scikit-learn ColumnTransformer, then scaling) for ``plan_``."""
+        return _parts.make_features(self.plan_, min_frequency=self.min_frequency, te_smoothing=self.te_smoothing,
+                                    seed=self.seed)
+
+    def _transform(self, X: pd.DataFrame) -> np.ndarray:
+        missing_cols = [c for c in self.columns_ if c not in X.columns]
+        if missing_cols:
+            raise ValueError(f"Input is missing column(s) {missing_cols} the model was trained on; "
+                             "score a table with the same columns as the training data")
+        return _parts.features_transform(self.features_, X)
 
     def make_base_models(self) -> dict[str, Any]:
         """Fresh, unfitted base models with this approach's hyper-parameters."""
@@ -375,7 +230,11 @@ class StackingApproach(Approach):
     # -- fit ----------------------------------------------------------------------------------------
     def fit(self, X: pd.DataFrame, y, callbacks: list | None = None) -> "StackingApproach":
         from sklearn.linear_model import LogisticRegression
-        from sklearn.model_selection import StratifiedKFold
+        import tempfile
+
+        import joblib
+        from sklearn.model_selection import StratifiedKFold, cross_val_predict
+        from sklearn.pipeline import Pipeline
 
         X = self._check_X(X)
         y = np.asarray(y).astype(int).ravel()
@@ -394,22 +253,37 @@ class StackingApproach(Approach):
         self.kinds_ = _column_kinds(X)
         self.columns_ = list(X.columns)
 
+        # which lead column goes through which transformer: from the values alone (no labels)
+        self.plan_ = _parts.plan_columns(X, self.kinds_, max_onehot=self.max_onehot,
+                                         min_frequency=self.min_frequency)
         oof = np.zeros((len(y), n_models))
         skf = StratifiedKFold(n_splits=self.n_folds, shuffle=True, random_state=self.seed)
-        for k, (tr, va) in enumerate(skf.split(np.zeros(len(y)), y), start=1):
-            feats = self._features()
-            Ztr = feats.fit_transform(X.iloc[tr], y[tr], kinds=self.kinds_)
-            Zva = feats.transform(X.iloc[va])
-            for j, (name, model) in enumerate(self.make_base_models().items()):
-                self._fit_one(name, model, Ztr, y[tr])
-                oof[va, j] = self._margin(name, model, Zva)
-                step += 1
-                cb.on_step_end(Progress(step=step, total=total, stage=f"fold {k}/{self.n_folds} {name}"))
+        # the four models' pipelines share each fold's fitted feature step (joblib's cache, a temporary folder)
+        cache_dir = tempfile.TemporaryDirectory(prefix="clab-stack-")
+        memory = joblib.Memory(cache_dir.name, verbose=0)
+        for j, (name, model) in enumerate(self.make_base_models().items()):
+            # out of fold: in each fold the feature pipeline *and* the model see the other folds only
+            if name == "svc":
+                model = _parts.Subsample(model, max_rows=self.svc_max_rows, seed=self.seed)
+            pipe = Pipeline([("features", self._features()), ("model", model)], memory=memory)
+            method = "decision_function" if name in ("logistic_regression", "svc") else "predict_proba"
+            out = cross_val_predict(pipe, X, y, cv=skf, method=method)
+            if name == "random_forest":
+                oof[:, j] = _logit(out[:, 1])
+            elif name == "xgboost":  # its margin (logit) from the probability
+                p = np.clip(out[:, 1].astype(np.float64), 1e-7, 1 - 1e-7)
+                oof[:, j] = np.log(p / (1 - p))
+            else:
+                oof[:, j] = out
+            step += self.n_folds
+            cb.on_step_end(Progress(step=step, total=total, stage=f"out of fold {name} ({self.n_folds} folds)"))
+        cache_dir.cleanup()
         self.oof_margins_ = oof
 
         # refit on all training rows
         self.features_ = self._features()
-        Z = self.features_.fit_transform(X, y, kinds=self.kinds_)
+        Z = self.features_.fit_transform(X, y)
+        self.groups_ = _parts.column_groups(self.features_, self.plan_, self.columns_)
         self.models_ = {}
         for name, model in self.make_base_models().items():
             self.models_[name] = self._fit_one(name, model, Z, y)
@@ -432,7 +306,7 @@ class StackingApproach(Approach):
 
         rng = np.random.default_rng(self.seed)
         bg = rng.choice(len(X), size=min(self.explain_background, len(X)), replace=False)
-        self.background_ = self.features_.transform(X.iloc[np.sort(bg)])
+        self.background_ = self._transform(X.iloc[np.sort(bg)])
         self.train_proba_ = self._proba_matrix(Z)
         self.fit_seconds_ = time.perf_counter() - t0
         cb.on_step_end(Progress(step=total, total=total, stage="done"))
@@ -443,8 +317,7 @@ class StackingApproach(Approach):
     def _pick_raw_features(self, Z: np.ndarray, y: np.ndarray) -> list[int]:
         if not self.meta_raw_features:
             return []
-        numeric = [g[0] for c, g in self.features_.groups_.items()
-                   if self.features_.specs_[c]["type"] == "numeric" and g]
+        numeric = [self.groups_[c][0] for c in self.plan_["num"] + self.plan_["log"] if self.groups_[c]]
         if not numeric:
             return []
         corr = [abs(np.corrcoef(Z[:, i], y)[0, 1]) if Z[:, i].std() > 0 else 0.0 for i in numeric]
@@ -504,7 +377,7 @@ class StackingApproach(Approach):
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         self._check_fitted("meta_weights_")
-        Z = self.features_.transform(self._check_X(X))
+        Z = self._transform(self._check_X(X))
         p = self._proba_matrix(Z)
         return np.column_stack([1 - p, p])
 
@@ -515,7 +388,7 @@ class StackingApproach(Approach):
         unknown = set(models or []) - set(BASE_MODELS)
         if unknown:
             raise ValueError(f"Unknown base model(s) {sorted(unknown)}; choose from {list(BASE_MODELS)}")
-        Z = self.features_.transform(self._check_X(X))
+        Z = self._transform(self._check_X(X))
         out = {}
         for name in models or BASE_MODELS:
             margin = self._margin(name, self.models_[name], Z)
@@ -532,7 +405,7 @@ class StackingApproach(Approach):
     def _shapley(self, z: np.ndarray, n_perm: int, rng: np.random.Generator) -> np.ndarray:
         """Permutation Shapley values of one encoded row against ``background_`` (one value per column
         of ``columns_``), in probability units."""
-        groups = [self.features_.groups_[c] for c in self.columns_]
+        groups = [self.groups_[c] for c in self.columns_]
         active = [i for i, g in enumerate(groups) if g]
         d = len(active)
         contrib = np.zeros(len(groups))
@@ -649,7 +522,7 @@ class StackingApproach(Approach):
             enc[:, j] += Phi_raw[:, i]
         groups = np.zeros((Z.shape[1], len(self.columns_)))
         for c, col in enumerate(self.columns_):
-            groups[self.features_.groups_[col], c] = 1.0
+            groups[self.groups_[col], c] = 1.0
         out = enc @ groups
         costs["combine"] = costs.get("combine", 0.0) + time.perf_counter() - t
         return out
@@ -667,7 +540,7 @@ class StackingApproach(Approach):
         seconds spent in each part (fast path)."""
         self._check_fitted("meta_weights_")
         method = self._explain_method(method)
-        Z = self.features_.transform(self._check_X(X))
+        Z = self._transform(self._check_X(X))
         if method == "permutation":
             return self._permutation_matrix(Z, n_permutations or self.explain_permutations)
         out = np.empty((len(Z), len(self.columns_)))
@@ -727,8 +600,8 @@ class StackingApproach(Approach):
         np.savez(path / "state.npz", meta_mean=self.meta_mean_, meta_scale=self.meta_scale_,
                  background=self.background_, train_proba=self.train_proba_,
                  meta_raw_index=np.asarray(self.meta_raw_index_, dtype=np.int64), **weights)
-        self._write_params(path, columns=self.columns_, kinds=self.kinds_, svc_platt=list(self.svc_platt_),
-                           base_models=list(BASE_MODELS), fit_seconds=getattr(self, "fit_seconds_", None),
+        self._write_params(path, columns=self.columns_, kinds=self.kinds_, plan=self.plan_, groups=self.groups_,
+                           svc_platt=list(self.svc_platt_), base_models=list(BASE_MODELS), fit_seconds=getattr(self, "fit_seconds_", None),
                            meta_history=getattr(self, "meta_history_", {}))
 
     @classmethod
@@ -740,8 +613,14 @@ class StackingApproach(Approach):
         payload = cls._read_params(path)
         if payload.get("approach") != cls.name:
             raise ValueError(f"{path} holds a {payload.get('approach')!r} model, not a stacking model")
+        if "plan" not in payload:
+            raise ValueError(f"{path} was saved by an earlier version of the stack (hand-written feature "
+                             "preparation, before the scikit-learn ColumnTransformer); it no longer loads: "
+                             "train it again")
         obj = cls(**payload["params"])
         obj.columns_ = payload["columns"]
+        obj.plan_ = {k: list(v) for k, v in payload["plan"].items()}
+        obj.groups_ = {k: [int(i) for i in v] for k, v in payload["groups"].items()}
         obj.kinds_ = payload["kinds"]
         obj.svc_platt_ = tuple(payload["svc_platt"])
         obj.meta_history_ = payload.get("meta_history", {})
