@@ -93,9 +93,9 @@ def test_meta_network_stops_early_and_its_numpy_forward_equals_keras():
 
 
 def test_feature_transform_of_a_few_rows_equals_the_column_transformer(stack):
-    """The NumPy transform of the fitted ColumnTransformer (used below 200 rows) equals scikit-learn's, on
+    """The NumPy transform of the fitted ColumnTransformer (used up to 10,000 rows) equals scikit-learn's, on
     real rows and on hostile ones: unseen levels, missing values, numbers as text, negative numbers."""
-    from engine.approaches._stack_parts import SMALL_BATCH, features_transform
+    from engine.approaches._stack_parts import FEATURES_NUMPY_ROWS, features_transform
 
     model, _, _ = stack
     table = load_leads(demo_leads(n=500, seed=12))
@@ -113,6 +113,6 @@ def test_feature_transform_of_a_few_rows_equals_the_column_transformer(stack):
     for col in text_numbers.columns:
         if pd.api.types.is_numeric_dtype(text_numbers[col]):
             text_numbers[col] = text_numbers[col].astype(str).where(rng.random(len(real)) < 0.7, "n/a")
-    for X in (real, odd, text_numbers, real.iloc[[3]]):
-        assert len(X) < SMALL_BATCH
+    for X in (real, odd, text_numbers, real.iloc[[3]], table.X):
+        assert len(X) <= FEATURES_NUMPY_ROWS
         np.testing.assert_array_equal(features_transform(model.features_, X), model.features_.transform(X))

@@ -140,14 +140,16 @@ class MetaNetwork:
     learned interactions).
 
     ``fit`` trains on a stratified ``1 - validation`` share of the rows with
-    ``keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)`` on the validation loss, so
-    training stops when the loss stops moving; with ``refit_full`` a fresh net is then trained for the best
+    ``keras.callbacks.EarlyStopping(patience=patience, min_delta=min_delta, restore_best_weights=True)`` on the
+    validation loss, so training stops when the loss stops moving (``patience`` epochs without an improvement
+    of ``min_delta``); with ``refit_full`` a fresh net is then trained for the best
     number of epochs on every row. ``predict_proba`` runs the weights in NumPy (:func:`meta_forward`); the
     Keras model (``model_``) is the model of record, saved as ``.keras``."""
 
     def __init__(self, hidden: int = 16, dropout: float = 0.2, epochs: int = 100, batch_size: int = 64,
                  learning_rate: float = 0.005, patience: int = 10, validation: float = 0.2,
-                 linear_skip: bool = True, l2: float = 1e-3, refit_full: bool = True, seed: int = 42):
+                 linear_skip: bool = True, l2: float = 1e-3, refit_full: bool = True, seed: int = 42,
+                 min_delta: float = 1e-4):
         self.hidden = hidden
         self.dropout = dropout
         self.epochs = epochs
@@ -159,6 +161,7 @@ class MetaNetwork:
         self.l2 = l2
         self.refit_full = refit_full
         self.seed = seed
+        self.min_delta = min_delta
 
     def build(self, n_inputs: int):
         import keras
@@ -195,13 +198,15 @@ class MetaNetwork:
                     on_epoch(done[0], dict(logs or {}))
 
         model = self.build(M.shape[1])
-        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience,
+        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience, min_delta=self.min_delta,
                                              restore_best_weights=True)
         Mf, yf = np.asarray(M, dtype="float32"), y.astype("float32")
         history = model.fit(Mf[tr], yf[tr], validation_data=(Mf[va], yf[va]), epochs=self.epochs,
                             batch_size=self.batch_size, shuffle=True, verbose=0, callbacks=[stop, _Forward()])
         self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-        self.best_epoch_ = int(np.argmin(history.history["val_loss"])) + 1
+        # the epoch whose weights EarlyStopping restored (the last that beat the best by min_delta)
+        best = getattr(stop, "best_epoch", None)
+        self.best_epoch_ = int(best) + 1 if best is not None else int(np.argmin(history.history["val_loss"])) + 1
         self.epochs_run_ = len(history.history["val_loss"])
         if self.refit_full:
             # early stopping chose the number of epochs; train that long on every row
@@ -374,7 +379,9 @@ def column_groups(features, plan: dict[str, list[str]], columns: list[str]) -> d
     return groups
 
 
-#: packed feature pipelines (fitted ``make_features`` pipelines), for the NumPy transform of a few rows
+#: up to this many rows the feature transform runs in NumPy (faster than the ColumnTransformer, equal to it)
+FEATURES_NUMPY_ROWS = 10_000
+#: packed feature pipelines (fitted ``make_features`` pipelines), for the NumPy transform
 _PACKED_FEATURES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -418,9 +425,9 @@ def _pack_features(features) -> list:
 
 def features_transform(features, X) -> np.ndarray:
     """``features.transform(X)`` of a fitted :func:`make_features` pipeline: NumPy on the fitted library
-    parameters for a few rows (a ColumnTransformer costs ~8 ms a call in validation alone), the library for
-    more (tests/test_fast_paths.py holds them equal)."""
-    if len(X) >= SMALL_BATCH:
+    parameters up to :data:`FEATURES_NUMPY_ROWS` rows (a ColumnTransformer costs ~8 ms a call on one row,
+    in validation mostly), the library for more (tests/test_fast_paths.py holds them equal)."""
+    if len(X) > FEATURES_NUMPY_ROWS:
         return features.transform(X)
     parts, mean, scale = _pack_features(features)
     n = len(X)

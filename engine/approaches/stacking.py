@@ -107,7 +107,7 @@ class StackingApproach(Approach):
                  meta_hidden: int = 16, meta_dropout: float = 0.2, meta_epochs: int = 100,
                  meta_batch_size: int = 64, meta_learning_rate: float = 0.005, meta_patience: int = 10,
                  meta_validation: float = 0.2, meta_raw_features: int = 0, meta_linear_skip: bool = True,
-                 meta_l2: float = 1e-3, meta_refit_full: bool = True,
+                 meta_l2: float = 1e-3, meta_refit_full: bool = True, meta_min_delta: float = 1e-4,
                  explain_background: int = 30, explain_permutations: int = 8, explain_method: str = "fast"):
         self.n_folds = n_folds
         self.seed = seed
@@ -139,6 +139,7 @@ class StackingApproach(Approach):
         self.meta_linear_skip = meta_linear_skip
         self.meta_l2 = meta_l2
         self.meta_refit_full = meta_refit_full
+        self.meta_min_delta = meta_min_delta
         self.explain_background = explain_background
         self.explain_permutations = explain_permutations
         self.explain_method = explain_method
@@ -330,7 +331,8 @@ class StackingApproach(Approach):
                                   batch_size=self.meta_batch_size, learning_rate=self.meta_learning_rate,
                                   patience=self.meta_patience, validation=self.meta_validation,
                                   linear_skip=self.meta_linear_skip, l2=self.meta_l2,
-                                  refit_full=self.meta_refit_full, seed=self.seed)
+                                  refit_full=self.meta_refit_full, seed=self.seed,
+                                  min_delta=self.meta_min_delta)
 
     def _fit_meta(self, M: np.ndarray, y: np.ndarray, cb: CallbackList, step: int, total: int):
         def on_epoch(done: int, logs: dict) -> None:
