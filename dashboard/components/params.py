@@ -82,6 +82,11 @@ PARAMS: dict[str, dict[str, tuple[str, str, str]]] = {
         "meta_batch_size": ("Combiner: batch size", "Leads per training step of the combining network.", ADVANCED),
         "meta_learning_rate": ("Combiner: learning rate", "Step size of the combining network.", ADVANCED),
         "meta_patience": ("Combiner: patience", "Rounds without improvement before it stops early.", ADVANCED),
+        "meta_min_delta": (
+            "Combiner: smallest improvement",
+            "How much the validation loss must fall to count as an improvement for early stopping.",
+            ADVANCED,
+        ),
         "meta_validation": (
             "Combiner: held-out share",
             "Share of training leads kept aside to decide when to stop.",

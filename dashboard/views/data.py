@@ -424,11 +424,17 @@ for w in table.warnings:
     st.warning(w)
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def leak_audit(path: str, mtime: float, target: str) -> dict:
-    from engine.audit import audit_leads
+def leak_audit_task(path: str, mtime: float, target: str):
+    """The leak finder in the background (seconds on a large export): the page never waits for it."""
+    from dashboard.components import explain_charts as ec
 
-    return audit_leads(path, target=target, leak_policy="none")
+    def work(task) -> dict:
+        from engine.audit import audit_leads
+
+        task.phase = "one small model per column"
+        return audit_leads(path, target=target, leak_policy="none")
+
+    return ec, ec.start(("leak audit", path, mtime, target), work, 1, "Leak finder")
 
 
 def accept_flagged(sha: str, key: str, flagged: list[str]) -> None:
@@ -437,12 +443,23 @@ def accept_flagged(sha: str, key: str, flagged: list[str]) -> None:
     st.session_state[key] = current + [c for c in flagged if c not in current]
 
 
-with st.spinner("Looking for columns that give the outcome away..."):
-    try:
-        audit = leak_audit(str(ds.raw_path), mtime, target)
-    except LeadDataError as exc:
-        audit = None
-        st.caption(f"Leak finder not run: {exc}")
+ec, audit_task = leak_audit_task(str(ds.raw_path), mtime, target)
+audit = None
+if ec.wait(audit_task):
+    if isinstance(audit_task.exception, LeadDataError):
+        st.caption(f"Leak finder not run: {audit_task.exception}")
+    elif audit_task.error:
+        st.caption(f"Leak finder not run: {audit_task.error}")
+    else:
+        audit = audit_task.result
+else:
+    ec.poll(
+        [audit_task],
+        lambda: st.progress(
+            audit_task.fraction, text="Looking for columns that give the outcome away (one small model per column)..."
+        ),
+        key="leak_poll",
+    )
 if audit is not None:
     flagged = [c for c in audit["columns"] if c.get("flagged")]
     pending = [c["column"] for c in flagged if c["column"] not in excluded]
