@@ -2,21 +2,23 @@
 
 Pipeline (all fitted on training rows only):
 
-1. :class:`LeadFeatures` — column-wise preprocessing. Numeric columns: missing indicator, median
-   imputation, ``log1p`` for skewed non-negative columns. Categorical columns: missing becomes its own
-   level, levels seen fewer than ``min_frequency`` times are grouped into ``"rare"``; low-cardinality
-   columns are one-hot encoded, high-cardinality ones target encoded (``category_encoders.TargetEncoder``,
-   cross-fitted on the training rows so a row's encoding never uses its own label). Then standard scaling.
-   Every output column comes from exactly one input column (``groups_``), which is what makes the
-   per-feature explanations exact in the original feature space.
+1. Features: a scikit-learn ``ColumnTransformer`` (:func:`engine.approaches._stack_parts.make_features`),
+   then ``StandardScaler``. Numbers: ``SimpleImputer(median, add_indicator=True)``. Categories (missing is
+   its own level): ``OneHotEncoder(min_frequency, handle_unknown="infrequent_if_exist")``; many-level ones
+   (``max_onehot``) scikit-learn's ``TargetEncoder``, which cross-fits the training rows' encodings in
+   ``fit_transform`` so a row's encoding never uses its own label. Every output column comes from exactly
+   one input column (``groups_``, read from ``get_feature_names_out``), which is what makes the per-feature
+   explanations exact in the original feature space.
 2. Base models: logistic regression, random forest, XGBoost, RBF SVC.
-3. Out-of-fold predictions: StratifiedKFold (``n_folds``). In each fold the preprocessing *and* the four
-   models are fitted on the other folds only, so a row never contributes to its own meta-feature.
+3. Out-of-fold predictions: ``cross_val_predict`` over Pipelines (features + model) with StratifiedKFold
+   (``n_folds``): in each fold the preprocessing *and* the model are fitted on the other folds only, so a
+   row never contributes to its own meta-feature.
    The base models' margins (logits; the SVC decision value) are the meta-features.
-4. Meta-model: a small Keras network on the standardised out-of-fold margins: Dense(16, relu) ->
+4. Meta-model (:class:`engine.approaches._stack_parts.MetaNetwork`): a small Keras network on the standardised out-of-fold margins: Dense(16, relu) ->
    Dropout -> Dense(1), plus (``meta_linear_skip``) a linear path from the inputs added to the logit, so
    the net starts from logistic stacking and learns interactions on top. Early stopping on an inner
-   stratified validation split picks the number of epochs; with ``meta_refit_full`` the net is then
+   stratified validation split (``meta_patience`` epochs without a ``meta_min_delta`` gain) picks the number
+   of epochs; with ``meta_refit_full`` the net is then
    retrained for that many epochs on every out-of-fold row. At inference its weights run in NumPy (a
    single lead in well under a millisecond; the saved ``.keras`` file is the source of truth).
 5. The preprocessing and base models are refitted on all training rows for test-time predictions.
@@ -318,7 +320,7 @@ class StackingApproach(Approach):
     def _pick_raw_features(self, Z: np.ndarray, y: np.ndarray) -> list[int]:
         if not self.meta_raw_features:
             return []
-        numeric = [self.groups_[c][0] for c in self.plan_["num"] + self.plan_["log"] if self.groups_[c]]
+        numeric = [self.groups_[c][0] for c in self.plan_["num"] if self.groups_[c]]
         if not numeric:
             return []
         corr = [abs(np.corrcoef(Z[:, i], y)[0, 1]) if Z[:, i].std() > 0 else 0.0 for i in numeric]
