@@ -17,6 +17,7 @@ one of :data:`SECRET_MARKERS` (``PASSWORD``, ``PASSWD``, ``SECRET``, ``TOKEN``, 
 Platform: the local executor is POSIX (Linux, macOS): process groups, ``os.killpg`` and a ``/bin/sh``
 wrapper; process checks use ``psutil``. The Ray executor runs wherever Ray's client does.
 """
+
 from __future__ import annotations
 
 import os
@@ -53,12 +54,20 @@ def gpu_info(refresh: bool = False) -> dict:
         info["detail"] = "CUDA_VISIBLE_DEVICES is empty: CPU"
     elif shutil.which("nvidia-smi"):
         try:
-            out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
-                                 capture_output=True, text=True, timeout=5)
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+            )
             names = [line.strip() for line in out.stdout.splitlines() if line.strip()]
             if out.returncode == 0 and names:
-                info = {"cuda": True, "device": "cuda", "name": names[0],
-                        "detail": f"{len(names)} GPU(s): " + "; ".join(names)}
+                info = {
+                    "cuda": True,
+                    "device": "cuda",
+                    "name": names[0],
+                    "detail": f"{len(names)} GPU(s): " + "; ".join(names),
+                }
             else:
                 info["detail"] = "nvidia-smi found no usable GPU: CPU"
         except (OSError, subprocess.SubprocessError) as exc:
@@ -67,8 +76,12 @@ def gpu_info(refresh: bool = False) -> dict:
         torch = sys.modules["torch"]
         try:
             if torch.cuda.is_available():
-                info = {"cuda": True, "device": "cuda", "name": torch.cuda.get_device_name(0),
-                        "detail": "torch sees CUDA"}
+                info = {
+                    "cuda": True,
+                    "device": "cuda",
+                    "name": torch.cuda.get_device_name(0),
+                    "detail": "torch sees CUDA",
+                }
         except Exception:  # noqa: BLE001 - a broken driver means CPU
             pass
     _GPU_CACHE = info
@@ -116,8 +129,13 @@ class Executor:
 
     def _job_vars(self, job: Job) -> dict[str, str]:
         """What every job is told: where to write progress, its workspace, id and folder."""
-        return {"CLAB_PROGRESS_FILE": str(job.progress_path), "CLAB_WORKSPACE": str(self.root),
-                "CLAB_JOB_ID": str(job.id), "CLAB_JOB_DIR": str(job.folder), "PYTHONUNBUFFERED": "1"}
+        return {
+            "CLAB_PROGRESS_FILE": str(job.progress_path),
+            "CLAB_WORKSPACE": str(self.root),
+            "CLAB_JOB_ID": str(job.id),
+            "CLAB_JOB_DIR": str(job.folder),
+            "PYTHONUNBUFFERED": "1",
+        }
 
 
 # -- local: a process group on this machine ----------------------------------------------------
@@ -216,7 +234,7 @@ class LocalExecutor(Executor):
     exit status (killed) from one that finished. Ending a job ends its whole group (SIGTERM, then SIGKILL)."""
 
     name, handle = "local", "pid"
-    WRAPPER = ('echo $$ > "$CLAB_JOB_PID_FILE"; "$@"; rc=$?; echo $rc > "$CLAB_JOB_EXIT_FILE"; exit $rc')
+    WRAPPER = 'echo $$ > "$CLAB_JOB_PID_FILE"; "$@"; rc=$?; echo $rc > "$CLAB_JOB_EXIT_FILE"; exit $rc'
 
     def __init__(self, root: Path, kill_grace: float = 5.0):
         super().__init__(root, kill_grace)
@@ -227,14 +245,24 @@ class LocalExecutor(Executor):
         return gpu_info()["cuda"]
 
     def start(self, job: Job) -> dict:
-        env = {**job_env(), **self._job_vars(job), "CLAB_JOB_EXIT_FILE": str(job.exit_path),
-               "CLAB_JOB_PID_FILE": str(job.folder / "pid")}  # the engine is an installed package: no PYTHONPATH
+        env = {
+            **job_env(),
+            **self._job_vars(job),
+            "CLAB_JOB_EXIT_FILE": str(job.exit_path),
+            "CLAB_JOB_PID_FILE": str(job.folder / "pid"),
+        }  # the engine is an installed package: no PYTHONPATH
         if not job.gpu and gpu_info()["cuda"]:
             env.setdefault("CUDA_VISIBLE_DEVICES", "")  # CPU jobs leave the GPU to the ones that asked
         with open(job.log_path, "ab") as log:
-            proc = subprocess.Popen(["/bin/sh", "-c", self.WRAPPER, "clab-job", *job.argv], stdout=log,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=str(REPO_ROOT),
-                                    env=env, start_new_session=True)
+            proc = subprocess.Popen(
+                ["/bin/sh", "-c", self.WRAPPER, "clab-job", *job.argv],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=str(REPO_ROOT),
+                env=env,
+                start_new_session=True,
+            )
         with self._lock:
             self._procs[job.id] = proc
         return {"pid": proc.pid, "pgid": proc.pid, "proc_start": _start_time(proc.pid)}  # session leader: pgid = pid
@@ -333,9 +361,13 @@ class RayExecutor(Executor):
         env = {**self._job_vars(job), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         cwd = os.environ.get("CLAB_RAY_CWD", str(REPO_ROOT))
         gpus = {"entrypoint_num_gpus": 1} if job.gpu and self.gpu_available() else {}
-        ray_id = self.client.submit_job(entrypoint=f"cd {shlex.quote(cwd)} && {shlex.join(job.argv)}",
-                                        submission_id=f"clab-{job.id}-{int(time.time())}",
-                                        runtime_env={"env_vars": env}, metadata={"clab_job": str(job.id)}, **gpus)
+        ray_id = self.client.submit_job(
+            entrypoint=f"cd {shlex.quote(cwd)} && {shlex.join(job.argv)}",
+            submission_id=f"clab-{job.id}-{int(time.time())}",
+            runtime_env={"env_vars": env},
+            metadata={"clab_job": str(job.id)},
+            **gpus,
+        )
         return {"ray_id": ray_id}
 
     def poll(self, job: Job) -> tuple[int | None, str | None] | None:

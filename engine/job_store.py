@@ -9,6 +9,7 @@ both pass the check, so ``max_concurrent`` holds across all of them.
 Every job has a folder ``<workspace>/jobs/<id>/``: its log, progress file, exit status and, for training
 jobs, ``spec.json`` / ``result.json``. Portable (SQLite and files only).
 """
+
 from __future__ import annotations
 
 import json
@@ -178,6 +179,7 @@ class JobStore:
 
     def _migrate(self, con: sqlite3.Connection) -> None:
         """Add the columns an older ``jobs.sqlite`` lacks (in a write transaction: two runners may open it)."""
+
         def have() -> set[str]:
             return {r["name"] for r in con.execute("PRAGMA table_info(jobs)")}
 
@@ -204,19 +206,31 @@ class JobStore:
         return Job(**values, folder=self.job_dir(values["id"]))
 
     # -- writes ----------------------------------------------------------------------------------
-    def insert(self, *, name: str, kind: str, argv: list[str] | Callable[[int, Path], list[str]], params: dict,
-               gpu: bool, executor: str) -> int:
+    def insert(
+        self,
+        *,
+        name: str,
+        kind: str,
+        argv: list[str] | Callable[[int, Path], list[str]],
+        params: dict,
+        gpu: bool,
+        executor: str,
+    ) -> int:
         """Queue a job; returns its id. ``argv`` may be a function of (id, folder) that prepares the folder and
         returns the argv: it runs inside the insert's transaction, so no runner can claim the job before."""
+
         def body(con: sqlite3.Connection) -> int:
             cur = con.execute(
                 "INSERT INTO jobs (name, kind, argv, params, gpu, executor, state, created) VALUES (?,?,?,?,?,?,?,?)",
-                (name, kind, "[]", json.dumps(params), int(bool(gpu)), executor, "queued", time.time()))
+                (name, kind, "[]", json.dumps(params), int(bool(gpu)), executor, "queued", time.time()),
+            )
             job_id = int(cur.lastrowid)
             folder = self.job_dir(job_id)
             folder.mkdir(parents=True, exist_ok=True)
-            con.execute("UPDATE jobs SET argv = ? WHERE id = ?",
-                        (json.dumps(argv(job_id, folder) if callable(argv) else argv), job_id))
+            con.execute(
+                "UPDATE jobs SET argv = ? WHERE id = ?",
+                (json.dumps(argv(job_id, folder) if callable(argv) else argv), job_id),
+            )
             return job_id
 
         return self._transaction(body)
@@ -225,20 +239,24 @@ class JobStore:
         """Move the oldest queued job to ``starting`` (claimed by ``claimed_by``) if fewer than ``max_concurrent``
         jobs are starting or running; one write transaction, so the count and the claim cannot interleave with
         another runner's. Returns the claimed job, or None."""
+
         def body(con: sqlite3.Connection) -> int | None:
             if con.execute(f"SELECT COUNT(*) FROM jobs WHERE {_ACTIVE_SQL}").fetchone()[0] >= max_concurrent:
                 return None
             row = con.execute("SELECT id FROM jobs WHERE state = 'queued' ORDER BY id ASC LIMIT 1").fetchone()
             if row is not None:
-                con.execute("UPDATE jobs SET state='starting', started=?, claimed_by=? WHERE id=?",
-                            (time.time(), claimed_by, row["id"]))
+                con.execute(
+                    "UPDATE jobs SET state='starting', started=?, claimed_by=? WHERE id=?",
+                    (time.time(), claimed_by, row["id"]),
+                )
             return None if row is None else row["id"]
 
         job_id = self._transaction(body)
         return None if job_id is None else self.get(job_id)
 
-    def update(self, job_id: int, *, states: tuple[str, ...] | None = None, unset: str | None = None,
-               **values: Any) -> bool:
+    def update(
+        self, job_id: int, *, states: tuple[str, ...] | None = None, unset: str | None = None, **values: Any
+    ) -> bool:
         """Set columns of a job (dicts and lists stored as JSON); only while it is in one of ``states`` and, with
         ``unset``, while that column is NULL. Returns whether the row was updated (False: someone got there first)."""
         assert unset in (None, "pid", "ray_id"), unset  # a handle column, never caller text

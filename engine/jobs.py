@@ -32,6 +32,7 @@ Jobs never see the caller's secrets (:func:`job_env`, :data:`SECRET_MARKERS`).
 Platform: POSIX (Linux, macOS) for the local executor: process groups, ``os.killpg`` and the ``/bin/sh``
 wrapper; process checks use ``psutil``.
 """
+
 from __future__ import annotations
 
 import os
@@ -45,8 +46,20 @@ from engine.config import workspace
 from engine.executors import SECRET_ENV, SECRET_MARKERS, Executor, LocalExecutor, RayExecutor, gpu_info, job_env
 from engine.job_store import ACTIVE, FINISHED, STATES, Job, JobStore, last_lines, tail_text
 
-__all__ = ["ACTIVE", "FINISHED", "SECRET_ENV", "SECRET_MARKERS", "STARTING_TIMEOUT", "STATES", "Job", "JobRunner",
-           "JobStore", "gpu_info", "job_env", "tail_text"]
+__all__ = [
+    "ACTIVE",
+    "FINISHED",
+    "SECRET_ENV",
+    "SECRET_MARKERS",
+    "STARTING_TIMEOUT",
+    "STATES",
+    "Job",
+    "JobRunner",
+    "JobStore",
+    "gpu_info",
+    "job_env",
+    "tail_text",
+]
 
 STARTING_TIMEOUT = 60.0  # seconds a job may stay claimed without a recorded process
 
@@ -55,8 +68,14 @@ class JobRunner:
     """Persisted job queue. Create one per process (it is cheap); all share the SQLite table, and one
     runner may be ticked from several threads."""
 
-    def __init__(self, workspace_dir: str | Path | None = None, max_concurrent: int = 1,
-                 executor: str | None = None, ray_address: str | None = None, kill_grace: float = 5.0):
+    def __init__(
+        self,
+        workspace_dir: str | Path | None = None,
+        max_concurrent: int = 1,
+        executor: str | None = None,
+        ray_address: str | None = None,
+        kill_grace: float = 5.0,
+    ):
         self.root = Path(workspace_dir) if workspace_dir is not None else workspace()
         self.root.mkdir(parents=True, exist_ok=True)
         self.store = JobStore(self.root)
@@ -68,8 +87,9 @@ class JobRunner:
         if executor not in ("local", "ray"):
             raise ValueError(f"executor must be 'local' or 'ray', not {executor!r}")
         if executor == "ray" and not self.ray_address:
-            raise ValueError("executor='ray' needs a Ray address: set RAY_ADDRESS (e.g. http://127.0.0.1:8265) "
-                             "or pass ray_address=")
+            raise ValueError(
+                "executor='ray' needs a Ray address: set RAY_ADDRESS (e.g. http://127.0.0.1:8265) or pass ray_address="
+            )
         self.executor = executor  # the name new jobs are recorded with
         self.kill_grace = kill_grace
         self.token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"  # names this runner in claimed_by
@@ -80,32 +100,55 @@ class JobRunner:
         """The executor of that name (default: this runner's), made once per runner."""
         name = name or self.executor
         if name not in self._executors:
-            self._executors[name] = (RayExecutor(self.root, self.ray_address, self.kill_grace) if name == "ray"
-                                     else LocalExecutor(self.root, self.kill_grace))
+            self._executors[name] = (
+                RayExecutor(self.root, self.ray_address, self.kill_grace)
+                if name == "ray"
+                else LocalExecutor(self.root, self.kill_grace)
+            )
         return self._executors[name]
 
     def job_dir(self, job_id: int) -> Path:
         return self.store.job_dir(job_id)
 
     # -- submitting ------------------------------------------------------------------------------
-    def submit_command(self, argv: list[str], kind: str = "command", gpu: bool = False, name: str | None = None,
-                       params: dict | None = None) -> int:
+    def submit_command(
+        self,
+        argv: list[str],
+        kind: str = "command",
+        gpu: bool = False,
+        name: str | None = None,
+        params: dict | None = None,
+    ) -> int:
         """Queue an arbitrary argv as a job; returns its id. Call :meth:`tick` to start it."""
         if not argv or not all(isinstance(a, str) for a in argv):
             raise ValueError("argv must be a non-empty list of strings, e.g. [sys.executable, '-m', 'engine', ...]")
-        return self.store.insert(name=name or kind, kind=kind, argv=list(argv), params=params or {}, gpu=gpu,
-                                 executor=self.executor)
+        return self.store.insert(
+            name=name or kind, kind=kind, argv=list(argv), params=params or {}, gpu=gpu, executor=self.executor
+        )
 
-    def submit(self, kind: str, args: list[str], gpu: bool = False, name: str | None = None,
-               params: dict | None = None) -> int:
+    def submit(
+        self, kind: str, args: list[str], gpu: bool = False, name: str | None = None, params: dict | None = None
+    ) -> int:
         """Queue ``python -m engine <args...>`` (e.g. ``args=["train", "leads", "--data=..."]``)."""
-        return self.submit_command([sys.executable, "-m", "engine", *args], kind=kind, gpu=gpu, name=name,
-                                   params=params)
+        return self.submit_command(
+            [sys.executable, "-m", "engine", *args], kind=kind, gpu=gpu, name=name, params=params
+        )
 
-    def submit_train(self, input_kind: str, data: str | Path, approach: str, params: dict | None = None,
-                     target: str | None = None, leak_policy: str | None = None, exclude: list[str] | None = None,
-                     dataset_name: str | None = None, gpu: bool | None = None, name: str | None = None,
-                     include: list[str] | None = None, preset: str | None = None) -> int:
+    def submit_train(
+        self,
+        input_kind: str,
+        data: str | Path,
+        approach: str,
+        params: dict | None = None,
+        target: str | None = None,
+        leak_policy: str | None = None,
+        exclude: list[str] | None = None,
+        dataset_name: str | None = None,
+        gpu: bool | None = None,
+        name: str | None = None,
+        include: list[str] | None = None,
+        preset: str | None = None,
+    ) -> int:
         """Queue a training job. Its folder gets ``spec.json`` (:class:`engine.jobspec.TrainSpec`) and the job runs
         ``python -m engine run-job <folder>``, which writes ``result.json``. ``gpu=None`` asks for a GPU for
         the LLM approach (``lora``) when one is available."""
@@ -116,10 +159,21 @@ class JobRunner:
         params = {k: v for k, v in (params or {}).items() if v is not None}
         if gpu and self.backend().gpu_available():
             params.setdefault("device", "cuda")
-        spec = TrainSpec(input_kind=input_kind, data=str(data), approach=approach, params=params, target=target,
-                         leak_policy=leak_policy or "default", exclude=list(exclude or []),
-                         include=list(include or []), dataset_name=dataset_name, preset=preset)
-        return self.submit_spec(spec, gpu=bool(gpu), name=name or f"{approach} on {dataset_name or Path(str(data)).name}")
+        spec = TrainSpec(
+            input_kind=input_kind,
+            data=str(data),
+            approach=approach,
+            params=params,
+            target=target,
+            leak_policy=leak_policy or "default",
+            exclude=list(exclude or []),
+            include=list(include or []),
+            dataset_name=dataset_name,
+            preset=preset,
+        )
+        return self.submit_spec(
+            spec, gpu=bool(gpu), name=name or f"{approach} on {dataset_name or Path(str(data)).name}"
+        )
 
     def submit_spec(self, spec, gpu: bool = False, name: str | None = None) -> int:
         """Queue ``python -m engine run-job <job folder>`` for a :class:`engine.jobspec.TrainSpec`. The row, the
@@ -131,8 +185,14 @@ class JobRunner:
             write_spec(folder, spec)
             return [sys.executable, "-m", "engine", "run-job", str(folder)]
 
-        return self.store.insert(name=name or f"train-{spec.input_kind}", kind=f"train-{spec.input_kind}",
-                                 argv=prepare, params=spec.to_dict(), gpu=gpu, executor=self.executor)
+        return self.store.insert(
+            name=name or f"train-{spec.input_kind}",
+            kind=f"train-{spec.input_kind}",
+            argv=prepare,
+            params=spec.to_dict(),
+            gpu=gpu,
+            executor=self.executor,
+        )
 
     # -- reading ---------------------------------------------------------------------------------
     def get(self, job_id: int) -> Job:
@@ -187,12 +247,15 @@ class JobRunner:
         ``kill_grace`` seconds). A queued job is just marked cancelled; a starting one is ended by the
         runner launching it as soon as its process exists."""
         job = self.get(job_id)
-        if job.done or (job.state == "queued" and self.store.update(job.id, states=("queued",), state="cancelled",
-                                                                    finished=time.time())):
+        if job.done or (
+            job.state == "queued"
+            and self.store.update(job.id, states=("queued",), state="cancelled", finished=time.time())
+        ):
             return self.get(job_id)
         job.progress_path.with_name(job.progress_path.name + ".cancel").touch()
-        if not self.store.update(job.id, states=ACTIVE, state="cancelled", finished=time.time(),
-                                 error="cancelled by the user"):
+        if not self.store.update(
+            job.id, states=ACTIVE, state="cancelled", finished=time.time(), error="cancelled by the user"
+        ):
             return self.get(job_id)  # it finished first
         job = self.get(job_id)  # its handle as recorded now (it may have started meanwhile)
         if getattr(job, self.backend(job.executor).handle):
@@ -232,8 +295,13 @@ class JobRunner:
             handle = backend.start(job)
         except Exception as exc:  # noqa: BLE001 - any launch error fails the job visibly
             job.append_log(f"[jobs] could not start: {type(exc).__name__}: {exc}")
-            self.store.update(job.id, states=("starting",), state="failed", finished=time.time(),
-                              error=f"could not start the job: {exc}")
+            self.store.update(
+                job.id,
+                states=("starting",),
+                state="failed",
+                finished=time.time(),
+                error=f"could not start the job: {exc}",
+            )
             return
         for key, value in handle.items():
             setattr(job, key, value)
@@ -263,11 +331,14 @@ class JobRunner:
         """A job claimed more than STARTING_TIMEOUT seconds ago with no recorded handle: its runner died while
         launching it. End what it may have left running, then fail it."""
         backend.cancel(job)
-        reason = (f"the job was claimed by runner {job.claimed_by or '?'} but no process was recorded within "
-                  f"{STARTING_TIMEOUT:.0f} s (that runner stopped while starting it); submit it again")
+        reason = (
+            f"the job was claimed by runner {job.claimed_by or '?'} but no process was recorded within "
+            f"{STARTING_TIMEOUT:.0f} s (that runner stopped while starting it); submit it again"
+        )
         job.append_log(f"[jobs] {reason}")
-        self.store.update(job.id, states=ACTIVE, unset=backend.handle, state="failed", finished=time.time(),
-                          error=reason)
+        self.store.update(
+            job.id, states=ACTIVE, unset=backend.handle, state="failed", finished=time.time(), error=reason
+        )
 
     def _finish(self, job: Job, code: int | None, reason: str | None = None) -> None:
         """Record how a running job ended: succeeded (exit 0), or failed with the error in the user's words
@@ -289,5 +360,4 @@ class JobRunner:
             values.update(state="failed", error=f"{why}. Last lines of the log:\n{last}" if last else why)
         # do not overwrite a cancel (or another runner's finish) that raced us; a cancel keeps its exit status
         if not self.store.update(job.id, states=("running",), **values):
-            self.store.update(job.id, states=("cancelled",), returncode=code,
-                              **({"run_id": run_id} if run_id else {}))
+            self.store.update(job.id, states=("cancelled",), returncode=code, **({"run_id": run_id} if run_id else {}))

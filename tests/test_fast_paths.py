@@ -1,6 +1,7 @@
 """The stack's hand-written NumPy prediction paths (kept: they make one-lead scoring take milliseconds) equal
 the libraries they stand in for, on random and real inputs; the private library attributes they read are
 pinned and checked."""
+
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,15 @@ from engine.data.leads import load_leads
 from engine.pipeline import build_approach
 
 REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements.txt"
-FAST = {"n_folds": 2, "rf_n_estimators": 25, "xgb_n_estimators": 20, "meta_epochs": 5, "svc_max_rows": 300,
-        "n_jobs": 1, "explain_background": 5}
+FAST = {
+    "n_folds": 2,
+    "rf_n_estimators": 25,
+    "xgb_n_estimators": 20,
+    "meta_epochs": 5,
+    "svc_max_rows": 300,
+    "n_jobs": 1,
+    "explain_background": 5,
+}
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +65,11 @@ def test_meta_network_forward_equals_keras(stack):
 def test_private_attributes_read_are_pinned_and_mean_what_we_assume(stack):
     """svc_decision reads SVC._gamma (scikit-learn's resolved gamma); that is only safe under the pinned
     version, and only while it still equals the documented formula for gamma='scale'."""
-    pinned = next(line.split("==")[1].strip() for line in REQUIREMENTS.read_text().splitlines()
-                  if line.startswith("scikit-learn=="))
+    pinned = next(
+        line.split("==")[1].strip()
+        for line in REQUIREMENTS.read_text().splitlines()
+        if line.startswith("scikit-learn==")
+    )
     assert sklearn.__version__ == pinned, "scikit-learn changed: re-check the private attributes the stack reads"
     model, Z, _ = stack
     svc = model.models_["svc"]

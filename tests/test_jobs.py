@@ -1,4 +1,5 @@
 """The job runner, for real: subprocesses, process groups, SQLite state, Ray Jobs."""
+
 from __future__ import annotations
 
 import json
@@ -75,9 +76,11 @@ def test_failed_job_keeps_the_error_lines(tmp_path):
 def test_cancel_kills_the_whole_process_group(tmp_path):
     runner = JobRunner(tmp_path, kill_grace=2)
     # the job starts a grandchild that would outlive a plain kill of the child
-    script = ("import subprocess, sys, time;"
-              "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']);"
-              "print('GC_PID=%d' % p.pid, flush=True); time.sleep(120)")
+    script = (
+        "import subprocess, sys, time;"
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']);"
+        "print('GC_PID=%d' % p.pid, flush=True); time.sleep(120)"
+    )
     job_id = runner.submit_command([PY, "-c", script])
     runner.tick()
     deadline = time.monotonic() + 30
@@ -158,14 +161,27 @@ def test_a_training_job_hands_over_a_spec(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="RAY_ADDRESS"):
         JobRunner(tmp_path, executor="ray")
     runner = JobRunner(tmp_path)
-    job_id = runner.submit_train("leads", "data/demo_leads_synthetic.csv", "lora", dataset_name="demo",
-                                 params={"epochs": 1}, exclude=["Tags"], leak_policy="strict")
+    job_id = runner.submit_train(
+        "leads",
+        "data/demo_leads_synthetic.csv",
+        "lora",
+        dataset_name="demo",
+        params={"epochs": 1},
+        exclude=["Tags"],
+        leak_policy="strict",
+    )
     job = runner.get(job_id)
     assert job.gpu is True and job.argv[1:] == ["-m", "engine", "run-job", str(job.folder)]
     spec = read_spec(job.folder)
-    assert spec == TrainSpec(input_kind="leads", data="data/demo_leads_synthetic.csv", approach="lora",
-                             params={"epochs": 1, **({"device": "cuda"} if info["cuda"] else {})},
-                             leak_policy="strict", exclude=["Tags"], dataset_name="demo")
+    assert spec == TrainSpec(
+        input_kind="leads",
+        data="data/demo_leads_synthetic.csv",
+        approach="lora",
+        params={"epochs": 1, **({"device": "cuda"} if info["cuda"] else {})},
+        leak_policy="strict",
+        exclude=["Tags"],
+        dataset_name="demo",
+    )
     assert job.params["approach"] == "lora" and job.name == "lora on demo"
     with pytest.raises(ValueError, match="input_kind"):
         runner.submit_train("images", "x", "stacking")
@@ -187,9 +203,20 @@ def ray_cluster(tmp_path_factory):
     temp = Path("/tmp") / f"clab-ray-{os.getpid()}"  # Ray's socket paths must stay short
     port, dash = _free_port(), _free_port()
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ADDRESS": ""}
-    cmd = [str(ray_bin), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-           "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--include-dashboard=true",
-           "--num-cpus=2", "--num-gpus=0", f"--temp-dir={temp}", "--disable-usage-stats"]
+    cmd = [
+        str(ray_bin),
+        "start",
+        "--head",
+        "--node-ip-address=127.0.0.1",
+        f"--port={port}",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={dash}",
+        "--include-dashboard=true",
+        "--num-cpus=2",
+        "--num-gpus=0",
+        f"--temp-dir={temp}",
+        "--disable-usage-stats",
+    ]
     started = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=180)
     if started.returncode != 0:
         subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, env=env, timeout=120)
@@ -268,8 +295,15 @@ def test_values_starting_with_dashes_reach_the_training_unchanged(tmp_path):
     data = tmp_path / "dash -x.csv"
     leads.to_csv(data, index=False)
     runner = JobRunner(tmp_path / "ws")
-    job_id = runner.submit_train("leads", data, "stacking", params=FAST_STACK, exclude=["-Score", "--quiet"],
-                                 dataset_name="--quiet", target="Converted")
+    job_id = runner.submit_train(
+        "leads",
+        data,
+        "stacking",
+        params=FAST_STACK,
+        exclude=["-Score", "--quiet"],
+        dataset_name="--quiet",
+        target="Converted",
+    )
     job = runner.wait(job_id, timeout=300, interval=0.3)
     assert job.state == "succeeded", job.error
     run = RunStore(tmp_path / "ws" / "runs").get(job.run_id)
@@ -287,8 +321,14 @@ def test_a_job_that_cannot_train_says_why_in_plain_words(tmp_path):
 
 
 def test_jobs_do_not_inherit_secrets(tmp_path, monkeypatch):
-    secrets = {"CLAB_API_KEY": "k1", "CLAB_DASHBOARD_PASSWORD": "p1", "GITHUB_TOKEN": "t1", "MY_SECRET_VALUE": "s1",
-               "OPENAI_API_KEY": "o1", "db_password": "p2"}
+    secrets = {
+        "CLAB_API_KEY": "k1",
+        "CLAB_DASHBOARD_PASSWORD": "p1",
+        "GITHUB_TOKEN": "t1",
+        "MY_SECRET_VALUE": "s1",
+        "OPENAI_API_KEY": "o1",
+        "db_password": "p2",
+    }
     for name, value in secrets.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("CLAB_HARMLESS_SETTING", "kept")
@@ -316,10 +356,15 @@ def test_an_old_jobs_table_still_opens_and_runs(tmp_path):
     con.execute(OLD_SCHEMA)
     dead = subprocess.Popen([PY, "-c", "pass"])
     dead.wait()  # a pid that no longer exists, recorded the old way (clock ticks)
-    con.execute("INSERT INTO jobs (name, kind, argv, state, created, started, pid, proc_start) "
-                "VALUES ('old', 'command', ?, 'running', 1.0, 1.0, ?, '12345')", (json.dumps([PY, "-c", "1"]), dead.pid))
-    con.execute("INSERT INTO jobs (name, kind, argv, state, created) VALUES ('queued', 'command', ?, 'queued', 2.0)",
-                (json.dumps([PY, "-c", "print('RUN_ID=from-old-table')"]),))
+    con.execute(
+        "INSERT INTO jobs (name, kind, argv, state, created, started, pid, proc_start) "
+        "VALUES ('old', 'command', ?, 'running', 1.0, 1.0, ?, '12345')",
+        (json.dumps([PY, "-c", "1"]), dead.pid),
+    )
+    con.execute(
+        "INSERT INTO jobs (name, kind, argv, state, created) VALUES ('queued', 'command', ?, 'queued', 2.0)",
+        (json.dumps([PY, "-c", "print('RUN_ID=from-old-table')"]),),
+    )
     con.commit()
     con.close()
     runner = JobRunner(tmp_path)

@@ -1,5 +1,6 @@
 """The job runner under concurrency, for real: several runner processes and threads ticking one table,
 real job processes, a real ``kill -9``. No mocks."""
+
 from __future__ import annotations
 
 import json
@@ -64,10 +65,19 @@ def test_two_runner_processes_never_exceed_max_concurrent_nor_fail_live_jobs(tmp
     runner = JobRunner(tmp_path, max_concurrent=1)
     ids = _submit_interval_jobs(runner)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-    procs = [subprocess.Popen([PY, "-c", RUNNER_LOOP, str(tmp_path), "120"], cwd=str(REPO_ROOT), env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [PY, "-c", RUNNER_LOOP, str(tmp_path), "120"],
+            cwd=str(REPO_ROOT),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=150) for p in procs]
-    for p, (out, err) in zip(procs, outputs):
+    for p, (_out, err) in zip(procs, outputs):
         assert p.returncode == 0, err
     jobs = _check_all_succeeded_one_at_a_time(runner, ids)
     tokens = {out.strip() for out, _err in outputs}
@@ -119,9 +129,11 @@ def _group_live(pgid: int) -> list[int]:
 def test_kill_9_of_the_recorded_pid_fails_the_job_and_ends_its_process_group(tmp_path):
     runner = JobRunner(tmp_path, kill_grace=2)
     # the "training" (a child of the wrapper) starts a grandchild of its own, then works on
-    script = ("import os, subprocess, sys, time;"
-              "g = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']);"
-              "print('PIDS=%d,%d' % (os.getpid(), g.pid), flush=True); time.sleep(120)")
+    script = (
+        "import os, subprocess, sys, time;"
+        "g = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']);"
+        "print('PIDS=%d,%d' % (os.getpid(), g.pid), flush=True); time.sleep(120)"
+    )
     job_id = runner.submit_command([PY, "-c", script])
     runner.tick()
     deadline = time.monotonic() + 30

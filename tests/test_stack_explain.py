@@ -1,5 +1,6 @@
 """The stack's fast explanations: each exact part against a reference (shap, brute force), exact
 additivity of the whole, agreement with the permutation Shapley values, the output table, the parameter."""
+
 import math
 import time
 from itertools import combinations
@@ -10,13 +11,23 @@ import pytest
 from scipy.stats import pearsonr
 
 from engine.approaches import _fast_explain as fx
+from engine.approaches._stack_parts import forest_arrays as _forest_arrays
+from engine.approaches._stack_parts import forest_leaves as _forest_leaves
 from engine.approaches.base import CONTRIBUTION_COLUMNS
-from engine.approaches._stack_parts import forest_arrays as _forest_arrays, forest_leaves as _forest_leaves
 from engine.approaches.stacking import StackingApproach
 from engine.evaluate import protocol_split
 
-SMALL = dict(n_folds=3, rf_n_estimators=30, xgb_n_estimators=40, svc_max_rows=600, meta_epochs=30,
-             meta_patience=5, explain_background=15, explain_permutations=4, n_jobs=1)
+SMALL = dict(
+    n_folds=3,
+    rf_n_estimators=30,
+    xgb_n_estimators=40,
+    svc_max_rows=600,
+    meta_epochs=30,
+    meta_patience=5,
+    explain_background=15,
+    explain_permutations=4,
+    n_jobs=1,
+)
 
 
 def _leads(n=900):
@@ -44,12 +55,12 @@ def test_xgboost_table_equals_shap_interventional():
     model = XGBClassifier(n_estimators=30, max_depth=4, n_jobs=1).fit(Z, y)
     bg = Z[:20]
     table = fx.TreeTable.from_xgboost(model.get_booster(), bg)
-    ref = shap.TreeExplainer(model.get_booster(), data=bg, feature_perturbation="interventional",
-                             model_output="raw").shap_values(Z[20:60], check_additivity=False)
+    ref = shap.TreeExplainer(
+        model.get_booster(), data=bg, feature_perturbation="interventional", model_output="raw"
+    ).shap_values(Z[20:60], check_additivity=False)
     np.testing.assert_allclose(table.shap_values(Z[20:60]), ref, atol=1e-5)
     margin = model.get_booster().inplace_predict(Z, predict_type="margin")
-    np.testing.assert_allclose(table.shap_values(Z[20:60]).sum(axis=1), margin[20:60] - margin[:20].mean(),
-                               atol=1e-5)
+    np.testing.assert_allclose(table.shap_values(Z[20:60]).sum(axis=1), margin[20:60] - margin[:20].mean(), atol=1e-5)
 
 
 def test_forest_saabas_equals_shap_approximate(stack):
@@ -59,10 +70,13 @@ def test_forest_saabas_equals_shap_approximate(stack):
     forest = model.models_["random_forest"]
     Z = model.features_.transform(X.iloc[:250])
     saabas = fx.ForestSaabas(_forest_arrays(forest), Z.shape[1])
-    ref = np.asarray(shap.TreeExplainer(forest).shap_values(Z.astype(np.float32).astype(np.float64),
-                                                             approximate=True, check_additivity=False))[..., 1]
+    ref = np.asarray(
+        shap.TreeExplainer(forest).shap_values(
+            Z.astype(np.float32).astype(np.float64), approximate=True, check_additivity=False
+        )
+    )[..., 1]
     for rows in (Z[:5], Z):  # the NumPy walk (few rows) and scikit-learn's apply (many) give the same leaves
-        np.testing.assert_allclose(saabas.values(_forest_leaves(forest, rows)), ref[:len(rows)], atol=1e-12)
+        np.testing.assert_allclose(saabas.values(_forest_leaves(forest, rows)), ref[: len(rows)], atol=1e-12)
 
 
 def test_meta_shapley_equals_brute_force():
@@ -119,8 +133,7 @@ def test_fast_explain_is_exactly_additive_and_keeps_the_table(stack):
     for r in range(3):
         part = table[table["row"] == r]
         assert part["contribution"].sum() == pytest.approx(p[r] - model.expected_value(), abs=1e-9)
-        assert perm[perm["row"] == r]["contribution"].sum() == pytest.approx(p[r] - model.expected_value(),
-                                                                             abs=1e-9)
+        assert perm[perm["row"] == r]["contribution"].sum() == pytest.approx(p[r] - model.expected_value(), abs=1e-9)
     one = model.explain_matrix(rows.iloc[[5]])  # a lead's explanation does not depend on its neighbours
     np.testing.assert_allclose(one[0], contrib[5], atol=1e-12)
 
@@ -168,8 +181,7 @@ def test_real_leads_fast_explain(leads_csv):
     model = StackingApproach(**{**SMALL, "rf_n_estimators": 60, "xgb_n_estimators": 80}).fit(X.iloc[tr], y[tr])
     rows = X.iloc[te]
     contrib = model.explain_matrix(rows)
-    np.testing.assert_allclose(contrib.sum(axis=1), model.predict_proba(rows)[:, 1] - model.expected_value(),
-                               atol=1e-9)
+    np.testing.assert_allclose(contrib.sum(axis=1), model.predict_proba(rows)[:, 1] - model.expected_value(), atol=1e-9)
     perm = model.explain_matrix(rows.iloc[:8], method="permutation", n_permutations=32)
     corr = [pearsonr(f, q)[0] for f, q in zip(contrib[:8], perm) if np.std(f) > 0 and np.std(q) > 0]
     assert np.mean(corr) > 0.8, corr

@@ -1,22 +1,31 @@
 """The stacking approach: fit / predict / explain / save / load on small data with tiny configs, no
 self-leakage of out-of-fold predictions, and one run on a sample of the real lead export."""
+
 import time
 
 import numpy as np
 import pandas as pd
 import pytest
-
-from engine.pipeline import build_approach
 from sklearn.metrics import roc_auc_score
 
-from engine.approaches.base import CONTRIBUTION_COLUMNS, load_approach
 from engine.approaches import _stack_parts as parts
+from engine.approaches.base import CONTRIBUTION_COLUMNS, load_approach
 from engine.approaches.stacking import BASE_MODELS, StackingApproach, _column_kinds
 from engine.callbacks import Callback
 from engine.evaluate import protocol_split
+from engine.pipeline import build_approach
 
-SMALL = dict(n_folds=3, rf_n_estimators=30, xgb_n_estimators=40, svc_max_rows=600, meta_epochs=30,
-             meta_patience=5, explain_background=15, explain_permutations=4, n_jobs=1)
+SMALL = dict(
+    n_folds=3,
+    rf_n_estimators=30,
+    xgb_n_estimators=40,
+    svc_max_rows=600,
+    meta_epochs=30,
+    meta_patience=5,
+    explain_background=15,
+    explain_permutations=4,
+    n_jobs=1,
+)
 
 
 def _synthetic_leads(n=900, seed=0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -29,17 +38,24 @@ def _synthetic_leads(n=900, seed=0) -> tuple[pd.DataFrame, np.ndarray]:
     occupation = rng.choice(["Unemployed", "Working Professional", "Student", None], n, p=[0.6, 0.1, 0.05, 0.25])
     do_not_email = rng.choice(["Yes", "No"], n, p=[0.1, 0.9])
     country = rng.choice([f"country_{i}" for i in range(40)], n)  # many levels, no signal
-    logit = (-1.2 + 1.1 * np.log1p(time_on_site) / 3 + 1.5 * (origin == "Lead Add Form")
-             + 1.2 * (occupation == "Working Professional") - 1.0 * (do_not_email == "Yes"))
+    logit = (
+        -1.2
+        + 1.1 * np.log1p(time_on_site) / 3
+        + 1.5 * (origin == "Lead Add Form")
+        + 1.2 * (occupation == "Working Professional")
+        - 1.0 * (do_not_email == "Yes")
+    )
     y = (rng.random(n) < 1 / (1 + np.exp(-(logit - 0.5)))).astype(int)
-    X = pd.DataFrame({
-        "Lead Origin": pd.array(origin, dtype="str"),
-        "TotalVisits": visits,
-        "Total Time Spent on Website": time_on_site,
-        "What is your current occupation": pd.array(occupation, dtype="str"),
-        "Do Not Email": pd.array(do_not_email, dtype="str"),
-        "Country": pd.array(country, dtype="str"),
-    })
+    X = pd.DataFrame(
+        {
+            "Lead Origin": pd.array(origin, dtype="str"),
+            "TotalVisits": visits,
+            "Total Time Spent on Website": time_on_site,
+            "What is your current occupation": pd.array(occupation, dtype="str"),
+            "Do Not Email": pd.array(do_not_email, dtype="str"),
+            "Country": pd.array(country, dtype="str"),
+        }
+    )
     return X, y
 
 
@@ -113,8 +129,11 @@ def test_save_load_gives_identical_probabilities(fitted, tmp_path):
     for name, p in loaded.base_predict_proba(X.iloc[te[:50]]).items():
         np.testing.assert_allclose(p, model.base_predict_proba(X.iloc[te[:50]])[name], atol=1e-7)
     # The .keras file is the meta-model of record: its weights are the ones used for scoring.
-    keras_weights = {layer.name: [np.asarray(w, dtype=np.float64) for w in layer.get_weights()]
-                     for layer in loaded._keras_meta().layers if layer.get_weights()}
+    keras_weights = {
+        layer.name: [np.asarray(w, dtype=np.float64) for w in layer.get_weights()]
+        for layer in loaded._keras_meta().layers
+        if layer.get_weights()
+    }
     assert keras_weights.keys() == loaded.meta_weights_.keys()
     for name, ws in keras_weights.items():
         for a, b in zip(ws, loaded.meta_weights_[name]):
@@ -128,10 +147,12 @@ def test_loading_for_scoring_does_not_import_tensorflow(fitted, tmp_path):
     model, X, y, tr, te, _ = fitted
     model.save(tmp_path / "m")
     X.iloc[te[:5]].to_pickle(tmp_path / "rows.pkl")
-    code = ("import sys, pandas as pd; from engine.approaches.base import load_approach; "
-            f"m = load_approach({str(tmp_path / 'm')!r}); "
-            f"print(m.predict_proba(pd.read_pickle({str(tmp_path / 'rows.pkl')!r}))[:, 1].tolist()); "
-            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    code = (
+        "import sys, pandas as pd; from engine.approaches.base import load_approach; "
+        f"m = load_approach({str(tmp_path / 'm')!r}); "
+        f"print(m.predict_proba(pd.read_pickle({str(tmp_path / 'rows.pkl')!r}))[:, 1].tolist()); "
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
     assert out[-1] == "False False"
     np.testing.assert_allclose(eval(out[0]), model.predict_proba(X.iloc[te[:5]])[:, 1], atol=1e-7)
@@ -174,8 +195,9 @@ def test_explain_shape_and_additivity(fitted):
         col = X.columns[0]
         original = rows.iloc[r][col]
         shown = part.loc[part["feature"] == col, "value"].iloc[0]
-        assert shown == ("missing" if pd.isna(original) else (f"{original:g}" if isinstance(original, float)
-                                                               else str(original)))
+        assert shown == (
+            "missing" if pd.isna(original) else (f"{original:g}" if isinstance(original, float) else str(original))
+        )
     imp = model.global_importance(X.iloc[te], max_rows=5, n_permutations=2)
     assert list(imp.columns) == ["feature", "importance"] and len(imp) == X.shape[1]
 
@@ -186,8 +208,9 @@ def test_out_of_fold_predictions_do_not_leak():
     rng = np.random.default_rng(1)
     n = 600
     y = (rng.random(n) < 0.4).astype(int)
-    X = pd.DataFrame({"row_id": rng.permutation(n).astype(float),
-                      "noise": pd.array(rng.choice(["a", "b"], n), dtype="str")})
+    X = pd.DataFrame(
+        {"row_id": rng.permutation(n).astype(float), "noise": pd.array(rng.choice(["a", "b"], n), dtype="str")}
+    )
     model = StackingApproach(**{**SMALL, "rf_min_samples_leaf": 1, "xgb_max_depth": 8}).fit(X, y)
     in_sample = model.base_predict_proba(X)["random_forest"]
     assert roc_auc_score(y, in_sample) > 0.9  # memorised: the check below could fail
@@ -254,8 +277,16 @@ def test_leads_bench_reports_every_model(tmp_path):
     expected = {"stacking", *BASE_MODELS, "peer_sklearn_stacking", "peer_xgboost_default"}
     assert set(saved["models"]) == expected == set(result["models"])
     for name, m in saved["models"].items():
-        for key in ("accuracy", "roc_auc", "pr_auc", "f1", "brier", "fit_seconds", "score_rows_per_second",
-                    "score_one_ms"):
+        for key in (
+            "accuracy",
+            "roc_auc",
+            "pr_auc",
+            "f1",
+            "brier",
+            "fit_seconds",
+            "score_rows_per_second",
+            "score_one_ms",
+        ):
             assert np.isfinite(m[key]), (name, key)
         assert m["roc_auc"] > 0.6, name
 

@@ -38,11 +38,13 @@ What each part is, and how exact (``costs`` in ``engine.benchmarks.score`` measu
   columns, up to :data:`MAX_META_PLAYERS`; beyond that the raw columns play as one player whose value
   is split by their single-column effects).
 """
+
 from __future__ import annotations
 
 import json
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -104,14 +106,14 @@ class TreeTable:
 
     MAX_SLOTS = 6
 
-    def __init__(self, leaves: list[tuple[float, list[tuple[int, float, float]]]], n_features: int,
-                 background: np.ndarray):
+    def __init__(
+        self, leaves: list[tuple[float, list[tuple[int, float, float]]]], n_features: int, background: np.ndarray
+    ):
         from scipy import sparse
 
         S = max([len(p) for _, p in leaves] + [1])
         if S > self.MAX_SLOTS:
-            raise ValueError(f"trees with {S} distinct features on a path; TreeTable handles at most "
-                             f"{self.MAX_SLOTS}")
+            raise ValueError(f"trees with {S} distinct features on a path; TreeTable handles at most {self.MAX_SLOTS}")
         L = len(leaves)
         feat = np.zeros((L, S), dtype=np.int64)
         lo = np.full((L, S), -np.inf, dtype=np.float32)
@@ -134,8 +136,9 @@ class TreeTable:
         # table[leaf, px, slot] = value_leaf * sum_pb share_leaf(pb) * W[px, pb, slot]
         self.table = (counts @ W.transpose(1, 0, 2).reshape(P, P * S)).reshape(L, P, S) * value[:, None, None]
         # padded slots (feature 0, infinite interval) always carry zero weight: both rows satisfy them
-        self._assign_t = sparse.csr_matrix((np.ones(L * S), (feat.ravel(), np.arange(L * S))),
-                                           shape=(n_features, L * S))
+        self._assign_t = sparse.csr_matrix(
+            (np.ones(L * S), (feat.ravel(), np.arange(L * S))), shape=(n_features, L * S)
+        )
 
     def patterns(self, Z: np.ndarray) -> np.ndarray:
         """``(rows, leaves)``: for each leaf, the bit pattern of its slots the row satisfies."""
@@ -149,13 +152,13 @@ class TreeTable:
         leaf = np.arange(L)[None, :]
         out = np.empty((len(Z), self.n_features))
         for start in range(0, len(Z), block):
-            z = Z[start:start + block]
+            z = Z[start : start + block]
             got = self.table[leaf, self.patterns(z)]  # (n, L, S)
-            out[start:start + block] = (self._assign_t @ got.reshape(len(z), -1).T).T
+            out[start : start + block] = (self._assign_t @ got.reshape(len(z), -1).T).T
         return out
 
     @classmethod
-    def from_xgboost(cls, booster: Any, background: np.ndarray) -> "TreeTable":
+    def from_xgboost(cls, booster: Any, background: np.ndarray) -> TreeTable:
         """From an XGBoost booster (gbtree, numeric splits, no missing values in the explained rows)."""
         model = json.loads(booster.save_raw("json"))
         gb = model["learner"]["gradient_booster"]
@@ -223,8 +226,9 @@ class ForestSaabas:
             cols.append(c)
             data.append(acc[leaves[r], c] / T)
         self.width, self.trees = width, T
-        self.table = sparse.csr_matrix((np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))),
-                                       shape=(T * width, n_features))
+        self.table = sparse.csr_matrix(
+            (np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))), shape=(T * width, n_features)
+        )
 
     def values(self, leaves: np.ndarray) -> np.ndarray:
         """``(rows, features)`` from the ``(rows, trees)`` leaf ids (``forest.apply``)."""
@@ -232,14 +236,21 @@ class ForestSaabas:
 
         n = len(leaves)
         index = (np.arange(self.trees)[None, :] * self.width + leaves).ravel()
-        pick = sparse.csr_matrix((np.ones(index.size), index, np.arange(0, index.size + 1, self.trees)),
-                                 shape=(n, self.trees * self.width))
+        pick = sparse.csr_matrix(
+            (np.ones(index.size), index, np.arange(0, index.size + 1, self.trees)), shape=(n, self.trees * self.width)
+        )
         return (pick @ self.table).toarray()
 
 
-def forest_logit_attributions(saabas: Callable[[np.ndarray], np.ndarray], proba: Callable[[np.ndarray], np.ndarray],
-                              Z: np.ndarray, background: np.ndarray, bg_saabas: np.ndarray, bg_proba: np.ndarray,
-                              clip: float) -> np.ndarray:
+def forest_logit_attributions(
+    saabas: Callable[[np.ndarray], np.ndarray],
+    proba: Callable[[np.ndarray], np.ndarray],
+    Z: np.ndarray,
+    background: np.ndarray,
+    bg_saabas: np.ndarray,
+    bg_proba: np.ndarray,
+    clip: float,
+) -> np.ndarray:
     """Attributions of ``logit(clip(P_forest))``: ``mean_b s(x, b) (phi(x) - phi(b))`` with Saabas ``phi``
     and the logit's secant slope ``s``; rows sum to ``logit p(x) - mean_b logit p(b)``."""
     phi = saabas(Z)
@@ -266,7 +277,7 @@ def svc_attributions(model: Any, Z: np.ndarray, background: np.ndarray, block: i
     B = len(background)
     out = np.empty((len(Z), Z.shape[1]))
     for start in range(0, len(Z), block):
-        x = Z[start:start + block]
+        x = Z[start : start + block]
         Dx = D(x)
         kx = np.exp(Dx)
         dD = Dx[:, None, :] - Db[None, :, :]  # (n, B, SV)
@@ -279,7 +290,7 @@ def svc_attributions(model: Any, Z: np.ndarray, background: np.ndarray, block: i
         # phi_j(x, b) = -gamma [ (x_j^2 - b_j^2) R - 2 (x_j - b_j) (r @ S)_j ], averaged over b
         term1 = x2 * R.sum(axis=1, keepdims=True) - R @ b2
         term2 = x * RS.sum(axis=1) - np.einsum("nbd,bd->nd", RS, background)
-        out[start:start + block] = -gamma * (term1 - 2.0 * term2) / B
+        out[start : start + block] = -gamma * (term1 - 2.0 * term2) / B
     return out
 
 
@@ -294,8 +305,13 @@ def coalition_weights(k: int) -> tuple[np.ndarray, np.ndarray]:
     return masks, W
 
 
-def meta_shapley(forward: Callable[[np.ndarray], np.ndarray], M: np.ndarray, M_bg: np.ndarray,
-                 players: list[list[int]] | None = None, budget: int = 2_000_000) -> np.ndarray:
+def meta_shapley(
+    forward: Callable[[np.ndarray], np.ndarray],
+    M: np.ndarray,
+    M_bg: np.ndarray,
+    players: list[list[int]] | None = None,
+    budget: int = 2_000_000,
+) -> np.ndarray:
     """Exact interventional Shapley values of ``forward`` against the rows of ``M_bg``, one per player
     (``players``: lists of columns of ``M`` that enter together; default one player per column), by
     enumerating every coalition; rows sum to ``forward(m) - mean forward(M_bg)``."""
@@ -310,15 +326,16 @@ def meta_shapley(forward: Callable[[np.ndarray], np.ndarray], M: np.ndarray, M_b
     step = max(1, budget // (C * B))
     out = np.empty((len(M), len(players)))
     for start in range(0, len(M), step):
-        m = M[start:start + step]
+        m = M[start : start + step]
         hybrid = np.where(col_masks[None, :, None, :], m[:, None, None, :], M_bg[None, None, :, :])
         v = forward(hybrid.reshape(-1, k_cols)).reshape(len(m), C, B).mean(axis=2)
-        out[start:start + step] = v @ W
+        out[start : start + step] = v @ W
     return out
 
 
-def single_effects(forward: Callable[[np.ndarray], np.ndarray], M: np.ndarray, M_bg: np.ndarray,
-                   cols: list[int]) -> np.ndarray:
+def single_effects(
+    forward: Callable[[np.ndarray], np.ndarray], M: np.ndarray, M_bg: np.ndarray, cols: list[int]
+) -> np.ndarray:
     """``(rows, len(cols))``: ``mean_b forward(b with column c from m) - mean_b forward(b)`` for each c."""
     base = forward(M_bg).mean()
     out = np.empty((len(M), len(cols)))

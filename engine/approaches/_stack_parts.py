@@ -13,10 +13,12 @@ take milliseconds (no thread start-up, no TensorFlow call); each equals the libr
 :class:`MetaNetwork` is the Keras meta-model as a small scikit-learn-shaped estimator (``__init__`` stores
 parameters only; ``fit`` / ``predict_proba``), trained with early stopping on a stratified validation fold.
 """
+
 from __future__ import annotations
 
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -42,9 +44,9 @@ def svc_decision(model: Any, Z: np.ndarray, block: int = 4096) -> np.ndarray:
     sv_sq = (sv * sv).sum(axis=1)
     out = np.empty(len(Z))
     for start in range(0, len(Z), block):
-        z = Z[start:start + block]
+        z = Z[start : start + block]
         d2 = (z * z).sum(axis=1)[:, None] + sv_sq[None, :] - 2.0 * (z @ sv.T)
-        out[start:start + block] = np.exp(-gamma * np.maximum(d2, 0.0)) @ coef
+        out[start : start + block] = np.exp(-gamma * np.maximum(d2, 0.0)) @ coef
     return out + model.intercept_[0]
 
 
@@ -78,8 +80,7 @@ def forest_arrays(model: Any) -> dict[str, np.ndarray]:
         v = t.value[:, 0, :]
         value[i, :n] = v[:, 1] / v.sum(axis=1)
         depth = max(depth, t.max_depth)
-    packed = {"feature": feature, "threshold": threshold, "left": left, "right": right, "value": value,
-              "depth": depth}
+    packed = {"feature": feature, "threshold": threshold, "left": left, "right": right, "value": value, "depth": depth}
     _PACKED_FORESTS[model] = packed
     return packed
 
@@ -146,10 +147,21 @@ class MetaNetwork:
     number of epochs on every row. ``predict_proba`` runs the weights in NumPy (:func:`meta_forward`); the
     Keras model (``model_``) is the model of record, saved as ``.keras``."""
 
-    def __init__(self, hidden: int = 16, dropout: float = 0.2, epochs: int = 100, batch_size: int = 64,
-                 learning_rate: float = 0.005, patience: int = 10, validation: float = 0.2,
-                 linear_skip: bool = True, l2: float = 1e-3, refit_full: bool = True, seed: int = 42,
-                 min_delta: float = 1e-4):
+    def __init__(
+        self,
+        hidden: int = 16,
+        dropout: float = 0.2,
+        epochs: int = 100,
+        batch_size: int = 64,
+        learning_rate: float = 0.005,
+        patience: int = 10,
+        validation: float = 0.2,
+        linear_skip: bool = True,
+        l2: float = 1e-3,
+        refit_full: bool = True,
+        seed: int = 42,
+        min_delta: float = 1e-4,
+    ):
         self.hidden = hidden
         self.dropout = dropout
         self.epochs = epochs
@@ -180,15 +192,13 @@ class MetaNetwork:
         model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="binary_crossentropy")
         return model
 
-    def fit(self, M: np.ndarray, y: np.ndarray,
-            on_epoch: Callable[[int, dict], None] | None = None) -> "MetaNetwork":
+    def fit(self, M: np.ndarray, y: np.ndarray, on_epoch: Callable[[int, dict], None] | None = None) -> MetaNetwork:
         """``on_epoch(epochs_done, logs)`` is called after every epoch of the early-stopped run."""
         import keras
         from sklearn.model_selection import train_test_split
 
         y = np.asarray(y).astype(int).ravel()
-        tr, va = train_test_split(np.arange(len(y)), test_size=self.validation, random_state=self.seed,
-                                  stratify=y)
+        tr, va = train_test_split(np.arange(len(y)), test_size=self.validation, random_state=self.seed, stratify=y)
         done = [0]
 
         class _Forward(keras.callbacks.Callback):
@@ -198,11 +208,20 @@ class MetaNetwork:
                     on_epoch(done[0], dict(logs or {}))
 
         model = self.build(M.shape[1])
-        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience, min_delta=self.min_delta,
-                                             restore_best_weights=True)
+        stop = keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=self.patience, min_delta=self.min_delta, restore_best_weights=True
+        )
         Mf, yf = np.asarray(M, dtype="float32"), y.astype("float32")
-        history = model.fit(Mf[tr], yf[tr], validation_data=(Mf[va], yf[va]), epochs=self.epochs,
-                            batch_size=self.batch_size, shuffle=True, verbose=0, callbacks=[stop, _Forward()])
+        history = model.fit(
+            Mf[tr],
+            yf[tr],
+            validation_data=(Mf[va], yf[va]),
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            shuffle=True,
+            verbose=0,
+            callbacks=[stop, _Forward()],
+        )
         self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
         # the epoch whose weights EarlyStopping restored (the last that beat the best by min_delta)
         best = getattr(stop, "best_epoch", None)
@@ -219,8 +238,11 @@ class MetaNetwork:
     def set_model(self, model) -> None:
         """Use a (fitted or loaded) Keras model: NumPy copies of its weights serve ``predict_proba``."""
         self.model_ = model
-        self.weights_ = {layer.name: [np.asarray(w, dtype=np.float64) for w in layer.get_weights()]
-                         for layer in model.layers if layer.get_weights()}
+        self.weights_ = {
+            layer.name: [np.asarray(w, dtype=np.float64) for w in layer.get_weights()]
+            for layer in model.layers
+            if layer.get_weights()
+        }
 
     def forward(self, M: np.ndarray) -> np.ndarray:
         """P(convert), ``(rows,)``."""
@@ -239,8 +261,10 @@ def _levels(s) -> list:
     """One column (a Series) as text levels, missing as ``"missing"``."""
     import pandas as pd
 
-    return [MISSING if v is None or v is pd.NA or v != v else (v if isinstance(v, str) else str(v))
-            for v in s.to_numpy(dtype=object, na_value=None)]
+    return [
+        MISSING if v is None or v is pd.NA or v != v else (v if isinstance(v, str) else str(v))
+        for v in s.to_numpy(dtype=object, na_value=None)
+    ]
 
 
 def _numbers(s) -> np.ndarray:
@@ -257,8 +281,9 @@ def as_levels(X) -> np.ndarray:
     import pandas as pd
 
     raw = X.to_numpy(dtype=object, na_value=None) if isinstance(X, pd.DataFrame) else np.asarray(X, dtype=object)
-    flat = [MISSING if v is None or v is pd.NA or v != v else (v if isinstance(v, str) else str(v))
-            for v in raw.ravel()]
+    flat = [
+        MISSING if v is None or v is pd.NA or v != v else (v if isinstance(v, str) else str(v)) for v in raw.ravel()
+    ]
     return np.array(flat, dtype=object).reshape(raw.shape)
 
 
@@ -281,7 +306,6 @@ def plan_columns(X, kinds: dict[str, str], max_onehot: int = 25, min_frequency: 
     single-level categories are dropped; a category with more than ``max_onehot`` frequent levels (or a
     high-cardinality / text column) is target encoded. (No ``log1p`` of skewed numbers: measured on Leads.csv it
     moved ROC-AUC by 0.0004, 0.9014 with it and 0.9011 without; the trees do not see it at all.)"""
-    import pandas as pd
 
     plan: dict[str, list[str]] = {"num": [], "onehot": [], "target": []}
     for col in X.columns:
@@ -307,8 +331,13 @@ def plan_columns(X, kinds: dict[str, str], max_onehot: int = 25, min_frequency: 
     return plan
 
 
-def make_features(plan: dict[str, list[str]], min_frequency: int = 10, te_smoothing: float | str = 10.0,
-                  te_folds: int = 5, seed: int = 0):
+def make_features(
+    plan: dict[str, list[str]],
+    min_frequency: int = 10,
+    te_smoothing: float | str = 10.0,
+    te_folds: int = 5,
+    seed: int = 0,
+):
     """The unfitted feature pipeline: a ``ColumnTransformer`` (numbers: median ``SimpleImputer`` with missing
     indicators; categories: ``OneHotEncoder`` with rare levels grouped,
     unknown ones sent to that group; many-level categories: scikit-learn's ``TargetEncoder``, which
@@ -326,22 +355,52 @@ def make_features(plan: dict[str, list[str]], min_frequency: int = 10, te_smooth
 
     parts = []
     if plan["num"]:
-        parts.append(("num", Pipeline([("parse", numbers()),
-                                       ("impute", SimpleImputer(strategy="median", add_indicator=True))]),
-                      plan["num"]))
+        parts.append(
+            (
+                "num",
+                Pipeline([("parse", numbers()), ("impute", SimpleImputer(strategy="median", add_indicator=True))]),
+                plan["num"],
+            )
+        )
     if plan["onehot"]:
-        parts.append(("onehot", Pipeline([("levels", levels()),
-                                          ("encode", OneHotEncoder(min_frequency=min_frequency,
-                                                                   handle_unknown="infrequent_if_exist",
-                                                                   sparse_output=False,
-                                                                   feature_name_combiner=onehot_name))]),
-                      plan["onehot"]))
+        parts.append(
+            (
+                "onehot",
+                Pipeline(
+                    [
+                        ("levels", levels()),
+                        (
+                            "encode",
+                            OneHotEncoder(
+                                min_frequency=min_frequency,
+                                handle_unknown="infrequent_if_exist",
+                                sparse_output=False,
+                                feature_name_combiner=onehot_name,
+                            ),
+                        ),
+                    ]
+                ),
+                plan["onehot"],
+            )
+        )
     if plan["target"]:
-        parts.append(("target", Pipeline([("levels", levels()),
-                                          ("encode", TargetEncoder(target_type="binary", smooth=te_smoothing,
-                                                                   cv=te_folds, shuffle=True,
-                                                                   random_state=seed))]),
-                      plan["target"]))
+        parts.append(
+            (
+                "target",
+                Pipeline(
+                    [
+                        ("levels", levels()),
+                        (
+                            "encode",
+                            TargetEncoder(
+                                target_type="binary", smooth=te_smoothing, cv=te_folds, shuffle=True, random_state=seed
+                            ),
+                        ),
+                    ]
+                ),
+                plan["target"],
+            )
+        )
     columns = ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
     return Pipeline([("columns", columns), ("scale", StandardScaler())])
 
@@ -356,9 +415,8 @@ def column_groups(features, plan: dict[str, list[str]], columns: list[str]) -> d
         owners = plan[part]
         if name in owners:
             col = name
-        elif part == "num" and name.startswith("missingindicator_") and \
-                name[len("missingindicator_"):] in owners:
-            col = name[len("missingindicator_"):]
+        elif part == "num" and name.startswith("missingindicator_") and name[len("missingindicator_") :] in owners:
+            col = name[len("missingindicator_") :]
         elif part == "onehot":
             col = max((c for c in owners if name.startswith(f"{c}=")), key=len)
         else:
@@ -386,8 +444,16 @@ def _pack_features(features) -> list:
         enc = pipe.steps[-1][1]
         if name == "num":
             ind = enc.indicator_.features_ if enc.indicator_ is not None else np.zeros(0, dtype=np.int64)
-            parts.append((name, cols, {"fill": np.asarray(enc.statistics_, dtype=np.float64),
-                                       "indicator": np.asarray(ind, dtype=np.int64)}))
+            parts.append(
+                (
+                    name,
+                    cols,
+                    {
+                        "fill": np.asarray(enc.statistics_, dtype=np.float64),
+                        "indicator": np.asarray(ind, dtype=np.int64),
+                    },
+                )
+            )
         elif name == "onehot":
             maps, widths = [], []
             for j, cats in enumerate(enc.categories_):
@@ -402,8 +468,10 @@ def _pack_features(features) -> list:
                 widths.append(len(frequent) + (1 if rare else 0))
             parts.append((name, cols, {"maps": maps, "widths": widths}))
         else:  # target
-            maps = [dict(zip(cats.tolist(), np.asarray(codes, dtype=np.float64).tolist()))
-                    for cats, codes in zip(enc.categories_, enc.encodings_)]
+            maps = [
+                dict(zip(cats.tolist(), np.asarray(codes, dtype=np.float64).tolist()))
+                for cats, codes in zip(enc.categories_, enc.encodings_)
+            ]
             parts.append((name, cols, {"maps": maps, "prior": float(enc.target_mean_)}))
     scale = features.named_steps["scale"]
     packed = [parts, np.asarray(scale.mean_, dtype=np.float64), np.asarray(scale.scale_, dtype=np.float64)]
@@ -436,8 +504,11 @@ def features_transform(features, X) -> np.ndarray:
                         out[r, k] = 1.0
                 blocks.append(out)
         else:
-            blocks.append(np.column_stack([[m.get(v, p["prior"]) for v in _levels(X[c])]
-                                           for c, m in zip(cols, p["maps"])]).astype(np.float64))
+            blocks.append(
+                np.column_stack(
+                    [[m.get(v, p["prior"]) for v in _levels(X[c])] for c, m in zip(cols, p["maps"])]
+                ).astype(np.float64)
+            )
     raw = np.hstack(blocks) if blocks else np.zeros((n, 0))
     return (raw - mean) / scale
 
@@ -452,15 +523,14 @@ class Subsample(ClassifierMixin, BaseEstimator):
         self.max_rows = max_rows
         self.seed = seed
 
-    def fit(self, Z, y) -> "Subsample":
+    def fit(self, Z, y) -> Subsample:
         from sklearn.base import clone
         from sklearn.model_selection import train_test_split
 
         y = np.asarray(y)
         self.estimator_ = clone(self.estimator)
         if len(y) > self.max_rows:
-            keep, _ = train_test_split(np.arange(len(y)), train_size=self.max_rows, random_state=self.seed,
-                                       stratify=y)
+            keep, _ = train_test_split(np.arange(len(y)), train_size=self.max_rows, random_state=self.seed, stratify=y)
             self.estimator_.fit(Z[keep], y[keep])
         else:
             self.estimator_.fit(Z, y)

@@ -34,6 +34,7 @@ the forest (Saabas) and the SVC; a few ms a lead (:mod:`engine.approaches._fast_
 orders); because preprocessing is column-separable, masking a feature = swapping its encoded columns, so
 it runs on encoded matrices in one batched call (0.1-0.7 s a lead).
 """
+
 from __future__ import annotations
 
 import time
@@ -66,9 +67,12 @@ _forest_proba = _parts.forest_proba
 
 def _value_texts(column: pd.Series) -> list[str]:
     """A column's values as ``explain`` shows them: ``missing``, ``3.5`` (``:g``), else ``str``."""
-    return [MISSING if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v)
-            else (f"{v:g}" if isinstance(v, (float, np.floating)) else str(v))
-            for v in column.to_numpy(dtype=object)]
+    return [
+        MISSING
+        if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v)
+        else (f"{v:g}" if isinstance(v, (float, np.floating)) else str(v))
+        for v in column.to_numpy(dtype=object)
+    ]
 
 
 def _column_kinds(X: pd.DataFrame) -> dict[str, str]:
@@ -99,18 +103,43 @@ class StackingApproach(Approach):
     name = "stacking"
     input_kind = "leads"
 
-    def __init__(self, n_folds: int = 5, seed: int = 42, n_jobs: int = 2,
-                 max_onehot: int = 25, min_frequency: int = 10, te_smoothing: float = 10.0,
-                 lr_C: float = 0.3,
-                 rf_n_estimators: int = 300, rf_min_samples_leaf: int = 2, rf_max_features: Any = "sqrt",
-                 xgb_n_estimators: int = 500, xgb_max_depth: int = 4, xgb_learning_rate: float = 0.05,
-                 xgb_subsample: float = 0.8, xgb_colsample_bytree: float = 0.7, xgb_min_child_weight: float = 2.0,
-                 svc_C: float = 1.0, svc_gamma: Any = "scale", svc_max_rows: int = 3000,
-                 meta_hidden: int = 16, meta_dropout: float = 0.2, meta_epochs: int = 100,
-                 meta_batch_size: int = 64, meta_learning_rate: float = 0.005, meta_patience: int = 10,
-                 meta_validation: float = 0.2, meta_raw_features: int = 0, meta_linear_skip: bool = True,
-                 meta_l2: float = 1e-3, meta_refit_full: bool = True, meta_min_delta: float = 1e-4,
-                 explain_background: int = 30, explain_permutations: int = 8, explain_method: str = "fast"):
+    def __init__(
+        self,
+        n_folds: int = 5,
+        seed: int = 42,
+        n_jobs: int = 2,
+        max_onehot: int = 25,
+        min_frequency: int = 10,
+        te_smoothing: float = 10.0,
+        lr_C: float = 0.3,
+        rf_n_estimators: int = 300,
+        rf_min_samples_leaf: int = 2,
+        rf_max_features: Any = "sqrt",
+        xgb_n_estimators: int = 500,
+        xgb_max_depth: int = 4,
+        xgb_learning_rate: float = 0.05,
+        xgb_subsample: float = 0.8,
+        xgb_colsample_bytree: float = 0.7,
+        xgb_min_child_weight: float = 2.0,
+        svc_C: float = 1.0,
+        svc_gamma: Any = "scale",
+        svc_max_rows: int = 3000,
+        meta_hidden: int = 16,
+        meta_dropout: float = 0.2,
+        meta_epochs: int = 100,
+        meta_batch_size: int = 64,
+        meta_learning_rate: float = 0.005,
+        meta_patience: int = 10,
+        meta_validation: float = 0.2,
+        meta_raw_features: int = 0,
+        meta_linear_skip: bool = True,
+        meta_l2: float = 1e-3,
+        meta_refit_full: bool = True,
+        meta_min_delta: float = 1e-4,
+        explain_background: int = 30,
+        explain_permutations: int = 8,
+        explain_method: str = "fast",
+    ):
         self.n_folds = n_folds
         self.seed = seed
         self.n_jobs = n_jobs
@@ -149,14 +178,17 @@ class StackingApproach(Approach):
     # -- building blocks -----------------------------------------------------------------------
     def _features(self):
         """The unfitted feature pipeline (a scikit-learn ColumnTransformer, then scaling) for ``plan_``."""
-        return _parts.make_features(self.plan_, min_frequency=self.min_frequency, te_smoothing=self.te_smoothing,
-                                    seed=self.seed)
+        return _parts.make_features(
+            self.plan_, min_frequency=self.min_frequency, te_smoothing=self.te_smoothing, seed=self.seed
+        )
 
     def _transform(self, X: pd.DataFrame) -> np.ndarray:
         missing_cols = [c for c in self.columns_ if c not in X.columns]
         if missing_cols:
-            raise ValueError(f"Input is missing column(s) {missing_cols} the model was trained on; "
-                             "score a table with the same columns as the training data")
+            raise ValueError(
+                f"Input is missing column(s) {missing_cols} the model was trained on; "
+                "score a table with the same columns as the training data"
+            )
         return _parts.features_transform(self.features_, X)
 
     def make_base_models(self) -> dict[str, Any]:
@@ -169,23 +201,34 @@ class StackingApproach(Approach):
         return {
             "logistic_regression": LogisticRegression(C=self.lr_C, max_iter=3000),
             "random_forest": RandomForestClassifier(
-                n_estimators=self.rf_n_estimators, min_samples_leaf=self.rf_min_samples_leaf,
-                max_features=self.rf_max_features, n_jobs=self.n_jobs, random_state=self.seed),
+                n_estimators=self.rf_n_estimators,
+                min_samples_leaf=self.rf_min_samples_leaf,
+                max_features=self.rf_max_features,
+                n_jobs=self.n_jobs,
+                random_state=self.seed,
+            ),
             "xgboost": XGBClassifier(
-                n_estimators=self.xgb_n_estimators, max_depth=self.xgb_max_depth,
-                learning_rate=self.xgb_learning_rate, subsample=self.xgb_subsample,
-                colsample_bytree=self.xgb_colsample_bytree, min_child_weight=self.xgb_min_child_weight,
-                tree_method="hist", n_jobs=self.n_jobs, random_state=self.seed, eval_metric="logloss"),
-            "svc": SVC(C=self.svc_C, gamma=self.svc_gamma, kernel="rbf", cache_size=500,
-                       random_state=self.seed),
+                n_estimators=self.xgb_n_estimators,
+                max_depth=self.xgb_max_depth,
+                learning_rate=self.xgb_learning_rate,
+                subsample=self.xgb_subsample,
+                colsample_bytree=self.xgb_colsample_bytree,
+                min_child_weight=self.xgb_min_child_weight,
+                tree_method="hist",
+                n_jobs=self.n_jobs,
+                random_state=self.seed,
+                eval_metric="logloss",
+            ),
+            "svc": SVC(C=self.svc_C, gamma=self.svc_gamma, kernel="rbf", cache_size=500, random_state=self.seed),
         }
 
     def _fit_one(self, name: str, model: Any, Z: np.ndarray, y: np.ndarray) -> Any:
         if name == "svc" and len(y) > self.svc_max_rows:
             from sklearn.model_selection import train_test_split
 
-            keep, _ = train_test_split(np.arange(len(y)), train_size=self.svc_max_rows,
-                                       random_state=self.seed, stratify=y)
+            keep, _ = train_test_split(
+                np.arange(len(y)), train_size=self.svc_max_rows, random_state=self.seed, stratify=y
+            )
             return model.fit(Z[keep], y[keep])
         return model.fit(Z, y)
 
@@ -231,11 +274,11 @@ class StackingApproach(Approach):
         return (M - self.meta_mean_) / self.meta_scale_
 
     # -- fit ----------------------------------------------------------------------------------------
-    def fit(self, X: pd.DataFrame, y, callbacks: list | None = None) -> "StackingApproach":
-        from sklearn.linear_model import LogisticRegression
+    def fit(self, X: pd.DataFrame, y, callbacks: list | None = None) -> StackingApproach:
         import tempfile
 
         import joblib
+        from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import StratifiedKFold, cross_val_predict
         from sklearn.pipeline import Pipeline
 
@@ -245,8 +288,10 @@ class StackingApproach(Approach):
             raise ValueError(f"X has {len(X)} rows but y has {len(y)}; pass one label per row")
         counts = np.bincount(y, minlength=2)
         if len(counts) > 2 or counts.min() < self.n_folds:
-            raise ValueError(f"Stacking needs 0/1 labels with at least n_folds={self.n_folds} rows of each class "
-                             f"(got counts {counts.tolist()}); add rows or lower n_folds")
+            raise ValueError(
+                f"Stacking needs 0/1 labels with at least n_folds={self.n_folds} rows of each class "
+                f"(got counts {counts.tolist()}); add rows or lower n_folds"
+            )
         cb = CallbackList(callbacks)
         n_models = len(BASE_MODELS)
         total = self.n_folds * n_models + n_models + self.meta_epochs
@@ -257,8 +302,7 @@ class StackingApproach(Approach):
         self.columns_ = list(X.columns)
 
         # which lead column goes through which transformer: from the values alone (no labels)
-        self.plan_ = _parts.plan_columns(X, self.kinds_, max_onehot=self.max_onehot,
-                                         min_frequency=self.min_frequency)
+        self.plan_ = _parts.plan_columns(X, self.kinds_, max_onehot=self.max_onehot, min_frequency=self.min_frequency)
         oof = np.zeros((len(y), n_models))
         skf = StratifiedKFold(n_splits=self.n_folds, shuffle=True, random_state=self.seed)
         # the four models' pipelines share each fold's fitted feature step (joblib's cache, a temporary folder)
@@ -329,18 +373,32 @@ class StackingApproach(Approach):
 
     def make_meta(self) -> _parts.MetaNetwork:
         """A fresh, unfitted meta network with this approach's ``meta_*`` parameters."""
-        return _parts.MetaNetwork(hidden=self.meta_hidden, dropout=self.meta_dropout, epochs=self.meta_epochs,
-                                  batch_size=self.meta_batch_size, learning_rate=self.meta_learning_rate,
-                                  patience=self.meta_patience, validation=self.meta_validation,
-                                  linear_skip=self.meta_linear_skip, l2=self.meta_l2,
-                                  refit_full=self.meta_refit_full, seed=self.seed,
-                                  min_delta=self.meta_min_delta)
+        return _parts.MetaNetwork(
+            hidden=self.meta_hidden,
+            dropout=self.meta_dropout,
+            epochs=self.meta_epochs,
+            batch_size=self.meta_batch_size,
+            learning_rate=self.meta_learning_rate,
+            patience=self.meta_patience,
+            validation=self.meta_validation,
+            linear_skip=self.meta_linear_skip,
+            l2=self.meta_l2,
+            refit_full=self.meta_refit_full,
+            seed=self.seed,
+            min_delta=self.meta_min_delta,
+        )
 
     def _fit_meta(self, M: np.ndarray, y: np.ndarray, cb: CallbackList, step: int, total: int):
         def on_epoch(done: int, logs: dict) -> None:
-            cb.on_step_end(Progress(step=min(step + done, total - 1), total=total,
-                                    loss=float(logs.get("loss", np.nan)), stage="meta network",
-                                    extra={"val_loss": float(logs.get("val_loss", np.nan))}))
+            cb.on_step_end(
+                Progress(
+                    step=min(step + done, total - 1),
+                    total=total,
+                    loss=float(logs.get("loss", np.nan)),
+                    stage="meta network",
+                    extra={"val_loss": float(logs.get("val_loss", np.nan))},
+                )
+            )
 
         meta = self.make_meta().fit(M, y, on_epoch=on_epoch)
         self.meta_ = meta
@@ -433,13 +491,13 @@ class StackingApproach(Approach):
         for s, mask in enumerate(states):
             block = bg.copy()
             block[:, mask] = z[mask]
-            rows[s * B:(s + 1) * B] = block
-        rows[len(states) * B:len(states) * B + B] = bg
-        rows[len(states) * B + B:] = z
+            rows[s * B : (s + 1) * B] = block
+        rows[len(states) * B : len(states) * B + B] = bg
+        rows[len(states) * B + B :] = z
         values = self._proba_matrix(rows)
         v = values[: len(states) * B].reshape(len(states), B).mean(axis=1).reshape(len(orders), d - 1)
-        v0 = values[len(states) * B: len(states) * B + B].mean()
-        vd = values[len(states) * B + B:].mean()
+        v0 = values[len(states) * B : len(states) * B + B].mean()
+        vd = values[len(states) * B + B :].mean()
         path = np.hstack([np.full((len(orders), 1), v0), v, np.full((len(orders), 1), vd)])
         deltas = np.diff(path, axis=1)  # (orders, d): gain of the k-th added feature
         for o, perm in enumerate(orders):
@@ -450,7 +508,8 @@ class StackingApproach(Approach):
     def _permutation_matrix(self, Z: np.ndarray, n_perm: int) -> np.ndarray:
         # the same orders for every row: a lead's explanation does not depend on the rows beside it
         return np.array([self._shapley(z, n_perm, np.random.default_rng(self.seed)) for z in Z]).reshape(
-            len(Z), len(self.columns_))
+            len(Z), len(self.columns_)
+        )
 
     def _fast_parts(self) -> dict:
         """What the fast path precomputes once per background (cached on the model, rebuilt after load)."""
@@ -460,15 +519,16 @@ class StackingApproach(Approach):
         from engine.approaches._fast_explain import ForestSaabas, TreeTable
 
         bg = self.background_
-        booster = self._xgb_boosters[1] if getattr(self, "_xgb_boosters", None) else self.models_["xgboost"].get_booster()
+        booster = (
+            self._xgb_boosters[1] if getattr(self, "_xgb_boosters", None) else self.models_["xgboost"].get_booster()
+        )
         try:
             table = TreeTable.from_xgboost(booster, bg)
             xgb_phi = table.shap_values
         except ValueError:  # trees deeper than the table takes: shap's own interventional TreeSHAP (slower)
             import shap
 
-            explainer = shap.TreeExplainer(booster, data=bg, feature_perturbation="interventional",
-                                           model_output="raw")
+            explainer = shap.TreeExplainer(booster, data=bg, feature_perturbation="interventional", model_output="raw")
             xgb_phi = lambda Z: np.asarray(explainer.shap_values(Z, check_additivity=False))  # noqa: E731
         forest = self.models_["random_forest"]
         table_rf = ForestSaabas(_forest_arrays(forest), bg.shape[1])
@@ -477,8 +537,14 @@ class StackingApproach(Approach):
             return table_rf.values(_forest_leaves(forest, Z))
 
         M_bg = self._meta_inputs(self._margins(bg), bg)
-        cache = {"background": bg, "xgb": xgb_phi, "saabas": saabas, "bg_saabas": saabas(bg),
-                 "bg_forest": self._forest_p(bg), "M_bg": M_bg}
+        cache = {
+            "background": bg,
+            "xgb": xgb_phi,
+            "saabas": saabas,
+            "bg_saabas": saabas(bg),
+            "bg_forest": self._forest_p(bg),
+            "M_bg": M_bg,
+        }
         self._clab_fast = cache
         return cache
 
@@ -497,11 +563,20 @@ class StackingApproach(Approach):
         parts = timed("setup", self._fast_parts)
         bg = self.background_
         phi = {
-            "logistic_regression": timed("logistic_regression", fx.linear_attributions,
-                                         self.models_["logistic_regression"].coef_, Z, bg),
-            "random_forest": timed("random_forest", fx.forest_logit_attributions, parts["saabas"],
-                                   lambda A: self._forest_p(A), Z, bg, parts["bg_saabas"], parts["bg_forest"],
-                                   _CLIP),
+            "logistic_regression": timed(
+                "logistic_regression", fx.linear_attributions, self.models_["logistic_regression"].coef_, Z, bg
+            ),
+            "random_forest": timed(
+                "random_forest",
+                fx.forest_logit_attributions,
+                parts["saabas"],
+                lambda A: self._forest_p(A),
+                Z,
+                bg,
+                parts["bg_saabas"],
+                parts["bg_forest"],
+                _CLIP,
+            ),
             "xgboost": timed("xgboost", parts["xgb"], Z),
             "svc": timed("svc", fx.svc_attributions, self.models_["svc"], Z, bg),
         }
@@ -531,8 +606,14 @@ class StackingApproach(Approach):
         costs["combine"] = costs.get("combine", 0.0) + time.perf_counter() - t
         return out
 
-    def explain_matrix(self, X: pd.DataFrame, method: str | None = None, n_permutations: int | None = None,
-                       costs: dict | None = None, batch_size: int = 1000) -> np.ndarray:
+    def explain_matrix(
+        self,
+        X: pd.DataFrame,
+        method: str | None = None,
+        n_permutations: int | None = None,
+        costs: dict | None = None,
+        batch_size: int = 1000,
+    ) -> np.ndarray:
         """Contributions as a ``(rows, len(columns_))`` array (probability points, in the order of
         ``columns_``); each row sums to ``P(row) - expected_value()``.
 
@@ -549,7 +630,7 @@ class StackingApproach(Approach):
             return self._permutation_matrix(Z, n_permutations or self.explain_permutations)
         out = np.empty((len(Z), len(self.columns_)))
         for start in range(0, len(Z), max(int(batch_size), 1)):
-            out[start:start + batch_size] = self._fast_matrix(Z[start:start + batch_size], costs)
+            out[start : start + batch_size] = self._fast_matrix(Z[start : start + batch_size], costs)
         return out
 
     def _explain_method(self, method: str | None) -> str:
@@ -568,8 +649,14 @@ class StackingApproach(Approach):
         values = np.empty((n, c), dtype=object)
         for j, col in enumerate(self.columns_):
             values[:, j] = _value_texts(X[col])
-        frame = pd.DataFrame({"row": np.repeat(np.arange(n), c), "feature": np.tile(np.asarray(self.columns_,
-                              dtype=object), n), "value": values.ravel(), "contribution": contrib.ravel()})
+        frame = pd.DataFrame(
+            {
+                "row": np.repeat(np.arange(n), c),
+                "feature": np.tile(np.asarray(self.columns_, dtype=object), n),
+                "value": values.ravel(),
+                "contribution": contrib.ravel(),
+            }
+        )
         return contribution_frame(frame)
 
     def expected_value(self) -> float:
@@ -601,15 +688,29 @@ class StackingApproach(Approach):
         # The meta weights also go next to the state, so loading for scoring needs no TensorFlow import
         # (seconds saved on every dashboard page and API start); meta.keras stays the Keras model of record.
         weights = {f"meta__{layer}__{i}": w for layer, ws in self.meta_weights_.items() for i, w in enumerate(ws)}
-        np.savez(path / "state.npz", meta_mean=self.meta_mean_, meta_scale=self.meta_scale_,
-                 background=self.background_, train_proba=self.train_proba_,
-                 meta_raw_index=np.asarray(self.meta_raw_index_, dtype=np.int64), **weights)
-        self._write_params(path, columns=self.columns_, kinds=self.kinds_, plan=self.plan_, groups=self.groups_,
-                           svc_platt=list(self.svc_platt_), base_models=list(BASE_MODELS), fit_seconds=getattr(self, "fit_seconds_", None),
-                           meta_history=getattr(self, "meta_history_", {}))
+        np.savez(
+            path / "state.npz",
+            meta_mean=self.meta_mean_,
+            meta_scale=self.meta_scale_,
+            background=self.background_,
+            train_proba=self.train_proba_,
+            meta_raw_index=np.asarray(self.meta_raw_index_, dtype=np.int64),
+            **weights,
+        )
+        self._write_params(
+            path,
+            columns=self.columns_,
+            kinds=self.kinds_,
+            plan=self.plan_,
+            groups=self.groups_,
+            svc_platt=list(self.svc_platt_),
+            base_models=list(BASE_MODELS),
+            fit_seconds=getattr(self, "fit_seconds_", None),
+            meta_history=getattr(self, "meta_history_", {}),
+        )
 
     @classmethod
-    def load(cls, path: str | Path) -> "StackingApproach":
+    def load(cls, path: str | Path) -> StackingApproach:
         import joblib
         from xgboost import XGBClassifier
 
@@ -618,9 +719,11 @@ class StackingApproach(Approach):
         if payload.get("approach") != cls.name:
             raise ValueError(f"{path} holds a {payload.get('approach')!r} model, not a stacking model")
         if "plan" not in payload:
-            raise ValueError(f"{path} was saved by an earlier version of the stack (hand-written feature "
-                             "preparation, before the scikit-learn ColumnTransformer); it no longer loads: "
-                             "train it again")
+            raise ValueError(
+                f"{path} was saved by an earlier version of the stack (hand-written feature "
+                "preparation, before the scikit-learn ColumnTransformer); it no longer loads: "
+                "train it again"
+            )
         obj = cls(**payload["params"])
         obj.columns_ = payload["columns"]
         obj.plan_ = {k: list(v) for k, v in payload["plan"].items()}
@@ -631,8 +734,9 @@ class StackingApproach(Approach):
         obj.features_ = joblib.load(path / "features.joblib")
         xgb = XGBClassifier()
         xgb.load_model(path / "xgboost.json")
-        obj.models_ = {name: joblib.load(path / f"{name}.joblib")
-                       for name in ("logistic_regression", "random_forest", "svc")}
+        obj.models_ = {
+            name: joblib.load(path / f"{name}.joblib") for name in ("logistic_regression", "random_forest", "svc")
+        }
         obj.models_["xgboost"] = xgb
         obj.models_ = {name: obj.models_[name] for name in BASE_MODELS}
         obj._meta_keras_path = path / "meta.keras"
