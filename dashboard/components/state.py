@@ -8,7 +8,6 @@ Heavy libraries are imported inside the functions that need them.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 from pathlib import Path
 
@@ -22,26 +21,6 @@ DEMO_TRANSCRIPTS = REPO_ROOT / "data" / "demo_transcripts.jsonl"
 LOWER_IS_BETTER = {"brier", "log_loss", "ece"}
 METRICS = ["accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "brier", "log_loss", "ece"]
 APPROACH_LABELS = {"stacking": "Stacked ensemble", "lora": "LLM + LoRA", "embeddings": "Fine-tuned embeddings"}
-
-
-def approach_available(name: str) -> bool:
-    """Whether an approach's module is there (found without importing it)."""
-    from engine.approaches.base import REGISTRY
-
-    if name not in REGISTRY:
-        return False
-    module = REGISTRY[name].split(":")[0]
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def module_available(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
 
 
 # -- stores ------------------------------------------------------------------------------------

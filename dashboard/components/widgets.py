@@ -175,7 +175,7 @@ def start_demo_jobs(datasets: dict) -> list[int]:
     plan = [("leads", "stacking"), ("transcripts", "embeddings")]
     for kind, approach in plan:
         ds = datasets.get(kind)
-        if ds is None or not state.approach_available(approach):
+        if ds is None:
             continue
         meta = ds.meta
         jobs.append(

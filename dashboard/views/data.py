@@ -102,8 +102,6 @@ def store_upload(upload, kind: str) -> tuple[str, str]:
     name = upload.name
     try:
         settings = check_upload(raw, name, kind)
-    except ImportError:
-        return "error", "Reading transcripts is not available in this installation yet (engine.data.transcripts)."
     except ValueError as exc:  # LeadDataError and the transcript loader's errors are ValueErrors
         return "error", named(name, exc) + " Nothing was stored."
     try:
@@ -206,9 +204,6 @@ if new_name and new_name != meta.get("name"):
 if ds.kind == "transcripts":
     try:
         table = read_transcripts(ds.raw_path)
-    except ImportError:
-        st.warning("Reading transcripts is not available in this installation yet (engine.data.transcripts).")
-        st.stop()
     except ValueError as exc:
         st.error(named(meta.get("filename") or "the file", exc))
         st.stop()

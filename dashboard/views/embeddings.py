@@ -24,12 +24,7 @@ st.caption(
 )
 runs = [r for r in state.list_runs() if r.spec.get("approach") == "embeddings"]
 if not runs:
-    if not state.approach_available("embeddings"):
-        st.info("The embeddings approach is not available in this installation yet.")
-    else:
-        st.info(
-            "No embeddings run yet. Train the embeddings approach on transcripts (Train page, or the demo on Home)."
-        )
+    st.info("No embeddings run yet. Train the embeddings approach on transcripts (Train page, or the demo on Home).")
     st.stop()
 run = widgets.run_picker(runs, key="emb_run")
 data = state.run_data(run)

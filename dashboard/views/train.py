@@ -164,109 +164,101 @@ with left:
         approach = st.selectbox(
             "Approach", names, key="train_approach", format_func=lambda a: f"{state.APPROACH_LABELS.get(a, a)} ({a})"
         )
-        if not state.approach_available(approach):
-            st.warning(f"The {approach} approach is not available in this installation yet.")
-        else:
-            try:
-                params_spec = approach_params(approach)
-            except Exception as exc:  # noqa: BLE001 - a broken module must not break the page
-                st.error(f"Could not read the {approach} approach's parameters: {exc}")
-                params_spec = None
-            if params_spec is not None:
-                spec_defaults = {p["name"]: p["default"] for p in params_spec}
-                preset = {}
-                if approach == "lora" and not gpu["cuda"]:
-                    st.info(LORA_CPU_MEASURED[cpu_has_bf16()], icon=":material/timer:")
-                if (
-                    approach == "lora"
-                    and not gpu["cuda"]
-                    and st.toggle(
-                        "CPU preset",
-                        value=True,
-                        key="train_lora_cpu_preset",
-                        help="Settings measured on 2 CPU cores (adapters on the top 10 layers; every row for 2 "
-                        "epochs where the CPU computes in bf16 natively, 4,000 rows for 1 epoch otherwise). "
-                        "Off: the reference setup (3 epochs on every row, batch 2 x 8), which takes hours "
-                        "without a GPU. Command line: `train leads --approach lora --preset cpu`.",
-                    )
-                ):
-                    from engine.benchmarks.lora import cpu_preset
-
-                    preset = {k: v for k, v in cpu_preset().items() if k in spec_defaults}
-                defaults = {**spec_defaults, **preset}
-                prefix = "preset" if preset else "main"
-                order = params.basic_order(approach)
-                main = sorted((p for p in params_spec if p["name"] in order), key=lambda p: order.index(p["name"]))
-                rest = [p for p in params_spec if p not in main]
-                chosen = {}
-                cols = st.columns(2)
-                for i, p in enumerate(main):
-                    with cols[i % 2]:
-                        chosen[p["name"]] = param_widget(approach, p["name"], defaults[p["name"]], prefix)
-                # the long tail is drawn only on request: dozens of inputs slow the page down
-                if rest and st.toggle(
-                    f"Advanced settings ({len(rest)})",
-                    key=f"train_more_{approach}",
-                    help="Every other setting of this approach; the defaults are the measured ones.",
-                ):
-                    with st.container(border=True):
-                        more = st.columns(2)
-                        for i, p in enumerate(rest):
-                            with more[i % 2]:
-                                chosen[p["name"]] = param_widget(
-                                    approach, p["name"], defaults[p["name"]], f"{prefix}_more"
-                                )
-                # what differs from the approach's own defaults: the preset's values and the user's edits
-                changed = {
-                    k: v for k, v in {**defaults, **chosen}.items() if _as_param(v) != _as_param(spec_defaults[k])
-                }
-                use_gpu = approach == "lora" and gpu["cuda"]
-                cli = " ".join(f"--param {k}={json.dumps(_as_param(v))}" for k, v in changed.items())
-                st.caption(
-                    "Changed settings: " + params.describe_changes(approach, changed),
-                    help=f"Command line: `{cli}`" if cli else "Every setting at its default.",
+        try:
+            params_spec = approach_params(approach)
+        except Exception as exc:  # noqa: BLE001 - a broken module must not break the page
+            st.error(f"Could not read the {approach} approach's parameters: {exc}")
+            params_spec = None
+        if params_spec is not None:
+            spec_defaults = {p["name"]: p["default"] for p in params_spec}
+            preset = {}
+            if approach == "lora" and not gpu["cuda"]:
+                st.info(LORA_CPU_MEASURED[cpu_has_bf16()], icon=":material/timer:")
+            if (
+                approach == "lora"
+                and not gpu["cuda"]
+                and st.toggle(
+                    "CPU preset",
+                    value=True,
+                    key="train_lora_cpu_preset",
+                    help="Settings measured on 2 CPU cores (adapters on the top 10 layers; every row for 2 "
+                    "epochs where the CPU computes in bf16 natively, 4,000 rows for 1 epoch otherwise). "
+                    "Off: the reference setup (3 epochs on every row, batch 2 x 8), which takes hours "
+                    "without a GPU. Command line: `train leads --approach lora --preset cpu`.",
                 )
-                problem = (
-                    training_problem(
-                        str(ds.raw_path),
-                        ds.raw_path.stat().st_mtime,
-                        ds.kind,
-                        meta.get("target") if ds.kind == "leads" else None,
-                        meta.get("leak_policy"),
-                        tuple(meta.get("exclude") or ()),
-                        tuple(meta.get("include") or ()),
-                    )
-                    if ds.kind in ("leads", "transcripts")
-                    else None
-                )
-                if problem:
-                    st.warning(f"This job cannot succeed, so it is not launched. {problem}", icon=":material/block:")
-                    widgets.page_link("views/data.py", label="Go to Data", icon=":material/table_view:")
-                elif ds.kind == "leads" and meta.get("target"):
-                    st.caption(f"Outcome column: {meta.get('target')} (change it on the Data page).")
-                if st.button(
-                    "Launch training",
-                    type="primary",
-                    key="train_launch",
-                    disabled=bool(problem),
-                    icon=":material/play_arrow:",
-                ):
-                    job_id = runner.submit_train(
-                        ds.kind,
-                        ds.raw_path,
-                        approach,
-                        params=changed,
-                        target=meta.get("target") if ds.kind == "leads" else None,
-                        leak_policy=meta.get("leak_policy") if ds.kind == "leads" else None,
-                        exclude=meta.get("exclude") if ds.kind == "leads" else None,
-                        include=meta.get("include") if ds.kind == "leads" else None,
-                        dataset_name=meta.get("name"),
-                        gpu=use_gpu,
-                    )
-                    runner.tick()
-                    st.session_state["train_job"] = job_id
-                    st.success(f"Job {job_id} queued.")
+            ):
+                from engine.benchmarks.lora import cpu_preset
 
+                preset = {k: v for k, v in cpu_preset().items() if k in spec_defaults}
+            defaults = {**spec_defaults, **preset}
+            prefix = "preset" if preset else "main"
+            order = params.basic_order(approach)
+            main = sorted((p for p in params_spec if p["name"] in order), key=lambda p: order.index(p["name"]))
+            rest = [p for p in params_spec if p not in main]
+            chosen = {}
+            cols = st.columns(2)
+            for i, p in enumerate(main):
+                with cols[i % 2]:
+                    chosen[p["name"]] = param_widget(approach, p["name"], defaults[p["name"]], prefix)
+            # the long tail is drawn only on request: dozens of inputs slow the page down
+            if rest and st.toggle(
+                f"Advanced settings ({len(rest)})",
+                key=f"train_more_{approach}",
+                help="Every other setting of this approach; the defaults are the measured ones.",
+            ):
+                with st.container(border=True):
+                    more = st.columns(2)
+                    for i, p in enumerate(rest):
+                        with more[i % 2]:
+                            chosen[p["name"]] = param_widget(approach, p["name"], defaults[p["name"]], f"{prefix}_more")
+            # what differs from the approach's own defaults: the preset's values and the user's edits
+            changed = {k: v for k, v in {**defaults, **chosen}.items() if _as_param(v) != _as_param(spec_defaults[k])}
+            use_gpu = approach == "lora" and gpu["cuda"]
+            cli = " ".join(f"--param {k}={json.dumps(_as_param(v))}" for k, v in changed.items())
+            st.caption(
+                "Changed settings: " + params.describe_changes(approach, changed),
+                help=f"Command line: `{cli}`" if cli else "Every setting at its default.",
+            )
+            problem = (
+                training_problem(
+                    str(ds.raw_path),
+                    ds.raw_path.stat().st_mtime,
+                    ds.kind,
+                    meta.get("target") if ds.kind == "leads" else None,
+                    meta.get("leak_policy"),
+                    tuple(meta.get("exclude") or ()),
+                    tuple(meta.get("include") or ()),
+                )
+                if ds.kind in ("leads", "transcripts")
+                else None
+            )
+            if problem:
+                st.warning(f"This job cannot succeed, so it is not launched. {problem}", icon=":material/block:")
+                widgets.page_link("views/data.py", label="Go to Data", icon=":material/table_view:")
+            elif ds.kind == "leads" and meta.get("target"):
+                st.caption(f"Outcome column: {meta.get('target')} (change it on the Data page).")
+            if st.button(
+                "Launch training",
+                type="primary",
+                key="train_launch",
+                disabled=bool(problem),
+                icon=":material/play_arrow:",
+            ):
+                job_id = runner.submit_train(
+                    ds.kind,
+                    ds.raw_path,
+                    approach,
+                    params=changed,
+                    target=meta.get("target") if ds.kind == "leads" else None,
+                    leak_policy=meta.get("leak_policy") if ds.kind == "leads" else None,
+                    exclude=meta.get("exclude") if ds.kind == "leads" else None,
+                    include=meta.get("include") if ds.kind == "leads" else None,
+                    dataset_name=meta.get("name"),
+                    gpu=use_gpu,
+                )
+                runner.tick()
+                st.session_state["train_job"] = job_id
+                st.success(f"Job {job_id} queued.")
 with right:
     st.subheader("Jobs")
 
