@@ -19,7 +19,6 @@ repairs it.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import workspace
-from engine.storage import CorruptFile, json_default, locked, read_json, write_bytes, write_text
+from engine.storage import CorruptFile, jsonable, locked, read_json, write_bytes, write_json
 
 KINDS = ("leads", "transcripts")
 LEAD_EXTENSIONS = (".csv", ".tsv", ".txt", ".xlsx", ".xls", ".parquet", ".pq")
@@ -48,15 +47,8 @@ class BrokenDataset(ValueError):
     """A stored dataset whose ``meta.json`` cannot be read; the message names the file and the fix."""
 
 
-def _default(value: Any):
-    try:
-        return json_default(value)
-    except TypeError:
-        return str(value)
-
-
 def _write_meta(folder: Path, meta: dict) -> None:
-    write_text(folder / META_FILE, json.dumps(meta, indent=2, default=_default))
+    write_json(folder / META_FILE, jsonable(meta, fallback=str))
 
 
 def _check_purpose(purpose) -> None:

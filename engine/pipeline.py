@@ -19,6 +19,7 @@ import pandas as pd
 from engine.approaches.base import INPUT_KINDS, get_approach_class
 from engine.callbacks import Callback, CallbackList, PhaseTracker
 from engine.runs import Run, RunStore, explain_rows, explain_sample
+from engine.storage import jsonable
 
 DEFAULT_TEST_SIZE = 0.3
 DEFAULT_SPLIT_SEED = 42
@@ -147,7 +148,7 @@ def fit_evaluate_store(
     spec = {
         **spec,
         "approach": model.name,
-        "params": _plain(model.get_params()),
+        "params": jsonable(model.get_params()),
         "split": {
             "method": "stratified holdout",
             "test_size": test_size,
@@ -311,7 +312,3 @@ def _source_name(data) -> str:
     if isinstance(data, (str, Path)):
         return Path(data).name
     return getattr(data, "name", None) or type(data).__name__
-
-
-def _plain(params: dict) -> dict:
-    return {k: (list(v) if isinstance(v, tuple) else (str(v) if isinstance(v, Path) else v)) for k, v in params.items()}

@@ -48,6 +48,22 @@ def json_default(value: Any):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def jsonable(value: Any, fallback: Callable[[Any], Any] | None = None) -> Any:
+    """``value`` as plain JSON types (tuples and sets become lists, NumPy values Python ones, paths text): the
+    one converter for everything the engine stores as JSON. ``fallback`` (e.g. ``str``) takes any other value;
+    without one such a value raises TypeError."""
+
+    def default(v: Any) -> Any:
+        try:
+            return json_default(v)
+        except TypeError:
+            if fallback is None:
+                raise
+            return fallback(v)
+
+    return json.loads(json.dumps(value, default=default))
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     """Call ``write(tmp_path)`` to fill a unique temporary file beside ``path``, then rename it to ``path``.
     On any error the temporary file is removed and ``path`` is left as it was."""

@@ -97,26 +97,13 @@ class Approach(ClassifierMixin, BaseEstimator, ABC):
     def _write_params(self, path: str | Path, **extra: Any) -> None:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        payload = {"approach": self.name, "params": _jsonable(self.get_params()), **extra}
-        (path / PARAMS_FILE).write_text(json.dumps(payload, indent=2))
+        from engine.storage import jsonable, write_json
+
+        write_json(path / PARAMS_FILE, {"approach": self.name, "params": jsonable(self.get_params()), **extra})
 
     @staticmethod
     def _read_params(path: str | Path) -> dict[str, Any]:
         return json.loads((Path(path) / PARAMS_FILE).read_text())
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 # -- registry -----------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ import pandas as pd
 from engine.approaches.base import Approach, contribution_frame
 from engine.callbacks import CallbackList, Progress, TrainingCancelled
 from engine.data.text import fields_to_text, format_value, row_fields
+from engine.storage import jsonable, write_json
 
 INSTRUCTION = "Predict if the lead will convert based on the following features: "
 SYSTEM_PROMPT = "Classify sales leads."
@@ -625,7 +626,7 @@ class LoraApproach(Approach):
             json.dumps(
                 {
                     k: v
-                    for k, v in _jsonable_params(self.get_params()).items()
+                    for k, v in jsonable(self.get_params(), fallback=str).items()
                     if k not in ("resume", "checkpoint_dir", "checkpoint_every", "device", "score_batch_size")
                 },
                 sort_keys=True,
@@ -835,8 +836,7 @@ class LoraApproach(Approach):
         config = entry.peft.peft_config[self.adapter_name_]
         payload = config.to_dict()
         payload["base_model_name_or_path"] = self.base_path_
-        payload = _jsonable_params(payload)
-        (folder / "adapter_config.json").write_text(json.dumps(payload, indent=2, default=str))
+        write_json(folder / "adapter_config.json", jsonable(payload, fallback=str))
 
     def save(self, path: str | Path) -> None:
         from engine.models import model_fingerprint
@@ -927,15 +927,6 @@ def _missing(value) -> bool:
     from engine.data.text import is_missing
 
     return is_missing(value)
-
-
-def _jsonable_params(params: dict) -> dict:
-    out = {}
-    for key, value in params.items():
-        if isinstance(value, (set, tuple)):
-            value = sorted(value) if isinstance(value, set) else list(value)
-        out[key] = value
-    return out
 
 
 def _check_x(X) -> pd.DataFrame:
