@@ -13,9 +13,10 @@ Endpoints (JSON):
 * ``POST /predict/transcript`` — body ``{"transcripts": {"transcript": "...", "metadata": {...}} | [...] | "text",
   "run_id": optional, "explain": false}``. Uses ``run_id`` or the newest transcript run whose model loads.
 
-Each prediction: ``probability`` (of conversion), ``score`` (1-99), ``label`` (1 when probability >= the
-run's threshold, 0.5 by default), ``tier`` (A-D, when the run stored its training-score quartiles) and,
-with ``explain=true``, ``factors`` (top contributions in probability points).
+Each prediction: ``probability`` (of conversion), ``score`` (1-99), ``label`` (1 when probability >= 0.5: runs
+store no threshold of their own; the board's threshold tools are for choosing one), ``tier`` (A-D: the quarter of
+the run's training scores) and, with ``explain=true``, ``reasons_for`` / ``reasons_against`` (the scoring
+service's texts) and ``factors`` (the largest contributions in probability points).
 
 Security and limits (the checks run in this order):
 
@@ -649,7 +650,7 @@ def create_app(
         metrics = catalog.metrics.get(run.id)
         if metrics is None:
             metrics = run.metrics
-        threshold = float(metrics.get("threshold", 0.5))
+        threshold = 0.5  # runs store no threshold of their own
         if serialize_scoring and not explain:  # concurrent requests for one model scored as one batch
             batcher = loaded.batcher(run.id, lambda frame: predict_rows(run, loaded.model, frame, metrics=metrics))
             predictions = batcher(X)
