@@ -41,13 +41,14 @@ def _auc(run) -> float:
 
 
 best = max(kind_runs, key=_auc)
+run_names = state.run_labels(kind_runs)  # runs whose names would read alike get the end of their id
 ids = [r.id for r in kind_runs]
 chosen_ids = st.multiselect(
     "Models",
     ids,
     default=[best.id],
     key="score_runs",
-    format_func=lambda i: state.run_label(next(r for r in kind_runs if r.id == i)),
+    format_func=lambda i: run_names[i],
     help="The best model on the metric board is chosen for you (highest ROC-AUC). Choose several to compare "
     "their rankings of the same file.",
 )
@@ -118,7 +119,8 @@ if len(results) > 1:
 
     st.subheader("How the models rank this file")
     # each result's probabilities are in the file's row order, so they line up lead by lead
-    probas = pd.DataFrame({state.run_label(r): results[r.id].proba for r in chosen if r.id in results})
+    names = state.run_labels([r for r in chosen if r.id in results])  # alike names get the end of their id
+    probas = pd.DataFrame({names[r.id]: results[r.id].proba for r in chosen if r.id in results})
     st.caption(
         "Rank correlation (Spearman) between the models' orderings of the same leads: 1 = the same order, "
         "0 = unrelated."
@@ -239,41 +241,56 @@ from engine.scoring import ScoredStore
 store = ScoredStore()
 stored = store.add(scored, filename)
 
-# shift check: do these leads look like the ones the model learned from?
-try:
-    from engine.drift import shift_report
-    from engine.scoring import load_training_sample, prepare_rows
-except ImportError:  # pragma: no cover - the shift check ships with the engine
-    shift_report = None
-if shift_report is not None and kind == "leads":
+# shift check: do these leads look like the ones the model learned from? (seconds on a large file: in the
+# background, so the ranked list above is usable at once)
+from dashboard.components import explain_charts as ec  # noqa: E402
+from engine.drift import shift_report  # noqa: E402
+from engine.scoring import load_training_sample, prepare_rows  # noqa: E402
+
+
+def draw_shift(report: dict) -> None:
+    verdict = report["verdict"]
+    auc = report.get("adversarial_auc")
+    text = f"Compared with the leads this model learned from, this file **{verdict}**" + (
+        f" (a model trained to tell them apart reaches ROC-AUC {auc:.2f}; 0.5 = it cannot)."
+        if auc is not None
+        else " (too few rows for the overall check)."
+    )
+    show = st.success if verdict.startswith("looks like") else st.info if verdict.startswith("too few") else st.warning
+    show(text)
+    top = [c for c in report["columns"] if c["level"] != "stable"][:5]
+    if top:
+        st.caption(
+            "Columns whose values moved most since training (population stability index; above 0.25 "
+            "is large): " + ", ".join(f"{c['column']} ({c['psi']:.2f}, {c['level']})" for c in top)
+        )
+
+
+if kind == "leads":
     reference = load_training_sample(main_run)
     if reference is None:
         st.caption("This run was trained before training samples were stored, so the shift check is not available.")
     else:
+        raw_rows = _read(main_run.id, sha, data, filename)
 
-        @st.cache_data(show_spinner=False, max_entries=8)
-        def _shift(run_id: str, sha: str, _reference, _new):
-            return shift_report(_reference, _new, state.run_store().get(run_id).spec.get("kinds"))
+        def shift_work(task) -> dict:
+            task.phase = "comparing with the training leads"
+            X_new, _ = prepare_rows(main_run, raw_rows, filename)
+            return shift_report(reference, X_new, main_run.spec.get("kinds"))
 
-        with st.spinner("Checking whether these leads look like the training leads..."):
-            X_new, _ = prepare_rows(main_run, _read(main_run.id, sha, data, filename), filename)
-            report = _shift(main_run.id, sha, reference, X_new)
-        verdict = report["verdict"]
-        auc = report.get("adversarial_auc")
-        text = f"Compared with the leads this model learned from, this file **{verdict}**" + (
-            f" (a model trained to tell them apart reaches ROC-AUC {auc:.2f}; 0.5 = it cannot)."
-            if auc is not None
-            else " (too few rows for the overall check: read from the columns' stability alone)."
-        )
-        show = (
-            st.success if verdict.startswith("looks like") else st.info if verdict.startswith("too few") else st.warning
-        )
-        show(text)
-        top = [c for c in report["columns"] if c["level"] != "stable"][:5]
-        if top:
-            st.caption(
-                "Columns whose values moved most since training (population stability index; above 0.25 "
-                "is large): " + ", ".join(f"{c['column']} ({c['psi']:.2f}, {c['level']})" for c in top)
+        shift_task = ec.start(("shift", main_run.id, sha), shift_work, 1, "Shift check")
+        if ec.wait(shift_task):
+            if shift_task.error:
+                st.caption(f"Shift check not run: {shift_task.error}")
+            else:
+                draw_shift(shift_task.result)
+        else:
+            ec.poll(
+                [shift_task],
+                lambda: st.progress(
+                    shift_task.fraction, text="Checking whether these leads look like the training leads..."
+                ),
+                key="shift_poll",
             )
 
 with st.expander("Earlier scored lists"):
