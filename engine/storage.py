@@ -131,6 +131,17 @@ def is_inside(path: str | Path, root: str | Path) -> bool:
     return True
 
 
+def load_pickle(folder: str | Path, name: str):
+    """``joblib.load`` of ``folder/name``, the one place the engine unpickles: only a plain file that resolves
+    inside ``folder`` (a model folder the engine wrote), never one a name or a link leads elsewhere."""
+    import joblib
+
+    path = Path(folder) / name
+    if Path(name).name != name or path.is_symlink() or not is_inside(path, folder) or not path.is_file():
+        raise ValueError(f"{path} is not a file the engine wrote in this model folder; it is not loaded")
+    return joblib.load(path)
+
+
 #: First characters that make a spreadsheet read a cell as a formula (CSV/Excel injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 

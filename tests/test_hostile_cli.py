@@ -389,3 +389,20 @@ def test_a_planted_lora_checkpoint_is_refused_unrun(tmp_path):
     (folder / CHECKPOINT_STATE).write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(ValueError, match="damaged"):
         model._load_checkpoint(None, None, "k")
+
+
+@pytest.mark.parametrize("planted", ["features.joblib", "svc.joblib"])
+def test_a_link_planted_inside_a_stored_model_folder_is_never_unpickled(store, trained, tmp_path, capsys, planted):
+    """The store's own run id, but one of its pickles swapped for a link to a file elsewhere: refused by name."""
+    import joblib
+
+    src, leads = trained
+    run = _copy_run(store, src, "20990101T000003-stacking-00000c")
+    marker = tmp_path / "executed"
+    outside = tmp_path / "evil.joblib"
+    joblib.dump(PlantedPickle(marker), outside)
+    (run / "model" / planted).unlink()
+    (run / "model" / planted).symlink_to(outside)
+    assert main(["score", "--run", run.name, "--data", str(leads)]) == 2
+    assert "is not a file the engine wrote" in capsys.readouterr().err
+    assert not marker.exists()

@@ -805,7 +805,7 @@ class EmbeddingApproach(Approach):
 
     @classmethod
     def load(cls, path: str | Path) -> EmbeddingApproach:
-        import joblib
+        from engine.storage import load_pickle
 
         path = Path(path)
         params = cls._read_params(path)["params"]
@@ -822,7 +822,7 @@ class EmbeddingApproach(Approach):
                 clf = XGBClassifier()
                 clf.load_model(str(path / name))
             else:
-                clf = joblib.load(path / name)
+                clf = load_pickle(path, name)
             self.classifiers_[which] = clf
         self.input_kind_ = state["input_kind"]
         self.input_columns_ = state["input_columns"]

@@ -711,8 +711,9 @@ class StackingApproach(Approach):
 
     @classmethod
     def load(cls, path: str | Path) -> StackingApproach:
-        import joblib
         from xgboost import XGBClassifier
+
+        from engine.storage import load_pickle
 
         path = Path(path)
         payload = cls._read_params(path)
@@ -731,11 +732,11 @@ class StackingApproach(Approach):
         obj.kinds_ = payload["kinds"]
         obj.svc_platt_ = tuple(payload["svc_platt"])
         obj.meta_history_ = payload.get("meta_history", {})
-        obj.features_ = joblib.load(path / "features.joblib")
+        obj.features_ = load_pickle(path, "features.joblib")
         xgb = XGBClassifier()
         xgb.load_model(path / "xgboost.json")
         obj.models_ = {
-            name: joblib.load(path / f"{name}.joblib") for name in ("logistic_regression", "random_forest", "svc")
+            name: load_pickle(path, f"{name}.joblib") for name in ("logistic_regression", "random_forest", "svc")
         }
         obj.models_["xgboost"] = xgb
         obj.models_ = {name: obj.models_[name] for name in BASE_MODELS}
