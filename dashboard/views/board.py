@@ -274,43 +274,41 @@ def metric_columns(metrics: list[str]) -> dict:
 
 calls = baseline_calls(base_rate) if base_rate is not None else None
 no_model = {BASELINE_LABEL: baseline} if baseline else {}
-st.subheader(
-    "Ranking",
-    help="How well each run puts converting leads before the others, whatever the threshold. "
-    "Higher is better; ★ marks the best run, brackets the 95 % bootstrap interval.",
+calls_rows = (
+    {"Call nobody (no model)": calls["nobody"], "Call everyone (no model)": calls["everyone"]} if calls else None
 )
-st.dataframe(
-    metric_rows(RANKING_METRICS, no_model),
-    hide_index=True,
-    width="stretch",
-    column_config=metric_columns(RANKING_METRICS),
-)
-st.subheader(
-    "Calls at the 50 % threshold",
-    help="How often each run is right when every lead with a chance of 50 % "
-    "or more is called, beside calling nobody and calling everyone (no model). Other thresholds: the "
-    "'Decisions at a threshold' tab.",
-)
-st.dataframe(
-    metric_rows(
-        CALL_METRICS,
-        {"Call nobody (no model)": calls["nobody"], "Call everyone (no model)": calls["everyone"]} if calls else None,
+METRIC_TABLES = [
+    (
+        "Ranking",
+        "How well each run puts converting leads before the others, whatever the threshold. "
+        "Higher is better; ★ marks the best run, brackets the 95 % bootstrap interval.",
+        RANKING_METRICS,
+        no_model,
     ),
-    hide_index=True,
-    width="stretch",
-    column_config=metric_columns(CALL_METRICS),
-)
-st.subheader(
-    "Calibration",
-    help="How far each run's chances can be taken at face value: of the leads given 30 %, "
-    "3 in 10 should convert. Lower is better; ★ marks the best run.",
-)
-st.dataframe(
-    metric_rows(CALIBRATION_METRICS, no_model),
-    hide_index=True,
-    width="stretch",
-    column_config=metric_columns(CALIBRATION_METRICS),
-)
+    (
+        "Calls at the 50 % threshold",
+        "How often each run is right when every lead with a chance of 50 % "
+        "or more is called, beside calling nobody and calling everyone (no model). Other thresholds: the "
+        "'Decisions at a threshold' tab.",
+        CALL_METRICS,
+        calls_rows,
+    ),
+    (
+        "Calibration",
+        "How far each run's chances can be taken at face value: of the leads given 30 %, "
+        "3 in 10 should convert. Lower is better; ★ marks the best run.",
+        CALIBRATION_METRICS,
+        no_model,
+    ),
+]
+for table_title, table_help, table_metrics, table_extra in METRIC_TABLES:
+    st.subheader(table_title, help=table_help)
+    st.dataframe(
+        metric_rows(table_metrics, table_extra),
+        hide_index=True,
+        width="stretch",
+        column_config=metric_columns(table_metrics),
+    )
 st.download_button(
     "Export as CSV",
     export_csv(frame.drop(columns="run")),
