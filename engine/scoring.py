@@ -519,13 +519,15 @@ class ScoredStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.problems: dict[str, str] = {}
 
-    def add(self, scored: Scored, source: str) -> dict:
+    def add(self, scored: Scored, source: str, csv_bytes: bytes | None = None) -> dict:
+        """Store a scored list; ``csv_bytes`` is its export as already rendered (``Scored.export_frame`` as CSV),
+        so a caller that offers the download does not render it twice."""
         import hashlib
         import time
 
         from engine.storage import locked, write_bytes
 
-        data = scored.export_frame().to_csv(index=False).encode("utf-8")
+        data = csv_bytes if csv_bytes is not None else scored.export_frame().to_csv(index=False).encode("utf-8")
         sha = hashlib.sha256(data).hexdigest()
         folder = self.root / sha
         with locked(folder / "meta.json"):

@@ -220,17 +220,28 @@ fig = px.histogram(
 fig.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10), bargap=0.05)
 st.plotly_chart(fig, width="stretch")
 
-export = scored.export_frame()
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _exports(run_id: str, sha: str, n_reasons: int, _scored, filename: str) -> tuple[bytes, bytes]:
+    """The downloads (CSV, Excel) of one scored list, rendered once (not on every rerun of the page), and the
+    list stored with them."""
+    from engine.scoring import ScoredStore
+
+    export = _scored.export_frame()
+    csv_bytes = export.to_csv(index=False).encode("utf-8")
+    excel = io.BytesIO()
+    export.to_excel(excel, index=False)
+    ScoredStore().add(_scored, filename, csv_bytes=csv_bytes)
+    return csv_bytes, excel.getvalue()
+
+
+csv_bytes, excel_bytes = _exports(main_run.id, sha, int(n_reasons), scored, filename)
 stem = filename.rsplit(".", 1)[0]
 d1, d2 = st.columns(2)
-d1.download_button(
-    "Download CSV", export.to_csv(index=False).encode("utf-8"), f"{stem}_scored.csv", "text/csv", key="score_csv"
-)
-excel = io.BytesIO()
-export.to_excel(excel, index=False)
+d1.download_button("Download CSV", csv_bytes, f"{stem}_scored.csv", "text/csv", key="score_csv")
 d2.download_button(
     "Download Excel",
-    excel.getvalue(),
+    excel_bytes,
     f"{stem}_scored.xlsx",
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     key="score_xlsx",
@@ -239,7 +250,6 @@ d2.download_button(
 from engine.scoring import ScoredStore
 
 store = ScoredStore()
-stored = store.add(scored, filename)
 
 # shift check: do these leads look like the ones the model learned from? (seconds on a large file: in the
 # background, so the ranked list above is usable at once)
