@@ -51,6 +51,15 @@ from engine.callbacks import CallbackList, Progress
 BASE_MODELS = ("logistic_regression", "random_forest", "xgboost", "svc")
 #: ``explain`` methods: ``fast`` (part by part, rescale rule) and ``permutation`` (sampled Shapley values).
 EXPLAIN_METHODS = ("fast", "permutation")
+#: A small stack that trains in seconds on a few hundred leads: the tests and the API bench use it.
+SMALL_PARAMS = {
+    "n_folds": 2,
+    "rf_n_estimators": 20,
+    "xgb_n_estimators": 30,
+    "meta_epochs": 5,
+    "svc_max_rows": 200,
+    "n_jobs": 1,
+}
 MISSING = "missing"
 RARE = "rare"
 

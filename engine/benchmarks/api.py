@@ -30,18 +30,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine.approaches.stacking import SMALL_PARAMS
 from engine.config import REPO_ROOT, workspace
 
 DEMO_LEADS = REPO_ROOT / "data" / "demo_leads_synthetic.csv"
-#: The small stack trained when the workspace has no lead run (the parameters the tests use).
-SMALL_STACK = {
-    "n_folds": 2,
-    "rf_n_estimators": 20,
-    "xgb_n_estimators": 30,
-    "meta_epochs": 5,
-    "svc_max_rows": 200,
-    "n_jobs": 1,
-}
 REQUEST_TIMEOUT_S = 30.0
 DEADLINE_S = 900.0
 FLAGS_OF_NOTE = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile", "fma")
@@ -79,7 +71,7 @@ def _lead_run(run_id: str | None) -> str:
         return found[0].id
     from engine import pipeline
 
-    return pipeline.train_leads(DEMO_LEADS, params=SMALL_STACK, dataset_name="api bench (demo leads)").id
+    return pipeline.train_leads(DEMO_LEADS, params=SMALL_PARAMS, dataset_name="api bench (demo leads)").id
 
 
 def _payloads(n: int = 200) -> list[bytes]:
