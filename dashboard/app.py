@@ -100,8 +100,19 @@ def main() -> None:
     st.set_page_config(page_title="Conversion Lab", page_icon=":material/trending_up:", layout="wide")
     if not password_gate():
         st.stop()
+    home = st.Page(PAGES / "home.py", title="Home", icon=":material/home:", url_path="home")
+    # Streamlit serves its default page at ``/`` only (its url_path is then ignored): a hidden default page
+    # hands ``/`` over to Home, so that both ``/`` and ``/home`` show it
+    root = st.Page(
+        lambda: st.switch_page(home, query_params=st.query_params.to_dict()),
+        title="Home",
+        default=True,
+        url_path="start",
+        visibility="hidden",
+    )
     pages = [
-        st.Page(PAGES / "home.py", title="Home", icon=":material/home:", default=True, url_path="home"),
+        root,
+        home,
         st.Page(PAGES / "data.py", title="Data", icon=":material/table_view:", url_path="data"),
         st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:", url_path="train"),
         st.Page(PAGES / "board.py", title="Metric board", icon=":material/leaderboard:", url_path="board"),
