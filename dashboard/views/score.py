@@ -92,11 +92,12 @@ def _read(run_id: str, sha: str, _data: bytes, filename: str):
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _score(run_id: str, sha: str, _raw, filename: str, explain: int):
+def _score(run_id: str, sha: str, _raw, filename: str):
+    """The ranked list without reasons (they come after it is on screen, in the background)."""
     from engine.scoring import score_frame
 
     run = state.run_store().get(run_id)
-    return score_frame(run, _raw, model=state.load_model(run), explain=explain, source=filename)
+    return score_frame(run, _raw, model=state.load_model(run), explain=0, source=filename)
 
 
 results = {}
@@ -104,7 +105,7 @@ for run in chosen:
     try:
         raw = _read(run.id, sha, data, filename)
         with st.spinner(f"Scoring {filename} with {state.run_label(run)}..."):
-            results[run.id] = _score(run.id, sha, raw, filename, 0)
+            results[run.id] = _score(run.id, sha, raw, filename)
     except ValueError as exc:  # bad file, no shared column, broken run: the message says the fix
         st.error(f"{state.run_label(run)}: {exc}")
 if not results:
@@ -171,13 +172,31 @@ n_reasons = st.number_input(
     help="Reasons are the three factors that raise and lower each lead's score the most. "
     "They cost time per lead, so they are computed for the top of the list.",
 )
+from dashboard.components import explain_charts as ec  # noqa: E402
+
+ready = not n_reasons  # the list as it will be downloaded: with its reasons, once they are computed
 if n_reasons:
-    with st.spinner(f"Explaining the top {int(n_reasons)} leads..."):
-        try:
-            scored = _score(main_run.id, sha, _read(main_run.id, sha, data, filename), filename, int(n_reasons))
+
+    def reasons_work(task, listed=scored, n=int(n_reasons)):
+        from engine.scoring import add_reasons
+
+        task.phase = f"explaining the top {n:,} leads"
+        raw_rows = _read(main_run.id, sha, data, filename)
+        return add_reasons(main_run, raw_rows, listed, model=state.load_model(main_run), explain=n, source=filename)
+
+    reasons_task = ec.start(("reasons", main_run.id, sha, int(n_reasons)), reasons_work, 1, "Reasons")
+    if ec.wait(reasons_task):
+        if reasons_task.error:
+            st.error(f"Reasons not computed: {reasons_task.error}")
+        else:
+            scored, ready = reasons_task.result, True
             table = scored.table
-        except ValueError as exc:
-            st.error(str(exc))
+    else:
+        ec.poll(
+            [reasons_task],
+            lambda: st.progress(reasons_task.fraction, text=f"Explaining the top {int(n_reasons):,} leads..."),
+            key="reasons_poll",
+        )
 
 tiers = sorted(table["tier"].dropna().unique().tolist()) if "tier" in table else []
 f1, f2 = st.columns(2)
@@ -222,7 +241,7 @@ st.plotly_chart(fig, width="stretch")
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _exports(run_id: str, sha: str, n_reasons: int, _scored, filename: str) -> tuple[bytes, bytes]:
+def _exports(run_id: str, sha: str, explained: int, _scored, filename: str) -> tuple[bytes, bytes]:
     """The downloads (CSV, Excel) of one scored list, rendered once (not on every rerun of the page), and the
     list stored with them."""
     from engine.scoring import ScoredStore
@@ -235,17 +254,20 @@ def _exports(run_id: str, sha: str, n_reasons: int, _scored, filename: str) -> t
     return csv_bytes, excel.getvalue()
 
 
-csv_bytes, excel_bytes = _exports(main_run.id, sha, int(n_reasons), scored, filename)
-stem = filename.rsplit(".", 1)[0]
-d1, d2 = st.columns(2)
-d1.download_button("Download CSV", csv_bytes, f"{stem}_scored.csv", "text/csv", key="score_csv")
-d2.download_button(
-    "Download Excel",
-    excel_bytes,
-    f"{stem}_scored.xlsx",
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    key="score_xlsx",
-)
+if ready:
+    csv_bytes, excel_bytes = _exports(main_run.id, sha, scored.explained_rows, scored, filename)
+    stem = filename.rsplit(".", 1)[0]
+    d1, d2 = st.columns(2)
+    d1.download_button("Download CSV", csv_bytes, f"{stem}_scored.csv", "text/csv", key="score_csv")
+    d2.download_button(
+        "Download Excel",
+        excel_bytes,
+        f"{stem}_scored.xlsx",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        key="score_xlsx",
+    )
+else:
+    st.caption("The downloads appear when the reasons are ready.")
 
 from engine.scoring import ScoredStore
 
@@ -253,7 +275,6 @@ store = ScoredStore()
 
 # shift check: do these leads look like the ones the model learned from? (seconds on a large file: in the
 # background, so the ranked list above is usable at once)
-from dashboard.components import explain_charts as ec  # noqa: E402
 from engine.drift import shift_report  # noqa: E402
 from engine.scoring import load_training_sample, prepare_rows  # noqa: E402
 
