@@ -87,21 +87,13 @@ _FILLED_MIN_PER_CLASS = 25  # ... with at least this many leads of each outcome 
 
 
 def audit_leads(
-    data: Any,
-    target: str | None = None,
-    leak_policy: str = "none",
-    *,
-    exclude: Any = None,
-    include: Any = None,
-    max_rows: int = 50_000,
-    seed: int = 0,
-    filename: str | None = None,
+    data: Any, *, leak_policy: str = "none", max_rows: int = 50_000, seed: int = 0, **load_options: Any
 ) -> dict[str, Any]:
     """Audit every column of a lead table for leaks.
 
     ``data``: a path, bytes, file-like or DataFrame, read by :func:`engine.data.leads.load_leads`
-    with ``target``, ``leak_policy`` (default ``"none"``: audit every column), ``exclude`` and
-    ``include``, so target detection, cleaning, identifier dropping and column kinds are the
+    with ``leak_policy`` (default ``"none"``: audit every column) and ``load_options`` (``target``, ``exclude``,
+    ``include``, ``filename``...), so target detection, cleaning, identifier dropping and column kinds are the
     product's own. Columns that loading leaves out (leak policy, identifiers, empty or constant)
     are listed with ``auc`` None and the reason.
 
@@ -112,9 +104,7 @@ def audit_leads(
     from engine.data.leads import load_leads
 
     start = time.perf_counter()
-    table = load_leads(
-        data, target=target, leak_policy=leak_policy, exclude=exclude, include=include, filename=filename
-    )
+    table = load_leads(data, leak_policy=leak_policy, **load_options)
     report = _audit(table.X, table.y, table.kinds, max_rows=max_rows, seed=seed)
     skipped = [_skipped(c, f"left out by the leak policy {table.policy!r}; not audited") for c in table.excluded]
     skipped += [_skipped(c, f"{why}; not audited") for c, why in table.dropped.items()]

@@ -1,8 +1,8 @@
 """Dataset store: every uploaded file kept once, by the sha256 of its bytes.
 
 ``<workspace>/datasets/<sha>/`` holds the raw file (``data<ext>``, bytes unchanged) and
-``meta.json`` (name, kind, original filename, target, leak policy, excluded columns, size,
-rows). The folder name equals the ``data_hash`` the loaders compute, so runs
+``meta.json`` (name, kind, original filename, target, leak policy, excluded columns, numbers read as
+missing, size, rows). The folder name equals the ``data_hash`` the loaders compute, so runs
 (``spec["data_hash"]``) find their dataset. An upload never replaces another: the same bytes map
 to the same folder, different bytes to a new one; only the settings in ``meta.json`` change. The same
 bytes uploaded as the other kind are refused (one file holds one kind of data).
@@ -35,7 +35,7 @@ LEAD_EXTENSIONS = (".csv", ".tsv", ".txt", ".xlsx", ".xls", ".parquet", ".pq")
 TRANSCRIPT_EXTENSIONS = (".json", ".jsonl", ".ndjson", ".csv")
 META_FILE = "meta.json"
 #: settings a user may change after the upload
-SETTINGS = ("name", "target", "leak_policy", "exclude", "include", "synthetic", "notes", "purpose")
+SETTINGS = ("name", "target", "leak_policy", "exclude", "include", "synthetic", "notes", "purpose", "missing_values")
 #: what a lead table is for: ``training`` (it has an outcome column with both outcomes) or ``scoring`` (new
 #: leads without the outcome: offered on the Score page, not for training). Meta without the key is training.
 PURPOSES = ("training", "scoring")
@@ -51,9 +51,20 @@ def _write_meta(folder: Path, meta: dict) -> None:
     write_json(folder / META_FILE, jsonable(meta, fallback=str))
 
 
-def _check_purpose(purpose) -> None:
+def _checked(settings: dict[str, Any], extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``settings`` refused when a name is unknown (beyond :data:`SETTINGS` and ``extra``) or a value unusable
+    (``purpose``, ``missing_values``: ValueError naming it); ``missing_values`` normalised."""
+    unknown = set(settings) - set(SETTINGS) - set(extra)
+    if unknown:
+        raise ValueError(f"unknown dataset setting(s) {sorted(unknown)}; valid: {SETTINGS}")
+    purpose = settings.get("purpose")
     if purpose is not None and purpose not in PURPOSES:
         raise ValueError(f"purpose must be one of {PURPOSES}, not {purpose!r}")
+    if "missing_values" in settings:
+        from engine.data.leads import check_missing_values
+
+        settings = {**settings, "missing_values": check_missing_values(settings["missing_values"])}
+    return settings
 
 
 def content_hash(data: bytes) -> str:
@@ -106,6 +117,20 @@ class Dataset:
         """``training`` or ``scoring`` (see :data:`PURPOSES`); transcripts are always training data."""
         purpose = self.meta.get("purpose")
         return purpose if purpose in PURPOSES else "training"
+
+    @property
+    def missing_values(self) -> dict[str, list[float]]:
+        """The numbers read as missing, ``{column: [numbers]}`` (see :func:`engine.data.leads.treat_missing`).
+        Raises ValueError naming the file and the fix when ``meta.json`` holds a damaged one (hand-edited)."""
+        from engine.data.leads import LeadDataError, check_missing_values
+
+        try:
+            return check_missing_values(self.meta.get("missing_values"))
+        except LeadDataError as exc:
+            raise ValueError(
+                f"the numbers read as missing of dataset {self.name!r} are not usable: {exc} The setting is "
+                f"ignored until it is fixed in {self.path / META_FILE}, or cleared on the Data page."
+            ) from None
 
     def label(self) -> str:
         m = self.meta
@@ -165,10 +190,7 @@ class DatasetStore:
         filename = os.path.basename(filename or "data.csv")
         if kind is not None and kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
-        unknown = set(settings) - set(SETTINGS)
-        if unknown:
-            raise ValueError(f"unknown dataset setting(s) {sorted(unknown)}; valid: {SETTINGS}")
-        _check_purpose(settings.get("purpose"))
+        settings = _checked(settings)
         sha = content_hash(data)
         folder = self.root / sha
         ext = Path(filename).suffix.lower() or ".csv"
@@ -203,6 +225,7 @@ class DatasetStore:
                 "leak_policy": "default",
                 "exclude": [],
                 "include": [],
+                "missing_values": {},
                 "synthetic": False,
             }
             meta.update({k: v for k, v in settings.items() if v is not None})
@@ -223,14 +246,26 @@ class DatasetStore:
 
     def update(self, sha: str, **settings: Any) -> Dataset:
         """Change a dataset's settings (name, target, leak policy, excluded columns...)."""
-        unknown = set(settings) - set(SETTINGS) - {"rows", "columns"}
-        if unknown:
-            raise ValueError(f"unknown dataset setting(s) {sorted(unknown)}; valid: {SETTINGS}")
-        _check_purpose(settings.get("purpose"))
+        settings = _checked(settings, extra=("rows", "columns"))
         ds = self.get(sha)
         with locked(ds.path / META_FILE):
             _write_meta(ds.path, {**ds.meta, **settings})
         return ds
+
+    def treat_as_missing(self, sha: str, column: str, value: float, missing: bool = True) -> dict[str, list[float]]:
+        """Read ``value`` of ``column`` as missing (with a flag column) in training, or stop doing so
+        (``missing=False``: the undo), changing only that entry of the setting under the dataset's lock, so that
+        concurrent changes of other entries or settings are all kept. Returns the new setting; raises ValueError
+        when the stored one is damaged (clear it with ``update(sha, missing_values={})``) or the change is
+        unusable (a value that is not a number, too many values)."""
+        ds = self.get(sha)
+        with locked(ds.path / META_FILE):
+            setting = ds.missing_values
+            values = [v for v in setting.get(column, []) if v != value]
+            setting[column] = values + [value] if missing else values
+            meta = {**ds.meta, **_checked({"missing_values": setting})}
+            _write_meta(ds.path, meta)
+        return meta["missing_values"]
 
     def delete(self, sha: str) -> str:
         """Remove a dataset (its raw file and settings; a damaged one too) and return its full sha256: the only

@@ -26,7 +26,8 @@ DEMO_DATA = {
 
 @dataclass
 class TrainSpec:
-    """One training run: the input, the approach and its parameters, the leak policy and the split."""
+    """One training run: the input, the approach and its parameters, the leak policy, the numbers read as missing
+    and the split."""
 
     input_kind: str
     data: str | None = None  # a path; None = the embedded demo data of that kind
@@ -36,6 +37,7 @@ class TrainSpec:
     leak_policy: str = "default"
     exclude: list[str] = field(default_factory=list)
     include: list[str] = field(default_factory=list)
+    missing_values: dict[str, list[float]] = field(default_factory=dict)  # {column: [numbers read as missing]}
     dataset_name: str | None = None
     preset: str | None = None  # "cpu": the LLM's measured CPU settings under the explicit params
     test_size: float = 0.3
@@ -51,6 +53,11 @@ class TrainSpec:
             if not isinstance(value, (list, tuple)) or not all(isinstance(c, str) for c in value):
                 raise ValueError(f"{name} must be a list of column names")
             setattr(self, name, list(value))
+        from engine.data.leads import check_missing_values
+
+        self.missing_values = check_missing_values(self.missing_values)
+        if self.missing_values and self.input_kind != "leads":
+            raise ValueError("missing_values is a setting of lead tables; transcripts have no numeric columns")
         if self.preset not in (None, "cpu"):
             raise ValueError(f"preset must be 'cpu' or none, not {self.preset!r}")
         if self.preset == "cpu" and self.approach != "lora":
@@ -93,6 +100,7 @@ def run_spec(spec: TrainSpec, callbacks=None):
             leak_policy=spec.leak_policy,
             exclude=spec.exclude,
             include=spec.include,
+            missing_values=spec.missing_values,
             params=params,
             callbacks=callbacks,
             dataset_name=spec.dataset_name,

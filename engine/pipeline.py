@@ -229,24 +229,25 @@ def train_leads(
     dataset_name: str | None = None,
     test_size: float = DEFAULT_TEST_SIZE,
     seed: int = DEFAULT_SPLIT_SEED,
+    missing_values: dict[str, list[float]] | None = None,
 ) -> Run:
-    """Train one approach on a lead table (path, bytes, file-like or DataFrame) and store the run."""
+    """Train one approach on a lead table (path, bytes, file-like or DataFrame) and store the run.
+    ``missing_values`` (``{column: [numbers]}``): codes read as missing with a flag column, recorded in the spec
+    so that scoring does the same (:func:`engine.data.leads.treat_missing`)."""
     from engine.data.leads import load_leads
 
     model = build_approach(approach, params, "leads")
-    table = load_leads(data, target=target, leak_policy=leak_policy, exclude=exclude, include=include)
+    table = load_leads(
+        data, target=target, leak_policy=leak_policy, exclude=exclude, include=include, missing_values=missing_values
+    )
     spec = {
-        "input_kind": "leads",
-        "dataset": dataset_name or _source_name(data),
-        "data_hash": table.data_hash,
-        "rows": int(len(table.y)),
+        **_table_spec("leads", table, data, dataset_name),
         "target": table.target,
         "policy": table.policy,
         "excluded": list(table.excluded),
         "dropped": dict(table.dropped),
-        "warnings": list(table.warnings),
-        "columns": list(table.X.columns),
         "kinds": dict(table.kinds),
+        **({"missing_values": table.missing_values} if table.missing_values else {}),
     }
     return fit_evaluate_store(
         model, table.X, table.y, table.row_ids, spec, callbacks=callbacks, store=store, test_size=test_size, seed=seed
@@ -268,26 +269,23 @@ def train_transcripts(
 
     model = build_approach(approach, params, "transcripts")
     table = load_transcripts(data)
-    spec = {
-        "input_kind": "transcripts",
+    spec = {**_table_spec("transcripts", table, data, dataset_name), "target": "label"}
+    y = np.asarray(table.y).astype(int)
+    return fit_evaluate_store(
+        model, table.X, y, np.arange(len(y)), spec, callbacks=callbacks, store=store, test_size=test_size, seed=seed
+    )
+
+
+def _table_spec(input_kind: str, table, data, dataset_name: str | None) -> dict[str, Any]:
+    """What every run's spec says of its table (a lead table or transcripts): kind, dataset, hash, rows, columns."""
+    return {
+        "input_kind": input_kind,
         "dataset": dataset_name or _source_name(data),
         "data_hash": table.data_hash,
         "rows": int(len(table.y)),
-        "target": "label",
         "columns": list(table.X.columns),
         "warnings": list(getattr(table, "warnings", [])),
     }
-    return fit_evaluate_store(
-        model,
-        table.X,
-        np.asarray(table.y).astype(int),
-        np.arange(len(table.y)),
-        spec,
-        callbacks=callbacks,
-        store=store,
-        test_size=test_size,
-        seed=seed,
-    )
 
 
 def _store_explanations(

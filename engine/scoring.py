@@ -286,14 +286,23 @@ def prepare_rows(run: Run, raw: pd.DataFrame, source: str = "the file") -> tuple
             ignored_columns=[c for c in raw.columns if c not in X.columns],
         )
         return X, report
-    from engine.data.leads import prepare_features
+    from engine.data.leads import LeadDataError, check_missing_values, flag_name, prepare_features, treat_missing
 
     columns = [str(c) for c in spec.get("columns") or []]
     kinds = spec.get("kinds") or {}
+    try:
+        missing_values = check_missing_values(spec.get("missing_values"))
+    except LeadDataError as exc:
+        raise ScoringError(
+            f"run {run.id} cannot score: the numbers its spec.json reads as missing are damaged ({exc}). "
+            "Fix: train the run again (spec.json is written by training, not by hand)."
+        ) from None
+    flags = {flag_name(c, v) for c, values in missing_values.items() for v in values}  # made here, not read
     given = [str(c) for c in raw.columns]
-    used = [c for c in columns if c in given]
+    expected = [c for c in columns if c not in flags]
+    used = [c for c in expected if c in given]
     if not used:
-        shown = ", ".join(columns[:12]) + (f" ... ({len(columns)} in all)" if len(columns) > 12 else "")
+        shown = ", ".join(expected[:12]) + (f" ... ({len(expected)} in all)" if len(expected) > 12 else "")
         raise ScoringError(
             f"None of the columns of {source} are used by run {run.id}, so every row would get the "
             f"same score. The run scores leads with the columns: {shown}. Fix: give a lead table with "
@@ -303,15 +312,16 @@ def prepare_rows(run: Run, raw: pd.DataFrame, source: str = "the file") -> tuple
     known = {*columns, *(spec.get("excluded") or []), *(spec.get("dropped") or {}), spec.get("target")}
     raw = raw.copy()
     raw.columns = given
-    X = prepare_features(raw, columns, kinds)
+    shaped = prepare_features(raw, columns, kinds)
     report = ValidationReport(
         rows=len(raw),
         used_columns=used,
-        missing_columns=[c for c in columns if c not in given],
+        missing_columns=[c for c in expected if c not in given],
         ignored_columns=[c for c in given if c not in known],
-        unseen_values=_unseen_counts(X, load_training_profile(run)),
-        unparsed=_unparsed_counts(raw, X, kinds),
+        unparsed=_unparsed_counts(raw, shaped, kinds),  # before the codes read as missing (not junk)
     )
+    X = treat_missing(shaped, missing_values, columns)  # the training's codes read as missing, flags made
+    report.unseen_values = _unseen_counts(X, load_training_profile(run))
     return X, report
 
 

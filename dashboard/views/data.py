@@ -221,7 +221,15 @@ if ds.kind == "transcripts":
     st.stop()
 
 # -- lead tables --------------------------------------------------------------------------------
-from engine.data.leads import LEAK_PRESETS, LeadDataError, describe_policy, load_leads
+from engine.data.leads import (
+    LEAK_PRESETS,
+    LeadDataError,
+    describe_policy,
+    find_sentinels,
+    flag_name,
+    load_leads,
+    number_text,
+)
 
 filename = meta.get("filename") or "the file"
 mtime = ds.raw_path.stat().st_mtime
@@ -240,43 +248,6 @@ scoring = ds.purpose == "scoring"
 
 st.subheader("Preview")
 st.dataframe(raw.head(50), width="stretch")
-
-
-def sentinel_values(frame: pd.DataFrame, kinds: dict, min_share: float = 0.02, min_rows: int = 5) -> list[dict]:
-    """Numbers that stand for something else (999 for 'never', -1 for 'unknown'): one value of a numeric
-    column that covers many rows and lies far outside the column's other values."""
-    found = []
-    for column, kind in kinds.items():
-        if kind != "numeric" or column not in frame.columns:
-            continue
-        values = pd.to_numeric(frame[column], errors="coerce").dropna()
-        if len(values) < 20:
-            continue
-        counts = values.value_counts()
-        for value, count in counts.head(3).items():
-            if count < max(min_rows, min_share * len(values)):
-                continue
-            rest = values[values != value]
-            if len(rest) < 10:
-                continue
-            low, high = float(rest.min()), float(rest.max())
-            spread = max(high - low, abs(high), 1.0)
-            if value > high + 2 * spread or value < low - 2 * spread:
-                found.append(
-                    {
-                        "column": column,
-                        "value": float(value),
-                        "rows": int(count),
-                        "share": float(count / len(frame)),
-                        "low": low,
-                        "high": high,
-                    }
-                )
-    return found
-
-
-def _num(v: float) -> str:
-    return f"{v:,.0f}" if float(v).is_integer() else f"{v:,.3g}"
 
 
 columns = [str(c) for c in raw.columns]
@@ -329,11 +300,21 @@ with left:
 
 extra_exclude = [c for c in excluded if c not in preset_cols]
 include = [c for c in preset_cols if c not in excluded and c != target]
+try:
+    treated, treated_problem = ds.missing_values, None
+except ValueError as exc:  # a hand-edited meta.json: refused, said below, never used
+    treated, treated_problem = None, str(exc)
 table, problem = None, None
 if target is not None:
     try:
         table = load_leads(
-            ds.raw_path, target=target, leak_policy=policy, exclude=extra_exclude, include=include, filename=filename
+            ds.raw_path,
+            target=target,
+            leak_policy=policy,
+            exclude=extra_exclude,
+            include=include,
+            filename=filename,
+            missing_values=treated,
         )
     except LeadDataError as exc:
         problem = named(filename, exc)
@@ -383,14 +364,56 @@ with right:
         },
     )
 
-for s in sentinel_values(raw, kinds):
-    st.warning(
-        f"**{s['column']}**: the value {_num(s['value'])} fills {s['rows']:,} rows ({s['share']:.0%}) and "
-        f"lies far outside the column's other values ({_num(s['low'])} to {_num(s['high'])}). It looks "
-        "like a code for 'never' or 'unknown', which a model would read as a real, very large number. "
-        "Fix: in your export, replace it with an empty cell (and add a yes/no column for it if it "
-        "matters), or exclude the column above.",
-        icon=":material/report:",
+
+def set_missing(sha: str, column: str, value: float, key: str) -> None:
+    """Checkbox callback: read ``value`` of ``column`` as missing (ticked) or as a number again (unticked)."""
+    state.dataset_store().treat_as_missing(sha, column, value, missing=st.session_state[key])
+
+
+def clear_missing(sha: str) -> None:
+    """Button callback: drop a damaged numbers-read-as-missing setting."""
+    state.dataset_store().update(sha, missing_values={})
+
+
+codes = [(s["column"], s["value"], s) for s in find_sentinels(raw, kinds)]
+if treated is None:
+    st.error(treated_problem, icon=":material/report:")
+    st.button("Clear the damaged setting", key=f"clear_missing_{ds.sha}", on_click=clear_missing, args=(ds.sha,))
+else:  # codes chosen before and not found now stay listed, so that they can be undone
+    found_codes = {(c, v) for c, v, _ in codes}
+    codes += [(c, v, None) for c, values in treated.items() for v in values if (c, v) not in found_codes]
+for column, value, found in codes:
+    on = treated is not None and value in treated.get(column, [])
+    seen = (
+        f"fills {found['rows']:,} rows ({found['share']:.0%}) and lies far outside the column's other values "
+        f"({number_text(found['low'])} to {number_text(found['high'])})"
+        if found
+        else "was chosen to be read as missing"
+    )
+    flag = flag_name(column, value)
+    if on:
+        st.info(
+            f"**{column}**: the value {number_text(value)} {seen}. It is read as missing for training and scoring, "
+            f"and the yes/no column **{flag}** says where it was. Untick below to read it as a number again.",
+            icon=":material/check_circle:",
+        )
+    else:
+        st.warning(
+            f"**{column}**: the value {number_text(value)} {seen}. It looks like a code for 'never' or 'unknown', "
+            "which a model would read as a real, very large number. Tick below to read it as missing, with a "
+            "yes/no column that keeps where it was, or exclude the column above.",
+            icon=":material/report:",
+        )
+    key = f"missing_{ds.sha}_{column}_{value}"
+    st.checkbox(
+        f"Treat {number_text(value)} in {column} as missing, with a yes/no flag column",
+        value=on,
+        key=key,
+        disabled=treated is None,
+        on_change=set_missing,
+        args=(ds.sha, column, value, key),
+        help=f"Training and scoring read {number_text(value)} in {column} as missing and add the 0/1 column "
+        f"'{flag}' (`missing_values` in the dataset's settings). The file itself is never changed.",
     )
 
 st.subheader("Check")

@@ -14,6 +14,9 @@ Public surface:
 * :data:`LEAK_PRESETS` and :func:`describe_policy` — which columns the leak policy leaves out.
 * :func:`load_leads` — read, clean, pick and map the target, apply the leak policy, drop identifiers
   and empty or constant columns, and return a :class:`LeadTable`.
+* :func:`find_sentinels` — numbers that stand for "never"/"unknown" (999, -1); :func:`treat_missing` reads
+  the codes a user chose (``missing_values``) as missing, each with a 0/1 flag column, in training and in
+  :func:`prepare_features` alike.
 
 Cleaning rules: the value ``Select`` (an unfilled form default in the X Education export), empty
 strings and whitespace are missing. A text column whose filled values are at least 90 % numbers is
@@ -53,6 +56,10 @@ __all__ = [
     "describe_policy",
     "find_target",
     "map_target",
+    "find_sentinels",
+    "check_missing_values",
+    "treat_missing",
+    "flag_name",
     "load_leads",
     "LeadTable",
 ]
@@ -66,28 +73,19 @@ class LeadDataError(ValueError):
 #: ``default``: fields the sales team fills in after contacting the lead (see
 #: shared/data/leads/SOURCE.md). ``strict`` also drops the last recorded activity, which may
 #: postdate the contact. ``none`` keeps everything.
+_AFTER_CONTACT = [
+    "Tags",
+    "Lead Quality",
+    "Lead Profile",
+    "Asymmetrique Activity Index",
+    "Asymmetrique Profile Index",
+    "Asymmetrique Activity Score",
+    "Asymmetrique Profile Score",
+]
 LEAK_PRESETS: dict[str, list[str]] = {
-    "default": [
-        "Tags",
-        "Lead Quality",
-        "Lead Profile",
-        "Asymmetrique Activity Index",
-        "Asymmetrique Profile Index",
-        "Asymmetrique Activity Score",
-        "Asymmetrique Profile Score",
-    ],
+    "default": _AFTER_CONTACT,
     "none": [],
-    "strict": [
-        "Tags",
-        "Lead Quality",
-        "Lead Profile",
-        "Asymmetrique Activity Index",
-        "Asymmetrique Profile Index",
-        "Asymmetrique Activity Score",
-        "Asymmetrique Profile Score",
-        "Last Activity",
-        "Last Notable Activity",
-    ],
+    "strict": [*_AFTER_CONTACT, "Last Activity", "Last Notable Activity"],
 }
 
 KINDS = ("numeric", "binary", "categorical", "high_cardinality", "identifier", "text")
@@ -579,6 +577,129 @@ def infer_kinds(df: pd.DataFrame) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------------------------
+# numbers that mean "missing" (999 for "never")
+# --------------------------------------------------------------------------------------------
+#: Values a column may have declared as missing (``missing_values``), and columns that may have some.
+MAX_MISSING_VALUES = 5
+MAX_MISSING_COLUMNS = 50
+_MISSING_VALUES_HINT = 'missing_values is {"column": [number, ...]}, e.g. {"TotalVisits": [999]}'
+
+
+def number_text(value: float) -> str:
+    """A number as a person writes it: ``999`` (not ``999.0``), ``-1``, ``0.5``."""
+    value = float(value)
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+
+
+def flag_name(column: str, value: float) -> str:
+    """The 0/1 column that says where ``column`` held ``value`` before it was read as missing."""
+    return f"{column} was {number_text(value)}"
+
+
+def check_missing_values(setting: Any) -> dict[str, list[float]]:
+    """The ``missing_values`` setting (``{column: [numbers]}``, ``None`` = none) checked and normalised: text
+    column names, at most :data:`MAX_MISSING_VALUES` finite numbers a column (duplicates and empty lists
+    dropped), at most :data:`MAX_MISSING_COLUMNS` columns. Raises :class:`LeadDataError` naming the problem."""
+    if setting is None:
+        return {}
+    if not isinstance(setting, dict):
+        raise LeadDataError(f"{_MISSING_VALUES_HINT}, not a {type(setting).__name__}. Fix: give it in that form.")
+    if len(setting) > MAX_MISSING_COLUMNS:
+        raise LeadDataError(
+            f"missing_values names {len(setting)} columns, more than the limit of {MAX_MISSING_COLUMNS}. "
+            "Fix: keep the columns whose codes matter, or clean the export."
+        )
+    out: dict[str, list[float]] = {}
+    for column, values in setting.items():
+        if not isinstance(column, str) or not column.strip():
+            raise LeadDataError(f"missing_values has the column name {column!r}; {_MISSING_VALUES_HINT}.")
+        if not isinstance(values, (list, tuple)):
+            raise LeadDataError(
+                f"missing_values[{column!r}] is {values!r}, not a list of numbers; {_MISSING_VALUES_HINT}."
+            )
+        bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v)]
+        if bad:
+            raise LeadDataError(
+                f"missing_values[{column!r}] holds {bad[0]!r}, which is not a finite number. "
+                f"Fix: give the numbers that stand for 'missing' as numbers ({_MISSING_VALUES_HINT})."
+            )
+        unique = list(dict.fromkeys(float(v) for v in values))
+        if len(unique) > MAX_MISSING_VALUES:
+            raise LeadDataError(
+                f"missing_values[{column!r}] has {len(unique)} values, more than the limit of {MAX_MISSING_VALUES}. "
+                "Fix: keep the codes that stand for 'missing' (999, -1...), or clean the export."
+            )
+        if unique:
+            out[column] = unique
+    return out
+
+
+def treat_missing(
+    frame: pd.DataFrame, missing_values: dict[str, list[float]] | None, columns: Iterable[str] | None = None
+) -> pd.DataFrame:
+    """``frame`` with each ``missing_values`` number of its numeric columns read as missing (NaN), and beside the
+    column a 0/1 :func:`flag_name` column ("TotalVisits was 999": 1 where it held the value). ``columns``
+    (a run's features, in their order) keeps only the flags that training kept (a constant one was dropped).
+    Training (:func:`load_leads`) and scoring (:func:`prepare_features`) both go through it."""
+    missing_values = check_missing_values(missing_values)
+    if not missing_values:
+        return frame
+    wanted = None if columns is None else set(columns)
+    out: dict[str, pd.Series] = {}
+    for col in frame.columns:
+        s = frame[col]
+        if col in missing_values and s.isna().all():
+            s = s.astype(float)  # a column absent from new rows: no code, no flag
+        values = missing_values.get(col) if pd.api.types.is_numeric_dtype(s) else None
+        if not values:
+            out.setdefault(col, s)  # a flag already computed keeps its value
+            continue
+        out[col] = s.mask(s.isin(values))
+        for value in values:
+            name = flag_name(col, value)
+            if wanted is None or name in wanted:
+                out[name] = (s == value).astype(float)
+    shaped = pd.DataFrame(out, index=frame.index)
+    return shaped if columns is None else shaped[[c for c in columns if c in out]]
+
+
+def find_sentinels(
+    frame: pd.DataFrame, kinds: dict[str, str], min_share: float = 0.02, min_rows: int = 5
+) -> list[dict]:
+    """Numbers that stand for something else (999 for 'never', -1 for 'unknown'): one of the three most common
+    values of a numeric column that covers at least ``min_share`` of its filled rows (and ``min_rows``) and lies
+    far outside the column's other values (more than twice their spread beyond them). ``frame`` as
+    :func:`read_table` gives it, ``kinds`` from :func:`infer_kinds`. Returns ``[{"column", "value", "rows",
+    "share" (of all rows), "low", "high" (the other values' range)}]``."""
+    found = []
+    for column, kind in kinds.items():
+        if kind != "numeric" or column not in frame.columns:
+            continue
+        values = _clean_column(frame[column])[0].dropna()
+        if len(values) < 20:
+            continue
+        for value, count in values.value_counts().head(3).items():
+            rest = values[values != value]
+            if count < max(min_rows, min_share * len(values)) or len(rest) < 10:
+                continue
+            low, high = float(rest.min()), float(rest.max())
+            spread = max(high - low, abs(high), 1.0)
+            if value > high + 2 * spread or value < low - 2 * spread:
+                share = float(count / len(frame))
+                found.append(
+                    {
+                        "column": column,
+                        "value": float(value),
+                        "rows": int(count),
+                        "share": share,
+                        "low": low,
+                        "high": high,
+                    }
+                )
+    return found
+
+
+# --------------------------------------------------------------------------------------------
 # leak policy
 # --------------------------------------------------------------------------------------------
 def _as_list(names: Any) -> list[str]:
@@ -706,6 +827,7 @@ class LeadTable:
     source_name: str | None = None
     n_rows_read: int = 0
     include: list[str] = field(default_factory=list)
+    missing_values: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def conversion_rate(self) -> float:
@@ -727,6 +849,7 @@ class LeadTable:
             "kinds": dict(self.kinds),
             "warnings": list(self.warnings),
             "data_hash": self.data_hash,
+            "missing_values": dict(self.missing_values),
         }
 
 
@@ -739,6 +862,7 @@ def load_leads(
     max_rows: int | None = None,
     max_cols: int | None = None,
     filename: str | None = None,
+    missing_values: dict[str, list[float]] | None = None,
 ) -> LeadTable:
     """Read and validate a lead table; see the module docstring for the rules.
 
@@ -746,10 +870,13 @@ def load_leads(
     ``Converted`` or a common name such as target/label/won). ``leak_policy``: ``default`` | ``none`` |
     ``strict``; ``exclude`` adds columns to leave out, ``include`` puts preset-excluded columns back.
     ``max_rows`` / ``max_cols`` (default :data:`MAX_ROWS`, :data:`MAX_COLS`) are checked before the file is
-    parsed. ``filename`` names the file in messages (see :func:`read_table`).
+    parsed. ``filename`` names the file in messages (see :func:`read_table`). ``missing_values``
+    (``{column: [numbers]}``, see :func:`treat_missing`): codes of numeric columns read as missing, each with
+    a 0/1 flag column; the ones applied are in ``LeadTable.missing_values``.
     Raises :class:`LeadDataError` for unusable input.
     """
     policy = _check_policy(leak_policy)
+    missing_values = check_missing_values(missing_values)
     max_rows = MAX_ROWS if max_rows is None else max_rows
     max_cols = MAX_COLS if max_cols is None else max_cols
     df, data_hash, name = _read(source, filename, max_rows, max_cols)
@@ -807,6 +934,8 @@ def load_leads(
 
     clean, num_warnings = _clean_frame(features)
     warnings.extend(num_warnings)
+    missing_values = _applicable(missing_values, clean, df.columns, target_col, label, warnings)
+    clean = treat_missing(clean, missing_values)
     dropped: dict[str, str] = {}
     kinds: dict[str, str] = {}
     for col in clean.columns:
@@ -843,16 +972,60 @@ def load_leads(
         source_name=name,
         n_rows_read=n_read,
         include=_as_list(include),
+        missing_values=missing_values,
     )
 
 
-def prepare_features(frame: pd.DataFrame, columns: list[str], kinds: dict[str, str]) -> pd.DataFrame:
+def _applicable(
+    missing_values: dict[str, list[float]], clean: pd.DataFrame, columns, target: str, label: str, warnings: list
+) -> dict[str, list[float]]:
+    """The ``missing_values`` of the numeric feature columns of ``clean``; a column the leak policy left out is
+    skipped with a warning, one that is not in the table, the outcome or not numeric is refused."""
+    applied = {}
+    for col, values in missing_values.items():
+        if col == target:
+            raise LeadDataError(
+                f"missing_values names {col!r}, the outcome column. Fix: remove it from the setting; the outcome "
+                "is never read as missing."
+            )
+        if col not in columns:
+            raise LeadDataError(
+                f"missing_values names the column {col!r}, which is not in {label}. The columns are: "
+                f"{_column_list(columns)}. Fix: remove it from the setting (Data page), or load the file that has it."
+            )
+        if col not in clean.columns:
+            warnings.append(f"{col}: left out, so its missing-value codes are not applied")
+            continue
+        if not pd.api.types.is_numeric_dtype(clean[col]):
+            raise LeadDataError(
+                f"missing_values names {col!r}, which is not a numeric column; only numbers can be codes for "
+                "missing. Fix: remove it from the setting, or clean the column in the export."
+            )
+        taken = [flag_name(col, v) for v in values if flag_name(col, v) in columns]
+        if taken:
+            raise LeadDataError(
+                f"{label} already has a column named {taken[0]!r}, the name of the flag the missing-value code "
+                "would add. Fix: rename that column in the export, or remove the code from the setting."
+            )
+        applied[col] = values
+    return applied
+
+
+def prepare_features(
+    frame: pd.DataFrame,
+    columns: list[str],
+    kinds: dict[str, str],
+    missing_values: dict[str, list[float]] | None = None,
+) -> pd.DataFrame:
     """Shape new leads (a file to score, an API request, a what-if form) exactly as training saw them.
 
-    ``columns`` and ``kinds`` are those of the training :class:`LeadTable` (stored in every run's spec).
-    Missing columns become missing values, extra columns are ignored, 'Select' and blanks are missing,
-    numeric columns are numbers (junk read as missing) and every other column is text.
+    ``columns``, ``kinds`` and ``missing_values`` are those of the training :class:`LeadTable` (stored in every
+    run's spec). Missing columns become missing values, extra columns are ignored, 'Select' and blanks are
+    missing, numeric columns are numbers (junk read as missing) and every other column is text; then the codes
+    of ``missing_values`` are read as missing and their flag columns made (:func:`treat_missing`).
     """
+    if missing_values:
+        return treat_missing(prepare_features(frame, columns, kinds), missing_values, columns)
     frame = frame.reindex(columns=list(columns))
     out: dict[str, pd.Series] = {}
     for col in frame.columns:
