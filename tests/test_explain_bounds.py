@@ -2,22 +2,12 @@
 nearly cancel, the rescale rule's ratio used to explode (one field at +3.5 probability, i.e. "+345 points")."""
 
 import numpy as np
+from support import SMALL_STACK
 
 from engine.approaches import _fast_explain as fx
 from engine.data.demo import demo_leads
 from engine.data.leads import load_leads
 from engine.pipeline import build_approach
-
-SMALL = dict(
-    n_folds=2,
-    rf_n_estimators=30,
-    xgb_n_estimators=40,
-    meta_epochs=10,
-    svc_max_rows=300,
-    explain_background=10,
-    explain_permutations=2,
-    n_jobs=1,
-)
 
 
 def test_cancelling_attributions_are_handed_out_bounded_and_additive():
@@ -32,7 +22,7 @@ def test_cancelling_attributions_are_handed_out_bounded_and_additive():
 
 def test_a_small_stack_explains_every_lead_within_the_probability_scale():
     table = load_leads(demo_leads(n=600, seed=0))
-    model = build_approach("stacking", SMALL).fit(table.X, table.y)
+    model = build_approach("stacking", SMALL_STACK).fit(table.X, table.y)
     X = table.X.iloc[:60]
     contributions = model.explain(X)
     assert contributions["contribution"].abs().max() <= 1.0

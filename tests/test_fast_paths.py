@@ -16,15 +16,7 @@ from engine.data.leads import load_leads
 from engine.pipeline import build_approach
 
 REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements.txt"
-FAST = {
-    "n_folds": 2,
-    "rf_n_estimators": 25,
-    "xgb_n_estimators": 20,
-    "meta_epochs": 5,
-    "svc_max_rows": 300,
-    "n_jobs": 1,
-    "explain_background": 5,
-}
+FAST = {**stacking.SMALL_PARAMS, "explain_background": 5}
 
 
 @pytest.fixture(scope="module")
@@ -80,11 +72,21 @@ def test_private_attributes_read_are_pinned_and_mean_what_we_assume(stack):
 
 
 def test_the_stack_uses_the_one_fast_path_module():
-    """The NumPy re-implementations live in engine.approaches._stack_parts only; stacking re-exports them."""
-    from engine.approaches import _stack_parts as parts
+    """The NumPy re-implementations live in engine.approaches._stack_parts only: the stack and its explanation
+    module define no function of their own with those names."""
+    import inspect
 
-    assert stacking._forest_proba is parts.forest_proba and stacking._svc_decision is parts.svc_decision
-    assert stacking._forest_leaves is parts.forest_leaves and stacking._forest_arrays is parts.forest_arrays
+    from engine.approaches import _stack_explain, _stack_parts
+
+    fast = {"forest_proba", "forest_leaves", "forest_arrays", "walk", "svc_decision", "meta_forward", "logit"}
+    for module in (stacking, _stack_explain):
+        defined = {
+            name.lstrip("_")
+            for name, obj in vars(module).items()
+            if inspect.isfunction(obj) and obj.__module__ == module.__name__
+        }
+        assert not defined & fast, (module.__name__, defined & fast)
+    assert {name for name in fast if inspect.isfunction(getattr(_stack_parts, name, None))} == fast
 
 
 def test_meta_network_stops_early_and_its_numpy_forward_equals_keras():

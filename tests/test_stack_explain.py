@@ -14,20 +14,10 @@ from engine.approaches import _fast_explain as fx
 from engine.approaches._stack_parts import forest_arrays as _forest_arrays
 from engine.approaches._stack_parts import forest_leaves as _forest_leaves
 from engine.approaches.base import CONTRIBUTION_COLUMNS
-from engine.approaches.stacking import StackingApproach
+from engine.approaches.stacking import SMALL_PARAMS, StackingApproach
 from engine.evaluate import protocol_split
 
-SMALL = dict(
-    n_folds=3,
-    rf_n_estimators=30,
-    xgb_n_estimators=40,
-    svc_max_rows=600,
-    meta_epochs=30,
-    meta_patience=5,
-    explain_background=15,
-    explain_permutations=4,
-    n_jobs=1,
-)
+SMALL = {**SMALL_PARAMS, "explain_background": 15, "explain_permutations": 4}
 
 
 def _leads(n=900):

@@ -7,25 +7,18 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
+from support import BENCH_ROW_KEYS
 
 from engine.approaches import _stack_parts as parts
 from engine.approaches.base import CONTRIBUTION_COLUMNS, load_approach
-from engine.approaches.stacking import BASE_MODELS, StackingApproach, _column_kinds
+from engine.approaches.stacking import BASE_MODELS, SMALL_PARAMS, StackingApproach, _column_kinds
 from engine.callbacks import Callback
+from engine.data.demo import demo_leads
+from engine.data.leads import load_leads
 from engine.evaluate import protocol_split
 from engine.pipeline import build_approach
 
-SMALL = dict(
-    n_folds=3,
-    rf_n_estimators=30,
-    xgb_n_estimators=40,
-    svc_max_rows=600,
-    meta_epochs=30,
-    meta_patience=5,
-    explain_background=15,
-    explain_permutations=4,
-    n_jobs=1,
-)
+SMALL = {**SMALL_PARAMS, "explain_background": 15, "explain_permutations": 4}
 
 
 def _synthetic_leads(n=900, seed=0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -59,19 +52,10 @@ def _synthetic_leads(n=900, seed=0) -> tuple[pd.DataFrame, np.ndarray]:
     return X, y
 
 
-def _demo_or_synthetic(n=900):
-    """The team's demo leads through the real loader when available, else the synthetic frame above."""
-    try:
-        try:
-            from engine.data.demo import demo_leads
-        except ImportError:
-            from engine.data.demo_leads import demo_leads
-        from engine.data.leads import load_leads
-
-        table = load_leads(demo_leads(n=n, seed=0))
-        return table.X, table.y
-    except ImportError:
-        return _synthetic_leads(n)
+def _demo(n=900):
+    """The demo leads through the real loader."""
+    table = load_leads(demo_leads(n=n, seed=0))
+    return table.X, table.y
 
 
 class Recorder(Callback):
@@ -92,7 +76,7 @@ class Recorder(Callback):
 
 @pytest.fixture(scope="module")
 def fitted():
-    X, y = _demo_or_synthetic(900)
+    X, y = _demo(900)
     tr, te = protocol_split(y)
     rec = Recorder()
     model = StackingApproach(**SMALL).fit(X.iloc[tr], y[tr], callbacks=[rec])
@@ -112,7 +96,8 @@ def test_fit_predict_and_progress(fitted):
         assert p.shape == (len(te),) and roc_auc_score(y[te], p) > 0.6, name
     # progress: every fold and base model, then the meta network with a loss, then the end
     assert rec.began and rec.ended == ["stacking"]
-    assert "out of fold logistic_regression (3 folds)" in rec.stages and "out of fold svc (3 folds)" in rec.stages
+    folds = f"({model.n_folds} folds)"
+    assert f"out of fold logistic_regression {folds}" in rec.stages and f"out of fold svc {folds}" in rec.stages
     assert "meta network" in rec.stages and rec.losses
     assert build_approach("stacking", dict(n_folds=2)).n_folds == 2
 
@@ -250,8 +235,6 @@ def test_bad_input_is_explained():
 
 
 def test_real_leads_sample(leads_csv):
-    from engine.data.leads import load_leads
-
     table = load_leads(leads_csv)
     rng = np.random.default_rng(0)
     keep = np.sort(rng.choice(len(table.y), size=1500, replace=False))
@@ -277,16 +260,7 @@ def test_leads_bench_reports_every_model(tmp_path):
     expected = {"stacking", *BASE_MODELS, "peer_sklearn_stacking", "peer_xgboost_default"}
     assert set(saved["models"]) == expected == set(result["models"])
     for name, m in saved["models"].items():
-        for key in (
-            "accuracy",
-            "roc_auc",
-            "pr_auc",
-            "f1",
-            "brier",
-            "fit_seconds",
-            "score_rows_per_second",
-            "score_one_ms",
-        ):
+        for key in BENCH_ROW_KEYS:
             assert np.isfinite(m[key]), (name, key)
         assert m["roc_auc"] > 0.6, name
 

@@ -16,12 +16,13 @@ parameters only; ``fit`` / ``predict_proba``), trained with early stopping on a 
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, OneToOneFeatureMixin, TransformerMixin
 
 CLIP = 1e-4
 
@@ -331,76 +332,127 @@ def plan_columns(X, kinds: dict[str, str], max_onehot: int = 25, min_frequency: 
     return plan
 
 
+#: the encoders the stack can use for its many-level categories (``target_encoder``)
+TARGET_ENCODERS = ("sklearn", "category_encoders")
+
+
+def check_target_encoder(name: Any) -> str:
+    if name not in TARGET_ENCODERS:
+        raise ValueError(f"Unknown target_encoder {name!r}; choose one of {list(TARGET_ENCODERS)}")
+    return name
+
+
+class CrossFitTargetEncoder(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+    """``category_encoders.TargetEncoder`` cross-fitted as scikit-learn's ``TargetEncoder`` is: ``fit_transform``
+    encodes each of ``cv`` stratified folds with an encoder fitted on the other folds (a training row's encoding
+    never uses its own label); ``transform`` uses one fitted on every row (unseen levels get the prior).
+
+    Input: text levels, one column per feature (what :func:`as_levels` gives). After ``fit``, ``categories_``,
+    ``encodings_`` and ``target_mean_`` mean what they mean on scikit-learn's ``TargetEncoder`` (the NumPy
+    transform, :func:`features_transform`, reads them). ``smoothing`` and ``min_samples_leaf`` are
+    category_encoders' (the weight of a level's own rate is a sigmoid of its count)."""
+
+    def __init__(self, smoothing: float = 10.0, min_samples_leaf: int = 20, cv: int = 5, seed: int = 0):
+        self.smoothing = smoothing
+        self.min_samples_leaf = min_samples_leaf
+        self.cv = cv
+        self.seed = seed
+
+    #: category_encoders 2.11 sets a pandas option that pandas 3 deprecates, warning on every call: not ours to fix
+    _QUIET = {"message": "'future.no_silent_downcasting' is deprecated"}
+
+    @staticmethod
+    def _frame(X):
+        import pandas as pd
+
+        levels = np.asarray(X, dtype=object)
+        return pd.DataFrame(levels, columns=[f"c{j}" for j in range(levels.shape[1])])
+
+    def _encoder(self, frame, y: np.ndarray):
+        import category_encoders as ce
+
+        encoder = ce.TargetEncoder(
+            cols=list(frame.columns), smoothing=self.smoothing, min_samples_leaf=self.min_samples_leaf
+        )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", **self._QUIET)
+            return encoder.fit(frame, y)
+
+    def _encode(self, encoder, frame) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", **self._QUIET)
+            return encoder.transform(frame).to_numpy(dtype=np.float64)
+
+    def _fit(self, X, y):
+        frame, y = self._frame(X), np.asarray(y).astype(int).ravel()
+        self.n_features_in_ = frame.shape[1]
+        self.encoder_ = self._encoder(frame, y)
+        self.target_mean_ = float(y.mean())
+        self.categories_, self.encodings_ = [], []
+        for col in frame.columns:
+            cats = np.unique(frame[col].to_numpy())
+            probe = frame.iloc[np.zeros(len(cats), dtype=int)].reset_index(drop=True)  # any values elsewhere
+            probe[col] = cats
+            self.categories_.append(cats)
+            self.encodings_.append(self._encode(self.encoder_, probe)[:, frame.columns.get_loc(col)])
+        return frame, y
+
+    def fit(self, X, y) -> CrossFitTargetEncoder:
+        self._fit(X, y)
+        return self
+
+    def fit_transform(self, X, y) -> np.ndarray:
+        from sklearn.model_selection import StratifiedKFold
+
+        frame, y = self._fit(X, y)
+        out = np.empty(frame.shape)
+        for train, test in StratifiedKFold(self.cv, shuffle=True, random_state=self.seed).split(frame, y):
+            out[test] = self._encode(self._encoder(frame.iloc[train], y[train]), frame.iloc[test])
+        return out
+
+    def transform(self, X) -> np.ndarray:
+        return self._encode(self.encoder_, self._frame(X))
+
+
 def make_features(
     plan: dict[str, list[str]],
     min_frequency: int = 10,
     te_smoothing: float | str = 10.0,
     te_folds: int = 5,
     seed: int = 0,
+    target_encoder: str = "sklearn",
 ):
     """The unfitted feature pipeline: a ``ColumnTransformer`` (numbers: median ``SimpleImputer`` with missing
-    indicators; categories: ``OneHotEncoder`` with rare levels grouped,
-    unknown ones sent to that group; many-level categories: scikit-learn's ``TargetEncoder``, which
-    cross-fits in ``fit_transform``), then ``StandardScaler`` over every column."""
+    indicators; categories: ``OneHotEncoder`` with rare levels grouped, unknown ones sent to that group;
+    many-level categories: a target encoder cross-fitted in ``fit_transform``, scikit-learn's
+    ``TargetEncoder`` or :class:`CrossFitTargetEncoder` (``target_encoder``)), then ``StandardScaler``."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler, TargetEncoder
 
-    def numbers():
-        return FunctionTransformer(as_numbers, feature_names_out="one-to-one")
+    if check_target_encoder(target_encoder) == "sklearn":
+        target = TargetEncoder(target_type="binary", smooth=te_smoothing, cv=te_folds, shuffle=True, random_state=seed)
+    elif isinstance(te_smoothing, str):
+        raise ValueError(f"te_smoothing={te_smoothing!r} is scikit-learn's; category_encoders needs a number > 0")
+    else:
+        target = CrossFitTargetEncoder(smoothing=te_smoothing, cv=te_folds, seed=seed)
+    onehot = OneHotEncoder(
+        min_frequency=min_frequency,
+        handle_unknown="infrequent_if_exist",
+        sparse_output=False,
+        feature_name_combiner=onehot_name,
+    )
 
-    def levels():
-        return FunctionTransformer(as_levels, feature_names_out="one-to-one")
+    def after(parse: Callable, step: str, transformer: Any) -> Pipeline:
+        return Pipeline([("parse", FunctionTransformer(parse, feature_names_out="one-to-one")), (step, transformer)])
 
-    parts = []
-    if plan["num"]:
-        parts.append(
-            (
-                "num",
-                Pipeline([("parse", numbers()), ("impute", SimpleImputer(strategy="median", add_indicator=True))]),
-                plan["num"],
-            )
-        )
-    if plan["onehot"]:
-        parts.append(
-            (
-                "onehot",
-                Pipeline(
-                    [
-                        ("levels", levels()),
-                        (
-                            "encode",
-                            OneHotEncoder(
-                                min_frequency=min_frequency,
-                                handle_unknown="infrequent_if_exist",
-                                sparse_output=False,
-                                feature_name_combiner=onehot_name,
-                            ),
-                        ),
-                    ]
-                ),
-                plan["onehot"],
-            )
-        )
-    if plan["target"]:
-        parts.append(
-            (
-                "target",
-                Pipeline(
-                    [
-                        ("levels", levels()),
-                        (
-                            "encode",
-                            TargetEncoder(
-                                target_type="binary", smooth=te_smoothing, cv=te_folds, shuffle=True, random_state=seed
-                            ),
-                        ),
-                    ]
-                ),
-                plan["target"],
-            )
-        )
+    steps = {
+        "num": after(as_numbers, "impute", SimpleImputer(strategy="median", add_indicator=True)),
+        "onehot": after(as_levels, "encode", onehot),
+        "target": after(as_levels, "encode", target),
+    }
+    parts = [(name, step, plan[name]) for name, step in steps.items() if plan[name]]
     columns = ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
     return Pipeline([("columns", columns), ("scale", StandardScaler())])
 

@@ -26,13 +26,9 @@ Pipeline (all fitted on training rows only):
    decision values.
 
 ``explain`` gives per-feature contributions to the stack's probability that sum exactly to
-P(row) - mean P(background) (a small background of training rows). ``explain_method="fast"`` (default)
-explains the stack part by part and combines the parts by the rescale rule (Chen, Lundberg & Lee 2022):
-exact for the logistic regression, XGBoost (interventional TreeSHAP) and the meta network, approximate for
-the forest (Saabas) and the SVC; a few ms a lead (:mod:`engine.approaches._fast_explain`).
-``explain_method="permutation"`` samples Shapley values of the whole stack (interventional, antithetic
-orders); because preprocessing is column-separable, masking a feature = swapping its encoded columns, so
-it runs on encoded matrices in one batched call (0.1-0.7 s a lead).
+P(row) - mean P(background) (a small background of training rows): ``explain_method="fast"`` (default)
+part by part by the rescale rule, a few ms a lead, or ``"permutation"`` (sampled Shapley values of the whole
+stack), both in :mod:`engine.approaches._stack_explain`.
 """
 
 from __future__ import annotations
@@ -44,13 +40,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.approaches import _stack_explain as _explain
 from engine.approaches import _stack_parts as _parts
-from engine.approaches.base import Approach, contribution_frame
+from engine.approaches._stack_explain import EXPLAIN_METHODS  # noqa: F401 - part of this module's API
+from engine.approaches.base import Approach
 from engine.callbacks import CallbackList, Progress
 
 BASE_MODELS = ("logistic_regression", "random_forest", "xgboost", "svc")
-#: ``explain`` methods: ``fast`` (part by part, rescale rule) and ``permutation`` (sampled Shapley values).
-EXPLAIN_METHODS = ("fast", "permutation")
 #: A small stack that trains in seconds on a few hundred leads: the tests and the API bench use it.
 SMALL_PARAMS = {
     "n_folds": 2,
@@ -60,39 +56,14 @@ SMALL_PARAMS = {
     "svc_max_rows": 200,
     "n_jobs": 1,
 }
-MISSING = "missing"
-RARE = "rare"
-
-# The NumPy fast paths live in one module (engine.approaches._stack_parts); the old private names stay.
-_CLIP = _parts.CLIP
-_logit = _parts.logit
-_sigmoid = _parts.sigmoid
-_svc_decision = _parts.svc_decision
-_forest_arrays = _parts.forest_arrays
-_walk = _parts.walk
-_forest_leaves = _parts.forest_leaves
-_forest_proba = _parts.forest_proba
-
-
-def _value_texts(column: pd.Series) -> list[str]:
-    """A column's values as ``explain`` shows them: ``missing``, ``3.5`` (``:g``), else ``str``."""
-    return [
-        MISSING
-        if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v)
-        else (f"{v:g}" if isinstance(v, (float, np.floating)) else str(v))
-        for v in column.to_numpy(dtype=object)
-    ]
 
 
 def _column_kinds(X: pd.DataFrame) -> dict[str, str]:
-    """numeric | categorical | high_cardinality | identifier, from engine.data.leads when available."""
-    kinds: dict[str, str] = {}
-    try:
-        from engine.data.leads import infer_kinds
+    """numeric | categorical | high_cardinality | identifier | text: numbers by dtype, the rest as
+    :func:`engine.data.leads.infer_kinds` reads them."""
+    from engine.data.leads import infer_kinds
 
-        kinds = dict(infer_kinds(X))
-    except Exception:  # noqa: BLE001 - fall back to dtype-based kinds
-        kinds = {}
+    kinds = infer_kinds(X)
     out = {}
     for col in X.columns:
         numeric = pd.api.types.is_numeric_dtype(X[col]) and not pd.api.types.is_bool_dtype(X[col])
@@ -120,6 +91,7 @@ class StackingApproach(Approach):
         max_onehot: int = 25,
         min_frequency: int = 10,
         te_smoothing: float = 10.0,
+        target_encoder: str = "sklearn",
         lr_C: float = 0.3,
         rf_n_estimators: int = 300,
         rf_min_samples_leaf: int = 2,
@@ -155,6 +127,7 @@ class StackingApproach(Approach):
         self.max_onehot = max_onehot
         self.min_frequency = min_frequency
         self.te_smoothing = te_smoothing
+        self.target_encoder = target_encoder
         self.lr_C = lr_C
         self.rf_n_estimators = rf_n_estimators
         self.rf_min_samples_leaf = rf_min_samples_leaf
@@ -188,7 +161,11 @@ class StackingApproach(Approach):
     def _features(self):
         """The unfitted feature pipeline (a scikit-learn ColumnTransformer, then scaling) for ``plan_``."""
         return _parts.make_features(
-            self.plan_, min_frequency=self.min_frequency, te_smoothing=self.te_smoothing, seed=self.seed
+            self.plan_,
+            min_frequency=self.min_frequency,
+            te_smoothing=self.te_smoothing,
+            seed=self.seed,
+            target_encoder=self.target_encoder,
         )
 
     def _transform(self, X: pd.DataFrame) -> np.ndarray:
@@ -232,14 +209,13 @@ class StackingApproach(Approach):
         }
 
     def _fit_one(self, name: str, model: Any, Z: np.ndarray, y: np.ndarray) -> Any:
-        if name == "svc" and len(y) > self.svc_max_rows:
-            from sklearn.model_selection import train_test_split
-
-            keep, _ = train_test_split(
-                np.arange(len(y)), train_size=self.svc_max_rows, random_state=self.seed, stratify=y
-            )
-            return model.fit(Z[keep], y[keep])
+        """``model`` fitted on all rows (the SVC on at most ``svc_max_rows``, as in its out-of-fold fits)."""
+        if name == "svc":
+            return self._subsample(model).fit(Z, y).estimator_
         return model.fit(Z, y)
+
+    def _subsample(self, model: Any) -> _parts.Subsample:
+        return _parts.Subsample(model, max_rows=self.svc_max_rows, seed=self.seed)
 
     def _margin(self, name: str, model: Any, Z: np.ndarray) -> np.ndarray:
         """The model's score on the logit scale (SVC: its decision value). Small batches avoid thread
@@ -247,17 +223,16 @@ class StackingApproach(Approach):
         small = len(Z) < 200
         if name == "random_forest":
             if small:
-                return _logit(_forest_proba(model, Z))
-            return _logit(model.predict_proba(Z)[:, 1])
+                return _parts.logit(_parts.forest_proba(model, Z))
+            return _parts.logit(model.predict_proba(Z)[:, 1])
         if name == "xgboost":
-            boosters = getattr(self, "_xgb_boosters", None)
-            if boosters is not None and model is self.models_.get("xgboost"):
-                booster = boosters[0 if small else 1]  # configured once: concurrent predicts share it as is
+            if model is getattr(self, "models_", {}).get("xgboost"):
+                booster = self._xgb_boosters[0 if small else 1]  # configured once: concurrent predicts share it as is
             else:  # a fold model during fit (one thread uses it)
                 booster = model.get_booster()
             return np.asarray(booster.inplace_predict(Z, predict_type="margin"), dtype=np.float64)
         if name == "svc":
-            return _svc_decision(model, Z)
+            return _parts.svc_decision(model, Z)
         return np.asarray(model.decision_function(Z), dtype=np.float64)
 
     def _prepare_predict(self) -> tuple:
@@ -273,7 +248,7 @@ class StackingApproach(Approach):
         width = booster.num_features()
         for b in (small, large):  # the first predict configures a booster: do it now, in one thread
             b.inplace_predict(np.zeros((1, width)), predict_type="margin")
-        _forest_arrays(self.models_["random_forest"])
+        _parts.forest_arrays(self.models_["random_forest"])
         self._xgb_boosters = (small, large)
         return self._xgb_boosters
 
@@ -292,6 +267,7 @@ class StackingApproach(Approach):
         from sklearn.pipeline import Pipeline
 
         X = self._check_X(X)
+        _parts.check_target_encoder(self.target_encoder)
         y = np.asarray(y).astype(int).ravel()
         if len(y) != len(X):
             raise ValueError(f"X has {len(X)} rows but y has {len(y)}; pass one label per row")
@@ -320,12 +296,12 @@ class StackingApproach(Approach):
         for j, (name, model) in enumerate(self.make_base_models().items()):
             # out of fold: in each fold the feature pipeline *and* the model see the other folds only
             if name == "svc":
-                model = _parts.Subsample(model, max_rows=self.svc_max_rows, seed=self.seed)
+                model = self._subsample(model)
             pipe = Pipeline([("features", self._features()), ("model", model)], memory=memory)
             method = "decision_function" if name in ("logistic_regression", "svc") else "predict_proba"
             out = cross_val_predict(pipe, X, y, cv=skf, method=method)
             if name == "random_forest":
-                oof[:, j] = _logit(out[:, 1])
+                oof[:, j] = _parts.logit(out[:, 1])
             elif name == "xgboost":  # its margin (logit) from the probability
                 p = np.clip(out[:, 1].astype(np.float64), 1e-7, 1 - 1e-7)
                 oof[:, j] = np.log(p / (1 - p))
@@ -466,155 +442,13 @@ class StackingApproach(Approach):
             if name == "svc":
                 a, b = self.svc_platt_
                 margin = a * margin + b
-            out[name] = _sigmoid(margin) if name != "random_forest" else self._forest_p(Z)
+            out[name] = _parts.sigmoid(margin) if name != "random_forest" else self._forest_p(Z)
         return out
 
     def _forest_p(self, Z: np.ndarray) -> np.ndarray:
         return _parts.forest_p(self.models_["random_forest"], Z)
 
-    # -- explain ----------------------------------------------------------------------------------
-    def _shapley(self, z: np.ndarray, n_perm: int, rng: np.random.Generator) -> np.ndarray:
-        """Permutation Shapley values of one encoded row against ``background_`` (one value per column
-        of ``columns_``), in probability units."""
-        groups = [self.groups_[c] for c in self.columns_]
-        active = [i for i, g in enumerate(groups) if g]
-        d = len(active)
-        contrib = np.zeros(len(groups))
-        if d == 0:
-            return contrib
-        bg = self.background_
-        B = len(bg)
-        n_perm = max(2, n_perm + (n_perm % 2))
-        orders = []
-        for _ in range(n_perm // 2):
-            perm = rng.permutation(d)
-            orders += [perm, perm[::-1]]
-        # states: for each order, after adding k features (k = 1..d-1); k=0 and k=d are shared
-        states = []
-        for perm in orders:
-            mask = np.zeros(bg.shape[1], dtype=bool)
-            for k in range(d - 1):
-                mask[groups[active[perm[k]]]] = True
-                states.append(mask.copy())
-        rows = np.empty((len(states) * B + 2 * B, bg.shape[1]))
-        for s, mask in enumerate(states):
-            block = bg.copy()
-            block[:, mask] = z[mask]
-            rows[s * B : (s + 1) * B] = block
-        rows[len(states) * B : len(states) * B + B] = bg
-        rows[len(states) * B + B :] = z
-        values = self._proba_matrix(rows)
-        v = values[: len(states) * B].reshape(len(states), B).mean(axis=1).reshape(len(orders), d - 1)
-        v0 = values[len(states) * B : len(states) * B + B].mean()
-        vd = values[len(states) * B + B :].mean()
-        path = np.hstack([np.full((len(orders), 1), v0), v, np.full((len(orders), 1), vd)])
-        deltas = np.diff(path, axis=1)  # (orders, d): gain of the k-th added feature
-        for o, perm in enumerate(orders):
-            for k in range(d):
-                contrib[active[perm[k]]] += deltas[o, k]
-        return contrib / len(orders)
-
-    def _permutation_matrix(self, Z: np.ndarray, n_perm: int) -> np.ndarray:
-        # the same orders for every row: a lead's explanation does not depend on the rows beside it
-        return np.array([self._shapley(z, n_perm, np.random.default_rng(self.seed)) for z in Z]).reshape(
-            len(Z), len(self.columns_)
-        )
-
-    def _fast_parts(self) -> dict:
-        """What the fast path precomputes once per background (cached on the model, rebuilt after load)."""
-        cache = getattr(self, "_clab_fast", None)
-        if cache is not None and cache["background"] is self.background_:
-            return cache
-        from engine.approaches._fast_explain import ForestSaabas, TreeTable
-
-        bg = self.background_
-        booster = (
-            self._xgb_boosters[1] if getattr(self, "_xgb_boosters", None) else self.models_["xgboost"].get_booster()
-        )
-        try:
-            table = TreeTable.from_xgboost(booster, bg)
-            xgb_phi = table.shap_values
-        except ValueError:  # trees deeper than the table takes: shap's own interventional TreeSHAP (slower)
-            import shap
-
-            explainer = shap.TreeExplainer(booster, data=bg, feature_perturbation="interventional", model_output="raw")
-            xgb_phi = lambda Z: np.asarray(explainer.shap_values(Z, check_additivity=False))  # noqa: E731
-        forest = self.models_["random_forest"]
-        table_rf = ForestSaabas(_forest_arrays(forest), bg.shape[1])
-
-        def saabas(Z: np.ndarray) -> np.ndarray:
-            return table_rf.values(_forest_leaves(forest, Z))
-
-        M_bg = self._meta_inputs(self._margins(bg), bg)
-        cache = {
-            "background": bg,
-            "xgb": xgb_phi,
-            "saabas": saabas,
-            "bg_saabas": saabas(bg),
-            "bg_forest": self._forest_p(bg),
-            "M_bg": M_bg,
-        }
-        self._clab_fast = cache
-        return cache
-
-    def _fast_matrix(self, Z: np.ndarray, costs: dict | None = None) -> np.ndarray:
-        """Contributions by the fast path (see :mod:`engine.approaches._fast_explain`), ``(rows, columns_)``."""
-        from engine.approaches import _fast_explain as fx
-
-        costs = costs if costs is not None else {}
-
-        def timed(part, fn, *args):
-            t = time.perf_counter()
-            out = fn(*args)
-            costs[part] = costs.get(part, 0.0) + time.perf_counter() - t
-            return out
-
-        parts = timed("setup", self._fast_parts)
-        bg = self.background_
-        phi = {
-            "logistic_regression": timed(
-                "logistic_regression", fx.linear_attributions, self.models_["logistic_regression"].coef_, Z, bg
-            ),
-            "random_forest": timed(
-                "random_forest",
-                fx.forest_logit_attributions,
-                parts["saabas"],
-                lambda A: self._forest_p(A),
-                Z,
-                bg,
-                parts["bg_saabas"],
-                parts["bg_forest"],
-                _CLIP,
-            ),
-            "xgboost": timed("xgboost", parts["xgb"], Z),
-            "svc": timed("svc", fx.svc_attributions, self.models_["svc"], Z, bg),
-        }
-        t = time.perf_counter()
-        M = self._meta_inputs(self._margins(Z), Z)
-        raw = list(self.meta_raw_index_)
-        n_base = len(BASE_MODELS)
-        if n_base + len(raw) <= fx.MAX_META_PLAYERS:
-            Phi = fx.meta_shapley(self._meta_forward, M, parts["M_bg"])
-            Phi_raw = Phi[:, n_base:]
-        else:  # too many raw columns for every coalition: they play as one, split by single-column effects
-            players = [[m] for m in range(n_base)] + [list(range(n_base, n_base + len(raw)))]
-            Phi = fx.meta_shapley(self._meta_forward, M, parts["M_bg"], players=players)
-            effects = fx.single_effects(self._meta_forward, M, parts["M_bg"], players[-1])
-            Phi_raw = np.column_stack([fx.rescale(Phi[:, n_base], effects)])
-        costs["meta"] = costs.get("meta", 0.0) + time.perf_counter() - t
-        t = time.perf_counter()
-        enc = np.zeros_like(Z, dtype=np.float64)
-        for m, name in enumerate(BASE_MODELS):
-            enc += fx.rescale(Phi[:, m], phi[name])
-        for i, j in enumerate(raw):
-            enc[:, j] += Phi_raw[:, i]
-        groups = np.zeros((Z.shape[1], len(self.columns_)))
-        for c, col in enumerate(self.columns_):
-            groups[self.groups_[col], c] = 1.0
-        out = enc @ groups
-        costs["combine"] = costs.get("combine", 0.0) + time.perf_counter() - t
-        return out
-
+    # -- explain (engine.approaches._stack_explain) -------------------------------------------------------
     def explain_matrix(
         self,
         X: pd.DataFrame,
@@ -633,20 +467,10 @@ class StackingApproach(Approach):
         orders, default ``explain_permutations``), 0.1-0.7 s a lead. ``costs``: a dict that receives the
         seconds spent in each part (fast path)."""
         self._check_fitted("meta_weights_")
-        method = self._explain_method(method)
+        method = _explain.check_method(self.explain_method if method is None else method)
         Z = self._transform(self._check_X(X))
-        if method == "permutation":
-            return self._permutation_matrix(Z, n_permutations or self.explain_permutations)
-        out = np.empty((len(Z), len(self.columns_)))
-        for start in range(0, len(Z), max(int(batch_size), 1)):
-            out[start : start + batch_size] = self._fast_matrix(Z[start : start + batch_size], costs)
-        return out
-
-    def _explain_method(self, method: str | None) -> str:
-        method = self.explain_method if method is None else method
-        if method not in EXPLAIN_METHODS:
-            raise ValueError(f"Unknown explain method {method!r}; choose one of {list(EXPLAIN_METHODS)}")
-        return method
+        n_permutations = n_permutations or self.explain_permutations
+        return _explain.explain_matrix(self, Z, method, n_permutations, costs=costs, batch_size=batch_size)
 
     def explain(self, X: pd.DataFrame, n_permutations: int | None = None, method: str | None = None) -> pd.DataFrame:
         """Per-feature contributions (probability points) for each row, against a background of training
@@ -654,19 +478,7 @@ class StackingApproach(Approach):
         ``"permutation"`` (default ``explain_method``; see :meth:`explain_matrix`)."""
         X = self._check_X(X)
         contrib = self.explain_matrix(X, method=method, n_permutations=n_permutations)
-        n, c = contrib.shape
-        values = np.empty((n, c), dtype=object)
-        for j, col in enumerate(self.columns_):
-            values[:, j] = _value_texts(X[col])
-        frame = pd.DataFrame(
-            {
-                "row": np.repeat(np.arange(n), c),
-                "feature": np.tile(np.asarray(self.columns_, dtype=object), n),
-                "value": values.ravel(),
-                "contribution": contrib.ravel(),
-            }
-        )
-        return contribution_frame(frame)
+        return _explain.explain_frame(self.columns_, X, contrib)
 
     def expected_value(self) -> float:
         """Mean P(convert) over the explanation background (the baseline of ``explain``)."""
@@ -751,15 +563,11 @@ class StackingApproach(Approach):
         obj.models_ = {name: obj.models_[name] for name in BASE_MODELS}
         obj._meta_keras_path = path / "meta.keras"
         state = np.load(path / "state.npz")
+        weights: dict[str, list] = {}
         meta_keys = [k for k in state.files if k.startswith("meta__")]
-        if meta_keys:
-            weights: dict[str, list] = {}
-            for key in sorted(meta_keys, key=lambda k: (k.split("__")[1], int(k.split("__")[2]))):
-                weights.setdefault(key.split("__")[1], []).append(state[key])
-            obj.meta_weights_ = weights
-        else:  # saved before the weights were stored beside the state
-            obj.meta_model_ = obj._keras_meta()
-            obj._cache_meta_weights()
+        for key in sorted(meta_keys, key=lambda k: (k.split("__")[1], int(k.split("__")[2]))):
+            weights.setdefault(key.split("__")[1], []).append(state[key])
+        obj.meta_weights_ = weights
         obj.meta_mean_ = state["meta_mean"]
         obj.meta_scale_ = state["meta_scale"]
         obj.background_ = state["background"]
