@@ -311,36 +311,6 @@ def dependence_figure(contrib: pd.DataFrame, feature: str) -> go.Figure:
     return _layout(fig, f"Dependence on {feature}", feature, "contribution to P(convert)")
 
 
-def waterfall_figure(rows: pd.DataFrame, base: float, final: float, top: int = 12) -> go.Figure:
-    """Contributions of one lead from the baseline to its P(convert); the rest grouped as 'other'."""
-    rows = rows.reindex(rows["contribution"].abs().sort_values(ascending=False).index)
-    shown, rest = rows.head(top), rows.iloc[top:]
-    labels = ["baseline"] + [f"{f} = {v}" for f, v in zip(shown["feature"], shown["value"])]
-    values = [base] + shown["contribution"].tolist()
-    measures = ["absolute"] + ["relative"] * len(shown)
-    if len(rest):
-        labels.append(f"{len(rest)} other fields")
-        values.append(float(rest["contribution"].sum()))
-        measures.append("relative")
-    labels.append("P(convert)")
-    values.append(final)
-    measures.append("total")
-    fig = go.Figure(
-        go.Waterfall(
-            orientation="h",
-            y=labels,
-            x=values,
-            measure=measures,
-            increasing=dict(marker_color=GREEN),
-            decreasing=dict(marker_color=RED),
-            totals=dict(marker_color=PALETTE[0]),
-            texttemplate="%{delta:+.3f}",
-        )
-    )
-    fig.update_yaxes(autorange="reversed")
-    return _layout(fig, "How this lead's score is built", "P(convert)", "", height=120 + 28 * len(labels))
-
-
 def highlight_text(text: str, phrases: pd.DataFrame, max_alpha: float = 0.55) -> str:
     """HTML of ``text`` with each phrase (``feature`` column) shaded green (raises the score) or red
     (lowers it), opacity by |contribution|."""

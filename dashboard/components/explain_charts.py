@@ -201,42 +201,30 @@ def strip_figure(contrib: pd.DataFrame, features: list[str], kinds: dict[str, st
             cat["y"].append(jitter)
             cat["c"] += [colours.get(v, OTHER_COLOUR) for v in values]
             cat["t"] += [f"{feat} = {v or 'missing'}" for v in values]
-    traces = []
-    if num["x"]:
-        traces.append(
-            go.Scatter(
-                x=np.concatenate(num["x"]),
-                y=np.concatenate(num["y"]),
-                mode="markers",
-                name="numbers",
-                marker=dict(
-                    size=6,
-                    color=np.concatenate(num["c"]),
-                    colorscale="RdBu_r",
-                    cmin=0,
-                    cmax=1,
-                    opacity=0.8,
-                    showscale=True,
-                    colorbar=dict(title="number", tickvals=[0, 1], ticktext=["low", "high"], thickness=12, len=0.6),
-                ),
-                text=num["t"],
-                hovertemplate="%{text}: %{x:+.1f} points<extra></extra>",
-                showlegend=False,
-            )
+    number_scale = dict(
+        colorscale="RdBu_r",
+        cmin=0,
+        cmax=1,
+        showscale=True,
+        colorbar=dict(title="number", tickvals=[0, 1], ticktext=["low", "high"], thickness=12, len=0.6),
+    )
+    traces = [
+        go.Scatter(
+            x=np.concatenate(dots["x"]),
+            y=np.concatenate(dots["y"]),
+            mode="markers",
+            name=name,
+            marker=dict(size=6, color=colour, opacity=0.8, **scale),
+            text=dots["t"],
+            hovertemplate="%{text}: %{x:+.1f} points<extra></extra>",
+            showlegend=False,
         )
-    if cat["x"]:
-        traces.append(
-            go.Scatter(
-                x=np.concatenate(cat["x"]),
-                y=np.concatenate(cat["y"]),
-                mode="markers",
-                name="categories",
-                marker=dict(size=6, color=cat["c"], opacity=0.8),
-                text=cat["t"],
-                hovertemplate="%{text}: %{x:+.1f} points<extra></extra>",
-                showlegend=False,
-            )
+        for name, dots, colour, scale in (
+            ("numbers", num, np.concatenate(num["c"]) if num["c"] else None, number_scale),
+            ("categories", cat, cat["c"], {}),
         )
+        if dots["x"]
+    ]
     fig = go.Figure(traces)
     fig.update_yaxes(tickvals=list(range(len(features))), ticktext=features[::-1], automargin=True)
     fig.add_vline(x=0, line_color=OTHER_COLOUR)
@@ -363,6 +351,17 @@ def start(key: Any, work: Callable[[Task], Any], total: int, label: str, exclusi
     return task
 
 
+def start_step(key: Any, label: str, phase: str, compute: Callable[[], Any]) -> Task:
+    """:func:`start` for a computation of one step: ``compute()`` in the background, its progress saying
+    ``phase``."""
+
+    def work(task: Task) -> Any:
+        task.phase = phase
+        return compute()
+
+    return start(key, work, 1, label)
+
+
 def get(key: Any) -> Task | None:
     with _tasks_lock:
         return _tasks.get(key)
@@ -387,6 +386,29 @@ def wait(task: Task, seconds: float | None = None) -> bool:
     while not task.finished and time.monotonic() < end:
         time.sleep(0.05)
     return task.finished
+
+
+def result_or_progress(task: Task, text: str, key: str, failed: str, plain: tuple[type, ...] = ()) -> Any | None:
+    """``task``'s result once it is done; None meanwhile (a progress bar saying ``text``, redrawn until it is done)
+    or when it failed (a caption ``failed: why``; the message of a ``plain`` exception is shown as it is)."""
+    if not wait(task):
+        poll([task], lambda: st.progress(task.fraction, text=text), key=key)
+        return None
+    if task.error:
+        st.caption(f"{failed}: {task.exception if isinstance(task.exception, plain) else task.error}")
+        return None
+    return task.result
+
+
+def show_failure(task: Task, message: str, key: str) -> bool:
+    """When ``task`` failed: ``message`` in red and a "Try again" button (which starts it afresh); True then."""
+    if not (task.finished and task.error):
+        return False
+    st.error(message)
+    if st.button("Try again", key=key):
+        forget(task.key)
+        st.rerun()
+    return True
 
 
 def poll(tasks: list[Task], draw: Callable[[], None], key: str) -> None:

@@ -357,22 +357,12 @@ def decisions_section() -> None:
         manual = st.slider(
             "Call leads whose chance of converting is at least", 0.0, 1.0, 0.5, 0.01, key="board_threshold"
         )
+    cost_help = "What one call costs, in any unit (time, money): used for the profit column and by 'Best profit'."
+    value_help = "What one converted lead is worth, in the same unit as the cost."
     k1, k2, _ = st.columns([1, 1, 2])
-    cost = k1.number_input(
-        "Cost per call",
-        min_value=0.0,
-        value=1.0,
-        step=0.5,
-        key="board_cost",
-        help="What one call costs, in any unit (time, money): used for the profit column and by 'Best profit'.",
-    )
+    cost = k1.number_input("Cost per call", min_value=0.0, value=1.0, step=0.5, key="board_cost", help=cost_help)
     value = k2.number_input(
-        "Value per conversion",
-        min_value=0.0,
-        value=10.0,
-        step=1.0,
-        key="board_value",
-        help="What one converted lead is worth, in the same unit as the cost.",
+        "Value per conversion", min_value=0.0, value=10.0, step=1.0, key="board_value", help=value_help
     )
     summary, matrices = [], []
     base_y = None

@@ -105,11 +105,7 @@ else:
         f"{METHOD_NAMES[method]} map of {len(sample)} points",
     )
     ec.wait(task)
-    if task.finished and task.error:
-        st.error(f"Could not compute the embedding maps: {task.error}")
-        if st.button("Try again", key="emb_retry"):
-            ec.forget(task.key)
-            st.rerun()
+    if ec.show_failure(task, f"Could not compute the embedding maps: {task.error}", "emb_retry"):
         st.stop()
     if not stored:
         origin = "Computed for this session: this run has no stored maps (it was trained before they were stored)."

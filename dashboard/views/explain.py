@@ -103,11 +103,9 @@ if missing:
         f"Explaining {len(missing)} more {noun}",
     )
     ec.wait(task)
-    if task.finished and task.error:
-        st.error(f"Explaining run {run.id} failed: {task.error}. Choose fewer {noun}, or another run.")
-        if st.button("Try again", key="explain_retry"):
-            ec.forget(task.key)
-            st.rerun()
+    ec.show_failure(
+        task, f"Explaining run {run.id} failed: {task.error}. Choose fewer {noun}, or another run.", "explain_retry"
+    )
 
 
 def draw() -> None:

@@ -177,18 +177,20 @@ from dashboard.components import explain_charts as ec  # noqa: E402
 ready = not n_reasons  # the list as it will be downloaded: with its reasons, once they are computed
 if n_reasons:
 
-    def reasons_work(task, listed=scored, n=int(n_reasons)):
+    def reasons(listed=scored, n=int(n_reasons)):
         from engine.scoring import add_reasons
 
-        task.phase = f"explaining the top {n:,} leads"
         raw_rows = _read(main_run.id, sha, data, filename)
         return add_reasons(main_run, raw_rows, listed, model=state.load_model(main_run), explain=n, source=filename)
 
-    reasons_task = ec.start(("reasons", main_run.id, sha, int(n_reasons)), reasons_work, 1, "Reasons")
+    reasons_task = ec.start_step(
+        ("reasons", main_run.id, sha, int(n_reasons)),
+        "Reasons",
+        f"explaining the top {int(n_reasons):,} leads",
+        reasons,
+    )
     if ec.wait(reasons_task):
-        if reasons_task.error:
-            st.error(f"Reasons not computed: {reasons_task.error}")
-        else:
+        if not ec.show_failure(reasons_task, f"Reasons not computed: {reasons_task.error}", "reasons_retry"):
             scored, ready = reasons_task.result, True
             table = scored.table
     else:
@@ -304,25 +306,21 @@ if kind == "leads":
     else:
         raw_rows = _read(main_run.id, sha, data, filename)
 
-        def shift_work(task) -> dict:
-            task.phase = "comparing with the training leads"
+        def shift() -> dict:
             X_new, _ = prepare_rows(main_run, raw_rows, filename)
             return shift_report(reference, X_new, main_run.spec.get("kinds"))
 
-        shift_task = ec.start(("shift", main_run.id, sha), shift_work, 1, "Shift check")
-        if ec.wait(shift_task):
-            if shift_task.error:
-                st.caption(f"Shift check not run: {shift_task.error}")
-            else:
-                draw_shift(shift_task.result)
-        else:
-            ec.poll(
-                [shift_task],
-                lambda: st.progress(
-                    shift_task.fraction, text="Checking whether these leads look like the training leads..."
-                ),
-                key="shift_poll",
-            )
+        shift_task = ec.start_step(
+            ("shift", main_run.id, sha), "Shift check", "comparing with the training leads", shift
+        )
+        report = ec.result_or_progress(
+            shift_task,
+            "Checking whether these leads look like the training leads...",
+            "shift_poll",
+            "Shift check not run",
+        )
+        if report is not None:
+            draw_shift(report)
 
 with st.expander("Earlier scored lists"):
     earlier = store.list()

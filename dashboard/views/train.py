@@ -13,6 +13,7 @@ CHOICES = {
     "device": ["auto", "cpu", "cuda"],
     "loss": ["batch_all", "triplet"],
     "pooling": ["mean", "max"],
+    "target_encoder": ["sklearn", "category_encoders"],
 }
 #: measured fits of the LLM's CPU preset (docs/RESULTS.md, SmolLM2-135M on Leads.csv, 2-core AMD EPYC machines)
 LORA_CPU_MEASURED = {
@@ -322,18 +323,12 @@ with right:
             key="train_run_pick",
             format_func=lambda i: state.run_label(next(r for r in stored_runs if r.id == i)),
         )
-        with st.popover("Delete this run", icon=":material/delete:"):
-            st.markdown(
-                f"Delete run **{pick}**? Its model, metrics and explanations go, and it leaves the metric "
-                "board. This cannot be undone."
-            )
-            sure = st.checkbox("Yes, delete it", key=f"confirm_delete_run_{pick}")
-            st.button(
-                "Delete",
-                key="train_delete_run",
-                type="primary",
-                disabled=not sure,
-                icon=":material/delete_forever:",
-                on_click=delete_run,
-                args=(pick,),
-            )
+        widgets.confirm_delete(
+            st,
+            "Delete this run",
+            f"Delete run **{pick}**? Its model, metrics and explanations go, and it leaves the metric board. "
+            "This cannot be undone.",
+            (f"confirm_delete_run_{pick}", "train_delete_run"),
+            delete_run,
+            (pick,),
+        )
