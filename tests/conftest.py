@@ -24,3 +24,38 @@ def workspace(tmp_path, monkeypatch) -> Path:
     root = tmp_path / "workspace"
     monkeypatch.setenv("CLAB_WORKSPACE", str(root))
     return root
+
+
+@pytest.fixture(scope="session")
+def small_stack_run(tmp_path_factory):
+    """(run, leads): one small stack (support.SMALL_STACK) trained once per session on 400 demo leads (seed 5).
+    Tests only read it; to damage it or add runs beside it, copy it first (support.copy_run, support.store_with)."""
+    from support import SMALL_STACK
+
+    from engine import pipeline
+    from engine.data.demo import demo_leads
+    from engine.runs import RunStore
+
+    store = RunStore(tmp_path_factory.mktemp("small_stack") / "runs")
+    leads = demo_leads(n=400, seed=5)
+    return pipeline.train_leads(leads, params=SMALL_STACK, dataset_name="demo leads", store=store), leads
+
+
+@pytest.fixture(scope="session")
+def stored_workspace(tmp_path_factory) -> Path:
+    """A workspace with datasets and two finished stacking runs trained by real jobs (tests/dashboard_support.py),
+    built once per session in pytest's temporary folder (cleaned up by pytest). Set CLAB_TEST_STORED_WORKSPACE to a
+    workspace built before to reuse it while debugging."""
+    from dashboard_support import build_stored_workspace
+
+    reuse = os.environ.get("CLAB_TEST_STORED_WORKSPACE")
+    if reuse and (Path(reuse) / "runs").exists():
+        return Path(reuse)
+    return build_stored_workspace(tmp_path_factory.mktemp("dashboard") / "workspace")
+
+
+@pytest.fixture
+def stored(stored_workspace, monkeypatch) -> Path:
+    """The stored workspace (shared by the session) as CLAB_WORKSPACE."""
+    monkeypatch.setenv("CLAB_WORKSPACE", str(stored_workspace))
+    return stored_workspace

@@ -1,80 +1,60 @@
-"""A small stored workspace for the dashboard tests, built once per test process.
+"""The dashboard tests' shared pieces: Streamlit's AppTest on one page, and a small stored workspace.
 
-Two real stacking runs (tiny, fast configuration) on 600 synthetic demo leads, trained by the job
-runner through the CLI, plus the demo transcripts in the dataset store. Shared by tests/test_dashboard.py and tests/test_browser.py.
+The workspace (built once per test session by the ``stored_workspace`` fixture of tests/conftest.py) holds two
+real stacking runs (the small stack) on 600 synthetic demo leads, trained by the job runner through the CLI, and
+the demo transcripts in the dataset store.
 """
 
 from __future__ import annotations
 
-import functools
-import os
-import tempfile
 from pathlib import Path
 
+from streamlit.testing.v1 import AppTest
+from support import SMALL_STACK, demo_leads_csv
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-FAST_STACK = dict(
-    n_folds=2,
-    rf_n_estimators=30,
-    xgb_n_estimators=40,
-    meta_epochs=10,
-    svc_max_rows=300,
-    explain_background=10,
-    explain_permutations=2,
-)
+PAGES = REPO_ROOT / "dashboard" / "views"
+APP = REPO_ROOT / "dashboard" / "app.py"
+#: The parameters of the stored workspace's two runs (named "fast stack" and "shallower stack").
+STORED_RUNS = {"fast stack": SMALL_STACK, "shallower stack": {**SMALL_STACK, "meta_epochs": 3, "xgb_max_depth": 3}}
 
 
-def demo_leads_csv(n: int = 600) -> bytes:
-    try:
-        from engine.data.demo import demo_leads
-    except ImportError:
-        from engine.data.demo_leads import demo_leads
-    return demo_leads(n=n, seed=0).to_csv(index=False).encode("utf-8")
+def run_page(name: str, timeout: float = 180) -> AppTest:
+    """Run dashboard/views/<name>.py once under AppTest; it must raise nothing."""
+    at = AppTest.from_file(str(PAGES / f"{name}.py"), default_timeout=timeout)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
 
 
-@functools.lru_cache(maxsize=1)
-def stored_workspace() -> Path:
-    """Path of a workspace holding datasets and two finished stacking runs (built on first use by two
-    real training jobs; their job records stay in the workspace's job table)."""
-    reuse = os.environ.get("CLAB_TEST_STORED_WORKSPACE")  # debugging: a workspace built before
-    if reuse and (Path(reuse) / "runs").exists():
-        return Path(reuse)
-    root = Path(tempfile.mkdtemp(prefix="clab-dash-")) / "workspace"
+def texts(elements) -> str:
+    """The values of AppTest elements (captions, warnings, markdown...) as one text."""
+    return "\n".join(str(e.value) for e in elements)
+
+
+def build_stored_workspace(root: Path) -> Path:
+    """Fill ``root`` with the datasets and the two finished stacking runs of :data:`STORED_RUNS` (trained by two
+    real jobs side by side; their job records stay in the workspace's job table)."""
     from engine.datasets import DatasetStore
     from engine.jobs import JobRunner
 
     store = DatasetStore(root / "datasets")
+    name = "Demo leads (small)"
     ds = store.add(
-        demo_leads_csv(),
-        filename="demo_leads_small.csv",
-        kind="leads",
-        name="Demo leads (small)",
-        synthetic=True,
-        target="Converted",
+        demo_leads_csv(), filename="demo_leads_small.csv", kind="leads", name=name, synthetic=True, target="Converted"
     )
     transcripts = REPO_ROOT / "data" / "demo_transcripts.jsonl"
     if transcripts.exists():
         store.add(transcripts, kind="transcripts", name="Demo transcripts", synthetic=True)
-    # the runs come from real training jobs: `python -m engine train leads ...` run by the job runner
+    # the runs come from real training jobs: `python -m engine run-job <folder>` run by the job runner
     runner = JobRunner(root, max_concurrent=2)
-    first = runner.submit_train(
-        "leads",
-        ds.raw_path,
-        "stacking",
-        params=FAST_STACK,
-        target="Converted",
-        dataset_name="Demo leads (small)",
-        name="fast stack",
-    )
-    second = runner.submit_train(
-        "leads",
-        ds.raw_path,
-        "stacking",
-        params={**FAST_STACK, "meta_epochs": 4, "xgb_max_depth": 3},
-        target="Converted",
-        dataset_name="Demo leads (small)",
-        name="shallower stack",
-    )
-    for job_id in (first, second):
+    jobs = [
+        runner.submit_train(
+            "leads", ds.raw_path, "stacking", params=params, target="Converted", dataset_name=name, name=run_name
+        )
+        for run_name, params in STORED_RUNS.items()
+    ]
+    for job_id in jobs:
         job = runner.wait(job_id, timeout=600, interval=0.5)
         if job.state != "succeeded":
             raise RuntimeError(f"training job {job_id} {job.state}: {job.error}")

@@ -13,27 +13,22 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from support import store_with
 
-from engine import pipeline
 from engine.api import MAX_EXPLAIN_LEADS, MAX_EXPLAIN_TRANSCRIPTS, _single_lead_frame, create_app
 from engine.data.demo import demo_leads
 from engine.data.leads import prepare_features
-from engine.runs import RunStore
 
-FAST = {"n_folds": 2, "rf_n_estimators": 20, "xgb_n_estimators": 30, "meta_epochs": 5, "svc_max_rows": 200, "n_jobs": 1}
+LEAD, TRANSCRIPT = "/predict/lead", "/predict/transcript"
 NEWER = "29990101T000000-stacking-abcdef"  # sorts after any real run: the newest run of a store
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """(workspace, run) with one small stack trained on demo leads."""
+def trained(small_stack_run, tmp_path_factory):
+    """(workspace, run): a workspace of the module holding a copy of the session's small stack."""
     ws = tmp_path_factory.mktemp("hostile_ws")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CLAB_WORKSPACE", str(ws))
-        run = pipeline.train_leads(
-            demo_leads(n=400, seed=5), params=FAST, dataset_name="hostile", store=RunStore(ws / "runs")
-        )
-    return ws, run
+    run = small_stack_run[0]
+    return ws, store_with(run, ws / "runs").get(run.id)
 
 
 @pytest.fixture
@@ -45,10 +40,7 @@ def leads(trained):
 @pytest.fixture
 def store(trained, tmp_path):
     """A fresh store holding a copy of the trained run."""
-    root = tmp_path / "runs"
-    root.mkdir()
-    shutil.copytree(trained[1].path, root / trained[1].id)
-    return RunStore(root)
+    return store_with(trained[1], tmp_path / "runs")
 
 
 @pytest.fixture(autouse=True)
@@ -239,35 +231,24 @@ def test_live_server_stops_reading_an_unauthenticated_stream(store, monkeypatch)
 
 # -- 4. malformed bodies: 422 naming the field -------------------------------------------------------
 @pytest.mark.parametrize(
-    "body, field",
+    "path, body, field",
     [
-        ({"leads": {"City": {"a": 1}}}, "City"),
-        ({"leads": {"TotalVisits": [1, 2]}}, "TotalVisits"),
-        ({"leads": [{"City": "Mumbai"}, {"Lead Source": {"x": []}}]}, "leads[1].Lead Source"),
-        ({"leads": "Mumbai"}, "leads"),
-        ({"leads": {"City": "x"}, "run_id": 5}, "run_id"),
-        ({"leads": {"City": "x"}, "colour": "red"}, "colour"),
+        (LEAD, {"leads": {"City": {"a": 1}}}, "City"),
+        (LEAD, {"leads": {"TotalVisits": [1, 2]}}, "TotalVisits"),
+        (LEAD, {"leads": [{"City": "Mumbai"}, {"Lead Source": {"x": []}}]}, "leads[1].Lead Source"),
+        (LEAD, {"leads": "Mumbai"}, "leads"),
+        (LEAD, {"leads": {"City": "x"}, "run_id": 5}, "run_id"),
+        (LEAD, {"leads": {"City": "x"}, "colour": "red"}, "colour"),
+        (TRANSCRIPT, {"transcripts": ""}, "transcripts"),
+        (TRANSCRIPT, {"transcripts": "   "}, "transcripts"),
+        (TRANSCRIPT, {"transcripts": [{"transcript": " \n "}]}, "transcripts.0.transcript"),
+        (TRANSCRIPT, {"transcripts": {"transcript": "hi", "metadata": {"industry": {"deep": 1}}}}, "metadata.industry"),
+        (TRANSCRIPT, {"transcripts": [{"transcript": ["a", "b"]}]}, "transcripts.0.transcript"),
+        (TRANSCRIPT, {"transcripts": {"transcript": 42}}, "transcripts.0.transcript"),
     ],
 )
-def test_invalid_lead_bodies_get_422_naming_the_field(store, body, field):
-    r = TestClient(create_app(store)).post("/predict/lead", json=body)
-    assert r.status_code == 422, r.text
-    assert field in _message(r)
-
-
-@pytest.mark.parametrize(
-    "body, field",
-    [
-        ({"transcripts": ""}, "transcripts"),
-        ({"transcripts": "   "}, "transcripts"),
-        ({"transcripts": [{"transcript": " \n "}]}, "transcripts.0.transcript"),
-        ({"transcripts": {"transcript": "hi", "metadata": {"industry": {"deep": 1}}}}, "metadata.industry"),
-        ({"transcripts": [{"transcript": ["a", "b"]}]}, "transcripts.0.transcript"),
-        ({"transcripts": {"transcript": 42}}, "transcripts.0.transcript"),
-    ],
-)
-def test_invalid_transcript_bodies_get_422_naming_the_field(store, body, field):
-    r = TestClient(create_app(store)).post("/predict/transcript", json=body)
+def test_invalid_bodies_get_422_naming_the_field(store, path, body, field):
+    r = TestClient(create_app(store)).post(path, json=body)
     assert r.status_code == 422, r.text
     assert field in _message(r)
 

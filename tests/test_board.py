@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dashboard_support import PAGES, run_page
 from streamlit.testing.v1 import AppTest
+from support import SMALL_STACK
 
 from engine.evaluate import (
     CALIBRATION_METRICS,
@@ -28,17 +30,7 @@ from engine.evaluate import (
     confusion_at,
 )
 
-BOARD = Path(__file__).resolve().parent.parent / "dashboard" / "views" / "board.py"
-FAST = {
-    "n_folds": 2,
-    "rf_n_estimators": 20,
-    "xgb_n_estimators": 30,
-    "meta_epochs": 5,
-    "svc_max_rows": 200,
-    "n_jobs": 1,
-    "explain_background": 10,
-    "explain_permutations": 2,
-}
+BOARD = PAGES / "board.py"
 
 
 def m(value: float, low: float | None = None, high: float | None = None) -> dict:
@@ -150,9 +142,9 @@ def two_datasets(tmp_path_factory):
     root = tmp_path_factory.mktemp("board") / "workspace"
     store = RunStore(root / "runs")
     first, second = demo_leads(n=300, seed=1), demo_leads(n=300, seed=2)
-    pipeline.train_leads(first, params=FAST, dataset_name="Spring leads", store=store)
-    pipeline.train_leads(first, params={**FAST, "meta_epochs": 3}, dataset_name="Spring leads", store=store)
-    pipeline.train_leads(second, params=FAST, dataset_name="Autumn leads", store=store)
+    pipeline.train_leads(first, params=SMALL_STACK, dataset_name="Spring leads", store=store)
+    pipeline.train_leads(first, params={**SMALL_STACK, "meta_epochs": 3}, dataset_name="Spring leads", store=store)
+    pipeline.train_leads(second, params=SMALL_STACK, dataset_name="Autumn leads", store=store)
     return root
 
 
@@ -162,13 +154,6 @@ def workspace_env(two_datasets, monkeypatch):
     return two_datasets
 
 
-def board(timeout: float = 120) -> AppTest:
-    at = AppTest.from_file(str(BOARD), default_timeout=timeout)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def runs_of(root: Path, dataset: str) -> list[str]:
     from engine.runs import RunStore
 
@@ -176,7 +161,7 @@ def runs_of(root: Path, dataset: str) -> list[str]:
 
 
 def test_switching_datasets_keeps_every_run_of_the_chosen_one(workspace_env):
-    at = board()
+    at = run_page("board")
     select = at.selectbox(key="board_group_select")
     assert select.options == ["Autumn leads · 300 leads · 1 run", "Spring leads · 300 leads · 2 runs"]
     for _ in range(2):  # back and forth
@@ -208,7 +193,7 @@ def test_the_board_opens_on_the_run_another_page_asks_for(workspace_env):
 def test_first_visit_is_quick(workspace_env):
     """A new session's first run of the page (the server scans its components once at start-up, so the timed runs
     share the first one's scan, as a server's sessions do)."""
-    first = board()  # imports and caches of this test process
+    first = run_page("board")  # imports and caches of this test process
     times = []
     for _ in range(3):
         at = AppTest.from_file(str(BOARD), default_timeout=120)
@@ -223,7 +208,7 @@ def test_first_visit_is_quick(workspace_env):
 def test_findings_baseline_and_readable_names_on_the_page(workspace_env):
     from engine.runs import RunStore
 
-    at = board()
+    at = run_page("board")
     at.selectbox(key="board_group_select").select_index(1).run()  # Spring: two runs
     runs = [r for r in RunStore(workspace_env / "runs").list_runs() if r.spec["dataset"] == "Spring leads"]
     preds = runs[0].predictions()
@@ -250,7 +235,7 @@ def test_a_run_renamed_on_the_board_is_named_so_on_every_page(workspace_env):
 
     run = RunStore(workspace_env / "runs").get(runs_of(workspace_env, "Autumn leads")[0])
     try:
-        at = board()
+        at = run_page("board")
         at.selectbox(key="board_group_select").select_index(0).run()
         at.text_input(key=f"board_label_{run.id}").input("  Autumn   baseline ").run()
         assert not at.exception
@@ -269,7 +254,7 @@ def test_profit_uses_the_cost_and_value_shown_in_every_method(workspace_env):
     run = RunStore(workspace_env / "runs").get(runs_of(workspace_env, "Autumn leads")[0])
     preds = run.predictions()
     y, p = preds["y_true"].to_numpy(int), preds["proba"].to_numpy(float)
-    at = board()
+    at = run_page("board")
     at.selectbox(key="board_group_select").select_index(0).run()
     at.session_state["board_tab"] = "Decisions at a threshold"
     at.run()
@@ -303,7 +288,7 @@ def test_more_than_six_runs_start_with_the_best_six(workspace_env, tmp_path, mon
         (store.root / rid / "metrics.json").write_text(json.dumps(metrics))
         made.append(rid)
     monkeypatch.setenv("CLAB_WORKSPACE", str(root))
-    at = board()
+    at = run_page("board")
     at.selectbox(key="board_group_select").select_index(0).run()
     chosen = at.multiselect[0].value
     best_six = sorted(

@@ -20,7 +20,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from dashboard_support import stored_workspace
+
+from engine.data.demo import demo_leads
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path(os.environ.get("CLAB_CHROMIUM", "/usr/bin/chromium"))
@@ -128,8 +129,8 @@ def streamlit_server(workspace: Path):
 
 
 @pytest.fixture(scope="module")
-def server():
-    with streamlit_server(stored_workspace()) as s:
+def server(stored_workspace):
+    with streamlit_server(stored_workspace) as s:
         yield s
 
 
@@ -245,11 +246,10 @@ def test_score_page_ranks_an_uploaded_file_like_the_cli(browser, server, tmp_pat
     """A sales-ops analyst's week: upload new leads (no outcome column) on the Score page, see the ranked list
     with tiers and reasons, download the CSV; its rows are the ones `python -m engine score` writes."""
     import pandas as pd
-    from dashboard_support import demo_leads_csv
 
     from engine.runs import RunStore
 
-    new = pd.read_csv(__import__("io").BytesIO(demo_leads_csv(n=150))).drop(columns=["Converted"])
+    new = demo_leads(n=150, seed=0).drop(columns=["Converted"])
     upload = tmp_path / "this_week.csv"
     new.to_csv(upload, index=False)
     page = browser.new_page(viewport={"width": 1400, "height": 2600}, accept_downloads=True)
@@ -313,15 +313,11 @@ def test_a_new_users_journey_in_chromium(browser, tmp_path):
     """Upload a lead file on Data (the upload is the dataset shown), train the stack from Train, open the board
     with the new run selected and its no-model baseline, What-if from a typical lead, then delete the dataset
     with its confirmation; no error box on the way, and no page waits long."""
-    import io
-
-    import pandas as pd
-    from dashboard_support import demo_leads_csv
 
     shots = tmp_path / "journey"
     shots.mkdir()
     upload = tmp_path / "q3_export.csv"
-    pd.read_csv(io.BytesIO(demo_leads_csv(n=400))).to_csv(upload, index=False)
+    demo_leads(n=400, seed=0).to_csv(upload, index=False)
     workspace = tmp_path / "workspace"
     problems, waits = [], {}
 

@@ -8,29 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from dashboard_support import demo_leads_csv, stored_workspace
+from dashboard_support import APP, run_page, texts
 from streamlit.testing.v1 import AppTest
-
-PAGES = Path(__file__).resolve().parent.parent / "dashboard" / "views"
-APP = PAGES.parent / "app.py"
-
-
-@pytest.fixture
-def stored(monkeypatch):
-    root = stored_workspace()
-    monkeypatch.setenv("CLAB_WORKSPACE", str(root))
-    return root
-
-
-def run_page(name: str, timeout: float = 180) -> AppTest:
-    at = AppTest.from_file(str(PAGES / f"{name}.py"), default_timeout=timeout)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
+from support import demo_leads_csv
 
 
 def test_home_shows_the_product_and_the_board_counts(stored):

@@ -10,29 +10,17 @@ import time
 from pathlib import Path
 
 import pytest
-from dashboard_support import stored_workspace
+from dashboard_support import APP, run_page, texts
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
+from support import copy_run
 
 from engine.runs import RunStore
 
-PAGES = Path(__file__).resolve().parent.parent / "dashboard" / "views"
-APP = PAGES.parent / "app.py"
 ALL_PAGES = ("home", "data", "train", "board", "embeddings", "explain", "whatif")
 #: ids of the store's own pattern for the copies made here: older than the real runs, and one newer
 OLD_ID = "20200101T000000-stacking-0000aa"
 NEW_ID = "20991231T235959-stacking-ffffff"
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
-
-
-def run_page(name: str, timeout: float = 180) -> AppTest:
-    at = AppTest.from_file(str(PAGES / f"{name}.py"), default_timeout=timeout)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def newest_run_id(root: Path) -> str:
@@ -41,11 +29,7 @@ def newest_run_id(root: Path) -> str:
 
 def clone_run(root: Path, source: str, new_id: str) -> Path:
     """A copy of a real run under another id of the store's pattern (its spec names the new id)."""
-    dest = root / "runs" / new_id
-    shutil.copytree(root / "runs" / source, dest)
-    spec = json.loads((dest / "spec.json").read_text())
-    (dest / "spec.json").write_text(json.dumps({**spec, "run_id": new_id}))
-    return dest
+    return copy_run(root / "runs" / source, root / "runs", new_id)
 
 
 def leads_dataset(root: Path) -> Path:
@@ -94,9 +78,9 @@ LISTED = {
 
 
 @pytest.fixture(scope="module")
-def damaged_workspaces(tmp_path_factory) -> dict[str, tuple[Path, str]]:
+def damaged_workspaces(tmp_path_factory, stored_workspace) -> dict[str, tuple[Path, str]]:
     """corruption -> (a damaged copy of the stored workspace, the run id or dataset it names)."""
-    source = stored_workspace()
+    source = stored_workspace
     out = {}
     for corruption in CORRUPTIONS:
         root = tmp_path_factory.mktemp(corruption) / "workspace"
@@ -151,10 +135,10 @@ def test_one_damaged_file_breaks_no_page(damaged_workspaces, corruption, page, m
 
 
 @pytest.fixture
-def workspace_copy(tmp_path, monkeypatch) -> Path:
+def workspace_copy(tmp_path, monkeypatch, stored_workspace) -> Path:
     """A private copy of the stored workspace, as CLAB_WORKSPACE."""
     root = tmp_path / "workspace"
-    shutil.copytree(stored_workspace(), root, ignore=shutil.ignore_patterns("jobs.sqlite*"))
+    shutil.copytree(stored_workspace, root, ignore=shutil.ignore_patterns("jobs.sqlite*"))
     monkeypatch.setenv("CLAB_WORKSPACE", str(root))
     return root
 
@@ -296,11 +280,6 @@ def test_wrong_passwords_wait_longer_each_time(stored, server_address, monkeypat
     started = time.monotonic()
     fresh.button[0].click().run()
     assert 1.0 <= time.monotonic() - started < 2.0
-
-
-@pytest.fixture
-def stored(monkeypatch):
-    monkeypatch.setenv("CLAB_WORKSPACE", str(stored_workspace()))
 
 
 # -- job states ---------------------------------------------------------------------------------------

@@ -6,25 +6,13 @@ are deleted only after a confirmation; every approach parameter has words; progr
 from __future__ import annotations
 
 import inspect
-from pathlib import Path
 
 import pytest
-from dashboard_support import FAST_STACK, demo_leads_csv
+from dashboard_support import run_page, texts
 from streamlit.testing.v1 import AppTest
+from support import SMALL_STACK, demo_leads_csv
 
-PAGES = Path(__file__).resolve().parent.parent / "dashboard" / "views"
 ONE_CLASS = b"Lead Origin,TotalVisits,Converted\nAPI,3,1\nWeb,4,1\nAPI,5,1\n"
-
-
-def page(name: str, timeout: float = 180) -> AppTest:
-    at = AppTest.from_file(str(PAGES / f"{name}.py"), default_timeout=timeout)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
 
 
 def upload(at: AppTest, name: str, data: bytes) -> AppTest:
@@ -64,7 +52,7 @@ def test_every_approach_parameter_has_a_label_and_help():
 
 # -- uploads -----------------------------------------------------------------------------------------
 def test_the_latest_upload_is_selected_and_shows_only_its_own_messages(workspace):
-    at = page("data")
+    at = run_page("data")
     first = demo_leads_csv(n=80)
     upload(at, "first.csv", first)
     assert at.selectbox(key="data_dataset").value == stored()["first.csv"].sha
@@ -86,7 +74,7 @@ def test_the_latest_upload_is_selected_and_shows_only_its_own_messages(workspace
 
 
 def test_unusable_uploads_are_refused_and_a_file_without_outcome_is_kept_for_scoring(workspace):
-    at = page("data")
+    at = run_page("data")
     upload(at, "header_only.csv", b"Lead Origin,Converted\n")
     assert "header_only.csv has a header but no rows" in texts(at.error)
     upload(at, "empty.csv", b"")
@@ -99,7 +87,7 @@ def test_unusable_uploads_are_refused_and_a_file_without_outcome_is_kept_for_sco
     ds = stored()["new_leads.csv"]
     assert ds.purpose == "scoring" and ds.meta["target"] is None
     # the Train page does not offer it
-    train = page("train")
+    train = run_page("train")
     assert not [s for s in train.selectbox if s.key == "train_dataset"]
     assert "No dataset to train on" in texts(train.info)
     assert not train.error
@@ -107,7 +95,7 @@ def test_unusable_uploads_are_refused_and_a_file_without_outcome_is_kept_for_sco
 
 def test_a_target_named_y_is_found_and_no_red_error_shows_first(workspace):
     rows = "".join(f"{i},{'API' if i % 2 else 'Web'},{i % 9},{int(i % 3 == 0)}\n" for i in range(90))
-    at = page("data")
+    at = run_page("data")
     upload(at, "export.csv", ("id,origin,visits,y\n" + rows).encode())
     assert not at.error, texts(at.error)
     assert at.selectbox(key=next(s.key for s in at.selectbox if s.key.startswith("target_"))).value == "y"
@@ -118,7 +106,7 @@ def test_a_target_named_y_is_found_and_no_red_error_shows_first(workspace):
 
 def test_column_kinds_say_identifiers_and_constants_are_not_used(workspace):
     rows = "".join(f"P{i:04d},{i},same,{'API' if i % 2 else 'Web'},{i % 5},{i % 2}\n" for i in range(80))
-    at = page("data")
+    at = run_page("data")
     upload(at, "ids.csv", ("Prospect ID,Lead Number,Constant,Lead Origin,TotalVisits,Converted\n" + rows).encode())
     used = at.dataframe[1].value.set_index("column")["used"]
     dropped = texts(at.markdown)
@@ -130,11 +118,11 @@ def test_column_kinds_say_identifiers_and_constants_are_not_used(workspace):
 
 def test_a_sentinel_value_is_flagged(workspace):
     rows = "".join(f"{'API' if i % 2 else 'Web'},{999 if i % 5 == 0 else i % 40},{i % 2}\n" for i in range(200))
-    at = page("data")
+    at = run_page("data")
     upload(at, "sentinel.csv", ("Lead Origin,Days Since Contact,Converted\n" + rows).encode())
     warning = texts(at.warning)
     assert "Days Since Contact" in warning and "999" in warning and "40 rows" in warning
-    assert "never" in warning and "empty cell" in warning
+    assert "read it as missing" in warning  # offered as a tick box (tests/test_missing_values.py follows it)
     plain = "".join(f"{'API' if i % 2 else 'Web'},{i % 40},{i % 2}\n" for i in range(200))
     upload(at, "plain.csv", ("Lead Origin,Days Since Contact,Converted\n" + plain).encode())
     assert "far outside" not in texts(at.warning)
@@ -145,7 +133,7 @@ def test_train_refuses_a_job_that_cannot_succeed(workspace):
 
     # stored before uploads were checked: one outcome only
     DatasetStore().add(ONE_CLASS, filename="old_one_class.csv", kind="leads", target="Converted")
-    at = page("train")
+    at = run_page("train")
     warning = texts(at.warning)
     assert "cannot succeed" in warning and "single class" in warning
     assert "--target" not in warning and "data.csv" not in warning
@@ -160,7 +148,7 @@ def test_lora_banner_follows_the_processor(workspace):
     if state.gpu_info()["cuda"]:
         pytest.skip("the CPU banner is shown without a GPU only")
     DatasetStore().add(demo_leads_csv(n=80), filename="l.csv", kind="leads", target="Converted")
-    at = page("train")
+    at = run_page("train")
     at.selectbox(key="train_approach").set_value("lora").run()
     banner = next(i.value for i in at.info if "CPU preset" in i.value)
     if cpu_supports_bf16():
@@ -219,21 +207,22 @@ def test_journey_upload_train_see_metrics_and_board_link_then_delete(workspace):
     from engine.jobs import JobRunner
     from engine.runs import RunStore
 
-    data = page("data")
+    data = run_page("data")
     upload(data, "my_crm_export.csv", demo_leads_csv(n=300))
     ds = stored()["my_crm_export.csv"]
     assert data.selectbox(key="data_dataset").value == ds.sha and "ready to train" in texts(data.success)
 
-    train = page("train")
+    train = run_page("train")
     assert train.selectbox(key="train_dataset").value == ds.sha  # the upload is the dataset to train
-    basic = {"n_folds": 2, "xgb_n_estimators": 40, "rf_n_estimators": 30, "meta_epochs": 10}
-    for name, value in basic.items():
-        next(n for n in train.number_input if n.key.endswith(f"_stacking_{name}")).set_value(value)
-    train.run()
-    train.toggle(key="train_more_stacking").set_value(True).run()
-    for name in ("svc_max_rows", "explain_background", "explain_permutations"):
-        next(n for n in train.number_input if n.key.endswith(f"_stacking_{name}")).set_value(FAST_STACK[name])
-    train.run()
+
+    def small_stack(*names: str) -> None:  # the small stack's values typed into the page's number boxes
+        for name in names:
+            next(n for n in train.number_input if n.key.endswith(f"_stacking_{name}")).set_value(SMALL_STACK[name])
+        train.run()
+
+    small_stack("n_folds", "xgb_n_estimators", "rf_n_estimators", "meta_epochs")
+    train.toggle(key="train_more_stacking").set_value(True).run()  # the other parameters
+    small_stack("svc_max_rows", "explain_background", "explain_permutations")
     assert "cross-validation folds: 2" in texts(train.caption) and not train.warning
     train.button(key="train_launch").click().run()
     assert not train.exception and "queued" in texts(train.success)
@@ -254,7 +243,7 @@ def test_journey_upload_train_see_metrics_and_board_link_then_delete(workspace):
     assert train.session_state["board_group"] == (run.spec["data_hash"], split["test_size"], split["seed"])
     assert train.session_state["board_focus_run"] == run.id
 
-    data = page("data")
+    data = run_page("data")
     data.selectbox(key="data_dataset").set_value(ds.sha).run()
     assert data.button(key="data_delete").disabled  # not before the confirmation
     data.checkbox(key=f"confirm_delete_{ds.sha}").check().run()
@@ -264,7 +253,7 @@ def test_journey_upload_train_see_metrics_and_board_link_then_delete(workspace):
     assert RunStore().get(run.id)  # the run stays
 
     # and the run goes from the Train page, after its confirmation
-    train = page("train")
+    train = run_page("train")
     train.selectbox(key="train_run_pick").set_value(run.id).run()
     train.checkbox(key=f"confirm_delete_run_{run.id}").check().run()
     train.button(key="train_delete_run").click().run()

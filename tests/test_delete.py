@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from dashboard_support import demo_leads_csv
+from support import demo_leads_csv
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

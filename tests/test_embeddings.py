@@ -4,6 +4,7 @@ fine-tune that changes the weights, both classifiers, both embeddings, explanati
 import numpy as np
 import pandas as pd
 import pytest
+from support import BENCH_ROW_KEYS
 
 from engine.approaches.base import CONTRIBUTION_COLUMNS, load_approach
 from engine.callbacks import Callback, TrainingCancelled
@@ -218,16 +219,7 @@ def test_bench_runs_end_to_end_on_a_small_demo(tmp_path):
     names = {"generic_logistic", "generic_xgboost", "fine_tuned_logistic", "fine_tuned_xgboost", "peer_setfit"}
     assert set(result["models"]) == names and set(result["heldout_models"]) == names
     for row in result["models"].values():
-        assert {
-            "accuracy",
-            "roc_auc",
-            "pr_auc",
-            "f1",
-            "brier",
-            "fit_seconds",
-            "score_rows_per_second",
-            "score_one_ms",
-        } <= set(row)
+        assert set(BENCH_ROW_KEYS) <= set(row)
     assert result["embed_per_second"] > 0
     assert json.loads((tmp_path / "b.json").read_text())["rows"] == 40
     comparison = result["setfit_comparison"]

@@ -7,34 +7,12 @@ from __future__ import annotations
 import base64
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from dashboard_support import stored_workspace
+from dashboard_support import REPO_ROOT, run_page, texts
 from streamlit.testing.v1 import AppTest
-
-PAGES = Path(__file__).resolve().parent.parent / "dashboard" / "views"
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def stored(monkeypatch):
-    root = stored_workspace()
-    monkeypatch.setenv("CLAB_WORKSPACE", str(root))
-    return root
-
-
-def run_page(name: str, timeout: float = 180) -> AppTest:
-    at = AppTest.from_file(str(PAGES / f"{name}.py"), default_timeout=timeout)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
 
 
 def array(values) -> np.ndarray:

@@ -5,7 +5,6 @@ nothing outside the store is unpickled."""
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,35 +14,14 @@ from pathlib import Path
 import joblib
 import pandas as pd
 import pytest
+from support import copy_run
 
+from engine.approaches.stacking import SMALL_PARAMS
 from engine.callbacks import Callback, TrainingCancelled
 from engine.cli import build_parser, main
-from engine.data.demo import demo_leads
 from engine.runs import RunStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-FAST_STACK = [
-    "--param",
-    "n_folds=2",
-    "--param",
-    "rf_n_estimators=20",
-    "--param",
-    "xgb_n_estimators=30",
-    "--param",
-    "meta_epochs=5",
-    "--param",
-    "svc_max_rows=200",
-    "--param",
-    "n_jobs=1",
-]
-FAST_PARAMS = {
-    "n_folds": 2,
-    "rf_n_estimators": 20,
-    "xgb_n_estimators": 30,
-    "meta_epochs": 5,
-    "svc_max_rows": 200,
-    "n_jobs": 1,
-}
 
 
 class PlantedPickle:
@@ -57,14 +35,11 @@ class PlantedPickle:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """One small stacking run (trained once for the module) and the lead file it was trained on."""
-    root = tmp_path_factory.mktemp("hostile_cli")
-    leads = root / "leads.csv"
-    demo_leads(n=300, seed=3).to_csv(leads, index=False)
-    from engine import pipeline
-
-    run = pipeline.train_leads(leads, params=FAST_PARAMS, store=RunStore(root / "runs"), dataset_name="leads.csv")
+def trained(small_stack_run, tmp_path_factory):
+    """The session's small stacking run (tests/conftest.py) and the lead file it was trained on."""
+    run, frame = small_stack_run
+    leads = tmp_path_factory.mktemp("hostile_cli") / "leads.csv"
+    frame.to_csv(leads, index=False)
     return run.path, leads
 
 
@@ -73,16 +48,8 @@ def store(workspace, trained):
     """A workspace whose run store holds a copy of the trained run."""
     src, _ = trained
     store = RunStore()
-    shutil.copytree(src, store.root / src.name)
+    copy_run(src, store.root)
     return store
-
-
-def _copy_run(store: RunStore, src: Path, run_id: str) -> Path:
-    dst = store.root / run_id
-    shutil.copytree(src, dst)
-    spec = json.loads((dst / "spec.json").read_text())
-    (dst / "spec.json").write_text(json.dumps({**spec, "run_id": run_id}))
-    return dst
 
 
 def _plant(folder: Path, marker: Path) -> Path:
@@ -129,19 +96,19 @@ def test_a_run_folder_that_links_outside_the_store_is_neither_listed_nor_loaded(
     out = tmp_path / "scored.csv"
     assert main(["score", "--run", "latest", "--data", str(leads), "--out", str(out)]) == 0
     assert link_id not in capsys.readouterr().out
-    assert not marker.exists() and len(pd.read_csv(out)) == 300
+    assert not marker.exists() and len(pd.read_csv(out)) == len(pd.read_csv(leads))
 
 
 # -- 2. damaged runs -------------------------------------------------------------------------------
 def test_runs_skips_and_names_damaged_runs_and_aligns_every_kind(store, trained, capsys):
     src, _ = trained
-    bad_spec = _copy_run(store, src, "20990101T000001-stacking-000001")
+    bad_spec = copy_run(src, store.root, "20990101T000001-stacking-000001")
     (bad_spec / "spec.json").write_text("{bad")
-    bad_metrics = _copy_run(store, src, "20990101T000002-stacking-000002")
+    bad_metrics = copy_run(src, store.root, "20990101T000002-stacking-000002")
     (bad_metrics / "metrics.json").write_text("[]")
-    no_spec = _copy_run(store, src, "20990101T000003-stacking-000003")
+    no_spec = copy_run(src, store.root, "20990101T000003-stacking-000003")
     (no_spec / "spec.json").unlink()
-    emb = _copy_run(store, src, "20990101T000004-embeddings-000004")
+    emb = copy_run(src, store.root, "20990101T000004-embeddings-000004")
     spec = json.loads((emb / "spec.json").read_text())
     (emb / "spec.json").write_text(
         json.dumps({**spec, "approach": "embeddings", "input_kind": "transcripts", "dataset": "calls.jsonl"})
@@ -152,7 +119,10 @@ def test_runs_skips_and_names_damaged_runs_and_aligns_every_kind(store, trained,
     lines = captured.out.strip().splitlines()
     assert len(lines) == 3 and lines[0].startswith("run ")
     assert lines[1].startswith(emb.name) and lines[2].startswith(src.name)
-    for tokens in (["dataset", "calls.jsonl", "leads.csv"], ["metric", "roc_auc", "roc_auc"]):
+    for tokens in (
+        ["dataset", "calls.jsonl", json.loads((src / "spec.json").read_text())["dataset"]],
+        ["metric", "roc_auc", "roc_auc"],
+    ):
         assert len({line.index(token) for line, token in zip(lines, tokens)}) == 1  # one column start
     err = captured.err
     assert "skipped 20990101T000001-stacking-000001: spec.json is not valid JSON" in err
@@ -164,7 +134,7 @@ def test_runs_skips_and_names_damaged_runs_and_aligns_every_kind(store, trained,
 @pytest.mark.parametrize("damage", ["truncated json", "truncated joblib", "missing file"])
 def test_score_latest_falls_back_past_a_damaged_model_and_names_it(store, trained, tmp_path, capsys, damage):
     src, leads = trained
-    broken = _copy_run(store, src, "20990101T000001-stacking-00000a")
+    broken = copy_run(src, store.root, "20990101T000001-stacking-00000a")
     model = broken / "model"
     if damage == "truncated json":
         text = (model / "xgboost.json").read_text()
@@ -180,7 +150,7 @@ def test_score_latest_falls_back_past_a_damaged_model_and_names_it(store, traine
     captured = capsys.readouterr()
     assert f"with run {src.name}" in captured.out
     assert f"skipped run {broken.name}: its model files cannot be loaded" in captured.err
-    assert len(pd.read_csv(out)) == 300
+    assert len(pd.read_csv(out)) == len(pd.read_csv(leads))
 
     assert main(["score", "--run", broken.name, "--data", str(leads)]) == 2
     err = capsys.readouterr().err.strip()
@@ -305,7 +275,7 @@ def test_a_failed_or_cancelled_training_leaves_no_run_folder(workspace, trained,
     from engine import pipeline
 
     _, leads = trained
-    params, callbacks, expected = dict(FAST_PARAMS), [], ValueError
+    params, callbacks, expected = dict(SMALL_PARAMS), [], ValueError
     if case == "error in fit":
         params["n_folds"] = 1  # the right type, refused by scikit-learn's folds inside fit
     elif case == "cancelled":
@@ -397,7 +367,7 @@ def test_a_link_planted_inside_a_stored_model_folder_is_never_unpickled(store, t
     import joblib
 
     src, leads = trained
-    run = _copy_run(store, src, "20990101T000003-stacking-00000c")
+    run = copy_run(src, store.root, "20990101T000003-stacking-00000c")
     marker = tmp_path / "executed"
     outside = tmp_path / "evil.joblib"
     joblib.dump(PlantedPickle(marker), outside)

@@ -5,20 +5,18 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from support import store_with
 
-from engine import pipeline
 from engine.cli import main
 from engine.data.demo import demo_leads
-from engine.runs import RunStore
-
-FAST = {"n_folds": 2, "rf_n_estimators": 20, "xgb_n_estimators": 30, "meta_epochs": 5, "svc_max_rows": 200, "n_jobs": 1}
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(small_stack_run, tmp_path_factory):
+    """(workspace, run): a workspace of the module holding a copy of the session's small stack."""
     root = tmp_path_factory.mktemp("daily") / "workspace"
-    run = pipeline.train_leads(demo_leads(n=300, seed=5), params=FAST, store=RunStore(root / "runs"))
-    return root, run
+    run = small_stack_run[0]
+    return root, store_with(run, root / "runs").get(run.id)
 
 
 @pytest.fixture

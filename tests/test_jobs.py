@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -14,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support import start_job_with_grandchild, wait_for_log
 
 from engine.jobs import JobRunner, gpu_info
 from engine.jobspec import TrainSpec, read_spec
@@ -75,18 +75,7 @@ def test_failed_job_keeps_the_error_lines(tmp_path):
 
 def test_cancel_kills_the_whole_process_group(tmp_path):
     runner = JobRunner(tmp_path, kill_grace=2)
-    # the job starts a grandchild that would outlive a plain kill of the child
-    script = (
-        "import subprocess, sys, time;"
-        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']);"
-        "print('GC_PID=%d' % p.pid, flush=True); time.sleep(120)"
-    )
-    job_id = runner.submit_command([PY, "-c", script])
-    runner.tick()
-    deadline = time.monotonic() + 30
-    while not re.search(r"GC_PID=\d+", runner.log_tail(job_id)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    grandchild = int(re.search(r"GC_PID=(\d+)", runner.log_tail(job_id)).group(1))
+    job_id, _, grandchild = start_job_with_grandchild(runner)  # a grandchild would outlive a kill of the child
     pid = runner.get(job_id).pid
     job = runner.cancel(job_id, clean_stop=0)
     assert job.state == "cancelled"
@@ -121,9 +110,7 @@ def test_dead_process_marked_failed_after_restart(tmp_path):
     job_id = runner.submit_command([PY, "-c", "import time; print('working', flush=True); time.sleep(120)"])
     runner.tick()
     pid = runner.get(job_id).pid
-    deadline = time.monotonic() + 30
-    while "working\n" not in runner.log_tail(job_id) + "\n" and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for_log(runner, job_id, "^working$")
     os.killpg(pid, signal.SIGKILL)  # the machine "restarts": the job dies without a word
     os.waitpid(pid, 0)
     del runner
@@ -245,10 +232,7 @@ def test_ray_backend_runs_and_cancels_jobs(tmp_path, ray_cluster):
 
     slow = runner.submit_command([PY, "-c", "import time; print('long', flush=True); time.sleep(300)"])
     runner.tick()
-    deadline = time.monotonic() + 60
-    while "long" not in runner.log_tail(slow) and time.monotonic() < deadline:
-        time.sleep(0.5)
-        runner.tick()
+    wait_for_log(runner, slow, "long", timeout=60, tick=True)
     assert runner.cancel(slow).state == "cancelled"
     from ray.job_submission import JobStatus
 
@@ -262,13 +246,13 @@ def test_ray_backend_runs_and_cancels_jobs(tmp_path, ray_cluster):
     assert status == JobStatus.STOPPED
 
 
-def test_real_training_jobs_produce_runs():
-    """Two `python -m engine train leads ...` jobs, run side by side, each store a complete run."""
-    from dashboard_support import stored_workspace
+def test_real_training_jobs_produce_runs(stored_workspace):
+    """Two `python -m engine run-job` training jobs, run side by side, each store a complete run."""
+    from dashboard_support import STORED_RUNS
 
     from engine.runs import RunStore
 
-    root = stored_workspace()
+    root = stored_workspace
     runner = JobRunner(root)
     jobs = [j for j in runner.list() if j.kind == "train-leads"]
     assert len(jobs) >= 2
@@ -280,12 +264,14 @@ def test_real_training_jobs_produce_runs():
         assert run.complete and run.spec["approach"] == "stacking" and run.spec["dataset"] == "Demo leads (small)"
         assert job.progress["step"] == job.progress["total"] > 0  # progress came through CLAB_PROGRESS_FILE
         assert json.loads((job.folder / "result.json").read_text()) == {"run_id": job.run_id}
-    assert {j.params["params"]["meta_epochs"] for j in jobs} == {10, 4}
+    assert sorted(j.params["params"]["meta_epochs"] for j in jobs) == sorted(
+        p["meta_epochs"] for p in STORED_RUNS.values()
+    )
 
 
 def test_values_starting_with_dashes_reach_the_training_unchanged(tmp_path):
     """A spec is data: an excluded column named -Score and a dataset named --quiet are just values."""
-    from dashboard_support import FAST_STACK
+    from support import SMALL_STACK
 
     from engine.data.demo import demo_leads
     from engine.runs import RunStore
@@ -299,7 +285,7 @@ def test_values_starting_with_dashes_reach_the_training_unchanged(tmp_path):
         "leads",
         data,
         "stacking",
-        params=FAST_STACK,
+        params=SMALL_STACK,
         exclude=["-Score", "--quiet"],
         dataset_name="--quiet",
         target="Converted",

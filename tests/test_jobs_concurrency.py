@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import time
 from pathlib import Path
 
 import psutil
+from support import start_job_with_grandchild
 
 from engine.jobs import JobRunner
 
@@ -129,18 +129,7 @@ def _group_live(pgid: int) -> list[int]:
 def test_kill_9_of_the_recorded_pid_fails_the_job_and_ends_its_process_group(tmp_path):
     runner = JobRunner(tmp_path, kill_grace=2)
     # the "training" (a child of the wrapper) starts a grandchild of its own, then works on
-    script = (
-        "import os, subprocess, sys, time;"
-        "g = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']);"
-        "print('PIDS=%d,%d' % (os.getpid(), g.pid), flush=True); time.sleep(120)"
-    )
-    job_id = runner.submit_command([PY, "-c", script])
-    runner.tick()
-    deadline = time.monotonic() + 30
-    while not re.search(r"^PIDS=\d+,\d+$", runner.log_tail(job_id), re.M) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    found = re.search(r"^PIDS=(\d+),(\d+)$", runner.log_tail(job_id), re.M)
-    child, grandchild = int(found.group(1)), int(found.group(2))
+    job_id, child, grandchild = start_job_with_grandchild(runner)
     job = runner.get(job_id)
     assert job.state == "running" and job.pgid == job.pid
     assert set(_group_live(job.pgid)) == {job.pid, child, grandchild}

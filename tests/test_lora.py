@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 
 from engine.approaches.base import CONTRIBUTION_COLUMNS, load_approach  # noqa: E402
 from engine.approaches.lora import LoraApproach, PromptBuilder, clear_base_cache, pad_batch  # noqa: E402
+from engine.benchmarks.lora import CPU_PRESET  # noqa: E402
 from engine.callbacks import Callback, TrainingCancelled  # noqa: E402
 from engine.models import ModelNotFoundError, resolve_base_model, smollm2_path  # noqa: E402
 
@@ -287,17 +288,9 @@ def test_shipped_smollm2_trains_a_step_and_scores_leads(smol_folder, leads_csv):
     raw = pd.read_csv(leads_csv, nrows=200)
     y = raw.pop("Converted").to_numpy()
     X = raw.drop(columns=["Prospect ID", "Lead Number", "Tags", "Lead Quality", "Lead Profile"])
-    model = LoraApproach(
-        epochs=1,
-        train_rows=8,
-        batch_size=8,
-        grad_accum=1,
-        learning_rate=1e-3,
-        top_layers=4,
-        max_length=160,
-        calibration_rows=0,
-        device="cpu",
-    ).fit(X, y)
+    # the CPU preset of the LoRA bench, cut to one step of 8 rows on the top 4 layers
+    step = {**CPU_PRESET, "train_rows": 8, "top_layers": 4, "calibration_rows": 0}
+    model = LoraApproach(**step, device="cpu").fit(X, y)
     assert model.base_path_ == smol_folder and len(model.loss_history_) == 1
     assert np.isfinite(model.loss_history_[0]["loss"])
     raw_p = model.raw_proba(X.iloc[100:104])

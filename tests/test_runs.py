@@ -66,23 +66,10 @@ def test_progress_file_and_cancel_marker(tmp_path):
         cbs.on_step_end(Progress(step=3, total=10, loss=0.4))
 
 
-def test_a_stored_run_keeps_the_explanations_of_its_default_sample(workspace):
-    from engine import pipeline
-    from engine.data.demo import demo_leads
+def test_a_stored_run_keeps_the_explanations_of_its_default_sample(small_stack_run):
     from engine.runs import explain_rows, explain_sample
 
-    fast = {
-        "n_folds": 2,
-        "rf_n_estimators": 20,
-        "xgb_n_estimators": 30,
-        "meta_epochs": 5,
-        "svc_max_rows": 200,
-        "n_jobs": 1,
-        "explain_background": 10,
-        "explain_permutations": 2,
-    }
-    leads = demo_leads(n=300, seed=11)
-    run = pipeline.train_leads(leads, params=fast, dataset_name="explain test")
+    run, leads = small_stack_run
     stored = run.explanations()
     n = explain_rows("stacking", "leads")
     assert sorted(stored["row"].unique()) == list(range(n))

@@ -1,42 +1,32 @@
 """The Score page under AppTest, over a real stored stack: new leads, a bad file, missing and extra columns,
 a file with outcomes, two models side by side."""
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
+from dashboard_support import PAGES
 from streamlit.testing.v1 import AppTest
+from support import SMALL_STACK, store_with
 
 from engine import pipeline
 from engine.data.demo import demo_leads
-from engine.runs import RunStore
-
-PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "views" / "score.py")
-FAST = {
-    "n_folds": 2,
-    "rf_n_estimators": 20,
-    "xgb_n_estimators": 30,
-    "meta_epochs": 5,
-    "svc_max_rows": 200,
-    "n_jobs": 1,
-    "explain_background": 10,
-    "explain_permutations": 2,
-}
 
 
 @pytest.fixture(scope="module")
-def score_workspace(tmp_path_factory):
+def score_workspace(small_stack_run, tmp_path_factory):
+    """(workspace, first, second): the session's small stack and a shallower one trained on the same leads."""
+    run, leads = small_stack_run
     root = tmp_path_factory.mktemp("scorepage") / "workspace"
-    store = RunStore(root / "runs")
-    leads = demo_leads(n=400, seed=5)
-    first = pipeline.train_leads(leads, params=FAST, dataset_name="score page", store=store)
-    second = pipeline.train_leads(leads, params={**FAST, "xgb_max_depth": 2}, dataset_name="score page", store=store)
+    store = store_with(run, root / "runs")
+    first = store.get(run.id)
+    second = pipeline.train_leads(
+        leads, params={**SMALL_STACK, "xgb_max_depth": 2}, dataset_name="score page", store=store
+    )
     return root, first, second
 
 
 def _page(root, monkeypatch, data: bytes, name: str, **state) -> AppTest:
     monkeypatch.setenv("CLAB_WORKSPACE", str(root))
-    at = AppTest.from_file(PAGE, default_timeout=120)
+    at = AppTest.from_file(str(PAGES / "score.py"), default_timeout=120)
     at.session_state["score_file"] = (data, name)
     for key, value in state.items():
         at.session_state[key] = value

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from support import store_with
 
 from engine import pipeline
 from engine.data.demo import demo_leads
@@ -18,24 +19,12 @@ from engine.scoring import (
     top_factors,
 )
 
-FAST = {
-    "n_folds": 2,
-    "rf_n_estimators": 20,
-    "xgb_n_estimators": 30,
-    "meta_epochs": 5,
-    "svc_max_rows": 200,
-    "n_jobs": 1,
-    "explain_background": 10,
-    "explain_permutations": 2,
-}
-
 
 @pytest.fixture(scope="module")
-def stack_run(tmp_path_factory):
-    store = RunStore(tmp_path_factory.mktemp("scoring") / "runs")
-    leads = demo_leads(n=400, seed=5)
-    run = pipeline.train_leads(leads, params=FAST, dataset_name="scoring test", store=store)
-    return run, leads
+def stack_run(small_stack_run, tmp_path_factory):
+    """(run, leads): a copy of the session's small stack (tests here store a training profile in it)."""
+    run, leads = small_stack_run
+    return store_with(run, tmp_path_factory.mktemp("scoring") / "runs").get(run.id), leads
 
 
 def test_scored_table_keeps_the_input_columns_then_ranks_scores_and_tiers(stack_run):

@@ -1,0 +1,88 @@
+"""Pieces the tests share: the small stack (as parameters and as CLI flags), demo lead files, the keys of a
+bench's model rows, and copies of a trained run into fresh stores. Imported as ``from support import ...``
+(pytest puts tests/ on the path: there is no tests/__init__.py)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from engine.approaches.stacking import SMALL_PARAMS
+from engine.runs import Run, RunStore
+
+#: The small stack with a cheap explanation (10 background rows, 2 permutations): what stored-run tests train.
+SMALL_STACK = {**SMALL_PARAMS, "explain_background": 10, "explain_permutations": 2}
+
+#: What every model row of a bench reports (leads and transcripts benches).
+BENCH_ROW_KEYS = (
+    "accuracy",
+    "roc_auc",
+    "pr_auc",
+    "f1",
+    "brier",
+    "fit_seconds",
+    "score_rows_per_second",
+    "score_one_ms",
+)
+
+
+def cli_params(params: dict) -> list[str]:
+    """``--param name=value`` flags for ``engine train`` (each value as JSON, as the CLI reads it)."""
+    return [flag for name, value in params.items() for flag in ("--param", f"{name}={json.dumps(value)}")]
+
+
+def demo_leads_csv(n: int = 600, seed: int = 0) -> bytes:
+    """Synthetic demo leads as the bytes of a CSV upload."""
+    from engine.data.demo import demo_leads
+
+    return demo_leads(n=n, seed=seed).to_csv(index=False).encode("utf-8")
+
+
+def copy_run(src: Path, root: Path, run_id: str | None = None) -> Path:
+    """Copy the run folder ``src`` into the store at ``root`` (as ``run_id`` when given); tests that damage or add
+    runs work on copies, so one trained run serves them all."""
+    dst = Path(root) / (run_id or src.name)
+    shutil.copytree(src, dst)
+    if run_id:
+        spec = json.loads((dst / "spec.json").read_text())
+        (dst / "spec.json").write_text(json.dumps({**spec, "run_id": run_id}))
+    return dst
+
+
+def store_with(run: Run, root: Path) -> RunStore:
+    """A fresh run store at ``root`` holding a copy of ``run``."""
+    copy_run(run.path, root)
+    return RunStore(root)
+
+
+def wait_for_log(runner, job_id: int, pattern: str, timeout: float = 30, tick: bool = False) -> re.Match:
+    """Wait until the log of ``job_id`` holds ``pattern`` (a regular expression, ``^``/``$`` per line) and return its
+    match; ``tick`` ticks the runner while waiting (a Ray job's log comes through the ticks)."""
+    deadline = time.monotonic() + timeout
+    while not (found := re.search(pattern, runner.log_tail(job_id), re.M)):
+        assert time.monotonic() < deadline, f"job {job_id} did not log {pattern!r} in {timeout} s"
+        time.sleep(0.1)
+        if tick:
+            runner.tick()
+    return found
+
+
+#: A job whose process starts a grandchild (which a kill of the process alone would leave running), prints both
+#: process ids, then works on.
+GRANDCHILD_JOB = (
+    "import os, subprocess, sys, time;"
+    "g = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']);"
+    "print('PIDS=%d,%d' % (os.getpid(), g.pid), flush=True); time.sleep(120)"
+)
+
+
+def start_job_with_grandchild(runner) -> tuple[int, int, int]:
+    """Submit and start :data:`GRANDCHILD_JOB`: (job id, its process id, the grandchild's id) once both run."""
+    job_id = runner.submit_command([sys.executable, "-c", GRANDCHILD_JOB])
+    runner.tick()
+    found = wait_for_log(runner, job_id, r"^PIDS=(\d+),(\d+)$")
+    return job_id, int(found.group(1)), int(found.group(2))
