@@ -6,7 +6,6 @@ import time
 from itertools import combinations
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy.stats import pearsonr
 
@@ -158,22 +157,3 @@ def test_fast_explain_after_save_and_load(stack, tmp_path):
     model.save(tmp_path / "m")
     loaded = StackingApproach.load(tmp_path / "m")
     np.testing.assert_allclose(loaded.explain_matrix(X.iloc[:20]), model.explain_matrix(X.iloc[:20]), atol=1e-12)
-
-
-def test_real_leads_fast_explain(leads_csv):
-    from engine.data.leads import load_leads
-
-    table = load_leads(leads_csv)
-    rng = np.random.default_rng(0)
-    keep = np.sort(rng.choice(len(table.y), size=1500, replace=False))
-    X, y = table.X.iloc[keep].reset_index(drop=True), table.y[keep]
-    tr, te = protocol_split(y)
-    model = StackingApproach(**{**SMALL, "rf_n_estimators": 60, "xgb_n_estimators": 80}).fit(X.iloc[tr], y[tr])
-    rows = X.iloc[te]
-    contrib = model.explain_matrix(rows)
-    np.testing.assert_allclose(contrib.sum(axis=1), model.predict_proba(rows)[:, 1] - model.expected_value(), atol=1e-9)
-    perm = model.explain_matrix(rows.iloc[:8], method="permutation", n_permutations=32)
-    corr = [pearsonr(f, q)[0] for f, q in zip(contrib[:8], perm) if np.std(f) > 0 and np.std(q) > 0]
-    assert np.mean(corr) > 0.8, corr
-    frame = model.explain(rows.iloc[:4])
-    assert isinstance(frame, pd.DataFrame) and len(frame) == 4 * X.shape[1]

@@ -6,6 +6,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import pearsonr
 from sklearn.metrics import roc_auc_score
 from support import BENCH_ROW_KEYS
 
@@ -234,15 +235,24 @@ def test_bad_input_is_explained():
         StackingApproach(**SMALL).fit(X.to_numpy(), y)
 
 
-def test_real_leads_sample(leads_csv):
+def test_real_leads_sample_fits_and_explains(leads_csv):
     table = load_leads(leads_csv)
     rng = np.random.default_rng(0)
     keep = np.sort(rng.choice(len(table.y), size=1500, replace=False))
     X, y = table.X.iloc[keep].reset_index(drop=True), table.y[keep]
     tr, te = protocol_split(y)
     model = StackingApproach(**{**SMALL, "rf_n_estimators": 60, "xgb_n_estimators": 80}).fit(X.iloc[tr], y[tr])
-    auc = roc_auc_score(y[te], model.predict_proba(X.iloc[te])[:, 1])
-    assert auc > 0.8
+    rows = X.iloc[te]
+    p = model.predict_proba(rows)[:, 1]
+    assert roc_auc_score(y[te], p) > 0.8
+    # the fast explanation on real leads: exactly additive, and close to many sampled permutations
+    contrib = model.explain_matrix(rows)
+    np.testing.assert_allclose(contrib.sum(axis=1), p - model.expected_value(), atol=1e-9)
+    perm = model.explain_matrix(rows.iloc[:8], method="permutation", n_permutations=32)
+    corr = [pearsonr(f, q)[0] for f, q in zip(contrib[:8], perm) if np.std(f) > 0 and np.std(q) > 0]
+    assert np.mean(corr) > 0.8, corr
+    frame = model.explain(rows.iloc[:4])
+    assert isinstance(frame, pd.DataFrame) and len(frame) == 4 * X.shape[1]
 
 
 @pytest.mark.slow  # about 30 s on an idle machine, minutes on a busy one
