@@ -219,21 +219,20 @@ def fit_evaluate_store(
 def train_leads(
     data,
     approach: str = "stacking",
+    params: dict[str, Any] | None = None,
+    *,
     target: str | None = None,
     leak_policy: str = "default",
     exclude: list[str] | None = None,
     include: list[str] | None = None,
-    params: dict[str, Any] | None = None,
-    callbacks: list[Callback] | None = None,
-    store: RunStore | None = None,
-    dataset_name: str | None = None,
-    test_size: float = DEFAULT_TEST_SIZE,
-    seed: int = DEFAULT_SPLIT_SEED,
     missing_values: dict[str, list[float]] | None = None,
+    **options: Any,
 ) -> Run:
     """Train one approach on a lead table (path, bytes, file-like or DataFrame) and store the run.
-    ``missing_values`` (``{column: [numbers]}``): codes read as missing with a flag column, recorded in the spec
-    so that scoring does the same (:func:`engine.data.leads.treat_missing`)."""
+    ``target``, ``leak_policy``, ``exclude``, ``include`` and ``missing_values`` (``{column: [numbers]}``: codes
+    read as missing with a flag column, recorded in the spec so that scoring does the same) are
+    :func:`engine.data.leads.load_leads`'s; ``options`` those of :func:`_train` (callbacks, store, dataset_name,
+    test_size, seed)."""
     from engine.data.leads import load_leads
 
     model = build_approach(approach, params, "leads")
@@ -241,7 +240,6 @@ def train_leads(
         data, target=target, leak_policy=leak_policy, exclude=exclude, include=include, missing_values=missing_values
     )
     spec = {
-        **_table_spec("leads", table, data, dataset_name),
         "target": table.target,
         "policy": table.policy,
         "excluded": list(table.excluded),
@@ -249,43 +247,48 @@ def train_leads(
         "kinds": dict(table.kinds),
         **({"missing_values": table.missing_values} if table.missing_values else {}),
     }
-    return fit_evaluate_store(
-        model, table.X, table.y, table.row_ids, spec, callbacks=callbacks, store=store, test_size=test_size, seed=seed
-    )
+    return _train(model, "leads", data, table, table.y, table.row_ids, spec, **options)
 
 
-def train_transcripts(
+def train_transcripts(data, approach: str = "embeddings", params: dict[str, Any] | None = None, **options: Any) -> Run:
+    """Train one approach on labelled transcripts (path, bytes, file-like, or list of records); ``options`` are
+    those of :func:`_train` (callbacks, store, dataset_name, test_size, seed)."""
+    from engine.data.transcripts import load_transcripts
+
+    model = build_approach(approach, params, "transcripts")
+    table = load_transcripts(data)
+    y = np.asarray(table.y).astype(int)
+    return _train(model, "transcripts", data, table, y, np.arange(len(y)), {"target": "label"}, **options)
+
+
+def _train(
+    model,
+    input_kind: str,
     data,
-    approach: str = "embeddings",
-    params: dict[str, Any] | None = None,
+    table,
+    y: np.ndarray,
+    row_ids,
+    spec: dict[str, Any],
     callbacks: list[Callback] | None = None,
     store: RunStore | None = None,
     dataset_name: str | None = None,
     test_size: float = DEFAULT_TEST_SIZE,
     seed: int = DEFAULT_SPLIT_SEED,
 ) -> Run:
-    """Train one approach on labelled transcripts (path, bytes, file-like, or list of records)."""
-    from engine.data.transcripts import load_transcripts
-
-    model = build_approach(approach, params, "transcripts")
-    table = load_transcripts(data)
-    spec = {**_table_spec("transcripts", table, data, dataset_name), "target": "label"}
-    y = np.asarray(table.y).astype(int)
-    return fit_evaluate_store(
-        model, table.X, y, np.arange(len(y)), spec, callbacks=callbacks, store=store, test_size=test_size, seed=seed
-    )
-
-
-def _table_spec(input_kind: str, table, data, dataset_name: str | None) -> dict[str, Any]:
-    """What every run's spec says of its table (a lead table or transcripts): kind, dataset, hash, rows, columns."""
-    return {
+    """Fit, evaluate and store ``model`` on a loaded table (a lead table or transcripts), with what every run's
+    spec says of its table (kind, dataset name, hash, rows, columns, warnings) before ``spec``."""
+    spec = {
         "input_kind": input_kind,
         "dataset": dataset_name or _source_name(data),
         "data_hash": table.data_hash,
-        "rows": int(len(table.y)),
+        "rows": int(len(y)),
         "columns": list(table.X.columns),
         "warnings": list(getattr(table, "warnings", [])),
+        **spec,
     }
+    return fit_evaluate_store(
+        model, table.X, y, row_ids, spec, callbacks=callbacks, store=store, test_size=test_size, seed=seed
+    )
 
 
 def _store_explanations(

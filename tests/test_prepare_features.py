@@ -95,3 +95,20 @@ def test_prepare_features_equals_the_cell_by_cell_reference_on_hostile_values():
         got = prepare_features(frame, list(table.X.columns), table.kinds)
         want = _reference_prepare(frame, list(table.X.columns), table.kinds)
         pd.testing.assert_frame_equal(got, want)
+
+
+def test_codes_read_as_missing_in_any_spelling_of_the_number():
+    """New rows' cells as files spell them: text, padded, decimal comma, junk; the flag marks the code only."""
+    kinds = {"TotalVisits": "numeric", "TotalVisits was 999": "binary", "Lead Source": "categorical"}
+    frame = pd.DataFrame(
+        {
+            "TotalVisits": ["999", " 999 ", "999,0", "abc", "3", None, 999],
+            "Lead Source": ["a", "b", "c", "d", "e", "f", "999"],
+        }
+    )
+    out = prepare_features(frame, list(kinds), kinds, {"TotalVisits": [999]})
+    assert list(out.columns) == list(kinds)
+    assert out["TotalVisits was 999"].tolist() == [1, 1, 1, 0, 0, 0, 1]
+    assert out["TotalVisits"].isna().tolist() == [True, True, True, True, False, True, True]
+    assert out["Lead Source"].tolist() == ["a", "b", "c", "d", "e", "f", "999"]  # text columns are never coded
+    assert prepare_features(frame, list(kinds), kinds, {}).equals(prepare_features(frame, list(kinds), kinds))

@@ -304,21 +304,13 @@ try:
     treated, treated_problem = ds.missing_values, None
 except ValueError as exc:  # a hand-edited meta.json: refused, said below, never used
     treated, treated_problem = None, str(exc)
+settings = {"leak_policy": policy, "exclude": extra_exclude, "include": include}
 table, problem = None, None
 if target is not None:
     try:
-        table = load_leads(
-            ds.raw_path,
-            target=target,
-            leak_policy=policy,
-            exclude=extra_exclude,
-            include=include,
-            filename=filename,
-            missing_values=treated,
-        )
+        table = load_leads(ds.raw_path, target=target, filename=filename, missing_values=treated, **settings)
     except LeadDataError as exc:
         problem = named(filename, exc)
-settings = {"leak_policy": policy, "exclude": extra_exclude, "include": include}
 if not scoring or table is not None:  # a scoring file keeps no outcome until a usable one is chosen
     settings["target"] = target
 if scoring and table is not None:
