@@ -4,7 +4,9 @@ threading flags through its loops. The CLI progress bar and the job system are c
 A job goes through several phases (:data:`PHASES`: the approach's fit, the evaluation on the test rows,
 storing the run, the stored explanations). :class:`PhaseTracker` stamps every progress report with its phase
 and the job's overall ``fraction`` (0..1, never going back), so a progress bar reaches its end when the job
-does, and a finished step's "0 s left" is never shown while later phases run.
+does, and a finished step's "0 s left" is never shown while later phases run. An approach whose fit has several
+stages (fine-tuning, an ONNX export, encoding passes) announces them with :meth:`Callback.on_plan`, and each stage
+then fills its own share of the fit's part of the bar.
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ class Callback:
 
     def on_log(self, message: str) -> None: ...
 
+    def on_plan(self, stages: dict[str, float]) -> None:
+        """The stages (``stage`` names of the coming progress reports) the fit goes through, in order, with the
+        share of its time each is expected to take."""
+
 
 class CallbackList(Callback):
     """Fan one call out to several callbacks; also estimates seconds left."""
@@ -87,6 +93,10 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             cb.on_log(message)
 
+    def on_plan(self, stages: dict[str, float]) -> None:
+        for cb in self.callbacks:
+            cb.on_plan(stages)
+
 
 class PhaseTracker(Callback):
     """Forwards every hook to ``callbacks``, stamping each :class:`Progress` with the current phase and the
@@ -99,6 +109,7 @@ class PhaseTracker(Callback):
         self.names = list(self.phases)
         self.phase = self.names[0]
         self.fraction = 0.0
+        self.stage_spans: dict[str, tuple[float, float]] = {}  # within the current phase: (start, width)
 
     def _span(self, phase: str) -> tuple[float, float]:
         total = sum(w for _, w in self.phases.values()) or 1.0
@@ -108,6 +119,9 @@ class PhaseTracker(Callback):
     def _stamp(self, p: Progress) -> Progress:
         start, width = self._span(self.phase)
         inside = min(max(p.step / p.total, 0.0), 1.0) if p.total else 0.0
+        if p.stage in self.stage_spans:  # a planned stage of this phase fills its own part of the phase
+            stage_start, stage_width = self.stage_spans[p.stage]
+            inside = stage_start + stage_width * inside
         self.fraction = max(self.fraction, min(start + width * inside, 1.0))
         p.phase, p.phase_index, p.phases, p.fraction = (
             self.phase,
@@ -122,6 +136,7 @@ class PhaseTracker(Callback):
         if phase not in self.phases:
             raise ValueError(f"unknown phase {phase!r}; phases: {self.names}")
         self.phase = phase
+        self.stage_spans = {}
         stage = stage or self.phases[phase][0]
         self.inner.on_train_begin(total, stage)
         self.inner.on_step_end(self._stamp(Progress(step=0, total=total, stage=stage)))
@@ -151,6 +166,14 @@ class PhaseTracker(Callback):
 
     def on_log(self, message: str) -> None:
         self.inner.on_log(message)
+
+    def on_plan(self, stages: dict[str, float]) -> None:
+        total = sum(max(float(w), 0.0) for w in stages.values()) or 1.0
+        self.stage_spans, start = {}, 0.0
+        for name, weight in stages.items():
+            self.stage_spans[name] = (start, max(float(weight), 0.0) / total)
+            start += max(float(weight), 0.0) / total
+        self.inner.on_plan(stages)
 
 
 class PrintProgress(Callback):
