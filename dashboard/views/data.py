@@ -359,7 +359,10 @@ with right:
 
 def set_missing(sha: str, column: str, value: float, key: str) -> None:
     """Checkbox callback: read ``value`` of ``column`` as missing (ticked) or as a number again (unticked)."""
-    state.dataset_store().treat_as_missing(sha, column, value, missing=st.session_state[key])
+    try:
+        state.dataset_store().treat_as_missing(sha, column, value, missing=st.session_state[key])
+    except (KeyError, ValueError) as exc:  # deleted or damaged meanwhile (another tab, a hand edit)
+        st.session_state["_missing_problem"] = f"Not changed: {exc}"
 
 
 def clear_missing(sha: str) -> None:
@@ -368,6 +371,8 @@ def clear_missing(sha: str) -> None:
 
 
 codes = [(s["column"], s["value"], s) for s in find_sentinels(raw, kinds)]
+if st.session_state.get("_missing_problem"):
+    st.error(st.session_state.pop("_missing_problem"))
 if treated is None:
     st.error(treated_problem, icon=":material/report:")
     st.button("Clear the damaged setting", key=f"clear_missing_{ds.sha}", on_click=clear_missing, args=(ds.sha,))
