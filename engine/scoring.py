@@ -23,7 +23,7 @@ that shares no column with the run is refused (:class:`ScoringError`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -423,34 +423,9 @@ def score_frame(
         proba[start:stop] = np.asarray(model.predict_proba(X.iloc[start:stop]))[:, 1]
         if progress:
             progress(stop, n)
-    order = np.argsort(-proba, kind="stable")
     approach = str(run.spec.get("approach", ""))
-    budget = n if explain == "all" else (explain_budget(approach) if explain is None else max(int(explain), 0))
-    explain_rows = order[: min(budget, n)]
-    factors: dict[int, dict[str, list[dict]]] = {}
-    if len(explain_rows):
-        table = model.explain(X.iloc[explain_rows])
-        local = top_factors(table)
-        factors = {int(explain_rows[r]): f for r, f in local.items()}
-    tiers = run_tiers(run, proba)
-    out = raw.reset_index(drop=True).copy()
-    taken = {str(c) for c in out.columns}
-    names = {c: _output_name(c, taken) for c in SCORE_COLUMNS}
-    ranks = np.empty(n, dtype=int)
-    ranks[order] = np.arange(1, n + 1)
-    out[names["rank"]] = ranks
-    out[names["probability"]] = np.round(proba, 6)
-    out[names["score"]] = to_score(proba)
-    out[names["tier"]] = tiers if tiers is not None else None
-    out[names["reasons_for"]] = [
-        "; ".join(f["text"] for f in factors[i]["for"]) if i in factors else "" for i in range(n)
-    ]
-    out[names["reasons_against"]] = [
-        "; ".join(f["text"] for f in factors[i]["against"]) if i in factors else "" for i in range(n)
-    ]
-    out[names["has_reasons"]] = [i in factors for i in range(n)]
-    if rank:
-        out = out.iloc[order].reset_index(drop=True)
+    factors = _factors(model, X, proba, approach, explain)
+    out = _table(run, raw, proba, factors, rank)
     metrics, n_outcomes = None, 0
     outcomes = _outcomes(run, raw)
     if outcomes is not None:
@@ -471,6 +446,52 @@ def score_frame(
         factors=factors,
         proba=proba,
     )
+
+
+def add_reasons(
+    run: Run, raw: pd.DataFrame, scored: Scored, model=None, explain: int | str | None = None, source: str = "the file"
+) -> Scored:
+    """``scored`` (``raw`` as :func:`score_frame` ranked it, with ``explain=0``) with reasons for its ``explain``
+    best-scored rows, as :func:`score_frame` gives them; its probabilities are kept, not computed again."""
+    model = model if model is not None else run.load_approach()
+    X, _ = prepare_rows(run, raw, source)
+    factors = _factors(model, X, scored.proba, scored.approach, explain)
+    return replace(scored, table=_table(run, raw, scored.proba, factors), factors=factors, explained_rows=len(factors))
+
+
+def _factors(model, X: pd.DataFrame, proba: np.ndarray, approach: str, explain: int | str | None) -> dict:
+    """By input position, the top factors each way of the ``explain`` best-scored rows (see :func:`score_frame`)."""
+    n = len(X)
+    budget = n if explain == "all" else (explain_budget(approach) if explain is None else max(int(explain), 0))
+    rows = np.argsort(-proba, kind="stable")[: min(budget, n)]
+    if not len(rows):
+        return {}
+    return {int(rows[r]): f for r, f in top_factors(model.explain(X.iloc[rows])).items()}
+
+
+def _table(run: Run, raw: pd.DataFrame, proba: np.ndarray, factors: dict, rank: bool = True) -> pd.DataFrame:
+    """``raw`` with the :data:`SCORE_COLUMNS` (renamed where the input has a column of that name), ranked
+    best first unless ``rank=False``."""
+    n = len(raw)
+    order = np.argsort(-proba, kind="stable")
+    tiers = run_tiers(run, proba)
+    out = raw.reset_index(drop=True).copy()
+    taken = {str(c) for c in out.columns}
+    names = {c: _output_name(c, taken) for c in SCORE_COLUMNS}
+    ranks = np.empty(n, dtype=int)
+    ranks[order] = np.arange(1, n + 1)
+    out[names["rank"]] = ranks
+    out[names["probability"]] = np.round(proba, 6)
+    out[names["score"]] = to_score(proba)
+    out[names["tier"]] = tiers if tiers is not None else None
+    out[names["reasons_for"]] = [
+        "; ".join(f["text"] for f in factors[i]["for"]) if i in factors else "" for i in range(n)
+    ]
+    out[names["reasons_against"]] = [
+        "; ".join(f["text"] for f in factors[i]["against"]) if i in factors else "" for i in range(n)
+    ]
+    out[names["has_reasons"]] = [i in factors for i in range(n)]
+    return out.iloc[order].reset_index(drop=True) if rank else out
 
 
 def predict_rows(
