@@ -71,6 +71,25 @@ def _dataset_name(data) -> str:
     return str(getattr(data, "name", type(data).__name__))
 
 
+def table_summary(data, table, train_idx, test_idx, seed: int, y_test) -> dict[str, Any]:
+    """What a lead bench's JSON says of its table and split (the stack's and the LLM's benches alike)."""
+    return {
+        "dataset": _dataset_name(data),
+        "rows": int(len(table.y)),
+        "features": int(table.X.shape[1]),
+        "policy": table.policy,
+        "excluded": list(table.excluded),
+        "split": {
+            "protocol": "stratified",
+            "test_size": 0.3,
+            "seed": seed,
+            "train_rows": int(len(train_idx)),
+            "test_rows": int(len(test_idx)),
+            "test_positive_rate": float(np.mean(y_test)),
+        },
+    }
+
+
 def _load_average() -> list[float] | None:
     """The machine's 1/5/15-minute load: timings on a shared machine need it to be read."""
     try:
@@ -130,7 +149,7 @@ def run_leads_bench(
     # base models standalone: probabilities from the stack's refit, fit time from refitting alone
     # the same preprocessing state as the stack's refit (deterministic), fitted into a separate object
     features = stack._features()
-    Zfit = features.fit_transform(Xtr, ytr, kinds=stack.kinds_)
+    Zfit = features.fit_transform(Xtr, ytr)
     base = stack.base_predict_proba(Xte)
     for name in BASE_MODELS:
         model = stack.make_base_models()[name]
@@ -163,19 +182,7 @@ def run_leads_bench(
     models["peer_xgboost_default"] = _row(yte, view.predict_proba(Xte)[:, 1], xgb_fit, time_scoring(view, Xte), n_boot)
 
     result = {
-        "dataset": _dataset_name(data),
-        "rows": int(len(y)),
-        "features": int(X.shape[1]),
-        "policy": table.policy,
-        "excluded": list(table.excluded),
-        "split": {
-            "protocol": "stratified",
-            "test_size": 0.3,
-            "seed": seed,
-            "train_rows": int(len(train_idx)),
-            "test_rows": int(len(test_idx)),
-            "test_positive_rate": float(yte.mean()),
-        },
+        **table_summary(data, table, train_idx, test_idx, seed, yte),
         "params": stack.get_params(),
         "models": models,
         "load_average": _load_average(),

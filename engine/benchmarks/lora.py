@@ -89,6 +89,7 @@ def run_lora_bench(
     import torch
 
     from engine.approaches.lora import LoraApproach
+    from engine.benchmarks.leads import table_summary
     from engine.data.leads import load_leads
     from engine.evaluate import compute_metrics, protocol_split
 
@@ -156,21 +157,9 @@ def run_lora_bench(
     )
     if torch.cuda.is_available() and model.device_.type == "cuda":
         row["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
-    result = {
-        "dataset": str(getattr(data, "name", data)) if not isinstance(data, (bytes, bytearray)) else "upload",
-        "rows": int(len(y)),
-        "features": int(X.shape[1]),
-        "policy": table.policy,
-        "excluded": list(table.excluded),
-        "split": {
-            "protocol": "stratified",
-            "test_size": 0.3,
-            "seed": seed,
-            "train_rows": int(len(train_idx)),
-            "test_rows": int(len(test_idx)),
-            "scored_test_rows": int(len(yte)),
-            "test_positive_rate": float(yte.mean()),
-        },
+    result = table_summary(data, table, train_idx, test_idx, seed, yte)
+    result["split"]["scored_test_rows"] = int(len(yte))
+    result |= {
         "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in model.get_params().items()},
         "text_columns": list(model.columns_),
         "models": {"lora": row},
