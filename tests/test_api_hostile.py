@@ -334,7 +334,7 @@ def test_model_cache_holds_at_most_max_models(store, trained, leads):
 def test_single_lead_frame_equals_prepare_features(trained):
     spec = trained[1].spec
     columns, kinds = spec["columns"], spec["kinds"]
-    rows = json.loads(demo_leads(n=300, seed=3).drop(columns=["Converted"]).to_json(orient="records"))
+    rows = json.loads(demo_leads(n=60, seed=3).drop(columns=["Converted"]).to_json(orient="records"))
     binary = next(c for c, k in kinds.items() if k == "binary")
     numeric = next(c for c, k in kinds.items() if k == "numeric")
     text = next(c for c, k in kinds.items() if k == "categorical")
@@ -358,12 +358,12 @@ def test_api_bench_small(trained, monkeypatch, tmp_path):
 
     monkeypatch.setenv("CLAB_WORKSPACE", str(trained[0]))
     out = tmp_path / "api.json"
-    result = run_api_bench(json_out=out, requests=40, concurrency=4)
+    result = run_api_bench(json_out=out, requests=20, concurrency=4)
     assert json.loads(out.read_text()) == result
     assert {"requests", "concurrency", "errors", "p50_ms", "p99_ms", "requests_per_second", "machine", "date"} <= set(
         result
     )
-    assert result["requests"] == 40 and result["concurrency"] == 4 and result["errors"] == 0
+    assert result["requests"] == 20 and result["concurrency"] == 4 and result["errors"] == 0
     assert 0 < result["p50_ms"] <= result["p99_ms"] and result["requests_per_second"] > 0
     assert result["run_id"] == trained[1].id and np.isfinite(result["p99_ms"])
 

@@ -20,7 +20,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from support import SMALL_STACK
 
+from dashboard.components.params import PARAMS
 from engine.data.demo import demo_leads
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -341,6 +343,11 @@ def test_a_new_users_journey_in_chromium(browser, tmp_path):
         problems.extend(_problems(page, "data after upload"))
 
         visit("Train", "Train")
+        for name in ("n_folds", "xgb_n_estimators", "rf_n_estimators", "meta_epochs"):  # the small stack: seconds
+            box = page.get_by_label(PARAMS["stacking"][name][0], exact=True)
+            box.fill(str(SMALL_STACK[name]))
+            box.press("Enter")
+            _settle(page, "Train")
         page.get_by_role("button", name="Launch training").click()
         page.get_by_role("link", name="See it on the metric board").wait_for(timeout=600_000)
         _settle(page, "Train")

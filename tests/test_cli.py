@@ -22,8 +22,8 @@ def small_leads(tmp_path):
 
 
 def test_train_leads_stores_a_run_writes_out_and_score_uses_it(workspace, small_leads, tmp_path, capsys):
-    out = tmp_path / "out"
-    assert main(["train", "leads", "--data", str(small_leads), "--quiet", "--out", str(out), *FAST_STACK]) == 0
+    out_dir = tmp_path / "out"
+    assert main(["train", "leads", "--data", str(small_leads), "--quiet", "--out", str(out_dir), *FAST_STACK]) == 0
     out = capsys.readouterr().out
     run_id = out.strip().splitlines()[-1].removeprefix("RUN_ID=")
     run = RunStore().get(run_id)
@@ -33,7 +33,7 @@ def test_train_leads_stores_a_run_writes_out_and_score_uses_it(workspace, small_
     assert roc["low"] <= roc["value"] <= roc["high"] and roc["value"] > 0.6
     assert set(run.metrics["variants"]) == {"logistic_regression", "random_forest", "xgboost", "svc"}
     assert len(run.predictions()) == 150
-    assert json.loads((out / "metrics.json").read_text())["metrics"] == run.metrics["metrics"]  # --out: a copy
+    assert json.loads((out_dir / "metrics.json").read_text())["metrics"] == run.metrics["metrics"]  # --out: a copy
 
     scored = tmp_path / "scored.csv"
     assert main(["score", "--run", run_id, "--data", str(small_leads), "--out", str(scored)]) == 0

@@ -227,14 +227,15 @@ def test_top_factors_equal_a_plain_groupby_on_random_tables():
 
 
 def test_transcript_runs_score_through_the_same_service(tmp_path):
-    """Every approach goes through score_frame: a tiny fine-tuned embeddings run ranks new calls, explains them
-    in one phrase each, and reports how it did when the calls carry labels."""
+    """Every approach goes through score_frame: an embeddings run ranks new calls, explains them in one phrase
+    each, and reports how it did when the calls carry labels (generic embeddings: the service is the point here;
+    fine-tuning is tested in tests/test_embeddings.py)."""
     from engine.data.demo import demo_transcripts
     from engine.data.transcripts import write_jsonl
     from engine.scoring import read_rows
 
     store = RunStore(tmp_path / "runs")
-    tiny = dict(epochs=1, n_pairs=1, max_triplets=12, batch_size=6, train_tokens=64, seed=0)
+    tiny = dict(fine_tune=False, seed=0)
     run = pipeline.train_transcripts(demo_transcripts(40, seed=7), params=tiny, store=store, dataset_name="calls")
     new = demo_transcripts(12, seed=8)
     path = write_jsonl(new, tmp_path / "calls.jsonl")
