@@ -278,13 +278,14 @@ def _lead_frame(leads: list[dict], spec: dict) -> tuple[pd.DataFrame, list[str]]
                 f"named like its columns, e.g. {', '.join(columns[:8])}."
             },
         )
-    if columns and len(leads) == 1:
-        return _single_lead_frame(leads[0], columns, kinds), ignored
-    from engine.data.leads import prepare_features
+    from engine.data.leads import prepare_features, treat_missing
 
+    missing_values = spec.get("missing_values")  # numbers the run reads as missing, with their flag columns
+    if columns and len(leads) == 1:
+        return treat_missing(_single_lead_frame(leads[0], columns, kinds), missing_values, columns), ignored
     frame = pd.DataFrame(leads)
     if columns:
-        frame = prepare_features(frame, columns, kinds)
+        frame = prepare_features(frame, columns, kinds, missing_values)
     return frame, ignored
 
 

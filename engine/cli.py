@@ -142,6 +142,7 @@ def _spec_from_args(args):
         include=list(args.include or []),
         dataset_name=args.name,
         preset=args.preset,
+        missing_values=_missing_values_from_args(args),
         test_size=args.test_size,
         split_seed=args.split_seed,
     )
@@ -582,6 +583,28 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def _missing_value(text: str) -> tuple[str, float]:
+    """``--missing-value COLUMN=NUMBER`` -> (column, number); argparse reports a bad one with this message."""
+    column, sep, number = str(text).rpartition("=")
+    try:
+        value = float(number)
+    except ValueError:
+        value = None
+    if not sep or not column.strip() or value is None or value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not COLUMN=NUMBER. Fix: name the column and the code it uses for 'unknown', "
+            "e.g. --missing-value TotalVisits=999"
+        )
+    return column.strip(), value
+
+
+def _missing_values_from_args(args) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for column, value in getattr(args, "missing_value", None) or []:
+        out.setdefault(column, []).append(value)
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m engine", description="Conversion Lab engine")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -612,6 +635,15 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--test-size", dest="test_size", type=float, default=0.3)
             p.add_argument("--split-seed", dest="split_seed", type=int, default=42)
             p.add_argument("--quiet", action="store_true", help="no progress bar")
+            p.add_argument(
+                "--missing-value",
+                dest="missing_value",
+                action="append",
+                type=_missing_value,
+                metavar="COLUMN=NUMBER",
+                help="leads: read this number of a numeric column as missing, with a 0/1 flag column "
+                "'COLUMN was NUMBER' (a code such as 999 for 'never'; repeatable)",
+            )
             p.add_argument(
                 "--preset",
                 choices=["cpu"],

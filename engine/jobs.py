@@ -148,6 +148,7 @@ class JobRunner:
         name: str | None = None,
         include: list[str] | None = None,
         preset: str | None = None,
+        missing_values: dict[str, list[float]] | None = None,
     ) -> int:
         """Queue a training job. Its folder gets ``spec.json`` (:class:`engine.jobspec.TrainSpec`) and the job runs
         ``python -m engine run-job <folder>``, which writes ``result.json``. ``gpu=None`` asks for a GPU for
@@ -170,6 +171,7 @@ class JobRunner:
             include=list(include or []),
             dataset_name=dataset_name,
             preset=preset,
+            missing_values=missing_values or {},
         )
         return self.submit_spec(
             spec, gpu=bool(gpu), name=name or f"{approach} on {dataset_name or Path(str(data)).name}"

@@ -237,10 +237,13 @@ def data_path_for_hash(data_hash: str | None) -> Path | None:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _lead_features(path: str, mtime: float, target: str | None, excluded: tuple, columns: tuple):
+def _lead_features(path: str, mtime: float, target: str | None, excluded: tuple, columns: tuple, missing: str):
+    import json
+
     from engine.data.leads import load_leads
 
-    table = load_leads(path, target=target, leak_policy="none", exclude=list(excluded))
+    missing_values = json.loads(missing) or None  # the numbers the run read as missing (JSON: a cache key)
+    table = load_leads(path, target=target, leak_policy="none", exclude=list(excluded), missing_values=missing_values)
     X = table.X
     if columns:
         missing = [c for c in columns if c not in X.columns]
@@ -270,8 +273,15 @@ def run_data(run) -> dict | None:
     mtime = path.stat().st_mtime
     if spec.get("input_kind") == "transcripts":
         return _transcript_features(str(path), mtime)
+    import json
+
     return _lead_features(
-        str(path), mtime, spec.get("target"), tuple(spec.get("excluded") or ()), tuple(spec.get("columns") or ())
+        str(path),
+        mtime,
+        spec.get("target"),
+        tuple(spec.get("excluded") or ()),
+        tuple(spec.get("columns") or ()),
+        json.dumps(spec.get("missing_values") or {}, sort_keys=True),
     )
 
 

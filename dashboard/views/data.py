@@ -142,12 +142,9 @@ with st.expander("Upload a file", expanded=not state.dataset_store().list()):
             getattr(st, level)(message)
     if st.button("Load the synthetic demo data", key="data_demo"):
         loaded = widgets.load_demo_data()
-        if loaded:
-            st.session_state["dataset_sha"] = next(iter(loaded.values())).sha
-            st.session_state["data_dataset"] = st.session_state["dataset_sha"]
-            st.success("Demo data loaded: " + ", ".join(d.meta["name"] for d in loaded.values()))
-        else:
-            st.error("The demo data is not available in this installation.")
+        st.session_state["dataset_sha"] = next(iter(loaded.values())).sha
+        st.session_state["data_dataset"] = st.session_state["dataset_sha"]
+        st.success("Demo data loaded: " + ", ".join(d.meta["name"] for d in loaded.values()))
 
 if st.session_state.get("_deleted_message"):
     st.success(st.session_state.pop("_deleted_message"), icon=":material/delete:")
@@ -182,21 +179,16 @@ top_left.caption(
     f"File {meta.get('filename')} · {meta.get('bytes', 0) / 1e6:.2f} MB",
     help=f"sha256 of the file: {ds.sha} (its id in the store and for the command line)",
 )
-with top_right.popover("Delete this dataset", icon=":material/delete:", use_container_width=True):
-    st.markdown(
-        f"Delete **{label}** from the store? The file and its settings go; runs trained on it stay on the "
-        "board, but Explain and What-if need the file again. This cannot be undone."
-    )
-    sure = st.checkbox("Yes, delete it", key=f"confirm_delete_{ds.sha}")
-    st.button(
-        "Delete",
-        key="data_delete",
-        type="primary",
-        disabled=not sure,
-        icon=":material/delete_forever:",
-        on_click=delete_dataset,
-        args=(ds.sha, label),
-    )
+widgets.confirm_delete(
+    top_right,
+    "Delete this dataset",
+    f"Delete **{label}** from the store? The file and its settings go; runs trained on it stay on the "
+    "board, but Explain and What-if need the file again. This cannot be undone.",
+    (f"confirm_delete_{ds.sha}", "data_delete"),
+    delete_dataset,
+    (ds.sha, label),
+    width="stretch",
+)
 new_name = st.text_input("Name shown on the board", value=meta.get("name") or "", key=f"name_{ds.sha}")
 if new_name and new_name != meta.get("name"):
     state.dataset_store().update(ds.sha, name=new_name)
@@ -443,13 +435,12 @@ def leak_audit_task(path: str, mtime: float, target: str):
     """The leak finder in the background (seconds on a large export): the page never waits for it."""
     from dashboard.components import explain_charts as ec
 
-    def work(task) -> dict:
+    def audit() -> dict:
         from engine.audit import audit_leads
 
-        task.phase = "one small model per column"
         return audit_leads(path, target=target, leak_policy="none")
 
-    return ec, ec.start(("leak audit", path, mtime, target), work, 1, "Leak finder")
+    return ec, ec.start_step(("leak audit", path, mtime, target), "Leak finder", "one small model per column", audit)
 
 
 def accept_flagged(sha: str, key: str, flagged: list[str]) -> None:
@@ -459,22 +450,13 @@ def accept_flagged(sha: str, key: str, flagged: list[str]) -> None:
 
 
 ec, audit_task = leak_audit_task(str(ds.raw_path), mtime, target)
-audit = None
-if ec.wait(audit_task):
-    if isinstance(audit_task.exception, LeadDataError):
-        st.caption(f"Leak finder not run: {audit_task.exception}")
-    elif audit_task.error:
-        st.caption(f"Leak finder not run: {audit_task.error}")
-    else:
-        audit = audit_task.result
-else:
-    ec.poll(
-        [audit_task],
-        lambda: st.progress(
-            audit_task.fraction, text="Looking for columns that give the outcome away (one small model per column)..."
-        ),
-        key="leak_poll",
-    )
+audit = ec.result_or_progress(
+    audit_task,
+    "Looking for columns that give the outcome away (one small model per column)...",
+    "leak_poll",
+    "Leak finder not run",
+    plain=(LeadDataError,),
+)
 if audit is not None:
     flagged = [c for c in audit["columns"] if c.get("flagged")]
     pending = [c["column"] for c in flagged if c["column"] not in excluded]

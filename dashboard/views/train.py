@@ -62,10 +62,17 @@ def cpu_has_bf16() -> bool:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def training_problem(
-    path: str, mtime: float, kind: str, target: str | None, policy: str | None, exclude: tuple, include: tuple
+    path: str,
+    mtime: float,
+    kind: str,
+    target: str | None,
+    policy: str | None,
+    exclude: tuple,
+    include: tuple,
+    missing: str = "{}",
 ) -> str | None:
     """Why a job on this dataset cannot succeed (no outcome column, one outcome only, no usable column...),
-    in the user's words; None when it can be trained on."""
+    in the user's words; None when it can be trained on. ``missing``: the numbers read as missing, as JSON."""
     if kind == "leads":
         from engine.data.leads import LeadDataError, load_leads
 
@@ -76,6 +83,7 @@ def training_problem(
                 leak_policy=policy or "default",
                 exclude=list(exclude),
                 include=list(include),
+                missing_values=json.loads(missing) or None,
             )
         except LeadDataError as exc:
             if not target and "no target column" in str(exc):
@@ -220,19 +228,24 @@ with left:
                 "Changed settings: " + params.describe_changes(approach, changed),
                 help=f"Command line: `{cli}`" if cli else "Every setting at its default.",
             )
-            problem = (
-                training_problem(
-                    str(ds.raw_path),
-                    ds.raw_path.stat().st_mtime,
-                    ds.kind,
-                    meta.get("target") if ds.kind == "leads" else None,
-                    meta.get("leak_policy"),
-                    tuple(meta.get("exclude") or ()),
-                    tuple(meta.get("include") or ()),
+            try:
+                missing_values = ds.missing_values if ds.kind == "leads" else {}
+                problem = (
+                    training_problem(
+                        str(ds.raw_path),
+                        ds.raw_path.stat().st_mtime,
+                        ds.kind,
+                        meta.get("target") if ds.kind == "leads" else None,
+                        meta.get("leak_policy"),
+                        tuple(meta.get("exclude") or ()),
+                        tuple(meta.get("include") or ()),
+                        json.dumps(missing_values, sort_keys=True),
+                    )
+                    if ds.kind in ("leads", "transcripts")
+                    else None
                 )
-                if ds.kind in ("leads", "transcripts")
-                else None
-            )
+            except ValueError as exc:  # a damaged "numbers read as missing" setting: named, never trained on
+                missing_values, problem = {}, f"{exc}"
             if problem:
                 st.warning(f"This job cannot succeed, so it is not launched. {problem}", icon=":material/block:")
                 widgets.page_link("views/data.py", label="Go to Data", icon=":material/table_view:")
@@ -256,6 +269,7 @@ with left:
                     include=meta.get("include") if ds.kind == "leads" else None,
                     dataset_name=meta.get("name"),
                     gpu=use_gpu,
+                    missing_values=missing_values,
                 )
                 runner.tick()
                 st.session_state["train_job"] = job_id

@@ -58,6 +58,11 @@ reference = next(iter(latest.values()))
 spec = reference.spec
 columns = list(spec.get("columns") or [])
 kinds = dict(spec.get("kinds") or {})
+missing_values = spec.get("missing_values") or {}  # numbers the runs read as missing, each with a 0/1 flag column
+from engine.data.leads import flag_name  # noqa: E402
+
+flags = {flag_name(c, v): (c, v) for c, codes in missing_values.items() for v in codes}
+fields = [c for c in columns if c not in flags]  # a flag is made from its column's value, not typed
 data = state.run_data(reference)
 X = data["X"] if data is not None else None
 dataset_name = spec.get("dataset") or "the dataset"
@@ -162,7 +167,11 @@ def start_value(col: str):
         return typical.get(col)
     if start == "blank" or X is None:
         return None
-    return X.iloc[test_positions[int(start)]][col]
+    row = X.iloc[test_positions[int(start)]]
+    for flag, (column, code) in flags.items():  # a code read as missing shows as the code the file held
+        if column == col and flag in row.index and row[flag] == 1:
+            return code
+    return row[col]
 
 
 def _blank(v) -> bool:
@@ -184,7 +193,7 @@ options = (
 values: dict = {}
 st.subheader("The lead")
 grid = st.columns(3)
-for i, col in enumerate(columns):
+for i, col in enumerate(fields):
     key = f"whatif_{data_hash[:8]}_{start}_{col}"
     current_value = start_value(col)
     with grid[i % 3]:
@@ -206,11 +215,11 @@ def as_frame(given: dict) -> pd.DataFrame:
     from engine.data.leads import prepare_features
 
     row = {col: (np.nan if v is None or v == MISSING or v == "" else v) for col, v in given.items()}
-    return prepare_features(pd.DataFrame([row]), columns, kinds)
+    return prepare_features(pd.DataFrame([row]), columns, kinds, missing_values)
 
 
 start_values = {}
-for col in columns:
+for col in fields:
     v = start_value(col)
     start_values[col] = (
         None if _blank(v) else (float(v) if (_is_numeric(col) or "median" in options.get(col, {})) else str(v))
@@ -223,7 +232,7 @@ def _shown(v) -> str:
     return "missing" if v is None or v == MISSING or v == "" else f"{v:g}" if isinstance(v, float) else str(v)
 
 
-changed = [col for col in columns if _shown(values.get(col)) != _shown(start_values.get(col))]
+changed = [col for col in fields if _shown(values.get(col)) != _shown(start_values.get(col))]
 if changed:
     st.caption(
         "Changed from the start: "

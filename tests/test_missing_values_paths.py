@@ -1,0 +1,129 @@
+"""Numbers read as missing (999 for "never") on every path that trains or scores: the CLI's --missing-value flag
+(and its hostile forms), a dashboard job's spec, the API (single-lead fast path and batches) and the What-if
+page's form, all agreeing with the one scoring service."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from support import SMALL_STACK, cli_params
+
+from engine.api import create_app
+from engine.cli import main
+from engine.data.demo import demo_leads
+from engine.jobspec import read_spec
+from engine.runs import RunStore
+from engine.scoring import score_frame
+
+CODE = 999.0
+FLAG = "TotalVisits was 999"
+
+
+def _with_code(n: int, seed: int) -> pd.DataFrame:
+    frame = demo_leads(n=n, seed=seed)
+    rows = np.random.default_rng(seed).random(len(frame)) < 0.2
+    frame.loc[rows, "TotalVisits"] = CODE
+    return frame
+
+
+@pytest.fixture(scope="module")
+def coded_run(tmp_path_factory):
+    """A real small stack trained by the CLI with ``--missing-value TotalVisits=999``."""
+    import os
+
+    root = tmp_path_factory.mktemp("coded")
+    path = root / "leads.csv"
+    _with_code(400, 5).to_csv(path, index=False)
+    old = os.environ.get("CLAB_WORKSPACE")
+    os.environ["CLAB_WORKSPACE"] = str(root / "workspace")
+    try:
+        args = ["train", "leads", "--data", str(path), "--quiet", "--missing-value", "TotalVisits=999"]
+        assert main([*args, *cli_params(SMALL_STACK)]) == 0
+        store = RunStore()
+        run = store.list_runs()[0]
+    finally:
+        if old is None:
+            os.environ.pop("CLAB_WORKSPACE")
+        else:
+            os.environ["CLAB_WORKSPACE"] = old
+    return store, run
+
+
+def test_the_cli_flag_trains_a_run_that_records_the_codes(coded_run):
+    _, run = coded_run
+    assert run.spec["missing_values"] == {"TotalVisits": [CODE]}
+    assert FLAG in run.spec["columns"]
+
+
+@pytest.mark.parametrize(
+    "flag, problem",
+    [
+        ("TotalVisits", "not COLUMN=NUMBER"),
+        ("=999", "not COLUMN=NUMBER"),
+        ("TotalVisits=", "not COLUMN=NUMBER"),
+        ("TotalVisits=abc", "not COLUMN=NUMBER"),
+        ("TotalVisits=nan", "not COLUMN=NUMBER"),
+        ("TotalVisits=inf", "not COLUMN=NUMBER"),
+    ],
+)
+def test_a_malformed_flag_is_refused_before_anything_runs(flag, problem, workspace, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "leads", "--missing-value", flag])
+    assert exit_info.value.code == 2
+    assert problem in capsys.readouterr().err
+    assert not (workspace / "runs").exists() or not any((workspace / "runs").iterdir())
+
+
+def test_a_code_for_a_column_the_file_lacks_is_refused_by_name(workspace, tmp_path, capsys):
+    path = tmp_path / "leads.csv"
+    demo_leads(n=100, seed=1).to_csv(path, index=False)
+    code = main(
+        ["train", "leads", "--data", str(path), "--quiet", "--missing-value", "Nope=1", *cli_params(SMALL_STACK)]
+    )
+    err = capsys.readouterr().err
+    assert code != 0 and "Nope" in err
+    assert not (workspace / "runs").exists() or not any((workspace / "runs").iterdir())
+
+
+def test_a_dashboard_job_hands_the_datasets_codes_to_the_training(workspace):
+    from engine.jobs import JobRunner
+
+    runner = JobRunner(workspace)
+    job_id = runner.submit_train("leads", "data.csv", "stacking", missing_values={"TotalVisits": [CODE]})
+    assert read_spec(runner.job_dir(job_id)).missing_values == {"TotalVisits": [CODE]}
+
+
+def test_the_api_reads_the_code_as_missing_like_the_scoring_service(coded_run, monkeypatch):
+    store, run = coded_run
+    monkeypatch.delenv("CLAB_API_KEY", raising=False)
+    client = TestClient(create_app(store))
+    new = _with_code(30, 9)
+    assert (new["TotalVisits"] == CODE).any()
+    expected = score_frame(run, new, explain=0, rank=False).proba
+    records = json.loads(new.to_json(orient="records"))
+    one = client.post("/predict/lead", json={"run_id": run.id, "leads": records[0]})
+    many = client.post("/predict/lead", json={"run_id": run.id, "leads": records})
+    assert one.status_code == 200 and many.status_code == 200, (one.text, many.text)
+    got = [p["probability"] for p in many.json()["predictions"]]
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    np.testing.assert_allclose(one.json()["predictions"][0]["probability"], expected[0], atol=1e-6)
+    # the code is not read as a real number: a coded lead scores unlike the same lead with TotalVisits 999 unread
+    coded = int(np.flatnonzero(new["TotalVisits"].to_numpy() == CODE)[0])
+    model = run.load_approach()
+    from engine.data.leads import prepare_features
+
+    as_number = prepare_features(new.iloc[[coded]], run.spec["columns"], run.spec["kinds"])
+    assert as_number[FLAG].isna().all()  # without the setting the flag is unknown and 999 is a number
+    assert abs(model.predict_proba(as_number)[0, 1] - expected[coded]) > 1e-6
+
+
+def test_what_if_offers_the_column_not_its_flag(coded_run, monkeypatch):
+    from dashboard_support import run_page
+
+    store, run = coded_run
+    monkeypatch.setenv("CLAB_WORKSPACE", str(store.root.parent))
+    at = run_page("whatif")
+    labels = [w.label for w in at.number_input] + [w.label for w in at.selectbox]
+    assert "TotalVisits" in labels and FLAG not in labels
