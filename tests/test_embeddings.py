@@ -13,6 +13,8 @@ from engine.data.transcripts import load_transcripts
 from engine.pipeline import build_approach
 
 TINY = dict(epochs=1, n_pairs=1, max_triplets=12, batch_size=6, train_tokens=64, seed=0)
+#: TINY on PyTorch: no int8 ONNX export after the fine-tune (that backend is tested on the ``fitted`` model)
+TINY_TORCH = {**TINY, "backend": "torch"}
 
 
 class Recorder(Callback):
@@ -91,7 +93,7 @@ def test_in_batch_segments_are_balanced_windows_and_the_explicit_triplet_loss_al
     for segment, label in zip(segments, labels):  # each segment is a window of a call with its label
         assert any(segment in windows[i] for i in np.flatnonzero(y == label))
 
-    triplet = build_approach("embeddings", dict(loss="triplet", **TINY)).fit(X, y)
+    triplet = build_approach("embeddings", dict(loss="triplet", **TINY_TORCH)).fit(X, y)
     assert triplet.n_triplets_ == TINY["max_triplets"]
     before = dict(model._generic_model().named_parameters())
     moved = [
@@ -105,11 +107,11 @@ def test_in_batch_segments_are_balanced_windows_and_the_explicit_triplet_loss_al
 def test_trains_on_the_fewest_examples_it_accepts(data):
     X, y = data
     idx = np.r_[np.flatnonzero(y == 0)[:2], np.flatnonzero(y == 1)[:2]]  # two of each class
-    model = build_approach("embeddings", dict(**TINY)).fit(X.iloc[idx], y[idx])
+    model = build_approach("embeddings", TINY_TORCH).fit(X.iloc[idx], y[idx])
     proba = model.predict_proba(X.iloc[:3])
     assert proba.shape == (3, 2) and np.allclose(proba.sum(axis=1), 1.0)
     with pytest.raises(ValueError, match="at least 2 examples of each class"):
-        build_approach("embeddings", dict(**TINY)).fit(X.iloc[idx[1:]], y[idx[1:]])
+        build_approach("embeddings", TINY_TORCH).fit(X.iloc[idx[1:]], y[idx[1:]])
 
 
 def test_predict_both_embeddings_and_explain(fitted, data):
@@ -183,7 +185,7 @@ def test_bad_parameters_and_cancellation(data):
                 raise TrainingCancelled("stop")
 
     with pytest.raises(TrainingCancelled):
-        build_approach("embeddings", dict(**TINY)).fit(X, y, callbacks=[Cancel()])
+        build_approach("embeddings", TINY_TORCH).fit(X, y, callbacks=[Cancel()])
 
 
 def test_write_transcript_outputs(fitted, data, tmp_path):
@@ -239,7 +241,7 @@ def test_int8_onnx_embeddings_agree_with_pytorch_and_are_saved(fitted, data, tmp
     model, _ = fitted
     X, _ = data
     assert model.backend_ == "onnx-int8"
-    torch_model = build_approach("embeddings", dict(backend="torch", **TINY))
+    torch_model = build_approach("embeddings", TINY_TORCH)
     torch_model.model_, torch_model.backend_ = model.model_, "torch"
     for which in ("generic", "fine_tuned"):
         fast, exact = model.embed(X.iloc[:6], which), torch_model.embed(X.iloc[:6], which)
