@@ -605,6 +605,13 @@ def _missing_values_from_args(args) -> dict[str, list[float]]:
     return out
 
 
+def _command(sub, name: str, func, help: str, description: str | None = None) -> argparse.ArgumentParser:
+    """The subcommand ``name``, which runs ``func(args)``; its flags are added to the parser returned."""
+    p = sub.add_parser(name, help=help, description=description)
+    p.set_defaults(func=func)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m engine", description="Conversion Lab engine")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -667,8 +674,10 @@ def build_parser() -> argparse.ArgumentParser:
             )
             p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "score",
+        cmd_score,
         help="score a file with a stored run",
         description="Score every row of a lead table or transcripts file with a stored run: the "
         "file's own columns, then rank, probability of conversion, 1-99 score, tier "
@@ -697,18 +706,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="rows (from the top) that get reasons, or all; default: the approach's budget (stacking "
         "10,000, LLM 20, embeddings 20)",
     )
-    p.set_defaults(func=cmd_score)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "run-job",
+        cmd_run_job,
         help="run a queued training job from its folder (used by the job runner)",
         description="Read spec.json in a job folder, train, and write result.json there.",
     )
     p.add_argument("folder", help="the job's folder (holds spec.json)")
-    p.set_defaults(func=cmd_run_job)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "audit",
+        cmd_audit,
         help="find columns that give the outcome away (likely post-contact fields)",
         description="Leak finder: a small cross-validated model on each column alone, and on its "
         "missingness alone; columns that predict the outcome far too well are flagged "
@@ -725,19 +736,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="columns to leave out before auditing (default none: audit every column)",
     )
     p.add_argument("--json", help="write the report as JSON here")
-    p.set_defaults(func=cmd_audit)
 
-    p = sub.add_parser(
+    _command(
+        sub,
         "runs",
+        cmd_runs,
         help="list stored runs",
         description="List the stored runs, newest first. Runs that cannot be used (a damaged or "
         "missing spec.json or metrics.json) are left out and named on stderr as "
         "'skipped <run id>: <reason>'.",
     )
-    p.set_defaults(func=cmd_runs)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "delete",
+        cmd_delete,
         help="delete a stored run or dataset (asks first)",
         description="Delete one stored run (`delete run RUN_ID`) or dataset (`delete dataset SHA`, "
         "the sha256 of its file or a unique prefix of at least 6 hex digits). It asks "
@@ -748,10 +761,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["run", "dataset"], help="what to delete")
     p.add_argument("id", metavar="ID", help="run id (see `python -m engine runs`) or dataset sha256")
     p.add_argument("--yes", "-y", action="store_true", help="delete without asking")
-    p.set_defaults(func=cmd_delete)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "serve",
+        cmd_serve,
         help="start the FastAPI scoring service",
         description="Start the FastAPI scoring service (set CLAB_API_KEY to require an API key).",
     )
@@ -762,13 +776,10 @@ def build_parser() -> argparse.ArgumentParser:
         "network: set CLAB_API_KEY first)",
     )
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
-    p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("prepare-models", help="convert and cache the offline models (idempotent)")
-    p.set_defaults(func=cmd_prepare_models)
+    _command(sub, "prepare-models", cmd_prepare_models, help="convert and cache the offline models (idempotent)")
 
-    p = sub.add_parser("demo", help="train the stack on the demo leads and print its board")
-    p.set_defaults(func=cmd_demo)
+    _command(sub, "demo", cmd_demo, help="train the stack on the demo leads and print its board")
     return parser
 
 
