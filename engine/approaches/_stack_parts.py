@@ -428,11 +428,15 @@ def make_features(
     ``TargetEncoder`` or :class:`CrossFitTargetEncoder` (``target_encoder``)), then ``StandardScaler``."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
+    from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler, TargetEncoder
 
     if check_target_encoder(target_encoder) == "sklearn":
-        target = TargetEncoder(target_type="binary", smooth=te_smoothing, cv=te_folds, shuffle=True, random_state=seed)
+        # the folds as a splitter (TargetEncoder's own shuffle/random_state are deprecated in scikit-learn 1.9; the
+        # same StratifiedKFold it builds from them, so the encodings are identical)
+        folds = StratifiedKFold(te_folds, shuffle=True, random_state=seed)
+        target = TargetEncoder(target_type="binary", smooth=te_smoothing, cv=folds)
     elif isinstance(te_smoothing, str):
         raise ValueError(f"te_smoothing={te_smoothing!r} is scikit-learn's; category_encoders needs a number > 0")
     else:
