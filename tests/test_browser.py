@@ -209,6 +209,12 @@ def test_every_page_in_chromium(browser, server, tmp_path):
     assert max(again) < 15, timings
 
 
+# The demo's own trainings in full (minutes; 12.5 of a 34-minute suite on the busy 2-core machine): `make test-slow`.
+# The default run covers each step fast: the demo button stores the synthetic data and queues the jobs
+# (test_dashboard.py::test_home_demo_button_loads_synthetic_data_and_queues_jobs), training jobs produce runs
+# (test_jobs.py::test_real_training_jobs_produce_runs), every page in Chromium on stored runs (test_every_page_in_chromium),
+# the stored embedding maps drawn (test_explain_pages.py::test_embeddings_page_reads_stored_maps_without_computing).
+@pytest.mark.slow
 def test_demo_path_end_to_end(browser, tmp_path):
     """A first visit to an empty workspace: one click on Home loads the demo data and trains the quick models (two
     real training jobs), and then the board, the embedding maps, the explanations and what-if show those runs."""
