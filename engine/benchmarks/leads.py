@@ -129,6 +129,7 @@ def run_leads_bench(
     from xgboost import XGBClassifier
 
     from engine.approaches.stacking import BASE_MODELS, StackingApproach
+    from engine.benchmarks.api import machine_summary
     from engine.data.leads import load_leads
 
     table = load_leads(data, target=target, leak_policy=leak_policy)
@@ -185,7 +186,9 @@ def run_leads_bench(
         **table_summary(data, table, train_idx, test_idx, seed, yte),
         "params": stack.get_params(),
         "models": models,
-        "load_average": _load_average(),
+        "machine": machine_summary(),
+        "date": time.strftime("%Y-%m-%d"),
+        "load": _load_average(),
     }
     if verbose:
         print_board(result)
