@@ -202,7 +202,9 @@ def test_first_visit_is_quick(workspace_env):
         at.run()
         times.append(time.perf_counter() - started)
         assert not at.exception
-    assert min(times) < 1.5, times
+    # a guard against the page computing on a visit (curves and tables from scratch took tens of seconds), not a
+    # speed target (those are benchmarks): about 1 s on the idle machine, 3.5 s seen under load average 12
+    assert min(times) < 10, times
 
 
 def test_findings_baseline_and_readable_names_on_the_page(workspace_env):

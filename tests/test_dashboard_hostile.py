@@ -279,7 +279,7 @@ def test_wrong_passwords_wait_longer_each_time(stored, server_address, monkeypat
     fresh.text_input[0].input("guess-3")
     started = time.monotonic()
     fresh.button[0].click().run()
-    assert 1.0 <= time.monotonic() - started < 2.0
+    assert 1.0 <= time.monotonic() - started < 4.0  # the first wait (1 s), not this session's next one (4 s)
 
 
 # -- job states ---------------------------------------------------------------------------------------
