@@ -255,8 +255,8 @@ def test_real_leads_sample_fits_and_explains(leads_csv):
     assert isinstance(frame, pd.DataFrame) and len(frame) == 4 * X.shape[1]
 
 
-@pytest.mark.slow  # about 30 s on an idle machine, minutes on a busy one
 def test_leads_bench_reports_every_model(tmp_path):
+    """`bench leads` end to end on a small table (about 20 s): it broke unseen once while this test was slow-marked."""
     import json
 
     from engine.benchmarks.leads import run_leads_bench
