@@ -181,3 +181,37 @@ def test_committed_demo_file_matches_generator():
     expected = demo_transcripts(400, seed=0)
     assert table.X["transcript"].tolist() == [r["transcript"] for r in expected]
     assert table.y.tolist() == [r["label"] for r in expected]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[]",
+        " [ ] ",
+        "{}",
+        '[{"transcript": "a", "label": 1}, {"transcript": "b", "label": 0}]',
+        '\n[\n  {"transcript": "é ünïcode \\u00e9", "label": 1, "metadata": {"n": [1, 2.5, -3e2]}}\n]\n',
+        '{"records": [{"transcript": "x", "label": 0}], "source": "crm", "n": 1}',
+        '{"records": [], "more": [[], [1, [2, {"a": []}]]]}',
+        '"just text"',
+        "42",
+        "[1,2 ,3\t,\r\n4]",
+    ],
+)
+def test_the_streaming_json_reader_equals_json_loads(text):
+    from engine.data.transcripts import _load_json
+
+    assert _load_json(text, "calls.json", 1000) == json.loads(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[1, 2", "[1 2]", "[1,]", '{"a" 1}', '{"a": [1}', '{"a": 1,}', "[1] x", '{"a": [1, 2] "b": 1}', "{1: 2}"],
+)
+def test_the_streaming_json_reader_refuses_what_json_loads_refuses(text):
+    from engine.data.transcripts import _load_json
+
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(text)
+    with pytest.raises(TranscriptDataError, match="Invalid JSON"):
+        _load_json(text, "calls.json", 1000)

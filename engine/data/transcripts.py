@@ -161,6 +161,17 @@ def _json_error(exc: json.JSONDecodeError, where: str) -> TranscriptDataError:
 _WS = re.compile(r"[ \t\n\r]*")
 
 
+def _after_item(text: str, i: int, closer: str) -> tuple[bool, int]:
+    """After an array element or object member: past the ``,`` before the next one (False), or past ``closer``
+    (True, the container ends)."""
+    i = _WS.match(text, i).end()
+    if text.startswith(",", i):
+        return False, _WS.match(text, i + 1).end()
+    if text.startswith(closer, i):
+        return True, i + 1
+    raise json.JSONDecodeError("Expecting ',' delimiter", text, i)
+
+
 def _json_array(text: str, i: int, decoder: json.JSONDecoder, label: str, max_rows: int) -> tuple[list, int]:
     """The array starting at ``text[i] == "["``, decoded one element at a time (refused past ``max_rows``)."""
     items: list = []
@@ -172,13 +183,9 @@ def _json_array(text: str, i: int, decoder: json.JSONDecoder, label: str, max_ro
         items.append(value)
         if len(items) > max_rows:
             raise _too_many(label, "counted in its JSON array", max_rows)
-        i = _WS.match(text, i).end()
-        if text.startswith(",", i):
-            i = _WS.match(text, i + 1).end()
-        elif text.startswith("]", i):
-            return items, i + 1
-        else:
-            raise json.JSONDecodeError("Expecting ',' delimiter", text, i)
+        done, i = _after_item(text, i, "]")
+        if done:
+            return items, i
 
 
 def _json_object(text: str, i: int, decoder: json.JSONDecoder, label: str, max_rows: int) -> tuple[dict, int]:
@@ -199,13 +206,9 @@ def _json_object(text: str, i: int, decoder: json.JSONDecoder, label: str, max_r
             obj[key], i = _json_array(text, i, decoder, label, max_rows)
         else:
             obj[key], i = decoder.raw_decode(text, i)
-        i = _WS.match(text, i).end()
-        if text.startswith(",", i):
-            i = _WS.match(text, i + 1).end()
-        elif text.startswith("}", i):
-            return obj, i + 1
-        else:
-            raise json.JSONDecodeError("Expecting ',' delimiter", text, i)
+        done, i = _after_item(text, i, "}")
+        if done:
+            return obj, i
 
 
 def _load_json(text: str, label: str, max_rows: int) -> Any:
