@@ -22,6 +22,7 @@ that shares no column with the run is refused (:class:`ScoringError`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 TIERS = ("A", "B", "C", "D")
 TIER_MEANING = {"A": "top quarter", "B": "second quarter", "C": "third quarter", "D": "bottom quarter"}
 TOP_REASONS = 3
+#: the smallest move of the 1-99 score a reason may have (smaller ones would list noise as reasons)
+MIN_REASON_POINTS = 0.5
 #: Rows given reasons when the caller does not say (the top rows by score), per approach, from what its
 #: ``explain`` costs: the stack's fast exact path ~2-3 ms a lead (every row of a file up to 10,000), the LLM
 #: re-scores a lead once per field (~1-3 s), the embeddings re-embed a transcript once per sentence.
@@ -92,14 +95,25 @@ def format_value(value: Any) -> str:
 
 
 def points(contribution: float) -> str:
-    """A contribution in probability points as points of the 1-99 score: ``+21 points``."""
+    """A contribution in probability points as points of the 1-99 score: ``+21 points``; whole points from one
+    point up (``-1 points``, never ``-1.0``), one decimal below (``+0.6 points``)."""
     p = float(contribution) * 98
-    return f"{p:+.0f} points" if abs(p) >= 1 else f"{p:+.1f} points"
+    return f"{round(p):+d} points" if abs(p) >= 0.95 else f"{p:+.1f} points"
+
+
+#: the 0/1 column made for a number read as missing (engine.data.leads.flag_name: "TotalVisits was 999")
+_FLAG = re.compile(r"^(?P<column>.+) was (?P<code>-?[\d,]+(?:\.\d+)?)$")
 
 
 def reason_text(feature: str, value: str, contribution: float) -> str:
-    """``Field = value (+21 points)``; a phrase whose value repeats it (transcripts) is shown once."""
+    """``Field = value (+21 points)``; a phrase whose value repeats it (transcripts) is shown once; a flag of a
+    number read as missing says what it means (``TotalVisits is 999, read as unknown (-2 points)``)."""
     feature, value = str(feature), str(value)
+    flag = _FLAG.match(feature)
+    if flag and value in ("1", "1.0", "0", "0.0"):
+        column, code = flag["column"], flag["code"]
+        said = f"{column} is {code}, read as unknown" if value.startswith("1") else f"{column} is not {code}"
+        return f"{said} ({points(contribution)})"
     stem = feature[:-1] if feature.endswith("…") else feature  # a phrase shortened for display
     if not value or value == feature or value in feature or " ".join(value.split()).startswith(stem):
         return f"{feature} ({points(contribution)})"
@@ -120,15 +134,19 @@ def largest_factors(table: pd.DataFrame, n: int) -> dict[int, list[dict]]:
 
 def top_factors(table: pd.DataFrame, n: int = TOP_REASONS) -> dict[int, dict[str, list[dict]]]:
     """From an ``explain`` table: per row, the ``n`` largest factors raising (``for``) and lowering
-    (``against``) the score, each ``{"feature", "value", "contribution", "text"}``. Vectorised: 10,000
-    explained leads take a fraction of a second."""
+    (``against``) the score by at least :data:`MIN_REASON_POINTS`, each ``{"feature", "value", "contribution",
+    "text"}``. Vectorised: 10,000 explained leads take a fraction of a second."""
     if table.empty:
         return {}
     rows = table["row"].to_numpy(dtype=np.int64)
     contribution = table["contribution"].to_numpy(dtype=np.float64)
     features, values = table["feature"].to_numpy(dtype=object), table["value"].to_numpy(dtype=object)
     out: dict[int, dict[str, list[dict]]] = {int(r): {"for": [], "against": []} for r in np.unique(rows)}
-    for side, mask, key in (("for", contribution > 0, -contribution), ("against", contribution < 0, contribution)):
+    least = MIN_REASON_POINTS / 98  # a factor that moves the score by less than half a point is no reason
+    for side, mask, key in (
+        ("for", contribution >= least, -contribution),
+        ("against", contribution <= -least, contribution),
+    ):
         idx = np.flatnonzero(mask)
         if not len(idx):
             continue
@@ -204,6 +222,8 @@ class ValidationReport:
     ignored_columns: list[str] = field(default_factory=list)
     unseen_values: dict[str, dict[str, int]] = field(default_factory=dict)
     unparsed: dict[str, int] = field(default_factory=dict)
+    #: rows holding each number the run reads as missing: ``{column: {number: rows}}``
+    read_as_missing: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -232,6 +252,9 @@ class ValidationReport:
             )
         for col, n in self.unparsed.items():
             lines.append(f"{col}: {n} value(s) are not numbers and are scored as missing.")
+        for col, codes in self.read_as_missing.items():
+            said = ", ".join(f"{code} in {n:,} row(s)" for code, n in codes.items())
+            lines.append(f"{col}: {said}, read as unknown (with its yes/no flag), as in training.")
         return lines
 
 
@@ -320,6 +343,11 @@ def prepare_rows(run: Run, raw: pd.DataFrame, source: str = "the file") -> tuple
         ignored_columns=[c for c in given if c not in known],
         unparsed=_unparsed_counts(raw, shaped, kinds),  # before the codes read as missing (not junk)
     )
+    for col, codes in missing_values.items():
+        if col in shaped.columns:
+            held = {format_value(v): int((shaped[col] == v).sum()) for v in codes}
+            if any(held.values()):
+                report.read_as_missing[col] = {code: n for code, n in held.items() if n}
     X = treat_missing(shaped, missing_values, columns)  # the training's codes read as missing, flags made
     report.unseen_values = _unseen_counts(X, load_training_profile(run))
     return X, report

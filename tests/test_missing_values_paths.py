@@ -127,3 +127,38 @@ def test_what_if_offers_the_column_not_its_flag(coded_run, monkeypatch):
     at = run_page("whatif")
     labels = [w.label for w in at.number_input] + [w.label for w in at.selectbox]
     assert "TotalVisits" in labels and FLAG not in labels
+
+
+def test_the_scoring_report_says_which_codes_it_read_as_missing(coded_run):
+    _, run = coded_run
+    new = _with_code(50, 11)
+    held = int((new["TotalVisits"] == CODE).sum())
+    scored = score_frame(run, new, explain=0)
+    assert scored.report.read_as_missing == {"TotalVisits": {"999": held}}
+    assert f"TotalVisits: 999 in {held} row(s), read as unknown" in " ".join(scored.report.messages())
+    clean = new[new["TotalVisits"] != CODE]
+    assert score_frame(run, clean, explain=0).report.read_as_missing == {}
+
+
+def test_reasons_read_as_a_person_reads_them():
+    from engine.scoring import points, reason_text, top_factors
+
+    assert [points(c) for c in (0.2143, -0.0099, -0.0102, 0.003)] == [
+        "+21 points",
+        "-1 points",
+        "-1 points",
+        "+0.3 points",
+    ]
+    assert reason_text(FLAG, "1", -0.02) == "TotalVisits is 999, read as unknown (-2 points)"
+    assert reason_text(FLAG, "0.0", 0.02) == "TotalVisits is not 999 (+2 points)"
+    assert reason_text("Lead Source", "Google", 0.05) == "Lead Source = Google (+5 points)"
+    table = pd.DataFrame(
+        {
+            "row": [0, 0, 0, 0],
+            "feature": ["a", "b", "c", "d"],
+            "value": ["1", "2", "3", "4"],
+            "contribution": [0.2, 0.004, -0.001, -0.1],
+        }
+    )
+    found = top_factors(table)[0]  # moves under half a point of the score are no reasons
+    assert [f["feature"] for f in found["for"]] == ["a"] and [f["feature"] for f in found["against"]] == ["d"]

@@ -9,6 +9,7 @@ from engine import pipeline
 from engine.data.demo import demo_leads
 from engine.runs import RunStore
 from engine.scoring import (
+    MIN_REASON_POINTS,
     SCORE_COLUMNS,
     ScoringError,
     reason_text,
@@ -218,10 +219,12 @@ def test_top_factors_equal_a_plain_groupby_on_random_tables():
         }
     )
     table.loc[::7, "contribution"] = 0.0  # zero effects belong to neither side
+    table.loc[3::11, "contribution"] = 0.004  # under half a point of the score: no reason either
     got = top_factors(table, n=3)
+    least = MIN_REASON_POINTS / 98
     for r, group in table.groupby("row"):
-        ups = group[group["contribution"] > 0].sort_values("contribution", ascending=False).head(3)
-        downs = group[group["contribution"] < 0].sort_values("contribution").head(3)
+        ups = group[group["contribution"] >= least].sort_values("contribution", ascending=False).head(3)
+        downs = group[group["contribution"] <= -least].sort_values("contribution").head(3)
         assert [f["feature"] for f in got[r]["for"]] == ups["feature"].tolist()
         assert [f["feature"] for f in got[r]["against"]] == downs["feature"].tolist()
 
