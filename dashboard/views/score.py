@@ -161,7 +161,9 @@ if scored.metrics:
     st.caption("The file has the outcome column, so this is how the model did on these leads.")
 
 # reasons for the top rows: computed after the list is on screen
-budget_default = min(len(table), 1000 if main_run.spec.get("approach") == "stacking" else 10)
+from engine.scoring import explain_budget  # noqa: E402
+
+budget_default = min(len(table), explain_budget(str(main_run.spec.get("approach", ""))))  # as the CLI and the API
 n_reasons = st.number_input(
     "Leads to explain (from the top of the list)",
     min_value=0,
@@ -211,16 +213,33 @@ if tiers:
 dropped = main_run.spec.get("dropped") or {}
 id_columns = [c for c, why in dropped.items() if "identifier" in str(why) and c in table.columns]
 shown = ["rank", *id_columns, "score", "tier", "probability", "reasons_for", "reasons_against"]
-st.dataframe(
-    view[[c for c in shown if c in view.columns]],
+listed = view[[c for c in shown if c in view.columns]].reset_index(drop=True)
+picked = st.dataframe(
+    listed,
     width="stretch",
     hide_index=True,
+    on_select="rerun",
+    selection_mode="single-row",
+    key="score_table",
     column_config={
         "probability": st.column_config.NumberColumn("probability", format="%.3f"),
-        "reasons_for": st.column_config.TextColumn("raises the score"),
-        "reasons_against": st.column_config.TextColumn("lowers the score"),
+        "reasons_for": st.column_config.TextColumn("raises the score", width="large"),
+        "reasons_against": st.column_config.TextColumn("lowers the score", width="large"),
     },
 )
+if len(listed):  # a lead's reasons in full, one a line (a table cell shows only their start)
+    rows = picked.selection.rows if picked is not None and hasattr(picked, "selection") else []
+    lead = listed.iloc[rows[0] if rows else 0]
+    named = ", ".join(f"{c} {lead[c]}" for c in id_columns) or f"rank {lead['rank']}"
+    which = "the selected lead" if rows else "the top lead (select a row to read another's)"
+    with st.container(border=True):
+        st.markdown(f"**Reasons for {which}**: {named}, score {lead['score']}, tier {lead.get('tier', '-')}")
+        if not str(lead.get("reasons_for", "")) and not str(lead.get("reasons_against", "")):
+            st.caption("No reasons for this lead: it is below the leads explained (raise 'Leads to explain').")
+        for side, word in (("reasons_for", "Raises the score"), ("reasons_against", "Lowers the score")):
+            items = [x for x in str(lead.get(side, "")).split("; ") if x]
+            if items:
+                st.markdown(f"{word}:\n" + "\n".join(f"- {x}" for x in items))
 st.caption(
     f"{int(table['has_reasons'].sum()):,} of {len(table):,} leads have reasons (the top of the list). "
     "The downloads hold every column of your file, then the scores and reasons, ranked."
