@@ -127,6 +127,10 @@ def test_what_if_offers_the_column_not_its_flag(coded_run, monkeypatch):
     at = run_page("whatif")
     labels = [w.label for w in at.number_input] + [w.label for w in at.selectbox]
     assert "TotalVisits" in labels and FLAG not in labels
+    said = "TotalVisits = 999 is read as unknown"
+    assert not any(said in c.value for c in at.caption)
+    next(w for w in at.number_input if w.label == "TotalVisits").set_value(CODE).run()
+    assert not at.exception and any(said in c.value and FLAG in c.value for c in at.caption)
 
 
 def test_the_scoring_report_says_which_codes_it_read_as_missing(coded_run):

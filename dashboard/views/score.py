@@ -303,11 +303,13 @@ from engine.scoring import load_training_sample, prepare_rows  # noqa: E402
 def draw_shift(report: dict) -> None:
     verdict = report["verdict"]
     auc = report.get("adversarial_auc")
-    text = f"Compared with the leads this model learned from, this file **{verdict}**" + (
-        f" (a model trained to tell them apart reaches ROC-AUC {auc:.2f}; 0.5 = it cannot)."
-        if auc is not None
-        else " (too few rows for the overall check)."
-    )
+    if auc is None:
+        how = " (too few rows for the overall check)."
+    elif auc <= 0.55:  # at or below chance (below it on a file holding the training leads themselves)
+        how = f" (a model trained to tell the two apart cannot: ROC-AUC {auc:.2f}, where 0.5 or less = it cannot)."
+    else:
+        how = f" (a model trained to tell the two apart reaches ROC-AUC {auc:.2f}; 0.5 = it cannot, 1 = always can)."
+    text = f"Compared with the leads this model learned from, this file **{verdict}**" + how
     show = st.success if verdict.startswith("looks like") else st.info if verdict.startswith("too few") else st.warning
     show(text)
     top = [c for c in report["columns"] if c["level"] != "stable"][:5]

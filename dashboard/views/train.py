@@ -250,7 +250,12 @@ with left:
                 st.warning(f"This job cannot succeed, so it is not launched. {problem}", icon=":material/block:")
                 widgets.page_link("views/data.py", label="Go to Data", icon=":material/table_view:")
             elif ds.kind == "leads" and meta.get("target"):
-                st.caption(f"Outcome column: {meta.get('target')} (change it on the Data page).")
+                codes = "; ".join(f"{c} {', '.join(f'{v:g}' for v in vs)}" for c, vs in missing_values.items())
+                st.caption(
+                    f"Outcome column: {meta.get('target')}"
+                    + (f"; numbers read as unknown: {codes}" if codes else "")
+                    + " (change them on the Data page)."
+                )
             if st.button(
                 "Launch training",
                 type="primary",

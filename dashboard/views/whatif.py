@@ -226,6 +226,12 @@ for col in fields:
     )
 lead = as_frame(values)
 start_lead = as_frame(start_values)
+for flag, (column, code) in flags.items():  # say it when a typed number is one the runs read as unknown
+    if values.get(column) is not None and values.get(column) == code:
+        st.caption(
+            f"{column} = {code:g} is read as unknown, with its yes/no column '{flag}' set, as the runs were "
+            "trained (the dataset's setting on the Data page)."
+        )
 
 
 def _shown(v) -> str:
