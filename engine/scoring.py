@@ -66,9 +66,10 @@ def to_score(proba) -> np.ndarray:
 
 def tiers_from_quartiles(proba, quartiles) -> np.ndarray:
     """Tier A (at or above the training scores' upper quartile) .. D (below the lower quartile).
-    ``quartiles`` are the 25/50/75 % quantiles of the run's training probabilities."""
-    q25, q50, q75 = (float(q) for q in quartiles)
-    p = np.asarray(proba, dtype=np.float64)
+    ``quartiles`` are the 25/50/75 % quantiles of the run's training probabilities. Compared as 1-99 scores, so
+    leads shown with the same score always share a tier."""
+    q25, q50, q75 = to_score([float(q) for q in quartiles])
+    p = to_score(proba)
     idx = np.where(p >= q75, 0, np.where(p >= q50, 1, np.where(p >= q25, 2, 3)))
     return np.array(TIERS, dtype=object)[idx]
 

@@ -117,6 +117,10 @@ def test_input_columns_named_like_ours_are_kept_and_exports_are_neutralised(stac
 
 def test_tiers_follow_the_training_quartiles():
     assert list(tiers_from_quartiles([0.9, 0.5, 0.3, 0.1, 0.6], [0.2, 0.4, 0.6])) == ["A", "B", "C", "D", "A"]
+    # leads shown with the same score share a tier, even when the quartile falls between their probabilities
+    same_score = [0.6 - 0.001, 0.6 + 0.001]
+    assert len(set(to_score(same_score))) == 1
+    assert list(tiers_from_quartiles(same_score, [0.2, 0.4, 0.6])) == ["A", "A"]
 
 
 def test_reasons_read_as_points_and_pick_both_directions():
