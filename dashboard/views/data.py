@@ -344,7 +344,7 @@ with right:
                 help="numeric, binary (two values), categorical, high_cardinality "
                 "(many values), identifier (one per lead), text or empty",
             ),
-            "used": st.column_config.TextColumn("used for training", width="medium"),
+            "used": st.column_config.TextColumn("used for training", width="large"),
         },
     )
 

@@ -22,12 +22,16 @@ if not runs:
     st.stop()
 
 kinds = sorted({r.spec.get("input_kind", "leads") for r in runs})
-kind = st.radio(
-    "What are you scoring?",
-    kinds,
-    horizontal=True,
-    key="score_kind",
-    format_func=lambda k: {"leads": "Leads (a CRM table)", "transcripts": "Sales calls"}.get(k, k),
+kind = (
+    st.radio(
+        "What are you scoring?",
+        kinds,
+        horizontal=True,
+        key="score_kind",
+        format_func=lambda k: {"leads": "Leads (a CRM table)", "transcripts": "Sales calls"}.get(k, k),
+    )
+    if len(kinds) > 1
+    else kinds[0]  # one kind of model trained: nothing to choose
 )
 kind_runs = [r for r in runs if r.spec.get("input_kind", "leads") == kind]
 
