@@ -266,21 +266,27 @@ def _single_lead_frame(lead: dict, columns: list[str], kinds: dict[str, str]) ->
 
 
 def _lead_frame(leads: list[dict], spec: dict) -> tuple[pd.DataFrame, list[str]]:
+    from engine.data.leads import LeadDataError, check_missing_values, flag_name, prepare_features, treat_missing
+
     columns = list(spec.get("columns") or [])
     kinds = spec.get("kinds") or {}
-    known = set(columns)
+    try:  # numbers the run reads as missing, with their flag columns (made here, never taken from the client)
+        missing_values = check_missing_values(spec.get("missing_values"))
+    except LeadDataError as exc:
+        raise HTTPException(
+            409, detail={"message": f"Run {spec.get('run_id')} cannot be used: {exc} Train it again."}
+        ) from None
+    flags = {flag_name(c, v) for c, values in missing_values.items() for v in values}
+    known = set(columns) - flags
     ignored = sorted({k for lead in leads for k in lead if k not in known})
     if columns and not any(k in known for lead in leads for k in lead):
         raise HTTPException(
             422,
             detail={
                 "message": "None of the lead's fields are used by this run. Send fields "
-                f"named like its columns, e.g. {', '.join(columns[:8])}."
+                f"named like its columns, e.g. {', '.join([c for c in columns if c not in flags][:8])}."
             },
         )
-    from engine.data.leads import prepare_features, treat_missing
-
-    missing_values = spec.get("missing_values")  # numbers the run reads as missing, with their flag columns
     if columns and len(leads) == 1:
         return treat_missing(_single_lead_frame(leads[0], columns, kinds), missing_values, columns), ignored
     frame = pd.DataFrame(leads)

@@ -22,7 +22,6 @@ that shares no column with the run is refused (:class:`ScoringError`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -79,6 +78,11 @@ def run_tiers(run: Run, proba, metrics: dict | None = None) -> np.ndarray | None
     quartiles = (metrics if metrics is not None else run.metrics).get("train_score_quartiles")
     if not (isinstance(quartiles, list) and len(quartiles) == 3):
         return None
+    try:
+        if not all(0.0 <= float(q) <= 1.0 for q in quartiles):  # NaN fails too: a damaged metrics.json
+            return None
+    except (TypeError, ValueError):
+        return None
     return tiers_from_quartiles(proba, quartiles)
 
 
@@ -102,17 +106,24 @@ def points(contribution: float) -> str:
     return f"{round(p):+d} points" if abs(p) >= 0.95 else f"{p:+.1f} points"
 
 
-#: the 0/1 column made for a number read as missing (engine.data.leads.flag_name: "TotalVisits was 999")
-_FLAG = re.compile(r"^(?P<column>.+) was (?P<code>-?[\d,]+(?:\.\d+)?)$")
+def flag_columns(spec: dict) -> dict[str, tuple[str, str]]:
+    """The 0/1 columns a run made for its numbers read as missing: ``{"TotalVisits was 999": ("TotalVisits",
+    "999")}`` (none for a run without them, or with a damaged setting, which scoring refuses by itself)."""
+    from engine.data.leads import LeadDataError, check_missing_values, flag_name
+
+    try:
+        missing_values = check_missing_values(spec.get("missing_values"))
+    except LeadDataError:
+        return {}
+    return {flag_name(c, v): (c, format_value(v)) for c, values in missing_values.items() for v in values}
 
 
-def reason_text(feature: str, value: str, contribution: float) -> str:
-    """``Field = value (+21 points)``; a phrase whose value repeats it (transcripts) is shown once; a flag of a
-    number read as missing says what it means (``TotalVisits is 999, read as unknown (-2 points)``)."""
+def reason_text(feature: str, value: str, contribution: float, flags: dict | None = None) -> str:
+    """``Field = value (+21 points)``; a phrase whose value repeats it (transcripts) is shown once; one of the
+    run's ``flags`` (:func:`flag_columns`) says what it means: ``TotalVisits is 999, read as unknown (-2 points)``."""
     feature, value = str(feature), str(value)
-    flag = _FLAG.match(feature)
-    if flag and value in ("1", "1.0", "0", "0.0"):
-        column, code = flag["column"], flag["code"]
+    if flags and feature in flags and value in ("1", "1.0", "0", "0.0"):
+        column, code = flags[feature]
         said = f"{column} is {code}, read as unknown" if value.startswith("1") else f"{column} is not {code}"
         return f"{said} ({points(contribution)})"
     stem = feature[:-1] if feature.endswith("…") else feature  # a phrase shortened for display
@@ -133,10 +144,13 @@ def largest_factors(table: pd.DataFrame, n: int) -> dict[int, list[dict]]:
     return out
 
 
-def top_factors(table: pd.DataFrame, n: int = TOP_REASONS) -> dict[int, dict[str, list[dict]]]:
+def top_factors(
+    table: pd.DataFrame, n: int = TOP_REASONS, flags: dict | None = None
+) -> dict[int, dict[str, list[dict]]]:
     """From an ``explain`` table: per row, the ``n`` largest factors raising (``for``) and lowering
     (``against``) the score by at least :data:`MIN_REASON_POINTS`, each ``{"feature", "value", "contribution",
-    "text"}``. Vectorised: 10,000 explained leads take a fraction of a second."""
+    "text"}`` (``flags``: the run's :func:`flag_columns`). Vectorised: 10,000 explained leads take a fraction of
+    a second."""
     if table.empty:
         return {}
     rows = table["row"].to_numpy(dtype=np.int64)
@@ -157,7 +171,9 @@ def top_factors(table: pd.DataFrame, n: int = TOP_REASONS) -> dict[int, dict[str
         rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
         for i in order[rank < n]:
             f, v, c = features[i], values[i], float(contribution[i])
-            out[int(rows[i])][side].append({"feature": f, "value": v, "contribution": c, "text": reason_text(f, v, c)})
+            out[int(rows[i])][side].append(
+                {"feature": f, "value": v, "contribution": c, "text": reason_text(f, v, c, flags)}
+            )
     return out
 
 
@@ -341,7 +357,7 @@ def prepare_rows(run: Run, raw: pd.DataFrame, source: str = "the file") -> tuple
         rows=len(raw),
         used_columns=used,
         missing_columns=[c for c in expected if c not in given],
-        ignored_columns=[c for c in given if c not in known],
+        ignored_columns=[c for c in given if c not in known or c in flags],  # a flag is made, not read
         unparsed=_unparsed_counts(raw, shaped, kinds),  # before the codes read as missing (not junk)
     )
     for col, codes in missing_values.items():
@@ -453,7 +469,7 @@ def score_frame(
         if progress:
             progress(stop, n)
     approach = str(run.spec.get("approach", ""))
-    factors = _factors(model, X, proba, approach, explain)
+    factors = _factors(model, X, proba, run, explain)
     out = _table(run, raw, proba, factors, rank)
     metrics, n_outcomes = None, 0
     outcomes = _outcomes(run, raw)
@@ -484,18 +500,19 @@ def add_reasons(
     best-scored rows, as :func:`score_frame` gives them; its probabilities are kept, not computed again."""
     model = model if model is not None else run.load_approach()
     X, _ = prepare_rows(run, raw, source)
-    factors = _factors(model, X, scored.proba, scored.approach, explain)
+    factors = _factors(model, X, scored.proba, run, explain)
     return replace(scored, table=_table(run, raw, scored.proba, factors), factors=factors, explained_rows=len(factors))
 
 
-def _factors(model, X: pd.DataFrame, proba: np.ndarray, approach: str, explain: int | str | None) -> dict:
+def _factors(model, X: pd.DataFrame, proba: np.ndarray, run: Run, explain: int | str | None) -> dict:
     """By input position, the top factors each way of the ``explain`` best-scored rows (see :func:`score_frame`)."""
-    n = len(X)
+    n, approach = len(X), str(run.spec.get("approach", ""))
     budget = n if explain == "all" else (explain_budget(approach) if explain is None else max(int(explain), 0))
     rows = np.argsort(-proba, kind="stable")[: min(budget, n)]
     if not len(rows):
         return {}
-    return {int(rows[r]): f for r, f in top_factors(model.explain(X.iloc[rows])).items()}
+    found = top_factors(model.explain(X.iloc[rows]), flags=flag_columns(run.spec))
+    return {int(rows[r]): f for r, f in found.items()}
 
 
 def _table(run: Run, raw: pd.DataFrame, proba: np.ndarray, factors: dict, rank: bool = True) -> pd.DataFrame:
@@ -539,7 +556,7 @@ def predict_rows(
     reasons, largest = {}, {}
     if explain:
         table = model.explain(X)
-        reasons, largest = top_factors(table), largest_factors(table, n_factors)
+        reasons, largest = top_factors(table, flags=flag_columns(run.spec)), largest_factors(table, n_factors)
     out = []
     for i, (p, sc) in enumerate(zip(proba, scores)):
         row = {"probability": float(p), "score": int(sc), "tier": None if tiers is None else str(tiers[i])}

@@ -153,8 +153,9 @@ def test_reasons_read_as_a_person_reads_them():
         "-1 points",
         "+0.3 points",
     ]
-    assert reason_text(FLAG, "1", -0.02) == "TotalVisits is 999, read as unknown (-2 points)"
-    assert reason_text(FLAG, "0.0", 0.02) == "TotalVisits is not 999 (+2 points)"
+    flags = {FLAG: ("TotalVisits", "999")}
+    assert reason_text(FLAG, "1", -0.02, flags) == "TotalVisits is 999, read as unknown (-2 points)"
+    assert reason_text(FLAG, "0.0", 0.02, flags) == "TotalVisits is not 999 (+2 points)"
     assert reason_text("Lead Source", "Google", 0.05) == "Lead Source = Google (+5 points)"
     table = pd.DataFrame(
         {
@@ -166,3 +167,77 @@ def test_reasons_read_as_a_person_reads_them():
     )
     found = top_factors(table)[0]  # moves under half a point of the score are no reasons
     assert [f["feature"] for f in found["for"]] == ["a"] and [f["feature"] for f in found["against"]] == ["d"]
+
+
+def test_a_text_cell_in_new_rows_does_not_hide_the_codes(coded_run):
+    """A coded column that arrives as text (one cell 'unknown') is read as numbers, so its codes still count."""
+    _, run = coded_run
+    new = _with_code(40, 13)
+    held = int((new["TotalVisits"] == CODE).sum())
+    as_text = new.assign(TotalVisits=new["TotalVisits"].astype(object))
+    as_text.loc[as_text.index[0], "TotalVisits"] = "unknown"
+    from engine.scoring import prepare_rows
+
+    X, report = prepare_rows(run, as_text)
+    coded_rows = (new["TotalVisits"] == CODE).to_numpy().copy()
+    coded_rows[0] = False  # that cell is now text, read as missing without the code
+    assert report.read_as_missing == {"TotalVisits": {"999": held - int((new["TotalVisits"] == CODE).iloc[0])}}
+    np.testing.assert_array_equal(X[FLAG].to_numpy(), coded_rows.astype(float))
+    assert X["TotalVisits"].isna().sum() == coded_rows.sum() + 1 + int(new["TotalVisits"].isna().sum())
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [{"TotalVisits": [10**400]}, {"TotalVisits": "999"}, {"TotalVisits": ["x"]}, {"TotalVisits": [float("nan")]}],
+)
+def test_a_damaged_setting_in_a_runs_spec_is_refused_everywhere(coded_run, tmp_path, monkeypatch, setting):
+    from support import copy_run
+
+    from engine.scoring import ScoringError
+
+    store, run = coded_run
+    path = copy_run(run.path, tmp_path / "runs")
+    spec = json.loads((path / "spec.json").read_text())
+    spec["missing_values"] = setting
+    (path / "spec.json").write_text(json.dumps(spec))
+    damaged = RunStore(tmp_path / "runs").get(run.id)
+    with pytest.raises(ScoringError, match="train the run again"):
+        score_frame(damaged, _with_code(5, 1))
+    monkeypatch.delenv("CLAB_API_KEY", raising=False)
+    client = TestClient(create_app(RunStore(tmp_path / "runs")))
+    for leads in ({"TotalVisits": 3}, [{"TotalVisits": 3}, {"TotalVisits": 999}]):
+        answer = client.post("/predict/lead", json={"run_id": run.id, "leads": leads})
+        assert answer.status_code == 409 and "Train it again" in answer.text, answer.text
+
+
+def test_the_api_makes_the_flag_and_never_takes_it_from_the_client(coded_run, monkeypatch):
+    store, run = coded_run
+    monkeypatch.delenv("CLAB_API_KEY", raising=False)
+    client = TestClient(create_app(store))
+    only_flag = client.post("/predict/lead", json={"run_id": run.id, "leads": {FLAG: 1}})
+    assert only_flag.status_code == 422 and "None of the lead's fields" in only_flag.text
+    lead = json.loads(_with_code(1, 2).to_json(orient="records"))[0]
+    lead["TotalVisits"] = 3
+    plain = client.post("/predict/lead", json={"run_id": run.id, "leads": lead}).json()
+    sent = client.post("/predict/lead", json={"run_id": run.id, "leads": {**lead, FLAG: 1}}).json()
+    assert sent["predictions"][0]["probability"] == plain["predictions"][0]["probability"]
+    assert FLAG in sent["ignored_fields"]
+
+
+def test_only_the_runs_own_flags_read_as_codes():
+    from engine.scoring import flag_columns, reason_text
+
+    flags = flag_columns({"missing_values": {"TotalVisits": [999], "Amount": [1e20]}})
+    assert flags[FLAG] == ("TotalVisits", "999") and ("Amount", "100,000,000,000,000,000,000") in flags.values()
+    assert reason_text("Plan was 2", "1", 0.04) == "Plan was 2 = 1 (+4 points)"  # a real column, not a flag
+    assert reason_text(FLAG, "1", -0.02, flags) == "TotalVisits is 999, read as unknown (-2 points)"
+    assert flag_columns({"missing_values": {"TotalVisits": "999"}}) == {}  # damaged: scoring refuses it itself
+
+
+def test_damaged_quartiles_give_no_tiers(coded_run):
+    from engine.scoring import run_tiers
+
+    _, run = coded_run
+    for quartiles in ([float("nan")] * 3, [0.2, 0.5, 7.0], ["a", "b", "c"]):
+        assert run_tiers(run, [0.1, 0.9], {"train_score_quartiles": quartiles}) is None
+    assert list(run_tiers(run, [0.1, 0.9], {"train_score_quartiles": [0.2, 0.4, 0.6]})) == ["D", "A"]

@@ -12,7 +12,7 @@ import streamlit as st
 
 from dashboard.components import explain_charts as ec
 from dashboard.components import state, widgets
-from engine.scoring import TIER_MEANING, to_score
+from engine.scoring import TIER_MEANING, flag_columns, to_score
 
 MISSING = "(missing)"
 NUMERIC_KINDS = {"numeric"}
@@ -58,8 +58,13 @@ reference = next(iter(latest.values()))
 spec = reference.spec
 columns = list(spec.get("columns") or [])
 kinds = dict(spec.get("kinds") or {})
-missing_values = spec.get("missing_values") or {}  # numbers the runs read as missing, each with a 0/1 flag column
-from engine.data.leads import flag_name  # noqa: E402
+from engine.data.leads import LeadDataError, check_missing_values, flag_name  # noqa: E402
+
+try:  # numbers the runs read as missing, each with a 0/1 flag column
+    missing_values = check_missing_values(spec.get("missing_values"))
+except LeadDataError as exc:
+    st.error(f"Run {reference.id} cannot be used here: its spec.json is damaged ({exc}). Train it again.")
+    st.stop()
 
 flags = {flag_name(c, v): (c, v) for c, codes in missing_values.items() for v in codes}
 fields = [c for c in columns if c not in flags]  # a flag is made from its column's value, not typed
@@ -263,13 +268,14 @@ show_factors = st.toggle(
 )
 
 
-def tier_of(p: float, quartiles) -> str:
-    if not (isinstance(quartiles, list) and len(quartiles) == 3):
-        return "-"
-    from engine.scoring import tiers_from_quartiles
+def tier_of(run, p: float) -> str:
+    """The tier the scoring service gives ``p`` for ``run`` (none for a run without usable training quartiles)."""
+    from engine.scoring import run_tiers
 
-    tier = str(tiers_from_quartiles([p], quartiles)[0])
-    return f"{tier} ({TIER_MEANING[tier]} of this model's training leads)"
+    tiers = run_tiers(run, [p])
+    if tiers is None:
+        return "-"
+    return f"{tiers[0]} ({TIER_MEANING[str(tiers[0])]} of this model's training leads)"
 
 
 def start_probability(run, model) -> float:
@@ -309,7 +315,7 @@ for card, (approach, run) in zip(cards, latest.items()):
             st.markdown(f"Score {score0} → {score}, **{score - score0:+d} points** from the starting lead")
         else:
             st.markdown(f"Starting lead: score {score0}")
-        st.markdown(f"Priority tier: **{tier_of(p, run.metrics.get('train_score_quartiles'))}**")
+        st.markdown(f"Priority tier: **{tier_of(run, p)}**")
         st.caption(f"scored in {ms:.0f} ms")
         if show_factors:
             try:
@@ -319,7 +325,7 @@ for card, (approach, run) in zip(cards, latest.items()):
                 continue
             table = ec.field_factors(table, lead.iloc[0])
             explained_tables[label] = table
-            lines = ec.factor_lines(table)
+            lines = ec.factor_lines(table, flags=flag_columns(run.spec))
             st.markdown(
                 "**For** (raises the score)  \n" + ("  \n".join(f":green[{t}]" for t in lines["for"]) or "none")
             )

@@ -33,6 +33,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import math
+import numbers
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -596,6 +598,21 @@ def flag_name(column: str, value: float) -> str:
     return f"{column} was {number_text(value)}"
 
 
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _finite_number(value: Any) -> bool:
+    """A real number (not a bool) that is finite as a float (a 400-digit integer is not)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
 def check_missing_values(setting: Any) -> dict[str, list[float]]:
     """The ``missing_values`` setting (``{column: [numbers]}``, ``None`` = none) checked and normalised: text
     column names, at most :data:`MAX_MISSING_VALUES` finite numbers a column (duplicates and empty lists
@@ -617,10 +634,10 @@ def check_missing_values(setting: Any) -> dict[str, list[float]]:
             raise LeadDataError(
                 f"missing_values[{column!r}] is {values!r}, not a list of numbers; {_MISSING_VALUES_HINT}."
             )
-        bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v)]
+        bad = [v for v in values if not _finite_number(v)]
         if bad:
             raise LeadDataError(
-                f"missing_values[{column!r}] holds {bad[0]!r}, which is not a finite number. "
+                f"missing_values[{column!r}] holds {_short(bad[0])}, which is not a finite number. "
                 f"Fix: give the numbers that stand for 'missing' as numbers ({_MISSING_VALUES_HINT})."
             )
         unique = list(dict.fromkeys(float(v) for v in values))
@@ -632,6 +649,14 @@ def check_missing_values(setting: Any) -> dict[str, list[float]]:
         if unique:
             out[column] = unique
     return out
+
+
+def _forced_numbers(s: pd.Series) -> pd.Series:
+    """Every cell of ``s`` as a number (text that is not one, blanks and 'Select': NaN), value by distinct value."""
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    parsed = [_as_number(str(u).strip()) for u in uniques]
+    numbers = np.array([np.nan if v is None else float(v) for v in parsed] + [np.nan])
+    return pd.Series(numbers[codes], index=s.index)
 
 
 def treat_missing(
@@ -648,9 +673,9 @@ def treat_missing(
     out: dict[str, pd.Series] = {}
     for col in frame.columns:
         s = frame[col]
-        if col in missing_values and s.isna().all():
-            s = s.astype(float)  # a column absent from new rows: no code, no flag
-        values = missing_values.get(col) if pd.api.types.is_numeric_dtype(s) else None
+        if col in missing_values and not pd.api.types.is_numeric_dtype(s):
+            s = _forced_numbers(s)  # training saw numbers here: a text cell in new rows must not hide the codes
+        values = missing_values.get(col)
         if not values:
             out.setdefault(col, s)  # a flag already computed keeps its value
             continue
