@@ -241,3 +241,20 @@ def test_damaged_quartiles_give_no_tiers(coded_run):
     for quartiles in ([float("nan")] * 3, [0.2, 0.5, 7.0], ["a", "b", "c"]):
         assert run_tiers(run, [0.1, 0.9], {"train_score_quartiles": quartiles}) is None
     assert list(run_tiers(run, [0.1, 0.9], {"train_score_quartiles": [0.2, 0.4, 0.6]})) == ["D", "A"]
+
+
+def test_what_if_shapes_the_lead_for_each_run_as_it_was_trained(tmp_path, monkeypatch):
+    """Two approaches on one dataset, one trained with 999 read as missing and one without: each card scores the
+    lead as its own run saw its rows (the flag exists for one of them only)."""
+    from dashboard_support import run_page
+
+    from engine.pipeline import train_leads
+
+    root = tmp_path / "workspace"
+    monkeypatch.setenv("CLAB_WORKSPACE", str(root))
+    frame = _with_code(300, 21)
+    train_leads(frame, params=SMALL_STACK, missing_values={"TotalVisits": [CODE]}, dataset_name="coded")
+    train_leads(frame, approach="embeddings", params={"fine_tune": False}, dataset_name="coded")
+    at = run_page("whatif")
+    assert not at.error, [e.value for e in at.error]
+    assert len([m for m in at.metric if m.label == "Score (1-99)"]) == 2  # both runs scored the lead

@@ -215,12 +215,15 @@ for i, col in enumerate(fields):
             values[col] = st.text_input(col, value="" if _blank(current_value) else str(current_value), key=key)
 
 
-def as_frame(given: dict) -> pd.DataFrame:
-    """A lead shaped exactly as the runs saw their training rows."""
+def as_frame(given: dict, run) -> pd.DataFrame:
+    """A lead shaped exactly as ``run`` saw its training rows: its columns, kinds and numbers read as missing
+    (runs of one dataset may have been trained with different ones)."""
     from engine.data.leads import prepare_features
 
     row = {col: (np.nan if v is None or v == MISSING or v == "" else v) for col, v in given.items()}
-    return prepare_features(pd.DataFrame([row]), columns, kinds, missing_values)
+    own = run.spec
+    codes = check_missing_values(own.get("missing_values"))  # a damaged one: that run's card says so
+    return prepare_features(pd.DataFrame([row]), list(own.get("columns") or []), own.get("kinds") or {}, codes)
 
 
 start_values = {}
@@ -229,8 +232,6 @@ for col in fields:
     start_values[col] = (
         None if _blank(v) else (float(v) if (_is_numeric(col) or "median" in options.get(col, {})) else str(v))
     )
-lead = as_frame(values)
-start_lead = as_frame(start_values)
 for flag, (column, code) in flags.items():  # say it when a typed number is one the runs read as unknown
     if values.get(column) is not None and values.get(column) == code:
         st.caption(
@@ -283,7 +284,7 @@ def start_probability(run, model) -> float:
     memo = st.session_state.setdefault("whatif_start_scores", {})
     key = (run.id, data_hash, str(start))
     if key not in memo:
-        memo[key] = float(np.asarray(model.predict_proba(start_lead))[0, 1])
+        memo[key] = float(np.asarray(model.predict_proba(as_frame(start_values, run)))[0, 1])
     return memo[key]
 
 
@@ -295,8 +296,9 @@ for card, (approach, run) in zip(cards, latest.items()):
         st.markdown(f"**{label}**  \n`{run.id}`")
         try:
             model = models[run.id]
+            run_lead = as_frame(values, run)
             started = time.perf_counter()
-            p = float(np.asarray(model.predict_proba(lead))[0, 1])
+            p = float(np.asarray(model.predict_proba(run_lead))[0, 1])
             ms = (time.perf_counter() - started) * 1000
             p0 = start_probability(run, model)
         except Exception as exc:  # noqa: BLE001 - one broken run must not hide the others
@@ -319,11 +321,11 @@ for card, (approach, run) in zip(cards, latest.items()):
         st.caption(f"scored in {ms:.0f} ms")
         if show_factors:
             try:
-                table = model.explain(lead)
+                table = model.explain(run_lead)
             except Exception as exc:  # noqa: BLE001
                 st.caption(f"No factors: {exc}")
                 continue
-            table = ec.field_factors(table, lead.iloc[0])
+            table = ec.field_factors(table, run_lead.iloc[0])
             explained_tables[label] = table
             lines = ec.factor_lines(table, flags=flag_columns(run.spec))
             st.markdown(
