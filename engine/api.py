@@ -266,7 +266,7 @@ def _single_lead_frame(lead: dict, columns: list[str], kinds: dict[str, str]) ->
 
 
 def _lead_frame(leads: list[dict], spec: dict) -> tuple[pd.DataFrame, list[str]]:
-    from engine.data.leads import LeadDataError, check_missing_values, flag_name, prepare_features, treat_missing
+    from engine.data.leads import LeadDataError, check_missing_values, flags_of, prepare_features, treat_missing
 
     columns = list(spec.get("columns") or [])
     kinds = spec.get("kinds") or {}
@@ -276,8 +276,8 @@ def _lead_frame(leads: list[dict], spec: dict) -> tuple[pd.DataFrame, list[str]]
         raise HTTPException(
             409, detail={"message": f"Run {spec.get('run_id')} cannot be used: {exc} Train it again."}
         ) from None
-    flags = {flag_name(c, v) for c, values in missing_values.items() for v in values}
-    known = set(columns) - flags
+    flags = flags_of(missing_values)
+    known = set(columns) - set(flags)
     ignored = sorted({k for lead in leads for k in lead if k not in known})
     if columns and not any(k in known for lead in leads for k in lead):
         raise HTTPException(

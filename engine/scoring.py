@@ -107,15 +107,16 @@ def points(contribution: float) -> str:
 
 
 def flag_columns(spec: dict) -> dict[str, tuple[str, str]]:
-    """The 0/1 columns a run made for its numbers read as missing: ``{"TotalVisits was 999": ("TotalVisits",
-    "999")}`` (none for a run without them, or with a damaged setting, which scoring refuses by itself)."""
-    from engine.data.leads import LeadDataError, check_missing_values, flag_name
+    """The 0/1 columns a run made for its numbers read as missing, with the number as a person reads it:
+    ``{"TotalVisits was 999": ("TotalVisits", "999")}`` (:func:`engine.data.leads.flags_of`; none for a run without
+    them, or with a damaged setting, which scoring refuses by itself)."""
+    from engine.data.leads import LeadDataError, check_missing_values, flags_of
 
     try:
-        missing_values = check_missing_values(spec.get("missing_values"))
+        flags = flags_of(check_missing_values(spec.get("missing_values")))
     except LeadDataError:
         return {}
-    return {flag_name(c, v): (c, format_value(v)) for c, values in missing_values.items() for v in values}
+    return {flag: (column, format_value(code)) for flag, (column, code) in flags.items()}
 
 
 def reason_text(feature: str, value: str, contribution: float, flags: dict | None = None) -> str:
@@ -326,7 +327,7 @@ def prepare_rows(run: Run, raw: pd.DataFrame, source: str = "the file") -> tuple
             ignored_columns=[c for c in raw.columns if c not in X.columns],
         )
         return X, report
-    from engine.data.leads import LeadDataError, check_missing_values, flag_name, prepare_features, treat_missing
+    from engine.data.leads import LeadDataError, check_missing_values, flags_of, prepare_features, treat_missing
 
     columns = [str(c) for c in spec.get("columns") or []]
     kinds = spec.get("kinds") or {}
@@ -337,7 +338,7 @@ def prepare_rows(run: Run, raw: pd.DataFrame, source: str = "the file") -> tuple
             f"run {run.id} cannot score: the numbers its spec.json reads as missing are damaged ({exc}). "
             "Fix: train the run again (spec.json is written by training, not by hand)."
         ) from None
-    flags = {flag_name(c, v) for c, values in missing_values.items() for v in values}  # made here, not read
+    flags = flags_of(missing_values)  # made here, not read
     given = [str(c) for c in raw.columns]
     expected = [c for c in columns if c not in flags]
     used = [c for c in expected if c in given]

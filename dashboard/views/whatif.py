@@ -58,7 +58,7 @@ reference = next(iter(latest.values()))
 spec = reference.spec
 columns = list(spec.get("columns") or [])
 kinds = dict(spec.get("kinds") or {})
-from engine.data.leads import LeadDataError, check_missing_values, flag_name  # noqa: E402
+from engine.data.leads import LeadDataError, check_missing_values, flags_of  # noqa: E402
 
 try:  # numbers the runs read as missing, each with a 0/1 flag column
     missing_values = check_missing_values(spec.get("missing_values"))
@@ -66,7 +66,7 @@ except LeadDataError as exc:
     st.error(f"Run {reference.id} cannot be used here: its spec.json is damaged ({exc}). Train it again.")
     st.stop()
 
-flags = {flag_name(c, v): (c, v) for c, codes in missing_values.items() for v in codes}
+flags = flags_of(missing_values)
 fields = [c for c in columns if c not in flags]  # a flag is made from its column's value, not typed
 data = state.run_data(reference)
 X = data["X"] if data is not None else None

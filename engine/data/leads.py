@@ -598,6 +598,12 @@ def flag_name(column: str, value: float) -> str:
     return f"{column} was {number_text(value)}"
 
 
+def flags_of(missing_values: dict[str, list[float]]) -> dict[str, tuple[str, float]]:
+    """The 0/1 columns a checked ``missing_values`` setting makes: ``{"TotalVisits was 999": ("TotalVisits",
+    999.0)}``."""
+    return {flag_name(c, v): (c, v) for c, values in missing_values.items() for v in values}
+
+
 def _short(value: Any, limit: int = 40) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
