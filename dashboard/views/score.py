@@ -236,12 +236,17 @@ if len(listed):  # a lead's reasons in full, one a line (a table cell shows only
     lead = listed.iloc[rows[0] if rows else 0]
     named = ", ".join(f"{c} {lead[c]}" for c in id_columns) or f"rank {lead['rank']}"
     which = "the selected lead" if rows else "the top lead (select a row to read another's)"
+    import numpy as np
+
+    # the lead's factors as scoring gave them (keyed by the row's place in the file: rank r is the r-th best score)
+    position = int(np.argsort(-scored.proba, kind="stable")[int(lead["rank"]) - 1])
+    found = scored.factors.get(position)
     with st.container(border=True):
         st.markdown(f"**Reasons for {which}**: {named}, score {lead['score']}, tier {lead.get('tier', '-')}")
-        if not str(lead.get("reasons_for", "")) and not str(lead.get("reasons_against", "")):
+        if found is None:
             st.caption("No reasons for this lead: it is below the leads explained (raise 'Leads to explain').")
-        for side, word in (("reasons_for", "Raises the score"), ("reasons_against", "Lowers the score")):
-            items = [x for x in str(lead.get(side, "")).split("; ") if x]
+        for side, word in (("for", "Raises the score"), ("against", "Lowers the score")):
+            items = [f["text"] for f in (found or {}).get(side, [])]
             if items:
                 st.markdown(f"{word}:\n" + "\n".join(f"- {x}" for x in items))
 st.caption(
