@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import signal
 import sys
@@ -590,7 +591,7 @@ def _missing_value(text: str) -> tuple[str, float]:
         value = float(number)
     except ValueError:
         value = None
-    if not sep or not column.strip() or value is None or value != value or value in (float("inf"), float("-inf")):
+    if not sep or not column.strip() or value is None or not math.isfinite(value):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not COLUMN=NUMBER. Fix: name the column and the code it uses for 'unknown', "
             "e.g. --missing-value TotalVisits=999"
