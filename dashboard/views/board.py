@@ -157,9 +157,9 @@ with st.popover(
 def export_csv(table: pd.DataFrame) -> bytes:
     """The board as CSV, with every text cell a spreadsheet would run as a formula (a dataset named
     ``=HYPERLINK(...)``) neutralised."""
-    from engine.storage import neutralise_frame
+    from engine.storage import export_csv as csv_download
 
-    return neutralise_frame(table).to_csv(index=False).encode("utf-8")
+    return csv_download(table)
 
 
 def base_rate_of(runs_: list) -> float | None:

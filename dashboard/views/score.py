@@ -276,12 +276,9 @@ def _exports(run_id: str, sha: str, explained: int, _scored, filename: str) -> t
     list stored with them."""
     from engine.scoring import ScoredStore
 
-    export = _scored.export_frame()
-    csv_bytes = export.to_csv(index=False).encode("utf-8")
-    excel = io.BytesIO()
-    export.to_excel(excel, index=False)
+    csv_bytes = _scored.export_csv()  # formula cells neutralised, whatever the columns' dtypes
     ScoredStore().add(_scored, filename, csv_bytes=csv_bytes)
-    return csv_bytes, excel.getvalue()
+    return csv_bytes, _scored.export_excel()
 
 
 if ready:
