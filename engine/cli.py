@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
-import os
 import signal
 import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from engine.cli_paths import input_kind_of, readable_data, refuse_clashes, writable_out
 from engine.config import REPO_ROOT
 
 DEMO_LEADS = REPO_ROOT / "data" / "demo_leads_synthetic.csv"
@@ -259,50 +258,6 @@ def cmd_bench(args) -> int:
     return 0
 
 
-#: Files scored as transcripts by their extension; a CSV with a ``transcript`` column is transcripts too.
-TRANSCRIPT_SUFFIXES = (".json", ".jsonl", ".ndjson")
-
-
-def input_kind_of(path: str | Path) -> str:
-    """``"transcripts"`` for JSON / JSON Lines files and for a CSV whose header has a ``transcript`` column,
-    ``"leads"`` otherwise (a lead table: CSV, Excel, Parquet)."""
-    path = Path(path)
-    if path.suffix.lower() in TRANSCRIPT_SUFFIXES:
-        return "transcripts"
-    if path.suffix.lower() not in (".csv", ".tsv", ".txt", ""):
-        return "leads"
-    try:
-        with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
-            first = f.readline(1 << 20)
-    except OSError:
-        return "leads"
-    if first.lstrip()[:1] in ("[", "{"):
-        return "transcripts"
-    try:
-        delimiter = csv.Sniffer().sniff(first, delimiters=",;\t|").delimiter
-    except csv.Error:
-        delimiter = ","
-    header = next(csv.reader([first], delimiter=delimiter), [])
-    return "transcripts" if any(c.strip().lower() == "transcript" for c in header) else "leads"
-
-
-def _writable_out(out: str | None) -> Path | None:
-    """``--out`` as a path, refused before any work when it cannot be written."""
-    if not out:
-        return None
-    out = Path(out)
-    if out.is_dir():
-        raise ValueError(f"--out {out} is a folder. Fix: give a file name, e.g. --out {out / 'scored.csv'}")
-    if not out.parent.is_dir():
-        raise ValueError(
-            f"--out {out}: the folder {out.parent} does not exist. Fix: create it first or write the "
-            "scores somewhere else."
-        )
-    if not os.access(out.parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
-        raise ValueError(f"--out {out} cannot be written (no permission). Fix: write the scores somewhere else.")
-    return out
-
-
 def _column_list(columns: list[str], limit: int = 12) -> str:
     shown = ", ".join(map(str, columns[:limit]))
     return shown + (f" ... ({len(columns)} in all)" if len(columns) > limit else "")
@@ -358,18 +313,22 @@ def cmd_score(args) -> int:
     from engine.scoring import explain_budget, load_training_sample, prepare_rows, read_rows, score_frame
     from engine.storage import write_json
 
-    data = Path(args.data)
-    if not data.is_file():
-        raise FileNotFoundError(f"--data {data}: no such file. Fix: give the lead table or transcripts file to score.")
-    out_path = _writable_out(args.out)
+    data = readable_data(args.data, "the lead table or transcripts file to score")
+    out_path = writable_out(args.out)
     report_path = (
-        _writable_out(args.report)
+        writable_out(args.report)
         if args.report
         else (out_path.with_name(out_path.stem + ".report.json") if out_path else None)
     )
+    refuse_clashes(
+        ("--data", data, "the file being scored"), ("--out", out_path, "the ranked list"), ("--report", report_path, "")
+    )
     run, model = _run_and_model(RunStore(), args.run, data)
     _check_kind(run, data)
-    raw = read_rows(run, data, filename=data.name)
+    try:
+        raw = read_rows(run, data, filename=data.name)
+    except OSError as exc:
+        raise ValueError(f"--data {data} cannot be read ({exc.strerror or exc}).") from None
 
     def progress(done: int, total: int) -> None:
         if total > 10_000:
@@ -429,10 +388,9 @@ def cmd_audit(args) -> int:
     from engine.audit import audit_leads
     from engine.storage import write_json
 
-    data = Path(args.data)
-    if not data.is_file():
-        raise FileNotFoundError(f"--data {data}: no such file. Fix: give the lead table to audit.")
-    out = _writable_out(args.json)
+    data = readable_data(args.data, "the lead table to audit")
+    out = writable_out(args.json)
+    refuse_clashes(("--data", data, "the lead table"), ("--json", out, ""))
     report = audit_leads(data, target=args.target, leak_policy=args.leak_policy, filename=data.name)
     print(
         f"{report['rows']:,} leads, target {report['target']!r}, leak policy {report['policy']!r}: "

@@ -131,6 +131,19 @@ def is_inside(path: str | Path, root: str | Path) -> bool:
     return True
 
 
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """True when ``a`` and ``b`` name one file, however spelt (``./x.csv`` and ``x.csv``, a symbolic link and
+    its target, a hard link): ``os.path.samefile`` when both exist, else their resolved paths compared."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        pass
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except (OSError, RuntimeError):  # a name too long, a loop of links
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
 def load_pickle(folder: str | Path, name: str):
     """``joblib.load`` of ``folder/name``, the one place the engine unpickles: only a plain file that resolves
     inside ``folder`` (a model folder the engine wrote), never one a name or a link leads elsewhere."""

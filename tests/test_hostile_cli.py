@@ -213,6 +213,101 @@ def test_score_header_only_and_unwritable_out_give_one_clear_line(store, trained
     assert "no such file" in capsys.readouterr().err
 
 
+def _clash_cases(tmp_path: Path, leads: Path) -> list[tuple[list[str], str]]:
+    """(score flags, the start of the error) for outputs that name the input, or each other, however spelt."""
+    data = tmp_path / "in" / "leads.csv"
+    data.parent.mkdir()
+    data.write_bytes(leads.read_bytes())
+    (tmp_path / "link.csv").symlink_to(data)
+    os.link(data, tmp_path / "hard.csv")
+    report_data = tmp_path / "week.report.json"  # the default report of --out week.csv
+    report_data.write_text("[]")
+    out = tmp_path / "out.csv"
+    clash = "is the same file as --data"
+    return [
+        (["--data", str(data), "--out", str(data)], f"--out {data} {clash} {data}"),
+        (["--data", str(data), "--out", str(tmp_path / "in" / ".." / "in" / "leads.csv")], "--out"),
+        (["--data", str(data), "--out", str(tmp_path / "link.csv")], f"--out {tmp_path / 'link.csv'} {clash}"),
+        (["--data", str(tmp_path / "link.csv"), "--out", str(data)], "--out"),
+        (["--data", str(data), "--out", str(tmp_path / "hard.csv")], "--out"),
+        (["--data", str(data), "--report", str(data)], f"--report {data} {clash}"),
+        (["--data", str(data), "--out", str(out), "--report", str(out)], f"--report {out} is the same file as --out"),
+        (["--data", str(report_data), "--out", str(tmp_path / "week.csv")], "--report"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(8))
+def test_score_refuses_outputs_naming_its_input_or_each_other_before_reading_anything(
+    workspace, trained, tmp_path, capsys, case
+):
+    """Issue 22: ``--out`` naming the ``--data`` file (another spelling, a link) replaced the input with the
+    ranked list; ``--report`` naming ``--out`` replaced the list with the JSON report. The workspace holds no
+    run, so the clash is found before any run or file is read."""
+    _, leads = trained
+    flags, start = _clash_cases(tmp_path, leads)[case]
+    before = {f: f.read_bytes() for f in tmp_path.rglob("*") if f.is_file()}
+    assert main(["score", *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {start}") and "would replace" in err and "Fix: give" in err
+    assert len(err.splitlines()) == 1
+    assert {f: f.read_bytes() for f in tmp_path.rglob("*") if f.is_file()} == before
+
+
+def test_score_writes_beside_its_input_when_the_names_differ(store, trained, tmp_path):
+    _, leads = trained
+    data = tmp_path / "leads.csv"
+    data.write_bytes(leads.read_bytes())
+    assert main(["score", "--data", str(data), "--out", str(tmp_path / "leads_scored.csv"), "--explain", "0"]) == 0
+    assert data.read_bytes() == leads.read_bytes() and (tmp_path / "leads_scored.report.json").is_file()
+
+
+def test_audit_refuses_a_json_report_naming_its_data(workspace, trained, tmp_path, capsys):
+    _, leads = trained
+    data = tmp_path / "leads.csv"
+    data.write_bytes(leads.read_bytes())
+    assert main(["audit", "leads", "--data", str(data), "--json", str(tmp_path / "." / "leads.csv")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: --json {tmp_path / '.' / 'leads.csv'} is the same file")
+    assert data.read_bytes() == leads.read_bytes()
+
+
+def _unreadable(tmp_path: Path, case: str) -> Path:
+    if case == "folder":
+        return tmp_path
+    if case == "name too long":
+        return tmp_path / ("x" * 300 + ".csv")
+    if case == "no permission":
+        if os.geteuid() == 0:
+            pytest.skip("root reads files whatever their permissions")
+        path = tmp_path / "locked.csv"
+        path.write_text("Lead Origin,TotalVisits\nAPI,3\n")
+        path.chmod(0)
+        return path
+    if case == "fifo":
+        path = tmp_path / "pipe.csv"
+        os.mkfifo(path)
+        return path
+    path = tmp_path / "garbage.csv"
+    path.write_bytes(bytes(range(256)) * 40)
+    return path
+
+
+@pytest.mark.parametrize("command", ["score", "audit"])
+@pytest.mark.parametrize("case", ["folder", "name too long", "no permission", "fifo", "binary garbage"])
+def test_an_unreadable_data_file_gives_one_line_not_a_traceback(store, tmp_path, capsys, command, case):
+    path = _unreadable(tmp_path, case)
+    argv = ["score", "--data", str(path)] if command == "score" else ["audit", "leads", "--data", str(path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert {
+        "folder": "is a folder",
+        "name too long": "cannot be read",
+        "no permission": "cannot be read",
+        "fifo": "plain",
+    }.get(case, "") in err
+    assert "Fix:" in err or "Export the table" in err
+
+
 def test_score_and_serve_help_describe_their_options(capsys):
     for command, words in (("score", ["--run", "latest", "--data", "--out"]), ("serve", ["--host", "--port"])):
         with pytest.raises(SystemExit):
