@@ -310,7 +310,7 @@ def cmd_score(args) -> int:
     file's own columns, then rank, probability, score, tier and reasons, ranked; the validation report and,
     for lead runs, the shift check on stderr and in the JSON report."""
     from engine.runs import RunStore
-    from engine.scoring import explain_budget, load_training_sample, prepare_rows, read_rows, score_frame
+    from engine.scoring import explain_budget, read_rows, score_frame, shift_check
     from engine.storage import write_json
 
     data = readable_data(args.data, "the lead table or transcripts file to score")
@@ -345,12 +345,11 @@ def cmd_score(args) -> int:
             f"outcomes in the file ({scored.outcome_rows:,} rows): "
             + ", ".join(f"{name} {_metric(m, name)}" for name in ("roc_auc", "accuracy", "pr_auc"))
         )
-    reference = load_training_sample(run) if run.spec.get("input_kind") == "leads" else None
-    if reference is not None:
-        from engine.drift import shift_report
-
-        X_new, _ = prepare_rows(run, raw, data.name)
-        shift = shift_report(reference, X_new, run.spec.get("kinds"))
+    shift, problem = shift_check(run, raw, data.name)
+    if problem:
+        report["shift_not_checked"] = problem
+        print(f"warning: {problem}", file=sys.stderr)
+    if shift is not None:
         report["shift"] = shift
         shifted = ", ".join(
             f"{c['column']} (PSI {c['psi']:.2f})" for c in shift["columns"][:3] if c["level"] != "stable"

@@ -211,22 +211,79 @@ def save_training_profile(run: Run, X_train: pd.DataFrame, kinds: dict[str, str]
 
 
 def load_training_profile(run: Run) -> dict | None:
+    """The run's :func:`training_profile` (None for runs without one); a damaged one (not JSON, or not shaped as
+    the profile: ``columns`` a table of per-column tables, ``categories`` a table of counts) raises
+    :class:`engine.storage.CorruptFile` naming the file and the problem."""
+    from engine.storage import CorruptFile
+
     f = run.path / PROFILE_FILE
-    return read_json(f, dict) if f.exists() else None
+    if not f.exists():
+        return None
+    profile = read_json(f, dict)
+    columns = profile.get("columns")
+    if not isinstance(columns, dict):
+        raise CorruptFile(f, "'columns' is not a table of the training columns")
+    for name, entry in columns.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("categories", {}), dict):
+            raise CorruptFile(f, f"the entry of column {str(name)[:80]!r} is not shaped as a column's profile")
+    return profile
 
 
 def load_training_sample(run: Run) -> pd.DataFrame | None:
-    """The stored sample of training rows, shaped as the run's features; None for runs without one."""
+    """The stored sample of training rows, shaped as the run's features; None for runs without one. A damaged
+    sample (unreadable, no rows, none of the run's columns) raises :class:`engine.storage.CorruptFile`."""
+    from engine.storage import CorruptFile
+
     f = run.path / TRAIN_SAMPLE_FILE
     if not f.exists():
         return None
-    frame = pd.read_csv(f, keep_default_na=True)
+    try:
+        frame = pd.read_csv(f, keep_default_na=True)
+    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as exc:  # EmptyDataError: a ValueError
+        raise CorruptFile(f, f"cannot be read as a table ({type(exc).__name__}: {str(exc).strip()[:200]})") from None
     spec = run.spec
-    if spec.get("input_kind") == "leads" and spec.get("columns"):
+    columns = spec.get("columns")
+    if spec.get("input_kind") == "leads" and columns:
+        if len(frame) == 0 or not set(map(str, columns)) & set(frame.columns):
+            raise CorruptFile(f, "holds no training rows of the run's columns")
         from engine.data.leads import prepare_features
 
-        return prepare_features(frame, spec["columns"], spec.get("kinds") or {})
+        return prepare_features(frame, columns, spec.get("kinds") or {})
     return frame
+
+
+def shift_reference(run: Run) -> tuple[pd.DataFrame | None, str | None]:
+    """``(sample, None)``: the training rows the shift check compares new leads with (:func:`load_training_sample`);
+    ``(None, None)`` for a run with none (a run of calls, or one trained before samples were stored);
+    ``(None, problem)`` when the sample is damaged: the leads are then scored without the shift check, and
+    ``problem`` says so in words."""
+    from engine.storage import CorruptFile
+
+    if run.spec.get("input_kind", "leads") != "leads":
+        return None, None
+    try:
+        return load_training_sample(run), None
+    except CorruptFile as exc:
+        return None, (
+            f"scored without the shift check: run {run.id}'s {TRAIN_SAMPLE_FILE} is damaged ({exc.problem}). "
+            "Fix: train the run again to store a new sample."
+        )
+
+
+def shift_check(run: Run, raw: pd.DataFrame, source: str = "the file") -> tuple[dict | None, str | None]:
+    """The shift check of the rows ``raw`` against ``run``'s training sample (:func:`engine.drift.shift_report`):
+    ``(report, None)``, ``(None, None)`` for a run without a sample, or ``(None, problem)`` when it could not
+    be made (a damaged sample, nothing to compare): the rows are scored all the same."""
+    reference, problem = shift_reference(run)
+    if reference is None:
+        return None, problem
+    from engine.drift import shift_report
+
+    X_new, _ = prepare_rows(run, raw, source)
+    try:
+        return shift_report(reference, X_new, run.spec.get("kinds")), None
+    except ValueError as exc:  # LeadDataError: e.g. a sample sharing no compared column with the rows
+        return None, f"scored without the shift check: {exc}"
 
 
 # -- validation -------------------------------------------------------------------------------------
@@ -242,6 +299,8 @@ class ValidationReport:
     unparsed: dict[str, int] = field(default_factory=dict)
     #: rows holding each number the run reads as missing: ``{column: {number: rows}}``
     read_as_missing: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: checks not made, and why (a damaged training profile: values never seen in training not listed)
+    unchecked: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -273,7 +332,7 @@ class ValidationReport:
         for col, codes in self.read_as_missing.items():
             said = ", ".join(f"{code} in {n:,} row(s)" for code, n in codes.items())
             lines.append(f"{col}: {said}, read as unknown (with its yes/no flag), as in training.")
-        return lines
+        return lines + list(self.unchecked)
 
 
 def _unparsed_counts(raw: pd.DataFrame, X: pd.DataFrame, kinds: dict[str, str]) -> dict[str, int]:
@@ -367,7 +426,15 @@ def prepare_rows(run: Run, raw: pd.DataFrame, source: str = "the file") -> tuple
             if any(held.values()):
                 report.read_as_missing[col] = {code: n for code, n in held.items() if n}
     X = treat_missing(shaped, missing_values, columns)  # the training's codes read as missing, flags made
-    report.unseen_values = _unseen_counts(X, load_training_profile(run))
+    from engine.storage import CorruptFile
+
+    try:
+        report.unseen_values = _unseen_counts(X, load_training_profile(run))
+    except CorruptFile as exc:  # the rows are scored all the same; only this check is not made
+        report.unchecked.append(
+            f"Values never seen in training were not looked for: run {run.id}'s {PROFILE_FILE} is damaged "
+            f"({exc.problem}). Fix: train the run again."
+        )
     return X, report
 
 
@@ -595,6 +662,37 @@ def read_rows(run: Run, data, filename: str | None = None) -> pd.DataFrame:
 
 
 # -- stored scored files ----------------------------------------------------------------------------
+def _checked_meta(folder) -> dict:
+    """A stored list's ``meta.json``, with the types the Score page reads checked (pydantic, strict: a ``created``
+    of ``"yesterday"`` or ``rows`` of ``"many"`` is refused, not guessed at) and its ``scored.csv`` present;
+    :class:`engine.storage.CorruptFile` naming the problem otherwise."""
+    from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+    from engine.storage import CorruptFile
+
+    class Meta(BaseModel):
+        model_config = ConfigDict(extra="allow", strict=True)
+        sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+        run_id: str
+        source: str
+        created: float = Field(ge=0, le=253_402_300_799, allow_inf_nan=False)  # a time (up to year 9999)
+        rows: int = Field(ge=0)
+
+    meta_file = folder / "meta.json"
+    try:
+        meta = Meta.model_validate(read_json(meta_file, dict)).model_dump()
+    except ValidationError as exc:
+        wrong = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'meta'}: {e['msg']}" for e in exc.errors()[:4])
+        raise CorruptFile(meta_file, f"meta.json holds wrong values ({wrong})") from None
+    except CorruptFile as exc:
+        raise CorruptFile(meta_file, f"meta.json {exc.problem}") from None
+    if meta["sha256"] != folder.name:
+        raise CorruptFile(meta_file, "meta.json names another list (its sha256 is not the folder's name)")
+    if not (folder / "scored.csv").is_file():
+        raise CorruptFile(folder / "scored.csv", "scored.csv, the list itself, is missing")
+    return meta
+
+
 class ScoredStore:
     """Scored files under ``<workspace>/scored/<sha256 of the CSV>/``: ``scored.csv`` (the export, as
     downloaded) and ``meta.json`` (run id, time, source file, rows, tiers, report). Content-addressed: the
@@ -635,20 +733,20 @@ class ScoredStore:
         return read_json(folder / "meta.json", dict)
 
     def list(self) -> list[dict]:
-        """Stored lists, newest first (a damaged entry is skipped and named in :attr:`problems`)."""
+        """Stored lists, newest first, each checked on read (:func:`_checked_meta`): one whose ``meta.json`` is
+        damaged or holds wrong types, or whose ``scored.csv`` is missing, is skipped and named in
+        :attr:`problems` (``{folder name: what is wrong}``, as of this call)."""
         from engine.storage import CorruptFile
 
-        found = []
+        found, self.problems = [], {}
         for folder in self.root.iterdir():
-            if not (folder / "meta.json").exists():
-                continue
+            if not folder.is_dir() or not (folder / "meta.json").exists():
+                continue  # a lock file, or a list being written
             try:
-                meta = read_json(folder / "meta.json", dict)
+                found.append(_checked_meta(folder))
             except CorruptFile as exc:
                 self.problems[folder.name] = exc.problem
-                continue
-            found.append(meta)
-        return sorted(found, key=lambda m: m.get("created", 0), reverse=True)
+        return sorted(found, key=lambda m: m["created"], reverse=True)
 
     def path(self, sha: str):
         import re

@@ -300,3 +300,48 @@ def test_a_starting_job_counts_and_shows_as_running(workspace):
     at = run_page("train")
     assert f"Job {job_id}: claimed** — starting" in texts(at.markdown)
     assert any("starting" in str(p.proto.text) for p in at.get("progress"))
+
+
+# -- the Score page over damaged scored lists and a damaged run (issue 22) ------------------------------
+def test_the_score_page_skips_and_names_damaged_lists_and_scores_past_a_damaged_run(
+    small_stack_run, tmp_path, monkeypatch
+):
+    """A stored list whose meta.json holds wrong types (or whose scored.csv is gone) made the Score page raise
+    on every visit; a damaged train_sample.csv / training_profile.json refused the whole upload. The page now
+    names the damaged lists in a caption, offers the others, and scores with a warning for each damaged file."""
+    from dashboard_support import PAGES
+    from support import store_with
+
+    from engine.data.demo import demo_leads
+    from engine.scoring import ScoredStore, score_frame
+
+    run = small_stack_run[0]
+    root = tmp_path / "workspace"
+    monkeypatch.setenv("CLAB_WORKSPACE", str(root))
+    copy = store_with(run, root / "runs").get(run.id)
+    lists = ScoredStore()
+    metas = [
+        lists.add(score_frame(copy, demo_leads(n=n, seed=n).drop(columns=["Converted"]), explain=0), f"w{n}.csv")
+        for n in (20, 21, 22, 23)
+    ]
+    for meta, change in zip(metas[:2], ({"created": "yesterday"}, {"rows": "many"})):
+        (lists.root / meta["sha256"] / "meta.json").write_text(json.dumps({**meta, **change}))
+    (lists.root / metas[2]["sha256"] / "scored.csv").unlink()
+    (copy.path / "train_sample.csv").write_bytes(b"\x00\xff garbage")
+    (copy.path / "training_profile.json").write_text("{bad")
+
+    at = AppTest.from_file(str(PAGES / "score.py"), default_timeout=180)
+    at.session_state["score_file"] = (demo_leads(n=30, seed=40).drop(columns=["Converted"]).to_csv().encode(), "n.csv")
+    at.session_state["score_reasons"] = 0  # no reasons to wait for: the downloads (and the stored list) at once
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.exception] + [e.value for e in at.error]
+    assert len(at.dataframe[0].value) == 30  # the upload is scored
+    warnings = texts(at.warning)
+    assert "train_sample.csv is damaged" in warnings and "without the shift check" in warnings
+    assert "training_profile.json is damaged" in warnings
+    caption = next(c.value for c in at.caption if "damaged scored list" in c.value)
+    assert caption.startswith("3 damaged scored list(s) skipped")
+    assert all(m["sha256"][:12] in caption for m in metas[:3]) and metas[3]["sha256"][:12] not in caption
+    assert "created" in caption and "rows" in caption and "scored.csv" in caption
+    earlier = [b for b in at.get("download_button") if b.label == "CSV"]
+    assert len(earlier) == 2  # the undamaged list, and the upload's own, now stored

@@ -12,6 +12,7 @@ import pytest
 
 import engine.data.leads as leads
 import engine.data.transcripts as transcripts
+from engine.data.demo import demo_leads
 from engine.data.leads import LeadDataError, load_leads, read_table
 from engine.data.transcripts import TranscriptDataError, load_transcripts
 from engine.datasets import DatasetStore, check_upload
@@ -350,3 +351,51 @@ def test_excel_export_writes_control_characters_a_worksheet_cannot_hold():
     frame = pd.DataFrame({"Notes\x07": ["bell\x07here", "=1+1\x00"]})
     sheet = openpyxl.load_workbook(io.BytesIO(export_excel(frame))).worksheets[0]
     assert [c.value for c in sheet["A"]] == ["Notes\ufffd", "bell\ufffdhere", "'=1+1\ufffd"]
+
+
+# -- damaged scored lists (issue 22): checked on read, skipped and named --------------------------------
+SCORED_DAMAGE = {
+    "created a word": ({"created": "yesterday"}, "created"),
+    "rows a word": ({"rows": "many"}, "rows"),
+    "rows a boolean": ({"rows": True}, "rows"),
+    "created not finite": ({"created": 1e999}, "created"),
+    "created beyond year 9999": ({"created": 1e300}, "created"),
+    "source a list": ({"source": ["a"]}, "source"),
+    "no run id": ({"run_id": None}, "run_id"),
+    "another list's hash": ({"sha256": "0" * 64}, "another list"),
+}
+
+
+def stored_lists(small_stack_run, root) -> tuple:
+    """A scored-list store with three lists of the session's small stack (20, 21 and 22 leads)."""
+    from engine.scoring import ScoredStore, score_frame
+
+    run = small_stack_run[0]
+    store = ScoredStore(root)
+    metas = []
+    for n in (20, 21, 22):
+        new = demo_leads(n=n, seed=n).drop(columns=["Converted"])
+        metas.append(store.add(score_frame(run, new, explain=0), f"week{n}.csv"))
+    return store, metas
+
+
+@pytest.mark.parametrize("case", [*SCORED_DAMAGE, "scored.csv missing", "meta.json not JSON", "meta.json a list"])
+def test_a_damaged_scored_list_is_skipped_and_named_the_others_listed(small_stack_run, tmp_path, case):
+    store, metas = stored_lists(small_stack_run, tmp_path / "scored")
+    folder = store.root / metas[1]["sha256"]
+    if case in SCORED_DAMAGE:
+        change, named = SCORED_DAMAGE[case]
+        meta = json.loads((folder / "meta.json").read_text())
+        (folder / "meta.json").write_text(json.dumps({**meta, **change}))  # 1e999 is written as Infinity
+    elif case == "scored.csv missing":
+        (folder / "scored.csv").unlink()
+        named = "scored.csv"
+    else:
+        (folder / "meta.json").write_text("{bad" if case == "meta.json not JSON" else "[]")
+        named = "meta.json"
+    listed = store.list()
+    assert [m["rows"] for m in listed] == [22, 20]  # newest first, the damaged one left out
+    assert list(store.problems) == [folder.name] and named in store.problems[folder.name]
+    assert all(isinstance(m["created"], float) and isinstance(m["rows"], int) for m in listed)
+    store.list()  # problems are those of the latest listing, not piled up
+    assert len(store.problems) == 1

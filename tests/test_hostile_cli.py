@@ -308,6 +308,41 @@ def test_an_unreadable_data_file_gives_one_line_not_a_traceback(store, tmp_path,
     assert "Fix:" in err or "Export the table" in err
 
 
+@pytest.mark.parametrize(
+    "file, content",
+    [
+        ("train_sample.csv", b"\x00\xff\xfe garbage \x81"),
+        ("train_sample.csv", b""),
+        ("train_sample.csv", b"colour,size\nred,1\n"),
+        ("train_sample.csv", b'Lead Origin,TotalVisits\n"API,3\n'),
+        ("training_profile.json", b"{bad"),
+        ("training_profile.json", b"[]"),
+        ("training_profile.json", b'{"columns": "Lead Origin"}'),
+        ("training_profile.json", b'{"columns": {"Lead Origin": {"categories": ["API"]}}}'),
+    ],
+)
+def test_score_goes_on_past_a_damaged_training_sample_or_profile_and_says_so(
+    store, trained, tmp_path, capsys, file, content
+):
+    """Issue 22: a damaged train_sample.csv or training_profile.json made ``score`` refuse the whole file. The
+    leads are scored; the check that file serves is not made, and a warning (and the report) names it."""
+    _, leads = trained
+    run = store.list_runs()[0]
+    (run.path / file).write_bytes(content)
+    out, report = tmp_path / "out.csv", tmp_path / "report.json"
+    assert main(["score", "--data", str(leads), "--out", str(out), "--report", str(report), "--explain", "0"]) == 0
+    err = capsys.readouterr().err
+    assert len(pd.read_csv(out)) == len(pd.read_csv(leads))
+    body = json.loads(report.read_text())
+    if file == "train_sample.csv":
+        assert "shift" not in body and file in body["shift_not_checked"] and "without the shift check" in err
+        assert next(line for line in err.splitlines() if file in line).startswith("warning: scored without")
+    else:
+        assert "shift" in body  # the sample is fine: the shift check is made
+        line = next(m for m in body["messages"] if file in m)
+        assert "never seen in training were not looked for" in line and f"note: {line}" in err
+
+
 def test_score_and_serve_help_describe_their_options(capsys):
     for command, words in (("score", ["--run", "latest", "--data", "--out"]), ("serve", ["--host", "--port"])):
         with pytest.raises(SystemExit):

@@ -303,7 +303,7 @@ store = ScoredStore()
 # shift check: do these leads look like the ones the model learned from? (seconds on a large file: in the
 # background, so the ranked list above is usable at once)
 from engine.drift import shift_report  # noqa: E402
-from engine.scoring import load_training_sample, prepare_rows  # noqa: E402
+from engine.scoring import prepare_rows, shift_reference  # noqa: E402
 
 
 def draw_shift(report: dict) -> None:
@@ -327,8 +327,10 @@ def draw_shift(report: dict) -> None:
 
 
 if kind == "leads":
-    reference = load_training_sample(main_run)
-    if reference is None:
+    reference, damaged = shift_reference(main_run)
+    if damaged:  # the list above is scored all the same
+        st.warning(damaged[:1].upper() + damaged[1:])
+    elif reference is None:
         st.caption("This run was trained before training samples were stored, so the shift check is not available.")
     else:
         raw_rows = _read(main_run.id, sha, data, filename)
@@ -350,16 +352,26 @@ if kind == "leads":
             draw_shift(report)
 
 with st.expander("Earlier scored lists"):
-    earlier = store.list()
+    earlier = store.list()  # damaged lists are skipped, and named here
+    if store.problems:
+        st.caption(
+            f"{len(store.problems)} damaged scored list(s) skipped: "
+            + "; ".join(f"{name[:12]} ({problem})" for name, problem in sorted(store.problems.items())[:5])
+            + (" ..." if len(store.problems) > 5 else "")
+        )
     for meta in earlier[:20]:
         import datetime as _dt
 
-        when = _dt.datetime.fromtimestamp(meta.get("created", 0)).strftime("%Y-%m-%d %H:%M")
+        try:
+            listed_csv = store.path(meta["sha256"]).read_bytes()
+        except (KeyError, OSError):  # deleted since it was listed
+            continue
+        when = _dt.datetime.fromtimestamp(meta["created"]).strftime("%Y-%m-%d %H:%M")
         c1, c2 = st.columns([4, 1])
-        c1.write(f"{when} · {meta.get('source')} · {meta.get('rows', 0):,} rows · run {meta.get('run_id')}")
+        c1.write(f"{when} · {meta['source']} · {meta['rows']:,} rows · run {meta['run_id']}")
         c2.download_button(
             "CSV",
-            store.path(meta["sha256"]).read_bytes(),
+            listed_csv,
             f"scored_{meta['sha256'][:8]}.csv",
             "text/csv",
             key=f"earlier_{meta['sha256']}",
