@@ -101,11 +101,13 @@ def audit_leads(
     "flagged", "reason"}] (highest auc first), "flagged": [names], "rows": n, "rows_used": m,
     "target": name, "policy": policy, "seconds": t}``. See the module docstring for the rules.
     """
-    from engine.data.leads import load_leads
+    from engine.data.leads import load_leads, prepare_features
 
     start = time.perf_counter()
     table = load_leads(data, leak_policy=leak_policy, **load_options)
-    report = _audit(table.X, table.y, table.kinds, max_rows=max_rows, seed=seed)
+    # the rows shaped as audit_frame, scoring and the models read them: ``inf`` in a number column is missing
+    X = prepare_features(table.X, list(table.X.columns), table.kinds)
+    report = _audit(X, table.y, table.kinds, max_rows=max_rows, seed=seed)
     skipped = [_skipped(c, f"left out by the leak policy {table.policy!r}; not audited") for c in table.excluded]
     skipped += [_skipped(c, f"{why}; not audited") for c, why in table.dropped.items()]
     report["columns"] += skipped

@@ -399,3 +399,22 @@ def test_a_damaged_scored_list_is_skipped_and_named_the_others_listed(small_stac
     assert all(isinstance(m["created"], float) and isinstance(m["rows"], int) for m in listed)
     store.list()  # problems are those of the latest listing, not piled up
     assert len(store.problems) == 1
+
+
+# -- cells pandas cannot hash (issue 22): read as their text ------------------------------------------------
+def test_shift_report_reads_list_and_array_cells_as_their_text():
+    from engine.drift import shift_report
+
+    train = demo_leads(n=200, seed=1).drop(columns=["Converted"])
+    new = demo_leads(n=60, seed=2).drop(columns=["Converted"])
+    new["Lead Source"] = [["Google"], np.array(["a", "b"]), {"k": 1}] * 20
+    new["TotalVisits"] = [[3]] * 60
+    train["City"] = train["City"].astype(object)
+    train.loc[:9, "City"] = pd.Series([["Mumbai"]] * 10)
+    kinds = {"Lead Source": "categorical", "TotalVisits": "numeric", "City": "categorical", "Country": "categorical"}
+    report = shift_report(train[list(kinds)], new[list(kinds)], kinds)
+    levels = {c["column"]: c["level"] for c in report["columns"]}
+    assert levels["Lead Source"] == "large" and levels["TotalVisits"] == "large"  # all text / all missing now
+    assert set(levels) == set(kinds) and report["rows_new"] == 60 and report["adversarial_auc"] > 0.9
+    table = load_leads(pd.concat([train, demo_leads(n=200, seed=1)[["Converted"]]], axis=1), leak_policy="none")
+    assert table.X["City"].head(10).tolist() == ["['Mumbai']"] * 10

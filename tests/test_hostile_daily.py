@@ -134,6 +134,40 @@ def test_audit_writes_its_json_and_names_a_planted_leak(tmp_path, capsys):
     assert main(["audit", "leads", "--data", str(path), "--json", str(tmp_path)]) == 2  # a folder
 
 
+@pytest.mark.parametrize("text", ["inf", "-inf", "Infinity"])
+def test_audit_reads_infinity_in_a_number_column_as_missing_as_training_does(tmp_path, capsys, text):
+    """Issue 22: the text ``inf`` in a numeric column stopped ``audit leads`` with scikit-learn's "Input X
+    contains infinity"; training (and scoring) read it as missing."""
+    leads = demo_leads(n=300, seed=4).drop(columns=["Tags", "Lead Quality"])
+    leads["TotalVisits"] = leads["TotalVisits"].astype(object)
+    leads.loc[[3, 50, 120], "TotalVisits"] = text
+    path = tmp_path / "inf.csv"
+    leads.to_csv(path, index=False)
+    out = tmp_path / "audit.json"
+    assert main(["audit", "leads", "--data", str(path), "--json", str(out)]) == 0, capsys.readouterr().err
+    visits = next(c for c in json.loads(out.read_text())["columns"] if c["column"] == "TotalVisits")
+    assert visits["kind"] == "numeric" and 0.4 < visits["auc"] < 1.0
+    assert visits["missing_share"] == pytest.approx((leads["TotalVisits"].isna().sum() + 3) / 300)
+
+
+def test_score_reads_list_cells_of_a_parquet_file_as_text(ws, tmp_path, capsys):
+    """A Parquet list column (cells that pandas cannot hash) in columns the run uses raised TypeError in the
+    shift check and in scoring; the cells are read as their text: unseen values, or numbers that do not parse."""
+    leads = demo_leads(n=30, seed=12).drop(columns=["Converted"])
+    leads["Lead Source"] = [["Google", "Direct"]] * 30
+    leads["TotalVisits"] = [[1, 2]] * 30
+    leads["Extra"] = [{"a": 1}] * 30  # a struct column, not used by the run
+    path = tmp_path / "lists.parquet"
+    leads.to_parquet(path)
+    report = tmp_path / "r.json"
+    assert main(["score", "--data", str(path), "--report", str(report), "--explain", "0"]) == 0
+    body = json.loads(report.read_text())
+    assert body["rows"] == 30 and body["report"]["unseen_values"]["Lead Source"] == {"['Google', 'Direct']": 30}
+    assert body["report"]["unparsed"]["TotalVisits"] == 30
+    shifted = {c["column"]: c["level"] for c in body["shift"]["columns"]}
+    assert shifted["Lead Source"] == "large" and "shift check:" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "spec, message",
     [

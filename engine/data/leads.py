@@ -481,6 +481,24 @@ def _as_number(text: str) -> float | None:
     return value if np.isfinite(value) else None
 
 
+def _factorize(s: pd.Series) -> tuple[np.ndarray, Any]:
+    """``pd.factorize`` of a column; cells pandas cannot hash (lists, arrays, dicts: a Parquet list or struct
+    column) are taken as their text (``['a', 'b']``), so such a column reads as text instead of raising
+    TypeError."""
+    try:
+        return pd.factorize(s, use_na_sentinel=True)
+    except TypeError:
+
+        def text(value: Any) -> Any:
+            try:
+                hash(value)
+            except TypeError:
+                return str(value.tolist() if isinstance(value, np.ndarray) else value)
+            return value
+
+        return pd.factorize(s.astype(object).map(text), use_na_sentinel=True)
+
+
 def _clean_column(s: pd.Series) -> tuple[pd.Series, int]:
     """Clean one column: (clean series, count of non-numeric values read as missing).
 
@@ -492,7 +510,7 @@ def _clean_column(s: pd.Series) -> tuple[pd.Series, int]:
         return s.astype(float), 0
     if pd.api.types.is_datetime64_any_dtype(s) or isinstance(s.dtype, pd.PeriodDtype):
         s = s.astype(str).where(s.notna())
-    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    codes, uniques = _factorize(s)
     texts = [str(u).strip() for u in uniques]
     missing = np.array([t.casefold() in MISSING_TOKENS for t in texts], dtype=bool)
     counts = np.bincount(codes[codes >= 0], minlength=len(texts))
@@ -524,7 +542,7 @@ def _clean_strings(s: pd.Series) -> pd.Series:
     """Text cleaned as in _clean_column but never turned numeric (used for the target)."""
     if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
         s = s.astype(str).where(s.notna())
-    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    codes, uniques = _factorize(s)
     texts = [str(u).strip() for u in uniques]
     table = np.array([np.nan if t.casefold() in MISSING_TOKENS else t for t in texts] + [np.nan], dtype=object)
     return pd.Series(table[np.where(codes >= 0, codes, len(texts))], index=s.index, name=s.name, dtype="str")
@@ -659,7 +677,7 @@ def check_missing_values(setting: Any) -> dict[str, list[float]]:
 
 def _forced_numbers(s: pd.Series) -> pd.Series:
     """Every cell of ``s`` as a number (text that is not one, blanks and 'Select': NaN), value by distinct value."""
-    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    codes, uniques = _factorize(s)
     parsed = [_as_number(str(u).strip()) for u in uniques]
     numbers = np.array([np.nan if v is None else float(v) for v in parsed] + [np.nan])
     return pd.Series(numbers[codes], index=s.index)
