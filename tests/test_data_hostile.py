@@ -47,6 +47,13 @@ def parses(monkeypatch):
             return _original(*args, **kwargs)
 
         monkeypatch.setattr(module, name, counted)
+    original_read = pq.ParquetFile.read
+
+    def counted_read(self, *args, **kwargs):  # the column-wise Parquet reader
+        counts["read_table"] += 1
+        return original_read(self, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "read", counted_read)
     return counts
 
 
@@ -87,6 +94,76 @@ def test_tiny_parquet_with_two_million_rows_is_refused_from_its_metadata(parses)
     with pytest.raises(LeadDataError, match="sample.parquet has 2,000,000 rows, more than the limit of 1,000,000"):
         read_table(buf.getvalue(), filename="sample.parquet")
     assert parses["read_table"] == 0
+
+
+def wide_parquet(rows: int, cols: int) -> bytes:
+    """A constant, dictionary-encoded table of ``cols`` columns (and an outcome): megabytes on disk for
+    hundreds of millions of cells once read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    same = pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, dtype="int32")), pa.array(["same"]))
+    columns = {f"c{i}": same for i in range(cols - 1)}
+    columns["Converted"] = pa.array(np.arange(rows) % 2)
+    buf = io.BytesIO()
+    pq.write_table(pa.table(columns), buf)
+    return buf.getvalue()
+
+
+def test_wide_parquet_over_the_cell_limit_is_refused_from_its_metadata(parses):
+    data = wide_parquet(1_000_000, 500)  # within the row (1M) and column (500) limits: 500M cells
+    assert len(data) < 3_000_000
+    with pytest.raises(LeadDataError, match=r"wide\.parquet has 1,000,000 rows x 500 columns = 500,000,000 cells"):
+        load_leads(data, filename="wide.parquet")
+    with pytest.raises(LeadDataError, match="more than the limit of 50,000,000 cells"):
+        check_upload(data, "wide.parquet", "leads")
+    assert parses["read_table"] == 0
+
+
+def test_csv_cell_limit_lowers_the_row_limit_for_wide_files(monkeypatch, parses):
+    monkeypatch.setattr(leads, "MAX_CELLS", 3000)  # 3 columns: at most 1,000 rows
+    with pytest.raises(LeadDataError, match=r"leads\.csv has more than 1,000 rows .*for its 3 columns \(3,000 cells"):
+        read_table(lead_rows(1001), filename="leads.csv")
+    assert parses["read_csv"] == 0
+    assert len(read_table(lead_rows(1000), filename="leads.csv")) == 1000
+
+
+def test_parquet_is_read_column_by_column_and_drops_pandas_index_columns(parses):
+    frame = pd.DataFrame({"Visits": [1.0, 2.0, 3.0], "Source": ["a", "b", "a"], "Converted": [0, 1, 0]})
+    buf = io.BytesIO()
+    frame.iloc[[2, 0, 1]].to_parquet(buf)  # a non-default index: stored as __index_level_0__
+    read = read_table(buf.getvalue(), filename="leads.parquet")
+    assert list(read.columns) == ["Visits", "Source", "Converted"]
+    assert read["Visits"].tolist() == [3.0, 1.0, 2.0]
+    assert parses["read_table"] == 3  # one read a column
+
+
+def test_read_header_reads_no_rows(parses):
+    from engine.data.leads import read_header
+
+    assert read_header(lead_rows(5), "leads.csv") == (["Visits", "Source", "Converted"], True)
+    assert read_header(b"Visits,Source,Converted\n\n\n", "empty.csv") == (["Visits", "Source", "Converted"], False)
+    names, has_rows = read_header(wide_parquet(200_000, 200), "wide.parquet")
+    assert (len(names), names[-1], has_rows) == (200, "Converted", True)
+    assert parses == {"read_csv": 0, "read_excel": 0, "read_table": 0}
+    with pytest.raises(LeadDataError, match="duplicate column names: 'a'"):
+        read_header(b"a,a,Converted\n1,2,0\n", "dup.csv")
+
+
+def test_unusable_wide_table_names_a_few_columns_not_all(tmp_path):
+    with pytest.raises(LeadDataError) as err:
+        load_leads(wide_parquet(1000, 400), filename="wide.parquet")
+    message = str(err.value)
+    assert "c9: constant" in message and "c10:" not in message
+    assert "and 389 more columns" in message and len(message) < 1500
+
+
+def test_infer_kinds_leaves_the_callers_frame_whole():
+    from engine.data.leads import infer_kinds
+
+    frame = pd.DataFrame({"Visits": ["1", "2", "x"], "Source": ["a", "b", "a"]})
+    assert infer_kinds(frame)["Visits"] in {"numeric", "categorical"}
+    assert list(frame.columns) == ["Visits", "Source"] and frame["Visits"].tolist() == ["1", "2", "x"]
 
 
 def test_excel_over_the_limit_is_refused_from_its_dimensions(monkeypatch, parses):

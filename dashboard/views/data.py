@@ -80,15 +80,15 @@ def check_upload(raw: bytes, name: str, kind: str) -> dict:
     if kind != "leads":
         read_transcripts(raw, filename=name)
         return {}
-    from engine.data.leads import LeadDataError, load_leads, read_table
+    from engine.data.leads import LeadDataError, load_leads, read_header
 
-    frame = read_table(raw, filename=name)
-    if len(frame) == 0:
+    columns, has_rows = read_header(raw, filename=name)  # the header only: the table is built once, below
+    if not has_rows:
         raise LeadDataError(
-            f"{name} has a header but no rows ({frame.shape[1]} columns, 0 leads): there is nothing "
+            f"{name} has a header but no rows ({len(columns)} columns, 0 leads): there is nothing "
             "to train on or score. Export the table again with its data rows."
         )
-    target = guess_target([str(c) for c in frame.columns])
+    target = guess_target(columns)
     if target is None:
         return {"purpose": "scoring", "target": None}
     load_leads(raw, target=target, leak_policy="none", filename=name)  # one outcome only, no usable column...

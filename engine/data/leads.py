@@ -52,6 +52,8 @@ __all__ = [
     "HIGH_CARDINALITY_MIN",
     "MAX_ROWS",
     "MAX_COLS",
+    "MAX_CELLS",
+    "read_header",
     "read_table",
     "check_table",
     "infer_kinds",
@@ -111,6 +113,10 @@ HIGH_CARDINALITY_MIN = 50
 #: Rows and columns a lead table may have (checked before the table is parsed).
 MAX_ROWS = 1_000_000
 MAX_COLS = 500
+#: Cells (rows x columns) a lead table may have, checked before it is parsed like the rows and columns: a
+#: million leads of 50 columns, or 100,000 of 500. Memory grows with cells, not rows (a 500-column x
+#: 1,000,000-row Parquet file of 1.9 MB would need about 9 GB once read).
+MAX_CELLS = 50_000_000
 #: Share of filled values that must parse as numbers for a text column to be read as numeric.
 NUMERIC_SHARE = 0.9
 #: Mean length (characters) from which a mostly-unique text column is free text.
@@ -243,16 +249,34 @@ def _too_big(label: str, rows: int | None, cols: int, max_rows: int, max_cols: i
             f"{label} has {rows:,} rows, more than the limit of {max_rows:,}. Load a sample "
             "or a shorter period, or raise max_rows."
         )
-    if lines is not None:
-        raise LeadDataError(
-            f"{label} has more than {max_rows:,} rows ({lines:,} lines), more than the limit of "
-            f"{max_rows:,}. Load a sample or a shorter period, or raise max_rows."
-        )
     if cols > max_cols:
         raise LeadDataError(
             f"{label} has {cols:,} columns, more than the limit of {max_cols:,}. Remove "
             "columns that are not lead attributes, or raise max_cols."
         )
+    if lines is not None:
+        limit = _row_limit(cols, max_rows)
+        fix = (
+            f" for its {cols:,} columns ({MAX_CELLS:,} cells at most). Load fewer rows, or only the columns that "
+            "are lead attributes."
+            if limit < max_rows
+            else ". Load a sample or a shorter period, or raise max_rows."
+        )
+        raise LeadDataError(
+            f"{label} has more than {limit:,} rows ({lines:,} lines), more than the limit of {limit:,}{fix}"
+        )
+    if rows is not None and rows * cols > MAX_CELLS:
+        raise LeadDataError(
+            f"{label} has {rows:,} rows x {cols:,} columns = {rows * cols:,} cells, more than the limit of "
+            f"{MAX_CELLS:,} cells. Load fewer rows (a sample or a shorter period), or only the columns that "
+            "are lead attributes."
+        )
+
+
+def _row_limit(cols: int, max_rows: int) -> int:
+    """The most data rows a table of ``cols`` columns may have: ``max_rows``, or fewer when the cells would
+    pass :data:`MAX_CELLS`."""
+    return min(max_rows, MAX_CELLS // max(cols, 1))
 
 
 def _check_size(raw: bytes, fmt: str, text: str | None, label: str, max_rows: int, max_cols: int) -> None:
@@ -295,14 +319,8 @@ def _check_size(raw: bytes, fmt: str, text: str | None, label: str, max_rows: in
         from engine.data.sources import csv_rows_over
 
         delim = _sniff_delimiter(text)
-        _too_big(
-            label,
-            None,
-            len(_header_fields(text, delim)),
-            max_rows,
-            max_cols,
-            lines=csv_rows_over(text, delim, max_rows),
-        )
+        cols = len(_header_fields(text, delim))
+        _too_big(label, None, cols, max_rows, max_cols, lines=csv_rows_over(text, delim, _row_limit(cols, max_rows)))
 
 
 def check_table(
@@ -312,6 +330,31 @@ def check_table(
     (default :data:`MAX_ROWS`, :data:`MAX_COLS`), without parsing it (see :func:`_check_size`)."""
     raw, name = _raw_bytes(source, filename)
     _checked(raw, name, max_rows, max_cols)
+
+
+def read_header(source: Any, filename: str | None = None) -> tuple[list[str], bool]:
+    """``(column names, has data rows)`` of a lead table after the checks of :func:`check_table`, without
+    building its table (Parquet: its schema and metadata; CSV: its header and a count of records; Excel, whose
+    size is bounded by its format: a read of the sheet). Raises :class:`LeadDataError`."""
+    raw, name = _raw_bytes(source, filename)
+    label = name or "the upload"
+    fmt, text = _checked(raw, name, None, None)
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        parquet = pq.ParquetFile(io.BytesIO(raw))  # readable: _checked read its metadata
+        names = [n for n in parquet.schema_arrow.names if not _PANDAS_INDEX.fullmatch(n)]
+        _check_duplicates(names, label)
+        return [str(n).strip() for n in names], parquet.metadata.num_rows > 0
+    if fmt == "xlsx":
+        frame = _read_excel(raw, label)
+        return [str(c).strip() for c in frame.columns], len(frame) > 0
+    from engine.data.sources import csv_rows_over
+
+    delim = _sniff_delimiter(text)
+    names = _header_fields(text, delim)
+    _check_duplicates(names, label)
+    return names, csv_rows_over(text, delim, 0) is not None
 
 
 def _checked(raw: bytes, name: str | None, max_rows: int | None, max_cols: int | None) -> tuple[str, str | None]:
@@ -413,16 +456,26 @@ def _read_excel(raw: bytes, label: str) -> pd.DataFrame:
 
 
 def _read_parquet(raw: bytes, label: str) -> pd.DataFrame:
+    """The file read one column at a time (each decoded, converted and its Arrow copy dropped before the
+    next), so a wide file peaks near the size of its frame, not twice it. pandas' unnamed index columns
+    (``__index_level_0__``) are left out; a named index comes back as a column."""
     try:
         import pyarrow.parquet as pq
 
-        table = pq.read_table(io.BytesIO(raw))
+        parquet = pq.ParquetFile(io.BytesIO(raw))
+        names = [n for n in parquet.schema_arrow.names if not _PANDAS_INDEX.fullmatch(n)]
+        _check_duplicates(names, label)
+        columns = {name: parquet.read(columns=[name]).column(0).to_pandas() for name in names}
+    except LeadDataError:
+        raise
     except Exception as exc:
         raise LeadDataError(
             f"{label} could not be read as Parquet ({type(exc).__name__}: {exc}). {_FORMATS_HINT}"
         ) from exc
-    _check_duplicates(table.column_names, label)
-    return table.to_pandas()
+    return pd.DataFrame(columns, copy=False)
+
+
+_PANDAS_INDEX = re.compile(r"__index_level_\d+__")
 
 
 def _read(
@@ -527,15 +580,17 @@ def _clean_column(s: pd.Series) -> tuple[pd.Series, int]:
     return pd.Series(values, index=s.index, name=s.name, dtype="str"), 0
 
 
-def _clean_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Missing tokens -> NaN, numeric-looking text -> float. Returns (frame, warnings)."""
+def _clean_frame(df: pd.DataFrame, columns: list[Any] | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Missing tokens -> NaN, numeric-looking text -> float, for ``columns`` (default: all) of ``df``, which
+    loses each column once it is cleaned, so a wide table is not held twice. Returns (frame, warnings)."""
     out: dict[str, pd.Series] = {}
     warnings: list[str] = []
-    for col in df.columns:
-        out[col], bad = _clean_column(df[col])
+    index = df.index
+    for col in list(df.columns) if columns is None else columns:
+        out[col], bad = _clean_column(df.pop(col))
         if bad:
             warnings.append(f"{col}: {bad} non-numeric value{'s' if bad != 1 else ''} read as missing")
-    return pd.DataFrame(out, index=df.index), warnings
+    return pd.DataFrame(out, index=index), warnings
 
 
 def _clean_strings(s: pd.Series) -> pd.Series:
@@ -592,7 +647,7 @@ def infer_kinds(df: pd.DataFrame) -> dict[str, str]:
     mostly-numeric text numeric), so a raw :func:`read_table` frame can be passed. A column with no
     value at all is ``empty``.
     """
-    clean, _ = _clean_frame(df)
+    clean, _ = _clean_frame(df.copy(deep=False))  # a shallow copy: the caller's frame keeps its columns
     return {str(col): _kind(clean[col], str(col)) for col in clean.columns}
 
 
@@ -973,17 +1028,19 @@ def load_leads(
             "other outcome or choose another target column."
         )
 
-    features = df.drop(columns=[target_col])
-    excluded = describe_policy(features.columns, policy, exclude, include)
-    known = {_norm(c) for c in features.columns}
+    all_columns = list(df.columns)
+    feature_columns = [c for c in all_columns if c != target_col]
+    excluded = describe_policy(feature_columns, policy, exclude, include)
+    known = {_norm(c) for c in feature_columns}
     for missing in [c for c in _as_list(exclude) + _as_list(include) if _norm(c) not in known]:
         if _norm(missing) != _norm(target_col):
             warnings.append(f"leak policy: column {missing!r} is not in the table; ignored")
-    features = features.drop(columns=excluded)
-
-    clean, num_warnings = _clean_frame(features)
+    left_out = set(excluded)
+    # column by column, each raw column released once cleaned (df is this function's own frame)
+    clean, num_warnings = _clean_frame(df, [c for c in feature_columns if c not in left_out])
+    del df
     warnings.extend(num_warnings)
-    missing_values = _applicable(missing_values, clean, df.columns, target_col, label, warnings)
+    missing_values = _applicable(missing_values, clean, all_columns, target_col, label, warnings)
     clean = treat_missing(clean, missing_values)
     dropped: dict[str, str] = {}
     kinds: dict[str, str] = {}
@@ -1001,7 +1058,10 @@ def load_leads(
             kinds[col] = kind
     X = clean[[c for c in clean.columns if c in kinds]].reset_index(drop=True)
     if X.shape[1] == 0:
-        detail = "; ".join(f"{c}: {r}" for c, r in dropped.items()) or "no columns besides the target"
+        reasons = [f"{c}: {r}" for c, r in dropped.items()]
+        detail = "; ".join(reasons[:10]) or "no columns besides the target"
+        if len(reasons) > 10:
+            detail += f"; and {len(reasons) - 10:,} more columns"
         raise LeadDataError(
             f"{label} has no usable feature columns after the leak policy {policy!r} "
             f"({detail}). Add lead attributes to the table, or relax the policy "
