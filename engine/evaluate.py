@@ -12,7 +12,7 @@ thresholds, scores and timing.
 * :func:`curve_data` — ROC, PR, calibration bins, cumulative gains and lift, conversion by score band;
   every value is a plain list, ready for JSON.
 * :func:`choose_threshold`, :func:`confusion_at` — operating points.
-* :func:`to_score`, :func:`priority_tier` — the 1-99 lead score and the A-D priority tiers.
+* :class:`ScoreScale` — the 1-99 lead score (the percentile among the training leads) and the A-D tiers.
 * :func:`time_scoring` — batch rows/second and single-row latency of a fitted approach.
 * :data:`METRIC_LABELS`, :func:`baseline_metrics`, :func:`board_findings` — the board's words: a name and a help
   line per metric, the metrics of no model (the base rate), and what the runs' numbers say, in sentences.
@@ -209,30 +209,104 @@ def paired_difference(
 
 
 # -- scores and tiers -----------------------------------------------------------------------------
-def to_score(proba) -> np.ndarray:
-    """Lead score 1..99: round(proba * 98) + 1, clipped."""
+#: The percentiles of the training leads' probabilities a run keeps for its score scale (1st..99th).
+SCORE_PERCENTILES = np.arange(1, 100) / 100
+#: The lowest score of tiers A, B and C: the upper three quarters of the training leads.
+TIER_FLOORS = (75, 50, 25)
+
+
+class ScoreScale:
+    """A run's lead score (1-99) and priority tier (A-D), the one home of both.
+
+    From the percentiles of the run's training leads' probabilities (:meth:`from_training`), the score of a lead
+    is how many of those percentiles it reaches: 80 = it scores at least as high as 80 % of the leads the model
+    was trained on, at any conversion rate (at 2 % converted the probabilities of most leads are a few tenths of
+    a percent, and a probability scale would give nearly all of them 1). Tier A is a score of 75 or more (the
+    training leads' top quarter), B 50-74, C 25-49, D below 25, so the tiers split the training leads into
+    quarters, a lead never sits in a higher tier than one with a higher probability, and leads with the same
+    score share a tier.
+
+    Runs trained before the scale was kept (only ``train_score_quartiles`` in their metrics) keep the old
+    scale: ``round(p * 98) + 1`` and tiers by the quartiles compared as scores (:meth:`from_metrics`)."""
+
+    def __init__(self, percentiles=None, quartiles=None):
+        self.percentiles = None if percentiles is None else np.asarray(percentiles, dtype=np.float64)
+        self.quartiles = None if quartiles is None else np.asarray(quartiles, dtype=np.float64)
+        if self.percentiles is not None and (
+            self.percentiles.shape != SCORE_PERCENTILES.shape or not _probabilities(self.percentiles)
+        ):
+            raise ValueError(f"a score scale needs {len(SCORE_PERCENTILES)} percentiles between 0 and 1, in order")
+        if self.quartiles is not None and (self.quartiles.shape != (3,) or not _probabilities(self.quartiles)):
+            raise ValueError("a score scale needs 3 quartiles between 0 and 1, in order")
+
+    @classmethod
+    def from_training(cls, train_proba) -> ScoreScale:
+        """The scale of a run from its training leads' probabilities."""
+        p = _positive_class(train_proba)
+        if not len(p) or not np.isfinite(p).all():
+            raise ValueError("a score scale needs the finite probabilities of at least one training lead")
+        return cls(percentiles=np.quantile(p, SCORE_PERCENTILES))
+
+    @classmethod
+    def from_metrics(cls, metrics: dict) -> ScoreScale | None:
+        """The scale a run stored (``train_score_percentiles``, else the older ``train_score_quartiles``); None when
+        it stored neither or a damaged one."""
+        for key, field in (("train_score_percentiles", "percentiles"), ("train_score_quartiles", "quartiles")):
+            values = metrics.get(key) if isinstance(metrics, dict) else None
+            if isinstance(values, list):
+                try:
+                    return cls(**{field: [float(v) for v in values]})
+                except (TypeError, ValueError):
+                    return None
+        return None
+
+    def to_metrics(self) -> dict[str, list[float]]:
+        """What a run stores (its metrics' keys): the percentiles and, for older readers, the quartiles."""
+        out: dict[str, list[float]] = {}
+        if self.percentiles is not None:
+            out["train_score_percentiles"] = self.percentiles.tolist()
+            out["train_score_quartiles"] = self.percentiles[[24, 49, 74]].tolist()
+        elif self.quartiles is not None:
+            out["train_score_quartiles"] = self.quartiles.tolist()
+        return out
+
+    @property
+    def by_rank(self) -> bool:
+        """True when the score ranks a lead among the training leads (False: the older probability scale)."""
+        return self.percentiles is not None
+
+    def score(self, proba) -> np.ndarray:
+        """The 1-99 score of each probability."""
+        p = _positive_class(proba)
+        if self.percentiles is None:
+            return to_score(p)
+        return np.clip(np.searchsorted(self.percentiles, p, side="right"), 1, 99).astype(int)
+
+    def tier(self, proba) -> np.ndarray:
+        """Tier A-D of each probability."""
+        score = self.score(proba)
+        if self.percentiles is None and self.quartiles is None:
+            raise ValueError("this score scale has no tiers")
+        floors = TIER_FLOORS if self.percentiles is not None else tuple(to_score(self.quartiles[::-1]))
+        idx = np.where(score >= floors[0], 0, np.where(score >= floors[1], 1, np.where(score >= floors[2], 2, 3)))
+        return np.array(TIERS, dtype=object)[idx]
+
+
+def _positive_class(proba) -> np.ndarray:
     p = np.asarray(proba, dtype=np.float64)
-    if p.ndim == 2:
-        p = p[:, 1]
+    return (p[:, 1] if p.ndim == 2 else p).ravel()
+
+
+def _probabilities(values: np.ndarray) -> bool:
+    return bool(
+        np.isfinite(values).all() and (values >= 0).all() and (values <= 1).all() and (np.diff(values) >= 0).all()
+    )
+
+
+def to_score(proba) -> np.ndarray:
+    """The older 1-99 score, ``round(p * 98) + 1`` (runs without a :class:`ScoreScale` of their own)."""
+    p = _positive_class(proba)
     return np.clip(np.round(p * 98) + 1, 1, 99).astype(int)
-
-
-def priority_tier(proba, train_scores) -> np.ndarray:
-    """Tiers "A" (best quartile) .. "D" by the quartiles of the training rows' scores.
-
-    ``train_scores`` may be probabilities or 1-99 scores; ``proba`` is put on the same scale.
-    """
-    ref = np.asarray(train_scores, dtype=np.float64).ravel()
-    if ref.size == 0:
-        raise ValueError("train_scores is empty; pass the training rows' scores to set the tier cut points")
-    values = np.asarray(proba, dtype=np.float64)
-    if values.ndim == 2:
-        values = values[:, 1]
-    if ref.max() > 1.0:  # reference is on the 1-99 scale
-        values = to_score(values).astype(np.float64)
-    q25, q50, q75 = np.quantile(ref, [0.25, 0.5, 0.75])
-    idx = np.where(values >= q75, 0, np.where(values >= q50, 1, np.where(values >= q25, 2, 3)))
-    return np.array(TIERS, dtype=object)[idx]
 
 
 # -- curves -----------------------------------------------------------------------------------------
@@ -247,8 +321,9 @@ def _finite_list(values) -> list:
     return [float(v) if np.isfinite(v) else (1.0 if v > 0 else 0.0) for v in arr]
 
 
-def curve_data(y_true, proba, max_points: int = 200) -> dict[str, Any]:
-    """ROC, PR, calibration, gains/lift and score-band data as plain JSON-ready lists."""
+def curve_data(y_true, proba, max_points: int = 200, scale: ScoreScale | None = None) -> dict[str, Any]:
+    """ROC, PR, calibration, gains/lift and score-band data as plain JSON-ready lists (the bands on ``scale``'s
+    scores: the run's, or the older probability scale)."""
     from sklearn.metrics import precision_recall_curve, roc_curve
 
     y, p = _as_arrays(y_true, proba)
@@ -306,7 +381,7 @@ def curve_data(y_true, proba, max_points: int = 200) -> dict[str, Any]:
     out["gains"] = gains_at(np.arange(1, 101) / 100)
     out["deciles"] = gains_at(np.arange(1, 11) / 10)
 
-    scores = to_score(p)
+    scores = scale.score(p) if scale is not None else to_score(p)
     bands = {"band": [], "low": [], "high": [], "count": [], "converted": [], "conversion_rate": []}
     for low, high in SCORE_BANDS:
         mask = (scores >= low) & (scores <= high)

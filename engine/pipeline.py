@@ -141,7 +141,7 @@ def fit_evaluate_store(
     test_size: float = DEFAULT_TEST_SIZE,
     seed: int = DEFAULT_SPLIT_SEED,
 ) -> Run:
-    from engine.evaluate import compute_metrics, curve_data, protocol_split, time_scoring
+    from engine.evaluate import ScoreScale, compute_metrics, curve_data, protocol_split, time_scoring
 
     store = store or RunStore()
     train_idx, test_idx = protocol_split(y, test_size=test_size, seed=seed)
@@ -184,7 +184,8 @@ def fit_evaluate_store(
         if train_scores is None:
             sample = np.random.default_rng(seed).permutation(len(train_idx))[:TIER_SAMPLE]
             train_scores = np.asarray(model.predict_proba(X_train.iloc[sample]))[:, 1]
-        metrics["train_score_quartiles"] = np.quantile(train_scores, [0.25, 0.5, 0.75]).tolist()
+        scale = ScoreScale.from_training(train_scores)  # the 1-99 score: the percentile among training leads
+        metrics.update(scale.to_metrics())
         tracker.advance(5, steps, "test rows scored")
         tracker.begin("store", 3, "saving the model")
         run.save_model(model)
@@ -195,7 +196,7 @@ def fit_evaluate_store(
             save_training_profile(run, X_train, spec.get("kinds"), seed=seed)
         tracker.advance(2, 3, "saving predictions and curves")
         run.save_predictions(np.asarray(row_ids)[test_idx], y_test, proba)
-        run.save_curves(curve_data(y_test, proba))
+        run.save_curves(curve_data(y_test, proba, scale=scale))
         tracker.advance(3, 3, "saved")
         maps = getattr(model, "name", "") == "embeddings"  # the Embeddings page's maps, stored like explanations
         tracker.begin("explain", 2 if maps else 1, "explaining sample test leads")

@@ -4,10 +4,12 @@ The dashboard's Score page, the API (``/predict/*``) and the CLI (``python -m en
 :func:`score_frame`, so they give the same numbers for the same rows.
 
 What a scored table holds, in this order: the input's own columns (identifiers included, unchanged), then
-``rank`` (1 = call first), ``probability`` (of conversion), ``score`` (1-99), ``tier`` (A-D: the quarter of
-this run's *training* leads the score falls in, so A means "as likely as the top quarter of the leads this
-model learned from", not a fixed probability), ``reasons_for`` and ``reasons_against`` (the top three factors
-each way in plain words, in points of the 1-99 score: ``Total Time Spent on Website = 1,250 (+21 points)``)
+``rank`` (1 = call first), ``probability`` (of conversion), ``score`` (1-99: the share of this run's
+*training* leads the lead scores at least as high as, so 80 = above 80 % of them, at any conversion rate),
+``tier`` (A-D: the quarter of the training leads the score falls in, so A means "as likely as the top quarter of
+the leads this model learned from", not a fixed probability; see :class:`engine.evaluate.ScoreScale`),
+``reasons_for`` and ``reasons_against`` (the top three factors each way in plain words, in percentage points of
+the probability: ``Total Time Spent on Website = 1,250 (+21 points)``)
 and ``has_reasons``. Rows are ranked by probability, best first.
 
 Explanations cost what the approach's ``explain`` costs, so a whole file gets reasons within a budget
@@ -29,15 +31,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from engine.evaluate import ScoreScale, to_score
 from engine.storage import read_json, write_json
 
 if TYPE_CHECKING:
     from engine.runs import Run
 
 TIERS = ("A", "B", "C", "D")
+#: What the score means, in the help of every page that shows it.
+SCORE_HELP = (
+    "Score 1-99: how this lead ranks among the leads the model was trained on. 80 means it scores at least as "
+    "high as 80 % of them; 99 is the top 1 %. It ranks leads at any conversion rate; the probability beside it "
+    "is the model's chance that the lead converts. Tier A is the training leads' top quarter (score 75 or more), "
+    "B the second (50-74), C the third (25-49), D the bottom quarter."
+)
 TIER_MEANING = {"A": "top quarter", "B": "second quarter", "C": "third quarter", "D": "bottom quarter"}
 TOP_REASONS = 3
-#: the smallest move of the 1-99 score a reason may have (smaller ones would list noise as reasons)
+#: the smallest move (percentage points of the probability) a reason may have (smaller ones would be noise)
 MIN_REASON_POINTS = 0.5
 #: Rows given reasons when the caller does not say (the top rows by score), per approach, from what its
 #: ``explain`` costs: the stack's fast exact path ~2-3 ms a lead (every row of a file up to 10,000), the LLM
@@ -57,33 +67,23 @@ class ScoringError(ValueError):
 
 
 # -- score and tier ---------------------------------------------------------------------------------
-def to_score(proba) -> np.ndarray:
-    """Lead score 1..99: round(proba * 98) + 1."""
-    p = np.asarray(proba, dtype=np.float64)
-    return np.clip(np.round(p * 98) + 1, 1, 99).astype(int)
+def run_scale(run: Run, metrics: dict | None = None) -> ScoreScale | None:
+    """``run``'s score scale (:class:`engine.evaluate.ScoreScale`; None for a run that stored none or a damaged
+    one: its scores are then on the older probability scale, without tiers)."""
+    return ScoreScale.from_metrics(metrics if metrics is not None else run.metrics)
 
 
-def tiers_from_quartiles(proba, quartiles) -> np.ndarray:
-    """Tier A (at or above the training scores' upper quartile) .. D (below the lower quartile).
-    ``quartiles`` are the 25/50/75 % quantiles of the run's training probabilities. Compared as 1-99 scores, so
-    leads shown with the same score always share a tier."""
-    q25, q50, q75 = to_score([float(q) for q in quartiles])
-    p = to_score(proba)
-    idx = np.where(p >= q75, 0, np.where(p >= q50, 1, np.where(p >= q25, 2, 3)))
-    return np.array(TIERS, dtype=object)[idx]
+def run_scores(run: Run, proba, metrics: dict | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The 1-99 scores and the A-D tiers (None without a scale) of ``proba`` on ``run``'s scale."""
+    scale = run_scale(run, metrics)
+    if scale is None:
+        return to_score(proba), None
+    return scale.score(proba), scale.tier(proba)
 
 
 def run_tiers(run: Run, proba, metrics: dict | None = None) -> np.ndarray | None:
-    """Tiers of ``proba`` by ``run``'s training quartiles (None for a run that stored none)."""
-    quartiles = (metrics if metrics is not None else run.metrics).get("train_score_quartiles")
-    if not (isinstance(quartiles, list) and len(quartiles) == 3):
-        return None
-    try:
-        if not all(0.0 <= float(q) <= 1.0 for q in quartiles):  # NaN fails too: a damaged metrics.json
-            return None
-    except (TypeError, ValueError):
-        return None
-    return tiers_from_quartiles(proba, quartiles)
+    """Tiers of ``proba`` on ``run``'s scale (None for a run that stored none)."""
+    return run_scores(run, proba, metrics)[1]
 
 
 # -- reasons ----------------------------------------------------------------------------------------
@@ -100,9 +100,9 @@ def format_value(value: Any) -> str:
 
 
 def points(contribution: float) -> str:
-    """A contribution in probability points as points of the 1-99 score: ``+21 points``; whole points from one
+    """A contribution to the probability in percentage points: ``+21 points`` (0.21); whole points from one
     point up (``-1 points``, never ``-1.0``), one decimal below (``+0.6 points``)."""
-    p = float(contribution) * 98
+    p = float(contribution) * 100
     return f"{round(p):+d} points" if abs(p) >= 0.95 else f"{p:+.1f} points"
 
 
@@ -127,8 +127,12 @@ def reason_text(feature: str, value: str, contribution: float, flags: dict | Non
         column, code = flags[feature]
         said = f"{column} is {code}, read as unknown" if value.startswith("1") else f"{column} is not {code}"
         return f"{said} ({points(contribution)})"
-    stem = feature[:-1] if feature.endswith("…") else feature  # a phrase shortened for display
-    if not value or value == feature or value in feature or " ".join(value.split()).startswith(stem):
+    if not value.strip() or value.strip().casefold() == "nan":
+        return f"{feature} is blank ({points(contribution)})"
+    phrase = " ".join(value.split())
+    # a phrase of a transcript is its own feature (shortened with "…" for display): shown once. Any other
+    # value is named, even one whose text is inside the field's name ("Do Not Email = No", not "Do Not Email")
+    if phrase == feature or (feature.endswith("…") and phrase.startswith(feature[:-1])):
         return f"{feature} ({points(contribution)})"
     return f"{feature} = {format_value(value)} ({points(contribution)})"
 
@@ -158,7 +162,7 @@ def top_factors(
     contribution = table["contribution"].to_numpy(dtype=np.float64)
     features, values = table["feature"].to_numpy(dtype=object), table["value"].to_numpy(dtype=object)
     out: dict[int, dict[str, list[dict]]] = {int(r): {"for": [], "against": []} for r in np.unique(rows)}
-    least = MIN_REASON_POINTS / 98  # a factor that moves the score by less than half a point is no reason
+    least = MIN_REASON_POINTS / 100  # a factor that moves the probability by less than half a point is no reason
     for side, mask, key in (
         ("for", contribution >= least, -contribution),
         ("against", contribution <= -least, contribution),
@@ -600,7 +604,7 @@ def _table(run: Run, raw: pd.DataFrame, proba: np.ndarray, factors: dict, rank: 
     best first unless ``rank=False``."""
     n = len(raw)
     order = np.argsort(-proba, kind="stable")
-    tiers = run_tiers(run, proba)
+    scores, tiers = run_scores(run, proba)
     out = raw.reset_index(drop=True).copy()
     taken = {str(c) for c in out.columns}
     names = {c: _output_name(c, taken) for c in SCORE_COLUMNS}
@@ -608,7 +612,7 @@ def _table(run: Run, raw: pd.DataFrame, proba: np.ndarray, factors: dict, rank: 
     ranks[order] = np.arange(1, n + 1)
     out[names["rank"]] = ranks
     out[names["probability"]] = np.round(proba, 6)
-    out[names["score"]] = to_score(proba)
+    out[names["score"]] = scores
     out[names["tier"]] = tiers if tiers is not None else None
     out[names["reasons_for"]] = [
         "; ".join(f["text"] for f in factors[i]["for"]) if i in factors else "" for i in range(n)
@@ -631,8 +635,7 @@ def predict_rows(
 
     with lock if lock is not None else nullcontext():
         proba = np.asarray(model.predict_proba(X))[:, 1]
-    scores = to_score(proba)
-    tiers = run_tiers(run, proba, metrics)
+    scores, tiers = run_scores(run, proba, metrics)
     reasons, largest = {}, {}
     if explain:
         table = model.explain(X)

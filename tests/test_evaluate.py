@@ -11,11 +11,11 @@ from sklearn import metrics as skm
 
 from engine.evaluate import (
     METRIC_NAMES,
+    ScoreScale,
     choose_threshold,
     compute_metrics,
     confusion_at,
     curve_data,
-    priority_tier,
     protocol_split,
     time_scoring,
     to_score,
@@ -124,12 +124,68 @@ def test_curve_data_shapes_and_json():
     assert rates == sorted(rates)  # higher score band, higher conversion
 
 
-def test_scores_and_tiers():
+def test_older_score_scale_and_tiers_by_quartiles():
     np.testing.assert_array_equal(to_score([0.0, 0.5, 1.0, 0.004]), [1, 50, 99, 1])
-    train = np.linspace(0, 1, 101)
-    tiers = priority_tier([0.95, 0.6, 0.3, 0.05], train)
-    assert list(tiers) == ["A", "B", "C", "D"]
-    assert list(priority_tier([0.95, 0.05], to_score(train))) == ["A", "D"]  # 1-99 reference works too
+    legacy = ScoreScale.from_metrics({"train_score_quartiles": [0.2, 0.4, 0.6]})
+    assert not legacy.by_rank
+    assert list(legacy.tier([0.9, 0.5, 0.3, 0.1, 0.6])) == ["A", "B", "C", "D", "A"]
+    same_score = [0.6 - 0.001, 0.6 + 0.001]  # shown with the same score: the same tier
+    assert len(set(legacy.score(same_score))) == 1 and list(legacy.tier(same_score)) == ["A", "A"]
+
+
+@pytest.mark.parametrize("rate", [0.02, 0.11, 0.40])
+def test_tiers_are_quarters_of_the_training_leads_at_any_conversion_rate(rate):
+    """A real model's probabilities on leads that convert at ``rate``: the tiers split the training leads into
+    quarters, are monotone in the probability, and the score separates the leads (not all 1)."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(7)
+    n = 8000
+    X = rng.normal(size=(n, 3))
+    logit = X @ np.array([1.2, -0.8, 0.5]) + np.log(rate / (1 - rate)) - 0.6
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    model = LogisticRegression().fit(X[:6000], y[:6000])
+    train_p, new_p = model.predict_proba(X[:6000])[:, 1], model.predict_proba(X[6000:])[:, 1]
+    scale = ScoreScale.from_training(train_p)
+    shares = pd.Series(scale.tier(train_p)).value_counts(normalize=True)
+    assert set(shares.index) == {"A", "B", "C", "D"}
+    np.testing.assert_allclose(shares[["A", "B", "C", "D"]].to_numpy(), 0.25, atol=0.01)
+    new_shares = pd.Series(scale.tier(new_p)).value_counts(normalize=True)  # new leads from the same source
+    assert new_shares.min() > 0.2
+    order = np.argsort(new_p)
+    rank = {"D": 0, "C": 1, "B": 2, "A": 3}
+    tiers = np.array([rank[t] for t in scale.tier(new_p[order])])
+    scores = scale.score(new_p[order])
+    assert (np.diff(tiers) >= 0).all() and (np.diff(scores) >= 0).all()  # never above a likelier lead
+    assert scores.min() >= 1 and scores.max() <= 99 and len(np.unique(scores)) > 90
+    if rate == 0.02:  # the older probability scale gives most of these leads the same score
+        assert (to_score(new_p) <= 2).mean() > 0.5 and (scores <= 2).mean() < 0.05
+    stored = ScoreScale.from_metrics(scale.to_metrics())
+    np.testing.assert_array_equal(stored.score(new_p), scale.score(new_p))
+    assert stored.by_rank and scale.to_metrics()["train_score_quartiles"] == pytest.approx(
+        np.quantile(train_p, [0.25, 0.5, 0.75])
+    )
+
+
+@pytest.mark.parametrize(
+    "metrics",
+    [
+        {},
+        {"train_score_percentiles": [0.5] * 10},
+        {"train_score_percentiles": [float("nan")] * 99},
+        {"train_score_percentiles": list(np.linspace(1, 0, 99))},  # out of order
+        {"train_score_percentiles": "many"},
+        {"train_score_quartiles": [0.2, 0.5, 7.0]},
+        {"train_score_quartiles": ["a", "b", "c"]},
+    ],
+)
+def test_a_damaged_stored_scale_is_no_scale(metrics):
+    assert ScoreScale.from_metrics(metrics) is None
+
+
+def test_score_scale_refuses_non_finite_training_probabilities():
+    with pytest.raises(ValueError, match="finite probabilities"):
+        ScoreScale.from_training([0.1, float("nan")])
 
 
 def test_thresholds_on_constructed_data():

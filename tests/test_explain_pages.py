@@ -128,7 +128,7 @@ def test_strip_plot_colours_categories_by_category(stored):
 def test_whatif_starts_from_a_typical_lead_and_shows_the_change_after_an_edit(stored):
     from engine.data.leads import load_leads, prepare_features
     from engine.runs import RunStore
-    from engine.scoring import to_score
+    from engine.scoring import run_scores
 
     at = run_page("whatif")
     assert at.selectbox(key="whatif_start").value == "typical"
@@ -150,9 +150,10 @@ def test_whatif_starts_from_a_typical_lead_and_shows_the_change_after_an_edit(st
     typical = {c: (np.nan if v in (None, "(missing)") else v) for c, v in typical.items()}
     model = run.load_approach()
     lead = prepare_features(pd.DataFrame([typical]), run.spec["columns"], run.spec["kinds"])
-    start_score = int(to_score(model.predict_proba(lead)[:, 1])[0])
+    start_p = float(model.predict_proba(lead)[0, 1])
+    start_score = int(run_scores(run, [start_p])[0][0])  # the run's own scale: the rank among its training leads
     assert f"Starting lead: score {start_score}" in texts(at.markdown)
-    # factors are in points of the score
+    # factors are in percentage points of the probability
     assert "points)" in texts(at.markdown)
 
     time_box.set_value(3000.0).run()
@@ -160,8 +161,8 @@ def test_whatif_starts_from_a_typical_lead_and_shows_the_change_after_an_edit(st
     metric = next(m for m in at.metric if m.label == "Score (1-99)")
     new_score = int(metric.value)
     delta = new_score - start_score
-    assert metric.proto.delta == f"{delta:+d} points"
-    assert f"Score {start_score} → {new_score}, **{delta:+d} points** from the starting lead" in texts(at.markdown)
+    assert metric.proto.delta == f"{delta:+d}"
+    assert f"Score {start_score} → {new_score} ({delta:+d}); chance {start_p:.1%} →" in texts(at.markdown)
     assert "Total Time Spent on Website" in texts(at.caption) and "→ 3000" in texts(at.caption)
 
 

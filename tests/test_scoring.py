@@ -13,10 +13,9 @@ from engine.scoring import (
     SCORE_COLUMNS,
     ScoringError,
     reason_text,
+    run_scale,
     save_training_profile,
     score_frame,
-    tiers_from_quartiles,
-    to_score,
     top_factors,
 )
 
@@ -35,7 +34,8 @@ def test_scored_table_keeps_the_input_columns_then_ranks_scores_and_tiers(stack_
     table = scored.table
     assert list(table.columns) == list(new.columns) + SCORE_COLUMNS  # identifiers (Prospect ID) kept first
     assert table["probability"].is_monotonic_decreasing and table["rank"].tolist() == list(range(1, 121))
-    np.testing.assert_array_equal(table["score"], to_score(table["probability"]))
+    expected = run_scale(run).score(table["probability"])  # the run's scale (the table's probability is rounded)
+    assert np.abs(table["score"].to_numpy() - expected).max() <= 1 and table["score"].is_monotonic_decreasing
     assert set(table["tier"]) <= set("ABCD")
     # the same lead (found by its CRM id) scores what the model says for it alone
     one = new[new["Prospect ID"] == table.loc[0, "Prospect ID"]]
@@ -115,12 +115,24 @@ def test_input_columns_named_like_ours_are_kept_and_exports_are_neutralised(stac
     assert back["Notes"].str.startswith("'=").all()
 
 
-def test_tiers_follow_the_training_quartiles():
-    assert list(tiers_from_quartiles([0.9, 0.5, 0.3, 0.1, 0.6], [0.2, 0.4, 0.6])) == ["A", "B", "C", "D", "A"]
-    # leads shown with the same score share a tier, even when the quartile falls between their probabilities
-    same_score = [0.6 - 0.001, 0.6 + 0.001]
-    assert len(set(to_score(same_score))) == 1
-    assert list(tiers_from_quartiles(same_score, [0.2, 0.4, 0.6])) == ["A", "A"]
+def test_scored_tiers_and_scores_follow_the_runs_training_leads(stack_run):
+    run, leads = stack_run
+    assert len(run.metrics["train_score_percentiles"]) == 99
+    scored = score_frame(run, leads.drop(columns=["Converted"]), explain=0).table
+    assert scored["score"].between(1, 99).all() and scored["score"].is_monotonic_decreasing  # ranked by probability
+    rank = scored["tier"].map({"A": 3, "B": 2, "C": 1, "D": 0})
+    assert rank.is_monotonic_decreasing and set(scored["tier"]) == {"A", "B", "C", "D"}
+
+
+def test_reasons_name_the_value_even_when_it_is_inside_the_fields_name():
+    assert reason_text("Do Not Email", "No", 0.005) == "Do Not Email = No (+0.5 points)"
+    assert reason_text("Do Not Call", "Yes", -0.03) == "Do Not Call = Yes (-3 points)"
+    assert reason_text("Lead Source", "Source", 0.02) == "Lead Source = Source (+2 points)"
+    assert reason_text("Country", "nan", 0.02) == "Country is blank (+2 points)"
+    assert reason_text("Country", "", -0.02) == "Country is blank (-2 points)"
+    long_phrase = "the customer said the budget for next quarter is approved and they want to start in january " * 2
+    shown = " ".join(long_phrase.split())[:79] + "…"
+    assert reason_text(shown, long_phrase, 0.1) == f"{shown} (+10 points)"  # a transcript's phrase, once
 
 
 def test_reasons_read_as_points_and_pick_both_directions():

@@ -249,10 +249,14 @@ def loss_figure(history: list[dict]) -> go.Figure:
 
 def importance_figure(importance: pd.DataFrame, top: int = 15) -> go.Figure:
     imp = importance.head(top).iloc[::-1]
-    # in points of the 1-99 score, as every other contribution on the pages
-    fig = go.Figure(go.Bar(x=imp["importance"] * 98, y=imp["feature"], orientation="h", marker_color=PALETTE[0]))
+    # in percentage points of the probability, as every other contribution on the pages
+    fig = go.Figure(go.Bar(x=imp["importance"] * 100, y=imp["feature"], orientation="h", marker_color=PALETTE[0]))
     return _layout(
-        fig, "Global importance: mean size of the effect", "points of the score", "", height=80 + 24 * len(imp)
+        fig,
+        "Global importance: mean size of the effect",
+        "percentage points of the probability",
+        "",
+        height=80 + 24 * len(imp),
     )
 
 

@@ -2,7 +2,7 @@
 
 * Lead names: a lead is named by its file's id column (the identifier the data layer dropped from training,
   e.g. ``Lead Number 660737``), or by its row in the file when the file has none (:func:`lead_namer`).
-* Factors in points of the 1-99 score, a phrase shown once (:func:`factor_lines`), sentences of a lead written as
+* Factors in percentage points of the probability, a phrase shown once (:func:`factor_lines`), sentences of a lead written as
   text mapped back to their field (:func:`field_factors`), and where two approaches disagree (:func:`disagreements`).
 * The strip plot (numbers on a low-high scale, categories by category) and the one-lead waterfall in points.
 * :class:`Task`: a computation in a background thread with progress, so no page waits on it; the page polls it
@@ -32,10 +32,10 @@ SYNC_WAIT_S = 1.2
 #: how often a page with a computation in progress looks at it again
 POLL_S = 1.0
 TIER_HELP = (
-    "Score: the model's chance that this lead converts, in % (1-99). Tier: where that score falls among "
-    "the leads this model was trained on: A is their top quarter, D their bottom quarter. A tier is "
-    "relative to one model, so a 27 % lead can be tier A for a model whose leads rarely convert, and a "
-    "64 % lead tier B for another."
+    "Score (1-99): how the lead ranks among the leads this model was trained on (80 = at least as high as "
+    "80 % of them). Tier: the quarter of those leads the score falls in: A is their top quarter, D their "
+    "bottom quarter. Both are relative to one model, so a 27 % lead can be tier A for a model whose leads "
+    "rarely convert, and a 64 % lead tier B for another."
 )
 
 
@@ -140,8 +140,8 @@ def disagreements(tables: dict[str, pd.DataFrame], min_points: float = 1.0) -> l
             per.setdefault(str(f), {})[label] = (str(v), float(c))
     lines = []
     for feature, by in per.items():
-        up = {k: (v, c) for k, (v, c) in by.items() if c * 98 >= min_points}
-        down = {k: (v, c) for k, (v, c) in by.items() if c * 98 <= -min_points}
+        up = {k: (v, c) for k, (v, c) in by.items() if c * 100 >= min_points}
+        down = {k: (v, c) for k, (v, c) in by.items() if c * 100 <= -min_points}
         if not up or not down:
             continue
         value = next(iter(by.values()))[0]
@@ -176,7 +176,7 @@ def category_colours(values: pd.Series) -> dict[str, str]:
 
 
 def strip_figure(contrib: pd.DataFrame, features: list[str], kinds: dict[str, str] | None = None) -> go.Figure:
-    """One dot per lead and field, x = contribution in points of the score. Numeric fields are coloured on a
+    """One dot per lead and field, x = contribution in percentage points of the probability. Numeric fields are coloured on a
     low-high scale of their values; categorical ones by category (one colour per category, grey beyond the
     eight most frequent), so a category is never read as "high" or "low"."""
     kinds = kinds or {}
@@ -187,7 +187,7 @@ def strip_figure(contrib: pd.DataFrame, features: list[str], kinds: dict[str, st
         part = contrib[contrib["feature"] == feat]
         values = part["value"].astype(str)
         jitter = i + rng.uniform(-0.3, 0.3, len(part))
-        x = part["contribution"].to_numpy(dtype=float) * 98
+        x = part["contribution"].to_numpy(dtype=float) * 100
         if is_numeric_field(values, kinds.get(feat)):
             numbers = pd.to_numeric(values.replace("", np.nan), errors="coerce")
             shade = numbers.rank(pct=True).to_numpy()
@@ -230,15 +230,15 @@ def strip_figure(contrib: pd.DataFrame, features: list[str], kinds: dict[str, st
     fig.add_vline(x=0, line_color=OTHER_COLOUR)
     return _layout(
         fig,
-        "Each dot is a lead: how much the field moved its score",
-        "points of the score (1-99)",
+        "Each dot is a lead: how much the field moved its chance to convert",
+        "percentage points of the probability",
         "",
         height=100 + 34 * len(features),
     )
 
 
 def waterfall_figure(rows: pd.DataFrame, base: float, final: float, top: int = 12) -> go.Figure:
-    """One lead's score built from the model's average lead, field by field, in points of the 1-99 score; a
+    """One lead's probability built from the model's average lead, field by field, in percentage points; a
     phrase that is its own value is shown once."""
     from engine.scoring import format_value
 
@@ -247,17 +247,17 @@ def waterfall_figure(rows: pd.DataFrame, base: float, final: float, top: int = 1
 
     def label(f, v) -> str:
         f, v = str(f), str(v)
-        return f if not v or v == f or v in f else f"{f} = {format_value(v)}"
+        return f if not v or v == f else f"{f} = {format_value(v)}"
 
     labels = ["the model's average lead"] + [label(f, v) for f, v in zip(shown["feature"], shown["value"])]
-    values = [base * 98 + 1] + (shown["contribution"] * 98).tolist()
+    values = [base * 100] + (shown["contribution"] * 100).tolist()
     measures = ["absolute"] + ["relative"] * len(shown)
     if len(rest):
         labels.append(f"{len(rest)} other fields")
-        values.append(float(rest["contribution"].sum()) * 98)
+        values.append(float(rest["contribution"].sum()) * 100)
         measures.append("relative")
-    labels.append("this lead's score")
-    values.append(final * 98 + 1)
+    labels.append("this lead's chance")
+    values.append(final * 100)
     measures.append("total")
     fig = go.Figure(
         go.Waterfall(
@@ -274,7 +274,11 @@ def waterfall_figure(rows: pd.DataFrame, base: float, final: float, top: int = 1
     )
     fig.update_yaxes(autorange="reversed", automargin=True)
     return _layout(
-        fig, "How this lead's score is built (points of the 1-99 score)", "score", "", height=120 + 28 * len(labels)
+        fig,
+        "How this lead's chance to convert is built (percentage points)",
+        "chance to convert, %",
+        "",
+        height=120 + 28 * len(labels),
     )
 
 

@@ -159,8 +159,7 @@ def draw() -> None:
     def one_section() -> None:
         y = np.asarray(data["y"])
         labels = {
-            i: f"{name_of(have[i])} — score {int(round(proba[i] * 98 + 1))}, "
-            f"{'converted' if y[have[i]] == 1 else 'did not convert'}"
+            i: f"{name_of(have[i])} — chance {proba[i]:.1%}, {'converted' if y[have[i]] == 1 else 'did not convert'}"
             for i in range(len(have))
         }
         pick = st.selectbox(
@@ -170,13 +169,13 @@ def draw() -> None:
         if is_text:
             text = str(X.iloc[have[pick]]["transcript"])
             st.markdown(
-                f"Score **{int(round(proba[pick] * 98 + 1))}** (chance of conversion in %) — phrases in "
-                ":green[green] raise the score, in :red[red] lower it."
+                f"Chance of conversion **{proba[pick]:.1%}** — phrases in "
+                ":green[green] raise it, in :red[red] lower it (in percentage points)."
             )
             st.markdown(charts.highlight_text(text, one), unsafe_allow_html=True)
             with st.expander("Contributions"):
                 st.dataframe(
-                    one[["feature", "contribution"]].assign(points=(one["contribution"] * 98).round(1))[
+                    one[["feature", "contribution"]].assign(points=(one["contribution"] * 100).round(1))[
                         ["feature", "points"]
                     ],
                     hide_index=True,

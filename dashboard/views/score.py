@@ -8,6 +8,7 @@ import io
 import streamlit as st
 
 from dashboard.components import state, widgets
+from engine.scoring import SCORE_HELP
 
 st.title("Score new leads")
 st.caption(
@@ -138,9 +139,11 @@ if len(results) > 1:
 st.subheader(f"Ranked list: {len(table):,} leads")
 st.caption(f"Scored by {state.run_label(main_run)}.")
 st.caption(
-    "**Score** 1-99 is the model's chance of conversion (score 27 = about 27 %). **Tier** compares the "
-    "lead with the leads this model learned from: A = as likely as the top quarter of them, D = the bottom "
-    "quarter. A tier is relative to this model's leads, not a fixed probability."
+    "**Score** 1-99 ranks the lead among the leads this model learned from: 80 = it scores at least as high "
+    "as 80 % of them (the **probability** column is the model's chance that it converts). **Tier**: A = the "
+    "top quarter of those leads, D = the bottom quarter. Both are relative to this model's leads, so they "
+    "separate leads even when few convert; reasons are in percentage points of the probability.",
+    help=SCORE_HELP,
 )
 
 messages = scored.report.messages()

@@ -12,7 +12,7 @@ import streamlit as st
 
 from dashboard.components import explain_charts as ec
 from dashboard.components import state, widgets
-from engine.scoring import TIER_MEANING, flag_columns, to_score
+from engine.scoring import SCORE_HELP, TIER_MEANING, flag_columns, run_scores
 
 MISSING = "(missing)"
 NUMERIC_KINDS = {"numeric"}
@@ -254,10 +254,10 @@ if changed:
 
 st.subheader("Scores")
 st.caption(
-    "**Score**: the model's chance that this lead converts, in % (1-99). **Priority tier**: where that score "
-    "falls among the leads this model was trained on (A: their top quarter … D: their bottom quarter). Tiers "
-    "are relative to each model, so a 27 % lead can be tier A for one model and a 64 % lead tier B for "
-    "another.",
+    "**Score** 1-99: how the lead ranks among the leads this model was trained on (80 = above 80 % of them); "
+    "**P(convert)** is the model's chance that it converts. **Priority tier**: the quarter of those training "
+    "leads the score falls in (A: their top quarter … D: their bottom quarter). Scores and tiers are relative "
+    "to each model, so a 27 % lead can be tier A for one model and a 64 % lead tier B for another.",
     help=ec.TIER_HELP,
 )
 show_factors = st.toggle(
@@ -304,17 +304,24 @@ for card, (approach, run) in zip(cards, latest.items()):
         except Exception as exc:  # noqa: BLE001 - one broken run must not hide the others
             st.error(f"Cannot score with this run: {type(exc).__name__}: {exc}")
             continue
-        score, score0 = int(to_score([p])[0]), int(to_score([p0])[0])
+        score, score0 = (int(v) for v in run_scores(run, [p, p0])[0])
         m1, m2 = st.columns(2)
         m1.metric(
             "Score (1-99)",
             score,
-            delta=f"{score - score0:+d} points" if changed else None,
-            help="The model's chance that this lead converts, in %. The change is from the starting lead.",
+            delta=f"{score - score0:+d}" if changed else None,
+            help=SCORE_HELP + " The change is from the starting lead.",
         )
-        m2.metric("P(convert)", f"{p:.1%}", help="The probability behind the score (score = 1 + 98 × P).")
+        m2.metric(
+            "P(convert)",
+            f"{p:.1%}",
+            delta=f"{(p - p0) * 100:+.1f} points" if changed else None,
+            help="The model's chance that this lead converts; changes are in percentage points.",
+        )
         if changed:
-            st.markdown(f"Score {score0} → {score}, **{score - score0:+d} points** from the starting lead")
+            st.markdown(
+                f"Score {score0} → {score} ({score - score0:+d}); chance {p0:.1%} → {p:.1%} from the starting lead"
+            )
         else:
             st.markdown(f"Starting lead: score {score0}")
         st.markdown(f"Priority tier: **{tier_of(run, p)}**")
