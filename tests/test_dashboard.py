@@ -215,7 +215,7 @@ def test_explain_page_global_and_one_lead(stored):
     bars = json.loads(charts[0].proto.spec)["data"][0]
     x = bars["x"]  # Plotly sends numeric arrays base64-encoded
     x = np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"]) if isinstance(x, dict) else np.asarray(x)
-    np.testing.assert_allclose(x, 98 * importance.loc[list(bars["y"])].to_numpy(), rtol=1e-9)  # in score points
+    np.testing.assert_allclose(x, 100 * importance.loc[list(bars["y"])].to_numpy(), rtol=1e-9)  # percentage points
     at.session_state["explain_tab"] = "Dependence"
     at.run()
     assert [c.proto.spec for c in at.get("plotly_chart")] and at.selectbox(key="explain_dep").value
