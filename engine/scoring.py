@@ -523,6 +523,20 @@ def _output_name(name: str, taken: set[str]) -> str:
     return out
 
 
+#: The column a scored table gains when the input has none of the run's identifier columns: the lead's data row
+#: in the user's file (1 = the first row under the header), so the ranked list can be matched back.
+ROW_COLUMN = "row in your file"
+
+
+def identifier_columns(run: Run, columns) -> list[str]:
+    """The columns of ``columns`` the run left out as identifiers (a CRM id such as ``Prospect ID``)."""
+    dropped = run.spec.get("dropped") or {}
+    if not isinstance(dropped, dict):
+        return []
+    present = {str(c) for c in columns}
+    return [str(c) for c, why in dropped.items() if "identifier" in str(why) and str(c) in present]
+
+
 def explain_budget(approach: str) -> int:
     return EXPLAIN_BUDGET.get(approach, DEFAULT_EXPLAIN_BUDGET)
 
@@ -621,6 +635,8 @@ def _table(run: Run, raw: pd.DataFrame, proba: np.ndarray, factors: dict, rank: 
         "; ".join(f["text"] for f in factors[i]["against"]) if i in factors else "" for i in range(n)
     ]
     out[names["has_reasons"]] = [i in factors for i in range(n)]
+    if not identifier_columns(run, raw.columns):  # nothing to match the ranked list back by: the row number
+        out.insert(0, _output_name(ROW_COLUMN, taken), np.arange(1, n + 1))
     return out.iloc[order].reset_index(drop=True) if rank else out
 
 

@@ -47,7 +47,7 @@ def test_new_leads_without_outcomes_get_a_ranked_list_with_tiers_and_reasons(sco
     assert "Prospect ID" in table.columns  # the CRM id is carried through
     assert set(table["tier"]) <= set("ABCD") and table["score"].is_monotonic_decreasing
     assert (table["reasons_for"].head(10) != "").all()
-    assert "80 of 80 leads have reasons" in "\n".join(c.value for c in at.caption)  # the stack's budget: 10,000
+    assert "80 of 80 leads were explained" in "\n".join(c.value for c in at.caption)  # the stack's budget: 10,000
     # the top lead's reasons in full, one a line, under the table (a cell shows only their start)
     box = next(md.value for md in at.markdown if md.value.startswith("**Reasons for the top lead"))
     assert f"score {table['score'].iloc[0]}" in box and str(table["Prospect ID"].iloc[0]) in box

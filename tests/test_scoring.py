@@ -266,3 +266,18 @@ def test_transcript_runs_score_through_the_same_service(tmp_path):
         table["has_reasons"].sum() == 2 and " = " not in table.loc[0, "reasons_for"] + table.loc[0, "reasons_against"]
     )
     assert scored.outcome_rows == 12 and scored.metrics is not None  # the demo calls carry labels
+
+
+def test_a_file_without_an_id_column_gets_its_row_numbers(stack_run):
+    from engine.scoring import ROW_COLUMN
+
+    run, _ = stack_run
+    new = demo_leads(n=30, seed=5).drop(columns=["Converted", "Prospect ID", "Lead Number"])
+    table = score_frame(run, new, explain=0).table
+    assert table.columns[0] == ROW_COLUMN
+    rows = table[ROW_COLUMN].to_numpy() - 1  # back to the file's rows: the same leads, in ranked order
+    assert sorted(rows.tolist()) == list(range(30))
+    again = score_frame(run, new.iloc[rows].reset_index(drop=True), explain=0).table
+    np.testing.assert_allclose(again["probability"], table["probability"])
+    with_id = score_frame(run, demo_leads(n=30, seed=5).drop(columns=["Converted"]), explain=0).table
+    assert ROW_COLUMN not in with_id.columns  # the CRM id matches it back

@@ -161,11 +161,15 @@ if scored.metrics:
             col.metric(
                 label,
                 f"{m[name]['value']:.3f}",
-                help=f"95 % interval {m[name]['low']:.3f} - "
-                f"{m[name]['high']:.3f}, on the "
-                f"{scored.outcome_rows:,} rows with an outcome",
+                delta=f"95 % interval {m[name]['low']:.3f} to {m[name]['high']:.3f}",
+                delta_color="off",
+                help=f"On the {scored.outcome_rows:,} rows with an outcome; the interval is a bootstrap of them.",
             )
-    st.caption("The file has the outcome column, so this is how the model did on these leads.")
+    chance = "roc_auc" in m and m["roc_auc"]["low"] <= 0.5
+    st.caption(
+        "The file has the outcome column, so this is how the model did on these leads"
+        + (": the ROC-AUC interval includes 0.5, so it is possibly no better than chance here." if chance else ".")
+    )
 
 # reasons for the top rows: computed after the list is on screen
 from engine.scoring import explain_budget  # noqa: E402
@@ -217,8 +221,9 @@ view = table[(table["score"] >= low) & (table["score"] <= high)]
 if tiers:
     view = view[view["tier"].isin(pick_tiers)]
 
-dropped = main_run.spec.get("dropped") or {}
-id_columns = [c for c, why in dropped.items() if "identifier" in str(why) and c in table.columns]
+from engine.scoring import ROW_COLUMN, identifier_columns  # noqa: E402
+
+id_columns = identifier_columns(main_run, table.columns) or [c for c in (ROW_COLUMN,) if c in table.columns]
 shown = ["rank", *id_columns, "score", "tier", "probability", "reasons_for", "reasons_against"]
 listed = view[[c for c in shown if c in view.columns]].reset_index(drop=True)
 picked = st.dataframe(
@@ -246,16 +251,36 @@ if len(listed):  # a lead's reasons in full, one a line (a table cell shows only
     found = scored.factors.get(position)
     with st.container(border=True):
         st.markdown(f"**Reasons for {which}**: {named}, score {lead['score']}, tier {lead.get('tier', '-')}")
-        if found is None:
-            st.caption("No reasons for this lead: it is below the leads explained (raise 'Leads to explain').")
+        if found is None and not ready:
+            st.caption("Reasons are being computed for the top of the list; they appear here when ready.")
+        elif found is None:
+            st.caption(
+                "No reasons for this lead: it is below the top leads explained (raise 'Leads to explain')."
+                if n_reasons
+                else "No reasons asked for: set 'Leads to explain' above 0."
+            )
+        elif not found.get("for") and not found.get("against"):
+            st.caption(
+                "Explained, but no field moves this lead's chance by half a point or more either way: the model "
+                "sees it as close to its average lead."
+            )
         for side, word in (("for", "Raises the score"), ("against", "Lowers the score")):
             items = [f["text"] for f in (found or {}).get(side, [])]
             if items:
                 st.markdown(f"{word}:\n" + "\n".join(f"- {x}" for x in items))
-st.caption(
-    f"{int(table['has_reasons'].sum()):,} of {len(table):,} leads have reasons (the top of the list). "
-    "The downloads hold every column of your file, then the scores and reasons, ranked."
-)
+explained = int(table["has_reasons"].sum())
+with_words = int(((table["reasons_for"] != "") | (table["reasons_against"] != "")).sum())
+if not ready:
+    reasons_note = f"Reasons for the top {int(n_reasons):,} leads are being computed. "
+elif explained:
+    reasons_note = f"{explained:,} of {len(table):,} leads were explained (the top of the list)" + (
+        f"; {explained - with_words:,} of them have no field that moves their chance by half a point or more. "
+        if with_words < explained
+        else ". "
+    )
+else:
+    reasons_note = "No lead was explained. "
+st.caption(reasons_note + "The downloads hold every column of your file, then the scores and reasons, ranked.")
 
 import plotly.express as px
 
