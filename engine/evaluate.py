@@ -626,6 +626,19 @@ def board_findings(runs: list[dict], metric: str = "roc_auc") -> list[str]:
         part, pv = (min if lower else max)(parts.items(), key=lambda kv: kv[1])
         part_name = PART_LABELS.get(part, part.replace("_", " "))
         worse = pv < whole if lower else pv > whole
+        # the part minus the whole on the same test rows, with its paired interval (runs trained since it is kept)
+        paired = _bounds(((r.get("variants") or {}).get(part, {}).get("paired_vs_run") or {}).get(metric))
+        if round(pv, 3) == round(whole, 3) or (paired and paired[0] <= 0 <= paired[1]):
+            within = (
+                f" (the paired 95 % interval of the difference, {paired[0]:+.3f} to {paired[1]:+.3f}, holds 0)"
+                if paired
+                else ""
+            )
+            out.append(
+                f"In {r['label']}, the whole ({whole:.3f}) and its best part, the {part_name} ({pv:.3f}), are the "
+                f"same on {name} within the interval{within}."
+            )
+            continue
         if r.get("approach") == "embeddings" and part == "generic_embeddings":
             if worse:
                 out.append(
@@ -640,6 +653,14 @@ def board_findings(runs: list[dict], metric: str = "roc_auc") -> list[str]:
             )
         elif len(parts) > 1:
             out.append(f"{r['label']} ({whole:.3f}) is above its best part, the {part_name} ({pv:.3f}), on {name}.")
+    for r in runs:
+        auc = (r.get("metrics") or {}).get("roc_auc")
+        bounds, av = _bounds(auc), _value(auc)
+        if av is not None and bounds and bounds[0] <= 0.5:
+            out.append(
+                f"{r['label']}'s ROC-AUC ({av:.3f}, 95 % interval {bounds[0]:.3f} to {bounds[1]:.3f}) includes 0.5: "
+                "possibly no better than chance at ranking these leads."
+            )
     for r in runs:
         acc, base = (r.get("metrics") or {}).get("accuracy"), r.get("base_rate")
         av = _value(acc)

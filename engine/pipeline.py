@@ -141,7 +141,14 @@ def fit_evaluate_store(
     test_size: float = DEFAULT_TEST_SIZE,
     seed: int = DEFAULT_SPLIT_SEED,
 ) -> Run:
-    from engine.evaluate import ScoreScale, compute_metrics, curve_data, protocol_split, time_scoring
+    from engine.evaluate import (
+        ScoreScale,
+        compute_metrics,
+        curve_data,
+        paired_difference,
+        protocol_split,
+        time_scoring,
+    )
 
     store = store or RunStore()
     train_idx, test_idx = protocol_split(y, test_size=test_size, seed=seed)
@@ -179,6 +186,10 @@ def fit_evaluate_store(
         variants = variant_probas(model, X_test)
         if variants:
             metrics["variants"] = {name: compute_metrics(y_test, p, n_boot=200) for name, p in variants.items()}
+            for name, p in variants.items():  # each part minus the whole on the same rows: the board's comparison
+                metrics["variants"][name]["paired_vs_run"] = {
+                    "roc_auc": paired_difference(y_test, p, proba, "roc_auc", n_boot=500)
+                }
         tracker.advance(4, steps, "placing the priority tiers")
         train_scores = getattr(model, "train_proba_", None)  # kept by approaches that have them at hand
         if train_scores is None:

@@ -314,3 +314,31 @@ def test_score_band_bars_are_horizontal_with_level_labels():
     assert all(t.textangle == 0 for t in fig.data)
     assert list(fig.data[0].text) == ["5%", "10%", "", "50%", "100%"]
     assert list(fig.layout.yaxis.categoryarray) == bands["Run A"]["band"]  # lowest band at the bottom
+
+
+def test_findings_compare_a_whole_and_its_part_only_when_the_paired_interval_says_so():
+    def stack(part_value, paired):
+        variants = {"xgboost": {"roc_auc": m(part_value)}}
+        if paired is not None:
+            variants["xgboost"]["paired_vs_run"] = {"roc_auc": m(*paired)}
+        return {"label": "Stack", "approach": "stacking", "metrics": {"roc_auc": m(0.9012)}, "variants": variants}
+
+    same = board_findings([stack(0.9009, None)])  # 0.901 and 0.901: never "below its own"
+    assert same == ["Stack has ROC-AUC 0.901.", next(f for f in same if "same on ROC-AUC" in f)]
+    assert not any("below its own" in f for f in same)
+    within = "\n".join(board_findings([stack(0.905, (0.004, -0.002, 0.010))]))
+    assert (
+        "the same on ROC-AUC within the interval (the paired 95 % interval of the difference, -0.002 to +0.010"
+        in within
+    )
+    assert "below its own" not in within
+    clear = "\n".join(board_findings([stack(0.925, (0.024, 0.012, 0.036))]))
+    assert "Stack (0.901) is below its own XGBoost (0.925)" in clear
+
+
+def test_findings_say_an_interval_that_holds_half_may_be_chance():
+    calls = {"label": "Calls", "approach": "embeddings", "metrics": {"roc_auc": m(0.635, 0.492, 0.787)}}
+    sure = {"label": "Sure", "approach": "stacking", "metrics": {"roc_auc": m(0.70, 0.62, 0.78)}}
+    text = "\n".join(board_findings([calls, sure]))
+    assert "Calls's ROC-AUC (0.635, 95 % interval 0.492 to 0.787) includes 0.5: possibly no better than chance" in text
+    assert "Sure's ROC-AUC" not in text
