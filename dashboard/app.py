@@ -4,29 +4,29 @@ Pages live in ``dashboard/views`` (not ``pages/``: Streamlit treats a ``pages/``
 entry script as an old-style multipage app and then ignores ``st.navigation``), shared pieces in
 ``dashboard/components``.
 
-A password (``st.secrets["password"]`` or env ``CLAB_DASHBOARD_PASSWORD``) is required unless the server is
-bound to a loopback address. An unset ``server.address`` counts as public: Streamlit then listens on every
-interface, which is what happens when the app is started from another folder (``.streamlit/config.toml`` is
-read from the current folder only). ``CLAB_PUBLIC=1`` asks for the password in every case. Each wrong password
-makes the next answer wait longer (1 s, 2 s, 4 s... up to 30 s, per browser session).
+A set password (``st.secrets["password"]`` or env ``CLAB_DASHBOARD_PASSWORD``) is always asked for, whatever
+the address the server is bound to: a reverse proxy on this machine connects from loopback too. Without a
+password the app opens only when bound to a loopback address and not reached through a proxy (no
+``X-Forwarded-For``, ``Forwarded``, ``X-Real-IP`` header); an unset ``server.address`` counts as public: Streamlit
+then listens on every interface, which is what happens when the app is started from another folder
+(``.streamlit/config.toml`` is read from the current folder only). ``CLAB_PUBLIC=1`` counts it as public in every
+case. Wrong passwords make the next attempts wait, per client address and for everyone together
+(dashboard/components/login.py).
 """
 
 from __future__ import annotations
 
 import hmac
 import os
-import time
 from pathlib import Path
 
 import streamlit as st
 
-from dashboard.components import warmup
+from dashboard.components import login, warmup
 
 PAGES = Path(__file__).resolve().parent / "views"
 #: server addresses reachable only from this machine (an unset address is not among them: it means all interfaces)
 LOCAL_ADDRESSES = {"localhost", "127.0.0.1", "::1", "[::1]"}
-#: the wait after the first wrong password, doubled for each further one, capped
-FAIL_DELAY_S, FAIL_DELAY_MAX_S = 1.0, 30.0
 
 
 def server_address() -> str | None:
@@ -46,18 +46,48 @@ def configured_password() -> str | None:
         secret = st.secrets.get("password")
     except Exception:  # noqa: BLE001 - no secrets.toml at all
         secret = None
-    return secret or os.environ.get("CLAB_DASHBOARD_PASSWORD") or None
+    password = secret or os.environ.get("CLAB_DASHBOARD_PASSWORD")
+    return str(password) if password else None  # a number in secrets.toml is a password too
 
 
-def failure_delay(failures: int) -> float:
-    """Seconds to wait before answering the ``failures``-th wrong password of a session."""
-    return 0.0 if failures <= 0 else min(FAIL_DELAY_S * 2 ** (failures - 1), FAIL_DELAY_MAX_S)
+def request_headers():
+    """The headers of this session's first request (empty where Streamlit has none, as under AppTest)."""
+    try:
+        return st.context.headers
+    except Exception:  # noqa: BLE001 - no client context
+        return {}
+
+
+def through_proxy() -> bool:
+    """Whether this session came through a reverse proxy (a header one adds). A client may forge these headers,
+    but doing so only makes the app stricter with that client."""
+    headers = request_headers()
+    return any(_header_values(headers, name) for name in login.PROXY_HEADERS)
+
+
+def _header_values(headers, name: str) -> list[str]:
+    get_all = getattr(headers, "get_all", None)
+    values = get_all(name) if get_all else [v for k, v in dict(headers).items() if k.lower() == name.lower()]
+    return [v for v in values if isinstance(v, str)]
+
+
+def client_keys() -> tuple[str, ...]:
+    """This session's back-off keys: its connection's address and, when sent, its X-Forwarded-For address."""
+    try:
+        remote = st.context.ip_address
+    except Exception:  # noqa: BLE001 - no client context
+        remote = None
+    return login.client_keys(
+        remote if isinstance(remote, str) else None, _header_values(request_headers(), "X-Forwarded-For")
+    )
 
 
 def no_password_message() -> str:
     address = server_address()
     where = (
-        f"bound to {address}"
+        "reached through a reverse proxy (its request carries a forwarding header)"
+        if address in LOCAL_ADDRESSES and not is_public()
+        else f"bound to {address}"
         if address
         else "started without a server address, so it listens on every network interface (the project's "
         ".streamlit/config.toml, which binds it to localhost, is read only when it is started from the project "
@@ -71,10 +101,13 @@ def no_password_message() -> str:
 
 
 def password_gate() -> bool:
-    """True when the visitor may see the app (bound to loopback, or the right password was given)."""
-    if not is_public() or st.session_state.get("authenticated"):
+    """True when the visitor may see the app: the right password was given, or none is set and the app is
+    bound to loopback and not reached through a proxy."""
+    if st.session_state.get("authenticated"):
         return True
     expected = configured_password()
+    if not expected and not is_public() and not through_proxy():
+        return True
     st.title("Conversion Lab")
     if not expected:
         st.error(no_password_message())
@@ -82,17 +115,23 @@ def password_gate() -> bool:
     with st.form("login"):
         given = st.text_input("Password", type="password")
         if st.form_submit_button("Sign in"):
-            if hmac.compare_digest(given.encode(), expected.encode()):
-                st.session_state["authenticated"] = True
-                st.session_state.pop("login_failures", None)
-                st.rerun()
-            failures = st.session_state.get("login_failures", 0) + 1
-            st.session_state["login_failures"] = failures
-            time.sleep(failure_delay(failures))  # per session: each wrong guess costs more time
-            st.error(
-                f"Wrong password ({failures} wrong attempt{'s' if failures > 1 else ''} in this session; "
-                f"the next one waits {failure_delay(failures + 1):.0f} s)."
+            verdict = login.THROTTLE.attempt(
+                client_keys(), lambda: hmac.compare_digest(given.encode(), expected.encode())
             )
+            if verdict.ok:
+                st.session_state["authenticated"] = True
+                st.rerun()
+            if verdict.refused:
+                st.error(
+                    "Too many sign-in attempts: this password was not checked. "
+                    f"Try again in {login.wait_words(verdict.next_wait)}."
+                )
+            else:
+                count = verdict.failures
+                st.error(
+                    f"Wrong password ({count} wrong attempt{'s' if count != 1 else ''} from your address; "
+                    f"the next attempt waits {login.wait_words(verdict.next_wait)})."
+                )
     return False
 
 

@@ -59,3 +59,28 @@ def stored(stored_workspace, monkeypatch) -> Path:
     """The stored workspace (shared by the session) as CLAB_WORKSPACE."""
     monkeypatch.setenv("CLAB_WORKSPACE", str(stored_workspace))
     return stored_workspace
+
+
+@pytest.fixture
+def throttle(monkeypatch):
+    """The dashboard's sign-in back-off, fresh and on a FakeClock (``throttle.clock``): waits are recorded in
+    ``throttle.clock.slept`` instead of spent. It replaces the process-wide one for the test."""
+    from dashboard_support import FakeClock
+
+    from dashboard.components import login
+
+    clock = FakeClock()
+    fresh = login.LoginThrottle(clock=clock, sleep=clock.sleep)
+    monkeypatch.setattr(login, "THROTTLE", fresh)
+    return fresh
+
+
+@pytest.fixture(autouse=True)
+def _no_sign_in_back_off_between_tests():
+    """The dashboard's process-wide sign-in back-off starts empty in every test that uses it."""
+    import sys
+
+    yield
+    login = sys.modules.get("dashboard.components.login")
+    if login is not None:
+        login.THROTTLE.reset()

@@ -59,3 +59,31 @@ def build_stored_workspace(root: Path) -> Path:
         if job.state != "succeeded":
             raise RuntimeError(f"training job {job_id} {job.state}: {job.error}")
     return root
+
+
+class FakeClock:
+    """Time for the sign-in back-off (dashboard/components/login.py) that passes only when slept: the real
+    LoginThrottle runs on it, and each wait is recorded instead of spent. ``frozen`` keeps the time still (for
+    threads that all start at the same moment)."""
+
+    def __init__(self, start: float = 1000.0, frozen: bool = False) -> None:
+        import threading
+
+        self.now, self.frozen, self.slept = start, frozen, []
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0
+        with self._lock:
+            self.slept.append(seconds)
+            if not self.frozen:
+                self.now += seconds
+
+    def take(self) -> list[float]:
+        """The waits slept since the last call."""
+        with self._lock:
+            slept, self.slept = self.slept, []
+        return slept

@@ -252,7 +252,7 @@ def test_embeddings_page_without_an_embeddings_run(stored):
     assert texts(at.info) and not at.error
 
 
-def test_app_navigation_and_password_gate(stored, monkeypatch):
+def test_app_navigation_and_password_gate(stored, monkeypatch, throttle):
     from streamlit import config
 
     before = config.get_option("server.address")  # bound to localhost, as `make run` starts it
@@ -264,6 +264,8 @@ def test_app_navigation_and_password_gate(stored, monkeypatch):
 
 
 def _navigation_and_password_gate(monkeypatch):
+    monkeypatch.delenv("CLAB_PUBLIC", raising=False)
+    monkeypatch.delenv("CLAB_DASHBOARD_PASSWORD", raising=False)
     at = AppTest.from_file(str(APP), default_timeout=60)
     at.run()
     assert not at.exception and "Conversion Lab" in at.title[0].value

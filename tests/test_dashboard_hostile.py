@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -248,7 +249,7 @@ def test_an_app_not_bound_to_loopback_asks_for_the_password(stored, server_addre
 
 
 @pytest.mark.parametrize("address", ["localhost", "127.0.0.1", "::1"])
-def test_an_app_bound_to_loopback_opens_without_a_password(stored, server_address, monkeypatch, address):
+def test_an_app_bound_to_loopback_opens_without_a_password(workspace, server_address, monkeypatch, address):
     monkeypatch.delenv("CLAB_PUBLIC", raising=False)
     monkeypatch.delenv("CLAB_DASHBOARD_PASSWORD", raising=False)
     server_address(address)
@@ -256,30 +257,160 @@ def test_an_app_bound_to_loopback_opens_without_a_password(stored, server_addres
     assert {m.label for m in at.metric} >= {"Runs", "Datasets"} and not at.error
 
 
-def test_wrong_passwords_wait_longer_each_time(stored, server_address, monkeypatch):
+@dataclass
+class Connection:
+    """What Streamlit's web server hands a session (its ClientContext): the first request's headers and the peer
+    address. Set by the ``connection`` fixture as the one every AppTest session here comes in on."""
+
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    remote_ip: str | None = "127.0.0.1"
+    cookies: dict[str, str] = field(default_factory=dict)
+
+
+@pytest.fixture
+def connection(monkeypatch) -> Connection:
+    from streamlit.runtime import context
+
+    current = Connection()
+    monkeypatch.setattr(context, "_get_client_context", lambda: current)
+    return current
+
+
+def sign_in(at: AppTest, password: str) -> AppTest:
+    at.text_input[0].input(password)
+    at.button[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def signed_in(at: AppTest) -> bool:
+    return {m.label for m in at.metric} >= {"Runs", "Datasets"} and not at.text_input
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "localhost", "::1", None, "0.0.0.0"])
+def test_a_set_password_is_asked_for_whatever_the_address(workspace, server_address, throttle, monkeypatch, address):
+    """Behind a reverse proxy on this machine every visitor connects from loopback: a set password is asked for
+    on every address, loopback included, and nothing but the sign-in form is drawn before it is given."""
     monkeypatch.delenv("CLAB_PUBLIC", raising=False)
     monkeypatch.setenv("CLAB_DASHBOARD_PASSWORD", "s3cret")
-    server_address(None)
+    server_address(address)
     at = open_app()
-    took = []
-    for guess in ("guess-1", "guess-2"):
-        at.text_input[0].input(guess)
-        started = time.monotonic()
-        at.button[0].click().run()
-        took.append(time.monotonic() - started)
-        assert "Wrong password" in texts(at.error) and not at.metric
-    assert took[0] >= 1.0 and took[1] >= 2.0, took  # 1 s, then 2 s (then 4 s, ... up to 30 s)
-    assert "next one waits 4 s" in texts(at.error)
-    at.text_input[0].input("s3cret")
-    started = time.monotonic()
-    at.button[0].click().run()
-    assert not at.exception and {m.label for m in at.metric} >= {"Runs", "Datasets"}
-    assert "login_failures" not in at.session_state
-    fresh = open_app()  # another browser session starts without the delay
-    fresh.text_input[0].input("guess-3")
-    started = time.monotonic()
-    fresh.button[0].click().run()
-    assert 1.0 <= time.monotonic() - started < 4.0  # the first wait (1 s), not this session's next one (4 s)
+    assert at.text_input[0].label == "Password" and not at.metric and len(at.title) == 1
+    at.switch_page("views/board.py").run()  # no page opens around the gate either
+    assert not at.exception and at.text_input[0].label == "Password" and not at.dataframe
+    sign_in(at, "s3cret")  # then the page asked for opens
+    assert not at.text_input and [t.value for t in at.title] == ["Metric board"] and not at.error
+
+
+def test_without_a_password_a_proxied_request_is_refused(workspace, server_address, connection, monkeypatch):
+    """Bound to loopback and no password set: a request that came through a reverse proxy (it carries a
+    forwarding header) is refused with how to fix it; the same app opened directly on this machine opens."""
+    monkeypatch.delenv("CLAB_PUBLIC", raising=False)
+    monkeypatch.delenv("CLAB_DASHBOARD_PASSWORD", raising=False)
+    server_address("127.0.0.1")
+    for header in ("X-Forwarded-For", "Forwarded", "X-Real-IP", "x-forwarded-proto"):
+        connection.headers = [("Host", "lab.example.com"), (header, "203.0.113.9")]
+        at = open_app()
+        message = texts(at.error)
+        assert "reverse proxy" in message and "no password is set" in message and not at.metric, header
+        assert "CLAB_DASHBOARD_PASSWORD" in message
+    connection.headers = [("Host", "localhost:8501")]
+    assert signed_in(open_app())
+
+
+def test_wrong_passwords_wait_longer_each_time(workspace, server_address, throttle, monkeypatch):
+    """One session: no wait for the first guess, then 1 s, 2 s, 4 s... before each further one is checked; the
+    right password still works after its wait and clears the address's count (the global one keeps it)."""
+    from dashboard.components import login
+
+    monkeypatch.setenv("CLAB_DASHBOARD_PASSWORD", "s3cret")
+    server_address("127.0.0.1")
+    at = open_app()
+    for n, guess in enumerate(("guess-1", "guess-2", "guess-3"), start=1):
+        assert "Wrong password" in texts(sign_in(at, guess).error) and not at.metric
+        assert f"({n} wrong attempt" in texts(at.error) and f"next attempt waits {2 ** (n - 1)} s" in texts(at.error)
+    assert throttle.clock.take() == [1.0, 2.0]  # the first guess was checked at once
+    assert signed_in(sign_in(at, "s3cret"))
+    assert throttle.clock.take() == [4.0]  # the right password waits its turn too, then works
+    state = throttle.state()
+    assert "ip:loopback" not in state and state[login.GLOBAL_KEY].failures == 3
+
+
+def test_fresh_sessions_share_one_back_off(workspace, server_address, throttle, monkeypatch):
+    """Eight guesses from eight fresh browser sessions wait as eight from one: 0, 1, 2, 4, 8, 16, 30, 30 s."""
+    monkeypatch.setenv("CLAB_DASHBOARD_PASSWORD", "s3cret")
+    server_address("127.0.0.1")
+    for n in range(8):
+        assert "Wrong password" in texts(sign_in(open_app(), f"guess-{n}").error)
+    assert throttle.clock.take() == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+
+
+def test_a_forged_forwarded_for_gains_nothing(workspace, server_address, connection, throttle, monkeypatch):
+    """A client that sends a new X-Forwarded-For with each guess (or garbage in it) is a new address each time;
+    the global back-off still makes every guess wait longer. Hostile header values break nothing."""
+    from dashboard.components import login
+
+    monkeypatch.setenv("CLAB_DASHBOARD_PASSWORD", "s3cret")
+    server_address("127.0.0.1")
+    forged = [
+        "198.51.100.1",
+        "10.0.0.1, 198.51.100.2",
+        "[2001:db8::1]:443",
+        "not-an-address",
+        "1.2.3.4" * 10_000,
+        ",,,",
+        "\x00\u202e' OR 1=1 --",
+    ]
+    for value in forged:
+        connection.headers = [("X-Forwarded-For", value)]
+        assert "Wrong password" in texts(sign_in(open_app(), "guess").error)
+    assert throttle.clock.take() == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0]
+    state = throttle.state()
+    assert state[login.GLOBAL_KEY].failures == len(forged) and state["ip:loopback"].failures == len(forged)
+    assert max(len(k) for k in state) < 60  # a huge header is not kept as a key
+    assert {"xff:198.51.100.1", "xff:198.51.100.2", "xff:2001:db8::/64", "xff:invalid"} <= set(state)
+    connection.headers = [("X-Forwarded-For", "192.0.2.50")]  # the real user, after the storm: waits, then works
+    assert signed_in(sign_in(open_app(), "s3cret")) and throttle.clock.take() == [30.0]
+
+
+def test_too_far_a_turn_is_refused_unchecked(workspace, server_address, throttle, monkeypatch):
+    """A guess whose turn is more than the ceiling (30 s) away is not checked, not even a right one, and says
+    when to try again; after that time the right password works."""
+    monkeypatch.setenv("CLAB_DASHBOARD_PASSWORD", "s3cret")
+    server_address("127.0.0.1")
+    at = open_app()
+    throttle.clock.frozen = True  # five guesses at the same moment (parallel sessions) take turns 0, 1, 3, 7, 15 s
+    assert [throttle.attempt(["ip:loopback"], lambda: False).refused for _ in range(5)] == [False] * 5
+    assert throttle.clock.take() == [1.0, 3.0, 7.0, 15.0]
+    sign_in(at, "s3cret")  # the next turn is 15 + 16 = 31 s away
+    assert "not checked" in texts(at.error) and "Try again in 31 s" in texts(at.error) and not at.metric
+    assert throttle.clock.take() == [] and throttle.state()["global"].failures == 5  # nothing checked or counted
+    throttle.clock.frozen = False
+    throttle.clock.now += 1.0
+    assert signed_in(sign_in(at, "s3cret"))
+
+
+@pytest.mark.parametrize(
+    ("remote", "forwarded", "keys"),
+    [
+        (None, [], ("ip:loopback",)),  # Streamlit reports no address for a loopback peer (a local proxy)
+        ("203.0.113.5", [], ("ip:203.0.113.5",)),
+        ("::ffff:203.0.113.5", [], ("ip:203.0.113.5",)),
+        ("2001:db8:1:2:3:4:5:6", [], ("ip:2001:db8:1:2::/64",)),  # one host holds a whole /64
+        ("no address", [], ("ip:unknown",)),
+        (None, ["198.51.100.1, 10.0.0.2"], ("ip:loopback", "xff:10.0.0.2")),  # the nearest proxy's entry
+        (None, ["198.51.100.1", "10.0.0.3"], ("ip:loopback", "xff:10.0.0.3")),  # repeated header: the last
+        (None, ["[2001:db8::9]:8443"], ("ip:loopback", "xff:2001:db8::/64")),
+        (None, ["198.51.100.7:1234"], ("ip:loopback", "xff:198.51.100.7")),
+        (None, ["unknown"], ("ip:loopback", "xff:invalid")),
+        (None, ["1" * 100_000], ("ip:loopback", "xff:invalid")),
+        (None, [""], ("ip:loopback", "xff:invalid")),
+    ],
+)
+def test_client_keys_never_trust_the_forwarded_header_alone(remote, forwarded, keys):
+    from dashboard.components.login import client_keys
+
+    assert client_keys(remote, forwarded) == keys
 
 
 # -- job states ---------------------------------------------------------------------------------------
