@@ -495,3 +495,28 @@ def test_shift_report_reads_list_and_array_cells_as_their_text():
     assert set(levels) == set(kinds) and report["rows_new"] == 60 and report["adversarial_auc"] > 0.9
     table = load_leads(pd.concat([train, demo_leads(n=200, seed=1)[["Converted"]]], axis=1), leak_policy="none")
     assert table.X["City"].head(10).tolist() == ["['Mumbai']"] * 10
+
+
+@pytest.mark.parametrize(
+    "meta, message",
+    [
+        ({"a": {"b": {"c": {"d": 1}}}}, r"Record 4's metadata field 'a\.b\.c' nests objects deeper than 3 levels"),
+        ({"tags": [{"x": 1}]}, r"Record 4's metadata field 'tags' is a list holding objects or lists"),
+        ({"tags": [[1, 2]]}, r"Record 4's metadata field 'tags' is a list holding objects or lists"),
+    ],
+)
+def test_metadata_nested_past_the_rule_is_refused_naming_the_field(tmp_path, meta, message):
+    """One rule for a call's metadata (engine.data.transcripts.flatten_metadata), in files as in the API's bodies:
+    objects up to three levels become dotted fields, lists of plain values one text; deeper is refused by name."""
+    records = [
+        {"transcript": f"Agent: hello {i}\nCustomer: yes", "label": i % 2, "metadata": {"x": i}} for i in range(12)
+    ]
+    records[3]["metadata"] = meta
+    path = tmp_path / "calls.json"
+    path.write_text(json.dumps(records))
+    with pytest.raises(transcripts.TranscriptDataError, match=message):
+        transcripts.load_transcripts(path)
+    records[3]["metadata"] = {"customer": {"address": {"country": "DE"}}, "tags": ["a", "b"]}
+    path.write_text(json.dumps(records))
+    table = transcripts.load_transcripts(path).X
+    assert table.loc[3, "customer.address.country"] == "DE" and table.loc[3, "tags"] == "a, b"

@@ -404,13 +404,31 @@ def read_transcript_records(source: Any, filename: str | None = None, max_rows: 
 
 
 # -- validation ----------------------------------------------------------------------------------
-def _flatten(meta: dict, prefix: str = "") -> dict:
+#: How deep a call's metadata may nest: ``{"customer": {"address": {"country": "DE"}}}`` is three levels.
+MAX_METADATA_DEPTH = 3
+
+
+def flatten_metadata(meta: dict, where: str = "metadata", prefix: str = "", depth: int = 1) -> dict:
+    """The one rule for a call's metadata, in files and in the API's bodies alike: nested objects become dotted
+    fields (``{"extra": {"region": "EU"}}`` -> ``extra.region``), a list of plain values becomes one text
+    (``"a, b"``); deeper than :data:`MAX_METADATA_DEPTH` levels, or a list holding objects or lists, is refused
+    naming the field."""
     out = {}
     for key, value in meta.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
-            out.update(_flatten(value, f"{name}."))
+            if depth >= MAX_METADATA_DEPTH:
+                raise TranscriptDataError(
+                    f"{where} field '{name}' nests objects deeper than {MAX_METADATA_DEPTH} levels. "
+                    "Fix: flatten it to fields of single values."
+                )
+            out.update(flatten_metadata(value, where, f"{name}.", depth + 1))
         elif isinstance(value, (list, tuple)):
+            if any(isinstance(v, (dict, list, tuple)) for v in value):
+                raise TranscriptDataError(
+                    f"{where} field '{name}' is a list holding objects or lists. "
+                    "Fix: give each detail its own field with one value."
+                )
             out[name] = ", ".join(str(v) for v in value)
         else:
             out[name] = value
@@ -480,7 +498,7 @@ def records_to_frame(records: list, max_rows: int | None = None) -> tuple[pd.Dat
                 'Fix: make metadata a JSON object such as {"industry": "retail"}.'
             )
         extra = {k: v for k, v in record.items() if k not in (TEXT_COLUMN, LABEL_COLUMN, "metadata")}
-        flat = _flatten({**extra, **meta})
+        flat = flatten_metadata({**extra, **meta}, f"Record {number}'s metadata")
         flat = {(f"meta_{k}" if k in (TEXT_COLUMN, LABEL_COLUMN) else k): v for k, v in flat.items()}
         ids.append(flat.get("id", number - 1))
         rows.append({TEXT_COLUMN: text, **flat})
