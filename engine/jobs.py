@@ -27,7 +27,7 @@ States: ``queued`` -> ``starting`` -> ``running`` -> ``succeeded`` | ``failed`` 
   status (the wrapper was killed) is judged dead: its whole process group is ended (SIGTERM, then SIGKILL)
   before it is marked failed, so no training goes on unseen.
 
-Jobs never see the caller's secrets (:func:`job_env`, :data:`SECRET_MARKERS`).
+Jobs never see the caller's secrets: their environment is an allowlist (:func:`job_env`, :data:`JOB_ENV_NAMES`).
 
 Platform: POSIX (Linux, macOS) for the local executor: process groups, ``os.killpg`` and the ``/bin/sh``
 wrapper; process checks use ``psutil``.
@@ -43,12 +43,22 @@ import uuid
 from pathlib import Path
 
 from engine.config import workspace
-from engine.executors import SECRET_ENV, SECRET_MARKERS, Executor, LocalExecutor, RayExecutor, gpu_info, job_env
+from engine.executors import (
+    JOB_ENV_NAMES,
+    SECRET_ENV,
+    SECRET_MARKERS,
+    Executor,
+    LocalExecutor,
+    RayExecutor,
+    gpu_info,
+    job_env,
+)
 from engine.job_store import ACTIVE, FINISHED, STATES, Job, JobStore, last_lines, tail_text
 
 __all__ = [
     "ACTIVE",
     "FINISHED",
+    "JOB_ENV_NAMES",
     "SECRET_ENV",
     "SECRET_MARKERS",
     "STARTING_TIMEOUT",
