@@ -86,3 +86,36 @@ def start_job_with_grandchild(runner) -> tuple[int, int, int]:
     runner.tick()
     found = wait_for_log(runner, job_id, r"^PIDS=(\d+),(\d+)$")
     return job_id, int(found.group(1)), int(found.group(2))
+
+
+#: Ways to damage a workspace's job table: a row whose JSON column (argv, params or progress) holds ``{bad``, a
+#: truncated ``jobs.sqlite``, or ``jobs/`` (the job folders) a plain file.
+JOB_TABLE_DAMAGE = ("argv", "params", "progress", "truncated_db", "jobs_folder_is_a_file")
+
+
+def damaged_job_table(root: Path, damage: str) -> int | None:
+    """Give the workspace at ``root`` a job table of three finished command jobs, then damage it one way
+    (:data:`JOB_TABLE_DAMAGE`). Returns the id of the damaged row, or None when the whole table is unusable."""
+    import sqlite3
+
+    from engine.jobs import JobRunner
+
+    runner = JobRunner(root)
+    ids = [runner.submit_command([sys.executable, "-c", "1"], name=f"finished job {i}") for i in range(3)]
+    con = sqlite3.connect(runner.db_path)
+    with con:
+        con.execute("UPDATE jobs SET state = 'succeeded', started = 1.0, finished = 2.0, returncode = 0")
+        if damage in ("argv", "params", "progress"):
+            con.execute(f"UPDATE jobs SET {damage} = '{{bad' WHERE id = ?", (ids[1],))
+    con.close()
+    if damage in ("argv", "params", "progress"):
+        return ids[1]
+    if damage == "truncated_db":
+        data = runner.db_path.read_bytes()
+        runner.db_path.write_bytes(data[: len(data) // 2])
+    elif damage == "jobs_folder_is_a_file":
+        shutil.rmtree(root / "jobs")
+        (root / "jobs").write_text("not a folder")
+    else:
+        raise ValueError(damage)
+    return None
