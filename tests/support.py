@@ -5,14 +5,18 @@ bench's model rows, and copies of a trained run into fresh stores. Imported as `
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 from engine.approaches.stacking import SMALL_PARAMS
 from engine.runs import Run, RunStore
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 #: The small stack with a cheap explanation (10 background rows, 2 permutations): what stored-run tests train.
 SMALL_STACK = {**SMALL_PARAMS, "explain_background": 10, "explain_permutations": 2}
@@ -119,3 +123,30 @@ def damaged_job_table(root: Path, damage: str) -> int | None:
     else:
         raise ValueError(damage)
     return None
+
+
+def start_cli_training(workspace: Path, data: Path, **params) -> subprocess.Popen:
+    """``python -m engine train leads`` of the small stack (with ``params`` on top) on ``data``, in its own process
+    with ``CLAB_WORKSPACE`` set: a training a test can kill."""
+    env = {**os.environ, "CLAB_WORKSPACE": str(workspace)}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    argv = [sys.executable, "-m", "engine", "train", "leads", "--data", str(data), "--quiet"]
+    return subprocess.Popen(
+        argv + cli_params({**SMALL_STACK, **params}),
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_for_staging(runs: Path, proc: subprocess.Popen, timeout: float = 60) -> Path:
+    """The staging folder (``.incomplete-...``) of the training ``proc`` once it exists, i.e. once it is training."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = list(runs.glob(f".incomplete-*-p{proc.pid}-t*")) if runs.exists() else []
+        if found:
+            return found[0]
+        assert proc.poll() is None, f"the training ended ({proc.returncode}) before it staged a run"
+        time.sleep(0.02)
+    raise AssertionError(f"no staging folder of process {proc.pid} in {runs} after {timeout} s")
