@@ -9,10 +9,13 @@
 * ``logs(job) -> str``: its output so far (the end of it), also kept in the job's ``job.log``.
 
 Executors hold no job state of their own (everything is in the job row and folder), so any runner, even
-one started later, can poll or cancel a job another runner started. Jobs never see the caller's secrets:
-:func:`job_env` drops ``CLAB_API_KEY``, ``CLAB_DASHBOARD_PASSWORD`` and every variable whose name contains
-one of :data:`SECRET_MARKERS` (``PASSWORD``, ``PASSWD``, ``SECRET``, ``TOKEN``, ``API_KEY``, ``APIKEY``; so
-``HF_TOKEN`` too: jobs read models from the local cache).
+one started later, can poll or cancel a job another runner started. Jobs never see the caller's secrets: a
+job's environment is built from an allowlist (:func:`job_env`: :data:`JOB_ENV_NAMES` and
+:data:`JOB_ENV_PREFIXES`, what a training needs: paths, locale, thread counts, offline switches, the GPU
+choice, the engine's own non-secret ``CLAB_*`` settings), not from the caller's environment minus known
+secrets: a ``GITHUB_PAT`` or a ``DATABASE_URL`` with a password in it is simply not passed. Even an allowed
+name is dropped when it holds one of :data:`SECRET_MARKERS` (``PASSWORD``, ``TOKEN``...); ``HF_TOKEN`` is
+never passed (jobs read models from the local cache).
 
 Platform: the local executor is POSIX (Linux, macOS): process groups, ``os.killpg`` and a ``/bin/sh``
 wrapper; process checks use ``psutil``. The Ray executor runs wherever Ray's client does.
@@ -36,7 +39,49 @@ from engine.config import REPO_ROOT
 from engine.job_store import Job, read_end, tail_text
 
 SECRET_ENV = ("CLAB_API_KEY", "CLAB_DASHBOARD_PASSWORD")
-SECRET_MARKERS = ("PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY", "APIKEY")
+SECRET_MARKERS = ("PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY", "APIKEY", "CREDENTIAL", "PRIVATE_KEY")
+#: The variables a job gets from its caller's environment (when set), and nothing else: where things are, the
+#: locale, thread counts, offline switches and caches (paths, never tokens), the GPU choice, Ray's address and
+#: the engine's own non-secret settings (``CLAB_WORKSPACE``, ``CLAB_CACHE``, ``CLAB_RAY_*``).
+JOB_ENV_NAMES = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "TMPDIR",
+        "TEMP",
+        "TMP",
+        "PYTHONPATH",
+        "PYTHONHASHSEED",
+        "VIRTUAL_ENV",
+        "OMP_NUM_THREADS",
+        "OMP_WAIT_POLICY",
+        "MKL_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
+        "VECLIB_MAXIMUM_THREADS",
+        "TOKENIZERS_PARALLELISM",
+        "HF_HUB_OFFLINE",
+        "HF_DATASETS_OFFLINE",
+        "TRANSFORMERS_OFFLINE",
+        "HF_HOME",
+        "HF_HUB_CACHE",
+        "TORCH_HOME",
+        "CUDA_VISIBLE_DEVICES",
+        "CUDA_DEVICE_ORDER",
+        "RAY_ADDRESS",
+        "CLAB_WORKSPACE",
+        "CLAB_CACHE",
+        "CLAB_RAY_CWD",
+        "CLAB_RAY_GPUS",
+    }
+)
+#: Name prefixes a job gets too: locale categories and TensorFlow's switches (e.g. ``TF_CPP_MIN_LOG_LEVEL``).
+JOB_ENV_PREFIXES = ("LC_", "TF_")
 LOG_BYTES = 256_000  # how much of the end of a log logs() returns
 
 _GPU_CACHE: dict | None = None
@@ -94,10 +139,14 @@ def _is_secret(name: str) -> bool:
 
 
 def job_env(base: dict[str, str] | None = None) -> dict[str, str]:
-    """``base`` (default: this process's environment) without its secrets: ``CLAB_API_KEY``,
-    ``CLAB_DASHBOARD_PASSWORD`` and any variable whose name contains one of :data:`SECRET_MARKERS`."""
+    """The part of ``base`` (default: this process's environment) a job may see: the variables named in
+    :data:`JOB_ENV_NAMES` or starting with one of :data:`JOB_ENV_PREFIXES`, less any whose name marks a
+    secret (:data:`SECRET_ENV`, :data:`SECRET_MARKERS`). Everything else (``GITHUB_PAT``, ``DATABASE_URL``,
+    ``AWS_*``, a shell's own settings) stays behind."""
     base = dict(os.environ if base is None else base)
-    return {k: v for k, v in base.items() if not _is_secret(k)}
+    return {
+        k: v for k, v in base.items() if (k in JOB_ENV_NAMES or k.startswith(JOB_ENV_PREFIXES)) and not _is_secret(k)
+    }
 
 
 class Executor:
@@ -250,7 +299,7 @@ class LocalExecutor(Executor):
             **self._job_vars(job),
             "CLAB_JOB_EXIT_FILE": str(job.exit_path),
             "CLAB_JOB_PID_FILE": str(job.folder / "pid"),
-        }  # the engine is an installed package: no PYTHONPATH
+        }  # cwd is the repository: `python -m engine` imports its engine (PYTHONPATH passes through when set)
         if not job.gpu and gpu_info()["cuda"]:
             env.setdefault("CUDA_VISIBLE_DEVICES", "")  # CPU jobs leave the GPU to the ones that asked
         with open(job.log_path, "ab") as log:

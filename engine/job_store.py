@@ -8,6 +8,12 @@ both pass the check, so ``max_concurrent`` holds across all of them.
 
 Every job has a folder ``<workspace>/jobs/<id>/``: its log, progress file, exit status and, for training
 jobs, ``spec.json`` / ``result.json``. Portable (SQLite and files only).
+
+Damage is contained: the table is read row by row, and a row that cannot be read (a JSON column that is not
+JSON, a table page that is damaged) is skipped and named in :attr:`JobStore.damaged` (reading it alone raises
+:class:`DamagedJob`); a database that cannot be opened at all, or a ``jobs`` path that is not a folder, raises
+:class:`JobTableUnreadable` from every call, with the file and the fix, until it is moved aside. Making a
+store never raises either.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +61,28 @@ CREATE TABLE IF NOT EXISTS jobs (
 _ADDED_COLUMNS = {"proc_start": "TEXT", "ray_id": "TEXT", "pgid": "INTEGER", "claimed_by": "TEXT"}
 _JSON_COLUMNS = ("argv", "params", "progress")
 _ACTIVE_SQL = "state IN ('starting', 'running')"
+#: what each JSON column must hold, and its value when empty (None: it may not be empty)
+_JSON_SHAPES = {"argv": (list, None), "params": (dict, {}), "progress": (dict, {})}
+
+
+class JobTableUnreadable(RuntimeError):
+    """The job table as a whole cannot be used: its database is damaged, or its folder is not a folder. The
+    message names the file and the fix (move it aside: a new one is made)."""
+
+
+class DamagedJob(KeyError):
+    """One row of the job table that cannot be read; the others can. ``job_id`` and ``problem`` say which and why."""
+
+    def __init__(self, job_id: int, problem: str, db_path: Path):
+        super().__init__(job_id)
+        self.job_id, self.problem = int(job_id), problem
+        self.message = (
+            f"Job {job_id} is skipped: its row in the job table is damaged ({problem}). Delete the row to clear "
+            f'this: sqlite3 {db_path} "DELETE FROM jobs WHERE id = {job_id}"'
+        )
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass
@@ -149,21 +178,71 @@ class JobStore:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
-        (self.root / "jobs").mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / "jobs.sqlite"
-        with self._connect() as con:
-            con.execute(_SCHEMA)
-            self._migrate(con)
+        self.damaged: dict[int, str] = {}  # id -> why, for the rows the last reads skipped
+        self._ready = False
+        try:
+            self._prepare()
+        except JobTableUnreadable:
+            pass  # said by every call until it is fixed
 
-    def _connect(self) -> sqlite3.Connection:
+    def _prepare(self) -> None:
+        """Make sure of the job folder (every call: a stat), and make the table (once; again after the table
+        could not be read)."""
+        folder = self.root / "jobs"
+        if self._ready and folder.is_dir():
+            return
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self._ready = False
+            raise JobTableUnreadable(
+                f"The job folder {folder} cannot be made ({exc.strerror or exc}): something else is in its place. "
+                f"Move {folder} aside (rename it); a new job folder is made on the next refresh."
+            ) from exc
+        with self._guard():
+            con = self._open()
+            try:
+                con.execute(_SCHEMA)
+                self._migrate(con)
+            finally:
+                con.close()
+        self._ready = True
+
+    @contextmanager
+    def _guard(self):
+        """Turn a database error into :class:`JobTableUnreadable` naming the file and the fix."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            self._ready = False  # look again next time: the file may have been moved aside meanwhile
+            raise JobTableUnreadable(
+                f"The job database {self.db_path} cannot be read ({exc}). Move {self.db_path} aside (rename it, "
+                f"e.g. to jobs.sqlite.damaged); a new, empty one is made on the next refresh. The jobs it lists are "
+                "forgotten; their runs stay in the run store."
+            ) from exc
+
+    def _open(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
         con.row_factory = sqlite3.Row
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA busy_timeout=30000")
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA busy_timeout=30000")
+        except BaseException:
+            con.close()
+            raise
         return con
+
+    def _connect(self) -> sqlite3.Connection:
+        self._prepare()
+        return self._open()
 
     def _transaction(self, body: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run ``body(con)`` in one write transaction (``BEGIN IMMEDIATE``: it holds the write lock from the start)."""
+        with self._guard():
+            return self._transact(body)
+
+    def _transact(self, body: Callable[[sqlite3.Connection], Any]) -> Any:
         con = self._connect()
         try:
             con.execute("BEGIN IMMEDIATE")
@@ -198,12 +277,26 @@ class JobStore:
         return self.root / "jobs" / str(job_id)
 
     def _to_job(self, row: sqlite3.Row) -> Job:
+        """The row as a :class:`Job`; :class:`DamagedJob` when a JSON column does not hold what the store wrote."""
         values = dict(row)
-        values["argv"] = json.loads(values["argv"])
-        values["params"] = json.loads(values["params"] or "{}")
-        values["progress"] = json.loads(values["progress"]) if values["progress"] else {}
+        for column, (kind, empty) in _JSON_SHAPES.items():
+            text = values[column]
+            if not text and empty is not None:
+                values[column] = dict(empty)
+                continue
+            try:
+                values[column] = json.loads(text)
+            except (TypeError, ValueError):
+                raise DamagedJob(values["id"], f"its {column} column is not valid JSON", self.db_path) from None
+            if not isinstance(values[column], kind):
+                raise DamagedJob(values["id"], f"its {column} column holds no {kind.__name__}", self.db_path)
+        if not all(isinstance(a, str) for a in values["argv"]):
+            raise DamagedJob(values["id"], "its argv column holds more than text", self.db_path)
         values["gpu"] = bool(values["gpu"])
-        return Job(**values, folder=self.job_dir(values["id"]))
+        try:
+            return Job(**values, folder=self.job_dir(values["id"]))
+        except TypeError as exc:  # a column the store does not know
+            raise DamagedJob(values["id"], f"its columns do not fit a job ({exc})", self.db_path) from None
 
     # -- writes ----------------------------------------------------------------------------------
     def insert(
@@ -251,8 +344,12 @@ class JobStore:
                 )
             return None if row is None else row["id"]
 
-        job_id = self._transaction(body)
-        return None if job_id is None else self.get(job_id)
+        while (job_id := self._transaction(body)) is not None:
+            try:
+                return self.get(job_id)
+            except DamagedJob as exc:  # never started, never claimed again; named in the listing
+                self.update(job_id, states=("starting",), state="failed", finished=time.time(), error=exc.problem)
+        return None
 
     def update(
         self, job_id: int, *, states: tuple[str, ...] | None = None, unset: str | None = None, **values: Any
@@ -268,26 +365,57 @@ class JobStore:
             args += list(states)
         if unset:
             sql += f" AND {unset} IS NULL"
-        with self._connect() as con:
-            return con.execute(sql, args).rowcount == 1
+        with self._guard():
+            con = self._connect()
+            try:
+                return con.execute(sql, args).rowcount == 1
+            finally:
+                con.close()
 
     def delete(self, job_id: int) -> None:
         """Remove a job's row and folder."""
-        with self._connect() as con:
-            con.execute("DELETE FROM jobs WHERE id = ?", (int(job_id),))
+        with self._guard():
+            con = self._connect()
+            try:
+                con.execute("DELETE FROM jobs WHERE id = ?", (int(job_id),))
+            finally:
+                con.close()
+        self.damaged.pop(int(job_id), None)
         shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
 
     # -- reads -----------------------------------------------------------------------------------
     def get(self, job_id: int) -> Job:
-        with self._connect() as con:
-            row = con.execute("SELECT * FROM jobs WHERE id = ?", (int(job_id),)).fetchone()
-        if row is None:
-            raise KeyError(f"No job {job_id} in {self.db_path}")
-        return self._to_job(row)
+        """The job with this id: KeyError when there is none, :class:`DamagedJob` (a KeyError) when its row is
+        damaged, :class:`JobTableUnreadable` when the table cannot be read."""
+        with self._guard():
+            con = self._connect()
+            try:
+                return self._read(con, int(job_id))
+            finally:
+                con.close()
+
+    def _read(self, con: sqlite3.Connection, job_id: int) -> Job:
+        """One row as a job; a row that cannot be read raises :class:`DamagedJob` and is named in :attr:`damaged`."""
+        try:
+            row = con.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise KeyError(f"No job {job_id} in {self.db_path}")
+            job = self._to_job(row)
+        except DamagedJob as exc:
+            self.damaged[job_id] = exc.problem
+            raise
+        except sqlite3.OperationalError:  # busy, locked: not damage
+            raise
+        except sqlite3.DatabaseError as exc:  # a damaged page holding this row: the others may read
+            self.damaged[job_id] = f"its row cannot be read ({exc})"
+            raise DamagedJob(job_id, self.damaged[job_id], self.db_path) from exc
+        self.damaged.pop(job_id, None)
+        return job
 
     def list(self, state: str | None = None, limit: int | None = None, active: bool = False) -> list[Job]:
-        """Jobs, newest first: all, those in ``state``, or (``active=True``) those starting or running."""
-        sql, args = "SELECT * FROM jobs", []
+        """Jobs, newest first: all, those in ``state``, or (``active=True``) those starting or running. Rows that
+        cannot be read are left out and named in :attr:`damaged`."""
+        sql, args = "SELECT id FROM jobs", []
         if active:
             sql += f" WHERE {_ACTIVE_SQL}"
         elif state:
@@ -296,5 +424,15 @@ class JobStore:
         sql += " ORDER BY id DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
-        with self._connect() as con:
-            return [self._to_job(r) for r in con.execute(sql, args).fetchall()]
+        jobs = []
+        with self._guard():
+            con = self._connect()
+            try:
+                for (job_id,) in con.execute(sql, args).fetchall():  # then row by row: a damaged one is skipped
+                    try:
+                        jobs.append(self._read(con, job_id))
+                    except KeyError:  # damaged (named in self.damaged), or deleted meanwhile
+                        continue
+            finally:
+                con.close()
+        return jobs

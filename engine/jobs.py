@@ -27,7 +27,12 @@ States: ``queued`` -> ``starting`` -> ``running`` -> ``succeeded`` | ``failed`` 
   status (the wrapper was killed) is judged dead: its whole process group is ended (SIGTERM, then SIGKILL)
   before it is marked failed, so no training goes on unseen.
 
-Jobs never see the caller's secrets (:func:`job_env`, :data:`SECRET_MARKERS`).
+A damaged job table does not stop the runner: a row that cannot be read is skipped and named
+(:attr:`JobRunner.damaged`; a queued one is failed, never started), and a database that cannot be read at all
+makes :meth:`JobRunner.tick` do nothing but say so (:attr:`JobRunner.problem`, with the fix) until it is moved
+aside; listings raise :class:`engine.job_store.JobTableUnreadable` with the same words.
+
+Jobs never see the caller's secrets: their environment is an allowlist (:func:`job_env`, :data:`JOB_ENV_NAMES`).
 
 Platform: POSIX (Linux, macOS) for the local executor: process groups, ``os.killpg`` and the ``/bin/sh``
 wrapper; process checks use ``psutil``.
@@ -43,12 +48,33 @@ import uuid
 from pathlib import Path
 
 from engine.config import workspace
-from engine.executors import SECRET_ENV, SECRET_MARKERS, Executor, LocalExecutor, RayExecutor, gpu_info, job_env
-from engine.job_store import ACTIVE, FINISHED, STATES, Job, JobStore, last_lines, tail_text
+from engine.executors import (
+    JOB_ENV_NAMES,
+    SECRET_ENV,
+    SECRET_MARKERS,
+    Executor,
+    LocalExecutor,
+    RayExecutor,
+    gpu_info,
+    job_env,
+)
+from engine.job_store import (
+    ACTIVE,
+    FINISHED,
+    STATES,
+    DamagedJob,
+    Job,
+    JobStore,
+    JobTableUnreadable,
+    last_lines,
+    tail_text,
+)
 
 __all__ = [
     "ACTIVE",
     "FINISHED",
+    "DamagedJob",
+    "JOB_ENV_NAMES",
     "SECRET_ENV",
     "SECRET_MARKERS",
     "STARTING_TIMEOUT",
@@ -56,6 +82,7 @@ __all__ = [
     "Job",
     "JobRunner",
     "JobStore",
+    "JobTableUnreadable",
     "gpu_info",
     "job_env",
     "tail_text",
@@ -95,6 +122,12 @@ class JobRunner:
         self.token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"  # names this runner in claimed_by
         self._executors: dict[str, Executor] = {}
         self.backend()  # made now, not first from two threads at once
+        self.problem: str | None = None  # why the last tick could not read the job table (with the fix), or None
+
+    @property
+    def damaged(self) -> dict[int, str]:
+        """``{job id: why}`` for the rows of the job table that the last reads skipped."""
+        return dict(self.store.damaged)
 
     def backend(self, name: str | None = None) -> Executor:
         """The executor of that name (default: this runner's), made once per runner."""
@@ -220,7 +253,17 @@ class JobRunner:
     # -- the loop --------------------------------------------------------------------------------
     def tick(self) -> list[Job]:
         """Record finished jobs, then start queued ones (FIFO) while fewer than ``max_concurrent`` are
-        starting or running. Returns the jobs that are starting or running afterwards."""
+        starting or running. Returns the jobs that are starting or running afterwards. A job table that
+        cannot be read is no error here: the tick does nothing, :attr:`problem` says why, the next one tries again."""
+        try:
+            active = self._tick()
+        except JobTableUnreadable as exc:
+            self.problem = str(exc)
+            return []
+        self.problem = None
+        return active
+
+    def _tick(self) -> list[Job]:
         for job in self.active():
             self._refresh(job)
         for backend in self._executors.values():
@@ -270,7 +313,12 @@ class JobRunner:
         they left no exit status, their leftover processes ended), and jobs stuck in ``starting`` for
         more than :data:`STARTING_TIMEOUT` seconds fail. Returns the ids of the jobs that failed."""
         lost = []
-        for job in self.active():
+        try:
+            active = self.active()
+        except JobTableUnreadable as exc:
+            self.problem = str(exc)
+            return lost
+        for job in active:
             if job.executor == "local":
                 self._refresh(job)
                 if self.get(job.id).state == "failed":
@@ -278,8 +326,12 @@ class JobRunner:
         return lost
 
     def delete(self, job_id: int) -> None:
-        """Forget a finished job (its folder is removed)."""
-        job = self.get(job_id)
+        """Forget a finished job (its folder is removed), or a job whose row is damaged."""
+        try:
+            job = self.get(job_id)
+        except DamagedJob:
+            self.store.delete(job_id)
+            return
         if not job.done:
             raise RuntimeError(f"job {job_id} is {job.state}; cancel it before deleting it")
         self.store.delete(job.id)

@@ -164,7 +164,7 @@ def fit_evaluate_store(
             "n_test": int(len(test_idx)),
         },
     }
-    run = store.new_run(spec)
+    run = store.stage_run(spec)  # a staging folder, moved into place once complete: a killed training leaves no run
     tracker = PhaseTracker(callbacks)  # every phase reported, so a progress bar ends when the job does
     cbs = tracker.inner
     try:
@@ -219,6 +219,7 @@ def fit_evaluate_store(
             store_projections(run, model, X, row_ids, methods=("tsne",), log=cbs.on_log)
             tracker.advance(2, 2, "embedding maps stored")
         run.save_metrics(metrics)  # written last: a run is complete once metrics.json exists
+        store.publish(run)  # one rename: listings see the whole run from now on
         tracker.finish()
     except BaseException:
         # A failed or cancelled training (an error, TrainingCancelled, Ctrl-C, SystemExit) leaves no run

@@ -5,10 +5,17 @@ leak policy, split), ``metrics.json`` (protocol metrics with intervals, timings)
 ``predictions.csv`` (test-split rows: ``row_id``, ``y_true``, ``proba``), ``curves.json``,
 ``explanations.csv`` (contributions of a sample of test rows, see :func:`explain_sample`) and
 ``model/`` (the approach's own native files).
+
+A training writes its run in a staging folder of the store (:meth:`RunStore.stage_run`,
+``.incomplete-<run id>-p<pid>-t<process start time>``: a dot name no listing shows) and renames it to the run
+id in one step once complete (:meth:`RunStore.publish`). A training killed outright (SIGKILL, a crash, a power
+cut) leaves only a staging folder; the store's next listing removes it once the process that wrote it is gone
+(:meth:`RunStore.sweep_incomplete`, named in :attr:`RunStore.swept`), and never one whose training still runs.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import shutil
@@ -30,6 +37,22 @@ if TYPE_CHECKING:
 
 #: The only run ids the store accepts: ``<UTC time>-<approach>-<6 hex digits>``, the ones it makes itself.
 RUN_ID_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}-[a-z][a-z0-9_]{0,31}-[0-9a-f]{6}$")
+#: A run being written: ``.incomplete-<run id>-p<pid>-t<start time of that process>`` (see :meth:`RunStore.stage_run`).
+STAGING_PREFIX = ".incomplete-"
+_STAGING = re.compile(r"^\.incomplete-(?P<run_id>.+)-p(?P<pid>[0-9]+)-t(?P<start>[0-9]+(?:\.[0-9]+)?)$")
+
+
+def _process_start(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), or None when there is no such live process."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+            return None
+        return proc.create_time()
+    except psutil.Error:
+        return None
 
 
 class BrokenRun(ValueError):
@@ -183,16 +206,34 @@ class RunStore:
 
     root: Path | None = None
     problems: dict[str, str] = field(default_factory=dict, init=False)
+    swept: list[str] = field(default_factory=list, init=False)  # staging folders of dead trainings removed
 
     def __post_init__(self):
         self.root = Path(self.root) if self.root is not None else workspace() / "runs"
         self.root.mkdir(parents=True, exist_ok=True)
 
     def new_run(self, spec: dict) -> Run:
+        """A new run folder under its id, with ``spec.json`` (listed once ``metrics.json`` is written). A training
+        uses :meth:`stage_run` instead, so that a training killed midway leaves nothing a listing misses."""
+        return self._allocate(spec, lambda run_id: run_id)
+
+    def stage_run(self, spec: dict) -> Run:
+        """A new run written in a staging folder named for it and this process (``.incomplete-<run id>-p<pid>-
+        t<start time>``); :meth:`publish` moves it into place when complete. Until then no listing shows it, and
+        if this process dies first, the store's next listing removes it."""
+        self.sweep_incomplete()
+        pid = os.getpid()
+        owner = f"p{pid}-t{_process_start(pid) or 0:.3f}"
+        return self._allocate(spec, lambda run_id: f"{STAGING_PREFIX}{run_id}-{owner}")
+
+    def _allocate(self, spec: dict, folder_name: Callable[[str], str]) -> Run:
         approach = re.sub(r"[^a-z0-9_]", "_", str(spec.get("approach", "run")).lower())[:32] or "run"
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         for _ in range(100):
-            path = self.root / f"{stamp}-{approach}-{secrets.token_hex(3)}"
+            run_id = f"{stamp}-{approach}-{secrets.token_hex(3)}"
+            path = self.root / folder_name(run_id)
+            if (self.root / run_id).exists():
+                continue
             try:
                 path.mkdir(parents=True)  # fails if it exists: a run is never overwritten
                 break
@@ -200,8 +241,37 @@ class RunStore:
                 continue
         else:  # pragma: no cover - 100 collisions of 24 random bits
             raise RuntimeError("could not allocate a new run folder")
-        write_json(path / "spec.json", {**spec, "run_id": path.name, "created": time.time()})
+        write_json(path / "spec.json", {**spec, "run_id": run_id, "created": time.time()})
         return Run(path)
+
+    def publish(self, run: Run) -> Run:
+        """Move a complete staged run (:meth:`stage_run`) into place under its id, in one rename: a listing sees
+        all of the run or none of it. ``run.path`` is the run's folder afterwards."""
+        found = _STAGING.match(run.path.name)
+        if not found or run.path.parent != self.root:
+            raise ValueError(f"{run.path} is not a staged run of {self.root}")
+        final = self.root / found["run_id"]
+        os.rename(run.path, final)
+        run.path = final
+        return run
+
+    def sweep_incomplete(self) -> list[str]:
+        """Remove the staging folders whose training process is gone (killed before its run was complete); one
+        whose process still runs (the same pid with the same start time) is kept. Returns the names removed,
+        also added to :attr:`swept`."""
+        removed = []
+        for path in self.root.glob(f"{STAGING_PREFIX}*"):
+            found = _STAGING.match(path.name)
+            if not found or path.is_symlink():
+                continue  # not a name this store makes: left alone
+            started = _process_start(int(found["pid"]))
+            if started is not None and abs(started - float(found["start"])) < 0.5:
+                continue  # its training still runs
+            shutil.rmtree(path, ignore_errors=True)
+            if not path.exists():
+                removed.append(path.name)
+        self.swept.extend(removed)
+        return removed
 
     def _folders(self) -> list[Path]:
         return sorted(
@@ -210,8 +280,13 @@ class RunStore:
 
     def list_runs(self, complete_only: bool = True, **match: Any) -> list[Run]:
         """Runs, newest first, whose spec matches every ``key=value`` given. Broken runs are left out and
-        named in :attr:`problems`."""
+        named in :attr:`problems`; the staging folders of trainings that were killed are removed first
+        (:meth:`sweep_incomplete`)."""
         runs = []
+        try:
+            self.sweep_incomplete()
+        except OSError:  # a folder that cannot be removed now: tried again next time
+            pass
         for path in self._folders():
             if not (path / "spec.json").exists():
                 if (path / "metrics.json").exists() or (path / "model").exists():  # a run that lost its spec

@@ -5,14 +5,18 @@ bench's model rows, and copies of a trained run into fresh stores. Imported as `
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 from engine.approaches.stacking import SMALL_PARAMS
 from engine.runs import Run, RunStore
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 #: The small stack with a cheap explanation (10 background rows, 2 permutations): what stored-run tests train.
 SMALL_STACK = {**SMALL_PARAMS, "explain_background": 10, "explain_permutations": 2}
@@ -86,3 +90,63 @@ def start_job_with_grandchild(runner) -> tuple[int, int, int]:
     runner.tick()
     found = wait_for_log(runner, job_id, r"^PIDS=(\d+),(\d+)$")
     return job_id, int(found.group(1)), int(found.group(2))
+
+
+#: Ways to damage a workspace's job table: a row whose JSON column (argv, params or progress) holds ``{bad``, a
+#: truncated ``jobs.sqlite``, or ``jobs/`` (the job folders) a plain file.
+JOB_TABLE_DAMAGE = ("argv", "params", "progress", "truncated_db", "jobs_folder_is_a_file")
+
+
+def damaged_job_table(root: Path, damage: str) -> int | None:
+    """Give the workspace at ``root`` a job table of three finished command jobs, then damage it one way
+    (:data:`JOB_TABLE_DAMAGE`). Returns the id of the damaged row, or None when the whole table is unusable."""
+    import sqlite3
+
+    from engine.jobs import JobRunner
+
+    runner = JobRunner(root)
+    ids = [runner.submit_command([sys.executable, "-c", "1"], name=f"finished job {i}") for i in range(3)]
+    con = sqlite3.connect(runner.db_path)
+    with con:
+        con.execute("UPDATE jobs SET state = 'succeeded', started = 1.0, finished = 2.0, returncode = 0")
+        if damage in ("argv", "params", "progress"):
+            con.execute(f"UPDATE jobs SET {damage} = '{{bad' WHERE id = ?", (ids[1],))
+    con.close()
+    if damage in ("argv", "params", "progress"):
+        return ids[1]
+    if damage == "truncated_db":
+        data = runner.db_path.read_bytes()
+        runner.db_path.write_bytes(data[: len(data) // 2])
+    elif damage == "jobs_folder_is_a_file":
+        shutil.rmtree(root / "jobs")
+        (root / "jobs").write_text("not a folder")
+    else:
+        raise ValueError(damage)
+    return None
+
+
+def start_cli_training(workspace: Path, data: Path, **params) -> subprocess.Popen:
+    """``python -m engine train leads`` of the small stack (with ``params`` on top) on ``data``, in its own process
+    with ``CLAB_WORKSPACE`` set: a training a test can kill."""
+    env = {**os.environ, "CLAB_WORKSPACE": str(workspace)}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    argv = [sys.executable, "-m", "engine", "train", "leads", "--data", str(data), "--quiet"]
+    return subprocess.Popen(
+        argv + cli_params({**SMALL_STACK, **params}),
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_for_staging(runs: Path, proc: subprocess.Popen, timeout: float = 60) -> Path:
+    """The staging folder (``.incomplete-...``) of the training ``proc`` once it exists, i.e. once it is training."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = list(runs.glob(f".incomplete-*-p{proc.pid}-t*")) if runs.exists() else []
+        if found:
+            return found[0]
+        assert proc.poll() is None, f"the training ended ({proc.returncode}) before it staged a run"
+        time.sleep(0.02)
+    raise AssertionError(f"no staging folder of process {proc.pid} in {runs} after {timeout} s")

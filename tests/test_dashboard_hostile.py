@@ -14,7 +14,7 @@ import pytest
 from dashboard_support import APP, run_page, texts
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
-from support import copy_run
+from support import JOB_TABLE_DAMAGE, copy_run, damaged_job_table
 
 from engine.runs import RunStore
 
@@ -476,3 +476,26 @@ def test_the_score_page_skips_and_names_damaged_lists_and_scores_past_a_damaged_
     assert "created" in caption and "rows" in caption and "scored.csv" in caption
     earlier = [b for b in at.get("download_button") if b.label == "CSV"]
     assert len(earlier) == 2  # the undamaged list, and the upload's own, now stored
+
+
+# -- a damaged job table ------------------------------------------------------------------------------
+@pytest.mark.parametrize("page", ("home", "train"))
+@pytest.mark.parametrize("damage", JOB_TABLE_DAMAGE)
+def test_a_damaged_job_table_breaks_neither_home_nor_train(workspace, damage, page):
+    """A job row whose argv, params or progress is not JSON, a truncated jobs.sqlite or a file where the job folders
+    go made Home and Train raise. A damaged row is now named (with its id) and the others shown; a table that cannot
+    be read is said on the page with the fix."""
+    bad = damaged_job_table(workspace, damage)
+    at = run_page(page)
+    if bad is not None:
+        warning = texts(at.warning)
+        assert f"Job {bad} is skipped" in warning and f"its {damage} column is not valid JSON" in warning
+        assert "DELETE FROM jobs WHERE id = 2" in warning
+        if page == "train":
+            assert list(at.dataframe[0].value["job"]) == [3, 1]  # the history: the other jobs
+        else:
+            assert {m.label: m.value for m in at.metric}["Jobs running"] == "0"
+        return
+    what = workspace / ("jobs.sqlite" if damage == "truncated_db" else "jobs")
+    error = texts(at.error)
+    assert "Jobs cannot be shown" in error and f"Move {what} aside" in error and "made on the next refresh" in error

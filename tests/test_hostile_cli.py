@@ -464,6 +464,39 @@ def test_a_terminated_training_process_removes_its_run_folder(workspace, trained
     assert not any(runs.iterdir())
 
 
+def test_a_training_killed_outright_leaves_nothing_a_listing_misses(workspace, tmp_path):
+    """SIGKILL gives `train` no chance to clean up. It trains in a staging folder (a dot name no listing shows),
+    so no half-made run hides among the runs; the store's next listing removes the folder (its process is gone),
+    and names it. A staging folder whose pid now belongs to another process (a reused pid) goes too."""
+    from support import start_cli_training, wait_for_staging
+
+    from engine.data.demo import demo_leads
+    from engine.runs import RUN_ID_PATTERN
+
+    data = tmp_path / "leads.csv"
+    demo_leads(n=300, seed=4).to_csv(data, index=False)
+    runs = workspace / "runs"
+    proc = start_cli_training(workspace, data, meta_epochs=400, meta_patience=400)
+    try:
+        staging = wait_for_staging(runs, proc)
+        time.sleep(0.5)  # training
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert staging.exists() and (staging / "spec.json").exists()  # the half-made run, under its staging name
+    assert not [p for p in runs.iterdir() if RUN_ID_PATTERN.match(p.name)]  # nothing shaped like a run
+    reused = runs / f".incomplete-20200101T000000-stacking-0000aa-p{os.getpid()}-t1.000"  # a live pid, not its owner
+    reused.mkdir()
+    foreign = runs / ".incomplete-not-made-by-the-store"
+    foreign.mkdir()
+    store = RunStore(runs)
+    assert store.list_runs(complete_only=False) == []
+    assert sorted(store.swept) == sorted([staging.name, reused.name])
+    assert sorted(p.name for p in runs.iterdir()) == [foreign.name]  # a name the store does not make: left alone
+
+
 # -- 1. LoRA checkpoints ----------------------------------------------------------------------------
 def test_a_planted_lora_checkpoint_is_refused_unrun(tmp_path):
     import torch

@@ -306,27 +306,56 @@ def test_a_job_that_cannot_train_says_why_in_plain_words(tmp_path):
     assert "Traceback" not in job.error and "Last lines of the log" not in job.error
 
 
-def test_jobs_do_not_inherit_secrets(tmp_path, monkeypatch):
+#: A job that reports its environment and where its engine was imported from, then works on.
+ENV_REPORT_JOB = "import json, os, engine; print('ENV=' + json.dumps({**os.environ, '_engine': engine.__file__}))"
+
+
+def test_jobs_get_an_allowlisted_environment_and_still_train(tmp_path, monkeypatch):
+    """A job's environment is an allowlist: the caller's tokens, database URLs and cloud keys (whatever their names)
+    stay behind, what a training needs comes through, and a real training job still succeeds without them."""
+    from support import SMALL_STACK
+
+    from engine.data.demo import demo_leads
+    from engine.runs import RunStore
+
     secrets = {
+        "GITHUB_PAT": "ghp_0123456789abcdef",
+        "DATABASE_URL": "postgres://u:pw@db.internal:5432/crm",
+        "AWS_SECRET_ACCESS_KEY": "aws-s3cr3t",
+        "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
+        "SENTRY_DSN": "https://key@sentry.example/1",
         "CLAB_API_KEY": "k1",
         "CLAB_DASHBOARD_PASSWORD": "p1",
-        "GITHUB_TOKEN": "t1",
-        "MY_SECRET_VALUE": "s1",
+        "HF_TOKEN": "hf_abc",
+        "TF_API_TOKEN": "tf-token",  # an allowed prefix, but a secret's name
         "OPENAI_API_KEY": "o1",
-        "db_password": "p2",
+        "CLAB_HARMLESS_SETTING": "not read by the engine",
     }
     for name, value in secrets.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("CLAB_HARMLESS_SETTING", "kept")
-    runner = JobRunner(tmp_path)
-    job_id = runner.submit_command([PY, "-c", "import json, os; print('ENV=' + json.dumps(dict(os.environ)))"])
-    job = runner.wait(job_id, timeout=60)
+    needed = {"OMP_NUM_THREADS": "1", "LC_ALL": "C.UTF-8", "TF_CPP_MIN_LOG_LEVEL": "3", "HF_HOME": str(tmp_path / "hf")}
+    for name, value in needed.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CLAB_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "leads.csv"
+    demo_leads(n=300, seed=3).to_csv(data, index=False)
+    runner = JobRunner(tmp_path / "ws")
+    report = runner.submit_command([PY, "-c", ENV_REPORT_JOB])
+    train = runner.submit_train("leads", data, "stacking", params=SMALL_STACK, target="Converted")
+    job = runner.wait(report, timeout=60)
     assert job.state == "succeeded", job.error
-    line = next(x for x in runner.log_tail(job_id, 5).splitlines() if x.startswith("ENV="))
+    line = next(x for x in runner.log_tail(report, 5).splitlines() if x.startswith("ENV="))
     env = json.loads(line[4:])
     assert not set(secrets) & set(env), set(secrets) & set(env)
-    assert not any(v in secrets.values() for v in env.values())
-    assert env["CLAB_HARMLESS_SETTING"] == "kept" and env["CLAB_JOB_ID"] == str(job_id)
+    assert not any(v in secrets.values() or "pw@" in v for v in env.values())
+    assert {k: env.get(k) for k in needed} == needed
+    assert env["PATH"] == os.environ["PATH"] and env["HOME"] == os.environ["HOME"]
+    assert env["CLAB_CACHE"] == str(tmp_path / "cache")
+    assert env["CLAB_WORKSPACE"] == str(tmp_path / "ws") and env["CLAB_JOB_ID"] == str(report)
+    assert Path(env["_engine"]).resolve() == REPO_ROOT / "engine" / "__init__.py"  # this checkout's engine
+    job = runner.wait(train, timeout=300, interval=0.3)
+    assert job.state == "succeeded", job.error
+    assert RunStore(tmp_path / "ws" / "runs").get(job.run_id).complete
 
 
 OLD_SCHEMA = """CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, kind TEXT NOT NULL,

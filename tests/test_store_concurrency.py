@@ -1,4 +1,5 @@
-"""The dataset store under concurrent writers: threads of one dashboard server, and separate processes."""
+"""The dataset and run stores under concurrent writers: threads of one dashboard server, and separate processes
+(trainings, one of them killed outright)."""
 
 from __future__ import annotations
 
@@ -101,3 +102,41 @@ def test_two_processes_updating_one_dataset(tmp_path):
     tag, j = meta["name"].split("-")
     assert meta["notes"] == f"{tag} note {j}"  # both fields from the same update
     assert leftovers(store) == []
+
+
+def test_a_killed_trainings_staging_folder_is_swept_and_a_live_ones_never(tmp_path):
+    """Two `engine train` processes stage their runs side by side; one is killed with SIGKILL. Every listing from
+    then on removes the dead one's staging folder and keeps the live one's; the live training then completes and
+    its run is listed whole."""
+    import os
+    import signal
+
+    from support import start_cli_training, wait_for_staging
+
+    from engine.data.demo import demo_leads
+    from engine.runs import RunStore
+
+    data = tmp_path / "leads.csv"
+    demo_leads(n=300, seed=4).to_csv(data, index=False)
+    workspace, runs = tmp_path / "workspace", tmp_path / "workspace" / "runs"
+    live = start_cli_training(workspace, data)
+    doomed = start_cli_training(workspace, data, meta_epochs=400, meta_patience=400)
+    try:
+        live_staging, doomed_staging = wait_for_staging(runs, live), wait_for_staging(runs, doomed)
+        os.kill(doomed.pid, signal.SIGKILL)
+        doomed.wait(timeout=30)
+        store = RunStore(runs)
+        assert store.list_runs() == [] and store.swept == [doomed_staging.name]
+        assert live.poll() is None and live_staging.exists()  # still training: its folder was not touched
+        for _ in range(20):  # listings while it trains (as a refreshing page would) never remove it
+            RunStore(runs).list_runs()
+            assert live_staging.exists() or live.poll() is not None
+        assert live.wait(timeout=120) == 0
+    finally:
+        for proc in (live, doomed):
+            if proc.poll() is None:
+                proc.kill()
+    runs_listed = RunStore(runs).list_runs()
+    assert [r.id for r in runs_listed] == [live_staging.name.split("-p")[0].removeprefix(".incomplete-")]
+    assert runs_listed[0].complete and not live_staging.exists() and not doomed_staging.exists()
+    assert sorted(p.name for p in runs.iterdir()) == [runs_listed[0].id]

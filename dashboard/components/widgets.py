@@ -214,6 +214,26 @@ STATE_WORDS = {
 }
 
 
+def read_jobs(runner, limit: int = 50, say: bool = True) -> list:
+    """The job table's jobs, newest first. With ``say``, a row that cannot be read is named in a warning (it is
+    skipped), and a table that cannot be read at all is said in an error with the fix (no jobs then)."""
+    from engine.job_store import DamagedJob, JobTableUnreadable
+
+    try:
+        jobs = runner.list(limit=limit)
+    except JobTableUnreadable as exc:
+        if say:
+            st.error(f"Jobs cannot be shown. {exc}", icon=":material/error:")
+        return []
+    if say and runner.damaged:
+        lines = [str(DamagedJob(i, why, runner.db_path)) for i, why in sorted(runner.damaged.items())]
+        st.warning(
+            f"{len(lines)} damaged job(s) left out of the list:\n" + "\n".join(f"- {line}" for line in lines),
+            icon=":material/warning:",
+        )
+    return jobs
+
+
 def _fmt_seconds(s) -> str:
     if s is None:
         return "-"

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dashboard.components import state, warmup, widgets
+from engine.job_store import JobTableUnreadable
 
 st.title("Conversion Lab")
 widgets.storage_warnings()
@@ -44,7 +45,7 @@ if st.button("Load the demo data and train the quick models", type="primary", ke
 
 runs = state.list_runs()
 datasets = state.dataset_store().list()
-jobs = runner.list(limit=200)
+jobs = widgets.read_jobs(runner, limit=200)  # a damaged job table is said, not raised
 with counters:
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Datasets", len(datasets))
@@ -68,7 +69,7 @@ def _demo_jobs_running() -> bool:
     for job_id in st.session_state.get("demo_jobs") or []:
         try:
             running = running or not runner.get(job_id).done
-        except KeyError:
+        except (KeyError, JobTableUnreadable):  # deleted, or its row (the table) damaged: said above
             pass
     return running
 
@@ -88,7 +89,7 @@ def demo_progress() -> None:
     for job_id in ids:
         try:
             job = runner.get(job_id)
-        except KeyError:
+        except (KeyError, JobTableUnreadable):
             continue
         shown.append(job)
         widgets.job_panel(job, runner, show_log=False, allow_cancel=False)

@@ -282,21 +282,22 @@ with left:
 with right:
     st.subheader("Jobs")
 
-    running_at_draw = any(not j.done for j in runner.list(limit=50))
+    running_at_draw = any(not j.done for j in widgets.read_jobs(runner, say=False))
 
     # refreshed every 2 s only while a job runs: a periodic rerun delays a click on the navigation
     @st.fragment(run_every=2 if running_at_draw else None)
     @warmup.guarded
     def live_jobs() -> None:
         runner.tick()
-        jobs = runner.list(limit=50)
+        jobs = widgets.read_jobs(runner)  # damaged rows named, an unreadable table said with its fix
         active = [j for j in jobs if not j.done]
         if running_at_draw and not active:
             st.rerun(scope="app")  # the last job ended: redraw the page without the timer
         focus = st.session_state.get("train_job")
         shown = active or [j for j in jobs if j.id == focus]
         if not jobs:
-            st.caption("No jobs yet.")
+            if runner.problem is None:
+                st.caption("No jobs yet.")
             return
         for job in shown[:3]:
             with st.container(border=True):
