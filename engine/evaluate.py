@@ -586,8 +586,9 @@ def board_findings(runs: list[dict], metric: str = "roc_auc") -> list[str]:
     "variants": metrics.json's "variants" (optional), "base_rate": share of converting test leads (optional)}``.
     Finds the best run on ``metric`` and its lead over the next (and whether their 95 % intervals overlap), an
     approach that is below one of its own parts (a stack below its random forest, fine-tuned embeddings below
-    generic ones), and a run whose accuracy is not clearly above that of predicting the larger class for every
-    lead. Pure: no files, no Streamlit."""
+    generic ones), runs trained on other columns than the best one (``"columns"``: the run's training columns,
+    optional), and a run whose accuracy is not clearly above that of predicting the larger class for every lead.
+    Pure: no files, no Streamlit."""
     name = METRIC_LABELS.get(metric, (metric, ""))[0]
     lower = metric in LOWER_IS_BETTER
     scored = [(r, _value((r.get("metrics") or {}).get(metric))) for r in runs]
@@ -653,6 +654,8 @@ def board_findings(runs: list[dict], metric: str = "roc_auc") -> list[str]:
             )
         elif len(parts) > 1:
             out.append(f"{r['label']} ({whole:.3f}) is above its best part, the {part_name} ({pv:.3f}), on {name}.")
+    if scored:
+        out.extend(_column_differences(scored[0][0], [r for r in runs if r is not scored[0][0]]))
     for r in runs:
         auc = (r.get("metrics") or {}).get("roc_auc")
         bounds, av = _bounds(auc), _value(auc)
@@ -679,4 +682,35 @@ def board_findings(runs: list[dict], metric: str = "roc_auc") -> list[str]:
                 f"{r['label']}'s accuracy ({av:.3f}) is not clearly above the {majority:.3f} of predicting "
                 f"{who} for every lead (its interval starts at {bounds[0]:.3f})."
             )
+    return out
+
+
+def _column_differences(best: dict, others: list[dict]) -> list[str]:
+    """A sentence for each run trained on other columns than ``best``: a column only one of them used can be what
+    sets their numbers apart (a field filled in after contact, most often), so the board does not compare them
+    as if they were alike."""
+
+    def listed(columns: list[str]) -> str:
+        shown = ", ".join(f"'{c}'" for c in columns[:4])
+        return shown + (f" and {len(columns) - 4} more" if len(columns) > 4 else "")
+
+    out = []
+    mine = best.get("columns")
+    if not isinstance(mine, list):
+        return out
+    for r in others:
+        theirs = r.get("columns")
+        if not isinstance(theirs, list) or set(theirs) == set(mine):
+            continue
+        extra = [c for c in mine if c not in set(theirs)]
+        missing = [c for c in theirs if c not in set(mine)]
+        what = []
+        if extra:
+            what.append(f"{best['label']} also used {listed(extra)}")
+        if missing:
+            what.append(f"{r['label']} also used {listed(missing)}")
+        out.append(
+            f"{best['label']} and {r['label']} were trained on different columns ({'; '.join(what)}): part of the "
+            "difference between them may come from those columns. Check how they are filled in before trusting it."
+        )
     return out

@@ -342,3 +342,22 @@ def test_findings_say_an_interval_that_holds_half_may_be_chance():
     text = "\n".join(board_findings([calls, sure]))
     assert "Calls's ROC-AUC (0.635, 95 % interval 0.492 to 0.787) includes 0.5: possibly no better than chance" in text
     assert "Sure's ROC-AUC" not in text
+
+
+def test_findings_say_when_runs_were_trained_on_different_columns():
+    """A leaky column only one run used is what sets it apart: the board names the columns, not only the scores."""
+    base = ["Lead Source", "TotalVisits", "Country"]
+    leaky = {
+        "label": "With duration",
+        "approach": "stacking",
+        "metrics": {"roc_auc": m(0.94)},
+        "columns": [*base, "duration"],
+    }
+    clean = {"label": "Without", "approach": "stacking", "metrics": {"roc_auc": m(0.80)}, "columns": base}
+    text = "\n".join(board_findings([clean, leaky]))
+    assert "With duration and Without were trained on different columns (With duration also used 'duration')" in text
+    same = {**clean, "label": "Again", "metrics": {"roc_auc": m(0.79)}}
+    assert not any("different columns" in f for f in board_findings([clean, same]))  # same columns: no word
+    many = {**clean, "label": "Narrow", "columns": ["Country"], "metrics": {"roc_auc": m(0.6)}}
+    wide = {**leaky, "columns": [*base, "a", "b", "c", "d"]}
+    assert "also used 'Lead Source', 'TotalVisits', 'a', 'b' and 2 more" in "\n".join(board_findings([wide, many]))

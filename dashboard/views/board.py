@@ -209,6 +209,7 @@ findings = board_findings(
             "metrics": r.metrics.get("metrics") or {},
             "variants": r.metrics.get("variants") or {},
             "base_rate": base_rate,
+            "columns": r.spec.get("columns"),
         }
         for r in group
     ]
