@@ -258,3 +258,24 @@ def test_what_if_shapes_the_lead_for_each_run_as_it_was_trained(tmp_path, monkey
     at = run_page("whatif")
     assert not at.error, [e.value for e in at.error]
     assert len([m for m in at.metric if m.label == "Score (1-99)"]) == 2  # both runs scored the lead
+
+
+def test_what_ifs_typical_lead_carries_the_code_most_leads_carry(tmp_path, monkeypatch):
+    """pdays = 999 for 96 % of a bank's leads: the typical lead is one with the code (read as unknown), not the
+    median of the few contacted ones. Where few leads carry the code, the median of the column stays."""
+    from dashboard_support import run_page
+
+    from engine.pipeline import train_leads
+
+    monkeypatch.setenv("CLAB_WORKSPACE", str(tmp_path / "workspace"))
+    frame = demo_leads(n=300, seed=23)
+    frame.loc[np.random.default_rng(23).random(len(frame)) < 0.8, "TotalVisits"] = CODE
+    run = train_leads(frame, params=SMALL_STACK, missing_values={"TotalVisits": [CODE]}, dataset_name="mostly coded")
+    at = run_page("whatif")
+    assert not at.exception and at.selectbox(key="whatif_start").value == "typical"
+    assert next(w for w in at.number_input if w.label == "TotalVisits").value == CODE
+    assert any("TotalVisits = 999 is read as unknown" in c.value for c in at.caption)
+    from engine.scoring import load_training_profile
+
+    median = load_training_profile(run)["columns"]["Page Views Per Visit"]["quantiles"][5]  # the training leads'
+    assert next(w for w in at.number_input if w.label == "Page Views Per Visit").value == pytest.approx(median)

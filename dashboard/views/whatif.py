@@ -94,12 +94,18 @@ def field_options(run_id: str, _X: pd.DataFrame) -> dict:
 @st.cache_data(show_spinner=False, max_entries=8)
 def typical_lead(run_id: str, _X: pd.DataFrame | None, _profile: dict | None) -> dict:
     """The most common value of each category and the median of each number, over the dataset's leads (or,
-    when the file is not in the store, over the training leads' stored profile)."""
+    when the file is not in the store, over the training leads' stored profile). A number missing for most leads
+    starts missing, as most leads are: its code read as unknown when the runs have one (pdays = 999 where 96 %
+    of leads carry it), else blank; the median of the few filled ones would be an untypical lead."""
     out = {}
+    coded = {column: (flag, code) for flag, (column, code) in flags.items()}
     for col in columns:
         if _X is not None and col in _X.columns:
             s = _X[col].dropna()
-            if s.empty:
+            flag, code = coded.get(col, (None, None))
+            if flag is not None and flag in _X.columns and float((_X[flag] == 1).mean()) > 0.5:
+                out[col] = code
+            elif s.empty or (_is_numeric(col, _X[col]) and float(_X[col].isna().mean()) > 0.5):
                 out[col] = None
             elif _is_numeric(col, _X[col]):
                 median = float(s.median())
@@ -107,8 +113,16 @@ def typical_lead(run_id: str, _X: pd.DataFrame | None, _profile: dict | None) ->
             else:
                 out[col] = s.astype(str).value_counts().index[0]
             continue
-        entry = ((_profile or {}).get("columns") or {}).get(col) or {}
-        if entry.get("quantiles") and _is_numeric(col):
+        profiled = (_profile or {}).get("columns") or {}
+        entry = profiled.get(col) or {}
+        flag, code = coded.get(col, (None, None))
+        flag_quantiles = (profiled.get(flag) or {}).get("quantiles") if flag is not None else None
+        rows = (_profile or {}).get("rows") or 0
+        if flag_quantiles and flag_quantiles[5] == 1:  # the flag's median: at least half the leads carry the code
+            out[col] = code
+        elif _is_numeric(col) and rows and entry.get("missing", 0) > rows / 2:
+            out[col] = None
+        elif entry.get("quantiles") and _is_numeric(col):
             out[col] = float(entry["quantiles"][5])
         elif entry.get("categories"):
             out[col] = max(entry["categories"], key=entry["categories"].get)
