@@ -7,20 +7,30 @@ missing, size, rows). The folder name equals the ``data_hash`` the loaders compu
 to the same folder, different bytes to a new one; only the settings in ``meta.json`` change. The same
 bytes uploaded as the other kind are refused (one file holds one kind of data).
 
-Concurrency: files are written through :func:`engine.storage.atomic_write` (unique temporary files) and
-every read-modify-write of ``meta.json`` (and the first creation of a dataset) holds
-:func:`engine.storage.locked`, so threads of one dashboard and separate processes never lose an upload
-or a setting. An upload is checked (:func:`check_upload`: format, row/column/size
-limits) before anything is stored. A dataset whose ``meta.json`` is damaged is left out of
+Concurrency: files are written through :func:`engine.storage.atomic_write` (unique temporary files), and
+every change of the store (the creation of a dataset, a read-modify-write of ``meta.json``, a delete) holds
+the store's lock (:func:`engine.storage.locked` on ``<root>``: the file ``.datasets.lock`` beside the store),
+so threads of one dashboard and separate processes never lose an upload or a setting. A dataset's folder
+appears and goes in one step: a new one is written under a hidden name (``.new-...``) and renamed into place,
+a deleted one is renamed to a hidden trash name (``.trash-...``) and then removed; listings skip hidden names.
+A reader therefore sees a dataset whole or not at all: one deleted under it raises :class:`NoSuchDataset`
+(a KeyError), never ``FileNotFoundError`` or a "damaged" dataset.
+
+Hostile settings: ``meta.json`` is checked on every read (the types of its fields; its ``file`` must be a bare
+file name of the dataset's own folder, not a link: :func:`engine.storage.own_file`), so a hand-edited
+``"file": "../../etc/passwd"`` or a planted link is never read. An upload is checked (:func:`check_upload`:
+format, row/column/size limits) before anything is stored. A damaged dataset is left out of
 :meth:`DatasetStore.list` and recorded in :attr:`DatasetStore.problems`; uploading the same file again
 repairs it.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
+import secrets
 import shutil
 import time
 from dataclasses import dataclass
@@ -28,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import workspace
-from engine.storage import CorruptFile, jsonable, locked, read_json, write_bytes, write_json
+from engine.storage import CorruptFile, is_inside, jsonable, locked, own_file, read_json, write_bytes, write_json
 
 KINDS = ("leads", "transcripts")
 LEAD_EXTENSIONS = (".csv", ".tsv", ".txt", ".xlsx", ".xls", ".parquet", ".pq")
@@ -41,14 +51,85 @@ SETTINGS = ("name", "target", "leak_policy", "exclude", "include", "synthetic", 
 PURPOSES = ("training", "scoring")
 #: A dataset id: the sha256 of its bytes, or a prefix of it of at least 6 hex digits.
 SHA_PATTERN = re.compile(r"[0-9a-f]{6,64}")
+#: hidden folders in the store: a dataset being written, and one being removed (listings skip them)
+NEW_PREFIX, TRASH_PREFIX = ".new-", ".trash-"
 
 
 class BrokenDataset(ValueError):
     """A stored dataset whose ``meta.json`` cannot be read; the message names the file and the fix."""
 
 
+class NoSuchDataset(KeyError):
+    """There is no such dataset: never stored, deleted, or deleted while it was being read."""
+
+    def __str__(self) -> str:  # the message, without the quotes KeyError adds
+        return str(self.args[0]) if self.args else "no such dataset"
+
+
+@functools.cache
+def _meta_model():
+    """The pydantic model of ``meta.json`` (built on first use: pydantic is not imported with the store). Strict:
+    ``"bytes": "12"`` or ``"exclude": "Tags"`` is refused, not guessed at. Other keys are allowed; the numbers
+    read as missing are checked where they are used (:attr:`Dataset.missing_values`), so that the Data page
+    can name and clear a damaged setting."""
+    from typing import Literal
+
+    from pydantic import BaseModel, ConfigDict, Field
+
+    class Meta(BaseModel):
+        model_config = ConfigDict(extra="allow", strict=True)
+        kind: Literal["leads", "transcripts"]
+        file: str
+        name: str | None = None
+        filename: str | None = None
+        size: int | None = Field(None, ge=0, alias="bytes")
+        sha256: str | None = None
+        added: float | None = Field(None, ge=0, allow_inf_nan=False)
+        target: str | None = None
+        leak_policy: str | None = None
+        exclude: list[str] = []
+        include: list[str] = []
+        synthetic: bool | None = None
+        notes: str | None = None
+        purpose: Literal["training", "scoring"] | None = None
+        rows: int | None = Field(None, ge=0)
+
+    return Meta
+
+
+def meta_problem(meta: dict) -> str | None:
+    """What is wrong with the types of a ``meta.json``'s fields (a few of them, named), or ``None``."""
+    from pydantic import ValidationError
+
+    try:
+        _meta_model().model_validate(meta)
+    except ValidationError as exc:
+        wrong = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'meta'}: {e['msg']}" for e in exc.errors()[:4])
+        return f"holds wrong values ({wrong})"
+    return None
+
+
 def _write_meta(folder: Path, meta: dict) -> None:
-    write_json(folder / META_FILE, jsonable(meta, fallback=str))
+    """Write ``meta.json``, refusing (ValueError) settings of the wrong type: the store never writes a meta it
+    would then read as damaged."""
+    meta = jsonable(meta, fallback=str)
+    problem = meta_problem(meta)
+    if problem is not None:
+        raise ValueError(f"dataset settings not stored: {problem}")
+    write_json(folder / META_FILE, meta)
+
+
+def _purpose(meta: dict) -> str:
+    purpose = meta.get("purpose")
+    return purpose if purpose in PURPOSES else "training"
+
+
+def _remove(path: Path) -> None:
+    """Remove a folder the store renamed away (a link: only the link)."""
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)  # nobody else reaches a trash name: what is left is retried later
 
 
 def _checked(settings: dict[str, Any], extra: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -85,18 +166,56 @@ class Dataset:
     def sha(self) -> str:
         return self.path.name
 
+    def _seen(self) -> os.stat_result:
+        """The folder as it is now (to tell later whether it was deleted meanwhile); NoSuchDataset when gone."""
+        try:
+            return os.stat(self.path)
+        except OSError:
+            raise self._gone_error() from None
+
+    def _deleted_since(self, seen: os.stat_result) -> bool:
+        """True when the folder seen before is no longer at :attr:`path` (deleted, perhaps stored again since):
+        a folder of the store is only ever renamed away whole, never emptied in place."""
+        try:
+            now = os.stat(self.path)
+        except OSError:
+            return True
+        return (now.st_dev, now.st_ino) != (seen.st_dev, seen.st_ino)
+
+    def _gone_error(self) -> NoSuchDataset:
+        return NoSuchDataset(f"No dataset {self.sha[:12]} in {self.path.parent}: it was deleted")
+
     @property
     def meta(self) -> dict:
-        """The dataset's settings; raises :class:`BrokenDataset` (a ValueError naming the file) when damaged."""
+        """The dataset's settings, checked: the fields' types, and a ``file`` that is a plain file of the dataset's
+        own folder. Raises :class:`BrokenDataset` (a ValueError naming the file and the fix) when damaged, and
+        :class:`NoSuchDataset` (a KeyError) when the dataset was deleted (also while it was being read)."""
+        seen = self._seen()
+        meta_file = self.path / META_FILE
         try:
-            meta = read_json(self.path / META_FILE)
-            for key in ("kind", "file"):
-                if not isinstance(meta.get(key), str):
-                    raise CorruptFile(self.path / META_FILE, f"has no {key!r} text field")
+            if self.path.is_symlink() or not is_inside(self.path, self.path.parent):
+                raise CorruptFile(self.path, "the dataset folder is a symbolic link to elsewhere; it is not read")
+            if meta_file.is_symlink():
+                raise CorruptFile(meta_file, "is a symbolic link; only a plain meta.json is read")
+            meta = read_json(meta_file)
+            problem = meta_problem(meta)
+            if problem is not None:
+                raise CorruptFile(meta_file, problem)
+            try:
+                raw = own_file(self.path, meta["file"])
+            except ValueError as exc:
+                raise CorruptFile(
+                    meta_file, f"its 'file' is refused: {exc}; a dataset reads only its own file"
+                ) from None
+            if not raw.is_file():
+                raise CorruptFile(raw, "the dataset's file is missing")
         except CorruptFile as exc:
+            if self._deleted_since(seen):
+                raise self._gone_error() from None
             raise BrokenDataset(
                 f"dataset {self.sha[:12]} is damaged: {exc}. Fix: upload the same file again to "
-                f"repair it, or remove the folder {self.path}."
+                f"repair it, or delete it (`python -m engine delete dataset {self.sha[:12]}` removes the folder "
+                f"{self.path})."
             ) from None
         return meta
 
@@ -115,8 +234,7 @@ class Dataset:
     @property
     def purpose(self) -> str:
         """``training`` or ``scoring`` (see :data:`PURPOSES`); transcripts are always training data."""
-        purpose = self.meta.get("purpose")
-        return purpose if purpose in PURPOSES else "training"
+        return _purpose(self.meta)
 
     @property
     def missing_values(self) -> dict[str, list[float]]:
@@ -138,8 +256,19 @@ class Dataset:
         what = "leads to score" if m["kind"] == "leads" and self.purpose == "scoring" else m["kind"]
         return f"{m.get('name') or self.sha[:12]}{synth} — {what} [{self.sha[:8]}]"
 
+    def _reading(self, read):
+        """``read(raw_path)``; NoSuchDataset when the dataset is deleted while it is read."""
+        seen = self._seen()
+        path = self.raw_path
+        try:
+            return read(path)
+        except Exception:
+            if self._deleted_since(seen):
+                raise self._gone_error() from None
+            raise
+
     def read_bytes(self) -> bytes:
-        return self.raw_path.read_bytes()
+        return self._reading(Path.read_bytes)
 
     @property
     def filename(self) -> str:
@@ -148,13 +277,14 @@ class Dataset:
 
     def load_frame(self):
         """The raw table as a DataFrame (leads) or the transcript records' frame (transcripts)."""
+        filename = self.filename
         if self.kind == "leads":
             from engine.data.leads import read_table
 
-            return read_table(self.raw_path, filename=self.filename)
+            return self._reading(lambda path: read_table(path, filename=filename))
         from engine.data.transcripts import load_transcripts
 
-        return load_transcripts(self.raw_path, filename=self.filename).X
+        return self._reading(lambda path: load_transcripts(path, filename=filename).X)
 
 
 class DatasetStore:
@@ -165,6 +295,11 @@ class DatasetStore:
         self.root.mkdir(parents=True, exist_ok=True)
         #: datasets the last :meth:`list` left out, ``{sha: why}``
         self.problems: dict[str, str] = {}
+
+    def _lock(self):
+        """The store's lock (threads and processes): held by every change of the store. Its file lies beside
+        the store (``.datasets.lock``), so that the store's folder holds datasets only."""
+        return locked(self.root.resolve())
 
     def add(
         self,
@@ -198,7 +333,7 @@ class DatasetStore:
         existing = self._stored_meta(folder)
         if existing is None:  # a new upload: checked before anything (even its folder) exists
             check_upload(data, filename, kind or guess_kind(filename))
-        with locked(folder / META_FILE):  # the first creation, or a settings change, by one writer at a time
+        with self._lock():  # the first creation, or a settings change, by one writer at a time
             existing = self._stored_meta(folder)
             if existing is not None:
                 if kind is not None and kind != existing["kind"]:
@@ -210,13 +345,10 @@ class DatasetStore:
                 if changes:
                     _write_meta(folder, {**existing, **changes})
                 return Dataset(folder)
-            raw = folder / f"data{ext}"
-            if not (raw.is_file() and content_hash(raw.read_bytes()) == sha):  # kept when repairing a damaged meta
-                write_bytes(raw, data)
             meta = {
                 "name": name or Path(filename).stem,
                 "kind": kind or guess_kind(filename),
-                "file": raw.name,
+                "file": f"data{ext}",
                 "filename": filename,
                 "bytes": len(data),
                 "sha256": sha,
@@ -229,8 +361,32 @@ class DatasetStore:
                 "synthetic": False,
             }
             meta.update({k: v for k, v in settings.items() if v is not None})
-            _write_meta(folder, meta)
+            if os.path.lexists(folder):  # a damaged dataset (or a link planted in its place): replaced whole
+                _remove(self._to_trash(folder))
+            self._create(folder, data, meta)
         return Dataset(folder)
+
+    def _create(self, folder: Path, data: bytes, meta: dict) -> None:
+        """Write the dataset under a hidden name and rename it into place: readers never see half of it."""
+        building = self.root / f"{NEW_PREFIX}{folder.name[:16]}-{secrets.token_hex(4)}"
+        building.mkdir()
+        try:
+            write_bytes(building / meta["file"], data)
+            _write_meta(building, meta)
+            os.rename(building, folder)
+        except BaseException:
+            shutil.rmtree(building, ignore_errors=True)
+            raise
+
+    def _to_trash(self, folder: Path) -> Path:
+        """Rename a dataset's folder to a hidden trash name (one step: it is gone for every reader); raises
+        :class:`NoSuchDataset` when it is not there. Call with the store's lock held."""
+        trash = self.root / f"{TRASH_PREFIX}{folder.name[:16]}-{secrets.token_hex(4)}"
+        try:
+            os.rename(folder, trash)
+        except FileNotFoundError:
+            raise NoSuchDataset(f"No dataset {folder.name[:12]} in {self.root}: it was deleted") from None
+        return trash
 
     @staticmethod
     def _stored_meta(folder: Path) -> dict | None:
@@ -239,27 +395,27 @@ class DatasetStore:
         if not (folder / META_FILE).exists():
             return None
         try:
-            meta = Dataset(folder).meta
-        except BrokenDataset:
+            return Dataset(folder).meta  # checks that its raw file is there
+        except (BrokenDataset, NoSuchDataset):
             return None
-        return meta if (folder / meta["file"]).is_file() else None
 
     def update(self, sha: str, **settings: Any) -> Dataset:
-        """Change a dataset's settings (name, target, leak policy, excluded columns...)."""
+        """Change a dataset's settings (name, target, leak policy, excluded columns...). Raises ValueError for
+        an unknown setting or a value of the wrong type, :class:`NoSuchDataset` when there is no such dataset."""
         settings = _checked(settings, extra=("rows", "columns"))
         ds = self.get(sha)
-        with locked(ds.path / META_FILE):
-            _write_meta(ds.path, {**ds.meta, **settings})
+        with self._lock():
+            _write_meta(ds.path, {**ds.meta, **settings})  # ds.meta: NoSuchDataset when deleted meanwhile
         return ds
 
     def treat_as_missing(self, sha: str, column: str, value: float, missing: bool = True) -> dict[str, list[float]]:
         """Read ``value`` of ``column`` as missing (with a flag column) in training, or stop doing so
-        (``missing=False``: the undo), changing only that entry of the setting under the dataset's lock, so that
+        (``missing=False``: the undo), changing only that entry of the setting under the store's lock, so that
         concurrent changes of other entries or settings are all kept. Returns the new setting; raises ValueError
         when the stored one is damaged (clear it with ``update(sha, missing_values={})``) or the change is
         unusable (a value that is not a number, too many values)."""
         ds = self.get(sha)
-        with locked(ds.path / META_FILE):
+        with self._lock():
             setting = ds.missing_values
             values = [v for v in setting.get(column, []) if v != value]
             setting[column] = values + [value] if missing else values
@@ -267,47 +423,58 @@ class DatasetStore:
             _write_meta(ds.path, meta)
         return meta["missing_values"]
 
+    def _folders(self, key: str) -> list[Path]:
+        """The store's entries whose name starts with ``key`` (hex): folders, and links (a damaged dataset)."""
+        return [p for p in self.root.glob(f"{key}*") if p.is_dir() or p.is_symlink()]
+
     def delete(self, sha: str) -> str:
-        """Remove a dataset (its raw file and settings; a damaged one too) and return its full sha256: the only
-        way a stored dataset goes away. Runs trained on it are kept (they name the dataset by its sha256).
-        Raises KeyError when there is no such dataset (or the prefix is not unique)."""
+        """Remove a dataset (its raw file and settings; a damaged one too, a link only as a link) and return its
+        full sha256: the only way a stored dataset goes away. Runs trained on it are kept (they name the dataset
+        by its sha256). One step under the store's lock (its folder is renamed to a hidden trash name, then
+        removed), so readers see the dataset or nothing, and of two deletes of one dataset one deletes it, the
+        other raises :class:`NoSuchDataset`. Raises NoSuchDataset (a KeyError) when there is no such dataset (or
+        the prefix is not unique)."""
         key = str(sha).strip().lower()
         if not SHA_PATTERN.fullmatch(key):
-            raise KeyError(
+            raise NoSuchDataset(
                 f"No dataset {sha!r} in {self.root} (a dataset id is the sha256 of its file, at least 6 hex digits)"
             )
-        matches = [p for p in self.root.glob(f"{key}*") if p.is_dir() and not p.is_symlink()]
+        matches = self._folders(key)
         exact = self.root / key
         if exact in matches:
             matches = [exact]
         if len(matches) != 1:
-            raise KeyError(
+            raise NoSuchDataset(
                 f"No dataset {sha!r} in {self.root}"
                 if not matches
                 else f"{sha!r} names {len(matches)} datasets in {self.root}; give more of its sha256"
             )
         folder = matches[0]
-        with locked(folder / META_FILE):
-            shutil.rmtree(folder)
+        with self._lock():
+            trash = self._to_trash(folder)
+        _remove(trash)
         self.problems.pop(folder.name, None)
+        for left in self.root.glob(f"{TRASH_PREFIX}*"):  # what an interrupted delete left
+            _remove(left)
         return folder.name
 
     def get(self, sha: str) -> Dataset:
-        """The dataset with this sha256 (or unique prefix of at least 6 hex digits). Raises KeyError when
-        there is none and :class:`BrokenDataset` (a ValueError naming the file) when it is damaged."""
+        """The dataset with this sha256 (or unique prefix of at least 6 hex digits). Raises
+        :class:`NoSuchDataset` (a KeyError) when there is none and :class:`BrokenDataset` (a ValueError naming the
+        file) when it is damaged."""
         key = str(sha).strip().lower()
         if not SHA_PATTERN.fullmatch(key):
-            raise KeyError(
+            raise NoSuchDataset(
                 f"No dataset {sha!r} in {self.root} (a dataset id is the sha256 of its file, at least 6 hex digits)"
             )
         folder = self.root / key
         if not (folder / META_FILE).exists():
-            matches = [p for p in self.root.glob(f"{key}*") if (p / META_FILE).exists()]
+            matches = [p for p in self._folders(key) if (p / META_FILE).exists()]
             if len(matches) != 1:
-                raise KeyError(f"No dataset {sha!r} in {self.root}")
+                raise NoSuchDataset(f"No dataset {sha!r} in {self.root}")
             folder = matches[0]
         ds = Dataset(folder)
-        _ = ds.meta  # raises BrokenDataset, naming the file
+        _ = ds.meta  # raises BrokenDataset, naming the file, or NoSuchDataset when deleted meanwhile
         return ds
 
     def find(self, sha: str) -> Dataset | None:
@@ -322,22 +489,24 @@ class DatasetStore:
 
     def list(self, kind: str | None = None, purpose: str | None = None) -> list[Dataset]:
         """Datasets, newest first (of one ``kind`` and ``purpose`` when given). A damaged one is left out and
-        recorded in :attr:`problems`."""
+        recorded in :attr:`problems`; hidden folders (a dataset being written or removed) are skipped."""
         found = []
         self.problems = {}
         for folder in self.root.iterdir():
-            if (folder / META_FILE).exists():
-                ds = Dataset(folder)
-                try:
-                    meta = ds.meta
-                except BrokenDataset as exc:
-                    self.problems[folder.name] = str(exc)
-                    continue
-                if purpose is not None and ds.purpose != purpose:
-                    continue
-                if kind is None or meta.get("kind") == kind:
-                    added = meta.get("added", 0)
-                    found.append((added if isinstance(added, (int, float)) else 0, ds))
+            if folder.name.startswith(".") or not (folder / META_FILE).exists():
+                continue
+            ds = Dataset(folder)
+            try:
+                meta = ds.meta
+            except NoSuchDataset:  # deleted while the store was listed
+                continue
+            except BrokenDataset as exc:
+                self.problems[folder.name] = str(exc)
+                continue
+            if purpose is not None and _purpose(meta) != purpose:
+                continue
+            if kind is None or meta.get("kind") == kind:
+                found.append((meta.get("added") or 0, ds))
         return [ds for _, ds in sorted(found, key=lambda t: t[0], reverse=True)]
 
     def broken(self) -> dict[str, str]:

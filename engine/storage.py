@@ -144,13 +144,38 @@ def same_file(a: str | Path, b: str | Path) -> bool:
         return os.path.abspath(a) == os.path.abspath(b)
 
 
+def own_file(folder: str | Path, name: Any) -> Path:
+    """``folder/name`` when ``name`` is a bare file name of ``folder``'s own: text without a path separator (``/``
+    or ``\\``), not ``.`` or ``..``, not a symbolic link, resolving inside ``folder``. ValueError saying why
+    otherwise. Whether the file exists is the caller's to check. The one check for every file name the engine
+    reads from a stored settings file (a run's model files, a dataset's raw file), so that a hand-edited name or
+    a planted link never makes it read a file elsewhere (``../../etc/passwd``, ``/etc/passwd``)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{name!r} is not a file name")
+    if name in (".", "..") or any(c in name for c in ("/", "\\", "\0")) or Path(name).name != name:
+        raise ValueError(f"{name!r} is not a bare file name (it names a path)")
+    path = Path(folder) / name
+    if path.is_symlink():
+        raise ValueError(f"{name!r} is a symbolic link (to {os.readlink(path)!r}); only plain files are read")
+    if not is_inside(path, folder):
+        raise ValueError(f"{name!r} resolves outside its folder")
+    return path
+
+
 def load_pickle(folder: str | Path, name: str):
     """``joblib.load`` of ``folder/name``, the one place the engine unpickles: only a plain file that resolves
-    inside ``folder`` (a model folder the engine wrote), never one a name or a link leads elsewhere."""
+    inside ``folder`` (a model folder the engine wrote; :func:`own_file`), never one a name or a link leads
+    elsewhere."""
     import joblib
 
-    path = Path(folder) / name
-    if Path(name).name != name or path.is_symlink() or not is_inside(path, folder) or not path.is_file():
+    path = Path(folder) / str(name)
+    try:
+        own_file(folder, name)
+    except ValueError:
+        ok = False
+    else:
+        ok = path.is_file()
+    if not ok:
         raise ValueError(f"{path} is not a file the engine wrote in this model folder; it is not loaded")
     return joblib.load(path)
 

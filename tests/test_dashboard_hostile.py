@@ -5,7 +5,9 @@ tests/dashboard_support.py (two real stacking runs), each copy damaged in one wa
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,6 +195,80 @@ def test_an_upload_over_the_row_limit_is_refused_by_name_and_stores_nothing(work
     assert "big_leads.csv" in message and "data.csv" not in message and f"{MAX_ROWS:,}" in message, message
     assert not (workspace / "datasets").exists() or not any((workspace / "datasets").iterdir())
     assert not texts(at.success)
+
+
+# -- a dataset whose meta.json names a file elsewhere ----------------------------------------------------
+#: paths opened (``open`` audit events) while :func:`opened_files` records; ``None`` while it does not
+_OPENED: list | None = None
+
+
+def _record_opens(event: str, args: tuple) -> None:
+    if _OPENED is not None and event == "open" and isinstance(args[0], (str, bytes, Path)):
+        _OPENED.append(os.fsdecode(args[0]))
+
+
+@pytest.fixture
+def opened_files():
+    """Every file the process opens during the test (Python's audit hook: ``open()``, ``os.open``, pandas)."""
+    global _OPENED
+    if not getattr(sys, "_clab_open_hook", False):  # an audit hook cannot be removed: installed once
+        sys.addaudithook(_record_opens)
+        sys._clab_open_hook = True
+    _OPENED = []
+    yield _OPENED
+    _OPENED = None
+
+
+@pytest.mark.parametrize("how", ["relative", "absolute", "symlink"])
+def test_the_data_page_never_reads_etc_passwd_named_by_a_dataset_and_names_it(workspace, opened_files, how):
+    """A hand-edited meta.json whose ``file`` is ``../../../../etc/passwd`` (or ``/etc/passwd``, or whose raw file
+    is a link to it) made the Data page read and show that file. Now the dataset is left out and named."""
+    from support import demo_leads_csv
+
+    from engine.datasets import DatasetStore
+
+    passwd = Path("/etc/passwd")
+    if not passwd.is_file():
+        pytest.skip("no /etc/passwd on this machine")
+    ds = DatasetStore().add(demo_leads_csv(n=60), filename="leads.csv", kind="leads", name="Planted")
+    meta = json.loads((ds.path / "meta.json").read_text())
+    if how == "symlink":
+        (ds.path / "data.csv").unlink()
+        (ds.path / "data.csv").symlink_to(passwd)
+    else:
+        meta["file"] = "../" * len(ds.path.parts) + "etc/passwd" if how == "relative" else str(passwd)
+        assert (ds.path / meta["file"]).resolve() == passwd
+        (ds.path / "meta.json").write_text(json.dumps(meta))
+    at = run_page("data")
+    assert not [p for p in opened_files if os.path.realpath(p) == str(passwd)], "the page opened /etc/passwd"
+    shown = texts([*at.markdown, *at.caption, *at.error, *at.warning, *at.info, *at.success])
+    assert "root:" not in shown and not at.dataframe and "Planted" not in shown
+    line = next((w for w in texts(at.warning).splitlines() if ds.sha[:12] in w), "")
+    assert "damaged" in line and "Skipped" in line, texts(at.warning)
+    assert ("symbolic link" if how == "symlink" else "not a bare file name") in line
+    assert "No dataset yet" in texts(at.info)  # the page still works: an upload is offered
+
+
+def test_a_dataset_deleted_while_the_data_page_draws_it_is_said_not_raised(workspace, monkeypatch):
+    """Another tab deletes the dataset between the page's listing and its read of the settings: the page says
+    there is no such dataset (the store's NoSuchDataset) instead of raising FileNotFoundError."""
+    from support import demo_leads_csv
+
+    from dashboard.components import widgets
+    from engine.datasets import DatasetStore
+
+    ds = DatasetStore().add(demo_leads_csv(n=60), filename="leads.csv", kind="leads", name="Going")
+    picker = widgets.dataset_picker
+
+    def picked_then_deleted(*args, **kwargs):
+        chosen = picker(*args, **kwargs)
+        DatasetStore().delete(chosen.sha)  # the other tab
+        return chosen
+
+    monkeypatch.setattr(widgets, "dataset_picker", picked_then_deleted)
+    at = run_page("data")
+    assert f"No dataset {ds.sha[:12]}" in texts(at.warning) and "deleted" in texts(at.warning)
+    assert not at.error and not at.dataframe
 
 
 # -- who may see the app ------------------------------------------------------------------------------

@@ -1,10 +1,13 @@
 """Hostile and awkward data files: limits that hold before memory is spent, other text encodings,
-transcripts that are not text, and the same bytes uploaded as another kind."""
+transcripts that are not text, the same bytes uploaded as another kind, and hand-edited dataset settings that
+name files elsewhere or hold wrong types."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -15,7 +18,8 @@ import engine.data.transcripts as transcripts
 from engine.data.demo import demo_leads
 from engine.data.leads import LeadDataError, load_leads, read_table
 from engine.data.transcripts import TranscriptDataError, load_transcripts
-from engine.datasets import DatasetStore, check_upload
+from engine.datasets import BrokenDataset, DatasetStore, check_upload
+from engine.storage import load_pickle, own_file
 
 
 def lead_rows(n: int) -> bytes:
@@ -326,6 +330,129 @@ def test_damaged_meta_is_skipped_named_and_repaired_by_a_new_upload(tmp_path):
 def test_dataset_ids_that_are_not_hashes_are_unknown(tmp_path, sha):
     with pytest.raises(KeyError):
         DatasetStore(tmp_path / "datasets").get(sha)
+
+
+# -- paths and types in a dataset's meta.json: a dataset reads only its own file -------------------------------
+SECRET = b"Secret,Converted\nthe password,1\nanother,0\n"
+
+
+def plant(store: DatasetStore, tmp_path, case: str):
+    """A stored dataset (beside a good one) damaged one way; returns (the dataset, what the problem names)."""
+    ds = store.add(lead_rows(30), filename="bad.csv", kind="leads")
+    secret = tmp_path / "outside" / "secret.csv"
+    secret.parent.mkdir(parents=True, exist_ok=True)
+    secret.write_bytes(SECRET)
+    meta_file = ds.path / "meta.json"
+    meta = json.loads(meta_file.read_text())
+    if case == "dotdot":  # ../ up to the file outside, which exists
+        meta["file"] = os.path.relpath(secret, ds.path)
+        assert meta["file"].startswith("../") and (ds.path / meta["file"]).resolve() == secret
+    elif case == "etc_passwd":
+        meta["file"] = "../" * len(ds.path.parts) + "etc/passwd"
+    elif case == "absolute":
+        meta["file"] = str(secret)
+    elif case == "subfolder":
+        meta["file"] = "sub/data.csv"
+        (ds.path / "sub").mkdir()
+        shutil.copy(ds.path / "data.csv", ds.path / "sub" / "data.csv")
+    elif case == "symlink_file":
+        (ds.path / "data.csv").unlink()
+        (ds.path / "data.csv").symlink_to(secret)
+    elif case == "symlink_folder":  # the folder itself: a link to a whole dataset elsewhere
+        outside = secret.parent / "dataset"
+        shutil.copytree(ds.path, outside)
+        shutil.copy(secret, outside / "data.csv")
+        shutil.rmtree(ds.path)
+        ds.path.symlink_to(outside, target_is_directory=True)
+        return ds, "symbolic link"
+    elif case == "wrong_types":
+        meta.update({"bytes": "big", "exclude": "Visits", "added": "yesterday", "synthetic": "no"})
+    elif case == "file_not_text":
+        meta["file"] = ["data.csv"]
+    elif case == "unknown_kind":
+        meta["kind"] = "spreadsheets"
+    else:
+        raise ValueError(case)
+    meta_file.write_text(json.dumps(meta))
+    named = {"wrong_types": "bytes", "file_not_text": "file", "unknown_kind": "kind", "symlink_file": "symbolic link"}
+    return ds, named.get(case, "not a bare file name")
+
+
+META_ATTACKS = [
+    "dotdot",
+    "etc_passwd",
+    "absolute",
+    "subfolder",
+    "symlink_file",
+    "symlink_folder",
+    "wrong_types",
+    "file_not_text",
+    "unknown_kind",
+]
+
+
+@pytest.mark.parametrize("case", META_ATTACKS)
+def test_a_hostile_meta_json_is_skipped_named_and_never_read(tmp_path, case):
+    store = DatasetStore(tmp_path / "datasets")
+    good = store.add(lead_rows(20), filename="good.csv", kind="leads")
+    bad, named = plant(store, tmp_path, case)
+    assert [d.sha for d in store.list()] == [good.sha]  # the damaged one is left out, the other kept
+    why = store.problems[bad.sha]
+    assert bad.sha[:12] in why and "damaged" in why and named in why, why
+    assert "etc/passwd" not in why or case == "etc_passwd"
+    with pytest.raises(BrokenDataset, match=bad.sha[:12]):
+        store.get(bad.sha)
+    for read in (lambda: bad.read_bytes(), lambda: bad.raw_path, lambda: bad.load_frame(), lambda: bad.label()):
+        with pytest.raises(BrokenDataset):
+            read()
+    assert store.find(bad.sha) is None and store.broken() == {bad.sha: why}
+    assert [d.sha for d in store.list(kind="leads", purpose="training")] == [good.sha]
+
+
+@pytest.mark.parametrize("case", ["dotdot", "symlink_file", "symlink_folder"])
+def test_a_hostile_dataset_is_repaired_or_deleted_without_touching_the_file_outside(tmp_path, case):
+    store = DatasetStore(tmp_path / "datasets")
+
+    def outside() -> dict:
+        return {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if "outside" in p.parts and p.is_file()}
+
+    bad, _ = plant(store, tmp_path, case)
+    before = outside()
+    repaired = store.add(lead_rows(30), filename="bad.csv", kind="leads")  # the same bytes again
+    assert repaired.sha == bad.sha and not repaired.path.is_symlink() and store.problems == {}
+    assert repaired.read_bytes() == lead_rows(30) and repaired.meta["file"] == "data.csv"
+    assert [d.sha for d in store.list()] == [bad.sha] and outside() == before
+    plant(store, tmp_path / "again", case)
+    assert store.list() == [] and bad.sha in store.problems
+    before = outside()
+    assert store.delete(bad.sha) == bad.sha  # a damaged dataset can be deleted: a link goes as a link
+    assert store.list() == [] and store.problems == {} and not os.path.lexists(bad.path)
+    assert outside() == before and len(before) >= 2  # nothing outside the store was written or removed
+
+
+def test_the_store_refuses_to_write_settings_of_the_wrong_type(tmp_path):
+    store = DatasetStore(tmp_path / "datasets")
+    ds = store.add(lead_rows(20), filename="leads.csv", kind="leads")
+    for wrong in ({"name": 5}, {"exclude": "Visits"}, {"synthetic": "yes"}, {"rows": -1}):
+        with pytest.raises(ValueError, match="not stored: holds wrong values"):
+            store.update(ds.sha, **wrong)
+    assert store.get(ds.sha).meta["name"] == "leads" and store.problems == {}
+
+
+@pytest.mark.parametrize("name", ["../x.joblib", "/etc/passwd", "sub/x.joblib", "..", ".", "", "a\\b", "x\0y", 5])
+def test_own_file_accepts_only_a_bare_name_of_the_folder(tmp_path, name):
+    with pytest.raises(ValueError):
+        own_file(tmp_path, name)
+    with pytest.raises(ValueError, match="not a file the engine wrote"):
+        load_pickle(tmp_path, name)
+
+
+def test_own_file_refuses_a_link_and_accepts_a_plain_file(tmp_path):
+    (tmp_path / "model.joblib").write_bytes(b"x")
+    (tmp_path / "link.joblib").symlink_to(tmp_path / "model.joblib")  # a link, even to a file inside
+    assert own_file(tmp_path, "model.joblib") == tmp_path / "model.joblib"
+    with pytest.raises(ValueError, match="symbolic link"):
+        own_file(tmp_path, "link.joblib")
 
 
 # -- formulas in exports (issue 22): neutralised by value, whatever the column's dtype --------------------

@@ -1,15 +1,18 @@
 """The dataset and run stores under concurrent writers: threads of one dashboard server, and separate processes
-(trainings, one of them killed outright)."""
+(trainings, one of them killed outright), adding, changing, reading, listing and deleting the same datasets."""
 
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from engine.datasets import META_FILE, DatasetStore, content_hash
+import pytest
+
+from engine.datasets import META_FILE, DatasetStore, NoSuchDataset, content_hash
 from tests.conftest import REPO_ROOT
 
 
@@ -19,8 +22,10 @@ def lead_csv(round_: int) -> bytes:
 
 
 def leftovers(store: DatasetStore) -> list[str]:
-    """Temporary files left in the store (a writer that lost its file, or one that crashed half way)."""
-    return [p.name for p in store.root.rglob("*.tmp")]
+    """Temporary files left in the store (a writer that lost its file, or one that crashed half way), and hidden
+    folders (a dataset written or removed half way)."""
+    hidden = [p.name for p in store.root.iterdir() if p.name.startswith(".")]
+    return [p.name for p in store.root.rglob("*.tmp")] + hidden
 
 
 def test_eight_threads_uploading_the_same_new_file_all_get_the_dataset(tmp_path):
@@ -140,3 +145,149 @@ def test_a_killed_trainings_staging_folder_is_swept_and_a_live_ones_never(tmp_pa
     assert [r.id for r in runs_listed] == [live_staging.name.split("-p")[0].removeprefix(".incomplete-")]
     assert runs_listed[0].complete and not live_staging.exists() and not doomed_staging.exists()
     assert sorted(p.name for p in runs.iterdir()) == [runs_listed[0].id]
+
+
+# -- deletes while others work on the same dataset ------------------------------------------------------
+def churn(root: str, data: bytes, ops: int, seed: int) -> list[str]:
+    """``ops`` random adds, setting changes, reads, listings and deletes of the dataset holding ``data``; returns
+    what went wrong: any exception but the store's "no such dataset" (NoSuchDataset, a KeyError), a read that
+    saw other bytes or settings, a listing that named the dataset damaged."""
+    store, sha, rng = DatasetStore(root), content_hash(data), random.Random(seed)
+    wrong: list[str] = []
+    for j in range(ops):
+        op = rng.choice(("add", "add", "update", "read", "read", "list", "list", "delete"))
+        try:
+            if op == "add":
+                ds = store.add(data, filename="same.csv", kind="leads", notes=f"{seed}-{j}")
+                if ds.sha != sha:
+                    wrong.append(f"add: sha {ds.sha}")
+            elif op == "update":
+                store.update(sha, name=f"name {seed}-{j}")
+            elif op == "read":
+                ds = store.get(sha)
+                if ds.meta["bytes"] != len(data) or ds.read_bytes() != data:
+                    wrong.append("read: other bytes or settings")
+                if j % 10 == 0 and len(ds.load_frame()) != 40:
+                    wrong.append("read: a frame of other rows")
+            elif op == "list":
+                listed = store.list()
+                if store.problems:
+                    wrong.append(f"list: named damaged {store.problems}")
+                if [d.sha for d in listed] not in ([], [sha]):
+                    wrong.append(f"list: {[d.sha for d in listed]}")
+                for ds in listed:
+                    ds.label()
+            else:
+                if store.delete(sha) != sha:
+                    wrong.append("delete: another sha")
+        except NoSuchDataset:
+            pass  # it was deleted (or not added yet): the store's own "no such dataset"
+        except Exception as exc:  # noqa: BLE001 - every other outcome is reported, with its type
+            wrong.append(f"{op}: {type(exc).__name__}: {exc}")
+    return wrong
+
+
+def assert_consistent(store: DatasetStore, data: bytes) -> None:
+    """The dataset is there whole (listed, its bytes and settings readable), or absent everywhere; nothing left
+    half written or half removed."""
+    sha = content_hash(data)
+    listed = [d.sha for d in store.list()]
+    assert store.problems == {} and listed in ([], [sha])
+    if listed:
+        ds = store.get(sha)
+        assert ds.read_bytes() == data and ds.meta["kind"] == "leads" and ds.meta["file"] == "data.csv"
+        assert sorted(p.name for p in ds.path.iterdir()) == ["data.csv", META_FILE]
+    else:
+        with pytest.raises(NoSuchDataset, match="No dataset"):
+            store.get(sha)
+        assert not (store.root / sha).exists()
+    assert leftovers(store) == []
+
+
+def test_six_threads_adding_reading_listing_and_deleting_one_dataset(tmp_path):
+    root, data = tmp_path / "datasets", lead_csv(7)
+    DatasetStore(root)
+    with ThreadPoolExecutor(6) as pool:
+        wrong = [w for ws in pool.map(lambda t: churn(str(root), data, 80, t), range(6)) for w in ws]
+    assert wrong == []
+    store = DatasetStore(root)
+    assert_consistent(store, data)
+    store.add(data, filename="same.csv", kind="leads")  # the store still works: add, read, delete, delete
+    assert_consistent(store, data)
+    assert store.delete(content_hash(data)) == content_hash(data)
+    with pytest.raises(NoSuchDataset):
+        store.delete(content_hash(data))
+    assert_consistent(store, data)
+
+
+def race(*calls) -> list:
+    """Run the calls at once (one thread each, released together); their results or exceptions, in order."""
+    start = threading.Barrier(len(calls))
+
+    def run(call):
+        start.wait()
+        try:
+            return call()
+        except Exception as exc:  # noqa: BLE001 - returned, for the test to check its type
+            return exc
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def test_two_deletes_of_one_dataset_one_deletes_the_other_says_no_such_dataset(tmp_path):
+    store, data = DatasetStore(tmp_path / "datasets"), lead_csv(1)
+    for _ in range(25):
+        sha = store.add(data, filename="same.csv", kind="leads").sha
+        outcomes = race(lambda sha=sha: store.delete(sha), lambda sha=sha: DatasetStore(store.root).delete(sha[:10]))
+        assert sorted(type(o).__name__ for o in outcomes) == ["NoSuchDataset", "str"], outcomes
+        assert sha in outcomes and "No dataset" in str(next(o for o in outcomes if o != sha))
+        assert_consistent(store, data)
+
+
+def test_an_add_racing_a_delete_of_the_same_bytes_ends_whole_or_absent(tmp_path):
+    store, data = DatasetStore(tmp_path / "datasets"), lead_csv(2)
+    for i in range(30):
+        if i % 3:  # mostly stored before the race, sometimes not (the delete finds nothing)
+            store.add(data, filename="same.csv", kind="leads")
+        added, deleted = race(
+            lambda i=i: DatasetStore(store.root).add(data, filename="same.csv", kind="leads", notes=f"round {i}"),
+            lambda: store.delete(content_hash(data)),
+        )
+        assert added.sha == content_hash(data), added  # an add never fails
+        assert deleted == content_hash(data) or isinstance(deleted, NoSuchDataset), deleted
+        assert_consistent(store, data)
+        if store.list():
+            assert store.get(added.sha).meta["notes"] == f"round {i}"  # the add came last: its settings kept
+            store.delete(added.sha)
+
+
+CHURN = """
+import json, os, sys, time
+sys.path.insert(0, sys.argv[1])
+from tests.test_store_concurrency import churn, lead_csv
+deadline = time.monotonic() + 60
+while not os.path.exists(sys.argv[5]) and time.monotonic() < deadline:  # both start together, imports done
+    time.sleep(0.005)
+print(json.dumps(churn(sys.argv[2], lead_csv(7), int(sys.argv[3]), int(sys.argv[4]))))
+"""
+
+
+def test_two_processes_adding_reading_listing_and_deleting_one_dataset(tmp_path):
+    root, data, go = tmp_path / "datasets", lead_csv(7), tmp_path / "go"
+    DatasetStore(root)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHURN, str(REPO_ROOT), str(root), "250", str(seed), str(go)],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in (11, 12)
+    ]
+    go.touch()
+    outcomes = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in procs]
+    assert [(code, err) for code, _, err in outcomes] == [(0, ""), (0, "")], outcomes
+    assert [json.loads(out) for _, out, _ in outcomes] == [[], []]
+    assert_consistent(DatasetStore(root), data)

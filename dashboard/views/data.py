@@ -171,7 +171,11 @@ if ds is None:
     st.info("No dataset yet: upload a file above, or load the demo data.")
     st.stop()
 
-meta = ds.meta
+try:
+    meta = ds.meta
+except (KeyError, ValueError) as exc:  # deleted (NoSuchDataset) or damaged since the store was listed: another tab
+    st.warning(f"{exc} Choose another dataset.", icon=":material/warning:")
+    st.stop()
 label = f"{meta.get('name') or ds.sha[:12]} ({meta.get('filename')})"
 widgets.synthetic_note(meta)
 top_left, top_right = st.columns([4, 1])
