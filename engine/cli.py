@@ -465,7 +465,7 @@ def _confirm(question: str, yes: bool) -> bool:
 def cmd_delete(args) -> int:
     """Delete one stored run or dataset, after a confirmation (the only way anything stored goes away)."""
     if args.what == "run":
-        from engine.runs import RunStore
+        from engine.runs import BrokenRun, RunStore
 
         store = RunStore()
         run_id = args.id.strip()
@@ -473,8 +473,11 @@ def cmd_delete(args) -> int:
             run = store.get(run_id)
             what = f"run {run.id} ({run.spec.get('approach')} on {run.spec.get('dataset')})"
         except KeyError:
-            raise
-        except Exception:  # noqa: BLE001 - a damaged run can be deleted too
+            store.folder(run_id)  # "No run" unless a folder of the store's own is there: one listed as broken
+            what = f"run {run_id} (damaged: spec.json is missing)"
+        except BrokenRun as exc:  # a damaged run can be deleted too
+            what = f"run {run_id} (damaged: {first_line(exc.problem)})"
+        except Exception:  # noqa: BLE001 - whatever else is wrong with it
             what = f"run {run_id} (damaged)"
         if not _confirm(f"Delete {what}?", args.yes):
             print("Nothing deleted.")
