@@ -223,6 +223,8 @@ class RunStore:
         """Runs, newest first, whose spec matches every ``key=value`` given. Broken runs are left out and
         named in :attr:`problems`."""
         runs = []
+        for gone in [run_id for run_id in self.problems if not (self.root / run_id).is_dir()]:
+            del self.problems[gone]  # deleted since (by another process, too): no longer named
         for path in self._folders():
             if not (path / "spec.json").exists():
                 if (path / "metrics.json").exists() or (path / "model").exists():  # a run that lost its spec

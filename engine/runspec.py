@@ -98,7 +98,7 @@ class RunSpec(BaseModel):
     @model_validator(mode="after")
     def _lead_columns(self) -> RunSpec:
         if self.input_kind == "leads" and not self.columns:
-            raise ValueError("a lead run needs its list of feature columns")
+            raise ValueError("has no 'columns' (a lead run needs its list of feature columns)")
         return self
 
     def as_dict(self) -> dict[str, Any]:
@@ -112,7 +112,8 @@ class RunSpec(BaseModel):
 
 
 def _where(loc: tuple) -> str:
-    return ".".join(str(part) for part in loc if not str(part).startswith(("function-", "literal[")))
+    parts = [part for part in loc if not str(part).startswith(("function-", "literal["))]
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" if i else str(p) for i, p in enumerate(parts))
 
 
 def _line(message: str) -> str:
@@ -130,6 +131,8 @@ def validate_spec(payload: Any) -> RunSpec:
         message = _line(first["msg"])
         if first["type"] == "missing":
             raise SpecProblem(f"spec.json has no {where!r}") from None
-        if where == "content":
-            raise SpecProblem(f"spec.json is inconsistent: {message}") from None
+        if where == "content":  # the whole spec: not an object, or fields that do not agree
+            raise SpecProblem(
+                f"spec.json {message if first['type'] == 'value_error' else 'is not an object'}"
+            ) from None
         raise SpecProblem(f"spec.json has a wrong {where!r}: {message}") from None
