@@ -652,3 +652,26 @@ def test_plain_numbers_and_the_edges_of_each_range_are_taken():
         check_params("lora", {"top_layers": 0})
     with pytest.raises(ValueError, match="'train_rows' of the 'lora' approach must be at least 1, got 'many'"):
         check_params("lora", {"train_rows": "many"})  # no annotation, a None default: the range says a number
+
+
+def test_the_job_path_refuses_a_param_out_of_range_before_queueing(workspace, trained, tmp_path):
+    """The Train page and any job go through JobRunner.submit_train: its TrainSpec is checked before the job is
+    queued; a spec written by hand is refused by the job's own process, in result.json."""
+    from engine.jobs import JobRunner
+    from engine.jobspec import TrainSpec
+
+    _, leads = trained
+    runner = JobRunner(workspace)
+    with pytest.raises(ValueError, match="'meta_batch_size' of the 'stacking' approach must be at least 1, got 0"):
+        runner.submit_train("leads", str(leads), "stacking", params={"meta_batch_size": 0})
+    with pytest.raises(ValueError, match=r"'n_jobs' .* must be -1 \(every core\) or from 1 to 256, got -100"):
+        TrainSpec.from_dict({"input_kind": "leads", "params": {"n_jobs": -100}})
+    with pytest.raises(ValueError, match="'margin' of the 'embeddings' approach must be above 0"):
+        TrainSpec(input_kind="transcripts", params={"margin": -1.0})  # the default approach of transcripts
+    assert runner.list(limit=10) == []
+    folder = tmp_path / "job"
+    folder.mkdir()
+    (folder / "spec.json").write_text(json.dumps({"input_kind": "leads", "params": {"xgb_subsample": 2}}))
+    assert main(["run-job", str(folder)]) == 2
+    assert "'xgb_subsample'" in json.loads((folder / "result.json").read_text())["error"]
+    assert not (workspace / "runs").exists() or not any((workspace / "runs").iterdir())
