@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import signal
 import sys
 import time
@@ -12,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from engine.cli_paths import input_kind_of, readable_data, refuse_clashes, writable_out
+from engine.cli_values import missing_value_flag, number, parse_value, whole
 from engine.config import REPO_ROOT
 
 DEMO_LEADS = REPO_ROOT / "data" / "demo_leads_synthetic.csv"
@@ -36,13 +36,6 @@ PARAM_FLAGS = {
 }
 
 
-def _parse_value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 def _params_from_args(args) -> dict:
     params = {}
     for dest, name in PARAM_FLAGS.items():
@@ -53,14 +46,14 @@ def _params_from_args(args) -> dict:
         if "=" not in item:
             raise ValueError(f"--param expects KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
-        params[key.strip()] = _parse_value(value)
+        params[key.strip()] = parse_value(value)
     return params
 
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("approach parameters (only the ones you give are passed on)")
-    g.add_argument("--epochs", type=float, help="training epochs (lora, embeddings)")
-    g.add_argument("--n_pairs", "--n-pairs", dest="n_pairs", type=int, help="triplets per example (embeddings)")
+    g.add_argument("--epochs", type=number, help="training epochs (lora, embeddings)")
+    g.add_argument("--n_pairs", "--n-pairs", dest="n_pairs", type=whole, help="triplets per example (embeddings)")
     g.add_argument(
         "--classifier_type",
         "--classifier-type",
@@ -69,14 +62,14 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
         help="classifier on the embeddings",
     )
     g.add_argument("--base-model", dest="base_model", help="LLM folder or hub id in your local cache (lora)")
-    g.add_argument("--train-rows", dest="train_rows", type=int, help="cap on training rows (lora)")
-    g.add_argument("--lr", type=float, help="learning rate")
-    g.add_argument("--max-length", dest="max_length", type=int, help="max tokens per example (lora)")
+    g.add_argument("--train-rows", dest="train_rows", type=whole, help="cap on training rows (lora)")
+    g.add_argument("--lr", type=number, help="learning rate")
+    g.add_argument("--max-length", dest="max_length", type=whole, help="max tokens per example (lora)")
     g.add_argument("--quantize", choices=["4bit"], help="4-bit NF4 base weights with bitsandbytes (lora)")
-    g.add_argument("--batch-size", dest="batch_size", type=int)
-    g.add_argument("--grad-accum", dest="grad_accum", type=int)
+    g.add_argument("--batch-size", dest="batch_size", type=whole)
+    g.add_argument("--grad-accum", dest="grad_accum", type=whole)
     g.add_argument("--device", help="auto | cpu | cuda")
-    g.add_argument("--model-seed", dest="model_seed", type=int, help="seed of the approach itself")
+    g.add_argument("--model-seed", dest="model_seed", type=whole, help="seed of the approach itself")
     g.add_argument("--param", action="append", metavar="KEY=VALUE", help="any other approach parameter")
 
 
@@ -465,7 +458,7 @@ def _confirm(question: str, yes: bool) -> bool:
 def cmd_delete(args) -> int:
     """Delete one stored run or dataset, after a confirmation (the only way anything stored goes away)."""
     if args.what == "run":
-        from engine.runs import RunStore
+        from engine.runs import BrokenRun, RunStore
 
         store = RunStore()
         run_id = args.id.strip()
@@ -473,8 +466,11 @@ def cmd_delete(args) -> int:
             run = store.get(run_id)
             what = f"run {run.id} ({run.spec.get('approach')} on {run.spec.get('dataset')})"
         except KeyError:
-            raise
-        except Exception:  # noqa: BLE001 - a damaged run can be deleted too
+            store.folder(run_id)  # "No run" unless a folder of the store's own is there: one listed as broken
+            what = f"run {run_id} (damaged: spec.json is missing)"
+        except BrokenRun as exc:  # a damaged run can be deleted too
+            what = f"run {run_id} (damaged: {first_line(exc.problem)})"
+        except Exception:  # noqa: BLE001 - whatever else is wrong with it
             what = f"run {run_id} (damaged)"
         if not _confirm(f"Delete {what}?", args.yes):
             print("Nothing deleted.")
@@ -541,21 +537,6 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def _missing_value(text: str) -> tuple[str, float]:
-    """``--missing-value COLUMN=NUMBER`` -> (column, number); argparse reports a bad one with this message."""
-    column, sep, number = str(text).rpartition("=")
-    try:
-        value = float(number)
-    except ValueError:
-        value = None
-    if not sep or not column.strip() or value is None or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not COLUMN=NUMBER. Fix: name the column and the code it uses for 'unknown', "
-            "e.g. --missing-value TotalVisits=999"
-        )
-    return column.strip(), value
-
-
 def _missing_values_from_args(args) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
     for column, value in getattr(args, "missing_value", None) or []:
@@ -597,14 +578,14 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "train":
             p.add_argument("--name", help="dataset name shown on the board")
             p.add_argument("--out", help="also write outputs (models, plots, metrics) to this folder")
-            p.add_argument("--test-size", dest="test_size", type=float, default=0.3)
-            p.add_argument("--split-seed", dest="split_seed", type=int, default=42)
+            p.add_argument("--test-size", dest="test_size", type=number, default=0.3)
+            p.add_argument("--split-seed", dest="split_seed", type=whole, default=42)
             p.add_argument("--quiet", action="store_true", help="no progress bar")
             p.add_argument(
                 "--missing-value",
                 dest="missing_value",
                 action="append",
-                type=_missing_value,
+                type=missing_value_flag,
                 metavar="COLUMN=NUMBER",
                 help="leads: read this number of a numeric column as missing, with a 0/1 flag column "
                 "'COLUMN was NUMBER' (a code such as 999 for 'never'; repeatable)",

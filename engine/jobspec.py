@@ -18,6 +18,7 @@ from engine.config import REPO_ROOT
 SPEC_FILE = "spec.json"
 RESULT_FILE = "result.json"
 INPUT_KINDS = ("leads", "transcripts")
+DEFAULT_APPROACH = {"leads": "stacking", "transcripts": "embeddings"}
 DEMO_DATA = {
     "leads": REPO_ROOT / "data" / "demo_leads_synthetic.csv",
     "transcripts": REPO_ROOT / "data" / "demo_transcripts.jsonl",
@@ -48,6 +49,10 @@ class TrainSpec:
             raise ValueError(f"input_kind must be one of {INPUT_KINDS}, not {self.input_kind!r}")
         if not isinstance(self.params, dict) or not all(isinstance(k, str) for k in self.params):
             raise ValueError("params must be an object of parameter name -> value")
+        from engine.pipeline import check_params
+
+        # the one check of parameters (names, types, ranges): a bad one is refused before a job is queued
+        check_params(self.approach or DEFAULT_APPROACH[self.input_kind], self.params, self.input_kind)
         for name in ("exclude", "include"):
             value = getattr(self, name)
             if not isinstance(value, (list, tuple)) or not all(isinstance(c, str) for c in value):
@@ -95,7 +100,7 @@ def run_spec(spec: TrainSpec, callbacks=None):
     if spec.input_kind == "leads":
         return pipeline.train_leads(
             data,
-            approach=spec.approach or "stacking",
+            approach=spec.approach or DEFAULT_APPROACH["leads"],
             target=spec.target,
             leak_policy=spec.leak_policy,
             exclude=spec.exclude,
@@ -109,7 +114,7 @@ def run_spec(spec: TrainSpec, callbacks=None):
         )
     return pipeline.train_transcripts(
         data,
-        approach=spec.approach or "embeddings",
+        approach=spec.approach or DEFAULT_APPROACH["transcripts"],
         params=params,
         callbacks=callbacks,
         dataset_name=spec.dataset_name,

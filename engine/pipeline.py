@@ -28,9 +28,16 @@ TIER_SAMPLE = 400
 
 
 def build_approach(name: str, params: dict[str, Any] | None = None, input_kind: str | None = None):
-    """The one factory of approaches: instantiate ``name`` with ``params``, refusing parameters it does not take
-    (never silently ignored) and values of the wrong type; ``input_kind`` (when given) must be one it takes."""
-    if name not in INPUT_KINDS:
+    """The one factory of approaches: instantiate ``name`` with ``params`` as :func:`check_params` checks them."""
+    return get_approach_class(name)(**check_params(name, params, input_kind))
+
+
+def check_params(name: str, params: dict[str, Any] | None = None, input_kind: str | None = None) -> dict[str, Any]:
+    """``params`` of the approach ``name`` checked (the one check, made before anything is stored): parameters it
+    does not take are refused (never silently ignored), values of the wrong type or outside their range
+    (:mod:`engine.approaches.bounds`) too; ``input_kind`` (when given) must be one it takes. Returns the values
+    converted as :func:`check_param` does; None values are left out (the approach's default)."""
+    if not isinstance(name, str) or name not in INPUT_KINDS:
         raise ValueError(f"Unknown approach {name!r}; choose one of {sorted(INPUT_KINDS)}")
     if input_kind is not None and input_kind not in INPUT_KINDS[name]:
         raise ValueError(f"The {name!r} approach does not take {input_kind}; it takes {', '.join(INPUT_KINDS[name])}")
@@ -43,7 +50,7 @@ def build_approach(name: str, params: dict[str, Any] | None = None, input_kind: 
             f"its parameters are: {', '.join(cls._param_names())}"
         )
     signature = inspect.signature(cls.__init__).parameters
-    return cls(**{key: check_param(name, signature[key], value) for key, value in params.items()})
+    return {key: check_param(name, signature[key], value) for key, value in params.items()}
 
 
 #: Annotation names (``from __future__ import annotations`` leaves them as text) -> the types they accept.
@@ -75,7 +82,14 @@ def _expected_types(parameter: inspect.Parameter) -> tuple[set[type], bool] | No
 def check_param(approach: str, parameter: inspect.Parameter, value: Any) -> Any:
     """``value`` for this approach parameter, checked against the type of the constructor's default (or its
     annotation): a whole float becomes an int where an int is expected, an int a float, a list of text a
-    tuple. Anything else of the wrong type raises ValueError naming the parameter, the value and the type."""
+    tuple. Anything else of the wrong type raises ValueError naming the parameter, the value and the type, and
+    so does a value outside the parameter's range (:func:`engine.approaches.bounds.check_range`)."""
+    from engine.approaches.bounds import check_range
+
+    return check_range(approach, parameter.name, _typed(approach, parameter, value))
+
+
+def _typed(approach: str, parameter: inspect.Parameter, value: Any) -> Any:
     expected = _expected_types(parameter)
     if expected is None:
         return value

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.config import workspace
+from engine.runspec import RunSpec, SpecProblem, validate_spec
 from engine.storage import CorruptFile, atomic_write, is_inside, read_json, write_json
 
 if TYPE_CHECKING:
@@ -73,8 +74,17 @@ class Run:
         return self.path.name
 
     @cached_property
+    def settings(self) -> RunSpec:
+        """The typed ``spec.json`` (:class:`engine.runspec.RunSpec`), checked once when first read: raises
+        :class:`~engine.storage.CorruptFile` for a file that does not parse, :class:`~engine.runspec.SpecProblem`
+        for one that holds wrong types. The store's listings and :meth:`RunStore.get` skip or refuse both."""
+        return validate_spec(read_json(self.path / "spec.json", dict))
+
+    @cached_property
     def spec(self) -> dict:
-        return read_json(self.path / "spec.json", dict)
+        """The checked spec as a mapping (what every reader takes): :attr:`settings` as a dict, with the stored
+        keys, ``missing_values`` already checked and ``input_kind`` always present."""
+        return self.settings.as_dict()
 
     @property
     def metrics(self) -> dict:
@@ -95,14 +105,15 @@ class Run:
         return (self.path / "metrics.json").exists()
 
     def check(self) -> None:
-        """Raise :class:`BrokenRun` when the run's spec or metrics cannot be read as the store wrote them."""
+        """Raise :class:`BrokenRun` when the run's spec or metrics cannot be read as the store wrote them (a spec
+        that parses but does not validate as a :class:`~engine.runspec.RunSpec` included)."""
         try:
-            spec = self.spec
+            _ = self.spec  # validates the settings
             metrics = self.metrics
         except CorruptFile as exc:
             raise BrokenRun(self.id, f"{exc.path.name} {exc.problem}") from None
-        if not isinstance(spec.get("approach", ""), str) or not isinstance(spec.get("input_kind", "leads"), str):
-            raise BrokenRun(self.id, "spec.json has no readable approach or input kind")
+        except SpecProblem as exc:  # parses, but holds wrong types: named like a file that does not parse
+            raise BrokenRun(self.id, exc.problem) from None
         if not isinstance(metrics.get("metrics", {}), dict):
             raise BrokenRun(self.id, "metrics.json has no metrics table")
 
@@ -287,6 +298,8 @@ class RunStore:
             self.sweep_incomplete()
         except OSError:  # a folder that cannot be removed now: tried again next time
             pass
+        for gone in [run_id for run_id in self.problems if not (self.root / run_id).is_dir()]:
+            del self.problems[gone]  # deleted since (by another process, too): no longer named
         for path in self._folders():
             if not (path / "spec.json").exists():
                 if (path / "metrics.json").exists() or (path / "model").exists():  # a run that lost its spec
@@ -310,16 +323,24 @@ class RunStore:
         self.list_runs()
         return [{"run_id": k, "problem": v} for k, v in sorted(self.problems.items(), reverse=True)]
 
-    def _path(self, run_id: str) -> Path:
+    def _path(self, run_id: str, any_folder: bool = False) -> Path:
+        """The folder of ``run_id``: an id of the store's pattern naming a real folder (not a link) inside the
+        store, holding a ``spec.json`` unless ``any_folder`` (a run listed as broken because it has none)."""
         if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id):
             raise KeyError(
                 f"No run {str(run_id)[:80]!r}: a run id looks like 20260101T120000-stacking-1a2b3c "
                 "(`python -m engine runs` lists them)"
             )
         path = self.root / run_id
-        if path.is_symlink() or not is_inside(path, self.root) or not (path / "spec.json").exists():
+        found = path.is_dir() if any_folder else (path / "spec.json").exists()
+        if path.is_symlink() or not is_inside(path, self.root) or not found:
             raise KeyError(f"No run {run_id!r} in {self.root}")
         return path
+
+    def folder(self, run_id: str) -> Path:
+        """The folder of any run the store has, a broken one (even without ``spec.json``) included; KeyError as
+        :meth:`get` for an id that is not the store's own or names no folder."""
+        return self._path(run_id, any_folder=True)
 
     def get(self, run_id: str) -> Run:
         """The run with this id. Raises KeyError for an id that is not one of the store's own (absolute
@@ -344,8 +365,8 @@ class RunStore:
         return None
 
     def delete(self, run_id: str) -> None:
-        """Remove a run folder (a broken one too); the only way a run goes away."""
-        shutil.rmtree(self._path(run_id))
+        """Remove a run folder (a broken one too, even one without ``spec.json``); the only way a run goes away."""
+        shutil.rmtree(self.folder(run_id))
         self.problems.pop(run_id, None)
 
 

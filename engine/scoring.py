@@ -109,13 +109,10 @@ def points(contribution: float) -> str:
 def flag_columns(spec: dict) -> dict[str, tuple[str, str]]:
     """The 0/1 columns a run made for its numbers read as missing, with the number as a person reads it:
     ``{"TotalVisits was 999": ("TotalVisits", "999")}`` (:func:`engine.data.leads.flags_of`; none for a run without
-    them, or with a damaged setting, which scoring refuses by itself)."""
-    from engine.data.leads import LeadDataError, check_missing_values, flags_of
+    them). ``spec`` is a run's checked spec (``run.spec``: its setting was checked when the run was loaded)."""
+    from engine.data.leads import flags_of
 
-    try:
-        flags = flags_of(check_missing_values(spec.get("missing_values")))
-    except LeadDataError:
-        return {}
+    flags = flags_of(spec.get("missing_values") or {})
     return {flag: (column, format_value(code)) for flag, (column, code) in flags.items()}
 
 
@@ -390,17 +387,11 @@ def prepare_rows(run: Run, raw: pd.DataFrame, source: str = "the file") -> tuple
             ignored_columns=[c for c in raw.columns if c not in X.columns],
         )
         return X, report
-    from engine.data.leads import LeadDataError, check_missing_values, flags_of, prepare_features, treat_missing
+    from engine.data.leads import flags_of, prepare_features, treat_missing
 
     columns = [str(c) for c in spec.get("columns") or []]
     kinds = spec.get("kinds") or {}
-    try:
-        missing_values = check_missing_values(spec.get("missing_values"))
-    except LeadDataError as exc:
-        raise ScoringError(
-            f"run {run.id} cannot score: the numbers its spec.json reads as missing are damaged ({exc}). "
-            "Fix: train the run again (spec.json is written by training, not by hand)."
-        ) from None
+    missing_values = spec.get("missing_values") or {}  # checked when the run was loaded (engine.runspec)
     flags = flags_of(missing_values)  # made here, not read
     given = [str(c) for c in raw.columns]
     expected = [c for c in columns if c not in flags]

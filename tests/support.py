@@ -150,3 +150,35 @@ def wait_for_staging(runs: Path, proc: subprocess.Popen, timeout: float = 60) ->
         assert proc.poll() is None, f"the training ended ({proc.returncode}) before it staged a run"
         time.sleep(0.02)
     raise AssertionError(f"no staging folder of process {proc.pid} in {runs} after {timeout} s")
+
+
+#: Specs that parse but hold wrong types (the run must be skipped and named, never picked as latest): name ->
+#: (the damage, as a change to a real run's spec, and the field the reason names).
+SPEC_WRONG_TYPES = {
+    "columns_text": (lambda s: {**s, "columns": "Lead Origin"}, "columns"),
+    "columns_numbers": (lambda s: {**s, "columns": [1, 2, 3]}, "columns"),
+    "columns_missing": (lambda s: {k: v for k, v in s.items() if k != "columns"}, "columns"),
+    "kinds_list": (lambda s: {**s, "kinds": list(s["kinds"])}, "kinds"),
+    "kinds_unknown_kind": (lambda s: {**s, "kinds": {c: "weird" for c in s["kinds"]}}, "kinds"),
+    "split_text": (lambda s: {**s, "split": "stratified holdout"}, "split"),
+    "split_test_size_text": (lambda s: {**s, "split": {**s["split"], "test_size": "0.3"}}, "split.test_size"),
+    "hash_list": (lambda s: {**s, "data_hash": [s["data_hash"]]}, "data_hash"),
+    "hash_path": (lambda s: {**s, "data_hash": "../../etc"}, "data_hash"),
+    "missing_values_text": (lambda s: {**s, "missing_values": {"TotalVisits": "999"}}, "missing_values"),
+    "missing_values_list": (lambda s: {**s, "missing_values": [999]}, "missing_values"),
+    "input_kind_unknown": (lambda s: {**s, "input_kind": "images"}, "input_kind"),
+    "input_kind_number": (lambda s: {**s, "input_kind": 1}, "input_kind"),
+    "approach_list": (lambda s: {**s, "approach": ["stacking"]}, "approach"),
+    "dropped_list": (lambda s: {**s, "dropped": ["Prospect ID"]}, "dropped"),
+    "excluded_text": (lambda s: {**s, "excluded": "Tags"}, "excluded"),
+    "target_number": (lambda s: {**s, "target": 1}, "target"),
+    "created_text": (lambda s: {**s, "created": "yesterday"}, "created"),
+}
+
+
+def damage_spec(folder: Path, corruption: str) -> str:
+    """Rewrite ``folder``'s spec.json with one of :data:`SPEC_WRONG_TYPES`; returns the field its reason names."""
+    change, field = SPEC_WRONG_TYPES[corruption]
+    spec = json.loads((folder / "spec.json").read_text())
+    (folder / "spec.json").write_text(json.dumps(change(spec)))
+    return field

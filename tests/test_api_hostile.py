@@ -409,3 +409,29 @@ def test_concurrent_requests_are_scored_in_batches_and_each_gets_its_own_rows():
         t.join(30)
     assert -5 in errors and (100 in results or errors.get(100) == "negative")
     assert batcher(pd.DataFrame({"x": [1]})) == [10]
+
+
+# -- 5. specs that parse but hold wrong types -------------------------------------------------------
+def test_specs_with_wrong_types_are_skipped_named_and_refused_by_id(store, trained, leads):
+    from support import SPEC_WRONG_TYPES, copy_run, damage_spec
+
+    good = trained[1].id
+    planted = {}
+    for i, corruption in enumerate(SPEC_WRONG_TYPES):
+        run_id = f"29990102T{i:06d}-stacking-{i:06x}"  # newer than the good run
+        planted[run_id] = damage_spec(copy_run(store.root / good, store.root, run_id), corruption)
+    client = TestClient(create_app(store))
+    models = client.get("/models")
+    assert models.status_code == 200, models.text
+    assert [m["run_id"] for m in models.json()["models"]] == [good]
+    skipped = {s["run_id"]: s["problem"] for s in models.json()["skipped"]}
+    assert set(skipped) == set(planted)
+    for run_id, field in planted.items():
+        assert skipped[run_id].startswith("spec.json") and f"'{field}" in skipped[run_id], skipped[run_id]
+    assert client.get("/health").json() == {"status": "ok", "runs": 1, "skipped": len(planted)}
+
+    latest = client.post(LEAD, json={"leads": leads[:3]})
+    assert latest.status_code == 200 and latest.json()["run_id"] == good, latest.text
+    for run_id, field in planted.items():
+        r = client.post(LEAD, json={"leads": leads[0], "run_id": run_id})
+        assert r.status_code == 409 and run_id in _message(r) and f"'{field}" in _message(r), r.text

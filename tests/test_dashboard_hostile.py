@@ -16,7 +16,7 @@ import pytest
 from dashboard_support import APP, run_page, texts
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
-from support import JOB_TABLE_DAMAGE, copy_run, damaged_job_table
+from support import JOB_TABLE_DAMAGE, SPEC_WRONG_TYPES, copy_run, damage_spec, damaged_job_table
 
 from engine.runs import RunStore
 
@@ -53,6 +53,9 @@ def damage(root: Path, corruption: str) -> str:
     if corruption == "spec_missing":
         (clone_run(root, real, OLD_ID) / "spec.json").unlink()
         return OLD_ID
+    if corruption == "spec_wrong_types":  # parses, but its columns are one text
+        damage_spec(clone_run(root, real, OLD_ID), "columns_text")
+        return OLD_ID
     if corruption == "newest_model_truncated":
         model = clone_run(root, real, NEW_ID) / "model" / "xgboost.json"
         model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
@@ -68,6 +71,7 @@ CORRUPTIONS = (
     "spec_invalid_json",
     "metrics_wrong_type",
     "spec_missing",
+    "spec_wrong_types",
     "newest_model_truncated",
     "dataset_meta_invalid",
 )
@@ -76,6 +80,7 @@ LISTED = {
     "spec_invalid_json": "spec.json",
     "metrics_wrong_type": "metrics.json",
     "spec_missing": "spec.json",
+    "spec_wrong_types": "spec.json",
     "dataset_meta_invalid": "meta.json",
 }
 
@@ -135,6 +140,38 @@ def test_one_damaged_file_breaks_no_page(damaged_workspaces, corruption, page, m
                 "store.problems (engine/runs.py)"
             )
         assert LISTED[corruption] in line and "skipped" in line.lower(), warnings
+
+
+@pytest.fixture(scope="module")
+def wrong_types_workspace(tmp_path_factory, stored_workspace) -> tuple[Path, dict[str, str]]:
+    """A copy of the stored workspace with every support.SPEC_WRONG_TYPES damage on its own copy of the newest
+    run, each newer than the real runs (so ``latest`` would pick them): (workspace, run id -> field named)."""
+    root = tmp_path_factory.mktemp("wrong_types") / "workspace"
+    shutil.copytree(stored_workspace, root, ignore=shutil.ignore_patterns("jobs.sqlite*"))
+    real = newest_run_id(root)
+    planted = {}
+    for i, corruption in enumerate(SPEC_WRONG_TYPES):
+        run_id = f"20991231T{i:06d}-stacking-{i:06x}"
+        planted[run_id] = damage_spec(clone_run(root, real, run_id), corruption)
+    return root, planted
+
+
+@pytest.mark.parametrize("page", ["home", "board", "score", "whatif", "train"])
+def test_specs_with_wrong_types_break_no_page_and_are_named_in_one_warning(wrong_types_workspace, page, monkeypatch):
+    root, planted = wrong_types_workspace
+    monkeypatch.setenv("CLAB_WORKSPACE", str(root))
+    at = run_page(page)
+    assert not at.error, texts(at.error)
+    holding = [str(w.value) for w in at.warning if any(run_id in str(w.value) for run_id in planted)]
+    assert len(holding) == 1 and all(run_id in holding[0] for run_id in planted), texts(at.warning)
+    for run_id, named in planted.items():
+        line = next(w for w in texts(at.warning).splitlines() if run_id in w)
+        assert "skipped" in line and "spec.json" in line and named.split(".")[0] in line, line
+    if page == "home":
+        assert {m.label: m.value for m in at.metric}["Runs"] == "2"
+    elif page == "board":
+        shown = at.dataframe[0].value["run"]
+        assert (shown != "Base rate (no model)").sum() == 2 and not any(i in " ".join(shown) for i in planted)
 
 
 @pytest.fixture

@@ -62,7 +62,9 @@ def cli_on_terminal(args: list[str], answer: str, env_ws: Path) -> tuple[int, st
 
 
 def a_run(store, approach: str = "stacking"):
-    run = store.new_run({"approach": approach, "input_kind": "leads", "dataset": "tiny", "data_hash": "0" * 64})
+    run = store.new_run(
+        {"approach": approach, "input_kind": "leads", "columns": ["a"], "dataset": "tiny", "data_hash": "0" * 64}
+    )
     run.save_metrics({"metrics": {"roc_auc": {"value": 0.7, "low": 0.6, "high": 0.8}}})
     return run
 

@@ -5,6 +5,7 @@ nothing outside the store is unpickled."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -539,3 +540,171 @@ def test_a_link_planted_inside_a_stored_model_folder_is_never_unpickled(store, t
     assert main(["score", "--run", run.name, "--data", str(leads)]) == 2
     assert "is not a file the engine wrote" in capsys.readouterr().err
     assert not marker.exists()
+
+
+# -- 8. specs that parse but hold wrong types (issue: one typed run spec) ---------------------------
+def _plant_wrong_types(store, src) -> dict[str, tuple[str, str]]:
+    """Every :data:`support.SPEC_WRONG_TYPES` damage on its own copy of the run, each newer than the real one:
+    corruption -> (run id, the field its reason names)."""
+    from support import SPEC_WRONG_TYPES, damage_spec
+
+    out = {}
+    for i, corruption in enumerate(SPEC_WRONG_TYPES):
+        run_id = f"20990101T{i:06d}-stacking-{i:06x}"
+        out[corruption] = (run_id, damage_spec(copy_run(src, store.root, run_id), corruption))
+    return out
+
+
+def test_runs_and_score_skip_and_name_every_spec_with_wrong_types(store, trained, tmp_path, capsys):
+    src, leads = trained
+    planted = _plant_wrong_types(store, src)
+    assert store.latest().id == src.name and [r.id for r in store.list_runs()] == [src.name]
+
+    assert main(["runs"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    assert len(lines) == 2 and lines[1].startswith(src.name)
+    skipped = [line for line in captured.err.splitlines() if line.startswith("skipped ")]
+    assert len(skipped) == len(planted) and "Traceback" not in captured.err
+    for run_id, field in planted.values():
+        line = next(line for line in skipped if line.startswith(f"skipped {run_id}: "))
+        assert "spec.json" in line and f"'{field}" in line, line  # 'columns' or 'columns[0]'...
+
+    out = tmp_path / "scored.csv"
+    assert main(["score", "--run", "latest", "--data", str(leads), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert f"with run {src.name}" in captured.out and len(pd.read_csv(out)) == len(pd.read_csv(leads))
+    assert all(f"skipped run {run_id}: spec.json" in captured.err for run_id, _ in planted.values())
+    for corruption, (run_id, field) in planted.items():
+        assert main(["score", "--run", run_id, "--data", str(leads)]) == 2, corruption
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"run {run_id} cannot be used: spec.json" in err, err
+        assert f"'{field}" in err and "Traceback" not in err
+
+
+def test_every_kind_of_listed_broken_run_can_be_deleted(store, trained, tmp_path, capsys):
+    src, _ = trained
+    broken = {}
+    for i, damage in enumerate(["spec missing", "spec not json", "spec wrong types", "metrics list", "model cut"]):
+        folder = copy_run(src, store.root, f"20990102T00000{i}-stacking-00000{i}")
+        if damage == "spec missing":
+            (folder / "spec.json").unlink()
+        elif damage == "spec not json":
+            (folder / "spec.json").write_text("{bad")
+        elif damage == "spec wrong types":
+            (folder / "spec.json").write_text(json.dumps({"approach": "stacking", "columns": "Lead Origin"}))
+        elif damage == "metrics list":
+            (folder / "metrics.json").write_text("[]")
+        else:
+            (folder / "model" / "approach.json").write_text("{")
+        broken[damage] = folder
+    store.list_runs()
+    store.latest_loadable()
+    assert main(["runs"]) == 0
+    listed = capsys.readouterr().err
+    outside = tmp_path / "outside"
+    shutil.copytree(src, outside)
+    link = store.root / "20990103T000000-stacking-aaaaaa"
+    link.symlink_to(outside, target_is_directory=True)
+    (store.root / "20990103T000001-stacking-bbbbbb").write_text("a file, not a run folder")
+
+    for damage, folder in broken.items():
+        assert folder.name in listed or damage == "model cut"  # a damaged model is found when it is loaded
+        assert main(["delete", "run", folder.name, "--yes"]) == 0, damage
+        out = capsys.readouterr().out
+        assert f"Deleted run {folder.name}" in out and ("damaged" in out or damage == "model cut"), out
+        assert not folder.exists()
+    for name in (link.name, "20990103T000001-stacking-bbbbbb", "../outside", str(outside)):
+        assert main(["delete", "run", name, "--yes"]) == 2
+        assert "No run" in capsys.readouterr().err
+    assert link.is_symlink() and (outside / "spec.json").exists() and (src / "spec.json").exists()
+    assert store.broken() == []
+
+
+@pytest.mark.parametrize(
+    "param, words",
+    [
+        ("meta_batch_size=0", ["'meta_batch_size'", "at least 1", "got 0"]),
+        ("n_jobs=-100", ["'n_jobs'", "-1 (every core) or from 1 to 256", "got -100"]),
+        ("n_jobs=0", ["'n_jobs'", "-1 (every core)", "got 0"]),
+        ("meta_epochs=-3", ["'meta_epochs'", "at least 1"]),
+        ("meta_dropout=1", ["'meta_dropout'", "from 0 and below 1"]),
+        ("xgb_subsample=0", ["'xgb_subsample'", "above 0 to 1"]),
+        ("meta_validation=1.5", ["'meta_validation'", "above 0 and below 1"]),
+        ("lr_C=0", ["'lr_C'", "above 0"]),
+        ("lr_C=1e400", ["'lr_C'", "finite number"]),
+        ("lr_C=NaN", ["'lr_C'", "a number", "'NaN'"]),
+        ("n_folds=1_000", ["'n_folds'", "a whole number", "'1_000'"]),
+        ("n_folds=\u0661\u0660", ["'n_folds'", "a whole number"]),  # Arabic-Indic digits
+        ("n_folds=\uff11\uff10", ["'n_folds'", "a whole number"]),  # fullwidth digits
+        ("seed=-1", ["'seed'", "from 0 to"]),
+    ],
+)
+def test_a_param_out_of_range_or_not_a_plain_number_fails_in_one_line(workspace, trained, capsys, param, words):
+    _, leads = trained
+    assert main(["train", "leads", "--data", str(leads), "--quiet", "--param", param]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and len(err.splitlines()) == 1 and all(w in err for w in words), err
+    assert not (workspace / "runs").exists() or not any((workspace / "runs").iterdir())
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--missing-value", "TotalVisits=1_000"],
+        ["--missing-value", "TotalVisits=\u0661\u0660\u0660\u0660"],
+        ["--missing-value", "TotalVisits=\uff11\uff10\uff10\uff10"],
+        ["--epochs", "\uff11"],
+        ["--batch-size", "1_000"],
+        ["--model-seed", "\u0664\u0662"],
+        ["--split-seed", "4_2"],
+        ["--test-size", "nan"],
+    ],
+)
+def test_a_number_flag_takes_plain_ascii_digits_only(workspace, flags, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "leads", *flags])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert flags[0] in err and ("not COLUMN=NUMBER" in err or "not a plain number" in err), err
+    assert not (workspace / "runs").exists()
+
+
+def test_plain_numbers_and_the_edges_of_each_range_are_taken():
+    from engine.cli import build_parser
+    from engine.pipeline import check_params
+
+    args = build_parser().parse_args(
+        ["train", "leads", "--missing-value", "TotalVisits=-1.5e2", "--epochs", "2", "--model-seed", "+7"]
+    )
+    assert args.missing_value == [("TotalVisits", -150.0)] and args.epochs == 2.0 and args.model_seed == 7
+    edges = {"n_jobs": -1, "meta_dropout": 0.0, "xgb_subsample": 1, "meta_batch_size": 1, "seed": 2**32 - 1}
+    assert check_params("stacking", edges) == {**edges, "xgb_subsample": 1.0}
+    assert check_params("embeddings", {"epochs": 0, "C": None}) == {"epochs": 0}
+    with pytest.raises(ValueError, match="'top_layers' of the 'lora' approach must be at least 1"):
+        check_params("lora", {"top_layers": 0})
+    with pytest.raises(ValueError, match="'train_rows' of the 'lora' approach must be at least 1, got 'many'"):
+        check_params("lora", {"train_rows": "many"})  # no annotation, a None default: the range says a number
+
+
+def test_the_job_path_refuses_a_param_out_of_range_before_queueing(workspace, trained, tmp_path):
+    """The Train page and any job go through JobRunner.submit_train: its TrainSpec is checked before the job is
+    queued; a spec written by hand is refused by the job's own process, in result.json."""
+    from engine.jobs import JobRunner
+    from engine.jobspec import TrainSpec
+
+    _, leads = trained
+    runner = JobRunner(workspace)
+    with pytest.raises(ValueError, match="'meta_batch_size' of the 'stacking' approach must be at least 1, got 0"):
+        runner.submit_train("leads", str(leads), "stacking", params={"meta_batch_size": 0})
+    with pytest.raises(ValueError, match=r"'n_jobs' .* must be -1 \(every core\) or from 1 to 256, got -100"):
+        TrainSpec.from_dict({"input_kind": "leads", "params": {"n_jobs": -100}})
+    with pytest.raises(ValueError, match="'margin' of the 'embeddings' approach must be above 0"):
+        TrainSpec(input_kind="transcripts", params={"margin": -1.0})  # the default approach of transcripts
+    assert runner.list(limit=10) == []
+    folder = tmp_path / "job"
+    folder.mkdir()
+    (folder / "spec.json").write_text(json.dumps({"input_kind": "leads", "params": {"xgb_subsample": 2}}))
+    assert main(["run-job", str(folder)]) == 2
+    assert "'xgb_subsample'" in json.loads((folder / "result.json").read_text())["error"]
+    assert not (workspace / "runs").exists() or not any((workspace / "runs").iterdir())

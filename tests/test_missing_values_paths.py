@@ -191,23 +191,29 @@ def test_a_text_cell_in_new_rows_does_not_hide_the_codes(coded_run):
     [{"TotalVisits": [10**400]}, {"TotalVisits": "999"}, {"TotalVisits": ["x"]}, {"TotalVisits": [float("nan")]}],
 )
 def test_a_damaged_setting_in_a_runs_spec_is_refused_everywhere(coded_run, tmp_path, monkeypatch, setting):
+    """Checked once, when the run is loaded: the run is skipped by listings, named with the field, refused by id
+    (the store, the API), and never reaches scoring."""
     from support import copy_run
 
-    from engine.scoring import ScoringError
+    from engine.runs import BrokenRun
 
     store, run = coded_run
     path = copy_run(run.path, tmp_path / "runs")
     spec = json.loads((path / "spec.json").read_text())
     spec["missing_values"] = setting
     (path / "spec.json").write_text(json.dumps(spec))
-    damaged = RunStore(tmp_path / "runs").get(run.id)
-    with pytest.raises(ScoringError, match="train the run again"):
-        score_frame(damaged, _with_code(5, 1))
+    damaged = RunStore(tmp_path / "runs")
+    assert damaged.list_runs() == [] and damaged.latest() is None
+    assert "missing_values" in damaged.problems[run.id] and "spec.json" in damaged.problems[run.id]
+    with pytest.raises(BrokenRun, match="missing_values"):
+        damaged.get(run.id)
     monkeypatch.delenv("CLAB_API_KEY", raising=False)
     client = TestClient(create_app(RunStore(tmp_path / "runs")))
     for leads in ({"TotalVisits": 3}, [{"TotalVisits": 3}, {"TotalVisits": 999}]):
         answer = client.post("/predict/lead", json={"run_id": run.id, "leads": leads})
-        assert answer.status_code == 409 and "Train it again" in answer.text, answer.text
+        assert answer.status_code == 409 and "missing_values" in answer.text and run.id in answer.text, answer.text
+    models = client.get("/models").json()
+    assert models["models"] == [] and [s["run_id"] for s in models["skipped"]] == [run.id]
 
 
 def test_the_api_makes_the_flag_and_never_takes_it_from_the_client(coded_run, monkeypatch):
@@ -231,7 +237,7 @@ def test_only_the_runs_own_flags_read_as_codes():
     assert flags[FLAG] == ("TotalVisits", "999") and ("Amount", "100,000,000,000,000,000,000") in flags.values()
     assert reason_text("Plan was 2", "1", 0.04) == "Plan was 2 = 1 (+4 points)"  # a real column, not a flag
     assert reason_text(FLAG, "1", -0.02, flags) == "TotalVisits is 999, read as unknown (-2 points)"
-    assert flag_columns({"missing_values": {"TotalVisits": "999"}}) == {}  # damaged: scoring refuses it itself
+    assert flag_columns({}) == {}  # a run without codes (a damaged setting never loads: engine.runspec)
 
 
 def test_damaged_quartiles_give_no_tiers(coded_run):

@@ -11,20 +11,20 @@ from engine.runs import RunStore
 
 def test_runs_are_never_overwritten(tmp_path):
     store = RunStore(tmp_path / "runs")
-    a = store.new_run({"approach": "stacking", "data_hash": "x"})
-    b = store.new_run({"approach": "stacking", "data_hash": "x"})
+    a = store.new_run({"approach": "stacking", "columns": ["a"], "data_hash": "0" * 64})
+    b = store.new_run({"approach": "stacking", "columns": ["a"], "data_hash": "0" * 64})
     assert a.id != b.id and a.path.exists() and b.path.exists()
     assert json.loads((a.path / "spec.json").read_text())["run_id"] == a.id
 
 
 def test_incomplete_runs_are_hidden_until_metrics_exist(tmp_path):
     store = RunStore(tmp_path / "runs")
-    run = store.new_run({"approach": "lora", "data_hash": "h1"})
+    run = store.new_run({"approach": "lora", "columns": ["a"], "data_hash": "1" * 64})
     assert store.list_runs() == []
     run.save_predictions([10, 11], [0, 1], [0.2, 0.9])
     run.save_metrics({"metrics": {"roc_auc": {"value": 1.0, "low": 1.0, "high": 1.0}}})
-    assert [r.id for r in store.list_runs(data_hash="h1")] == [run.id]
-    assert store.list_runs(data_hash="other") == []
+    assert [r.id for r in store.list_runs(data_hash="1" * 64)] == [run.id]
+    assert store.list_runs(data_hash="2" * 64) == []
     assert store.latest(approach="lora").id == run.id
     frame = run.predictions()
     assert list(frame.columns) == ["row_id", "y_true", "proba"] and frame["y_true"].tolist() == [0, 1]
@@ -95,7 +95,7 @@ def test_a_stored_run_keeps_the_explanations_of_its_default_sample(small_stack_r
 
 def test_a_run_can_be_named_without_touching_its_files(tmp_path):
     store = RunStore(tmp_path / "runs")
-    run = store.new_run({"approach": "stacking"})
+    run = store.new_run({"approach": "stacking", "columns": ["a"]})
     spec = (run.path / "spec.json").read_bytes()
     assert run.label is None
     run.set_label("  Q3   stack\n with tags  ")

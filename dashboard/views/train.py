@@ -263,22 +263,26 @@ with left:
                 disabled=bool(problem),
                 icon=":material/play_arrow:",
             ):
-                job_id = runner.submit_train(
-                    ds.kind,
-                    ds.raw_path,
-                    approach,
-                    params=changed,
-                    target=meta.get("target") if ds.kind == "leads" else None,
-                    leak_policy=meta.get("leak_policy") if ds.kind == "leads" else None,
-                    exclude=meta.get("exclude") if ds.kind == "leads" else None,
-                    include=meta.get("include") if ds.kind == "leads" else None,
-                    dataset_name=meta.get("name"),
-                    gpu=use_gpu,
-                    missing_values=missing_values,
-                )
-                runner.tick()
-                st.session_state["train_job"] = job_id
-                st.success(f"Job {job_id} queued.")
+                try:  # the job's spec checks the settings (names, types, ranges) before the job is queued
+                    job_id = runner.submit_train(
+                        ds.kind,
+                        ds.raw_path,
+                        approach,
+                        params=changed,
+                        target=meta.get("target") if ds.kind == "leads" else None,
+                        leak_policy=meta.get("leak_policy") if ds.kind == "leads" else None,
+                        exclude=meta.get("exclude") if ds.kind == "leads" else None,
+                        include=meta.get("include") if ds.kind == "leads" else None,
+                        dataset_name=meta.get("name"),
+                        gpu=use_gpu,
+                        missing_values=missing_values,
+                    )
+                except ValueError as exc:
+                    st.error(f"Not launched: {exc}", icon=":material/block:")
+                else:
+                    runner.tick()
+                    st.session_state["train_job"] = job_id
+                    st.success(f"Job {job_id} queued.")
 with right:
     st.subheader("Jobs")
 

@@ -58,14 +58,10 @@ reference = next(iter(latest.values()))
 spec = reference.spec
 columns = list(spec.get("columns") or [])
 kinds = dict(spec.get("kinds") or {})
-from engine.data.leads import LeadDataError, check_missing_values, flags_of  # noqa: E402
+from engine.data.leads import flags_of  # noqa: E402
 
-try:  # numbers the runs read as missing, each with a 0/1 flag column
-    missing_values = check_missing_values(spec.get("missing_values"))
-except LeadDataError as exc:
-    st.error(f"Run {reference.id} cannot be used here: its spec.json is damaged ({exc}). Train it again.")
-    st.stop()
-
+# numbers the runs read as missing, each with a 0/1 flag column (checked when the run was loaded)
+missing_values = spec.get("missing_values") or {}
 flags = flags_of(missing_values)
 fields = [c for c in columns if c not in flags]  # a flag is made from its column's value, not typed
 data = state.run_data(reference)
@@ -236,7 +232,7 @@ def as_frame(given: dict, run) -> pd.DataFrame:
 
     row = {col: (np.nan if v is None or v == MISSING or v == "" else v) for col, v in given.items()}
     own = run.spec
-    codes = check_missing_values(own.get("missing_values"))  # a damaged one: that run's card says so
+    codes = own.get("missing_values") or {}  # checked when the run was loaded
     return prepare_features(pd.DataFrame([row]), list(own.get("columns") or []), own.get("kinds") or {}, codes)
 
 

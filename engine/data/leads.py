@@ -33,8 +33,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import math
-import numbers
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -43,6 +41,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from engine.data.missing_values import (
+    MAX_MISSING_COLUMNS,
+    MAX_MISSING_VALUES,
+    LeadDataError,
+    check_missing_values,
+)
 
 __all__ = [
     "LeadDataError",
@@ -62,15 +67,13 @@ __all__ = [
     "map_target",
     "find_sentinels",
     "check_missing_values",
+    "MAX_MISSING_VALUES",
+    "MAX_MISSING_COLUMNS",
     "treat_missing",
     "flag_name",
     "load_leads",
     "LeadTable",
 ]
-
-
-class LeadDataError(ValueError):
-    """The lead table cannot be used as given. The message says what is wrong and how to fix it."""
 
 
 #: Columns left out by each leak-policy preset (matched case- and whitespace-insensitively).
@@ -654,12 +657,6 @@ def infer_kinds(df: pd.DataFrame) -> dict[str, str]:
 # --------------------------------------------------------------------------------------------
 # numbers that mean "missing" (999 for "never")
 # --------------------------------------------------------------------------------------------
-#: Values a column may have declared as missing (``missing_values``), and columns that may have some.
-MAX_MISSING_VALUES = 5
-MAX_MISSING_COLUMNS = 50
-_MISSING_VALUES_HINT = 'missing_values is {"column": [number, ...]}, e.g. {"TotalVisits": [999]}'
-
-
 def number_text(value: float) -> str:
     """A number as a person writes it: ``999`` (not ``999.0``), ``-1``, ``0.5``."""
     value = float(value)
@@ -675,59 +672,6 @@ def flags_of(missing_values: dict[str, list[float]]) -> dict[str, tuple[str, flo
     """The 0/1 columns a checked ``missing_values`` setting makes: ``{"TotalVisits was 999": ("TotalVisits",
     999.0)}``."""
     return {flag_name(c, v): (c, v) for c, values in missing_values.items() for v in values}
-
-
-def _short(value: Any, limit: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _finite_number(value: Any) -> bool:
-    """A real number (not a bool) that is finite as a float (a 400-digit integer is not)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        return False
-    try:
-        return math.isfinite(float(value))
-    except OverflowError:
-        return False
-
-
-def check_missing_values(setting: Any) -> dict[str, list[float]]:
-    """The ``missing_values`` setting (``{column: [numbers]}``, ``None`` = none) checked and normalised: text
-    column names, at most :data:`MAX_MISSING_VALUES` finite numbers a column (duplicates and empty lists
-    dropped), at most :data:`MAX_MISSING_COLUMNS` columns. Raises :class:`LeadDataError` naming the problem."""
-    if setting is None:
-        return {}
-    if not isinstance(setting, dict):
-        raise LeadDataError(f"{_MISSING_VALUES_HINT}, not a {type(setting).__name__}. Fix: give it in that form.")
-    if len(setting) > MAX_MISSING_COLUMNS:
-        raise LeadDataError(
-            f"missing_values names {len(setting)} columns, more than the limit of {MAX_MISSING_COLUMNS}. "
-            "Fix: keep the columns whose codes matter, or clean the export."
-        )
-    out: dict[str, list[float]] = {}
-    for column, values in setting.items():
-        if not isinstance(column, str) or not column.strip():
-            raise LeadDataError(f"missing_values has the column name {column!r}; {_MISSING_VALUES_HINT}.")
-        if not isinstance(values, (list, tuple)):
-            raise LeadDataError(
-                f"missing_values[{column!r}] is {values!r}, not a list of numbers; {_MISSING_VALUES_HINT}."
-            )
-        bad = [v for v in values if not _finite_number(v)]
-        if bad:
-            raise LeadDataError(
-                f"missing_values[{column!r}] holds {_short(bad[0])}, which is not a finite number. "
-                f"Fix: give the numbers that stand for 'missing' as numbers ({_MISSING_VALUES_HINT})."
-            )
-        unique = list(dict.fromkeys(float(v) for v in values))
-        if len(unique) > MAX_MISSING_VALUES:
-            raise LeadDataError(
-                f"missing_values[{column!r}] has {len(unique)} values, more than the limit of {MAX_MISSING_VALUES}. "
-                "Fix: keep the codes that stand for 'missing' (999, -1...), or clean the export."
-            )
-        if unique:
-            out[column] = unique
-    return out
 
 
 def _forced_numbers(s: pd.Series) -> pd.Series:

@@ -1,0 +1,61 @@
+"""Values given on the command line: ``--param KEY=VALUE`` (:func:`parse_value`), the number flags
+(:func:`number`, :func:`whole`) and ``--missing-value COLUMN=NUMBER`` (:func:`missing_value_flag`). A number is
+taken only in the plain ASCII form the help shows (:data:`NUMBER`); the parameter's range is checked where every
+path checks it (:func:`engine.pipeline.check_params`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+
+#: A number as the help shows it: ASCII digits, an optional sign, decimals and exponent; no underscores, no
+#: digits of other scripts (Python's own int()/float() take '1_000' and '١٠٠٠'), no nan or inf.
+NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number here")
+
+
+def parse_value(text: str):
+    """A ``--param`` value: JSON (numbers, true/false, null, lists), anything else as text. NaN and Infinity,
+    which Python's JSON reader takes, stay text, so the parameter's check refuses them by name."""
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except ValueError:  # JSONDecodeError included
+        return text
+
+
+def number(text: str, kind: type = float):
+    """An argparse type: ``text`` as a finite ``kind`` when it is a plain ASCII number (:data:`NUMBER`)."""
+    stripped = str(text).strip()
+    if not NUMBER.fullmatch(stripped):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a plain number (digits 0-9, e.g. 3 or 0.5)")
+    value = float(stripped)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is too large")
+    if kind is int:
+        if re.fullmatch(r"[+-]?\d+", stripped, re.ASCII):
+            return int(stripped)  # exact, however long
+        if not value.is_integer():
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+        return int(value)
+    return value
+
+
+def whole(text: str) -> int:
+    return number(text, int)
+
+
+def missing_value_flag(text: str) -> tuple[str, float]:
+    """``--missing-value COLUMN=NUMBER`` -> (column, number); argparse reports a bad one with this message."""
+    column, sep, given = str(text).rpartition("=")
+    value = float(given.strip()) if NUMBER.fullmatch(given.strip()) else None  # plain ASCII digits only
+    if not sep or not column.strip() or value is None or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not COLUMN=NUMBER. Fix: name the column and the code it uses for 'unknown', "
+            "e.g. --missing-value TotalVisits=999"
+        )
+    return column.strip(), value

@@ -1,0 +1,138 @@
+"""A stored run's ``spec.json`` as a typed object, :class:`RunSpec`, checked once when the run is loaded.
+
+A spec that parses as JSON can still hold wrong types (``columns`` as text, ``split`` as a string, a list for the
+data hash, a damaged ``missing_values``, an unknown input kind); read as it is, it would fail later in every
+reader (a 500 from the API, a traceback from ``score``, an error on a page). :func:`validate_spec` turns such a
+spec into :class:`SpecProblem` with one line naming the field, so the run store skips the run and names it like
+one whose file does not parse. Specs written by earlier code stay readable: every field they always held is
+checked, fields a hand-made or older spec may lack have defaults, and keys this model does not know are kept.
+
+Nothing here imports NumPy or pandas: listing runs (the dashboard's first page) needs neither.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from engine.data.missing_values import LeadDataError, check_missing_values
+
+#: The column kinds a lead table's columns are read as (:data:`engine.data.leads.KINDS`).
+COLUMN_KINDS = ("numeric", "binary", "categorical", "high_cardinality", "identifier", "text")
+
+Number = StrictFloat  # strict: an int is a number, a bool or text is not
+Names = list[StrictStr]
+
+
+class SpecProblem(ValueError):
+    """A run's spec that parses but cannot be used: ``problem`` is one line naming the field and why."""
+
+    def __init__(self, problem: str):
+        self.problem = problem
+        super().__init__(problem)
+
+
+class Split(BaseModel):
+    """How the run's rows were split (the protocol's stratified holdout)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    method: StrictStr = "stratified holdout"
+    test_size: Number | None = Field(default=None, gt=0, lt=1)
+    seed: StrictInt | None = None
+    n_train: StrictInt | None = Field(default=None, ge=0)
+    n_test: StrictInt | None = Field(default=None, ge=0)
+
+
+class RunSpec(BaseModel):
+    """What a run was trained on and how: the typed ``spec.json``. Extra keys are kept (``model_extra``)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    input_kind: Literal["leads", "transcripts"] = "leads"
+    approach: StrictStr = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")  # a registered name (new ones can be added)
+    columns: Names = []  # the features in their order; a lead run must have some
+    kinds: dict[StrictStr, Literal[COLUMN_KINDS]] = {}  # type: ignore[valid-type]
+    target: StrictStr | None = None
+    policy: StrictStr | None = None  # the leak policy
+    excluded: Names = []
+    dropped: dict[StrictStr, StrictStr] = {}
+    missing_values: dict[str, list[float]] = {}
+    split: Split | None = None
+    dataset: StrictStr | None = None
+    data_hash: StrictStr | None = Field(default=None, pattern=r"^[0-9a-f]{8,128}$")
+    data_path: StrictStr | None = None
+    rows: StrictInt | None = Field(default=None, ge=0)
+    warnings: Names = []
+    params: dict[StrictStr, Any] = {}
+    run_id: StrictStr | None = None
+    created: Number | None = None
+
+    @field_validator("missing_values", mode="before")
+    @classmethod
+    def _missing_values(cls, value: Any) -> dict[str, list[float]]:
+        try:
+            return check_missing_values(value)  # the one check: readers take the value as it is here
+        except LeadDataError as exc:
+            raise ValueError(str(exc).split(". Fix:")[0]) from None
+
+    @field_validator("created")
+    @classmethod
+    def _created(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("not a finite time")
+        return value
+
+    @model_validator(mode="after")
+    def _lead_columns(self) -> RunSpec:
+        if self.input_kind == "leads" and not self.columns:
+            raise ValueError("has no 'columns' (a lead run needs its list of feature columns)")
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        """The spec as the mapping readers take (``run.spec``): the stored keys, checked and normalised (the
+        ``missing_values`` as :func:`check_missing_values` returns them), ``input_kind`` always present."""
+        out = self.model_dump(exclude_unset=True)
+        out["input_kind"] = self.input_kind
+        if "missing_values" in out and not out["missing_values"]:
+            del out["missing_values"]
+        return out
+
+
+def _where(loc: tuple) -> str:
+    parts = [part for part in loc if not str(part).startswith(("function-", "literal["))]
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" if i else str(p) for i, p in enumerate(parts))
+
+
+def _line(message: str) -> str:
+    return " ".join(str(message).removeprefix("Value error, ").split())[:200]
+
+
+def validate_spec(payload: Any) -> RunSpec:
+    """``payload`` (a parsed ``spec.json``) as a :class:`RunSpec`; raises :class:`SpecProblem` with one line naming
+    the first field that is wrong (``spec.json has a wrong 'columns': Input should be a valid list``)."""
+    try:
+        return RunSpec.model_validate(payload)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = _where(first["loc"]) or "content"
+        message = _line(first["msg"])
+        if first["type"] == "missing":
+            raise SpecProblem(f"spec.json has no {where!r}") from None
+        if where == "content":  # the whole spec: not an object, or fields that do not agree
+            raise SpecProblem(
+                f"spec.json {message if first['type'] == 'value_error' else 'is not an object'}"
+            ) from None
+        raise SpecProblem(f"spec.json has a wrong {where!r}: {message}") from None
