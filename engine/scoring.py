@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from engine.data.missing_values import MISSING_TOKENS
 from engine.evaluate import ScoreScale, to_score
 from engine.storage import read_json, write_json
 
@@ -343,7 +344,7 @@ def _unparsed_counts(raw: pd.DataFrame, X: pd.DataFrame, kinds: dict[str, str]) 
             continue
         before = raw[col]
         text = before.astype(str).str.strip().str.casefold()
-        filled = before.notna() & ~text.isin(["", "select", "nan", "none", "null"])
+        filled = before.notna() & ~text.isin(MISSING_TOKENS)
         n = int((filled.to_numpy() & X[col].isna().to_numpy()).sum())
         if n:
             out[col] = n

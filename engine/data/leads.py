@@ -45,6 +45,7 @@ import pandas as pd
 from engine.data.missing_values import (
     MAX_MISSING_COLUMNS,
     MAX_MISSING_VALUES,
+    MISSING_TOKENS,
     LeadDataError,
     check_missing_values,
 )
@@ -125,7 +126,6 @@ NUMERIC_SHARE = 0.9
 #: Mean length (characters) from which a mostly-unique text column is free text.
 TEXT_MIN_MEAN_LEN = 30
 
-MISSING_TOKENS = {"", "select"}
 POSITIVE = {
     "1",
     "1.0",

@@ -9,6 +9,36 @@ import numbers
 import sys
 from typing import Any
 
+#: What a cell holding text counts as missing, for every approach and every path in (files, data frames, the
+#: API's bodies): compared stripped and case-folded. pandas' default "not available" strings (what ``read_csv``
+#: already reads as missing, so a JSON body or a frame built in code reads the same cells the same way) and
+#: X Education's placeholder "Select".
+MISSING_TOKENS = frozenset(
+    {
+        "",
+        "#n/a",
+        "#n/a n/a",
+        "#na",
+        "-1.#ind",
+        "-1.#qnan",
+        "-nan",
+        "1.#ind",
+        "1.#qnan",
+        "<na>",
+        "n/a",
+        "na",
+        "null",
+        "nan",
+        "none",
+        "select",
+    }
+)
+
+
+def is_missing_text(text: str) -> bool:
+    """The one rule for a text cell: :data:`MISSING_TOKENS`, compared stripped and case-folded."""
+    return text.strip().casefold() in MISSING_TOKENS
+
 
 class LeadDataError(ValueError):
     """The lead table cannot be used as given. The message says what is wrong and how to fix it."""

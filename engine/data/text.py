@@ -24,8 +24,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-#: Values that mean "missing" (compared after stripping, case-insensitively).
-MISSING_STRINGS = {"", "select", "nan", "none", "null", "n/a"}
+from engine.data.missing_values import MISSING_TOKENS, is_missing_text
+
+#: Values that mean "missing": the one rule every approach reads cells by (engine.data.missing_values).
+MISSING_STRINGS = MISSING_TOKENS
 
 #: Normalised column name -> (sentence template, compact label, compact unit).
 #: Templates use ``{v}`` for the value.
@@ -79,11 +81,11 @@ def _normalise(column: str) -> str:
 
 
 def is_missing(value: Any) -> bool:
-    """True for None, NaN/NA/NaT, empty strings and the X Education placeholder 'Select'."""
+    """True for None, NaN/NA/NaT and the text cells :data:`MISSING_TOKENS` holds (empty, 'Select', 'N/A'...)."""
     if value is None:
         return True
     if isinstance(value, str):
-        return value.strip().lower() in MISSING_STRINGS
+        return is_missing_text(value)
     try:
         missing = pd.isna(value)
     except (TypeError, ValueError):

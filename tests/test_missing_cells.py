@@ -1,0 +1,41 @@
+"""One rule for what a cell counts as missing (engine.data.missing_values.MISSING_TOKENS), read the same way by the
+three approaches and every path in: a CSV file read by pandas, a data frame built in code (the stack's
+prepare_features), the API's single-lead fast path, and the text the LLM and the embeddings write for a lead."""
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine.api import _single_lead_frame
+from engine.data.leads import prepare_features, read_table
+from engine.data.text import row_fields
+
+CELLS = ["None", "null", "N/A", "n/a", "NA", "nan", "Select", "  ", "", "#N/A", "<NA>", "NULL", "none "]
+VALUES = ["Google", "Nonesuch", "Selected", "NAB", "0"]
+
+
+@pytest.mark.parametrize("cell", CELLS + VALUES)
+def test_every_path_reads_a_cell_the_same_way(cell):
+    expected_missing = cell in CELLS
+    columns, kinds = ["Lead Source"], {"Lead Source": "categorical"}
+    # the stack, on a frame built in code (the API's batch path, What-if)
+    stack = prepare_features(pd.DataFrame({"Lead Source": [cell]}), columns, kinds)
+    assert bool(stack["Lead Source"].isna().iloc[0]) is expected_missing
+    # the API's one-lead fast path
+    fast = _single_lead_frame({"Lead Source": cell}, columns, kinds)
+    assert bool(fast["Lead Source"].isna().iloc[0]) is expected_missing
+    # the LLM's and the embeddings' text of the lead: a missing field is left out of it
+    written = dict(row_fields(pd.Series({"Lead Source": cell, "City": "Mumbai"})))
+    assert ("Lead Source" not in written) is expected_missing
+    # a CSV file (pandas' reader, then the same cleaning)
+    raw = read_table(io.BytesIO(f"Lead Source,City\n{cell},Mumbai\nGoogle,Pune\n".encode()), filename="l.csv")
+    from_file = prepare_features(raw, columns, kinds)
+    assert bool(from_file["Lead Source"].isna().iloc[0]) is expected_missing
+
+
+def test_a_number_column_reads_missing_words_as_missing_not_as_bad_numbers():
+    frame = pd.DataFrame({"TotalVisits": ["3", "None", "n/a", "5", "NULL"]})
+    out = prepare_features(frame, ["TotalVisits"], {"TotalVisits": "numeric"})
+    np.testing.assert_array_equal(out["TotalVisits"].isna().to_numpy(), [False, True, True, False, True])
