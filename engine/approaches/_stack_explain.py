@@ -156,7 +156,7 @@ def _fast_parts(stack) -> dict:
 
 def _fast_matrix(stack, Z: np.ndarray, costs: dict | None = None) -> np.ndarray:
     """Contributions by the fast path (see :mod:`engine.approaches._fast_explain`), ``(rows, columns_)``."""
-    from engine.approaches.stacking import BASE_MODELS
+    from engine.approaches._stack_parts import BASE_MODELS
 
     costs = costs if costs is not None else {}
 

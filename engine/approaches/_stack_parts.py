@@ -24,6 +24,10 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, OneToOneFeatureMixin, TransformerMixin
 
+#: The stack's base models, in the order of the meta-network's inputs (one home: the stack and its explanation
+#: both read it from here, so neither imports the other).
+BASE_MODELS = ("logistic_regression", "random_forest", "xgboost", "svc")
+
 CLIP = 1e-4
 
 

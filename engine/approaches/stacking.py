@@ -51,7 +51,7 @@ from engine.approaches._stack_explain import EXPLAIN_METHODS  # noqa: F401 - par
 from engine.approaches.base import Approach
 from engine.callbacks import CallbackList, Progress
 
-BASE_MODELS = ("logistic_regression", "random_forest", "xgboost", "svc")
+BASE_MODELS = _parts.BASE_MODELS
 #: A small stack that trains in seconds on a few hundred leads: the tests and the API bench use it.
 SMALL_PARAMS = {
     "n_folds": 2,
