@@ -202,9 +202,6 @@ class Run:
             detail = lines[0] + (" ..." if len(lines) > 1 else "")
             raise BrokenRun(self.id, f"its model files cannot be loaded ({type(exc).__name__}: {detail})") from exc
 
-    def save_artifact(self, name: str, payload: Any) -> Path:
-        return write_json(self.path / name, payload)
-
 
 @dataclass
 class RunStore:

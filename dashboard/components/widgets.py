@@ -88,21 +88,6 @@ def model_error(run, exc: Exception, hint: str = "Choose another run, or train t
     return f"{first.rstrip('.')}. {hint}"
 
 
-def run_data_and_model(run):
-    """The run's dataset and fitted model, or a message on the page and a stop when either is unavailable
-    (the widgets drawn before, the run picker among them, stay usable)."""
-    data = state.run_data(run)
-    if data is None:
-        st.warning(state.missing_data_message(run))
-        st.stop()
-    try:
-        model = state.load_model(run)
-    except Exception as exc:  # noqa: BLE001 - a damaged model (BrokenRun) or an approach whose module is missing
-        st.error(model_error(run, exc))
-        st.stop()
-    return data, model
-
-
 def synthetic_note(meta: dict) -> None:
     if meta.get("synthetic"):
         st.caption(":orange-badge[synthetic] This is generated demo data, not real leads or calls.")
