@@ -4,7 +4,9 @@ An approach is shaped like a scikit-learn estimator:
 
 * every hyper-parameter is a keyword of ``__init__`` that is stored unchanged and nothing else;
 * learned state ends with ``_``;
-* ``fit(X, y, callbacks=None)`` returns ``self``;
+* ``fit(X, y, callbacks=None)`` returns ``self``: the shared work (rows and labels checked, callbacks wrapped,
+  time measured, classes set) is done here, then the approach's own ``_fit(X, y, callbacks)`` (AutoGluon's
+  ``AbstractModel.fit`` -> ``_fit``); ``_check_X`` and ``min_per_class`` are the hooks a subclass may change;
 * ``predict_proba(X)`` returns an ``(n, 2)`` array, column 1 = probability of conversion;
 * ``explain(X)`` returns a contribution table (see :data:`CONTRIBUTION_COLUMNS`);
 * ``save(path)`` writes native files into a folder, ``load(path)`` (a classmethod) reads them back.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
@@ -69,9 +72,64 @@ class Approach(ClassifierMixin, BaseEstimator, ABC):
         """Fitted state every classifier carries: the labels seen, ``[0, 1]``."""
         self.classes_ = np.unique(np.asarray(y).astype(int))
 
+    #: The fewest rows of each class (0 and 1) a fit needs; a subclass may set it or override
+    #: :meth:`_min_per_class` (the stack's depends on its folds).
+    min_per_class: ClassVar[int] = 2
+
     # -- the contract ------------------------------------------------------------------------
+    def fit(self, X: pd.DataFrame, y, callbacks: list | None = None) -> Approach:
+        """Fit on rows ``X`` and 0/1 labels ``y`` (one per row). The checks, the callbacks, the fit's time
+        (``fit_seconds_``) and ``classes_`` are the same for every approach; the model is :meth:`_fit`'s."""
+        from engine.callbacks import CallbackList
+
+        X = self._check_X(X)
+        y = self._check_y(y, len(X))
+        cb = callbacks if isinstance(callbacks, CallbackList) else CallbackList(callbacks)
+        started = time.perf_counter()
+        self._fit(X, y, cb)
+        self.fit_seconds_ = time.perf_counter() - started
+        self._set_classes(y)
+        return self
+
     @abstractmethod
-    def fit(self, X: pd.DataFrame, y: np.ndarray, callbacks: list | None = None) -> Approach: ...
+    def _fit(self, X: pd.DataFrame, y: np.ndarray, callbacks) -> None:
+        """The approach's own fit on checked rows and 0/1 ``int`` labels, with a ``CallbackList``."""
+
+    def _check_X(self, X) -> pd.DataFrame:
+        """The rows as a data frame with at least one column (a dict is one row)."""
+        if isinstance(X, dict):
+            X = pd.DataFrame([X])
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(f"X must be a pandas DataFrame, not {type(X).__name__}")
+        if len(X.columns) == 0:
+            raise ValueError("X has no feature columns; check the leak policy and exclusions")
+        return X
+
+    def _min_per_class(self) -> int:
+        return int(self.min_per_class)
+
+    def _check_y(self, y, n_rows: int) -> np.ndarray:
+        """0/1 labels, one per row, with at least :meth:`_min_per_class` of each class."""
+        y = np.asarray(y).ravel()
+        if len(y) != n_rows:
+            raise ValueError(f"X has {n_rows} rows but y has {len(y)}; pass one label per row")
+        try:
+            values = set(pd.unique(y).tolist())
+            zero_one = values <= {0, 1}
+        except TypeError:  # labels that cannot be compared with numbers
+            zero_one = False
+        if not zero_one:
+            shown = sorted(map(str, pd.unique(y)))[:5]
+            raise ValueError(f"y must hold 0/1 labels (1 = converted); found {shown}")
+        y = y.astype(int)
+        counts = np.bincount(y, minlength=2)
+        need = self._min_per_class()
+        if counts.min() < need:
+            raise ValueError(
+                f"{type(self).__name__} needs at least {need} examples of each class (0 and 1) to fit; got "
+                f"{counts[0]} of 0 and {counts[1]} of 1. Add examples of the class with fewer."
+            )
+        return y
 
     @abstractmethod
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray: ...

@@ -646,16 +646,14 @@ class EmbeddingApproach(Approach):
         return stages
 
     # -- the contract ---------------------------------------------------------------------------------
-    def fit(self, X: pd.DataFrame, y: np.ndarray, callbacks: list | None = None) -> EmbeddingApproach:
+    def _check_X(self, X) -> pd.DataFrame | list:
+        """A frame of calls (a ``transcript`` column) or of leads, or a list of texts."""
         self._check_params()
-        cbs = CallbackList(callbacks)
-        y = np.asarray(y).astype(int)
-        if len(X) != len(y):
-            raise ValueError(f"X has {len(X)} rows but y has {len(y)}; pass one label per row")
-        if np.bincount(y, minlength=2).min() < 2:
-            raise ValueError(
-                "Need at least 2 examples of each class (0 and 1) to fit; add examples of the missing class"
-            )
+        if isinstance(X, (list, tuple)):
+            return list(X)
+        return super()._check_X(X)
+
+    def _fit(self, X: pd.DataFrame | list, y: np.ndarray, cbs: CallbackList) -> None:
         self.input_kind_ = "transcripts" if isinstance(X, pd.DataFrame) and TEXT_COLUMN in X.columns else "leads"
         self.input_columns_ = None if self.input_kind_ == "transcripts" else list(X.columns)
         texts = self.texts_of(X)
@@ -692,8 +690,6 @@ class EmbeddingApproach(Approach):
         self.timings_ = timings
         self.embedding_dim_ = embedding_dimension(self._generic_model())
         cbs.on_log("embeddings approach fitted")
-        self._set_classes(y)
-        return self
 
     def predict_proba(self, X, embeddings: str = "fine_tuned") -> np.ndarray:
         self._check_fitted("classifiers_")

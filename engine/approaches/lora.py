@@ -437,11 +437,18 @@ class LoraApproach(Approach):
         return [fields_to_text(row_fields(rec, cols), self.text_style) for rec in X[cols].to_dict("records")]
 
     # -- training ----------------------------------------------------------------------------------
-    def fit(self, X: pd.DataFrame, y, callbacks: list | None = None) -> LoraApproach:
+    #: The fewest rows of each class: the adapter learns from the answer words, so one of each is enough to run.
+    min_per_class = 1
+
+    def _check_X(self, X) -> pd.DataFrame:
+        X = super()._check_X(X)
+        if len(X) < 4:
+            raise ValueError(f"LoRA needs at least 4 training rows, got {len(X)}.")
+        return X.reset_index(drop=True)
+
+    def _fit(self, X: pd.DataFrame, y: np.ndarray, cb: CallbackList) -> None:
         import torch
 
-        cb = callbacks if isinstance(callbacks, CallbackList) else CallbackList(callbacks)
-        X, y = _check_xy(X, y)
         started = time.monotonic()
         self._detach()  # refitting: drop this instance's previous adapter from the shared base
         self._prefix_kv = None
@@ -550,9 +557,6 @@ class LoraApproach(Approach):
             self._save_checkpoint(optimizer, scheduler, total_steps, run_key)
         self.n_train_rows_ = int(len(train_idx))
         self.n_calibration_rows_ = int(len(calib_idx))
-        self.fit_seconds_ = time.monotonic() - started
-        self._set_classes(y)
-        return self
 
     def _detach(self) -> None:
         name = getattr(self, "adapter_name_", None)
@@ -935,16 +939,3 @@ def _check_x(X) -> pd.DataFrame:
     if not isinstance(X, pd.DataFrame):
         raise TypeError(f"LoRA scoring needs a pandas DataFrame of leads, got {type(X).__name__}.")
     return X
-
-
-def _check_xy(X, y) -> tuple[pd.DataFrame, np.ndarray]:
-    X = _check_x(X)
-    y = np.asarray(y)
-    if len(X) != len(y):
-        raise ValueError(f"X has {len(X)} rows but y has {len(y)}; pass one label per lead.")
-    if len(X) < 4:
-        raise ValueError(f"LoRA needs at least 4 training rows, got {len(X)}.")
-    values = set(np.unique(y).tolist())
-    if not values <= {0, 1}:
-        raise ValueError(f"y must hold 0/1 labels (1 = converted); found {sorted(values)[:5]}.")
-    return X.reset_index(drop=True), y.astype(int)

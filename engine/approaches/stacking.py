@@ -38,7 +38,6 @@ stack), both in :mod:`engine.approaches._stack_explain`.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -263,7 +262,10 @@ class StackingApproach(Approach):
         return (M - self.meta_mean_) / self.meta_scale_
 
     # -- fit ----------------------------------------------------------------------------------------
-    def fit(self, X: pd.DataFrame, y, callbacks: list | None = None) -> StackingApproach:
+    def _min_per_class(self) -> int:
+        return int(self.n_folds)  # every fold holds rows of both classes
+
+    def _fit(self, X: pd.DataFrame, y: np.ndarray, cb: CallbackList) -> None:
         import tempfile
 
         import joblib
@@ -271,23 +273,11 @@ class StackingApproach(Approach):
         from sklearn.model_selection import StratifiedKFold, cross_val_predict
         from sklearn.pipeline import Pipeline
 
-        X = self._check_X(X)
         _parts.check_target_encoder(self.target_encoder)
-        y = np.asarray(y).astype(int).ravel()
-        if len(y) != len(X):
-            raise ValueError(f"X has {len(X)} rows but y has {len(y)}; pass one label per row")
-        counts = np.bincount(y, minlength=2)
-        if len(counts) > 2 or counts.min() < self.n_folds:
-            raise ValueError(
-                f"Stacking needs 0/1 labels with at least n_folds={self.n_folds} rows of each class "
-                f"(got counts {counts.tolist()}); add rows or lower n_folds"
-            )
-        cb = CallbackList(callbacks)
         n_models = len(BASE_MODELS)
         total = self.n_folds * n_models + n_models + self.meta_epochs
         cb.on_train_begin(total, stage="stacking")
         step = 0
-        t0 = time.perf_counter()
         self.kinds_ = _column_kinds(X)
         self.columns_ = list(X.columns)
 
@@ -345,11 +335,8 @@ class StackingApproach(Approach):
         bg = rng.choice(len(X), size=min(self.explain_background, len(X)), replace=False)
         self.background_ = self._transform(X.iloc[np.sort(bg)])
         self.train_proba_ = self._proba_matrix(Z)
-        self.fit_seconds_ = time.perf_counter() - t0
         cb.on_step_end(Progress(step=total, total=total, stage="done"))
         cb.on_train_end(stage="stacking")
-        self._set_classes(y)
-        return self
 
     def _pick_raw_features(self, Z: np.ndarray, y: np.ndarray) -> list[int]:
         if not self.meta_raw_features:
