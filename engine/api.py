@@ -775,11 +775,48 @@ def create_app(
     return api
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a name) reaches this machine only: 127.0.0.0/8, ::1, localhost."""
+    import ipaddress
+
+    name = host.strip().strip("[]").casefold()
+    if name in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(host: str, no_auth: bool = False) -> str | None:
+    """Refuse (ValueError, one line naming the fix) to serve beyond loopback without ``CLAB_API_KEY``:
+    ``/models`` and ``/predict/*`` would be open to the network. ``no_auth`` allows it and returns the warning
+    to print; loopback needs no key."""
+    if is_loopback(host) or os.environ.get(API_KEY_ENV):
+        return None
+    if not no_auth:
+        raise ValueError(
+            f"refusing to serve on {host} without an API key: anyone who can reach it could list and use the "
+            f"models. Set {API_KEY_ENV} (clients send it as X-API-Key), serve on 127.0.0.1, or pass --no-auth "
+            "to serve it open anyway"
+        )
+    return f"warning: serving on {host} with no API key (--no-auth): /models and /predict/* are open to the network"
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, no_auth: bool = False) -> None:
     """Run the API with uvicorn (``python -m engine serve``); ``workers`` > 1 starts that many processes,
-    each with its own model cache."""
+    each with its own model cache. Beyond loopback it needs ``CLAB_API_KEY`` unless ``no_auth``
+    (:func:`check_exposure`)."""
+    import sys
+
     import uvicorn
 
+    warning = check_exposure(host, no_auth)
+    if warning:
+        print(warning, file=sys.stderr)
     if workers > 1:
         uvicorn.run("engine.api:create_app", factory=True, host=host, port=port, workers=workers)
     else:

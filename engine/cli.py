@@ -508,7 +508,7 @@ def _short(value, limit: int = 40) -> str:
 def cmd_serve(args) -> int:
     from engine.api import serve
 
-    serve(host=args.host, port=args.port)
+    serve(host=args.host, port=args.port, no_auth=args.no_auth)
     return 0
 
 
@@ -730,10 +730,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--host",
         default="127.0.0.1",
-        help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 exposes it to the "
-        "network: set CLAB_API_KEY first)",
+        help="address to listen on (default 127.0.0.1, this machine only; any other address, such as 0.0.0.0, "
+        "exposes it to the network and is refused unless CLAB_API_KEY is set or --no-auth is given)",
     )
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    p.add_argument(
+        "--no-auth",
+        dest="no_auth",
+        action="store_true",
+        help="serve beyond loopback without CLAB_API_KEY (every path open to the network; prints a warning)",
+    )
 
     _command(sub, "prepare-models", cmd_prepare_models, help="convert and cache the offline models (idempotent)")
 

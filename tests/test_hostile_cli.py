@@ -506,3 +506,39 @@ def test_a_link_planted_inside_a_stored_model_folder_is_never_unpickled(store, t
     assert main(["score", "--run", run.name, "--data", str(leads)]) == 2
     assert "is not a file the engine wrote" in capsys.readouterr().err
     assert not marker.exists()
+
+
+# -- serve: the API is not opened to the network without a key ------------------------------------------
+def test_serve_beyond_loopback_needs_a_key_or_no_auth(workspace, monkeypatch, capsys):
+    """``serve --host 0.0.0.0`` without CLAB_API_KEY: one line naming the fix, exit 2, nothing bound (a real
+    process); loopback needs no key; a key or ``--no-auth`` (with a warning) lets it start."""
+    monkeypatch.delenv("CLAB_API_KEY", raising=False)
+    env = {k: v for k, v in os.environ.items() if k != "CLAB_API_KEY"}
+    for host in ("0.0.0.0", "::", "192.168.1.20"):
+        done = subprocess.run(
+            [sys.executable, "-m", "engine", "serve", "--host", host, "--port", "1"],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1, done.stderr
+        assert lines[0].startswith("error: refusing to serve on") and host in lines[0]
+        assert "CLAB_API_KEY" in lines[0] and "--no-auth" in lines[0] and "127.0.0.1" in lines[0]
+
+    import uvicorn
+
+    started = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.append(kw))  # the server, not the models
+    for host in ("127.0.0.1", "::1", "localhost", "127.0.0.2"):
+        assert main(["serve", "--host", host]) == 0
+        assert capsys.readouterr().err == ""
+    assert main(["serve", "--host", "0.0.0.0", "--no-auth"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("warning: serving on 0.0.0.0 with no API key") and "open" in err
+    monkeypatch.setenv("CLAB_API_KEY", "s3cret")
+    assert main(["serve", "--host", "0.0.0.0"]) == 0
+    assert capsys.readouterr().err == ""
+    assert [kw["host"] for kw in started] == ["127.0.0.1", "::1", "localhost", "127.0.0.2", "0.0.0.0", "0.0.0.0"]
