@@ -357,6 +357,22 @@ class _Loaded:
             return self.batchers[key]
 
 
+_GC_LOCK = threading.Lock()
+
+
+def _refreeze() -> None:
+    """After a model load: collect, then freeze what is left. A loaded model is hundreds of thousands of
+    long-lived objects; frozen (``gc.freeze``), the collector's full passes skip them, which otherwise stall
+    every request now and then (the latency tail). Frozen objects are never collected, though, and a model
+    is full of reference cycles: so everything is unfrozen first and the evicted models (and any model
+    evicted while a request still held it, at a later load) are collected before the rest is frozen again.
+    Costs one full collection a load (tens of ms), none per request."""
+    with _GC_LOCK:
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+
+
 class _ModelCache:
     """Loaded models by run id: at most ``max_models``, the least recently used evicted first. A model
     is loaded once even when several requests ask for it together."""
@@ -387,16 +403,13 @@ class _ModelCache:
                 if run.id in self._models:
                     return self._models[run.id]
             loaded = _Loaded(run.load_approach())  # raises BrokenRun for damaged model files
-            # a loaded model is hundreds of thousands of long-lived objects: keep them out of the garbage
-            # collector's full passes, which otherwise stall every request now and then (the latency tail)
-            gc.collect()
-            gc.freeze()
             with self._lock:
                 self._models[run.id] = loaded
                 self._models.move_to_end(run.id)
                 while len(self._models) > self.max_models:
                     self._models.popitem(last=False)
                 self._loading.pop(run.id, None)
+            _refreeze()
             return loaded
 
     def get(self, run):

@@ -215,6 +215,14 @@ def _terminate_as_exit():
 
 
 def cmd_bench(args) -> int:
+    if args.input == "api" and args.memory:
+        from engine.benchmarks.api import default_json_out, run_api_memory_bench
+
+        out = args.json or default_json_out("api_memory")
+        result = run_api_memory_bench(json_out=out, loads=args.loads)
+        print(json.dumps(result, indent=2))
+        print(f"written {out}")
+        return 0
     if args.input == "api":
         from engine.benchmarks.api import run_api_bench
 
@@ -622,6 +630,13 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--json", help="write the results as JSON here")
             p.add_argument("--requests", type=int, default=2000, help="api only: requests to send (default 2000)")
             p.add_argument("--concurrency", type=int, default=16, help="api only: concurrent clients (default 16)")
+            p.add_argument(
+                "--memory",
+                action="store_true",
+                help="api only: instead of the load test, the API's RSS over --loads model loads with 4 models "
+                "kept (JSON, default assets/bench/api_memory_<date>.json)",
+            )
+            p.add_argument("--loads", type=int, default=50, help="api --memory only: model loads (default 50)")
             p.add_argument("--rows", type=int, default=100_000, help="score only: rows to score (default 100,000)")
             p.add_argument(
                 "--explain-rows",
