@@ -28,14 +28,17 @@ Security and limits (the checks run in this order):
 3. **Body shape** — anything that is not the documented JSON (malformed or non-standard JSON such as
    ``NaN``, numbers out of range, nesting deeper than Python parses, lead values that are objects or
    lists, blank transcripts, unknown keys) gets 422 naming the field.
-4. **Batch limits** — at most ``max_batch`` (:data:`MAX_BATCH`) items, transcripts of at most
+4. **Batch limits** — at most ``max_batch`` (:data:`MAX_BATCH`) items, counted as the list is read: 413 at
+   item ``max_batch + 1``, before the rest of the body is parsed or any item checked
+   (:func:`engine.api_body.parse_body`; step 3 runs on the items of a batch within the cap); transcripts of at most
    ``max_transcript_chars`` characters, and with ``explain=true`` at most :data:`MAX_EXPLAIN_LEADS` leads or
    :data:`MAX_EXPLAIN_TRANSCRIPTS` transcripts (an explanation costs ~0.7 s of CPU a lead): 413 naming the cap.
 5. **Run ids** — ``run_id`` goes through :meth:`engine.runs.RunStore.get`: only the store's own ids of
    folders inside the store are accepted (404 for any other text: absolute paths, ``..``); a damaged run
    gets 409 naming its problem.
 
-Every error body has a readable ``message`` (also under ``detail``). Models are loaded once per run
+Every error body has a readable ``message`` (also under ``detail``); a 422 lists at most 10 errors (``detail``)
+and counts them all (``errors``). Every answer is strict JSON (never ``NaN``). Models are loaded once per run
 (``Run.load_approach()``) into a cache of at most ``max_models`` (:data:`MAX_CACHED_MODELS`) models, least
 recently used first out. Runs never change after they complete, so each run's spec and metrics are read
 once; the run list is re-read when the runs folder changes (checked at most every ``refresh_seconds``).
@@ -47,7 +50,6 @@ import gc
 import json
 import math
 import os
-import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -58,8 +60,10 @@ import pandas as pd
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from engine.api_body import Guard, StrictJSONResponse, invalid, message_body, parse_body
 
 API_KEY_ENV = "CLAB_API_KEY"
 MAX_BATCH = 500
@@ -197,51 +201,6 @@ class PredictionResponse(BaseModel):
 
 
 # -- helpers -------------------------------------------------------------------------------------
-def _readable(errors: list[dict]) -> str:
-    parts = []
-    for err in errors[:10]:
-        where = ".".join(str(p) for p in err.get("loc", []) if p != "body") or "body"
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        parts.append(msg if msg.startswith(where) else f"{where}: {msg}")
-    return "; ".join(parts)
-
-
-def _invalid(errors: list[dict]) -> JSONResponse:
-    return JSONResponse(
-        status_code=422,
-        content={
-            "message": f"Invalid request: {_readable(errors)}. See GET /docs for the expected body.",
-            "detail": [
-                {k: (list(v) if k == "loc" else v) for k, v in e.items() if k in ("loc", "msg", "type")} for e in errors
-            ],
-        },
-    )
-
-
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _parse(body: bytes, model: type[BaseModel]) -> BaseModel | JSONResponse:
-    """The request body as ``model``, or the 422 response that says what is wrong with it."""
-    try:
-        payload = json.loads(body, parse_constant=_reject_constant)
-    except RecursionError:
-        return _invalid([{"loc": ["body"], "msg": "the JSON is nested too deeply", "type": "json_invalid"}])
-    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, NaN/Infinity, over-long integers
-        return _invalid([{"loc": ["body"], "msg": f"not valid JSON ({str(exc)[:200]})", "type": "json_invalid"}])
-    try:
-        return model.model_validate(payload)
-    except ValidationError as exc:
-        return _invalid(exc.errors(include_url=False, include_input=False))
-    except RecursionError:
-        return _invalid([{"loc": ["body"], "msg": "the JSON is nested too deeply", "type": "value_error"}])
-
-
-def _message(status: int, message: str) -> dict:
-    return {"message": message, "detail": {"message": message}}
-
-
 def _single_lead_frame(lead: dict, columns: list[str], kinds: dict[str, str]) -> pd.DataFrame:
     """``prepare_features(pd.DataFrame([lead]), columns, kinds)`` for one lead of JSON scalars, cell by cell
     (the same rules; ~40 times faster than the column-wise version on one row, which is what a single-lead
@@ -489,72 +448,6 @@ class _Catalog:
         return None
 
 
-class _Guard:
-    """Pure ASGI middleware in front of the routes: the API key check and then the body cap, both before
-    anything parses the body. The body is read here as it arrives, counted, and handed on whole."""
-
-    def __init__(self, app, max_body_bytes: int = MAX_BODY_BYTES):
-        self.app, self.max_body_bytes = app, max_body_bytes
-
-    @staticmethod
-    async def _respond(send, status: int, message: str) -> None:
-        body = json.dumps(_message(status, message)).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        headers = dict(scope.get("headers") or [])
-        expected = os.environ.get(API_KEY_ENV)
-        if expected and scope.get("path") not in OPEN_PATHS:
-            given = headers.get(b"x-api-key", b"")
-            if not secrets.compare_digest(given, expected.encode()):
-                return await self._respond(send, 401, "Missing or wrong API key: send it in the X-API-Key header.")
-        limit = self.max_body_bytes
-        length = headers.get(b"content-length", b"")
-        if length.isdigit() and int(length) > limit:
-            return await self._respond(
-                send, 413, f"Request body is {int(length):,} bytes; the limit is {limit:,}. Send smaller batches."
-            )
-        if scope.get("method") not in ("POST", "PUT", "PATCH"):
-            return await self.app(scope, receive, send)
-        chunks, total = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            chunk = message.get("body", b"")
-            total += len(chunk)
-            if total > limit:
-                return await self._respond(
-                    send, 413, f"Request body is over the limit of {limit:,} bytes. Send smaller batches."
-                )
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        replayed = False
-
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-            return await receive()
-
-        return await self.app(scope, replay, send)
-
-
 def _body_schema(app: FastAPI, model: type[BaseModel]) -> dict:
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     app.state.extra_schemas.update(schema.pop("$defs", {}))
@@ -589,6 +482,7 @@ def create_app(
         title="Conversion Lab scoring API",
         version="1",
         description="Scores leads and sales-call transcripts with the runs trained by Conversion Lab.",
+        default_response_class=StrictJSONResponse,
     )
     api.state.store, api.state.cache, api.state.catalog, api.state.extra_schemas = store, cache, catalog, {}
 
@@ -605,14 +499,14 @@ def create_app(
 
     @api.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
-        return _invalid(list(exc.errors()))
+        return invalid(list(exc.errors()))
 
     @api.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException):
         message = exc.detail.get("message") if isinstance(exc.detail, dict) else str(exc.detail)
-        return JSONResponse(
+        return StrictJSONResponse(
             status_code=exc.status_code,
-            content=_message(exc.status_code, message),
+            content=message_body(message),
             headers=getattr(exc, "headers", None),
         )
 
@@ -695,7 +589,7 @@ def create_app(
             "predictions": predictions,
             "ignored_fields": ignored or [],
         }
-        return Response(json.dumps(payload).encode(), media_type="application/json")
+        return Response(json.dumps(payload, allow_nan=False).encode(), media_type="application/json")
 
     def check_batch(n: int, explain: bool, explain_cap: int, what: str) -> None:
         if n == 0:
@@ -776,15 +670,15 @@ def create_app(
         "/predict/transcript", response_model=PredictionResponse, openapi_extra=_body_schema(api, TranscriptRequest)
     )
     async def predict_transcript(request: Request):
-        body = _parse(await request.body(), TranscriptRequest)
+        body = await run_in_threadpool(parse_body, await request.body(), TranscriptRequest, "transcripts", max_batch)
         return body if isinstance(body, Response) else await run_in_threadpool(score_transcripts, body)
 
     @api.post("/predict/lead", response_model=PredictionResponse, openapi_extra=_body_schema(api, LeadRequest))
     async def predict_lead(request: Request):
-        body = _parse(await request.body(), LeadRequest)
+        body = await run_in_threadpool(parse_body, await request.body(), LeadRequest, "leads", max_batch)
         return body if isinstance(body, Response) else await run_in_threadpool(score_leads, body)
 
-    api.add_middleware(_Guard, max_body_bytes=max_body_bytes)
+    api.add_middleware(Guard, max_body_bytes=max_body_bytes, api_key_env=API_KEY_ENV, open_paths=OPEN_PATHS)
     return api
 
 

@@ -433,10 +433,10 @@ def test_evicted_models_are_freed_and_rss_stays_flat(store, trained, leads, tmp_
     assert trained[1].id not in app.state.cache.ids()
     assert first() is None, "an evicted model is still alive"
 
-    # the RSS of a fresh process (as a server's: this one has TensorFlow loaded) over 16 loads, 4 kept
+    # the RSS of a fresh process (as a server's: this one has TensorFlow loaded) over 24 loads, 4 kept
     out = tmp_path / "api_memory.json"
     done = subprocess.run(
-        [sys.executable, "-m", "engine", "bench", "api", "--memory", "--loads", "16", "--json", str(out)],
+        [sys.executable, "-m", "engine", "bench", "api", "--memory", "--loads", "24", "--json", str(out)],
         cwd=Path(__file__).resolve().parent.parent,
         env={**os.environ, "CLAB_WORKSPACE": str(trained[0])},
         capture_output=True,
@@ -445,5 +445,49 @@ def test_evicted_models_are_freed_and_rss_stays_flat(store, trained, leads, tmp_
     )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
-    assert result["loads"] == 16 and result["cached_at_end"] == 4 and len(result["rss_mb"]) == 16
-    assert result["growth_per_load_kb"] < 250, result  # ~550 KB a load when evicted models leaked
+    assert result["loads"] == 24 and result["cached_at_end"] == 4 and len(result["rss_mb"]) == 24
+    assert result["growth_per_load_kb"] < 300, result  # ~550 KB a load when evicted models leaked
+
+
+# -- 8. huge batches are refused while they are read; a 422 lists a few errors -------------------------
+@pytest.mark.parametrize("path, key, item", [(TRANSCRIPT, "transcripts", b'""'), (LEAD, "leads", b"{}")])
+def test_a_batch_past_the_cap_is_refused_before_its_items_are_parsed(store, leads, path, key, item):
+    """3.3 million empty items in a 10 MB body: 413 after reading 501 of them (it took 108 s and 6.1 GB to get
+    a 422 for transcripts, 3 s and ~500 MB for leads); 500 items are still read and checked."""
+    import tracemalloc
+
+    client = TestClient(create_app(store))
+    n = 3_300_000
+    body = b'{"%s": [' % key.encode() + item + (b"," + item) * (n - 1) + b"]}"
+    assert len(body) < 10_000_000
+    tracemalloc.start()
+    try:
+        t0 = time.perf_counter()
+        r = client.post(path, content=body, headers={"content-type": "application/json"})
+        seconds = time.perf_counter() - t0
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert r.status_code == 413, r.text[:300]
+    assert f"more than 500 {key}" in _message(r) and "Split" in _message(r)
+    assert peak < 60e6 and seconds < 20, (peak, seconds)
+    # at the cap the items are read and validated as before: one bad item of 500 named, 501 refused
+    at_cap = leads * 9 if key == "leads" else ["a call"] * 501
+    assert client.post(path, json={key: at_cap[:500]}).status_code in (200, 404)  # 404: no transcripts run here
+    bad = [*at_cap[:499], {"transcript": 5} if key == "transcripts" else {"City": [1]}]
+    r = client.post(path, json={key: bad})
+    assert r.status_code == 422 and "499" in _message(r)
+    assert client.post(path, json={key: at_cap[:501]}).status_code == 413
+
+
+def test_a_422_lists_at_most_ten_errors(store):
+    """500 transcripts with 60 unknown keys each: 30,000 errors, answered with 10 of them and the count."""
+    item = {"transcript": "a call", **{f"extra_{k}": k for k in range(60)}}
+    body = json.dumps({"transcripts": [item] * 500}).encode()
+    assert len(body) > 300_000
+    r = TestClient(create_app(store)).post(TRANSCRIPT, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    answer = r.json()
+    assert answer["errors"] == 30_000 and len(answer["detail"]) == 10
+    assert "transcripts.0.extra_0" in answer["message"] and "29,990 more errors" in answer["message"]
+    assert len(r.content) < 5_000
