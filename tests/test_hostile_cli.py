@@ -542,3 +542,22 @@ def test_serve_beyond_loopback_needs_a_key_or_no_auth(workspace, monkeypatch, ca
     assert main(["serve", "--host", "0.0.0.0"]) == 0
     assert capsys.readouterr().err == ""
     assert [kw["host"] for kw in started] == ["127.0.0.1", "::1", "localhost", "127.0.0.2", "0.0.0.0", "0.0.0.0"]
+
+
+def test_score_gives_finite_scores_for_huge_numbers(store, trained, tmp_path, capsys):
+    """A lead file with 1e308 in a number column: every row gets a finite probability and a 1-99 score (the
+    stack used to answer NaN and -9223372036854775808 for it)."""
+    src, leads = trained
+    frame = pd.read_csv(leads).head(20)
+    for col in ("TotalVisits", "Page Views Per Visit", "Total Time Spent on Website"):
+        frame[col] = frame[col].astype(float)
+    frame.loc[0, "TotalVisits"] = 1e308
+    frame.loc[1, "Page Views Per Visit"] = -1e308
+    frame.loc[2, "Total Time Spent on Website"] = 1.7e308
+    data = tmp_path / "huge.csv"
+    frame.to_csv(data, index=False)
+    out = tmp_path / "scored.csv"
+    assert main(["score", "--run", src.name, "--data", str(data), "--out", str(out), "--explain", "all"]) == 0
+    scored = pd.read_csv(out)
+    assert len(scored) == 20 and scored["probability"].between(0, 1).all()
+    assert scored["score"].between(1, 99).all() and scored["tier"].isin(list("ABCD")).all()
