@@ -72,6 +72,8 @@ MAX_BODY_BYTES = 10_000_000
 #: Most leads / transcripts one ``explain=true`` request may ask explanations for.
 MAX_EXPLAIN_LEADS = 20
 MAX_EXPLAIN_TRANSCRIPTS = 5
+#: Seconds of explaining one request may take; rows past it are scored without reasons (said in ``notes``).
+EXPLAIN_SECONDS = 20.0
 #: Most models kept loaded at once (least recently used goes first).
 MAX_CACHED_MODELS = 4
 #: Seconds between looks at the runs folder for new, finished or removed runs.
@@ -198,6 +200,8 @@ class PredictionResponse(BaseModel):
     threshold: float
     predictions: list[Prediction]
     ignored_fields: list[str] = Field(default_factory=list)
+    explained: int | None = Field(None, description="with explain=true: the items that got reasons")
+    notes: list[str] = Field(default_factory=list, description="e.g. explanations stopped at the time budget")
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -448,6 +452,30 @@ class _Catalog:
         return None
 
 
+async def _watching(request: Request, work, body) -> Response:
+    """``work(body, stop)`` in the thread pool; for an explained request, ``stop`` (a threading.Event) is set
+    as soon as the client disconnects, so the explanations stop instead of running on for nobody."""
+    if not getattr(body, "explain", False):
+        return await run_in_threadpool(work, body)
+    import asyncio
+
+    stop = threading.Event()
+
+    async def watch() -> None:
+        while not stop.is_set():
+            if await request.is_disconnected():
+                stop.set()
+                return
+            await asyncio.sleep(0.05)
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await run_in_threadpool(work, body, stop)
+    finally:
+        stop.set()
+        watcher.cancel()
+
+
 def _body_schema(app: FastAPI, model: type[BaseModel]) -> dict:
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     app.state.extra_schemas.update(schema.pop("$defs", {}))
@@ -468,6 +496,7 @@ def create_app(
     max_models: int = MAX_CACHED_MODELS,
     refresh_seconds: float = REFRESH_SECONDS,
     serialize_scoring: bool = True,
+    explain_seconds: float = EXPLAIN_SECONDS,
 ) -> FastAPI:
     """The scoring app over ``store`` (an :class:`engine.runs.RunStore`; the workspace's by default), behind
     :class:`_Guard`; ``app.state`` holds the ``store``, the model ``cache`` and the run ``catalog``.
@@ -557,37 +586,64 @@ def create_app(
                 detail={"message": f"Run {run_id} cannot be used: {exc.problem}. Pick another run from GET /models."},
             ) from None
 
-    def respond(run, loaded: _Loaded, X: pd.DataFrame, explain: bool, ignored: list[str] | None = None) -> Response:
-        """Scores through :func:`engine.scoring.predict_rows`: the CLI's and the dashboard's numbers."""
-        from engine.scoring import predict_rows
+    def respond(
+        run, loaded: _Loaded, X: pd.DataFrame, explain: bool, ignored: list[str] | None = None, stop=None
+    ) -> Response:
+        """Scores through :func:`engine.scoring.predict_rows`: the CLI's and the dashboard's numbers. With
+        ``explain``, rows are explained one by one until ``explain_seconds`` have passed (the rest keep their
+        scores, without reasons, said in ``notes``) or ``stop`` (a threading.Event: the client has gone) is set."""
+        from engine.scoring import ScoringError, predict_rows
 
         metrics = catalog.metrics.get(run.id)
         if metrics is None:
             metrics = run.metrics
         threshold = 0.5  # runs store no threshold of their own
-        if serialize_scoring and not explain:  # concurrent requests for one model scored as one batch
-            batcher = loaded.batcher(run.id, lambda frame: predict_rows(run, loaded.model, frame, metrics=metrics))
-            predictions = batcher(X)
-        else:
-            predictions = predict_rows(
-                run,
-                loaded.model,
-                X,
-                explain=explain,
-                metrics=metrics,
-                lock=loaded.lock if serialize_scoring else None,
-                n_factors=TOP_FACTORS,
-            )
+        lock = loaded.lock if serialize_scoring else None
+        notes: list[str] = []
+        try:
+            if serialize_scoring and not explain:  # concurrent requests for one model scored as one batch
+                batcher = loaded.batcher(run.id, lambda frame: predict_rows(run, loaded.model, frame, metrics=metrics))
+                predictions = batcher(X)
+            else:
+                predictions = predict_rows(run, loaded.model, X, metrics=metrics, lock=lock)
+            explained, deadline = 0, time.monotonic() + explain_seconds
+            for i in range(len(X) if explain else 0):
+                if stop is not None and stop.is_set():
+                    message = f"The client disconnected: explanations stopped after {explained} of {len(X)}."
+                    return StrictJSONResponse(message_body(message), status_code=499)
+                if time.monotonic() >= deadline:
+                    notes.append(
+                        f"Explanations stopped at the time budget of {explain_seconds:g} s: {explained} of "
+                        f"{len(X)} explained; the rest are scored without reasons. Send fewer per request."
+                    )
+                    break
+                row = predict_rows(
+                    run,
+                    loaded.model,
+                    X.iloc[i : i + 1],
+                    explain=True,
+                    metrics=metrics,
+                    lock=lock,
+                    n_factors=TOP_FACTORS,
+                )[0]
+                predictions[i].update({k: row[k] for k in ("reasons_for", "reasons_against", "factors")})
+                explained += 1
+        except ScoringError as exc:
+            raise HTTPException(422, detail={"message": str(exc)}) from None
         for p in predictions:
             p["label"] = int(p["probability"] >= threshold)
-            if not explain:
-                p["factors"] = None
+            p.setdefault("factors", None)
+            if explain:
+                p.setdefault("reasons_for", None)
+                p.setdefault("reasons_against", None)
         payload = {
             "run_id": run.id,
             "approach": run.spec.get("approach", ""),
             "threshold": threshold,
             "predictions": predictions,
             "ignored_fields": ignored or [],
+            "explained": explained if explain else None,
+            "notes": notes,
         }
         return Response(json.dumps(payload, allow_nan=False).encode(), media_type="application/json")
 
@@ -636,7 +692,7 @@ def create_app(
             )
         return {"models": out, "skipped": list(catalog.skipped)}
 
-    def score_transcripts(body: TranscriptRequest) -> Response:
+    def score_transcripts(body: TranscriptRequest, stop=None) -> Response:
         items = body.transcripts
         check_batch(len(items), body.explain, MAX_EXPLAIN_TRANSCRIPTS, "transcripts")
         for i, item in enumerate(items):
@@ -657,26 +713,26 @@ def create_app(
             )
         except TranscriptDataError as exc:
             raise HTTPException(422, detail={"message": str(exc)}) from None
-        return respond(run, loaded, table.X, body.explain)
+        return respond(run, loaded, table.X, body.explain, stop=stop)
 
-    def score_leads(body: LeadRequest) -> Response:
+    def score_leads(body: LeadRequest, stop=None) -> Response:
         leads = body.leads
         check_batch(len(leads), body.explain, MAX_EXPLAIN_LEADS, "leads")
         run, loaded = pick_run(body.run_id, "leads")
         X, ignored = _lead_frame(leads, run.spec)
-        return respond(run, loaded, X, body.explain, ignored)
+        return respond(run, loaded, X, body.explain, ignored, stop=stop)
 
     @api.post(
         "/predict/transcript", response_model=PredictionResponse, openapi_extra=_body_schema(api, TranscriptRequest)
     )
     async def predict_transcript(request: Request):
         body = await run_in_threadpool(parse_body, await request.body(), TranscriptRequest, "transcripts", max_batch)
-        return body if isinstance(body, Response) else await run_in_threadpool(score_transcripts, body)
+        return body if isinstance(body, Response) else await _watching(request, score_transcripts, body)
 
     @api.post("/predict/lead", response_model=PredictionResponse, openapi_extra=_body_schema(api, LeadRequest))
     async def predict_lead(request: Request):
         body = await run_in_threadpool(parse_body, await request.body(), LeadRequest, "leads", max_batch)
-        return body if isinstance(body, Response) else await run_in_threadpool(score_leads, body)
+        return body if isinstance(body, Response) else await _watching(request, score_leads, body)
 
     api.add_middleware(Guard, max_body_bytes=max_body_bytes, api_key_env=API_KEY_ENV, open_paths=OPEN_PATHS)
     return api

@@ -491,3 +491,87 @@ def test_a_422_lists_at_most_ten_errors(store):
     assert answer["errors"] == 30_000 and len(answer["detail"]) == 10
     assert "transcripts.0.extra_0" in answer["message"] and "29,990 more errors" in answer["message"]
     assert len(r.content) < 5_000
+
+
+# -- 9. explanations stop at a time budget and when the client has gone ---------------------------------
+def test_explanations_stop_at_the_time_budget(store, leads):
+    body = {"leads": leads[:5], "explain": True}
+    full = TestClient(create_app(store)).post(LEAD, json=body).json()
+    assert full["explained"] == 5 and full["notes"] == [] and all(p["factors"] for p in full["predictions"])
+    r = TestClient(create_app(store, explain_seconds=0)).post(LEAD, json=body)
+    assert r.status_code == 200
+    cut = r.json()
+    assert cut["explained"] == 0 and "time budget of 0 s: 0 of 5 explained" in cut["notes"][0]
+    assert [p["probability"] for p in cut["predictions"]] == [p["probability"] for p in full["predictions"]]
+    assert all(p["factors"] is None and p["reasons_for"] is None for p in cut["predictions"])
+
+
+def test_explanations_stop_when_the_client_disconnects(store, leads):
+    """An explained request whose client has gone (the server is told by ``http.disconnect``) stops explaining
+    instead of working on for nobody."""
+    import asyncio
+
+    app = create_app(store)
+    body = json.dumps({"leads": leads[:MAX_EXPLAIN_LEADS], "explain": True}).encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": LEAD,
+        "raw_path": LEAD.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+    async def call(gone: bool) -> tuple[int, dict]:
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+        sent = []
+
+        async def receive():
+            if messages:
+                return messages.pop(0)
+            if not gone:
+                await asyncio.sleep(3600)  # the client waits for its answer
+            return {"type": "http.disconnect"}
+
+        async def send(message):
+            sent.append(message)
+
+        await app(scope, receive, send)
+        return sent[0]["status"], json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+
+    status, answer = asyncio.run(call(gone=False))
+    assert status == 200 and answer["explained"] == MAX_EXPLAIN_LEADS
+    status, answer = asyncio.run(call(gone=True))
+    assert status == 499 and "disconnected" in answer["message"]
+    assert int(answer["message"].split("after ")[1].split(" of")[0]) < MAX_EXPLAIN_LEADS // 2
+
+
+# -- 10. numbers far beyond training: finite scores, strict JSON ----------------------------------------
+def _strict(text: str):
+    def refuse(name):
+        raise AssertionError(f"{name} in the answer: not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_huge_numbers_get_finite_scores_in_strict_json(store, trained, leads):
+    """1e308 in a number field scaled to infinity inside the stack: probability NaN, a score of -2**63 and an
+    answer that is not JSON. The scaled features are clipped, the scores are finite, and answers are strict."""
+    kinds = trained[1].spec["kinds"]
+    client = TestClient(create_app(store))
+    for col in [c for c, k in kinds.items() if k == "numeric"]:
+        for value in (1e308, -1e308, 1.7976931348623157e308, 1e200):
+            for batch in ({**leads[0], col: value}, [{**leads[0], col: value}, leads[1]]):
+                for explain in (False, True):
+                    r = client.post(LEAD, json={"leads": batch, "explain": explain})
+                    assert r.status_code == 200, r.text[:300]
+                    for p in _strict(r.text)["predictions"]:
+                        assert 0.0 <= p["probability"] <= 1.0 and 1 <= p["score"] <= 99 and p["tier"] in "ABCD"
+                        assert all(np.isfinite(f["contribution"]) for f in p["factors"] or [])
+    assert _strict(client.get("/models").text)["models"]
