@@ -16,7 +16,10 @@ Endpoints (JSON):
 Each prediction: ``probability`` (of conversion), ``score`` (1-99), ``label`` (1 when probability >= 0.5: runs
 store no threshold of their own; the board's threshold tools are for choosing one), ``tier`` (A-D: the quarter of
 the run's training scores) and, with ``explain=true``, ``reasons_for`` / ``reasons_against`` (the scoring
-service's texts) and ``factors`` (the largest contributions in probability points).
+service's texts) and ``factors`` (the largest contributions in probability points). Explanations stop when the
+client disconnects (499) or after ``explain_seconds`` (:data:`EXPLAIN_SECONDS`): the rest keep their scores
+without reasons, and ``explained`` / ``notes`` say so. ``serve`` refuses a non-loopback address without
+``CLAB_API_KEY`` unless ``no_auth`` (:func:`check_exposure`).
 
 Security and limits (the checks run in this order):
 
