@@ -16,7 +16,10 @@ Endpoints (JSON):
 Each prediction: ``probability`` (of conversion), ``score`` (1-99), ``label`` (1 when probability >= 0.5: runs
 store no threshold of their own; the board's threshold tools are for choosing one), ``tier`` (A-D: the quarter of
 the run's training scores) and, with ``explain=true``, ``reasons_for`` / ``reasons_against`` (the scoring
-service's texts) and ``factors`` (the largest contributions in probability points).
+service's texts) and ``factors`` (the largest contributions in probability points). Explanations stop when the
+client disconnects (499) or after ``explain_seconds`` (:data:`EXPLAIN_SECONDS`): the rest keep their scores
+without reasons, and ``explained`` / ``notes`` say so. ``serve`` refuses a non-loopback address without
+``CLAB_API_KEY`` unless ``no_auth`` (:func:`check_exposure`).
 
 Security and limits (the checks run in this order):
 
@@ -28,14 +31,17 @@ Security and limits (the checks run in this order):
 3. **Body shape** — anything that is not the documented JSON (malformed or non-standard JSON such as
    ``NaN``, numbers out of range, nesting deeper than Python parses, lead values that are objects or
    lists, blank transcripts, unknown keys) gets 422 naming the field.
-4. **Batch limits** — at most ``max_batch`` (:data:`MAX_BATCH`) items, transcripts of at most
+4. **Batch limits** — at most ``max_batch`` (:data:`MAX_BATCH`) items, counted as the list is read: 413 at
+   item ``max_batch + 1``, before the rest of the body is parsed or any item checked
+   (:func:`engine.api_body.parse_body`; step 3 runs on the items of a batch within the cap); transcripts of at most
    ``max_transcript_chars`` characters, and with ``explain=true`` at most :data:`MAX_EXPLAIN_LEADS` leads or
    :data:`MAX_EXPLAIN_TRANSCRIPTS` transcripts (an explanation costs ~0.7 s of CPU a lead): 413 naming the cap.
 5. **Run ids** — ``run_id`` goes through :meth:`engine.runs.RunStore.get`: only the store's own ids of
    folders inside the store are accepted (404 for any other text: absolute paths, ``..``); a damaged run
    gets 409 naming its problem.
 
-Every error body has a readable ``message`` (also under ``detail``). Models are loaded once per run
+Every error body has a readable ``message`` (also under ``detail``); a 422 lists at most 10 errors (``detail``)
+and counts them all (``errors``). Every answer is strict JSON (never ``NaN``). Models are loaded once per run
 (``Run.load_approach()``) into a cache of at most ``max_models`` (:data:`MAX_CACHED_MODELS`) models, least
 recently used first out. Runs never change after they complete, so each run's spec and metrics are read
 once; the run list is re-read when the runs folder changes (checked at most every ``refresh_seconds``).
@@ -47,7 +53,6 @@ import gc
 import json
 import math
 import os
-import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -58,8 +63,10 @@ import pandas as pd
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from engine.api_body import Guard, StrictJSONResponse, invalid, message_body, parse_body
 
 API_KEY_ENV = "CLAB_API_KEY"
 MAX_BATCH = 500
@@ -68,6 +75,8 @@ MAX_BODY_BYTES = 10_000_000
 #: Most leads / transcripts one ``explain=true`` request may ask explanations for.
 MAX_EXPLAIN_LEADS = 20
 MAX_EXPLAIN_TRANSCRIPTS = 5
+#: Seconds of explaining one request may take; rows past it are scored without reasons (said in ``notes``).
+EXPLAIN_SECONDS = 20.0
 #: Most models kept loaded at once (least recently used goes first).
 MAX_CACHED_MODELS = 4
 #: Seconds between looks at the runs folder for new, finished or removed runs.
@@ -194,54 +203,11 @@ class PredictionResponse(BaseModel):
     threshold: float
     predictions: list[Prediction]
     ignored_fields: list[str] = Field(default_factory=list)
+    explained: int | None = Field(None, description="with explain=true: the items that got reasons")
+    notes: list[str] = Field(default_factory=list, description="e.g. explanations stopped at the time budget")
 
 
 # -- helpers -------------------------------------------------------------------------------------
-def _readable(errors: list[dict]) -> str:
-    parts = []
-    for err in errors[:10]:
-        where = ".".join(str(p) for p in err.get("loc", []) if p != "body") or "body"
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        parts.append(msg if msg.startswith(where) else f"{where}: {msg}")
-    return "; ".join(parts)
-
-
-def _invalid(errors: list[dict]) -> JSONResponse:
-    return JSONResponse(
-        status_code=422,
-        content={
-            "message": f"Invalid request: {_readable(errors)}. See GET /docs for the expected body.",
-            "detail": [
-                {k: (list(v) if k == "loc" else v) for k, v in e.items() if k in ("loc", "msg", "type")} for e in errors
-            ],
-        },
-    )
-
-
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _parse(body: bytes, model: type[BaseModel]) -> BaseModel | JSONResponse:
-    """The request body as ``model``, or the 422 response that says what is wrong with it."""
-    try:
-        payload = json.loads(body, parse_constant=_reject_constant)
-    except RecursionError:
-        return _invalid([{"loc": ["body"], "msg": "the JSON is nested too deeply", "type": "json_invalid"}])
-    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, NaN/Infinity, over-long integers
-        return _invalid([{"loc": ["body"], "msg": f"not valid JSON ({str(exc)[:200]})", "type": "json_invalid"}])
-    try:
-        return model.model_validate(payload)
-    except ValidationError as exc:
-        return _invalid(exc.errors(include_url=False, include_input=False))
-    except RecursionError:
-        return _invalid([{"loc": ["body"], "msg": "the JSON is nested too deeply", "type": "value_error"}])
-
-
-def _message(status: int, message: str) -> dict:
-    return {"message": message, "detail": {"message": message}}
-
-
 def _single_lead_frame(lead: dict, columns: list[str], kinds: dict[str, str]) -> pd.DataFrame:
     """``prepare_features(pd.DataFrame([lead]), columns, kinds)`` for one lead of JSON scalars, cell by cell
     (the same rules; ~40 times faster than the column-wise version on one row, which is what a single-lead
@@ -357,6 +323,22 @@ class _Loaded:
             return self.batchers[key]
 
 
+_GC_LOCK = threading.Lock()
+
+
+def _refreeze() -> None:
+    """After a model load: collect, then freeze what is left. A loaded model is hundreds of thousands of
+    long-lived objects; frozen (``gc.freeze``), the collector's full passes skip them, which otherwise stall
+    every request now and then (the latency tail). Frozen objects are never collected, though, and a model
+    is full of reference cycles: so everything is unfrozen first and the evicted models (and any model
+    evicted while a request still held it, at a later load) are collected before the rest is frozen again.
+    Costs one full collection a load (tens of ms), none per request."""
+    with _GC_LOCK:
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+
+
 class _ModelCache:
     """Loaded models by run id: at most ``max_models``, the least recently used evicted first. A model
     is loaded once even when several requests ask for it together."""
@@ -387,16 +369,13 @@ class _ModelCache:
                 if run.id in self._models:
                     return self._models[run.id]
             loaded = _Loaded(run.load_approach())  # raises BrokenRun for damaged model files
-            # a loaded model is hundreds of thousands of long-lived objects: keep them out of the garbage
-            # collector's full passes, which otherwise stall every request now and then (the latency tail)
-            gc.collect()
-            gc.freeze()
             with self._lock:
                 self._models[run.id] = loaded
                 self._models.move_to_end(run.id)
                 while len(self._models) > self.max_models:
                     self._models.popitem(last=False)
                 self._loading.pop(run.id, None)
+            _refreeze()
             return loaded
 
     def get(self, run):
@@ -476,70 +455,28 @@ class _Catalog:
         return None
 
 
-class _Guard:
-    """Pure ASGI middleware in front of the routes: the API key check and then the body cap, both before
-    anything parses the body. The body is read here as it arrives, counted, and handed on whole."""
+async def _watching(request: Request, work, body) -> Response:
+    """``work(body, stop)`` in the thread pool; for an explained request, ``stop`` (a threading.Event) is set
+    as soon as the client disconnects, so the explanations stop instead of running on for nobody."""
+    if not getattr(body, "explain", False):
+        return await run_in_threadpool(work, body)
+    import asyncio
 
-    def __init__(self, app, max_body_bytes: int = MAX_BODY_BYTES):
-        self.app, self.max_body_bytes = app, max_body_bytes
+    stop = threading.Event()
 
-    @staticmethod
-    async def _respond(send, status: int, message: str) -> None:
-        body = json.dumps(_message(status, message)).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+    async def watch() -> None:
+        while not stop.is_set():
+            if await request.is_disconnected():
+                stop.set()
+                return
+            await asyncio.sleep(0.05)
 
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        headers = dict(scope.get("headers") or [])
-        expected = os.environ.get(API_KEY_ENV)
-        if expected and scope.get("path") not in OPEN_PATHS:
-            given = headers.get(b"x-api-key", b"")
-            if not secrets.compare_digest(given, expected.encode()):
-                return await self._respond(send, 401, "Missing or wrong API key: send it in the X-API-Key header.")
-        limit = self.max_body_bytes
-        length = headers.get(b"content-length", b"")
-        if length.isdigit() and int(length) > limit:
-            return await self._respond(
-                send, 413, f"Request body is {int(length):,} bytes; the limit is {limit:,}. Send smaller batches."
-            )
-        if scope.get("method") not in ("POST", "PUT", "PATCH"):
-            return await self.app(scope, receive, send)
-        chunks, total = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            chunk = message.get("body", b"")
-            total += len(chunk)
-            if total > limit:
-                return await self._respond(
-                    send, 413, f"Request body is over the limit of {limit:,} bytes. Send smaller batches."
-                )
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        replayed = False
-
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-            return await receive()
-
-        return await self.app(scope, replay, send)
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await run_in_threadpool(work, body, stop)
+    finally:
+        stop.set()
+        watcher.cancel()
 
 
 def _body_schema(app: FastAPI, model: type[BaseModel]) -> dict:
@@ -562,6 +499,7 @@ def create_app(
     max_models: int = MAX_CACHED_MODELS,
     refresh_seconds: float = REFRESH_SECONDS,
     serialize_scoring: bool = True,
+    explain_seconds: float = EXPLAIN_SECONDS,
 ) -> FastAPI:
     """The scoring app over ``store`` (an :class:`engine.runs.RunStore`; the workspace's by default), behind
     :class:`_Guard`; ``app.state`` holds the ``store``, the model ``cache`` and the run ``catalog``.
@@ -576,6 +514,7 @@ def create_app(
         title="Conversion Lab scoring API",
         version="1",
         description="Scores leads and sales-call transcripts with the runs trained by Conversion Lab.",
+        default_response_class=StrictJSONResponse,
     )
     api.state.store, api.state.cache, api.state.catalog, api.state.extra_schemas = store, cache, catalog, {}
 
@@ -592,14 +531,14 @@ def create_app(
 
     @api.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
-        return _invalid(list(exc.errors()))
+        return invalid(list(exc.errors()))
 
     @api.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException):
         message = exc.detail.get("message") if isinstance(exc.detail, dict) else str(exc.detail)
-        return JSONResponse(
+        return StrictJSONResponse(
             status_code=exc.status_code,
-            content=_message(exc.status_code, message),
+            content=message_body(message),
             headers=getattr(exc, "headers", None),
         )
 
@@ -650,39 +589,66 @@ def create_app(
                 detail={"message": f"Run {run_id} cannot be used: {exc.problem}. Pick another run from GET /models."},
             ) from None
 
-    def respond(run, loaded: _Loaded, X: pd.DataFrame, explain: bool, ignored: list[str] | None = None) -> Response:
-        """Scores through :func:`engine.scoring.predict_rows`: the CLI's and the dashboard's numbers."""
-        from engine.scoring import predict_rows
+    def respond(
+        run, loaded: _Loaded, X: pd.DataFrame, explain: bool, ignored: list[str] | None = None, stop=None
+    ) -> Response:
+        """Scores through :func:`engine.scoring.predict_rows`: the CLI's and the dashboard's numbers. With
+        ``explain``, rows are explained one by one until ``explain_seconds`` have passed (the rest keep their
+        scores, without reasons, said in ``notes``) or ``stop`` (a threading.Event: the client has gone) is set."""
+        from engine.scoring import ScoringError, predict_rows
 
         metrics = catalog.metrics.get(run.id)
         if metrics is None:
             metrics = run.metrics
         threshold = 0.5  # runs store no threshold of their own
-        if serialize_scoring and not explain:  # concurrent requests for one model scored as one batch
-            batcher = loaded.batcher(run.id, lambda frame: predict_rows(run, loaded.model, frame, metrics=metrics))
-            predictions = batcher(X)
-        else:
-            predictions = predict_rows(
-                run,
-                loaded.model,
-                X,
-                explain=explain,
-                metrics=metrics,
-                lock=loaded.lock if serialize_scoring else None,
-                n_factors=TOP_FACTORS,
-            )
+        lock = loaded.lock if serialize_scoring else None
+        notes: list[str] = []
+        try:
+            if serialize_scoring and not explain:  # concurrent requests for one model scored as one batch
+                batcher = loaded.batcher(run.id, lambda frame: predict_rows(run, loaded.model, frame, metrics=metrics))
+                predictions = batcher(X)
+            else:
+                predictions = predict_rows(run, loaded.model, X, metrics=metrics, lock=lock)
+            explained, deadline = 0, time.monotonic() + explain_seconds
+            for i in range(len(X) if explain else 0):
+                if stop is not None and stop.is_set():
+                    message = f"The client disconnected: explanations stopped after {explained} of {len(X)}."
+                    return StrictJSONResponse(message_body(message), status_code=499)
+                if time.monotonic() >= deadline:
+                    notes.append(
+                        f"Explanations stopped at the time budget of {explain_seconds:g} s: {explained} of "
+                        f"{len(X)} explained; the rest are scored without reasons. Send fewer per request."
+                    )
+                    break
+                row = predict_rows(
+                    run,
+                    loaded.model,
+                    X.iloc[i : i + 1],
+                    explain=True,
+                    metrics=metrics,
+                    lock=lock,
+                    n_factors=TOP_FACTORS,
+                )[0]
+                predictions[i].update({k: row[k] for k in ("reasons_for", "reasons_against", "factors")})
+                explained += 1
+        except ScoringError as exc:
+            raise HTTPException(422, detail={"message": str(exc)}) from None
         for p in predictions:
             p["label"] = int(p["probability"] >= threshold)
-            if not explain:
-                p["factors"] = None
+            p.setdefault("factors", None)
+            if explain:
+                p.setdefault("reasons_for", None)
+                p.setdefault("reasons_against", None)
         payload = {
             "run_id": run.id,
             "approach": run.spec.get("approach", ""),
             "threshold": threshold,
             "predictions": predictions,
             "ignored_fields": ignored or [],
+            "explained": explained if explain else None,
+            "notes": notes,
         }
-        return Response(json.dumps(payload).encode(), media_type="application/json")
+        return Response(json.dumps(payload, allow_nan=False).encode(), media_type="application/json")
 
     def check_batch(n: int, explain: bool, explain_cap: int, what: str) -> None:
         if n == 0:
@@ -729,7 +695,7 @@ def create_app(
             )
         return {"models": out, "skipped": list(catalog.skipped)}
 
-    def score_transcripts(body: TranscriptRequest) -> Response:
+    def score_transcripts(body: TranscriptRequest, stop=None) -> Response:
         items = body.transcripts
         check_batch(len(items), body.explain, MAX_EXPLAIN_TRANSCRIPTS, "transcripts")
         for i, item in enumerate(items):
@@ -750,36 +716,73 @@ def create_app(
             )
         except TranscriptDataError as exc:
             raise HTTPException(422, detail={"message": str(exc)}) from None
-        return respond(run, loaded, table.X, body.explain)
+        return respond(run, loaded, table.X, body.explain, stop=stop)
 
-    def score_leads(body: LeadRequest) -> Response:
+    def score_leads(body: LeadRequest, stop=None) -> Response:
         leads = body.leads
         check_batch(len(leads), body.explain, MAX_EXPLAIN_LEADS, "leads")
         run, loaded = pick_run(body.run_id, "leads")
         X, ignored = _lead_frame(leads, run.spec)
-        return respond(run, loaded, X, body.explain, ignored)
+        return respond(run, loaded, X, body.explain, ignored, stop=stop)
 
     @api.post(
         "/predict/transcript", response_model=PredictionResponse, openapi_extra=_body_schema(api, TranscriptRequest)
     )
     async def predict_transcript(request: Request):
-        body = _parse(await request.body(), TranscriptRequest)
-        return body if isinstance(body, Response) else await run_in_threadpool(score_transcripts, body)
+        body = await run_in_threadpool(parse_body, await request.body(), TranscriptRequest, "transcripts", max_batch)
+        return body if isinstance(body, Response) else await _watching(request, score_transcripts, body)
 
     @api.post("/predict/lead", response_model=PredictionResponse, openapi_extra=_body_schema(api, LeadRequest))
     async def predict_lead(request: Request):
-        body = _parse(await request.body(), LeadRequest)
-        return body if isinstance(body, Response) else await run_in_threadpool(score_leads, body)
+        body = await run_in_threadpool(parse_body, await request.body(), LeadRequest, "leads", max_batch)
+        return body if isinstance(body, Response) else await _watching(request, score_leads, body)
 
-    api.add_middleware(_Guard, max_body_bytes=max_body_bytes)
+    api.add_middleware(Guard, max_body_bytes=max_body_bytes, api_key_env=API_KEY_ENV, open_paths=OPEN_PATHS)
     return api
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a name) reaches this machine only: 127.0.0.0/8, ::1, localhost."""
+    import ipaddress
+
+    name = host.strip().strip("[]").casefold()
+    if name in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(host: str, no_auth: bool = False) -> str | None:
+    """Refuse (ValueError, one line naming the fix) to serve beyond loopback without ``CLAB_API_KEY``:
+    ``/models`` and ``/predict/*`` would be open to the network. ``no_auth`` allows it and returns the warning
+    to print; loopback needs no key."""
+    if is_loopback(host) or os.environ.get(API_KEY_ENV):
+        return None
+    if not no_auth:
+        raise ValueError(
+            f"refusing to serve on {host} without an API key: anyone who can reach it could list and use the "
+            f"models. Set {API_KEY_ENV} (clients send it as X-API-Key), serve on 127.0.0.1, or pass --no-auth "
+            "to serve it open anyway"
+        )
+    return f"warning: serving on {host} with no API key (--no-auth): /models and /predict/* are open to the network"
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, no_auth: bool = False) -> None:
     """Run the API with uvicorn (``python -m engine serve``); ``workers`` > 1 starts that many processes,
-    each with its own model cache."""
+    each with its own model cache. Beyond loopback it needs ``CLAB_API_KEY`` unless ``no_auth``
+    (:func:`check_exposure`)."""
+    import sys
+
     import uvicorn
 
+    warning = check_exposure(host, no_auth)
+    if warning:
+        print(warning, file=sys.stderr)
     if workers > 1:
         uvicorn.run("engine.api:create_app", factory=True, host=host, port=port, workers=workers)
     else:

@@ -208,6 +208,14 @@ def _terminate_as_exit():
 
 
 def cmd_bench(args) -> int:
+    if args.input == "api" and args.memory:
+        from engine.benchmarks.api import default_json_out, run_api_memory_bench
+
+        out = args.json or default_json_out("api_memory")
+        result = run_api_memory_bench(json_out=out, loads=args.loads)
+        print(json.dumps(result, indent=2))
+        print(f"written {out}")
+        return 0
     if args.input == "api":
         from engine.benchmarks.api import run_api_bench
 
@@ -504,7 +512,7 @@ def _short(value, limit: int = 40) -> str:
 def cmd_serve(args) -> int:
     from engine.api import serve
 
-    serve(host=args.host, port=args.port)
+    serve(host=args.host, port=args.port, no_auth=args.no_auth)
     return 0
 
 
@@ -603,6 +611,13 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--json", help="write the results as JSON here")
             p.add_argument("--requests", type=int, default=2000, help="api only: requests to send (default 2000)")
             p.add_argument("--concurrency", type=int, default=16, help="api only: concurrent clients (default 16)")
+            p.add_argument(
+                "--memory",
+                action="store_true",
+                help="api only: instead of the load test, the API's RSS over --loads model loads with 4 models "
+                "kept (JSON, default assets/bench/api_memory_<date>.json)",
+            )
+            p.add_argument("--loads", type=int, default=50, help="api --memory only: model loads (default 50)")
             p.add_argument("--rows", type=int, default=100_000, help="score only: rows to score (default 100,000)")
             p.add_argument(
                 "--explain-rows",
@@ -711,10 +726,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--host",
         default="127.0.0.1",
-        help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 exposes it to the "
-        "network: set CLAB_API_KEY first)",
+        help="address to listen on (default 127.0.0.1, this machine only; any other address, such as 0.0.0.0, "
+        "exposes it to the network and is refused unless CLAB_API_KEY is set or --no-auth is given)",
     )
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    p.add_argument(
+        "--no-auth",
+        dest="no_auth",
+        action="store_true",
+        help="serve beyond loopback without CLAB_API_KEY (every path open to the network; prints a warning)",
+    )
 
     _command(sub, "prepare-models", cmd_prepare_models, help="convert and cache the offline models (idempotent)")
 

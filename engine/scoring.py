@@ -529,6 +529,18 @@ def identifier_columns(run: Run, columns) -> list[str]:
     return [str(c) for c, why in dropped.items() if "identifier" in str(why) and str(c) in present]
 
 
+def check_finite(run: Run, proba: np.ndarray) -> np.ndarray:
+    """``proba``, or ScoringError naming the rows the model gave no finite probability (never a NaN score)."""
+    bad = np.flatnonzero(~np.isfinite(proba))
+    if len(bad):
+        shown = ", ".join(str(i + 1) for i in bad[:10]) + (f" ... ({len(bad):,} in all)" if len(bad) > 10 else "")
+        raise ScoringError(
+            f"run {run.id} gave no probability for row(s) {shown}: check their numbers (a value far beyond "
+            "what training saw?). Fix: correct or blank those values."
+        )
+    return proba
+
+
 def explain_budget(approach: str) -> int:
     return EXPLAIN_BUDGET.get(approach, DEFAULT_EXPLAIN_BUDGET)
 
@@ -558,6 +570,7 @@ def score_frame(
         proba[start:stop] = np.asarray(model.predict_proba(X.iloc[start:stop]))[:, 1]
         if progress:
             progress(stop, n)
+    check_finite(run, proba)
     approach = str(run.spec.get("approach", ""))
     factors = _factors(model, X, proba, run, explain)
     out = _table(run, raw, proba, factors, rank)
@@ -642,7 +655,7 @@ def predict_rows(
     from contextlib import nullcontext
 
     with lock if lock is not None else nullcontext():
-        proba = np.asarray(model.predict_proba(X))[:, 1]
+        proba = check_finite(run, np.asarray(model.predict_proba(X))[:, 1])
     scores, tiers = run_scores(run, proba, metrics)
     reasons, largest = {}, {}
     if explain:

@@ -708,3 +708,58 @@ def test_the_job_path_refuses_a_param_out_of_range_before_queueing(workspace, tr
     assert main(["run-job", str(folder)]) == 2
     assert "'xgb_subsample'" in json.loads((folder / "result.json").read_text())["error"]
     assert not (workspace / "runs").exists() or not any((workspace / "runs").iterdir())
+
+
+# -- serve: the API is not opened to the network without a key ------------------------------------------
+def test_serve_beyond_loopback_needs_a_key_or_no_auth(workspace, monkeypatch, capsys):
+    """``serve --host 0.0.0.0`` without CLAB_API_KEY: one line naming the fix, exit 2, nothing bound (a real
+    process); loopback needs no key; a key or ``--no-auth`` (with a warning) lets it start."""
+    monkeypatch.delenv("CLAB_API_KEY", raising=False)
+    env = {k: v for k, v in os.environ.items() if k != "CLAB_API_KEY"}
+    for host in ("0.0.0.0", "::", "192.168.1.20"):
+        done = subprocess.run(
+            [sys.executable, "-m", "engine", "serve", "--host", host, "--port", "1"],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1, done.stderr
+        assert lines[0].startswith("error: refusing to serve on") and host in lines[0]
+        assert "CLAB_API_KEY" in lines[0] and "--no-auth" in lines[0] and "127.0.0.1" in lines[0]
+
+    import uvicorn
+
+    started = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.append(kw))  # the server, not the models
+    for host in ("127.0.0.1", "::1", "localhost", "127.0.0.2"):
+        assert main(["serve", "--host", host]) == 0
+        assert capsys.readouterr().err == ""
+    assert main(["serve", "--host", "0.0.0.0", "--no-auth"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("warning: serving on 0.0.0.0 with no API key") and "open" in err
+    monkeypatch.setenv("CLAB_API_KEY", "s3cret")
+    assert main(["serve", "--host", "0.0.0.0"]) == 0
+    assert capsys.readouterr().err == ""
+    assert [kw["host"] for kw in started] == ["127.0.0.1", "::1", "localhost", "127.0.0.2", "0.0.0.0", "0.0.0.0"]
+
+
+def test_score_gives_finite_scores_for_huge_numbers(store, trained, tmp_path, capsys):
+    """A lead file with 1e308 in a number column: every row gets a finite probability and a 1-99 score (the
+    stack used to answer NaN and -9223372036854775808 for it)."""
+    src, leads = trained
+    frame = pd.read_csv(leads).head(20)
+    for col in ("TotalVisits", "Page Views Per Visit", "Total Time Spent on Website"):
+        frame[col] = frame[col].astype(float)
+    frame.loc[0, "TotalVisits"] = 1e308
+    frame.loc[1, "Page Views Per Visit"] = -1e308
+    frame.loc[2, "Total Time Spent on Website"] = 1.7e308
+    data = tmp_path / "huge.csv"
+    frame.to_csv(data, index=False)
+    out = tmp_path / "scored.csv"
+    assert main(["score", "--run", src.name, "--data", str(data), "--out", str(out), "--explain", "all"]) == 0
+    scored = pd.read_csv(out)
+    assert len(scored) == 20 and scored["probability"].between(0, 1).all()
+    assert scored["score"].between(1, 99).all() and scored["tier"].isin(list("ABCD")).all()

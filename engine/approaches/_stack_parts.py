@@ -37,7 +37,7 @@ def logit(p: np.ndarray) -> np.ndarray:
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -700.0, 700.0)))  # exp overflows past 709; 1/(1+e^700) is 1e-304
 
 
 # -- SVC (RBF) ------------------------------------------------------------------------------------------
@@ -539,12 +539,18 @@ def _pack_features(features) -> list:
     return packed
 
 
+#: Scaled features are clipped to +-this many standard deviations: a number such as 1e308 otherwise scales to
+#: infinity or overflows in the float32 forest walk and the SVC's squared distances (probability NaN). No
+#: training value comes near (|z| <= sqrt(rows) <= 1,000 for the 1,000,000-row limit), so nothing else changes.
+Z_BOUND = 1e6
+
+
 def features_transform(features, X) -> np.ndarray:
     """``features.transform(X)`` of a fitted :func:`make_features` pipeline: NumPy on the fitted library
     parameters up to :data:`FEATURES_NUMPY_ROWS` rows (a ColumnTransformer costs ~8 ms a call on one row,
     in validation mostly), the library for more (tests/test_fast_paths.py holds them equal)."""
     if len(X) > FEATURES_NUMPY_ROWS:
-        return features.transform(X)
+        return np.clip(features.transform(X), -Z_BOUND, Z_BOUND)
     parts, mean, scale = _pack_features(features)
     n = len(X)
     blocks = []
@@ -570,7 +576,7 @@ def features_transform(features, X) -> np.ndarray:
                 ).astype(np.float64)
             )
     raw = np.hstack(blocks) if blocks else np.zeros((n, 0))
-    return (raw - mean) / scale
+    return np.clip((raw - mean) / scale, -Z_BOUND, Z_BOUND)
 
 
 class Subsample(ClassifierMixin, BaseEstimator):

@@ -14,6 +14,10 @@
    "errors", "p50_ms", "p99_ms", "requests_per_second", "machine", "date", ...}``. ``errors`` counts
    responses other than 200 and failed requests; the latencies are client-side, per request.
 
+``run_api_memory_bench(json_out=None, loads=50, keep=4)`` (``bench api --memory``): the app's RSS over
+``loads`` model loads with ``keep`` kept, each load evicting one: flat once the cache is full when evicted
+models give their memory back.
+
 The clients run in this process and the server in another, on the same machine: on a 2-core machine the
 clients' own CPU time is part of what is measured.
 """
@@ -249,6 +253,77 @@ def run_api_bench(
     return result
 
 
-def default_json_out() -> Path:
-    """``assets/bench/api_<date>.json``, the CLI's default output."""
-    return REPO_ROOT / "assets" / "bench" / f"api_{time.strftime('%Y-%m-%d')}.json"
+def default_json_out(kind: str = "api") -> Path:
+    """``assets/bench/<kind>_<date>.json``, the CLI's default output (``api_memory`` for ``--memory``)."""
+    return REPO_ROOT / "assets" / "bench" / f"{kind}_{time.strftime('%Y-%m-%d')}.json"
+
+
+def _rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 1e6
+
+
+def run_api_memory_bench(
+    json_out: str | Path | None = None, loads: int = 50, keep: int = 4, run_id: str | None = None
+) -> dict[str, Any]:
+    """RSS of the scoring app (in this process) over ``loads`` model loads with a cache of ``keep`` models:
+    the lead run (``run_id``, else as :func:`run_api_bench` picks it) copied under ``loads`` distinct run ids
+    into a temporary store, then one single-lead ``POST /predict/lead`` for each copy in turn, so every
+    request past the first ``keep`` loads a model and evicts one. Returns (and writes to ``json_out``)
+    ``{"loads", "kept", "rss_mb": [after each load], "rss_start_mb", "rss_end_mb", "growth_after_warmup_mb",
+    ...}``; ``growth_after_warmup_mb`` is the RSS after the last load minus the RSS once the cache first
+    held ``keep`` models (about 0 when evicted models give their memory back)."""
+    import shutil
+    import tempfile
+
+    import numpy as np
+    from fastapi.testclient import TestClient
+
+    from engine.api import create_app
+    from engine.runs import RunStore
+
+    if loads < 1 or keep < 1:
+        raise ValueError("loads and keep must be at least 1")
+    source = RunStore().get(_lead_run(run_id))
+    lead = json.loads(_payloads(1)[0])
+    with tempfile.TemporaryDirectory(prefix="clab-api-memory-") as tmp:
+        root = Path(tmp) / "runs"
+        ids = [f"{source.id[:15]}-{source.id.split('-')[1]}-{i:06x}" for i in range(loads)]
+        for rid in ids:
+            shutil.copytree(source.path, root / rid)
+        client = TestClient(create_app(RunStore(root), max_models=keep))
+        rss_start = _rss_mb()
+        rss, seconds = [], []
+        for rid in ids:
+            t0 = time.perf_counter()
+            r = client.post("/predict/lead", json={**lead, "run_id": rid})
+            seconds.append(time.perf_counter() - t0)
+            if r.status_code != 200:
+                raise RuntimeError(f"scoring with {rid} failed: HTTP {r.status_code}: {r.text[:300]}")
+            rss.append(round(_rss_mb(), 1))
+        cached = len(client.app.state.cache)
+        del client
+    warm = rss[min(keep, loads) - 1]
+    result = {
+        "loads": loads,
+        "kept": keep,
+        "cached_at_end": cached,
+        "run_id": source.id,
+        "rss_start_mb": round(rss_start, 1),
+        "rss_mb": rss,
+        "rss_end_mb": rss[-1],
+        "rss_max_mb": max(rss),
+        "growth_after_warmup_mb": round(rss[-1] - warm, 1),
+        "growth_per_load_kb": round(float(np.polyfit(range(len(rss) - keep), rss[keep:], 1)[0]) * 1000, 1)
+        if loads - keep >= 2
+        else None,
+        "load_seconds_median": round(float(sorted(seconds)[len(seconds) // 2]), 3),
+        "machine": machine_summary(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    if json_out:
+        from engine.storage import write_json
+
+        write_json(json_out, result)
+    return result
