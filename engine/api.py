@@ -140,6 +140,15 @@ class TranscriptItem(BaseModel):
     @field_validator("metadata", mode="before")
     @classmethod
     def _scalar_metadata(cls, values: Any) -> Any:
+        """The files' rule (engine.data.transcripts.flatten_metadata): nested objects become dotted fields, lists
+        of plain values one text; deeper nesting is refused naming the field."""
+        from engine.data.transcripts import TranscriptDataError, flatten_metadata
+
+        if isinstance(values, dict):
+            try:
+                values = flatten_metadata(values)
+            except TranscriptDataError as exc:
+                raise ValueError(str(exc)) from None
         _check_scalars(values, "metadata")
         return values
 

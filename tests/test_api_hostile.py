@@ -246,7 +246,8 @@ def test_live_server_stops_reading_an_unauthenticated_stream(store, monkeypatch)
         (TRANSCRIPT, {"transcripts": ""}, "transcripts"),
         (TRANSCRIPT, {"transcripts": "   "}, "transcripts"),
         (TRANSCRIPT, {"transcripts": [{"transcript": " \n "}]}, "transcripts.0.transcript"),
-        (TRANSCRIPT, {"transcripts": {"transcript": "hi", "metadata": {"industry": {"deep": 1}}}}, "metadata.industry"),
+        (TRANSCRIPT, {"transcripts": {"transcript": "hi", "metadata": {"i": {"a": {"b": {"c": 1}}}}}}, "'i.a.b'"),
+        (TRANSCRIPT, {"transcripts": {"transcript": "hi", "metadata": {"tags": [{"a": 1}]}}}, "'tags'"),
         (TRANSCRIPT, {"transcripts": [{"transcript": ["a", "b"]}]}, "transcripts.0.transcript"),
         (TRANSCRIPT, {"transcripts": {"transcript": 42}}, "transcripts.0.transcript"),
     ],
@@ -255,6 +256,19 @@ def test_invalid_bodies_get_422_naming_the_field(store, path, body, field):
     r = TestClient(create_app(store)).post(path, json=body)
     assert r.status_code == 422, r.text
     assert field in _message(r)
+
+
+def test_transcript_metadata_follows_the_files_rule():
+    """Nested metadata in a body is read as a file's is (engine.data.transcripts.flatten_metadata): dotted fields,
+    a list of plain values as one text; what a file refuses, the API refuses (above)."""
+    from engine.api import TranscriptRequest
+    from engine.data.transcripts import records_to_frame
+
+    meta = {"customer": {"address": {"country": "DE"}, "size": 10}, "tags": ["a", "b"]}
+    body = TranscriptRequest(transcripts=[{"transcript": "Agent: hi", "metadata": meta}])
+    frame, _, _ = records_to_frame([{"transcript": "Agent: hi", "metadata": meta}])
+    assert body.transcripts[0].metadata == {"customer.address.country": "DE", "customer.size": 10, "tags": "a, b"}
+    assert set(body.transcripts[0].metadata) == set(frame.columns) - {"transcript", "label"}
 
 
 @pytest.mark.parametrize(
