@@ -152,6 +152,18 @@ def _as_param(value):
     return list(value) if isinstance(value, tuple) else value
 
 
+def follow_newest_finished(finished: list) -> None:
+    """Point "Show a finished job" at the newest finished job this session launched (else the newest finished job)
+    whenever a newer one has finished since it was last drawn: a page open in a second tab follows its own jobs
+    instead of staying on an older one. A job picked by hand stays until then."""
+    ids = [j.id for j in finished]
+    mine = [i for i in ids if i in st.session_state.get("train_jobs_mine", [])]
+    newest = mine[0] if mine else ids[0]
+    if st.session_state.get("_train_history_newest") != newest or st.session_state.get("train_history_pick") not in ids:
+        st.session_state["train_history_pick"] = newest
+        st.session_state["_train_history_newest"] = newest
+
+
 left, right = st.columns([1, 1])
 with left:
     st.subheader("New job")
@@ -281,8 +293,8 @@ with left:
                     st.error(f"Not launched: {exc}", icon=":material/block:")
                 else:
                     runner.tick()
-                    st.session_state["train_job"] = job_id
-                    st.success(f"Job {job_id} queued.")
+                    st.session_state["train_job"] = job_id  # its message and panel follow its state (Jobs)
+                    st.session_state.setdefault("train_jobs_mine", []).append(job_id)
 with right:
     st.subheader("Jobs")
 
@@ -298,6 +310,14 @@ with right:
         if running_at_draw and not active:
             st.rerun(scope="app")  # the last job ended: redraw the page without the timer
         focus = st.session_state.get("train_job")
+        focus_job = next((j for j in jobs if j.id == focus), None)
+        if focus_job is not None and not focus_job.done:  # said while it is so: gone once the job ends
+            now = widgets.STATE_WORDS.get(focus_job.state, focus_job.state)
+            st.success(
+                f"Job {focus} queued: waiting for a free slot."
+                if focus_job.state == "queued"
+                else f"Job {focus} queued — now {now}."
+            )
         shown = active or [j for j in jobs if j.id == focus]
         if not jobs:
             if runner.problem is None:
@@ -310,11 +330,17 @@ with right:
         widgets.jobs_table(jobs)
         finished = [j for j in jobs if j.done]
         if finished:
+            follow_newest_finished(finished)
             pick = st.selectbox(
                 "Show a finished job",
                 [j.id for j in finished],
                 key="train_history_pick",
-                format_func=lambda i: f"job {i}: " + next(j.name for j in finished if j.id == i),
+                format_func=lambda i: (
+                    f"job {i}: "
+                    + next(f"{j.name} ({widgets.STATE_WORDS.get(j.state, j.state)})" for j in finished if j.id == i)
+                ),
+                help="Opens on the newest finished job launched here (or the newest finished job); it moves on "
+                "when a newer one finishes.",
             )
             job = runner.get(pick)
             if job.id not in [j.id for j in shown]:
