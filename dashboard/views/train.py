@@ -24,6 +24,18 @@ LORA_CPU_MEASURED = {
     "fp32: measured 28.4 min on Leads.csv on 2 AVX2 cores (3.3 s a step), longer when other jobs share the "
     "processor.",
 }
+#: how the page names the leak-policy presets (the engine's names, ``--leak-policy``, are in the help)
+POLICY_WORDS = {
+    "default": "Usual: fields filled in after contacting the lead",
+    "strict": "Strict: fields filled in after contact, and the last activity",
+    "none": "none",
+}
+#: why the lead loader drops a column (the first word of its reason), in the page's words
+DROPPED_WORDS = {
+    "identifier": "Identifiers (a different value in every row)",
+    "constant": "The same value in every row",
+    "every": "Every value missing",
+}
 
 st.title("Train")
 widgets.storage_warnings()
@@ -70,11 +82,15 @@ def training_problem(
     exclude: tuple,
     include: tuple,
     missing: str = "{}",
-) -> str | None:
-    """Why a job on this dataset cannot succeed (no outcome column, one outcome only, no usable column...),
-    in the user's words; None when it can be trained on. ``missing``: the numbers read as missing, as JSON."""
+) -> tuple[str | None, dict]:
+    """``(problem, left out)``: why a job on this dataset cannot succeed (no outcome column, one outcome only, no
+    usable column...) in the user's words, or None when it can be trained on; and, for a lead table, what the
+    model will not use: ``policy`` (the leak-policy preset that applies to this table, see
+    :func:`engine.data.leak_policy.effective_policy`), ``asked`` (the dataset's own), ``preset`` and ``user`` (the
+    columns each leaves out) and ``dropped`` (``{column: why}``). ``missing``: the numbers read as missing, as JSON."""
     if kind == "leads":
         from engine.data.leads import LeadDataError, load_leads
+        from engine.data.leak_policy import effective_policy, left_out
 
         try:
             table = load_leads(
@@ -90,19 +106,70 @@ def training_problem(
                 return (
                     "This file has no outcome column, so a model cannot learn from it. Choose the column that "
                     "says whether each lead converted on the **Data** page (or score the file on **Score new "
-                    "leads**)."
+                    "leads**).",
+                    {},
                 )
-            return plain(str(exc)) + " Fix it on the **Data** page."
+            return plain(str(exc)) + " Fix it on the **Data** page.", {}
+        # the same table as with the preset that applies to it (it differs only where the asked one leaves out nothing)
+        columns = [*table.excluded, *table.dropped, *table.X.columns]
+        applied = effective_policy(columns, policy or "default")
+        by_preset, by_user = left_out(table.excluded, applied, list(exclude), list(include))
+        info = {
+            "policy": applied,
+            "asked": policy or "default",
+            "preset": by_preset,
+            "user": by_user,
+            "dropped": dict(table.dropped),
+        }
         if table.X.shape[1] == 0:
-            return "No column is left to learn from: every column is excluded or dropped. Include some on **Data**."
-        return None
+            return (
+                "No column is left to learn from: every column is excluded or dropped. Include some on **Data**.",
+                info,
+            )
+        return None, info
     from engine.data.transcripts import load_transcripts
 
     try:
         load_transcripts(path)
     except ValueError as exc:
-        return plain(str(exc))
-    return None
+        return plain(str(exc)), {}
+    return None, {}
+
+
+def show_left_out(info: dict) -> None:
+    """Before launch: the columns the model will not use, in words (the leak policy's, the user's exclusions, the
+    identifiers and other columns the loader drops)."""
+    groups: dict[str, list[str]] = {}
+    if info["preset"]:
+        groups[f"Give the outcome away ({POLICY_WORDS[info['policy']]})"] = info["preset"]
+    if info["user"]:
+        groups["Excluded by you"] = info["user"]
+    for column, why in info["dropped"].items():
+        groups.setdefault(DROPPED_WORDS.get(why.split()[0], why), []).append(column)
+    count = sum(len(v) for v in groups.values())
+    lines = [f"- {title}: {', '.join(cols)}" for title, cols in groups.items()]
+    st.markdown(
+        f"**Not used by the model** ({count} column{'s' if count != 1 else ''}):\n" + "\n".join(lines)
+        if lines
+        else "**Not used by the model:** none; every column is used."
+    )
+    if info["policy"] == "none":
+        offered = "none"
+        if info["asked"] != "none":
+            offered += (
+                " — this file has none of the columns the Usual and Strict presets leave out (they are X "
+                "Education's after-contact fields: Tags, Lead Quality, Asymmetrique..., Last Activity)"
+            )
+        st.caption(
+            f"Leak policy: {offered}. Columns filled in after contact give the outcome away; exclude them on "
+            "**Data**, where the leak finder suggests which.",
+            help="Leak-policy preset `none` (command line: `--leak-policy none --exclude COLUMN`).",
+        )
+    else:
+        st.caption(
+            f"Leak policy: {POLICY_WORDS[info['policy']]} (change it, and the exclusions, on the **Data** page).",
+            help=f"Leak-policy preset `{info['policy']}` (command line: `--leak-policy {info['policy']}`).",
+        )
 
 
 def plain(message: str) -> str:
@@ -242,7 +309,7 @@ with left:
             )
             try:
                 missing_values = ds.missing_values if ds.kind == "leads" else {}
-                problem = (
+                problem, left_out = (
                     training_problem(
                         str(ds.raw_path),
                         ds.raw_path.stat().st_mtime,
@@ -254,10 +321,12 @@ with left:
                         json.dumps(missing_values, sort_keys=True),
                     )
                     if ds.kind in ("leads", "transcripts")
-                    else None
+                    else (None, {})
                 )
             except ValueError as exc:  # a damaged "numbers read as missing" setting: named, never trained on
-                missing_values, problem = {}, f"{exc}"
+                missing_values, problem, left_out = {}, f"{exc}", {}
+            if left_out:
+                show_left_out(left_out)
             if problem:
                 st.warning(f"This job cannot succeed, so it is not launched. {problem}", icon=":material/block:")
                 widgets.page_link("views/data.py", label="Go to Data", icon=":material/table_view:")
@@ -282,7 +351,7 @@ with left:
                         approach,
                         params=changed,
                         target=meta.get("target") if ds.kind == "leads" else None,
-                        leak_policy=meta.get("leak_policy") if ds.kind == "leads" else None,
+                        leak_policy=left_out.get("policy") if ds.kind == "leads" else None,
                         exclude=meta.get("exclude") if ds.kind == "leads" else None,
                         include=meta.get("include") if ds.kind == "leads" else None,
                         dataset_name=meta.get("name"),
