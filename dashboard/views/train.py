@@ -15,14 +15,22 @@ CHOICES = {
     "pooling": ["mean", "max"],
     "target_encoder": ["sklearn", "category_encoders"],
 }
-#: measured fits of the LLM's CPU preset (docs/RESULTS.md, SmolLM2-135M on Leads.csv, 2-core AMD EPYC machines)
+#: measured fits of the LLM's CPU preset (docs/RESULTS.md, SmolLM2-135M on Leads.csv, 2-core AMD EPYC machines):
+#: the estimate before launch, with what it assumes (an idle 2-core CPU, the size of Leads.csv)
 LORA_CPU_MEASURED = {
-    True: "This processor computes in bf16 natively, so the CPU preset trains on every training lead for 2 epochs: "
-    "about 30 minutes on 2 cores (measured 22.4 min on Leads.csv, AVX-512 with bf16), longer when other jobs "
-    "share the processor.",
-    False: "This processor has no native bf16 arithmetic, so the CPU preset trains on 4,000 leads for 1 epoch in "
-    "fp32: measured 28.4 min on Leads.csv on 2 AVX2 cores (3.3 s a step), longer when other jobs share the "
-    "processor.",
+    True: "With the CPU preset the LLM trains on every training lead, twice: about 30 minutes on an idle 2-core "
+    "CPU (measured 22.4 min on the 9,240 leads of Leads.csv); slower while other jobs run, and in proportion to "
+    "the number of leads.",
+    False: "With the CPU preset the LLM trains on 4,000 leads, once: measured 28.4 min on an idle 2-core CPU "
+    "(Leads.csv); slower while other jobs run.",
+}
+#: the technical side of the same measurement, one click away
+LORA_CPU_DETAILS = {
+    True: "This processor computes in bf16 natively (AVX-512 with bf16), so the preset trains in bf16 on every "
+    "row for 2 epochs. Measured on 2-core AMD EPYC machines, SmolLM2-135M, nothing else running (docs/RESULTS.md).",
+    False: "This processor has no native bf16 arithmetic, so the preset trains in fp32 on 4,000 rows for 1 epoch "
+    "(3.3 s a step on 2 AVX2 cores). Measured on 2-core AMD EPYC machines, SmolLM2-135M, nothing else running "
+    "(docs/RESULTS.md).",
 }
 #: how the page names the leak-policy presets (the engine's names, ``--leak-policy``, are in the help)
 POLICY_WORDS = {
@@ -261,7 +269,14 @@ with left:
             spec_defaults = {p["name"]: p["default"] for p in params_spec}
             preset = {}
             if approach == "lora" and not gpu["cuda"]:
-                st.info(LORA_CPU_MEASURED[cpu_has_bf16()], icon=":material/timer:")
+                busy = sum(not j.done for j in widgets.read_jobs(runner, say=False))
+                st.info(
+                    LORA_CPU_MEASURED[cpu_has_bf16()]
+                    + (f" {busy} job{'s are' if busy != 1 else ' is'} running or waiting now." if busy else ""),
+                    icon=":material/timer:",
+                )
+                with st.expander("Advanced: how the CPU time was measured"):
+                    st.caption(LORA_CPU_DETAILS[cpu_has_bf16()])
             if (
                 approach == "lora"
                 and not gpu["cuda"]
@@ -299,13 +314,19 @@ with left:
                     for i, p in enumerate(rest):
                         with more[i % 2]:
                             chosen[p["name"]] = param_widget(approach, p["name"], defaults[p["name"]], f"{prefix}_more")
-            # what differs from the approach's own defaults: the preset's values and the user's edits
+            # what the job gets: what differs from the approach's own defaults (the preset's values and the edits)
             changed = {k: v for k, v in {**defaults, **chosen}.items() if _as_param(v) != _as_param(spec_defaults[k])}
+            # what the user changed: only what differs from the defaults shown (the preset's values count as those)
+            edited = {k: v for k, v in chosen.items() if _as_param(v) != _as_param(defaults[k])}
             use_gpu = approach == "lora" and gpu["cuda"]
             cli = " ".join(f"--param {k}={json.dumps(_as_param(v))}" for k, v in changed.items())
+            from_preset = {k: v for k, v in preset.items() if _as_param(v) != _as_param(spec_defaults[k])}
             st.caption(
-                "Changed settings: " + params.describe_changes(approach, changed),
-                help=f"Command line: `{cli}`" if cli else "Every setting at its default.",
+                "Changed settings: "
+                + params.describe_changes(approach, edited)
+                + (" (the CPU preset's settings are the defaults here)" if preset else ""),
+                help=(f"The CPU preset sets {params.describe_changes(approach, from_preset)}. " if from_preset else "")
+                + (f"Command line: `{cli}`" if cli else "Every setting at its default."),
             )
             try:
                 missing_values = ds.missing_values if ds.kind == "leads" else {}
