@@ -440,13 +440,13 @@ with right:
     live_jobs()
 
 
-def delete_run(run_id: str) -> None:
+def delete_run(run_id: str, label: str) -> None:
     """Button callback: delete the run (after the confirmation box was ticked)."""
     try:
         state.run_store().delete(run_id)
-        st.session_state["_run_deleted"] = f"Deleted run {run_id}."
+        st.session_state["_run_deleted"] = f"Deleted run {label}."
     except KeyError:
-        st.session_state["_run_deleted"] = f"Run {run_id} was already deleted."
+        st.session_state["_run_deleted"] = f"Run {label} was already deleted."
 
 
 with right:
@@ -463,12 +463,13 @@ with right:
             key="train_run_pick",
             format_func=lambda i: state.run_label(next(r for r in stored_runs if r.id == i)),
         )
+        picked = next(r for r in stored_runs if r.id == pick)
         widgets.confirm_delete(
             st,
             "Delete this run",
-            f"Delete run **{pick}**? Its model, metrics and explanations go, and it leaves the metric board. "
-            "This cannot be undone.",
+            f"Delete run **{state.run_label(picked)}**? Its model, metrics and explanations go, and it leaves the "
+            "metric board. This cannot be undone.",
             (f"confirm_delete_run_{pick}", "train_delete_run"),
             delete_run,
-            (pick,),
+            (pick, state.run_label(picked)),
         )
