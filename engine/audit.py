@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.audit_model import after_contact_name, date_days, unique_costs
 from engine.data.leads import LeadDataError
 
 __all__ = [
@@ -66,6 +67,11 @@ __all__ = [
     "FILLED_AUC_LEAK",
     "FILLED_RULE_AUC",
     "FILLED_RULE_BLANK",
+    "UNIQUE_MIN",
+    "UNIQUE_SHARE",
+    "UNIQUE_SHARE_NAMED",
+    "UNIQUE_RATIO",
+    "UNIQUE_RULE_AUC",
 ]
 
 #: Rule 1: single-column ROC-AUC from which a column is flagged outright.
@@ -79,8 +85,26 @@ MISSING_LEAK = 0.80
 FILLED_AUC_LEAK = 0.83
 FILLED_RULE_AUC = 0.75
 FILLED_RULE_BLANK = 0.20
+#: Rule 5 (unique contribution): what the model of all columns loses without the column (``drop_cost``), at least
+#: UNIQUE_MIN, UNIQUE_SHARE of the model's lift over chance (UNIQUE_SHARE_NAMED when the column's name suggests a
+#: field filled in after contact), UNIQUE_RATIO times the largest loss without any other column, and a
+#: single-column ROC-AUC of at least UNIQUE_RULE_AUC.
+UNIQUE_MIN = 0.04
+UNIQUE_SHARE = 0.15
+UNIQUE_SHARE_NAMED = 0.10
+UNIQUE_RATIO = 3.0
+UNIQUE_RULE_AUC = 0.65
+#: Softer signs ("check how these are filled in"): a drop cost of CHECK_DROP and CHECK_SHARE of the lift, or
+#: a telling name with a single-column (or blank/filled) ROC-AUC of CHECK_NAMED_AUC or a drop cost of
+#: CHECK_NAMED_DROP. At most CHECK_MAX columns are listed.
+CHECK_DROP = 0.02
+CHECK_SHARE = 0.08
+CHECK_NAMED_AUC = 0.65
+CHECK_NAMED_DROP = 0.01
+CHECK_MAX = 5
 
 _FOLDS = 3
+_RATIO_FLOOR = 0.005  # drop costs below this are noise: the ratio is taken against at least this
 _MIN_PER_CLASS = 10  # leads of each outcome the audit needs at all
 _FILLED_MIN_BLANK = 0.10  # filled_auc is measured for columns blank in at least this share
 _FILLED_MIN_PER_CLASS = 25  # ... with at least this many leads of each outcome among the filled
@@ -168,7 +192,11 @@ def _skipped(column: str, reason: str, kind: str | None = None) -> dict[str, Any
         "missing_auc": None,
         "filled_auc": None,
         "missing_share": None,
+        "unique_cost": None,
+        "drop_cost": None,
+        "name_hint": None,
         "flagged": False,
+        "check": None,
         "reason": reason,
     }
 
@@ -221,10 +249,13 @@ def _audit(X: pd.DataFrame, y: np.ndarray, kinds: dict[str, str], *, max_rows: i
         idx, _ = train_test_split(idx, train_size=max_rows, stratify=y, random_state=seed)
         idx = np.sort(idx)
     Xs, ys = X.iloc[idx].reset_index(drop=True), y[idx]
+    dates = date_days(Xs)
+    for col, days in dates.items():
+        Xs[col] = days.to_numpy()
 
     rows: list[dict[str, Any]] = []
     for col in X.columns:
-        kind = kinds.get(col, "categorical")
+        kind = "date" if str(col) in dates else kinds.get(col, "categorical")
         s = Xs[col]
         if kind == "identifier":
             rows.append(_skipped(col, "identifier (a different value in every row); not audited", kind))
@@ -255,24 +286,44 @@ def _audit(X: pd.DataFrame, y: np.ndarray, kinds: dict[str, str], *, max_rows: i
                 "missing_auc": None if missing_auc is None else round(missing_auc, 4),
                 "filled_auc": None if filled_auc is None else round(filled_auc, 4),
                 "missing_share": round(share, 4),
+                "unique_cost": None,
+                "drop_cost": None,
+                "name_hint": after_contact_name(str(col)),
                 "flagged": False,
+                "check": None,
                 "reason": None,
             }
         )
 
-    _flag(rows)
+    audited = [r["column"] for r in rows if r["auc"] is not None]
+    model_auc = None
+    if len(audited) >= 2:
+        unique = unique_costs(Xs[audited], ys, seed=seed)
+        model_auc = round(unique["auc"], 4)
+        for r in rows:
+            if r["auc"] is not None:
+                r["unique_cost"] = round(unique["costs"][r["column"]], 4)
+                drop = unique["drop_costs"].get(r["column"])
+                r["drop_cost"] = None if drop is None else round(drop, 4)
+    _flag(rows, model_auc)
     rows.sort(key=lambda r: -1.0 if r["auc"] is None else -r["auc"])
     return {
         "columns": rows,
         "flagged": [r["column"] for r in rows if r["flagged"]],
+        "check": sorted(
+            (r["column"] for r in rows if r.get("check")),
+            key=lambda c: next(-(r["drop_cost"] or 0.0) - r["auc"] / 10 for r in rows if r["column"] == c),
+        )[:CHECK_MAX],
         "rows": int(n),
         "rows_used": int(len(idx)),
+        "model_auc": model_auc,
         "seconds": round(time.perf_counter() - start, 3),
     }
 
 
-def _flag(rows: list[dict[str, Any]]) -> None:
-    """Apply the four rules of the module docstring; each flag gets a one-line reason."""
+def _flag(rows: list[dict[str, Any]], model_auc: float | None = None) -> None:
+    """Apply the five rules of the module docstring; each flag gets a one-line reason, each softer sign a
+    ``check`` line."""
     scored = [r for r in rows if r["auc"] is not None]
     for r in scored:
         auc, miss, filled = r["auc"], r["missing_auc"], r["filled_auc"]
@@ -302,6 +353,45 @@ def _flag(rows: list[dict[str, Any]]) -> None:
                 f"outcome (ROC-AUC {filled:.2f} on filled rows, {auc:.2f} overall), like a field the "
                 "sales team fills in after contact"
             )
+        unique = _unique(r, others, model_auc)
+        if unique is not None:
+            drop, share, runner_drop, runner_name = unique
+            firm_share = UNIQUE_SHARE_NAMED if r["name_hint"] else UNIQUE_SHARE
+            if (
+                not reasons
+                and drop >= UNIQUE_MIN
+                and auc >= UNIQUE_RULE_AUC
+                and share >= firm_share
+                and drop >= UNIQUE_RATIO * max(runner_drop, _RATIO_FLOOR)
+            ):
+                reasons.append(
+                    f"no other column stands in for it: the model of all columns loses {drop:.3f} ROC-AUC "
+                    f"without it ({share:.0%} of its lift over chance), against {runner_drop:.3f} at most "
+                    f"without any other ({runner_name!r}); alone {auc:.2f}"
+                )
+        if reasons and r["name_hint"]:
+            reasons.append(f"its name suggests it is filled in after contact ({r['name_hint']!r})")
         if reasons:
             r["flagged"] = True
             r["reason"] = "likely filled in after the outcome: " + "; ".join(reasons)
+            continue
+        signs = []
+        if unique is not None and unique[0] >= CHECK_DROP and unique[1] >= CHECK_SHARE:
+            signs.append(
+                f"the model of all columns loses {unique[0]:.3f} ROC-AUC without it ({unique[1]:.0%} of its lift)"
+            )
+        strength = max(auc, miss or 0.0)
+        if r["name_hint"] and (strength >= CHECK_NAMED_AUC or (r["drop_cost"] or 0.0) >= CHECK_NAMED_DROP):
+            signs.append(f"its name suggests it is filled in after contact ({r['name_hint']!r})")
+        if signs:
+            r["check"] = "; ".join(signs) + f"; alone ROC-AUC {auc:.2f}"
+
+
+def _unique(r: dict[str, Any], others: list[dict[str, Any]], model_auc: float | None):
+    """(drop cost, its share of the model's lift over 0.5, the largest other drop cost, its column), or None."""
+    if r.get("drop_cost") is None or model_auc is None or model_auc <= 0.5:
+        return None
+    measured = [o for o in others if o.get("drop_cost") is not None]
+    runner = max(measured, key=lambda o: o["drop_cost"]) if measured else None
+    runner_drop = max(runner["drop_cost"], 0.0) if runner else 0.0
+    return r["drop_cost"], r["drop_cost"] / (model_auc - 0.5), runner_drop, runner["column"] if runner else None
