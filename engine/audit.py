@@ -33,12 +33,33 @@ A column is flagged as a likely post-outcome field when any of these holds (cons
    This is the rule that catches X Education's Lead Quality (auc 0.80, filled 0.86, blank 52 %);
    the clean columns with that much blank stay at filled 0.60 or below.
 
+5. no other column stands in for it (the *unique contribution*; see :mod:`engine.audit_model`): one quick
+   gradient-boosting model of all the audited columns is fitted on two thirds of the rows; the four columns
+   whose permutation costs it most on the held-out third are refitted without, one at a time. A column is
+   flagged when the ROC-AUC lost without it (``drop_cost``) is at least 0.04, at least 15 % of the model's
+   lift over chance (10 % when its name suggests a field filled in after contact), at least 3 times the
+   loss without any other column, its own ``auc`` at least 0.65, and the model without it still at
+   0.65 or more (a clean table's one real driver is most of its model; a leak far ahead of weak columns
+   is rule 2's). This catches a post-call field that
+   the calendar's echoes hide from rules 1 and 2 (a call's duration at 0.81 beside economic indicators at
+   0.77-0.78, which stand in for each other and lose about nothing when dropped). It complements rules 1-4:
+   on X Education, Tags loses 0.039 (8 % of the lift) and Lead Quality, once Tags is gone, 0.014, while the
+   clean Total Time Spent on Website loses 0.023 there (0.050, 12 %, under the default policy).
+
+Dates stored as text are read as days (after the creation date when one column is named like it), and a
+column's name is checked for the words of fields a CRM fills in after contact (duration or length of a
+call, status, stage, outcome, result, won/lost, closed, reason, disposition, tags, quality, score, the
+date of a later contact or change). A name is never evidence on its own: it lowers rule 5's share and is
+added to a flag's reason. Softer signs are listed under ``check`` ("check how these are filled in"): a
+drop cost of 0.02 and 8 % of the lift, or a telling name with a single-column ROC-AUC of 0.65 (or a
+drop cost of 0.01). Measurements behind every threshold: docs/RESULTS.md, "Leak finder on any schema".
+
 The thresholds are deliberately conservative: on the real X Education export (leak policy
 ``none``) they flag Tags and Lead Quality and no clean column, and on the synthetic demo leads
 (policy ``default``) nothing. A flag is a prompt to check how the field is filled in, not proof.
 
 Speed: above ``max_rows`` (default 50,000) rows the per-column models run on a stratified random
-subsample of that size (``rows_used`` in the result). Measured on 2 cores: the X Education export
+subsample of that size (``rows_used`` in the result), the model of all columns on at most 30,000 rows. Measured on 2 cores: the X Education export
 resampled to 50,000 rows (37 columns) takes about 4.5 s with every row, 3.3 s with ``max_rows=20000``.
 
 Public surface: :func:`audit_leads` (any table :func:`engine.data.leads.load_leads` reads) and
@@ -72,6 +93,7 @@ __all__ = [
     "UNIQUE_SHARE_NAMED",
     "UNIQUE_RATIO",
     "UNIQUE_RULE_AUC",
+    "UNIQUE_REST_AUC",
 ]
 
 #: Rule 1: single-column ROC-AUC from which a column is flagged outright.
@@ -94,6 +116,9 @@ UNIQUE_SHARE = 0.15
 UNIQUE_SHARE_NAMED = 0.10
 UNIQUE_RATIO = 3.0
 UNIQUE_RULE_AUC = 0.65
+#: ... and only when the other columns, without it, still reach this ROC-AUC: a table whose one real driver
+#: is the whole model (or a leak far ahead of weak columns, which rule 2 catches) is not this pattern.
+UNIQUE_REST_AUC = 0.65
 #: Softer signs ("check how these are filled in"): a drop cost of CHECK_DROP and CHECK_SHARE of the lift, or
 #: a telling name with a single-column (or blank/filled) ROC-AUC of CHECK_NAMED_AUC or a drop cost of
 #: CHECK_NAMED_DROP. At most CHECK_MAX columns are listed.
@@ -122,8 +147,12 @@ def audit_leads(
     are listed with ``auc`` None and the reason.
 
     Returns ``{"columns": [{"column", "kind", "auc", "missing_auc", "filled_auc", "missing_share",
-    "flagged", "reason"}] (highest auc first), "flagged": [names], "rows": n, "rows_used": m,
-    "target": name, "policy": policy, "seconds": t}``. See the module docstring for the rules.
+    "unique_cost", "drop_cost", "name_hint", "flagged", "reason", "check"}] (highest auc first),
+    "flagged": [names], "check": [names, strongest first], "model_auc": full model ROC-AUC, "rows": n,
+    "rows_used": m, "target": name, "policy": policy, "seconds": t}``. ``unique_cost``: ROC-AUC the model of
+    all columns loses when the column is permuted; ``drop_cost``: when refitted without it (the costliest
+    few only, else None); ``name_hint``: the words of its name that suggest an after-contact field.
+    See the module docstring for the rules.
     """
     from engine.data.leads import load_leads, prepare_features
 
@@ -359,6 +388,7 @@ def _flag(rows: list[dict[str, Any]], model_auc: float | None = None) -> None:
             firm_share = UNIQUE_SHARE_NAMED if r["name_hint"] else UNIQUE_SHARE
             if (
                 not reasons
+                and model_auc - drop >= UNIQUE_REST_AUC
                 and drop >= UNIQUE_MIN
                 and auc >= UNIQUE_RULE_AUC
                 and share >= firm_share
@@ -366,8 +396,9 @@ def _flag(rows: list[dict[str, Any]], model_auc: float | None = None) -> None:
             ):
                 reasons.append(
                     f"no other column stands in for it: the model of all columns loses {drop:.3f} ROC-AUC "
-                    f"without it ({share:.0%} of its lift over chance), against {runner_drop:.3f} at most "
-                    f"without any other ({runner_name!r}); alone {auc:.2f}"
+                    f"without it ({share:.0%} of its lift over chance; {model_auc:.3f} with it, "
+                    f"{model_auc - drop:.3f} without), against {runner_drop:.3f} at most without any other "
+                    f"({runner_name!r}); alone {auc:.2f}"
                 )
         if reasons and r["name_hint"]:
             reasons.append(f"its name suggests it is filled in after contact ({r['name_hint']!r})")
@@ -376,7 +407,12 @@ def _flag(rows: list[dict[str, Any]], model_auc: float | None = None) -> None:
             r["reason"] = "likely filled in after the outcome: " + "; ".join(reasons)
             continue
         signs = []
-        if unique is not None and unique[0] >= CHECK_DROP and unique[1] >= CHECK_SHARE:
+        if (
+            unique is not None
+            and unique[0] >= CHECK_DROP
+            and unique[1] >= CHECK_SHARE
+            and model_auc - unique[0] >= UNIQUE_REST_AUC
+        ):
             signs.append(
                 f"the model of all columns loses {unique[0]:.3f} ROC-AUC without it ({unique[1]:.0%} of its lift)"
             )

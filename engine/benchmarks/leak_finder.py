@@ -29,7 +29,7 @@ RATES = (0.02, 0.11, 0.40)
 def _summary(name: str, report: dict[str, Any], planted: str | None) -> dict[str, Any]:
     cols = {c["column"]: c for c in report["columns"] if c["auc"] is not None}
     others = [c for c in cols.values() if c["column"] != planted]
-    top_other = max(others, key=lambda c: c["unique_cost"] or 0.0)
+    top_other = max(others, key=lambda c: c["drop_cost"] if c["drop_cost"] is not None else -1.0)
     best_single = max(others, key=lambda c: c["auc"])
     leak = cols.get(planted) if planted else None
     return {
@@ -40,9 +40,11 @@ def _summary(name: str, report: dict[str, Any], planted: str | None) -> dict[str
         "planted": planted,
         "planted_auc": leak and leak["auc"],
         "planted_cost": leak and leak["unique_cost"],
+        "planted_drop": leak and leak["drop_cost"],
         "planted_flagged": bool(leak and leak["flagged"]),
         "top_other": top_other["column"],
         "top_other_cost": top_other["unique_cost"],
+        "top_other_drop": top_other["drop_cost"],
         "top_other_auc": top_other["auc"],
         "best_single_other": best_single["column"],
         "best_single_other_auc": best_single["auc"],
@@ -91,16 +93,17 @@ def _drop(frame) -> dict[str, float]:
 
 def _line(r: dict[str, Any]) -> str:
     planted = (
-        f"planted {r['planted']} auc {r['planted_auc']:.3f} cost {r['planted_cost']:.3f} "
+        f"planted {r['planted']} auc {r['planted_auc']:.3f} perm {r['planted_cost']:.3f} "
+        f"drop {r['planted_drop'] if r['planted_drop'] is not None else float('nan'):.3f} "
         f"{'FLAGGED' if r['planted_flagged'] else 'missed'}; "
         if r["planted"]
         else ""
     )
     return (
         f"{r['table']:<34} model {r['model_auc']:.3f} | {planted}top other {r['top_other']} "
-        f"cost {r['top_other_cost']:.3f} (auc {r['top_other_auc']:.3f}); best single other "
+        f"perm {r['top_other_cost']:.3f} drop {r['top_other_drop'] or 0.0:.3f} (auc {r['top_other_auc']:.3f}); best single other "
         f"{r['best_single_other']} {r['best_single_other_auc']:.3f} | flagged {r['flagged']} "
-        f"check {[c['column'] for c in r['check']]} | {r['seconds']:.1f} s"
+        f"check {r['check']} | {r['seconds']:.1f} s"
     )
 
 
