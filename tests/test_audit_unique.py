@@ -6,6 +6,8 @@ schema whose outcome drifts with the calendar, with a planted post-outcome field
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -131,3 +133,21 @@ def test_names_and_dates():
     days = date_days(frame)
     assert set(days) == {"Created Date", "Closed date"}
     assert days["Closed date"].iloc[:2].tolist() == [2.0, 31.0] and np.isnan(days["Closed date"].iloc[2])
+
+
+def test_cli_prints_unique_costs_and_the_columns_to_check(tmp_path, capsys):
+    from engine.cli import main
+
+    table = leak_table("bank", n=6000, rate=0.40, leak="numeric", strength=0.81, seed=9)
+    table["contact_score"] = table["euribor3m"].round(1)
+    path = tmp_path / "bank.csv"
+    table.to_csv(path, index=False)
+    out = tmp_path / "audit.json"
+    assert main(["audit", "leads", "--data", str(path), "--target", "converted", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "unique  flag" in printed and "Check how these are filled in: contact_score" in printed
+    line = next(w for w in printed.splitlines() if w.startswith("duration "))
+    assert "LEAK?" in line and "no other column stands in for it" in line
+    report = json.loads(out.read_text())
+    assert report["flagged"] == ["duration"] and report["check"] == ["contact_score"]
+    assert report["model_auc"] > 0.8
