@@ -326,7 +326,7 @@ def _audit(X: pd.DataFrame, y: np.ndarray, kinds: dict[str, str], *, max_rows: i
 
     audited = [r["column"] for r in rows if r["auc"] is not None]
     model_auc = None
-    if len(audited) >= 2:
+    if len(audited) >= 2:  # with one column, that column is the whole model: rules 1-4 say all there is
         unique = unique_costs(Xs[audited], ys, seed=seed)
         model_auc = round(unique["auc"], 4)
         for r in rows:
@@ -339,10 +339,10 @@ def _audit(X: pd.DataFrame, y: np.ndarray, kinds: dict[str, str], *, max_rows: i
     return {
         "columns": rows,
         "flagged": [r["column"] for r in rows if r["flagged"]],
-        "check": sorted(
-            (r["column"] for r in rows if r.get("check")),
-            key=lambda c: next(-(r["drop_cost"] or 0.0) - r["auc"] / 10 for r in rows if r["column"] == c),
-        )[:CHECK_MAX],
+        "check": [
+            r["column"]
+            for r in sorted((r for r in rows if r["check"]), key=lambda r: (-(r["drop_cost"] or 0.0), -r["auc"]))
+        ][:CHECK_MAX],
         "rows": int(n),
         "rows_used": int(len(idx)),
         "model_auc": model_auc,
