@@ -397,17 +397,22 @@ def cmd_audit(args) -> int:
         f"{len(report['flagged'])} column(s) flagged in {report['seconds']:.1f} s"
     )
     width = max([len(str(c["column"])) for c in report["columns"]] + [6]) + 2
-    print("column".ljust(width) + "   auc  missing  flag")
+    print("column".ljust(width) + "   auc  missing  unique  flag")
     for c in report["columns"]:
         auc = "-" if c.get("auc") is None else f"{c['auc']:.3f}"
         miss = "-" if c.get("missing_auc") is None else f"{c['missing_auc']:.3f}"
+        unique = c.get("drop_cost") if c.get("drop_cost") is not None else c.get("unique_cost")
+        unique = "-" if unique is None else f"{unique:.3f}"
         flag = "LEAK? " + str(c.get("reason") or "") if c.get("flagged") else ""
-        print(_short(c["column"], 60).ljust(width) + auc.rjust(6) + miss.rjust(9) + "  " + flag)
+        flag = flag or ("check: " + c["check"] if c.get("check") else "")
+        print(_short(c["column"], 60).ljust(width) + auc.rjust(6) + miss.rjust(9) + unique.rjust(8) + "  " + flag)
     if report["flagged"]:
         print(
             "Likely post-outcome fields; to leave them out: "
             + " ".join(f"--exclude {json.dumps(c)}" for c in report["flagged"])
         )
+    if report.get("check"):
+        print("Check how these are filled in: " + ", ".join(report["check"]))
     if out:
         write_json(out, report)
         print(f"written {out}")

@@ -61,3 +61,23 @@ def test_a_clean_table_flags_nothing(workspace):
     _until_audited(at.selectbox(key="data_dataset").set_value(ds.sha).run())
     assert not at.exception and not at.error
     assert "Leak finder: no column gives the outcome away" in "\n".join(c.value for c in at.caption)
+
+
+def test_softer_signs_are_listed_to_check_apart_from_firm_flags(workspace):
+    """A post-call field hidden among calendar columns is flagged; a twin of the calendar named like a score
+    is only listed to check (its name is never the only evidence)."""
+    from engine.data.leak_tables import leak_table
+
+    table = leak_table("bank", n=6000, rate=0.40, leak="numeric", strength=0.81, seed=9)
+    table["contact_score"] = table["euribor3m"].round(1)  # named like a CRM score, but the calendar stands in for it
+    ds = DatasetStore().add(table.to_csv(index=False).encode(), filename="bank.csv", kind="leads", target="converted")
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    _until_audited(at.selectbox(key="data_dataset").set_value(ds.sha).run())
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    words = "\n".join(m.value for m in at.markdown)
+    assert "`duration` (**still used**): likely filled in after the outcome: no other column stands in" in words
+    assert "**Check how these are filled in**" in words
+    line = next(w for w in words.splitlines() if w.startswith("- `contact_score`"))
+    assert "its name suggests it is filled in after contact ('score')" in line
+    assert at.button(key=f"accept_leaks_{ds.sha}").label == "Exclude duration"  # the softer list gets no button

@@ -444,7 +444,9 @@ def leak_audit_task(path: str, mtime: float, target: str):
 
         return audit_leads(path, target=target, leak_policy="none")
 
-    return ec, ec.start_step(("leak audit", path, mtime, target), "Leak finder", "one small model per column", audit)
+    return ec, ec.start_step(
+        ("leak audit", path, mtime, target), "Leak finder", "one small model per column, one of all", audit
+    )
 
 
 def accept_flagged(sha: str, key: str, flagged: list[str]) -> None:
@@ -456,7 +458,7 @@ def accept_flagged(sha: str, key: str, flagged: list[str]) -> None:
 ec, audit_task = leak_audit_task(str(ds.raw_path), mtime, target)
 audit = ec.result_or_progress(
     audit_task,
-    "Looking for columns that give the outcome away (one small model per column)...",
+    "Looking for columns that give the outcome away (one small model per column, then one of all)...",
     "leak_poll",
     "Leak finder not run",
     plain=(LeadDataError,),
@@ -466,8 +468,9 @@ if audit is not None:
     pending = [c["column"] for c in flagged if c["column"] not in excluded]
     if flagged:
         st.markdown(
-            "**Leak finder** — these columns predict the outcome far too well on their own, the mark of "
-            "a field filled in after contact (it would make the model look good and fail on new leads):"
+            "**Leak finder** — these columns predict the outcome far too well, on their own or beside "
+            "all the others, the mark of a field filled in after contact (it would make the model look good "
+            "and fail on new leads):"
         )
         for c in flagged:
             state_word = "excluded" if c["column"] not in pending else "**still used**"
@@ -486,4 +489,13 @@ if audit is not None:
             f"Leak finder: no column gives the outcome away on its own ({len(audit['columns'])} columns "
             f"checked in {audit['seconds']:.1f} s)."
         )
+    to_check = [c for c in audit["columns"] if c.get("check") and c["column"] in audit.get("check", [])]
+    if to_check:
+        st.markdown(
+            "**Check how these are filled in** — softer signs, not proof: if a column is only known after "
+            "contact, exclude it above."
+        )
+        for c in sorted(to_check, key=lambda c: audit["check"].index(c["column"])):
+            state_word = " (excluded)" if c["column"] in excluded else ""
+            st.markdown(f"- `{c['column']}`{state_word}: {c['check']}")
 st.success("This table is ready to train on. Go to **Train**.")
