@@ -6,7 +6,7 @@ import json
 import streamlit as st
 
 from dashboard.components import params, state, warmup, widgets
-from engine.approaches.base import INPUT_KINDS
+from engine.approaches.base import approach_hook, get_approach_class, input_kinds
 
 CHOICES = {
     "classifier_type": ["logistic", "xgboost"],
@@ -169,7 +169,7 @@ with left:
     else:
         meta = ds.meta
         widgets.synthetic_note(meta)
-        names = [a for a, kinds in INPUT_KINDS.items() if ds.kind in kinds]
+        names = [a for a, kinds in input_kinds().items() if ds.kind in kinds]
         approach = st.selectbox(
             "Approach", names, key="train_approach", format_func=lambda a: f"{state.APPROACH_LABELS.get(a, a)} ({a})"
         )
@@ -181,10 +181,11 @@ with left:
         if params_spec is not None:
             spec_defaults = {p["name"]: p["default"] for p in params_spec}
             preset = {}
-            if approach == "lora" and not gpu["cuda"]:
+            wants_gpu = bool(approach_hook(approach, "wants_gpu", False))
+            if wants_gpu and not gpu["cuda"]:
                 st.info(LORA_CPU_MEASURED[cpu_has_bf16()], icon=":material/timer:")
             if (
-                approach == "lora"
+                "cpu" in approach_hook(approach, "presets", ())
                 and not gpu["cuda"]
                 and st.toggle(
                     "CPU preset",
@@ -196,9 +197,8 @@ with left:
                     "without a GPU. Command line: `train leads --approach lora --preset cpu`.",
                 )
             ):
-                from engine.benchmarks.lora import cpu_preset
-
-                preset = {k: v for k, v in cpu_preset().items() if k in spec_defaults}
+                preset_params = get_approach_class(approach).preset_params("cpu", {})
+                preset = {k: v for k, v in preset_params.items() if k in spec_defaults}
             defaults = {**spec_defaults, **preset}
             prefix = "preset" if preset else "main"
             order = params.basic_order(approach)
@@ -222,7 +222,7 @@ with left:
                             chosen[p["name"]] = param_widget(approach, p["name"], defaults[p["name"]], f"{prefix}_more")
             # what differs from the approach's own defaults: the preset's values and the user's edits
             changed = {k: v for k, v in {**defaults, **chosen}.items() if _as_param(v) != _as_param(spec_defaults[k])}
-            use_gpu = approach == "lora" and gpu["cuda"]
+            use_gpu = wants_gpu and gpu["cuda"]
             cli = " ".join(f"--param {k}={json.dumps(_as_param(v))}" for k, v in changed.items())
             st.caption(
                 "Changed settings: " + params.describe_changes(approach, changed),

@@ -56,7 +56,35 @@ class Approach(ClassifierMixin, BaseEstimator, ABC):
     ``name`` and ``input_kind``; their ``__init__`` stores every keyword unchanged and does nothing else."""
 
     name: ClassVar[str] = ""
-    input_kind: ClassVar[str] = "leads"  # "leads" or "transcripts"
+    input_kind: ClassVar[str] = "leads"  # the input it was made for: "leads" or "transcripts"
+
+    # -- what the rest of the product asks of an approach (hooks: a new approach sets these, nothing else
+    #    outside its file changes) ---------------------------------------------------------------------------
+    #: The inputs it takes (the registry's :func:`input_kinds` is derived from this).
+    input_kinds: ClassVar[tuple[str, ...]] = ("leads",)
+    #: Rows scoring explains by default (the top of a ranked list): what one explanation costs decides it.
+    explain_budget: ClassVar[int] = 20
+    #: Test rows of a run's stored explanation (the Explain page's first sample) for lead tables; approaches
+    #: whose explanation re-scores each row many times keep it small.
+    explain_rows: ClassVar[int] = 30
+    #: Whether a training job asks for a GPU when the machine has one.
+    wants_gpu: ClassVar[bool] = False
+    #: Named sets of settings a training may start from (``--preset NAME``; :meth:`preset_params`).
+    presets: ClassVar[tuple[str, ...]] = ()
+    #: The part that is the approach without its own training (generic embeddings beside fine-tuned ones): the
+    #: board says "the training did not help" when it scores better.
+    untrained_part: ClassVar[str | None] = None
+    #: Whether a fitted run stores 2-D maps of its embeddings (the Embeddings page).
+    has_embedding_maps: ClassVar[bool] = False
+
+    @classmethod
+    def preset_params(cls, preset: str, params: dict[str, Any]) -> dict[str, Any]:
+        """The settings of ``preset`` (one of :attr:`presets`) for a training given ``params`` explicitly."""
+        raise ValueError(f"the {cls.name} approach has no preset {preset!r}")
+
+    def variant_probas(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
+        """P(convert) of each part the approach is made of, by part name (the board's parts); none by default."""
+        return {}
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -172,18 +200,26 @@ REGISTRY: dict[str, str] = {
     "embeddings": "engine.approaches.embeddings:EmbeddingApproach",
 }
 
-#: Which input each approach takes, known without importing it.
-INPUT_KINDS: dict[str, tuple[str, ...]] = {
-    "stacking": ("leads",),
-    "lora": ("leads",),
-    "embeddings": ("transcripts", "leads"),
-}
 
-
-def register(name: str, target: str, input_kinds: tuple[str, ...]) -> None:
-    """Add an approach to the registry (``target`` is ``"module:Class"``)."""
+def register(name: str, target: str) -> None:
+    """Add an approach to the registry (``target`` is ``"module:Class"``); what it takes and does is read from
+    the class's hooks."""
     REGISTRY[name] = target
-    INPUT_KINDS[name] = input_kinds
+
+
+def input_kinds(name: str | None = None) -> dict[str, tuple[str, ...]] | tuple[str, ...]:
+    """The inputs each registered approach takes (``{name: kinds}``), or one approach's, from its class."""
+    if name is not None:
+        return tuple(get_approach_class(name).input_kinds)
+    return {n: tuple(get_approach_class(n).input_kinds) for n in REGISTRY}
+
+
+def approach_hook(name: str | None, hook: str, default: Any = None) -> Any:
+    """A class hook of the approach called ``name`` (:class:`Approach`'s attributes), or ``default`` for a name
+    that is not registered (a damaged run's)."""
+    if not isinstance(name, str) or name not in REGISTRY:
+        return default
+    return getattr(get_approach_class(name), hook, default)
 
 
 def get_approach_class(name: str) -> type[Approach]:
