@@ -43,6 +43,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -288,11 +289,15 @@ class JobRunner:
                 raise TimeoutError(f"job {job_id} still {job.state} after {timeout:.0f}s")
             time.sleep(interval)
 
-    def cancel(self, job_id: int, clean_stop: float = 1.0) -> Job:
+    def cancel(self, job_id: int, clean_stop: float = 1.0, wait: bool = True) -> Job:
         """Stop a job: touch the progress cancel marker (a training loop stops cleanly between steps)
         and wait up to ``clean_stop`` seconds, then kill its process group (SIGTERM, SIGKILL after
-        ``kill_grace`` seconds). A queued job is just marked cancelled; a starting one is ended by the
-        runner launching it as soon as its process exists."""
+        ``kill_grace`` seconds). A queued job is just marked cancelled (it never starts); a starting one is
+        ended by the runner launching it as soon as its process exists.
+
+        The job is marked ``cancelled`` at once, before its processes are ended: every listing shows it
+        cancelled from then on. ``wait=False`` (the dashboard's button) returns right then and ends the processes
+        in a background thread, so a page reflects the cancel without waiting for the clean stop and the kill."""
         job = self.get(job_id)
         if job.done or (
             job.state == "queued"
@@ -305,10 +310,17 @@ class JobRunner:
         ):
             return self.get(job_id)  # it finished first
         job = self.get(job_id)  # its handle as recorded now (it may have started meanwhile)
+        if not wait:
+            threading.Thread(target=self._stop, args=(job, clean_stop), daemon=True, name=f"cancel-{job.id}").start()
+            return job
+        self._stop(job, clean_stop)
+        return self.get(job_id)
+
+    def _stop(self, job: Job, clean_stop: float) -> None:
+        """End the processes of a job already marked cancelled."""
         if getattr(job, self.backend(job.executor).handle):
             self.backend(job.executor).cancel(job, clean_stop)
         job.append_log("[jobs] cancelled by the user")
-        return self.get(job_id)
 
     def recover(self) -> list[int]:
         """After a restart: local jobs marked running whose process is gone are finished (failed when

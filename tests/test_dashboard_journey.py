@@ -257,5 +257,7 @@ def test_journey_upload_train_see_metrics_and_board_link_then_delete(workspace):
     train.selectbox(key="train_run_pick").set_value(run.id).run()
     train.checkbox(key=f"confirm_delete_run_{run.id}").check().run()
     train.button(key="train_delete_run").click().run()
-    assert not train.exception and f"Deleted run {run.id}" in texts(train.success)
+    from dashboard.components.state import run_label
+
+    assert not train.exception and f"Deleted run {run_label(run)}." in texts(train.success)  # its name, not its id
     assert RunStore().list_runs() == []

@@ -134,7 +134,11 @@ def test_whatif_starts_from_a_typical_lead_and_shows_the_change_after_an_edit(st
     assert at.selectbox(key="whatif_start").value == "typical"
     assert "typical lead" in texts(at.caption) and "median" in texts(at.caption)
     assert "Priority tier" in texts(at.markdown) and "trained on" in texts(at.caption)
-    run_id = next(m.value for m in at.markdown if "`" in m.value).split("`")[1]
+    card = next(
+        m for m in at.markdown if m.proto.help.startswith("Run id ")
+    )  # the card names the run; its id in the help
+    assert "stacking-" not in card.value
+    run_id = card.proto.help.split()[2]
     run = RunStore().get(run_id)
     table = load_leads(raw_file(run), target="Converted", leak_policy="none", exclude=run.spec.get("excluded"))
     X = table.X[run.spec["columns"]]

@@ -254,10 +254,58 @@ def jobs_table(jobs: list):
     )
 
 
-def progress_text(p: dict) -> tuple[float, str]:
-    """The bar's fraction and its words for a job's progress report: the phase (training, scoring the test
-    leads, saving, explaining), its step and, while a training step runs, the time left for it. A report
-    without phases (an older job) shows its stage's own step."""
+#: the stacked ensemble's four models, as the progress line names them
+_BASE_WORDS = {
+    "logistic_regression": "the logistic regression",
+    "random_forest": "the random forest",
+    "xgboost": "the boosted trees (XGBoost)",
+    "svc": "the support-vector model",
+}
+#: embeddings a transcript model reads the calls with
+_WHICH_WORDS = {"fine_tuned": "tuned", "generic": "generic"}
+
+
+def stage_words(stage: str, noun: str = "leads") -> str:
+    """A progress report's stage (the approach's technical name: ``out of fold svc (5 folds)``, ``meta network``,
+    ``export to int8 ONNX``) in plain words; ``noun``: what the job's rows are (leads, calls)."""
+    import re
+
+    stage = str(stage or "").strip()
+    if m := re.fullmatch(r"out of fold (\w+)(?: \((\d+) folds\))?", stage):
+        return f"checking {_BASE_WORDS.get(m[1], m[1])} on held-out folds"
+    if m := re.fullmatch(r"refit (\w+)", stage):
+        return f"training {_BASE_WORDS.get(m[1], m[1])} on every training {noun[:-1] if noun.endswith('s') else noun}"
+    if m := re.fullmatch(r"embed (\w+)", stage):
+        return f"reading the {noun} with the {_WHICH_WORDS.get(m[1], m[1])} embeddings"
+    if m := re.fullmatch(r"classifier head \((\w+)\)", stage):
+        return f"training the classifier on the {_WHICH_WORDS.get(m[1], m[1])} embeddings"
+    if m := re.fullmatch(r"scoring (\d+) test rows", stage):
+        return f"scoring {m[1]} test {noun}"
+    fixed = {
+        "stacking": "training the four models",
+        "meta network": "training the combining network",
+        "export to int8 ONNX": "making the model faster to score",
+        "fine-tune": f"tuning the embeddings on the {noun}",
+        "train": "fine-tuning the language model",
+        "calibrate": "turning the model's answers into probabilities",
+        "done": "finishing",
+        "test rows scored": f"test {noun} scored",
+    }
+    words = fixed.get(stage, stage)
+    return words.replace("leads", noun) if noun != "leads" else words
+
+
+def job_noun(job) -> str:
+    """What a job's rows are: calls for a transcript job, leads otherwise."""
+    kind = str(getattr(job, "kind", "") or "")
+    params = getattr(job, "params", None) or {}
+    return "calls" if kind.endswith("transcripts") or params.get("input_kind") == "transcripts" else "leads"
+
+
+def progress_text(p: dict, noun: str = "leads") -> tuple[float, str]:
+    """The bar's fraction and its words for a job's progress report: the step of the job ("Step 1 of 4:
+    Training"), what runs in plain words and, while a training step runs, the time left for that step. A report
+    without phases (an older job) shows its stage's own step. ``noun``: what the rows are (leads, calls)."""
     from engine.callbacks import PHASES
 
     total = p.get("total") or 0
@@ -266,19 +314,19 @@ def progress_text(p: dict) -> tuple[float, str]:
     frac = p.get("fraction")
     frac = float(frac) if isinstance(frac, (int, float)) else stage_frac
     phase = p.get("phase")
-    stage = str(p.get("stage") or "")
+    stage = stage_words(str(p.get("stage") or ""), noun)
     loss = f", loss {p['loss']:.4f}" if p.get("loss") is not None else ""
     left_s = p.get("seconds_left")
     running_step = total and step < total
     left = (
-        f", about {_fmt_seconds(left_s)} left in this part"
+        f", about {_fmt_seconds(left_s)} left in this step"
         if (left_s is not None and running_step and left_s >= 1 and phase in (None, "fit"))
         else ""
     )
     if phase == "done":
         return 1.0, "Finished: storing the run"
     if phase in PHASES:
-        name = PHASES[phase][0]
+        name = PHASES[phase][0].replace("leads", noun)
         where = f"Step {int(p.get('phase_index', 0)) + 1} of {int(p.get('phases') or len(PHASES))}: {name}"
         detail = stage if stage and stage.lower() != name.lower() else ""
         if phase == "fit":
@@ -291,7 +339,35 @@ def progress_text(p: dict) -> tuple[float, str]:
         return frac, text
     if not total:
         return frac, "starting…"
-    return frac, f"{stage or 'train'}: step {step}/{total}{loss}{left}"
+    return frac, f"{stage or 'training'}: step {step}/{total}{loss}{left}"
+
+
+#: what the whole-job estimate assumes, said beside it
+ETA_ASSUMES = "at the pace so far; slower while other jobs share the processor"
+
+
+def job_eta(p: dict, elapsed: float | None) -> tuple[str, str] | None:
+    """An estimate for the whole job (every step, not only the current one) and what it assumes: the time so far
+    scaled by the share of the job done. That share comes from the job's steps (training, scoring, saving,
+    explaining, each with its measured share) and, within training, from the parts the approach announces; None
+    while too little is done to say (the first 3 %, the first 15 s) or for a report without steps."""
+    from engine.callbacks import PHASES
+
+    frac = p.get("fraction")
+    if p.get("phase") not in PHASES or not isinstance(frac, (int, float)) or elapsed is None:
+        return None
+    if not 0.03 <= frac < 1.0 or elapsed < 15:
+        return None
+    left = elapsed * (1.0 - frac) / frac
+    shares = ", ".join(f"{name.lower()} {share:.0%}" for name, share in PHASES.values())
+    text = f"Whole job: about {_fmt_seconds(max(left, 1.0))} left ({ETA_ASSUMES}); {_fmt_seconds(elapsed)} so far."
+    why = (
+        f"Estimated from the time so far and the share of the job done ({frac:.0%}). It assumes the rest goes at "
+        f"the same pace and that each step takes its usual share of the job ({shares}; within training, the "
+        "shares the approach announces for its parts, measured on an idle 2-core CPU). Other jobs running at the "
+        "same time slow every job down."
+    )
+    return text, why
 
 
 def headline_metrics(run_id: str) -> None:
@@ -343,6 +419,12 @@ def select_on_board(run) -> None:
     st.session_state["board_focus_run"] = run.id
 
 
+def cancel_job(runner, job_id: int) -> None:
+    """Button callback: mark the job cancelled at once (the page's next draw shows it) and stop its processes in
+    the background."""
+    runner.cancel(job_id, wait=False)
+
+
 def job_panel(job, runner, show_log: bool = True, allow_cancel: bool = True) -> None:
     """Progress bar (every phase of the job), loss curve, log tail and cancel button of one job; a finished
     job's headline metrics and a link to the board with its run selected."""
@@ -353,13 +435,25 @@ def job_panel(job, runner, show_log: bool = True, allow_cancel: bool = True) -> 
         f"{STATE_ICONS.get(job.state, '')} **Job {job.id}: {job.name}** — {STATE_WORDS.get(job.state, job.state)}"
     )
     if job.state in ACTIVE_STATES:
-        frac, text = progress_text(p)
+        frac, text = progress_text(p, job_noun(job))
         st.progress(min(max(frac, 0.0), 1.0), text=text)
-        if allow_cancel and st.button(
-            "Cancel", key=f"cancel_{job.id}", type="secondary", icon=":material/stop_circle:"
-        ):
-            runner.cancel(job.id)
-            st.rerun()
+        if eta := job_eta(p, job.elapsed):
+            st.caption(eta[0], help=eta[1])
+        if p.get("stage"):
+            with st.expander("Advanced: what the job is doing"):
+                st.caption(f"Stage `{p.get('stage')}`, step {p.get('step')}/{p.get('total')}, kind `{job.kind}`.")
+    elif job.state == "queued":
+        st.caption("Waiting for a free slot: it starts when the jobs before it end.")
+    if allow_cancel and (job.state in ACTIVE_STATES or job.state == "queued"):
+        st.button(
+            "Cancel",
+            key=f"cancel_{job.id}",
+            type="secondary",
+            icon=":material/stop_circle:",
+            help="A waiting job is taken off the queue and never starts; a running one is stopped.",
+            on_click=cancel_job,
+            args=(runner, job.id),
+        )
     if p.get("history"):
         st.plotly_chart(charts.loss_figure(p["history"]), key=f"loss_{job.id}_{len(p['history'])}")
     if job.state == "failed" and job.error:

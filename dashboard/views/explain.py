@@ -104,7 +104,9 @@ if missing:
     )
     ec.wait(task)
     ec.show_failure(
-        task, f"Explaining run {run.id} failed: {task.error}. Choose fewer {noun}, or another run.", "explain_retry"
+        task,
+        f"Explaining run {state.run_label(run)} failed: {task.error}. Choose fewer {noun}, or another run.",
+        "explain_retry",
     )
 
 

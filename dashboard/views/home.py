@@ -20,6 +20,13 @@ st.markdown(
     "**Metric board**, look inside on **Embeddings** and **Explain**, and rescore a lead live on **What-if**."
 )
 
+with st.container(border=True):
+    st.markdown(
+        "**Every day: score new leads.** Upload this week's leads on **Score new leads** and get them ranked, "
+        "most likely to convert first, each with the reasons behind its score."
+    )
+    widgets.page_link("views/score.py", "Score new leads", ":material/format_list_numbered:")
+
 counters = st.container()  # filled after the demo button is handled: the counts include what it just queued
 runner = state.job_runner()
 
@@ -93,10 +100,15 @@ def demo_progress() -> None:
             continue
         shown.append(job)
         widgets.job_panel(job, runner, show_log=False, allow_cancel=False)
+    done = {job.id for job in shown if job.done}
+    landed = done - st.session_state.get("_demo_done_seen", set())
+    st.session_state["_demo_done_seen"] = done
     if all(job.done for job in shown):
         widgets.page_link("views/board.py", label="Open the metric board", icon=":material/leaderboard:")
-        if _demo_running_at_draw:  # drawn with a timer that is no longer needed: stop it
-            st.rerun(scope="app")
+    if _demo_running_at_draw and landed:
+        # a job ended since the last draw: the whole page again, so that the counters and the latest runs count
+        # its run now (not when every demo job is done); the timer stops once none runs
+        st.rerun(scope="app")
 
 
 demo_progress()
@@ -109,16 +121,11 @@ if runs:
         return f"{value:.3f}" if isinstance(value, (int, float)) else "–"
 
     # a Markdown table: the first page draws without pandas (imported in the background meanwhile)
-    lines = ["| run | approach | dataset | ROC-AUC | accuracy |", "|---|---|---|---:|---:|"]
+    labels = state.run_labels(runs[:10])  # the runs' names (set on the board) or approach, dataset and date
+    lines = ["| run | ROC-AUC | accuracy |", "|---|---:|---:|"]
     for run in runs[:10]:
         m = run.metrics.get("metrics", {})
-        cells = [
-            run.id,
-            run.spec.get("approach"),
-            run.spec.get("dataset"),
-            _fmt(m.get("roc_auc")),
-            _fmt(m.get("accuracy")),
-        ]
+        cells = [labels[run.id], _fmt(m.get("roc_auc")), _fmt(m.get("accuracy"))]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     st.markdown("\n".join(lines))
 

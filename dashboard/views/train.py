@@ -15,14 +15,34 @@ CHOICES = {
     "pooling": ["mean", "max"],
     "target_encoder": ["sklearn", "category_encoders"],
 }
-#: measured fits of the LLM's CPU preset (docs/RESULTS.md, SmolLM2-135M on Leads.csv, 2-core AMD EPYC machines)
+#: measured fits of the LLM's CPU preset (docs/RESULTS.md, SmolLM2-135M on Leads.csv, 2-core AMD EPYC machines):
+#: the estimate before launch, with what it assumes (an idle 2-core CPU, the size of Leads.csv)
 LORA_CPU_MEASURED = {
-    True: "This processor computes in bf16 natively, so the CPU preset trains on every training lead for 2 epochs: "
-    "about 30 minutes on 2 cores (measured 22.4 min on Leads.csv, AVX-512 with bf16), longer when other jobs "
-    "share the processor.",
-    False: "This processor has no native bf16 arithmetic, so the CPU preset trains on 4,000 leads for 1 epoch in "
-    "fp32: measured 28.4 min on Leads.csv on 2 AVX2 cores (3.3 s a step), longer when other jobs share the "
-    "processor.",
+    True: "With the CPU preset the LLM trains on every training lead, twice: about 30 minutes on an idle 2-core "
+    "CPU (measured 22.4 min on the 9,240 leads of Leads.csv); slower while other jobs run, and in proportion to "
+    "the number of leads.",
+    False: "With the CPU preset the LLM trains on 4,000 leads, once: measured 28.4 min on an idle 2-core CPU "
+    "(Leads.csv); slower while other jobs run.",
+}
+#: the technical side of the same measurement, one click away
+LORA_CPU_DETAILS = {
+    True: "This processor computes in bf16 natively (AVX-512 with bf16), so the preset trains in bf16 on every "
+    "row for 2 epochs. Measured on 2-core AMD EPYC machines, SmolLM2-135M, nothing else running (docs/RESULTS.md).",
+    False: "This processor has no native bf16 arithmetic, so the preset trains in fp32 on 4,000 rows for 1 epoch "
+    "(3.3 s a step on 2 AVX2 cores). Measured on 2-core AMD EPYC machines, SmolLM2-135M, nothing else running "
+    "(docs/RESULTS.md).",
+}
+#: how the page names the leak-policy presets (the engine's names, ``--leak-policy``, are in the help)
+POLICY_WORDS = {
+    "default": "Usual: fields filled in after contacting the lead",
+    "strict": "Strict: fields filled in after contact, and the last activity",
+    "none": "none",
+}
+#: why the lead loader drops a column (the first word of its reason), in the page's words
+DROPPED_WORDS = {
+    "identifier": "Identifiers (a different value in every row)",
+    "constant": "The same value in every row",
+    "every": "Every value missing",
 }
 
 st.title("Train")
@@ -70,11 +90,15 @@ def training_problem(
     exclude: tuple,
     include: tuple,
     missing: str = "{}",
-) -> str | None:
-    """Why a job on this dataset cannot succeed (no outcome column, one outcome only, no usable column...),
-    in the user's words; None when it can be trained on. ``missing``: the numbers read as missing, as JSON."""
+) -> tuple[str | None, dict]:
+    """``(problem, left out)``: why a job on this dataset cannot succeed (no outcome column, one outcome only, no
+    usable column...) in the user's words, or None when it can be trained on; and, for a lead table, what the
+    model will not use: ``policy`` (the leak-policy preset that applies to this table, see
+    :func:`engine.data.leak_policy.effective_policy`), ``asked`` (the dataset's own), ``preset`` and ``user`` (the
+    columns each leaves out) and ``dropped`` (``{column: why}``). ``missing``: the numbers read as missing, as JSON."""
     if kind == "leads":
         from engine.data.leads import LeadDataError, load_leads
+        from engine.data.leak_policy import effective_policy, left_out
 
         try:
             table = load_leads(
@@ -90,19 +114,70 @@ def training_problem(
                 return (
                     "This file has no outcome column, so a model cannot learn from it. Choose the column that "
                     "says whether each lead converted on the **Data** page (or score the file on **Score new "
-                    "leads**)."
+                    "leads**).",
+                    {},
                 )
-            return plain(str(exc)) + " Fix it on the **Data** page."
+            return plain(str(exc)) + " Fix it on the **Data** page.", {}
+        # the same table as with the preset that applies to it (it differs only where the asked one leaves out nothing)
+        columns = [*table.excluded, *table.dropped, *table.X.columns]
+        applied = effective_policy(columns, policy or "default")
+        by_preset, by_user = left_out(table.excluded, applied, list(exclude), list(include))
+        info = {
+            "policy": applied,
+            "asked": policy or "default",
+            "preset": by_preset,
+            "user": by_user,
+            "dropped": dict(table.dropped),
+        }
         if table.X.shape[1] == 0:
-            return "No column is left to learn from: every column is excluded or dropped. Include some on **Data**."
-        return None
+            return (
+                "No column is left to learn from: every column is excluded or dropped. Include some on **Data**.",
+                info,
+            )
+        return None, info
     from engine.data.transcripts import load_transcripts
 
     try:
         load_transcripts(path)
     except ValueError as exc:
-        return plain(str(exc))
-    return None
+        return plain(str(exc)), {}
+    return None, {}
+
+
+def show_left_out(info: dict) -> None:
+    """Before launch: the columns the model will not use, in words (the leak policy's, the user's exclusions, the
+    identifiers and other columns the loader drops)."""
+    groups: dict[str, list[str]] = {}
+    if info["preset"]:
+        groups[f"Give the outcome away ({POLICY_WORDS[info['policy']]})"] = info["preset"]
+    if info["user"]:
+        groups["Excluded by you"] = info["user"]
+    for column, why in info["dropped"].items():
+        groups.setdefault(DROPPED_WORDS.get(why.split()[0], why), []).append(column)
+    count = sum(len(v) for v in groups.values())
+    lines = [f"- {title}: {', '.join(cols)}" for title, cols in groups.items()]
+    st.markdown(
+        f"**Not used by the model** ({count} column{'s' if count != 1 else ''}):\n" + "\n".join(lines)
+        if lines
+        else "**Not used by the model:** none; every column is used."
+    )
+    if info["policy"] == "none":
+        offered = "none"
+        if info["asked"] != "none":
+            offered += (
+                " — this file has none of the columns the Usual and Strict presets leave out (they are X "
+                "Education's after-contact fields: Tags, Lead Quality, Asymmetrique..., Last Activity)"
+            )
+        st.caption(
+            f"Leak policy: {offered}. Columns filled in after contact give the outcome away; exclude them on "
+            "**Data**, where the leak finder suggests which.",
+            help="Leak-policy preset `none` (command line: `--leak-policy none --exclude COLUMN`).",
+        )
+    else:
+        st.caption(
+            f"Leak policy: {POLICY_WORDS[info['policy']]} (change it, and the exclusions, on the **Data** page).",
+            help=f"Leak-policy preset `{info['policy']}` (command line: `--leak-policy {info['policy']}`).",
+        )
 
 
 def plain(message: str) -> str:
@@ -152,6 +227,18 @@ def _as_param(value):
     return list(value) if isinstance(value, tuple) else value
 
 
+def follow_newest_finished(finished: list) -> None:
+    """Point "Show a finished job" at the newest finished job this session launched (else the newest finished job)
+    whenever a newer one has finished since it was last drawn: a page open in a second tab follows its own jobs
+    instead of staying on an older one. A job picked by hand stays until then."""
+    ids = [j.id for j in finished]
+    mine = [i for i in ids if i in st.session_state.get("train_jobs_mine", [])]
+    newest = mine[0] if mine else ids[0]
+    if st.session_state.get("_train_history_newest") != newest or st.session_state.get("train_history_pick") not in ids:
+        st.session_state["train_history_pick"] = newest
+        st.session_state["_train_history_newest"] = newest
+
+
 left, right = st.columns([1, 1])
 with left:
     st.subheader("New job")
@@ -183,7 +270,14 @@ with left:
             preset = {}
             wants_gpu = bool(approach_hook(approach, "wants_gpu", False))
             if wants_gpu and not gpu["cuda"]:
-                st.info(LORA_CPU_MEASURED[cpu_has_bf16()], icon=":material/timer:")
+                busy = sum(not j.done for j in widgets.read_jobs(runner, say=False))
+                st.info(
+                    LORA_CPU_MEASURED[cpu_has_bf16()]
+                    + (f" {busy} job{'s are' if busy != 1 else ' is'} running or waiting now." if busy else ""),
+                    icon=":material/timer:",
+                )
+                with st.expander("Advanced: how the CPU time was measured"):
+                    st.caption(LORA_CPU_DETAILS[cpu_has_bf16()])
             if (
                 "cpu" in approach_hook(approach, "presets", ())
                 and not gpu["cuda"]
@@ -220,17 +314,23 @@ with left:
                     for i, p in enumerate(rest):
                         with more[i % 2]:
                             chosen[p["name"]] = param_widget(approach, p["name"], defaults[p["name"]], f"{prefix}_more")
-            # what differs from the approach's own defaults: the preset's values and the user's edits
+            # what the job gets: what differs from the approach's own defaults (the preset's values and the edits)
             changed = {k: v for k, v in {**defaults, **chosen}.items() if _as_param(v) != _as_param(spec_defaults[k])}
+            # what the user changed: only what differs from the defaults shown (the preset's values count as those)
+            edited = {k: v for k, v in chosen.items() if _as_param(v) != _as_param(defaults[k])}
             use_gpu = wants_gpu and gpu["cuda"]
             cli = " ".join(f"--param {k}={json.dumps(_as_param(v))}" for k, v in changed.items())
+            from_preset = {k: v for k, v in preset.items() if _as_param(v) != _as_param(spec_defaults[k])}
             st.caption(
-                "Changed settings: " + params.describe_changes(approach, changed),
-                help=f"Command line: `{cli}`" if cli else "Every setting at its default.",
+                "Changed settings: "
+                + params.describe_changes(approach, edited)
+                + (" (the CPU preset's settings are the defaults here)" if preset else ""),
+                help=(f"The CPU preset sets {params.describe_changes(approach, from_preset)}. " if from_preset else "")
+                + (f"Command line: `{cli}`" if cli else "Every setting at its default."),
             )
             try:
                 missing_values = ds.missing_values if ds.kind == "leads" else {}
-                problem = (
+                problem, left_out = (
                     training_problem(
                         str(ds.raw_path),
                         ds.raw_path.stat().st_mtime,
@@ -242,10 +342,12 @@ with left:
                         json.dumps(missing_values, sort_keys=True),
                     )
                     if ds.kind in ("leads", "transcripts")
-                    else None
+                    else (None, {})
                 )
             except ValueError as exc:  # a damaged "numbers read as missing" setting: named, never trained on
-                missing_values, problem = {}, f"{exc}"
+                missing_values, problem, left_out = {}, f"{exc}", {}
+            if left_out:
+                show_left_out(left_out)
             if problem:
                 st.warning(f"This job cannot succeed, so it is not launched. {problem}", icon=":material/block:")
                 widgets.page_link("views/data.py", label="Go to Data", icon=":material/table_view:")
@@ -270,7 +372,7 @@ with left:
                         approach,
                         params=changed,
                         target=meta.get("target") if ds.kind == "leads" else None,
-                        leak_policy=meta.get("leak_policy") if ds.kind == "leads" else None,
+                        leak_policy=left_out.get("policy") if ds.kind == "leads" else None,
                         exclude=meta.get("exclude") if ds.kind == "leads" else None,
                         include=meta.get("include") if ds.kind == "leads" else None,
                         dataset_name=meta.get("name"),
@@ -281,8 +383,8 @@ with left:
                     st.error(f"Not launched: {exc}", icon=":material/block:")
                 else:
                     runner.tick()
-                    st.session_state["train_job"] = job_id
-                    st.success(f"Job {job_id} queued.")
+                    st.session_state["train_job"] = job_id  # its message and panel follow its state (Jobs)
+                    st.session_state.setdefault("train_jobs_mine", []).append(job_id)
 with right:
     st.subheader("Jobs")
 
@@ -298,6 +400,14 @@ with right:
         if running_at_draw and not active:
             st.rerun(scope="app")  # the last job ended: redraw the page without the timer
         focus = st.session_state.get("train_job")
+        focus_job = next((j for j in jobs if j.id == focus), None)
+        if focus_job is not None and not focus_job.done:  # said while it is so: gone once the job ends
+            now = widgets.STATE_WORDS.get(focus_job.state, focus_job.state)
+            st.success(
+                f"Job {focus} queued: waiting for a free slot."
+                if focus_job.state == "queued"
+                else f"Job {focus} queued — now {now}."
+            )
         shown = active or [j for j in jobs if j.id == focus]
         if not jobs:
             if runner.problem is None:
@@ -310,11 +420,17 @@ with right:
         widgets.jobs_table(jobs)
         finished = [j for j in jobs if j.done]
         if finished:
+            follow_newest_finished(finished)
             pick = st.selectbox(
                 "Show a finished job",
                 [j.id for j in finished],
                 key="train_history_pick",
-                format_func=lambda i: f"job {i}: " + next(j.name for j in finished if j.id == i),
+                format_func=lambda i: (
+                    f"job {i}: "
+                    + next(f"{j.name} ({widgets.STATE_WORDS.get(j.state, j.state)})" for j in finished if j.id == i)
+                ),
+                help="Opens on the newest finished job launched here (or the newest finished job); it moves on "
+                "when a newer one finishes.",
             )
             job = runner.get(pick)
             if job.id not in [j.id for j in shown]:
@@ -324,13 +440,13 @@ with right:
     live_jobs()
 
 
-def delete_run(run_id: str) -> None:
+def delete_run(run_id: str, label: str) -> None:
     """Button callback: delete the run (after the confirmation box was ticked)."""
     try:
         state.run_store().delete(run_id)
-        st.session_state["_run_deleted"] = f"Deleted run {run_id}."
+        st.session_state["_run_deleted"] = f"Deleted run {label}."
     except KeyError:
-        st.session_state["_run_deleted"] = f"Run {run_id} was already deleted."
+        st.session_state["_run_deleted"] = f"Run {label} was already deleted."
 
 
 with right:
@@ -347,12 +463,13 @@ with right:
             key="train_run_pick",
             format_func=lambda i: state.run_label(next(r for r in stored_runs if r.id == i)),
         )
+        picked = next(r for r in stored_runs if r.id == pick)
         widgets.confirm_delete(
             st,
             "Delete this run",
-            f"Delete run **{pick}**? Its model, metrics and explanations go, and it leaves the metric board. "
-            "This cannot be undone.",
+            f"Delete run **{state.run_label(picked)}**? Its model, metrics and explanations go, and it leaves the "
+            "metric board. This cannot be undone.",
             (f"confirm_delete_run_{pick}", "train_delete_run"),
             delete_run,
-            (pick,),
+            (pick, state.run_label(picked)),
         )

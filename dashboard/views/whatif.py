@@ -303,7 +303,7 @@ cards = st.columns(max(len(latest), 1))
 for card, (approach, run) in zip(cards, latest.items()):
     label = state.APPROACH_LABELS.get(approach, approach)
     with card, st.container(border=True):
-        st.markdown(f"**{label}**  \n`{run.id}`")
+        st.markdown(f"**{label}**  \n{state.run_label(run)}", help=state.run_help(run))
         try:
             model = models[run.id]
             run_lead = as_frame(values, run)
