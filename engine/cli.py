@@ -10,6 +10,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from engine.approaches.base import approach_names
 from engine.cli_paths import input_kind_of, readable_data, refuse_clashes, writable_out
 from engine.cli_values import missing_value_flag, number, parse_value, whole
 from engine.config import REPO_ROOT
@@ -588,7 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
             "service; score: time the scoring service on a large lead file",
         )
         p.add_argument("--data", help="data file (default: the embedded synthetic demo data)")
-        p.add_argument("--approach", choices=["stacking", "lora", "embeddings"])
+        p.add_argument("--approach", choices=approach_names(), help="approach (plugged-in ones too)")
         p.add_argument("--target", help="target column (default: Converted, found by itself)")
         p.add_argument("--leak-policy", dest="leak_policy", default="default", choices=["default", "none", "strict"])
         p.add_argument("--exclude", action="append", help="also exclude this column (repeatable)")

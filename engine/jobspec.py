@@ -64,12 +64,12 @@ class TrainSpec:
         if self.missing_values and self.input_kind != "leads":
             raise ValueError("missing_values is a setting of lead tables; transcripts have no numeric columns")
         if self.preset is not None:
-            from engine.approaches.base import REGISTRY, approach_hook
+            from engine.approaches.base import approach_hook, approach_names
 
             name = self.approach or DEFAULT_APPROACH[self.input_kind]
             presets = approach_hook(name, "presets", ())
             if self.preset not in presets:
-                having = [n for n in REGISTRY if self.preset in approach_hook(n, "presets", ())]
+                having = [n for n in approach_names() if self.preset in approach_hook(n, "presets", ())]
                 raise ValueError(
                     f"--preset {self.preset} is not a preset of the {name} approach"
                     + (f"; it is for --approach {', '.join(having)}" if having else f"; its presets: {list(presets)}")

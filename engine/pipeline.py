@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.approaches.base import REGISTRY, get_approach_class
+from engine.approaches.base import approach_names, get_approach_class
 from engine.callbacks import Callback, CallbackList, PhaseTracker
 from engine.runs import Run, RunStore, explain_rows, explain_sample
 from engine.storage import jsonable
@@ -37,8 +37,8 @@ def check_params(name: str, params: dict[str, Any] | None = None, input_kind: st
     does not take are refused (never silently ignored), values of the wrong type or outside their range
     (:mod:`engine.approaches.bounds`) too; ``input_kind`` (when given) must be one it takes. Returns the values
     converted as :func:`check_param` does; None values are left out (the approach's default)."""
-    if not isinstance(name, str) or name not in REGISTRY:
-        raise ValueError(f"Unknown approach {name!r}; choose one of {sorted(REGISTRY)}")
+    if not isinstance(name, str) or name not in approach_names():
+        raise ValueError(f"Unknown approach {name!r}; choose one of {sorted(approach_names())}")
     cls = get_approach_class(name)
     if input_kind is not None and input_kind not in cls.input_kinds:
         raise ValueError(f"The {name!r} approach does not take {input_kind}; it takes {', '.join(cls.input_kinds)}")

@@ -258,7 +258,7 @@ with left:
         widgets.synthetic_note(meta)
         names = [a for a, kinds in input_kinds().items() if ds.kind in kinds]
         approach = st.selectbox(
-            "Approach", names, key="train_approach", format_func=lambda a: f"{state.APPROACH_LABELS.get(a, a)} ({a})"
+            "Approach", names, key="train_approach", format_func=lambda a: f"{state.approach_label(a)} ({a})"
         )
         try:
             params_spec = approach_params(approach)

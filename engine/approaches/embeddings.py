@@ -250,6 +250,7 @@ class EmbeddingApproach(Approach):
     """MiniLM embeddings (generic and contrastively fine-tuned) + logistic regression or XGBoost."""
 
     name = "embeddings"
+    label = "Fine-tuned embeddings"
     input_kind = "transcripts"
     input_kinds = ("transcripts", "leads")
     untrained_part = "generic_embeddings"

@@ -292,6 +292,7 @@ class LoraApproach(Approach):
     """
 
     name = "lora"
+    label = "LLM + LoRA"
     input_kind = "leads"
     explain_rows = 5  # each explanation re-scores the lead many times through the LLM
     wants_gpu = True

@@ -85,6 +85,7 @@ class StackingApproach(Approach):
     """Logistic regression + random forest + XGBoost + SVC, stacked by a Keras network (see module doc)."""
 
     name = "stacking"
+    label = "Stacked ensemble"
     input_kind = "leads"
     explain_budget = 10_000  # the fast additive path: about 1.3 ms a lead
 
