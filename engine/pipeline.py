@@ -29,7 +29,8 @@ TIER_SAMPLE = 400
 
 def build_approach(name: str, params: dict[str, Any] | None = None, input_kind: str | None = None):
     """The one factory of approaches: instantiate ``name`` with ``params`` as :func:`check_params` checks them."""
-    return get_approach_class(name)(**check_params(name, params, input_kind))
+    checked = check_params(name, params, input_kind)  # an unknown name is a ValueError here, before any import
+    return get_approach_class(name)(**checked)
 
 
 def check_params(name: str, params: dict[str, Any] | None = None, input_kind: str | None = None) -> dict[str, Any]:
