@@ -10,6 +10,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from engine.approaches.base import approach_names
 from engine.cli_paths import input_kind_of, readable_data, refuse_clashes, writable_out
 from engine.cli_values import missing_value_flag, number, parse_value, whole
 from engine.config import REPO_ROOT
@@ -207,6 +208,25 @@ def _terminate_as_exit():
         signal.signal(signal.SIGTERM, previous)
 
 
+def _bench_stack(args, data, params: dict) -> dict:
+    """Every lead approach but the LLM on the protocol split (engine.benchmarks.leads)."""
+    from engine.benchmarks.leads import run_leads_bench
+
+    return run_leads_bench(data, json_out=args.json, target=args.target, leak_policy=args.leak_policy)
+
+
+def _bench_llm(args, data, params: dict) -> dict:
+    """The LLM approach with its CPU preset (engine.benchmarks.lora)."""
+    from engine.benchmarks.lora import run_lora_bench
+
+    train_rows, epochs = params.pop("train_rows", None), params.pop("epochs", None)
+    return run_lora_bench(data, json_out=args.json, train_rows=train_rows, epochs=epochs, **params)
+
+
+#: ``bench leads --approach NAME``: the benchmark that times that approach (the stack's by default).
+LEAD_BENCHES = {"stacking": _bench_stack, "lora": _bench_llm}
+
+
 def cmd_bench(args) -> int:
     if args.input == "api" and args.memory:
         from engine.benchmarks.api import default_json_out, run_api_memory_bench
@@ -233,16 +253,8 @@ def cmd_bench(args) -> int:
     params = _params_from_args(args)
     if args.input == "leads":
         data = args.data or DEMO_LEADS
-        if args.approach == "lora":
-            from engine.benchmarks.lora import run_lora_bench
-
-            train_rows = params.pop("train_rows", None)
-            epochs = params.pop("epochs", None)
-            result = run_lora_bench(data, json_out=args.json, train_rows=train_rows, epochs=epochs, **params)
-        else:
-            from engine.benchmarks.leads import run_leads_bench
-
-            result = run_leads_bench(data, json_out=args.json, target=args.target, leak_policy=args.leak_policy)
+        bench = LEAD_BENCHES.get(args.approach or "stacking", LEAD_BENCHES["stacking"])
+        result = bench(args, data, params)
     else:
         from engine.approaches.embeddings import EmbeddingApproach
         from engine.benchmarks.transcripts import run_transcripts_bench
@@ -582,7 +594,7 @@ def build_parser() -> argparse.ArgumentParser:
             "service; score: time the scoring service on a large lead file",
         )
         p.add_argument("--data", help="data file (default: the embedded synthetic demo data)")
-        p.add_argument("--approach", choices=["stacking", "lora", "embeddings"])
+        p.add_argument("--approach", choices=approach_names(), help="approach (plugged-in ones too)")
         p.add_argument("--target", help="target column (default: Converted, found by itself)")
         p.add_argument("--leak-policy", dest="leak_policy", default="default", choices=["default", "none", "strict"])
         p.add_argument("--exclude", action="append", help="also exclude this column (repeatable)")

@@ -582,7 +582,8 @@ def _bounds(entry) -> tuple[float, float] | None:
 def board_findings(runs: list[dict], metric: str = "roc_auc") -> list[str]:
     """What the board's numbers say, in sentences, best news first.
 
-    ``runs``: one dict per run, ``{"label": str, "approach": str, "metrics": metrics.json's "metrics",
+    ``runs``: one dict per run, ``{"label": str, "approach": str, "untrained_part": the approach's hook
+    (optional), "metrics": metrics.json's "metrics",
     "variants": metrics.json's "variants" (optional), "base_rate": share of converting test leads (optional)}``.
     Finds the best run on ``metric`` and its lead over the next (and whether their 95 % intervals overlap), an
     approach that is below one of its own parts (a stack below its random forest, fine-tuned embeddings below
@@ -640,11 +641,11 @@ def board_findings(runs: list[dict], metric: str = "roc_auc") -> list[str]:
                 f"same on {name} within the interval{within}."
             )
             continue
-        if r.get("approach") == "embeddings" and part == "generic_embeddings":
+        if part == r.get("untrained_part"):  # the approach without its own training (generic embeddings)
             if worse:
                 out.append(
-                    f"In {r['label']}, fine-tuned embeddings ({whole:.3f}) are below generic ones ({pv:.3f}) "
-                    f"on {name}: the fine-tuning did not help on this data."
+                    f"In {r['label']}, the trained model ({whole:.3f}) is below its untrained part, the {part_name} "
+                    f"({pv:.3f}), on {name}: its own training did not help on this data."
                 )
             continue
         if worse:

@@ -78,6 +78,7 @@ JOB_ENV_NAMES = frozenset(
         "CLAB_CACHE",
         "CLAB_RAY_CWD",
         "CLAB_RAY_GPUS",
+        "CLAB_APPROACHES",  # approaches plugged in by the operator (engine.approaches.base.PLUGIN_ENV)
     }
 )
 #: Name prefixes a job gets too: locale categories and TensorFlow's switches (e.g. ``TF_CPP_MIN_LOG_LEVEL``).

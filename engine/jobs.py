@@ -186,11 +186,13 @@ class JobRunner:
     ) -> int:
         """Queue a training job. Its folder gets ``spec.json`` (:class:`engine.jobspec.TrainSpec`) and the job runs
         ``python -m engine run-job <folder>``, which writes ``result.json``. ``gpu=None`` asks for a GPU for
-        the LLM approach (``lora``) when one is available."""
+        an approach that wants one (its ``wants_gpu`` hook: the LLM) when one is available."""
         from engine.jobspec import TrainSpec
 
         if gpu is None:
-            gpu = approach == "lora"
+            from engine.approaches.base import approach_hook
+
+            gpu = bool(approach_hook(approach, "wants_gpu", False))
         params = {k: v for k, v in (params or {}).items() if v is not None}
         if gpu and self.backend().gpu_available():
             params.setdefault("device", "cuda")

@@ -63,10 +63,17 @@ class TrainSpec:
         self.missing_values = check_missing_values(self.missing_values)
         if self.missing_values and self.input_kind != "leads":
             raise ValueError("missing_values is a setting of lead tables; transcripts have no numeric columns")
-        if self.preset not in (None, "cpu"):
-            raise ValueError(f"preset must be 'cpu' or none, not {self.preset!r}")
-        if self.preset == "cpu" and self.approach != "lora":
-            raise ValueError("--preset cpu is for --approach lora (the LLM); the other approaches need no preset")
+        if self.preset is not None:
+            from engine.approaches.base import approach_hook, approach_names
+
+            name = self.approach or DEFAULT_APPROACH[self.input_kind]
+            presets = approach_hook(name, "presets", ())
+            if self.preset not in presets:
+                having = [n for n in approach_names() if self.preset in approach_hook(n, "presets", ())]
+                raise ValueError(
+                    f"--preset {self.preset} is not a preset of the {name} approach"
+                    + (f"; it is for --approach {', '.join(having)}" if having else f"; its presets: {list(presets)}")
+                )
         if not 0 < float(self.test_size) < 1:
             raise ValueError(f"test_size must be between 0 and 1, not {self.test_size!r}")
 
@@ -92,10 +99,11 @@ def run_spec(spec: TrainSpec, callbacks=None):
     from engine import pipeline
 
     params = dict(spec.params)
-    if spec.preset == "cpu":
-        from engine.benchmarks.lora import cpu_preset
+    if spec.preset is not None:
+        from engine.approaches.base import get_approach_class
 
-        params = {**cpu_preset(params.get("precision")), **params}  # parameters given explicitly still win
+        cls = get_approach_class(spec.approach or DEFAULT_APPROACH[spec.input_kind])
+        params = {**cls.preset_params(spec.preset, params), **params}  # parameters given explicitly still win
     data = spec.data or DEMO_DATA[spec.input_kind]
     if spec.input_kind == "leads":
         return pipeline.train_leads(

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.approaches.base import INPUT_KINDS, get_approach_class
+from engine.approaches.base import approach_names, get_approach_class
 from engine.callbacks import Callback, CallbackList, PhaseTracker
 from engine.runs import Run, RunStore, explain_rows, explain_sample
 from engine.storage import jsonable
@@ -29,7 +29,8 @@ TIER_SAMPLE = 400
 
 def build_approach(name: str, params: dict[str, Any] | None = None, input_kind: str | None = None):
     """The one factory of approaches: instantiate ``name`` with ``params`` as :func:`check_params` checks them."""
-    return get_approach_class(name)(**check_params(name, params, input_kind))
+    checked = check_params(name, params, input_kind)  # an unknown name is a ValueError here, before any import
+    return get_approach_class(name)(**checked)
 
 
 def check_params(name: str, params: dict[str, Any] | None = None, input_kind: str | None = None) -> dict[str, Any]:
@@ -37,11 +38,11 @@ def check_params(name: str, params: dict[str, Any] | None = None, input_kind: st
     does not take are refused (never silently ignored), values of the wrong type or outside their range
     (:mod:`engine.approaches.bounds`) too; ``input_kind`` (when given) must be one it takes. Returns the values
     converted as :func:`check_param` does; None values are left out (the approach's default)."""
-    if not isinstance(name, str) or name not in INPUT_KINDS:
-        raise ValueError(f"Unknown approach {name!r}; choose one of {sorted(INPUT_KINDS)}")
-    if input_kind is not None and input_kind not in INPUT_KINDS[name]:
-        raise ValueError(f"The {name!r} approach does not take {input_kind}; it takes {', '.join(INPUT_KINDS[name])}")
+    if not isinstance(name, str) or name not in approach_names():
+        raise ValueError(f"Unknown approach {name!r}; choose one of {sorted(approach_names())}")
     cls = get_approach_class(name)
+    if input_kind is not None and input_kind not in cls.input_kinds:
+        raise ValueError(f"The {name!r} approach does not take {input_kind}; it takes {', '.join(cls.input_kinds)}")
     params = {k: v for k, v in (params or {}).items() if v is not None}
     unknown = set(params) - set(cls._param_names())
     if unknown:
@@ -129,18 +130,8 @@ def _typed(approach: str, parameter: inspect.Parameter, value: Any) -> Any:
 
 
 def variant_probas(model, X: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Scores of the parts an approach is made of (a stack's base models, generic embeddings)."""
-    out: dict[str, np.ndarray] = {}
-    if hasattr(model, "base_predict_proba"):
-        for name, proba in model.base_predict_proba(X).items():
-            proba = np.asarray(proba)
-            out[name] = proba[:, 1] if proba.ndim == 2 else proba
-    if getattr(model, "name", "") == "embeddings":
-        try:
-            out["generic_embeddings"] = np.asarray(model.predict_proba(X, embeddings="generic"))[:, 1]
-        except TypeError:
-            pass
-    return out
+    """Scores of the parts an approach is made of (a stack's base models, generic embeddings): its hook."""
+    return {name: np.asarray(p) for name, p in model.variant_probas(X).items()}
 
 
 def fit_evaluate_store(
@@ -223,7 +214,7 @@ def fit_evaluate_store(
         run.save_predictions(np.asarray(row_ids)[test_idx], y_test, proba)
         run.save_curves(curve_data(y_test, proba, scale=scale))
         tracker.advance(3, 3, "saved")
-        maps = getattr(model, "name", "") == "embeddings"  # the Embeddings page's maps, stored like explanations
+        maps = bool(getattr(model, "has_embedding_maps", False))  # the Embeddings page's maps, stored with the run
         tracker.begin("explain", 2 if maps else 1, "explaining sample test leads")
         _store_explanations(run, model, X, row_ids, test_idx, spec.get("input_kind", model.input_kind), cbs)
         tracker.advance(1, 2 if maps else 1, "embedding maps (t-SNE)" if maps else "sample test leads explained")

@@ -370,7 +370,9 @@ class RunStore:
 def explain_rows(approach: str, input_kind: str) -> int:
     """How many test rows a run's stored explanation covers (the Explain page's default sample): fewer for
     the approaches whose explanation re-scores each row many times (the LLM, transcripts)."""
-    return 5 if input_kind == "transcripts" or approach == "lora" else 30
+    from engine.approaches.base import approach_hook
+
+    return 5 if input_kind == "transcripts" else int(approach_hook(approach, "explain_rows", 30))
 
 
 def explain_sample(positions, n: int, seed: int = 0) -> np.ndarray:

@@ -13,7 +13,7 @@ the probability: ``Total Time Spent on Website = 1,250 (+21 points)``)
 and ``has_reasons``. Rows are ranked by probability, best first.
 
 Explanations cost what the approach's ``explain`` costs, so a whole file gets reasons within a budget
-(:data:`EXPLAIN_BUDGET`: the top rows by score; ``explain=`` asks for more or fewer) and ``has_reasons`` says
+(:func:`explain_budget`: the top rows by score; ``explain=`` asks for more or fewer) and ``has_reasons`` says
 which rows have them.
 
 Before scoring, the rows are checked against the run's columns (:class:`ValidationReport`): missing columns
@@ -50,10 +50,10 @@ TIER_MEANING = {"A": "top quarter", "B": "second quarter", "C": "third quarter",
 TOP_REASONS = 3
 #: the smallest move (percentage points of the probability) a reason may have (smaller ones would be noise)
 MIN_REASON_POINTS = 0.5
-#: Rows given reasons when the caller does not say (the top rows by score), per approach, from what its
-#: ``explain`` costs: the stack's fast exact path ~2-3 ms a lead (every row of a file up to 10,000), the LLM
-#: re-scores a lead once per field (~1-3 s), the embeddings re-embed a transcript once per sentence.
-EXPLAIN_BUDGET = {"stacking": 10_000, "lora": 20, "embeddings": 20}
+#: Rows given reasons when the caller does not say (the top rows by score) for a run whose approach is not
+#: registered; a registered one's is its ``explain_budget`` hook, from what its ``explain`` costs (the stack's
+#: fast exact path ~2-3 ms a lead: every row of a file up to 10,000; the LLM re-scores a lead once per field,
+#: ~1-3 s; the embeddings re-embed a transcript once per sentence: 20).
 DEFAULT_EXPLAIN_BUDGET = 20
 #: The columns scoring adds after the input's own.
 SCORE_COLUMNS = ["rank", "probability", "score", "tier", "reasons_for", "reasons_against", "has_reasons"]
@@ -542,7 +542,9 @@ def check_finite(run: Run, proba: np.ndarray) -> np.ndarray:
 
 
 def explain_budget(approach: str) -> int:
-    return EXPLAIN_BUDGET.get(approach, DEFAULT_EXPLAIN_BUDGET)
+    from engine.approaches.base import approach_hook
+
+    return int(approach_hook(approach, "explain_budget", DEFAULT_EXPLAIN_BUDGET))
 
 
 def score_frame(
@@ -558,7 +560,7 @@ def score_frame(
     """Score ``raw`` (the rows as read from the user's file) with ``run``.
 
     ``explain``: how many of the best-scored rows get reasons: ``None`` = the approach's budget
-    (:data:`EXPLAIN_BUDGET`), ``"all"`` = every row, ``0`` = none. ``progress(done, total)`` is called after
+    (:func:`explain_budget`), ``"all"`` = every row, ``0`` = none. ``progress(done, total)`` is called after
     each batch. ``rank=False`` keeps the input's order (the API answers in the order it was asked).
     """
     model = model if model is not None else run.load_approach()

@@ -81,13 +81,14 @@ def test_findings_name_a_stack_below_its_own_part_and_fine_tuning_below_generic(
         {
             "label": "Calls model",
             "approach": "embeddings",
+            "untrained_part": "generic_embeddings",
             "metrics": {"roc_auc": m(0.775)},
             "variants": {"generic_embeddings": {"roc_auc": m(0.806)}},
         },
     ]
     text = "\n".join(board_findings(runs))
     assert "Bank stack (0.788) is below its own random forest (0.798)" in text
-    assert "fine-tuned embeddings (0.775) are below generic ones (0.806)" in text
+    assert "the trained model (0.775) is below its untrained part, the generic embeddings (0.806)" in text
     assert "Best on ROC-AUC: Bank stack (0.788), 0.013 above Calls model (0.775); their 95 % intervals overlap" in text
 
 

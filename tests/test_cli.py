@@ -65,7 +65,7 @@ def test_a_parameter_the_approach_does_not_take_is_refused(workspace, small_lead
 
 def test_cpu_preset_is_only_for_the_llm(workspace, small_leads, capsys):
     assert main(["train", "leads", "--data", str(small_leads), "--preset", "cpu", "--quiet"]) == 2
-    assert "--preset cpu is for --approach lora" in capsys.readouterr().err
+    assert "--preset cpu is not a preset of the stacking approach; it is for --approach lora" in capsys.readouterr().err
 
 
 def test_bench_transcripts_refuses_a_parameter_it_does_not_take(workspace, capsys):

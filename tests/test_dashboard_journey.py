@@ -31,9 +31,9 @@ def stored():
 # -- words ------------------------------------------------------------------------------------------
 def test_every_approach_parameter_has_a_label_and_help():
     from dashboard.components import params
-    from engine.approaches.base import INPUT_KINDS, get_approach_class
+    from engine.approaches.base import REGISTRY, get_approach_class
 
-    for approach in INPUT_KINDS:
+    for approach in REGISTRY:
         names = [p for p in inspect.signature(get_approach_class(approach).__init__).parameters if p != "self"]
         missing = [n for n in names if n not in params.PARAMS.get(approach, {})]
         assert not missing, f"{approach}: parameters without a label in dashboard/components/params.py: {missing}"

@@ -20,7 +20,13 @@ DEMO_TRANSCRIPTS = REPO_ROOT / "data" / "demo_transcripts.jsonl"
 #: metrics where lower is better (the board marks the lowest of these as best); names and help: engine.evaluate
 LOWER_IS_BETTER = {"brier", "log_loss", "ece"}
 METRICS = ["accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "brier", "log_loss", "ece"]
-APPROACH_LABELS = {"stacking": "Stacked ensemble", "lora": "LLM + LoRA", "embeddings": "Fine-tuned embeddings"}
+
+
+def approach_label(name: str | None) -> str:
+    """An approach's name for people (its ``label`` hook), or its registry name."""
+    from engine.approaches.base import approach_hook
+
+    return approach_hook(name, "label", None) or name or "?"
 
 
 # -- stores ------------------------------------------------------------------------------------
@@ -130,7 +136,7 @@ def run_trained_at(run) -> str:
 def run_auto_label(run) -> str:
     """The name a run gets when the user gave it none: approach, dataset and when it was trained."""
     spec = run.spec
-    approach = APPROACH_LABELS.get(spec.get("approach"), spec.get("approach") or "?")
+    approach = approach_label(spec.get("approach"))
     return f"{approach} · {spec.get('dataset') or '?'} · {run_trained_at(run)}"
 
 

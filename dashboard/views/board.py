@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.components import charts, state, widgets
+from engine.approaches.base import approach_hook
 from engine.evaluate import (
     CALIBRATION_METRICS,
     CALL_METRICS,
@@ -206,6 +207,7 @@ findings = board_findings(
         {
             "label": labels[r.id],
             "approach": r.spec.get("approach"),
+            "untrained_part": approach_hook(r.spec.get("approach"), "untrained_part"),
             "metrics": r.metrics.get("metrics") or {},
             "variants": r.metrics.get("variants") or {},
             "base_rate": base_rate,

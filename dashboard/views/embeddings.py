@@ -12,6 +12,7 @@ import streamlit as st
 
 from dashboard.components import charts, state, widgets
 from dashboard.components import explain_charts as ec
+from engine.approaches.base import approach_hook
 from engine.projection import ENCODERS, PROJECTION_ROWS, embed_both, load_projections, project, projection_sample
 
 METHOD_NAMES = {"tsne": "t-SNE", "umap": "UMAP"}
@@ -22,7 +23,7 @@ st.caption(
     "Each dot is a transcript (or a lead written as text), placed so that similar embeddings sit close. "
     "Fine-tuning should pull converted and lost calls apart."
 )
-runs = [r for r in state.list_runs() if r.spec.get("approach") == "embeddings"]
+runs = [r for r in state.list_runs() if approach_hook(r.spec.get("approach"), "has_embedding_maps", False)]
 if not runs:
     st.info("No embeddings run yet. Train the embeddings approach on transcripts (Train page, or the demo on Home).")
     st.stop()

@@ -6,7 +6,7 @@ import json
 import streamlit as st
 
 from dashboard.components import params, state, warmup, widgets
-from engine.approaches.base import INPUT_KINDS
+from engine.approaches.base import approach_hook, get_approach_class, input_kinds
 
 CHOICES = {
     "classifier_type": ["logistic", "xgboost"],
@@ -256,9 +256,9 @@ with left:
     else:
         meta = ds.meta
         widgets.synthetic_note(meta)
-        names = [a for a, kinds in INPUT_KINDS.items() if ds.kind in kinds]
+        names = [a for a, kinds in input_kinds().items() if ds.kind in kinds]
         approach = st.selectbox(
-            "Approach", names, key="train_approach", format_func=lambda a: f"{state.APPROACH_LABELS.get(a, a)} ({a})"
+            "Approach", names, key="train_approach", format_func=lambda a: f"{state.approach_label(a)} ({a})"
         )
         try:
             params_spec = approach_params(approach)
@@ -268,7 +268,8 @@ with left:
         if params_spec is not None:
             spec_defaults = {p["name"]: p["default"] for p in params_spec}
             preset = {}
-            if approach == "lora" and not gpu["cuda"]:
+            wants_gpu = bool(approach_hook(approach, "wants_gpu", False))
+            if wants_gpu and not gpu["cuda"]:
                 busy = sum(not j.done for j in widgets.read_jobs(runner, say=False))
                 st.info(
                     LORA_CPU_MEASURED[cpu_has_bf16()]
@@ -278,7 +279,7 @@ with left:
                 with st.expander("Advanced: how the CPU time was measured"):
                     st.caption(LORA_CPU_DETAILS[cpu_has_bf16()])
             if (
-                approach == "lora"
+                "cpu" in approach_hook(approach, "presets", ())
                 and not gpu["cuda"]
                 and st.toggle(
                     "CPU preset",
@@ -290,9 +291,8 @@ with left:
                     "without a GPU. Command line: `train leads --approach lora --preset cpu`.",
                 )
             ):
-                from engine.benchmarks.lora import cpu_preset
-
-                preset = {k: v for k, v in cpu_preset().items() if k in spec_defaults}
+                preset_params = get_approach_class(approach).preset_params("cpu", {})
+                preset = {k: v for k, v in preset_params.items() if k in spec_defaults}
             defaults = {**spec_defaults, **preset}
             prefix = "preset" if preset else "main"
             order = params.basic_order(approach)
@@ -318,7 +318,7 @@ with left:
             changed = {k: v for k, v in {**defaults, **chosen}.items() if _as_param(v) != _as_param(spec_defaults[k])}
             # what the user changed: only what differs from the defaults shown (the preset's values count as those)
             edited = {k: v for k, v in chosen.items() if _as_param(v) != _as_param(defaults[k])}
-            use_gpu = approach == "lora" and gpu["cuda"]
+            use_gpu = wants_gpu and gpu["cuda"]
             cli = " ".join(f"--param {k}={json.dumps(_as_param(v))}" for k, v in changed.items())
             from_preset = {k: v for k, v in preset.items() if _as_param(v) != _as_param(spec_defaults[k])}
             st.caption(

@@ -301,7 +301,7 @@ def start_probability(run, model) -> float:
 explained_tables: dict[str, pd.DataFrame] = {}
 cards = st.columns(max(len(latest), 1))
 for card, (approach, run) in zip(cards, latest.items()):
-    label = state.APPROACH_LABELS.get(approach, approach)
+    label = state.approach_label(approach)
     with card, st.container(border=True):
         st.markdown(f"**{label}**  \n{state.run_label(run)}", help=state.run_help(run))
         try:

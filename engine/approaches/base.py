@@ -18,8 +18,11 @@ with a ``transcript`` column (plus metadata columns) for ``input_kind == "transc
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import inspect
 import json
+import os
+import re
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -56,7 +59,36 @@ class Approach(ClassifierMixin, BaseEstimator, ABC):
     ``name`` and ``input_kind``; their ``__init__`` stores every keyword unchanged and does nothing else."""
 
     name: ClassVar[str] = ""
-    input_kind: ClassVar[str] = "leads"  # "leads" or "transcripts"
+    label: ClassVar[str] = ""  # its name for people ("Stacked ensemble"); the registry name when empty
+    input_kind: ClassVar[str] = "leads"  # the input it was made for: "leads" or "transcripts"
+
+    # -- what the rest of the product asks of an approach (hooks: a new approach sets these, nothing else
+    #    outside its file changes) ---------------------------------------------------------------------------
+    #: The inputs it takes (the registry's :func:`input_kinds` is derived from this).
+    input_kinds: ClassVar[tuple[str, ...]] = ("leads",)
+    #: Rows scoring explains by default (the top of a ranked list): what one explanation costs decides it.
+    explain_budget: ClassVar[int] = 20
+    #: Test rows of a run's stored explanation (the Explain page's first sample) for lead tables; approaches
+    #: whose explanation re-scores each row many times keep it small.
+    explain_rows: ClassVar[int] = 30
+    #: Whether a training job asks for a GPU when the machine has one.
+    wants_gpu: ClassVar[bool] = False
+    #: Named sets of settings a training may start from (``--preset NAME``; :meth:`preset_params`).
+    presets: ClassVar[tuple[str, ...]] = ()
+    #: The part that is the approach without its own training (generic embeddings beside fine-tuned ones): the
+    #: board says "the training did not help" when it scores better.
+    untrained_part: ClassVar[str | None] = None
+    #: Whether a fitted run stores 2-D maps of its embeddings (the Embeddings page).
+    has_embedding_maps: ClassVar[bool] = False
+
+    @classmethod
+    def preset_params(cls, preset: str, params: dict[str, Any]) -> dict[str, Any]:
+        """The settings of ``preset`` (one of :attr:`presets`) for a training given ``params`` explicitly."""
+        raise ValueError(f"the {cls.name} approach has no preset {preset!r}")
+
+    def variant_probas(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
+        """P(convert) of each part the approach is made of, by part name (the board's parts); none by default."""
+        return {}
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -137,8 +169,36 @@ class Approach(ClassifierMixin, BaseEstimator, ABC):
     def predict(self, X: pd.DataFrame, threshold: float = 0.5) -> np.ndarray:
         return (self.predict_proba(X)[:, 1] >= threshold).astype(int)
 
-    @abstractmethod
-    def explain(self, X: pd.DataFrame) -> pd.DataFrame: ...
+    def explain(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The generic path, for an approach without its own: occlusion. A filled field's contribution is the
+        lead's probability minus the probability with that field missing (every approach reads missing fields),
+        one batched ``predict_proba`` per column."""
+        from engine.data.text import format_value, is_missing
+
+        if isinstance(X, dict):
+            X = pd.DataFrame([X])
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(f"X must be a pandas DataFrame, not {type(X).__name__}")
+        X = X.reset_index(drop=True)
+        full = np.asarray(self.predict_proba(X))[:, 1]
+        rows = []
+        for column in X.columns:
+            filled = [i for i, v in enumerate(X[column].tolist()) if not is_missing(v)]
+            if not filled:
+                continue
+            without = X.copy()
+            without[column] = pd.Series([None] * len(X), dtype=object if X[column].dtype == object else float)
+            p = np.asarray(self.predict_proba(without))[:, 1]
+            rows.extend(
+                {
+                    "row": i,
+                    "feature": str(column),
+                    "value": format_value(X[column].iloc[i]),
+                    "contribution": full[i] - p[i],
+                }
+                for i in filled
+            )
+        return contribution_frame(rows)
 
     @abstractmethod
     def save(self, path: str | Path) -> None: ...
@@ -165,32 +225,86 @@ class Approach(ClassifierMixin, BaseEstimator, ABC):
 
 
 # -- registry -----------------------------------------------------------------------------------
-#: name -> "module:Class". Modules are imported only when the approach is asked for.
+#: name -> "module:Class" of the approaches that ship. Modules are imported only when the approach is asked for.
 REGISTRY: dict[str, str] = {
     "stacking": "engine.approaches.stacking:StackingApproach",
     "lora": "engine.approaches.lora:LoraApproach",
     "embeddings": "engine.approaches.embeddings:EmbeddingApproach",
 }
+#: Where more approaches come from: an installed package's entry points in this group (``name = "module:Class"``),
+#: and ``CLAB_APPROACHES="name=module:Class;..."`` in the environment (set by whoever runs the service, like
+#: ``PYTHONPATH``; jobs inherit it). Neither can replace an approach that ships.
+PLUGIN_GROUP = "conversion_lab.approaches"
+PLUGIN_ENV = "CLAB_APPROACHES"
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_ADDED: dict[str, str] = {}
 
-#: Which input each approach takes, known without importing it.
-INPUT_KINDS: dict[str, tuple[str, ...]] = {
-    "stacking": ("leads",),
-    "lora": ("leads",),
-    "embeddings": ("transcripts", "leads"),
-}
+
+def _plugins() -> dict[str, str]:
+    found: dict[str, str] = {}
+    try:
+        for point in importlib.metadata.entry_points(group=PLUGIN_GROUP):
+            found[point.name] = point.value
+    except Exception:  # noqa: BLE001 - a broken package's metadata must not hide the approaches that ship
+        pass
+    for item in os.environ.get(PLUGIN_ENV, "").split(";"):
+        name, _, target = item.strip().partition("=")
+        if name.strip():
+            found[name.strip()] = target.strip()
+    for name, target in found.items():
+        if not _NAME.match(name) or not _TARGET.match(target):
+            raise ValueError(
+                f"approach plugin {name!r} = {target!r} is not NAME=module:Class (a lowercase name). Fix "
+                f"{PLUGIN_ENV} or the package's {PLUGIN_GROUP!r} entry point."
+            )
+    return found
 
 
-def register(name: str, target: str, input_kinds: tuple[str, ...]) -> None:
-    """Add an approach to the registry (``target`` is ``"module:Class"``)."""
-    REGISTRY[name] = target
-    INPUT_KINDS[name] = input_kinds
+def registry() -> dict[str, str]:
+    """Every approach that can be used: the shipped ones, then :func:`register`-ed and plugged-in ones."""
+    return {**_plugins(), **_ADDED, **REGISTRY}
+
+
+def approach_names() -> list[str]:
+    return list(registry())
+
+
+def register(name: str, target: str) -> None:
+    """Add an approach for this process (``target`` is ``"module:Class"``); what it takes and does is read from
+    the class's hooks. For jobs (other processes), use :data:`PLUGIN_ENV` or an entry point."""
+    if name in REGISTRY:
+        raise ValueError(f"{name!r} is an approach that ships; choose another name")
+    _ADDED[name] = target
+
+
+def input_kinds(name: str | None = None) -> dict[str, tuple[str, ...]] | tuple[str, ...]:
+    """The inputs each approach takes (``{name: kinds}``), or one approach's, from its class."""
+    if name is not None:
+        return tuple(get_approach_class(name).input_kinds)
+    return {n: tuple(get_approach_class(n).input_kinds) for n in registry()}
+
+
+def approach_hook(name: str | None, hook: str, default: Any = None) -> Any:
+    """A class hook of the approach called ``name`` (:class:`Approach`'s attributes), or ``default`` for a name
+    that is not registered (a damaged run's) or whose module cannot be imported."""
+    if not isinstance(name, str) or name not in registry():
+        return default
+    try:
+        return getattr(get_approach_class(name), hook, default)
+    except (ImportError, AttributeError):
+        return default
 
 
 def get_approach_class(name: str) -> type[Approach]:
-    if name not in REGISTRY:
-        raise KeyError(f"Unknown approach {name!r}; choose one of {sorted(REGISTRY)}")
-    module_name, class_name = REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    known = registry()
+    if name not in known:
+        raise KeyError(f"Unknown approach {name!r}; choose one of {sorted(known)}")
+    module_name, class_name = known[name].split(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    if not (isinstance(cls, type) and issubclass(cls, Approach)) or cls.name != name:
+        raise TypeError(f"{known[name]} is not the Approach subclass named {name!r}")
+    return cls
 
 
 def load_approach(path: str | Path) -> Approach:

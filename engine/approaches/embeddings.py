@@ -250,7 +250,11 @@ class EmbeddingApproach(Approach):
     """MiniLM embeddings (generic and contrastively fine-tuned) + logistic regression or XGBoost."""
 
     name = "embeddings"
+    label = "Fine-tuned embeddings"
     input_kind = "transcripts"
+    input_kinds = ("transcripts", "leads")
+    untrained_part = "generic_embeddings"
+    has_embedding_maps = True
 
     def __init__(
         self,
@@ -690,6 +694,12 @@ class EmbeddingApproach(Approach):
         self.timings_ = timings
         self.embedding_dim_ = embedding_dimension(self._generic_model())
         cbs.on_log("embeddings approach fitted")
+
+    def variant_probas(self, X) -> dict[str, np.ndarray]:
+        """The generic (not fine-tuned) embeddings' P(convert): the part the fine-tuning is judged against."""
+        if "generic" not in getattr(self, "classifiers_", {}):
+            return {}
+        return {self.untrained_part: np.asarray(self.predict_proba(X, embeddings="generic"))[:, 1]}
 
     def predict_proba(self, X, embeddings: str = "fine_tuned") -> np.ndarray:
         self._check_fitted("classifiers_")

@@ -292,7 +292,20 @@ class LoraApproach(Approach):
     """
 
     name = "lora"
+    label = "LLM + LoRA"
     input_kind = "leads"
+    explain_rows = 5  # each explanation re-scores the lead many times through the LLM
+    wants_gpu = True
+    presets = ("cpu",)
+
+    @classmethod
+    def preset_params(cls, preset: str, params: dict[str, Any]) -> dict[str, Any]:
+        """``cpu``: the measured CPU settings for this processor (engine.benchmarks.lora.cpu_preset)."""
+        if preset != "cpu":
+            return super().preset_params(preset, params)
+        from engine.benchmarks.lora import cpu_preset
+
+        return cpu_preset(params.get("precision"))
 
     def __init__(
         self,

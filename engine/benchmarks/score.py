@@ -82,7 +82,9 @@ def run_score_bench(
     else:
         say(f"training the stack with default parameters on {getattr(data, 'name', data)} ...")
         run, trained_seconds = _timed(train_leads, source if isinstance(data, pd.DataFrame) else data)
-    if run.spec.get("approach") != "stacking":
+    from engine.approaches.stacking import StackingApproach
+
+    if run.spec.get("approach") != StackingApproach.name:
         raise ValueError(f"run {run.id} is a {run.spec.get('approach')!r} run; the score benchmark times the stack")
     target = run.spec.get("target")
     base = source.drop(columns=[c for c in [target] if c in source.columns])
