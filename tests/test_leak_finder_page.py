@@ -81,3 +81,21 @@ def test_softer_signs_are_listed_to_check_apart_from_firm_flags(workspace):
     line = next(w for w in words.splitlines() if w.startswith("- `contact_score`"))
     assert "its name suggests it is filled in after contact ('score')" in line
     assert at.button(key=f"accept_leaks_{ds.sha}").label == "Exclude duration"  # the softer list gets no button
+
+
+def test_x_educations_presets_are_offered_only_on_a_table_with_its_columns(workspace):
+    """'Usual' and 'Strict' leave out X Education's post-contact fields: on another export they would leave out
+    nothing and read as protection, so the page offers 'None' and the leak finder's columns there."""
+    from engine.data.leak_tables import leak_table
+
+    other = leak_table("bank", n=600, seed=4)
+    ds_other = DatasetStore().add(other.to_csv(index=False).encode(), filename="bank.csv", kind="leads")
+    ds_x = DatasetStore().add(demo_leads(n=300, seed=3).to_csv(index=False).encode(), filename="x.csv", kind="leads")
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    at.selectbox(key="data_dataset").set_value(ds_other.sha).run()
+    assert not at.exception and at.radio(key=f"policy_{ds_other.sha}").options == [
+        "None (keep every column; exclude the leak finder's columns below)"
+    ]
+    at.selectbox(key="data_dataset").set_value(ds_x.sha).run()
+    assert len(at.radio(key=f"policy_{ds_x.sha}").options) == 3

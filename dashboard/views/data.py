@@ -266,18 +266,21 @@ with left:
         help="The column that says whether each lead converted (1/0, yes/no, won/lost). "
         "Found by itself when it is called Converted, target, label, won, outcome or y.",
     )
-    policies = list(LEAK_PRESETS)
+    from engine.data.leak_policy import effective_policy, leak_presets_for
+
+    policies = [p for p in LEAK_PRESETS if p in leak_presets_for(columns)]  # X Education's presets: its columns
     policy_words = {
-        "default": "Usual (leave out fields filled in after contact)",
+        "default": "Usual (leave out the X Education fields filled in after contact)",
         "strict": "Strict (also the last activity)",
-        "none": "None (keep every column)",
+        "none": "None (keep every column; exclude the leak finder's columns below)",
     }
+    saved_policy = effective_policy(columns, meta.get("leak_policy", "default"))
     policy = st.radio(
         "Columns that give the outcome away",
         policies,
         horizontal=False,
         key=f"policy_{ds.sha}",
-        index=policies.index(meta.get("leak_policy", "default")) if meta.get("leak_policy") in policies else 0,
+        index=policies.index(saved_policy) if saved_policy in policies else 0,
         format_func=lambda k: policy_words.get(k, k),
         help="Fields the sales team fills in after contacting a lead (Tags, Lead Quality...) leak the "
         "outcome: a model using them looks good here and fails on new leads. Leak policy preset "
