@@ -588,7 +588,7 @@ def board_findings(runs: list[dict], metric: str = "roc_auc") -> list[str]:
     Finds the best run on ``metric`` and its lead over the next (and whether their 95 % intervals overlap), an
     approach that is below one of its own parts (a stack below its random forest, fine-tuned embeddings below
     generic ones), runs trained on other columns than the best one (``"columns"``: the run's training columns,
-    optional), and a run whose accuracy is not clearly above that of predicting the larger class for every lead.
+    optional), runs using columns the leak finder flagged (``"flagged"``, first), and a run whose accuracy is not clearly above that of predicting the larger class for every lead.
     Pure: no files, no Streamlit."""
     name = METRIC_LABELS.get(metric, (metric, ""))[0]
     lower = metric in LOWER_IS_BETTER
@@ -655,6 +655,17 @@ def board_findings(runs: list[dict], metric: str = "roc_auc") -> list[str]:
             )
         elif len(parts) > 1:
             out.append(f"{r['label']} ({whole:.3f}) is above its best part, the {part_name} ({pv:.3f}), on {name}.")
+    for r in runs:
+        flagged = r.get("flagged")
+        if isinstance(flagged, dict) and flagged:
+            cols = ", ".join(f"'{c}'" for c in list(flagged)[:4]) + (
+                f" and {len(flagged) - 4} more" if len(flagged) > 4 else ""
+            )
+            out.insert(
+                0,
+                f"{r['label']} uses {cols}, which the leak finder flagged as likely filled in after contact: its "
+                "numbers may not hold on new leads. Exclude them on the Data page and train again.",
+            )
     if scored:
         out.extend(_column_differences(scored[0][0], [r for r in runs if r is not scored[0][0]]))
     for r in runs:

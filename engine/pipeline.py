@@ -265,7 +265,28 @@ def train_leads(
         "kinds": dict(table.kinds),
         **({"missing_values": table.missing_values} if table.missing_values else {}),
     }
+    flagged = leak_flags(table)
+    if flagged:
+        spec["flagged"] = flagged
     return _train(model, "leads", data, table, table.y, table.row_ids, spec, **options)
+
+
+#: Rows the leak check at training time reads (a sample beyond: the finder's model is quick at this size).
+LEAK_CHECK_ROWS = 20_000
+
+
+def leak_flags(table) -> dict[str, str]:
+    """The columns a training is about to use that the leak finder flags firmly (engine.audit), with its reason:
+    recorded in the run, so the board, Explain and every reason that cites one say so. A check that fails says
+    nothing rather than stopping the training (the Data page and ``audit leads`` still run it in full)."""
+    from engine.audit import audit_frame
+
+    try:
+        report = audit_frame(table.X, table.y, table.kinds, max_rows=LEAK_CHECK_ROWS)
+    except Exception:  # noqa: BLE001 - the training does not depend on it
+        return {}
+    reasons = {c["column"]: c.get("reason") or "flagged by the leak finder" for c in report["columns"]}
+    return {str(c): str(reasons.get(c, "")) for c in report.get("flagged", []) if c in table.X.columns}
 
 
 def train_transcripts(data, approach: str = "embeddings", params: dict[str, Any] | None = None, **options: Any) -> Run:

@@ -69,6 +69,7 @@ class RunSpec(BaseModel):
     policy: StrictStr | None = None  # the leak policy
     excluded: Names = []
     dropped: dict[StrictStr, StrictStr] = {}
+    flagged: dict[StrictStr, StrictStr] = {}  # columns it used that the leak finder flagged -> the finder's reason
     missing_values: dict[str, list[float]] = {}
     split: Split | None = None
     dataset: StrictStr | None = None

@@ -117,10 +117,21 @@ def flag_columns(spec: dict) -> dict[str, tuple[str, str]]:
     return {flag: (column, format_value(code)) for flag, (column, code) in flags.items()}
 
 
-def reason_text(feature: str, value: str, contribution: float, flags: dict | None = None) -> str:
+#: What a reason citing a column the leak finder flagged (the run's ``flagged``) carries.
+FLAGGED_NOTE = " [check: the leak finder flagged this field as likely filled in after contact]"
+
+
+def reason_text(
+    feature: str, value: str, contribution: float, flags: dict | None = None, flagged: dict | None = None
+) -> str:
     """``Field = value (+21 points)``; a phrase whose value repeats it (transcripts) is shown once; one of the
-    run's ``flags`` (:func:`flag_columns`) says what it means: ``TotalVisits is 999, read as unknown (-2 points)``."""
-    feature, value = str(feature), str(value)
+    run's ``flags`` (:func:`flag_columns`) says what it means: ``TotalVisits is 999, read as unknown (-2 points)``;
+    a field the run's leak check flagged (``flagged``) carries :data:`FLAGGED_NOTE`."""
+    text = _reason_text(str(feature), str(value), contribution, flags)
+    return text + FLAGGED_NOTE if flagged and str(feature) in flagged else text
+
+
+def _reason_text(feature: str, value: str, contribution: float, flags: dict | None) -> str:
     if flags and feature in flags and value in ("1", "1.0", "0", "0.0"):
         column, code = flags[feature]
         said = f"{column} is {code}, read as unknown" if value.startswith("1") else f"{column} is not {code}"
@@ -148,7 +159,7 @@ def largest_factors(table: pd.DataFrame, n: int) -> dict[int, list[dict]]:
 
 
 def top_factors(
-    table: pd.DataFrame, n: int = TOP_REASONS, flags: dict | None = None
+    table: pd.DataFrame, n: int = TOP_REASONS, flags: dict | None = None, flagged: dict | None = None
 ) -> dict[int, dict[str, list[dict]]]:
     """From an ``explain`` table: per row, the ``n`` largest factors raising (``for``) and lowering
     (``against``) the score by at least :data:`MIN_REASON_POINTS`, each ``{"feature", "value", "contribution",
@@ -175,7 +186,7 @@ def top_factors(
         for i in order[rank < n]:
             f, v, c = features[i], values[i], float(contribution[i])
             out[int(rows[i])][side].append(
-                {"feature": f, "value": v, "contribution": c, "text": reason_text(f, v, c, flags)}
+                {"feature": f, "value": v, "contribution": c, "text": reason_text(f, v, c, flags, flagged)}
             )
     return out
 
@@ -616,7 +627,7 @@ def _factors(model, X: pd.DataFrame, proba: np.ndarray, run: Run, explain: int |
     rows = np.argsort(-proba, kind="stable")[: min(budget, n)]
     if not len(rows):
         return {}
-    found = top_factors(model.explain(X.iloc[rows]), flags=flag_columns(run.spec))
+    found = top_factors(model.explain(X.iloc[rows]), flags=flag_columns(run.spec), flagged=run.spec.get("flagged"))
     return {int(rows[r]): f for r, f in found.items()}
 
 
@@ -662,7 +673,8 @@ def predict_rows(
     reasons, largest = {}, {}
     if explain:
         table = model.explain(X)
-        reasons, largest = top_factors(table, flags=flag_columns(run.spec)), largest_factors(table, n_factors)
+        reasons = top_factors(table, flags=flag_columns(run.spec), flagged=run.spec.get("flagged"))
+        largest = largest_factors(table, n_factors)
     out = []
     for i, (p, sc) in enumerate(zip(proba, scores)):
         row = {"probability": float(p), "score": int(sc), "tier": None if tiers is None else str(tiers[i])}

@@ -117,14 +117,16 @@ def field_factors(table: pd.DataFrame, lead: pd.Series | None) -> pd.DataFrame:
     return out
 
 
-def factor_lines(table: pd.DataFrame, n: int = 3, flags: dict | None = None) -> dict[str, list[str]]:
+def factor_lines(
+    table: pd.DataFrame, n: int = 3, flags: dict | None = None, flagged: dict | None = None
+) -> dict[str, list[str]]:
     """The ``n`` largest factors raising (``for``) and lowering (``against``) the score of the table's first
     row, each as ``Field = value (+21 points)``, a phrase shown once (``flags``: the run's made 0/1 columns)."""
     from engine.scoring import top_factors
 
     if table.empty:
         return {"for": [], "against": []}
-    found = top_factors(table, n, flags)
+    found = top_factors(table, n, flags, flagged)
     first = found[next(iter(found))]
     return {side: [f["text"] for f in first[side]] for side in ("for", "against")}
 

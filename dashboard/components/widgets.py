@@ -88,6 +88,18 @@ def model_error(run, exc: Exception, hint: str = "Choose another run, or train t
     return f"{first.rstrip('.')}. {hint}"
 
 
+def flagged_warning(run) -> None:
+    """Say it when the run uses columns the leak finder flagged at training time (its spec's ``flagged``)."""
+    flagged = run.spec.get("flagged") or {}
+    if flagged:
+        st.warning(
+            f"This model uses {', '.join(f'**{c}**' for c in flagged)}, which the leak finder flagged as likely "
+            "filled in after contact: its scores and any reason citing them may not hold for new leads. "
+            "Exclude them on the Data page and train again.",
+            icon=":material/warning:",
+        )
+
+
 def synthetic_note(meta: dict) -> None:
     if meta.get("synthetic"):
         st.caption(":orange-badge[synthetic] This is generated demo data, not real leads or calls.")

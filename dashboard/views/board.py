@@ -212,6 +212,7 @@ findings = board_findings(
             "variants": r.metrics.get("variants") or {},
             "base_rate": base_rate,
             "columns": r.spec.get("columns"),
+            "flagged": r.spec.get("flagged"),
         }
         for r in group
     ]

@@ -23,6 +23,7 @@ if not runs:
     st.info("No finished runs yet. Train a model first.")
     st.stop()
 run = widgets.run_picker(runs, key="explain_run")
+widgets.flagged_warning(run)
 spec = run.spec
 is_text = spec.get("input_kind") == "transcripts"
 noun = "calls" if is_text else "leads"

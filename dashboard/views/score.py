@@ -117,6 +117,7 @@ if not results:
     st.stop()
 
 main_run = chosen[0] if chosen[0].id in results else next(r for r in chosen if r.id in results)
+widgets.flagged_warning(main_run)
 scored = results[main_run.id]
 table = scored.table
 

@@ -344,7 +344,7 @@ for card, (approach, run) in zip(cards, latest.items()):
                 continue
             table = ec.field_factors(table, run_lead.iloc[0])
             explained_tables[label] = table
-            lines = ec.factor_lines(table, flags=flag_columns(run.spec))
+            lines = ec.factor_lines(table, flags=flag_columns(run.spec), flagged=run.spec.get("flagged"))
             st.markdown(
                 "**For** (raises the score)  \n" + ("  \n".join(f":green[{t}]" for t in lines["for"]) or "none")
             )
