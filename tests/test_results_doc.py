@@ -41,3 +41,21 @@ def test_render_reads_each_kind_of_bench(tmp_path):
     assert text.startswith(START) and text.endswith(END)
     assert "| 2,000 | 16 | 0 | 50.0 | 120.5 | 240.0 |" in text and "test box" in text
     assert "| score 100,000 leads, no reasons | 4.20 | 10 | yes |" in text
+
+
+def test_render_reads_the_api_memory_bench(tmp_path):
+    (tmp_path / "api_memory_2026-01-03.json").write_text(
+        json.dumps(
+            {
+                "loads": 50,
+                "kept": 4,
+                "rss_start_mb": 296.6,
+                "rss_end_mb": 311.3,
+                "growth_after_warmup_mb": 6.4,
+                "growth_per_load_kb": 141.4,
+                "load_seconds_median": 0.224,
+            }
+        )
+    )
+    text = render(tmp_path)
+    assert "**Scoring API model cache**" in text and "| 50 | 4 | 296.6 | 311.3 | 6.4 | 141 | 0.224 |" in text

@@ -67,6 +67,34 @@ def _api(name: str, d: dict) -> list[str]:
     ]
 
 
+def _api_memory(name: str, d: dict) -> list[str]:
+    row = [
+        _num(d.get("loads"), 0),
+        _num(d.get("kept"), 0),
+        _num(d.get("rss_start_mb"), 1),
+        _num(d.get("rss_end_mb"), 1),
+        _num(d.get("growth_after_warmup_mb"), 1),
+        _num(d.get("growth_per_load_kb"), 0),
+        _num(d.get("load_seconds_median"), 3),
+    ]
+    return [
+        f"**Scoring API model cache** (`bench api --memory`, `{name}`; {_where(d, name)})",
+        "",
+        *_table(
+            [
+                "model loads",
+                "kept",
+                "RSS start MB",
+                "RSS end MB",
+                "growth after the cache fills MB",
+                "KB a load",
+                "load s",
+            ],
+            [row],
+        ),
+    ]
+
+
 def _score(name: str, d: dict) -> list[str]:
     targets, met = d.get("targets", {}), d.get("met", {})
     rows = [
@@ -110,7 +138,9 @@ def render(bench_dir: Path = BENCH_DIR) -> str:
     for path in sorted(bench_dir.glob("*.json")):
         d = json.loads(path.read_text())
         kind = path.stem.split("_", 1)[0]
-        if kind == "api":
+        if path.stem.startswith("api_memory"):
+            blocks.append(_api_memory(path.name, d))
+        elif kind == "api":
             blocks.append(_api(path.name, d))
         elif kind == "score":
             blocks.append(_score(path.name, d))
