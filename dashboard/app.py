@@ -25,6 +25,23 @@ import streamlit as st
 from dashboard.components import login, warmup
 
 PAGES = Path(__file__).resolve().parent / "views"
+
+
+def no_full_gc_after_each_run() -> None:
+    """Turn off Streamlit's ``gc.collect(2)`` after every script run, fragment reruns included.
+
+    A page polling a background computation reruns its fragment every second; once the process holds the heavy
+    libraries (PyTorch, TensorFlow pulled in by UMAP, numba), each of those full collections holds the GIL for
+    about a second, so the poll starved the very computation it waited for: an Embeddings UMAP map that takes
+    20 s took over 2.5 min beside one open page, more on a loaded machine, its progress stuck at 200/202.
+    Python's own collector still runs. Set here (not only in .streamlit/config.toml, read from the project
+    folder alone) so that it holds however the app is started."""
+    from streamlit import config
+
+    config.set_option("runner.postScriptGC", False, "dashboard/app.py: polls of background work")
+
+
+no_full_gc_after_each_run()
 #: server addresses reachable only from this machine (an unset address is not among them: it means all interfaces)
 LOCAL_ADDRESSES = {"localhost", "127.0.0.1", "::1", "[::1]"}
 

@@ -87,3 +87,20 @@ class FakeClock:
         with self._lock:
             slept, self.slept = self.slept, []
         return slept
+
+
+def rerun_fragments(at: AppTest) -> AppTest:
+    """What the browser does between a page's runs while a fragment has ``run_every``: rerun only the page's
+    fragments (not the page), as an automatic rerun; a fragment may then rerun the whole page."""
+    from unittest import mock
+
+    import streamlit.testing.v1.local_script_runner as runner
+
+    fragment_ids = list(at._fragment_storage._fragments)
+    assert fragment_ids, "the page drew no fragment"
+    real = runner.RerunData
+    with mock.patch.object(
+        runner, "RerunData", lambda *a, **k: real(*a, **k, fragment_id_queue=fragment_ids, is_auto_rerun=True)
+    ):
+        at.run()
+    return at
