@@ -104,3 +104,15 @@ def rerun_fragments(at: AppTest) -> AppTest:
     ):
         at.run()
     return at
+
+
+def upload(at: AppTest, name: str, data: bytes, mime: str = "text/csv") -> AppTest:
+    """Put a file in the Data page's upload box, as in the browser: the run that starts then only says that the
+    file is being read, and ends (what the previous dataset showed goes); the timer's next run reads it."""
+    at.file_uploader(key="upload_file").upload(name, data, mime).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert f"Reading {name}..." in texts(at.info), texts(at.info)
+    assert not at.metric and not at.dataframe, "the previous dataset's numbers are still drawn"
+    rerun_fragments(at)
+    assert not at.exception, [e.value for e in at.exception]
+    return at

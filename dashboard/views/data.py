@@ -121,6 +121,19 @@ def store_upload(upload, kind: str) -> tuple[str, str]:
     )
 
 
+def read_in_next_run() -> None:
+    """Run the page again a moment after this run ends (a fragment's timer, as the browser keeps it)."""
+    drawn = []
+
+    @st.fragment(run_every=0.2)
+    def _next() -> None:
+        if drawn:  # the timer's rerun, not the page's own run
+            st.rerun(scope="app")
+        drawn.append(True)
+
+    _next()
+
+
 with st.expander("Upload a file", expanded=not state.dataset_store().list()):
     kind = st.radio(
         "What is in the file?",
@@ -135,8 +148,16 @@ with st.expander("Upload a file", expanded=not state.dataset_store().list()):
     upload = st.file_uploader("File", type=LEAD_TYPES if kind == "leads" else TRANSCRIPT_TYPES, key="upload_file")
     if upload is not None:
         if st.session_state.get("_stored_upload") != (upload.file_id, kind):
+            if st.session_state.get("_reading_upload") != (upload.file_id, kind):
+                # a new file: this run says so and ends at once, so that the previous dataset's numbers leave the
+                # screen (a run that ends clears what it did not draw); the next run, a moment later, reads it
+                st.session_state["_reading_upload"] = (upload.file_id, kind)
+                st.info(f"Reading {upload.name}...", icon=":material/hourglass_top:")
+                read_in_next_run()
+                st.stop()
             st.session_state["_stored_upload"] = (upload.file_id, kind)
-            st.session_state["_upload_result"] = store_upload(upload, kind)
+            with st.spinner(f"Reading {upload.name}..."):
+                st.session_state["_upload_result"] = store_upload(upload, kind)
         level, message = st.session_state.get("_upload_result", ("", ""))
         if message:  # shown while the file sits in the uploader
             getattr(st, level)(message)
