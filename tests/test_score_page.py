@@ -192,3 +192,22 @@ def test_reasons_progress_counts_the_leads_explained(score_workspace, monkeypatc
     rerun_fragments(at)  # the page again, with the reasons (the shift check may still be running beside them)
     assert not any("Explaining" in p.proto.text for p in at.get("progress"))
     assert "60 of 70 leads were explained" in texts(at.caption)
+
+
+def test_the_stored_dataset_chosen_is_kept_when_the_page_is_left(workspace, small_stack_run, monkeypatch):
+    from support import demo_leads_csv
+
+    from engine.datasets import DatasetStore
+
+    run, _ = small_stack_run
+    store_with(run, workspace / "runs")
+    older = DatasetStore().add(demo_leads_csv(n=50, seed=1), filename="a.csv", kind="leads", target="Converted")
+    DatasetStore().add(demo_leads_csv(n=70, seed=2), filename="b.csv", kind="leads", target="Converted")  # newest
+    at = _in_app(workspace, monkeypatch)
+    at.radio(key="score_source").set_value("A stored dataset").run()
+    assert len(at.dataframe[0].value) == 70  # the newest is offered first
+    at.selectbox(key="score_dataset").set_value(next(d for d in DatasetStore().list() if d.sha == older.sha)).run()
+    assert len(at.dataframe[0].value) == 50
+    _away_and_back(at)
+    assert at.radio(key="score_source").value == "A stored dataset"
+    assert at.selectbox(key="score_dataset").value.sha == older.sha and len(at.dataframe[0].value) == 50
