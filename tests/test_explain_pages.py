@@ -303,9 +303,9 @@ def test_embeddings_page_reads_stored_maps_without_computing(embeddings_run, mon
 def test_embeddings_map_shows_once_its_background_work_ends(embeddings_run, monkeypatch):
     """A map computed in the background appears on the browser's next automatic rerun after it is done, without a
     reload; meanwhile the progress says the step is alive, and the polls are cheap: Streamlit's full garbage
-    collection after every run (fragment reruns included) is off. With the heavy libraries loaded, one a second
-    held the GIL and starved the computation: a UMAP map stuck at 200/202 for minutes (measured against a real
-    server: 157 s with it, 24 s without, for a map that takes 21 s alone)."""
+    collection and Keras session clearing after every run (fragment reruns included) are off. With the heavy
+    libraries loaded they cost about 1 s of CPU with the GIL held per poll, and starved the computation: a UMAP
+    map stuck at 200/202 for minutes."""
     import threading
 
     from streamlit import config
@@ -329,6 +329,13 @@ def test_embeddings_map_shows_once_its_background_work_ends(embeddings_run, monk
         assert config.get_option("runner.postScriptGC") is False, "each poll would run a full garbage collection"
     finally:
         config.set_option("runner.postScriptGC", before)
+    import keras
+    from streamlit.runtime.scriptrunner import script_runner
+
+    cleared, real_clear = [], keras.backend.clear_session
+    monkeypatch.setattr(keras.backend, "clear_session", lambda *a, **k: cleared.append(1) or real_clear(*a, **k))
+    script_runner._clean_problem_modules()  # what Streamlit calls after each run
+    assert not cleared, "each poll would clear the Keras session (half a second with the GIL held)"
     at.slider(key="emb_n").set_value(30).run()  # a map not stored with the run: computed in the background
     assert at.get("progress") and not at.get("plotly_chart")
     task = next(t for k, t in explain_charts._tasks.items() if k[0] == "projection" and len(k[2]) == 30)
