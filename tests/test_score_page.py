@@ -211,3 +211,12 @@ def test_the_stored_dataset_chosen_is_kept_when_the_page_is_left(workspace, smal
     _away_and_back(at)
     assert at.radio(key="score_source").value == "A stored dataset"
     assert at.selectbox(key="score_dataset").value.sha == older.sha and len(at.dataframe[0].value) == 50
+
+
+def test_no_model_chosen_stays_so_and_a_deleted_run_is_dropped(score_workspace, monkeypatch):
+    root, first, second = score_workspace
+    new = _csv(demo_leads(n=20, seed=39).drop(columns=["Converted"]))
+    at = _page(root, monkeypatch, new, "n.csv", score_runs=[])
+    assert "Choose at least one model." in texts(at.info)
+    at = _page(root, monkeypatch, new, "n.csv", _kept_score_runs=["20200101T000000-stacking-gone00", first.id])
+    assert at.multiselect(key="score_runs").value == [first.id] and not at.error

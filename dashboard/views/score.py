@@ -57,7 +57,8 @@ chosen_ids = widgets.persistent(
     ids,
     default=[best.id],
     key="score_runs",
-    fix=lambda chosen: [i for i in chosen if i in ids] or None,  # a run deleted since: the others stay
+    # a run deleted since: the others stay (none left: the best); none chosen stays none
+    fix=lambda chosen: [i for i in chosen if i in ids] or (None if chosen else []),
     format_func=lambda i: run_names[i],
     help="The best model on the metric board is chosen for you (highest ROC-AUC). Choose several to compare "
     "their rankings of the same file.",
