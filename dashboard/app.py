@@ -25,6 +25,35 @@ import streamlit as st
 from dashboard.components import login, warmup
 
 PAGES = Path(__file__).resolve().parent / "views"
+
+
+def no_heavy_cleanup_after_each_run() -> None:
+    """Turn off the two costly things Streamlit does after every script run, fragment reruns included: a full
+    ``gc.collect(2)``, and ``keras.backend.clear_session()`` as soon as Keras is imported (the stacking models
+    load it; UMAP pulls in TensorFlow). With the embeddings libraries loaded each takes about 0.5 s of CPU
+    holding the GIL, so a page polling its background work every second spent about as much time cleaning up
+    as the work itself had: on the shared 2-core machine an Embeddings UMAP map (21 s alone) was measured at
+    157 s, its progress stuck at 200/202. Python's own collector still runs; the dashboard builds no Keras
+    model in its own process (training runs in jobs), so there is no Keras session to clear; open Matplotlib
+    figures are still closed. Set here, not only in .streamlit/config.toml (read from the project folder
+    alone), so that it holds however the app is started."""
+    import sys
+
+    from streamlit import config
+    from streamlit.runtime.scriptrunner import script_runner
+
+    config.set_option("runner.postScriptGC", False, "dashboard/app.py: polls of background work")
+
+    def close_figures_only() -> None:
+        plt = sys.modules.get("matplotlib.pyplot")
+        if plt is not None:
+            plt.close("all")
+
+    if hasattr(script_runner, "_clean_problem_modules"):  # Streamlit's own name for it (1.67)
+        script_runner._clean_problem_modules = close_figures_only
+
+
+no_heavy_cleanup_after_each_run()
 #: server addresses reachable only from this machine (an unset address is not among them: it means all interfaces)
 LOCAL_ADDRESSES = {"localhost", "127.0.0.1", "::1", "[::1]"}
 

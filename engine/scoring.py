@@ -24,6 +24,7 @@ that shares no column with the run is refused (:class:`ScoringError`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -610,25 +611,39 @@ def score_frame(
 
 
 def add_reasons(
-    run: Run, raw: pd.DataFrame, scored: Scored, model=None, explain: int | str | None = None, source: str = "the file"
+    run: Run,
+    raw: pd.DataFrame,
+    scored: Scored,
+    model=None,
+    explain: int | str | None = None,
+    source: str = "the file",
+    progress: Callable[[int, int], None] | None = None,
 ) -> Scored:
     """``scored`` (``raw`` as :func:`score_frame` ranked it, with ``explain=0``) with reasons for its ``explain``
-    best-scored rows, as :func:`score_frame` gives them; its probabilities are kept, not computed again."""
+    best-scored rows, as :func:`score_frame` gives them; its probabilities are kept, not computed again.
+    ``progress(done, total)``: the rows are then explained in chunks of about a second, and it is called after each."""
     model = model if model is not None else run.load_approach()
     X, _ = prepare_rows(run, raw, source)
-    factors = _factors(model, X, scored.proba, run, explain)
+    factors = _factors(model, X, scored.proba, run, explain, progress)
     return replace(scored, table=_table(run, raw, scored.proba, factors), factors=factors, explained_rows=len(factors))
 
 
-def _factors(model, X: pd.DataFrame, proba: np.ndarray, run: Run, explain: int | str | None) -> dict:
-    """By input position, the top factors each way of the ``explain`` best-scored rows (see :func:`score_frame`)."""
+def _factors(model, X: pd.DataFrame, proba: np.ndarray, run: Run, explain, progress=None) -> dict:
+    """By input position, the top factors each way of the ``explain`` best-scored rows (see :func:`score_frame`);
+    with ``progress``, explained in chunks sized to take about a second (each row's factors are its own)."""
     n, approach = len(X), str(run.spec.get("approach", ""))
     budget = n if explain == "all" else (explain_budget(approach) if explain is None else max(int(explain), 0))
     rows = np.argsort(-proba, kind="stable")[: min(budget, n)]
-    if not len(rows):
-        return {}
-    found = top_factors(model.explain(X.iloc[rows]), flags=flag_columns(run.spec), flagged=run.spec.get("flagged"))
-    return {int(rows[r]): f for r, f in found.items()}
+    out, done, chunk = {}, 0, len(rows) if progress is None else 5
+    while done < len(rows):
+        part, started = rows[done : done + chunk], time.perf_counter()
+        found = top_factors(model.explain(X.iloc[part]), flags=flag_columns(run.spec), flagged=run.spec.get("flagged"))
+        out.update({int(part[r]): f for r, f in found.items()})
+        done += len(part)
+        chunk = int(min(500, max(1, len(part) / max(time.perf_counter() - started, 1e-3))))
+        if progress is not None:
+            progress(done, len(rows))
+    return out
 
 
 def _table(run: Run, raw: pd.DataFrame, proba: np.ndarray, factors: dict, rank: bool = True) -> pd.DataFrame:

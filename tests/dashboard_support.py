@@ -87,3 +87,32 @@ class FakeClock:
         with self._lock:
             slept, self.slept = self.slept, []
         return slept
+
+
+def rerun_fragments(at: AppTest) -> AppTest:
+    """What the browser does between a page's runs while a fragment has ``run_every``: rerun only the page's
+    fragments (not the page), as an automatic rerun; a fragment may then rerun the whole page."""
+    from unittest import mock
+
+    import streamlit.testing.v1.local_script_runner as runner
+
+    fragment_ids = list(at._fragment_storage._fragments)
+    assert fragment_ids, "the page drew no fragment"
+    real = runner.RerunData
+    with mock.patch.object(
+        runner, "RerunData", lambda *a, **k: real(*a, **k, fragment_id_queue=fragment_ids, is_auto_rerun=True)
+    ):
+        at.run()
+    return at
+
+
+def upload(at: AppTest, name: str, data: bytes, mime: str = "text/csv") -> AppTest:
+    """Put a file in the Data page's upload box, as in the browser: the run that starts then only says that the
+    file is being read, and ends (what the previous dataset showed goes); the timer's next run reads it."""
+    at.file_uploader(key="upload_file").upload(name, data, mime).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert f"Reading {name}..." in texts(at.info), texts(at.info)
+    assert not at.metric and not at.dataframe, "the previous dataset's numbers are still drawn"
+    rerun_fragments(at)
+    assert not at.exception, [e.value for e in at.exception]
+    return at

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from dashboard_support import APP, run_page, texts
+from dashboard_support import APP, rerun_fragments, run_page, texts, upload
 from streamlit.testing.v1 import AppTest
 from support import demo_leads_csv
 
@@ -50,9 +50,7 @@ def test_data_page_previews_kinds_target_and_policy(stored):
 
 def test_data_upload_bad_file_shows_its_error_and_stores_nothing(workspace):
     at = run_page("data")
-    at.file_uploader(key="upload_file").upload("leads.xlsx", b"this is not a spreadsheet at all", "application/zip")
-    at.run()
-    assert not at.exception
+    upload(at, "leads.xlsx", b"this is not a spreadsheet at all", "application/zip")
     assert at.error, "a broken upload must show an error"
     assert "leads.xlsx" in at.error[0].value
     assert not (workspace / "datasets").exists() or not any((workspace / "datasets").iterdir())
@@ -61,9 +59,8 @@ def test_data_upload_bad_file_shows_its_error_and_stores_nothing(workspace):
 def test_data_upload_good_file_is_stored_and_checked(workspace):
     at = run_page("data")
     csv = demo_leads_csv(n=120)
-    at.file_uploader(key="upload_file").upload("my_leads.csv", csv, "text/csv")
-    at.run()
-    assert not at.exception and not at.error, texts(at.error)
+    upload(at, "my_leads.csv", csv)
+    assert not at.error, texts(at.error)
     stored = list((workspace / "datasets").iterdir())
     assert len(stored) == 1 and (stored[0] / "data.csv").read_bytes() == csv
     assert "Stored my_leads.csv" in texts(at.success)
@@ -408,3 +405,21 @@ def test_a_page_run_waits_for_an_import_in_progress(tmp_path, monkeypatch):
     with warmup.page_run():
         assert getattr(sys.modules["clab_slow_module"], "READY", False), "page ran during the import"
     thread.join(timeout=5)
+
+
+def test_an_upload_never_shows_the_previous_datasets_numbers(workspace):
+    from engine.datasets import DatasetStore
+
+    first = DatasetStore().add(demo_leads_csv(n=150), filename="march.csv", kind="leads", target="Converted")
+    at = run_page("data")
+    at.selectbox(key="data_dataset").set_value(first.sha).run()
+    assert next(m for m in at.metric if m.label == "Leads").value == "150"
+    # the run that starts when the file arrives ends at once with "Reading april.csv...": the browser drops what
+    # it did not draw (the numbers of march.csv); the next run shows april.csv's
+    at.file_uploader(key="upload_file").upload("april.csv", demo_leads_csv(n=90, seed=9), "text/csv").run()
+    assert "Reading april.csv..." in texts(at.info) and not at.metric and not at.dataframe
+    rerun_fragments(at)  # the timer's run
+    assert not at.exception and "Stored april.csv" in texts(at.success)
+    assert next(m for m in at.metric if m.label == "Leads").value == "90"
+    april = next(d for d in DatasetStore().list() if d.filename == "april.csv")
+    assert at.selectbox(key="data_dataset").value == april.sha

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from dashboard_support import APP, run_page, texts
+from dashboard_support import APP, run_page, texts, upload
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 from support import JOB_TABLE_DAMAGE, SPEC_WRONG_TYPES, copy_run, damage_spec, damaged_job_table
@@ -225,9 +225,7 @@ def test_an_upload_over_the_row_limit_is_refused_by_name_and_stores_nothing(work
 
     big = b"Lead Origin,Converted\n" + b"API,1\n" * (MAX_ROWS + 1)
     at = run_page("data")
-    at.file_uploader(key="upload_file").upload("big_leads.csv", big, "text/csv")
-    at.run()
-    assert not at.exception
+    upload(at, "big_leads.csv", big)
     message = texts(at.error)
     assert "big_leads.csv" in message and "data.csv" not in message and f"{MAX_ROWS:,}" in message, message
     assert not (workspace / "datasets").exists() or not any((workspace / "datasets").iterdir())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 
+import dashboard_support
 import pytest
 from dashboard_support import run_page, texts
 from streamlit.testing.v1 import AppTest
@@ -16,10 +17,7 @@ ONE_CLASS = b"Lead Origin,TotalVisits,Converted\nAPI,3,1\nWeb,4,1\nAPI,5,1\n"
 
 
 def upload(at: AppTest, name: str, data: bytes) -> AppTest:
-    at.file_uploader(key="upload_file").upload(name, data, "text/csv")
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return dashboard_support.upload(at, name, data)
 
 
 def stored():

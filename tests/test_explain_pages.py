@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from dashboard_support import REPO_ROOT, run_page, texts
+from dashboard_support import APP, REPO_ROOT, rerun_fragments, run_page, texts
 from streamlit.testing.v1 import AppTest
 
 
@@ -301,4 +301,59 @@ def test_embeddings_page_reads_stored_maps_without_computing(embeddings_run, mon
     assert not at.exception and not at.error
     until(at, lambda a: len(a.get("plotly_chart")) == 2, timeout=300)
     assert "embed" in calls and "project" in calls
+    assert "Computed for this session" in texts(at.caption)
+
+
+def test_embeddings_map_shows_once_its_background_work_ends(embeddings_run, monkeypatch):
+    """A map computed in the background appears on the browser's next automatic rerun after it is done, without a
+    reload; meanwhile the progress says the step is alive, and the polls are cheap: Streamlit's full garbage
+    collection and Keras session clearing after every run (fragment reruns included) are off. With the heavy
+    libraries loaded they cost about 1 s of CPU with the GIL held per poll, and starved the computation: a UMAP
+    map stuck at 200/202 for minutes."""
+    import threading
+
+    from streamlit import config
+
+    import engine.projection as projection
+    from dashboard.components import explain_charts
+
+    root, run = embeddings_run
+    # as when the app is started outside the project folder (no .streamlit/config.toml): app.py turns it off
+    before = config.get_option("runner.postScriptGC")
+    config.set_option("runner.postScriptGC", True)
+
+    monkeypatch.setenv("CLAB_WORKSPACE", str(root))
+    monkeypatch.setattr(explain_charts, "SYNC_WAIT_S", 0.0)
+    gate, real_project = threading.Event(), projection.project
+    monkeypatch.setattr(projection, "project", lambda *a, **k: gate.wait(60) and real_project(*a, **k))
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.session_state["authenticated"] = True
+    try:
+        at.switch_page("views/embeddings.py").run()
+        assert config.get_option("runner.postScriptGC") is False, "each poll would run a full garbage collection"
+    finally:
+        config.set_option("runner.postScriptGC", before)
+    import keras
+    from streamlit.runtime.scriptrunner import script_runner
+
+    cleared, real_clear = [], keras.backend.clear_session
+    monkeypatch.setattr(keras.backend, "clear_session", lambda *a, **k: cleared.append(1) or real_clear(*a, **k))
+    script_runner._clean_problem_modules()  # what Streamlit calls after each run
+    assert not cleared, "each poll would clear the Keras session (half a second with the GIL held)"
+    at.slider(key="emb_n").set_value(30).run()  # a map not stored with the run: computed in the background
+    assert at.get("progress") and not at.get("plotly_chart")
+    task = next(t for k, t in explain_charts._tasks.items() if k[0] == "projection" and len(k[2]) == 30)
+    end = time.monotonic() + 60
+    while task.done < 60:  # the texts are embedded; the map's step waits on the gate
+        assert time.monotonic() < end and not task.finished, task.progress_text()
+        time.sleep(0.1)
+    rerun_fragments(at)
+    rerun_fragments(at)
+    text = at.get("progress")[0].proto.text
+    assert "(60/62" in text and "s in this step" in text and not at.get("plotly_chart"), text
+    gate.set()
+    assert explain_charts.wait(task, 120) and not task.error, task.error
+    rerun_fragments(at)
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.get("plotly_chart")) == 2 and not at.get("progress")
     assert "Computed for this session" in texts(at.caption)

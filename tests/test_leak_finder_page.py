@@ -99,3 +99,32 @@ def test_x_educations_presets_are_offered_only_on_a_table_with_its_columns(works
     ]
     at.selectbox(key="data_dataset").set_value(ds_x.sha).run()
     assert len(at.radio(key=f"policy_{ds_x.sha}").options) == 3
+
+
+def test_the_leak_finders_numbers_are_computed_once_per_file_and_stay(workspace, monkeypatch):
+    """The numbers of a later render are those of the first, even after other computations pushed the finished
+    audit out of the page's background tasks: fixed settings, kept by the file's sha256 and outcome column."""
+    import engine.audit as audit
+    from dashboard.components import explain_charts
+
+    calls, real = [], audit.audit_leads
+    monkeypatch.setattr(audit, "audit_leads", lambda *a, **k: calls.append(k) or real(*a, **k))
+    ds = DatasetStore().add(
+        _with_planted_leak(n=700).to_csv(index=False).encode(), filename="crm7.csv", kind="leads", target="Converted"
+    )
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    _until_audited(at.selectbox(key="data_dataset").set_value(ds.sha).run())
+
+    def findings() -> list[str]:
+        return [m.value for m in at.markdown if m.value.startswith("- `")]
+
+    first = findings()
+    assert first and "Call outcome" in first[0]
+    for i in range(explain_charts.MAX_TASKS + 1):  # other pages' work, each finished
+        task = explain_charts.start(("other work", i), lambda t, i=i: i, 1, "other", exclusive=False)
+        assert explain_charts.wait(task, 10)
+    assert not any(k[0] == "leak audit" for k in explain_charts._tasks)
+    at.run()
+    assert findings() == first
+    assert len(calls) == 1 and calls[0]["seed"] == 0 and calls[0]["max_rows"] == 50_000, calls

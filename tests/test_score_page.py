@@ -1,9 +1,11 @@
 """The Score page under AppTest, over a real stored stack: new leads, a bad file, missing and extra columns,
-a file with outcomes, two models side by side."""
+a file with outcomes, two models side by side, the choices kept across pages, the reasons' progress."""
+
+import time
 
 import pandas as pd
 import pytest
-from dashboard_support import PAGES
+from dashboard_support import APP, PAGES, rerun_fragments, texts
 from streamlit.testing.v1 import AppTest
 from support import SMALL_STACK, store_with
 
@@ -101,3 +103,120 @@ def test_two_models_side_by_side_show_their_rank_correlation(score_workspace, mo
     assert not at.exception and not at.error
     corr = at.dataframe[0].value
     assert corr.shape == (2, 2) and corr.iloc[0, 1] > 0.5  # two stacks on the same data agree broadly
+
+
+def _in_app(root, monkeypatch) -> AppTest:
+    """The whole app (its navigation) signed in, on the Score page."""
+    monkeypatch.setenv("CLAB_WORKSPACE", str(root))
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.session_state["authenticated"] = True
+    return at.switch_page("views/score.py").run()
+
+
+def _away_and_back(at: AppTest) -> AppTest:
+    """Another page, then the Score page again (what the browser's Back does after following a link)."""
+    at.switch_page("views/board.py").run()
+    assert at.title[0].value == "Metric board"
+    at.switch_page("views/score.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_models_source_and_file_are_kept_when_the_page_is_left(score_workspace, monkeypatch):
+    root, first, second = score_workspace
+    at = _in_app(root, monkeypatch)
+    best = at.multiselect(key="score_runs").value
+    other = first.id if best == [second.id] else second.id  # not the one chosen for you
+    at.multiselect(key="score_runs").set_value([other]).run()
+    at.file_uploader(key="score_upload").upload(
+        "week_12.csv", _csv(demo_leads(n=30, seed=35).drop(columns=["Converted"]))
+    )
+    at.run()
+    assert not at.error and len(at.dataframe[0].value) == 30
+    _away_and_back(at)
+    assert at.multiselect(key="score_runs").value == [other], "the model chosen is kept"
+    assert "Scoring **week_12.csv**" in texts(at.info), "the file kept is named (the upload box empties)"
+    assert len(at.dataframe[0].value) == 30 and not at.error
+    at.radio(key="score_source").set_value("A stored dataset").run()
+    _away_and_back(at)
+    assert at.radio(key="score_source").value == "A stored dataset"
+    assert at.multiselect(key="score_runs").value == [other]
+
+
+def test_an_error_goes_with_its_file(score_workspace, monkeypatch):
+    root, _, _ = score_workspace
+    at = _in_app(root, monkeypatch)
+    at.file_uploader(key="score_upload").upload("photo.png", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4).run()
+    assert "photo.png" in texts(at.error)
+    _away_and_back(at)
+    # the upload box is empty now: an error about photo.png is shown only with photo.png named as the file used
+    assert "photo.png" not in texts(at.error) or "Scoring **photo.png**" in texts(at.info)
+    at.button(key="score_forget_file").click().run()
+    assert not at.error and "photo.png" not in texts(at.info) + texts(at.error)
+    at.file_uploader(key="score_upload").upload("good.csv", _csv(demo_leads(n=20, seed=36).drop(columns=["Converted"])))
+    at.run()
+    assert not at.error and len(at.dataframe[0].value) == 20
+
+
+def test_reasons_progress_counts_the_leads_explained(score_workspace, monkeypatch):
+    import threading
+
+    import engine.scoring as scoring
+    from dashboard.components import explain_charts
+
+    root, _, _ = score_workspace
+    monkeypatch.setattr(explain_charts, "SYNC_WAIT_S", 0.0)
+    gate, calls, real = threading.Event(), [], scoring.top_factors
+
+    def held_after_the_first_chunk(*args, **kwargs):  # the real factors; the second chunk waits for the test
+        calls.append(1)
+        if len(calls) > 1:
+            gate.wait(60)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scoring, "top_factors", held_after_the_first_chunk)
+    new = demo_leads(n=70, seed=37).drop(columns=["Converted"])
+    at = _page(root, monkeypatch, _csv(new), "counted.csv", score_reasons=60)
+    try:
+        end = time.monotonic() + 60
+        while len(calls) < 2:
+            assert time.monotonic() < end, "the reasons did not start"
+            time.sleep(0.05)
+        rerun_fragments(at)
+        text = at.get("progress")[0].proto.text
+        assert text.startswith("Explaining the top 60 leads: 5 of 60"), text
+    finally:
+        gate.set()
+    task = next(t for k, t in explain_charts._tasks.items() if k[0] == "reasons" and k[3] == 60)
+    assert explain_charts.wait(task, 60) and not task.error, task.error
+    rerun_fragments(at)  # the page again, with the reasons (the shift check may still be running beside them)
+    assert not any("Explaining" in p.proto.text for p in at.get("progress"))
+    assert "60 of 70 leads were explained" in texts(at.caption)
+
+
+def test_the_stored_dataset_chosen_is_kept_when_the_page_is_left(workspace, small_stack_run, monkeypatch):
+    from support import demo_leads_csv
+
+    from engine.datasets import DatasetStore
+
+    run, _ = small_stack_run
+    store_with(run, workspace / "runs")
+    older = DatasetStore().add(demo_leads_csv(n=50, seed=1), filename="a.csv", kind="leads", target="Converted")
+    DatasetStore().add(demo_leads_csv(n=70, seed=2), filename="b.csv", kind="leads", target="Converted")  # newest
+    at = _in_app(workspace, monkeypatch)
+    at.radio(key="score_source").set_value("A stored dataset").run()
+    assert len(at.dataframe[0].value) == 70  # the newest is offered first
+    at.selectbox(key="score_dataset").set_value(next(d for d in DatasetStore().list() if d.sha == older.sha)).run()
+    assert len(at.dataframe[0].value) == 50
+    _away_and_back(at)
+    assert at.radio(key="score_source").value == "A stored dataset"
+    assert at.selectbox(key="score_dataset").value.sha == older.sha and len(at.dataframe[0].value) == 50
+
+
+def test_no_model_chosen_stays_so_and_a_deleted_run_is_dropped(score_workspace, monkeypatch):
+    root, first, second = score_workspace
+    new = _csv(demo_leads(n=20, seed=39).drop(columns=["Converted"]))
+    at = _page(root, monkeypatch, new, "n.csv", score_runs=[])
+    assert "Choose at least one model." in texts(at.info)
+    at = _page(root, monkeypatch, new, "n.csv", _kept_score_runs=["20200101T000000-stacking-gone00", first.id])
+    assert at.multiselect(key="score_runs").value == [first.id] and not at.error

@@ -281,3 +281,28 @@ def test_a_file_without_an_id_column_gets_its_row_numbers(stack_run):
     np.testing.assert_allclose(again["probability"], table["probability"])
     with_id = score_frame(run, demo_leads(n=30, seed=5).drop(columns=["Converted"]), explain=0).table
     assert ROW_COLUMN not in with_id.columns  # the CRM id matches it back
+
+
+def test_reasons_with_progress_count_the_leads_and_equal_those_in_one_go(stack_run):
+    from engine.scoring import add_reasons
+
+    run, _ = stack_run
+    raw = demo_leads(n=60, seed=38).drop(columns=["Converted"])
+    listed = score_frame(run, raw, explain=0)
+    model = run.load_approach()
+    calls = []
+    counted = add_reasons(run, raw, listed, model=model, explain=40, progress=lambda d, t: calls.append((d, t)))
+    whole = add_reasons(run, raw, listed, model=model, explain=40)
+    assert calls[-1] == (40, 40) and len(calls) > 1, calls  # explained in chunks, each one counted
+    assert [d for d, _ in calls] == sorted({d for d, _ in calls}) and {t for _, t in calls} == {40}
+    # the same reasons as in one go (contributions to the last bits of a float: the batches sum in another order)
+    assert counted.explained_rows == whole.explained_rows == 40 and counted.factors.keys() == whole.factors.keys()
+    for position, found in whole.factors.items():
+        for side in ("for", "against"):
+            assert [f["text"] for f in counted.factors[position][side]] == [f["text"] for f in found[side]]
+            np.testing.assert_allclose(
+                [f["contribution"] for f in counted.factors[position][side]],
+                [f["contribution"] for f in found[side]],
+                atol=1e-12,
+            )
+    pd.testing.assert_frame_equal(counted.table, whole.table)

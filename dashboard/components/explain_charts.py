@@ -299,6 +299,14 @@ class Task:
         self.eta = True  # False in a phase whose length the count does not tell (a projection)
 
     @property
+    def phase(self) -> str:
+        return self._phase
+
+    @phase.setter
+    def phase(self, value: str) -> None:
+        self._phase, self.phase_started = value, time.monotonic()
+
+    @property
     def fraction(self) -> float:
         return 1.0 if self.finished else min(self.done / self.total, 0.99)
 
@@ -312,6 +320,8 @@ class Task:
         eta = (
             "" if left is None else f", about {left:.0f} s left" if left < 120 else f", about {left / 60:.1f} min left"
         )
+        if not self.eta and self.started is not None and not self.finished:  # the count stays: say it is alive
+            eta = f", {time.monotonic() - self.phase_started:.0f} s in this step"
         return f"{self.label}: {self.phase} ({self.done}/{self.total}{eta})"
 
 

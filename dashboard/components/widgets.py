@@ -48,6 +48,30 @@ def dataset_picker(
     return next(d for d in datasets if d.sha == sha)
 
 
+def persistent(widget, *args, key: str, fix=None, **kwargs):
+    """``widget(*args, key=key, **kwargs)`` (``st.radio``, ``st.multiselect``...) whose value survives leaving
+    the page. Streamlit drops a widget's value when its page is not shown (browser Back, the navigation), so the
+    page would come back with its defaults: the value is copied to a plain session key (``_kept_<key>``) on each
+    run and given back from it before the widget is drawn. ``fix(value)``: the value made valid for the options
+    of this run (None when none of it is: the widget's default then)."""
+    kept = f"_kept_{key}"
+    if key not in st.session_state and st.session_state.get(kept) is not None:
+        st.session_state[key] = st.session_state[kept]
+    if key in st.session_state and fix is not None:
+        value = st.session_state[key]
+        fixed = fix(value) if value is not None else None
+        if fixed is None:
+            del st.session_state[key]
+        elif fixed != value:
+            st.session_state[key] = fixed
+    if key in st.session_state:  # the value comes from the session: a default as well would draw a warning
+        kwargs.pop("default", None)
+        kwargs.pop("index", None)
+    value = widget(*args, key=key, **kwargs)
+    st.session_state[kept] = value
+    return value
+
+
 def run_picker(runs: list, key: str, label: str = "Run"):
     if not runs:
         return None

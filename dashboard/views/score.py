@@ -23,12 +23,15 @@ if not runs:
     st.stop()
 
 kinds = sorted({r.spec.get("input_kind", "leads") for r in runs})
+# the choices below are kept when the page is left and opened again (browser Back, the navigation)
 kind = (
-    st.radio(
+    widgets.persistent(
+        st.radio,
         "What are you scoring?",
         kinds,
         horizontal=True,
         key="score_kind",
+        fix=lambda k: k if k in kinds else None,
         format_func=lambda k: {"leads": "Leads (a CRM table)", "transcripts": "Sales calls"}.get(k, k),
     )
     if len(kinds) > 1
@@ -48,11 +51,14 @@ def _auc(run) -> float:
 best = max(kind_runs, key=_auc)
 run_names = state.run_labels(kind_runs)  # runs whose names would read alike get the end of their id
 ids = [r.id for r in kind_runs]
-chosen_ids = st.multiselect(
+chosen_ids = widgets.persistent(
+    st.multiselect,
     "Models",
     ids,
     default=[best.id],
     key="score_runs",
+    # a run deleted since: the others stay (none left: the best); none chosen stays none
+    fix=lambda chosen: [i for i in chosen if i in ids] or (None if chosen else []),
     format_func=lambda i: run_names[i],
     help="The best model on the metric board is chosen for you (highest ROC-AUC). Choose several to compare "
     "their rankings of the same file.",
@@ -62,7 +68,10 @@ if not chosen_ids:
     st.stop()
 chosen = [next(r for r in kind_runs if r.id == i) for i in chosen_ids]
 
-source = st.radio("Leads to score", ["Upload a file", "A stored dataset"], horizontal=True, key="score_source")
+SOURCES = ["Upload a file", "A stored dataset"]
+source = widgets.persistent(
+    st.radio, "Leads to score", SOURCES, horizontal=True, key="score_source", fix=lambda s: s if s in SOURCES else None
+)
 data, filename = None, None
 if source == "Upload a file":
 
@@ -70,19 +79,37 @@ if source == "Upload a file":
         upload = st.session_state.get("score_upload")
         st.session_state["score_file"] = (upload.getvalue(), upload.name) if upload is not None else None
 
-    st.file_uploader(
+    upload = st.file_uploader(
         "File of new leads (CSV, Excel, Parquet; calls: JSON, JSON Lines, CSV)",
         key="score_upload",
         on_change=_keep_upload,
     )
     if st.session_state.get("score_file"):
         data, filename = st.session_state["score_file"]
+        if upload is None:  # the upload box empties when the page is left; the file it held is kept, and named
+            kept_note, kept_remove = st.columns([5, 1], vertical_alignment="center")
+            kept_note.info(
+                f"Scoring **{filename}**, uploaded earlier in this session (the upload box empties when you "
+                "leave the page). Upload another file to score it instead.",
+                icon=":material/description:",
+            )
+            if kept_remove.button("Remove the file", key="score_forget_file"):
+                st.session_state["score_file"] = None
+                st.rerun()
 else:
     datasets = state.dataset_store().list(kind=kind)
     if not datasets:
         st.info(f"No stored {kind} dataset. Upload a file instead.")
     else:
-        ds = st.selectbox("Dataset", datasets, key="score_dataset", format_func=lambda d: d.label())
+        by_sha = {d.sha: d for d in datasets}
+        ds = widgets.persistent(
+            st.selectbox,
+            "Dataset",
+            datasets,
+            key="score_dataset",
+            format_func=lambda d: d.label(),
+            fix=lambda d: by_sha.get(getattr(d, "sha", None)),  # the same dataset as listed on this run
+        )
         data, filename = ds.read_bytes(), ds.meta.get("filename") or ds.raw_path.name
 if data is None:
     st.stop()
@@ -189,20 +216,33 @@ n_reasons = st.number_input(
 from dashboard.components import explain_charts as ec  # noqa: E402
 
 ready = not n_reasons  # the list as it will be downloaded: with its reasons, once they are computed
+
+
+def reasons_progress(task: ec.Task, n: int) -> str:
+    """What the reasons step says while it runs: how many of the leads are explained so far."""
+    if not task.done and task.phase != f"explaining the top {n:,} leads":
+        return f"Explaining the top {n:,} leads: {task.phase}..."
+    left = task.seconds_left()
+    return f"Explaining the top {n:,} leads: {task.done:,} of {task.total:,}" + (
+        f" (about {left:.0f} s left)" if left is not None and task.done else ""
+    )
+
+
 if n_reasons:
 
-    def reasons(listed=scored, n=int(n_reasons)):
+    def reasons(task: ec.Task, listed=scored, n=int(n_reasons)):
         from engine.scoring import add_reasons
 
-        raw_rows = _read(main_run.id, sha, data, filename)
-        return add_reasons(main_run, raw_rows, listed, model=state.load_model(main_run), explain=n, source=filename)
+        task.phase = "loading the model"
+        raw_rows, model = _read(main_run.id, sha, data, filename), state.load_model(main_run)
+        task.phase = f"explaining the top {n:,} leads"
 
-    reasons_task = ec.start_step(
-        ("reasons", main_run.id, sha, int(n_reasons)),
-        "Reasons",
-        f"explaining the top {int(n_reasons):,} leads",
-        reasons,
-    )
+        def progress(done: int, total: int) -> None:
+            task.done, task.total = done, max(total, 1)
+
+        return add_reasons(main_run, raw_rows, listed, model=model, explain=n, source=filename, progress=progress)
+
+    reasons_task = ec.start(("reasons", main_run.id, sha, int(n_reasons)), reasons, int(n_reasons), "Reasons")
     if ec.wait(reasons_task):
         if not ec.show_failure(reasons_task, f"Reasons not computed: {reasons_task.error}", "reasons_retry"):
             scored, ready = reasons_task.result, True
@@ -210,7 +250,7 @@ if n_reasons:
     else:
         ec.poll(
             [reasons_task],
-            lambda: st.progress(reasons_task.fraction, text=f"Explaining the top {int(n_reasons):,} leads..."),
+            lambda: st.progress(reasons_task.fraction, text=reasons_progress(reasons_task, int(n_reasons))),
             key="reasons_poll",
         )
 
