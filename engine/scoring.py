@@ -89,8 +89,9 @@ def run_tiers(run: Run, proba, metrics: dict | None = None) -> np.ndarray | None
 
 
 # -- reasons ----------------------------------------------------------------------------------------
-def format_value(value: Any) -> str:
-    """A field's value as a person reads it: ``1,250``, ``3.5``, ``Google``."""
+def display_value(value: Any) -> str:
+    """A field's value as a person reads it on a page or in a reason: ``1,250``, ``3.5``, ``Google``. (The text
+    the LLM reads writes values its own way, without thousands separators: engine.data.text.format_value.)"""
     text = str(value)
     try:
         number = float(text.replace(",", "")) if text.strip() else None
@@ -115,7 +116,7 @@ def flag_columns(spec: dict) -> dict[str, tuple[str, str]]:
     from engine.data.leads import flags_of
 
     flags = flags_of(spec.get("missing_values") or {})
-    return {flag: (column, format_value(code)) for flag, (column, code) in flags.items()}
+    return {flag: (column, display_value(code)) for flag, (column, code) in flags.items()}
 
 
 #: What a reason citing a column the leak finder flagged (the run's ``flagged``) carries.
@@ -144,7 +145,7 @@ def _reason_text(feature: str, value: str, contribution: float, flags: dict | No
     # value is named, even one whose text is inside the field's name ("Do Not Email = No", not "Do Not Email")
     if phrase == feature or (feature.endswith("…") and phrase.startswith(feature[:-1])):
         return f"{feature} ({points(contribution)})"
-    return f"{feature} = {format_value(value)} ({points(contribution)})"
+    return f"{feature} = {display_value(value)} ({points(contribution)})"
 
 
 def largest_factors(table: pd.DataFrame, n: int) -> dict[int, list[dict]]:
@@ -430,7 +431,7 @@ def prepare_rows(run: Run, raw: pd.DataFrame, source: str = "the file") -> tuple
     )
     for col, codes in missing_values.items():
         if col in shaped.columns:
-            held = {format_value(v): int((shaped[col] == v).sum()) for v in codes}
+            held = {display_value(v): int((shaped[col] == v).sum()) for v in codes}
             if any(held.values()):
                 report.read_as_missing[col] = {code: n for code, n in held.items() if n}
     X = treat_missing(shaped, missing_values, columns)  # the training's codes read as missing, flags made
