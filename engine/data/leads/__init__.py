@@ -111,6 +111,7 @@ from engine.data.missing_values import (  # noqa: F401
     MISSING_TOKENS,
     LeadDataError,
     check_missing_values,
+    is_missing_text,
 )
 
 __all__ = [

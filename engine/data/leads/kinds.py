@@ -9,9 +9,7 @@ import numpy as np
 import pandas as pd
 
 from engine.data.leads.words import YES_NO
-from engine.data.missing_values import (
-    MISSING_TOKENS,
-)
+from engine.data.missing_values import is_missing_text
 
 KINDS = ("numeric", "binary", "categorical", "high_cardinality", "identifier", "text")
 
@@ -77,7 +75,7 @@ def _clean_column(s: pd.Series) -> tuple[pd.Series, int]:
         s = s.astype(str).where(s.notna())
     codes, uniques = _factorize(s)
     texts = [str(u).strip() for u in uniques]
-    missing = np.array([t.casefold() in MISSING_TOKENS for t in texts], dtype=bool)
+    missing = np.array([is_missing_text(t) for t in texts], dtype=bool)
     counts = np.bincount(codes[codes >= 0], minlength=len(texts))
     filled = int(counts[~missing].sum())
     numbers = [None if m else _as_number(t) for t, m in zip(texts, missing)]
@@ -111,7 +109,7 @@ def _clean_strings(s: pd.Series) -> pd.Series:
         s = s.astype(str).where(s.notna())
     codes, uniques = _factorize(s)
     texts = [str(u).strip() for u in uniques]
-    table = np.array([np.nan if t.casefold() in MISSING_TOKENS else t for t in texts] + [np.nan], dtype=object)
+    table = np.array([np.nan if is_missing_text(t) else t for t in texts] + [np.nan], dtype=object)
     return pd.Series(table[np.where(codes >= 0, codes, len(texts))], index=s.index, name=s.name, dtype="str")
 
 
