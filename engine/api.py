@@ -222,7 +222,7 @@ def _single_lead_frame(lead: dict, columns: list[str], kinds: dict[str, str]) ->
     (the same rules; ~40 times faster than the column-wise version on one row, which is what a single-lead
     request pays for). ``tests/test_api_hostile.py`` checks it equals ``prepare_features`` on every demo lead
     and on hostile values."""
-    from engine.data.leads import MISSING_TOKENS, _as_number
+    from engine.data.leads import _as_number, is_missing_text
 
     cells: dict[str, Any] = {}
     for col in columns:
@@ -231,7 +231,7 @@ def _single_lead_frame(lead: dict, columns: list[str], kinds: dict[str, str]) ->
             cells[col] = np.array([np.nan]) if kind == "numeric" else pd.array([np.nan], dtype="str")
             continue
         text = str(value).strip()
-        text = None if text.casefold() in MISSING_TOKENS else text
+        text = None if is_missing_text(text) else text
         number = None if text is None else _as_number(text)
         if kind == "numeric" or (kind == "binary" and (number is not None or text is None)):
             cells[col] = np.array([np.nan if number is None else float(number)])

@@ -71,6 +71,17 @@ JOB_ENV_NAMES = frozenset(
         "HF_HOME",
         "HF_HUB_CACHE",
         "TORCH_HOME",
+        "XDG_CACHE_HOME",  # where Hugging Face and others cache models when HF_HOME is not set
+        "SENTENCE_TRANSFORMERS_HOME",
+        "KERAS_BACKEND",
+        "LD_LIBRARY_PATH",
+        # TensorFlow's switches by name: a TF_ prefix would also pass Terraform's TF_VAR_* (often credentials)
+        "TF_CPP_MIN_LOG_LEVEL",
+        "TF_ENABLE_ONEDNN_OPTS",
+        "TF_FORCE_GPU_ALLOW_GROWTH",
+        "TF_NUM_INTRAOP_THREADS",
+        "TF_NUM_INTEROP_THREADS",
+        "TF_USE_LEGACY_KERAS",
         "CUDA_VISIBLE_DEVICES",
         "CUDA_DEVICE_ORDER",
         "RAY_ADDRESS",
@@ -81,8 +92,8 @@ JOB_ENV_NAMES = frozenset(
         "CLAB_APPROACHES",  # approaches plugged in by the operator (engine.approaches.base.PLUGIN_ENV)
     }
 )
-#: Name prefixes a job gets too: locale categories and TensorFlow's switches (e.g. ``TF_CPP_MIN_LOG_LEVEL``).
-JOB_ENV_PREFIXES = ("LC_", "TF_")
+#: Name prefixes a job gets too: the locale categories (``LC_ALL``, ``LC_CTYPE``...).
+JOB_ENV_PREFIXES = ("LC_",)
 LOG_BYTES = 256_000  # how much of the end of a log logs() returns
 
 _GPU_CACHE: dict | None = None
@@ -185,6 +196,7 @@ class Executor:
             "CLAB_JOB_ID": str(job.id),
             "CLAB_JOB_DIR": str(job.folder),
             "PYTHONUNBUFFERED": "1",
+            **{k: v for k in ("CLAB_APPROACHES",) if (v := os.environ.get(k))},  # plug-ins (Ray jobs too)
         }
 
 

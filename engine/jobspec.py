@@ -17,7 +17,8 @@ from engine.config import REPO_ROOT
 
 SPEC_FILE = "spec.json"
 RESULT_FILE = "result.json"
-INPUT_KINDS = ("leads", "transcripts")
+#: The kinds of data a training reads (an approach says which of them it takes: its ``input_kinds`` hook).
+DATA_KINDS = ("leads", "transcripts")
 DEFAULT_APPROACH = {"leads": "stacking", "transcripts": "embeddings"}
 DEMO_DATA = {
     "leads": REPO_ROOT / "data" / "demo_leads_synthetic.csv",
@@ -45,8 +46,8 @@ class TrainSpec:
     split_seed: int = 42
 
     def __post_init__(self):
-        if self.input_kind not in INPUT_KINDS:
-            raise ValueError(f"input_kind must be one of {INPUT_KINDS}, not {self.input_kind!r}")
+        if self.input_kind not in DATA_KINDS:
+            raise ValueError(f"input_kind must be one of {DATA_KINDS}, not {self.input_kind!r}")
         if not isinstance(self.params, dict) or not all(isinstance(k, str) for k in self.params):
             raise ValueError("params must be an object of parameter name -> value")
         from engine.pipeline import check_params

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.config import workspace
-from engine.runspec import RunSpec, SpecProblem, validate_spec
+from engine.runspec import APPROACH_NAME, RunSpec, SpecProblem, validate_spec
 from engine.storage import CorruptFile, atomic_write, is_inside, read_json, write_json
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 # first page) needs neither, and pandas alone takes most of a second to import.
 
 #: The only run ids the store accepts: ``<UTC time>-<approach>-<6 hex digits>``, the ones it makes itself.
-RUN_ID_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}-[a-z][a-z0-9_]{0,31}-[0-9a-f]{6}$")
+RUN_ID_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}-" + APPROACH_NAME[1:-1] + r"-[0-9a-f]{6}$")
 #: A run being written: ``.incomplete-<run id>-p<pid>-t<start time of that process>`` (see :meth:`RunStore.stage_run`).
 STAGING_PREFIX = ".incomplete-"
 _STAGING = re.compile(r"^\.incomplete-(?P<run_id>.+)-p(?P<pid>[0-9]+)-t(?P<start>[0-9]+(?:\.[0-9]+)?)$")

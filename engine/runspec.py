@@ -56,13 +56,17 @@ class Split(BaseModel):
     n_test: StrictInt | None = Field(default=None, ge=0)
 
 
+#: What an approach's name may be (the registry refuses other names; a run id and a spec carry it): one home.
+APPROACH_NAME = r"^[a-z][a-z0-9_]{0,31}$"
+
+
 class RunSpec(BaseModel):
     """What a run was trained on and how: the typed ``spec.json``. Extra keys are kept (``model_extra``)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
     input_kind: Literal["leads", "transcripts"] = "leads"
-    approach: StrictStr = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")  # a registered name (new ones can be added)
+    approach: StrictStr = Field(pattern=APPROACH_NAME)  # a registered name (new ones can be added)
     columns: Names = []  # the features in their order; a lead run must have some
     kinds: dict[StrictStr, Literal[COLUMN_KINDS]] = {}  # type: ignore[valid-type]
     target: StrictStr | None = None

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from engine.data.missing_values import MISSING_TOKENS
+from engine.data.missing_values import is_missing_text
 from engine.evaluate import ScoreScale, to_score
 from engine.storage import read_json, write_json
 
@@ -89,8 +89,9 @@ def run_tiers(run: Run, proba, metrics: dict | None = None) -> np.ndarray | None
 
 
 # -- reasons ----------------------------------------------------------------------------------------
-def format_value(value: Any) -> str:
-    """A field's value as a person reads it: ``1,250``, ``3.5``, ``Google``."""
+def display_value(value: Any) -> str:
+    """A field's value as a person reads it on a page or in a reason: ``1,250``, ``3.5``, ``Google``. (The text
+    the LLM reads writes values its own way, without thousands separators: engine.data.text.format_value.)"""
     text = str(value)
     try:
         number = float(text.replace(",", "")) if text.strip() else None
@@ -115,7 +116,7 @@ def flag_columns(spec: dict) -> dict[str, tuple[str, str]]:
     from engine.data.leads import flags_of
 
     flags = flags_of(spec.get("missing_values") or {})
-    return {flag: (column, format_value(code)) for flag, (column, code) in flags.items()}
+    return {flag: (column, display_value(code)) for flag, (column, code) in flags.items()}
 
 
 #: What a reason citing a column the leak finder flagged (the run's ``flagged``) carries.
@@ -144,7 +145,7 @@ def _reason_text(feature: str, value: str, contribution: float, flags: dict | No
     # value is named, even one whose text is inside the field's name ("Do Not Email = No", not "Do Not Email")
     if phrase == feature or (feature.endswith("…") and phrase.startswith(feature[:-1])):
         return f"{feature} ({points(contribution)})"
-    return f"{feature} = {format_value(value)} ({points(contribution)})"
+    return f"{feature} = {display_value(value)} ({points(contribution)})"
 
 
 def largest_factors(table: pd.DataFrame, n: int) -> dict[int, list[dict]]:
@@ -355,8 +356,7 @@ def _unparsed_counts(raw: pd.DataFrame, X: pd.DataFrame, kinds: dict[str, str]) 
         if col not in raw.columns or kinds.get(col) != "numeric":
             continue
         before = raw[col]
-        text = before.astype(str).str.strip().str.casefold()
-        filled = before.notna() & ~text.isin(MISSING_TOKENS)
+        filled = before.notna() & ~before.map(lambda v: is_missing_text(str(v)))
         n = int((filled.to_numpy() & X[col].isna().to_numpy()).sum())
         if n:
             out[col] = n
@@ -430,7 +430,7 @@ def prepare_rows(run: Run, raw: pd.DataFrame, source: str = "the file") -> tuple
     )
     for col, codes in missing_values.items():
         if col in shaped.columns:
-            held = {format_value(v): int((shaped[col] == v).sum()) for v in codes}
+            held = {display_value(v): int((shaped[col] == v).sum()) for v in codes}
             if any(held.values()):
                 report.read_as_missing[col] = {code: n for code, n in held.items() if n}
     X = treat_missing(shaped, missing_values, columns)  # the training's codes read as missing, flags made

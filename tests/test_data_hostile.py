@@ -72,7 +72,7 @@ def test_csv_over_the_real_row_limit_is_refused_before_pandas_parses_it(parses):
 
 
 def test_csv_limit_counts_records_not_lines(monkeypatch, parses):
-    monkeypatch.setattr(leads, "MAX_ROWS", 1000)
+    monkeypatch.setattr(leads.reading, "MAX_ROWS", 1000)
     quoted = ("Notes,Converted\n" + "".join(f'"line one\nline two",{i % 2}\n' for i in range(1000))).encode()
     assert len(read_table(quoted, filename="notes.csv")) == 1000  # 2,001 lines, 1,000 records: accepted
     with pytest.raises(LeadDataError, match="leads.csv has more than 1,000 rows"):
@@ -125,7 +125,7 @@ def test_wide_parquet_over_the_cell_limit_is_refused_from_its_metadata(parses):
 
 
 def test_csv_cell_limit_lowers_the_row_limit_for_wide_files(monkeypatch, parses):
-    monkeypatch.setattr(leads, "MAX_CELLS", 3000)  # 3 columns: at most 1,000 rows
+    monkeypatch.setattr(leads.reading, "MAX_CELLS", 3000)  # 3 columns: at most 1,000 rows
     with pytest.raises(LeadDataError, match=r"leads\.csv has more than 1,000 rows .*for its 3 columns \(3,000 cells"):
         read_table(lead_rows(1001), filename="leads.csv")
     assert parses["read_csv"] == 0
@@ -171,7 +171,7 @@ def test_infer_kinds_leaves_the_callers_frame_whole():
 
 
 def test_excel_over_the_limit_is_refused_from_its_dimensions(monkeypatch, parses):
-    monkeypatch.setattr(leads, "MAX_ROWS", 200)
+    monkeypatch.setattr(leads.reading, "MAX_ROWS", 200)
     buf = io.BytesIO()
     pd.read_csv(io.BytesIO(lead_rows(201))).to_excel(buf, index=False)  # counted once, by this setup
     with pytest.raises(LeadDataError, match="book.xlsx has 201 rows, more than the limit of 200"):
@@ -180,7 +180,7 @@ def test_excel_over_the_limit_is_refused_from_its_dimensions(monkeypatch, parses
 
 
 def test_rejected_upload_stores_nothing_and_names_the_users_file(tmp_path, monkeypatch, parses):
-    monkeypatch.setattr(leads, "MAX_ROWS", 1000)
+    monkeypatch.setattr(leads.reading, "MAX_ROWS", 1000)
     store = DatasetStore(tmp_path / "datasets")
     with pytest.raises(ValueError, match="my export.csv has more than 1,000 rows"):
         store.add(lead_rows(1001), filename="my export.csv", kind="leads")

@@ -134,9 +134,10 @@ def test_predict_both_embeddings_and_explain(fitted, data):
     sentences = table[~table["feature"].str.startswith("[meta]")]
     assert len(sentences) == 2
     assert (table["feature"].str.startswith("[meta]")).any()  # SHAP on metadata
-    pairs = model.explain_text(short["transcript"].iloc[0], metadata=X.iloc[0].drop("transcript").to_dict())
-    assert [s for s, _ in pairs] == ["Customer: We need this fixed this quarter.", "Customer: No thanks, we'll pass."]
-    assert np.allclose(sorted(c for _, c in pairs), sorted(sentences["contribution"]))
+    assert sorted(sentences["feature"]) == [
+        "Customer: No thanks, we'll pass.",
+        "Customer: We need this fixed this quarter.",
+    ]
 
 
 def test_save_load_gives_identical_probabilities(fitted, data, tmp_path):

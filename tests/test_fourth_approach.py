@@ -100,3 +100,60 @@ def test_it_scores_on_the_score_page(plugged, monkeypatch):
     table = at.dataframe[0].value
     assert len(table) == 40 and table["score"].is_monotonic_decreasing
     assert np.isin(table["tier"].unique(), list("ABCD")).all()
+
+
+def test_a_malformed_plug_in_entry_is_named_and_hides_nothing(monkeypatch):
+    from engine.approaches import base
+
+    monkeypatch.setenv(
+        base.PLUGIN_ENV, "my-approach=pkg.mod:Cls;" + "x" * 33 + "=m:C;fine_one=plain_logistic:PlainLogistic"
+    )
+    assert base.get_approach_class("stacking").name == "stacking"  # the shipped ones still resolve
+    assert "fine_one" in base.approach_names() and "my-approach" not in base.approach_names()
+    assert "not NAME=module:Class" in base.PLUGIN_PROBLEMS["my-approach"] and "x" * 33 in base.PLUGIN_PROBLEMS
+    monkeypatch.setenv(base.PLUGIN_ENV, "stacking=plain_logistic:PlainLogistic")  # cannot replace a shipped one
+    assert base.get_approach_class("stacking").__name__ == "StackingApproach"
+
+
+def test_the_generic_explanation_keeps_each_columns_kind_of_values():
+    """Occluding a text column gives the model a missing text cell, not a float column (a model reading the column
+    as text would fail on floats)."""
+    import sys
+
+    sys.path.insert(0, PLUGINS)
+    try:
+        from plain_logistic import PlainLogistic
+    finally:
+        sys.path.remove(PLUGINS)
+
+    class TextReading(PlainLogistic):
+        name = "text_reading"
+
+        def predict_proba(self, X):
+            assert X["Lead Source"].isna().all() or X["Lead Source"].dropna().str.len().ge(0).all()
+            return super().predict_proba(X)
+
+    leads = demo_leads(n=200, seed=4)
+    X = leads[["Lead Source", "TotalVisits"]].astype({"Lead Source": "str"})
+    model = TextReading().fit(X, leads["Converted"].to_numpy())
+    table = model.explain(X.head(3))
+    assert set(table["feature"]) == {"Lead Source", "TotalVisits"} and len(table) == 6
+
+
+def test_labels_written_as_text_are_read_as_numbers():
+    """'0'/'1' read from a file as text are labels; anything else is refused naming what was found."""
+    import sys
+
+    sys.path.insert(0, PLUGINS)
+    try:
+        from plain_logistic import PlainLogistic
+    finally:
+        sys.path.remove(PLUGINS)
+    leads = demo_leads(n=120, seed=5)
+    X = leads[["TotalVisits"]]
+    as_text = leads["Converted"].astype(str).to_numpy()
+    np.testing.assert_allclose(
+        PlainLogistic().fit(X, as_text).predict_proba(X), PlainLogistic().fit(X, leads["Converted"]).predict_proba(X)
+    )
+    with pytest.raises(ValueError, match=r"0/1 labels.*'yes'"):
+        PlainLogistic().fit(X, np.where(leads["Converted"] == 1, "yes", "no"))

@@ -327,7 +327,9 @@ def test_jobs_get_an_allowlisted_environment_and_still_train(tmp_path, monkeypat
         "CLAB_API_KEY": "k1",
         "CLAB_DASHBOARD_PASSWORD": "p1",
         "HF_TOKEN": "hf_abc",
-        "TF_API_TOKEN": "tf-token",  # an allowed prefix, but a secret's name
+        "TF_API_TOKEN": "tf-token",  # a TensorFlow-like name, but a secret's
+        "TF_VAR_database_url": "postgres://u:pw@db/tf",  # Terraform's variables: often credentials
+        "TF_VAR_github_pat": "ghp_tf",
         "OPENAI_API_KEY": "o1",
         "CLAB_HARMLESS_SETTING": "not read by the engine",
     }

@@ -1,4 +1,4 @@
-"""One rule for what a cell counts as missing (engine.data.missing_values.MISSING_TOKENS), read the same way by the
+"""One rule for what a cell counts as missing (engine.data.missing_values.is_missing_text), read the same way by the
 three approaches and every path in: a CSV file read by pandas, a data frame built in code (the stack's
 prepare_features), the API's single-lead fast path, and the text the LLM and the embeddings write for a lead."""
 
@@ -12,8 +12,9 @@ from engine.api import _single_lead_frame
 from engine.data.leads import prepare_features, read_table
 from engine.data.text import row_fields
 
-CELLS = ["None", "null", "N/A", "n/a", "NA", "nan", "Select", "  ", "", "#N/A", "<NA>", "NULL", "none "]
-VALUES = ["Google", "Nonesuch", "Selected", "NAB", "0"]
+CELLS = ["None", "null", "N/A", "n/a", "NA", "nan", "Select", "SELECT", "  ", "", "#N/A", "<NA>", "NULL", " None "]
+# what pandas' CSV reader keeps as a value is a value on every path: a region "Na", the word "none"
+VALUES = ["Google", "Nonesuch", "Selected", "NAB", "0", "Na", "none", "Null"]
 
 
 @pytest.mark.parametrize("cell", CELLS + VALUES)

@@ -134,7 +134,7 @@ def factor_lines(
 def disagreements(tables: dict[str, pd.DataFrame], min_points: float = 1.0) -> list[str]:
     """For one lead explained by several approaches (label -> explain table of that lead): a sentence for each
     field that raises one approach's score and lowers another's, by at least ``min_points`` each."""
-    from engine.scoring import format_value, points
+    from engine.scoring import display_value, points
 
     per: dict[str, dict[str, tuple[str, float]]] = {}
     for label, table in tables.items():
@@ -147,7 +147,7 @@ def disagreements(tables: dict[str, pd.DataFrame], min_points: float = 1.0) -> l
         if not up or not down:
             continue
         value = next(iter(by.values()))[0]
-        shown = f"{feature} = {format_value(value)}" if value and value != feature else feature
+        shown = f"{feature} = {display_value(value)}" if value and value != feature else feature
         raise_ = ", ".join(f"{k} ({points(c)})" for k, (_, c) in up.items())
         lower = ", ".join(f"{k} ({points(c)})" for k, (_, c) in down.items())
         lines.append(f"**{shown}** raises the score of {raise_} but lowers that of {lower}.")
@@ -242,14 +242,14 @@ def strip_figure(contrib: pd.DataFrame, features: list[str], kinds: dict[str, st
 def waterfall_figure(rows: pd.DataFrame, base: float, final: float, top: int = 12) -> go.Figure:
     """One lead's probability built from the model's average lead, field by field, in percentage points; a
     phrase that is its own value is shown once."""
-    from engine.scoring import format_value
+    from engine.scoring import display_value
 
     rows = rows.reindex(rows["contribution"].abs().sort_values(ascending=False).index)
     shown, rest = rows.head(top), rows.iloc[top:]
 
     def label(f, v) -> str:
         f, v = str(f), str(v)
-        return f if not v or v == f else f"{f} = {format_value(v)}"
+        return f if not v or v == f else f"{f} = {display_value(v)}"
 
     labels = ["the model's average lead"] + [label(f, v) for f, v in zip(shown["feature"], shown["value"])]
     values = [base * 100] + (shown["contribution"] * 100).tolist()

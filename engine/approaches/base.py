@@ -32,6 +32,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from engine.runspec import APPROACH_NAME
+
 #: Columns of the table returned by ``explain``, the same for every approach.
 #: ``row``: position of the row in X; ``feature``: column (or phrase) name; ``value``: the value
 #: shown to the user as text; ``contribution``: change in the probability of conversion
@@ -143,6 +145,8 @@ class Approach(ClassifierMixin, BaseEstimator, ABC):
     def _check_y(self, y, n_rows: int) -> np.ndarray:
         """0/1 labels, one per row, with at least :meth:`_min_per_class` of each class."""
         y = np.asarray(y).ravel()
+        if y.dtype.kind in "OUS" and len(y) and all(isinstance(v, str) and v.strip() in ("0", "1") for v in y):
+            y = np.array([int(v.strip()) for v in y])  # "0"/"1" read as text from a file
         if len(y) != n_rows:
             raise ValueError(f"X has {n_rows} rows but y has {len(y)}; pass one label per row")
         try:
@@ -187,7 +191,10 @@ class Approach(ClassifierMixin, BaseEstimator, ABC):
             if not filled:
                 continue
             without = X.copy()
-            without[column] = pd.Series([None] * len(X), dtype=object if X[column].dtype == object else float)
+            try:  # missing in the column's own kind of values (text stays text for the model reading it)
+                without[column] = pd.Series([None] * len(X), index=X.index, dtype=X[column].dtype)
+            except (TypeError, ValueError):  # a dtype that cannot hold a missing value (int): as objects
+                without[column] = pd.Series([None] * len(X), index=X.index, dtype=object)
             p = np.asarray(self.predict_proba(without))[:, 1]
             rows.extend(
                 {
@@ -236,9 +243,13 @@ REGISTRY: dict[str, str] = {
 #: ``PYTHONPATH``; jobs inherit it). Neither can replace an approach that ships.
 PLUGIN_GROUP = "conversion_lab.approaches"
 PLUGIN_ENV = "CLAB_APPROACHES"
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_NAME = re.compile(APPROACH_NAME)
 _TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _ADDED: dict[str, str] = {}
+
+
+#: Plug-in entries that could not be used, with why (shown by the CLI and the pages; the rest still work).
+PLUGIN_PROBLEMS: dict[str, str] = {}
 
 
 def _plugins() -> dict[str, str]:
@@ -252,13 +263,16 @@ def _plugins() -> dict[str, str]:
         name, _, target = item.strip().partition("=")
         if name.strip():
             found[name.strip()] = target.strip()
+    good = {}
     for name, target in found.items():
         if not _NAME.match(name) or not _TARGET.match(target):
-            raise ValueError(
-                f"approach plugin {name!r} = {target!r} is not NAME=module:Class (a lowercase name). Fix "
-                f"{PLUGIN_ENV} or the package's {PLUGIN_GROUP!r} entry point."
+            PLUGIN_PROBLEMS[name] = (
+                f"approach plug-in {name!r} = {target!r} is not NAME=module:Class (a lowercase name of at most 32 "
+                f"characters); fix {PLUGIN_ENV} or the package's {PLUGIN_GROUP!r} entry point"
             )
-    return found
+            continue
+        good[name] = target
+    return good
 
 
 def registry() -> dict[str, str]:

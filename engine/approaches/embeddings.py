@@ -713,15 +713,6 @@ class EmbeddingApproach(Approach):
         return np.column_stack([1 - p, p])
 
     # -- explanations -------------------------------------------------------------------------------------
-    def explain_text(
-        self, transcript: str, metadata: dict | None = None, embeddings: str = "fine_tuned", max_sentences: int = 80
-    ) -> list[tuple[str, float]]:
-        """Each sentence of ``transcript`` in order, with its occlusion contribution
-        p(full) - p(without the sentence), in probability points."""
-        row = pd.DataFrame([{TEXT_COLUMN: transcript, **(metadata or {})}])
-        table = self._occlusion(row, embeddings, max_sentences)
-        return [(s, c) for s, c in table[0]]
-
     def _occlusion(self, X: pd.DataFrame, embeddings: str, max_sentences: int = 80) -> list[list[tuple[str, float]]]:
         texts = self.texts_of(X)
         variants, owners, units_per_row = [], [], []

@@ -486,16 +486,6 @@ class StackingApproach(Approach):
         self._check_fitted("background_")
         return float(self._proba_matrix(self.background_).mean())
 
-    def global_importance(self, X: pd.DataFrame, max_rows: int = 100, n_permutations: int = 2) -> pd.DataFrame:
-        """Mean |contribution| per feature over (a sample of) X, largest first."""
-        X = self._check_X(X)
-        if len(X) > max_rows:
-            X = X.sample(n=max_rows, random_state=self.seed)
-        table = self.explain(X, n_permutations=n_permutations)
-        imp = table.assign(importance=table["contribution"].abs()).groupby("feature")["importance"].mean()
-        return imp.sort_values(ascending=False).rename_axis("feature").reset_index()
-
-    # -- persistence ------------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         import joblib
 

@@ -10,34 +10,41 @@ import sys
 from typing import Any
 
 #: What a cell holding text counts as missing, for every approach and every path in (files, data frames, the
-#: API's bodies): compared stripped and case-folded. pandas' default "not available" strings (what ``read_csv``
-#: already reads as missing, so a JSON body or a frame built in code reads the same cells the same way) and
-#: X Education's placeholder "Select".
+#: API's bodies), compared after stripping: pandas' default "not available" strings exactly as ``read_csv`` reads
+#: them (case matters: ``NA`` and ``None`` are missing in a CSV file, ``Na`` and ``none`` are values), so a JSON body,
+#: a Parquet file or a frame built in code reads the same cells the same way a CSV file does.
 MISSING_TOKENS = frozenset(
     {
         "",
-        "#n/a",
-        "#n/a n/a",
-        "#na",
-        "-1.#ind",
-        "-1.#qnan",
+        "#N/A",
+        "#N/A N/A",
+        "#NA",
+        "-1.#IND",
+        "-1.#QNAN",
+        "-NaN",
         "-nan",
-        "1.#ind",
-        "1.#qnan",
-        "<na>",
+        "1.#IND",
+        "1.#QNAN",
+        "<NA>",
+        "N/A",
+        "NA",
+        "NULL",
+        "NaN",
+        "None",
         "n/a",
-        "na",
-        "null",
         "nan",
-        "none",
-        "select",
+        "null",
     }
 )
+#: Form placeholders that mean "not filled in", in any case (X Education's "Select").
+PLACEHOLDERS = frozenset({"select"})
 
 
 def is_missing_text(text: str) -> bool:
-    """The one rule for a text cell: :data:`MISSING_TOKENS`, compared stripped and case-folded."""
-    return text.strip().casefold() in MISSING_TOKENS
+    """The one rule for a text cell: one of :data:`MISSING_TOKENS` as written, or a :data:`PLACEHOLDERS` word in
+    any case, once stripped."""
+    text = text.strip()
+    return text in MISSING_TOKENS or text.casefold() in PLACEHOLDERS
 
 
 class LeadDataError(ValueError):

@@ -24,10 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.data.missing_values import MISSING_TOKENS, is_missing_text
-
-#: Values that mean "missing": the one rule every approach reads cells by (engine.data.missing_values).
-MISSING_STRINGS = MISSING_TOKENS
+from engine.data.missing_values import is_missing_text
 
 #: Normalised column name -> (sentence template, compact label, compact unit).
 #: Templates use ``{v}`` for the value.
@@ -81,7 +78,8 @@ def _normalise(column: str) -> str:
 
 
 def is_missing(value: Any) -> bool:
-    """True for None, NaN/NA/NaT and the text cells :data:`MISSING_TOKENS` holds (empty, 'Select', 'N/A'...)."""
+    """True for None, NaN/NA/NaT and the text cells the one rule reads as missing
+    (:func:`engine.data.missing_values.is_missing_text`: empty, 'Select', 'N/A', 'NA'...)."""
     if value is None:
         return True
     if isinstance(value, str):

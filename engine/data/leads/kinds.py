@@ -1,0 +1,161 @@
+"""Cleaning cells (missing tokens, numbers in text) and one kind per column."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from engine.data.leads.words import YES_NO
+from engine.data.missing_values import is_missing_text
+
+KINDS = ("numeric", "binary", "categorical", "high_cardinality", "identifier", "text")
+
+
+#: A text column with more distinct values than this is ``high_cardinality``.
+#: (The X Education ``Country`` column, 38 values, stays a plain categorical.)
+HIGH_CARDINALITY_MIN = 50
+
+
+NUMERIC_SHARE = 0.9
+
+
+TEXT_MIN_MEAN_LEN = 30
+
+
+_ID_NAME = re.compile(
+    r"(^|[\s_\-.])(id|ids|uuid|guid|key|number|no|nr|num|code)$|^id[\s_\-]|^(id|uuid|guid)$", re.IGNORECASE
+)
+
+
+_DECIMAL_COMMA = re.compile(r"-?\d+,\d+")
+
+
+def _as_number(text: str) -> float | None:
+    """float of a cell's text, or None. Accepts a decimal comma ("3,5")."""
+    try:
+        value = float(text)
+    except ValueError:
+        if not _DECIMAL_COMMA.fullmatch(text):
+            return None
+        value = float(text.replace(",", "."))
+    return value if np.isfinite(value) else None
+
+
+def _factorize(s: pd.Series) -> tuple[np.ndarray, Any]:
+    """``pd.factorize`` of a column; cells pandas cannot hash (lists, arrays, dicts: a Parquet list or struct
+    column) are taken as their text (``['a', 'b']``), so such a column reads as text instead of raising
+    TypeError."""
+    try:
+        return pd.factorize(s, use_na_sentinel=True)
+    except TypeError:
+
+        def text(value: Any) -> Any:
+            try:
+                hash(value)
+            except TypeError:
+                return str(value.tolist() if isinstance(value, np.ndarray) else value)
+            return value
+
+        return pd.factorize(s.astype(object).map(text), use_na_sentinel=True)
+
+
+def _clean_column(s: pd.Series) -> tuple[pd.Series, int]:
+    """Clean one column: (clean series, count of non-numeric values read as missing).
+
+    Numbers and booleans become float. Text is stripped; '', whitespace and 'Select' become NaN; a
+    text column whose filled values are >= NUMERIC_SHARE numbers becomes float. Works on the distinct
+    values (factorize), so it costs one pass over the rows.
+    """
+    if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+        return s.astype(float), 0
+    if pd.api.types.is_datetime64_any_dtype(s) or isinstance(s.dtype, pd.PeriodDtype):
+        s = s.astype(str).where(s.notna())
+    codes, uniques = _factorize(s)
+    texts = [str(u).strip() for u in uniques]
+    missing = np.array([is_missing_text(t) for t in texts], dtype=bool)
+    counts = np.bincount(codes[codes >= 0], minlength=len(texts))
+    filled = int(counts[~missing].sum())
+    numbers = [None if m else _as_number(t) for t, m in zip(texts, missing)]
+    is_num = np.array([v is not None for v in numbers], dtype=bool)
+    n_num = int(counts[is_num].sum())
+    valid = codes >= 0
+    if filled and n_num / filled >= NUMERIC_SHARE:
+        table = np.array([np.nan if v is None else v for v in numbers] + [np.nan], dtype=float)
+        return pd.Series(table[np.where(valid, codes, len(texts))], index=s.index, name=s.name), filled - n_num
+    table = np.array([np.nan if m else t for t, m in zip(texts, missing)] + [np.nan], dtype=object)
+    values = table[np.where(valid, codes, len(texts))]
+    return pd.Series(values, index=s.index, name=s.name, dtype="str"), 0
+
+
+def _clean_frame(df: pd.DataFrame, columns: list[Any] | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Missing tokens -> NaN, numeric-looking text -> float, for ``columns`` (default: all) of ``df``, which
+    loses each column once it is cleaned, so a wide table is not held twice. Returns (frame, warnings)."""
+    out: dict[str, pd.Series] = {}
+    warnings: list[str] = []
+    index = df.index
+    for col in list(df.columns) if columns is None else columns:
+        out[col], bad = _clean_column(df.pop(col))
+        if bad:
+            warnings.append(f"{col}: {bad} non-numeric value{'s' if bad != 1 else ''} read as missing")
+    return pd.DataFrame(out, index=index), warnings
+
+
+def _clean_strings(s: pd.Series) -> pd.Series:
+    """Text cleaned as in _clean_column but never turned numeric (used for the target)."""
+    if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+        s = s.astype(str).where(s.notna())
+    codes, uniques = _factorize(s)
+    texts = [str(u).strip() for u in uniques]
+    table = np.array([np.nan if is_missing_text(t) else t for t in texts] + [np.nan], dtype=object)
+    return pd.Series(table[np.where(codes >= 0, codes, len(texts))], index=s.index, name=s.name, dtype="str")
+
+
+def _kind(s: pd.Series, name: str) -> str:
+    filled = s.dropna()
+    n = len(filled)
+    if n == 0:
+        return "empty"
+    nunique = filled.nunique()
+    all_unique = nunique == n
+    id_name = bool(_ID_NAME.search(str(name).strip()))
+    if pd.api.types.is_numeric_dtype(s):
+        values = filled.to_numpy(dtype=float)
+        integral = bool(np.all(np.mod(values, 1) == 0))
+        if all_unique and integral and s.notna().all():
+            # a running number: named like an id, or many rows packed into a narrow integer range
+            span = float(values.max() - values.min()) if n else 0.0
+            if (id_name and n >= 2) or (n >= 100 and span <= 20 * n):
+                return "identifier"
+        if nunique <= 2 and set(np.unique(values)) <= {0.0, 1.0}:
+            return "binary"
+        return "numeric"
+    text = filled.astype(str)
+    if nunique <= 2 and (nunique == 2 or text.str.casefold().isin(YES_NO).all()):
+        return "binary"
+    unique_share = nunique / n
+    if unique_share >= 0.5 and n >= 10:
+        mean_len = text.str.len().mean()
+        spaced = text.str.contains(r"\s", regex=True).mean()
+        if mean_len >= TEXT_MIN_MEAN_LEN and spaced >= 0.5:
+            return "text"
+        if all_unique and (n >= 20 or id_name) and spaced < 0.5:
+            return "identifier"
+    if id_name and all_unique and n >= 2:
+        return "identifier"
+    if nunique > HIGH_CARDINALITY_MIN:
+        return "high_cardinality"
+    return "categorical"
+
+
+def infer_kinds(df: pd.DataFrame) -> dict[str, str]:
+    """Kind of every column: numeric | binary | categorical | high_cardinality | identifier | text.
+
+    The frame is cleaned first the way :func:`load_leads` cleans it ('Select' and blanks missing,
+    mostly-numeric text numeric), so a raw :func:`read_table` frame can be passed. A column with no
+    value at all is ``empty``.
+    """
+    clean, _ = _clean_frame(df.copy(deep=False))  # a shallow copy: the caller's frame keeps its columns
+    return {str(col): _kind(clean[col], str(col)) for col in clean.columns}
