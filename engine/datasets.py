@@ -331,10 +331,13 @@ class DatasetStore:
         ext = Path(filename).suffix.lower() or ".csv"
         changes = {**({"name": name} if name else {}), **settings}
         existing = self._stored_meta(folder)
-        if existing is None:  # a new upload: checked before anything (even its folder) exists
+        checked = existing is None
+        if checked:  # a new upload: checked before anything (even its folder) exists, outside the lock
             check_upload(data, filename, kind or guess_kind(filename))
         with self._lock():  # the first creation, or a settings change, by one writer at a time
             existing = self._stored_meta(folder)
+            if existing is None and not checked:  # deleted since the look above: a new upload after all
+                check_upload(data, filename, kind or guess_kind(filename))
             if existing is not None:
                 if kind is not None and kind != existing["kind"]:
                     raise ValueError(

@@ -291,3 +291,23 @@ def test_two_processes_adding_reading_listing_and_deleting_one_dataset(tmp_path)
     assert [(code, err) for code, _, err in outcomes] == [(0, ""), (0, "")], outcomes
     assert [json.loads(out) for _, out, _ in outcomes] == [[], []]
     assert_consistent(DatasetStore(root), data)
+
+
+def test_an_add_racing_a_delete_still_checks_the_upload(tmp_path, monkeypatch):
+    """The first look sees the dataset (so no upload check), then it is deleted before the lock: the add must check
+    the bytes like any new upload instead of storing them unchecked."""
+    from engine.datasets import DatasetStore
+
+    store = DatasetStore(tmp_path / "datasets")
+    bad = b"\x89PNG\r\n\x1a\n not a table"  # a picture sent as a lead table
+    real = store._stored_meta
+    calls = []
+
+    def first_says_it_exists(folder):
+        calls.append(folder)
+        return {"kind": "leads", "name": "gone"} if len(calls) == 1 else real(folder)
+
+    monkeypatch.setattr(store, "_stored_meta", first_says_it_exists)
+    with pytest.raises(Exception, match="(?i)png|image|picture"):
+        store.add(bad, filename="leads.csv", kind="leads")
+    assert len(calls) == 2 and not any((tmp_path / "datasets").glob("[0-9a-f]*"))
