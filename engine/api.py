@@ -220,7 +220,7 @@ class PredictionResponse(BaseModel):
 def _single_lead_frame(lead: dict, columns: list[str], kinds: dict[str, str]) -> pd.DataFrame:
     """``prepare_features(pd.DataFrame([lead]), columns, kinds)`` for one lead of JSON scalars, cell by cell
     (the same rules; ~40 times faster than the column-wise version on one row, which is what a single-lead
-    request pays for). ``tests/test_api_hostile.py`` checks it equals ``prepare_features`` on every demo lead
+    request pays for). ``tests/api/test_api_hostile.py`` checks it equals ``prepare_features`` on every demo lead
     and on hostile values."""
     from engine.data.leads import _as_number, is_missing_text
 

@@ -1,6 +1,6 @@
 """Words for the approaches' parameters: a label, a one-line help and a group (basic or advanced) for every
 constructor parameter of every approach, in one table (params.toml, beside this file: words, not code). The real
-parameter name goes into the help, for the command line (``--param NAME=VALUE``). tests/test_dashboard_journey.py
+parameter name goes into the help, for the command line (``--param NAME=VALUE``). tests/dashboard/test_dashboard_journey.py
 checks that every constructor parameter has an entry, so a new parameter without words fails a test."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The hand-written NumPy prediction paths stand in for library calls only where that makes one-lead scoring
 take milliseconds (no thread start-up, no TensorFlow call); each equals the library it stands in for
-(tests/test_fast_paths.py, on random and real inputs):
+(tests/approaches/test_fast_paths.py, on random and real inputs):
 
 * :func:`forest_proba` / :func:`forest_leaves`: ``RandomForestClassifier.predict_proba(Z)[:, 1]`` /
   ``.apply(Z)`` by one NumPy walk of all trees at once (the same float32 comparisons);
@@ -548,7 +548,7 @@ Z_BOUND = 1e6
 def features_transform(features, X) -> np.ndarray:
     """``features.transform(X)`` of a fitted :func:`make_features` pipeline: NumPy on the fitted library
     parameters up to :data:`FEATURES_NUMPY_ROWS` rows (a ColumnTransformer costs ~8 ms a call on one row,
-    in validation mostly), the library for more (tests/test_fast_paths.py holds them equal)."""
+    in validation mostly), the library for more (tests/approaches/test_fast_paths.py holds them equal)."""
     if len(X) > FEATURES_NUMPY_ROWS:
         return np.clip(features.transform(X), -Z_BOUND, Z_BOUND)
     parts, mean, scale = _pack_features(features)

@@ -348,7 +348,7 @@ def test_embeddings_and_explain_pages_with_an_embeddings_run(workspace):
     from engine.datasets import DatasetStore
     from engine.pipeline import train_transcripts
 
-    lines = (Path(__file__).resolve().parent.parent / "data" / "demo_transcripts.jsonl").read_bytes().splitlines()
+    lines = (Path(__file__).resolve().parents[2] / "data" / "demo_transcripts.jsonl").read_bytes().splitlines()
     ds = DatasetStore().add(b"\n".join(lines[:60]) + b"\n", filename="t60.jsonl", kind="transcripts", name="t60")
     train_transcripts(
         ds.raw_path,

@@ -120,7 +120,7 @@ def test_a_sentinel_value_is_flagged(workspace):
     upload(at, "sentinel.csv", ("Lead Origin,Days Since Contact,Converted\n" + rows).encode())
     warning = texts(at.warning)
     assert "Days Since Contact" in warning and "999" in warning and "40 rows" in warning
-    assert "read it as missing" in warning  # offered as a tick box (tests/test_missing_values.py follows it)
+    assert "read it as missing" in warning  # offered as a tick box (tests/data/test_missing_values.py follows it)
     plain = "".join(f"{'API' if i % 2 else 'Web'},{i % 40},{i % 2}\n" for i in range(200))
     upload(at, "plain.csv", ("Lead Origin,Days Since Contact,Converted\n" + plain).encode())
     assert "far outside" not in texts(at.warning)

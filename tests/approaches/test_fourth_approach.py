@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from engine.data.demo import demo_leads
 
-PLUGINS = os.path.join(os.path.dirname(__file__), "plugins")
+PLUGINS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "plugins")
 
 
 @pytest.fixture(scope="module")

@@ -477,7 +477,7 @@ def test_evicted_models_are_freed_and_rss_stays_flat(store, trained, leads, tmp_
     out = tmp_path / "api_memory.json"
     done = subprocess.run(
         [sys.executable, "-m", "engine", "bench", "api", "--memory", "--loads", "24", "--json", str(out)],
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
         env={**os.environ, "CLAB_WORKSPACE": str(trained[0])},
         capture_output=True,
         text=True,

@@ -18,7 +18,7 @@ from support import start_job_with_grandchild, wait_for_log
 from engine.jobs import JobRunner, gpu_info
 from engine.jobspec import TrainSpec, read_spec
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
 
 # A job that reports progress through the engine's own callback and honours the cancel marker.

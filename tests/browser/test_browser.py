@@ -25,7 +25,7 @@ from support import SMALL_STACK
 from dashboard.components.params import PARAMS
 from engine.data.demo import demo_leads
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("CLAB_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--headless",
@@ -388,3 +388,17 @@ def test_a_new_users_journey_in_chromium(browser, tmp_path):
     assert not problems, "\n".join(problems)
     assert not any((workspace / "datasets").iterdir()), "the dataset is deleted"
     assert max(waits.values()) < 15, waits
+
+
+@pytest.mark.browser
+def test_home_is_served_at_slash_home_and_at_the_root(browser, tmp_path):
+    """Typing ``/home`` showed Streamlit's "Page not found" (the default page is served at ``/`` only)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    with streamlit_server(tmp_path / "workspace") as server:
+        for path in ("home", ""):
+            page.goto(f"{server['url']}/{path}")
+            page.get_by_role("heading", name=re.compile(r"^\W*Conversion Lab\W*$")).first.wait_for(timeout=120_000)
+            assert page.get_by_text("Page not found").count() == 0, path
+            assert page.url.endswith("/home"), page.url  # the root hands over to Home: one address for one page
+            page.screenshot(path=str(tmp_path / f"home_via_{path or 'root'}.png"))
+    page.close()

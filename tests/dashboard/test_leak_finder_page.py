@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 from engine.data.demo import demo_leads
 from engine.datasets import DatasetStore
 
-PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "views" / "data.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "dashboard" / "views" / "data.py")
 
 
 def _with_planted_leak(n: int = 600):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from support import demo_leads_csv
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(*args: str, stdin: str = "", env_ws: Path) -> subprocess.CompletedProcess:

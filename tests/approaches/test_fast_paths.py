@@ -15,7 +15,7 @@ from engine.data.demo import demo_leads
 from engine.data.leads import load_leads
 from engine.pipeline import build_approach
 
-REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements.txt"
+REQUIREMENTS = Path(__file__).resolve().parents[2] / "requirements.txt"
 FAST = {**stacking.SMALL_PARAMS, "explain_background": 5}
 
 

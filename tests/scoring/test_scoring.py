@@ -248,7 +248,7 @@ def test_top_factors_equal_a_plain_groupby_on_random_tables():
 def test_transcript_runs_score_through_the_same_service(tmp_path):
     """Every approach goes through score_frame: an embeddings run ranks new calls, explains them in one phrase
     each, and reports how it did when the calls carry labels (generic embeddings: the service is the point here;
-    fine-tuning is tested in tests/test_embeddings.py)."""
+    fine-tuning is tested in tests/approaches/test_embeddings.py)."""
     from engine.data.demo import demo_transcripts
     from engine.data.transcripts import write_jsonl
     from engine.scoring import read_rows
@@ -306,3 +306,36 @@ def test_reasons_with_progress_count_the_leads_and_equal_those_in_one_go(stack_r
                 atol=1e-12,
             )
     pd.testing.assert_frame_equal(counted.table, whole.table)
+
+
+class _Counting:
+    """The run's own model, counting its ``predict_proba`` calls (everything else goes to the model)."""
+
+    def __init__(self, model):
+        self.model, self.predictions = model, 0
+
+    def predict_proba(self, X):
+        self.predictions += 1
+        return self.model.predict_proba(X)
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+
+def test_reasons_are_added_to_a_scored_list_without_scoring_it_again(small_stack_run):
+    """The Score page lists a file at once and adds the reasons after: the probabilities are computed once, and
+    the list with reasons is the one ``score_frame`` gives when asked for them at once."""
+    from engine.data.demo import demo_leads
+    from engine.scoring import add_reasons, score_frame
+
+    run, _ = small_stack_run
+    new = demo_leads(n=60, seed=41).drop(columns=["Converted"])
+    model = _Counting(run.load_approach())
+    listed = score_frame(run, new, model=model, explain=0)
+    assert model.predictions == 1 and not listed.table["has_reasons"].any()
+    explained = add_reasons(run, new, listed, model=model, explain=15)
+    assert model.predictions == 1  # the reasons did not score the file again
+    at_once = score_frame(run, new, model=run.load_approach(), explain=15)
+    assert explained.explained_rows == 15 and explained.table["has_reasons"].sum() == 15
+    assert explained.table.equals(at_once.table) and explained.factors == at_once.factors
+    assert listed.table["has_reasons"].sum() == 0  # the first list is not changed in place

@@ -17,7 +17,7 @@ from support import start_job_with_grandchild
 
 from engine.jobs import JobRunner
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
 N_JOBS = 30
 

@@ -265,7 +265,7 @@ def test_an_add_racing_a_delete_of_the_same_bytes_ends_whole_or_absent(tmp_path)
 CHURN = """
 import json, os, sys, time
 sys.path.insert(0, sys.argv[1])
-from tests.test_store_concurrency import churn, lead_csv
+from tests.stores.test_store_concurrency import churn, lead_csv
 deadline = time.monotonic() + 60
 while not os.path.exists(sys.argv[5]) and time.monotonic() < deadline:  # both start together, imports done
     time.sleep(0.005)

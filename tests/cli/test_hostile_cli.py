@@ -22,7 +22,7 @@ from engine.callbacks import Callback, TrainingCancelled
 from engine.cli import build_parser, main
 from engine.runs import RunStore
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class PlantedPickle:
