@@ -168,50 +168,23 @@ class JobRunner:
             [sys.executable, "-m", "engine", *args], kind=kind, gpu=gpu, name=name, params=params
         )
 
-    def submit_train(
-        self,
-        input_kind: str,
-        data: str | Path,
-        approach: str,
-        params: dict | None = None,
-        target: str | None = None,
-        leak_policy: str | None = None,
-        exclude: list[str] | None = None,
-        dataset_name: str | None = None,
-        gpu: bool | None = None,
-        name: str | None = None,
-        include: list[str] | None = None,
-        preset: str | None = None,
-        missing_values: dict[str, list[float]] | None = None,
-    ) -> int:
-        """Queue a training job. Its folder gets ``spec.json`` (:class:`engine.jobspec.TrainSpec`) and the job runs
-        ``python -m engine run-job <folder>``, which writes ``result.json``. ``gpu=None`` asks for a GPU for
-        an approach that wants one (its ``wants_gpu`` hook: the LLM) when one is available."""
-        from engine.jobspec import TrainSpec
+    def submit_train(self, spec, gpu: bool | None = None, name: str | None = None) -> int:
+        """Queue a training job from the one :class:`engine.jobspec.TrainSpec` the CLI, the Train page and the API
+        build (checked when it was made). Its folder gets ``spec.json`` and the job runs ``python -m engine run-job
+        <folder>``, which writes ``result.json``. ``gpu=None`` asks for a GPU for an approach that wants one (its
+        ``wants_gpu`` hook: the LLM) when the machine has one; the job then trains on ``cuda``."""
+        from dataclasses import replace
 
+        from engine.approaches.base import approach_hook
+        from engine.jobspec import DEFAULT_APPROACH
+
+        approach = spec.approach or DEFAULT_APPROACH[spec.input_kind]
         if gpu is None:
-            from engine.approaches.base import approach_hook
-
             gpu = bool(approach_hook(approach, "wants_gpu", False))
-        params = {k: v for k, v in (params or {}).items() if v is not None}
-        if gpu and self.backend().gpu_available():
-            params.setdefault("device", "cuda")
-        spec = TrainSpec(
-            input_kind=input_kind,
-            data=str(data),
-            approach=approach,
-            params=params,
-            target=target,
-            leak_policy=leak_policy or "default",
-            exclude=list(exclude or []),
-            include=list(include or []),
-            dataset_name=dataset_name,
-            preset=preset,
-            missing_values=missing_values or {},
-        )
-        return self.submit_spec(
-            spec, gpu=bool(gpu), name=name or f"{approach} on {dataset_name or Path(str(data)).name}"
-        )
+        if gpu and self.backend().gpu_available() and "device" not in spec.params:
+            spec = replace(spec, params={**spec.params, "device": "cuda"})
+        data_name = Path(str(spec.data)).name if spec.data else "the demo data"
+        return self.submit_spec(spec, gpu=bool(gpu), name=name or f"{approach} on {spec.dataset_name or data_name}")
 
     def submit_spec(self, spec, gpu: bool = False, name: str | None = None) -> int:
         """Queue ``python -m engine run-job <job folder>`` for a :class:`engine.jobspec.TrainSpec`. The row, the

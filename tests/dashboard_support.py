@@ -37,6 +37,7 @@ def build_stored_workspace(root: Path) -> Path:
     real jobs side by side; their job records stay in the workspace's job table)."""
     from engine.datasets import DatasetStore
     from engine.jobs import JobRunner
+    from engine.jobspec import TrainSpec
 
     store = DatasetStore(root / "datasets")
     name = "Demo leads (small)"
@@ -50,7 +51,8 @@ def build_stored_workspace(root: Path) -> Path:
     runner = JobRunner(root, max_concurrent=2)
     jobs = [
         runner.submit_train(
-            "leads", ds.raw_path, "stacking", params=params, target="Converted", dataset_name=name, name=run_name
+            TrainSpec("leads", str(ds.raw_path), "stacking", params=params, target="Converted", dataset_name=name),
+            name=run_name,
         )
         for run_name, params in STORED_RUNS.items()
     ]

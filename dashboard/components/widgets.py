@@ -188,6 +188,8 @@ def load_demo_data() -> dict:
 
 def start_demo_jobs(datasets: dict) -> list[int]:
     """Queue the quick models on the demo data: the stack on the leads, embeddings on the transcripts."""
+    from engine.jobspec import TrainSpec
+
     runner = state.job_runner()
     jobs = []
     plan = [("leads", "stacking"), ("transcripts", "embeddings")]
@@ -196,18 +198,15 @@ def start_demo_jobs(datasets: dict) -> list[int]:
         if ds is None:
             continue
         meta = ds.meta
-        jobs.append(
-            runner.submit_train(
-                kind,
-                ds.raw_path,
-                approach,
-                params=DEMO_JOB_PARAMS[approach],
-                target=meta.get("target") if kind == "leads" else None,
-                dataset_name=meta.get("name"),
-                gpu=False,
-                name=f"demo: {approach} on {meta.get('name')}",
-            )
+        spec = TrainSpec(
+            input_kind=kind,
+            data=str(ds.raw_path),
+            approach=approach,
+            params=DEMO_JOB_PARAMS[approach],
+            target=meta.get("target") if kind == "leads" else None,
+            dataset_name=meta.get("name"),
         )
+        jobs.append(runner.submit_train(spec, gpu=False, name=f"demo: {approach} on {meta.get('name')}"))
     runner.tick()
     return jobs
 

@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboard.components import params, state, warmup, widgets
 from engine.approaches.base import approach_hook, get_approach_class, input_kinds
+from engine.jobspec import TrainSpec
 
 CHOICES = {
     "classifier_type": ["logistic", "xgboost"],
@@ -366,19 +367,20 @@ with left:
                 icon=":material/play_arrow:",
             ):
                 try:  # the job's spec checks the settings (names, types, ranges) before the job is queued
-                    job_id = runner.submit_train(
-                        ds.kind,
-                        ds.raw_path,
-                        approach,
-                        params=changed,
-                        target=meta.get("target") if ds.kind == "leads" else None,
-                        leak_policy=left_out.get("policy") if ds.kind == "leads" else None,
-                        exclude=meta.get("exclude") if ds.kind == "leads" else None,
-                        include=meta.get("include") if ds.kind == "leads" else None,
+                    leads = ds.kind == "leads"
+                    spec = TrainSpec(
+                        input_kind=ds.kind,
+                        data=str(ds.raw_path),
+                        approach=approach,
+                        params={k: v for k, v in changed.items() if v is not None},
+                        target=meta.get("target") if leads else None,
+                        leak_policy=(left_out.get("policy") or "default") if leads else "default",
+                        exclude=list(meta.get("exclude") or []) if leads else [],
+                        include=list(meta.get("include") or []) if leads else [],
                         dataset_name=meta.get("name"),
-                        gpu=use_gpu,
-                        missing_values=missing_values,
+                        missing_values=missing_values or {},
                     )
+                    job_id = runner.submit_train(spec, gpu=use_gpu)
                 except ValueError as exc:
                     st.error(f"Not launched: {exc}", icon=":material/block:")
                 else:

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from streamlit.testing.v1 import AppTest
 
 from engine.data.demo import demo_leads
+from engine.jobspec import TrainSpec
 
 PLUGINS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "plugins")
 
@@ -34,7 +35,7 @@ def plugged(tmp_path_factory):
     root.mkdir(parents=True)
     leads.to_csv(data, index=False)
     runner = JobRunner(root)
-    job = runner.wait(runner.submit_train("leads", str(data), "plain_logistic", name="fourth"), timeout=300)
+    job = runner.wait(runner.submit_train(TrainSpec("leads", str(data), "plain_logistic"), name="fourth"), timeout=300)
     assert job.state == "succeeded", job.error
     yield root, data
     sys.path.remove(PLUGINS)

@@ -696,7 +696,7 @@ def test_the_job_path_refuses_a_param_out_of_range_before_queueing(workspace, tr
     _, leads = trained
     runner = JobRunner(workspace)
     with pytest.raises(ValueError, match="'meta_batch_size' of the 'stacking' approach must be at least 1, got 0"):
-        runner.submit_train("leads", str(leads), "stacking", params={"meta_batch_size": 0})
+        runner.submit_train(TrainSpec("leads", str(leads), "stacking", params={"meta_batch_size": 0}))
     with pytest.raises(ValueError, match=r"'n_jobs' .* must be -1 \(every core\) or from 1 to 256, got -100"):
         TrainSpec.from_dict({"input_kind": "leads", "params": {"n_jobs": -100}})
     with pytest.raises(ValueError, match="'margin' of the 'embeddings' approach must be above 0"):

@@ -18,6 +18,7 @@ from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 from support import JOB_TABLE_DAMAGE, SPEC_WRONG_TYPES, copy_run, damage_spec, damaged_job_table
 
+from engine.jobspec import TrainSpec
 from engine.runs import RunStore
 
 ALL_PAGES = ("home", "data", "train", "board", "embeddings", "explain", "whatif")
@@ -531,7 +532,7 @@ def test_a_starting_job_counts_and_shows_as_running(workspace):
     from engine.jobs import JobRunner
 
     runner = JobRunner(workspace)
-    job_id = runner.submit_train("leads", workspace / "x.csv", "stacking", name="claimed")
+    job_id = runner.submit_train(TrainSpec("leads", str(workspace / "x.csv"), "stacking"), name="claimed")
     import sqlite3  # the claimed-but-not-launched moment, held still: the runner leaves it in a few milliseconds
 
     with sqlite3.connect(runner.db_path) as con:

@@ -13,7 +13,7 @@ from support import SMALL_STACK, cli_params
 from engine.api import create_app
 from engine.cli import main
 from engine.data.demo import demo_leads
-from engine.jobspec import read_spec
+from engine.jobspec import TrainSpec, read_spec
 from engine.runs import RunStore
 from engine.scoring import score_frame
 
@@ -91,7 +91,7 @@ def test_a_dashboard_job_hands_the_datasets_codes_to_the_training(workspace):
     from engine.jobs import JobRunner
 
     runner = JobRunner(workspace)
-    job_id = runner.submit_train("leads", "data.csv", "stacking", missing_values={"TotalVisits": [CODE]})
+    job_id = runner.submit_train(TrainSpec("leads", "data.csv", "stacking", missing_values={"TotalVisits": [CODE]}))
     assert read_spec(runner.job_dir(job_id)).missing_values == {"TotalVisits": [CODE]}
 
 

@@ -149,13 +149,15 @@ def test_a_training_job_hands_over_a_spec(tmp_path, monkeypatch):
         JobRunner(tmp_path, executor="ray")
     runner = JobRunner(tmp_path)
     job_id = runner.submit_train(
-        "leads",
-        "data/demo_leads_synthetic.csv",
-        "lora",
-        dataset_name="demo",
-        params={"epochs": 1},
-        exclude=["Tags"],
-        leak_policy="strict",
+        TrainSpec(
+            "leads",
+            "data/demo_leads_synthetic.csv",
+            "lora",
+            dataset_name="demo",
+            params={"epochs": 1},
+            exclude=["Tags"],
+            leak_policy="strict",
+        )
     )
     job = runner.get(job_id)
     assert job.gpu is True and job.argv[1:] == ["-m", "engine", "run-job", str(job.folder)]
@@ -171,7 +173,7 @@ def test_a_training_job_hands_over_a_spec(tmp_path, monkeypatch):
     )
     assert job.params["approach"] == "lora" and job.name == "lora on demo"
     with pytest.raises(ValueError, match="input_kind"):
-        runner.submit_train("images", "x", "stacking")
+        runner.submit_train(TrainSpec("images", "x", "stacking"))
     with pytest.raises(ValueError, match="unknown training spec field"):
         TrainSpec.from_dict({"input_kind": "leads", "argv": ["--quiet"]})
 
@@ -282,13 +284,15 @@ def test_values_starting_with_dashes_reach_the_training_unchanged(tmp_path):
     leads.to_csv(data, index=False)
     runner = JobRunner(tmp_path / "ws")
     job_id = runner.submit_train(
-        "leads",
-        data,
-        "stacking",
-        params=SMALL_STACK,
-        exclude=["-Score", "--quiet"],
-        dataset_name="--quiet",
-        target="Converted",
+        TrainSpec(
+            "leads",
+            str(data),
+            "stacking",
+            params=SMALL_STACK,
+            exclude=["-Score", "--quiet"],
+            dataset_name="--quiet",
+            target="Converted",
+        )
     )
     job = runner.wait(job_id, timeout=300, interval=0.3)
     assert job.state == "succeeded", job.error
@@ -301,7 +305,7 @@ def test_a_job_that_cannot_train_says_why_in_plain_words(tmp_path):
     data = tmp_path / "no_target.csv"
     data.write_text("Lead Origin,TotalVisits\nAPI,3\nWeb,5\n")
     runner = JobRunner(tmp_path / "ws")
-    job = runner.wait(runner.submit_train("leads", data, "stacking"), timeout=120, interval=0.3)
+    job = runner.wait(runner.submit_train(TrainSpec("leads", str(data), "stacking")), timeout=120, interval=0.3)
     assert job.state == "failed" and "target" in job.error.lower()
     assert "Traceback" not in job.error and "Last lines of the log" not in job.error
 
@@ -343,7 +347,7 @@ def test_jobs_get_an_allowlisted_environment_and_still_train(tmp_path, monkeypat
     demo_leads(n=300, seed=3).to_csv(data, index=False)
     runner = JobRunner(tmp_path / "ws")
     report = runner.submit_command([PY, "-c", ENV_REPORT_JOB])
-    train = runner.submit_train("leads", data, "stacking", params=SMALL_STACK, target="Converted")
+    train = runner.submit_train(TrainSpec("leads", str(data), "stacking", params=SMALL_STACK, target="Converted"))
     job = runner.wait(report, timeout=60)
     assert job.state == "succeeded", job.error
     line = next(x for x in runner.log_tail(report, 5).splitlines() if x.startswith("ENV="))
