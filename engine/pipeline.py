@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -225,12 +224,16 @@ def fit_evaluate_store(
             tracker.advance(2, 2, "embedding maps stored")
         run.save_metrics(metrics)  # written last: a run is complete once metrics.json exists
         store.publish(run)  # one rename: listings see the whole run from now on
-        tracker.finish()
     except BaseException:
         # A failed or cancelled training (an error, TrainingCancelled, Ctrl-C, SystemExit) leaves no run
         # folder behind for any listing to show; the error itself goes to the caller (and the job's log).
-        shutil.rmtree(run.path, ignore_errors=True)
+        # Only the staging folder goes: an interrupt that lands just after the rename leaves the run published.
+        store.discard(run)
         raise
+    try:
+        tracker.finish()  # the bar at its end
+    except Exception:  # noqa: BLE001 - a cancel or a failed progress write now comes too late: the run is stored
+        pass
     return run
 
 

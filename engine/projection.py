@@ -99,8 +99,6 @@ def store_projections(run, model, X, row_ids=None, n: int = PROJECTION_ROWS, met
     page then computes the maps)."""
     import time
 
-    from engine.storage import write_json
-
     started = time.perf_counter()
     try:
         positions = projection_sample(len(X), min(n, len(X)), seed)
@@ -118,8 +116,8 @@ def store_projections(run, model, X, row_ids=None, n: int = PROJECTION_ROWS, met
             log(f"embedding maps not stored ({type(exc).__name__}: {exc}); the Embeddings page will compute them")
         return None
     ids = np.arange(len(X)) if row_ids is None else np.asarray(row_ids)
-    path = write_json(
-        run.path / PROJECTIONS_FILE,
+    path = run.save_json(
+        PROJECTIONS_FILE,
         {
             "version": 1,
             "seed": seed,

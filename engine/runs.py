@@ -7,18 +7,28 @@ leak policy, split), ``metrics.json`` (protocol metrics with intervals, timings)
 ``model/`` (the approach's own native files).
 
 A training writes its run in a staging folder of the store (:meth:`RunStore.stage_run`,
-``.incomplete-<run id>-p<pid>-t<process start time>``: a dot name no listing shows) and renames it to the run
-id in one step once complete (:meth:`RunStore.publish`). A training killed outright (SIGKILL, a crash, a power
-cut) leaves only a staging folder; the store's next listing removes it once the process that wrote it is gone
-(:meth:`RunStore.sweep_incomplete`, named in :attr:`RunStore.swept`), and never one whose training still runs.
+``.incomplete-<run id>-p<pid>``: a dot name no listing shows) and renames it to the run id in one step once
+complete (:meth:`RunStore.publish`). For its whole life the training holds an exclusive lock (``fcntl.flock``) on
+the folder's :data:`STAGING_LOCK` file; the kernel releases it when the process ends, however it ends (SIGKILL, a
+crash). A training killed outright leaves only a staging folder; the store's next listing removes it once nobody
+holds its lock (:meth:`RunStore.sweep_incomplete`, named in :attr:`RunStore.swept`), and never one whose training
+still runs: liveness is the lock, never a pid or a clock (a pid is reused, a wall clock steps, another pid
+namespace or another node shows another process table). The pid in the name is only for people reading it.
+
+On a store shared between machines (Ray workers on other nodes writing to one filesystem), whether one node sees
+another's lock depends on the filesystem: NFSv4 (and NFSv3 with its lock manager) carry ``flock`` across nodes
+as byte-range locks; a filesystem that keeps locks per node would let a listing on one node remove a staging
+folder that a training on another is still writing (that training then fails; no published run is touched).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import secrets
 import shutil
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.config import workspace
 from engine.runspec import APPROACH_NAME, RunSpec, SpecProblem, validate_spec
-from engine.storage import CorruptFile, atomic_write, is_inside, read_json, write_json
+from engine.storage import CorruptFile, FolderGone, atomic_write, is_inside, read_json, write_json
 
 if TYPE_CHECKING:
     import numpy as np
@@ -38,22 +48,44 @@ if TYPE_CHECKING:
 
 #: The only run ids the store accepts: ``<UTC time>-<approach>-<6 hex digits>``, the ones it makes itself.
 RUN_ID_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}-" + APPROACH_NAME[1:-1] + r"-[0-9a-f]{6}$")
-#: A run being written: ``.incomplete-<run id>-p<pid>-t<start time of that process>`` (see :meth:`RunStore.stage_run`).
+#: A run being written: ``.incomplete-<run id>-p<pid>`` (see :meth:`RunStore.stage_run`); while it is being made,
+#: before its lock is taken, the same name with :data:`NEWBORN_SUFFIX`.
 STAGING_PREFIX = ".incomplete-"
-_STAGING = re.compile(r"^\.incomplete-(?P<run_id>.+)-p(?P<pid>[0-9]+)-t(?P<start>[0-9]+(?:\.[0-9]+)?)$")
+NEWBORN_SUFFIX = ".new"
+#: The file in a staging folder that its training holds locked (``fcntl.flock``, exclusive) while it runs.
+STAGING_LOCK = ".training.lock"
+#: Seconds a staging folder without a lock to test (one being made, or one an older version wrote) is left alone.
+STAGING_FLOOR = 60.0
+# Names written before the lock (``-t<process start time>`` after the pid) are still recognised and swept.
+_STAGING = re.compile(
+    r"^\.incomplete-(?P<run_id>[0-9]{8}T[0-9]{6}-[a-z][a-z0-9_]{0,31}-[0-9a-f]{6})-p(?P<pid>[0-9]+)"
+    r"(?:-t[0-9]+(?:\.[0-9]+)?)?(?P<new>\.new)?$"
+)
 
 
-def _process_start(pid: int) -> float | None:
-    """When process ``pid`` started (seconds since the epoch), or None when there is no such live process."""
-    import psutil
-
+def _hold_lock(folder: Path) -> int:
+    """Create ``folder``'s :data:`STAGING_LOCK` and lock it (exclusive, for as long as the returned descriptor is
+    open, i.e. at most as long as this process lives). The file says which process holds it, for people."""
+    fd = os.open(folder / STAGING_LOCK, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     try:
-        proc = psutil.Process(pid)
-        if proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
-            return None
-        return proc.create_time()
-    except psutil.Error:
-        return None
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _pid_runs_here(pid: int) -> bool:
+    """Whether some process ``pid`` runs on this machine (whichever it is): only for staging folders without a lock
+    file, so that a training of an older version is not removed under it."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
 
 
 class BrokenRun(ValueError):
@@ -68,6 +100,27 @@ class BrokenRun(ValueError):
 @dataclass
 class Run:
     path: Path
+    #: The descriptor of the staging lock this process holds (a staged run, until published or discarded).
+    _lock: int | None = field(default=None, init=False, repr=False, compare=False)
+
+    def _release(self) -> None:
+        fd, self._lock = self._lock, None
+        if fd is not None:
+            os.close(fd)
+
+    def _check_folder(self, name: str) -> None:
+        if not self.path.is_dir():
+            raise FolderGone(self.path, name)
+
+    def save_json(self, name: str, payload: Any) -> Path:
+        """Write the run's file ``name`` as JSON. A run folder that is gone is never made again: :class:`~engine.
+        storage.FolderGone` (its other files went with it)."""
+        return write_json(self.path / name, payload, make_parents=False)
+
+    def save_file(self, name: str, write: Callable[[Path], Any]) -> Path:
+        """Write the run's file ``name`` with ``write(tmp_path)`` (:func:`~engine.storage.atomic_write`); as
+        :meth:`save_json`, never into a run folder made again."""
+        return atomic_write(self.path / name, write, make_parents=False)
 
     @property
     def id(self) -> str:
@@ -132,15 +185,15 @@ class Run:
         own files (spec, metrics, model) are never changed."""
         text = " ".join(str(label or "").split())[:80]
         if text:
-            write_json(self.path / "label.json", {"label": text})
+            self.save_json("label.json", {"label": text})
         else:
             (self.path / "label.json").unlink(missing_ok=True)
 
     def save_metrics(self, metrics: dict) -> None:
-        write_json(self.path / "metrics.json", metrics)
+        self.save_json("metrics.json", metrics)
 
     def save_curves(self, curves: dict) -> None:
-        write_json(self.path / "curves.json", curves)
+        self.save_json("curves.json", curves)
 
     def save_predictions(self, row_id, y_true, proba) -> None:
         import numpy as np
@@ -153,7 +206,7 @@ class Run:
                 "proba": np.asarray(proba, dtype=float),
             }
         )
-        atomic_write(self.path / "predictions.csv", lambda tmp: frame.to_csv(tmp, index=False))
+        self.save_file("predictions.csv", lambda tmp: frame.to_csv(tmp, index=False))
 
     def predictions(self) -> pd.DataFrame:
         import pandas as pd
@@ -167,7 +220,7 @@ class Run:
 
         row_ids, proba = np.asarray(row_ids), np.asarray(proba, dtype=float)
         frame = table.assign(row_id=row_ids[table["row"].to_numpy()], proba=proba[table["row"].to_numpy()])
-        atomic_write(self.path / "explanations.csv", lambda tmp: frame.to_csv(tmp, index=False))
+        self.save_file("explanations.csv", lambda tmp: frame.to_csv(tmp, index=False))
 
     def explanations(self) -> pd.DataFrame | None:
         """The stored contributions (``explain`` columns plus ``row_id``, as text, and ``proba``), or None."""
@@ -184,6 +237,7 @@ class Run:
         )
 
     def save_model(self, approach) -> None:
+        self._check_folder("model")  # the approach makes its folder with any missing parent
         approach.save(self.model_dir)
 
     def load_approach(self):
@@ -213,6 +267,8 @@ class RunStore:
     """
 
     root: Path | None = None
+    #: seconds a staging folder without a lock to test is left alone (:meth:`sweep_incomplete`)
+    sweep_floor: float = STAGING_FLOOR
     problems: dict[str, str] = field(default_factory=dict, init=False)
     swept: list[str] = field(default_factory=list, init=False)  # staging folders of dead trainings removed
 
@@ -226,60 +282,129 @@ class RunStore:
         return self._allocate(spec, lambda run_id: run_id)
 
     def stage_run(self, spec: dict) -> Run:
-        """A new run written in a staging folder named for it and this process (``.incomplete-<run id>-p<pid>-
-        t<start time>``); :meth:`publish` moves it into place when complete. Until then no listing shows it, and
-        if this process dies first, the store's next listing removes it."""
+        """A new run written in a staging folder named for it and this process (``.incomplete-<run id>-p<pid>``);
+        :meth:`publish` moves it into place when complete, :meth:`discard` removes it. Until then no listing shows
+        it, and this process holds the folder's :data:`STAGING_LOCK` (the descriptor kept on the returned run), so
+        no sweep removes it; if this process dies first, the store's next listing does. The folder is made under a
+        :data:`NEWBORN_SUFFIX` name, locked, then renamed: under its staging name it is never without its lock."""
         self.sweep_incomplete()
         pid = os.getpid()
-        owner = f"p{pid}-t{_process_start(pid) or 0:.3f}"
-        return self._allocate(spec, lambda run_id: f"{STAGING_PREFIX}{run_id}-{owner}")
+        return self._allocate(spec, lambda run_id: f"{STAGING_PREFIX}{run_id}-p{pid}", staged=True)
 
-    def _allocate(self, spec: dict, folder_name: Callable[[str], str]) -> Run:
+    def _allocate(self, spec: dict, folder_name: Callable[[str], str], staged: bool = False) -> Run:
         approach = re.sub(r"[^a-z0-9_]", "_", str(spec.get("approach", "run")).lower())[:32] or "run"
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         for _ in range(100):
             run_id = f"{stamp}-{approach}-{secrets.token_hex(3)}"
             path = self.root / folder_name(run_id)
-            if (self.root / run_id).exists():
+            if (self.root / run_id).exists() or (staged and path.exists()):
                 continue
+            building = path.with_name(path.name + NEWBORN_SUFFIX) if staged else path
             try:
-                path.mkdir(parents=True)  # fails if it exists: a run is never overwritten
+                building.mkdir(parents=True)  # fails if it exists: a run is never overwritten
                 break
             except FileExistsError:
                 continue
         else:  # pragma: no cover - 100 collisions of 24 random bits
             raise RuntimeError("could not allocate a new run folder")
-        write_json(path / "spec.json", {**spec, "run_id": run_id, "created": time.time()})
-        return Run(path)
+        run = Run(building)
+        try:
+            if staged:
+                run._lock = _hold_lock(building)
+            run.save_json("spec.json", {**spec, "run_id": run_id, "created": time.time()})
+            if staged:
+                os.rename(building, path)  # appears under its staging name already locked
+                run.path = path
+        except BaseException:
+            shutil.rmtree(building, ignore_errors=True)
+            run._release()
+            raise
+        return run
 
     def publish(self, run: Run) -> Run:
         """Move a complete staged run (:meth:`stage_run`) into place under its id, in one rename: a listing sees
-        all of the run or none of it. ``run.path`` is the run's folder afterwards."""
+        all of the run or none of it. ``run.path`` is the run's folder afterwards, and the staging lock is
+        released. A staged run that lost its spec, metrics or model (its folder removed by hand) is refused with
+        :class:`BrokenRun`, never published without them."""
         found = _STAGING.match(run.path.name)
-        if not found or run.path.parent != self.root:
+        if not found or found["new"] or run.path.parent != self.root:
             raise ValueError(f"{run.path} is not a staged run of {self.root}")
+        if not run.path.is_dir():
+            raise BrokenRun(found["run_id"], f"its staging folder {run.path.name} is gone; it is not published")
+        missing = [name for name in ("spec.json", "metrics.json", "model") if not (run.path / name).exists()]
+        if missing:
+            raise BrokenRun(found["run_id"], f"its staging folder lacks {', '.join(missing)}; it is not published")
         final = self.root / found["run_id"]
-        os.rename(run.path, final)
+        if final.exists():
+            raise FileExistsError(f"run {found['run_id']} exists already; a run is never overwritten")
+        os.rename(run.path, final)  # with the lock still held: no sweep can see the folder unowned
         run.path = final
+        try:
+            (final / STAGING_LOCK).unlink()
+        except OSError:  # a stray lock file in a run folder is harmless
+            pass
+        run._release()
         return run
 
+    def discard(self, run: Run) -> None:
+        """Remove a staged run that will not be published (a failed or cancelled training), then release its
+        lock. Only a staging folder is ever removed here: a run already published (even when the rename landed
+        just before an interrupt) is left whole."""
+        try:
+            if _STAGING.match(run.path.name) and run.path.parent == self.root and not run.path.is_symlink():
+                shutil.rmtree(run.path, ignore_errors=True)
+        finally:
+            run._release()
+
     def sweep_incomplete(self) -> list[str]:
-        """Remove the staging folders whose training process is gone (killed before its run was complete); one
-        whose process still runs (the same pid with the same start time) is kept. Returns the names removed,
-        also added to :attr:`swept`."""
+        """Remove the staging folders of trainings that are gone (killed before their run was complete): those
+        whose :data:`STAGING_LOCK` nobody holds. The lock is taken without waiting and held while the folder is
+        removed; a folder whose lock is held (its training runs) is never touched. A folder without a lock file
+        (being made, or written by an older version) is removed only once older than :attr:`sweep_floor` and
+        when no process of the pid in its name runs on this machine. Returns the names removed, also added to
+        :attr:`swept`."""
         removed = []
         for path in self.root.glob(f"{STAGING_PREFIX}*"):
             found = _STAGING.match(path.name)
-            if not found or path.is_symlink():
+            if not found or path.is_symlink() or not path.is_dir():
                 continue  # not a name this store makes: left alone
-            started = _process_start(int(found["pid"]))
-            if started is not None and abs(started - float(found["start"])) < 0.5:
-                continue  # its training still runs
-            shutil.rmtree(path, ignore_errors=True)
-            if not path.exists():
+            if self._remove_abandoned(path, found):
                 removed.append(path.name)
         self.swept.extend(removed)
         return removed
+
+    def _older_than_floor(self, path: Path) -> bool:
+        try:
+            return time.time() - path.stat().st_mtime >= self.sweep_floor
+        except OSError:
+            return False
+
+    def _remove_abandoned(self, path: Path, found: re.Match) -> bool:
+        """Remove the staging folder ``path`` when its training is gone (see :meth:`sweep_incomplete`)."""
+        lock = path / STAGING_LOCK
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            fd = None
+        except OSError:  # a lock file that cannot be opened (a link, no permission): left alone
+            return False
+        try:
+            if fd is None:
+                if _pid_runs_here(int(found["pid"])) or not self._older_than_floor(path):
+                    return False
+            else:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    same = os.path.samestat(os.fstat(fd), os.stat(lock, follow_symlinks=False))
+                except OSError:  # held (its training runs), or the folder moved on meanwhile (published)
+                    return False
+                if not same or (found["new"] and not self._older_than_floor(path)):
+                    return False  # a newborn folder may be between taking its lock file and locking it
+            shutil.rmtree(path, ignore_errors=True)
+            return not path.exists()
+        finally:
+            if fd is not None:
+                os.close(fd)
 
     def _folders(self) -> list[Path]:
         return sorted(

@@ -217,12 +217,10 @@ def training_profile(X: pd.DataFrame, kinds: dict[str, str] | None = None) -> di
 
 def save_training_profile(run: Run, X_train: pd.DataFrame, kinds: dict[str, str] | None = None, seed: int = 0) -> None:
     """Store the training rows' profile and a sample of them (the shift check's reference)."""
-    from engine.storage import atomic_write
-
-    write_json(run.path / PROFILE_FILE, training_profile(X_train, kinds))
+    run.save_json(PROFILE_FILE, training_profile(X_train, kinds))
     n = min(len(X_train), TRAIN_SAMPLE_ROWS)
     sample = X_train.iloc[np.random.default_rng(seed).permutation(len(X_train))[:n]]
-    atomic_write(run.path / TRAIN_SAMPLE_FILE, lambda tmp: sample.to_csv(tmp, index=False))
+    run.save_file(TRAIN_SAMPLE_FILE, lambda tmp: sample.to_csv(tmp, index=False))
 
 
 def load_training_profile(run: Run) -> dict | None:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -64,11 +65,27 @@ def jsonable(value: Any, fallback: Callable[[Any], Any] | None = None) -> Any:
     return json.loads(json.dumps(value, default=default))
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
+class FolderGone(FileNotFoundError):
+    """The folder a file was to be written in no longer exists (removed while it was being filled): raised by
+    :func:`atomic_write` with ``make_parents=False`` rather than making the folder again with that one file."""
+
+    def __init__(self, folder: Path, name: str):
+        self.folder = Path(folder)
+        super().__init__(
+            errno.ENOENT, f"{name} is not written: its folder no longer exists (removed meanwhile?)", str(folder)
+        )
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], Any], *, make_parents: bool = True) -> Path:
     """Call ``write(tmp_path)`` to fill a unique temporary file beside ``path``, then rename it to ``path``.
-    On any error the temporary file is removed and ``path`` is left as it was."""
+    On any error the temporary file is removed and ``path`` is left as it was. The folder is made when missing,
+    unless ``make_parents`` is false: then a missing folder raises :class:`FolderGone` (a run's files, whose
+    folder made again would hold that one file and look like a run that lost the rest)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if make_parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif not path.parent.is_dir():
+        raise FolderGone(path.parent, path.name)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -81,17 +98,17 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     return path
 
 
-def write_bytes(path: str | Path, data: bytes) -> Path:
-    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
+def write_bytes(path: str | Path, data: bytes, *, make_parents: bool = True) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data), make_parents=make_parents)
 
 
-def write_text(path: str | Path, text: str) -> Path:
-    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+def write_text(path: str | Path, text: str, *, make_parents: bool = True) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), make_parents=make_parents)
 
 
-def write_json(path: str | Path, payload: Any) -> Path:
-    """Write JSON atomically, so a reader never sees half a file."""
-    return write_text(path, json.dumps(payload, indent=2, default=json_default))
+def write_json(path: str | Path, payload: Any, *, make_parents: bool = True) -> Path:
+    """Write JSON atomically, so a reader never sees half a file (``make_parents``: see :func:`atomic_write`)."""
+    return write_text(path, json.dumps(payload, indent=2, default=json_default), make_parents=make_parents)
 
 
 def read_json(path: str | Path, expect: type | tuple[type, ...] = dict) -> Any:

@@ -141,10 +141,11 @@ def start_cli_training(workspace: Path, data: Path, **params) -> subprocess.Pope
 
 
 def wait_for_staging(runs: Path, proc: subprocess.Popen, timeout: float = 60) -> Path:
-    """The staging folder (``.incomplete-...``) of the training ``proc`` once it exists, i.e. once it is training."""
+    """The staging folder (``.incomplete-<run id>-p<pid>``) of the training ``proc`` once it exists (under that
+    name it holds its lock), i.e. once it is training."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = list(runs.glob(f".incomplete-*-p{proc.pid}-t*")) if runs.exists() else []
+        found = list(runs.glob(f".incomplete-*-p{proc.pid}")) if runs.exists() else []
         if found:
             return found[0]
         assert proc.poll() is None, f"the training ended ({proc.returncode}) before it staged a run"

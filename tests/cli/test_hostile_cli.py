@@ -468,11 +468,12 @@ def test_a_terminated_training_process_removes_its_run_folder(workspace, trained
 def test_a_training_killed_outright_leaves_nothing_a_listing_misses(workspace, tmp_path):
     """SIGKILL gives `train` no chance to clean up. It trains in a staging folder (a dot name no listing shows),
     so no half-made run hides among the runs; the store's next listing removes the folder (its process is gone),
-    and names it. A staging folder whose pid now belongs to another process (a reused pid) goes too."""
+    and names it. Liveness is the folder's lock, not the pid in its name: a staging folder whose lock nobody holds
+    goes even when that pid now belongs to a live process (a reused pid)."""
     from support import start_cli_training, wait_for_staging
 
     from engine.data.demo import demo_leads
-    from engine.runs import RUN_ID_PATTERN
+    from engine.runs import RUN_ID_PATTERN, STAGING_LOCK
 
     data = tmp_path / "leads.csv"
     demo_leads(n=300, seed=4).to_csv(data, index=False)
@@ -487,9 +488,11 @@ def test_a_training_killed_outright_leaves_nothing_a_listing_misses(workspace, t
         if proc.poll() is None:
             proc.kill()
     assert staging.exists() and (staging / "spec.json").exists()  # the half-made run, under its staging name
+    assert (staging / STAGING_LOCK).exists()  # its lock file, which nobody holds now
     assert not [p for p in runs.iterdir() if RUN_ID_PATTERN.match(p.name)]  # nothing shaped like a run
-    reused = runs / f".incomplete-20200101T000000-stacking-0000aa-p{os.getpid()}-t1.000"  # a live pid, not its owner
+    reused = runs / f".incomplete-20200101T000000-stacking-0000aa-p{os.getpid()}"  # a live pid, not its owner
     reused.mkdir()
+    (reused / STAGING_LOCK).touch()  # unlocked
     foreign = runs / ".incomplete-not-made-by-the-store"
     foreign.mkdir()
     store = RunStore(runs)

@@ -108,3 +108,56 @@ def test_a_run_can_be_named_without_touching_its_files(tmp_path):
     assert run.label is None  # a damaged name is no name; the run still lists
     run.set_label("")
     assert run.label is None and not (run.path / "label.json").exists()
+
+
+@pytest.mark.parametrize(
+    "stage, interrupt",
+    [
+        ("done", TrainingCancelled("cancelled by the user")),
+        ("done", OSError("no space left on device")),
+        ("done", SystemExit(143)),
+        ("sample test leads explained", TrainingCancelled("cancelled by the user")),
+    ],
+    ids=["cancel_after_publish", "progress_write_fails_after_publish", "sigterm_after_publish", "cancel_before"],
+)
+def test_an_interrupt_after_publication_never_removes_the_run(tmp_path, monkeypatch, stage, interrupt):
+    """A training's last progress report ("done") comes after its run is published: a cancel marker, a failed
+    progress write or the job's SIGTERM (SystemExit) landing then leaves the run listed and whole (a cancel or an
+    error that late is ignored: the training is done; SystemExit still ends the process). One that lands before
+    publication leaves nothing behind."""
+    import os
+
+    from engine.approaches import base
+    from engine.callbacks import Callback
+    from engine.data.demo import demo_leads
+    from engine.pipeline import train_leads
+    from engine.runs import STAGING_LOCK
+
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "plugins"))
+    monkeypatch.setitem(base._ADDED, "plain_logistic", "plain_logistic:PlainLogistic")
+    root = tmp_path / "runs"
+
+    class Interrupt(Callback):
+        def on_step_end(self, progress):
+            if progress.stage == stage:
+                raise interrupt
+
+    def train():
+        return train_leads(demo_leads(n=300, seed=3), "plain_logistic", callbacks=[Interrupt()], store=RunStore(root))
+
+    if stage != "done":
+        with pytest.raises(TrainingCancelled):
+            train()
+        assert list(root.iterdir()) == []
+        return
+    if isinstance(interrupt, SystemExit):
+        with pytest.raises(SystemExit):
+            train()
+    else:
+        assert train().path.is_dir()
+    store = RunStore(root)
+    listed = store.list_runs()
+    assert len(listed) == 1 and listed[0].complete and store.problems == {}
+    assert listed[0].load_approach().name == "plain_logistic"
+    assert (listed[0].path / "predictions.csv").exists() and not (listed[0].path / STAGING_LOCK).exists()
+    assert [p.name for p in root.iterdir()] == [listed[0].id]

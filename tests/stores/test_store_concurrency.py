@@ -147,6 +147,128 @@ def test_a_killed_trainings_staging_folder_is_swept_and_a_live_ones_never(tmp_pa
     assert sorted(p.name for p in runs.iterdir()) == [runs_listed[0].id]
 
 
+def test_a_live_training_is_never_swept_whatever_its_clock_or_age_says(tmp_path, monkeypatch):
+    """Liveness is the lock a training holds on its staging folder, never a pid, a start time or a clock: with the
+    wall clock stepped (psutil's boot time moved, as an NTP step moves every process's start time), the folder's
+    times set decades back and no age floor at all, listings keep a live training's staging folder. Once the
+    training is killed outright (SIGKILL), the next listing removes the folder at once (its lock is free)."""
+    import os
+    import signal
+
+    import psutil
+    from support import start_cli_training, wait_for_staging
+
+    from engine.data.demo import demo_leads
+    from engine.runs import STAGING_LOCK, RunStore
+
+    data = tmp_path / "leads.csv"
+    demo_leads(n=300, seed=4).to_csv(data, index=False)
+    workspace, runs = tmp_path / "workspace", tmp_path / "workspace" / "runs"
+    proc = start_cli_training(workspace, data, meta_epochs=400, meta_patience=400)
+    try:
+        staging = wait_for_staging(runs, proc)
+        real_boot_time = psutil._pslinux.boot_time
+        monkeypatch.setattr(psutil._pslinux, "boot_time", lambda: real_boot_time() + 1.0)
+        for _ in range(20):
+            os.utime(staging, (1.0, 1.0))
+            store = RunStore(runs, sweep_floor=0)
+            assert store.list_runs(complete_only=False) == [] and store.swept == []
+            assert staging.exists() or proc.poll() is not None
+        assert proc.poll() is None, "the training ended before it was killed: give it more epochs"
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert (staging / STAGING_LOCK).exists()
+    store = RunStore(runs)  # the default floor: a lock nobody holds needs none
+    assert store.list_runs(complete_only=False) == [] and store.swept == [staging.name]
+    assert list(runs.iterdir()) == []
+
+
+SPEC = {"approach": "stacking", "columns": ["a"], "data_hash": "0" * 64}
+
+
+def test_what_a_sweep_does_with_each_kind_of_staging_folder(tmp_path):
+    """A staging folder whose lock is held (a live training: this process) is kept at any age and publishes whole;
+    one whose lock file nobody holds goes at once; one still being made (the newborn name) and one without a lock
+    file (named by an older version, with its process start time) are left alone for the age floor, and a lock-less
+    one also while a process of the pid in its name runs here."""
+    import os
+
+    from engine.runs import NEWBORN_SUFFIX, STAGING_LOCK, BrokenRun, RunStore
+
+    runs = tmp_path / "runs"
+    store = RunStore(runs)
+    live = store.stage_run(SPEC)
+    assert live.path.name.endswith(f"-p{os.getpid()}") and (live.path / STAGING_LOCK).exists()
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+
+    def folder(name: str, lock_file: bool):
+        path = runs / f".incomplete-20200101T000000-stacking-{name}"
+        path.mkdir()
+        if lock_file:
+            (path / STAGING_LOCK).touch()
+        return path
+
+    unlocked = folder(f"0000aa-p{os.getpid()}", True)
+    newborn = folder(f"0000bb-p{os.getpid()}{NEWBORN_SUFFIX}", True)
+    old_dead = folder(f"0000cc-p{ended.pid}-t1.000", False)
+    old_live = folder(f"0000dd-p{os.getpid()}-t1.000", False)
+    first = RunStore(runs)  # the default floor: the fresh ones without a lock to test stay
+    assert first.list_runs(complete_only=False) == [] and first.swept == [unlocked.name]
+    for path in (live.path, newborn, old_dead, old_live):
+        os.utime(path, (1.0, 1.0))  # long ago
+    second = RunStore(runs)
+    assert second.list_runs(complete_only=False) == []
+    assert sorted(second.swept) == sorted([newborn.name, old_dead.name])
+    assert live.path.exists() and old_live.exists()
+
+    with pytest.raises(BrokenRun, match="lacks metrics.json, model"):
+        store.publish(live)
+    live.save_metrics({"metrics": {"roc_auc": {"value": 0.8, "low": 0.7, "high": 0.9}}})
+    live.model_dir.mkdir()
+    run = store.publish(live)
+    assert [r.id for r in RunStore(runs).list_runs()] == [run.id]
+    assert not (run.path / STAGING_LOCK).exists() and run._lock is None
+
+
+def test_a_removed_staging_folder_is_never_made_again_nor_published(tmp_path):
+    """A staged run whose folder is removed under it (by hand, or by a sweep on a filesystem whose locks other
+    machines do not see) is not written again (FolderGone: a folder made again would hold a run without its spec)
+    and not published; one that lost its spec is not published either."""
+    import shutil
+
+    from engine.runs import BrokenRun, RunStore
+    from engine.storage import FolderGone
+
+    runs = tmp_path / "runs"
+    store = RunStore(runs)
+    gone = store.stage_run(SPEC)
+    shutil.rmtree(gone.path)
+    for write in (
+        lambda: gone.save_metrics({"metrics": {}}),
+        lambda: gone.save_predictions([1], [0], [0.5]),
+        lambda: gone.set_label("mine"),
+        lambda: gone.save_model(object()),
+    ):
+        with pytest.raises(FolderGone, match="no longer exists"):
+            write()
+    assert not gone.path.exists()
+    with pytest.raises(BrokenRun, match="is gone"):
+        store.publish(gone)
+    store.discard(gone)
+    specless = store.stage_run(SPEC)
+    specless.save_metrics({"metrics": {}})
+    specless.model_dir.mkdir()
+    (specless.path / "spec.json").unlink()
+    with pytest.raises(BrokenRun, match="lacks spec.json"):
+        store.publish(specless)
+    store.discard(specless)
+    assert list(runs.iterdir()) == [] and specless._lock is None
+
+
 # -- deletes while others work on the same dataset ------------------------------------------------------
 def churn(root: str, data: bytes, ops: int, seed: int) -> list[str]:
     """``ops`` random adds, setting changes, reads, listings and deletes of the dataset holding ``data``; returns
