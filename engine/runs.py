@@ -58,7 +58,7 @@ STAGING_LOCK = ".training.lock"
 STAGING_FLOOR = 60.0
 # Names written before the lock (``-t<process start time>`` after the pid) are still recognised and swept.
 _STAGING = re.compile(
-    r"^\.incomplete-(?P<run_id>[0-9]{8}T[0-9]{6}-[a-z][a-z0-9_]{0,31}-[0-9a-f]{6})-p(?P<pid>[0-9]+)"
+    r"^\.incomplete-(?P<run_id>" + RUN_ID_PATTERN.pattern[1:-1] + r")-p(?P<pid>[0-9]+)"
     r"(?:-t[0-9]+(?:\.[0-9]+)?)?(?P<new>\.new)?$"
 )
 

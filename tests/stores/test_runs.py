@@ -133,7 +133,7 @@ def test_an_interrupt_after_publication_never_removes_the_run(tmp_path, monkeypa
     from engine.pipeline import train_leads
     from engine.runs import STAGING_LOCK
 
-    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "plugins"))
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(os.path.dirname(__file__)), "plugins"))
     monkeypatch.setitem(base._ADDED, "plain_logistic", "plain_logistic:PlainLogistic")
     root = tmp_path / "runs"
 
