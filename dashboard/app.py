@@ -6,9 +6,10 @@ entry script as an old-style multipage app and then ignores ``st.navigation``), 
 
 A set password (``st.secrets["password"]`` or env ``CLAB_DASHBOARD_PASSWORD``) is always asked for, whatever
 the address the server is bound to: a reverse proxy on this machine connects from loopback too. Without a
-password the app opens only when bound to a loopback address and not reached through a proxy (no
-``X-Forwarded-For``, ``Forwarded``, ``X-Real-IP`` header); an unset ``server.address`` counts as public: Streamlit
-then listens on every interface, which is what happens when the app is started from another folder
+password the app opens only when bound to a loopback address, not reached through a proxy (no
+``X-Forwarded-For``, ``Forwarded``, ``X-Real-IP`` header) and asked for under a loopback name (``Host``:
+localhost, 127.x.x.x or [::1]; any other name may be a DNS rebinding page); an unset ``server.address`` counts
+as public: Streamlit then listens on every interface, which is what happens when the app is started from another folder
 (``.streamlit/config.toml`` is read from the current folder only). ``CLAB_PUBLIC=1`` counts it as public in every
 case. Wrong passwords make the next attempts wait, per client address and for everyone together
 (dashboard/components/login.py).
@@ -23,6 +24,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard.components import login, warmup
+from engine.api_hosts import is_loopback_host
 
 PAGES = Path(__file__).resolve().parent / "views"
 
@@ -94,6 +96,18 @@ def through_proxy() -> bool:
     return any(_header_values(headers, name) for name in login.PROXY_HEADERS)
 
 
+def loopback_host() -> bool:
+    """Whether this session's request named this machine's loopback in its ``Host`` header (``localhost``,
+    ``127.x.x.x``, ``[::1]``, any port). A page on another site that re-resolves its own name to 127.0.0.1 (DNS
+    rebinding) reaches the app under that name, and Streamlit's websocket check only compares Origin with Host,
+    which then match. No headers at all means no web request (as under AppTest): a browser always sends Host."""
+    headers = request_headers()
+    if not headers:
+        return True
+    hosts = _header_values(headers, "Host")
+    return len(hosts) == 1 and is_loopback_host(hosts[0])
+
+
 def _header_values(headers, name: str) -> list[str]:
     get_all = getattr(headers, "get_all", None)
     values = get_all(name) if get_all else [v for k, v in dict(headers).items() if k.lower() == name.lower()]
@@ -115,6 +129,8 @@ def no_password_message() -> str:
     address = server_address()
     where = (
         "reached through a reverse proxy (its request carries a forwarding header)"
+        if address in LOCAL_ADDRESSES and not is_public() and through_proxy()
+        else "reached under a name that is not this machine's loopback (localhost or 127.0.0.1)"
         if address in LOCAL_ADDRESSES and not is_public()
         else f"bound to {address}"
         if address
@@ -131,11 +147,12 @@ def no_password_message() -> str:
 
 def password_gate() -> bool:
     """True when the visitor may see the app: the right password was given, or none is set and the app is
-    bound to loopback and not reached through a proxy."""
+    bound to loopback, not reached through a proxy, and asked for under a loopback name (:func:`loopback_host`).
+    """
     if st.session_state.get("authenticated"):
         return True
     expected = configured_password()
-    if not expected and not is_public() and not through_proxy():
+    if not expected and not is_public() and not through_proxy() and loopback_host():
         return True
     st.title("Conversion Lab")
     if not expected:

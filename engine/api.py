@@ -19,7 +19,8 @@ the run's training scores) and, with ``explain=true``, ``reasons_for`` / ``reaso
 service's texts) and ``factors`` (the largest contributions in probability points). Explanations stop when the
 client disconnects (499) or after ``explain_seconds`` (:data:`EXPLAIN_SECONDS`): the rest keep their scores
 without reasons, and ``explained`` / ``notes`` say so. ``serve`` refuses a non-loopback address without
-``CLAB_API_KEY`` unless ``no_auth`` (:func:`check_exposure`).
+``CLAB_API_KEY`` unless ``no_auth`` (:func:`check_exposure`); on loopback without it, only loopback ``Host``
+names are answered (DNS rebinding; :mod:`engine.api_hosts`).
 
 Security and limits (the checks run in this order):
 
@@ -67,6 +68,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engine.api_body import Guard, StrictJSONResponse, invalid, message_body, parse_body
+from engine.api_hosts import is_loopback
 
 API_KEY_ENV = "CLAB_API_KEY"
 MAX_BATCH = 500
@@ -509,11 +511,13 @@ def create_app(
     refresh_seconds: float = REFRESH_SECONDS,
     serialize_scoring: bool = True,
     explain_seconds: float = EXPLAIN_SECONDS,
+    local_only: bool = False,
 ) -> FastAPI:
     """The scoring app over ``store`` (an :class:`engine.runs.RunStore`; the workspace's by default), behind
     :class:`_Guard`; ``app.state`` holds the ``store``, the model ``cache`` and the run ``catalog``.
     ``serialize_scoring`` scores one batch at a time per model (a lock per model):
-    on few cores that keeps the tail latency low under many concurrent clients."""
+    on few cores that keeps the tail latency low under many concurrent clients. ``local_only`` (a loopback
+    server): while no API key is set, requests whose Host is not loopback get 400 (DNS rebinding)."""
     from engine.runs import BrokenRun, RunStore
 
     store = store or RunStore()
@@ -746,24 +750,10 @@ def create_app(
         body = await run_in_threadpool(parse_body, await request.body(), LeadRequest, "leads", max_batch)
         return body if isinstance(body, Response) else await _watching(request, score_leads, body)
 
-    api.add_middleware(Guard, max_body_bytes=max_body_bytes, api_key_env=API_KEY_ENV, open_paths=OPEN_PATHS)
+    api.add_middleware(
+        Guard, max_body_bytes=max_body_bytes, api_key_env=API_KEY_ENV, open_paths=OPEN_PATHS, local_only=local_only
+    )
     return api
-
-
-LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (an address or a name) reaches this machine only: 127.0.0.0/8, ::1, localhost."""
-    import ipaddress
-
-    name = host.strip().strip("[]").casefold()
-    if name in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def check_exposure(host: str, no_auth: bool = False) -> str | None:
@@ -790,9 +780,11 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, no_auth: 
     import uvicorn
 
     warning = check_exposure(host, no_auth)
+    local = is_loopback(host)
     if warning:
         print(warning, file=sys.stderr)
     if workers > 1:
-        uvicorn.run("engine.api:create_app", factory=True, host=host, port=port, workers=workers)
+        factory = "engine.api_hosts:create_local_app" if local else "engine.api:create_app"
+        uvicorn.run(factory, factory=True, host=host, port=port, workers=workers)
     else:
-        uvicorn.run(create_app(), host=host, port=port)
+        uvicorn.run(create_app(local_only=local), host=host, port=port)

@@ -13,6 +13,8 @@ from typing import Any
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
+from engine.api_hosts import is_loopback_host
+
 #: Most errors a 422 answer lists (the rest are counted).
 MAX_LISTED_ERRORS = 10
 
@@ -159,12 +161,15 @@ def parse_body(body: bytes, model: type[BaseModel], items_key: str, max_items: i
 
 
 class Guard:
-    """Pure ASGI middleware in front of the routes: the API key check and then the body cap, both before
-    anything parses the body. The body is read here as it arrives, counted, and handed on whole."""
+    """Pure ASGI middleware in front of the routes: the loopback Host check (``local_only`` with no key set),
+    the API key check and then the body cap, all before anything parses the body. The body is read here as it
+    arrives, counted, and handed on whole."""
 
-    def __init__(self, app, max_body_bytes: int, api_key_env: str, open_paths: frozenset[str]):
+    def __init__(
+        self, app, max_body_bytes: int, api_key_env: str, open_paths: frozenset[str], local_only: bool = False
+    ):
         self.app, self.max_body_bytes = app, max_body_bytes
-        self.api_key_env, self.open_paths = api_key_env, open_paths
+        self.api_key_env, self.open_paths, self.local_only = api_key_env, open_paths, local_only
 
     @staticmethod
     async def _respond(send, status: int, message: str) -> None:
@@ -187,6 +192,9 @@ class Guard:
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
         expected = os.environ.get(self.api_key_env)
+        if self.local_only and not expected and not is_loopback_host(headers.get(b"host", b"").decode("latin-1")):
+            # no key on loopback: only a page served from this machine's own names may call it (DNS rebinding)
+            return await self._respond(send, 400, "Invalid host header: without an API key only loopback is served.")
         if expected and scope.get("path") not in self.open_paths:
             given = headers.get(b"x-api-key", b"")
             if not secrets.compare_digest(given, expected.encode()):

@@ -3,16 +3,18 @@
 Each sign-in attempt is keyed by the client's address (``st.context.ip_address``; Streamlit gives None for a
 loopback connection, so everything that comes through a reverse proxy on this machine shares one key) and, when
 the request carries ``X-Forwarded-For``, by its right-most entry as one more key. That header can be forged, so it
-never replaces the connection's own address, and a global key counts every attempt from everywhere: a forger who
-changes the header on each guess still waits for the global back-off.
+never replaces the connection's own address: a forger who changes the header on each guess still waits for its
+connection's back-off. A global key counts every attempt from everywhere and spaces their checks.
 
-The wait before an attempt is checked is the longest of its keys' waits: 0 s with no wrong attempt, then 1 s,
-2 s, 4 s... up to :data:`FAIL_DELAY_MAX_S` after each further one. Attempts reserve their turn under one lock, so
-attempts made at the same moment (many tabs, many threads) are checked one after another, each its own wait
-after the one before. An attempt whose turn would come later than the ceiling is refused unchecked ("try again
-in N s"), which keeps every wait at or under the ceiling. A right password resets its address's keys (the
-global count keeps the others' wrong attempts); keys unused for :data:`FORGET_AFTER_S` are forgotten, and at most
-:data:`MAX_KEYS` are held.
+The wait before an attempt is checked is its address keys' wait: 0 s with no wrong attempt, then 1 s, 2 s,
+4 s... up to :data:`FAIL_DELAY_MAX_S` after each further one. Attempts reserve their turn under one lock, so
+attempts from one address made at the same moment (many tabs, many threads) are checked one after another,
+each its own wait after the one before; one whose turn would come later than the ceiling is refused unchecked
+("try again in N s"). Only the address keys refuse. The global key is a rate limit that only delays: checks
+from everywhere together are spaced :data:`GLOBAL_GAP_S` apart, and no attempt waits more than
+:data:`GLOBAL_DELAY_MAX_S` for it, so one guesser (or many) cannot lock anyone else out: an address with no
+wrong attempt of its own is checked within that ceiling whatever the others do. A right password resets its
+address's keys; keys unused for :data:`FORGET_AFTER_S` are forgotten, and at most :data:`MAX_KEYS` are held.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ from dataclasses import dataclass
 
 #: the wait after the first wrong password, doubled for each further one, capped
 FAIL_DELAY_S, FAIL_DELAY_MAX_S = 1.0, 30.0
+#: checks from every address together are at least this far apart (the global rate limit: 2 a second) ...
+GLOBAL_GAP_S = 0.5
+#: ... but no attempt waits longer than this for the global key: it delays, it never refuses
+GLOBAL_DELAY_MAX_S = 3.0
 #: a key (address or global) with no attempt for this long starts again from no wait
 FORGET_AFTER_S = 15 * 60.0
 #: the most address keys held; the least recently seen go first (the global key always stays)
@@ -54,7 +60,7 @@ class KeyState:
 @dataclass(frozen=True)
 class Verdict:
     ok: bool  # the password was right
-    refused: bool  # not checked: its turn was further away than the ceiling
+    refused: bool  # not checked: its address's turn was further away than the ceiling
     waited: float  # seconds waited before the check (0 when refused)
     failures: int  # the address's wrong attempts (this one included when wrong)
     next_wait: float  # seconds until this address may try again (the retry time when refused)
@@ -76,9 +82,12 @@ class LoginThrottle:
         ceiling: float = FAIL_DELAY_MAX_S,
         forget_after: float = FORGET_AFTER_S,
         max_keys: int = MAX_KEYS,
+        global_gap: float = GLOBAL_GAP_S,
+        global_ceiling: float = GLOBAL_DELAY_MAX_S,
     ) -> None:
         self.clock, self.sleep = clock, sleep
         self.base, self.ceiling, self.forget_after, self.max_keys = base, ceiling, forget_after, max_keys
+        self.global_gap, self.global_ceiling = global_gap, global_ceiling
         self._lock = threading.Lock()
         self._keys: dict[str, KeyState] = {}
         self._ticket = 0
@@ -94,23 +103,32 @@ class LoginThrottle:
         with self._lock:
             now = self.clock()
             self._forget(now)
-            states = [self._keys.setdefault(k, KeyState()) for k in (*address, GLOBAL_KEY)]
-            start = max(now, *(s.not_before for s in states))
-            if start - now > self.ceiling:
-                return Verdict(False, True, 0.0, states[0].failures, start - now, start)
-            saved_global = states[-1].not_before
+            states = [self._keys.setdefault(k, KeyState()) for k in address]
+            glob = self._keys.setdefault(GLOBAL_KEY, KeyState())
+            own = max(now, *(s.not_before for s in states))  # the address's turn: refused when too far
+            if own - now > self.ceiling:
+                return Verdict(False, True, 0.0, states[0].failures, own - now, own)
+            # the global turn delays, by no more than its ceiling, and never refuses
+            start = max(own, min(max(now, glob.not_before), now + self.global_ceiling))
+            saved_global = glob.not_before
             # counted as wrong until checked: attempts made meanwhile queue behind this one
             for s in states:
                 s.failures += 1
                 s.not_before = max(s.not_before, start + self.delay(s.failures))
                 s.seen = now
+            glob.failures += 1
+            # the next global turn: this one's plus the gap, the backlog held to the ceiling (a storm from many
+            # addresses then delays each check by the ceiling, and no more)
+            glob.not_before = max(glob.not_before, start) + self.global_gap
+            glob.not_before = min(glob.not_before, max(start, now + self.global_ceiling) + self.global_gap)
+            glob.seen = now
             self._ticket += 1
             ticket = self._ticket
         if start > now:
             self.sleep(start - now)
         ok = bool(check())
         with self._lock:
-            glob = self._keys[GLOBAL_KEY]
+            glob = self._keys.setdefault(GLOBAL_KEY, KeyState())
             if ok:
                 for k in address:
                     self._keys.pop(k, None)
@@ -121,7 +139,7 @@ class LoginThrottle:
             after = self.clock()
             pending = [self._keys.get(k) for k in address]
             failures = pending[0].failures if pending[0] else 0
-            next_wait = max(0.0, *(s.not_before - after for s in (*pending, glob) if s is not None))
+            next_wait = max(0.0, *(s.not_before - after for s in pending if s is not None))
             return Verdict(False, False, start - now, failures, next_wait, start)
 
     def state(self) -> dict[str, KeyState]:

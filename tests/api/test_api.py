@@ -175,3 +175,35 @@ def test_too_large_requests_get_413(client):
     assert too_long.status_code == 413
     too_big = client.post("/predict/transcript", json={"transcripts": {"transcript": "y" * 60_000}})
     assert too_big.status_code == 413 and "bytes" in too_big.json()["message"]
+
+
+@pytest.mark.parametrize("key", [None, "s3cret"])
+def test_a_loopback_server_without_a_key_answers_only_loopback_hosts(tmp_path, monkeypatch, key):
+    """DNS rebinding: a page on evil.example that re-resolves its name to 127.0.0.1 reaches a loopback server
+    with ``Host: evil.example``. Served on loopback without CLAB_API_KEY, such a request gets 400 and loopback
+    names are answered; with a key set the key decides, as before (the rebound page does not know it)."""
+    import uvicorn
+
+    from engine import api
+
+    if key:
+        monkeypatch.setenv("CLAB_API_KEY", key)
+    else:
+        monkeypatch.delenv("CLAB_API_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)  # the default workspace of create_app(): an empty one here
+    served = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append((app, kw)))
+    api.serve("127.0.0.1", 8000)
+    app = served[0][0]
+    auth = {"X-API-Key": key} if key else {}
+    for host in ("evil.example", "evil.example:8000", "127.0.0.1.evil.example", "localhost.evil.example:8000"):
+        r = TestClient(app, base_url=f"http://{host}").get("/models", headers=auth)
+        assert r.status_code == (200 if key else 400), (host, r.text)
+    for host in ("127.0.0.1:8000", "localhost:8000", "[::1]:8000", "127.0.0.2", "LOCALHOST"):
+        assert TestClient(app, base_url=f"http://{host}").get("/models", headers=auth).status_code == 200, host
+    if key:  # as before: no key, no models, whatever the host
+        assert TestClient(app, base_url="http://127.0.0.1:8000").get("/models").status_code == 401
+    api.serve("127.0.0.1", 8000, workers=2)  # each worker process builds the same loopback-only app
+    assert served[1][0] == "engine.api_hosts:create_local_app" and served[1][1]["factory"]
+    api.serve("0.0.0.0", 8000, no_auth=True)  # served beyond loopback: other names are expected
+    assert TestClient(served[2][0], base_url="http://lab.example.com").get("/models", headers=auth).status_code == 200

@@ -430,6 +430,48 @@ def test_without_a_password_a_proxied_request_is_refused(workspace, server_addre
     assert signed_in(open_app())
 
 
+@pytest.mark.parametrize("host", ["evil.example:8501", "evil.example", "127.0.0.1.evil.example:8501", "localhost.:x"])
+def test_without_a_password_a_rebound_host_is_refused(workspace, server_address, connection, monkeypatch, host):
+    """DNS rebinding: a page on evil.example that re-resolves its name to 127.0.0.1 reaches the loopback app with
+    that Host (Streamlit's websocket check only compares Origin with Host, which then match). Without a password
+    it is shown only how to set one; asked for under a loopback name, the same app opens."""
+    monkeypatch.delenv("CLAB_PUBLIC", raising=False)
+    monkeypatch.delenv("CLAB_DASHBOARD_PASSWORD", raising=False)
+    server_address("127.0.0.1")
+    connection.headers = [("Host", host), ("Origin", f"http://{host}")]
+    at = open_app()
+    message = texts(at.error)
+    assert "no password is set" in message and "CLAB_DASHBOARD_PASSWORD" in message and "loopback" in message
+    assert not at.metric and len(at.title) == 1  # no page was drawn
+    for loopback in ("localhost:8501", "127.0.0.1:8501", "[::1]:8501", "127.0.0.2", "LOCALHOST"):
+        connection.headers = [("Host", loopback), ("Origin", f"http://{loopback}")]
+        assert signed_in(open_app()), loopback
+    monkeypatch.setenv("CLAB_DASHBOARD_PASSWORD", "s3cret")  # with a password, it is asked for, whatever the host
+    connection.headers = [("Host", host)]
+    at = open_app()
+    assert at.text_input[0].label == "Password" and not at.metric
+
+
+def test_one_guesser_locks_nobody_out(workspace, server_address, connection, throttle, monkeypatch):
+    """A guesser at one address keeps guessing (every 0.5 s); its own waits still double up to 30 s. A user at
+    another address with the right password gets in every time, waiting no more than the global ceiling."""
+    monkeypatch.setenv("CLAB_DASHBOARD_PASSWORD", "s3cret")
+    server_address("127.0.0.1")
+    clock = throttle.clock
+    for n in range(1, 10):
+        clock.now += 0.5
+        connection.remote_ip = "203.0.113.9"
+        message = texts(sign_in(open_app(), "guess").error)
+        assert "Wrong password" in message and f"({n} wrong attempt" in message, message
+        assert f"next attempt waits {min(2 ** (n - 1), 30)} s" in message, message
+        clock.take()
+        if n % 3 == 0:
+            connection.remote_ip = "198.51.100.7"
+            assert signed_in(sign_in(open_app(), "s3cret"))
+            assert all(w <= 3.0 for w in clock.take())  # login.GLOBAL_DELAY_MAX_S
+    assert throttle.state()["ip:203.0.113.9"].failures == 9 and "ip:198.51.100.7" not in throttle.state()
+
+
 def test_wrong_passwords_wait_longer_each_time(workspace, server_address, throttle, monkeypatch):
     """One session: no wait for the first guess, then 1 s, 2 s, 4 s... before each further one is checked; the
     right password still works after its wait and clears the address's count (the global one keeps it)."""
