@@ -664,7 +664,8 @@ def board_findings(runs: list[dict], metric: str = "roc_auc") -> list[str]:
             out.insert(
                 0,
                 f"{r['label']} uses {cols}, which the leak finder flagged as likely filled in after contact: its "
-                "numbers may not hold on new leads. Exclude them on the Data page and train again.",
+                f"numbers may not hold on new leads. Exclude {'it' if len(flagged) == 1 else 'them'} on the Data "
+                "page and train again.",
             )
     if scored:
         out.extend(_column_differences(scored[0][0], [r for r in runs if r is not scored[0][0]]))

@@ -104,9 +104,12 @@ def display_value(value: Any) -> str:
 
 def points(contribution: float) -> str:
     """A contribution to the probability in percentage points: ``+21 points`` (0.21); whole points from one
-    point up (``-1 points``, never ``-1.0``), one decimal below (``+0.6 points``)."""
+    point up (``-1 point``, never ``-1.0``), one decimal below (``+0.6 points``)."""
     p = float(contribution) * 100
-    return f"{round(p):+d} points" if abs(p) >= 0.95 else f"{p:+.1f} points"
+    if abs(p) < 0.95:
+        return f"{p:+.1f} points"
+    whole = round(p)
+    return f"{whole:+d} point" + ("" if abs(whole) == 1 else "s")
 
 
 def flag_columns(spec: dict) -> dict[str, tuple[str, str]]:

@@ -116,10 +116,11 @@ def flagged_warning(run) -> None:
     """Say it when the run uses columns the leak finder flagged at training time (its spec's ``flagged``)."""
     flagged = run.spec.get("flagged") or {}
     if flagged:
+        them = "it" if len(flagged) == 1 else "them"
         st.warning(
             f"This model uses {', '.join(f'**{c}**' for c in flagged)}, which the leak finder flagged as likely "
-            "filled in after contact: its scores and any reason citing them may not hold for new leads. "
-            "Exclude them on the Data page and train again.",
+            f"filled in after contact: its scores and any reason citing {them} may not hold for new leads. "
+            f"Exclude {them} on the Data page and train again.",
             icon=":material/warning:",
         )
 

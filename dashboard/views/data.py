@@ -454,7 +454,7 @@ c4.metric("Left out", len(table.excluded) + len(table.dropped))
 if table.excluded:
     st.markdown("**Left out as giving the outcome away:** " + ", ".join(f"`{c}`" for c in table.excluded))
 if table.dropped:
-    st.markdown("**Dropped:** " + "; ".join(f"`{c}` ({why})" for c, why in table.dropped.items()))
+    st.markdown("**Dropped:** " + "; ".join(f"`{c}`: {why}" for c, why in table.dropped.items()))
 for w in table.warnings:
     st.warning(w)
 

@@ -48,7 +48,8 @@ def _auc(run) -> float:
         return float("-inf")
 
 
-best = max(kind_runs, key=_auc)
+# the best on the board, among the models that use no column the leak finder flagged (its ROC-AUC is the leak's)
+best = max([r for r in kind_runs if not r.spec.get("flagged")] or kind_runs, key=_auc)
 run_names = state.run_labels(kind_runs)  # runs whose names would read alike get the end of their id
 ids = [r.id for r in kind_runs]
 chosen_ids = widgets.persistent(
@@ -60,7 +61,8 @@ chosen_ids = widgets.persistent(
     # a run deleted since: the others stay (none left: the best); none chosen stays none
     fix=lambda chosen: [i for i in chosen if i in ids] or (None if chosen else []),
     format_func=lambda i: run_names[i],
-    help="The best model on the metric board is chosen for you (highest ROC-AUC). Choose several to compare "
+    help="The best model on the metric board is chosen for you (highest ROC-AUC; a model using a column the "
+    "leak finder flagged only when every model does). Choose several to compare "
     "their rankings of the same file.",
 )
 if not chosen_ids:

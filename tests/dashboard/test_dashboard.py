@@ -67,6 +67,15 @@ def test_data_upload_good_file_is_stored_and_checked(workspace):
     assert "ready to train" in texts(at.success)
 
 
+def test_data_page_names_each_dropped_column_once(workspace):
+    """Seen on the browser walk of a bank export: "`customer_id` (identifier (a different value in every row))"."""
+    at = run_page("data")
+    upload(at, "my_leads.csv", demo_leads_csv(n=120))
+    dropped = next(m.value for m in at.markdown if m.value.startswith("**Dropped:**"))
+    assert "`Prospect ID`: identifier (a different value in every row)" in dropped, dropped
+    assert "((" not in dropped and "))" not in dropped
+
+
 def test_data_page_explains_a_table_without_rows(workspace):
     from engine.datasets import DatasetStore
 

@@ -220,3 +220,31 @@ def test_no_model_chosen_stays_so_and_a_deleted_run_is_dropped(score_workspace, 
     assert "Choose at least one model." in texts(at.info)
     at = _page(root, monkeypatch, new, "n.csv", _kept_score_runs=["20200101T000000-stacking-gone00", first.id])
     assert at.multiselect(key="score_runs").value == [first.id] and not at.error
+
+
+def test_the_model_chosen_for_you_uses_no_flagged_column(small_stack_run, tmp_path, monkeypatch):
+    """Seen on the browser walk of a bank export: the run trained with the leaking call `duration` has the best
+    ROC-AUC, so the page chose it for the week's list; a model with no flagged column is chosen instead, and the
+    flagged one only when every model is flagged."""
+    import json
+
+    from support import copy_run
+
+    run, _ = small_stack_run
+    leaky_id = "20300101T000000-stacking-1eaf00"
+    for root, with_clean in ((tmp_path / "both", True), (tmp_path / "only", False)):
+        if with_clean:  # the session's small run, cleared of any flag (its 400 leads can flag a clean driver)
+            clean = copy_run(run.path, root / "runs")
+            spec = json.loads((clean / "spec.json").read_text())
+            spec.pop("flagged", None)
+            (clean / "spec.json").write_text(json.dumps(spec))
+        leaky = copy_run(run.path, root / "runs", leaky_id)
+        spec = json.loads((leaky / "spec.json").read_text())
+        (leaky / "spec.json").write_text(json.dumps({**spec, "flagged": {"Lead Origin": "likely filled in after"}}))
+        metrics = json.loads((leaky / "metrics.json").read_text())
+        metrics["metrics"]["roc_auc"]["value"] = 0.999  # far above the clean run's
+        (leaky / "metrics.json").write_text(json.dumps(metrics))
+        monkeypatch.setenv("CLAB_WORKSPACE", str(root))
+        at = AppTest.from_file(str(PAGES / "score.py"), default_timeout=120).run()  # no file: nothing scored
+        assert not at.exception, [e.value for e in at.exception]
+        assert at.multiselect(key="score_runs").value == [run.id if with_clean else leaky_id]

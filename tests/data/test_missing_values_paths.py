@@ -149,8 +149,8 @@ def test_reasons_read_as_a_person_reads_them():
 
     assert [points(c) for c in (0.2143, -0.0099, -0.0102, 0.003)] == [
         "+21 points",
-        "-1 points",
-        "-1 points",
+        "-1 point",
+        "-1 point",
         "+0.3 points",
     ]
     flags = {FLAG: ("TotalVisits", "999")}

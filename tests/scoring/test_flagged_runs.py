@@ -49,3 +49,21 @@ def test_the_board_says_it_first(runs):
     )
     assert found[0].startswith("Leaky uses 'Call outcome', which the leak finder flagged")
     assert not any(f.startswith("Clean uses") for f in found)
+
+
+def test_one_flagged_column_reads_it_and_several_read_them(runs, monkeypatch):
+    """Seen on the browser walk of a bank export: "uses 'duration' ... Exclude them on the Data page"."""
+    from types import SimpleNamespace
+
+    from dashboard.components import widgets
+
+    leaky, _ = runs
+    one = {"duration": "likely filled in after the outcome"}
+    two = {**one, "call_status": "likely filled in after the outcome"}
+    shown = []
+    monkeypatch.setattr(widgets.st, "warning", lambda text, **_: shown.append(text))
+    for flagged, word in ((one, "it"), (two, "them")):
+        first = board_findings([{"label": "Leaky", "metrics": leaky.metrics["metrics"], "flagged": flagged}])[0]
+        assert first.endswith(f"Exclude {word} on the Data page and train again."), first
+        widgets.flagged_warning(SimpleNamespace(spec={"flagged": flagged}))
+        assert f"any reason citing {word} may not hold" in shown[-1] and f"Exclude {word} on the Data" in shown[-1]

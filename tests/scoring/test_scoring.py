@@ -135,6 +135,20 @@ def test_reasons_name_the_value_even_when_it_is_inside_the_fields_name():
     assert reason_text(shown, long_phrase, 0.1) == f"{shown} (+10 points)"  # a transcript's phrase, once
 
 
+def test_one_point_reads_singular():
+    """Seen on the browser walk of a bank export: "call_status = completed (+1 points)"."""
+    from engine.scoring import points
+
+    assert [points(c) for c in (0.01, -0.0099, 0.0104, -0.02, 0.009)] == [
+        "+1 point",
+        "-1 point",
+        "+1 point",
+        "-2 points",
+        "+0.9 points",
+    ]
+    assert reason_text("job", "admin.", 0.012) == "job = admin. (+1 point)"
+
+
 def test_reasons_read_as_points_and_pick_both_directions():
     assert (
         reason_text("Total Time Spent on Website", "1250", 0.2143) == "Total Time Spent on Website = 1,250 (+21 points)"
