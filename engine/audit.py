@@ -40,7 +40,9 @@ A column is flagged as a likely post-outcome field when any of these holds (cons
    lift over chance (10 % when its name suggests a field filled in after contact), at least 3 times the
    loss without any other column, its own ``auc`` at least 0.65, and the model without it still at
    0.65 or more (a clean table's one real driver is most of its model; a leak far ahead of weak columns
-   is rule 2's). This catches a post-call field that
+   is rule 2's), and only when the held-out third holds at least 100 leads of each outcome: with fewer, the
+   drop cost's noise is the size of its threshold (a clean column was flagged on 1 in 20 random 300-lead and 2 in
+   20 600-lead subsamples of the demo leads), so the column is only listed to check. This catches a post-call field that
    the calendar's echoes hide from rules 1 and 2 (a call's duration at 0.81 beside economic indicators at
    0.77-0.78, which stand in for each other and lose about nothing when dropped). It complements rules 1-4:
    on X Education, Tags loses 0.039 (8 % of the lift) and Lead Quality, once Tags is gone, 0.014, while the
@@ -94,6 +96,7 @@ __all__ = [
     "UNIQUE_RATIO",
     "UNIQUE_RULE_AUC",
     "UNIQUE_REST_AUC",
+    "UNIQUE_HELD_OUT",
 ]
 
 #: Rule 1: single-column ROC-AUC from which a column is flagged outright.
@@ -119,6 +122,11 @@ UNIQUE_RULE_AUC = 0.65
 #: ... and only when the other columns, without it, still reach this ROC-AUC: a table whose one real driver
 #: is the whole model (or a leak far ahead of weak columns, which rule 2 catches) is not this pattern.
 UNIQUE_REST_AUC = 0.65
+#: ... and only when the held-out third holds at least this many leads of each outcome. The drop cost is measured
+#: on that third; with fewer leads its noise (standard error 0.02-0.05 at 100-200 held-out leads) is the size of
+#: UNIQUE_MIN, and a clean column's share of the lift crosses UNIQUE_SHARE by chance (docs/RESULTS.md). Below it,
+#: rule 5 can only list the column to check.
+UNIQUE_HELD_OUT = 100
 #: Softer signs ("check how these are filled in"): a drop cost of CHECK_DROP and CHECK_SHARE of the lift, or
 #: a telling name with a single-column (or blank/filled) ROC-AUC of CHECK_NAMED_AUC or a drop cost of
 #: CHECK_NAMED_DROP. At most CHECK_MAX columns are listed.
@@ -147,12 +155,13 @@ def audit_leads(
     are listed with ``auc`` None and the reason.
 
     Returns ``{"columns": [{"column", "kind", "auc", "missing_auc", "filled_auc", "missing_share",
-    "unique_cost", "drop_cost", "name_hint", "flagged", "reason", "check"}] (highest auc first),
-    "flagged": [names], "check": [names, strongest first], "model_auc": full model ROC-AUC, "rows": n,
+    "unique_cost", "drop_cost", "drop_se", "name_hint", "flagged", "reason", "check"}] (highest auc first),
+    "flagged": [names], "check": [names, strongest first], "model_auc": full model ROC-AUC, "held_out": [not
+    converted, converted] leads in the third the model is scored on, "rows": n,
     "rows_used": m, "target": name, "policy": policy, "seconds": t}``. ``unique_cost``: ROC-AUC the model of
     all columns loses when the column is permuted; ``drop_cost``: when refitted without it (the costliest
-    few only, else None); ``name_hint``: the words of its name that suggest an after-contact field.
-    See the module docstring for the rules.
+    few only, else None), ``drop_se`` its standard error; ``name_hint``: the words of its name that suggest an
+    after-contact field. See the module docstring for the rules.
     """
     from engine.data.leads import load_leads, prepare_features
 
@@ -223,6 +232,7 @@ def _skipped(column: str, reason: str, kind: str | None = None) -> dict[str, Any
         "missing_share": None,
         "unique_cost": None,
         "drop_cost": None,
+        "drop_se": None,
         "name_hint": None,
         "flagged": False,
         "check": None,
@@ -317,6 +327,7 @@ def _audit(X: pd.DataFrame, y: np.ndarray, kinds: dict[str, str], *, max_rows: i
                 "missing_share": round(share, 4),
                 "unique_cost": None,
                 "drop_cost": None,
+                "drop_se": None,
                 "name_hint": after_contact_name(str(col)),
                 "flagged": False,
                 "check": None,
@@ -325,16 +336,18 @@ def _audit(X: pd.DataFrame, y: np.ndarray, kinds: dict[str, str], *, max_rows: i
         )
 
     audited = [r["column"] for r in rows if r["auc"] is not None]
-    model_auc = None
+    model_auc, held_out = None, [0, 0]
     if len(audited) >= 2:  # with one column, that column is the whole model: rules 1-4 say all there is
         unique = unique_costs(Xs[audited], ys, seed=seed)
-        model_auc = round(unique["auc"], 4)
+        model_auc, held_out = round(unique["auc"], 4), unique["held_out"]
         for r in rows:
             if r["auc"] is not None:
                 r["unique_cost"] = round(unique["costs"][r["column"]], 4)
                 drop = unique["drop_costs"].get(r["column"])
                 r["drop_cost"] = None if drop is None else round(drop, 4)
-    _flag(rows, model_auc)
+                se = unique["drop_se"].get(r["column"])
+                r["drop_se"] = None if se is None else round(se, 4)
+    _flag(rows, model_auc, held_out)
     rows.sort(key=lambda r: -1.0 if r["auc"] is None else -r["auc"])
     return {
         "columns": rows,
@@ -346,13 +359,16 @@ def _audit(X: pd.DataFrame, y: np.ndarray, kinds: dict[str, str], *, max_rows: i
         "rows": int(n),
         "rows_used": int(len(idx)),
         "model_auc": model_auc,
+        "held_out": held_out,
         "seconds": round(time.perf_counter() - start, 3),
     }
 
 
-def _flag(rows: list[dict[str, Any]], model_auc: float | None = None) -> None:
+def _flag(rows: list[dict[str, Any]], model_auc: float | None = None, held_out: Any = None) -> None:
     """Apply the five rules of the module docstring; each flag gets a one-line reason, each softer sign a
-    ``check`` line."""
+    ``check`` line. ``held_out``: leads of each outcome (not converted, converted) in the third the drop costs
+    are measured on; rule 5 flags firmly only with UNIQUE_HELD_OUT of each (None: enough)."""
+    few = held_out is not None and min(held_out) < UNIQUE_HELD_OUT
     scored = [r for r in rows if r["auc"] is not None]
     for r in scored:
         auc, miss, filled = r["auc"], r["missing_auc"], r["filled_auc"]
@@ -383,6 +399,7 @@ def _flag(rows: list[dict[str, Any]], model_auc: float | None = None) -> None:
                 "sales team fills in after contact"
             )
         unique = _unique(r, others, model_auc)
+        too_few = False
         if unique is not None:
             drop, share, runner_drop, runner_name = unique
             firm_share = UNIQUE_SHARE_NAMED if r["name_hint"] else UNIQUE_SHARE
@@ -394,12 +411,16 @@ def _flag(rows: list[dict[str, Any]], model_auc: float | None = None) -> None:
                 and share >= firm_share
                 and drop >= UNIQUE_RATIO * max(runner_drop, _RATIO_FLOOR)
             ):
-                reasons.append(
-                    f"no other column stands in for it: the model of all columns loses {drop:.3f} ROC-AUC "
-                    f"without it ({share:.0%} of its lift over chance; {model_auc:.3f} with it, "
-                    f"{model_auc - drop:.3f} without), against {runner_drop:.3f} at most without any other "
-                    f"({runner_name!r}); alone {auc:.2f}"
-                )
+                if few:  # the same numbers on too few held-out leads: a sign to check, not a flag
+                    too_few = True
+                else:
+                    se = f" +/- {r['drop_se']:.3f}" if r.get("drop_se") is not None else ""
+                    reasons.append(
+                        f"no other column stands in for it: the model of all columns loses {drop:.3f}{se} ROC-AUC "
+                        f"without it ({share:.0%} of its lift over chance; {model_auc:.3f} with it, "
+                        f"{model_auc - drop:.3f} without), against {runner_drop:.3f} at most without any other "
+                        f"({runner_name!r}); alone {auc:.2f}"
+                    )
         if reasons and r["name_hint"]:
             reasons.append(f"its name suggests it is filled in after contact ({r['name_hint']!r})")
         if reasons:
@@ -415,6 +436,12 @@ def _flag(rows: list[dict[str, Any]], model_auc: float | None = None) -> None:
         ):
             signs.append(
                 f"the model of all columns loses {unique[0]:.3f} ROC-AUC without it ({unique[1]:.0%} of its lift)"
+                + (
+                    f", measured on too few held-out leads to flag it ({min(held_out)} of one outcome; "
+                    f"{UNIQUE_HELD_OUT} needed)"
+                    if too_few
+                    else ""
+                )
             )
         strength = max(auc, miss or 0.0)
         if r["name_hint"] and (strength >= CHECK_NAMED_AUC or (r["drop_cost"] or 0.0) >= CHECK_NAMED_DROP):

@@ -41,16 +41,21 @@ def _summary(name: str, report: dict[str, Any], planted: str | None) -> dict[str
         "planted_auc": leak and leak["auc"],
         "planted_cost": leak and leak["unique_cost"],
         "planted_drop": leak and leak["drop_cost"],
+        "planted_drop_se": leak and leak.get("drop_se"),
         "planted_flagged": bool(leak and leak["flagged"]),
         "top_other": top_other["column"],
         "top_other_cost": top_other["unique_cost"],
         "top_other_drop": top_other["drop_cost"],
+        "top_other_drop_se": top_other.get("drop_se"),
         "top_other_auc": top_other["auc"],
         "best_single_other": best_single["column"],
         "best_single_other_auc": best_single["auc"],
         "seconds": report["seconds"],
         "columns": [
-            {k: c.get(k) for k in ("column", "auc", "unique_cost", "drop_cost", "missing_auc", "flagged", "reason")}
+            {
+                k: c.get(k)
+                for k in ("column", "auc", "unique_cost", "drop_cost", "drop_se", "missing_auc", "flagged", "reason")
+            }
             for c in report["columns"]
         ],
     }
@@ -95,13 +100,15 @@ def _line(r: dict[str, Any]) -> str:
     planted = (
         f"planted {r['planted']} auc {r['planted_auc']:.3f} perm {r['planted_cost']:.3f} "
         f"drop {r['planted_drop'] if r['planted_drop'] is not None else float('nan'):.3f} "
+        f"(se {r['planted_drop_se'] if r['planted_drop_se'] is not None else float('nan'):.3f}) "
         f"{'FLAGGED' if r['planted_flagged'] else 'missed'}; "
         if r["planted"]
         else ""
     )
     return (
         f"{r['table']:<34} model {r['model_auc']:.3f} | {planted}top other {r['top_other']} "
-        f"perm {r['top_other_cost']:.3f} drop {r['top_other_drop'] or 0.0:.3f} (auc {r['top_other_auc']:.3f}); best single other "
+        f"perm {r['top_other_cost']:.3f} drop {r['top_other_drop'] or 0.0:.3f} "
+        f"(se {r['top_other_drop_se'] or 0.0:.3f}; auc {r['top_other_auc']:.3f}); best single other "
         f"{r['best_single_other']} {r['best_single_other_auc']:.3f} | flagged {r['flagged']} "
         f"check {r['check']} | {r['seconds']:.1f} s"
     )
