@@ -345,7 +345,7 @@ st.plotly_chart(fig, width="stretch")
 def _exports(run_id: str, sha: str, explained: int, _scored, filename: str) -> tuple[bytes, bytes]:
     """The downloads (CSV, Excel) of one scored list, rendered once (not on every rerun of the page), and the
     list stored with them."""
-    from engine.scoring import ScoredStore
+    from engine.scored_lists import ScoredStore
 
     csv_bytes = _scored.export_csv()  # formula cells neutralised, whatever the columns' dtypes
     ScoredStore().add(_scored, filename, csv_bytes=csv_bytes)
@@ -367,7 +367,7 @@ if ready:
 else:
     st.caption("The downloads appear when the reasons are ready.")
 
-from engine.scoring import ScoredStore
+from engine.scored_lists import ScoredStore
 
 store = ScoredStore()
 

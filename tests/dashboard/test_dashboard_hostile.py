@@ -598,7 +598,8 @@ def test_the_score_page_skips_and_names_damaged_lists_and_scores_past_a_damaged_
     from support import store_with
 
     from engine.data.demo import demo_leads
-    from engine.scoring import ScoredStore, score_frame
+    from engine.scored_lists import ScoredStore
+    from engine.scoring import score_frame
 
     run = small_stack_run[0]
     root = tmp_path / "workspace"

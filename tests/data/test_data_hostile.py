@@ -572,7 +572,8 @@ SCORED_DAMAGE = {
 
 def stored_lists(small_stack_run, root) -> tuple:
     """A scored-list store with three lists of the session's small stack (20, 21 and 22 leads)."""
-    from engine.scoring import ScoredStore, score_frame
+    from engine.scored_lists import ScoredStore
+    from engine.scoring import score_frame
 
     run = small_stack_run[0]
     store = ScoredStore(root)

@@ -170,7 +170,7 @@ def test_reasons_read_as_points_and_pick_both_directions():
 def test_scored_lists_are_stored_by_content_and_never_overwritten(stack_run, tmp_path):
     import threading
 
-    from engine.scoring import ScoredStore
+    from engine.scored_lists import ScoredStore
 
     run, _ = stack_run
     store = ScoredStore(tmp_path / "scored")

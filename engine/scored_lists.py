@@ -1,0 +1,109 @@
+"""Scored lists kept for later (the Score page's store, the lists outcomes from the CRM are matched to): one folder per
+list under ``<workspace>/scored/<sha256 of its CSV>/`` with ``scored.csv`` and a checked ``meta.json``."""
+
+from __future__ import annotations
+
+from engine.scoring import Scored
+from engine.storage import read_json, write_json
+
+
+def _checked_meta(folder) -> dict:
+    """A stored list's ``meta.json``, with the types the Score page reads checked (pydantic, strict: a ``created``
+    of ``"yesterday"`` or ``rows`` of ``"many"`` is refused, not guessed at) and its ``scored.csv`` present;
+    :class:`engine.storage.CorruptFile` naming the problem otherwise."""
+    from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+    from engine.storage import CorruptFile
+
+    class Meta(BaseModel):
+        model_config = ConfigDict(extra="allow", strict=True)
+        sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+        run_id: str
+        source: str
+        created: float = Field(ge=0, le=253_402_300_799, allow_inf_nan=False)  # a time (up to year 9999)
+        rows: int = Field(ge=0)
+
+    meta_file = folder / "meta.json"
+    try:
+        meta = Meta.model_validate(read_json(meta_file, dict)).model_dump()
+    except ValidationError as exc:
+        wrong = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'meta'}: {e['msg']}" for e in exc.errors()[:4])
+        raise CorruptFile(meta_file, f"meta.json holds wrong values ({wrong})") from None
+    except CorruptFile as exc:
+        raise CorruptFile(meta_file, f"meta.json {exc.problem}") from None
+    if meta["sha256"] != folder.name:
+        raise CorruptFile(meta_file, "meta.json names another list (its sha256 is not the folder's name)")
+    if not (folder / "scored.csv").is_file():
+        raise CorruptFile(folder / "scored.csv", "scored.csv, the list itself, is missing")
+    return meta
+
+
+class ScoredStore:
+    """Scored files under ``<workspace>/scored/<sha256 of the CSV>/``: ``scored.csv`` (the export, as
+    downloaded) and ``meta.json`` (run id, time, source file, rows, tiers, report). Content-addressed: the
+    same list stored twice is one entry, a different list never replaces another."""
+
+    def __init__(self, root=None):
+        from pathlib import Path
+
+        from engine.config import workspace
+
+        self.root = Path(root) if root is not None else workspace() / "scored"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.problems: dict[str, str] = {}
+
+    def add(self, scored: Scored, source: str, csv_bytes: bytes | None = None) -> dict:
+        """Store a scored list; ``csv_bytes`` is its export as already rendered (``Scored.export_csv``),
+        so a caller that offers the download does not render it twice."""
+        import hashlib
+        import time
+
+        from engine.storage import locked, write_bytes
+
+        data = csv_bytes if csv_bytes is not None else scored.export_csv()
+        sha = hashlib.sha256(data).hexdigest()
+        folder = self.root / sha
+        with locked(folder / "meta.json"):
+            if not (folder / "meta.json").exists():
+                write_bytes(folder / "scored.csv", data)
+                meta = {
+                    "sha256": sha,
+                    "run_id": scored.run_id,
+                    "approach": scored.approach,
+                    "source": str(source),
+                    "created": time.time(),
+                    **{k: v for k, v in scored.summary.items() if k != "run_id"},
+                }
+                write_json(folder / "meta.json", meta)
+        return read_json(folder / "meta.json", dict)
+
+    def list(self) -> list[dict]:
+        """Stored lists, newest first, each checked on read (:func:`_checked_meta`): one whose ``meta.json`` is
+        damaged or holds wrong types, or whose ``scored.csv`` is missing, is skipped and named in
+        :attr:`problems` (``{folder name: what is wrong}``, as of this call)."""
+        from engine.storage import CorruptFile
+
+        found, self.problems = [], {}
+        for folder in self.root.iterdir():
+            if not folder.is_dir() or not (folder / "meta.json").exists():
+                continue  # a lock file, or a list being written
+            try:
+                found.append(_checked_meta(folder))
+            except CorruptFile as exc:
+                self.problems[folder.name] = exc.problem
+        return sorted(found, key=lambda m: m["created"], reverse=True)
+
+    def path(self, sha: str):
+        import re
+
+        if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha):
+            raise KeyError(f"No scored list {str(sha)[:80]!r}")
+        f = self.root / sha / "scored.csv"
+        if not f.exists():
+            raise KeyError(f"No scored list {sha[:12]}")
+        return f
+
+    def delete(self, sha: str) -> None:
+        import shutil
+
+        shutil.rmtree(self.path(sha).parent)
