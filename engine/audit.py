@@ -47,6 +47,11 @@ A column is flagged as a likely post-outcome field when any of these holds (cons
    0.77-0.78, which stand in for each other and lose about nothing when dropped). It complements rules 1-4:
    on X Education, Tags loses 0.039 (8 % of the lift) and Lead Quality, once Tags is gone, 0.014, while the
    clean Total Time Spent on Website loses 0.023 there (0.050, 12 %, under the default policy).
+6. **A group of after-contact fields** (rule 6): fields named like after-contact ones that no rule flagged
+   and that stand in for each other (a call's duration and its status) each lose the model little when
+   dropped alone; dropped together they are measured as one, against rule 5's tests, and each member with
+   its own ``auc`` of 0.65 is flagged, the others listed to check. On the browser walk's bank export the
+   duration alone lost 0.040 (under 0.04's line, the status standing in) and the pair 0.084 +/- 0.023.
 
 Dates stored as text are read as days (after the creation date when one column is named like it), and a
 column's name is checked for the words of fields a CRM fills in after contact (duration or length of a
@@ -77,7 +82,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.audit_model import after_contact_name, date_days, unique_costs
+from engine.audit_model import after_contact_name, date_days, group_cost, unique_costs
 from engine.data.leads import LeadDataError
 
 __all__ = [
@@ -348,6 +353,9 @@ def _audit(X: pd.DataFrame, y: np.ndarray, kinds: dict[str, str], *, max_rows: i
                 se = unique["drop_se"].get(r["column"])
                 r["drop_se"] = None if se is None else round(se, 4)
     _flag(rows, model_auc, held_out)
+    named = [r["column"] for r in rows if r["auc"] is not None and r["name_hint"] and not r["flagged"]]
+    if len(named) >= 2 and model_auc is not None and min(held_out) >= UNIQUE_HELD_OUT:
+        _flag_group(rows, model_auc, named, *group_cost(Xs[audited], ys, named, seed=seed)[1:])
     rows.sort(key=lambda r: -1.0 if r["auc"] is None else -r["auc"])
     return {
         "columns": rows,
@@ -448,6 +456,42 @@ def _flag(rows: list[dict[str, Any]], model_auc: float | None = None, held_out: 
             signs.append(f"its name suggests it is filled in after contact ({r['name_hint']!r})")
         if signs:
             r["check"] = "; ".join(signs) + f"; alone ROC-AUC {auc:.2f}"
+
+
+def _flag_group(rows: list[dict[str, Any]], model_auc: float, members: list[str], cost: float, se: float) -> None:
+    """Rule 6: fields named like after-contact ones, none flagged by rules 1-5, that stand in for each other (a
+    call's duration and its status) each cost little when dropped alone, so rule 5 misses them. Dropped together
+    they are measured as one: when the group passes rule 5's tests, each member strong on its own (ROC-AUC
+    UNIQUE_RULE_AUC) is flagged and the others are listed to check. The names only pick the group; the evidence is
+    what the model loses without it and each member's own strength."""
+    scored = [r for r in rows if r["auc"] is not None]
+    outside = [r["drop_cost"] for r in scored if r["column"] not in members and r.get("drop_cost") is not None]
+    runner = max([0.0, *outside])
+    share = cost / (model_auc - 0.5) if model_auc > 0.5 else 0.0
+    if not (
+        cost >= UNIQUE_MIN
+        and share >= UNIQUE_SHARE_NAMED
+        and model_auc - cost >= UNIQUE_REST_AUC
+        and cost >= UNIQUE_RATIO * max(runner, _RATIO_FLOOR)
+    ):
+        return
+    for r in scored:
+        if r["column"] not in members:
+            continue
+        others = ", ".join(repr(c) for c in members if c != r["column"])
+        said = (
+            f"with the other fields named like after-contact ones ({others}) it carries what no other column does: "
+            f"the model of all columns loses {cost:.3f} +/- {se:.3f} ROC-AUC without them ({share:.0%} of its "
+            f"lift), against {runner:.3f} at most without any other column"
+        )
+        if r["auc"] >= UNIQUE_RULE_AUC:
+            r["flagged"], r["check"] = True, None
+            r["reason"] = (
+                f"likely filled in after the outcome: {said}; alone {r['auc']:.2f}; its name suggests it is filled "
+                f"in after contact ({r['name_hint']!r})"
+            )
+        else:
+            r["check"] = said.replace(" it carries ", " it may carry ", 1) + f"; alone ROC-AUC {r['auc']:.2f}"
 
 
 def _unique(r: dict[str, Any], others: list[dict[str, Any]], model_auc: float | None):

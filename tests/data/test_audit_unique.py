@@ -151,3 +151,24 @@ def test_cli_prints_unique_costs_and_the_columns_to_check(tmp_path, capsys):
     report = json.loads(out.read_text())
     assert report["flagged"] == ["duration"] and report["check"] == ["contact_score"]
     assert report["model_auc"] > 0.8
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+def test_two_after_call_fields_that_stand_in_for_each_other_are_caught_as_a_group(seed):
+    """A call's duration and its status each carry the outcome; dropped alone, each costs the model little because
+    the other stands in (the browser walk's export: duration alone cost 0.040, under rule 5). Dropped together
+    they are measured as one: the strong one is flagged, the weaker listed to check."""
+    from engine.data.leak_tables import leak_table
+
+    table = leak_table("bank", n=3000, rate=0.11, leak="numeric", strength=0.81, seed=seed)
+    y = table.pop("converted").to_numpy()
+    rng = np.random.default_rng(seed + 4)
+    done = rng.random(len(y)) < np.where(y == 1, 0.85, 0.6)
+    table["call_status"] = np.where(done, "completed", np.where(rng.random(len(y)) < 0.5, "no answer", "voicemail"))
+    report = audit_frame(table, y)
+    assert "duration" in report["flagged"], report["check"]
+    reason = next(c["reason"] for c in report["columns"] if c["column"] == "duration")
+    if seed == 7:  # the walk's export: dropped alone duration cost 0.040, under rule 5; as a group it is caught
+        assert "with the other fields named like after-contact ones ('call_status')" in reason
+    assert "call_status" in report["flagged"] + report["check"]
+    assert not set(report["flagged"]) - {"duration", "call_status"}
