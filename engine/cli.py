@@ -319,7 +319,8 @@ def cmd_score(args) -> int:
     refuse_clashes(
         ("--data", data, "the file being scored"), ("--out", out_path, "the ranked list"), ("--report", report_path, "")
     )
-    run, model = run_and_model(RunStore(), args.run, data)
+    notes: list[str] = []
+    run, model = run_and_model(RunStore(), args.run, data, notes)
     _check_kind(run, data)
     try:
         raw = read_rows(run, data, filename=data.name)
@@ -333,7 +334,7 @@ def cmd_score(args) -> int:
     explain = args.explain if args.explain is not None else explain_budget(run.spec.get("approach", ""))
     scored = score_frame(run, raw, model=model, explain=explain, progress=progress, source=data.name)
     report = {"run_id": run.id, "source": str(data), **scored.summary}
-    for line in scored.report.messages():
+    for line in [*notes, *scored.report.messages()]:
         print(f"note: {line}", file=sys.stderr)
     if scored.metrics:
         m = scored.metrics

@@ -15,27 +15,28 @@ def _first_line(text: str) -> str:
     return first_line(text)
 
 
-def run_and_model(store, run_id: str | None, data: Path):
+def run_and_model(store, run_id: str | None, data: Path, notes: list[str] | None = None):
     """The run ``score`` uses and its loaded model. ``None`` (no ``--run``): the live run of the file's kind when one
     is set, else the newest that loads (said on stderr); ``live``: the live run, an error when none is set;
     ``latest``: the newest run of the file's kind whose model loads (damaged ones are skipped and named on stderr);
-    anything else must be a stored run id. A live run that no longer loads is an error naming it."""
+    anything else must be a stored run id. A live run that no longer loads is an error naming it. Which run was
+    taken and why is added to ``notes`` (said once scoring went well, so that an error stays one line)."""
+    notes = [] if notes is None else notes
     kind = input_kind_of(data)
     if run_id in (None, "live"):
         live = LiveStore.beside(store)
         found = live.live_run(store, kind)
         if found is not None:
             run = found[0]
-            print(f"scoring with the live {kind} run {run.id} (version {found[1]['version']})", file=sys.stderr)
+            notes.append(f"scored with the live {kind} run {run.id} (version {found[1]['version']})")
             return run, _load_live(run, kind)
         if run_id == "live":
             raise ValueError(
                 f"no live {kind} run is set. Fix: `python -m engine deploy RUN_ID` (`python -m engine runs` lists "
                 "them), or score with --run latest."
             )
-        print(f"no live {kind} run is set: scoring with the newest {kind} run that loads", file=sys.stderr)
-        run_id = "latest"
-    if run_id != "latest":
+        run_id = "newest"
+    if run_id not in ("latest", "newest"):
         run = store.get(run_id)  # KeyError for anything but one of the store's own run ids: nothing is read
         return run, run.load_approach()
     found = store.latest_loadable(input_kind=kind)
@@ -46,6 +47,8 @@ def run_and_model(store, run_id: str | None, data: Path):
             f"{data.name} holds {kind}, and no stored {kind} run loads. Fix: train one with "
             f"`python -m engine train {kind}` first, or pass --run RUN_ID (`python -m engine runs`)."
         )
+    if run_id == "newest":  # the default, while no run is deployed: today's behaviour, said
+        notes.append(f"no live {kind} run is set: scored with the newest {kind} run that loads, {found[0].id}")
     return found
 
 

@@ -29,7 +29,7 @@ def test_score_uses_the_live_run_not_the_newest(two_runs, capsys):
     assert f"live leads run (version 1): {OLD}" in capsys.readouterr().out
     assert main(["score", "--data", str(data), "--out", str(data.with_name("b.csv"))]) == 0
     captured = capsys.readouterr()
-    assert f"live leads run {OLD} (version 1)" in captured.err and f"with run {OLD}" in captured.out
+    assert f"scored with the live leads run {OLD} (version 1)" in captured.err and f"with run {OLD}" in captured.out
     assert main(["score", "--run", "latest", "--data", str(data), "--out", str(data.with_name("c.csv"))]) == 0
     assert f"with run {NEW}" in capsys.readouterr().out
 
@@ -77,7 +77,7 @@ def test_a_live_run_that_no_longer_loads_is_an_error_not_a_fall_back(two_runs, c
     assert main(["score", "--data", str(data)]) == 2
     err = capsys.readouterr().err
     assert f"the live leads run {OLD} cannot be used" in err and "deploy --rollback" in err
-    assert len(err.strip().splitlines()) == 2  # the "scoring with the live run" note, then the error
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_a_damaged_live_file_is_refused_by_score_and_live(two_runs, capsys):
