@@ -7,11 +7,14 @@ Endpoints (JSON):
 * ``GET /models`` — the complete runs, newest first (id, approach, input kind, dataset, ROC-AUC), and
   ``skipped``: ``[{"run_id", "problem"}]`` for the damaged run folders that are left out.
 * ``POST /predict/lead`` — body ``{"leads": {...} | [{...}, ...], "run_id": optional, "explain": false}``.
-  Uses ``run_id`` or the newest lead run whose model loads. Fields are the lead table's columns; values are
+  Uses ``run_id``, else the live lead run (:mod:`engine.live`; 503 naming it when it no longer loads), else the
+  newest lead run whose model loads. Fields are the lead table's columns; values are
   text, numbers, true/false or null; missing fields are treated as missing values, unknown ones are listed
   in ``ignored_fields``.
 * ``POST /predict/transcript`` — body ``{"transcripts": {"transcript": "...", "metadata": {...}} | [...] | "text",
-  "run_id": optional, "explain": false}``. Uses ``run_id`` or the newest transcript run whose model loads.
+  "run_id": optional, "explain": false}``. Uses ``run_id``, else the live transcript run, else the newest that loads.
+* ``GET /live`` — the live run of each input kind with its ``version``. Every prediction answer carries the
+  ``run_id`` it used and ``version``: the live version when that run is the live one, else null.
 
 Each prediction: ``probability`` (of conversion), ``score`` (1-99), ``label`` (1 when probability >= 0.5: runs
 store no threshold of their own; the board's threshold tools are for choosing one), ``tier`` (A-D: the quarter of
@@ -68,6 +71,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engine.api_body import Guard, StrictJSONResponse, invalid, message_body, parse_body
+from engine.api_catalog import Catalog
 from engine.api_hosts import is_loopback
 
 API_KEY_ENV = "CLAB_API_KEY"
@@ -210,6 +214,7 @@ class Prediction(BaseModel):
 
 class PredictionResponse(BaseModel):
     run_id: str
+    version: int | None = Field(None, description="the live version when the run is the live one, else null")
     approach: str
     threshold: float
     predictions: list[Prediction]
@@ -394,78 +399,6 @@ class _ModelCache:
         return self.entry(run).model
 
 
-class _Catalog:
-    """What the service knows of the store, re-read when the runs folder changes: the usable runs with
-    their spec and metrics (read once: runs do not change after they complete), the skipped broken ones,
-    and per input kind the newest run whose model loads."""
-
-    def __init__(self, store, cache: _ModelCache, refresh_seconds: float = REFRESH_SECONDS):
-        self.store, self.cache, self.refresh_seconds = store, cache, refresh_seconds
-        self._lock = threading.Lock()
-        self._signature: tuple | None = None
-        self._checked = -math.inf
-        self.runs: dict[str, Any] = {}
-        self.metrics: dict[str, dict] = {}
-        self.skipped: list[dict[str, str]] = []
-        self._latest: dict[str, str | None] = {}
-
-    def _folder_signature(self) -> tuple:
-        from engine.runs import RUN_ID_PATTERN
-
-        out = []
-        with os.scandir(self.store.root) as entries:
-            for e in entries:
-                if not RUN_ID_PATTERN.match(e.name):
-                    continue
-                stamps = []
-                for name in ("", "spec.json", "metrics.json"):
-                    try:
-                        stamps.append(os.stat(os.path.join(e.path, name)).st_mtime_ns)
-                    except OSError:
-                        stamps.append(None)
-                out.append((e.name, *stamps))
-        return tuple(sorted(out))
-
-    def refresh(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._checked < self.refresh_seconds:
-            return
-        with self._lock:
-            if not force and now - self._checked < self.refresh_seconds:
-                return
-            signature = self._folder_signature()
-            if force or signature != self._signature:
-                runs = self.store.list_runs()
-                self.runs = {run.id: run for run in runs}
-                self.metrics = {run.id: run.metrics for run in runs}
-                self._latest = {}
-                self._signature = signature
-                self._update_skipped()
-            self._checked = time.monotonic()
-
-    def _update_skipped(self) -> None:
-        self.skipped = [{"run_id": k, "problem": v} for k, v in sorted(self.store.problems.items(), reverse=True)]
-
-    def latest(self, input_kind: str):
-        """``(run, _Loaded)`` of the newest run of ``input_kind`` whose model loads, or None."""
-        self.refresh()
-        for _ in range(2):
-            with self._lock:
-                if input_kind not in self._latest:
-                    found = self.store.latest_loadable(loader=self.cache.entry, input_kind=input_kind)
-                    self._latest[input_kind] = found[0].id if found else None
-                    self._update_skipped()
-                run_id = self._latest[input_kind]
-            if run_id is None:
-                return None
-            run = self.runs.get(run_id)
-            try:
-                return run, self.cache.entry(run)
-            except Exception:  # noqa: BLE001 - damaged or removed since: look again
-                self.refresh(force=True)
-        return None
-
-
 async def _watching(request: Request, work, body) -> Response:
     """``work(body, stop)`` in the thread pool; for an explained request, ``stop`` (a threading.Event) is set
     as soon as the client disconnects, so the explanations stop instead of running on for nobody."""
@@ -518,11 +451,13 @@ def create_app(
     ``serialize_scoring`` scores one batch at a time per model (a lock per model):
     on few cores that keeps the tail latency low under many concurrent clients. ``local_only`` (a loopback
     server): while no API key is set, requests whose Host is not loopback get 400 (DNS rebinding)."""
+    from engine.live import LiveFileProblem, LiveRunUnusable, LiveStore
     from engine.runs import BrokenRun, RunStore
 
     store = store or RunStore()
+    live = LiveStore.beside(store)
     cache = _ModelCache(max_models)
-    catalog = _Catalog(store, cache, refresh_seconds)
+    catalog = Catalog(store, cache, refresh_seconds)
     api = FastAPI(
         title="Conversion Lab scoring API",
         version="1",
@@ -555,8 +490,26 @@ def create_app(
             headers=getattr(exc, "headers", None),
         )
 
+    def live_entry(input_kind: str) -> dict | None:
+        try:
+            return live.live(input_kind)
+        except LiveFileProblem as exc:
+            raise HTTPException(503, detail={"message": str(exc)}) from None
+
     def pick_run(run_id: str | None, input_kind: str):
-        """``(run, _Loaded)`` for ``run_id`` or the newest loadable run of ``input_kind``."""
+        """``(run, _Loaded, live version or None)`` for ``run_id``, else the live run of ``input_kind`` (503 when it
+        no longer loads: never another run instead), else the newest loadable one."""
+        entry = live_entry(input_kind) if not run_id else None
+        if entry is not None:
+            catalog.refresh()
+            try:
+                run = catalog.runs.get(entry["run_id"]) or live.live_run(store, input_kind)[0]
+                return run, cache.entry(run), entry["version"]
+            except BrokenRun as exc:
+                message = str(LiveRunUnusable(input_kind, entry["run_id"], exc.problem))
+                raise HTTPException(503, detail={"message": message}) from None
+            except LiveRunUnusable as exc:
+                raise HTTPException(503, detail={"message": str(exc)}) from None
         if not run_id:
             found = catalog.latest(input_kind)
             if found is None:
@@ -567,7 +520,7 @@ def create_app(
                         f"with `python -m engine train {input_kind}`."
                     },
                 )
-            return found
+            return (*found, None)
         catalog.refresh()
         run = catalog.runs.get(run_id)
         if run is None:  # not a usable finished run: let the store say why (and check the id)
@@ -595,7 +548,11 @@ def create_app(
                 },
             )
         try:
-            return run, cache.entry(run)
+            entry = live.live(input_kind)
+        except LiveFileProblem:  # the run was named: a damaged live file only means its version is unknown
+            entry = None
+        try:
+            return run, cache.entry(run), entry["version"] if entry and entry["run_id"] == run.id else None
         except BrokenRun as exc:
             raise HTTPException(
                 409,
@@ -603,7 +560,13 @@ def create_app(
             ) from None
 
     def respond(
-        run, loaded: _Loaded, X: pd.DataFrame, explain: bool, ignored: list[str] | None = None, stop=None
+        run,
+        loaded: _Loaded,
+        X: pd.DataFrame,
+        explain: bool,
+        ignored: list[str] | None = None,
+        stop=None,
+        version: int | None = None,
     ) -> Response:
         """Scores through :func:`engine.scoring.predict_rows`: the CLI's and the dashboard's numbers. With
         ``explain``, rows are explained one by one until ``explain_seconds`` have passed (the rest keep their
@@ -654,6 +617,7 @@ def create_app(
                 p.setdefault("reasons_against", None)
         payload = {
             "run_id": run.id,
+            "version": version,
             "approach": run.spec.get("approach", ""),
             "threshold": threshold,
             "predictions": predictions,
@@ -708,6 +672,15 @@ def create_app(
             )
         return {"models": out, "skipped": list(catalog.skipped)}
 
+    @api.get("/live")
+    def live_runs() -> dict:
+        """The live run of each input kind (``run_id``, ``version``, ``time``, ``by``, ``note``) and the version."""
+        try:
+            state = live.state()
+        except LiveFileProblem as exc:
+            raise HTTPException(503, detail={"message": str(exc)}) from None
+        return {"version": state["version"], "live": state["live"]}
+
     def score_transcripts(body: TranscriptRequest, stop=None) -> Response:
         items = body.transcripts
         check_batch(len(items), body.explain, MAX_EXPLAIN_TRANSCRIPTS, "transcripts")
@@ -720,7 +693,7 @@ def create_app(
                         f"the limit is {max_transcript_chars:,}."
                     },
                 )
-        run, loaded = pick_run(body.run_id, "transcripts")
+        run, loaded, version = pick_run(body.run_id, "transcripts")
         from engine.data.transcripts import TranscriptDataError, load_transcripts
 
         try:
@@ -729,14 +702,14 @@ def create_app(
             )
         except TranscriptDataError as exc:
             raise HTTPException(422, detail={"message": str(exc)}) from None
-        return respond(run, loaded, table.X, body.explain, stop=stop)
+        return respond(run, loaded, table.X, body.explain, stop=stop, version=version)
 
     def score_leads(body: LeadRequest, stop=None) -> Response:
         leads = body.leads
         check_batch(len(leads), body.explain, MAX_EXPLAIN_LEADS, "leads")
-        run, loaded = pick_run(body.run_id, "leads")
+        run, loaded, version = pick_run(body.run_id, "leads")
         X, ignored = _lead_frame(leads, run.spec)
-        return respond(run, loaded, X, body.explain, ignored, stop=stop)
+        return respond(run, loaded, X, body.explain, ignored, stop=stop, version=version)
 
     @api.post(
         "/predict/transcript", response_model=PredictionResponse, openapi_extra=_body_schema(api, TranscriptRequest)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m engine train | bench | score | serve | runs | prepare-models | demo``."""
+"""Command line: ``python -m engine train | bench | score | deploy | live | serve | runs | prepare-models | demo``."""
 
 from __future__ import annotations
 
@@ -288,24 +288,6 @@ def _check_kind(run, data: Path) -> None:
         )
 
 
-def _run_and_model(store, run_id: str, data: Path):
-    """The run to score with and its loaded model: ``latest`` is the newest run of the input's kind whose
-    model loads (damaged ones are skipped and named on stderr); any other value must be a stored run id."""
-    if run_id != "latest":
-        run = store.get(run_id)  # KeyError for anything but one of the store's own run ids: nothing is read
-        return run, run.load_approach()
-    kind = input_kind_of(data)
-    found = store.latest_loadable(input_kind=kind)
-    for skipped, problem in sorted(store.problems.items(), reverse=True):
-        print(f"skipped run {skipped}: {first_line(problem)}", file=sys.stderr)
-    if found is None:
-        raise ValueError(
-            f"{data.name} holds {kind}, and no stored {kind} run loads. Fix: train one with "
-            f"`python -m engine train {kind}` first, or pass --run RUN_ID (`python -m engine runs`)."
-        )
-    return found
-
-
 def _explain_arg(text: str):
     if text == "all":
         return "all"
@@ -322,6 +304,7 @@ def cmd_score(args) -> int:
     """Score a file with a run through :mod:`engine.scoring` (the Score page's and the API's path): the
     file's own columns, then rank, probability, score, tier and reasons, ranked; the validation report and,
     for lead runs, the shift check on stderr and in the JSON report."""
+    from engine.cli_live import run_and_model
     from engine.runs import RunStore
     from engine.scoring import explain_budget, read_rows, score_frame, shift_check
     from engine.storage import write_json
@@ -336,7 +319,8 @@ def cmd_score(args) -> int:
     refuse_clashes(
         ("--data", data, "the file being scored"), ("--out", out_path, "the ranked list"), ("--report", report_path, "")
     )
-    run, model = _run_and_model(RunStore(), args.run, data)
+    notes: list[str] = []
+    run, model = run_and_model(RunStore(), args.run, data, notes)
     _check_kind(run, data)
     try:
         raw = read_rows(run, data, filename=data.name)
@@ -350,7 +334,7 @@ def cmd_score(args) -> int:
     explain = args.explain if args.explain is not None else explain_budget(run.spec.get("approach", ""))
     scored = score_frame(run, raw, model=model, explain=explain, progress=progress, source=data.name)
     report = {"run_id": run.id, "source": str(data), **scored.summary}
-    for line in scored.report.messages():
+    for line in [*notes, *scored.report.messages()]:
         print(f"note: {line}", file=sys.stderr)
     if scored.metrics:
         m = scored.metrics
@@ -656,10 +640,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--run",
-        default="latest",
-        help="a run id from `python -m engine runs`, or latest (default): the newest run of the file's "
-        "kind whose model loads (transcripts for .json/.jsonl/.ndjson or a CSV with a transcript "
-        "column, leads otherwise)",
+        default=None,
+        help="live (default: the live run of the file's kind, see `python -m engine live`; the newest when none "
+        "is set), latest: the newest run of the file's kind whose model loads (transcripts for .json/.jsonl/"
+        ".ndjson or a CSV with a transcript column, leads otherwise), or a run id from `python -m engine runs`",
     )
     p.add_argument("--data", required=True, help="file to score: lead table (CSV, Excel, Parquet) or transcripts")
     p.add_argument(
@@ -754,6 +738,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve beyond loopback without CLAB_API_KEY (every path open to the network; prints a warning)",
     )
 
+    from engine.cli_live import add_commands
+
+    add_commands(sub, _command)
     _command(sub, "prepare-models", cmd_prepare_models, help="convert and cache the offline models (idempotent)")
 
     _command(sub, "demo", cmd_demo, help="train the stack on the demo leads and print its board")

@@ -155,6 +155,54 @@ with st.popover(
         )
 
 
+def make_live(run_id: str) -> None:
+    """Deploy ``run_id`` (engine.live), as ``python -m engine deploy`` does; the outcome is shown on the next run."""
+    from engine.live import LiveStore, deployable
+
+    store = state.run_store()
+    try:
+        entry = LiveStore.beside(store).deploy(deployable(store, run_id), note=st.session_state.get("board_live_note"))
+    except (ValueError, KeyError) as exc:  # damaged run or live files: the message names it and the fix
+        st.session_state["board_live_outcome"] = ("error", str(exc.args[0] if isinstance(exc, KeyError) else exc))
+    else:
+        st.session_state["board_live_outcome"] = ("success", f"{labels[run_id]} is live (version {entry['version']}).")
+
+
+live_kind = group[0].spec.get("input_kind", "leads")
+try:
+    from engine.live import LiveStore
+
+    live_now = LiveStore.beside(state.run_store()).live(live_kind)
+    live_problem = None
+except ValueError as exc:  # a damaged live.json: named, never a crash
+    live_now, live_problem = None, str(exc)
+live_id = live_now["run_id"] if live_now else None
+with st.popover(
+    "Make live",
+    icon=":material/rocket_launch:",
+    help="Choose the run that the API, `score` and the Score page use for "
+    f"{live_kind}. Training a new run never changes it.",
+):
+    if live_problem:
+        st.error(live_problem)
+    live_run_id = st.selectbox(
+        "Run",
+        [r.id for r in group],
+        format_func=lambda i: labels[i] + (" · live" if i == live_id else ""),
+        key="board_live_run",
+    )
+    if live_run_id == live_id:
+        st.caption(f"{labels[live_run_id]} is already the live {live_kind} run (version {live_now['version']}).")
+    else:
+        now = all_labels.get(live_id, live_id) if live_id else f"the newest {live_kind} run that loads"
+        st.markdown(f"The API, `score` and the Score page will use **{md(labels[live_run_id])}** instead of {md(now)}.")
+        st.text_input("Note (why; kept in the history)", key="board_live_note", max_chars=200)
+        st.button("Make live", key="board_make_live", type="primary", on_click=make_live, args=(live_run_id,))
+outcome = st.session_state.pop("board_live_outcome", None)
+if outcome:
+    getattr(st, outcome[0])(outcome[1])
+
+
 def export_csv(table: pd.DataFrame) -> bytes:
     """The board as CSV, with every text cell a spreadsheet would run as a formula (a dataset named
     ``=HYPERLINK(...)``) neutralised."""

@@ -51,6 +51,21 @@ def _auc(run) -> float:
 # the best on the board, among the models that use no column the leak finder flagged (its ROC-AUC is the leak's)
 best = max([r for r in kind_runs if not r.spec.get("flagged")] or kind_runs, key=_auc)
 run_names = state.run_labels(kind_runs)  # runs whose names would read alike get the end of their id
+try:  # the live run (python -m engine deploy, or Make live on the board) is the default when one is set
+    from engine.live import LiveStore
+
+    live_entry = LiveStore.beside(state.run_store()).live(kind)
+except ValueError as exc:  # a damaged live.json: named, with the fix; the page still works
+    live_entry = None
+    st.warning(f"The live model cannot be read: {exc}")
+if live_entry and live_entry["run_id"] in run_names:
+    best = next(r for r in kind_runs if r.id == live_entry["run_id"])
+    run_names[best.id] += " · live"
+elif live_entry:
+    st.error(
+        f"The live {kind} run {live_entry['run_id']} cannot be used (deleted or damaged): the API and `score` "
+        "refuse to score until another run is made live (Make live on the Metric board)."
+    )
 ids = [r.id for r in kind_runs]
 chosen_ids = widgets.persistent(
     st.multiselect,
@@ -61,9 +76,9 @@ chosen_ids = widgets.persistent(
     # a run deleted since: the others stay (none left: the best); none chosen stays none
     fix=lambda chosen: [i for i in chosen if i in ids] or (None if chosen else []),
     format_func=lambda i: run_names[i],
-    help="The best model on the metric board is chosen for you (highest ROC-AUC; a model using a column the "
-    "leak finder flagged only when every model does). Choose several to compare "
-    "their rankings of the same file.",
+    help="The live model (the one the API and `score` use; Make live on the Metric board) is chosen for you; "
+    "when none is set, the best on the board (highest ROC-AUC; a model using a column the leak finder flagged "
+    "only when every model does). Choose several to compare their rankings of the same file.",
 )
 if not chosen_ids:
     st.info("Choose at least one model.")

@@ -1,0 +1,94 @@
+"""`deploy`, `deploy --rollback`, `live`, and `score` using the live run (engine/cli_live.py)."""
+
+import pytest
+from support import copy_run
+
+from engine.cli import main
+from engine.live import LiveStore
+
+OLD, NEW = "20260101T120000-stacking-aaaaaa", "20260102T120000-stacking-bbbbbb"
+
+
+@pytest.fixture
+def two_runs(workspace, small_stack_run, tmp_path):
+    """A workspace with two copies of the small stack run, and a lead file to score."""
+    run, leads = small_stack_run
+    for run_id in (OLD, NEW):
+        copy_run(run.path, workspace / "runs", run_id)
+    data = tmp_path / "leads.csv"
+    leads.head(20).drop(columns=["Converted"], errors="ignore").to_csv(data, index=False)
+    return workspace, data
+
+
+def test_score_uses_the_live_run_not_the_newest(two_runs, capsys):
+    workspace, data = two_runs
+    assert main(["score", "--data", str(data), "--out", str(data.with_name("a.csv"))]) == 0
+    captured = capsys.readouterr()
+    assert "no live leads run is set" in captured.err and f"with run {NEW}" in captured.out
+    assert main(["deploy", OLD, "--note", "the one reps trust"]) == 0
+    assert f"live leads run (version 1): {OLD}" in capsys.readouterr().out
+    assert main(["score", "--data", str(data), "--out", str(data.with_name("b.csv"))]) == 0
+    captured = capsys.readouterr()
+    assert f"scored with the live leads run {OLD} (version 1)" in captured.err and f"with run {OLD}" in captured.out
+    assert main(["score", "--run", "latest", "--data", str(data), "--out", str(data.with_name("c.csv"))]) == 0
+    assert f"with run {NEW}" in capsys.readouterr().out
+
+
+def test_deploy_rollback_and_live_listing(two_runs, capsys):
+    workspace, _ = two_runs
+    assert main(["deploy", "--rollback"]) == 2
+    assert "nothing to roll back" in capsys.readouterr().err
+    assert main(["deploy", OLD]) == 0 and main(["deploy", NEW, "--kind", "leads"]) == 0
+    assert f"instead of {OLD}" in capsys.readouterr().out
+    assert main(["deploy", "--rollback", "--kind", "leads", "--note", "oops"]) == 0
+    assert LiveStore(workspace).live("leads")["run_id"] == OLD
+    capsys.readouterr()
+    assert main(["live"]) == 0
+    out = capsys.readouterr().out
+    assert f"leads: {OLD} (stacking on demo leads), version 3" in out and ": oops" in out
+    assert "transcripts: no live run" in out and "history (3 changes" in out
+    assert "v3 " in out and f"rollback leads {OLD} (was {NEW})" in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["deploy", "../../etc/passwd"], "a run id looks like"),
+        (["deploy", "20300101T000000-stacking-ffffff"], "No run"),
+        (["deploy", OLD, "--kind", "transcripts"], "scores leads, not transcripts"),
+        (["deploy", OLD, "--kind", "pets"], "--kind takes leads or transcripts"),
+        (["deploy"], "deploy needs a RUN_ID"),
+    ],
+)
+def test_hostile_deploys_are_one_line_errors(two_runs, capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (two_runs[0] / "live.json").exists()
+
+
+def test_a_live_run_that_no_longer_loads_is_an_error_not_a_fall_back(two_runs, capsys):
+    workspace, data = two_runs
+    assert main(["deploy", OLD]) == 0
+    for f in (workspace / "runs" / OLD / "model").iterdir():
+        if f.is_file():
+            f.write_bytes(b"garbage")
+    capsys.readouterr()
+    assert main(["score", "--data", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert f"the live leads run {OLD} cannot be used" in err and "deploy --rollback" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_damaged_live_file_is_refused_by_score_and_live(two_runs, capsys):
+    workspace, data = two_runs
+    (workspace / "live.json").write_text("{half")
+    assert main(["score", "--data", str(data)]) == 2
+    assert "live.json is not valid JSON" in capsys.readouterr().err
+    assert main(["live"]) == 2
+    assert "Fix: move live.json aside" in capsys.readouterr().err
+    assert main(["score", "--run", "live", "--data", str(data)]) == 2
+    (workspace / "live.json").unlink()
+    capsys.readouterr()
+    assert main(["score", "--run", "live", "--data", str(data)]) == 2
+    assert "no live leads run is set" in capsys.readouterr().err

@@ -1,0 +1,68 @@
+"""Make live on the Metric board, and the Score page choosing the live run (engine/live.py), under AppTest."""
+
+import pytest
+from dashboard_support import PAGES, run_page, texts
+from streamlit.testing.v1 import AppTest
+from support import copy_run
+
+from engine.data.demo import demo_leads
+from engine.live import LiveStore
+
+OLD, NEW = "20260101T120000-stacking-aaaaaa", "20260102T120000-stacking-bbbbbb"
+
+
+@pytest.fixture
+def two_runs(small_stack_run, tmp_path, monkeypatch):
+    run, _ = small_stack_run
+    root = tmp_path / "workspace"
+    for run_id in (OLD, NEW):
+        copy_run(run.path, root / "runs", run_id)
+    (root / "runs" / NEW / "label.json").write_text('{"label": "Friday experiment"}')
+    monkeypatch.setenv("CLAB_WORKSPACE", str(root))
+    return root
+
+
+def test_make_live_on_the_board_says_what_changes_and_deploys(two_runs):
+    at = run_page("board")
+    at.selectbox(key="board_live_run").set_value(NEW).run()
+    said = texts(at.markdown)
+    assert "will use **Friday experiment** instead of the newest leads run that loads" in said
+    at.text_input(key="board_live_note").input("for Monday").run()
+    at.button(key="board_make_live").click().run()
+    assert not at.exception and "Friday experiment is live (version 1)" in texts(at.success)
+    entry = LiveStore(two_runs).live("leads")
+    assert entry["run_id"] == NEW and entry["note"] == "for Monday"
+    at.selectbox(key="board_live_run").set_value(OLD).run()
+    assert "instead of Friday experiment" in texts(at.markdown)
+
+
+def test_the_score_page_defaults_to_the_live_run_and_says_so(two_runs, small_stack_run):
+    from engine.live import deployable
+    from engine.runs import RunStore
+
+    store = RunStore(two_runs / "runs")
+    LiveStore.beside(store).deploy(deployable(store, OLD, load=False))
+    at = AppTest.from_file(str(PAGES / "score.py"), default_timeout=120)
+    new = demo_leads(n=30, seed=31).drop(columns=["Converted"])
+    at.session_state["score_file"] = (new.to_csv(index=False).encode(), "week.csv")
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    models = at.multiselect(key="score_runs")
+    assert models.value == [OLD] and "live" in models.format_func(OLD) and "live" not in models.format_func(NEW)
+
+
+def test_damaged_live_file_and_deleted_live_run_are_named_not_crashes(two_runs):
+    (two_runs / "live.json").write_text("{half")
+    at = run_page("board")
+    assert "live.json is not valid JSON" in texts(at.error)
+    at = AppTest.from_file(str(PAGES / "score.py"), default_timeout=120).run()
+    assert not at.exception and "live.json is not valid JSON" in texts(at.warning)
+    (two_runs / "live.json").unlink()
+    from engine.live import deployable
+    from engine.runs import RunStore
+
+    store = RunStore(two_runs / "runs")
+    LiveStore.beside(store).deploy(deployable(store, OLD, load=False))
+    store.delete(OLD)
+    at = AppTest.from_file(str(PAGES / "score.py"), default_timeout=120).run()
+    assert not at.exception and f"The live leads run {OLD} cannot be used" in texts(at.error)
