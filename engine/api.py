@@ -744,6 +744,11 @@ def check_exposure(host: str, no_auth: bool = False) -> str | None:
     return f"warning: serving on {host} with no API key (--no-auth): /models and /predict/* are open to the network"
 
 
+def create_local_app():
+    """``create_app`` for a loopback server (uvicorn's factory when it starts several workers)."""
+    return create_app(local_only=True)
+
+
 def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, no_auth: bool = False) -> None:
     """Run the API with uvicorn (``python -m engine serve``); ``workers`` > 1 starts that many processes,
     each with its own model cache. Beyond loopback it needs ``CLAB_API_KEY`` unless ``no_auth``
@@ -757,7 +762,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, no_auth: 
     if warning:
         print(warning, file=sys.stderr)
     if workers > 1:
-        factory = "engine.api_hosts:create_local_app" if local else "engine.api:create_app"
+        factory = "engine.api:create_local_app" if local else "engine.api:create_app"
         uvicorn.run(factory, factory=True, host=host, port=port, workers=workers)
     else:
         uvicorn.run(create_app(local_only=local), host=host, port=port)

@@ -35,10 +35,3 @@ def host_name(header: str) -> str:
 def is_loopback_host(header: object) -> bool:
     """Whether a ``Host`` header value names loopback (``localhost``, ``127.x.x.x``, ``[::1]``, any port)."""
     return isinstance(header, str) and 0 < len(header) <= 300 and is_loopback(host_name(header))
-
-
-def create_local_app():
-    """``create_app`` for a loopback server (uvicorn's factory when it starts several workers)."""
-    from engine.api import create_app
-
-    return create_app(local_only=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from engine.approaches.base import approach_names
 from engine.cli_paths import input_kind_of, readable_data, refuse_clashes, writable_out
-from engine.cli_values import missing_value_flag, number, parse_value, whole
+from engine.cli_values import first_line, missing_value_flag, number, parse_value, whole
 from engine.config import REPO_ROOT
 
 DEMO_LEADS = REPO_ROOT / "data" / "demo_leads_synthetic.csv"
@@ -745,15 +745,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     _command(sub, "demo", cmd_demo, help="train the stack on the demo leads and print its board")
     return parser
-
-
-def first_line(problem: str) -> str:
-    """The first line of a reason (a native library's message can go on with a backtrace), brackets closed."""
-    lines = str(problem).strip().splitlines() or [""]
-    line = lines[0].rstrip()
-    if len(lines) > 1:
-        line += " ..." + ")" * max(line.count("(") - line.count(")"), 0)
-    return line
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ from engine.live import KINDS, LiveStore, deployable
 
 
 def _first_line(text: str) -> str:
-    from engine.cli import first_line
+    from engine.cli_values import first_line
 
     return first_line(text)
 

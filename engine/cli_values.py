@@ -59,3 +59,12 @@ def missing_value_flag(text: str) -> tuple[str, float]:
             "e.g. --missing-value TotalVisits=999"
         )
     return column.strip(), value
+
+
+def first_line(problem: str) -> str:
+    """The first line of a reason (a native library's message can go on with a backtrace), brackets closed."""
+    lines = str(problem).strip().splitlines() or [""]
+    line = lines[0].rstrip()
+    if len(lines) > 1:
+        line += " ..." + ")" * max(line.count("(") - line.count(")"), 0)
+    return line

@@ -40,6 +40,13 @@ import numpy as np
 import pandas as pd
 
 from engine.approaches.base import Approach, contribution_frame
+from engine.approaches.lora_presets import (  # noqa: F401 - re-exported: callers import them from here
+    BF16_CPU_PRESET,
+    CPU_PRESET,
+    cpu_preset,
+    cpu_supports_bf16,
+    resolve_dtype,
+)
 from engine.callbacks import CallbackList, Progress, TrainingCancelled
 from engine.data.text import fields_to_text, format_value, row_fields
 from engine.storage import jsonable, write_json
@@ -81,42 +88,6 @@ def resolve_device(device: str = "auto"):
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was asked for but CUDA is not available here; use device='auto' or 'cpu'.")
     return dev
-
-
-def cpu_supports_bf16() -> bool:
-    """True when the CPU has native bf16 arithmetic (AVX512-BF16 or AMX); emulated bf16 is slower than fp32."""
-    import torch
-
-    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
-        fn = getattr(torch.cpu, probe, None)
-        try:
-            if fn is not None and fn():
-                return True
-        except Exception:  # pragma: no cover - probe not available on this build
-            pass
-    return False
-
-
-def resolve_dtype(precision: str, device):
-    import torch
-
-    names = {
-        "fp32": torch.float32,
-        "float32": torch.float32,
-        "bf16": torch.bfloat16,
-        "bfloat16": torch.bfloat16,
-        "fp16": torch.float16,
-        "float16": torch.float16,
-    }
-    if precision not in (None, "auto"):
-        if precision not in names:
-            raise ValueError(f"precision={precision!r} is not known; use 'auto', 'fp32', 'bf16' or 'fp16'.")
-        return names[precision]
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and cpu_supports_bf16():
-        return torch.bfloat16
-    return torch.float32
 
 
 def load_base(path: str, device, dtype, quantize: str | None = None) -> _BaseEntry:
@@ -303,8 +274,6 @@ class LoraApproach(Approach):
         """``cpu``: the measured CPU settings for this processor (engine.benchmarks.lora.cpu_preset)."""
         if preset != "cpu":
             return super().preset_params(preset, params)
-        from engine.benchmarks.lora import cpu_preset
-
         return cpu_preset(params.get("precision"))
 
     def __init__(

@@ -22,41 +22,13 @@ from typing import Any
 
 import numpy as np
 
-BOARD_KEYS = ["accuracy", "roc_auc", "pr_auc", "f1", "brier"]
-
-#: Settings measured to train within 30 minutes for SmolLM2-135M on 2 CPU cores without native bf16 (fp32; AMD EPYC
-#: with AVX2 only, measured 2026-11-23 on an idle machine, Leads.csv default policy, the full 2,772-row test split):
-#: 4,000 rows -> acc 0.797, ROC-AUC 0.867, fit 28.4 min (3.3 s per step of 8 rows); 2,100 rows -> acc 0.764,
-#: ROC-AUC 0.840, fit 13.2 min (2.8 s a step). A GPU affords more.
-CPU_PRESET: dict[str, Any] = dict(
-    train_rows=4000,
-    epochs=1,
-    batch_size=8,
-    grad_accum=1,
-    learning_rate=3e-3,
-    warmup_ratio=0.1,
-    max_length=160,
-    r=8,
-    lora_alpha=16,
-    top_layers=10,
-    target_modules=("q_proj", "k_proj", "v_proj", "o_proj"),
-    calibration_rows=200,
+from engine.approaches.lora_presets import (  # noqa: F401 - CPU_PRESET, BF16_CPU_PRESET are read from here too
+    BF16_CPU_PRESET,
+    CPU_PRESET,
+    cpu_preset,
 )
-#: On 2 cores with native bf16 arithmetic (AVX512-BF16 or AMX) the same step takes 0.87 s in bf16 (AMD EPYC with
-#: AVX-512, measured 2026-11-29): every training row fits in the 30 minutes, and more epochs with it.
-BF16_CPU_PRESET: dict[str, Any] = {**CPU_PRESET, "train_rows": None, "epochs": 2}
 
-
-def cpu_preset(precision: str | None = "auto") -> dict[str, Any]:
-    """The CPU preset for this processor: :data:`BF16_CPU_PRESET` where the CPU computes in bf16 natively (and
-    ``precision`` lets it), :data:`CPU_PRESET` otherwise."""
-    import torch
-
-    from engine.approaches.lora import cpu_supports_bf16, resolve_dtype
-
-    if resolve_dtype(precision or "auto", torch.device("cpu")) == torch.bfloat16 and cpu_supports_bf16():
-        return dict(BF16_CPU_PRESET)
-    return dict(CPU_PRESET)
+BOARD_KEYS = ["accuracy", "roc_auc", "pr_auc", "f1", "brier"]
 
 
 def _peak_rss_mb() -> float:

@@ -204,6 +204,6 @@ def test_a_loopback_server_without_a_key_answers_only_loopback_hosts(tmp_path, m
     if key:  # as before: no key, no models, whatever the host
         assert TestClient(app, base_url="http://127.0.0.1:8000").get("/models").status_code == 401
     api.serve("127.0.0.1", 8000, workers=2)  # each worker process builds the same loopback-only app
-    assert served[1][0] == "engine.api_hosts:create_local_app" and served[1][1]["factory"]
+    assert served[1][0] == "engine.api:create_local_app" and served[1][1]["factory"]
     api.serve("0.0.0.0", 8000, no_auth=True)  # served beyond loopback: other names are expected
     assert TestClient(served[2][0], base_url="http://lab.example.com").get("/models", headers=auth).status_code == 200
