@@ -312,7 +312,9 @@ def test_target_mapping(values, expected):
     assert load_leads(frame).y.tolist() == expected
 
 
-@pytest.mark.parametrize("name", ["converted", "TARGET", "label", "Won", "outcome", "is_converted"])
+@pytest.mark.parametrize(
+    "name", ["converted", "TARGET", "label", "Won", "outcome", "is_converted", "subscribed", "Purchased", "closed_won"]
+)
 def test_target_found_by_common_name(name):
     frame = pd.DataFrame({"Lead Source": ["a", "b", "c"], name: ["yes", "no", "yes"]})
     table = load_leads(frame)

@@ -14,6 +14,12 @@ TARGET_CANDIDATES = [
     "is_converted",
     "conversion",
     "is converted",
+    "subscribed",  # a subscription or term-deposit campaign's outcome (bank marketing exports)
+    "purchased",
+    "signed_up",
+    "is_won",
+    "closed_won",
+    "deal_won",
     "y",
 ]
 
