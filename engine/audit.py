@@ -355,7 +355,7 @@ def _audit(X: pd.DataFrame, y: np.ndarray, kinds: dict[str, str], *, max_rows: i
     _flag(rows, model_auc, held_out)
     named = [r["column"] for r in rows if r["auc"] is not None and r["name_hint"] and not r["flagged"]]
     if len(named) >= 2 and model_auc is not None and min(held_out) >= UNIQUE_HELD_OUT:
-        _flag_group(rows, model_auc, named, *group_cost(Xs[audited], ys, named, seed=seed)[1:])
+        _flag_group(rows, model_auc, named, *group_cost(unique, named))
     rows.sort(key=lambda r: -1.0 if r["auc"] is None else -r["auc"])
     return {
         "columns": rows,

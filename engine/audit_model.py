@@ -183,6 +183,38 @@ def paired_auc_se(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(max(var, 0.0)))
 
 
+class _HeldOut:
+    """The rows the audit's model of all columns sees, as numbers (:func:`_model_frame`), split into two thirds to
+    fit on and a stratified third to score: the one setup of :func:`unique_costs`, :func:`group_cost` and
+    :func:`drop_costs`, so a refit without some columns is compared with the full model on the same leads."""
+
+    def __init__(self, X: pd.DataFrame, y: np.ndarray, seed: int, max_rows: int | None = MODEL_MAX_ROWS) -> None:
+        from sklearn.model_selection import train_test_split
+
+        y = np.asarray(y, dtype=int)
+        idx = np.arange(len(y))
+        if max_rows is not None and len(y) > max_rows:
+            idx, _ = train_test_split(idx, train_size=max_rows, stratify=y, random_state=seed)
+        frame, self.categorical = _model_frame(X.iloc[idx].reset_index(drop=True))
+        self.columns = [str(c) for c in frame.columns]
+        self.A, self.y, self.rows, self.seed = frame.to_numpy(dtype=float), y[idx], len(idx), seed
+        self.train, self.test = train_test_split(
+            np.arange(len(self.y)), test_size=1 / 3, stratify=self.y, random_state=seed
+        )
+
+    def fit(self, keep: list[int]):
+        """The model of the columns at positions ``keep``, fitted on the two thirds (on one thread: call it under
+        ``threadpool_limits(1)``)."""
+        return _model([self.categorical[k] for k in keep], len(self.train), self.seed).fit(
+            self.A[self.train][:, keep], self.y[self.train]
+        )
+
+    def scores_without(self, drop: set[str]) -> np.ndarray:
+        """Held-out P(convert) of the model refitted without the columns in ``drop``."""
+        keep = [k for k, c in enumerate(self.columns) if c not in drop]
+        return self.fit(keep).predict_proba(self.A[self.test][:, keep])[:, 1]
+
+
 def unique_costs(X: pd.DataFrame, y: np.ndarray, *, seed: int = 0) -> dict[str, Any]:
     """Held-out ROC-AUC of the full model and what permuting each column costs it (see the module docstring).
 
@@ -190,30 +222,25 @@ def unique_costs(X: pd.DataFrame, y: np.ndarray, *, seed: int = 0) -> dict[str, 
     ``y``: 0/1. Returns ``{"auc": full model ROC-AUC, "costs": {column: ROC-AUC lost when permuted},
     "drop_costs": {column: ROC-AUC lost when refitted without it, for the DROP_CANDIDATES costliest},
     "drop_se": {column: standard error of that drop cost (paired DeLong, on the held-out third)},
-    "held_out": [not converted, converted] leads in the held-out third, "rows": rows used}``.
+    "held_out": [not converted, converted] leads in the held-out third, "rows": rows used, "split": the rows
+    and split, "scores": the full model's held-out scores (both for :func:`group_cost`)}``.
     The model runs on one thread: on a shared machine OpenMP threads that wait on each other are far slower.
     """
     from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import train_test_split
     from threadpoolctl import threadpool_limits
 
-    y = np.asarray(y, dtype=int)
-    idx = np.arange(len(y))
-    if len(y) > MODEL_MAX_ROWS:
-        idx, _ = train_test_split(idx, train_size=MODEL_MAX_ROWS, stratify=y, random_state=seed)
-    frame, categorical = _model_frame(X.iloc[idx].reset_index(drop=True))
-    A, ys = frame.to_numpy(dtype=float), y[idx]
-    train, test = train_test_split(np.arange(len(ys)), test_size=1 / 3, stratify=ys, random_state=seed)
+    held = _HeldOut(X, y, seed)
     with threadpool_limits(1):
-        model = _model(categorical, len(train), seed).fit(A[train], ys[train])
-        T, yt = A[test].copy(), ys[test]
-        auc = float(roc_auc_score(yt, model.predict_proba(T)[:, 1]))
+        model = held.fit(list(range(len(held.columns))))
+        T, yt = held.A[held.test].copy(), held.y[held.test]
+        full_score = model.predict_proba(T)[:, 1]
+        auc = float(roc_auc_score(yt, full_score))
         rng = np.random.default_rng(seed)
-        used = _used_columns(model, A.shape[1])
+        used = _used_columns(model, len(held.columns))
         costs = {}
-        for j, col in enumerate(frame.columns):
+        for j, col in enumerate(held.columns):
             if not used[j]:
-                costs[str(col)] = 0.0
+                costs[col] = 0.0
                 continue
             keep = T[:, j].copy()
             lost = []
@@ -221,18 +248,15 @@ def unique_costs(X: pd.DataFrame, y: np.ndarray, *, seed: int = 0) -> dict[str, 
                 T[:, j] = rng.permutation(keep)
                 lost.append(auc - roc_auc_score(yt, model.predict_proba(T)[:, 1]))
             T[:, j] = keep
-            costs[str(col)] = float(np.mean(lost))
+            costs[col] = float(np.mean(lost))
         # the few columns the model leans on most are refitted without, one at a time: what the others
         # cannot make up for is the column's unique contribution
-        ranked = sorted(range(A.shape[1]), key=lambda j: -costs[str(frame.columns[j])])
+        ranked = sorted(held.columns, key=lambda c: -costs[c])
         dropped, errors = {}, {}
-        full_score = model.predict_proba(T)[:, 1]
-        for j in [j for j in ranked[:DROP_CANDIDATES] if costs[str(frame.columns[j])] > 0]:
-            keep_cols = [k for k in range(A.shape[1]) if k != j]
-            refit = _model([categorical[k] for k in keep_cols], len(train), seed).fit(A[train][:, keep_cols], ys[train])
-            without = refit.predict_proba(T[:, keep_cols])[:, 1]
-            dropped[str(frame.columns[j])] = auc - float(roc_auc_score(yt, without))
-            errors[str(frame.columns[j])] = paired_auc_se(yt, full_score, without)
+        for col in [c for c in ranked[:DROP_CANDIDATES] if costs[c] > 0]:
+            without = held.scores_without({col})
+            dropped[col] = auc - float(roc_auc_score(yt, without))
+            errors[col] = paired_auc_se(yt, full_score, without)
     held_out = np.bincount(yt, minlength=2)
     return {
         "auc": auc,
@@ -240,51 +264,34 @@ def unique_costs(X: pd.DataFrame, y: np.ndarray, *, seed: int = 0) -> dict[str, 
         "drop_costs": dropped,
         "drop_se": errors,
         "held_out": [int(held_out[0]), int(held_out[1])],
-        "rows": int(len(idx)),
+        "rows": int(held.rows),
+        "split": held,
+        "scores": full_score,
     }
 
 
-def group_cost(X: pd.DataFrame, y: np.ndarray, group: list[str], *, seed: int = 0) -> tuple[float, float, float]:
-    """(full model ROC-AUC, ROC-AUC lost when refitted without every column of ``group`` together, its standard
-    error), on the same rows, split and model as :func:`unique_costs`: fields that stand in for each other (a call's
-    duration and its status) each cost little when dropped alone."""
+def group_cost(unique: dict[str, Any], group: list[str]) -> tuple[float, float]:
+    """(ROC-AUC lost when the model is refitted without every column of ``group`` together, its standard error),
+    against the full model of :func:`unique_costs` (its result ``unique``) on the same held-out leads: fields that
+    stand in for each other (a call's duration and its status) each cost little when dropped alone."""
     from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import train_test_split
     from threadpoolctl import threadpool_limits
 
-    y = np.asarray(y, dtype=int)
-    idx = np.arange(len(y))
-    if len(y) > MODEL_MAX_ROWS:
-        idx, _ = train_test_split(idx, train_size=MODEL_MAX_ROWS, stratify=y, random_state=seed)
-    frame, categorical = _model_frame(X.iloc[idx].reset_index(drop=True))
-    A, ys = frame.to_numpy(dtype=float), y[idx]
-    train, test = train_test_split(np.arange(len(ys)), test_size=1 / 3, stratify=ys, random_state=seed)
-    members = {str(c) for c in group}
-    keep = [k for k, col in enumerate(frame.columns) if str(col) not in members]
+    held = unique["split"]
     with threadpool_limits(1):
-        full = _model(categorical, len(train), seed).fit(A[train], ys[train]).predict_proba(A[test])[:, 1]
-        refit = _model([categorical[k] for k in keep], len(train), seed).fit(A[train][:, keep], ys[train])
-        without = refit.predict_proba(A[test][:, keep])[:, 1]
-    auc = float(roc_auc_score(ys[test], full))
-    return auc, auc - float(roc_auc_score(ys[test], without)), paired_auc_se(ys[test], full, without)
+        without = held.scores_without({str(c) for c in group})
+    yt = held.y[held.test]
+    return unique["auc"] - float(roc_auc_score(yt, without)), paired_auc_se(yt, unique["scores"], without)
 
 
 def drop_costs(X: pd.DataFrame, y: np.ndarray, *, seed: int = 0) -> dict[str, float]:
-    """For measurement only: the held-out ROC-AUC lost when the model is refitted without each column."""
+    """For measurement only: the held-out ROC-AUC lost when the model is refitted without each column (every row,
+    no subsample)."""
     from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import train_test_split
     from threadpoolctl import threadpool_limits
 
-    y = np.asarray(y, dtype=int)
-    frame, categorical = _model_frame(X.reset_index(drop=True))
-    A = frame.to_numpy(dtype=float)
-    train, test = train_test_split(np.arange(len(y)), test_size=1 / 3, stratify=y, random_state=seed)
-
-    def fit_auc(keep: list[int]) -> float:
-        model = _model([categorical[j] for j in keep], len(train), seed).fit(A[train][:, keep], y[train])
-        return float(roc_auc_score(y[test], model.predict_proba(A[test][:, keep])[:, 1]))
-
+    held = _HeldOut(X, y, seed, max_rows=None)
+    yt = held.y[held.test]
     with threadpool_limits(1):
-        every = list(range(A.shape[1]))
-        full = fit_auc(every)
-        return {str(c): full - fit_auc([k for k in every if k != j]) for j, c in enumerate(frame.columns)}
+        full = float(roc_auc_score(yt, held.scores_without(set())))
+        return {c: full - float(roc_auc_score(yt, held.scores_without({c}))) for c in held.columns}
