@@ -17,6 +17,7 @@ with a ``transcript`` column (plus metadata columns) for ``input_kind == "transc
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 import inspect
@@ -252,13 +253,18 @@ _ADDED: dict[str, str] = {}
 PLUGIN_PROBLEMS: dict[str, str] = {}
 
 
-def _plugins() -> dict[str, str]:
-    found: dict[str, str] = {}
+@functools.cache
+def _entry_points() -> tuple[tuple[str, str], ...]:
+    """The installed packages' approach entry points, read once a process (a scan of every package's metadata,
+    milliseconds each time; installing a package means restarting the service anyway)."""
     try:
-        for point in importlib.metadata.entry_points(group=PLUGIN_GROUP):
-            found[point.name] = point.value
+        return tuple((point.name, point.value) for point in importlib.metadata.entry_points(group=PLUGIN_GROUP))
     except Exception:  # noqa: BLE001 - a broken package's metadata must not hide the approaches that ship
-        pass
+        return ()
+
+
+def _plugins() -> dict[str, str]:
+    found: dict[str, str] = dict(_entry_points())
     for item in os.environ.get(PLUGIN_ENV, "").split(";"):
         name, _, target = item.strip().partition("=")
         if name.strip():
