@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from engine.data.missing_values import is_missing_text
+from engine.data.missing_values import MISSING_TOKENS, PLACEHOLDERS
 from engine.evaluate import ScoreScale, to_score
 from engine.storage import read_json
 
@@ -357,7 +357,8 @@ def _unparsed_counts(raw: pd.DataFrame, X: pd.DataFrame, kinds: dict[str, str]) 
         if col not in raw.columns or kinds.get(col) != "numeric":
             continue
         before = raw[col]
-        filled = before.notna() & ~before.map(lambda v: is_missing_text(str(v)))
+        text = before.astype(str).str.strip()  # engine.data.missing_values.is_missing_text, column-wise
+        filled = before.notna() & ~(text.isin(MISSING_TOKENS) | text.str.casefold().isin(PLACEHOLDERS))
         n = int((filled.to_numpy() & X[col].isna().to_numpy()).sum())
         if n:
             out[col] = n
