@@ -408,7 +408,7 @@ def result_or_progress(task: Task, text: str, key: str, failed: str, plain: tupl
     """``task``'s result once it is done; None meanwhile (a progress bar saying ``text``, redrawn until it is done)
     or when it failed (a caption ``failed: why``; the message of a ``plain`` exception is shown as it is)."""
     if not wait(task):
-        poll([task], lambda: st.progress(task.fraction, text=text), key=key)
+        poll([task], lambda: st.progress(task.fraction, text=text), key=key, seen_running=True)
         return None
     if task.error:
         st.caption(f"{failed}: {task.exception if isinstance(task.exception, plain) else task.error}")
@@ -427,10 +427,12 @@ def show_failure(task: Task, message: str, key: str) -> bool:
     return True
 
 
-def poll(tasks: list[Task], draw: Callable[[], None], key: str) -> None:
+def poll(tasks: list[Task], draw: Callable[[], None], key: str, seen_running: bool = False) -> None:
     """Call ``draw()`` inside a fragment that redraws every :data:`POLL_S` seconds while any of ``tasks`` runs,
-    and reruns the whole page once they are all done."""
-    running = any(not t.finished for t in tasks)
+    and reruns the whole page once they are all done. ``seen_running``: the caller found a task still running
+    (and drew for that); the fragment then polls even if the task has finished since, so the page is redrawn
+    with its result instead of keeping a progress bar that nothing updates."""
+    running = seen_running or any(not t.finished for t in tasks)
 
     @st.fragment(run_every=POLL_S if running else None)
     def _body():

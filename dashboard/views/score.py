@@ -269,6 +269,7 @@ if n_reasons:
             [reasons_task],
             lambda: st.progress(reasons_task.fraction, text=reasons_progress(reasons_task, int(n_reasons))),
             key="reasons_poll",
+            seen_running=True,
         )
 
 tiers = sorted(table["tier"].dropna().unique().tolist()) if "tier" in table else []
