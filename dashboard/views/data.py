@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard.components import state, widgets
+from dashboard.components import state, tasks, widgets
 
 LEAD_TYPES = ["csv", "tsv", "txt", "xlsx", "xls", "parquet"]
 TRANSCRIPT_TYPES = ["json", "jsonl", "ndjson", "csv"]
@@ -473,8 +473,6 @@ def finished_audits() -> dict:
 def leak_audit_task(sha: str, path: str, target: str):
     """The leak finder in the background (seconds on a large export): the page never waits for it; computed
     once per file content, outcome column and :data:`AUDIT_SETTINGS`."""
-    from dashboard.components import explain_charts as ec
-
     key = ("leak audit", sha, target, tuple(sorted(AUDIT_SETTINGS.items())))
     done = finished_audits()
 
@@ -485,9 +483,9 @@ def leak_audit_task(sha: str, path: str, target: str):
         done[key] = report
         return report
 
-    if key in done and ec.get(key) is None:
-        ec.remember(key, done[key])
-    return ec, ec.start_step(key, "Leak finder", "one small model per column, one of all", audit)
+    if key in done and tasks.get(key) is None:
+        tasks.remember(key, done[key])
+    return tasks.start_step(key, "Leak finder", "one small model per column, one of all", audit)
 
 
 def accept_flagged(sha: str, key: str, flagged: list[str]) -> None:
@@ -496,8 +494,8 @@ def accept_flagged(sha: str, key: str, flagged: list[str]) -> None:
     st.session_state[key] = current + [c for c in flagged if c not in current]
 
 
-ec, audit_task = leak_audit_task(ds.sha, str(ds.raw_path), target)
-audit = ec.result_or_progress(
+audit_task = leak_audit_task(ds.sha, str(ds.raw_path), target)
+audit = tasks.result_or_progress(
     audit_task,
     "Looking for columns that give the outcome away (one small model per column, then one of all)...",
     "leak_poll",

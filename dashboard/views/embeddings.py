@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from dashboard.components import charts, state, widgets
-from dashboard.components import explain_charts as ec
+from dashboard.components import charts, state, tasks, widgets
 from engine.approaches.base import approach_hook
 from engine.projection import ENCODERS, PROJECTION_ROWS, embed_both, load_projections, project, projection_sample
 
@@ -78,10 +77,10 @@ if stored and stored["positions"] == sample.tolist() and stored["row_ids"] == ro
 else:
     vectors_key = ("vectors", str(run.path), tuple(sample.tolist()))
 
-    def work(task: ec.Task) -> dict:
+    def work(task: tasks.Task) -> dict:
         task.phase = "loading the model"
         model = state.load_model(run)
-        vectors = ec.get(vectors_key)
+        vectors = tasks.get(vectors_key)
         if vectors is not None and vectors.finished and vectors.result is not None:
             vecs = vectors.result
         else:
@@ -91,7 +90,7 @@ else:
                 task.done = done
 
             vecs = embed_both(model, X.iloc[sample], progress=progress)
-            ec.remember(vectors_key, vecs)
+            tasks.remember(vectors_key, vecs)
         out, task.eta = {}, False
         for which in ENCODERS:
             task.phase = f"{METHOD_NAMES[method]} of the {which.replace('_', '-')} embeddings"
@@ -99,14 +98,14 @@ else:
             task.done += 1
         return out
 
-    task = ec.start(
+    task = tasks.start(
         ("projection", str(run.path), tuple(sample.tolist()), method),
         work,
         2 * len(sample) + 2,
         f"{METHOD_NAMES[method]} map of {len(sample)} points",
     )
-    ec.wait(task)
-    if ec.show_failure(task, f"Could not compute the embedding maps: {task.error}", "emb_retry"):
+    tasks.wait(task)
+    if tasks.show_failure(task, f"Could not compute the embedding maps: {task.error}", "emb_retry"):
         st.stop()
     if not stored:
         origin = "Computed for this session: this run has no stored maps (it was trained before they were stored)."
@@ -140,4 +139,4 @@ def draw() -> None:
     st.caption(origin)
 
 
-ec.poll([task] if task is not None else [], draw, key="embeddings")
+tasks.poll([task] if task is not None else [], draw, key="embeddings")

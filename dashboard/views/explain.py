@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard.components import charts, state, widgets
+from dashboard.components import charts, state, tasks, widgets
 from dashboard.components import explain_charts as ec
 from engine.runs import Run, explain_rows, explain_sample
 
@@ -34,16 +34,16 @@ if data is None:
 X = data["X"]
 # the model loads in the background (an embeddings model takes a while the first time): the stored explanations
 # need none, and a damaged model is named as soon as its load fails
-loading = ec.start(
+loading = tasks.start(
     ("model", str(run.path), state._model_stamp(run.model_dir)),
     lambda task: state.load_model(run),
     1,
     "Loading the model",
     exclusive=False,
 )
-ec.wait(loading, MODEL_WAIT_S)
+tasks.wait(loading, MODEL_WAIT_S)
 if loading.finished and loading.error:
-    ec.forget(loading.key)  # looked at again on the next visit (the files may have been repaired)
+    tasks.forget(loading.key)  # looked at again on the next visit (the files may have been repaired)
     st.error(widgets.model_error(run, loading.exception or RuntimeError(loading.error)))
     st.stop()
 model = loading.result if loading.finished else None
@@ -97,14 +97,14 @@ if stored_file.exists() and not cache:
 missing = [p for p in sample if p not in cache]
 task = None
 if missing:
-    task = ec.start(
+    task = tasks.start(
         ("explain", str(run.path), tuple(missing)),
         ec.explain_work(cache, lambda: loading.result if loading.finished else state.load_model(run), X, missing),
         len(missing),
         f"Explaining {len(missing)} more {noun}",
     )
-    ec.wait(task)
-    ec.show_failure(
+    tasks.wait(task)
+    tasks.show_failure(
         task,
         f"Explaining run {state.run_label(run)} failed: {task.error}. Choose fewer {noun}, or another run.",
         "explain_retry",
@@ -202,4 +202,4 @@ def draw() -> None:
                 sections[tab_name]()
 
 
-ec.poll([t for t in (task, loading) if t is not None], draw, key="explain")
+tasks.poll([t for t in (task, loading) if t is not None], draw, key="explain")

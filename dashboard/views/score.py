@@ -230,12 +230,12 @@ n_reasons = st.number_input(
     help="Reasons are the three factors that raise and lower each lead's score the most. "
     "They cost time per lead, so they are computed for the top of the list.",
 )
-from dashboard.components import explain_charts as ec  # noqa: E402
+from dashboard.components import tasks  # noqa: E402
 
 ready = not n_reasons  # the list as it will be downloaded: with its reasons, once they are computed
 
 
-def reasons_progress(task: ec.Task, n: int) -> str:
+def reasons_progress(task: tasks.Task, n: int) -> str:
     """What the reasons step says while it runs: how many of the leads are explained so far."""
     if not task.done and task.phase != f"explaining the top {n:,} leads":
         return f"Explaining the top {n:,} leads: {task.phase}..."
@@ -247,7 +247,7 @@ def reasons_progress(task: ec.Task, n: int) -> str:
 
 if n_reasons:
 
-    def reasons(task: ec.Task, listed=scored, n=int(n_reasons)):
+    def reasons(task: tasks.Task, listed=scored, n=int(n_reasons)):
         from engine.scoring import add_reasons
 
         task.phase = "loading the model"
@@ -259,13 +259,13 @@ if n_reasons:
 
         return add_reasons(main_run, raw_rows, listed, model=model, explain=n, source=filename, progress=progress)
 
-    reasons_task = ec.start(("reasons", main_run.id, sha, int(n_reasons)), reasons, int(n_reasons), "Reasons")
-    if ec.wait(reasons_task):
-        if not ec.show_failure(reasons_task, f"Reasons not computed: {reasons_task.error}", "reasons_retry"):
+    reasons_task = tasks.start(("reasons", main_run.id, sha, int(n_reasons)), reasons, int(n_reasons), "Reasons")
+    if tasks.wait(reasons_task):
+        if not tasks.show_failure(reasons_task, f"Reasons not computed: {reasons_task.error}", "reasons_retry"):
             scored, ready = reasons_task.result, True
             table = scored.table
     else:
-        ec.poll(
+        tasks.poll(
             [reasons_task],
             lambda: st.progress(reasons_task.fraction, text=reasons_progress(reasons_task, int(n_reasons))),
             key="reasons_poll",
@@ -426,10 +426,10 @@ if kind == "leads":
             X_new, _ = prepare_rows(main_run, raw_rows, filename)
             return shift_report(reference, X_new, main_run.spec.get("kinds"))
 
-        shift_task = ec.start_step(
+        shift_task = tasks.start_step(
             ("shift", main_run.id, sha), "Shift check", "comparing with the training leads", shift
         )
-        report = ec.result_or_progress(
+        report = tasks.result_or_progress(
             shift_task,
             "Checking whether these leads look like the training leads...",
             "shift_poll",

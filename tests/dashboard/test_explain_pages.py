@@ -66,9 +66,9 @@ def test_explain_names_leads_by_their_crm_id(stored):
 
 
 def test_explain_larger_sample_is_computed_in_the_background(stored, monkeypatch):
-    from dashboard.components import explain_charts
+    from dashboard.components import explain_charts, tasks
 
-    monkeypatch.setattr(explain_charts, "SYNC_WAIT_S", 0.0)  # the page never waits on the computation
+    monkeypatch.setattr(tasks, "SYNC_WAIT_S", 0.0)  # the page never waits on the computation
     at = run_page("explain")
     run_id = at.selectbox(key="explain_run").value
     explain_charts._explained.clear()  # nothing computed yet in this process
@@ -315,7 +315,7 @@ def test_embeddings_map_shows_once_its_background_work_ends(embeddings_run, monk
     from streamlit import config
 
     import engine.projection as projection
-    from dashboard.components import explain_charts
+    from dashboard.components import tasks
 
     root, run = embeddings_run
     # as when the app is started outside the project folder (no .streamlit/config.toml): app.py turns it off
@@ -323,7 +323,7 @@ def test_embeddings_map_shows_once_its_background_work_ends(embeddings_run, monk
     config.set_option("runner.postScriptGC", True)
 
     monkeypatch.setenv("CLAB_WORKSPACE", str(root))
-    monkeypatch.setattr(explain_charts, "SYNC_WAIT_S", 0.0)
+    monkeypatch.setattr(tasks, "SYNC_WAIT_S", 0.0)
     gate, real_project = threading.Event(), projection.project
     monkeypatch.setattr(projection, "project", lambda *a, **k: gate.wait(60) and real_project(*a, **k))
     at = AppTest.from_file(str(APP), default_timeout=120)
@@ -342,7 +342,7 @@ def test_embeddings_map_shows_once_its_background_work_ends(embeddings_run, monk
     assert not cleared, "each poll would clear the Keras session (half a second with the GIL held)"
     at.slider(key="emb_n").set_value(30).run()  # a map not stored with the run: computed in the background
     assert at.get("progress") and not at.get("plotly_chart")
-    task = next(t for k, t in explain_charts._tasks.items() if k[0] == "projection" and len(k[2]) == 30)
+    task = next(t for k, t in tasks._tasks.items() if k[0] == "projection" and len(k[2]) == 30)
     end = time.monotonic() + 60
     while task.done < 60:  # the texts are embedded; the map's step waits on the gate
         assert time.monotonic() < end and not task.finished, task.progress_text()
@@ -352,7 +352,7 @@ def test_embeddings_map_shows_once_its_background_work_ends(embeddings_run, monk
     text = at.get("progress")[0].proto.text
     assert "(60/62" in text and "s in this step" in text and not at.get("plotly_chart"), text
     gate.set()
-    assert explain_charts.wait(task, 120) and not task.error, task.error
+    assert tasks.wait(task, 120) and not task.error, task.error
     rerun_fragments(at)
     assert not at.exception, [e.value for e in at.exception]
     assert len(at.get("plotly_chart")) == 2 and not at.get("progress")

@@ -105,7 +105,7 @@ def test_the_leak_finders_numbers_are_computed_once_per_file_and_stay(workspace,
     """The numbers of a later render are those of the first, even after other computations pushed the finished
     audit out of the page's background tasks: fixed settings, kept by the file's sha256 and outcome column."""
     import engine.audit as audit
-    from dashboard.components import explain_charts
+    from dashboard.components import tasks
 
     calls, real = [], audit.audit_leads
     monkeypatch.setattr(audit, "audit_leads", lambda *a, **k: calls.append(k) or real(*a, **k))
@@ -121,10 +121,10 @@ def test_the_leak_finders_numbers_are_computed_once_per_file_and_stay(workspace,
 
     first = findings()
     assert first and "Call outcome" in first[0]
-    for i in range(explain_charts.MAX_TASKS + 1):  # other pages' work, each finished
-        task = explain_charts.start(("other work", i), lambda t, i=i: i, 1, "other", exclusive=False)
-        assert explain_charts.wait(task, 10)
-    assert not any(k[0] == "leak audit" for k in explain_charts._tasks)
+    for i in range(tasks.MAX_TASKS + 1):  # other pages' work, each finished
+        task = tasks.start(("other work", i), lambda t, i=i: i, 1, "other", exclusive=False)
+        assert tasks.wait(task, 10)
+    assert not any(k[0] == "leak audit" for k in tasks._tasks)
     at.run()
     assert findings() == first
     assert len(calls) == 1 and calls[0]["seed"] == 0 and calls[0]["max_rows"] == 50_000, calls

@@ -11,13 +11,13 @@ from streamlit.testing.v1 import AppTest
 def _page(seen_running: bool) -> None:
     import streamlit as st
 
-    from dashboard.components import explain_charts as ec
+    from dashboard.components import tasks
 
-    task = ec.Task("poll-race", 1, "Work")
+    task = tasks.Task("poll-race", 1, "Work")
     st.session_state["draws"] = st.session_state.get("draws", 0) + 1
     if st.session_state["draws"] == 1:  # the page saw the task running; it has finished when the bar is drawn
         task.finished = True
-        ec.poll([task], lambda: st.progress(0.5, text="working"), key="p", seen_running=seen_running)
+        tasks.poll([task], lambda: st.progress(0.5, text="working"), key="p", seen_running=seen_running)
     else:
         st.markdown("the result")
 

@@ -162,10 +162,10 @@ def test_reasons_progress_counts_the_leads_explained(score_workspace, monkeypatc
     import threading
 
     import engine.scoring as scoring
-    from dashboard.components import explain_charts
+    from dashboard.components import tasks
 
     root, _, _ = score_workspace
-    monkeypatch.setattr(explain_charts, "SYNC_WAIT_S", 0.0)
+    monkeypatch.setattr(tasks, "SYNC_WAIT_S", 0.0)
     gate, calls, real = threading.Event(), [], scoring.top_factors
 
     def held_after_the_first_chunk(*args, **kwargs):  # the real factors; the second chunk waits for the test
@@ -186,10 +186,10 @@ def test_reasons_progress_counts_the_leads_explained(score_workspace, monkeypatc
         text = at.get("progress")[0].proto.text
         assert text.startswith("Explaining the top 60 leads: 5 of 60"), text
         # this page's task: the one held (an earlier test's finished task may have the same size)
-        (task,) = [t for k, t in explain_charts._tasks.items() if k[0] == "reasons" and not t.finished]
+        (task,) = [t for k, t in tasks._tasks.items() if k[0] == "reasons" and not t.finished]
     finally:
         gate.set()
-    assert explain_charts.wait(task, 60) and not task.error, task.error
+    assert tasks.wait(task, 60) and not task.error, task.error
     rerun_fragments(at)  # the page again, with the reasons (the shift check may still be running beside them)
     assert not any("Explaining" in p.proto.text for p in at.get("progress"))
     assert "60 of 70 leads were explained" in texts(at.caption)
