@@ -366,3 +366,47 @@ def projection_figure(coords: np.ndarray, color: list, hover: list[str], title: 
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False)
     return fig
+
+
+def learning_curve_figure(table: dict[str, list[dict]]) -> go.Figure:
+    """ROC-AUC against training rows (log scale), a line per approach with its mean bootstrap interval as a band
+    and the seeds' spread as error bars (``engine.curve_words.curve_table``'s rows)."""
+    from engine.curve_words import APPROACH_WORDS
+
+    fig = go.Figure()
+    for i, (approach, rows) in enumerate(sorted(table.items())):
+        colour = PALETTE[i % len(PALETTE)]
+        sizes = [r["size"] for r in rows]
+        r, g, b = (int(colour[k : k + 2], 16) for k in (1, 3, 5))
+        fig.add_trace(
+            go.Scatter(
+                x=sizes + sizes[::-1],
+                y=[r_["ci_high"] for r_ in rows] + [r_["ci_low"] for r_ in rows][::-1],
+                fill="toself",
+                fillcolor=f"rgba({r},{g},{b},0.15)",
+                line=dict(width=0),
+                hoverinfo="skip",
+                showlegend=False,
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=sizes,
+                y=[r_["roc_auc"] for r_ in rows],
+                mode="lines+markers",
+                name=APPROACH_WORDS.get(approach, approach),
+                line=dict(color=colour),
+                error_y=dict(
+                    type="data",
+                    symmetric=False,
+                    array=[r_["high_seed"] - r_["roc_auc"] for r_ in rows],
+                    arrayminus=[r_["roc_auc"] - r_["low_seed"] for r_ in rows],
+                    visible=any(r_["seeds"] > 1 for r_ in rows),
+                ),
+                customdata=[[r_["seeds"], r_["ci_low"], r_["ci_high"]] for r_ in rows],
+                hovertemplate="%{x:,} rows: ROC-AUC %{y:.3f} (95 % interval %{customdata[1]:.3f} to "
+                "%{customdata[2]:.3f}; %{customdata[0]} seed(s))<extra></extra>",
+            )
+        )
+    fig.update_xaxes(type="log")
+    return _layout(fig, "Learning curves: ROC-AUC on the same test rows", "training rows (log scale)", "ROC-AUC")
