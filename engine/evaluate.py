@@ -69,7 +69,7 @@ def time_split(times, y, test_size: float = 0.3) -> tuple[np.ndarray, np.ndarray
     the stratified split's test part, ``ceil(test_size * n)``) by ``times`` are the test rows. Rows of the same
     time are ordered by their position in the file (a later row is newer), so the split is deterministic and no
     training row is newer than the cut-off (the oldest test row's time)."""
-    times = np.asarray(times, dtype="datetime64[ns]")
+    times = np.asarray(times, dtype="datetime64[s]")
     y = np.asarray(y).astype(int).ravel()
     n = len(y)
     n_test = int(np.ceil(test_size * n))

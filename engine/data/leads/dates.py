@@ -47,8 +47,10 @@ _WORDS = re.compile(
 def _form(text: str) -> str | None:
     if _ISO.match(text):
         return "iso"
-    if _NUMERIC.match(text):
-        return "numeric"
+    found = _NUMERIC.match(text)
+    if found:  # a day and a month in either order (12-34-0001 is a code, not a date)
+        first, second = int(found.group(1)), int(found.group(2))
+        return "numeric" if 1 <= min(first, second) <= 12 and max(first, second) <= 31 else None
     if _WORDS.match(text):
         return "words"
     return None
@@ -89,7 +91,7 @@ def _day_first(texts: list[str], column: str) -> bool:
 
 
 def parse_dates(s: pd.Series, column: str) -> pd.Series:
-    """The column's values as times (``datetime64[ns]``, no zone; UTC where an offset was given), NaT where a
+    """The column's values as times (``datetime64[s]``, no zone; UTC where an offset was given), NaT where a
     cell is missing or not a date in any of the forms read. Each distinct text is parsed once."""
     if pd.api.types.is_datetime64_any_dtype(s):
         when = pd.to_datetime(s, utc=True) if getattr(s.dt, "tz", None) is not None else s
@@ -97,7 +99,7 @@ def parse_dates(s: pd.Series, column: str) -> pd.Series:
     codes, uniques = pd.factorize(s.astype(object).where(s.notna()), use_na_sentinel=True)
     uniques = [str(u).strip() for u in uniques]
     day_first = _day_first(uniques, column)
-    parsed = np.full(len(uniques) + 1, np.datetime64("NaT"), dtype="datetime64[ns]")
+    parsed = np.full(len(uniques) + 1, np.datetime64("NaT"), dtype="datetime64[s]")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for i, value in enumerate(uniques):
@@ -117,12 +119,12 @@ def parse_dates(s: pd.Series, column: str) -> pd.Series:
                 except (ValueError, OverflowError):
                     continue
             if not pd.isna(when):
-                parsed[i] = np.datetime64(when.tz_convert(None).to_datetime64(), "ns")
+                parsed[i] = np.datetime64(when.tz_convert(None).to_datetime64(), "s")
     return pd.Series(parsed[np.where(codes >= 0, codes, len(uniques))], index=s.index, name=s.name)
 
 
 def time_column_values(raw: pd.Series, column: str, kinds: dict[str, str], *, now: pd.Timestamp | None = None):
-    """The time column's values (``datetime64[ns]``) for the time split, checked: every row has a date that
+    """The time column's values (``datetime64[s]``) for the time split, checked: every row has a date that
     parses, not all the same, none in the future. ``raw`` is the column cleaned (blanks and 'Select'
     missing); ``kinds`` are the table's columns' kinds (for the error that names the date columns). Raises
     :class:`LeadDataError` naming the column, the count and the fix."""
@@ -160,4 +162,4 @@ def time_column_values(raw: pd.Series, column: str, kinds: dict[str, str], *, no
             f"--time-column {column!r} has the same date in every row ({latest:%Y-%m-%d}), so there is no newer part "
             "to test on. Fix: choose a column with the leads' creation dates, or use the stratified split."
         )
-    return when.to_numpy(dtype="datetime64[ns]")
+    return when.to_numpy(dtype="datetime64[s]")
