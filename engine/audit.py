@@ -174,7 +174,11 @@ def audit_leads(
     table = load_leads(data, leak_policy=leak_policy, **load_options)
     # the rows shaped as audit_frame, scoring and the models read them: ``inf`` in a number column is missing
     X = prepare_features(table.X, list(table.X.columns), table.kinds)
-    report = _audit(X, table.y, table.kinds, max_rows=max_rows, seed=seed)
+    # date columns are never features, but a date set after contact is a leak worth naming: audited as days
+    X = pd.concat([X, table.dates.set_axis(X.index)], axis=1) if len(table.dates.columns) else X
+    report = _audit(
+        X, table.y, {**table.kinds, **dict.fromkeys(table.dates.columns, "date")}, max_rows=max_rows, seed=seed
+    )
     skipped = [_skipped(c, f"left out by the leak policy {table.policy!r}; not audited") for c in table.excluded]
     skipped += [_skipped(c, f"{why}; not audited") for c, why in table.dropped.items()]
     report["columns"] += skipped

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from engine.approaches.base import approach_names
 from engine.cli_paths import input_kind_of, readable_data, refuse_clashes, writable_out
-from engine.cli_values import first_line, missing_value_flag, number, parse_value, whole
+from engine.cli_values import add_split_flags, first_line, missing_value_flag, number, parse_value, whole
 from engine.config import REPO_ROOT
 
 DEMO_LEADS = REPO_ROOT / "data" / "demo_leads_synthetic.csv"
@@ -139,6 +139,8 @@ def _spec_from_args(args):
         missing_values=_missing_values_from_args(args),
         test_size=args.test_size,
         split_seed=args.split_seed,
+        split=args.split,
+        time_column=args.time_column,
     )
 
 
@@ -589,6 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--out", help="also write outputs (models, plots, metrics) to this folder")
             p.add_argument("--test-size", dest="test_size", type=number, default=0.3)
             p.add_argument("--split-seed", dest="split_seed", type=whole, default=42)
+            add_split_flags(p)
             p.add_argument("--quiet", action="store_true", help="no progress bar")
             p.add_argument(
                 "--missing-value",

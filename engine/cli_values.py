@@ -1,5 +1,6 @@
 """Values given on the command line: ``--param KEY=VALUE`` (:func:`parse_value`), the number flags
-(:func:`number`, :func:`whole`) and ``--missing-value COLUMN=NUMBER`` (:func:`missing_value_flag`). A number is
+(:func:`number`, :func:`whole`), ``--missing-value COLUMN=NUMBER`` (:func:`missing_value_flag`) and the split
+(:func:`add_split_flags`). A number is
 taken only in the plain ASCII form the help shows (:data:`NUMBER`); the parameter's range is checked where every
 path checks it (:func:`engine.pipeline.check_params`)."""
 
@@ -68,3 +69,17 @@ def first_line(problem: str) -> str:
     if len(lines) > 1:
         line += " ..." + ")" * max(line.count("(") - line.count(")"), 0)
     return line
+
+
+def add_split_flags(parser: argparse.ArgumentParser) -> None:
+    """``train``'s ``--split stratified|time`` and ``--time-column COL`` (checked by :class:`TrainSpec`)."""
+    parser.add_argument(
+        "--split",
+        choices=["stratified", "time"],
+        default="stratified",
+        help="how the test rows are chosen: stratified (random, the protocol's) or time (the newest --test-size "
+        "of the rows by --time-column: what a model will do on next month's leads)",
+    )
+    parser.add_argument(
+        "--time-column", dest="time_column", metavar="COL", help="--split time: the date column (e.g. 'Created On')"
+    )

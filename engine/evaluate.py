@@ -64,6 +64,30 @@ def protocol_split(y, test_size: float = 0.3, seed: int = 42) -> tuple[np.ndarra
     return np.sort(train_idx), np.sort(test_idx)
 
 
+def time_split(times, y, test_size: float = 0.3) -> tuple[np.ndarray, np.ndarray, np.datetime64]:
+    """Out-of-time train/test row positions and the cut-off: the newest ``test_size`` of the rows (as many as
+    the stratified split's test part, ``ceil(test_size * n)``) by ``times`` are the test rows. Rows of the same
+    time are ordered by their position in the file (a later row is newer), so the split is deterministic and no
+    training row is newer than the cut-off (the oldest test row's time)."""
+    times = np.asarray(times, dtype="datetime64[s]")
+    y = np.asarray(y).astype(int).ravel()
+    n = len(y)
+    n_test = int(np.ceil(test_size * n))
+    if n < 4 or n_test >= n:
+        raise ValueError(f"Need at least 4 rows to split by time (got {n}); add rows or use the stratified split")
+    order = np.lexsort((np.arange(n), times))  # by time, then by row: ties at the cut-off go by file order
+    train_idx, test_idx = np.sort(order[:-n_test]), np.sort(order[-n_test:])
+    for part, idx in (("training", train_idx), ("test", test_idx)):
+        counts = np.bincount(y[idx], minlength=2)
+        if counts.min() < 1:
+            raise ValueError(
+                f"The {part} part of the time split ({'oldest' if part == 'training' else 'newest'} rows) has "
+                f"{counts[1]} converted and {counts[0]} not-converted leads; both are needed. Add rows of the "
+                "missing outcome for that period, change the test share, or use the stratified split"
+            )
+    return train_idx, test_idx, times[order[-n_test]]
+
+
 def _weighted_metrics(
     y: np.ndarray, p: np.ndarray, W: np.ndarray, starts: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:

@@ -20,6 +20,8 @@ RESULT_FILE = "result.json"
 #: The kinds of data a training reads (an approach says which of them it takes: its ``input_kinds`` hook).
 DATA_KINDS = ("leads", "transcripts")
 DEFAULT_APPROACH = {"leads": "stacking", "transcripts": "embeddings"}
+#: How the rows are split into training and test rows: the protocol's stratified random split, or by time.
+SPLITS = ("stratified", "time")
 DEMO_DATA = {
     "leads": REPO_ROOT / "data" / "demo_leads_synthetic.csv",
     "transcripts": REPO_ROOT / "data" / "demo_transcripts.jsonl",
@@ -44,6 +46,8 @@ class TrainSpec:
     preset: str | None = None  # "cpu": the LLM's measured CPU settings under the explicit params
     test_size: float = 0.3
     split_seed: int = 42
+    split: str = "stratified"  # "time": the newest test_size of the rows by time_column are the test rows
+    time_column: str | None = None
 
     def __post_init__(self):
         if self.input_kind not in DATA_KINDS:
@@ -77,6 +81,22 @@ class TrainSpec:
                 )
         if not 0 < float(self.test_size) < 1:
             raise ValueError(f"test_size must be between 0 and 1, not {self.test_size!r}")
+        self._check_split()
+
+    def _check_split(self) -> None:
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {self.split!r}")
+        if self.time_column is not None and (not isinstance(self.time_column, str) or not self.time_column.strip()):
+            raise ValueError("time_column must be the name of a date column")
+        if self.split == "time":
+            if self.input_kind != "leads":
+                raise ValueError(
+                    "the time split is for lead tables (a date column); transcripts use the stratified one"
+                )
+            if self.time_column is None:
+                raise ValueError("the time split needs its date column: --time-column COLUMN (e.g. 'Created On')")
+        elif self.time_column is not None:
+            raise ValueError(f"--time-column {self.time_column!r} is used only by the time split: add --split time")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,6 +135,7 @@ def run_spec(spec: TrainSpec, callbacks=None):
             exclude=spec.exclude,
             include=spec.include,
             missing_values=spec.missing_values,
+            time_column=spec.time_column if spec.split == "time" else None,
             params=params,
             callbacks=callbacks,
             dataset_name=spec.dataset_name,

@@ -2,6 +2,9 @@
 
 Every approach on a dataset is fitted on the protocol's training rows and scored on the same
 test rows (stratified 70/30, seed 42 by default), so runs on one dataset compare like with like.
+A lead table with a date column can be split by time instead (``time_column``): the newest 30 % are the
+test rows (:func:`engine.evaluate.time_split`), which no part of the fit sees (the stack's out-of-fold
+rows and any calibration rows come from the training part, the only rows the approach is given).
 """
 
 from __future__ import annotations
@@ -144,7 +147,11 @@ def fit_evaluate_store(
     store: RunStore | None = None,
     test_size: float = DEFAULT_TEST_SIZE,
     seed: int = DEFAULT_SPLIT_SEED,
+    times: np.ndarray | None = None,
+    time_column: str | None = None,
 ) -> Run:
+    """Split (stratified, or by ``times`` when given: the time split on ``time_column``), fit on the training
+    rows only, evaluate on the test rows and store the run with its split in the spec."""
     from engine.evaluate import (
         ScoreScale,
         compute_metrics,
@@ -152,21 +159,22 @@ def fit_evaluate_store(
         paired_difference,
         protocol_split,
         time_scoring,
+        time_split,
     )
 
     store = store or RunStore()
-    train_idx, test_idx = protocol_split(y, test_size=test_size, seed=seed)
+    if times is None:
+        train_idx, test_idx = protocol_split(y, test_size=test_size, seed=seed)
+        split = {"method": "stratified holdout", "test_size": test_size, "seed": seed}
+    else:
+        train_idx, test_idx, cutoff = time_split(times, y, test_size=test_size)
+        split = {"method": "time", "column": time_column, "cutoff": str(np.datetime_as_string(cutoff, unit="s"))}
+        split.update(test_size=test_size, seed=seed)  # the seed still draws the sample that places the tiers
     spec = {
         **spec,
         "approach": model.name,
         "params": jsonable(model.get_params()),
-        "split": {
-            "method": "stratified holdout",
-            "test_size": test_size,
-            "seed": seed,
-            "n_train": int(len(train_idx)),
-            "n_test": int(len(test_idx)),
-        },
+        "split": {**split, "n_train": int(len(train_idx)), "n_test": int(len(test_idx))},
     }
     run = store.stage_run(spec)  # a staging folder, moved into place once complete: a killed training leaves no run
     tracker = PhaseTracker(callbacks)  # every phase reported, so a progress bar ends when the job does
@@ -247,30 +255,40 @@ def train_leads(
     exclude: list[str] | None = None,
     include: list[str] | None = None,
     missing_values: dict[str, list[float]] | None = None,
+    time_column: str | None = None,
     **options: Any,
 ) -> Run:
     """Train one approach on a lead table (path, bytes, file-like or DataFrame) and store the run.
     ``target``, ``leak_policy``, ``exclude``, ``include`` and ``missing_values`` (``{column: [numbers]}``: codes
     read as missing with a flag column, recorded in the spec so that scoring does the same) are
-    :func:`engine.data.leads.load_leads`'s; ``options`` those of :func:`_train` (callbacks, store, dataset_name,
-    test_size, seed)."""
+    :func:`engine.data.leads.load_leads`'s; ``time_column`` (a date column) splits by time instead of the
+    stratified split; ``options`` those of :func:`_train` (callbacks, store, dataset_name, test_size, seed)."""
     from engine.data.leads import load_leads
 
     model = build_approach(approach, params, "leads")
     table = load_leads(
-        data, target=target, leak_policy=leak_policy, exclude=exclude, include=include, missing_values=missing_values
+        data,
+        target=target,
+        leak_policy=leak_policy,
+        exclude=exclude,
+        include=include,
+        missing_values=missing_values,
+        time_column=time_column,
     )
+    dates = {c: "date (never a feature; it can order the rows for the time split)" for c in table.dates.columns}
     spec = {
         "target": table.target,
         "policy": table.policy,
         "excluded": list(table.excluded),
-        "dropped": dict(table.dropped),
+        "dropped": {**table.dropped, **dates},
         "kinds": dict(table.kinds),
         **({"missing_values": table.missing_values} if table.missing_values else {}),
     }
     flagged = leak_flags(table)
     if flagged:
         spec["flagged"] = flagged
+    if time_column is not None:
+        options.update(times=table.times, time_column=table.time_column)
     return _train(model, "leads", data, table, table.y, table.row_ids, spec, **options)
 
 
@@ -316,6 +334,8 @@ def _train(
     dataset_name: str | None = None,
     test_size: float = DEFAULT_TEST_SIZE,
     seed: int = DEFAULT_SPLIT_SEED,
+    times: np.ndarray | None = None,
+    time_column: str | None = None,
 ) -> Run:
     """Fit, evaluate and store ``model`` on a loaded table (a lead table or transcripts), with what every run's
     spec says of its table (kind, dataset name, hash, rows, columns, warnings) before ``spec``."""
@@ -329,7 +349,17 @@ def _train(
         **spec,
     }
     return fit_evaluate_store(
-        model, table.X, y, row_ids, spec, callbacks=callbacks, store=store, test_size=test_size, seed=seed
+        model,
+        table.X,
+        y,
+        row_ids,
+        spec,
+        callbacks=callbacks,
+        store=store,
+        test_size=test_size,
+        seed=seed,
+        times=times,
+        time_column=time_column,
     )
 
 

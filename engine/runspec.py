@@ -30,7 +30,7 @@ from pydantic import (
 from engine.data.missing_values import LeadDataError, check_missing_values
 
 #: The column kinds a lead table's columns are read as (:data:`engine.data.leads.KINDS`).
-COLUMN_KINDS = ("numeric", "binary", "categorical", "high_cardinality", "identifier", "text")
+COLUMN_KINDS = ("numeric", "binary", "categorical", "high_cardinality", "identifier", "text", "date")
 
 Number = StrictFloat  # strict: an int is a number, a bool or text is not
 Names = list[StrictStr]
@@ -45,7 +45,9 @@ class SpecProblem(ValueError):
 
 
 class Split(BaseModel):
-    """How the run's rows were split (the protocol's stratified holdout)."""
+    """How the run's rows were split: the protocol's ``stratified holdout``, or ``time`` (the newest
+    ``test_size`` of the rows by the date ``column`` are the test rows; ``cutoff`` is the oldest test row's
+    time, ISO 8601, and no training row is newer)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -54,6 +56,24 @@ class Split(BaseModel):
     seed: StrictInt | None = None
     n_train: StrictInt | None = Field(default=None, ge=0)
     n_test: StrictInt | None = Field(default=None, ge=0)
+    column: StrictStr | None = None  # the time split's date column
+    cutoff: StrictStr | None = None  # the time split's cut-off
+
+    @model_validator(mode="after")
+    def _time_split(self) -> Split:
+        if self.method == "time" and not (self.column and self.cutoff):
+            raise ValueError("a time split needs its 'column' and 'cutoff'")
+        return self
+
+    def describe(self) -> str:
+        """The split in words, as the board names it."""
+        if self.method == "time":
+            return f"time split on {self.column!r}: test rows from {self.cutoff[:10]} on (newest {self.share})"
+        return f"stratified random split ({self.share} test, seed {self.seed})"
+
+    @property
+    def share(self) -> str:
+        return f"{self.test_size:.0%}" if self.test_size is not None else "?"
 
 
 #: What an approach's name may be (the registry refuses other names; a run id and a spec carry it): one home.

@@ -311,3 +311,14 @@ def missing_data_message(run) -> str:
         f"The data of run {run.id} (dataset '{run.spec.get('dataset')}', sha256 {data_hash[:12]}…) {where}. "
         "Upload the same file on the Data page to explain or rescore this run."
     )
+
+
+def split_key(run) -> tuple:
+    """The Metric board's group of a run: runs with the same key were tested on the same rows (the same file, split
+    method, test share and seed; the time split's test rows follow from its date column, not from the seed)."""
+    split = run.settings.split
+    if split is None:
+        return (run.settings.data_hash, "stratified holdout", None, None, None)
+    if split.method == "time":
+        return (run.settings.data_hash, "time", split.column, split.test_size, None)
+    return (run.settings.data_hash, split.method, None, split.test_size, split.seed)

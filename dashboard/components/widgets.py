@@ -450,8 +450,7 @@ def headline_metrics(run_id: str) -> None:
 def select_on_board(run) -> None:
     """Make the metric board open on this run's dataset and split, with the run in focus
     (session keys ``board_group`` and ``board_focus_run``, read by dashboard/views/board.py)."""
-    split = run.spec.get("split") or {}
-    st.session_state["board_group"] = (run.spec.get("data_hash"), split.get("test_size"), split.get("seed"))
+    st.session_state["board_group"] = state.split_key(run)
     st.session_state["board_focus_run"] = run.id
 
 

@@ -1,5 +1,8 @@
 """Metric board: every run on one dataset and split, side by side, with intervals and curves.
 
+Runs are compared (and ranked) only within one dataset and one split: a run tested on the newest 30 % by a date
+column (the time split) is never ranked beside one tested on a random 30 %; each choice names its split.
+
 What the numbers say comes first (engine.evaluate.board_findings), then the metrics in two tables (how well the
 leads are ranked and called; how far the chances can be trusted) with the no-model baseline, then curves,
 decisions at a threshold and score bands in tabs (only the open tab is computed).
@@ -45,9 +48,10 @@ def md(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]<>#|~$:])", r"\\\1", str(text))
 
 
-def split_key(spec: dict) -> tuple:
-    split = spec.get("split") or {}
-    return (spec.get("data_hash"), split.get("test_size"), split.get("seed"))
+def split_words(run) -> str:
+    """The run's split in a few words (the choice of dataset names it)."""
+    split = run.settings.split
+    return f"time split by {split.column}" if split is not None and split.method == "time" else "random split"
 
 
 def group_id(key: tuple) -> str:
@@ -56,7 +60,7 @@ def group_id(key: tuple) -> str:
 
 groups: dict[tuple, list] = {}
 for run in runs:
-    groups.setdefault(split_key(run.spec), []).append(run)
+    groups.setdefault(state.split_key(run), []).append(run)
 keys = list(groups)
 names = {k: str(groups[k][0].spec.get("dataset") or "?") for k in keys}
 
@@ -65,9 +69,10 @@ def group_label(key: tuple) -> str:
     spec = groups[key][0].spec
     unit = "calls" if spec.get("input_kind") == "transcripts" else "leads"
     n = len(groups[key])
-    same_name = [k for k in keys if names[k] == names[key]]
-    version = f" · version {str(key[0])[:6]}" if len(same_name) > 1 else ""
-    return f"{names[key]}{version} · {spec.get('rows', '?')} {unit} · {n} run{'s' if n != 1 else ''}"
+    versions = {k[0] for k in keys if names[k] == names[key]}
+    version = f" · version {str(key[0])[:6]}" if len(versions) > 1 else ""
+    split = f" · {split_words(groups[key][0])}" if any(k[1] == "time" for k in keys if names[k] == names[key]) else ""
+    return f"{names[key]}{version}{split} · {spec.get('rows', '?')} {unit} · {n} run{'s' if n != 1 else ''}"
 
 
 def roc_auc_of(run) -> float:
@@ -92,7 +97,8 @@ key = st.selectbox(
     format_func=group_label,
     key="board_group_select",
     help="Runs are compared only when they were scored on the same file and the same held-out test "
-    "rows (the same split). Each choice is one file; the runs trained on it are listed below.",
+    "rows (the same split): a run tested on the newest leads (time split) is never ranked beside one tested on "
+    "a random sample. Each choice is one file and one split; the runs trained on it are listed below.",
 )
 st.session_state["board_group"] = key  # kept across pages (a widget's own state is not)
 group = groups[key]
@@ -109,6 +115,7 @@ if focus_key is not None or runs_key not in st.session_state:
         initial = [focus] + initial
     st.session_state[runs_key] = [i for i in ids if i in initial]  # newest first, as listed
 split = group[0].spec.get("split") or {}
+split_said = group[0].settings.split.describe() if group[0].settings.split else "stratified random split"
 chosen = st.multiselect(
     "Runs",
     ids,
@@ -123,9 +130,14 @@ st.caption(
     f"Every run here was scored on the same {n_test if n_test else 'held-out'} test "
     f"{'calls' if group[0].spec.get('input_kind') == 'transcripts' else 'leads'}, which none of them saw in "
     "training.",
-    help=f"Stratified hold-out: test share {split.get('test_size')}, seed {split.get('seed')}; data file sha256 "
-    f"{str(key[0])[:16]}…",
+    help=f"{split_said[0].upper()}{split_said[1:]}; data file sha256 {str(key[0])[:16]}…",
 )
+if key[1] == "time":
+    st.caption(
+        f"Split by time: tested on the newest leads by {split.get('column')} (from {str(split.get('cutoff'))[:10]}), "
+        "what a model does on leads that come later. Runs on a random split of this file are under their own choice "
+        "and not ranked with these."
+    )
 group = [r for r in group if r.id in chosen]
 if not group:
     st.info("Choose at least one run.")

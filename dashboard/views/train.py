@@ -44,6 +44,7 @@ DROPPED_WORDS = {
     "identifier": "Identifiers (a different value in every row)",
     "constant": "The same value in every row",
     "every": "Every value missing",
+    "date": "Dates (never a feature; one can choose the test rows below)",
 }
 
 st.title("Train")
@@ -128,7 +129,8 @@ def training_problem(
             "asked": policy or "default",
             "preset": by_preset,
             "user": by_user,
-            "dropped": dict(table.dropped),
+            "dropped": {**table.dropped, **dict.fromkeys(table.dates.columns, "date")},
+            "dates": list(table.dates.columns),  # the columns the time split can order the rows by
         }
         if table.X.shape[1] == 0:
             return (
@@ -179,6 +181,28 @@ def show_left_out(info: dict) -> None:
             f"Leak policy: {POLICY_WORDS[info['policy']]} (change it, and the exclusions, on the **Data** page).",
             help=f"Leak-policy preset `{info['policy']}` (command line: `--leak-policy {info['policy']}`).",
         )
+
+
+def split_choice(dates: list[str]) -> tuple[str, str | None]:
+    """The test rows: the stratified random split, or (offered only when the table has a date column) the
+    newest 30 % by a date column. Returns ``(split, time column or None)`` as :class:`TrainSpec` takes them."""
+    if not dates:
+        return "stratified", None
+    by_time = st.radio(
+        "Test rows",
+        ["Random (stratified)", "Newest 30 % (by date)"],
+        key="train_split",
+        horizontal=True,
+        help="Random: 30 % of the leads drawn at random, the same rows for every run on this file. By date: the "
+        "newest 30 % by a date column, never seen in training, which says what the model will do on next month's "
+        "leads (on leads whose mix drifts, a random split promises too much). The board compares runs of one "
+        "split only. Command line: `--split time --time-column COL`.",
+    ).startswith("Newest")
+    if not by_time:
+        return "stratified", None
+    column = st.selectbox("Date column", dates, key="train_time_column") if len(dates) > 1 else dates[0]
+    st.caption(f"Test rows: the newest 30 % by {column}; every older lead trains the model.")
+    return "time", column
 
 
 def plain(message: str) -> str:
@@ -349,6 +373,7 @@ with left:
                 missing_values, problem, left_out = {}, f"{exc}", {}
             if left_out:
                 show_left_out(left_out)
+            split, time_column = split_choice(left_out.get("dates") or [])
             if problem:
                 st.warning(f"This job cannot succeed, so it is not launched. {problem}", icon=":material/block:")
                 widgets.page_link("views/data.py", label="Go to Data", icon=":material/table_view:")
@@ -379,6 +404,8 @@ with left:
                         include=list(meta.get("include") or []) if leads else [],
                         dataset_name=meta.get("name"),
                         missing_values=missing_values or {},
+                        split=split,
+                        time_column=time_column,
                     )
                     job_id = runner.submit_train(spec, gpu=use_gpu)
                 except ValueError as exc:

@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.data.leads.dates import looks_like_dates
 from engine.data.leads.words import YES_NO
 from engine.data.missing_values import is_missing_text
 
-KINDS = ("numeric", "binary", "categorical", "high_cardinality", "identifier", "text")
+KINDS = ("numeric", "binary", "categorical", "high_cardinality", "identifier", "text", "date")
 
 
 #: A text column with more distinct values than this is ``high_cardinality``.
@@ -132,6 +133,8 @@ def _kind(s: pd.Series, name: str) -> str:
         if nunique <= 2 and set(np.unique(values)) <= {0.0, 1.0}:
             return "binary"
         return "numeric"
+    if looks_like_dates(filled):  # a creation date: never a category (engine.data.leads.dates)
+        return "date"
     text = filled.astype(str)
     if nunique <= 2 and (nunique == 2 or text.str.casefold().isin(YES_NO).all()):
         return "binary"
@@ -151,7 +154,7 @@ def _kind(s: pd.Series, name: str) -> str:
 
 
 def infer_kinds(df: pd.DataFrame) -> dict[str, str]:
-    """Kind of every column: numeric | binary | categorical | high_cardinality | identifier | text.
+    """Kind of every column: numeric | binary | categorical | high_cardinality | identifier | text | date.
 
     The frame is cleaned first the way :func:`load_leads` cleans it ('Select' and blanks missing,
     mostly-numeric text numeric), so a raw :func:`read_table` frame can be passed. A column with no

@@ -10,6 +10,7 @@ import pandas as pd
 
 from engine.data.leads import reading
 from engine.data.leads.codes import flag_name, treat_missing
+from engine.data.leads.dates import time_column_values
 from engine.data.leads.kinds import _as_number, _clean_frame, _clean_strings, _kind
 from engine.data.leads.policy import _as_list, _check_policy, describe_policy
 from engine.data.leads.reading import _read
@@ -39,6 +40,11 @@ class LeadTable:
     n_rows_read: int = 0
     include: list[str] = field(default_factory=list)
     missing_values: dict[str, list[float]] = field(default_factory=dict)
+    #: the date columns (cleaned text), one row per row of X: never features (engine.data.leads.dates)
+    dates: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: the time column's values (datetime64) when ``load_leads`` was asked for one (the time split)
+    time_column: str | None = None
+    times: np.ndarray | None = None
 
     @property
     def conversion_rate(self) -> float:
@@ -61,6 +67,7 @@ class LeadTable:
             "warnings": list(self.warnings),
             "data_hash": self.data_hash,
             "missing_values": dict(self.missing_values),
+            "dates": list(self.dates.columns),
         }
 
 
@@ -74,6 +81,7 @@ def load_leads(
     max_cols: int | None = None,
     filename: str | None = None,
     missing_values: dict[str, list[float]] | None = None,
+    time_column: str | None = None,
 ) -> LeadTable:
     """Read and validate a lead table; see the module docstring for the rules.
 
@@ -83,7 +91,9 @@ def load_leads(
     ``max_rows`` / ``max_cols`` (default :data:`reading.MAX_ROWS`, :data:`reading.MAX_COLS`) are checked before the file is
     parsed. ``filename`` names the file in messages (see :func:`read_table`). ``missing_values``
     (``{column: [numbers]}``, see :func:`treat_missing`): codes of numeric columns read as missing, each with
-    a 0/1 flag column; the ones applied are in ``LeadTable.missing_values``.
+    a 0/1 flag column; the ones applied are in ``LeadTable.missing_values``. Date columns (the ``date`` kind)
+    are never features: they are kept apart in ``LeadTable.dates``. ``time_column`` (the time split's column)
+    must be one of them; its checked values are ``LeadTable.times`` (:func:`dates.time_column_values`).
     Raises :class:`LeadDataError` for unusable input.
     """
     policy = _check_policy(leak_policy)
@@ -143,6 +153,8 @@ def load_leads(
         if _norm(missing) != _norm(target_col):
             warnings.append(f"leak policy: column {missing!r} is not in the table; ignored")
     left_out = set(excluded)
+    # a time column the leak policy leaves out still orders the rows (it is never a feature anyway)
+    raw_left_out = {c: df[c].copy() for c in left_out if time_column is not None and _norm(c) == _norm(time_column)}
     # column by column, each raw column released once cleaned (df is this function's own frame)
     clean, num_warnings = _clean_frame(df, [c for c in feature_columns if c not in left_out])
     del df
@@ -151,10 +163,13 @@ def load_leads(
     clean = treat_missing(clean, missing_values)
     dropped: dict[str, str] = {}
     kinds: dict[str, str] = {}
+    dates: dict[str, pd.Series] = {}
     for col in clean.columns:
         s = clean[col]
         kind = _kind(s, col)
-        if kind == "empty":
+        if kind == "date":
+            dates[col] = s.reset_index(drop=True)
+        elif kind == "empty":
             dropped[col] = "every value missing"
             warnings.append(f"{col}: every value is missing; column dropped")
         elif kind == "identifier":
@@ -164,6 +179,17 @@ def load_leads(
         else:
             kinds[col] = kind
     X = clean[[c for c in clean.columns if c in kinds]].reset_index(drop=True)
+    times = None
+    if time_column is not None:
+        time_column = _time_column_name(time_column, all_columns, target_col, list(dates))
+        if time_column in dates:
+            raw = dates[time_column]
+        elif time_column in raw_left_out:
+            raw = _clean_strings(raw_left_out[time_column]).reset_index(drop=True)
+        else:
+            raw = clean[time_column].reset_index(drop=True)
+        every_kind = {**kinds, **{c: "date" for c in dates}, **{c: why.split(" (")[0] for c, why in dropped.items()}}
+        times = time_column_values(raw, time_column, every_kind)
     if X.shape[1] == 0:
         reasons = [f"{c}: {r}" for c, r in dropped.items()]
         detail = "; ".join(reasons[:10]) or "no columns besides the target"
@@ -189,7 +215,32 @@ def load_leads(
         n_rows_read=n_read,
         include=_as_list(include),
         missing_values=missing_values,
+        dates=pd.DataFrame(dates, index=X.index),
+        time_column=time_column,
+        times=times,
     )
+
+
+def _time_column_name(column: str, columns: list, target: str, dates: list[str]) -> str:
+    """The time column as the table spells it; one that is not there (the error names the table's date
+    columns) or is the outcome is refused."""
+    name = str(column)
+    if name not in columns:
+        by_key = {_norm(c): c for c in columns}
+        if _norm(name) not in by_key:
+            raise LeadDataError(
+                f"--time-column {name!r} is not a column of the table. "
+                + (
+                    f"Its date columns are: {_column_list(dates)}. Fix: name one of them."
+                    if dates
+                    else f"It has no date column (its columns: {_column_list(columns)}). Fix: use the stratified "
+                    "split (--split stratified), or export the leads with their creation date."
+                )
+            )
+        name = by_key[_norm(name)]
+    if name == target:
+        raise LeadDataError(f"--time-column {name!r} is the outcome column. Fix: name the creation-date column.")
+    return name
 
 
 def _applicable(
