@@ -177,6 +177,7 @@ def test_formulas_in_ids_are_never_run_nor_written_back(small_stack_run, tmp_pat
     assert "'=HYPERLINK" in stored and "\n=" not in stored and "\n@" not in stored and "\n+" not in stored
 
 
+@pytest.mark.slow  # about 18 s with writing the file, on the shared 2-core machine
 def test_a_million_row_outcomes_file(scored, tmp_path):
     _, leads = scored
     n = 1_000_000
@@ -191,7 +192,7 @@ def test_a_million_row_outcomes_file(scored, tmp_path):
     seconds = time.perf_counter() - started
     assert report["upload"]["rows"] == n and report["upload"]["matched"] == len(leads)
     assert report["upload"]["unmatched"] == n - len(leads) and report["matched"] == len(leads)
-    assert seconds < 30, seconds  # measured about 5 s on the shared 2-core machine
+    assert seconds < 30, seconds  # read, matched and stored in about 10 s on the shared 2-core machine
 
 
 def test_concurrent_uploads_keep_the_store_consistent(scored, tmp_path):
