@@ -202,6 +202,7 @@ def main() -> None:
         st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:", url_path="train"),
         st.Page(PAGES / "board.py", title="Metric board", icon=":material/leaderboard:", url_path="board"),
         st.Page(PAGES / "score.py", title="Score new leads", icon=":material/format_list_numbered:", url_path="score"),
+        st.Page(PAGES / "monitoring.py", title="Monitoring", icon=":material/monitoring:", url_path="monitoring"),
         st.Page(PAGES / "explain.py", title="Explain", icon=":material/manage_search:", url_path="explain"),
         st.Page(PAGES / "whatif.py", title="What-if", icon=":material/tune:", url_path="what-if"),
         st.Page(PAGES / "embeddings.py", title="Embeddings", icon=":material/scatter_plot:", url_path="embeddings"),

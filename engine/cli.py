@@ -1,4 +1,4 @@
-"""Command line: ``python -m engine train | bench | score | deploy | live | serve | runs | prepare-models | demo``."""
+"""Command line: ``python -m engine train | bench | score | deploy | live | outcomes | serve | runs | prepare-models | demo``."""
 
 from __future__ import annotations
 
@@ -375,6 +375,10 @@ def cmd_score(args) -> int:
         print(f"scored {len(scored.table)} rows with run {run.id}: written {out_path}")
     else:
         print(scored.table.head(50).to_string())
+    if not args.no_store:  # kept for the outcomes that come back (engine/cli_outcomes.py)
+        from engine.cli_outcomes import store_scored
+
+        report["stored_list"] = store_scored(scored, data, report.get("shift"))
     if report_path:
         write_json(report_path, report)
         print(f"report written to {report_path}")
@@ -664,6 +668,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="rows (from the top) that get reasons, or all; default: the approach's budget (stacking "
         "10,000, LLM 20, embeddings 20)",
     )
+    p.add_argument("--no-store", dest="no_store", action="store_true", help="do not keep the list for outcomes")
 
     p = _command(
         sub,
@@ -742,8 +747,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     from engine.cli_live import add_commands
+    from engine.cli_outcomes import add_commands as add_outcomes
 
     add_commands(sub, _command)
+    add_outcomes(sub, _command)
     _command(sub, "prepare-models", cmd_prepare_models, help="convert and cache the offline models (idempotent)")
 
     _command(sub, "demo", cmd_demo, help="train the stack on the demo leads and print its board")

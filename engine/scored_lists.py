@@ -38,6 +38,22 @@ def _checked_meta(folder) -> dict:
     return meta
 
 
+def live_version(workspace, run_id: str) -> int | None:
+    """The live version (:mod:`engine.live`) under which ``run_id`` is live in ``workspace``; None when it is not the
+    live run of any kind (or the live file cannot be read: the list is stored all the same)."""
+    from engine.live import KINDS, LiveStore
+
+    try:
+        state = LiveStore(workspace).state()
+    except ValueError:
+        return None
+    for kind in KINDS:
+        entry = state["live"].get(kind)
+        if entry and entry["run_id"] == run_id:
+            return int(entry["version"])
+    return None
+
+
 class ScoredStore:
     """Scored files under ``<workspace>/scored/<sha256 of the CSV>/``: ``scored.csv`` (the export, as
     downloaded) and ``meta.json`` (run id, time, source file, rows, tiers, report). Content-addressed: the
@@ -52,9 +68,11 @@ class ScoredStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.problems: dict[str, str] = {}
 
-    def add(self, scored: Scored, source: str, csv_bytes: bytes | None = None) -> dict:
+    def add(self, scored: Scored, source: str, csv_bytes: bytes | None = None, extra: dict | None = None) -> dict:
         """Store a scored list; ``csv_bytes`` is its export as already rendered (``Scored.export_csv``),
-        so a caller that offers the download does not render it twice."""
+        so a caller that offers the download does not render it twice. The meta records the run and the live
+        version (:func:`live_version`: None when the run was not the live one); ``extra`` (e.g. the shift check's
+        verdict) is added to it."""
         import hashlib
         import time
 
@@ -72,7 +90,9 @@ class ScoredStore:
                     "approach": scored.approach,
                     "source": str(source),
                     "created": time.time(),
+                    "live_version": live_version(self.root.parent, scored.run_id),
                     **{k: v for k, v in scored.summary.items() if k != "run_id"},
+                    **(extra or {}),
                 }
                 write_json(folder / "meta.json", meta)
         return read_json(folder / "meta.json", dict)

@@ -481,6 +481,8 @@ class Scored:
     factors: dict[int, dict[str, list[dict]]] = field(default_factory=dict, repr=False)
     #: probabilities in the input's order
     proba: np.ndarray | None = field(default=None, repr=False)
+    #: the input's columns the run left out as identifiers (what outcomes are matched back by)
+    id_columns: list[str] = field(default_factory=list)
 
     @property
     def summary(self) -> dict:
@@ -495,6 +497,7 @@ class Scored:
             "messages": self.report.messages(),
             "metrics": self.metrics,
             "outcome_rows": int(self.outcome_rows),
+            "id_columns": list(self.id_columns),
         }
 
     def export_frame(self) -> pd.DataFrame:
@@ -609,6 +612,7 @@ def score_frame(
         outcome_rows=n_outcomes,
         factors=factors,
         proba=proba,
+        id_columns=identifier_columns(run, raw.columns),
     )
 
 

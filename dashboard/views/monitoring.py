@@ -1,0 +1,192 @@
+"""Monitoring: outcomes back from the CRM matched to the scored lists, and how the lists did over time beside what
+their runs promised (engine/outcomes.py, engine/outcomes_report.py)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard.components import widgets
+from engine.outcomes import OutcomeError
+from engine.outcomes_report import monitoring_report, upload_outcomes, upload_words
+
+st.title("Monitoring")
+st.caption(
+    "Upload the outcomes of leads you scored (a file of lead ids and won/lost, yes/no or 1/0; a close date is "
+    "optional). They are matched by id to the lists stored when the leads were scored, and each list's realized "
+    "performance is set beside what its model promised on its test leads. The same file twice changes nothing."
+)
+widgets.storage_warnings()
+
+
+def _keep_upload():
+    upload = st.session_state.get("monitoring_upload")
+    st.session_state["monitoring_file"] = (upload.getvalue(), upload.name) if upload is not None else None
+
+
+st.file_uploader("Outcomes file (CSV, Excel, Parquet)", key="monitoring_upload", on_change=_keep_upload)
+with st.expander("Columns (found by themselves when left blank)"):
+    c1, c2, c3 = st.columns(3)
+    id_column = c1.text_input("Lead id column", key="monitoring_id", placeholder="e.g. Prospect ID")
+    outcome_column = c2.text_input("Outcome column", key="monitoring_outcome", placeholder="e.g. Converted")
+    date_column = c3.text_input("Close date column", key="monitoring_date", placeholder="optional")
+
+kept = st.session_state.get("monitoring_file")
+if kept and st.button(f"Match the outcomes in {kept[1]}", key="monitoring_match", type="primary"):
+    data, name = kept
+    try:
+        result = upload_outcomes(
+            data, name, id_column.strip() or None, outcome_column.strip() or None, date_column.strip() or None
+        )
+    except OutcomeError as exc:
+        st.session_state["monitoring_said"] = ("error", [str(exc)])
+    else:
+        st.session_state["monitoring_said"] = (
+            "success" if result["upload"]["added"] else "info",
+            upload_words(result["upload"]),
+        )
+said = st.session_state.get("monitoring_said")
+if said:
+    {"error": st.error, "success": st.success, "info": st.info}[said[0]]("\n\n".join(said[1]))
+
+report = monitoring_report()
+for alert in report["alerts"]:
+    st.error(alert, icon=":material/warning:")
+if not report["lists"]:
+    st.info(
+        "No scored list is stored yet. Score leads on the Score page (or `python -m engine score`), then upload "
+        "their outcomes here."
+    )
+    st.stop()
+if not report["matched"]:
+    st.info(f"{len(report['lists'])} scored list(s) stored; no outcome matched yet. Upload the outcomes above.")
+    st.stop()
+
+st.subheader(f"All {report['matched']:,} leads with an outcome")
+st.markdown("\n".join(f"- {line}" for line in report["words"]))
+
+weeks = pd.DataFrame(report["weeks"])
+promise = next((r["promised"] for r in report["runs"] if r.get("promised")), None)
+fig = go.Figure()
+ci = weeks["roc_auc_ci"].map(lambda c: c if c else [None, None])
+fig.add_trace(
+    go.Scatter(
+        x=weeks["week"],
+        y=weeks["roc_auc"],
+        mode="lines+markers",
+        name="realized ROC-AUC",
+        error_y=dict(
+            type="data",
+            symmetric=False,
+            array=[(h - v) if h is not None and v is not None else None for (_, h), v in zip(ci, weeks["roc_auc"])],
+            arrayminus=[
+                (v - lo) if lo is not None and v is not None else None for (lo, _), v in zip(ci, weeks["roc_auc"])
+            ],
+        ),
+    )
+)
+for run in report["runs"]:
+    p = run.get("promised") or {}
+    if p.get("roc_auc_ci") and p["roc_auc_ci"][0] is not None:
+        fig.add_hrect(
+            y0=p["roc_auc_ci"][0],
+            y1=p["roc_auc_ci"][1],
+            opacity=0.12,
+            line_width=0,
+            annotation_text=f"promised by {run['run_id'][-6:]}",
+            fillcolor="#1a7f37",
+        )
+fig.update_layout(
+    title="Realized ROC-AUC by week scored (95 % interval), beside the runs' promise",
+    height=320,
+    yaxis_title="ROC-AUC",
+    margin=dict(l=10, r=10, t=40, b=10),
+)
+st.plotly_chart(fig, width="stretch")
+
+tier_rows = [
+    {"week": w["week"], "tier": t, "conversion": v["rate"], "leads": v["leads"]}
+    for w in report["weeks"]
+    for t, v in w["by_tier"].items()
+]
+if tier_rows:
+    import plotly.express as px
+
+    fig = px.line(
+        pd.DataFrame(tier_rows),
+        x="week",
+        y="conversion",
+        color="tier",
+        markers=True,
+        category_orders={"tier": ["A", "B", "C", "D"]},
+        title="Conversion by tier, by week scored",
+        color_discrete_map={"A": "#1a7f37", "B": "#4ac26b", "C": "#d4a72c", "D": "#cf222e"},
+    )
+    fig.update_layout(height=300, yaxis_tickformat=".0%", margin=dict(l=10, r=10, t=40, b=10))
+    st.plotly_chart(fig, width="stretch")
+
+calib = pd.DataFrame(report["calibration"])
+if not calib.empty:
+    fig = go.Figure(
+        [
+            go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect", line=dict(dash="dot", color="grey")),
+            go.Scatter(
+                x=calib["predicted"],
+                y=calib["realized"],
+                mode="lines+markers",
+                name="realized",
+                text=calib["leads"].map(lambda n: f"{n:,} leads"),
+            ),
+        ]
+    )
+    fig.update_layout(
+        title="Calibration: predicted against realized",
+        xaxis_title="predicted",
+        yaxis_title="converted",
+        height=300,
+        margin=dict(l=10, r=10, t=40, b=10),
+    )
+    st.plotly_chart(fig, width="stretch")
+
+
+def _rate(entry: dict, tier: str):
+    value = entry["by_tier"].get(tier)
+    return None if value is None else round(100 * value["rate"], 1)
+
+
+st.subheader("Each scored list")
+st.dataframe(
+    pd.DataFrame(
+        [
+            {
+                "week": e["week"],
+                "file": e["source"],
+                "run": e["run_id"],
+                "live version": e.get("live_version"),
+                "shift check": e.get("shift_verdict") or "not recorded",
+                "leads": e["list_rows"],
+                "with outcome": e["matched"],
+                "ROC-AUC": None if e["roc_auc"] is None else round(e["roc_auc"], 3),
+                "promised ROC-AUC": None if not e.get("promised") else e["promised"].get("roc_auc"),
+                "Brier": None if e["brier"] is None else round(e["brier"], 3),
+                "A-tier %": _rate(e, "A"),
+                "D-tier %": _rate(e, "D"),
+                "top 10 % lift": None if e["lift_top10"] is None else round(e["lift_top10"], 2),
+            }
+            for e in report["lists"]
+        ]
+    ),
+    hide_index=True,
+    width="stretch",
+)
+for entry in report["runs"]:
+    with st.expander(f"Run {entry['run_id']}: {entry['matched']:,} leads with an outcome"):
+        st.markdown("\n".join(f"- {line}" for line in entry["words"]))
+if report["skipped_lists"]:
+    st.caption("Lists outcomes cannot match: " + "; ".join(f"{k} ({v})" for k, v in report["skipped_lists"].items()))
+if report["outcomes"]["conflicting_between_uploads"]:
+    st.caption(
+        f"{report['outcomes']['conflicting_between_uploads']:,} lead id(s) have different outcomes in different "
+        "uploads (e.g. " + ", ".join(report["outcomes"]["conflicting_examples"]) + "): they are left out."
+    )

@@ -1,0 +1,81 @@
+"""The ``outcomes`` command (outcomes back from the CRM, :mod:`engine.outcomes`) and the storing of the lists ``score``
+writes (:class:`engine.scored_lists.ScoredStore`, what outcomes are matched to)."""
+
+from __future__ import annotations
+
+import sys
+
+from engine.cli_paths import readable_data, refuse_clashes, writable_out
+
+
+def store_scored(scored, data, shift: dict | None) -> str:
+    """Keep a list ``score`` wrote in the scored-list store (its run, live version and shift verdict in its meta);
+    said on stderr. Returns the list's sha256."""
+    from engine.scored_lists import ScoredStore
+
+    extra = (
+        {"shift": {"verdict": shift.get("verdict"), "adversarial_auc": shift.get("adversarial_auc")}} if shift else {}
+    )
+    meta = ScoredStore().add(scored, data.name, extra=extra)
+    version = meta.get("live_version")
+    print(
+        f"list stored for outcomes ({meta['sha256'][:12]}; run {meta['run_id']}"
+        + (f", live version {version}" if version is not None else ", not the live run")
+        + "): `python -m engine outcomes --data won_lost.csv` matches outcomes to it (--no-store to skip)",
+        file=sys.stderr,
+    )
+    return meta["sha256"]
+
+
+def cmd_outcomes(args) -> int:
+    """``outcomes --data FILE [--id COL] [--outcome COL] [--date COL] [--json REPORT]``: store the outcomes, match them
+    to the stored lists, print the realized performance beside each run's promise and any alert. Exit 0 when stored
+    (or already stored), 2 with one line for a file that cannot be used, 1 when an alert fired (with --fail-on-alert)."""
+    from engine.outcomes_report import upload_outcomes, upload_words
+    from engine.storage import write_json
+
+    data = readable_data(args.data, "the file of lead ids and outcomes")
+    out = writable_out(args.json)
+    refuse_clashes(("--data", data, "the outcomes file"), ("--json", out, ""))
+    report = upload_outcomes(data, data.name, args.id, args.outcome, args.date)
+    for line in upload_words(report["upload"]):
+        print(line)
+    if report["matched"]:
+        print(f"realized, all {report['matched']:,} matched leads:")
+        for line in report["words"]:
+            print(f"  {line}")
+    for entry in report["lists"]:
+        if entry["matched"]:
+            shift = f"; shift check: {entry['shift_verdict']}" if entry.get("shift_verdict") else ""
+            print(f"list {entry['source']} ({entry['week']}, run {entry['run_id']}{shift}):")
+            for line in entry["words"]:
+                print(f"  {line}")
+    for alert in report["alerts"]:
+        print(f"ALERT: {alert}", file=sys.stderr)
+    for sha, why in report["skipped_lists"].items():
+        print(f"skipped list {sha}: {why}", file=sys.stderr)
+    if out:
+        write_json(out, report)
+        print(f"report written to {out}")
+    return 1 if (args.fail_on_alert and report["alerts"]) else 0
+
+
+def add_commands(sub, command) -> None:
+    """Register ``outcomes`` on the subparsers ``sub`` with cli.py's helper ``command``."""
+    p = command(
+        sub,
+        "outcomes",
+        cmd_outcomes,
+        help="upload won/lost outcomes and see how the scored lists did",
+        description="Read a file of lead ids and outcomes (won/lost, yes/no, 1/0; an optional close date), keep it "
+        "(the same file twice changes nothing; nothing earlier is replaced), match it by id to the scored lists "
+        "stored earlier, and report realized performance per list, week and run beside what each run promised on "
+        "its test split, with alerts. Exit status: 0 stored, 2 a file that cannot be used (nothing stored), 1 an "
+        "alert fired (only with --fail-on-alert).",
+    )
+    p.add_argument("--data", required=True, help="outcomes file (CSV, Excel, Parquet): lead ids and outcomes")
+    p.add_argument("--id", help="the lead id column (default: the id column of the scored lists, e.g. Prospect ID)")
+    p.add_argument("--outcome", help="the outcome column (default: Converted, Outcome, Won, Status, ...)")
+    p.add_argument("--date", help="the close date column (optional; default: Close Date or Date when present)")
+    p.add_argument("--json", help="write the report as JSON here")
+    p.add_argument("--fail-on-alert", dest="fail_on_alert", action="store_true", help="exit 1 when an alert fires")
