@@ -28,6 +28,7 @@ from engine.evaluate import (
     baseline_metrics,
     board_findings,
 )
+from engine.runspec import Split
 
 #: how many runs of a dataset the board shows at first (the best by ROC-AUC)
 DEFAULT_RUNS = 6
@@ -45,29 +46,24 @@ def md(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]<>#|~$:])", r"\\\1", str(text))
 
 
-def split_key(spec: dict) -> tuple:
-    split = spec.get("split") or {}
-    return (spec.get("data_hash"), split.get("test_size"), split.get("seed"))
-
-
 def group_id(key: tuple) -> str:
     return hashlib.sha1(repr(key).encode()).hexdigest()[:10]
 
 
 groups: dict[tuple, list] = {}
 for run in runs:
-    groups.setdefault(split_key(run.spec), []).append(run)
+    groups.setdefault(run.settings.split_key, []).append(run)
 keys = list(groups)
-names = {k: str(groups[k][0].spec.get("dataset") or "?") for k in keys}
+names = {k: str(groups[k][0].settings.dataset or "?") for k in keys}
 
 
 def group_label(key: tuple) -> str:
-    spec = groups[key][0].spec
-    unit = "calls" if spec.get("input_kind") == "transcripts" else "leads"
+    settings = groups[key][0].settings
     n = len(groups[key])
     same_name = [k for k in keys if names[k] == names[key]]
     version = f" · version {str(key[0])[:6]}" if len(same_name) > 1 else ""
-    return f"{names[key]}{version} · {spec.get('rows', '?')} {unit} · {n} run{'s' if n != 1 else ''}"
+    rows = "?" if settings.rows is None else settings.rows
+    return f"{names[key]}{version} · {rows} {settings.unit} · {n} run{'s' if n != 1 else ''}"
 
 
 def roc_auc_of(run) -> float:
@@ -108,7 +104,7 @@ if focus_key is not None or runs_key not in st.session_state:
     if focus in ids and focus not in initial:
         initial = [focus] + initial
     st.session_state[runs_key] = [i for i in ids if i in initial]  # newest first, as listed
-split = group[0].spec.get("split") or {}
+split = group[0].settings.split or Split()
 chosen = st.multiselect(
     "Runs",
     ids,
@@ -118,13 +114,12 @@ chosen = st.multiselect(
     "'Rename runs'; its id is there too.",
 )
 chosen_memory[gid] = list(chosen)
-n_test = split.get("n_test")
+n_test = split.n_test
 st.caption(
     f"Every run here was scored on the same {n_test if n_test else 'held-out'} test "
-    f"{'calls' if group[0].spec.get('input_kind') == 'transcripts' else 'leads'}, which none of them saw in "
+    f"{group[0].settings.unit}, which none of them saw in "
     "training.",
-    help=f"Stratified hold-out: test share {split.get('test_size')}, seed {split.get('seed')}; data file sha256 "
-    f"{str(key[0])[:16]}…",
+    help=f"Stratified hold-out: test share {split.test_size}, seed {split.seed}; data file sha256 {str(key[0])[:16]}…",
 )
 group = [r for r in group if r.id in chosen]
 if not group:
@@ -168,7 +163,7 @@ def make_live(run_id: str) -> None:
         st.session_state["board_live_outcome"] = ("success", f"{labels[run_id]} is live (version {entry['version']}).")
 
 
-live_kind = group[0].spec.get("input_kind", "leads")
+live_kind = group[0].settings.input_kind
 try:
     from engine.live import LiveStore
 
@@ -234,8 +229,8 @@ for run in group:
     num = {
         "run_id": run.id,
         "run": labels[run.id],
-        "approach": run.spec.get("approach"),
-        "dataset": run.spec.get("dataset"),
+        "approach": run.settings.approach,
+        "dataset": run.settings.dataset,
     }
     for name in state.METRICS:
         v = mm.get(name)
@@ -254,13 +249,13 @@ findings = board_findings(
     [
         {
             "label": labels[r.id],
-            "approach": r.spec.get("approach"),
-            "untrained_part": approach_hook(r.spec.get("approach"), "untrained_part"),
+            "approach": r.settings.approach,
+            "untrained_part": approach_hook(r.settings.approach, "untrained_part"),
             "metrics": r.metrics.get("metrics") or {},
             "variants": r.metrics.get("variants") or {},
             "base_rate": base_rate,
-            "columns": r.spec.get("columns"),
-            "flagged": r.spec.get("flagged"),
+            "columns": r.settings.columns,
+            "flagged": r.settings.flagged,
         }
         for r in group
     ]

@@ -65,5 +65,5 @@ def test_one_flagged_column_reads_it_and_several_read_them(runs, monkeypatch):
     for flagged, word in ((one, "it"), (two, "them")):
         first = board_findings([{"label": "Leaky", "metrics": leaky.metrics["metrics"], "flagged": flagged}])[0]
         assert first.endswith(f"Exclude {word} on the Data page and train again."), first
-        widgets.flagged_warning(SimpleNamespace(spec={"flagged": flagged}))
+        widgets.flagged_warning(SimpleNamespace(settings=leaky.settings.model_copy(update={"flagged": flagged})))
         assert f"any reason citing {word} may not hold" in shown[-1] and f"Exclude {word} on the Data" in shown[-1]
