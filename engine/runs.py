@@ -133,11 +133,6 @@ class Run:
         for one that holds wrong types. The store's listings and :meth:`RunStore.get` skip or refuse both."""
         return validate_spec(read_json(self.path / "spec.json", dict))
 
-    @cached_property
-    def spec(self) -> dict:
-        """The checked spec as a mapping, for the dashboard's pages until they read :attr:`settings` too."""
-        return self.settings.as_dict()
-
     @property
     def metrics(self) -> dict:
         f = self.path / "metrics.json"
