@@ -73,6 +73,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from engine.api_body import Guard, StrictJSONResponse, invalid, message_body, parse_body
 from engine.api_catalog import Catalog
 from engine.api_hosts import is_loopback
+from engine.runspec import RunSpec
 
 API_KEY_ENV = "CLAB_API_KEY"
 MAX_BATCH = 500
@@ -247,18 +248,13 @@ def _single_lead_frame(lead: dict, columns: list[str], kinds: dict[str, str]) ->
     return pd.DataFrame(cells, index=range(1))
 
 
-def _lead_frame(leads: list[dict], spec: dict) -> tuple[pd.DataFrame, list[str]]:
-    from engine.data.leads import LeadDataError, check_missing_values, flags_of, prepare_features, treat_missing
+def _lead_frame(leads: list[dict], settings: RunSpec) -> tuple[pd.DataFrame, list[str]]:
+    from engine.data.leads import prepare_features, treat_missing
 
-    columns = list(spec.get("columns") or [])
-    kinds = spec.get("kinds") or {}
-    try:  # numbers the run reads as missing, with their flag columns (made here, never taken from the client)
-        missing_values = check_missing_values(spec.get("missing_values"))
-    except LeadDataError as exc:
-        raise HTTPException(
-            409, detail={"message": f"Run {spec.get('run_id')} cannot be used: {exc} Train it again."}
-        ) from None
-    flags = flags_of(missing_values)
+    columns, kinds = settings.columns, settings.kinds
+    # numbers the run reads as missing (checked when the run was loaded: a damaged setting is a run the store
+    # refuses, a 409 naming it), with their flag columns (made here, never taken from the client)
+    missing_values, flags = settings.missing_values, settings.flags
     known = set(columns) - set(flags)
     ignored = sorted({k for lead in leads for k in lead if k not in known})
     if columns and not any(k in known for lead in leads for k in lead):
@@ -539,11 +535,11 @@ def create_app(
                 raise HTTPException(
                     409, detail={"message": f"Run {run_id} is not complete yet (still training or failed)."}
                 )
-        if run.spec.get("input_kind") != input_kind:
+        if run.settings.input_kind != input_kind:
             raise HTTPException(
                 422,
                 detail={
-                    "message": f"Run {run_id} scores {run.spec.get('input_kind')}, "
+                    "message": f"Run {run_id} scores {run.settings.input_kind}, "
                     f"not {input_kind}. Pick a {input_kind} run from GET /models."
                 },
             )
@@ -618,7 +614,7 @@ def create_app(
         payload = {
             "run_id": run.id,
             "version": version,
-            "approach": run.spec.get("approach", ""),
+            "approach": run.settings.approach,
             "threshold": threshold,
             "predictions": predictions,
             "ignored_fields": ignored or [],
@@ -658,15 +654,15 @@ def create_app(
         catalog.refresh()
         out = []
         for run in catalog.runs.values():
-            spec = run.spec
+            settings = run.settings
             roc = catalog.metrics[run.id].get("metrics", {}).get("roc_auc", {})
             out.append(
                 {
                     "run_id": run.id,
-                    "approach": spec.get("approach"),
-                    "input_kind": spec.get("input_kind"),
-                    "dataset": spec.get("dataset"),
-                    "created": spec.get("created"),
+                    "approach": settings.approach,
+                    "input_kind": settings.input_kind,
+                    "dataset": settings.dataset,
+                    "created": settings.created,
                     "roc_auc": roc.get("value") if isinstance(roc, dict) else roc,
                 }
             )
@@ -708,7 +704,7 @@ def create_app(
         leads = body.leads
         check_batch(len(leads), body.explain, MAX_EXPLAIN_LEADS, "leads")
         run, loaded, version = pick_run(body.run_id, "leads")
-        X, ignored = _lead_frame(leads, run.spec)
+        X, ignored = _lead_frame(leads, run.settings)
         return respond(run, loaded, X, body.explain, ignored, stop=stop, version=version)
 
     @api.post(

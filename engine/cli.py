@@ -87,13 +87,13 @@ def _metric(metrics: dict, name: str) -> str:
 
 
 def format_run(run) -> str:
-    m = run.metrics
+    m, settings = run.metrics, run.settings
     lines = [
-        f"run {run.id}  ({run.spec['approach']} on {run.spec.get('dataset')}, {run.spec.get('rows')} rows, "
-        f"policy {run.spec.get('policy', '-')})"
+        f"run {run.id}  ({settings.approach} on {settings.dataset}, {settings.rows} rows, "
+        f"policy {settings.policy or '-'})"
     ]
-    if run.spec.get("excluded"):
-        lines.append(f"  leak policy excluded: {', '.join(run.spec['excluded'])}")
+    if settings.excluded:
+        lines.append(f"  leak policy excluded: {', '.join(settings.excluded)}")
     for name in BOARD_METRICS + ["precision", "recall", "log_loss"]:
         lines.append(f"  {name:<10} {_metric(m.get('metrics', {}), name)}")
     lines.append(
@@ -280,9 +280,9 @@ def _column_list(columns: list[str], limit: int = 12) -> str:
 
 def _check_kind(run, data: Path) -> None:
     """Refuse transcripts given to a leads run (and the other way round) before reading them as a table."""
-    kind = run.spec.get("input_kind", "leads")
+    kind = run.settings.input_kind
     if kind == "leads" and input_kind_of(data) == "transcripts":
-        columns = list(run.spec.get("columns") or [])
+        columns = run.settings.columns
         raise ValueError(
             f"{data.name} holds transcripts, but run {run.id} scores leads with the columns: "
             f"{_column_list(columns)}. Fix: give a lead table with those columns, or score it "
@@ -333,7 +333,7 @@ def cmd_score(args) -> int:
         if total > 10_000:
             print(f"scored {done:,} / {total:,} rows", file=sys.stderr)
 
-    explain = args.explain if args.explain is not None else explain_budget(run.spec.get("approach", ""))
+    explain = args.explain if args.explain is not None else explain_budget(run.settings.approach)
     scored = score_frame(run, raw, model=model, explain=explain, progress=progress, source=data.name)
     report = {"run_id": run.id, "source": str(data), **scored.summary}
     for line in [*notes, *scored.report.messages()]:
@@ -433,9 +433,9 @@ def cmd_runs(args) -> int:
         rows.append(
             [
                 run.id,
-                str(run.spec.get("input_kind") or "-"),
-                str(run.spec.get("approach") or "-"),
-                _short(run.spec.get("dataset")),
+                run.settings.input_kind,
+                run.settings.approach,
+                _short(run.settings.dataset),
                 f"roc_auc {_metric(m, 'roc_auc')}",
             ]
         )
@@ -479,7 +479,7 @@ def cmd_delete(args) -> int:
         run_id = args.id.strip()
         try:
             run = store.get(run_id)
-            what = f"run {run.id} ({run.spec.get('approach')} on {run.spec.get('dataset')})"
+            what = f"run {run.id} ({run.settings.approach} on {run.settings.dataset})"
         except KeyError:
             store.folder(run_id)  # "No run" unless a folder of the store's own is there: one listed as broken
             what = f"run {run_id} (damaged: spec.json is missing)"

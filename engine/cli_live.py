@@ -64,10 +64,10 @@ def _load_live(run, kind: str):
 
 def _describe(store, run_id: str) -> str:
     try:
-        spec = store.get(run_id).spec
+        settings = store.get(run_id).settings
     except Exception:  # noqa: BLE001 - deleted or damaged since: the id alone
         return f"{run_id} (no longer usable)"
-    return f"{run_id} ({spec.get('approach')} on {spec.get('dataset')})"
+    return f"{run_id} ({settings.approach} on {settings.dataset})"
 
 
 def cmd_deploy(args) -> int:

@@ -3,7 +3,7 @@
 ``<workspace>/datasets/<sha>/`` holds the raw file (``data<ext>``, bytes unchanged) and
 ``meta.json`` (name, kind, original filename, target, leak policy, excluded columns, numbers read as
 missing, size, rows). The folder name equals the ``data_hash`` the loaders compute, so runs
-(``spec["data_hash"]``) find their dataset. An upload never replaces another: the same bytes map
+(``run.settings.data_hash``) find their dataset. An upload never replaces another: the same bytes map
 to the same folder, different bytes to a new one; only the settings in ``meta.json`` change. The same
 bytes uploaded as the other kind are refused (one file holds one kind of data).
 
@@ -142,9 +142,9 @@ def _checked(settings: dict[str, Any], extra: tuple[str, ...] = ()) -> dict[str,
     if purpose is not None and purpose not in PURPOSES:
         raise ValueError(f"purpose must be one of {PURPOSES}, not {purpose!r}")
     if "missing_values" in settings:
-        from engine.data.leads import check_missing_values
+        from engine.data.missing_values import parse_missing_values
 
-        settings = {**settings, "missing_values": check_missing_values(settings["missing_values"])}
+        settings = {**settings, "missing_values": parse_missing_values(settings["missing_values"])}
     return settings
 
 
@@ -240,10 +240,10 @@ class Dataset:
     def missing_values(self) -> dict[str, list[float]]:
         """The numbers read as missing, ``{column: [numbers]}`` (see :func:`engine.data.leads.treat_missing`).
         Raises ValueError naming the file and the fix when ``meta.json`` holds a damaged one (hand-edited)."""
-        from engine.data.leads import LeadDataError, check_missing_values
+        from engine.data.missing_values import LeadDataError, parse_missing_values
 
         try:
-            return check_missing_values(self.meta.get("missing_values"))
+            return parse_missing_values(self.meta.get("missing_values"))
         except LeadDataError as exc:
             raise ValueError(
                 f"the numbers read as missing of dataset {self.name!r} are not usable: {exc} The setting is "

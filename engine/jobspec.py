@@ -63,9 +63,9 @@ class TrainSpec:
             if not isinstance(value, (list, tuple)) or not all(isinstance(c, str) for c in value):
                 raise ValueError(f"{name} must be a list of column names")
             setattr(self, name, list(value))
-        from engine.data.leads import check_missing_values
+        from engine.data.missing_values import parse_missing_values
 
-        self.missing_values = check_missing_values(self.missing_values)
+        self.missing_values = parse_missing_values(self.missing_values)  # the setting's one type, checked here
         if self.missing_values and self.input_kind != "leads":
             raise ValueError("missing_values is a setting of lead tables; transcripts have no numeric columns")
         if self.preset is not None:

@@ -152,7 +152,7 @@ class LiveStore:
     def deploy(self, run, note: str | None = None, kind: str | None = None, action: str = "deploy") -> dict:
         """Make ``run`` (a checked :class:`engine.runs.Run`) the live run of its input kind; the history entry
         is returned. ``kind``, when given, must be the run's own input kind."""
-        run_kind = run.spec.get("input_kind", "leads")
+        run_kind = run.settings.input_kind
         if kind is not None and kind != run_kind:
             raise ValueError(
                 f"run {run.id} scores {run_kind}, not {kind}. Fix: deploy a {kind} run (`python -m engine runs`)."

@@ -141,7 +141,7 @@ def fit_evaluate_store(
     X: pd.DataFrame,
     y: np.ndarray,
     row_ids,
-    spec: dict,
+    fields: dict,
     *,
     callbacks: list[Callback] | None = None,
     store: RunStore | None = None,
@@ -161,22 +161,23 @@ def fit_evaluate_store(
         time_scoring,
         time_split,
     )
+    from engine.runspec import RunSpec
 
     store = store or RunStore()
     if times is None:
         train_idx, test_idx = protocol_split(y, test_size=test_size, seed=seed)
-        split = {"method": "stratified holdout", "test_size": test_size, "seed": seed}
+        split = {"method": "stratified holdout", "test_size": float(test_size), "seed": int(seed)}
     else:
         train_idx, test_idx, cutoff = time_split(times, y, test_size=test_size)
         split = {"method": "time", "column": time_column, "cutoff": str(np.datetime_as_string(cutoff, unit="s"))}
-        split.update(test_size=test_size, seed=seed)  # the seed still draws the sample that places the tiers
-    spec = {
-        **spec,
-        "approach": model.name,
-        "params": jsonable(model.get_params()),
-        "split": {**split, "n_train": int(len(train_idx)), "n_test": int(len(test_idx))},
-    }
-    run = store.stage_run(spec)  # a staging folder, moved into place once complete: a killed training leaves no run
+        split.update(test_size=float(test_size), seed=int(seed))  # the seed still draws the sample placing the tiers
+    settings = RunSpec.new(  # checked as the store reads it: a spec it would refuse is never written
+        **{"input_kind": model.input_kind, **fields},
+        approach=model.name,
+        params=jsonable(model.get_params()),
+        split={**split, "n_train": int(len(train_idx)), "n_test": int(len(test_idx))},
+    )
+    run = store.stage_run(settings)  # a staging folder, moved into place once complete: a killed training leaves no run
     tracker = PhaseTracker(callbacks)  # every phase reported, so a progress bar ends when the job does
     cbs = tracker.inner
     try:
@@ -213,17 +214,17 @@ def fit_evaluate_store(
         tracker.begin("store", 3, "saving the model")
         run.save_model(model)
         tracker.advance(1, 3, "saving the training profile")
-        if spec.get("input_kind", model.input_kind) == "leads":  # what scoring checks new rows against
+        if settings.input_kind == "leads":  # what scoring checks new rows against
             from engine.scoring import save_training_profile
 
-            save_training_profile(run, X_train, spec.get("kinds"), seed=seed)
+            save_training_profile(run, X_train, settings.kinds, seed=seed)
         tracker.advance(2, 3, "saving predictions and curves")
         run.save_predictions(np.asarray(row_ids)[test_idx], y_test, proba)
         run.save_curves(curve_data(y_test, proba, scale=scale))
         tracker.advance(3, 3, "saved")
         maps = bool(getattr(model, "has_embedding_maps", False))  # the Embeddings page's maps, stored with the run
         tracker.begin("explain", 2 if maps else 1, "explaining sample test leads")
-        _store_explanations(run, model, X, row_ids, test_idx, spec.get("input_kind", model.input_kind), cbs)
+        _store_explanations(run, model, X, row_ids, test_idx, settings.input_kind, cbs)
         tracker.advance(1, 2 if maps else 1, "embedding maps (t-SNE)" if maps else "sample test leads explained")
         if maps:  # t-SNE only: UMAP compiles for a minute on its first use, so the page makes it on demand
             from engine.projection import store_projections
@@ -263,9 +264,10 @@ def train_leads(
     read as missing with a flag column, recorded in the spec so that scoring does the same) are
     :func:`engine.data.leads.load_leads`'s; ``time_column`` (a date column) splits by time instead of the
     stratified split; ``options`` those of :func:`_train` (callbacks, store, dataset_name, test_size, seed)."""
-    from engine.data.leads import load_leads
+    from engine.data.leads import load_leads, parse_missing_values
 
     model = build_approach(approach, params, "leads")
+    missing_values = parse_missing_values(missing_values)  # checked where it enters; the layers below take it
     table = load_leads(
         data,
         target=target,
@@ -276,20 +278,19 @@ def train_leads(
         time_column=time_column,
     )
     dates = {c: "date (never a feature; it can order the rows for the time split)" for c in table.dates.columns}
-    spec = {
+    flagged = leak_flags(table)
+    fields = {  # the run's spec fields of a lead table (engine.runspec.RunSpec); empty settings are not written
         "target": table.target,
         "policy": table.policy,
         "excluded": list(table.excluded),
         "dropped": {**table.dropped, **dates},
         "kinds": dict(table.kinds),
         **({"missing_values": table.missing_values} if table.missing_values else {}),
+        **({"flagged": flagged} if flagged else {}),
     }
-    flagged = leak_flags(table)
-    if flagged:
-        spec["flagged"] = flagged
     if time_column is not None:
         options.update(times=table.times, time_column=table.time_column)
-    return _train(model, "leads", data, table, table.y, table.row_ids, spec, **options)
+    return _train(model, "leads", data, table, table.y, table.row_ids, fields, **options)
 
 
 #: Rows the leak check at training time reads (a sample beyond: the finder's model is quick at this size).
@@ -328,7 +329,7 @@ def _train(
     table,
     y: np.ndarray,
     row_ids,
-    spec: dict[str, Any],
+    fields: dict[str, Any],
     callbacks: list[Callback] | None = None,
     store: RunStore | None = None,
     dataset_name: str | None = None,
@@ -338,22 +339,23 @@ def _train(
     time_column: str | None = None,
 ) -> Run:
     """Fit, evaluate and store ``model`` on a loaded table (a lead table or transcripts), with what every run's
-    spec says of its table (kind, dataset name, hash, rows, columns, warnings) before ``spec``."""
-    spec = {
+    spec says of its table (kind, dataset name, hash, rows, columns, warnings) before ``fields`` (the spec fields
+    of its kind of table)."""
+    fields = {
         "input_kind": input_kind,
         "dataset": dataset_name or _source_name(data),
         "data_hash": table.data_hash,
         "rows": int(len(y)),
         "columns": list(table.X.columns),
         "warnings": list(getattr(table, "warnings", [])),
-        **spec,
+        **fields,
     }
     return fit_evaluate_store(
         model,
         table.X,
         y,
         row_ids,
-        spec,
+        fields,
         callbacks=callbacks,
         store=store,
         test_size=test_size,

@@ -133,12 +133,6 @@ class Run:
         for one that holds wrong types. The store's listings and :meth:`RunStore.get` skip or refuse both."""
         return validate_spec(read_json(self.path / "spec.json", dict))
 
-    @cached_property
-    def spec(self) -> dict:
-        """The checked spec as a mapping (what every reader takes): :attr:`settings` as a dict, with the stored
-        keys, ``missing_values`` already checked and ``input_kind`` always present."""
-        return self.settings.as_dict()
-
     @property
     def metrics(self) -> dict:
         f = self.path / "metrics.json"
@@ -161,7 +155,7 @@ class Run:
         """Raise :class:`BrokenRun` when the run's spec or metrics cannot be read as the store wrote them (a spec
         that parses but does not validate as a :class:`~engine.runspec.RunSpec` included)."""
         try:
-            _ = self.spec  # validates the settings
+            _ = self.settings  # validates the spec
             metrics = self.metrics
         except CorruptFile as exc:
             raise BrokenRun(self.id, f"{exc.path.name} {exc.problem}") from None
@@ -276,12 +270,12 @@ class RunStore:
         self.root = Path(self.root) if self.root is not None else workspace() / "runs"
         self.root.mkdir(parents=True, exist_ok=True)
 
-    def new_run(self, spec: dict) -> Run:
+    def new_run(self, spec: RunSpec | dict) -> Run:
         """A new run folder under its id, with ``spec.json`` (listed once ``metrics.json`` is written). A training
         uses :meth:`stage_run` instead, so that a training killed midway leaves nothing a listing misses."""
         return self._allocate(spec, lambda run_id: run_id)
 
-    def stage_run(self, spec: dict) -> Run:
+    def stage_run(self, spec: RunSpec | dict) -> Run:
         """A new run written in a staging folder named for it and this process (``.incomplete-<run id>-p<pid>``);
         :meth:`publish` moves it into place when complete, :meth:`discard` removes it. Until then no listing shows
         it, and this process holds the folder's :data:`STAGING_LOCK` (the descriptor kept on the returned run), so
@@ -291,8 +285,11 @@ class RunStore:
         pid = os.getpid()
         return self._allocate(spec, lambda run_id: f"{STAGING_PREFIX}{run_id}-p{pid}", staged=True)
 
-    def _allocate(self, spec: dict, folder_name: Callable[[str], str], staged: bool = False) -> Run:
-        approach = re.sub(r"[^a-z0-9_]", "_", str(spec.get("approach", "run")).lower())[:32] or "run"
+    def _allocate(self, spec: RunSpec | dict, folder_name: Callable[[str], str], staged: bool = False) -> Run:
+        """``spec``: a :class:`RunSpec` (:meth:`RunSpec.new`) or its fields, checked here (:class:`SpecProblem`)
+        before any folder is made: the store never writes a spec it would refuse to read."""
+        spec = spec if isinstance(spec, RunSpec) else RunSpec.new(**spec)
+        approach = spec.approach  # the spec's pattern: a valid part of a run id
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         for _ in range(100):
             run_id = f"{stamp}-{approach}-{secrets.token_hex(3)}"
@@ -311,7 +308,7 @@ class RunStore:
         try:
             if staged:
                 run._lock = _hold_lock(building)
-            run.save_json("spec.json", {**spec, "run_id": run_id, "created": time.time()})
+            run.save_json("spec.json", spec.model_copy(update={"run_id": run_id, "created": time.time()}).as_dict())
             if staged:
                 os.rename(building, path)  # appears under its staging name already locked
                 run.path = path
@@ -436,7 +433,7 @@ class RunStore:
                 self.problems[run.id] = exc.problem
                 continue
             self.problems.pop(run.id, None)
-            if all(run.spec.get(k) == v for k, v in match.items()):
+            if all(getattr(run.settings, k, None) == v for k, v in match.items()):
                 runs.append(run)
         return runs
 

@@ -7,6 +7,10 @@ spec into :class:`SpecProblem` with one line naming the field, so the run store 
 one whose file does not parse. Specs written by earlier code stay readable: every field they always held is
 checked, fields a hand-made or older spec may lack have defaults, and keys this model does not know are kept.
 
+Every reader takes a run's settings from here (``run.settings.columns``, ``.kinds``, ``.flags``...), never from
+the file as a mapping; a training builds its run's spec as a :class:`RunSpec` too (:meth:`RunSpec.new`), so that
+a spec the store would refuse to read is never written.
+
 Nothing here imports NumPy or pandas: listing runs (the dashboard's first page) needs neither.
 """
 
@@ -27,7 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from engine.data.missing_values import LeadDataError, check_missing_values
+from engine.data.missing_values import MissingValues, flags_of
 
 #: The column kinds a lead table's columns are read as (:data:`engine.data.leads.KINDS`).
 COLUMN_KINDS = ("numeric", "binary", "categorical", "high_cardinality", "identifier", "text", "date")
@@ -94,7 +98,7 @@ class RunSpec(BaseModel):
     excluded: Names = []
     dropped: dict[StrictStr, StrictStr] = {}
     flagged: dict[StrictStr, StrictStr] = {}  # columns it used that the leak finder flagged -> the finder's reason
-    missing_values: dict[str, list[float]] = {}
+    missing_values: MissingValues = {}  # checked here, once: every reader takes the value as it is
     split: Split | None = None
     dataset: StrictStr | None = None
     data_hash: StrictStr | None = Field(default=None, pattern=r"^[0-9a-f]{8,128}$")
@@ -104,14 +108,6 @@ class RunSpec(BaseModel):
     params: dict[StrictStr, Any] = {}
     run_id: StrictStr | None = None
     created: Number | None = None
-
-    @field_validator("missing_values", mode="before")
-    @classmethod
-    def _missing_values(cls, value: Any) -> dict[str, list[float]]:
-        try:
-            return check_missing_values(value)  # the one check: readers take the value as it is here
-        except LeadDataError as exc:
-            raise ValueError(str(exc).split(". Fix:")[0]) from None
 
     @field_validator("created")
     @classmethod
@@ -126,14 +122,61 @@ class RunSpec(BaseModel):
             raise ValueError("has no 'columns' (a lead run needs its list of feature columns)")
         return self
 
+    @classmethod
+    def new(cls, **fields: Any) -> RunSpec:
+        """A new run's spec from what its training knows (the store adds ``run_id`` and ``created``), checked as
+        a stored one is: :class:`SpecProblem` naming the field, before anything is written. Only the fields given
+        are written (:meth:`as_dict`), as before this model existed."""
+        return validate_spec(fields)
+
     def as_dict(self) -> dict[str, Any]:
-        """The spec as the mapping readers take (``run.spec``): the stored keys, checked and normalised (the
-        ``missing_values`` as :func:`check_missing_values` returns them), ``input_kind`` always present."""
+        """The spec as ``spec.json`` holds it: the keys given (stored or :meth:`new`'s), checked and normalised
+        (``missing_values`` as :data:`MissingValues` makes it; none when empty), ``input_kind`` always present."""
         out = self.model_dump(exclude_unset=True)
         out["input_kind"] = self.input_kind
         if "missing_values" in out and not out["missing_values"]:
             del out["missing_values"]
         return out
+
+    # -- what readers derive from the settings (one rule each) ---------------------------------------------------
+    @property
+    def flags(self) -> dict[str, tuple[str, float]]:
+        """The 0/1 columns the run made for its numbers read as missing: ``{"TotalVisits was 999": ("TotalVisits",
+        999.0)}`` (:func:`engine.data.missing_values.flags_of`; made from the setting, never read from rows)."""
+        return flags_of(self.missing_values)
+
+    @property
+    def identifiers(self) -> list[str]:
+        """The columns the data layer left out as identifiers (a CRM id such as ``Prospect ID``): ``dropped`` with
+        a reason ``identifier ...``."""
+        return [column for column, why in self.dropped.items() if why.startswith("identifier")]
+
+    @property
+    def known_columns(self) -> set[str]:
+        """Every column the training saw: its features, the ones the leak policy or the data layer left out, and
+        the outcome (new rows holding them are expected, not "unknown")."""
+        return {*self.columns, *self.excluded, *self.dropped, *([self.target] if self.target else [])}
+
+    @property
+    def outcome(self) -> str | None:
+        """The outcome column a file of this run's kind may carry: ``label`` for calls, the target for leads."""
+        return "label" if self.input_kind == "transcripts" else self.target
+
+    @property
+    def unit(self) -> str:
+        """What one row of the run's data is, in words: ``calls`` or ``leads``."""
+        return "calls" if self.input_kind == "transcripts" else "leads"
+
+    @property
+    def split_key(self) -> tuple:
+        """Runs with the same key were scored on the same test rows: the board's groups. The same file, split
+        method, test share and seed; the time split's test rows follow from its date column, not from the seed."""
+        split = self.split
+        if split is None:
+            return (self.data_hash, "stratified holdout", None, None, None)
+        if split.method == "time":
+            return (self.data_hash, "time", split.column, split.test_size, None)
+        return (self.data_hash, split.method, None, split.test_size, split.seed)
 
 
 def _where(loc: tuple) -> str:
@@ -142,7 +185,9 @@ def _where(loc: tuple) -> str:
 
 
 def _line(message: str) -> str:
-    return " ".join(str(message).removeprefix("Value error, ").split())[:200]
+    """One line of a field's problem; the fix a setting's own check suggests (``. Fix: ...``) is left out: the fix
+    of a damaged spec is to train the run again, which the reader says."""
+    return " ".join(str(message).removeprefix("Value error, ").split(". Fix:")[0].split())[:200]
 
 
 def validate_spec(payload: Any) -> RunSpec:

@@ -38,6 +38,7 @@ from engine.storage import read_json
 
 if TYPE_CHECKING:
     from engine.runs import Run
+    from engine.runspec import RunSpec
 
 TIERS = ("A", "B", "C", "D")
 #: What the score means, in the help of every page that shows it.
@@ -112,14 +113,11 @@ def points(contribution: float) -> str:
     return f"{whole:+d} point" + ("" if abs(whole) == 1 else "s")
 
 
-def flag_columns(spec: dict) -> dict[str, tuple[str, str]]:
+def flag_columns(settings: RunSpec) -> dict[str, tuple[str, str]]:
     """The 0/1 columns a run made for its numbers read as missing, with the number as a person reads it:
-    ``{"TotalVisits was 999": ("TotalVisits", "999")}`` (:func:`engine.data.leads.flags_of`; none for a run without
-    them). ``spec`` is a run's checked spec (``run.spec``: its setting was checked when the run was loaded)."""
-    from engine.data.leads import flags_of
-
-    flags = flags_of(spec.get("missing_values") or {})
-    return {flag: (column, display_value(code)) for flag, (column, code) in flags.items()}
+    ``{"TotalVisits was 999": ("TotalVisits", "999")}`` (:attr:`engine.runspec.RunSpec.flags`; none for a run
+    without them). ``settings`` is a run's checked spec (``run.settings``)."""
+    return {flag: (column, display_value(code)) for flag, (column, code) in settings.flags.items()}
 
 
 #: What a reason citing a column the leak finder flagged (the run's ``flagged``) carries.
@@ -257,14 +255,14 @@ def load_training_sample(run: Run) -> pd.DataFrame | None:
         frame = pd.read_csv(f, keep_default_na=True)
     except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as exc:  # EmptyDataError: a ValueError
         raise CorruptFile(f, f"cannot be read as a table ({type(exc).__name__}: {str(exc).strip()[:200]})") from None
-    spec = run.spec
-    columns = spec.get("columns")
-    if spec.get("input_kind") == "leads" and columns:
-        if len(frame) == 0 or not set(map(str, columns)) & set(frame.columns):
+    settings = run.settings
+    columns = settings.columns
+    if settings.input_kind == "leads" and columns:
+        if len(frame) == 0 or not set(columns) & set(frame.columns):
             raise CorruptFile(f, "holds no training rows of the run's columns")
         from engine.data.leads import prepare_features
 
-        return prepare_features(frame, columns, spec.get("kinds") or {})
+        return prepare_features(frame, columns, settings.kinds)
     return frame
 
 
@@ -275,7 +273,7 @@ def shift_reference(run: Run) -> tuple[pd.DataFrame | None, str | None]:
     ``problem`` says so in words."""
     from engine.storage import CorruptFile
 
-    if run.spec.get("input_kind", "leads") != "leads":
+    if run.settings.input_kind != "leads":
         return None, None
     try:
         return load_training_sample(run), None
@@ -287,7 +285,8 @@ def shift_reference(run: Run) -> tuple[pd.DataFrame | None, str | None]:
 
 
 def shift_check(run: Run, raw: pd.DataFrame, source: str = "the file") -> tuple[dict | None, str | None]:
-    """The shift check of the rows ``raw`` against ``run``'s training sample (:func:`engine.drift.shift_report`):
+    """The shift check of the rows ``raw`` against ``run``'s training sample (:func:`engine.drift.shift_report`), the
+    one both ``score`` (the CLI) and the Score page run:
     ``(report, None)``, ``(None, None)`` for a run without a sample, or ``(None, problem)`` when it could not
     be made (a damaged sample, nothing to compare): the rows are scored all the same."""
     reference, problem = shift_reference(run)
@@ -297,7 +296,7 @@ def shift_check(run: Run, raw: pd.DataFrame, source: str = "the file") -> tuple[
 
     X_new, _ = prepare_rows(run, raw, source)
     try:
-        return shift_report(reference, X_new, run.spec.get("kinds")), None
+        return shift_report(reference, X_new, run.settings.kinds), None
     except ValueError as exc:  # LeadDataError: e.g. a sample sharing no compared column with the rows
         return None, f"scored without the shift check: {exc}"
 
@@ -384,30 +383,30 @@ def _unseen_counts(X: pd.DataFrame, profile: dict | None, max_values: int = 10) 
 def prepare_rows(run: Run, raw: pd.DataFrame, source: str = "the file") -> tuple[pd.DataFrame, ValidationReport]:
     """Shape raw new rows as the run's features and report how they fit. Raises :class:`ScoringError`
     when they share no column with the run or hold no rows."""
-    spec = run.spec
+    settings = run.settings
     if len(raw) == 0:
         raise ScoringError(f"{source} has no rows to score (a header only?). Fix: give a file with at least one row.")
-    if spec.get("input_kind") == "transcripts":
+    if settings.input_kind == "transcripts":
         if "transcript" not in raw.columns:
             raise ScoringError(
                 f"{source} has no 'transcript' field, so run {run.id} (a transcripts run) cannot "
                 "score it. Send records with the call text in 'transcript'."
             )
-        columns = [c for c in (spec.get("columns") or raw.columns) if c in raw.columns]
-        X = raw.reindex(columns=list(spec.get("columns") or raw.columns))
+        expected = settings.columns or list(raw.columns)
+        columns = [c for c in expected if c in raw.columns]
+        X = raw.reindex(columns=expected)
         report = ValidationReport(
             rows=len(raw),
             used_columns=columns,
-            missing_columns=[c for c in spec.get("columns") or [] if c not in raw.columns],
+            missing_columns=[c for c in settings.columns if c not in raw.columns],
             ignored_columns=[c for c in raw.columns if c not in X.columns],
         )
         return X, report
-    from engine.data.leads import flags_of, prepare_features, treat_missing
+    from engine.data.leads import prepare_features, treat_missing
 
-    columns = [str(c) for c in spec.get("columns") or []]
-    kinds = spec.get("kinds") or {}
-    missing_values = spec.get("missing_values") or {}  # checked when the run was loaded (engine.runspec)
-    flags = flags_of(missing_values)  # made here, not read
+    columns, kinds = settings.columns, settings.kinds
+    missing_values = settings.missing_values  # checked when the run was loaded (engine.runspec)
+    flags = settings.flags  # made here, not read
     given = [str(c) for c in raw.columns]
     expected = [c for c in columns if c not in flags]
     used = [c for c in expected if c in given]
@@ -419,7 +418,7 @@ def prepare_rows(run: Run, raw: pd.DataFrame, source: str = "the file") -> tuple
             "those columns, or a run trained on this kind of file."
         )
     # columns training knew and left out (identifiers, leak policy, constants) are expected, not "unexpected"
-    known = {*columns, *(spec.get("excluded") or []), *(spec.get("dropped") or {}), spec.get("target")}
+    known = settings.known_columns
     raw = raw.copy()
     raw.columns = given
     shaped = prepare_features(raw, columns, kinds)
@@ -450,8 +449,7 @@ def prepare_rows(run: Run, raw: pd.DataFrame, source: str = "the file") -> tuple
 
 def _outcomes(run: Run, raw: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
     """The 0/1 outcomes when the file carries the run's target (y for the filled rows, their mask)."""
-    spec = run.spec
-    target = "label" if spec.get("input_kind") == "transcripts" else spec.get("target")
+    target = run.settings.outcome
     if not target or target not in raw.columns:
         return None
     from engine.data.leads import map_target
@@ -539,11 +537,8 @@ ROW_COLUMN = "row in your file"
 
 def identifier_columns(run: Run, columns) -> list[str]:
     """The columns of ``columns`` the run left out as identifiers (a CRM id such as ``Prospect ID``)."""
-    dropped = run.spec.get("dropped") or {}
-    if not isinstance(dropped, dict):
-        return []
     present = {str(c) for c in columns}
-    return [str(c) for c, why in dropped.items() if "identifier" in str(why) and str(c) in present]
+    return [c for c in run.settings.identifiers if c in present]
 
 
 def check_finite(run: Run, proba: np.ndarray) -> np.ndarray:
@@ -590,7 +585,7 @@ def score_frame(
         if progress:
             progress(stop, n)
     check_finite(run, proba)
-    approach = str(run.spec.get("approach", ""))
+    approach = run.settings.approach
     factors = _factors(model, X, proba, run, explain)
     out = _table(run, raw, proba, factors, rank)
     metrics, n_outcomes = None, 0
@@ -637,13 +632,13 @@ def add_reasons(
 def _factors(model, X: pd.DataFrame, proba: np.ndarray, run: Run, explain, progress=None) -> dict:
     """By input position, the top factors each way of the ``explain`` best-scored rows (see :func:`score_frame`);
     with ``progress``, explained in chunks sized to take about a second (each row's factors are its own)."""
-    n, approach = len(X), str(run.spec.get("approach", ""))
+    n, approach = len(X), run.settings.approach
     budget = n if explain == "all" else (explain_budget(approach) if explain is None else max(int(explain), 0))
     rows = np.argsort(-proba, kind="stable")[: min(budget, n)]
     out, done, chunk = {}, 0, len(rows) if progress is None else 5
     while done < len(rows):
         part, started = rows[done : done + chunk], time.perf_counter()
-        found = top_factors(model.explain(X.iloc[part]), flags=flag_columns(run.spec), flagged=run.spec.get("flagged"))
+        found = top_factors(model.explain(X.iloc[part]), flags=flag_columns(run.settings), flagged=run.settings.flagged)
         out.update({int(part[r]): f for r, f in found.items()})
         done += len(part)
         chunk = int(min(500, max(1, len(part) / max(time.perf_counter() - started, 1e-3))))
@@ -694,7 +689,7 @@ def predict_rows(
     reasons, largest = {}, {}
     if explain:
         table = model.explain(X)
-        reasons = top_factors(table, flags=flag_columns(run.spec), flagged=run.spec.get("flagged"))
+        reasons = top_factors(table, flags=flag_columns(run.settings), flagged=run.settings.flagged)
         largest = largest_factors(table, n_factors)
     out = []
     for i, (p, sc) in enumerate(zip(proba, scores)):
@@ -709,7 +704,7 @@ def predict_rows(
 
 def read_rows(run: Run, data, filename: str | None = None) -> pd.DataFrame:
     """Read a user's file (path, bytes, file-like) as raw rows for ``run``'s kind of input."""
-    if run.spec.get("input_kind") == "transcripts":
+    if run.settings.input_kind == "transcripts":
         from engine.data.transcripts import load_transcripts
 
         table = load_transcripts(data, filename=filename, require_labels=False)

@@ -33,11 +33,6 @@ TIER_HELP = (
 
 
 # -- lead names -----------------------------------------------------------------------------------
-def identifier_columns(spec: dict) -> list[str]:
-    """The columns the data layer recognised as identifiers (``spec['dropped']`` reason ``identifier ...``)."""
-    return [str(c) for c, why in (spec.get("dropped") or {}).items() if str(why).startswith("identifier")]
-
-
 @st.cache_data(show_spinner=False, max_entries=8)
 def _id_values(path: str, mtime: float, candidates: tuple) -> tuple[str | None, dict]:
     """(the id column used, row id -> its value) from the raw file; the shortest ids read best (a Lead Number
@@ -64,11 +59,11 @@ def lead_namer(run, data: dict) -> tuple[Callable[[int], str], str]:
     """``(name(position), note)``: the name of the lead at ``position`` of ``data['X']`` and a line saying how
     leads are named. Transcripts are named by their record in the file."""
     row_ids = np.asarray(data["row_ids"])
-    if run.spec.get("input_kind") == "transcripts":
+    if run.settings.input_kind == "transcripts":
         return (lambda p: f"call {int(row_ids[p]) + 1}"), "Calls are numbered in the order of the file."
     column, values = None, {}
-    candidates = tuple(identifier_columns(run.spec))
-    path = state.data_path_for_hash(run.spec.get("data_hash"))
+    candidates = tuple(run.settings.identifiers)  # the columns the data layer recognised as identifiers
+    path = state.data_path_for_hash(run.settings.data_hash)
     if candidates and path is not None:
         try:
             column, values = _id_values(str(path), path.stat().st_mtime, candidates)

@@ -116,7 +116,7 @@ def run_trained_at(run) -> str:
     """When the run was made, as "1 Dec 23:56" (local time; the year too when it is not this year)."""
     import datetime as dt
 
-    created = run.spec.get("created")
+    created = run.settings.created
     try:
         when = dt.datetime.fromtimestamp(float(created))
     except (TypeError, ValueError, OverflowError, OSError):
@@ -135,9 +135,8 @@ def run_trained_at(run) -> str:
 
 def run_auto_label(run) -> str:
     """The name a run gets when the user gave it none: approach, dataset and when it was trained."""
-    spec = run.spec
-    approach = approach_label(spec.get("approach"))
-    return f"{approach} · {spec.get('dataset') or '?'} · {run_trained_at(run)}"
+    settings = run.settings
+    return f"{approach_label(settings.approach)} · {settings.dataset or '?'} · {run_trained_at(run)}"
 
 
 def run_label(run) -> str:
@@ -161,10 +160,10 @@ def run_labels(runs) -> dict[str, str]:
 
 def run_help(run) -> str:
     """The technical details of a run for a tooltip: its id and what it was trained with."""
-    spec = run.spec
+    settings = run.settings
     return (
-        f"Run id {run.id} ({run_auto_label(run)}); approach `{spec.get('approach')}`, dataset sha256 "
-        f"{str(spec.get('data_hash'))[:12]}…"
+        f"Run id {run.id} ({run_auto_label(run)}); approach `{settings.approach}`, dataset sha256 "
+        f"{str(settings.data_hash)[:12]}…"
     )
 
 
@@ -272,22 +271,22 @@ def _transcript_features(path: str, mtime: float):
 def run_data(run) -> dict | None:
     """The features the run was trained on (``X``, ``y``, ``row_ids``, ``kinds``), or None when its
     file is not in the dataset store."""
-    spec = run.spec
-    path = data_path_for_hash(spec.get("data_hash"))
+    settings = run.settings
+    path = data_path_for_hash(settings.data_hash)
     if path is None:
         return None
     mtime = path.stat().st_mtime
-    if spec.get("input_kind") == "transcripts":
+    if settings.input_kind == "transcripts":
         return _transcript_features(str(path), mtime)
     import json
 
     return _lead_features(
         str(path),
         mtime,
-        spec.get("target"),
-        tuple(spec.get("excluded") or ()),
-        tuple(spec.get("columns") or ()),
-        json.dumps(spec.get("missing_values") or {}, sort_keys=True),
+        settings.target,
+        tuple(settings.excluded),
+        tuple(settings.columns),
+        json.dumps(settings.missing_values, sort_keys=True),
     )
 
 
@@ -301,24 +300,13 @@ def test_rows(run, data: dict):
 
 
 def missing_data_message(run) -> str:
-    data_hash = str(run.spec.get("data_hash"))
+    data_hash = str(run.settings.data_hash)
     where = (
         "is damaged in the dataset store (see the warning above)"
         if (dataset_store().root / data_hash).exists()
         else "is not in the dataset store"
     )
     return (
-        f"The data of run {run.id} (dataset '{run.spec.get('dataset')}', sha256 {data_hash[:12]}…) {where}. "
+        f"The data of run {run.id} (dataset '{run.settings.dataset}', sha256 {data_hash[:12]}…) {where}. "
         "Upload the same file on the Data page to explain or rescore this run."
     )
-
-
-def split_key(run) -> tuple:
-    """The Metric board's group of a run: runs with the same key were tested on the same rows (the same file, split
-    method, test share and seed; the time split's test rows follow from its date column, not from the seed)."""
-    split = run.settings.split
-    if split is None:
-        return (run.settings.data_hash, "stratified holdout", None, None, None)
-    if split.method == "time":
-        return (run.settings.data_hash, "time", split.column, split.test_size, None)
-    return (run.settings.data_hash, split.method, None, split.test_size, split.seed)

@@ -114,7 +114,7 @@ def model_error(run, exc: Exception, hint: str = "Choose another run, or train t
 
 def flagged_warning(run) -> None:
     """Say it when the run uses columns the leak finder flagged at training time (its spec's ``flagged``)."""
-    flagged = run.spec.get("flagged") or {}
+    flagged = run.settings.flagged
     if flagged:
         them = "it" if len(flagged) == 1 else "them"
         st.warning(
@@ -450,7 +450,7 @@ def headline_metrics(run_id: str) -> None:
 def select_on_board(run) -> None:
     """Make the metric board open on this run's dataset and split, with the run in focus
     (session keys ``board_group`` and ``board_focus_run``, read by dashboard/views/board.py)."""
-    st.session_state["board_group"] = state.split_key(run)
+    st.session_state["board_group"] = run.settings.split_key
     st.session_state["board_focus_run"] = run.id
 
 

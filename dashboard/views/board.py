@@ -31,6 +31,7 @@ from engine.evaluate import (
     baseline_metrics,
     board_findings,
 )
+from engine.runspec import Split
 
 #: how many runs of a dataset the board shows at first (the best by ROC-AUC)
 DEFAULT_RUNS = 6
@@ -60,19 +61,19 @@ def group_id(key: tuple) -> str:
 
 groups: dict[tuple, list] = {}
 for run in runs:
-    groups.setdefault(state.split_key(run), []).append(run)
+    groups.setdefault(run.settings.split_key, []).append(run)
 keys = list(groups)
-names = {k: str(groups[k][0].spec.get("dataset") or "?") for k in keys}
+names = {k: str(groups[k][0].settings.dataset or "?") for k in keys}
 
 
 def group_label(key: tuple) -> str:
-    spec = groups[key][0].spec
-    unit = "calls" if spec.get("input_kind") == "transcripts" else "leads"
+    settings = groups[key][0].settings
     n = len(groups[key])
     versions = {k[0] for k in keys if names[k] == names[key]}
     version = f" · version {str(key[0])[:6]}" if len(versions) > 1 else ""
     split = f" · {split_words(groups[key][0])}" if any(k[1] == "time" for k in keys if names[k] == names[key]) else ""
-    return f"{names[key]}{version}{split} · {spec.get('rows', '?')} {unit} · {n} run{'s' if n != 1 else ''}"
+    rows = "?" if settings.rows is None else settings.rows
+    return f"{names[key]}{version}{split} · {rows} {settings.unit} · {n} run{'s' if n != 1 else ''}"
 
 
 def roc_auc_of(run) -> float:
@@ -114,8 +115,8 @@ if focus_key is not None or runs_key not in st.session_state:
     if focus in ids and focus not in initial:
         initial = [focus] + initial
     st.session_state[runs_key] = [i for i in ids if i in initial]  # newest first, as listed
-split = group[0].spec.get("split") or {}
-split_said = group[0].settings.split.describe() if group[0].settings.split else "stratified random split"
+split = group[0].settings.split or Split()
+split_said = split.describe() if group[0].settings.split else "stratified random split"
 chosen = st.multiselect(
     "Runs",
     ids,
@@ -125,16 +126,16 @@ chosen = st.multiselect(
     "'Rename runs'; its id is there too.",
 )
 chosen_memory[gid] = list(chosen)
-n_test = split.get("n_test")
+n_test = split.n_test
 st.caption(
     f"Every run here was scored on the same {n_test if n_test else 'held-out'} test "
-    f"{'calls' if group[0].spec.get('input_kind') == 'transcripts' else 'leads'}, which none of them saw in "
+    f"{group[0].settings.unit}, which none of them saw in "
     "training.",
     help=f"{split_said[0].upper()}{split_said[1:]}; data file sha256 {str(key[0])[:16]}…",
 )
 if key[1] == "time":
     st.caption(
-        f"Split by time: tested on the newest leads by {split.get('column')} (from {str(split.get('cutoff'))[:10]}), "
+        f"Split by time: tested on the newest leads by {split.column} (from {str(split.cutoff)[:10]}), "
         "what a model does on leads that come later. Runs on a random split of this file are under their own choice "
         "and not ranked with these."
     )
@@ -180,7 +181,7 @@ def make_live(run_id: str) -> None:
         st.session_state["board_live_outcome"] = ("success", f"{labels[run_id]} is live (version {entry['version']}).")
 
 
-live_kind = group[0].spec.get("input_kind", "leads")
+live_kind = group[0].settings.input_kind
 try:
     from engine.live import LiveStore
 
@@ -246,8 +247,8 @@ for run in group:
     num = {
         "run_id": run.id,
         "run": labels[run.id],
-        "approach": run.spec.get("approach"),
-        "dataset": run.spec.get("dataset"),
+        "approach": run.settings.approach,
+        "dataset": run.settings.dataset,
     }
     for name in state.METRICS:
         v = mm.get(name)
@@ -266,13 +267,13 @@ findings = board_findings(
     [
         {
             "label": labels[r.id],
-            "approach": r.spec.get("approach"),
-            "untrained_part": approach_hook(r.spec.get("approach"), "untrained_part"),
+            "approach": r.settings.approach,
+            "untrained_part": approach_hook(r.settings.approach, "untrained_part"),
             "metrics": r.metrics.get("metrics") or {},
             "variants": r.metrics.get("variants") or {},
             "base_rate": base_rate,
-            "columns": r.spec.get("columns"),
-            "flagged": r.spec.get("flagged"),
+            "columns": r.settings.columns,
+            "flagged": r.settings.flagged,
         }
         for r in group
     ]

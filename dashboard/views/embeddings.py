@@ -22,7 +22,7 @@ st.caption(
     "Each dot is a transcript (or a lead written as text), placed so that similar embeddings sit close. "
     "Fine-tuning should pull converted and lost calls apart."
 )
-runs = [r for r in state.list_runs() if approach_hook(r.spec.get("approach"), "has_embedding_maps", False)]
+runs = [r for r in state.list_runs() if approach_hook(r.settings.approach, "has_embedding_maps", False)]
 if not runs:
     st.info("No embeddings run yet. Train the embeddings approach on transcripts (Train page, or the demo on Home).")
     st.stop()

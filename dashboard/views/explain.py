@@ -24,9 +24,9 @@ if not runs:
     st.stop()
 run = widgets.run_picker(runs, key="explain_run")
 widgets.flagged_warning(run)
-spec = run.spec
-is_text = spec.get("input_kind") == "transcripts"
-noun = "calls" if is_text else "leads"
+settings = run.settings
+is_text = settings.input_kind == "transcripts"
+noun = settings.unit
 data = state.run_data(run)
 if data is None:
     st.warning(state.missing_data_message(run))
@@ -52,7 +52,7 @@ name_of, naming_note = ec.lead_namer(run, data)
 rows = state.test_rows(run, data)
 if len(rows) == 0:
     rows = np.arange(len(X))
-default_n = min(explain_rows(spec.get("approach"), spec.get("input_kind")), len(rows))
+default_n = min(explain_rows(settings.approach, settings.input_kind), len(rows))
 n = st.slider(
     f"Test {noun} to explain",
     min(3, len(rows)),
@@ -138,7 +138,7 @@ def draw() -> None:
         st.plotly_chart(charts.importance_figure(importance, top=15), key="explain_importance")
         if not is_text:
             st.plotly_chart(
-                ec.strip_figure(table, importance["feature"].head(10).tolist(), spec.get("kinds") or {}),
+                ec.strip_figure(table, importance["feature"].head(10).tolist(), settings.kinds),
                 key="explain_strip",
             )
             st.caption(

@@ -22,7 +22,7 @@ if not runs:
     st.info("No trained model yet. Train one on the Train page (or load the demo on Home), then come back.")
     st.stop()
 
-kinds = sorted({r.spec.get("input_kind", "leads") for r in runs})
+kinds = sorted({r.settings.input_kind for r in runs})
 # the choices below are kept when the page is left and opened again (browser Back, the navigation)
 kind = (
     widgets.persistent(
@@ -37,7 +37,7 @@ kind = (
     if len(kinds) > 1
     else kinds[0]  # one kind of model trained: nothing to choose
 )
-kind_runs = [r for r in runs if r.spec.get("input_kind", "leads") == kind]
+kind_runs = [r for r in runs if r.settings.input_kind == kind]
 
 
 def _auc(run) -> float:
@@ -49,7 +49,7 @@ def _auc(run) -> float:
 
 
 # the best on the board, among the models that use no column the leak finder flagged (its ROC-AUC is the leak's)
-best = max([r for r in kind_runs if not r.spec.get("flagged")] or kind_runs, key=_auc)
+best = max([r for r in kind_runs if not r.settings.flagged] or kind_runs, key=_auc)
 run_names = state.run_labels(kind_runs)  # runs whose names would read alike get the end of their id
 try:  # the live run (python -m engine deploy, or Make live on the board) is the default when one is set
     from engine.live import LiveStore
@@ -219,7 +219,7 @@ if scored.metrics:
 # reasons for the top rows: computed after the list is on screen
 from engine.scoring import explain_budget  # noqa: E402
 
-budget_default = min(len(table), explain_budget(str(main_run.spec.get("approach", ""))))  # as the CLI and the API
+budget_default = min(len(table), explain_budget(main_run.settings.approach))  # as the CLI and the API
 n_reasons = st.number_input(
     "Leads to explain (from the top of the list)",
     min_value=0,
@@ -389,8 +389,7 @@ store = ScoredStore()
 
 # shift check: do these leads look like the ones the model learned from? (seconds on a large file: in the
 # background, so the ranked list above is usable at once)
-from engine.drift import shift_report  # noqa: E402
-from engine.scoring import prepare_rows, shift_reference  # noqa: E402
+from engine.scoring import shift_check  # noqa: E402 - the one shift check: the CLI's too
 
 
 def draw_shift(report: dict) -> None:
@@ -414,28 +413,26 @@ def draw_shift(report: dict) -> None:
 
 
 if kind == "leads":
-    reference, damaged = shift_reference(main_run)
-    if damaged:  # the list above is scored all the same
-        st.warning(damaged[:1].upper() + damaged[1:])
-    elif reference is None:
-        st.caption("This run was trained before training samples were stored, so the shift check is not available.")
-    else:
-        raw_rows = _read(main_run.id, sha, data, filename)
-
-        def shift() -> dict:
-            X_new, _ = prepare_rows(main_run, raw_rows, filename)
-            return shift_report(reference, X_new, main_run.spec.get("kinds"))
-
-        shift_task = tasks.start_step(
-            ("shift", main_run.id, sha), "Shift check", "comparing with the training leads", shift
-        )
-        report = tasks.result_or_progress(
-            shift_task,
-            "Checking whether these leads look like the training leads...",
-            "shift_poll",
-            "Shift check not run",
-        )
-        if report is not None:
+    raw_rows = _read(main_run.id, sha, data, filename)
+    shift_task = tasks.start_step(
+        ("shift", main_run.id, sha),
+        "Shift check",
+        "comparing with the training leads",
+        lambda: shift_check(main_run, raw_rows, filename),
+    )
+    outcome = tasks.result_or_progress(
+        shift_task,
+        "Checking whether these leads look like the training leads...",
+        "shift_poll",
+        "Shift check not run",
+    )
+    if outcome is not None:
+        report, problem = outcome
+        if problem:  # a damaged sample, nothing to compare: the list above is scored all the same
+            st.warning(problem[:1].upper() + problem[1:])
+        elif report is None:
+            st.caption("This run was trained before training samples were stored, so the shift check is not available.")
+        else:
             draw_shift(report)
 
 with st.expander("Earlier scored lists"):

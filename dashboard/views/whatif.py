@@ -20,21 +20,21 @@ TYPICAL = "typical"
 
 st.title("What-if")
 widgets.storage_warnings()
-lead_runs = [r for r in state.list_runs() if r.spec.get("input_kind", "leads") == "leads"]
+lead_runs = [r for r in state.list_runs() if r.settings.input_kind == "leads"]
 if not lead_runs:
     st.info("No trained lead model yet. Train one on the Train page (or load the demo on Home).")
     st.stop()
 
 by_data: dict[str, list] = {}
 for r in lead_runs:
-    by_data.setdefault(r.spec.get("data_hash"), []).append(r)
+    by_data.setdefault(r.settings.data_hash, []).append(r)
 hashes = list(by_data)
 current = st.session_state.get("dataset_sha")
 data_hash = st.selectbox(
     "Dataset",
     hashes,
     index=hashes.index(current) if current in hashes else 0,
-    format_func=lambda h: f"{by_data[h][0].spec.get('dataset')} · {len(by_data[h])} run(s)",
+    format_func=lambda h: f"{by_data[h][0].settings.dataset} · {len(by_data[h])} run(s)",
     key="whatif_dataset",
     help="The dataset's fingerprint (sha256) starts with the runs' "
     "data_hash; every lead model trained on it rescores the lead.",
@@ -42,7 +42,7 @@ data_hash = st.selectbox(
 latest: dict[str, object] = {}  # approach -> its newest run whose model loads
 models: dict[str, object] = {}
 for r in by_data[data_hash]:  # newest first
-    approach = r.spec.get("approach")
+    approach = r.settings.approach
     if approach in latest:
         continue
     try:
@@ -55,18 +55,16 @@ if not latest:
     st.info("No run of this dataset has a model that loads; choose another dataset or train again.")
     st.stop()
 reference = next(iter(latest.values()))
-spec = reference.spec
-columns = list(spec.get("columns") or [])
-kinds = dict(spec.get("kinds") or {})
-from engine.data.leads import flags_of  # noqa: E402
-
+settings = reference.settings
+columns = list(settings.columns)
+kinds = dict(settings.kinds)
 # numbers the runs read as missing, each with a 0/1 flag column (checked when the run was loaded)
-missing_values = spec.get("missing_values") or {}
-flags = flags_of(missing_values)
+missing_values = settings.missing_values
+flags = settings.flags
 fields = [c for c in columns if c not in flags]  # a flag is made from its column's value, not typed
 data = state.run_data(reference)
 X = data["X"] if data is not None else None
-dataset_name = spec.get("dataset") or "the dataset"
+dataset_name = settings.dataset or "the dataset"
 
 
 def _is_numeric(col: str, series: pd.Series | None = None) -> bool:
@@ -231,9 +229,8 @@ def as_frame(given: dict, run) -> pd.DataFrame:
     from engine.data.leads import prepare_features
 
     row = {col: (np.nan if v is None or v == MISSING or v == "" else v) for col, v in given.items()}
-    own = run.spec
-    codes = own.get("missing_values") or {}  # checked when the run was loaded
-    return prepare_features(pd.DataFrame([row]), list(own.get("columns") or []), own.get("kinds") or {}, codes)
+    own = run.settings  # its numbers read as missing were checked when the run was loaded
+    return prepare_features(pd.DataFrame([row]), own.columns, own.kinds, own.missing_values)
 
 
 start_values = {}
@@ -344,7 +341,7 @@ for card, (approach, run) in zip(cards, latest.items()):
                 continue
             table = ec.field_factors(table, run_lead.iloc[0])
             explained_tables[label] = table
-            lines = ec.factor_lines(table, flags=flag_columns(run.spec), flagged=run.spec.get("flagged"))
+            lines = ec.factor_lines(table, flags=flag_columns(run.settings), flagged=run.settings.flagged)
             st.markdown(
                 "**For** (raises the score)  \n" + ("  \n".join(f":green[{t}]" for t in lines["for"]) or "none")
             )

@@ -67,8 +67,8 @@ def _lead_run(run_id: str | None) -> str:
     store = RunStore()
     if run_id:
         run = store.get(run_id)
-        if run.spec.get("input_kind") != "leads":
-            raise ValueError(f"run {run_id} scores {run.spec.get('input_kind')}, not leads; pick a lead run")
+        if run.settings.input_kind != "leads":
+            raise ValueError(f"run {run_id} scores {run.settings.input_kind}, not leads; pick a lead run")
         return run.id
     found = store.latest_loadable(input_kind="leads")
     if found is not None:

@@ -84,9 +84,9 @@ def run_score_bench(
         run, trained_seconds = _timed(train_leads, source if isinstance(data, pd.DataFrame) else data)
     from engine.approaches.stacking import StackingApproach
 
-    if run.spec.get("approach") != StackingApproach.name:
-        raise ValueError(f"run {run.id} is a {run.spec.get('approach')!r} run; the score benchmark times the stack")
-    target = run.spec.get("target")
+    if run.settings.approach != StackingApproach.name:
+        raise ValueError(f"run {run.id} is a {run.settings.approach!r} run; the score benchmark times the stack")
+    target = run.settings.target
     base = source.drop(columns=[c for c in [target] if c in source.columns])
     rng = np.random.default_rng(0)
     raw = base.iloc[rng.integers(0, len(base), size=int(rows))].reset_index(drop=True)
@@ -133,7 +133,7 @@ def run_score_bench(
         "date": time.strftime("%Y-%m-%d"),
         "load": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "run_id": run.id,
-        "dataset": str(run.spec.get("dataset")),
+        "dataset": str(run.settings.dataset),
         "trained_seconds": trained_seconds,
         "explain_method": model.explain_method,
         "rows": int(len(raw)),

@@ -184,20 +184,22 @@ def write_run_outputs(run, out_dir: str | Path, data=None) -> dict[str, str]:
     from engine.config import REPO_ROOT
     from engine.data.transcripts import load_transcripts
 
-    spec = run.spec
+    settings = run.settings
     if data is None:
-        for candidate in (spec.get("data_path"), spec.get("dataset"), REPO_ROOT / "data" / str(spec.get("dataset"))):
+        for candidate in (settings.data_path, settings.dataset, REPO_ROOT / "data" / str(settings.dataset)):
             if candidate and Path(candidate).is_file():
                 data = candidate
                 break
     if data is None:
         raise FileNotFoundError(
-            f"Cannot find the data of run {run.id} ({spec.get('dataset')}). "
+            f"Cannot find the data of run {run.id} ({settings.dataset}). "
             "Fix: pass data=<the transcripts file it was trained on>."
         )
     table = load_transcripts(data)
-    split = spec.get("split", {})
-    _, test_idx = _split(table.y, seed=split.get("seed", 42), test_size=split.get("test_size", 0.3))
+    split = settings.split
+    seed = split.seed if split is not None and split.seed is not None else 42
+    test_size = split.test_size if split is not None and split.test_size is not None else 0.3
+    _, test_idx = _split(table.y, seed=seed, test_size=test_size)
     return write_transcript_outputs(
         run.load_approach(),
         table.X.iloc[test_idx],

@@ -1,13 +1,20 @@
-"""The ``missing_values`` setting of a lead table (``{column: [numbers read as missing]}``) and the one check of
-it, :func:`check_missing_values`. Kept apart from :mod:`engine.data.leads` (which re-exports both) so that a
-stored run's spec can be checked without importing NumPy or pandas (listing runs needs neither)."""
+"""The ``missing_values`` setting of a lead table (``{column: [numbers read as missing]}``), its one check
+(:func:`check_missing_values`) and its pydantic type, :data:`MissingValues`, which runs the check where the setting
+enters: a stored run's spec (:class:`engine.runspec.RunSpec`), a training request (:class:`engine.jobspec.
+TrainSpec`), a dataset's stored settings (:mod:`engine.datasets`) and :func:`engine.pipeline.train_leads`, through
+:func:`parse_missing_values` where the holder is not a pydantic model. Every layer below (reading the table,
+reading codes as missing, scoring) takes the checked value as it is. Kept apart from :mod:`engine.data.leads`
+(which re-exports it) so that a stored run's spec can be checked without importing NumPy or pandas (listing runs
+needs neither); the flag columns a setting makes are named here for the same reason (:func:`flags_of`)."""
 
 from __future__ import annotations
 
 import math
 import numbers
 import sys
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, TypeAdapter, ValidationError
 
 #: What a cell holding text counts as missing, for every approach and every path in (files, data frames, the
 #: API's bodies), compared after stripping: pandas' default "not available" strings exactly as ``read_csv`` reads
@@ -113,3 +120,39 @@ def check_missing_values(setting: Any) -> dict[str, list[float]]:
         if unique:
             out[column] = unique
     return out
+
+
+#: The setting as a pydantic type: checked and normalised by :func:`check_missing_values` when a model holding it
+#: is validated (a damaged setting: a validation error carrying the :class:`LeadDataError`'s message).
+MissingValues = Annotated[dict[str, list[float]], BeforeValidator(check_missing_values)]
+_MISSING_VALUES = TypeAdapter(MissingValues)
+
+
+def parse_missing_values(setting: Any) -> dict[str, list[float]]:
+    """``setting`` validated as :data:`MissingValues`, for holders that are not pydantic models (a training
+    request, a dataset's settings, :func:`engine.pipeline.train_leads`): the checked value, or the
+    :class:`LeadDataError` that names the problem and the fix."""
+    try:
+        return _MISSING_VALUES.validate_python(setting)
+    except ValidationError as exc:
+        error = (exc.errors(include_url=False)[0].get("ctx") or {}).get("error")
+        if isinstance(error, LeadDataError):
+            raise error from None
+        raise LeadDataError(f"{_MISSING_VALUES_HINT}. Fix: give it in that form.") from None
+
+
+def number_text(value: float) -> str:
+    """A number as a person writes it: ``999`` (not ``999.0``), ``-1``, ``0.5``."""
+    value = float(value)
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+
+
+def flag_name(column: str, value: float) -> str:
+    """The 0/1 column that says where ``column`` held ``value`` before it was read as missing."""
+    return f"{column} was {number_text(value)}"
+
+
+def flags_of(missing_values: dict[str, list[float]]) -> dict[str, tuple[str, float]]:
+    """The 0/1 columns a checked ``missing_values`` setting makes: ``{"TotalVisits was 999": ("TotalVisits",
+    999.0)}``."""
+    return {flag_name(c, v): (c, v) for c, values in missing_values.items() for v in values}

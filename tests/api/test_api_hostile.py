@@ -350,8 +350,7 @@ def test_model_cache_holds_at_most_max_models(store, trained, leads):
 
 # -- the one-lead fast path equals prepare_features ---------------------------------------------------
 def test_single_lead_frame_equals_prepare_features(trained):
-    spec = trained[1].spec
-    columns, kinds = spec["columns"], spec["kinds"]
+    columns, kinds = trained[1].settings.columns, trained[1].settings.kinds
     rows = json.loads(demo_leads(n=60, seed=3).drop(columns=["Converted"]).to_json(orient="records"))
     binary = next(c for c, k in kinds.items() if k == "binary")
     numeric = next(c for c, k in kinds.items() if k == "numeric")
@@ -603,7 +602,7 @@ def _strict(text: str):
 def test_huge_numbers_get_finite_scores_in_strict_json(store, trained, leads):
     """1e308 in a number field scaled to infinity inside the stack: probability NaN, a score of -2**63 and an
     answer that is not JSON. The scaled features are clipped, the scores are finite, and answers are strict."""
-    kinds = trained[1].spec["kinds"]
+    kinds = trained[1].settings.kinds
     client = TestClient(create_app(store))
     for col in [c for c, k in kinds.items() if k == "numeric"]:
         for value in (1e308, -1e308, 1.7976931348623157e308, 1e200):

@@ -49,7 +49,7 @@ def test_it_trains_as_a_job_and_appears_on_the_board(plugged):
 
     assert "plain_logistic" in approach_names() and input_kinds("plain_logistic") == ("leads",)
     run = RunStore().latest(input_kind="leads")
-    assert run.spec["approach"] == "plain_logistic" and run.metrics["metrics"]["roc_auc"]["value"] > 0.75
+    assert run.settings.approach == "plain_logistic" and run.metrics["metrics"]["roc_auc"]["value"] > 0.75
     at = run_page("board")
     assert not at.error and "Plain logistic regression" in texts(at.markdown) + texts(at.caption) + str(
         [d.value for d in at.dataframe]

@@ -231,7 +231,7 @@ def test_demo_path_end_to_end(browser, tmp_path):
         page.get_by_role("link", name="Open the metric board").wait_for(timeout=900_000)
         problems = _problems(page, "home")
         runs = RunStore(workspace / "runs").list_runs()
-        assert sorted(r.spec["approach"] for r in runs) == ["embeddings", "stacking"], problems
+        assert sorted(r.settings.approach for r in runs) == ["embeddings", "stacking"], problems
         page.screenshot(path=str(tmp_path / "home.png"), full_page=True)
 
         page.get_by_role("link", name="Open the metric board").click()
@@ -284,7 +284,7 @@ def test_score_page_ranks_an_uploaded_file_like_the_cli(browser, server, tmp_pat
     assert ui["reasons_for"].notna().sum() >= 10  # the top of the list has reasons
     # the run the page chose by default: the best ROC-AUC on the board among the runs with no flagged column
     runs = RunStore(server["workspace"] / "runs").list_runs(input_kind="leads")
-    runs = [r for r in runs if not r.spec.get("flagged")] or runs
+    runs = [r for r in runs if not r.settings.flagged] or runs
     best = max(runs, key=lambda r: r.metrics["metrics"]["roc_auc"]["value"])
     cli_out = tmp_path / "cli.csv"
     env = {**os.environ, "CLAB_WORKSPACE": str(server["workspace"])}

@@ -27,8 +27,8 @@ def test_train_leads_stores_a_run_writes_out_and_score_uses_it(workspace, small_
     out = capsys.readouterr().out
     run_id = out.strip().splitlines()[-1].removeprefix("RUN_ID=")
     run = RunStore().get(run_id)
-    assert run.spec["policy"] == "default" and "Tags" in run.spec["excluded"]
-    assert run.spec["split"]["n_test"] == 150 and run.spec["params"]["n_folds"] == 2
+    assert run.settings.policy == "default" and "Tags" in run.settings.excluded
+    assert run.settings.split.n_test == 150 and run.settings.params["n_folds"] == 2
     roc = run.metrics["metrics"]["roc_auc"]
     assert roc["low"] <= roc["value"] <= roc["high"] and roc["value"] > 0.6
     assert set(run.metrics["variants"]) == {"logistic_regression", "random_forest", "xgboost", "svc"}

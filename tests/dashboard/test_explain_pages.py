@@ -25,7 +25,7 @@ def array(values) -> np.ndarray:
 def raw_file(run) -> pd.DataFrame:
     from engine.datasets import DatasetStore
 
-    return pd.read_csv(DatasetStore().find(run.spec["data_hash"]).raw_path)
+    return pd.read_csv(DatasetStore().find(run.settings.data_hash).raw_path)
 
 
 def until(at: AppTest, done, timeout: float = 120) -> AppTest:
@@ -52,7 +52,7 @@ def test_explain_names_leads_by_their_crm_id(stored):
 
     at = run_page("explain")
     run = RunStore().get(at.selectbox(key="explain_run").value)
-    assert "Lead Number" in run.spec["dropped"] and run.spec["dropped"]["Lead Number"].startswith("identifier")
+    assert "Lead Number" in run.settings.identifiers
     at.session_state["explain_tab"] = "One at a time"
     at.run()
     box = at.selectbox(key="explain_row")
@@ -140,8 +140,8 @@ def test_whatif_starts_from_a_typical_lead_and_shows_the_change_after_an_edit(st
     assert "stacking-" not in card.value
     run_id = card.proto.help.split()[2]
     run = RunStore().get(run_id)
-    table = load_leads(raw_file(run), target="Converted", leak_policy="none", exclude=run.spec.get("excluded"))
-    X = table.X[run.spec["columns"]]
+    table = load_leads(raw_file(run), target="Converted", leak_policy="none", exclude=run.settings.excluded)
+    X = table.X[run.settings.columns]
     source = next(s for s in at.selectbox if s.key.endswith("_Lead Source"))
     time_box = next(n for n in at.number_input if n.key.endswith("_Total Time Spent on Website"))
     assert source.value == X["Lead Source"].value_counts().index[0]  # the most common value
@@ -149,11 +149,11 @@ def test_whatif_starts_from_a_typical_lead_and_shows_the_change_after_an_edit(st
     # the card's starting score is the model's score of that lead
     typical = {
         c: next((w.value for w in [*at.selectbox, *at.number_input] if w.key.endswith(f"_{c}")), None)
-        for c in run.spec["columns"]
+        for c in run.settings.columns
     }
     typical = {c: (np.nan if v in (None, "(missing)") else v) for c, v in typical.items()}
     model = run.load_approach()
-    lead = prepare_features(pd.DataFrame([typical]), run.spec["columns"], run.spec["kinds"])
+    lead = prepare_features(pd.DataFrame([typical]), run.settings.columns, run.settings.kinds)
     start_p = float(model.predict_proba(lead)[0, 1])
     start_score = int(run_scores(run, [start_p])[0][0])  # the run's own scale: the rank among its training leads
     assert f"Starting lead: score {start_score}" in texts(at.markdown)

@@ -211,11 +211,11 @@ def test_a_run_trained_with_the_setting_records_it_and_scoring_applies_it(worksp
 
 def test_a_run_without_the_setting_scores_as_before(small_stack_run):
     run, leads = small_stack_run
-    assert "missing_values" not in run.spec and FLAG not in run.spec["columns"]
+    assert run.settings.missing_values == {} and FLAG not in run.settings.columns
     new = leads.drop(columns=["Converted"]).head(5).assign(TotalVisits=999)
     X, _ = prepare_rows(run, new)
-    assert (X["TotalVisits"] == 999).all() and list(X.columns) == run.spec["columns"]
-    pd.testing.assert_frame_equal(X, prepare_features(new, run.spec["columns"], run.spec["kinds"]))
+    assert (X["TotalVisits"] == 999).all() and list(X.columns) == run.settings.columns
+    pd.testing.assert_frame_equal(X, prepare_features(new, run.settings.columns, run.settings.kinds))
 
 
 # -- the Data page ---------------------------------------------------------------------------------------

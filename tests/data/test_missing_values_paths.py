@@ -53,8 +53,8 @@ def coded_run(tmp_path_factory):
 
 def test_the_cli_flag_trains_a_run_that_records_the_codes(coded_run):
     _, run = coded_run
-    assert run.spec["missing_values"] == {"TotalVisits": [CODE]}
-    assert FLAG in run.spec["columns"]
+    assert run.settings.missing_values == {"TotalVisits": [CODE]}
+    assert FLAG in run.settings.columns
 
 
 @pytest.mark.parametrize(
@@ -114,7 +114,7 @@ def test_the_api_reads_the_code_as_missing_like_the_scoring_service(coded_run, m
     model = run.load_approach()
     from engine.data.leads import prepare_features
 
-    as_number = prepare_features(new.iloc[[coded]], run.spec["columns"], run.spec["kinds"])
+    as_number = prepare_features(new.iloc[[coded]], run.settings.columns, run.settings.kinds)
     assert as_number[FLAG].isna().all()  # without the setting the flag is unknown and 999 is a number
     assert abs(model.predict_proba(as_number)[0, 1] - expected[coded]) > 1e-6
 
@@ -231,13 +231,18 @@ def test_the_api_makes_the_flag_and_never_takes_it_from_the_client(coded_run, mo
 
 
 def test_only_the_runs_own_flags_read_as_codes():
+    from engine.runspec import RunSpec
     from engine.scoring import flag_columns, reason_text
 
-    flags = flag_columns({"missing_values": {"TotalVisits": [999], "Amount": [1e20]}})
+    flags = flag_columns(
+        RunSpec.new(approach="stacking", columns=["a"], missing_values={"TotalVisits": [999], "Amount": [1e20]})
+    )
     assert flags[FLAG] == ("TotalVisits", "999") and ("Amount", "100,000,000,000,000,000,000") in flags.values()
     assert reason_text("Plan was 2", "1", 0.04) == "Plan was 2 = 1 (+4 points)"  # a real column, not a flag
     assert reason_text(FLAG, "1", -0.02, flags) == "TotalVisits is 999, read as unknown (-2 points)"
-    assert flag_columns({}) == {}  # a run without codes (a damaged setting never loads: engine.runspec)
+    assert (
+        flag_columns(RunSpec.new(approach="stacking", columns=["a"])) == {}
+    )  # a run without codes (a damaged setting never loads: engine.runspec)
 
 
 def test_damaged_quartiles_give_no_tiers(coded_run):

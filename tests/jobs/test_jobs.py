@@ -263,7 +263,7 @@ def test_real_training_jobs_produce_runs(stored_workspace):
         assert job.state == "succeeded", job.error
         assert job.argv[1:4] == ["-m", "engine", "run-job"]
         run = store.get(job.run_id)  # the run id the job wrote into result.json
-        assert run.complete and run.spec["approach"] == "stacking" and run.spec["dataset"] == "Demo leads (small)"
+        assert run.complete and run.settings.approach == "stacking" and run.settings.dataset == "Demo leads (small)"
         assert job.progress["step"] == job.progress["total"] > 0  # progress came through CLAB_PROGRESS_FILE
         assert json.loads((job.folder / "result.json").read_text()) == {"run_id": job.run_id}
     assert sorted(j.params["params"]["meta_epochs"] for j in jobs) == sorted(
@@ -297,8 +297,8 @@ def test_values_starting_with_dashes_reach_the_training_unchanged(tmp_path):
     job = runner.wait(job_id, timeout=300, interval=0.3)
     assert job.state == "succeeded", job.error
     run = RunStore(tmp_path / "ws" / "runs").get(job.run_id)
-    assert run.spec["dataset"] == "--quiet" and "-Score" in run.spec["excluded"]
-    assert "-Score" not in run.spec["columns"]
+    assert run.settings.dataset == "--quiet" and "-Score" in run.settings.excluded
+    assert "-Score" not in run.settings.columns
 
 
 def test_a_job_that_cannot_train_says_why_in_plain_words(tmp_path):

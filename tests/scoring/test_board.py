@@ -158,7 +158,7 @@ def workspace_env(two_datasets, monkeypatch):
 def runs_of(root: Path, dataset: str) -> list[str]:
     from engine.runs import RunStore
 
-    return [r.id for r in RunStore(root / "runs").list_runs() if r.spec["dataset"] == dataset]
+    return [r.id for r in RunStore(root / "runs").list_runs() if r.settings.dataset == dataset]
 
 
 def test_switching_datasets_keeps_every_run_of_the_chosen_one(workspace_env):
@@ -213,7 +213,7 @@ def test_findings_baseline_and_readable_names_on_the_page(workspace_env):
 
     at = run_page("board")
     at.selectbox(key="board_group_select").select_index(1).run()  # Spring: two runs
-    runs = [r for r in RunStore(workspace_env / "runs").list_runs() if r.spec["dataset"] == "Spring leads"]
+    runs = [r for r in RunStore(workspace_env / "runs").list_runs() if r.settings.dataset == "Spring leads"]
     preds = runs[0].predictions()
     rate = float(preds["y_true"].mean())
     says = next(md.value for md in at.markdown if "Best on" in md.value)

@@ -30,7 +30,7 @@ def runs(tmp_path_factory):
 
 def test_the_run_records_the_flagged_column_and_reasons_citing_it_carry_a_warning(runs):
     leaky, clean = runs
-    assert "Call outcome" in leaky.spec["flagged"] and not clean.spec.get("flagged")
+    assert "Call outcome" in leaky.settings.flagged and not clean.settings.flagged
     table = score_frame(leaky, _with_leak(60, 9).drop(columns=["Converted"]), explain="all").table
     reasons = (table["reasons_for"] + "; " + table["reasons_against"]).str.split("; ").explode()
     citing = reasons[reasons.str.startswith("Call outcome")]
@@ -43,8 +43,8 @@ def test_the_board_says_it_first(runs):
     leaky, clean = runs
     found = board_findings(
         [
-            {"label": "Leaky", "metrics": leaky.metrics["metrics"], "flagged": leaky.spec.get("flagged")},
-            {"label": "Clean", "metrics": clean.metrics["metrics"], "flagged": clean.spec.get("flagged")},
+            {"label": "Leaky", "metrics": leaky.metrics["metrics"], "flagged": leaky.settings.flagged},
+            {"label": "Clean", "metrics": clean.metrics["metrics"], "flagged": clean.settings.flagged},
         ]
     )
     assert found[0].startswith("Leaky uses 'Call outcome', which the leak finder flagged")
@@ -65,5 +65,5 @@ def test_one_flagged_column_reads_it_and_several_read_them(runs, monkeypatch):
     for flagged, word in ((one, "it"), (two, "them")):
         first = board_findings([{"label": "Leaky", "metrics": leaky.metrics["metrics"], "flagged": flagged}])[0]
         assert first.endswith(f"Exclude {word} on the Data page and train again."), first
-        widgets.flagged_warning(SimpleNamespace(spec={"flagged": flagged}))
+        widgets.flagged_warning(SimpleNamespace(settings=leaky.settings.model_copy(update={"flagged": flagged})))
         assert f"any reason citing {word} may not hold" in shown[-1] and f"Exclude {word} on the Data" in shown[-1]

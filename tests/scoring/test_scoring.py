@@ -59,7 +59,7 @@ def test_scores_equal_the_stored_test_predictions(stack_run):
 def test_validation_report_counts_missing_ignored_unparsed_and_unseen(stack_run):
     run, leads = stack_run
     features = leads.drop(columns=["Converted"])
-    save_training_profile(run, pipeline_features(run, features), run.spec["kinds"])
+    save_training_profile(run, pipeline_features(run, features), run.settings.kinds)
     new = demo_leads(n=50, seed=3).drop(columns=["Converted", "Lead Origin"])
     new["Favourite colour"] = "blue"
     new["TotalVisits"] = new["TotalVisits"].astype(object)
@@ -77,7 +77,7 @@ def test_validation_report_counts_missing_ignored_unparsed_and_unseen(stack_run)
 def pipeline_features(run, features):
     from engine.data.leads import prepare_features
 
-    return prepare_features(features, run.spec["columns"], run.spec["kinds"])
+    return prepare_features(features, run.settings.columns, run.settings.kinds)
 
 
 def test_a_file_with_outcomes_also_reports_how_the_run_did(stack_run):

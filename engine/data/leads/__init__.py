@@ -110,8 +110,10 @@ from engine.data.missing_values import (  # noqa: F401
     MAX_MISSING_VALUES,
     MISSING_TOKENS,
     LeadDataError,
+    MissingValues,
     check_missing_values,
     is_missing_text,
+    parse_missing_values,
 )
 
 __all__ = [
@@ -132,6 +134,8 @@ __all__ = [
     "map_target",
     "find_sentinels",
     "check_missing_values",
+    "parse_missing_values",
+    "MissingValues",
     "MAX_MISSING_VALUES",
     "MAX_MISSING_COLUMNS",
     "treat_missing",

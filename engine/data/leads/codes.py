@@ -8,26 +8,7 @@ import numpy as np
 import pandas as pd
 
 from engine.data.leads.kinds import _as_number, _clean_column, _factorize
-from engine.data.missing_values import (
-    check_missing_values,
-)
-
-
-def number_text(value: float) -> str:
-    """A number as a person writes it: ``999`` (not ``999.0``), ``-1``, ``0.5``."""
-    value = float(value)
-    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
-
-
-def flag_name(column: str, value: float) -> str:
-    """The 0/1 column that says where ``column`` held ``value`` before it was read as missing."""
-    return f"{column} was {number_text(value)}"
-
-
-def flags_of(missing_values: dict[str, list[float]]) -> dict[str, tuple[str, float]]:
-    """The 0/1 columns a checked ``missing_values`` setting makes: ``{"TotalVisits was 999": ("TotalVisits",
-    999.0)}``."""
-    return {flag_name(c, v): (c, v) for c, values in missing_values.items() for v in values}
+from engine.data.missing_values import flag_name, flags_of, number_text  # noqa: F401 - named there, without pandas
 
 
 def _forced_numbers(s: pd.Series) -> pd.Series:
@@ -44,8 +25,8 @@ def treat_missing(
     """``frame`` with each ``missing_values`` number of its numeric columns read as missing (NaN), and beside the
     column a 0/1 :func:`flag_name` column ("TotalVisits was 999": 1 where it held the value). ``columns``
     (a run's features, in their order) keeps only the flags that training kept (a constant one was dropped).
-    Training (:func:`load_leads`) and scoring (:func:`prepare_features`) both go through it."""
-    missing_values = check_missing_values(missing_values)
+    Training (:func:`load_leads`) and scoring (:func:`prepare_features`) both go through it. ``missing_values`` is
+    a checked setting (:data:`engine.data.missing_values.MissingValues`: checked where it entered)."""
     if not missing_values:
         return frame
     wanted = None if columns is None else set(columns)

@@ -16,10 +16,7 @@ from engine.data.leads.policy import _as_list, _check_policy, describe_policy
 from engine.data.leads.reading import _read
 from engine.data.leads.target import _column_list, find_target, map_target
 from engine.data.leads.words import _norm
-from engine.data.missing_values import (
-    LeadDataError,
-    check_missing_values,
-)
+from engine.data.missing_values import LeadDataError
 
 
 @dataclass
@@ -91,13 +88,15 @@ def load_leads(
     ``max_rows`` / ``max_cols`` (default :data:`reading.MAX_ROWS`, :data:`reading.MAX_COLS`) are checked before the file is
     parsed. ``filename`` names the file in messages (see :func:`read_table`). ``missing_values``
     (``{column: [numbers]}``, see :func:`treat_missing`): codes of numeric columns read as missing, each with
-    a 0/1 flag column; the ones applied are in ``LeadTable.missing_values``. Date columns (the ``date`` kind)
-    are never features: they are kept apart in ``LeadTable.dates``. ``time_column`` (the time split's column)
-    must be one of them; its checked values are ``LeadTable.times`` (:func:`dates.time_column_values`).
+    a 0/1 flag column; the ones applied are in ``LeadTable.missing_values``. It is a checked setting
+    (:data:`engine.data.missing_values.MissingValues`: a run's spec, a training request, a dataset's settings and
+    :func:`engine.pipeline.train_leads` check it where it enters). Date columns (the ``date`` kind) are never
+    features: they are kept apart in ``LeadTable.dates``. ``time_column`` (the time split's column) must be one
+    of them; its checked values are ``LeadTable.times`` (:func:`dates.time_column_values`).
     Raises :class:`LeadDataError` for unusable input.
     """
     policy = _check_policy(leak_policy)
-    missing_values = check_missing_values(missing_values)
+    missing_values = dict(missing_values or {})
     max_rows = reading.MAX_ROWS if max_rows is None else max_rows
     max_cols = reading.MAX_COLS if max_cols is None else max_cols
     df, data_hash, name = _read(source, filename, max_rows, max_cols)
