@@ -385,7 +385,9 @@ def test_build_approach_converts_values_of_the_right_kind():
     model = build_approach(
         "stacking", {"n_folds": 3.0, "lr_C": 1, "rf_max_features": 0.5, "meta_linear_skip": False}, "leads"
     )
-    assert model.n_folds == 3 and isinstance(model.n_folds, int) and model.lr_C == 1 and model.rf_max_features == 0.5
+    settings = model.get_params()  # the base models' settings, nested (the flat names are their aliases)
+    assert model.n_folds == 3 and isinstance(model.n_folds, int) and settings["lr__C"] == 1
+    assert settings["rf__max_features"] == 0.5
     lora = build_approach("lora", {"epochs": 1.5, "target_modules": ["q_proj"]}, "leads")
     assert lora.epochs == 1.5 and lora.target_modules == ("q_proj",)
     with pytest.raises(ValueError, match="'target_modules'.*a list of text"):
