@@ -47,7 +47,7 @@ def check_params(name: str, params: dict[str, Any] | None = None, input_kind: st
     if unknown:
         raise ValueError(
             f"The {name!r} approach has no parameter(s) {sorted(unknown)}; "
-            f"its parameters are: {', '.join(cls.data_params())}"
+            f"its parameters are: {', '.join(cls.data_params())}" + (f". {cls.param_hint}" if cls.param_hint else "")
         )
     return {key: check_param(name, known[key], value) for key, value in params.items()}
 

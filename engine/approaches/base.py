@@ -83,6 +83,8 @@ class Approach(ClassifierMixin, BaseEstimator, ABC):
     untrained_part: ClassVar[str | None] = None
     #: Whether a fitted run stores 2-D maps of its embeddings (the Embeddings page).
     has_embedding_maps: ClassVar[bool] = False
+    #: A sentence added to the error for a parameter it does not have (how its parameters are spelled).
+    param_hint: ClassVar[str] = ""
 
     @classmethod
     def preset_params(cls, preset: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -59,6 +59,8 @@ from engine.callbacks import CallbackList, Progress
 
 #: the default base models' names, in the order of the meta-network's inputs
 BASE_MODELS = _parts.BASE_MODELS
+#: the four base models that ship, fresh: ``StackingApproach(estimators=[*default_estimators(), ("gbm", ...)])``
+default_estimators = _sp.default_estimators
 #: A small stack that trains in seconds on a few hundred leads: the tests and the API bench use it.
 SMALL_PARAMS = {
     "n_folds": 2,
@@ -112,6 +114,10 @@ class StackingApproach(Approach):
     label = "Stacked ensemble"
     input_kind = "leads"
     explain_budget = 10_000  # the fast additive path: about 1.3 ms a lead
+    param_hint = (
+        "A base model's setting is MODEL__SETTING (MODEL: lr, rf, xgb or svc; e.g. xgb__max_depth=3) or its flat "
+        "name (xgb_max_depth=3); other base models (estimators=[(name, estimator), ...]) are set from Python."
+    )
 
     def __init__(
         self,

@@ -643,6 +643,11 @@ def test_every_kind_of_listed_broken_run_can_be_deleted(store, trained, tmp_path
         ("n_folds=\u0661\u0660", ["'n_folds'", "a whole number"]),  # Arabic-Indic digits
         ("n_folds=\uff11\uff10", ["'n_folds'", "a whole number"]),  # fullwidth digits
         ("seed=-1", ["'seed'", "from 0 to"]),
+        ("xgb__max_depth=0", ["'xgb__max_depth'", "from 1 to 64"]),  # the nested spelling, checked the same
+        ("rf__n_estimators=2.5", ["'rf__n_estimators'", "a whole number"]),
+        ("xgb__no_such=1", ["no parameter(s) ['xgb__no_such']", "MODEL__SETTING"]),
+        ("gbm__max_depth=3", ["no parameter(s) ['gbm__max_depth']", "MODEL__SETTING"]),
+        ('estimators=[["lr", "x"]]', ["no parameter(s) ['estimators']", "set from Python"]),
     ],
 )
 def test_a_param_out_of_range_or_not_a_plain_number_fails_in_one_line(workspace, trained, capsys, param, words):
