@@ -138,8 +138,8 @@ def test_score_latest_falls_back_past_a_damaged_model_and_names_it(store, traine
     broken = copy_run(src, store.root, "20990101T000001-stacking-00000a")
     model = broken / "model"
     if damage == "truncated json":
-        text = (model / "xgboost.json").read_text()
-        (model / "xgboost.json").write_text(text[: len(text) // 2])
+        text = (model / "base_xgb.json").read_text()
+        (model / "base_xgb.json").write_text(text[: len(text) // 2])
     elif damage == "truncated joblib":
         data = (model / "features.joblib").read_bytes()
         (model / "features.joblib").write_bytes(data[: len(data) // 3])
@@ -530,7 +530,7 @@ def test_a_planted_lora_checkpoint_is_refused_unrun(tmp_path):
         model._load_checkpoint(None, None, "k")
 
 
-@pytest.mark.parametrize("planted", ["features.joblib", "svc.joblib"])
+@pytest.mark.parametrize("planted", ["features.joblib", "base_svc.joblib", "estimators.joblib"])
 def test_a_link_planted_inside_a_stored_model_folder_is_never_unpickled(store, trained, tmp_path, capsys, planted):
     """The store's own run id, but one of its pickles swapped for a link to a file elsewhere: refused by name."""
     import joblib
