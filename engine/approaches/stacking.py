@@ -108,7 +108,9 @@ def _apply_nested(items: list[tuple[str, Any]], nested: dict[str, Any]) -> None:
 
 
 class StackingApproach(Approach):
-    """Logistic regression + random forest + XGBoost + SVC, stacked by a Keras network (see module doc)."""
+    """Base models (``estimators``; by default logistic regression, random forest, XGBoost and an SVC) stacked by a
+    Keras network (see module doc). Flat settings (``xgb_max_depth=3``) are accepted as keywords and set the
+    nested ones (``xgb__max_depth``): the only thing ``__init__`` does beyond storing its keywords."""
 
     name = "stacking"
     label = "Stacked ensemble"
@@ -307,9 +309,6 @@ class StackingApproach(Approach):
         stack's ``seed`` / ``n_jobs`` where a model leaves them unset (an SVC on at most ``svc_max_rows`` rows is
         :meth:`_fit_one`'s)."""
         return {name: _sp.prepared(model, self.seed, self.n_jobs) for name, model in self._estimator_items()}
-
-    def _kind(self, name: str) -> str:
-        return self.base_kinds_[name]
 
     def _fit_one(self, name: str, model: Any, Z: np.ndarray, y: np.ndarray) -> Any:
         """``model`` fitted on all rows (an SVC on at most ``svc_max_rows``, as in its out-of-fold fits)."""
