@@ -543,10 +543,14 @@ CALIBRATION_METRICS = ["brier", "log_loss", "ece"]
 LOWER_IS_BETTER = {"brier", "log_loss", "ece"}
 #: the parts an approach is made of (``metrics["variants"]``), in a user's words
 PART_LABELS = {
+    "lr": "logistic regression",
+    "rf": "random forest",
+    "xgb": "XGBoost",
+    "svc": "support-vector machine",
+    # the stack's base models as runs saved before they were a list of (name, estimator) name them
     "logistic_regression": "logistic regression",
     "random_forest": "random forest",
     "xgboost": "XGBoost",
-    "svc": "support-vector machine",
     "generic_embeddings": "generic embeddings",
 }
 

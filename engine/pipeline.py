@@ -21,7 +21,6 @@ import pandas as pd
 from engine.approaches.base import approach_names, get_approach_class
 from engine.callbacks import Callback, CallbackList, PhaseTracker
 from engine.runs import Run, RunStore, explain_rows, explain_sample
-from engine.storage import jsonable
 
 DEFAULT_TEST_SIZE = 0.3
 DEFAULT_SPLIT_SEED = 42
@@ -46,14 +45,14 @@ def check_params(name: str, params: dict[str, Any] | None = None, input_kind: st
     if input_kind is not None and input_kind not in cls.input_kinds:
         raise ValueError(f"The {name!r} approach does not take {input_kind}; it takes {', '.join(cls.input_kinds)}")
     params = {k: v for k, v in (params or {}).items() if v is not None}
-    unknown = set(params) - set(cls._param_names())
+    known = {key: cls.data_param(key) for key in params}
+    unknown = [key for key, parameter in known.items() if parameter is None]
     if unknown:
         raise ValueError(
             f"The {name!r} approach has no parameter(s) {sorted(unknown)}; "
-            f"its parameters are: {', '.join(cls._param_names())}"
+            f"its parameters are: {', '.join(cls.data_params())}" + (f". {cls.param_hint}" if cls.param_hint else "")
         )
-    signature = inspect.signature(cls.__init__).parameters
-    return {key: check_param(name, signature[key], value) for key, value in params.items()}
+    return {key: check_param(name, known[key], value) for key, value in params.items()}
 
 
 #: Annotation names (``from __future__ import annotations`` leaves them as text) -> the types they accept.
@@ -174,7 +173,7 @@ def fit_evaluate_store(
     settings = RunSpec.new(  # checked as the store reads it: a spec it would refuse is never written
         **{"input_kind": model.input_kind, **fields},
         approach=model.name,
-        params=jsonable(model.get_params()),
+        params=model.stored_params(),
         split={**split, "n_train": int(len(train_idx)), "n_test": int(len(test_idx))},
     )
     run = store.stage_run(settings)  # a staging folder, moved into place once complete: a killed training leaves no run

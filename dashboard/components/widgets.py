@@ -292,6 +292,9 @@ def jobs_table(jobs: list):
 
 #: the stacked ensemble's four models, as the progress line names them
 _BASE_WORDS = {
+    "lr": "the logistic regression",
+    "rf": "the random forest",
+    "xgb": "the boosted trees (XGBoost)",
     "logistic_regression": "the logistic regression",
     "random_forest": "the random forest",
     "xgboost": "the boosted trees (XGBoost)",

@@ -61,15 +61,12 @@ runner = state.job_runner()
 
 @st.cache_data(show_spinner=False)
 def approach_params(name: str) -> list[dict]:
-    """The approach's constructor parameters with their defaults (read from its signature)."""
+    """The approach's parameters a run's settings may name, with their defaults (``data_params``: the
+    constructor's; the stack's base models' settings by their flat names)."""
     from engine.approaches.base import get_approach_class
 
-    cls = get_approach_class(name)
-    sig = inspect.signature(cls.__init__)
     out = []
-    for p in sig.parameters.values():
-        if p.name == "self" or p.kind != p.POSITIONAL_OR_KEYWORD:
-            continue
+    for p in get_approach_class(name).data_params().values():
         default = None if p.default is inspect.Parameter.empty else p.default
         out.append({"name": p.name, "default": default})
     return out

@@ -34,6 +34,10 @@ What each part is, and how exact (``costs`` in ``engine.benchmarks.score`` measu
   background row the term's change is split over columns by the rescale rule through ``exp``
   (secant slope times each column's change of ``D_i``), summed over support vectors and averaged over
   the background: exact sum, a first-order split of the interactions.
+* any other base model (``HistGradientBoostingClassifier``, LightGBM...: no fast path): **approximate**,
+  :func:`group_effects`: each lead column's single effect on the margin against the background (its encoded
+  columns taken from the row, the rest from each background row), one batched ``predict_proba`` per column;
+  the rescale rule hands the model's meta share over in proportion to them (interactions are not split).
 * the meta layer: exact Shapley values over its inputs (``2^k`` coalitions, ``k`` = 4 margins + raw
   columns, up to :data:`MAX_META_PLAYERS`; beyond that the raw columns play as one player whose value
   is split by their single-column effects).
@@ -291,6 +295,32 @@ def svc_attributions(model: Any, Z: np.ndarray, background: np.ndarray, block: i
         term1 = x2 * R.sum(axis=1, keepdims=True) - R @ b2
         term2 = x * RS.sum(axis=1) - np.einsum("nbd,bd->nd", RS, background)
         out[start : start + block] = -gamma * (term1 - 2.0 * term2) / B
+    return out
+
+
+# -- any other model: single-column effects against the background ----------------------------------------
+def group_effects(
+    margin: Callable[[np.ndarray], np.ndarray],
+    Z: np.ndarray,
+    background: np.ndarray,
+    groups: list[list[int]],
+    budget: int = 1_000_000,
+) -> np.ndarray:
+    """``(rows, encoded columns)``: for each group of encoded columns (one lead column), ``mean_b margin(b with
+    the group from z) - mean_b margin(b)``, placed on the group's first column (the stack sums a lead column's
+    encoded columns). Any model: ``margin`` is called on batches of hybrid rows (at most ``budget`` cells)."""
+    n, d = Z.shape
+    B = len(background)
+    base = float(np.mean(margin(background)))
+    out = np.zeros((n, d))
+    step = max(1, budget // max(B * d, 1))
+    for start in range(0, n, step):
+        z = Z[start : start + step]
+        for g in groups:
+            hybrid = np.repeat(background[None, :, :], len(z), axis=0)  # (rows, B, d)
+            hybrid[:, :, g] = z[:, None, g]
+            values = np.asarray(margin(hybrid.reshape(-1, d)), dtype=np.float64).reshape(len(z), B)
+            out[start : start + len(z), g[0]] = values.mean(axis=1) - base
     return out
 
 

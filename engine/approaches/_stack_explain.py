@@ -123,41 +123,53 @@ def _shapley(stack, z: np.ndarray, n_perm: int, rng: np.random.Generator) -> np.
 
 # -- the fast path: part by part, the rescale rule -------------------------------------------------------
 def _fast_parts(stack) -> dict:
-    """What the fast path precomputes once per background (rebuilt after load or a new background)."""
+    """What the fast path precomputes once per background (rebuilt after load or a new background): for each
+    base model, a function from encoded rows to its margin's attributions over the encoded columns."""
     cache = _FAST_PARTS.get(stack)
     if cache is not None and cache["background"] is stack.background_:
         return cache
     bg = stack.background_
-    booster = stack._xgb_boosters[1]  # the n_jobs copy (set up by fit and load)
-    try:
-        xgb_phi = fx.TreeTable.from_xgboost(booster, bg).shap_values
-    except ValueError:  # trees deeper than the table takes: shap's own interventional TreeSHAP (slower)
-        import shap
-
-        explainer = shap.TreeExplainer(booster, data=bg, feature_perturbation="interventional", model_output="raw")
-        xgb_phi = lambda Z: np.asarray(explainer.shap_values(Z, check_additivity=False))  # noqa: E731
-    forest = stack.models_["random_forest"]
-    table_rf = fx.ForestSaabas(parts.forest_arrays(forest), bg.shape[1])
-
-    def saabas(Z: np.ndarray) -> np.ndarray:
-        return table_rf.values(parts.forest_leaves(forest, Z))
-
-    cache = {
-        "background": bg,
-        "xgb": xgb_phi,
-        "saabas": saabas,
-        "bg_saabas": saabas(bg),
-        "bg_forest": stack._forest_p(bg),
-        "M_bg": stack._meta_inputs(stack._margins(bg), bg),
-    }
+    explainers = {}
+    for name in stack.base_names_:
+        model, kind = stack.models_[name], stack.base_kinds_[name]
+        explainers[name] = _part_explainer(stack, name, model, kind, bg)
+    cache = {"background": bg, "parts": explainers, "M_bg": stack._meta_inputs(stack._margins(bg), bg)}
     _FAST_PARTS[stack] = cache
     return cache
 
 
+def _part_explainer(stack, name: str, model, kind: str, bg: np.ndarray):
+    """``Z -> (rows, encoded columns)`` attributions of one base model's margin against the background."""
+    if kind == "linear":
+        return lambda Z: fx.linear_attributions(model.coef_, Z, bg)
+    if kind == "svc":
+        return lambda Z: fx.svc_attributions(model, Z, bg)
+    if kind == "xgboost":
+        booster = stack._xgb_boosters[name][1]  # the n_jobs copy (set up by fit and load)
+        try:
+            return fx.TreeTable.from_xgboost(booster, bg).shap_values
+        except ValueError:  # trees deeper than the table takes: shap's own interventional TreeSHAP (slower)
+            import shap
+
+            explainer = shap.TreeExplainer(booster, data=bg, feature_perturbation="interventional", model_output="raw")
+            return lambda Z: np.asarray(explainer.shap_values(Z, check_additivity=False))
+    if kind == "forest":
+        table = fx.ForestSaabas(parts.forest_arrays(model), bg.shape[1])
+
+        def saabas(Z: np.ndarray) -> np.ndarray:
+            return table.values(parts.forest_leaves(model, Z))
+
+        bg_saabas, bg_forest = saabas(bg), parts.forest_p(model, bg)
+        return lambda Z: fx.forest_logit_attributions(
+            saabas, lambda A: parts.forest_p(model, A), Z, bg, bg_saabas, bg_forest, parts.CLIP
+        )
+    # any other classifier: the effect of each lead column's encoded columns alone, against the background
+    groups = [stack.groups_[c] for c in stack.columns_ if stack.groups_[c]]
+    return lambda Z: fx.group_effects(lambda A: stack._margin(name, model, A), Z, bg, groups)
+
+
 def _fast_matrix(stack, Z: np.ndarray, costs: dict | None = None) -> np.ndarray:
     """Contributions by the fast path (see :mod:`engine.approaches._fast_explain`), ``(rows, columns_)``."""
-    from engine.approaches._stack_parts import BASE_MODELS
-
     costs = costs if costs is not None else {}
 
     def timed(part, fn, *args):
@@ -167,29 +179,11 @@ def _fast_matrix(stack, Z: np.ndarray, costs: dict | None = None) -> np.ndarray:
         return out
 
     cached = timed("setup", _fast_parts, stack)
-    bg, models = stack.background_, stack.models_
-    phi = {
-        "logistic_regression": timed(
-            "logistic_regression", fx.linear_attributions, models["logistic_regression"].coef_, Z, bg
-        ),
-        "random_forest": timed(
-            "random_forest",
-            fx.forest_logit_attributions,
-            cached["saabas"],
-            stack._forest_p,
-            Z,
-            bg,
-            cached["bg_saabas"],
-            cached["bg_forest"],
-            parts.CLIP,
-        ),
-        "xgboost": timed("xgboost", cached["xgb"], Z),
-        "svc": timed("svc", fx.svc_attributions, models["svc"], Z, bg),
-    }
+    phi = {name: timed(name, explain, Z) for name, explain in cached["parts"].items()}
     t = time.perf_counter()
     M = stack._meta_inputs(stack._margins(Z), Z)
     raw = list(stack.meta_raw_index_)
-    n_base = len(BASE_MODELS)
+    n_base = len(stack.base_names_)
     forward = stack._meta_forward
     if n_base + len(raw) <= fx.MAX_META_PLAYERS:
         Phi = fx.meta_shapley(forward, M, cached["M_bg"])
@@ -202,7 +196,7 @@ def _fast_matrix(stack, Z: np.ndarray, costs: dict | None = None) -> np.ndarray:
     costs["meta"] = costs.get("meta", 0.0) + time.perf_counter() - t
     t = time.perf_counter()
     enc = np.zeros_like(Z, dtype=np.float64)
-    for m, name in enumerate(BASE_MODELS):
+    for m, name in enumerate(stack.base_names_):
         enc += fx.rescale(Phi[:, m], phi[name])
     for i, j in enumerate(raw):
         enc[:, j] += Phi_raw[:, i]

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, OneToOneFeatureMixin, TransformerMixin
 
-#: The stack's base models, in the order of the meta-network's inputs (one home: the stack and its explanation
-#: both read it from here, so neither imports the other).
-BASE_MODELS = ("logistic_regression", "random_forest", "xgboost", "svc")
+#: The names of the stack's default base models (:func:`engine.approaches._stack_params.default_estimators`), in
+#: the order of the meta-network's inputs; a fitted stack's own are its ``base_names_``.
+BASE_MODELS = ("lr", "rf", "xgb", "svc")
 
 CLIP = 1e-4
 

@@ -83,6 +83,8 @@ class Approach(ClassifierMixin, BaseEstimator, ABC):
     untrained_part: ClassVar[str | None] = None
     #: Whether a fitted run stores 2-D maps of its embeddings (the Embeddings page).
     has_embedding_maps: ClassVar[bool] = False
+    #: A sentence added to the error for a parameter it does not have (how its parameters are spelled).
+    param_hint: ClassVar[str] = ""
 
     @classmethod
     def preset_params(cls, preset: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -102,6 +104,25 @@ class Approach(ClassifierMixin, BaseEstimator, ABC):
     @classmethod
     def _get_param_names(cls) -> list[str]:
         return cls._param_names()
+
+    @classmethod
+    def data_params(cls) -> dict[str, inspect.Parameter]:
+        """The parameters a run's settings may name, as data (``train --param``, the API, a job, the Train page's
+        form), by name: the constructor's by default. An approach whose constructor takes objects, or more
+        spellings than its form shows (the stack's base models), says so here and in :meth:`data_param`."""
+        sig = inspect.signature(cls.__init__)
+        return {name: sig.parameters[name] for name in cls._param_names()}
+
+    @classmethod
+    def data_param(cls, key: str) -> inspect.Parameter | None:
+        """The parameter ``key`` names in a run's settings (its type and default), or None when there is none."""
+        return cls.data_params().get(key)
+
+    def stored_params(self) -> dict[str, Any]:
+        """The settings a run records (plain JSON): ``get_params()`` by default."""
+        from engine.storage import jsonable
+
+        return jsonable(self.get_params())
 
     def _set_classes(self, y) -> None:
         """Fitted state every classifier carries: the labels seen, ``[0, 1]``."""
@@ -223,9 +244,9 @@ class Approach(ClassifierMixin, BaseEstimator, ABC):
     def _write_params(self, path: str | Path, **extra: Any) -> None:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        from engine.storage import jsonable, write_json
+        from engine.storage import write_json
 
-        write_json(path / PARAMS_FILE, {"approach": self.name, "params": jsonable(self.get_params()), **extra})
+        write_json(path / PARAMS_FILE, {"approach": self.name, "params": self.stored_params(), **extra})
 
     @staticmethod
     def _read_params(path: str | Path) -> dict[str, Any]:

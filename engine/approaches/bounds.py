@@ -129,6 +129,16 @@ BOUNDS: dict[str, dict[str, Range]] = {
 }
 
 
+def _with_nested_names(stacking: dict[str, Range]) -> dict[str, Range]:
+    """The stack's base-model settings checked the same under their nested names (``xgb__max_depth``)."""
+    from engine.approaches._stack_params import NESTED_NAMES
+
+    return {**stacking, **{nested: stacking[flat] for flat, nested in NESTED_NAMES.items() if flat in stacking}}
+
+
+BOUNDS["stacking"] = _with_nested_names(BOUNDS["stacking"])
+
+
 def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 

@@ -14,11 +14,17 @@ Pipeline (all fitted on training rows only):
    column is target encoded at all. Every output column comes from exactly
    one input column (``groups_``, read from ``get_feature_names_out``), which is what makes the per-feature
    explanations exact in the original feature space.
-2. Base models: logistic regression, random forest, XGBoost, RBF SVC.
+2. Base models: ``estimators``, a list of ``(name, estimator)`` as scikit-learn's ``StackingClassifier`` takes;
+   by default logistic regression, random forest, XGBoost and an RBF SVC (``lr``, ``rf``, ``xgb``, ``svc``:
+   :func:`engine.approaches._stack_params.default_estimators`). Their settings are scikit-learn's nested
+   ``name__setting`` (``set_params(xgb__max_depth=3)``); today's flat names (``xgb_max_depth``) are accepted
+   everywhere and translated in one place (:mod:`engine.approaches._stack_params`). A base model of a kind the
+   stack has no fast path for (``HistGradientBoostingClassifier``, LightGBM...) is scored by its
+   ``predict_proba`` and explained by its single-column effects against the background.
 3. Out-of-fold predictions: ``cross_val_predict`` over Pipelines (features + model) with StratifiedKFold
    (``n_folds``): in each fold the preprocessing *and* the model are fitted on the other folds only, so a
    row never contributes to its own meta-feature.
-   The base models' margins (logits; the SVC decision value) are the meta-features.
+   The base models' margins (logits; an SVC's decision value) are the meta-features.
 4. Meta-model (:class:`engine.approaches._stack_parts.MetaNetwork`): a small Keras network on the standardised out-of-fold margins: Dense(16, relu) ->
    Dropout -> Dense(1), plus (``meta_linear_skip``) a linear path from the inputs added to the logit, so
    the net starts from logistic stacking and learns interactions on top. Early stopping on an inner
@@ -27,7 +33,7 @@ Pipeline (all fitted on training rows only):
    retrained for that many epochs on every out-of-fold row. At inference its weights run in NumPy (a
    single lead in well under a millisecond; the saved ``.keras`` file is the source of truth).
 5. The preprocessing and base models are refitted on all training rows for test-time predictions.
-   The SVC's probability (for :meth:`base_predict_proba`) is a Platt sigmoid fitted on its out-of-fold
+   An SVC's probability (for :meth:`base_predict_proba`) is a Platt sigmoid fitted on its out-of-fold
    decision values.
 
 ``explain`` gives per-feature contributions to the stack's probability that sum exactly to
@@ -45,12 +51,16 @@ import numpy as np
 import pandas as pd
 
 from engine.approaches import _stack_explain as _explain
+from engine.approaches import _stack_params as _sp
 from engine.approaches import _stack_parts as _parts
 from engine.approaches._stack_explain import EXPLAIN_METHODS  # noqa: F401 - part of this module's API
 from engine.approaches.base import Approach
 from engine.callbacks import CallbackList, Progress
 
+#: the default base models' names, in the order of the meta-network's inputs
 BASE_MODELS = _parts.BASE_MODELS
+#: the four base models that ship, fresh: ``StackingApproach(estimators=[*default_estimators(), ("gbm", ...)])``
+default_estimators = _sp.default_estimators
 #: A small stack that trains in seconds on a few hundred leads: the tests and the API bench use it.
 SMALL_PARAMS = {
     "n_folds": 2,
@@ -81,16 +91,39 @@ def _column_kinds(X: pd.DataFrame) -> dict[str, str]:
     return out
 
 
+def _apply_nested(items: list[tuple[str, Any]], nested: dict[str, Any]) -> None:
+    """Set ``model__setting`` values on the named models of ``items`` (in place, as scikit-learn's set_params)."""
+    models = dict(items)
+    by_model: dict[str, dict[str, Any]] = {}
+    for key, value in nested.items():
+        model, _, setting = key.partition("__")
+        if model not in models:
+            raise ValueError(
+                f"{key!r} names no base model: the stack's base models are {list(models)} "
+                "(a setting is written MODEL__SETTING, e.g. xgb__max_depth)"
+            )
+        by_model.setdefault(model, {})[setting] = value
+    for model, settings in by_model.items():
+        models[model].set_params(**settings)
+
+
 class StackingApproach(Approach):
-    """Logistic regression + random forest + XGBoost + SVC, stacked by a Keras network (see module doc)."""
+    """Base models (``estimators``; by default logistic regression, random forest, XGBoost and an SVC) stacked by a
+    Keras network (see module doc). Flat settings (``xgb_max_depth=3``) are accepted as keywords and set the
+    nested ones (``xgb__max_depth``): the only thing ``__init__`` does beyond storing its keywords."""
 
     name = "stacking"
     label = "Stacked ensemble"
     input_kind = "leads"
     explain_budget = 10_000  # the fast additive path: about 1.3 ms a lead
+    param_hint = (
+        "A base model's setting is MODEL__SETTING (MODEL: lr, rf, xgb or svc; e.g. xgb__max_depth=3) or its flat "
+        "name (xgb_max_depth=3); other base models (estimators=[(name, estimator), ...]) are set from Python."
+    )
 
     def __init__(
         self,
+        estimators: Any = None,
         n_folds: int = 5,
         seed: int = 42,
         n_jobs: int = 2,
@@ -98,18 +131,6 @@ class StackingApproach(Approach):
         min_frequency: int = 10,
         te_smoothing: float = 10.0,
         target_encoder: str = "sklearn",
-        lr_C: float = 0.3,
-        rf_n_estimators: int = 300,
-        rf_min_samples_leaf: int = 2,
-        rf_max_features: Any = "sqrt",
-        xgb_n_estimators: int = 500,
-        xgb_max_depth: int = 4,
-        xgb_learning_rate: float = 0.05,
-        xgb_subsample: float = 0.8,
-        xgb_colsample_bytree: float = 0.7,
-        xgb_min_child_weight: float = 2.0,
-        svc_C: float = 1.0,
-        svc_gamma: Any = "scale",
         svc_max_rows: int = 3000,
         meta_hidden: int = 16,
         meta_dropout: float = 0.2,
@@ -126,7 +147,9 @@ class StackingApproach(Approach):
         explain_background: int = 30,
         explain_permutations: int = 8,
         explain_method: str = "fast",
+        **base_params: Any,
     ):
+        self.estimators = estimators
         self.n_folds = n_folds
         self.seed = seed
         self.n_jobs = n_jobs
@@ -134,18 +157,6 @@ class StackingApproach(Approach):
         self.min_frequency = min_frequency
         self.te_smoothing = te_smoothing
         self.target_encoder = target_encoder
-        self.lr_C = lr_C
-        self.rf_n_estimators = rf_n_estimators
-        self.rf_min_samples_leaf = rf_min_samples_leaf
-        self.rf_max_features = rf_max_features
-        self.xgb_n_estimators = xgb_n_estimators
-        self.xgb_max_depth = xgb_max_depth
-        self.xgb_learning_rate = xgb_learning_rate
-        self.xgb_subsample = xgb_subsample
-        self.xgb_colsample_bytree = xgb_colsample_bytree
-        self.xgb_min_child_weight = xgb_min_child_weight
-        self.svc_C = svc_C
-        self.svc_gamma = svc_gamma
         self.svc_max_rows = svc_max_rows
         self.meta_hidden = meta_hidden
         self.meta_dropout = meta_dropout
@@ -162,6 +173,8 @@ class StackingApproach(Approach):
         self.explain_background = explain_background
         self.explain_permutations = explain_permutations
         self.explain_method = explain_method
+        if base_params:  # the base models' settings given flat (xgb_max_depth=3) or nested (xgb__max_depth=3)
+            self.estimators = self._with_settings(estimators, base_params)
 
     # -- building blocks -----------------------------------------------------------------------
     def _features(self):
@@ -183,40 +196,123 @@ class StackingApproach(Approach):
             )
         return _parts.features_transform(self.features_, X)
 
-    def make_base_models(self) -> dict[str, Any]:
-        """Fresh, unfitted base models with this approach's hyper-parameters."""
-        from sklearn.ensemble import RandomForestClassifier
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.svm import SVC
-        from xgboost import XGBClassifier
+    # -- the base models: a list of (name, estimator), settings as name__setting --------------------------
+    @classmethod
+    def _with_settings(cls, estimators: Any, settings: dict[str, Any]) -> list[tuple[str, Any]]:
+        """Copies of ``estimators`` (None: the four that ship) with ``settings`` (flat or nested names) applied."""
+        from sklearn.base import clone
 
-        return {
-            "logistic_regression": LogisticRegression(C=self.lr_C, max_iter=3000),
-            "random_forest": RandomForestClassifier(
-                n_estimators=self.rf_n_estimators,
-                min_samples_leaf=self.rf_min_samples_leaf,
-                max_features=self.rf_max_features,
-                n_jobs=self.n_jobs,
-                random_state=self.seed,
-            ),
-            "xgboost": XGBClassifier(
-                n_estimators=self.xgb_n_estimators,
-                max_depth=self.xgb_max_depth,
-                learning_rate=self.xgb_learning_rate,
-                subsample=self.xgb_subsample,
-                colsample_bytree=self.xgb_colsample_bytree,
-                min_child_weight=self.xgb_min_child_weight,
-                tree_method="hist",
-                n_jobs=self.n_jobs,
-                random_state=self.seed,
-                eval_metric="logloss",
-            ),
-            "svc": SVC(C=self.svc_C, gamma=self.svc_gamma, kernel="rbf", cache_size=500, random_state=self.seed),
+        _, nested = _sp.split_params(settings, own=())
+        items = [(name, clone(model)) for name, model in _sp.check_estimators(estimators, cls._param_names())]
+        _apply_nested(items, nested)
+        return items
+
+    def _estimator_items(self) -> list[tuple[str, Any]]:
+        """``estimators`` checked (the four that ship when None)."""
+        return _sp.check_estimators(self.estimators, self._param_names())
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The stack's parameters; with ``deep`` also each base model by name and its settings as
+        ``name__setting`` (``xgb__max_depth``), as scikit-learn's ``StackingClassifier`` lists them."""
+        out = super().get_params(deep=False)
+        if not deep:
+            return out
+        try:
+            items = self._estimator_items()
+        except (TypeError, ValueError):  # an invalid list says so at fit; its parameters are what they are
+            return out
+        for name, model in items:
+            out[name] = model
+            out.update({f"{name}__{key}": value for key, value in model.get_params(deep=True).items()})
+        return out
+
+    def set_params(self, **params: Any) -> StackingApproach:
+        """Set the stack's parameters, a base model by name (``svc=SVC(...)``) or its settings, nested
+        (``xgb__max_depth=3``) or flat (``xgb_max_depth=3``). The default base models are made on the first
+        setting of one of them (``estimators`` is None until then); a given list's models are changed in place,
+        as scikit-learn does."""
+        own = self._param_names()
+        names = []
+        if any(key not in own for key in params):
+            names = [name for name, _ in self._estimator_items()]
+        whole = {key: params.pop(key) for key in list(params) if key in names and key not in own}
+        mine, nested = _sp.split_params(params, own)
+        for key, value in mine.items():
+            setattr(self, key, value)
+        if whole or nested:
+            items = [(name, whole.get(name, model)) for name, model in self._estimator_items()]
+            _apply_nested(items, nested)
+            self.estimators = items
+        return self
+
+    @classmethod
+    def data_params(cls) -> dict[str, Any]:
+        """What a run's settings may name (``--param``, the API, a job, the Train page): the stack's own
+        parameters but ``estimators`` (objects, set from Python), and the default base models' settings by
+        their flat names (``xgb_max_depth``), in the order of today's form."""
+        import inspect
+
+        own = {name: p for name, p in super().data_params().items() if name != "estimators"}
+        defaults = _sp.flat_defaults()
+        flat = {
+            name: inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=defaults[name],
+                annotation="Any" if isinstance(defaults[name], str) else inspect.Parameter.empty,
+            )
+            for name in _sp.FLAT_NAMES
         }
+        at = list(own).index("target_encoder") + 1
+        order = [*list(own)[:at], *flat, *list(own)[at:]]
+        return {name: own.get(name) or flat[name] for name in order}
+
+    @classmethod
+    def data_param(cls, key: str) -> Any:
+        """The parameter ``key`` names in a run's settings: one of :meth:`data_params` or a default base model's
+        setting nested (``xgb__max_depth``, ``rf__criterion``), checked as its flat name is when it has one."""
+        import inspect
+
+        known = cls.data_params()
+        if key in known:
+            return known[key]
+        model, _, setting = key.partition("__")
+        flat = {nested: name for name, nested in _sp.NESTED_NAMES.items()}
+        if key in flat:
+            return known[flat[key]].replace(name=key)
+        defaults = dict(_sp.default_estimators())
+        if model in defaults and setting in defaults[model].get_params():
+            value = defaults[model].get_params()[setting]
+            return inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=value)
+        return None
+
+    def stored_params(self) -> dict[str, Any]:
+        """The settings a run records (JSON): the stack's own, each base model's class as ``estimators``, and the
+        base models' settings that differ from their class's defaults, nested (``xgb__max_depth``)."""
+        from engine.storage import jsonable
+
+        out = {k: v for k, v in self.get_params(deep=False).items() if k != "estimators"}
+        items = self._estimator_items()
+        out["estimators"] = [[name, f"{type(m).__module__}.{type(m).__qualname__}"] for name, m in items]
+        for name, model in items:
+            try:
+                plain = type(model)().get_params(deep=False)
+            except Exception:  # noqa: BLE001 - a class that needs arguments: record every setting
+                plain = {}
+            for key, value in model.get_params(deep=False).items():
+                if key not in plain or repr(plain[key]) != repr(value):
+                    out[f"{name}__{key}"] = value
+        return jsonable(out, fallback=repr)
+
+    def make_base_models(self) -> dict[str, Any]:
+        """Fresh, unfitted base models by name, as the stack fits them: ``random_state`` / ``n_jobs`` from the
+        stack's ``seed`` / ``n_jobs`` where a model leaves them unset (an SVC on at most ``svc_max_rows`` rows is
+        :meth:`_fit_one`'s)."""
+        return {name: _sp.prepared(model, self.seed, self.n_jobs) for name, model in self._estimator_items()}
 
     def _fit_one(self, name: str, model: Any, Z: np.ndarray, y: np.ndarray) -> Any:
-        """``model`` fitted on all rows (the SVC on at most ``svc_max_rows``, as in its out-of-fold fits)."""
-        if name == "svc":
+        """``model`` fitted on all rows (an SVC on at most ``svc_max_rows``, as in its out-of-fold fits)."""
+        if _sp.base_kind(model) == "svc":
             return self._subsample(model).fit(Z, y).estimator_
         return model.fit(Z, y)
 
@@ -224,38 +320,47 @@ class StackingApproach(Approach):
         return _parts.Subsample(model, max_rows=self.svc_max_rows, seed=self.seed)
 
     def _margin(self, name: str, model: Any, Z: np.ndarray) -> np.ndarray:
-        """The model's score on the logit scale (SVC: its decision value). Small batches avoid thread
+        """The model's score on the logit scale (an SVC: its decision value). Small batches avoid thread
         start-up; the forest and the SVC run through exact NumPy re-implementations of their predict."""
         small = len(Z) < 200
-        if name == "random_forest":
+        kind = _sp.base_kind(model)
+        if kind == "forest":
             if small:
                 return _parts.logit(_parts.forest_proba(model, Z))
             return _parts.logit(model.predict_proba(Z)[:, 1])
-        if name == "xgboost":
-            if model is getattr(self, "models_", {}).get("xgboost"):
-                booster = self._xgb_boosters[0 if small else 1]  # configured once: concurrent predicts share it as is
+        if kind == "xgboost":
+            if model is getattr(self, "models_", {}).get(name):
+                booster = self._xgb_boosters[name][0 if small else 1]  # configured once: shared by concurrent predicts
             else:  # a fold model during fit (one thread uses it)
                 booster = model.get_booster()
             return np.asarray(booster.inplace_predict(Z, predict_type="margin"), dtype=np.float64)
-        if name == "svc":
+        if kind == "svc":
             return _parts.svc_decision(model, Z)
-        return np.asarray(model.decision_function(Z), dtype=np.float64)
+        if kind == "linear":
+            return np.asarray(model.decision_function(Z), dtype=np.float64)
+        return _parts.logit(np.asarray(model.predict_proba(Z))[:, 1])
 
-    def _prepare_predict(self) -> tuple:
-        """Make the fitted models ready for concurrent scoring, once (after fit or load): the XGBoost
+    def _prepare_predict(self) -> dict:
+        """Make the fitted models ready for concurrent scoring, once (after fit or load): each XGBoost
         booster as two configured copies, one thread for small batches (no thread start-up) and ``n_jobs``
-        for large ones, and the forest's packed arrays. Scoring then changes no shared model state (setting
+        for large ones, and each forest's packed arrays. Scoring then changes no shared model state (setting
         ``nthread`` on a shared booster per call made concurrent predicts fail with XGBoost's
         ``need_configuration_`` check)."""
-        booster = self.models_["xgboost"].get_booster()
-        small, large = booster.copy(), booster.copy()
-        small.set_param({"nthread": 1})
-        large.set_param({"nthread": max(int(self.n_jobs or 1), 1)})
-        width = booster.num_features()
-        for b in (small, large):  # the first predict configures a booster: do it now, in one thread
-            b.inplace_predict(np.zeros((1, width)), predict_type="margin")
-        _parts.forest_arrays(self.models_["random_forest"])
-        self._xgb_boosters = (small, large)
+        self._xgb_boosters = {}
+        for name, model in self.models_.items():
+            kind = _sp.base_kind(model)
+            if kind == "forest":
+                _parts.forest_arrays(model)
+            if kind != "xgboost":
+                continue
+            booster = model.get_booster()
+            small, large = booster.copy(), booster.copy()
+            small.set_param({"nthread": 1})
+            large.set_param({"nthread": max(int(self.n_jobs or 1), 1)})
+            width = booster.num_features()
+            for b in (small, large):  # the first predict configures a booster: do it now, in one thread
+                b.inplace_predict(np.zeros((1, width)), predict_type="margin")
+            self._xgb_boosters[name] = (small, large)
         return self._xgb_boosters
 
     def _meta_inputs(self, margins: np.ndarray, Z: np.ndarray) -> np.ndarray:
@@ -276,7 +381,10 @@ class StackingApproach(Approach):
         from sklearn.pipeline import Pipeline
 
         _parts.check_target_encoder(self.target_encoder)
-        n_models = len(BASE_MODELS)
+        base = self.make_base_models()  # checks ``estimators`` before any work
+        self.base_names_ = list(base)
+        self.base_kinds_ = {name: _sp.base_kind(model) for name, model in base.items()}
+        n_models = len(base)
         total = self.n_folds * n_models + n_models + self.meta_epochs
         cb.on_train_begin(total, stage="stacking")
         step = 0
@@ -290,18 +398,19 @@ class StackingApproach(Approach):
         # the four models' pipelines share each fold's fitted feature step (joblib's cache, a temporary folder)
         cache_dir = tempfile.TemporaryDirectory(prefix="clab-stack-")
         memory = joblib.Memory(cache_dir.name, verbose=0)
-        for j, (name, model) in enumerate(self.make_base_models().items()):
+        for j, (name, model) in enumerate(base.items()):
             # out of fold: in each fold the feature pipeline *and* the model see the other folds only
-            if name == "svc":
+            kind = self.base_kinds_[name]
+            if kind == "svc":
                 model = self._subsample(model)
             pipe = Pipeline([("features", self._features()), ("model", model)], memory=memory)
-            method = "decision_function" if name in ("logistic_regression", "svc") else "predict_proba"
+            method = "decision_function" if kind in ("linear", "svc") else "predict_proba"
             out = cross_val_predict(pipe, X, y, cv=skf, method=method)
-            if name == "random_forest":
-                oof[:, j] = _parts.logit(out[:, 1])
-            elif name == "xgboost":  # its margin (logit) from the probability
+            if kind == "xgboost":  # its margin (logit) from the probability
                 p = np.clip(out[:, 1].astype(np.float64), 1e-7, 1 - 1e-7)
                 oof[:, j] = np.log(p / (1 - p))
+            elif method == "predict_proba":
+                oof[:, j] = _parts.logit(out[:, 1])
             else:
                 oof[:, j] = out
             step += self.n_folds
@@ -318,9 +427,12 @@ class StackingApproach(Approach):
             self.models_[name] = self._fit_one(name, model, Z, y)
             step += 1
             cb.on_step_end(Progress(step=step, total=total, stage=f"refit {name}"))
-        # Platt scaling of the SVC's out-of-fold decision values -> standalone SVC probabilities
-        platt = LogisticRegression(C=1e4, max_iter=1000).fit(oof[:, [BASE_MODELS.index("svc")]], y)
-        self.svc_platt_ = (float(platt.coef_[0, 0]), float(platt.intercept_[0]))
+        # Platt scaling of each SVC's out-of-fold decision values -> standalone SVC probabilities
+        self.platt_ = {}
+        for j, name in enumerate(self.base_names_):
+            if self.base_kinds_[name] == "svc":
+                platt = LogisticRegression(C=1e4, max_iter=1000).fit(oof[:, [j]], y)
+                self.platt_[name] = (float(platt.coef_[0, 0]), float(platt.intercept_[0]))
 
         # meta-features: base margins (+ optionally the strongest numeric raw features)
         self.meta_raw_index_ = self._pick_raw_features(Z, y)
@@ -411,7 +523,7 @@ class StackingApproach(Approach):
         return X
 
     def _margins(self, Z: np.ndarray) -> np.ndarray:
-        return np.column_stack([self._margin(name, self.models_[name], Z) for name in BASE_MODELS])
+        return np.column_stack([self._margin(name, self.models_[name], Z) for name in self.base_names_])
 
     def _proba_matrix(self, Z: np.ndarray) -> np.ndarray:
         return self._meta_forward(self._meta_inputs(self._margins(Z), Z))
@@ -431,23 +543,26 @@ class StackingApproach(Approach):
 
     def base_predict_proba(self, X: pd.DataFrame, models: list[str] | None = None) -> dict[str, np.ndarray]:
         """P(convert) of each base model on its own (refitted on all training rows), by model name
-        (``logistic_regression``, ``random_forest``, ``xgboost``, ``svc``)."""
+        (by default ``lr``, ``rf``, ``xgb``, ``svc``)."""
         self._check_fitted("models_")
-        unknown = set(models or []) - set(BASE_MODELS)
+        unknown = set(models or []) - set(self.base_names_)
         if unknown:
-            raise ValueError(f"Unknown base model(s) {sorted(unknown)}; choose from {list(BASE_MODELS)}")
+            raise ValueError(f"Unknown base model(s) {sorted(unknown)}; choose from {list(self.base_names_)}")
         Z = self._transform(self._check_X(X))
         out = {}
-        for name in models or BASE_MODELS:
-            margin = self._margin(name, self.models_[name], Z)
-            if name == "svc":
-                a, b = self.svc_platt_
-                margin = a * margin + b
-            out[name] = _parts.sigmoid(margin) if name != "random_forest" else self._forest_p(Z)
+        for name in models or self.base_names_:
+            model, kind = self.models_[name], self.base_kinds_[name]
+            if kind == "forest":
+                out[name] = _parts.forest_p(model, Z)
+            elif kind == "other":
+                out[name] = np.asarray(model.predict_proba(Z))[:, 1].astype(np.float64)
+            else:
+                margin = self._margin(name, model, Z)
+                if kind == "svc":
+                    a, b = self.platt_[name]
+                    margin = a * margin + b
+                out[name] = _parts.sigmoid(margin)
         return out
-
-    def _forest_p(self, Z: np.ndarray) -> np.ndarray:
-        return _parts.forest_p(self.models_["random_forest"], Z)
 
     # -- explain (engine.approaches._stack_explain) -------------------------------------------------------
     def explain_matrix(
@@ -492,9 +607,13 @@ class StackingApproach(Approach):
         self._check_fitted("meta_weights_")
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        self.models_["xgboost"].save_model(path / "xgboost.json")
-        for name in ("logistic_regression", "random_forest", "svc"):
-            joblib.dump(self.models_[name], path / f"{name}.joblib")
+        for name, model in self.models_.items():  # names are checked: a letter, then letters, digits, underscores
+            if self.base_kinds_[name] == "xgboost":
+                model.save_model(path / f"base_{name}.json")  # XGBoost's own format
+            else:
+                joblib.dump(model, path / f"base_{name}.joblib")
+        # the base models as given (unfitted): a loaded stack's get_params and clone are the trained one's
+        joblib.dump(list(self._estimator_items()), path / "estimators.joblib")
         joblib.dump(self.features_, path / "features.joblib")
         self._keras_meta().save(path / "meta.keras")
         # The meta weights also go next to the state, so loading for scoring needs no TensorFlow import
@@ -515,8 +634,9 @@ class StackingApproach(Approach):
             kinds=self.kinds_,
             plan=self.plan_,
             groups=self.groups_,
-            svc_platt=list(self.svc_platt_),
-            base_models=list(BASE_MODELS),
+            base_models=list(self.base_names_),
+            base_kinds=dict(self.base_kinds_),
+            platt={name: list(ab) for name, ab in self.platt_.items()},
             fit_seconds=getattr(self, "fit_seconds_", None),
             meta_history=getattr(self, "meta_history_", {}),
         )
@@ -537,21 +657,36 @@ class StackingApproach(Approach):
                 "preparation, before the scikit-learn ColumnTransformer); it no longer loads: "
                 "train it again"
             )
-        obj = cls(**payload["params"])
+        params = payload["params"]
+        if "base_kinds" in payload:  # saved with the base models as a list: they are in estimators.joblib
+            own = {k: v for k, v in params.items() if k in cls._param_names() and k != "estimators"}
+            obj = cls(estimators=load_pickle(path, "estimators.joblib"), **own)
+            names, kinds = list(payload["base_models"]), dict(payload["base_kinds"])
+            platt = {name: tuple(ab) for name, ab in payload["platt"].items()}
+            files = {name: f"base_{name}" for name in names}
+        else:  # saved before (the four, flat parameter names, files by the models' long names)
+            obj = cls(**params)
+            names = [_sp.OLD_PART_NAMES[old] for old in payload["base_models"]]
+            kinds = {"lr": "linear", "rf": "forest", "xgb": "xgboost", "svc": "svc"}
+            platt = {"svc": tuple(payload["svc_platt"])}
+            files = {new: old for old, new in _sp.OLD_PART_NAMES.items()}
+        for name in names:
+            if not _sp.NAME.match(str(name)) or kinds.get(name) not in _sp.KINDS:
+                raise ValueError(f"{path}: base model {name!r} is not one this engine saves; it is not loaded")
         obj.columns_ = payload["columns"]
         obj.plan_ = {k: list(v) for k, v in payload["plan"].items()}
         obj.groups_ = {k: [int(i) for i in v] for k, v in payload["groups"].items()}
         obj.kinds_ = payload["kinds"]
-        obj.svc_platt_ = tuple(payload["svc_platt"])
+        obj.base_names_, obj.base_kinds_, obj.platt_ = names, kinds, platt
         obj.meta_history_ = payload.get("meta_history", {})
         obj.features_ = load_pickle(path, "features.joblib")
-        xgb = XGBClassifier()
-        xgb.load_model(path / "xgboost.json")
-        obj.models_ = {
-            name: load_pickle(path, f"{name}.joblib") for name in ("logistic_regression", "random_forest", "svc")
-        }
-        obj.models_["xgboost"] = xgb
-        obj.models_ = {name: obj.models_[name] for name in BASE_MODELS}
+        obj.models_ = {}
+        for name in names:
+            if kinds[name] == "xgboost":
+                obj.models_[name] = XGBClassifier()
+                obj.models_[name].load_model(path / f"{files[name]}.json")
+            else:
+                obj.models_[name] = load_pickle(path, f"{files[name]}.joblib")
         obj._meta_keras_path = path / "meta.keras"
         state = np.load(path / "state.npz")
         weights: dict[str, list] = {}

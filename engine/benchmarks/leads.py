@@ -4,7 +4,7 @@
 protocol split, fits the stack on the training rows and scores on the test rows:
 
 * ``stacking`` — the shipped approach;
-* ``logistic_regression``, ``random_forest``, ``xgboost``, ``svc`` — its base models standalone
+* ``lr``, ``rf``, ``xgb``, ``svc`` (the stack's base models by name) — its base models standalone
   (probabilities from the stack's own refit; ``fit_seconds`` from refitting each alone);
 * ``peer_sklearn_stacking`` — scikit-learn's ``StackingClassifier`` with the same four base models on the
   same preprocessing and a logistic-regression meta-model;
@@ -128,7 +128,7 @@ def run_leads_bench(
     from sklearn.model_selection import StratifiedKFold
     from xgboost import XGBClassifier
 
-    from engine.approaches.stacking import BASE_MODELS, StackingApproach
+    from engine.approaches.stacking import StackingApproach
     from engine.benchmarks.api import machine_summary
     from engine.data.leads import load_leads
 
@@ -152,7 +152,7 @@ def run_leads_bench(
     features = stack._features()
     Zfit = features.fit_transform(Xtr, ytr)
     base = stack.base_predict_proba(Xte)
-    for name in BASE_MODELS:
+    for name in stack.base_names_:
         model = stack.make_base_models()[name]
         start = time.perf_counter()
         stack._fit_one(name, model, Zfit, ytr)
@@ -184,7 +184,7 @@ def run_leads_bench(
 
     result = {
         **table_summary(data, table, train_idx, test_idx, seed, yte),
-        "params": stack.get_params(),
+        "params": stack.stored_params(),
         "models": models,
         "machine": machine_summary(),
         "date": time.strftime("%Y-%m-%d"),

@@ -31,7 +31,7 @@ def stack():
 
 def test_forest_walk_equals_scikit_learn(stack):
     model, Z, noise = stack
-    forest = model.models_["random_forest"]
+    forest = model.models_["rf"]
     for X in (Z[:150], noise[:150]):  # the NumPy walk serves fewer than 200 rows
         np.testing.assert_allclose(forest_proba(forest, X), forest.predict_proba(X)[:, 1], rtol=0, atol=1e-12)
         np.testing.assert_array_equal(forest_leaves(forest, X), forest.apply(X.astype(np.float32)))

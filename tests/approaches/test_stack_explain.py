@@ -56,7 +56,7 @@ def test_forest_saabas_equals_shap_approximate(stack):
     import shap
 
     model, X = stack
-    forest = model.models_["random_forest"]
+    forest = model.models_["rf"]
     Z = model.features_.transform(X.iloc[:250])
     saabas = fx.ForestSaabas(_forest_arrays(forest), Z.shape[1])
     ref = np.asarray(

@@ -98,7 +98,7 @@ def test_fit_predict_and_progress(fitted):
     # progress: every fold and base model, then the meta network with a loss, then the end
     assert rec.began and rec.ended == ["stacking"]
     folds = f"({model.n_folds} folds)"
-    assert f"out of fold logistic_regression {folds}" in rec.stages and f"out of fold svc {folds}" in rec.stages
+    assert f"out of fold lr {folds}" in rec.stages and f"out of fold svc {folds}" in rec.stages
     assert "meta network" in rec.stages and rec.losses
     assert build_approach("stacking", dict(n_folds=2)).n_folds == 2
 
@@ -106,11 +106,11 @@ def test_fit_predict_and_progress(fitted):
 def test_save_load_gives_identical_probabilities(fitted, tmp_path):
     model, X, y, tr, te, _ = fitted
     model.save(tmp_path / "m")
-    for name in ("xgboost.json", "meta.keras", "approach.json"):
+    for name in ("base_xgb.json", "estimators.joblib", "meta.keras", "approach.json"):
         assert (tmp_path / "m" / name).exists()
     loaded = load_approach(tmp_path / "m")
     assert isinstance(loaded, StackingApproach)
-    assert loaded.get_params() == model.get_params()
+    assert loaded.stored_params() == model.stored_params()  # the base models and their settings too
     np.testing.assert_allclose(loaded.predict_proba(X.iloc[te]), model.predict_proba(X.iloc[te]), rtol=0, atol=1e-7)
     for name, p in loaded.base_predict_proba(X.iloc[te[:50]]).items():
         np.testing.assert_allclose(p, model.base_predict_proba(X.iloc[te[:50]])[name], atol=1e-7)
@@ -196,7 +196,7 @@ def test_out_of_fold_predictions_do_not_leak():
         {"row_id": rng.permutation(n).astype(float), "noise": pd.array(rng.choice(["a", "b"], n), dtype="str")}
     )
     model = StackingApproach(**{**SMALL, "rf_min_samples_leaf": 1, "xgb_max_depth": 8}).fit(X, y)
-    in_sample = model.base_predict_proba(X)["random_forest"]
+    in_sample = model.base_predict_proba(X)["rf"]
     assert roc_auc_score(y, in_sample) > 0.9  # memorised: the check below could fail
     for j, name in enumerate(BASE_MODELS):
         assert roc_auc_score(y, model.oof_margins_[:, j]) < 0.62, name

@@ -31,7 +31,7 @@ def test_train_leads_stores_a_run_writes_out_and_score_uses_it(workspace, small_
     assert run.settings.split.n_test == 150 and run.settings.params["n_folds"] == 2
     roc = run.metrics["metrics"]["roc_auc"]
     assert roc["low"] <= roc["value"] <= roc["high"] and roc["value"] > 0.6
-    assert set(run.metrics["variants"]) == {"logistic_regression", "random_forest", "xgboost", "svc"}
+    assert set(run.metrics["variants"]) == {"lr", "rf", "xgb", "svc"}
     assert len(run.predictions()) == 150
     assert json.loads((out_dir / "metrics.json").read_text())["metrics"] == run.metrics["metrics"]  # --out: a copy
 

@@ -138,8 +138,8 @@ def test_score_latest_falls_back_past_a_damaged_model_and_names_it(store, traine
     broken = copy_run(src, store.root, "20990101T000001-stacking-00000a")
     model = broken / "model"
     if damage == "truncated json":
-        text = (model / "xgboost.json").read_text()
-        (model / "xgboost.json").write_text(text[: len(text) // 2])
+        text = (model / "base_xgb.json").read_text()
+        (model / "base_xgb.json").write_text(text[: len(text) // 2])
     elif damage == "truncated joblib":
         data = (model / "features.joblib").read_bytes()
         (model / "features.joblib").write_bytes(data[: len(data) // 3])
@@ -385,7 +385,9 @@ def test_build_approach_converts_values_of_the_right_kind():
     model = build_approach(
         "stacking", {"n_folds": 3.0, "lr_C": 1, "rf_max_features": 0.5, "meta_linear_skip": False}, "leads"
     )
-    assert model.n_folds == 3 and isinstance(model.n_folds, int) and model.lr_C == 1 and model.rf_max_features == 0.5
+    settings = model.get_params()  # the base models' settings, nested (the flat names are their aliases)
+    assert model.n_folds == 3 and isinstance(model.n_folds, int) and settings["lr__C"] == 1
+    assert settings["rf__max_features"] == 0.5
     lora = build_approach("lora", {"epochs": 1.5, "target_modules": ["q_proj"]}, "leads")
     assert lora.epochs == 1.5 and lora.target_modules == ("q_proj",)
     with pytest.raises(ValueError, match="'target_modules'.*a list of text"):
@@ -528,7 +530,7 @@ def test_a_planted_lora_checkpoint_is_refused_unrun(tmp_path):
         model._load_checkpoint(None, None, "k")
 
 
-@pytest.mark.parametrize("planted", ["features.joblib", "svc.joblib"])
+@pytest.mark.parametrize("planted", ["features.joblib", "base_svc.joblib", "estimators.joblib"])
 def test_a_link_planted_inside_a_stored_model_folder_is_never_unpickled(store, trained, tmp_path, capsys, planted):
     """The store's own run id, but one of its pickles swapped for a link to a file elsewhere: refused by name."""
     import joblib
@@ -641,6 +643,11 @@ def test_every_kind_of_listed_broken_run_can_be_deleted(store, trained, tmp_path
         ("n_folds=\u0661\u0660", ["'n_folds'", "a whole number"]),  # Arabic-Indic digits
         ("n_folds=\uff11\uff10", ["'n_folds'", "a whole number"]),  # fullwidth digits
         ("seed=-1", ["'seed'", "from 0 to"]),
+        ("xgb__max_depth=0", ["'xgb__max_depth'", "from 1 to 64"]),  # the nested spelling, checked the same
+        ("rf__n_estimators=2.5", ["'rf__n_estimators'", "a whole number"]),
+        ("xgb__no_such=1", ["no parameter(s) ['xgb__no_such']", "MODEL__SETTING"]),
+        ("gbm__max_depth=3", ["no parameter(s) ['gbm__max_depth']", "MODEL__SETTING"]),
+        ('estimators=[["lr", "x"]]', ["no parameter(s) ['estimators']", "set from Python"]),
     ],
 )
 def test_a_param_out_of_range_or_not_a_plain_number_fails_in_one_line(workspace, trained, capsys, param, words):

@@ -58,7 +58,7 @@ def damage(root: Path, corruption: str) -> str:
         damage_spec(clone_run(root, real, OLD_ID), "columns_text")
         return OLD_ID
     if corruption == "newest_model_truncated":
-        model = clone_run(root, real, NEW_ID) / "model" / "xgboost.json"
+        model = clone_run(root, real, NEW_ID) / "model" / "base_xgb.json"
         model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
         return NEW_ID
     if corruption == "dataset_meta_invalid":
