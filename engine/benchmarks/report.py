@@ -4,7 +4,7 @@ cannot drift from what the benches measured.
 ``python -m engine.benchmarks.report`` rewrites the part of docs/RESULTS.md between the markers
 ``<!-- bench:start -->`` and ``<!-- bench:end -->``; ``--check`` exits 1 when that part is stale (a test runs it).
 Each JSON file gives one table, by its kind (the file name's first word): ``api``, ``score``, ``lora``,
-``transcripts``, ``leads``.
+``transcripts``, ``leads`` (``lora_fit``: the A/B timing of two LoRA fits).
 """
 
 from __future__ import annotations
@@ -132,6 +132,32 @@ def _models(title: str, name: str, d: dict) -> list[str]:
     ]
 
 
+def _lora_fit(name: str, d: dict) -> list[str]:
+    """The A/B timing of two LoRA fit implementations (engine.benchmarks.lora_fit), one row per pair."""
+    runs, summary = d.get("runs") or {}, d.get("summary") or {}
+    rows = [
+        [
+            str(k + 1),
+            _num(a.get("process_seconds"), 1),
+            _num(b.get("process_seconds"), 1),
+            _num(b.get("process_seconds", 0) / max(a.get("process_seconds", 0), 1e-9), 2),
+            _num(a.get("step_seconds"), 2),
+            _num(b.get("step_seconds"), 2),
+            _num(a.get("roc_auc")),
+            _num(b.get("roc_auc")),
+        ]
+        for k, (a, b) in enumerate(zip(runs.get("a", []), runs.get("b", [])))
+    ]
+    return [
+        f"**LoRA fit, A = {d.get('a_label', 'A')}, B = {d.get('b_label', 'B')}** (`{name}`; {_where(d, name)}; "
+        f"{d.get('train_rows')} training rows, {d.get('epochs')} epoch, whole process per run; median ratio "
+        f"B/A {_num(summary.get('median_process_ratio'), 2)}, largest per-step loss difference "
+        f"{_num(summary.get('max_abs_loss_difference'), 4)})",
+        "",
+        *_table(["pair", "A process s", "B process s", "B/A", "A step s", "B step s", "A ROC-AUC", "B ROC-AUC"], rows),
+    ]
+
+
 def render(bench_dir: Path = BENCH_DIR) -> str:
     """The generated part of RESULTS.md, from every JSON file in ``bench_dir``."""
     blocks = []
@@ -140,6 +166,8 @@ def render(bench_dir: Path = BENCH_DIR) -> str:
         kind = path.stem.split("_", 1)[0]
         if path.stem.startswith("api_memory"):
             blocks.append(_api_memory(path.name, d))
+        elif path.stem.startswith("lora_fit"):
+            blocks.append(_lora_fit(path.name, d))
         elif kind == "api":
             blocks.append(_api(path.name, d))
         elif kind == "score":

@@ -322,3 +322,82 @@ def test_fractional_epochs(tiny_base):
     X, y = easy_leads(32, seed=2)
     model = LoraApproach(base_model=tiny_base, epochs=1.5, **{**TINY, "calibration_rows": 0}).fit(X, y)
     assert len(model.loss_history_) == 4 + 2  # one epoch of 4 batches, then half an epoch
+
+
+# -- the fit on transformers' Trainer ---------------------------------------------------------------
+class Steps(Callback):
+    def __init__(self):
+        self.reports = []
+
+    def on_step_end(self, progress):
+        self.reports.append(progress)
+
+
+def _answer_ce(model, batch):
+    """Summed cross-entropy of the answer tokens of one micro-batch, and their count, computed the plain
+    transformers way (the whole model's logits, shifted labels)."""
+    ids, mask, labels = pad_batch([e[0] for e in batch], model._entry.tokenizer.pad_token_id, [e[1] for e in batch])
+    with torch.no_grad():
+        logits = model._activate()(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+    target = labels[:, 1:]
+    ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction="sum")
+    return float(ce), int((target != -100).sum())
+
+
+def test_accumulated_steps_weigh_answer_tokens_and_never_span_two_epochs(tiny_base):
+    """32 rows in batches of 8 with accumulation 3: each epoch is a step of 3 batches, then a step of 1 (padded
+    with empty micro-batches for the Trainer), and a step's loss is the cross-entropy over all its answer tokens."""
+    X, y = easy_leads(32, seed=3)
+    params = dict(TINY, base_model=tiny_base, epochs=2, grad_accum=3, calibration_rows=0, learning_rate=0.0)
+    steps = Steps()
+    model = LoraApproach(**params).fit(X, y, callbacks=[steps])
+    assert [h["epoch"] for h in model.loss_history_] == [0, 0, 1, 1]
+    assert [p.step for p in steps.reports if p.stage == "train"] == [1, 2, 3, 4]
+    # learning rate 0: the adapter stays at its start (B = 0, the base model), so each logged loss is checkable
+    examples = [model.prompts_.example(t, int(v)) for t, v in zip(model._texts(X), y)]
+    groups = [b[s : s + 3] for b in model._epoch_batches(examples) for s in range(0, len(b), 3)]
+    assert [len(g) for g in groups] == [3, 1, 3, 1]
+    for logged, group in zip(model.loss_history_, groups):
+        parts = [_answer_ce(model, batch) for batch in group]
+        expected = sum(ce for ce, _ in parts) / sum(n for _, n in parts)
+        assert logged["loss"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_learning_rate_follows_transformers_linear_schedule_and_progress_is_reported(tiny_base):
+    from transformers import get_linear_schedule_with_warmup
+
+    X, y = easy_leads(48, seed=4)
+    params = dict(TINY, base_model=tiny_base, epochs=2, calibration_rows=0, warmup_ratio=0.25)
+    steps = Steps()
+    LoraApproach(**params).fit(X, y, callbacks=[steps])
+    train = [p for p in steps.reports if p.stage == "train"]
+    assert [p.step for p in train] == list(range(1, 13)) and all(p.total == 12 for p in train)
+    assert all(np.isfinite(p.loss) for p in train) and [p.extra["epoch"] for p in train] == [0] * 6 + [1] * 6
+    probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=TINY["learning_rate"])
+    schedule = get_linear_schedule_with_warmup(probe, 3, 12)  # warm-up 0.25 of 12 steps
+    expected = []
+    for _ in range(12):
+        probe.step()
+        schedule.step()
+        expected.append(schedule.get_last_lr()[0])
+    np.testing.assert_allclose([p.extra["lr"] for p in train], expected, rtol=1e-9)
+
+
+def test_a_cancelled_fit_leaves_no_adapter_and_no_trainer_files(fitted, tiny_base, tmp_path, monkeypatch):
+    import tempfile
+
+    entry = fitted[0]._entry  # the shared base (the fitted model's adapter is on it)
+    before = set(entry.peft.peft_config)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # the Trainer's scratch folder goes here
+    monkeypatch.chdir(tmp_path)  # where a default Trainer output folder would appear
+    X, y = easy_leads(32, seed=5)
+    model = LoraApproach(**dict(TINY, base_model=tiny_base, epochs=3, calibration_rows=0))
+    stopper = StopAfter(1)
+    with pytest.raises(TrainingCancelled):
+        model.fit(X, y, callbacks=[stopper])
+    assert stopper.seen == [1]  # stopped at once: no step after the cancel
+    assert not hasattr(model, "adapter_name_") and not hasattr(model, "calibration_")
+    assert set(entry.peft.peft_config) == before  # the half-trained adapter is gone from the shared base
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tmp"] and list(scratch.iterdir()) == []
