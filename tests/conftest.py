@@ -151,7 +151,7 @@ def ray_cluster_addresses():
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def _end_group(process: subprocess.Popen, grace: float = 30.0) -> None:
+def _end_group(process: subprocess.Popen, grace: float = 10.0) -> None:
     """End a process started in a session of its own and everything in its process group (SIGTERM, then SIGKILL)."""
     try:
         os.killpg(process.pid, signal.SIGTERM)

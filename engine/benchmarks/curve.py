@@ -135,9 +135,14 @@ def build_parser(prog: str = "python -m engine bench curve") -> argparse.Argumen
 
 def main(argv: list[str]) -> int:
     """``bench curve`` (called by :func:`engine.cli.main`); bad input is one line on stderr and exit 2."""
+    from engine.callbacks import TrainingCancelled
+
     args = build_parser().parse_args(argv)
     try:
         run_curve_from_args(args)
+    except TrainingCancelled:
+        print(f"cancelled: the points finished are in {args.json}; run the same command again to resume", flush=True)
+        return 130
     except (ValueError, FileNotFoundError, KeyError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"error: {msg}", file=sys.stderr)

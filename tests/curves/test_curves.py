@@ -6,7 +6,9 @@ embeddings where the curve's numbers are checked."""
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -299,3 +301,78 @@ def test_cli_caps_sizes_above_the_training_rows_with_a_note(capsys, tmp_path, le
     assert "note: size 5,000 is above the 210 training rows: capped at all of them" in text
     curve = json.loads(out.read_text())
     assert [p["size"] for p in curve["points"]] == [60, 210] and curve["notes"]
+
+
+def _ray_against_local(capsys, monkeypatch, tmp_path, gcs: str, argv: list[str]) -> list[dict]:
+    """The curve of ``argv`` drawn here and as Ray tasks at ``gcs``: the same points, the same numbers."""
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    code, text = _cli(capsys, *argv, "--json", str(tmp_path / "local.json"))
+    assert code == 0, text
+    monkeypatch.setenv("RAY_ADDRESS", gcs)
+    code, text = _cli(capsys, *argv, "--json", str(tmp_path / "ray.json"))
+    assert code == 0, text
+    local = json.loads((tmp_path / "local.json").read_text())["points"]
+    remote = json.loads((tmp_path / "ray.json").read_text())["points"]
+    assert f"{len(local)} points sent to Ray" in text
+    assert [(p["approach"], p["size"], p["seed"], p["positives"]) for p in remote] == [
+        (p["approach"], p["size"], p["seed"], p["positives"]) for p in local
+    ]
+    for mine, theirs in zip(local, remote):
+        for key in ("roc_auc", "roc_auc_ci", "accuracy", "accuracy_ci", "pr_auc"):
+            assert theirs[key] == pytest.approx(mine[key], abs=1e-9), (mine["approach"], mine["size"], key)
+    return remote
+
+
+def test_points_run_as_ray_tasks_give_the_local_numbers(
+    leads_file, tmp_path, calibrating, monkeypatch, capsys, ray_cluster_addresses
+):
+    """`bench curve` with RAY_ADDRESS set: every point a Ray task on the suite's local cluster, the same numbers as
+    the curve drawn here (the workers import the test approach by path, as a plug-in)."""
+    monkeypatch.setenv("PYTHONPATH", str(PLUGINS))  # for the workers (the engine's own folder is added by it)
+    monkeypatch.setenv("CLAB_APPROACHES", "calibrating_logistic=calibrating_logistic:CalibratingLogistic")
+    argv = ["--data", str(leads_file), "--approaches", "calibrating_logistic", "--sizes", "40,80,all"]
+    before = len(calibrating.FITS)
+    points = _ray_against_local(capsys, monkeypatch, tmp_path, ray_cluster_addresses["gcs"], [*argv, "--n-boot", "100"])
+    assert len(points) == 7
+    assert len(calibrating.FITS) == before + 7  # the local curve's fits only: Ray's ran in its workers
+
+
+@pytest.mark.slow
+def test_the_stack_as_ray_tasks_gives_the_local_numbers(
+    leads_file, tmp_path, monkeypatch, capsys, ray_cluster_addresses
+):
+    """The shipped stack's points as Ray tasks: the local numbers (about 1.5 minutes on 2 busy cores)."""
+    argv = ["--data", str(leads_file), "--approaches", "stacking", "--sizes", "60,120", "--seeds", "1"]
+    params = [f"--param=stacking.{k}={json.dumps(v)}" for k, v in SMALL_STACK.items()]
+    _ray_against_local(capsys, monkeypatch, tmp_path, ray_cluster_addresses["gcs"], [*argv, *params, "--n-boot", "100"])
+
+
+def test_a_cancelled_curve_job_resumes_without_redoing_finished_points(leads_file, tmp_path, monkeypatch, calibrating):
+    """`bench curve` as a job: each point is in the JSON as it lands; cancelled, then submitted again with the same
+    arguments, the job fits only the points the first one did not finish."""
+    from engine.benchmarks.curve import submit_curve
+    from engine.jobs import JobRunner
+
+    repo = Path(__file__).resolve().parents[2]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(PLUGINS), str(repo)]))
+    monkeypatch.setenv("CLAB_APPROACHES", "calibrating_logistic=calibrating_logistic:CalibratingLogistic")
+    runner = JobRunner(tmp_path / "workspace")
+    out = tmp_path / "curve.json"
+    argv = ["--data", str(leads_file), "--approaches", "calibrating_logistic", "--sizes", "40,80,120,160"]
+    argv += ["--seeds", "1", "--n-boot", "50", "--param", "calibrating_logistic.delay=2", "--json", str(out)]
+    first = submit_curve(runner, argv)
+    deadline = time.monotonic() + 90
+    while not (out.exists() and json.loads(out.read_text())["points"]):  # the first point, as it lands
+        assert time.monotonic() < deadline, runner.log_tail(first)
+        runner.tick()
+        time.sleep(0.2)
+    assert runner.cancel(first).state == "cancelled"
+    done = json.loads(out.read_text())["points"]
+    assert 1 <= len(done) < 4
+    second = submit_curve(runner, argv)
+    job = runner.wait(second, timeout=120)
+    assert job.state == "succeeded", runner.log_tail(second)
+    assert f"{len(done)} of 4 points already there, {4 - len(done)} to fit" in runner.log_tail(second, 200)
+    final = json.loads(out.read_text())["points"]
+    assert [p["size"] for p in final] == [40, 80, 120, 160]
+    assert final[: len(done)] == done  # the finished points as they were (their fit times too): not refitted
