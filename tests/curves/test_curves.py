@@ -376,3 +376,20 @@ def test_a_cancelled_curve_job_resumes_without_redoing_finished_points(leads_fil
     final = json.loads(out.read_text())["points"]
     assert [p["size"] for p in final] == [40, 80, 120, 160]
     assert final[: len(done)] == done  # the finished points as they were (their fit times too): not refitted
+
+
+def test_results_doc_renders_a_curve(leads_file, tmp_path, calibrating):
+    from engine.benchmarks.report import render
+
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    result = run_curve(
+        leads_file, bench / "curve_test.json", ["calibrating_logistic"], [40, "all"], n_boot=50, log=quiet
+    )
+    text = render(bench)
+    assert "**Learning curve** (`bench curve` on leads.csv, 90 test rows" in text
+    s40 = next(s for s in result["spread"] if s["size"] == 40)
+    p40 = next(p for p in result["points"] if p["size"] == 40 and p["seed"] == 0)
+    row = f"| calibrating_logistic | 40 | 3 | {p40['roc_auc']:.3f} [{p40['roc_auc_ci'][0]:.3f}, "
+    assert row in text and f"{s40['roc_auc_min']:.3f}-{s40['roc_auc_max']:.3f}" in text
+    assert "| calibrating_logistic | 210 | 1 |" in text
