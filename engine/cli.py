@@ -228,6 +228,8 @@ LEAD_BENCHES = {"stacking": _bench_stack, "lora": _bench_llm}
 
 
 def cmd_bench(args) -> int:
+    if args.input == "curve":  # reached only with flags before the word curve (main() hands `bench curve` over)
+        raise ValueError("give bench curve's flags after the word curve: python -m engine bench curve --help")
     if args.input == "api" and args.memory:
         from engine.benchmarks.api import default_json_out, run_api_memory_bench
 

@@ -393,3 +393,8 @@ def test_results_doc_renders_a_curve(leads_file, tmp_path, calibrating):
     row = f"| calibrating_logistic | 40 | 3 | {p40['roc_auc']:.3f} [{p40['roc_auc_ci'][0]:.3f}, "
     assert row in text and f"{s40['roc_auc_min']:.3f}-{s40['roc_auc_max']:.3f}" in text
     assert "| calibrating_logistic | 210 | 1 |" in text
+
+
+def test_flags_before_the_word_curve_are_refused_with_the_fix(capsys, leads_file):
+    assert main(["bench", "--data", str(leads_file), "curve"]) == 2
+    assert "give bench curve's flags after the word curve" in capsys.readouterr().err
