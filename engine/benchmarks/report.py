@@ -132,6 +132,23 @@ def _models(title: str, name: str, d: dict) -> list[str]:
     ]
 
 
+def _curve_params(d: dict) -> str:
+    """``; embeddings: fine_tune=False``: the parameters of the curve's approaches that are not their defaults."""
+    from engine.approaches.base import get_approach_class
+    from engine.storage import jsonable
+
+    parts = []
+    for approach, entry in (d.get("approaches") or {}).items():
+        try:
+            defaults = jsonable(get_approach_class(approach)().get_params(), fallback=str)
+        except (KeyError, ImportError, TypeError):
+            defaults = {}
+        changed = {k: v for k, v in (entry.get("params") or {}).items() if defaults.get(k, v) != v or k not in defaults}
+        if changed:
+            parts.append(f"{approach}: " + ", ".join(f"{k}={v}" for k, v in sorted(changed.items())))
+    return "; " + "; ".join(parts) if parts else ""
+
+
 def _curve(name: str, d: dict) -> list[str]:
     """A learning curve (``bench curve``): per approach and size, seed 0's ROC-AUC with its interval, the spread
     across the draws, accuracy and fit time."""
@@ -153,7 +170,7 @@ def _curve(name: str, d: dict) -> list[str]:
             ]
         )
     return [
-        f"**Learning curve** (`bench curve` on {d.get('dataset')}, {_num(d.get('test_rows'))} test rows, `{name}`; "
+        f"**Learning curve** (`bench curve` on {d.get('dataset')}, {_num(d.get('test_rows'))} test rows{_curve_params(d)}; `{name}`; "
         f"{_where(d, name)}). {d.get('seeds_note', '')}",
         "",
         *_table(

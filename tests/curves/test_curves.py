@@ -387,7 +387,7 @@ def test_results_doc_renders_a_curve(leads_file, tmp_path, calibrating):
         leads_file, bench / "curve_test.json", ["calibrating_logistic"], [40, "all"], n_boot=50, log=quiet
     )
     text = render(bench)
-    assert "**Learning curve** (`bench curve` on leads.csv, 90 test rows" in text
+    assert "**Learning curve** (`bench curve` on leads.csv, 90 test rows; `curve_test.json`" in text
     s40 = next(s for s in result["spread"] if s["size"] == 40)
     p40 = next(p for p in result["points"] if p["size"] == 40 and p["seed"] == 0)
     row = f"| calibrating_logistic | 40 | 3 | {p40['roc_auc']:.3f} [{p40['roc_auc_ci'][0]:.3f}, "
