@@ -230,6 +230,8 @@ LEAD_BENCHES = {"stacking": _bench_stack, "lora": _bench_llm}
 
 
 def cmd_bench(args) -> int:
+    if args.input == "curve":  # reached only with flags before the word curve (main() hands `bench curve` over)
+        raise ValueError("give bench curve's flags after the word curve: python -m engine bench curve --help")
     if args.input == "api" and args.memory:
         from engine.benchmarks.api import default_json_out, run_api_memory_bench
 
@@ -577,11 +579,12 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         p.add_argument(
             "input",
-            choices=["leads", "transcripts"] + (["api", "score"] if name == "bench" else []),
+            choices=["leads", "transcripts"] + (["api", "score", "curve"] if name == "bench" else []),
             help="what to train on"
             if name == "train"
             else "leads | transcripts: every model on the protocol split; api: load-test the scoring "
-            "service; score: time the scoring service on a large lead file",
+            "service; score: time the scoring service on a large lead file; curve: learning curves "
+            "(its own flags: bench curve --help)",
         )
         p.add_argument("--data", help="data file (default: the embedded synthetic demo data)")
         p.add_argument("--approach", choices=approach_names(), help="approach (plugged-in ones too)")
@@ -758,6 +761,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:2] == ["bench", "curve"]:  # learning curves: their flags and errors are their module's
+        from engine.benchmarks.curve import main as curve_main
+
+        return curve_main(argv[2:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
