@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard.components import charts, state, widgets
+from dashboard.components import charts, curve_view, state, widgets
 from engine.approaches.base import approach_hook
 from engine.evaluate import (
     CALIBRATION_METRICS,
@@ -384,8 +384,14 @@ st.download_button(
 )
 
 # -- the rest in tabs: only the open tab is computed and drawn (a quicker first view) ----------------
-tab_ranking, tab_calibration, tab_decisions, tab_bands = st.tabs(
-    ["ROC and precision-recall", "Calibration and gains", "Decisions at a threshold", "Score bands, speed and parts"],
+tab_ranking, tab_calibration, tab_decisions, tab_bands, tab_curves = st.tabs(
+    [
+        "ROC and precision-recall",
+        "Calibration and gains",
+        "Decisions at a threshold",
+        "Score bands, speed and parts",
+        "Learning curves",
+    ],
     key="board_tab",
     on_change="rerun",
 )
@@ -576,6 +582,7 @@ sections = (
     (tab_calibration, lambda: curves_section(("calibration", "gains"), "board_calibration")),
     (tab_decisions, decisions_section),
     (tab_bands, bands_section),
+    (tab_curves, lambda: curve_view.learning_curves_section(key, groups[key])),
 )
 for tab, section in sections:
     if tab.open:
