@@ -375,10 +375,16 @@ def cmd_score(args) -> int:
         print(f"scored {len(scored.table)} rows with run {run.id}: written {out_path}")
     else:
         print(scored.table.head(50).to_string())
+    shadows = {}
+    if args.shadow:  # challengers scored beside the run, kept with the list (engine/cli_outcomes.py)
+        from engine.cli_outcomes import score_shadows
+
+        shadows = score_shadows(RunStore(), run, args.shadow, data, args.no_store)
+        report["shadow_runs"] = list(shadows)
     if not args.no_store:  # kept for the outcomes that come back (engine/cli_outcomes.py)
         from engine.cli_outcomes import store_scored
 
-        report["stored_list"] = store_scored(scored, data, report.get("shift"))
+        report["stored_list"] = store_scored(scored, data, report.get("shift"), shadows)
     if report_path:
         write_json(report_path, report)
         print(f"report written to {report_path}")
@@ -669,6 +675,13 @@ def build_parser() -> argparse.ArgumentParser:
         "10,000, LLM 20, embeddings 20)",
     )
     p.add_argument("--no-store", dest="no_store", action="store_true", help="do not keep the list for outcomes")
+    p.add_argument(
+        "--shadow",
+        action="append",
+        metavar="RUN_ID",
+        help="also score the file with this run (a challenger; repeatable) and keep its scores with the list, so "
+        "that outcomes compare it with the run on the same leads (`python -m engine outcomes --top N`)",
+    )
 
     p = _command(
         sub,
