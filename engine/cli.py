@@ -324,6 +324,10 @@ def cmd_score(args) -> int:
     notes: list[str] = []
     run, model = run_and_model(RunStore(), args.run, data, notes)
     _check_kind(run, data)
+    if args.shadow:  # challengers scored beside the run, checked before anything is scored
+        from engine.cli_outcomes import shadow_runs
+
+        shadowing = shadow_runs(RunStore(), run, args.shadow, args.no_store)
     try:
         raw = read_rows(run, data, filename=data.name)
     except OSError as exc:
@@ -376,10 +380,10 @@ def cmd_score(args) -> int:
     else:
         print(scored.table.head(50).to_string())
     shadows = {}
-    if args.shadow:  # challengers scored beside the run, kept with the list (engine/cli_outcomes.py)
+    if args.shadow:  # kept with the list (engine/cli_outcomes.py)
         from engine.cli_outcomes import score_shadows
 
-        shadows = score_shadows(RunStore(), run, args.shadow, data, args.no_store)
+        shadows = score_shadows(shadowing, data)
         report["shadow_runs"] = list(shadows)
     if not args.no_store:  # kept for the outcomes that come back (engine/cli_outcomes.py)
         from engine.cli_outcomes import store_scored

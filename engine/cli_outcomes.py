@@ -8,15 +8,13 @@ import sys
 from engine.cli_paths import readable_data, refuse_clashes, writable_out
 
 
-def score_shadows(store, run, run_ids: list[str], data, no_store: bool) -> dict:
-    """``score --shadow RUN_ID``: the file scored by each challenger run (no reasons) beside ``run``; one-line
-    errors for a run id not in the store, a run of another input kind, the run itself, or ``--no-store`` (the
-    shadow scores are only kept with the stored list)."""
-    from engine.scoring import read_rows, score_frame
-
+def shadow_runs(store, run, run_ids: list[str], no_store: bool) -> list:
+    """``score --shadow RUN_ID``: the challenger runs to score the file with beside ``run``, checked before anything is
+    scored: one-line errors for a run id not in the store, a run of another input kind, the run itself, or
+    ``--no-store`` (the shadow scores are only kept with the stored list)."""
     if no_store:
         raise ValueError("--shadow keeps the challengers' scores with the stored list: it cannot go with --no-store")
-    out = {}
+    out = []
     for run_id in run_ids:
         other = store.get(str(run_id).strip())  # KeyError naming it for an id that is not the store's
         if other.id == run.id:
@@ -27,6 +25,17 @@ def score_shadows(store, run, run_ids: list[str], data, no_store: bool) -> dict:
                 f"{run.settings.input_kind}: a shadow run must score the same file. Fix: name a "
                 f"{run.settings.input_kind} run (`python -m engine runs`)."
             )
+        if other.id not in [o.id for o in out]:
+            out.append(other)
+    return out
+
+
+def score_shadows(runs: list, data) -> dict:
+    """The file scored by each shadow run (no reasons): ``{run id: Scored}``."""
+    from engine.scoring import read_rows, score_frame
+
+    out = {}
+    for other in runs:
         out[other.id] = score_frame(other, read_rows(other, data, filename=data.name), explain=0, source=data.name)
         print(f"note: also scored with the shadow run {other.id} (kept with the list)", file=sys.stderr)
     return out

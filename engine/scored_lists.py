@@ -35,7 +35,7 @@ def _shadow_columns(scored: Scored, shadows: dict[str, Scored]) -> dict[str, np.
                 f"{scored.run_id} {len(scored.proba):,}: shadow scores must be of the same file. Fix: score one "
                 "file with every run."
             )
-        out[str(run_id)] = np.round(np.asarray(other.proba, dtype=float)[order], 12)
+        out[str(run_id)] = np.round(np.asarray(other.proba, dtype=float)[order], 6)  # as the lists write it
     return out
 
 
