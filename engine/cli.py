@@ -770,7 +770,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_outcomes(sub, _command)
     _command(sub, "prepare-models", cmd_prepare_models, help="convert and cache the offline models (idempotent)")
 
-    _command(sub, "demo", cmd_demo, help="train the stack on the demo leads and print its board")
+    from engine.cli_loop import add_commands as add_loop
+
+    add_loop(sub, _command, cmd_demo)  # demo (and demo --weekly), retrain
     return parser
 
 

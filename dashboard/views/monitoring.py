@@ -192,6 +192,36 @@ if report["outcomes"]["conflicting_between_uploads"]:
     )
 
 
+# -- retrain with outcomes (engine/retrain.py) ------------------------------------------------------------------------
+def _retrain() -> None:
+    """The live run's configuration trained again, as a job, on a new version of its dataset with the outcomes."""
+    from dashboard.components import state
+    from engine.retrain import retrain_live
+
+    try:
+        done = retrain_live(runner=state.job_runner())
+    except (ValueError, KeyError) as exc:  # no live run, no outcomes, the data not stored: said with the fix
+        st.session_state["monitoring_retrain_said"] = ("error", str(exc.args[0] if isinstance(exc, KeyError) else exc))
+    else:
+        st.session_state["monitoring_retrain_said"] = (
+            "success",
+            f"Dataset {done['dataset_name']}: {done['rows_added']:,} leads with their outcome added (earlier versions "
+            f"are kept). Job {done['job_id']} trains the configuration of live run {done['run_id']} on it: follow it "
+            "on the Train page. The new run is not live: compare it here once it has scored leads beside the live run.",
+        )
+
+
+st.subheader("Retrain with outcomes")
+st.caption(
+    "Adds the leads whose outcomes came back to the live run's dataset as a new version (earlier versions stay and can "
+    "be scored against) and trains the live run's configuration on it as a job. Training never changes the live run."
+)
+st.button("Retrain with outcomes", key="monitoring_retrain", on_click=_retrain)
+retrain_said = st.session_state.pop("monitoring_retrain_said", None)
+if retrain_said:
+    (st.success if retrain_said[0] == "success" else st.error)(retrain_said[1])
+
+
 # -- champion vs challenger (engine/challenger.py) -------------------------------------------------------------------
 def _make_live(run_id: str) -> None:
     """Deploy ``run_id`` as ``python -m engine deploy`` and the Metric board do; said on the next run."""
