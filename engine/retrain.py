@@ -33,9 +33,9 @@ def _outcome_words(values: pd.Series) -> tuple[object, object]:
         return 1, 0
     y, _ = map_target(filled)
     seen = filled.to_numpy()
-    return seen[np.flatnonzero(y == 1)[0]] if (y == 1).any() else 1, seen[np.flatnonzero(y == 0)[0]] if (
-        y == 0
-    ).any() else 0
+    yes = seen[np.flatnonzero(y == 1)[0]] if (y == 1).any() else 1
+    no = seen[np.flatnonzero(y == 0)[0]] if (y == 0).any() else 0
+    return yes, no
 
 
 def outcome_rows(
