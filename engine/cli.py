@@ -326,6 +326,10 @@ def cmd_score(args) -> int:
     notes: list[str] = []
     run, model = run_and_model(RunStore(), args.run, data, notes)
     _check_kind(run, data)
+    if args.shadow:  # challengers scored beside the run, checked before anything is scored
+        from engine.cli_outcomes import shadow_runs
+
+        shadowing = shadow_runs(RunStore(), run, args.shadow, args.no_store)
     try:
         raw = read_rows(run, data, filename=data.name)
     except OSError as exc:
@@ -377,10 +381,16 @@ def cmd_score(args) -> int:
         print(f"scored {len(scored.table)} rows with run {run.id}: written {out_path}")
     else:
         print(scored.table.head(50).to_string())
+    shadows = {}
+    if args.shadow:  # kept with the list (engine/cli_outcomes.py)
+        from engine.cli_outcomes import score_shadows
+
+        shadows = score_shadows(shadowing, data)
+        report["shadow_runs"] = list(shadows)
     if not args.no_store:  # kept for the outcomes that come back (engine/cli_outcomes.py)
         from engine.cli_outcomes import store_scored
 
-        report["stored_list"] = store_scored(scored, data, report.get("shift"))
+        report["stored_list"] = store_scored(scored, data, report.get("shift"), shadows)
     if report_path:
         write_json(report_path, report)
         print(f"report written to {report_path}")
@@ -672,6 +682,13 @@ def build_parser() -> argparse.ArgumentParser:
         "10,000, LLM 20, embeddings 20)",
     )
     p.add_argument("--no-store", dest="no_store", action="store_true", help="do not keep the list for outcomes")
+    p.add_argument(
+        "--shadow",
+        action="append",
+        metavar="RUN_ID",
+        help="also score the file with this run (a challenger; repeatable) and keep its scores with the list, so "
+        "that outcomes compare it with the run on the same leads (`python -m engine outcomes --top N`)",
+    )
 
     p = _command(
         sub,
@@ -756,7 +773,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_outcomes(sub, _command)
     _command(sub, "prepare-models", cmd_prepare_models, help="convert and cache the offline models (idempotent)")
 
-    _command(sub, "demo", cmd_demo, help="train the stack on the demo leads and print its board")
+    from engine.cli_loop import add_commands as add_loop
+
+    add_loop(sub, _command, cmd_demo)  # demo (and demo --weekly), retrain
     return parser
 
 
