@@ -12,7 +12,6 @@ from pathlib import Path
 
 from engine.approaches.base import approach_names
 from engine.cli_paths import input_kind_of, readable_data, refuse_clashes, writable_out
-from engine.cli_store import cmd_delete, cmd_runs
 from engine.cli_values import (
     add_split_flags,
     first_line,
@@ -483,10 +482,8 @@ def _command(sub, name: str, func, help: str, description: str | None = None) ->
     return p
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m engine", description="Conversion Lab engine")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _train_and_bench_parsers(sub) -> None:
+    """``train`` and ``bench`` (the same data flags; bench adds its timing flags)."""
     for name, help_text in (
         ("train", "train, evaluate and store a run"),
         ("bench", "run every model of an input kind on the protocol split"),
@@ -554,6 +551,9 @@ def build_parser() -> argparse.ArgumentParser:
             )
             p.set_defaults(func=cmd_bench)
 
+
+def _score_parser(sub) -> None:
+    """``score``: a file ranked with a stored run (the live one by default)."""
     p = _command(
         sub,
         "score",
@@ -595,6 +595,9 @@ def build_parser() -> argparse.ArgumentParser:
         "that outcomes compare it with the run on the same leads (`python -m engine outcomes --top N`)",
     )
 
+
+def _run_job_and_audit_parsers(sub) -> None:
+    """``run-job`` (the job runner's) and ``audit`` (the leak finder)."""
     p = _command(
         sub,
         "run-job",
@@ -625,31 +628,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", help="write the report as JSON here")
 
-    _command(
-        sub,
-        "runs",
-        cmd_runs,
-        help="list stored runs",
-        description="List the stored runs, newest first. Runs that cannot be used (a damaged or "
-        "missing spec.json or metrics.json) are left out and named on stderr as "
-        "'skipped <run id>: <reason>'.",
-    )
 
-    p = _command(
-        sub,
-        "delete",
-        cmd_delete,
-        help="delete a stored run or dataset (asks first)",
-        description="Delete one stored run (`delete run RUN_ID`) or dataset (`delete dataset SHA`, "
-        "the sha256 of its file or a unique prefix of at least 6 hex digits). It asks "
-        "'Delete ...? [y/N]' on the terminal; without a terminal (scripts, pipes) it "
-        "deletes nothing unless --yes is given. Deleting a dataset keeps the runs "
-        "trained on it.",
-    )
-    p.add_argument("what", choices=["run", "dataset"], help="what to delete")
-    p.add_argument("id", metavar="ID", help="run id (see `python -m engine runs`) or dataset sha256")
-    p.add_argument("--yes", "-y", action="store_true", help="delete without asking")
-
+def _serve_parser(sub) -> None:
+    """``serve``: the FastAPI scoring service."""
     p = _command(
         sub,
         "serve",
@@ -671,15 +652,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve beyond loopback without CLAB_API_KEY (every path open to the network; prints a warning)",
     )
 
-    from engine.cli_live import add_commands
-    from engine.cli_outcomes import add_commands as add_outcomes
 
-    add_commands(sub, _command)
+def build_parser() -> argparse.ArgumentParser:
+    from engine.cli_live import add_commands as add_live
+    from engine.cli_loop import add_commands as add_loop
+    from engine.cli_outcomes import add_commands as add_outcomes
+    from engine.cli_store import add_commands as add_store
+
+    parser = argparse.ArgumentParser(prog="python -m engine", description="Conversion Lab engine")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_and_bench_parsers(sub)
+    _score_parser(sub)
+    _run_job_and_audit_parsers(sub)
+    add_store(sub, _command)  # runs, delete
+    _serve_parser(sub)
+    add_live(sub, _command)
     add_outcomes(sub, _command)
     _command(sub, "prepare-models", cmd_prepare_models, help="convert and cache the offline models (idempotent)")
-
-    from engine.cli_loop import add_commands as add_loop
-
     add_loop(sub, _command, cmd_demo)  # demo (and demo --weekly), retrain
     return parser
 

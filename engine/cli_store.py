@@ -97,3 +97,31 @@ def cmd_delete(args) -> int:
     store.delete(args.id)
     print(f"Deleted {what}. Runs trained on it are kept.")
     return 0
+
+
+def add_commands(sub, command) -> None:
+    """``runs`` and ``delete``, made with the command line's ``command(sub, name, func, help, description)``."""
+    command(
+        sub,
+        "runs",
+        cmd_runs,
+        help="list stored runs",
+        description="List the stored runs, newest first. Runs that cannot be used (a damaged or "
+        "missing spec.json or metrics.json) are left out and named on stderr as "
+        "'skipped <run id>: <reason>'.",
+    )
+
+    p = command(
+        sub,
+        "delete",
+        cmd_delete,
+        help="delete a stored run or dataset (asks first)",
+        description="Delete one stored run (`delete run RUN_ID`) or dataset (`delete dataset SHA`, "
+        "the sha256 of its file or a unique prefix of at least 6 hex digits). It asks "
+        "'Delete ...? [y/N]' on the terminal; without a terminal (scripts, pipes) it "
+        "deletes nothing unless --yes is given. Deleting a dataset keeps the runs "
+        "trained on it.",
+    )
+    p.add_argument("what", choices=["run", "dataset"], help="what to delete")
+    p.add_argument("id", metavar="ID", help="run id (see `python -m engine runs`) or dataset sha256")
+    p.add_argument("--yes", "-y", action="store_true", help="delete without asking")
