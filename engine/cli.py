@@ -24,10 +24,8 @@ from engine.cli_values import (
     metric_text as _metric,
 )
 from engine.cli_values import short_text as _short
-from engine.config import REPO_ROOT
+from engine.config import DEMO_LEADS
 
-DEMO_LEADS = REPO_ROOT / "data" / "demo_leads_synthetic.csv"
-DEMO_TRANSCRIPTS = REPO_ROOT / "data" / "demo_transcripts.jsonl"
 BOARD_METRICS = ["accuracy", "roc_auc", "pr_auc", "f1", "brier", "ece"]
 
 # CLI flag (dest) -> approach parameter name. Only flags the user actually gives are passed on,

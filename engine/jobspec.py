@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from engine.config import REPO_ROOT
+from engine.config import DEMO_LEADS, DEMO_TRANSCRIPTS
 
 SPEC_FILE = "spec.json"
 RESULT_FILE = "result.json"
@@ -23,8 +23,8 @@ DEFAULT_APPROACH = {"leads": "stacking", "transcripts": "embeddings"}
 #: How the rows are split into training and test rows: the protocol's stratified random split, or by time.
 SPLITS = ("stratified", "time")
 DEMO_DATA = {
-    "leads": REPO_ROOT / "data" / "demo_leads_synthetic.csv",
-    "transcripts": REPO_ROOT / "data" / "demo_transcripts.jsonl",
+    "leads": DEMO_LEADS,
+    "transcripts": DEMO_TRANSCRIPTS,
 }
 
 

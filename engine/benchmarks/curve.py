@@ -152,8 +152,8 @@ def main(argv: list[str]) -> int:
 
 def run_curve_from_args(args) -> dict:
     from engine.callbacks import default_callbacks
-    from engine.cli import DEMO_LEADS
     from engine.cli_paths import readable_data
+    from engine.config import DEMO_LEADS
 
     data = readable_data(args.data, "a lead table (CSV, Excel or Parquet)") if args.data else DEMO_LEADS
     params: dict[str, dict] = {}
