@@ -139,6 +139,7 @@ def _spec_from_args(args):
         missing_values=_missing_values_from_args(args),
         test_size=args.test_size,
         split_seed=args.split_seed,
+        calibration_share=args.calibration_share,
         split=args.split,
         time_column=args.time_column,
     )
@@ -214,7 +215,13 @@ def _bench_stack(args, data, params: dict) -> dict:
     """Every lead approach but the LLM on the protocol split (engine.benchmarks.leads)."""
     from engine.benchmarks.leads import run_leads_bench
 
-    return run_leads_bench(data, json_out=args.json, target=args.target, leak_policy=args.leak_policy)
+    return run_leads_bench(
+        data,
+        json_out=args.json,
+        target=args.target,
+        leak_policy=args.leak_policy,
+        calibration_share=args.calibration_share or 0.0,
+    )
 
 
 def _bench_llm(args, data, params: dict) -> dict:
@@ -513,6 +520,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--out", help="also write outputs (models, plots, metrics) to this folder")
             p.add_argument("--test-size", dest="test_size", type=number, default=0.3)
             p.add_argument("--split-seed", dest="split_seed", type=whole, default=42)
+            p.add_argument(
+                "--calibration-share",
+                dest="calibration_share",
+                type=number,
+                help="leads: training rows kept out of the fit for blends (default 0.1; 0 for none)",
+            )
             add_split_flags(p)
             p.add_argument("--quiet", action="store_true", help="no progress bar")
             p.add_argument(
@@ -535,6 +548,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.set_defaults(func=cmd_train)
         else:
             p.add_argument("--json", help="write the results as JSON here")
+            p.add_argument(
+                "--calibration-share",
+                dest="calibration_share",
+                type=number,
+                help="leads (stack): training rows kept out of the fit, as a lead run's calibration slice (default 0)",
+            )
             p.add_argument("--requests", type=int, default=2000, help="api only: requests to send (default 2000)")
             p.add_argument("--concurrency", type=int, default=16, help="api only: concurrent clients (default 16)")
             p.add_argument(
@@ -671,11 +690,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve beyond loopback without CLAB_API_KEY (every path open to the network; prints a warning)",
     )
 
+    from engine.cli_blend import add_commands as add_blend
     from engine.cli_live import add_commands
     from engine.cli_outcomes import add_commands as add_outcomes
 
     add_commands(sub, _command)
     add_outcomes(sub, _command)
+    add_blend(sub, _command)
     _command(sub, "prepare-models", cmd_prepare_models, help="convert and cache the offline models (idempotent)")
 
     from engine.cli_loop import add_commands as add_loop
