@@ -190,3 +190,32 @@ def _timing(blend, part: Run) -> dict[str, float]:
     if sample is None or not len(sample):
         return {}
     return time_scoring(blend, sample[[c for c in part.settings.columns if c in sample.columns]])
+
+
+def blend_rows(runs: list[Run], labels: dict[str, str] | None = None) -> list[dict[str, str]]:
+    """The board's lines of the blends among ``runs``: each blend's name, method, its parts (by their name on the
+    board, ``labels``, else their id) with their weights, its ROC-AUC and its ROC-AUC minus the best single
+    part's with the paired 95 % interval, in words."""
+    labels = labels or {}
+    out = []
+    for run in runs:
+        info = run.metrics.get("blend") if run.settings.approach == "blend" else None
+        if not isinstance(info, dict):
+            continue
+        auc = (run.metrics.get("metrics") or {}).get("roc_auc") or {}
+        d = info.get("paired_vs_best") or {}
+        best = labels.get(info.get("best_part"), info.get("best_part"))
+        verdict = "better" if d.get("low", 0) > 0 else "worse" if d.get("high", 0) < 0 else "no clear difference"
+        out.append(
+            {
+                "blend": labels.get(run.id, run.id),
+                "method": "logistic regression on logits" if info.get("method") == "logistic" else "weights",
+                "parts": "; ".join(
+                    f"{labels.get(p['run_id'], p['run_id'])} ({p['weight']:+.2f})" for p in info.get("parts", [])
+                ),
+                "roc_auc": f"{auc.get('value', float('nan')):.3f}",
+                "vs_best": f"{d.get('value', float('nan')):+.3f} [{d.get('low', float('nan')):+.3f}, "
+                f"{d.get('high', float('nan')):+.3f}] vs {best}: {verdict}",
+            }
+        )
+    return out

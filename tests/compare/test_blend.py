@@ -210,3 +210,23 @@ def test_a_run_without_a_slice_still_loads_scores_and_explains(parts):
     assert bare.calibration() is None and not bare.settings.split.has_calibration
     scored = score_frame(store.get(bare.id), leads.drop(columns=["Converted"]).head(30), explain=2)
     assert scored.explained_rows == 2 and len(scored.table) == 30
+
+
+def test_the_board_shows_the_blend_as_its_own_row_with_its_parts(parts, tmp_path, monkeypatch):
+    from dashboard_support import run_page, texts
+
+    store, _, stack, plain, _ = parts
+    blend = blend_runs([stack.id, plain.id], store=store, name="the blend")
+    root = tmp_path / "workspace"
+    for run in (stack, plain, blend):
+        copy_run(run.path, root / "runs")
+    monkeypatch.setenv("CLAB_WORKSPACE", str(root))
+    at = run_page("board")
+    ranking = at.dataframe[0].value
+    assert "the blend" in ranking["run"].tolist() and len(ranking) == 4  # three runs + no model
+    blends = next(d.value for d in at.dataframe if "vs_best" in d.value.columns)
+    assert blends["blend"].tolist() == ["the blend"]
+    names = [r for r in ranking["run"] if r not in ("the blend", "Base rate (no model)")]  # the parts' board names
+    assert len(names) == 2 and all(f"{name} (" in blends["parts"].iloc[0] for name in names)
+    assert "vs " in blends["vs_best"].iloc[0] and "[" in blends["vs_best"].iloc[0]
+    assert "Blends" in texts(at.subheader)
