@@ -64,17 +64,6 @@ def test_calibration_slice_function_is_stratified_and_inside_the_training_rows()
         calibration_slice(np.array([0, 1] * 10), np.arange(20), 0.1)
 
 
-def test_lora_calibrates_on_the_given_slice_and_holds_out_none_of_its_own():
-    from engine.approaches.lora import LoraApproach
-
-    y = np.array([0, 1] * 100)
-    model = LoraApproach(calibration_rows=40)
-    train, held = model._split_rows(y)
-    assert len(held) == 40
-    train, held = model._split_rows(y, own_calibration=False)
-    assert len(train) == 200 and len(held) == 0
-
-
 def test_a_blend_is_evaluated_on_the_test_rows_with_a_paired_interval_and_scores_new_leads(parts):
     store, leads, stack, plain, _ = parts
     run = blend_runs([stack.id, plain.id], store=store, name="stack + logistic")
