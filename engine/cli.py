@@ -136,6 +136,7 @@ def _spec_from_args(args):
         missing_values=_missing_values_from_args(args),
         test_size=args.test_size,
         split_seed=args.split_seed,
+        calibration_share=args.calibration_share,
         split=args.split,
         time_column=args.time_column,
     )
@@ -211,7 +212,13 @@ def _bench_stack(args, data, params: dict) -> dict:
     """Every lead approach but the LLM on the protocol split (engine.benchmarks.leads)."""
     from engine.benchmarks.leads import run_leads_bench
 
-    return run_leads_bench(data, json_out=args.json, target=args.target, leak_policy=args.leak_policy)
+    return run_leads_bench(
+        data,
+        json_out=args.json,
+        target=args.target,
+        leak_policy=args.leak_policy,
+        calibration_share=args.calibration_share or 0.0,
+    )
 
 
 def _bench_llm(args, data, params: dict) -> dict:
@@ -508,6 +515,12 @@ def _train_and_bench_parsers(sub) -> None:
             p.add_argument("--out", help="also write outputs (models, plots, metrics) to this folder")
             p.add_argument("--test-size", dest="test_size", type=number, default=0.3)
             p.add_argument("--split-seed", dest="split_seed", type=whole, default=42)
+            p.add_argument(
+                "--calibration-share",
+                dest="calibration_share",
+                type=number,
+                help="leads: training rows kept out of the fit for blends (default 0.1; 0 for none)",
+            )
             add_split_flags(p)
             p.add_argument("--quiet", action="store_true", help="no progress bar")
             p.add_argument(
@@ -530,6 +543,12 @@ def _train_and_bench_parsers(sub) -> None:
             p.set_defaults(func=cmd_train)
         else:
             p.add_argument("--json", help="write the results as JSON here")
+            p.add_argument(
+                "--calibration-share",
+                dest="calibration_share",
+                type=number,
+                help="leads (stack): training rows kept out of the fit, as a lead run's calibration slice (default 0)",
+            )
             p.add_argument("--requests", type=int, default=2000, help="api only: requests to send (default 2000)")
             p.add_argument("--concurrency", type=int, default=16, help="api only: concurrent clients (default 16)")
             p.add_argument(
@@ -652,6 +671,7 @@ def _serve_parser(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from engine.cli_blend import add_commands as add_blend
     from engine.cli_live import add_commands as add_live
     from engine.cli_loop import add_commands as add_loop
     from engine.cli_outcomes import add_commands as add_outcomes
@@ -666,6 +686,7 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_parser(sub)
     add_live(sub, _command)
     add_outcomes(sub, _command)
+    add_blend(sub, _command)
     _command(sub, "prepare-models", cmd_prepare_models, help="convert and cache the offline models (idempotent)")
     add_loop(sub, _command, cmd_demo)  # demo (and demo --weekly), retrain
     return parser

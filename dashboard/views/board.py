@@ -20,6 +20,7 @@ import streamlit as st
 
 from dashboard.components import charts, curve_view, state, widgets
 from engine.approaches.base import approach_hook
+from engine.blend import blend_rows
 from engine.evaluate import (
     CALIBRATION_METRICS,
     CALL_METRICS,
@@ -374,6 +375,15 @@ for table_title, table_help, table_metrics, table_extra in METRIC_TABLES:
         width="stretch",
         column_config=metric_columns(table_metrics),
     )
+blends = blend_rows(group, labels)  # each blend's parts and its paired interval against the best single part
+if blends:
+    st.subheader(
+        "Blends",
+        help="A blend combines runs on their shared calibration slice (training rows none of them was fitted on), "
+        "never on test rows; its ROC-AUC minus the best single part's on the same test leads, with a paired 95 % "
+        "bootstrap interval. A blend adds something only when the whole interval is above 0.",
+    )
+    st.dataframe(pd.DataFrame(blends), hide_index=True, width="stretch")
 st.download_button(
     "Export as CSV",
     export_csv(frame.drop(columns="run")),
