@@ -219,3 +219,28 @@ def blend_rows(runs: list[Run], labels: dict[str, str] | None = None) -> list[di
             }
         )
     return out
+
+
+def blend_findings(runs: list[Run], labels: dict[str, str] | None = None) -> list[str]:
+    """The board's sentence on each blend among ``runs``: whether combining the approaches adds anything over the
+    best single part, by the paired 95 % interval of the ROC-AUC difference on the same test rows."""
+    labels = labels or {}
+    out = []
+    for run in runs:
+        info = run.metrics.get("blend") if run.settings.approach == "blend" else None
+        d = (info or {}).get("paired_vs_best") or {}
+        if not all(isinstance(d.get(k), (int, float)) for k in ("value", "low", "high")):
+            continue
+        best = labels.get(info.get("best_part"), info.get("best_part"))
+        said = (
+            "so combining the approaches adds something here"
+            if d["low"] > 0
+            else "so the blend is worse than its best part alone"
+            if d["high"] < 0
+            else "an interval that holds 0, so combining them adds nothing clear over the best part alone"
+        )
+        out.append(
+            f"The blend {labels.get(run.id, run.id)} is {d['value']:+.3f} ROC-AUC against its best part, {best} "
+            f"(paired 95 % interval {d['low']:+.3f} to {d['high']:+.3f}), {said}."
+        )
+    return out

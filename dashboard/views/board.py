@@ -20,7 +20,7 @@ import streamlit as st
 
 from dashboard.components import charts, curve_view, state, widgets
 from engine.approaches.base import approach_hook
-from engine.blend import blend_rows
+from engine.blend import blend_findings, blend_rows
 from engine.evaluate import (
     CALIBRATION_METRICS,
     CALL_METRICS,
@@ -271,7 +271,7 @@ findings = board_findings(
             "approach": r.settings.approach,
             "untrained_part": approach_hook(r.settings.approach, "untrained_part"),
             "metrics": r.metrics.get("metrics") or {},
-            "variants": r.metrics.get("variants") or {},
+            "variants": (r.metrics.get("variants") or {}) if r.settings.approach != "blend" else {},
             "base_rate": base_rate,
             "columns": r.settings.columns,
             "flagged": r.settings.flagged,
@@ -281,7 +281,7 @@ findings = board_findings(
 )
 with st.container(border=True):
     st.markdown("**What the board says**")
-    lines = [md(f) for f in findings]
+    lines = [md(f) for f in findings + blend_findings(group, labels)]  # whether a blend adds anything
     if base_rate is not None:
         lines.append(
             md(

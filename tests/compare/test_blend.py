@@ -219,3 +219,15 @@ def test_the_board_shows_the_blend_as_its_own_row_with_its_parts(parts, tmp_path
     assert len(names) == 2 and all(f"{name} (" in blends["parts"].iloc[0] for name in names)
     assert "vs " in blends["vs_best"].iloc[0] and "[" in blends["vs_best"].iloc[0]
     assert "Blends" in texts(at.subheader)
+    # the summary at the top says whether the blend adds anything, in the numbers of its paired interval
+    paired = blend.metrics["blend"]["paired_vs_best"]
+    summary = texts(at.markdown)
+    assert f"The blend the blend is {paired['value']:+.3f} ROC-AUC against its best part" in summary
+    said = (
+        "adds something"
+        if paired["low"] > 0
+        else "worse than its best part"
+        if paired["high"] < 0
+        else "adds nothing clear"
+    )
+    assert said in summary and f"{paired['low']:+.3f} to {paired['high']:+.3f}" in summary
