@@ -109,7 +109,7 @@ class EmbeddingApproach(Approach):
 
     def __init__(
         self,
-        classifier_type: str = "logistic",
+        classifier_type: str = "hybrid",
         epochs: int = 1,
         n_pairs: int = 2,
         margin: float = 0.25,
