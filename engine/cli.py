@@ -68,7 +68,7 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
         "--classifier_type",
         "--classifier-type",
         dest="classifier_type",
-        choices=["logistic", "xgboost"],
+        choices=["logistic", "xgboost", "hybrid"],
         help="classifier on the embeddings",
     )
     g.add_argument("--base-model", dest="base_model", help="LLM folder or hub id in your local cache (lora)")

@@ -10,7 +10,7 @@ from engine.approaches.base import approach_hook, get_approach_class, input_kind
 from engine.jobspec import TrainSpec
 
 CHOICES = {
-    "classifier_type": ["logistic", "xgboost"],
+    "classifier_type": ["logistic", "xgboost", "hybrid"],
     "device": ["auto", "cpu", "cuda"],
     "loss": ["batch_all", "triplet"],
     "pooling": ["mean", "max"],

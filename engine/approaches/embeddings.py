@@ -19,13 +19,17 @@ metadata columns), or a lead table, whose rows are serialized to text by :mod:`e
   stops training.
 * **Classifiers.** Logistic regression (L2; ``C=None`` picks C by 5-fold CV on ROC-AUC) or XGBoost,
   on the pooled embeddings, optionally with metadata features (``use_metadata``: numbers scaled,
-  categories one-hot, ISO times as hour and weekday).
+  categories one-hot, ISO times as hour and weekday); or ``hybrid``: the embeddings' logistic regression
+  and a TF-IDF 1-2-gram one on the words, stacked on out-of-fold probabilities
+  (:mod:`engine.approaches.lexical`).
 * **Both embeddings.** Every fit trains a classifier on the generic MiniLM embeddings and one on the
   fine-tuned embeddings; ``predict_proba(X, embeddings="fine_tuned"|"generic")`` and
   ``embed(texts, which=...)`` expose both.
 * **Explanations.** ``explain`` occludes one sentence at a time (p(full) - p(without the sentence),
   batched) and, with metadata, adds exact linear / tree SHAP values of the metadata features
-  (log-odds, converted to probability points by the local slope p(1-p)).
+  (log-odds, converted to probability points by the local slope p(1-p)). The occlusion scores each
+  variant with the whole head (a hybrid's TF-IDF half sees the sentence go too); a hybrid gives no
+  metadata SHAP rows.
 * **Files.** ``save`` writes the fine-tuned SentenceTransformer folder (safetensors), the classifiers
   (XGBoost JSON or joblib for logistic regression), the metadata encoder (JSON) and ``approach.json``.
 """
@@ -58,6 +62,7 @@ TEXT_COLUMN = "transcript"
 WHICH = ("fine_tuned", "generic")
 BACKENDS = ("auto", "torch", "onnx-int8")
 LOSSES = ("batch_all", "triplet")
+CLASSIFIERS = ("logistic", "xgboost", "hybrid")
 EXPORT_STAGE = "export to int8 ONNX"
 HEAD_STAGE = "classifier head"
 #: Seconds each stage of a fit took on the demo transcripts (280 calls, 1 epoch, 2 CPU cores): the progress
@@ -104,7 +109,7 @@ class EmbeddingApproach(Approach):
 
     def __init__(
         self,
-        classifier_type: str = "logistic",
+        classifier_type: str = "hybrid",
         epochs: int = 1,
         n_pairs: int = 2,
         margin: float = 0.25,
@@ -144,8 +149,8 @@ class EmbeddingApproach(Approach):
 
     # -- validation ------------------------------------------------------------------------------
     def _check_params(self) -> None:
-        if self.classifier_type not in ("logistic", "xgboost"):
-            raise ValueError(f"classifier_type must be 'logistic' or 'xgboost', not {self.classifier_type!r}")
+        if self.classifier_type not in CLASSIFIERS:
+            raise ValueError(f"classifier_type must be one of {CLASSIFIERS}, not {self.classifier_type!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, not {self.loss!r}")
         if self.pooling not in ("mean", "max"):
@@ -326,8 +331,32 @@ class EmbeddingApproach(Approach):
             return np.hstack([emb, self.metadata_encoder_.transform(self._metadata_frame(X))])
         return emb
 
+    def _head_input(self, features: np.ndarray, X) -> np.ndarray | pd.DataFrame:
+        """What the head reads: the features, and for the hybrid head the texts beside them."""
+        if self.classifier_type != "hybrid":
+            return features
+        from engine.approaches.lexical import hybrid_frame
+
+        return hybrid_frame(features, self.texts_of(X))
+
+    def _fit_head(self, features: np.ndarray, X, y: np.ndarray):
+        try:
+            return self._new_classifier(y).fit(self._head_input(features, X), y)
+        except ValueError as exc:  # TfidfVectorizer: "empty vocabulary" / "no terms remain"
+            if self.classifier_type == "hybrid" and ("vocabulary" in str(exc) or "no terms remain" in str(exc)):
+                raise ValueError(
+                    "classifier_type='hybrid' found no word (of two letters or more) in at least two training "
+                    "texts, so its TF-IDF half has nothing to read. Fix: train on longer or more texts, or use "
+                    "classifier_type='logistic'."
+                ) from exc
+            raise
+
     def _new_classifier(self, y: np.ndarray | None = None):
         """The classifier head; ``y`` (the training labels) caps the folds that choose C."""
+        if self.classifier_type == "hybrid":
+            from engine.approaches.lexical import hybrid_head
+
+            return hybrid_head(y, seed=int(self.seed))
         if self.classifier_type == "xgboost":
             from xgboost import XGBClassifier
 
@@ -534,7 +563,7 @@ class EmbeddingApproach(Approach):
             self._fit_features[which] = features
             started = time.perf_counter()
             cbs.on_train_begin(1, f"{HEAD_STAGE} ({which})")
-            self.classifiers_[which] = self._new_classifier(y).fit(features, y)
+            self.classifiers_[which] = self._fit_head(features, X, y)
             cbs.on_step_end(Progress(step=1, total=1, stage=f"{HEAD_STAGE} ({which})"))
             timings[f"head_{which}_seconds"] = time.perf_counter() - started
         self.timings_ = timings
@@ -554,7 +583,7 @@ class EmbeddingApproach(Approach):
         which = embeddings if embeddings in self.classifiers_ else "generic"
         if isinstance(X, pd.DataFrame) and len(X) == 0:
             return np.zeros((0, 2))
-        features = self._features(X, which)
+        features = self._head_input(self._features(X, which), X)
         p = self.classifiers_[which].predict_proba(features)[:, 1].astype(np.float64)
         return np.column_stack([1 - p, p])
 
@@ -594,12 +623,12 @@ class EmbeddingApproach(Approach):
         emb = self.embed(texts, which)
         if self.use_metadata and self.metadata_encoder_ is not None and len(self.metadata_encoder_.spec):
             emb = np.hstack([emb, self.metadata_encoder_.transform(meta.drop(columns=[TEXT_COLUMN], errors="ignore"))])
-        return self.classifiers_[which].predict_proba(emb)[:, 1]
+        return self.classifiers_[which].predict_proba(self._head_input(emb, texts))[:, 1]
 
     def _metadata_shap(self, X: pd.DataFrame, which: str) -> list[dict]:
         encoder = self.metadata_encoder_
         names = encoder.feature_names
-        if not names:
+        if not names or self.classifier_type == "hybrid":  # no exact SHAP through the stack's two halves
             return []
         features = self._features(X, which)
         clf = self.classifiers_[which]

@@ -1,9 +1,11 @@
 """Transcript benchmark and output files of the embeddings approach.
 
 * :func:`run_transcripts_bench` — on one stratified split (70/30, seed 42), generic vs contrastively
-  fine-tuned MiniLM embeddings with both classifiers (``generic_logistic``, ``generic_xgboost``,
-  ``fine_tuned_logistic``, ``fine_tuned_xgboost``) and, as a peer in the same run, SetFit 1.2.0 with
-  the same MiniLM body, data and split (``peer_setfit``). With the demo data (the default) every model is
+  fine-tuned MiniLM embeddings with each head (``generic_logistic``, ``generic_xgboost``, ``generic_hybrid``,
+  ``fine_tuned_logistic``, ``fine_tuned_xgboost``, ``fine_tuned_hybrid``; the hybrid stacks the embeddings
+  with TF-IDF of the words) and, as peers in the same run, SetFit 1.2.0 with the same MiniLM body, data and
+  split (``peer_setfit``) and plain TF-IDF 1-2-grams + logistic regression with cross-validated C
+  (``peer_tfidf``). With the demo data (the default) every model is
   also scored on calls written with a *held-out paraphrase pool* (wordings never seen in training):
   ``heldout_models`` in the result. Same JSON shape as the lead bench, plus ``embed_per_second``.
 * :func:`write_transcript_outputs` — the fine-tuned model, the classifiers, t-SNE plots of the generic
@@ -244,6 +246,33 @@ def _setfit_peer(X_train, y_train, X_eval_sets: dict, params: dict, seed: int, m
     return predict, probas, fit_seconds
 
 
+def _tfidf_peer(X_train, y_train, X_eval_sets: dict, seed: int):
+    """TF-IDF 1-2-grams (sublinear tf, min_df 2) + logistic regression with cross-validated C, on the same split."""
+    from engine.approaches.lexical import tfidf_logistic
+
+    model = tfidf_logistic(y_train, seed=seed)
+    started = time.perf_counter()
+    model.fit(list(X_train["transcript"]), y_train)
+    fit_seconds = time.perf_counter() - started
+
+    def predict(X):
+        return model.predict_proba(list(X["transcript"]))
+
+    probas = {name: predict(X)[:, 1] for name, X in X_eval_sets.items()}
+    return predict, probas, fit_seconds
+
+
+def _comparison(best: str, peer: str, set_probas: dict, eval_sets: dict) -> dict:
+    """Our best model's ROC-AUC minus a peer's on each evaluation set, with a paired bootstrap interval."""
+    return {
+        "best_of_ours": best,
+        **{
+            set_name: paired_difference(labels, set_probas[best][set_name], set_probas[peer][set_name], "roc_auc")
+            for set_name, (_, labels) in eval_sets.items()
+        },
+    }
+
+
 def run_transcripts_bench(
     data=None,
     json_out: str | Path | None = None,
@@ -258,13 +287,13 @@ def run_transcripts_bench(
     demo_n: int = 1000,
     **params: Any,
 ) -> dict:
-    """Generic vs fine-tuned embeddings (logistic + XGBoost) and the SetFit peer, on one split.
+    """Generic vs fine-tuned embeddings (logistic, XGBoost, hybrid heads), the SetFit and TF-IDF peers, on one split.
 
     ``data``: transcripts path / records; ``None`` = the synthetic demo (``demo_n`` calls, train phrase pool),
     and then ``heldout_n`` extra demo calls written with the held-out phrase pool are scored too.
     1,000 demo calls by default, so that the test split has 300 calls: with 120, ROC-AUC differences of
-    0.08 between two models are within noise. ``setfit_comparison`` in the result gives our best model's
-    ROC-AUC minus SetFit's with a paired bootstrap interval.
+    0.08 between two models are within noise. ``setfit_comparison`` and ``tfidf_comparison`` in the result
+    give our best model's ROC-AUC minus the peer's with a paired bootstrap interval, on each evaluation set.
     Extra keyword arguments go to :class:`~engine.approaches.embeddings.EmbeddingApproach`.
     """
     from engine.approaches.embeddings import EmbeddingApproach
@@ -308,28 +337,35 @@ def run_transcripts_bench(
     for which in feats:
         for name, (Xe, _) in eval_sets.items():
             feats[which][name] = approach._features(Xe, which)
-    xgb = copy.copy(approach)
-    xgb.classifier_type = "xgboost"
-    xgb.classifiers_, xgb_fit = {}, {}
-    for which in feats:
-        t0 = time.perf_counter()
-        xgb.classifiers_[which] = xgb._new_classifier(y_train).fit(feats[which]["train"], y_train)
-        xgb_fit[which] = time.perf_counter() - t0
+    sets = {"train": X_train, **{name: Xe for name, (Xe, _) in eval_sets.items()}}
+    heads, head_fit = {}, {}
+    for clf_name in ("xgboost", "hybrid"):
+        head = heads[clf_name] = copy.copy(approach)
+        head.classifier_type = clf_name
+        head.classifiers_ = {}
+        for which in feats:
+            t0 = time.perf_counter()
+            head.classifiers_[which] = head._new_classifier(y_train).fit(
+                head._head_input(feats[which]["train"], X_train), y_train
+            )
+            head_fit[(clf_name, which)] = time.perf_counter() - t0
 
     timings = approach.timings_
     models, heldout_models, set_probas = {}, {}, {}
     for which in ("generic", "fine_tuned"):
-        for clf_name, model in (("logistic", approach), ("xgboost", xgb)):
+        for clf_name, model in (("logistic", approach), *heads.items()):
             name = f"{which}_{clf_name}"
             clf = model.classifiers_[which]
-            probas = {set_name: clf.predict_proba(feats[which][set_name])[:, 1] for set_name in eval_sets}
+            probas = {
+                set_name: clf.predict_proba(model._head_input(feats[which][set_name], sets[set_name]))[:, 1]
+                for set_name in eval_sets
+            }
             set_probas[name] = probas
             # fit time: embedding the training calls (+ fine-tuning for fine-tuned) + the classifier
             fit_s = timings.get(f"embed_{which}_seconds", 0.0) + (
                 timings.get("fine_tune_seconds", 0.0) if which == "fine_tuned" else 0.0
             )
-            if clf_name == "xgboost":
-                fit_s += xgb_fit[which]
+            fit_s += head_fit.get((clf_name, which), timings.get(f"head_{which}_seconds", 0.0))
             models[name] = {
                 **_point_metrics(y_test, probas["test"]),
                 "fit_seconds": float(fit_s),
@@ -367,6 +403,18 @@ def run_transcripts_bench(
             heldout_models["peer_setfit"] = _point_metrics(eval_sets["heldout_phrases"][1], probas["heldout_phrases"])
         cbs.on_log(f"peer_setfit: roc_auc {models['peer_setfit']['roc_auc']:.3f}")
 
+    predict, probas, tfidf_fit = _tfidf_peer(X_train, y_train, {k: v[0] for k, v in eval_sets.items()}, seed)
+    set_probas["peer_tfidf"] = probas
+    models["peer_tfidf"] = {
+        **_point_metrics(y_test, probas["test"]),
+        "fit_seconds": float(tfidf_fit),
+        **_timing(predict, X_test),
+        "embed_per_second": None,
+    }
+    if "heldout_phrases" in probas:
+        heldout_models["peer_tfidf"] = _point_metrics(eval_sets["heldout_phrases"][1], probas["heldout_phrases"])
+    cbs.on_log(f"peer_tfidf: roc_auc {models['peer_tfidf']['roc_auc']:.3f}")
+
     result = {
         "dataset": "demo transcripts (synthetic)" if demo else str(getattr(data, "name", data)),
         "rows": int(len(y)),
@@ -400,15 +448,9 @@ def run_transcripts_bench(
     }
     if "peer_setfit" in models:
         result["checks"]["best_of_ours_ge_setfit"] = ours >= models["peer_setfit"]["roc_auc"]
-        result["setfit_comparison"] = {
-            "best_of_ours": best,
-            **{
-                set_name: paired_difference(
-                    labels, set_probas[best][set_name], set_probas["peer_setfit"][set_name], "roc_auc"
-                )
-                for set_name, (_, labels) in eval_sets.items()
-            },
-        }
+        result["setfit_comparison"] = _comparison(best, "peer_setfit", set_probas, eval_sets)
+    result["checks"]["best_of_ours_ge_tfidf"] = ours >= models["peer_tfidf"]["roc_auc"]
+    result["tfidf_comparison"] = _comparison(best, "peer_tfidf", set_probas, eval_sets)
     if out_dir is not None:
         result["outputs"] = write_transcript_outputs(approach, X_test, y_test, out_dir)
     if json_out:

@@ -422,3 +422,105 @@ def demo_transcripts(
     for record, latent in zip(records, latents):
         record["label"] = int(latent > threshold)
     return records
+
+
+# -- long two-speaker calls ----------------------------------------------------------------------------
+#: Neutral turns that make a demo call long (status updates, logistics, tangents): no effect on the outcome.
+FILLER_TURNS = [
+    "A: Let me pull up my notes from last time.|C: Sure, no rush.",
+    "C: Can you repeat that? Someone walked into the room.|A: Of course, I said the report runs every night.",
+    "A: How many people are on your team at the moment?|C: About a dozen, give or take the contractors.",
+    "C: We use spreadsheets for most of this today, plus a shared drive.|A: That's very common.",
+    "A: Is the data mostly in one system or spread around?|C: Spread around, honestly, three or four places.",
+    "C: Our fiscal year starts in April, by the way.|A: Good to know, I'll note that down.",
+    "A: Who else usually joins these conversations on your side?|C: Sometimes our operations lead, Priya.",
+    "C: Sorry, my dog is barking, give me one second.|A: Ha, no problem at all.",
+    "A: Do you work with an outside consultant?|C: We did last year, not anymore.",
+    "C: The office Wi-Fi has been terrible this week.|A: That sounds frustrating.",
+    "A: I'll share my screen in a moment.|C: Okay, I can see it now.",
+    "C: Where is your company based again?|A: Our main office is in Lisbon, with a team in Austin.",
+    "A: Do you remember roughly when the current setup went in?|C: Maybe four years ago, before my time.",
+    "C: We had a holiday on Monday, so the week is short.|A: Lucky you, enjoy it.",
+    "A: Let me check the calendar on my side.|C: Take your time.",
+    "C: I'm taking notes as we go, so bear with me.|A: Sure, I'll slow down.",
+    "A: Is it mostly desktop, or do people work on phones too?|C: Mostly desktop, a few on tablets.",
+    "C: Our IT team is two people, so they're stretched.|A: I hear that a lot.",
+    "A: Did you get the email I sent on Tuesday?|C: I think so, it's somewhere in my inbox.",
+    "C: We're also hiring right now, so it's hectic.|A: Congratulations on the growth.",
+]
+#: Unicode the long calls carry: accents, curly quotes, dashes, a non-breaking space, an emoji.
+UNICODE_TURNS = [
+    "C: Our site in Malmö — the one José runs — uses the same process.",
+    "A: “Right,” as my colleague Zoë would say… that’s the usual story.",
+    "C: The budget line is 12 000 € for now 🙂",
+    "A: Noted: naïve estimates tend to be off by 20 %.",
+]
+
+
+def long_calls(
+    n: int = 200,
+    seed: int = 0,
+    phrase_pool: str = "train",
+    filler: tuple[int, int] = (40, 80),
+    crlf: bool = True,
+    speakers: str = "mixed",
+) -> list[dict]:
+    """``n`` long two-speaker calls (NOT REAL DATA): each is a :func:`demo_transcripts` call (whose outcome and
+    label it keeps) spread among ``filler`` neutral turns, so a call runs to several thousand tokens, well past
+    the encoder's window. Made to look like exported real calls: CRLF line ends (``crlf``), speaker prefixes
+    ``Agent:``/``Customer:`` or the people's names (``speakers`` = ``"roles"``, ``"names"`` or ``"mixed"``),
+    a few empty turns and blank lines, unicode, and a table of the person's attributes in ``metadata``.
+    Deterministic in ``seed``."""
+    if speakers not in ("roles", "names", "mixed"):
+        raise ValueError(f"speakers must be 'roles', 'names' or 'mixed', not {speakers!r}")
+    low, high = int(filler[0]), int(filler[1])
+    if not 0 <= low <= high:
+        raise ValueError("filler must be (low, high) turn counts with 0 <= low <= high")
+    base = demo_transcripts(n, seed=seed, phrase_pool=phrase_pool)
+    rng = np.random.default_rng(seed + 7919)
+    out = []
+    for record in base:
+        turns = record["transcript"].split("\n")
+        agent, customer = "Agent", "Customer"
+        named = speakers == "names" or (speakers == "mixed" and rng.random() < 0.5)
+        if named:
+            head = turns[0]
+            agent = next((a for a in AGENT_NAMES if a in head), "Maya")
+            customer = next((c for c in CUSTOMER_NAMES if c in head), "Laura")
+        extra = []
+        for _ in range(int(rng.integers(low, high + 1))):
+            extra += _render(FILLER_TURNS[int(rng.integers(len(FILLER_TURNS)))], {})
+        for _ in range(int(rng.integers(1, 4))):
+            extra.append(
+                UNICODE_TURNS[int(rng.integers(len(UNICODE_TURNS)))]
+                .replace("A:", "Agent:", 1)
+                .replace("C:", "Customer:", 1)
+            )
+        # the call's own turns keep their order; the filler goes in between them at random places
+        slots = np.sort(rng.integers(1, len(turns), len(extra)))
+        merged, k = [], 0
+        for i, turn in enumerate(turns):
+            while k < len(extra) and slots[k] == i:
+                merged.append(extra[k])
+                k += 1
+            merged.append(turn)
+        merged += extra[k:]
+        lines = []
+        for turn in merged:
+            if rng.random() < 0.03:
+                lines.append(f"{customer}:" if rng.random() < 0.5 else "")  # an empty turn, a blank line
+            who, text = turn.split(":", 1)
+            who = agent if who == "Agent" else customer
+            lines.append(f"{who}:{text}")
+        metadata = {
+            **record["metadata"],
+            "age": int(rng.integers(22, 70)),
+            "income": int(round(float(rng.lognormal(10.5, 0.5)), -2)),
+            "region": ["north", "south", "east", "west"][int(rng.integers(4))],
+            "tenure_years": round(float(rng.uniform(0, 15)), 1),
+            "source": "synthetic long calls",
+        }
+        out.append(
+            {"transcript": ("\r\n" if crlf else "\n").join(lines), "label": record["label"], "metadata": metadata}
+        )
+    return out

@@ -173,7 +173,7 @@ def test_xgboost_classifier_on_generic_embeddings_and_lead_tables(tmp_path):
 
 def test_bad_parameters_and_cancellation(data):
     X, y = data
-    with pytest.raises(ValueError, match="classifier_type"):
+    with pytest.raises(ValueError, match="classifier_type must be one of .*hybrid"):
         build_approach("embeddings", dict(classifier_type="forest")).fit(X, y)
     with pytest.raises(ValueError, match="pooling"):
         build_approach("embeddings", dict(pooling="median")).fit(X, y)
@@ -219,19 +219,22 @@ def test_bench_runs_end_to_end_on_a_small_demo(tmp_path):
     result = run_transcripts_bench(
         None, json_out=tmp_path / "b.json", demo_n=40, heldout_n=16, max_triplets=16, batch_size=8, train_tokens=64
     )
-    names = {"generic_logistic", "generic_xgboost", "fine_tuned_logistic", "fine_tuned_xgboost", "peer_setfit"}
+    heads = ("logistic", "xgboost", "hybrid")
+    names = {f"{w}_{h}" for w in ("generic", "fine_tuned") for h in heads} | {"peer_setfit", "peer_tfidf"}
     assert set(result["models"]) == names and set(result["heldout_models"]) == names
     for row in result["models"].values():
         assert set(BENCH_ROW_KEYS) <= set(row)
     assert result["embed_per_second"] > 0
     assert json.loads((tmp_path / "b.json").read_text())["rows"] == 40
-    comparison = result["setfit_comparison"]
-    best = comparison["best_of_ours"]
-    assert result["models"][best]["roc_auc"] == max(result["models"][n]["roc_auc"] for n in names - {"peer_setfit"})
-    for set_name, models in (("test", result["models"]), ("heldout_phrases", result["heldout_models"])):
-        diff = comparison[set_name]
-        assert np.isclose(diff["value"], models[best]["roc_auc"] - models["peer_setfit"]["roc_auc"])
-        assert diff["low"] <= diff["high"]
+    ours = names - {"peer_setfit", "peer_tfidf"}
+    for peer in ("setfit", "tfidf"):
+        comparison = result[f"{peer}_comparison"]
+        best = comparison["best_of_ours"]
+        assert result["models"][best]["roc_auc"] == max(result["models"][n]["roc_auc"] for n in ours)
+        for set_name, models in (("test", result["models"]), ("heldout_phrases", result["heldout_models"])):
+            diff = comparison[set_name]
+            assert np.isclose(diff["value"], models[best]["roc_auc"] - models[f"peer_{peer}"]["roc_auc"])
+            assert diff["low"] <= diff["high"]
 
 
 def test_int8_onnx_embeddings_agree_with_pytorch_and_are_saved(fitted, data, tmp_path):
