@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup run demo lint test test-slow bench serve browser-deps clean
+.PHONY: setup run demo weekly-demo lint test test-slow bench serve browser-deps clean
 
 setup: $(VENV)/.ready
 
@@ -33,6 +33,10 @@ run: setup
 ## Train the stack on the demo leads and print its metric board (no browser needed)
 demo: setup
 	$(PY) -m engine demo
+
+## The weekly demo's files in weekly_demo/ (drifting weekly cohorts and their outcomes): the whole loop, README.txt
+weekly-demo: setup
+	$(PY) -m engine demo --weekly weekly_demo
 
 ## Debian's Chromium for the browser test (no browser download); skipped where apt is not usable
 browser-deps:

@@ -12,11 +12,20 @@ from pathlib import Path
 
 from engine.approaches.base import approach_names
 from engine.cli_paths import input_kind_of, readable_data, refuse_clashes, writable_out
-from engine.cli_values import add_split_flags, first_line, missing_value_flag, number, parse_value, whole
-from engine.config import REPO_ROOT
+from engine.cli_values import (
+    add_split_flags,
+    first_line,
+    missing_value_flag,
+    number,
+    parse_value,
+    whole,
+)
+from engine.cli_values import (
+    metric_text as _metric,
+)
+from engine.cli_values import short_text as _short
+from engine.config import DEMO_LEADS
 
-DEMO_LEADS = REPO_ROOT / "data" / "demo_leads_synthetic.csv"
-DEMO_TRANSCRIPTS = REPO_ROOT / "data" / "demo_transcripts.jsonl"
 BOARD_METRICS = ["accuracy", "roc_auc", "pr_auc", "f1", "brier", "ece"]
 
 # CLI flag (dest) -> approach parameter name. Only flags the user actually gives are passed on,
@@ -74,18 +83,6 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--param", action="append", metavar="KEY=VALUE", help="any other approach parameter")
 
 
-def _metric(metrics: dict, name: str) -> str:
-    m = metrics.get(name)
-    if m is None:
-        return "-"
-    try:
-        if isinstance(m, dict):
-            return f"{m['value']:.3f} [{m['low']:.3f}, {m['high']:.3f}]"
-        return f"{m:.3f}"
-    except (KeyError, TypeError, ValueError):
-        return "?"  # a value the store did not write in this shape
-
-
 def format_run(run) -> str:
     m, settings = run.metrics, run.settings
     lines = [
@@ -139,6 +136,7 @@ def _spec_from_args(args):
         missing_values=_missing_values_from_args(args),
         test_size=args.test_size,
         split_seed=args.split_seed,
+        calibration_share=args.calibration_share,
         split=args.split,
         time_column=args.time_column,
     )
@@ -214,7 +212,13 @@ def _bench_stack(args, data, params: dict) -> dict:
     """Every lead approach but the LLM on the protocol split (engine.benchmarks.leads)."""
     from engine.benchmarks.leads import run_leads_bench
 
-    return run_leads_bench(data, json_out=args.json, target=args.target, leak_policy=args.leak_policy)
+    return run_leads_bench(
+        data,
+        json_out=args.json,
+        target=args.target,
+        leak_policy=args.leak_policy,
+        calibration_share=args.calibration_share or 0.0,
+    )
 
 
 def _bench_llm(args, data, params: dict) -> dict:
@@ -230,6 +234,8 @@ LEAD_BENCHES = {"stacking": _bench_stack, "lora": _bench_llm}
 
 
 def cmd_bench(args) -> int:
+    if args.input == "curve":  # reached only with flags before the word curve (main() hands `bench curve` over)
+        raise ValueError("give bench curve's flags after the word curve: python -m engine bench curve --help")
     if args.input == "api" and args.memory:
         from engine.benchmarks.api import default_json_out, run_api_memory_bench
 
@@ -324,6 +330,10 @@ def cmd_score(args) -> int:
     notes: list[str] = []
     run, model = run_and_model(RunStore(), args.run, data, notes)
     _check_kind(run, data)
+    if args.shadow:  # challengers scored beside the run, checked before anything is scored
+        from engine.cli_outcomes import shadow_runs
+
+        shadowing = shadow_runs(RunStore(), run, args.shadow, args.no_store)
     try:
         raw = read_rows(run, data, filename=data.name)
     except OSError as exc:
@@ -375,10 +385,16 @@ def cmd_score(args) -> int:
         print(f"scored {len(scored.table)} rows with run {run.id}: written {out_path}")
     else:
         print(scored.table.head(50).to_string())
+    shadows = {}
+    if args.shadow:  # kept with the list (engine/cli_outcomes.py)
+        from engine.cli_outcomes import score_shadows
+
+        shadows = score_shadows(shadowing, data)
+        report["shadow_runs"] = list(shadows)
     if not args.no_store:  # kept for the outcomes that come back (engine/cli_outcomes.py)
         from engine.cli_outcomes import store_scored
 
-        report["stored_list"] = store_scored(scored, data, report.get("shift"))
+        report["stored_list"] = store_scored(scored, data, report.get("shift"), shadows)
     if report_path:
         write_json(report_path, report)
         print(f"report written to {report_path}")
@@ -419,101 +435,6 @@ def cmd_audit(args) -> int:
         write_json(out, report)
         print(f"written {out}")
     return 0
-
-
-def cmd_runs(args) -> int:
-    """One aligned line per usable run, newest first; each run that cannot be used is named on stderr as
-    ``skipped <id>: <reason>`` (the reason names the damaged file)."""
-    from engine.runs import RUN_ID_PATTERN, RunStore
-
-    store = RunStore()
-    rows = []
-    for run in store.list_runs():
-        m = run.metrics.get("metrics", {})
-        rows.append(
-            [
-                run.id,
-                run.settings.input_kind,
-                run.settings.approach,
-                _short(run.settings.dataset),
-                f"roc_auc {_metric(m, 'roc_auc')}",
-            ]
-        )
-    skipped = dict(store.problems)
-    for path in store.root.iterdir():
-        if RUN_ID_PATTERN.match(path.name) and path.is_dir() and not (path / "spec.json").exists():
-            skipped[path.name] = "spec.json is missing"
-    if rows:
-        header = ["run", "kind", "approach", "dataset", "metric"]
-        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
-        for row in [header, *rows]:
-            print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
-    else:
-        print(f"No usable runs in {store.root} yet: train one with `python -m engine train leads`.")
-    for run_id, problem in sorted(skipped.items(), reverse=True):
-        print(f"skipped {run_id}: {first_line(problem)}", file=sys.stderr)
-    return 0
-
-
-def _confirm(question: str, yes: bool) -> bool:
-    """True when the user agreed: ``--yes``, or "y"/"yes" typed at a terminal. Without a terminal on stdin
-    (a script, a pipe) nothing is asked and nothing is deleted: such callers must pass --yes."""
-    if yes:
-        return True
-    if not sys.stdin or not sys.stdin.isatty():
-        raise ValueError(
-            f"{question.rstrip('?')}: not deleted, because there is no terminal to confirm on "
-            "(stdin is not a terminal). Run it again with --yes to delete without asking."
-        )
-    print(f"{question} [y/N] ", end="", flush=True)
-    answer = sys.stdin.readline().strip().lower()
-    return answer in ("y", "yes")
-
-
-def cmd_delete(args) -> int:
-    """Delete one stored run or dataset, after a confirmation (the only way anything stored goes away)."""
-    if args.what == "run":
-        from engine.runs import BrokenRun, RunStore
-
-        store = RunStore()
-        run_id = args.id.strip()
-        try:
-            run = store.get(run_id)
-            what = f"run {run.id} ({run.settings.approach} on {run.settings.dataset})"
-        except KeyError:
-            store.folder(run_id)  # "No run" unless a folder of the store's own is there: one listed as broken
-            what = f"run {run_id} (damaged: spec.json is missing)"
-        except BrokenRun as exc:  # a damaged run can be deleted too
-            what = f"run {run_id} (damaged: {first_line(exc.problem)})"
-        except Exception:  # noqa: BLE001 - whatever else is wrong with it
-            what = f"run {run_id} (damaged)"
-        if not _confirm(f"Delete {what}?", args.yes):
-            print("Nothing deleted.")
-            return 1
-        store.delete(run_id)
-        print(f"Deleted {what}.")
-        return 0
-    from engine.datasets import DatasetStore
-
-    store = DatasetStore()
-    try:
-        ds = store.get(args.id)
-        what = f"dataset {ds.name!r} ({ds.filename}, {ds.sha[:12]})"
-    except KeyError:
-        raise
-    except ValueError:  # damaged: still deletable
-        what = f"dataset {args.id} (damaged)"
-    if not _confirm(f"Delete {what}?", args.yes):
-        print("Nothing deleted.")
-        return 1
-    store.delete(args.id)
-    print(f"Deleted {what}. Runs trained on it are kept.")
-    return 0
-
-
-def _short(value, limit: int = 40) -> str:
-    text = " ".join(str(value if value is not None else "-").split())  # no newlines or tabs in a table cell
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def cmd_serve(args) -> int:
@@ -566,10 +487,8 @@ def _command(sub, name: str, func, help: str, description: str | None = None) ->
     return p
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m engine", description="Conversion Lab engine")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _train_and_bench_parsers(sub) -> None:
+    """``train`` and ``bench`` (the same data flags; bench adds its timing flags)."""
     for name, help_text in (
         ("train", "train, evaluate and store a run"),
         ("bench", "run every model of an input kind on the protocol split"),
@@ -577,11 +496,12 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         p.add_argument(
             "input",
-            choices=["leads", "transcripts"] + (["api", "score"] if name == "bench" else []),
+            choices=["leads", "transcripts"] + (["api", "score", "curve"] if name == "bench" else []),
             help="what to train on"
             if name == "train"
             else "leads | transcripts: every model on the protocol split; api: load-test the scoring "
-            "service; score: time the scoring service on a large lead file",
+            "service; score: time the scoring service on a large lead file; curve: learning curves "
+            "(its own flags: bench curve --help)",
         )
         p.add_argument("--data", help="data file (default: the embedded synthetic demo data)")
         p.add_argument("--approach", choices=approach_names(), help="approach (plugged-in ones too)")
@@ -595,6 +515,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--out", help="also write outputs (models, plots, metrics) to this folder")
             p.add_argument("--test-size", dest="test_size", type=number, default=0.3)
             p.add_argument("--split-seed", dest="split_seed", type=whole, default=42)
+            p.add_argument(
+                "--calibration-share",
+                dest="calibration_share",
+                type=number,
+                help="leads: training rows kept out of the fit for blends (default 0.1; 0 for none)",
+            )
             add_split_flags(p)
             p.add_argument("--quiet", action="store_true", help="no progress bar")
             p.add_argument(
@@ -617,6 +543,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.set_defaults(func=cmd_train)
         else:
             p.add_argument("--json", help="write the results as JSON here")
+            p.add_argument(
+                "--calibration-share",
+                dest="calibration_share",
+                type=number,
+                help="leads (stack): training rows kept out of the fit, as a lead run's calibration slice (default 0)",
+            )
             p.add_argument("--requests", type=int, default=2000, help="api only: requests to send (default 2000)")
             p.add_argument("--concurrency", type=int, default=16, help="api only: concurrent clients (default 16)")
             p.add_argument(
@@ -636,6 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
             )
             p.set_defaults(func=cmd_bench)
 
+
+def _score_parser(sub) -> None:
+    """``score``: a file ranked with a stored run (the live one by default)."""
     p = _command(
         sub,
         "score",
@@ -669,7 +604,17 @@ def build_parser() -> argparse.ArgumentParser:
         "10,000, LLM 20, embeddings 20)",
     )
     p.add_argument("--no-store", dest="no_store", action="store_true", help="do not keep the list for outcomes")
+    p.add_argument(
+        "--shadow",
+        action="append",
+        metavar="RUN_ID",
+        help="also score the file with this run (a challenger; repeatable) and keep its scores with the list, so "
+        "that outcomes compare it with the run on the same leads (`python -m engine outcomes --top N`)",
+    )
 
+
+def _run_job_and_audit_parsers(sub) -> None:
+    """``run-job`` (the job runner's) and ``audit`` (the leak finder)."""
     p = _command(
         sub,
         "run-job",
@@ -700,31 +645,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", help="write the report as JSON here")
 
-    _command(
-        sub,
-        "runs",
-        cmd_runs,
-        help="list stored runs",
-        description="List the stored runs, newest first. Runs that cannot be used (a damaged or "
-        "missing spec.json or metrics.json) are left out and named on stderr as "
-        "'skipped <run id>: <reason>'.",
-    )
 
-    p = _command(
-        sub,
-        "delete",
-        cmd_delete,
-        help="delete a stored run or dataset (asks first)",
-        description="Delete one stored run (`delete run RUN_ID`) or dataset (`delete dataset SHA`, "
-        "the sha256 of its file or a unique prefix of at least 6 hex digits). It asks "
-        "'Delete ...? [y/N]' on the terminal; without a terminal (scripts, pipes) it "
-        "deletes nothing unless --yes is given. Deleting a dataset keeps the runs "
-        "trained on it.",
-    )
-    p.add_argument("what", choices=["run", "dataset"], help="what to delete")
-    p.add_argument("id", metavar="ID", help="run id (see `python -m engine runs`) or dataset sha256")
-    p.add_argument("--yes", "-y", action="store_true", help="delete without asking")
-
+def _serve_parser(sub) -> None:
+    """``serve``: the FastAPI scoring service."""
     p = _command(
         sub,
         "serve",
@@ -746,18 +669,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve beyond loopback without CLAB_API_KEY (every path open to the network; prints a warning)",
     )
 
-    from engine.cli_live import add_commands
+
+def build_parser() -> argparse.ArgumentParser:
+    from engine.cli_blend import add_commands as add_blend
+    from engine.cli_live import add_commands as add_live
+    from engine.cli_loop import add_commands as add_loop
     from engine.cli_outcomes import add_commands as add_outcomes
+    from engine.cli_store import add_commands as add_store
 
-    add_commands(sub, _command)
+    parser = argparse.ArgumentParser(prog="python -m engine", description="Conversion Lab engine")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_and_bench_parsers(sub)
+    _score_parser(sub)
+    _run_job_and_audit_parsers(sub)
+    add_store(sub, _command)  # runs, delete
+    _serve_parser(sub)
+    add_live(sub, _command)
     add_outcomes(sub, _command)
+    add_blend(sub, _command)
     _command(sub, "prepare-models", cmd_prepare_models, help="convert and cache the offline models (idempotent)")
-
-    _command(sub, "demo", cmd_demo, help="train the stack on the demo leads and print its board")
+    add_loop(sub, _command, cmd_demo)  # demo (and demo --weekly), retrain
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:2] == ["bench", "curve"]:  # learning curves: their flags and errors are their module's
+        from engine.benchmarks.curve import main as curve_main
+
+        return curve_main(argv[2:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -83,3 +83,23 @@ def add_split_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--time-column", dest="time_column", metavar="COL", help="--split time: the date column (e.g. 'Created On')"
     )
+
+
+def metric_text(metrics: dict, name: str) -> str:
+    """A stored metric as the command line prints it: ``0.901 [0.887, 0.913]`` (value and interval), ``-`` when
+    the run has none, ``?`` for a value the store did not write in this shape."""
+    m = metrics.get(name)
+    if m is None:
+        return "-"
+    try:
+        if isinstance(m, dict):
+            return f"{m['value']:.3f} [{m['low']:.3f}, {m['high']:.3f}]"
+        return f"{m:.3f}"
+    except (KeyError, TypeError, ValueError):
+        return "?"  # a value the store did not write in this shape
+
+
+def short_text(value, limit: int = 40) -> str:
+    """``value`` on one line, cut to ``limit`` characters with "..." (a table cell of the command line)."""
+    text = " ".join(str(value if value is not None else "-").split())  # no newlines or tabs in a table cell
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -9,6 +9,9 @@ import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+#: the embedded synthetic demo data (data/README.md says how they are made)
+DEMO_LEADS = REPO_ROOT / "data" / "demo_leads_synthetic.csv"
+DEMO_TRANSCRIPTS = REPO_ROOT / "data" / "demo_transcripts.jsonl"
 
 
 def workspace() -> Path:

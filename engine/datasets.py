@@ -254,7 +254,8 @@ class Dataset:
         m = self.meta
         synth = " (synthetic)" if m.get("synthetic") else ""
         what = "leads to score" if m["kind"] == "leads" and self.purpose == "scoring" else m["kind"]
-        return f"{m.get('name') or self.sha[:12]}{synth} — {what} [{self.sha[:8]}]"
+        version = f" v{m['version']}" if type(m.get("version")) is int else ""
+        return f"{m.get('name') or self.sha[:12]}{version}{synth} — {what} [{self.sha[:8]}]"
 
     def _reading(self, read):
         """``read(raw_path)``; NoSuchDataset when the dataset is deleted while it is read."""
@@ -368,6 +369,48 @@ class DatasetStore:
                 _remove(self._to_trash(folder))
             self._create(folder, data, meta)
         return Dataset(folder)
+
+    def add_version(self, sha: str, data: bytes, origin: dict | None = None) -> Dataset:
+        """A new version of dataset ``sha``: ``data`` (the whole table, e.g. its rows plus the outcomes that came back)
+        stored as a dataset of its own, with the settings of ``sha`` and ``version_of`` (the first version's sha),
+        ``version`` (1 + the family's highest, numbered under the store's lock so two versions added at once get two
+        numbers), ``parent`` (``sha``) and ``origin`` (where its new rows came from). Earlier versions are kept and
+        stay readable. The same bytes again are the version stored before (nothing changes)."""
+        base = self.get(sha)
+        meta = base.meta
+        data = bytes(data)
+        check_upload(data, meta.get("filename") or meta["file"], meta["kind"])
+        new_sha = content_hash(data)
+        folder = self.root / new_sha
+        with self._lock():
+            if self._stored_meta(folder) is not None:
+                return Dataset(folder)
+            family = meta.get("version_of") if isinstance(meta.get("version_of"), str) else base.sha
+            number = 1 + max((version_number(d) for d in self.versions(family)), default=1)
+            kept = {k: meta[k] for k in (*SETTINGS, "kind", "filename") if k in meta}
+            version_meta = {
+                **kept,
+                "file": meta["file"],
+                "bytes": len(data),
+                "sha256": new_sha,
+                "added": time.time(),
+                "version_of": family,
+                "version": number,
+                "parent": base.sha,
+                "origin": origin or {},
+            }
+            if os.path.lexists(folder):  # a damaged dataset in its place: replaced whole
+                _remove(self._to_trash(folder))
+            self._create(folder, data, jsonable(version_meta, fallback=str))
+        return Dataset(folder)
+
+    def versions(self, sha: str) -> list[Dataset]:
+        """Every version of the dataset family of ``sha`` (its first version and those added to it), oldest
+        first."""
+        first = self.get(sha)
+        family = first.meta.get("version_of") if isinstance(first.meta.get("version_of"), str) else first.sha
+        found = [d for d in self.list() if d.sha == family or d.meta.get("version_of") == family]
+        return sorted(found, key=version_number)
 
     def _create(self, folder: Path, data: bytes, meta: dict) -> None:
         """Write the dataset under a hidden name and rename it into place: readers never see half of it."""
@@ -516,6 +559,12 @@ class DatasetStore:
         """``{sha: why}`` of every damaged dataset (lists the store)."""
         self.list()
         return dict(self.problems)
+
+
+def version_number(ds: Dataset) -> int:
+    """A dataset's version (:meth:`DatasetStore.add_version`): 1 for one stored as uploaded."""
+    value = ds.meta.get("version")
+    return value if type(value) is int and value >= 1 else 1
 
 
 def check_upload(data: bytes, filename: str | None, kind: str) -> None:

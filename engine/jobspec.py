@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from engine.config import REPO_ROOT
+from engine.config import DEMO_LEADS, DEMO_TRANSCRIPTS
 
 SPEC_FILE = "spec.json"
 RESULT_FILE = "result.json"
@@ -23,8 +23,8 @@ DEFAULT_APPROACH = {"leads": "stacking", "transcripts": "embeddings"}
 #: How the rows are split into training and test rows: the protocol's stratified random split, or by time.
 SPLITS = ("stratified", "time")
 DEMO_DATA = {
-    "leads": REPO_ROOT / "data" / "demo_leads_synthetic.csv",
-    "transcripts": REPO_ROOT / "data" / "demo_transcripts.jsonl",
+    "leads": DEMO_LEADS,
+    "transcripts": DEMO_TRANSCRIPTS,
 }
 
 
@@ -48,6 +48,7 @@ class TrainSpec:
     split_seed: int = 42
     split: str = "stratified"  # "time": the newest test_size of the rows by time_column are the test rows
     time_column: str | None = None
+    calibration_share: float | None = None  # leads: training rows kept out of the fit for blends (None: default)
 
     def __post_init__(self):
         if self.input_kind not in DATA_KINDS:
@@ -81,6 +82,13 @@ class TrainSpec:
                 )
         if not 0 < float(self.test_size) < 1:
             raise ValueError(f"test_size must be between 0 and 1, not {self.test_size!r}")
+        share = self.calibration_share
+        if share is not None and (
+            isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share < 0.5
+        ):
+            raise ValueError(f"calibration_share must be a number from 0 (no slice) to below 0.5, not {share!r}")
+        if share and self.input_kind != "leads":
+            raise ValueError("calibration_share is a setting of lead runs (blends take lead runs only)")
         self._check_split()
 
     def _check_split(self) -> None:
@@ -141,6 +149,7 @@ def run_spec(spec: TrainSpec, callbacks=None):
             dataset_name=spec.dataset_name,
             test_size=spec.test_size,
             seed=spec.split_seed,
+            calibration_share=spec.calibration_share,
         )
     return pipeline.train_transcripts(
         data,

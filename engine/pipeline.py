@@ -148,15 +148,24 @@ def fit_evaluate_store(
     seed: int = DEFAULT_SPLIT_SEED,
     times: np.ndarray | None = None,
     time_column: str | None = None,
+    calibration_share: float | None = None,
 ) -> Run:
     """Split (stratified, or by ``times`` when given: the time split on ``time_column``), fit on the training
-    rows only, evaluate on the test rows and store the run with its split in the spec."""
+    rows only, evaluate on the test rows and store the run with its split in the spec.
+
+    A lead run keeps its calibration slice out of the fit (``calibration_share`` of the training rows, by default
+    :data:`engine.evaluate.CALIBRATION_SHARE`; 0 for none, the default for transcripts): the same rows for every
+    approach on the dataset and split, scored and stored as ``calibration.csv`` (what a blend is fitted on); an
+    approach that calibrates itself (LoRA) calibrates on that slice instead of rows of its own."""
     from engine.evaluate import (
+        CALIBRATION_SHARE,
         ScoreScale,
+        calibration_slice,
         compute_metrics,
         curve_data,
         paired_difference,
         protocol_split,
+        slice_hash,
         time_scoring,
         time_split,
     )
@@ -170,6 +179,15 @@ def fit_evaluate_store(
         train_idx, test_idx, cutoff = time_split(times, y, test_size=test_size)
         split = {"method": "time", "column": time_column, "cutoff": str(np.datetime_as_string(cutoff, unit="s"))}
         split.update(test_size=float(test_size), seed=int(seed))  # the seed still draws the sample placing the tiers
+    if calibration_share is None:
+        calibration_share = CALIBRATION_SHARE if fields.get("input_kind", model.input_kind) == "leads" else 0.0
+    train_idx, calib_idx = calibration_slice(y, train_idx, calibration_share, seed=seed)
+    if len(calib_idx):
+        split.update(
+            calibration_share=float(calibration_share),
+            calibration_rows=int(len(calib_idx)),
+            calibration_hash=slice_hash(np.asarray(row_ids)[calib_idx]),
+        )
     settings = RunSpec.new(  # checked as the store reads it: a spec it would refuse is never written
         **{"input_kind": model.input_kind, **fields},
         approach=model.name,
@@ -182,9 +200,12 @@ def fit_evaluate_store(
     try:
         X_train, y_train = X.iloc[train_idx], y[train_idx]
         X_test, y_test = X.iloc[test_idx], y[test_idx]
+        X_calib, y_calib = X.iloc[calib_idx], y[calib_idx]
         tracker.begin("fit")
         started = time.perf_counter()
-        model.fit(X_train, y_train, callbacks=[tracker])
+        model.fit(
+            X_train, y_train, callbacks=[tracker], **({"calibration": (X_calib, y_calib)} if len(calib_idx) else {})
+        )
         fit_seconds = time.perf_counter() - started
         cbs.on_log(f"fitted in {fit_seconds:.1f} s; scoring {len(test_idx)} test rows")
         steps = 5
@@ -225,6 +246,10 @@ def fit_evaluate_store(
         tracker.advance(steps - 1, steps, "saving predictions and curves")
         run.save_predictions(np.asarray(row_ids)[test_idx], y_test, proba)
         run.save_curves(curve_data(y_test, proba, scale=scale))
+        if len(calib_idx):  # the slice's predictions, the rows a blend is fitted on
+            run.save_calibration(
+                np.asarray(row_ids)[calib_idx], y_calib, np.asarray(model.predict_proba(X_calib))[:, 1]
+            )
         tracker.advance(steps, steps, "saved")
         steps = len(afterwards) + 1
         tracker.begin("explain", steps, "explaining sample test leads")
@@ -270,7 +295,8 @@ def train_leads(
     ``target``, ``leak_policy``, ``exclude``, ``include`` and ``missing_values`` (``{column: [numbers]}``: codes
     read as missing with a flag column, recorded in the spec so that scoring does the same) are
     :func:`engine.data.leads.load_leads`'s; ``time_column`` (a date column) splits by time instead of the
-    stratified split; ``options`` those of :func:`_train` (callbacks, store, dataset_name, test_size, seed)."""
+    stratified split; ``options`` those of :func:`_train` (callbacks, store, dataset_name, test_size, seed,
+    calibration_share)."""
     from engine.data.leads import load_leads, parse_missing_values
 
     model = build_approach(approach, params, "leads")
@@ -344,6 +370,7 @@ def _train(
     seed: int = DEFAULT_SPLIT_SEED,
     times: np.ndarray | None = None,
     time_column: str | None = None,
+    calibration_share: float | None = None,
 ) -> Run:
     """Fit, evaluate and store ``model`` on a loaded table (a lead table or transcripts), with what every run's
     spec says of its table (kind, dataset name, hash, rows, columns, warnings) before ``fields`` (the spec fields
@@ -369,6 +396,7 @@ def _train(
         seed=seed,
         times=times,
         time_column=time_column,
+        calibration_share=calibration_share,
     )
 
 

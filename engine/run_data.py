@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.config import REPO_ROOT
+from engine.config import DEMO_LEADS, DEMO_TRANSCRIPTS
 
 if TYPE_CHECKING:
     from engine.datasets import DatasetStore
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from engine.runspec import RunSpec
 
 #: The committed demo files: a run trained on one of them finds its rows there when no dataset holds them.
-DEMO_FILES = (REPO_ROOT / "data" / "demo_leads_synthetic.csv", REPO_ROOT / "data" / "demo_transcripts.jsonl")
+DEMO_FILES = (DEMO_LEADS, DEMO_TRANSCRIPTS)
 
 
 class TrainingDataMissing(LookupError):

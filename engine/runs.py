@@ -2,7 +2,8 @@
 
 A run folder holds ``spec.json`` (what was trained on what: approach, params, data hash,
 leak policy, split), ``metrics.json`` (protocol metrics with intervals, timings),
-``predictions.csv`` (test-split rows: ``row_id``, ``y_true``, ``proba``), ``curves.json``,
+``predictions.csv`` (test-split rows: ``row_id``, ``y_true``, ``proba``), ``calibration.csv`` (the same for the
+calibration slice's rows, lead runs since slices exist), ``curves.json``,
 ``explanations.csv`` (contributions of a sample of test rows, see :func:`explain_sample`) and
 ``model/`` (the approach's own native files).
 
@@ -206,6 +207,25 @@ class Run:
         import pandas as pd
 
         return pd.read_csv(self.path / "predictions.csv")
+
+    def save_calibration(self, row_id, y_true, proba) -> None:
+        """The run's predictions on its calibration slice (training rows it did not fit on), as
+        ``calibration.csv`` beside ``predictions.csv``, in the same columns: what a blend is fitted on."""
+        import numpy as np
+        import pandas as pd
+
+        frame = pd.DataFrame(
+            {"row_id": np.asarray(row_id), "y_true": np.asarray(y_true).astype(int), "proba": np.asarray(proba, float)}
+        )
+        self.save_file("calibration.csv", lambda tmp: frame.to_csv(tmp, index=False))
+
+    def calibration(self) -> pd.DataFrame | None:
+        """The predictions on the calibration slice (``row_id``, ``y_true``, ``proba``), or None for a run that
+        kept no slice (one trained before slices existed, or with a calibration share of 0)."""
+        import pandas as pd
+
+        f = self.path / "calibration.csv"
+        return pd.read_csv(f, dtype={"row_id": str}) if f.exists() else None
 
     def save_explanations(self, table: pd.DataFrame, row_ids, proba) -> None:
         """Store an ``explain`` table for the sample rows ``row_ids`` (``table.row`` indexes them) with

@@ -62,6 +62,11 @@ class Split(BaseModel):
     n_test: StrictInt | None = Field(default=None, ge=0)
     column: StrictStr | None = None  # the time split's date column
     cutoff: StrictStr | None = None  # the time split's cut-off
+    # the calibration slice (engine.evaluate.calibration_slice): training rows kept out of the fit, the same rows for
+    # every approach on the dataset and split (the hash of their row ids says so); 0 rows: none (older runs have none)
+    calibration_share: Number | None = Field(default=None, ge=0, lt=0.5)
+    calibration_rows: StrictInt | None = Field(default=None, ge=0)
+    calibration_hash: StrictStr | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
     @model_validator(mode="after")
     def _time_split(self) -> Split:
@@ -74,6 +79,11 @@ class Split(BaseModel):
         if self.method == "time":
             return f"time split on {self.column!r}: test rows from {self.cutoff[:10]} on (newest {self.share})"
         return f"stratified random split ({self.share} test, seed {self.seed})"
+
+    @property
+    def has_calibration(self) -> bool:
+        """Whether the run held out a calibration slice (and stored its predictions on it): what a blend needs."""
+        return bool(self.calibration_rows and self.calibration_hash)
 
     @property
     def share(self) -> str:

@@ -1,10 +1,60 @@
 """Scored lists kept for later (the Score page's store, the lists outcomes from the CRM are matched to): one folder per
-list under ``<workspace>/scored/<sha256 of its CSV>/`` with ``scored.csv`` and a checked ``meta.json``."""
+list under ``<workspace>/scored/<sha256 of its CSV>/`` with ``scored.csv`` and a checked ``meta.json``.
+
+A list scored by several runs side by side (the Score page with several models, ``score --shadow RUN_ID``) keeps
+every run's scores: ``scored.csv`` is the first run's list as downloaded, and ``shadow.csv`` holds one probability
+column per other run (named by its run id, row for row with ``scored.csv``); ``meta.json`` names them in
+``shadow_runs``. What outcomes compare the live run and its challengers on (:mod:`engine.challenger`)."""
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
+
 from engine.scoring import Scored
 from engine.storage import read_json, write_json
+
+SHADOW_FILE = "shadow.csv"
+
+
+def _shadow_columns(scored: Scored, shadows: dict[str, Scored]) -> dict[str, np.ndarray]:
+    """The shadow runs' probabilities in the order of ``scored``'s ranked list (its row r is its r-th best lead);
+    ValueError when a shadow scored other rows than ``scored`` (another file, or rows dropped)."""
+    if not shadows:
+        return {}
+    if scored.proba is None:
+        raise ValueError("the list has no probabilities in its file's order, so shadow scores cannot be lined up")
+    order = np.argsort(-np.asarray(scored.proba), kind="stable")  # the ranked table's rows, as file positions
+    out = {}
+    for run_id, other in shadows.items():
+        if run_id == scored.run_id:
+            continue
+        if other.proba is None or len(other.proba) != len(scored.proba):
+            raise ValueError(
+                f"run {run_id} scored {0 if other.proba is None else len(other.proba):,} rows and run "
+                f"{scored.run_id} {len(scored.proba):,}: shadow scores must be of the same file. Fix: score one "
+                "file with every run."
+            )
+        out[str(run_id)] = np.round(np.asarray(other.proba, dtype=float)[order], 6)  # as the lists write it
+    return out
+
+
+def _add_shadows(folder, shadow: dict[str, np.ndarray]) -> None:
+    """Under the list's lock: add the runs of ``shadow`` that the stored list does not hold yet (one already held is
+    kept as it was stored)."""
+    from engine.storage import write_bytes
+
+    meta = read_json(folder / "meta.json", dict)
+    held = [r for r in meta.get("shadow_runs") or [] if isinstance(r, str)]
+    new = {k: v for k, v in shadow.items() if k not in held and k != meta.get("run_id")}
+    if not new:
+        return
+    frame = pd.read_csv(folder / SHADOW_FILE, dtype=str, keep_default_na=False) if held else pd.DataFrame()
+    if held and len(frame) != len(next(iter(new.values()))):
+        return  # a damaged shadow file is named when read (ScoredStore.shadow_scores), never written over
+    frame = pd.concat([frame.reset_index(drop=True), pd.DataFrame(new)], axis=1)
+    write_bytes(folder / SHADOW_FILE, frame.to_csv(index=False).encode("utf-8"))
+    write_json(folder / "meta.json", {**meta, "shadow_runs": [*held, *new]})
 
 
 def _checked_meta(folder) -> dict:
@@ -68,11 +118,19 @@ class ScoredStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.problems: dict[str, str] = {}
 
-    def add(self, scored: Scored, source: str, csv_bytes: bytes | None = None, extra: dict | None = None) -> dict:
+    def add(
+        self,
+        scored: Scored,
+        source: str,
+        csv_bytes: bytes | None = None,
+        extra: dict | None = None,
+        shadows: dict[str, Scored] | None = None,
+    ) -> dict:
         """Store a scored list; ``csv_bytes`` is its export as already rendered (``Scored.export_csv``),
         so a caller that offers the download does not render it twice. The meta records the run and the live
         version (:func:`live_version`: None when the run was not the live one); ``extra`` (e.g. the shift check's
-        verdict) is added to it."""
+        verdict) is added to it. ``shadows``: the same rows scored by other runs (``{run id: Scored}``), kept in
+        ``shadow.csv``; a run added to a list stored before is added beside the others, none is replaced."""
         import hashlib
         import time
 
@@ -81,8 +139,12 @@ class ScoredStore:
         data = csv_bytes if csv_bytes is not None else scored.export_csv()
         sha = hashlib.sha256(data).hexdigest()
         folder = self.root / sha
+        shadow = _shadow_columns(scored, shadows or {})
         with locked(folder / "meta.json"):
-            if not (folder / "meta.json").exists():
+            if (folder / "meta.json").exists():
+                if shadow:
+                    _add_shadows(folder, shadow)
+            else:
                 write_bytes(folder / "scored.csv", data)
                 meta = {
                     "sha256": sha,
@@ -94,8 +156,32 @@ class ScoredStore:
                     **{k: v for k, v in scored.summary.items() if k != "run_id"},
                     **(extra or {}),
                 }
+                if shadow:
+                    write_bytes(folder / SHADOW_FILE, pd.DataFrame(shadow).to_csv(index=False).encode("utf-8"))
+                    meta["shadow_runs"] = list(shadow)
                 write_json(folder / "meta.json", meta)
         return read_json(folder / "meta.json", dict)
+
+    def shadow_scores(self, meta: dict) -> pd.DataFrame:
+        """The other runs' probabilities of a stored list (one column per run id, row for row with its
+        ``scored.csv``); an empty frame when it has none. :class:`engine.storage.CorruptFile` when the meta names
+        shadow runs and ``shadow.csv`` is missing or does not hold them as numbers."""
+        from engine.storage import CorruptFile
+
+        runs = meta.get("shadow_runs")
+        if not runs:
+            return pd.DataFrame()
+        path = self.path(meta["sha256"]).parent / SHADOW_FILE
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except (OSError, ValueError) as exc:
+            raise CorruptFile(path, f"shadow.csv cannot be read ({exc})") from None
+        if not isinstance(runs, list) or any(r not in frame.columns for r in runs) or len(frame) != meta["rows"]:
+            raise CorruptFile(path, "shadow.csv does not hold the shadow runs the list's meta.json names")
+        out = frame[runs].apply(pd.to_numeric, errors="coerce")
+        if out.isna().to_numpy().any() or not ((out >= 0) & (out <= 1)).to_numpy().all():
+            raise CorruptFile(path, "shadow.csv holds values that are not probabilities")
+        return out
 
     def list(self) -> list[dict]:
         """Stored lists, newest first, each checked on read (:func:`_checked_meta`): one whose ``meta.json`` is

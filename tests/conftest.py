@@ -1,4 +1,11 @@
 import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -84,3 +91,83 @@ def _no_sign_in_back_off_between_tests():
     login = sys.modules.get("dashboard.components.login")
     if login is not None:
         login.THROTTLE.reset()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster_addresses():
+    """A local Ray cluster (``ray start --head``, 2 CPUs, no GPU) for the module's tests: ``{"dashboard":
+    "http://127.0.0.1:PORT"`` (the Job Submission API's address), ``"gcs": "127.0.0.1:PORT"`` (what ``ray.init``
+    takes: other engineers' clusters may run on the same machine, so no test relies on ``auto``)}."""
+    ray_bin = Path(sys.executable).parent / "ray"
+    if not ray_bin.exists():
+        pytest.skip("ray is not installed in this venv (pip install 'ray[default]==2.60.0')")
+    temp = Path("/tmp") / f"clab-ray-{os.getpid()}"  # Ray's socket paths must stay short
+    port, dash = _free_port(), _free_port()
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ADDRESS": ""}
+    cmd = [
+        str(ray_bin),
+        "start",
+        "--head",
+        "--node-ip-address=127.0.0.1",
+        f"--port={port}",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={dash}",
+        "--include-dashboard=true",
+        "--num-cpus=2",
+        "--num-gpus=0",
+        f"--temp-dir={temp}",
+        "--disable-usage-stats",
+    ]
+    # --block keeps `ray start` in the foreground as the parent of the cluster's processes, in a session of its own:
+    # the teardown ends that process group by its id, never every Ray process of the machine (`ray stop` would end
+    # other people's clusters too)
+    log = open(temp.with_suffix(".log"), "w+b")  # noqa: SIM115 - closed in the teardown
+    head = subprocess.Popen([*cmd, "--block"], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    address = f"http://127.0.0.1:{dash}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            with urllib.request.urlopen(f"{address}/api/version", timeout=2):
+                break
+        except OSError:
+            pass
+        if head.poll() is not None or time.monotonic() > deadline:
+            _end_group(head)
+            log.seek(0)
+            pytest.fail(f"ray start failed:\n{log.read().decode(errors='replace')}")
+        time.sleep(0.5)
+    try:
+        yield {"dashboard": address, "gcs": f"127.0.0.1:{port}"}
+    finally:
+        _end_group(head)
+        log.close()
+        temp.with_suffix(".log").unlink(missing_ok=True)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _end_group(process: subprocess.Popen, grace: float = 10.0) -> None:
+    """End a process started in a session of its own and everything in its process group (SIGTERM, then SIGKILL)."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=grace)
+    except ProcessLookupError:
+        pass
+    try:  # what the head started and is still running in its group
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(ray_cluster_addresses) -> str:
+    """The local Ray cluster's dashboard address (what the job runner's Ray executor submits to)."""
+    return ray_cluster_addresses["dashboard"]

@@ -12,10 +12,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from engine.config import REPO_ROOT, workspace
+from engine.config import DEMO_LEADS, DEMO_TRANSCRIPTS, workspace
 
-DEMO_LEADS = REPO_ROOT / "data" / "demo_leads_synthetic.csv"
-DEMO_TRANSCRIPTS = REPO_ROOT / "data" / "demo_transcripts.jsonl"
 #: metrics where lower is better (the board marks the lowest of these as best); names and help: engine.evaluate
 LOWER_IS_BETTER = {"brier", "log_loss", "ece"}
 METRICS = ["accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "brier", "log_loss", "ece"]

@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard.components import charts, state, widgets
+from dashboard.components import charts, curve_view, state, widgets
 from engine.approaches.base import approach_hook
+from engine.blend import blend_findings, blend_rows
 from engine.evaluate import (
     CALIBRATION_METRICS,
     CALL_METRICS,
@@ -270,7 +271,7 @@ findings = board_findings(
             "approach": r.settings.approach,
             "untrained_part": approach_hook(r.settings.approach, "untrained_part"),
             "metrics": r.metrics.get("metrics") or {},
-            "variants": r.metrics.get("variants") or {},
+            "variants": (r.metrics.get("variants") or {}) if r.settings.approach != "blend" else {},
             "base_rate": base_rate,
             "columns": r.settings.columns,
             "flagged": r.settings.flagged,
@@ -280,7 +281,7 @@ findings = board_findings(
 )
 with st.container(border=True):
     st.markdown("**What the board says**")
-    lines = [md(f) for f in findings]
+    lines = [md(f) for f in findings + blend_findings(group, labels)]  # whether a blend adds anything
     if base_rate is not None:
         lines.append(
             md(
@@ -374,6 +375,15 @@ for table_title, table_help, table_metrics, table_extra in METRIC_TABLES:
         width="stretch",
         column_config=metric_columns(table_metrics),
     )
+blends = blend_rows(group, labels)  # each blend's parts and its paired interval against the best single part
+if blends:
+    st.subheader(
+        "Blends",
+        help="A blend combines runs on their shared calibration slice (training rows none of them was fitted on), "
+        "never on test rows; its ROC-AUC minus the best single part's on the same test leads, with a paired 95 % "
+        "bootstrap interval. A blend adds something only when the whole interval is above 0.",
+    )
+    st.dataframe(pd.DataFrame(blends), hide_index=True, width="stretch")
 st.download_button(
     "Export as CSV",
     export_csv(frame.drop(columns="run")),
@@ -384,8 +394,14 @@ st.download_button(
 )
 
 # -- the rest in tabs: only the open tab is computed and drawn (a quicker first view) ----------------
-tab_ranking, tab_calibration, tab_decisions, tab_bands = st.tabs(
-    ["ROC and precision-recall", "Calibration and gains", "Decisions at a threshold", "Score bands, speed and parts"],
+tab_ranking, tab_calibration, tab_decisions, tab_bands, tab_curves = st.tabs(
+    [
+        "ROC and precision-recall",
+        "Calibration and gains",
+        "Decisions at a threshold",
+        "Score bands, speed and parts",
+        "Learning curves",
+    ],
     key="board_tab",
     on_change="rerun",
 )
@@ -576,6 +592,7 @@ sections = (
     (tab_calibration, lambda: curves_section(("calibration", "gains"), "board_calibration")),
     (tab_decisions, decisions_section),
     (tab_bands, bands_section),
+    (tab_curves, lambda: curve_view.learning_curves_section(key, groups[key])),
 )
 for tab, section in sections:
     if tab.open:

@@ -190,3 +190,92 @@ if report["outcomes"]["conflicting_between_uploads"]:
         f"{report['outcomes']['conflicting_between_uploads']:,} lead id(s) have different outcomes in different "
         "uploads (e.g. " + ", ".join(report["outcomes"]["conflicting_examples"]) + "): they are left out."
     )
+
+
+# -- retrain with outcomes (engine/retrain.py) ------------------------------------------------------------------------
+def _retrain() -> None:
+    """The live run's configuration trained again, as a job, on a new version of its dataset with the outcomes."""
+    from dashboard.components import state
+    from engine.retrain import retrain_live
+
+    try:
+        done = retrain_live(runner=state.job_runner())
+    except (ValueError, KeyError) as exc:  # no live run, no outcomes, the data not stored: said with the fix
+        st.session_state["monitoring_retrain_said"] = ("error", str(exc.args[0] if isinstance(exc, KeyError) else exc))
+    else:
+        st.session_state["monitoring_retrain_said"] = (
+            "success",
+            f"Dataset {done['dataset_name']}: {done['rows_added']:,} leads with their outcome added (earlier versions "
+            f"are kept). Job {done['job_id']} trains the configuration of live run {done['run_id']} on it: follow it "
+            "on the Train page. The new run is not live: compare it here once it has scored leads beside the live run.",
+        )
+
+
+st.subheader("Retrain with outcomes")
+st.caption(
+    "Adds the leads whose outcomes came back to the live run's dataset as a new version (earlier versions stay and can "
+    "be scored against) and trains the live run's configuration on it as a job. Training never changes the live run."
+)
+st.button("Retrain with outcomes", key="monitoring_retrain", on_click=_retrain)
+retrain_said = st.session_state.pop("monitoring_retrain_said", None)
+if retrain_said:
+    (st.success if retrain_said[0] == "success" else st.error)(retrain_said[1])
+
+
+# -- champion vs challenger (engine/challenger.py) -------------------------------------------------------------------
+def _make_live(run_id: str) -> None:
+    """Deploy ``run_id`` as ``python -m engine deploy`` and the Metric board do; said on the next run."""
+    from engine.live import LiveStore, deployable
+    from engine.runs import RunStore
+
+    store = RunStore()
+    note = st.session_state.get(f"monitoring_live_note_{run_id}") or "challenger: better on realized outcomes"
+    try:
+        entry = LiveStore.beside(store).deploy(deployable(store, run_id), note=note)
+    except (ValueError, KeyError) as exc:  # damaged run or live files: the message names it and the fix
+        st.session_state["monitoring_live_outcome"] = ("error", str(exc.args[0] if isinstance(exc, KeyError) else exc))
+    else:
+        st.session_state["monitoring_live_outcome"] = ("success", f"{run_id} is live (version {entry['version']}).")
+
+
+st.subheader("Champion vs challenger")
+st.caption(
+    "Runs scored beside the live run (choose several models on the Score page, or `python -m engine score --shadow "
+    "RUN_ID`) are compared with it on the same leads once their outcomes are back: the ROC-AUC difference with a "
+    "paired bootstrap interval, and the converted leads among the top N of each list, the leads your team can call."
+)
+top_n = st.number_input(
+    "Leads your team can call from each list (top N)", min_value=1, value=50, step=10, key="monitoring_top_n"
+)
+live_said = st.session_state.pop("monitoring_live_outcome", None)
+if live_said:
+    (st.success if live_said[0] == "success" else st.error)(live_said[1])
+from engine.challenger import ChallengerError, challenger_report  # noqa: E402
+
+try:
+    block = challenger_report(top_n)
+except (ChallengerError, ValueError) as exc:  # an N larger than the lists, a damaged live file: said with the fix
+    st.error(str(exc))
+    st.stop()
+if not block["runs"]:
+    st.info(" ".join(block["words"]))
+for entry in block["runs"]:
+    run_id = entry["run_id"]
+    with st.container(border=True):
+        st.markdown(f"**{run_id}** against the live run **{entry['live_run_id']}**")
+        st.markdown("\n".join(f"- {line}" for line in entry["words"]))
+        if not entry["leads"]:
+            continue
+        st.markdown(
+            f"Make live: the API, `score` and the Score page will use **{run_id}** instead of "
+            f"**{entry['live_run_id']}** for leads (the change is kept in the history; `python -m engine deploy "
+            "--rollback` goes back)."
+        )
+        st.text_input("Note (why; kept in the history)", key=f"monitoring_live_note_{run_id}", max_chars=200)
+        st.button(
+            "Make live",
+            key=f"monitoring_make_live_{run_id}",
+            type="primary" if entry["recommendation"] == "make live" else "secondary",
+            on_click=_make_live,
+            args=(run_id,),
+        )

@@ -358,18 +358,24 @@ st.plotly_chart(fig, width="stretch")
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _exports(run_id: str, sha: str, explained: int, _scored, filename: str) -> tuple[bytes, bytes]:
+def _exports(
+    run_id: str, sha: str, explained: int, _scored, filename: str, shadow_ids: tuple = (), _shadows=None
+) -> tuple[bytes, bytes]:
     """The downloads (CSV, Excel) of one scored list, rendered once (not on every rerun of the page), and the
-    list stored with them."""
+    list stored with them: the other chosen models' scores are kept with it (shadow runs, compared with the live
+    run on the Monitoring page once outcomes come back)."""
     from engine.scored_lists import ScoredStore
 
     csv_bytes = _scored.export_csv()  # formula cells neutralised, whatever the columns' dtypes
-    ScoredStore().add(_scored, filename, csv_bytes=csv_bytes)
+    ScoredStore().add(_scored, filename, csv_bytes=csv_bytes, shadows=_shadows)
     return csv_bytes, _scored.export_excel()
 
 
 if ready:
-    csv_bytes, excel_bytes = _exports(main_run.id, sha, scored.explained_rows, scored, filename)
+    shadows = {rid: result for rid, result in results.items() if rid != main_run.id}
+    csv_bytes, excel_bytes = _exports(
+        main_run.id, sha, scored.explained_rows, scored, filename, tuple(sorted(shadows)), shadows
+    )
     stem = filename.rsplit(".", 1)[0]
     d1, d2 = st.columns(2)
     d1.download_button("Download CSV", csv_bytes, f"{stem}_scored.csv", "text/csv", key="score_csv")

@@ -188,16 +188,27 @@ class Approach(ClassifierMixin, BaseEstimator, ABC):
     min_per_class: ClassVar[int] = 2
 
     # -- the contract ------------------------------------------------------------------------
-    def fit(self, X: pd.DataFrame, y, callbacks: list | None = None) -> Approach:
+    def fit(self, X: pd.DataFrame, y, callbacks: list | None = None, calibration=None) -> Approach:
         """Fit on rows ``X`` and 0/1 labels ``y`` (one per row). The checks, the callbacks, the fit's time
-        (``fit_seconds_``) and ``classes_`` are the same for every approach; the model is :meth:`_fit`'s."""
+        (``fit_seconds_``) and ``classes_`` are the same for every approach; the model is :meth:`_fit`'s.
+
+        ``calibration``: ``(X_slice, y_slice)``, the protocol's calibration slice (rows kept out of ``X``, the same
+        for every approach on a dataset). An approach that calibrates itself reads it in ``_fit`` from
+        ``self._calibration_set`` (LoRA, instead of holding out rows of its own); the others never see it."""
         from engine.callbacks import CallbackList
 
         X = self._check_X(X)
         y = self._check_y(y, len(X))
         cb = callbacks if isinstance(callbacks, CallbackList) else CallbackList(callbacks)
+        if calibration is not None:
+            X_cal, y_cal = calibration
+            calibration = (self._check_X(X_cal), np.asarray(y_cal).astype(int).ravel())
+        self._calibration_set = calibration  # not learned state (no trailing _): cleared once the fit ends
         started = time.perf_counter()
-        self._fit(X, y, cb)
+        try:
+            self._fit(X, y, cb)
+        finally:
+            self._calibration_set = None
         self.fit_seconds_ = time.perf_counter() - started
         self._set_classes(y)
         return self
@@ -315,6 +326,9 @@ REGISTRY: dict[str, str] = {
     "lora": "engine.approaches.lora:LoraApproach",
     "embeddings": "engine.approaches.embeddings:EmbeddingApproach",
 }
+#: Approaches a run can hold that are not trained on a table, so never offered for training (not in
+#: :func:`approach_names`), only loaded: a blend of stored runs (:mod:`engine.blend`). No plug-in can take the name.
+DERIVED: dict[str, str] = {"blend": "engine.approaches.blend:BlendApproach"}
 #: Where more approaches come from: an installed package's entry points in this group (``name = "module:Class"``),
 #: and ``CLAB_APPROACHES="name=module:Class;..."`` in the environment (set by whoever runs the service, like
 #: ``PYTHONPATH``; jobs inherit it). Neither can replace an approach that ships.
@@ -359,7 +373,7 @@ def _plugins() -> dict[str, str]:
 
 def registry() -> dict[str, str]:
     """Every approach that can be used: the shipped ones, then :func:`register`-ed and plugged-in ones."""
-    return {**_plugins(), **_ADDED, **REGISTRY}
+    return {k: v for k, v in {**_plugins(), **_ADDED, **REGISTRY}.items() if k not in DERIVED}
 
 
 def approach_names() -> list[str]:
@@ -369,7 +383,7 @@ def approach_names() -> list[str]:
 def register(name: str, target: str) -> None:
     """Add an approach for this process (``target`` is ``"module:Class"``); what it takes and does is read from
     the class's hooks. For jobs (other processes), use :data:`PLUGIN_ENV` or an entry point."""
-    if name in REGISTRY:
+    if name in REGISTRY or name in DERIVED:
         raise ValueError(f"{name!r} is an approach that ships; choose another name")
     _ADDED[name] = target
 
@@ -384,7 +398,7 @@ def input_kinds(name: str | None = None) -> dict[str, tuple[str, ...]] | tuple[s
 def approach_hook(name: str | None, hook: str, default: Any = None) -> Any:
     """A class hook of the approach called ``name`` (:class:`Approach`'s attributes), or ``default`` for a name
     that is not registered (a damaged run's) or whose module cannot be imported."""
-    if not isinstance(name, str) or name not in registry():
+    if not isinstance(name, str) or (name not in registry() and name not in DERIVED):
         return default
     try:
         return getattr(get_approach_class(name), hook, default)
@@ -393,7 +407,7 @@ def approach_hook(name: str | None, hook: str, default: Any = None) -> Any:
 
 
 def get_approach_class(name: str) -> type[Approach]:
-    known = registry()
+    known = {**registry(), **DERIVED}
     if name not in known:
         raise KeyError(f"Unknown approach {name!r}; choose one of {sorted(known)}")
     module_name, class_name = known[name].split(":")

@@ -77,7 +77,9 @@ class LoraApproach(Approach):
     batch_size, grad_accum, epochs, learning_rate, warmup_ratio, weight_decay, max_length: training.
     train_rows: cap on the training rows (stratified sample); the rest of the training rows (up to
         ``calibration_rows``) calibrate the scores. When every row is used for training, ``calibration_rows``
-        rows (at most 20%) are held out for calibration instead.
+        rows (at most 20%) are held out for calibration instead. A fit given the protocol's calibration slice
+        (every lead run of the pipeline: engine.evaluate.calibration_slice) calibrates on that slice instead and
+        holds out none of its own, so the calibration rows are the same for every approach on a dataset.
     text_style: "compact" or "sentence" (see engine.data.text); drop_constant_share: columns whose most
         common value (missing counted as a value) covers at least this share of training rows are left out
         of the text (None keeps every column).
@@ -269,7 +271,9 @@ class LoraApproach(Approach):
         started = time.monotonic()
         self._detach()  # refitting: drop this instance's previous adapter from the shared base
         self._prefix_kv = None
-        train_idx, calib_idx = self._split_rows(y)
+        given = getattr(self, "_calibration_set", None)  # the protocol's slice: calibrate there, train on every row
+        train_idx, calib_idx = self._split_rows(y, own_calibration=given is None)
+        X_cal, y_cal = given if given is not None else (X.iloc[calib_idx], y[calib_idx])
         self._setup_base()
         self.columns_ = self._choose_columns(X.iloc[train_idx])
         texts = self._texts(X.iloc[train_idx])
@@ -349,11 +353,11 @@ class LoraApproach(Approach):
         self.step_seconds_ = float(np.mean(bridge.step_times)) if bridge.step_times else None
         self.train_seconds_ = time.monotonic() - started
 
-        self._fit_calibration(X.iloc[calib_idx], y[calib_idx], cb)
+        self._fit_calibration(X_cal, y_cal, cb)
         if self.checkpoint_dir:
             self._save_checkpoint(optimizer, scheduler, total_steps, run_key)
         self.n_train_rows_ = int(len(train_idx))
-        self.n_calibration_rows_ = int(len(calib_idx))
+        self.n_calibration_rows_ = int(len(y_cal))
 
     def _detach(self) -> None:
         name = getattr(self, "adapter_name_", None)
@@ -373,12 +377,14 @@ class LoraApproach(Approach):
             if hasattr(self, attr):
                 delattr(self, attr)
 
-    def _split_rows(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Training rows for the adapter, and calibration rows (never the same)."""
+    def _split_rows(self, y: np.ndarray, own_calibration: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Training rows for the adapter, and calibration rows (never the same). Without ``own_calibration`` (the
+        protocol's calibration slice is given to the fit) no row is held out here: the adapter trains on every
+        row (or ``train_rows`` of them)."""
         from sklearn.model_selection import train_test_split
 
         idx = np.arange(len(y))
-        n_cal = int(self.calibration_rows or 0)
+        n_cal = int(self.calibration_rows or 0) if own_calibration else 0
         stratify = y if np.bincount(y, minlength=2).min() >= 2 else None
         if self.train_rows is not None and int(self.train_rows) < len(y):
             n_train = int(self.train_rows)
@@ -390,7 +396,7 @@ class LoraApproach(Approach):
                 return np.sort(train_idx), np.sort(rest)
             return np.sort(train_idx), np.array([], dtype=int)
         n_cal = min(n_cal, int(0.2 * len(y)))
-        if n_cal < 10:
+        if n_cal < 10 or not own_calibration:
             return idx, np.array([], dtype=int)
         train_idx, cal_idx = train_test_split(idx, test_size=n_cal, stratify=stratify, random_state=self.seed)
         return np.sort(train_idx), np.sort(cal_idx)

@@ -35,9 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.approaches.stacking import SMALL_PARAMS
-from engine.config import REPO_ROOT, workspace
+from engine.config import DEMO_LEADS, REPO_ROOT, workspace
 
-DEMO_LEADS = REPO_ROOT / "data" / "demo_leads_synthetic.csv"
 REQUEST_TIMEOUT_S = 30.0
 DEADLINE_S = 900.0
 FLAGS_OF_NOTE = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile", "fma")

@@ -121,8 +121,11 @@ def run_leads_bench(
     params: dict | None = None,
     n_boot: int = 200,
     verbose: bool = True,
+    calibration_share: float = 0.0,
 ) -> dict:
-    """Fit and score the stack, its base models and two peers on the protocol split; see module doc."""
+    """Fit and score the stack, its base models and two peers on the protocol split; see module doc.
+    ``calibration_share``: the training rows a lead run keeps out of its fit for blends
+    (:func:`engine.evaluate.calibration_slice`; 0, the default here, fits on every training row)."""
     from sklearn.ensemble import StackingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
@@ -131,10 +134,12 @@ def run_leads_bench(
     from engine.approaches.stacking import StackingApproach
     from engine.benchmarks.api import machine_summary
     from engine.data.leads import load_leads
+    from engine.evaluate import calibration_slice
 
     table = load_leads(data, target=target, leak_policy=leak_policy)
     X, y = table.X, table.y
     train_idx, test_idx = protocol_split(y, seed=seed)
+    train_idx, held = calibration_slice(y, train_idx, calibration_share, seed=seed)
     Xtr, Xte, ytr, yte = X.iloc[train_idx], X.iloc[test_idx], y[train_idx], y[test_idx]
     models: dict[str, dict] = {}
 
@@ -184,6 +189,7 @@ def run_leads_bench(
 
     result = {
         **table_summary(data, table, train_idx, test_idx, seed, yte),
+        "calibration_rows_held_out": int(len(held)),
         "params": stack.stored_params(),
         "models": models,
         "machine": machine_summary(),

@@ -26,7 +26,9 @@ import sys
 import time
 from pathlib import Path
 
-DEMO = Path(__file__).resolve().parents[2] / "data" / "demo_leads_synthetic.csv"
+from engine.config import DEMO_LEADS
+
+DEMO = DEMO_LEADS
 
 
 def _child(args) -> None:

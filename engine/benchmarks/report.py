@@ -4,7 +4,7 @@ cannot drift from what the benches measured.
 ``python -m engine.benchmarks.report`` rewrites the part of docs/RESULTS.md between the markers
 ``<!-- bench:start -->`` and ``<!-- bench:end -->``; ``--check`` exits 1 when that part is stale (a test runs it).
 Each JSON file gives one table, by its kind (the file name's first word): ``api``, ``score``, ``lora``,
-``transcripts``, ``leads`` (``lora_fit``: the A/B timing of two LoRA fits).
+``transcripts``, ``leads``, ``curve`` (``lora_fit``: the A/B timing of two LoRA fits).
 """
 
 from __future__ import annotations
@@ -158,6 +158,62 @@ def _lora_fit(name: str, d: dict) -> list[str]:
     ]
 
 
+def _curve_params(d: dict) -> str:
+    """``; embeddings: fine_tune=False``: the parameters of the curve's approaches that are not their defaults."""
+    from engine.approaches.base import get_approach_class
+    from engine.storage import jsonable
+
+    parts = []
+    for approach, entry in (d.get("approaches") or {}).items():
+        try:
+            defaults = jsonable(get_approach_class(approach)().get_params(), fallback=str)
+        except (KeyError, ImportError, TypeError):
+            defaults = {}
+        changed = {k: v for k, v in (entry.get("params") or {}).items() if defaults.get(k, v) != v or k not in defaults}
+        if changed:
+            parts.append(f"{approach}: " + ", ".join(f"{k}={v}" for k, v in sorted(changed.items())))
+    return "; " + "; ".join(parts) if parts else ""
+
+
+def _curve(name: str, d: dict) -> list[str]:
+    """A learning curve (``bench curve``): per approach and size, seed 0's ROC-AUC with its interval, the spread
+    across the draws, accuracy and fit time."""
+    first = {(p["approach"], p["size"]): p for p in d.get("points", []) if p.get("seed") == 0}
+    rows = []
+    for s in d.get("spread", []):
+        p = first.get((s["approach"], s["size"]), {})
+        low, high = p.get("roc_auc_ci") or (None, None)
+        across = f"{s['roc_auc_min']:.3f}-{s['roc_auc_max']:.3f}" if s.get("seeds", 1) > 1 else "-"
+        rows.append(
+            [
+                s["approach"],
+                _num(s["size"]),
+                _num(s.get("seeds")),
+                f"{_num(p.get('roc_auc'))} [{_num(low)}, {_num(high)}]",
+                across,
+                _num(p.get("accuracy")),
+                _num(p.get("fit_seconds"), 1),
+            ]
+        )
+    return [
+        f"**Learning curve** (`bench curve` on {d.get('dataset')}, {_num(d.get('test_rows'))} test rows{_curve_params(d)}; `{name}`; "
+        f"{_where(d, name)}). {d.get('seeds_note', '')}",
+        "",
+        *_table(
+            [
+                "approach",
+                "training rows",
+                "draws",
+                "ROC-AUC, draw 0 [95 % CI]",
+                "ROC-AUC across draws",
+                "accuracy",
+                "fit s",
+            ],
+            rows,
+        ),
+    ]
+
+
 def render(bench_dir: Path = BENCH_DIR) -> str:
     """The generated part of RESULTS.md, from every JSON file in ``bench_dir``."""
     blocks = []
@@ -172,6 +228,8 @@ def render(bench_dir: Path = BENCH_DIR) -> str:
             blocks.append(_api(path.name, d))
         elif kind == "score":
             blocks.append(_score(path.name, d))
+        elif kind == "curve":
+            blocks.append(_curve(path.name, d))
         elif kind in ("lora", "transcripts", "leads"):
             title = {"lora": "Leads: LoRA", "transcripts": "Transcripts: embeddings", "leads": "Leads: stack"}[kind]
             blocks.append(_models(title, path.name, d))

@@ -30,10 +30,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.config import REPO_ROOT
+from engine.config import DEMO_LEADS, REPO_ROOT
 
 REAL_LEADS = REPO_ROOT.parent / "shared" / "data" / "leads" / "Leads.csv"
-DEMO_LEADS = REPO_ROOT / "data" / "demo_leads_synthetic.csv"
 #: Seconds: the whole file without reasons, reasons for ``explain_rows``, the first ranked list of 10,000.
 TARGETS = {"score_seconds": 10.0, "explain_seconds": 60.0, "first_list_10k_seconds": 5.0}
 

@@ -401,3 +401,14 @@ def test_a_cancelled_fit_leaves_no_adapter_and_no_trainer_files(fitted, tiny_bas
     assert not hasattr(model, "adapter_name_") and not hasattr(model, "calibration_")
     assert set(entry.peft.peft_config) == before  # the half-trained adapter is gone from the shared base
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tmp"] and list(scratch.iterdir()) == []
+
+
+def test_given_the_protocol_slice_it_trains_on_every_row_and_calibrates_there(tiny_base):
+    """A pipeline fit passes the protocol's calibration slice: the adapter trains on all rows given, and the Platt
+    calibration is fitted on the slice, not on rows held out of its own."""
+    X, y = easy_leads(n=40, seed=1)
+    X_cal, y_cal = easy_leads(n=16, seed=2)
+    model = LoraApproach(base_model=tiny_base, epochs=1, **TINY).fit(X, y, calibration=(X_cal, y_cal))
+    assert model.n_train_rows_ == 40 and model.n_calibration_rows_ == 16
+    assert model.calibration_["rows"] == 16 and model.calibration_["method"] == "platt"
+    assert getattr(model, "_calibration_set", None) is None  # not kept after the fit

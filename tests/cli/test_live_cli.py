@@ -92,3 +92,21 @@ def test_a_damaged_live_file_is_refused_by_score_and_live(two_runs, capsys):
     capsys.readouterr()
     assert main(["score", "--run", "live", "--data", str(data)]) == 2
     assert "no live leads run is set" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", ["model", "spec"])
+def test_deploying_a_damaged_run_is_a_one_line_error_and_changes_nothing(two_runs, capsys, damage):
+    workspace, _ = two_runs
+    assert main(["deploy", OLD]) == 0
+    folder = workspace / "runs" / NEW
+    if damage == "model":
+        for f in (folder / "model").iterdir():
+            if f.is_file():
+                f.write_bytes(b"garbage")
+    else:
+        (folder / "spec.json").write_text('{"input_kind": "leads", "approach": 7}')
+    capsys.readouterr()
+    assert main(["deploy", NEW]) == 2
+    err = capsys.readouterr().err
+    assert NEW in err and len(err.strip().splitlines()) == 1
+    assert LiveStore(workspace).live("leads")["run_id"] == OLD and len(LiveStore(workspace).history()) == 1

@@ -105,6 +105,24 @@ def test_two_models_side_by_side_show_their_rank_correlation(score_workspace, mo
     assert corr.shape == (2, 2) and corr.iloc[0, 1] > 0.5  # two stacks on the same data agree broadly
 
 
+def test_the_stored_list_keeps_every_chosen_models_scores(score_workspace, monkeypatch):
+    from engine.scored_lists import ScoredStore
+    from engine.scoring import read_rows, score_frame
+
+    root, first, second = score_workspace
+    new = demo_leads(n=40, seed=35).drop(columns=["Converted"])
+    at = _page(root, monkeypatch, _csv(new), "shadow.csv", score_runs=[first.id, second.id], score_reasons=0)
+    assert not at.exception and not at.error
+    store = ScoredStore(root / "scored")
+    (meta,) = [m for m in store.list() if m["source"] == "shadow.csv"]
+    assert meta["run_id"] == first.id and meta["shadow_runs"] == [second.id]
+    # the shadow's scores, row for row with the stored list, are the second model's own for each lead
+    ranked = pd.read_csv(store.path(meta["sha256"])).assign(shadow=store.shadow_scores(meta)[second.id].to_numpy())
+    own = score_frame(second, read_rows(second, new), explain=0).table[["Prospect ID", "probability"]]
+    joined = ranked.merge(own, on="Prospect ID", suffixes=("", "_own"))
+    assert len(joined) == 40 and joined["shadow"].to_numpy() == pytest.approx(joined["probability_own"].to_numpy())
+
+
 def _in_app(root, monkeypatch) -> AppTest:
     """The whole app (its navigation) signed in, on the Score page."""
     monkeypatch.setenv("CLAB_WORKSPACE", str(root))

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -176,46 +174,6 @@ def test_a_training_job_hands_over_a_spec(tmp_path, monkeypatch):
         runner.submit_train(TrainSpec("images", "x", "stacking"))
     with pytest.raises(ValueError, match="unknown training spec field"):
         TrainSpec.from_dict({"input_kind": "leads", "argv": ["--quiet"]})
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory):
-    ray_bin = Path(sys.executable).parent / "ray"
-    if not ray_bin.exists():
-        pytest.skip("ray is not installed in this venv (pip install 'ray[default]==2.60.0')")
-    temp = Path("/tmp") / f"clab-ray-{os.getpid()}"  # Ray's socket paths must stay short
-    port, dash = _free_port(), _free_port()
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ADDRESS": ""}
-    cmd = [
-        str(ray_bin),
-        "start",
-        "--head",
-        "--node-ip-address=127.0.0.1",
-        f"--port={port}",
-        "--dashboard-host=127.0.0.1",
-        f"--dashboard-port={dash}",
-        "--include-dashboard=true",
-        "--num-cpus=2",
-        "--num-gpus=0",
-        f"--temp-dir={temp}",
-        "--disable-usage-stats",
-    ]
-    started = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=180)
-    if started.returncode != 0:
-        subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, env=env, timeout=120)
-        pytest.fail(f"ray start failed:\n{started.stdout}\n{started.stderr}")
-    address = f"http://127.0.0.1:{dash}"
-    try:
-        yield address
-    finally:
-        subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, env=env, timeout=120)
-        shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_ray_backend_runs_and_cancels_jobs(tmp_path, ray_cluster):

@@ -35,8 +35,10 @@ def test_the_test_rows_are_the_newest_30_percent_and_the_fit_saw_only_older(week
     split = run.settings.split
     created = pd.to_datetime(leads["Created On"])
     n_test = math.ceil(0.3 * len(leads))
-    assert (split.method, split.column, split.n_test, split.n_train) == ("time", "Created On", n_test, 480 - n_test)
+    assert (split.method, split.column, split.n_test) == ("time", "Created On", n_test)
+    assert split.n_train + split.calibration_rows == 480 - n_test  # the fit's rows and the calibration slice
     tested = run.predictions()["row_id"].to_numpy()
+    assert not set(run.calibration()["row_id"].astype(int)) & set(tested)  # the slice is older training rows
     assert len(tested) == n_test
     newest = np.lexsort((np.arange(len(leads)), created.to_numpy()))[-n_test:]
     assert sorted(tested) == sorted(newest)
