@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.approaches.base import approach_names, get_approach_class
-from engine.callbacks import Callback, CallbackList, PhaseTracker
+from engine.approaches.base import FitRows, approach_names, get_approach_class
+from engine.callbacks import Callback, CallbackList, PhaseTracker, TrainingCancelled
 from engine.runs import Run, RunStore, explain_rows, explain_sample
 
 DEFAULT_TEST_SIZE = 0.3
@@ -231,30 +231,38 @@ def fit_evaluate_store(
         scale = ScoreScale.from_training(train_scores)  # the 1-99 score: the percentile among training leads
         metrics.update(scale.to_metrics())
         tracker.advance(5, steps, "test rows scored")
-        tracker.begin("store", 3, "saving the model")
+        # what the run stores beside its model is the approach's to say (a lead table's training profile, the
+        # embeddings' maps...): the pipeline names none of it
+        rows = FitRows(X, y, np.asarray(row_ids), train_idx, test_idx, settings.input_kind, dict(settings.kinds), seed)
+        artifacts = model.after_fit_artifacts(settings.input_kind)
+        with_model = [a for a in artifacts if a.phase == "store"]
+        afterwards = [a for a in artifacts if a.phase != "store"]
+        steps = len(with_model) + 2
+        tracker.begin("store", steps, "saving the model")
         run.save_model(model)
-        tracker.advance(1, 3, "saving the training profile")
-        if settings.input_kind == "leads":  # what scoring checks new rows against
-            from engine.scoring import save_training_profile
-
-            save_training_profile(run, X_train, settings.kinds, seed=seed)
-        tracker.advance(2, 3, "saving predictions and curves")
+        for i, artifact in enumerate(with_model, 1):
+            tracker.advance(i, steps, artifact.doing)
+            artifact.save(run, model, rows, cbs.on_log)
+        tracker.advance(steps - 1, steps, "saving predictions and curves")
         run.save_predictions(np.asarray(row_ids)[test_idx], y_test, proba)
         run.save_curves(curve_data(y_test, proba, scale=scale))
         if len(calib_idx):  # the slice's predictions, the rows a blend is fitted on
             run.save_calibration(
                 np.asarray(row_ids)[calib_idx], y_calib, np.asarray(model.predict_proba(X_calib))[:, 1]
             )
-        tracker.advance(3, 3, "saved")
-        maps = bool(getattr(model, "has_embedding_maps", False))  # the Embeddings page's maps, stored with the run
-        tracker.begin("explain", 2 if maps else 1, "explaining sample test leads")
+        tracker.advance(steps, steps, "saved")
+        steps = len(afterwards) + 1
+        tracker.begin("explain", steps, "explaining sample test leads")
         _store_explanations(run, model, X, row_ids, test_idx, settings.input_kind, cbs)
-        tracker.advance(1, 2 if maps else 1, "embedding maps (t-SNE)" if maps else "sample test leads explained")
-        if maps:  # t-SNE only: UMAP compiles for a minute on its first use, so the page makes it on demand
-            from engine.projection import store_projections
-
-            store_projections(run, model, X, row_ids, methods=("tsne",), log=cbs.on_log)
-            tracker.advance(2, 2, "embedding maps stored")
+        tracker.advance(1, steps, afterwards[0].doing if afterwards else "sample test leads explained")
+        for i, artifact in enumerate(afterwards, 2):
+            try:
+                artifact.save(run, model, rows, cbs.on_log)
+            except TrainingCancelled:
+                raise
+            except Exception as exc:  # noqa: BLE001 - an extra for a page: the run itself is fine without it
+                cbs.on_log(f"{artifact.doing}: not stored ({type(exc).__name__}: {exc}); the page will compute it")
+            tracker.advance(i, steps, afterwards[i - 1].doing if i < steps else artifact.done or "stored")
         run.save_metrics(metrics)  # written last: a run is complete once metrics.json exists
         store.publish(run)  # one rename: listings see the whole run from now on
     except BaseException:

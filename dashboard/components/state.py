@@ -7,7 +7,6 @@ Heavy libraries are imported inside the functions that need them.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -218,83 +217,55 @@ def predictions(run):
 
 
 # -- data of a run -----------------------------------------------------------------------------
+# The training frame is the engine's (engine.run_data); the page side only caches it, keyed by the file's path and
+# modification time and by the settings that decide the frame.
 @st.cache_data(show_spinner=False)
 def _file_sha(path: str, mtime: float) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    from engine.run_data import file_sha
+
+    return file_sha(path)
 
 
 def data_path_for_hash(data_hash: str | None) -> Path | None:
     """Where the raw file of a dataset is: the dataset store, or the committed demo files."""
-    if not data_hash:
-        return None
-    try:
-        ds = dataset_store().find(data_hash)
-        if ds is not None:
-            return ds.raw_path
-    except (OSError, ValueError):  # a damaged dataset: storage_problems names it
-        pass
-    for demo in (DEMO_LEADS, DEMO_TRANSCRIPTS):
-        if demo.exists() and _file_sha(str(demo), demo.stat().st_mtime) == data_hash:
-            return demo
-    return None
+    from engine.run_data import dataset_file
+
+    return dataset_file(
+        data_hash, None, (DEMO_LEADS, DEMO_TRANSCRIPTS), sha=lambda p: _file_sha(str(p), p.stat().st_mtime)
+    )
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _lead_features(path: str, mtime: float, target: str | None, excluded: tuple, columns: tuple, missing: str):
+def _training_frame(path: str, mtime: float, settings_json: str) -> dict:
     import json
 
-    from engine.data.leads import load_leads
+    from engine.run_data import training_frame
 
-    missing_values = json.loads(missing) or None  # the numbers the run read as missing (JSON: a cache key)
-    table = load_leads(path, target=target, leak_policy="none", exclude=list(excluded), missing_values=missing_values)
-    X = table.X
-    if columns:
-        missing = [c for c in columns if c not in X.columns]
-        for c in missing:
-            X[c] = float("nan")
-        X = X[list(columns)]
-    return {"X": X, "y": table.y, "row_ids": table.row_ids, "kinds": dict(table.kinds)}
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def _transcript_features(path: str, mtime: float):
-    from engine.data.transcripts import load_transcripts
-
-    table = load_transcripts(path)
-    import numpy as np
-
-    return {"X": table.X, "y": np.asarray(table.y).astype(int), "row_ids": np.arange(len(table.y)), "kinds": {}}
+    return training_frame(path, **json.loads(settings_json))
 
 
 def run_data(run) -> dict | None:
-    """The features the run was trained on (``X``, ``y``, ``row_ids``, ``kinds``), or None when its
-    file is not in the dataset store."""
-    settings = run.settings
-    path = data_path_for_hash(settings.data_hash)
-    if path is None:
-        return None
-    mtime = path.stat().st_mtime
-    if settings.input_kind == "transcripts":
-        return _transcript_features(str(path), mtime)
+    """The features the run was trained on (``X``, ``y``, ``row_ids``, ``kinds``: :mod:`engine.run_data`), or None
+    when its file is not in the dataset store."""
     import json
 
-    return _lead_features(
-        str(path),
-        mtime,
-        settings.target,
-        tuple(settings.excluded),
-        tuple(settings.columns),
-        json.dumps(settings.missing_values, sort_keys=True),
-    )
+    from engine.run_data import frame_settings
+
+    path = data_path_for_hash(run.settings.data_hash)
+    if path is None:
+        return None
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:  # removed since it was found
+        return None
+    return _training_frame(str(path), mtime, json.dumps(frame_settings(run.settings), sort_keys=True))
 
 
 def test_rows(run, data: dict):
     """Positions in ``data["X"]`` of the run's test rows (from its stored predictions)."""
-    import numpy as np
+    from engine.run_data import positions_of_test_rows
 
-    preds = predictions(run)
-    pos = {rid: i for i, rid in enumerate(np.asarray(data["row_ids"]).tolist())}
-    return np.array([pos[r] for r in preds["row_id"].tolist() if r in pos], dtype=int)
+    return positions_of_test_rows(data["row_ids"], predictions(run)["row_id"])
 
 
 def missing_data_message(run) -> str:

@@ -6,16 +6,15 @@ number) or as a real test lead, named by the file's id column; each card shows t
 
 import time
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
 from dashboard.components import explain_charts as ec
 from dashboard.components import state, widgets
-from engine.scoring import SCORE_HELP, TIER_MEANING, flag_columns, run_scores
+from engine import whatif
+from engine.scoring import SCORE_HELP, TIER_MEANING, flag_columns, load_training_profile, run_scores, run_tiers
+from engine.whatif import MISSING, is_blank
 
-MISSING = "(missing)"
-NUMERIC_KINDS = {"numeric"}
 TYPICAL = "typical"
 
 st.title("What-if")
@@ -56,79 +55,27 @@ if not latest:
     st.stop()
 reference = next(iter(latest.values()))
 settings = reference.settings
-columns = list(settings.columns)
-kinds = dict(settings.kinds)
 # numbers the runs read as missing, each with a 0/1 flag column (checked when the run was loaded)
-missing_values = settings.missing_values
 flags = settings.flags
-fields = [c for c in columns if c not in flags]  # a flag is made from its column's value, not typed
+fields = whatif.form_fields(settings)  # a flag is made from its column's value, not typed
 data = state.run_data(reference)
 X = data["X"] if data is not None else None
 dataset_name = settings.dataset or "the dataset"
 
 
-def _is_numeric(col: str, series: pd.Series | None = None) -> bool:
-    if kinds.get(col) in NUMERIC_KINDS:
-        return True
-    return series is not None and kinds.get(col) is None and pd.api.types.is_numeric_dtype(series)
+# cached per run and per source (the dataset's leads, or the stored profile when the file is not in the store)
+@st.cache_data(show_spinner=False, max_entries=8)
+def field_options(run_id: str, from_file: bool, _X: pd.DataFrame | None, _profile: dict | None) -> dict:
+    return whatif.field_options(settings, _X, _profile)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def field_options(run_id: str, _X: pd.DataFrame) -> dict:
-    out = {}
-    for c in _X.columns:
-        s = _X[c]
-        if _is_numeric(c, s):
-            out[c] = {"median": float(s.median()) if s.notna().any() else 0.0}
-        else:
-            out[c] = {"values": s.dropna().astype(str).value_counts().index[:60].tolist()}
-    return out
+def typical_lead(run_id: str, from_file: bool, _X: pd.DataFrame | None, _profile: dict | None) -> dict:
+    return whatif.typical_lead(settings, _X, _profile)
 
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def typical_lead(run_id: str, _X: pd.DataFrame | None, _profile: dict | None) -> dict:
-    """The most common value of each category and the median of each number, over the dataset's leads (or,
-    when the file is not in the store, over the training leads' stored profile). A number missing for most leads
-    starts missing, as most leads are: its code read as unknown when the runs have one (pdays = 999 where 96 %
-    of leads carry it), else blank; the median of the few filled ones would be an untypical lead."""
-    out = {}
-    coded = {column: (flag, code) for flag, (column, code) in flags.items()}
-    for col in columns:
-        if _X is not None and col in _X.columns:
-            s = _X[col].dropna()
-            flag, code = coded.get(col, (None, None))
-            if flag is not None and flag in _X.columns and float((_X[flag] == 1).mean()) > 0.5:
-                out[col] = code
-            elif s.empty or (_is_numeric(col, _X[col]) and float(_X[col].isna().mean()) > 0.5):
-                out[col] = None
-            elif _is_numeric(col, _X[col]):
-                median = float(s.median())
-                out[col] = float(round(median)) if np.all(np.mod(s.to_numpy(dtype=float), 1) == 0) else median
-            else:
-                out[col] = s.astype(str).value_counts().index[0]
-            continue
-        profiled = (_profile or {}).get("columns") or {}
-        entry = profiled.get(col) or {}
-        flag, code = coded.get(col, (None, None))
-        flag_quantiles = (profiled.get(flag) or {}).get("quantiles") if flag is not None else None
-        rows = (_profile or {}).get("rows") or 0
-        if flag_quantiles and flag_quantiles[5] == 1:  # the flag's median: at least half the leads carry the code
-            out[col] = code
-        elif _is_numeric(col) and rows and entry.get("missing", 0) > rows / 2:
-            out[col] = None
-        elif entry.get("quantiles") and _is_numeric(col):
-            out[col] = float(entry["quantiles"][5])
-        elif entry.get("categories"):
-            out[col] = max(entry["categories"], key=entry["categories"].get)
-        else:
-            out[col] = None
-    return out
-
-
-from engine.scoring import load_training_profile  # noqa: E402
 
 profile = load_training_profile(reference) if X is None else None
-typical = typical_lead(reference.id, X, profile)
+typical = typical_lead(reference.id, X is not None, X, profile)
 has_typical = X is not None or profile is not None
 test_positions: list[int] = []
 name_of, naming_note = (lambda p: f"lead {p}"), ""
@@ -175,34 +122,19 @@ else:
     )
 
 
+if start == TYPICAL:
+    starting = typical
+elif start == "blank" or X is None:
+    starting = {}
+else:  # a code read as missing shows as the code the file held
+    starting = whatif.file_values(settings, X.iloc[test_positions[int(start)]])
+
+
 def start_value(col: str):
-    if start == TYPICAL:
-        return typical.get(col)
-    if start == "blank" or X is None:
-        return None
-    row = X.iloc[test_positions[int(start)]]
-    for flag, (column, code) in flags.items():  # a code read as missing shows as the code the file held
-        if column == col and flag in row.index and row[flag] == 1:
-            return code
-    return row[col]
+    return starting.get(col)
 
 
-def _blank(v) -> bool:
-    return v is None or (isinstance(v, float) and np.isnan(v)) or (not isinstance(v, str) and pd.isna(v))
-
-
-options = (
-    field_options(reference.id, X)
-    if X is not None
-    else {
-        c: (
-            {"median": 0.0}
-            if _is_numeric(c)
-            else {"values": list(((profile or {}).get("columns") or {}).get(c, {}).get("categories") or {})[:60]}
-        )
-        for c in columns
-    }
-)
+options = field_options(reference.id, X is not None, X, profile)
 values: dict = {}
 st.subheader("The lead")
 grid = st.columns(3)
@@ -210,35 +142,20 @@ for i, col in enumerate(fields):
     key = f"whatif_{data_hash[:8]}_{start}_{col}"
     current_value = start_value(col)
     with grid[i % 3]:
-        if _is_numeric(col) or "median" in options.get(col, {}):
-            default = None if _blank(current_value) else float(current_value)
+        if whatif.is_number_field(settings, col, options):
+            default = None if is_blank(current_value) else float(current_value)
             values[col] = st.number_input(col, value=default, key=key, placeholder="missing", format="%g")
         elif "values" in options.get(col, {}) and options[col]["values"]:
             choices = [MISSING] + options[col]["values"]
-            cur = MISSING if _blank(current_value) else str(current_value)
+            cur = MISSING if is_blank(current_value) else str(current_value)
             if cur not in choices:
                 choices.append(cur)
             values[col] = st.selectbox(col, choices, index=choices.index(cur), key=key)
         else:
-            values[col] = st.text_input(col, value="" if _blank(current_value) else str(current_value), key=key)
+            values[col] = st.text_input(col, value="" if is_blank(current_value) else str(current_value), key=key)
 
 
-def as_frame(given: dict, run) -> pd.DataFrame:
-    """A lead shaped exactly as ``run`` saw its training rows: its columns, kinds and numbers read as missing
-    (runs of one dataset may have been trained with different ones)."""
-    from engine.data.leads import prepare_features
-
-    row = {col: (np.nan if v is None or v == MISSING or v == "" else v) for col, v in given.items()}
-    own = run.settings  # its numbers read as missing were checked when the run was loaded
-    return prepare_features(pd.DataFrame([row]), own.columns, own.kinds, own.missing_values)
-
-
-start_values = {}
-for col in fields:
-    v = start_value(col)
-    start_values[col] = (
-        None if _blank(v) else (float(v) if (_is_numeric(col) or "median" in options.get(col, {})) else str(v))
-    )
+start_values = whatif.form_values(settings, starting, options)
 for flag, (column, code) in flags.items():  # say it when a typed number is one the runs read as unknown
     if values.get(column) is not None and values.get(column) == code:
         st.caption(
@@ -278,8 +195,6 @@ show_factors = st.toggle(
 
 def tier_of(run, p: float) -> str:
     """The tier the scoring service gives ``p`` for ``run`` (none for a run without usable training quartiles)."""
-    from engine.scoring import run_tiers
-
     tiers = run_tiers(run, [p])
     if tiers is None:
         return "-"
@@ -291,7 +206,7 @@ def start_probability(run, model) -> float:
     memo = st.session_state.setdefault("whatif_start_scores", {})
     key = (run.id, data_hash, str(start))
     if key not in memo:
-        memo[key] = float(np.asarray(model.predict_proba(as_frame(start_values, run)))[0, 1])
+        memo[key] = whatif.lead_probability(run, model, start_values)
     return memo[key]
 
 
@@ -303,9 +218,9 @@ for card, (approach, run) in zip(cards, latest.items()):
         st.markdown(f"**{label}**  \n{state.run_label(run)}", help=state.run_help(run))
         try:
             model = models[run.id]
-            run_lead = as_frame(values, run)
+            run_lead = whatif.lead_frame(run.settings, values)  # as this run saw its rows (its own codes, flags)
             started = time.perf_counter()
-            p = float(np.asarray(model.predict_proba(run_lead))[0, 1])
+            p = whatif.lead_probability(run, model, run_lead)
             ms = (time.perf_counter() - started) * 1000
             p0 = start_probability(run, model)
         except Exception as exc:  # noqa: BLE001 - one broken run must not hide the others

@@ -9,7 +9,9 @@ An approach is shaped like a scikit-learn estimator:
   ``AbstractModel.fit`` -> ``_fit``); ``_check_X`` and ``min_per_class`` are the hooks a subclass may change;
 * ``predict_proba(X)`` returns an ``(n, 2)`` array, column 1 = probability of conversion;
 * ``explain(X)`` returns a contribution table (see :data:`CONTRIBUTION_COLUMNS`);
-* ``save(path)`` writes native files into a folder, ``load(path)`` (a classmethod) reads them back.
+* ``save(path)`` writes native files into a folder, ``load(path)`` (a classmethod) reads them back;
+* ``after_fit_artifacts(input_kind)`` says what a fitted run stores beside its model for scoring and the pages
+  (:class:`AfterFit`): the training pipeline asks, and names none of them itself.
 
 ``X`` is a :class:`pandas.DataFrame`: lead features for ``input_kind == "leads"``, or a frame
 with a ``transcript`` column (plus metadata columns) for ``input_kind == "transcripts"``.
@@ -26,14 +28,20 @@ import os
 import re
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from engine.runspec import APPROACH_NAME
+from engine.scoring import save_training_profile
+
+if TYPE_CHECKING:
+    from engine.runs import Run
 
 #: Columns of the table returned by ``explain``, the same for every approach.
 #: ``row``: position of the row in X; ``feature``: column (or phrase) name; ``value``: the value
@@ -54,6 +62,45 @@ def contribution_frame(rows: list[dict[str, Any]] | pd.DataFrame) -> pd.DataFram
     frame["contribution"] = frame["contribution"].astype(float)
     order = frame.assign(_abs=frame["contribution"].abs()).sort_values(["row", "_abs"], ascending=[True, False])
     return order.drop(columns="_abs").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class FitRows:
+    """The rows of a finished fit, as an :class:`AfterFit` step gets them: the whole table ``X`` with its labels
+    ``y`` and ``row_ids``, the positions of the training and test rows, the columns' ``kinds`` (a lead table's),
+    the run's ``input_kind`` and the split's ``seed``."""
+
+    X: pd.DataFrame
+    y: np.ndarray
+    row_ids: np.ndarray
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+    input_kind: str
+    kinds: dict[str, str]
+    seed: int
+
+    @property
+    def X_train(self) -> pd.DataFrame:
+        return self.X.iloc[self.train_idx]
+
+
+@dataclass(frozen=True)
+class AfterFit:
+    """One thing a fitted run stores beside its model: ``save(run, model, rows, log)`` writes it into the run's
+    (staging) folder (``rows``: :class:`FitRows`; ``log(line)`` reports). ``phase`` is when the pipeline does it:
+    ``"store"`` with the model (what scoring needs: a failure fails the training), ``"explain"`` after the stored
+    explanations (slow extras for a page: a failure is logged and the run is kept without it). ``doing`` and
+    ``done`` are the progress texts."""
+
+    phase: str
+    doing: str
+    save: Callable[[Run, Approach, FitRows, Callable[[str], None]], None]
+    done: str = ""
+
+
+def _save_training_profile(run: Run, model: Approach, rows: FitRows, log: Callable[[str], None]) -> None:
+    """Scoring's reference for new leads: the training rows' profile and a sample of them."""
+    save_training_profile(run, rows.X_train, rows.kinds, seed=rows.seed)
 
 
 class Approach(ClassifierMixin, BaseEstimator, ABC):
@@ -90,6 +137,14 @@ class Approach(ClassifierMixin, BaseEstimator, ABC):
     def preset_params(cls, preset: str, params: dict[str, Any]) -> dict[str, Any]:
         """The settings of ``preset`` (one of :attr:`presets`) for a training given ``params`` explicitly."""
         raise ValueError(f"the {cls.name} approach has no preset {preset!r}")
+
+    def after_fit_artifacts(self, input_kind: str) -> tuple[AfterFit, ...]:
+        """What a fitted run of ``input_kind`` stores beside its model, in order (:class:`AfterFit`). By default,
+        for a lead table, what scoring checks new rows against: the training profile (values seen) and a sample of
+        the training rows (the shift check). An approach adds its own (the embeddings' maps) to these."""
+        if input_kind == "leads":
+            return (AfterFit("store", "saving the training profile", _save_training_profile),)
+        return ()
 
     def variant_probas(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
         """P(convert) of each part the approach is made of, by part name (the board's parts); none by default."""

@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from engine import onnx_encoder
-from engine.approaches.base import Approach, contribution_frame
+from engine.approaches.base import AfterFit, Approach, contribution_frame
 from engine.approaches.embeddings_parts import (  # noqa: F401 - re-exported: callers import them from here
     MetadataEncoder,
     _truncate,
@@ -97,6 +97,14 @@ def _progress_adapter(callbacks: CallbackList, stage: str):
     return _Adapter()
 
 
+def _store_maps(run, model: Approach, rows, log) -> None:
+    """The Embeddings page's default maps, stored with the run (t-SNE only: UMAP compiles for a minute on its first
+    use, so the page makes it on demand). A model that cannot embed logs why; the run is fine without them."""
+    from engine.projection import store_projections
+
+    store_projections(run, model, rows.X, rows.row_ids, methods=("tsne",), log=log)
+
+
 class EmbeddingApproach(Approach):
     """MiniLM embeddings (generic and contrastively fine-tuned) + logistic regression or XGBoost."""
 
@@ -105,7 +113,13 @@ class EmbeddingApproach(Approach):
     input_kind = "transcripts"
     input_kinds = ("transcripts", "leads")
     untrained_part = "generic_embeddings"
-    has_embedding_maps = True
+    has_embedding_maps = True  # the Embeddings page lists its runs; the maps: after_fit_artifacts
+
+    def after_fit_artifacts(self, input_kind: str) -> tuple[AfterFit, ...]:
+        """The base's (a lead table's training profile), then the 2-D maps of the embeddings (the Embeddings
+        page), after the stored explanations."""
+        maps = AfterFit("explain", "embedding maps (t-SNE)", _store_maps, done="embedding maps stored")
+        return (*super().after_fit_artifacts(input_kind), maps)
 
     def __init__(
         self,
