@@ -34,9 +34,10 @@ one router a module: :mod:`.routes_catalog` (health, models, live), :mod:`.route
 Security and limits (the checks run in this order, as the routes' dependencies: :mod:`engine.api.guards`):
 
 0. **Host** — a loopback server without ``CLAB_API_KEY`` answers only a loopback ``Host``: 400 otherwise.
-1. **API key** — when the environment variable ``CLAB_API_KEY`` is set, every path but ``/health`` and the
+1. **API key** — when the environment variable ``CLAB_API_KEY`` is set, every route but ``/health`` and the
    documentation (``/docs``, ``/redoc``, ``/openapi.json``) needs the header ``X-API-Key`` with that value:
-   401 otherwise, answered before a byte of the body is read (the body is read by a later dependency).
+   401 otherwise, answered before a byte of the body is read (the body is read by a later dependency). A path
+   that is no route is a 404, key or not: nothing is served there.
 2. **Body size** — at most ``max_body_bytes`` (:data:`MAX_BODY_BYTES`, 10 MB), counted as the bytes arrive
    (chunked bodies without ``Content-Length`` too): 413 as soon as the count passes it.
 3. **Body shape** — anything that is not the documented JSON (malformed or non-standard JSON such as
