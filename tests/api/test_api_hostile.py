@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from support import store_with
 
-from engine.api import MAX_EXPLAIN_LEADS, MAX_EXPLAIN_TRANSCRIPTS, _single_lead_frame, create_app
+from engine.api import MAX_EXPLAIN_LEADS, MAX_EXPLAIN_TRANSCRIPTS, create_app
 from engine.data.demo import demo_leads
 from engine.data.leads import prepare_features
 
@@ -348,8 +348,8 @@ def test_model_cache_holds_at_most_max_models(store, trained, leads):
     assert app.state.cache.ids() == [ids[-1], ids[0]]
 
 
-# -- the one-lead fast path equals prepare_features ---------------------------------------------------
-def test_single_lead_frame_equals_prepare_features(trained):
+# -- one lead given as a mapping (the API's fast path) is shaped as the same lead in a frame -----------
+def test_one_lead_as_a_mapping_is_shaped_as_in_a_frame(trained):
     columns, kinds = trained[1].settings.columns, trained[1].settings.kinds
     rows = json.loads(demo_leads(n=60, seed=3).drop(columns=["Converted"]).to_json(orient="records"))
     binary = next(c for c, k in kinds.items() if k == "binary")
@@ -362,11 +362,22 @@ def test_single_lead_frame_equals_prepare_features(trained):
         {binary: 0.0, numeric: 2**70, text: 1e16},
         {binary: "", numeric: "  ", text: ""},
         {binary: "select", numeric: -0.0, text: "  Mumbai "},
+        {binary: float("inf"), numeric: float("-inf"), text: float("inf")},
+        {binary: float("nan"), numeric: float("nan"), text: float("nan")},
+        {binary: 10**400, numeric: 10**400, text: 10**400},
+        {binary: "1.0", numeric: "1e999", text: "None"},
         {},
     ]
     for lead in rows + hostile:
-        fast = _single_lead_frame(lead, columns, kinds)
+        fast = prepare_features([lead], columns, kinds)
         pd.testing.assert_frame_equal(fast, prepare_features(pd.DataFrame([lead]), columns, kinds))
+    # with the run's numbers read as missing: the same flags either way
+    codes = {numeric: [999.0]}
+    for lead in ({numeric: 999}, {numeric: "999"}, {numeric: 3}, {}):
+        pd.testing.assert_frame_equal(
+            prepare_features([lead], columns, kinds, codes),
+            prepare_features(pd.DataFrame([lead]), columns, kinds, codes),
+        )
 
 
 # -- 6. the load bench ----------------------------------------------------------------------------

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.api import _single_lead_frame
 from engine.data.leads import prepare_features, read_table
 from engine.data.text import row_fields
 
@@ -24,8 +23,8 @@ def test_every_path_reads_a_cell_the_same_way(cell):
     # the stack, on a frame built in code (the API's batch path, What-if)
     stack = prepare_features(pd.DataFrame({"Lead Source": [cell]}), columns, kinds)
     assert bool(stack["Lead Source"].isna().iloc[0]) is expected_missing
-    # the API's one-lead fast path
-    fast = _single_lead_frame({"Lead Source": cell}, columns, kinds)
+    # the API's one-lead fast path (one lead given as a mapping)
+    fast = prepare_features([{"Lead Source": cell}], columns, kinds)
     assert bool(fast["Lead Source"].isna().iloc[0]) is expected_missing
     # the LLM's and the embeddings' text of the lead: a missing field is left out of it
     written = dict(row_fields(pd.Series({"Lead Source": cell, "City": "Mumbai"})))

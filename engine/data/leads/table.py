@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ from engine.data.leads.policy import _as_list, _check_policy, describe_policy
 from engine.data.leads.reading import _read
 from engine.data.leads.target import _column_list, find_target, map_target
 from engine.data.leads.words import _norm
-from engine.data.missing_values import LeadDataError
+from engine.data.missing_values import LeadDataError, is_missing_text
 
 
 @dataclass
@@ -278,18 +279,28 @@ def _applicable(
 
 
 def prepare_features(
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | Sequence[Mapping[str, Any]],
     columns: list[str],
     kinds: dict[str, str],
     missing_values: dict[str, list[float]] | None = None,
 ) -> pd.DataFrame:
     """Shape new leads (a file to score, an API request, a what-if form) exactly as training saw them.
 
-    ``columns``, ``kinds`` and ``missing_values`` are those of the training :class:`LeadTable` (stored in every
-    run's spec). Missing columns become missing values, extra columns are ignored, 'Select' and blanks are
-    missing, numeric columns are numbers (junk read as missing) and every other column is text; then the codes
-    of ``missing_values`` are read as missing and their flag columns made (:func:`treat_missing`).
+    ``frame`` is a data frame, or the rows as mappings of field -> value (an API body, a form): that is
+    ``pd.DataFrame(rows)``, and one row of plain values (text, numbers, true/false, None) is shaped cell by cell
+    by :func:`_one_row` under the same rules, about ten times faster than through a frame of one row (which is what
+    a one-lead API request pays for). ``columns``, ``kinds`` and ``missing_values`` are those of the training
+    :class:`LeadTable` (stored in every run's spec). Missing columns become missing values, extra columns are
+    ignored, 'Select' and blanks are missing, numeric columns are numbers (junk read as missing) and every other
+    column is text; then the codes of ``missing_values`` are read as missing and their flag columns made
+    (:func:`treat_missing`).
     """
+    if not isinstance(frame, pd.DataFrame):
+        rows = list(frame)
+        if len(rows) == 1 and isinstance(rows[0], Mapping) and all(isinstance(v, _PLAIN) for v in rows[0].values()):
+            shaped = _one_row(rows[0], columns, kinds)
+            return treat_missing(shaped, missing_values, columns) if missing_values else shaped
+        frame = pd.DataFrame(rows)
     if missing_values:
         return treat_missing(prepare_features(frame, columns, kinds), missing_values, columns)
     frame = frame.reindex(columns=list(columns))
@@ -315,3 +326,30 @@ def prepare_features(
         as_numbers = kind == "numeric" or numbers.notna().sum() == cleaned.notna().sum()
         out[col] = numbers if as_numbers else cleaned
     return pd.DataFrame(out, index=range(len(frame)))
+
+
+#: The values :func:`_one_row` shapes itself (what JSON holds); a row with any other goes through a frame.
+_PLAIN = (str, bool, int, float, type(None))
+
+
+def _one_row(row: Mapping[str, Any], columns: list[str], kinds: dict[str, str]) -> pd.DataFrame:
+    """:func:`prepare_features` of ``pd.DataFrame([row])`` for a row of plain values, cell by cell: the same
+    rules (``is_missing_text``, ``_as_number``, a binary column numbers when its cell is one), the same dtypes.
+    ``tests/data/test_missing_cells.py`` and ``tests/api/test_api_hostile.py`` check the two agree."""
+    cells: dict[str, Any] = {}
+    for col in columns:
+        value, kind = row.get(col), kinds.get(col)
+        if value is None or (isinstance(value, float) and np.isnan(value)):  # an all-missing column
+            cells[col] = np.array([np.nan]) if kind == "numeric" else pd.array([np.nan], dtype="str")
+            continue
+        if isinstance(value, float) and not np.isfinite(value) and kind in ("numeric", "binary"):
+            cells[col] = np.array([np.nan])  # a number column of a frame: non-finite numbers go
+            continue
+        text = str(value).strip()
+        text = None if is_missing_text(text) else text
+        number = None if text is None else _as_number(text)
+        if kind == "numeric" or (kind == "binary" and (number is not None or text is None)):
+            cells[col] = np.array([np.nan if number is None else float(number)])
+        else:
+            cells[col] = pd.array([np.nan if text is None else text], dtype="str")
+    return pd.DataFrame(cells, index=range(1))

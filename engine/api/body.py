@@ -1,19 +1,19 @@
-"""The scoring API's request bodies and error answers (used by :mod:`engine.api`): the ASGI guard that checks
-the API key and caps the body as it streams in (:class:`Guard`), the parser that counts a batch's items as it
-reads them and refuses past the cap before any item is validated (:func:`parse_body`), the 422 answer that
-lists a few errors (:func:`invalid`), and strict JSON answers (:class:`StrictJSONResponse`: never ``NaN``)."""
+"""The scoring API's request bodies and error answers (used by :mod:`engine.api`): the reader that caps the body
+as it streams in (:func:`read_body`, run by a route's dependencies after the host and key checks), the parser that
+counts a batch's items as it reads them and refuses past the cap before any item is validated
+(:func:`parse_body`), the 422 answer that lists a few errors (:func:`invalid`), and strict JSON answers
+(:class:`StrictJSONResponse`: never ``NaN``)."""
 
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from typing import Any
 
+from fastapi import HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
-
-from engine.api_hosts import is_loopback_host
+from starlette.requests import ClientDisconnect
 
 #: Most errors a 422 answer lists (the rest are counted).
 MAX_LISTED_ERRORS = 10
@@ -126,108 +126,62 @@ def _load_counted(text: str, items_key: str, cap: int) -> Any:
         raise ValueError("expected ',' or '}'")
 
 
-def parse_body(body: bytes, model: type[BaseModel], items_key: str, max_items: int) -> BaseModel | JSONResponse:
-    """The request body as ``model``, or the answer that says what is wrong with it: 413 as soon as the list
-    under ``items_key`` passes ``max_items`` items (before the rest of the body is parsed or any item
-    validated), 422 for anything else (at most :data:`MAX_LISTED_ERRORS` errors listed)."""
-    too_many = StrictJSONResponse(
-        status_code=413,
-        content=message_body(
-            f"Batch of more than {max_items:,} {items_key}; the limit is {max_items:,} per request. "
-            "Split it into smaller requests."
-        ),
+def refusal(status: int, message: str) -> HTTPException:
+    """An error answer sent before (or instead of) reading the rest of the body: the connection is closed after
+    it, so a client streaming a body nobody will read cannot keep the server busy."""
+    return HTTPException(status, detail={"message": message}, headers={"Connection": "close"})
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, counted as it arrives (chunked bodies without ``Content-Length`` too): 413 as soon as
+    ``Content-Length`` or the count passes ``limit`` bytes, before the rest is read."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise refusal(413, f"Request body is {int(length):,} bytes; the limit is {limit:,}. Send smaller batches.")
+    chunks, total = [], 0
+    try:
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > limit:
+                raise refusal(413, f"Request body is over the limit of {limit:,} bytes. Send smaller batches.")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise refusal(499, "The client disconnected before the body was read.") from None
+    return b"".join(chunks)
+
+
+def _invalid_json(msg: str, kind: str = "json_invalid") -> RequestValidationError:
+    return RequestValidationError([{"loc": ["body"], "msg": msg, "type": kind}])
+
+
+def parse_body(body: bytes, model: type[BaseModel], items_key: str, max_items: int) -> BaseModel:
+    """The request body as ``model``. Raises the answer that says what is wrong with it: 413
+    (:class:`fastapi.HTTPException`) as soon as the list under ``items_key`` passes ``max_items`` items (before
+    the rest of the body is parsed or any item validated), 422 (:class:`RequestValidationError`, answered by
+    :func:`invalid`: at most :data:`MAX_LISTED_ERRORS` errors listed) for anything else."""
+    too_many = refusal(
+        413,
+        f"Batch of more than {max_items:,} {items_key}; the limit is {max_items:,} per request. "
+        "Split it into smaller requests.",
     )
     try:
         text = body.decode(json.detect_encoding(body), "surrogatepass")  # as json.loads reads bytes
         try:
             payload = _load_counted(text, items_key, max_items)
         except TooManyItems:
-            return too_many
+            raise too_many from None
         except (ValueError, IndexError):  # not readable item by item: json.loads names the problem
             payload = json.loads(text, parse_constant=_reject_constant)
     except RecursionError:
-        return invalid([{"loc": ["body"], "msg": "the JSON is nested too deeply", "type": "json_invalid"}])
+        raise _invalid_json("the JSON is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, NaN/Infinity, over-long integers
-        return invalid([{"loc": ["body"], "msg": f"not valid JSON ({str(exc)[:200]})", "type": "json_invalid"}])
+        raise _invalid_json(f"not valid JSON ({str(exc)[:200]})") from None
     items = payload.get(items_key) if isinstance(payload, dict) else None
     if isinstance(items, list) and len(items) > max_items:  # read whole (a body json.loads had to read)
-        return too_many
+        raise too_many
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
-        return invalid(exc.errors(include_url=False, include_input=False))
+        raise RequestValidationError(exc.errors(include_url=False, include_input=False)) from None
     except RecursionError:
-        return invalid([{"loc": ["body"], "msg": "the JSON is nested too deeply", "type": "value_error"}])
-
-
-class Guard:
-    """Pure ASGI middleware in front of the routes: the loopback Host check (``local_only`` with no key set),
-    the API key check and then the body cap, all before anything parses the body. The body is read here as it
-    arrives, counted, and handed on whole."""
-
-    def __init__(
-        self, app, max_body_bytes: int, api_key_env: str, open_paths: frozenset[str], local_only: bool = False
-    ):
-        self.app, self.max_body_bytes = app, max_body_bytes
-        self.api_key_env, self.open_paths, self.local_only = api_key_env, open_paths, local_only
-
-    @staticmethod
-    async def _respond(send, status: int, message: str) -> None:
-        body = json.dumps(message_body(message)).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        headers = dict(scope.get("headers") or [])
-        expected = os.environ.get(self.api_key_env)
-        if self.local_only and not expected and not is_loopback_host(headers.get(b"host", b"").decode("latin-1")):
-            # no key on loopback: only a page served from this machine's own names may call it (DNS rebinding)
-            return await self._respond(send, 400, "Invalid host header: without an API key only loopback is served.")
-        if expected and scope.get("path") not in self.open_paths:
-            given = headers.get(b"x-api-key", b"")
-            if not secrets.compare_digest(given, expected.encode()):
-                return await self._respond(send, 401, "Missing or wrong API key: send it in the X-API-Key header.")
-        limit = self.max_body_bytes
-        length = headers.get(b"content-length", b"")
-        if length.isdigit() and int(length) > limit:
-            return await self._respond(
-                send, 413, f"Request body is {int(length):,} bytes; the limit is {limit:,}. Send smaller batches."
-            )
-        if scope.get("method") not in ("POST", "PUT", "PATCH"):
-            return await self.app(scope, receive, send)
-        chunks, total = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            chunk = message.get("body", b"")
-            total += len(chunk)
-            if total > limit:
-                return await self._respond(
-                    send, 413, f"Request body is over the limit of {limit:,} bytes. Send smaller batches."
-                )
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        replayed = False
-
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-            return await receive()
-
-        return await self.app(scope, replay, send)
+        raise _invalid_json("the JSON is nested too deeply", "value_error") from None
