@@ -207,7 +207,8 @@ with st.popover(
     if live_run_id == live_id:
         st.caption(f"{labels[live_run_id]} is already the live {live_kind} run (version {live_now['version']}).")
     else:
-        now = all_labels.get(live_id, live_id) if live_id else f"the newest {live_kind} run that loads"
+        # the live run may be on another dataset than the one chosen: named as every page names it, not by its id
+        now = state.run_labels(runs).get(live_id, live_id) if live_id else f"the newest {live_kind} run that loads"
         st.markdown(f"The API, `score` and the Score page will use **{md(labels[live_run_id])}** instead of {md(now)}.")
         st.text_input("Note (why; kept in the history)", key="board_live_note", max_chars=200)
         st.button("Make live", key="board_make_live", type="primary", on_click=make_live, args=(live_run_id,))
