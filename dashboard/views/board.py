@@ -583,7 +583,12 @@ sections = (
     (tab_calibration, lambda: curves_section(("calibration", "gains"), "board_calibration")),
     (tab_decisions, decisions_section),
     (tab_bands, bands_section),
-    (tab_curves, lambda: curve_view.learning_curves_section(key, groups[key])),
+    (
+        tab_curves,
+        lambda: curve_view.learning_curves_section(
+            key, groups[key], random_entry=any(k[0] == key[0] and k[1] != "time" for k in keys)
+        ),
+    ),
 )
 for tab, section in sections:
     if tab.open:
