@@ -125,6 +125,33 @@ def _dataset_of(run, dataset_store, data=None):
     return dataset_store.add(path, kind="leads", name=s.dataset or path.stem, target=s.target)
 
 
+def retrain_params(run) -> dict:
+    """The parameters of ``run`` as a training job takes them. A stack records its base models' classes as
+    ``estimators`` (``[[name, "module.Class"], ...]``), which is not a setting one can hand over as data: when they
+    are the four that ship, the record is left out (the job builds those same four); base models set from Python
+    cannot be rebuilt from a record, so such a run is refused with the fix, as is any other setting the approach
+    no longer takes."""
+    from engine.approaches.base import get_approach_class
+
+    s = run.settings
+    cls = get_approach_class(s.approach)
+    params = dict(s.params)
+    if "estimators" in params and cls.data_param("estimators") is None:
+        from engine.approaches._stack_params import default_estimators
+
+        shipped = [[name, f"{type(m).__module__}.{type(m).__qualname__}"] for name, m in default_estimators()]
+        if params["estimators"] == shipped:
+            del params["estimators"]
+    unknown = sorted(key for key in params if cls.data_param(key) is None)
+    if unknown:
+        raise RetrainError(
+            f"live run {run.id} was trained with settings a job cannot repeat ({', '.join(unknown)}: base models set "
+            "from Python, or settings this version no longer takes). Fix: train that configuration again from "
+            "Python on the new data, or make live a run trained from the Train page or the command line."
+        )
+    return params
+
+
 def retrain_spec(run, dataset):
     """The :class:`engine.jobspec.TrainSpec` of ``run``'s configuration on ``dataset`` (a version)."""
     from engine.datasets import version_number
@@ -136,7 +163,7 @@ def retrain_spec(run, dataset):
         input_kind=s.input_kind,
         data=str(dataset.raw_path),
         approach=s.approach,
-        params=dict(s.params),
+        params=retrain_params(run),
         target=s.target,
         leak_policy=s.policy or "default",
         exclude=[c for c in s.excluded],
@@ -178,6 +205,7 @@ def retrain_live(
             "(`python -m engine deploy RUN_ID`, or Make live on the Metric board)."
         )
     run = found[0]
+    retrain_params(run)  # a configuration a job cannot repeat is refused before a dataset version is stored
     known, _ = (outcomes_store if outcomes_store is not None else OutcomeStore()).known()
     if known.empty:
         raise RetrainError(

@@ -57,9 +57,10 @@ def _curve_job(runner, out: Path):
     return None
 
 
-def learning_curves_section(key: tuple, group: list) -> None:
+def learning_curves_section(key: tuple, group: list, random_entry: bool = True) -> None:
     """The tab for the board's dataset ``key`` (its data hash first) and its runs ``group``; redrawn every few
-    seconds while a curve job of this file runs, so each point shows as it lands."""
+    seconds while a curve job of this file runs, so each point shows as it lands. ``random_entry``: whether the
+    board also lists a random-split entry of this file (where a time-split entry points to for its curves)."""
     runner = state.job_runner()
     out = curve_out(key[0]) if key[0] else None
     running_at_draw = out is not None and _curve_job(runner, out) is not None
@@ -70,31 +71,37 @@ def learning_curves_section(key: tuple, group: list) -> None:
         job = _curve_job(runner, out) if out is not None else None
         if running_at_draw and job is None:
             st.rerun(scope="app")  # the job ended: the page again, without the timer
-        _draw(key, group, runner, out, job)
+        _draw(key, group, runner, out, job, random_entry)
 
     body()
 
 
-def _draw(key: tuple, group: list, runner, out: Path | None, job) -> None:
+def _draw(key: tuple, group: list, runner, out: Path | None, job, random_entry: bool = True) -> None:
     data_hash = key[0]
     if len(key) > 1 and key[1] == "time":
-        st.info(
-            "Learning curves use the stratified random split of the file (the same test rows at every size); "
-            "choose the random-split entry of this file above to see them."
+        if random_entry:
+            st.info(
+                "Learning curves use the stratified random split of the file (the same test rows at every size); "
+                "choose the random-split entry of this file above to see them."
+            )
+            return
+        # only time-split runs on this file: its curves are drawn here, said to be on another split than the board's
+        st.caption(
+            "A learning curve uses a stratified random split of this file (the same test rows at every size), not "
+            "the time split of the runs above: its ROC-AUC is not comparable with theirs."
         )
-        return
     found = curves_for(data_hash)
     if found:
         names = [p.name for p, _ in found]
         pick = st.selectbox("Curve", names, key="board_curve_file") if len(found) > 1 else names[0]
         path, d = found[names.index(pick)]
-        table = curve_table(d["points"])
+        table = curve_table(d["points"])  # the file is named as the board names it (a job's curve says data.csv)
         st.plotly_chart(charts.learning_curve_figure(table), key=f"board_curve_{pick}_{len(d['points'])}")
         for line in curve_summary(d["points"]):
             st.markdown(f"- {line}")
         st.caption(
             f"{len(d['points'])} points on {d.get('test_rows', '?'):,} test rows (the same at every size) of "
-            f"{d.get('dataset', '?')}; {d.get('seeds_note', '')}. Bands: the 95 % bootstrap interval; bars: the "
+            f"{group[0].settings.dataset or d.get('dataset', '?')}; {d.get('seeds_note', '')}. Bands: the 95 % bootstrap interval; bars: the "
             f"spread across draws. Measured {d.get('date', '?')} on {d.get('machine', 'a machine not recorded')}. "
             f"File: `{path.name}`."
         )

@@ -208,7 +208,8 @@ with st.popover(
     if live_run_id == live_id:
         st.caption(f"{labels[live_run_id]} is already the live {live_kind} run (version {live_now['version']}).")
     else:
-        now = all_labels.get(live_id, live_id) if live_id else f"the newest {live_kind} run that loads"
+        # the live run may be on another dataset than the one chosen: named as every page names it, not by its id
+        now = state.run_labels(runs).get(live_id, live_id) if live_id else f"the newest {live_kind} run that loads"
         st.markdown(f"The API, `score` and the Score page will use **{md(labels[live_run_id])}** instead of {md(now)}.")
         st.text_input("Note (why; kept in the history)", key="board_live_note", max_chars=200)
         st.button("Make live", key="board_make_live", type="primary", on_click=make_live, args=(live_run_id,))
@@ -592,7 +593,12 @@ sections = (
     (tab_calibration, lambda: curves_section(("calibration", "gains"), "board_calibration")),
     (tab_decisions, decisions_section),
     (tab_bands, bands_section),
-    (tab_curves, lambda: curve_view.learning_curves_section(key, groups[key])),
+    (
+        tab_curves,
+        lambda: curve_view.learning_curves_section(
+            key, groups[key], random_entry=any(k[0] == key[0] and k[1] != "time" for k in keys)
+        ),
+    ),
 )
 for tab, section in sections:
     if tab.open:

@@ -223,13 +223,20 @@ if retrain_said:
 
 
 # -- champion vs challenger (engine/challenger.py) -------------------------------------------------------------------
-def _make_live(run_id: str) -> None:
+def default_note(recommendation: str) -> str:
+    """The history's note when none is typed: what the comparison said, never 'better' when it said to keep."""
+    if recommendation == "make live":
+        return "challenger: better on realized outcomes"
+    return "challenger made live from Monitoring; the comparison said to keep the live run"
+
+
+def _make_live(run_id: str, recommendation: str = "make live") -> None:
     """Deploy ``run_id`` as ``python -m engine deploy`` and the Metric board do; said on the next run."""
     from engine.live import LiveStore, deployable
     from engine.runs import RunStore
 
     store = RunStore()
-    note = st.session_state.get(f"monitoring_live_note_{run_id}") or "challenger: better on realized outcomes"
+    note = st.session_state.get(f"monitoring_live_note_{run_id}") or default_note(recommendation)
     try:
         entry = LiveStore.beside(store).deploy(deployable(store, run_id), note=note)
     except (ValueError, KeyError) as exc:  # damaged run or live files: the message names it and the fix
@@ -277,5 +284,5 @@ for entry in block["runs"]:
             key=f"monitoring_make_live_{run_id}",
             type="primary" if entry["recommendation"] == "make live" else "secondary",
             on_click=_make_live,
-            args=(run_id,),
+            args=(run_id, entry["recommendation"]),
         )

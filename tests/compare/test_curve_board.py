@@ -90,3 +90,46 @@ def test_a_curve_job_starts_from_the_tab_and_bad_sizes_are_refused(own_workspace
         assert f"Job {job.id}" in texts(at.markdown), "the tab shows the job while it runs"
     finally:
         runner.cancel(job.id)
+
+
+def _time_split_only(root) -> str:
+    """Every run of the workspace made a time-split run (the weekly loop: no random-split entry of the file)."""
+    for spec_path in (root / "runs").glob("*/spec.json"):
+        spec = json.loads(spec_path.read_text())
+        n = spec["split"]["n_train"] + spec["split"]["n_test"] if spec.get("split") else None
+        spec["split"] = {
+            **(spec.get("split") or {"test_size": 0.3, "seed": 42}),
+            "method": "time",
+            "column": "Created On",
+            "cutoff": "2024-01-20T00:00:00",
+        }
+        assert n is None or spec["split"]["n_train"] + spec["split"]["n_test"] == n
+        spec_path.write_text(json.dumps(spec))
+    return _data_hash(root)
+
+
+def test_a_file_with_only_time_split_runs_still_draws_its_curves_said_to_be_on_another_split(own_workspace):
+    """The board used to send a time-split entry to 'the random-split entry of this file above', which the weekly
+    loop never has: a dead end (browser walk, 10_board_curves_tab.png). The curves of the file are drawn there, said to
+    be on a random split, and the file is named as the board names it, not as the job's data.csv."""
+    data_hash = _time_split_only(own_workspace)
+    at = _open_tab()
+    said = texts(at.caption)
+    assert "not the time split of the runs above" in said and "choose the random-split entry" not in texts(at.info)
+    assert "No learning curve for this file yet" in texts(at.info) and at.button(key="board_curve_go")
+    curve = {
+        "kind": "learning_curve",
+        "dataset": "data.csv",  # what a job started from the tab records: the store's own file name
+        "data_hash": data_hash,
+        "test_rows": 180,
+        "points": [_point("stacking", 50, 0.62), _point("stacking", 400, 0.81)],
+    }
+    (own_workspace / "curves").mkdir()
+    (own_workspace / "curves" / f"curve_{data_hash[:16]}.json").write_text(json.dumps(curve))
+    at = _open_tab()
+    from engine.runs import RunStore
+
+    name = RunStore(own_workspace / "runs").list_runs()[0].settings.dataset
+    said = texts(at.caption)
+    assert at.get("plotly_chart") and f"test rows (the same at every size) of {name};" in said
+    assert "of data.csv" not in said

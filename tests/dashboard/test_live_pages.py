@@ -66,3 +66,23 @@ def test_damaged_live_file_and_deleted_live_run_are_named_not_crashes(two_runs):
     store.delete(OLD)
     at = AppTest.from_file(str(PAGES / "score.py"), default_timeout=120).run()
     assert not at.exception and f"The live leads run {OLD} cannot be used" in texts(at.error)
+
+
+def test_make_live_names_a_live_run_of_another_dataset_by_its_label_not_its_id(two_runs):
+    """The live run on another file than the board's choice (the weekly loop: a challenger trained on recent weeks)
+    is named in the confirmation as every page names it (browser walk, 14_board_make_live_confirm.png)."""
+    import json
+
+    from engine.live import deployable
+    from engine.runs import RunStore
+
+    spec_path = two_runs / "runs" / OLD / "spec.json"
+    spec = json.loads(spec_path.read_text())
+    spec_path.write_text(json.dumps({**spec, "data_hash": "f" * 64, "dataset": "recent_weeks.csv"}))
+    (two_runs / "runs" / OLD / "label.json").write_text('{"label": "Recent weeks challenger"}')
+    store = RunStore(two_runs / "runs")
+    LiveStore.beside(store).deploy(deployable(store, OLD, load=False))
+    at = run_page("board")
+    assert at.selectbox(key="board_live_run").options == [at.selectbox(key="board_live_run").format_func(NEW)]
+    said = texts(at.markdown)
+    assert "instead of Recent weeks challenger" in said and OLD not in said

@@ -233,3 +233,19 @@ def test_the_monitoring_page_compares_and_makes_the_challenger_live(shadowed):
     at.session_state["monitoring_top_n"] = 5000  # more than any list holds: said with the fix
     at.run()
     assert "Fix: set N to at most 300" in texts(at.error)
+
+
+def test_make_live_without_a_note_records_what_the_comparison_said(shadowed):
+    """A challenger made live against a 'keep the live run' recommendation used to be recorded in the history as
+    'better on realized outcomes' (browser walk, 09_monitoring_made_live.png): the note now says what was said."""
+    from engine.challenger import challenger_report
+
+    (entry,) = [e for e in challenger_report(25)["runs"] if e["run_id"] == OTHER]
+    at = AppTest.from_file(str(PAGES / "monitoring.py"), default_timeout=120)
+    at.session_state["monitoring_top_n"] = 25
+    at.run()
+    at.button(key=f"monitoring_make_live_{OTHER}").click().run()
+    assert not at.exception and f"{OTHER} is live (version 2)." in texts(at.success)
+    assert entry["recommendation"] == "keep the live run"  # the shadow is a copy of the live run: no better
+    note = LiveStore.beside(RunStore()).history()[-1]["note"]
+    assert "better" not in note and "the comparison said to keep the live run" in note

@@ -185,3 +185,17 @@ def test_the_monitoring_page_retrains_with_outcomes_as_a_job(live_with_outcomes)
     (job,) = JobRunner().list()
     assert job.state == "queued" and job.name.startswith("retrain stacking with outcomes")
     assert LiveStore.beside(RunStore()).live("leads")["run_id"] == LIVE
+
+
+def test_a_live_stack_with_base_models_set_from_python_is_refused_before_anything_is_stored(live_with_outcomes):
+    """A stack records its base models' classes as ``estimators``: the four that ship are rebuilt by the job (the
+    test above), others set from Python cannot be, and are refused naming the setting, before a version is stored."""
+    root, trained_on, _ = live_with_outcomes
+    spec_path = root / "runs" / LIVE / "spec.json"
+    spec = json.loads(spec_path.read_text())
+    assert spec["params"]["estimators"][0][0] == "lr"  # the record the shipped four leave
+    spec["params"]["estimators"] = [["lr", "sklearn.linear_model._logistic.LogisticRegression"]]
+    spec_path.write_text(json.dumps(spec))
+    with pytest.raises(RetrainError, match=r"settings a job cannot repeat \(estimators: base models set from Python"):
+        retrain_live(runner=JobRunner(), data=trained_on)
+    assert JobRunner().list() == [] and DatasetStore().list() == []  # nothing queued, nothing stored
