@@ -375,9 +375,29 @@ class MatchedList:
     list_ids: int
 
 
-def read_list(store, meta: dict) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
-    """A stored list as ``probability``, ``score``, ``tier`` (one row per lead), and the keys (:func:`id_key`) of
-    each of its id columns; no id column (the scored file had none): an empty mapping, it cannot be matched."""
+def _lead_weeks(table: pd.DataFrame, date_columns) -> pd.Series | None:
+    """The ISO week (``2026-W03``) of each lead by the first of ``date_columns`` the list has (the leads' own
+    dates, such as a creation date), None where a cell is not a date; None when the list has no such column."""
+    from engine.data.leads.dates import parse_dates
+
+    for column in date_columns or ():
+        if column not in table.columns:
+            continue
+        try:
+            when = parse_dates(table[column].replace("", None), str(column))
+        except ValueError:  # a column mixing day-first and month-first dates: not read
+            continue
+        iso = when.dt.isocalendar()
+        weeks = iso["year"].astype("string") + "-W" + iso["week"].astype("string").str.zfill(2)
+        return weeks.astype(object).where(when.notna(), None)
+    return None
+
+
+def read_list(store, meta: dict, date_columns=()) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
+    """A stored list as ``probability``, ``score``, ``tier`` (one row per lead) and ``lead_week`` (the week of
+    each lead's own date, by the first of ``date_columns`` the list has; None without), and the keys
+    (:func:`id_key`) of each of its id columns; no id column (the scored file had none): an empty mapping, it
+    cannot be matched."""
     path = store.path(meta["sha256"])
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
     columns = [str(c) for c in table.columns]
@@ -393,6 +413,8 @@ def read_list(store, meta: dict) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
             "tier": table[tier].replace("", None) if tier else None,
         }
     )
+    weeks = _lead_weeks(table, date_columns)
+    frame["lead_week"] = weeks.to_numpy() if weeks is not None else None
     return frame, {c: _keys(table[c]) for c in ids}
 
 
@@ -403,9 +425,10 @@ def _by(frame: pd.DataFrame, keys: pd.Series) -> pd.DataFrame:
     return out[(out["id"] != "") & out["probability"].notna()].drop_duplicates("id", keep="first")
 
 
-def matched_lists(known: pd.DataFrame, store=None) -> tuple[list[MatchedList], dict[str, str]]:
+def matched_lists(known: pd.DataFrame, store=None, date_columns_of=None) -> tuple[list[MatchedList], dict[str, str]]:
     """Each stored list (newest first) joined to the ``known`` outcomes on the id column of the list that matches
-    most of them; and the lists that cannot be matched (no id column, damaged) with why."""
+    most of them; and the lists that cannot be matched (no id column, damaged) with why. ``date_columns_of(meta)``
+    names a list's date columns (its run's), whose weeks the rows carry as ``lead_week``."""
     from engine.scored_lists import ScoredStore
     from engine.storage import CorruptFile
 
@@ -416,7 +439,7 @@ def matched_lists(known: pd.DataFrame, store=None) -> tuple[list[MatchedList], d
     outcomes = known[["id", "outcome", "date"]]
     for meta in metas:
         try:
-            frame, keys = read_list(store, meta)
+            frame, keys = read_list(store, meta, date_columns_of(meta) if date_columns_of else ())
         except (KeyError, OSError, ValueError, CorruptFile) as exc:
             skipped[meta["sha256"]] = f"cannot be read ({exc})"
             continue

@@ -5,7 +5,8 @@ promised on its test split, in words, with alerts.
   Brier score and expected calibration error with 95 % bootstrap intervals (:func:`engine.evaluate.compute_metrics`,
   whose values equal scikit-learn's), calibration (predicted against realized, ten bins).
 * :func:`promised` — the same, as the run's ``metrics.json`` and test-split predictions give them.
-* :func:`monitoring_report` — per scored list, per week (the week a list was scored) and per run, and over all
+* :func:`monitoring_report` — per scored list, per week (of the leads' own date where the list has its run's date
+  column, such as a creation date; else the week the list was scored) and per run, and over all
   matched leads (each lead once, with the score of the newest list holding it); sentences and alerts: realized
   ROC-AUC below the run's interval, or the calibration error above it.
 * :func:`upload_outcomes` — read, store and report an outcomes file: what the CLI and the Monitoring page call.
@@ -218,7 +219,20 @@ def monitoring_report(outcomes_store=None, scored_store=None, run_store=None, n_
     outcomes_store = outcomes_store if outcomes_store is not None else OutcomeStore()
     run_store = run_store if run_store is not None else RunStore()
     known, conflicting = outcomes_store.known()
-    lists, skipped = matched_lists(known, scored_store)
+    date_columns: dict[str, list[str]] = {}
+
+    def date_columns_of(meta: dict) -> list[str]:
+        """The list's run's date columns (never features; a creation date dates its leads)."""
+        run_id = str(meta.get("run_id"))
+        if run_id not in date_columns:
+            try:
+                dropped = run_store.get(run_id).settings.dropped
+            except (KeyError, ValueError, OSError):
+                dropped = {}
+            date_columns[run_id] = [c for c, why in dropped.items() if str(why).startswith("date")]
+        return date_columns[run_id]
+
+    lists, skipped = matched_lists(known, scored_store, date_columns_of)
     promises: dict[str, dict | None] = {}
 
     def promise_of(run_id: str) -> dict | None:
@@ -254,20 +268,22 @@ def monitoring_report(outcomes_store=None, scored_store=None, run_store=None, n_
                 "alerts": alerts(r, promise, what),
             }
         )
-        if len(m.rows):
-            parts.append(m.rows.assign(week=entries[-1]["week"], run_id=run_id))
+        if len(m.rows):  # a lead's week: that of its own date where the list has one, else the week it was scored
+            lead_week = m.rows["lead_week"] if "lead_week" in m.rows else None
+            week = lead_week.fillna(entries[-1]["week"]) if lead_week is not None else entries[-1]["week"]
+            parts.append(m.rows.assign(week=week, run_id=run_id, list=meta["sha256"]))
     every = (
         pd.concat(parts, ignore_index=True).drop_duplicates("id", keep="first")  # lists come newest first
         if parts
         else pd.DataFrame(
-            {"id": [], "outcome": [], "probability": [], "score": [], "tier": [], "week": [], "run_id": []}
+            {"id": [], "outcome": [], "probability": [], "score": [], "tier": [], "week": [], "run_id": [], "list": []}
         )
     )
     run_ids = sorted(set(every["run_id"]))
     overall_promise = promise_of(run_ids[0]) if len(run_ids) == 1 else None
     overall = realized(every, n_boot=n_boot)
     weeks = [
-        {"week": week, "lists": sum(e["week"] == week for e in entries), **realized(rows, n_boot=n_boot)}
+        {"week": week, "lists": int(rows["list"].nunique()), **realized(rows, n_boot=n_boot)}
         for week, rows in sorted(every.groupby("week"), key=lambda kv: kv[0])
     ]
     runs = []

@@ -70,6 +70,11 @@ def test_the_whole_loop_on_the_weekly_demo(workspace, tmp_path, capsys):
     assert first["roc_auc"] < first["promised"]["roc_auc"]
     assert first["conversion_rate"] < first["mean_predicted"]  # fewer convert than the early weeks taught it
     assert first["alerts"] and "ALERT:" in err
+    # four weeks scored on one day: realized performance by the leads' own week (their creation date), one each
+    created = pd.to_datetime(leads.loc[(week >= 8) & (week < 12), "Created On"]).dt.isocalendar()
+    expected = sorted({f"{y}-W{w:02d}" for y, w in zip(created["year"], created["week"])})
+    assert [w["week"] for w in first["weeks"]] == expected and len(expected) >= 4
+    assert sum(w["matched"] for w in first["weeks"]) == 4 * PER_WEEK
     assert first["challengers"]["live_run_id"] == champion and first["challengers"]["runs"] == []
 
     # 3. a challenger trained on the recent weeks whose outcomes came back; it scores the next weeks in the shadow
