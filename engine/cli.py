@@ -10,7 +10,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from engine.approaches.base import approach_names
+from engine.approaches.registry import approach_names
 from engine.cli_paths import input_kind_of, readable_data, refuse_clashes, writable_out
 from engine.cli_values import (
     add_split_flags,

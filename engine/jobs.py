@@ -175,7 +175,7 @@ class JobRunner:
         ``wants_gpu`` hook: the LLM) when the machine has one; the job then trains on ``cuda``."""
         from dataclasses import replace
 
-        from engine.approaches.base import approach_hook
+        from engine.approaches.registry import approach_hook
         from engine.jobspec import DEFAULT_APPROACH
 
         approach = spec.approach or DEFAULT_APPROACH[spec.input_kind]

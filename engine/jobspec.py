@@ -70,7 +70,7 @@ class TrainSpec:
         if self.missing_values and self.input_kind != "leads":
             raise ValueError("missing_values is a setting of lead tables; transcripts have no numeric columns")
         if self.preset is not None:
-            from engine.approaches.base import approach_hook, approach_names
+            from engine.approaches.registry import approach_hook, approach_names
 
             name = self.approach or DEFAULT_APPROACH[self.input_kind]
             presets = approach_hook(name, "presets", ())
@@ -129,7 +129,7 @@ def run_spec(spec: TrainSpec, callbacks=None):
 
     params = dict(spec.params)
     if spec.preset is not None:
-        from engine.approaches.base import get_approach_class
+        from engine.approaches.registry import get_approach_class
 
         cls = get_approach_class(spec.approach or DEFAULT_APPROACH[spec.input_kind])
         params = {**cls.preset_params(spec.preset, params), **params}  # parameters given explicitly still win

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.approaches.base import FitRows, approach_names, get_approach_class
+from engine.approaches.base import FitRows
+from engine.approaches.registry import approach_names, get_approach_class
 from engine.callbacks import Callback, CallbackList, PhaseTracker, TrainingCancelled
 from engine.runs import Run, RunStore, explain_rows, explain_sample
 

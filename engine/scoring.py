@@ -554,7 +554,7 @@ def check_finite(run: Run, proba: np.ndarray) -> np.ndarray:
 
 
 def explain_budget(approach: str) -> int:
-    from engine.approaches.base import approach_hook
+    from engine.approaches.registry import approach_hook
 
     return int(approach_hook(approach, "explain_budget", DEFAULT_EXPLAIN_BUDGET))
 

@@ -21,7 +21,7 @@ METRICS = ["accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "brier"
 
 def approach_label(name: str | None) -> str:
     """An approach's name for people (its ``label`` hook), or its registry name."""
-    from engine.approaches.base import approach_hook
+    from engine.approaches.registry import approach_hook
 
     return approach_hook(name, "label", None) or name or "?"
 

@@ -19,7 +19,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.components import charts, curve_view, state, widgets
-from engine.approaches.base import approach_hook
+from engine.approaches.registry import approach_hook
 from engine.blend import blend_findings, blend_rows
 from engine.evaluate import (
     CALIBRATION_METRICS,

@@ -11,7 +11,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard.components import charts, state, tasks, widgets
-from engine.approaches.base import approach_hook
+from engine.approaches.registry import approach_hook
 from engine.projection import ENCODERS, PROJECTION_ROWS, embed_both, load_projections, project, projection_sample
 
 METHOD_NAMES = {"tsne": "t-SNE", "umap": "UMAP"}

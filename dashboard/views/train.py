@@ -6,7 +6,7 @@ import json
 import streamlit as st
 
 from dashboard.components import params, state, warmup, widgets
-from engine.approaches.base import approach_hook, get_approach_class, input_kinds
+from engine.approaches.registry import approach_hook, get_approach_class, input_kinds
 from engine.jobspec import TrainSpec
 
 CHOICES = {
@@ -63,7 +63,7 @@ runner = state.job_runner()
 def approach_params(name: str) -> list[dict]:
     """The approach's parameters a run's settings may name, with their defaults (``data_params``: the
     constructor's; the stack's base models' settings by their flat names)."""
-    from engine.approaches.base import get_approach_class
+    from engine.approaches.registry import get_approach_class
 
     out = []
     for p in get_approach_class(name).data_params().values():

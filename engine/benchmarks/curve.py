@@ -59,7 +59,7 @@ def _sizes(text: str) -> list[int | str]:
 
 
 def _names(text: str) -> list[str]:
-    from engine.approaches.base import approach_names, input_kinds
+    from engine.approaches.registry import approach_names, input_kinds
 
     names = [n.strip() for n in str(text).split(",") if n.strip()]
     if not names:

@@ -160,7 +160,7 @@ def _lora_fit(name: str, d: dict) -> list[str]:
 
 def _curve_params(d: dict) -> str:
     """``; embeddings: fine_tune=False``: the parameters of the curve's approaches that are not their defaults."""
-    from engine.approaches.base import get_approach_class
+    from engine.approaches.registry import get_approach_class
     from engine.storage import jsonable
 
     parts = []

@@ -135,7 +135,7 @@ def write_transcript_outputs(
     """Write model files, t-SNE plots, the comparison chart and metrics.json under ``out_dir``.
 
     ``out_dir/models/fine_tuned_embeddings/`` (SentenceTransformer folder), ``out_dir/models/classifiers/``
-    (the approach folder, loadable with ``engine.approaches.base.load_approach``),
+    (the approach folder, loadable with ``engine.approaches.registry.load_approach``),
     ``out_dir/results/{generic,fine_tuned}_embeddings.png``, ``performance_comparison.html``, ``metrics.json``.
     """
     import shutil

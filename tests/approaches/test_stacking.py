@@ -11,7 +11,8 @@ from sklearn.metrics import roc_auc_score
 from support import BENCH_ROW_KEYS
 
 from engine.approaches import _stack_parts as parts
-from engine.approaches.base import CONTRIBUTION_COLUMNS, load_approach
+from engine.approaches.base import CONTRIBUTION_COLUMNS
+from engine.approaches.registry import load_approach
 from engine.approaches.stacking import BASE_MODELS, SMALL_PARAMS, StackingApproach, _column_kinds
 from engine.callbacks import Callback
 from engine.data.demo import demo_leads
