@@ -33,7 +33,10 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from engine.approaches.registry import PARAMS_FILE
+from engine.callbacks import CallbackList
+from engine.data.text import format_value, is_missing
 from engine.scoring import save_training_profile
+from engine.storage import jsonable, write_json
 
 if TYPE_CHECKING:
     from engine.runs import Run
@@ -168,8 +171,6 @@ class Approach(ClassifierMixin, BaseEstimator, ABC):
 
     def stored_params(self) -> dict[str, Any]:
         """The settings a run records (plain JSON): ``get_params()`` by default."""
-        from engine.storage import jsonable
-
         return jsonable(self.get_params())
 
     def _set_classes(self, y) -> None:
@@ -188,8 +189,6 @@ class Approach(ClassifierMixin, BaseEstimator, ABC):
         ``calibration``: ``(X_slice, y_slice)``, the protocol's calibration slice (rows kept out of ``X``, the same
         for every approach on a dataset). An approach that calibrates itself reads it in ``_fit`` from
         ``self._calibration_set`` (LoRA, instead of holding out rows of its own); the others never see it."""
-        from engine.callbacks import CallbackList
-
         X = self._check_X(X)
         y = self._check_y(y, len(X))
         cb = callbacks if isinstance(callbacks, CallbackList) else CallbackList(callbacks)
@@ -258,8 +257,6 @@ class Approach(ClassifierMixin, BaseEstimator, ABC):
         """The generic path, for an approach without its own: occlusion. A filled field's contribution is the
         lead's probability minus the probability with that field missing (every approach reads missing fields),
         one batched ``predict_proba`` per column."""
-        from engine.data.text import format_value, is_missing
-
         if isinstance(X, dict):
             X = pd.DataFrame([X])
         if not isinstance(X, pd.DataFrame):
@@ -303,8 +300,6 @@ class Approach(ClassifierMixin, BaseEstimator, ABC):
     def _write_params(self, path: str | Path, **extra: Any) -> None:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        from engine.storage import write_json
-
         write_json(path / PARAMS_FILE, {"approach": self.name, "params": self.stored_params(), **extra})
 
     @staticmethod
