@@ -31,8 +31,12 @@ from engine.evaluate import (
     baseline_calls,
     baseline_metrics,
     board_findings,
+    choose_threshold,
+    confusion_at,
 )
+from engine.live import LiveStore, deployable
 from engine.runspec import Split
+from engine.storage import export_csv as csv_download
 
 #: how many runs of a dataset the board shows at first (the best by ROC-AUC)
 DEFAULT_RUNS = 6
@@ -171,8 +175,6 @@ with st.popover(
 
 def make_live(run_id: str) -> None:
     """Deploy ``run_id`` (engine.live), as ``python -m engine deploy`` does; the outcome is shown on the next run."""
-    from engine.live import LiveStore, deployable
-
     store = state.run_store()
     try:
         entry = LiveStore.beside(store).deploy(deployable(store, run_id), note=st.session_state.get("board_live_note"))
@@ -220,8 +222,6 @@ if outcome:
 def export_csv(table: pd.DataFrame) -> bytes:
     """The board as CSV, with every text cell a spreadsheet would run as a formula (a dataset named
     ``=HYPERLINK(...)``) neutralised."""
-    from engine.storage import export_csv as csv_download
-
     return csv_download(table)
 
 
@@ -420,8 +420,6 @@ METHODS = {
 
 
 def decisions_section() -> None:
-    from engine.evaluate import choose_threshold, confusion_at
-
     method = st.radio(
         "Threshold",
         list(METHODS),
