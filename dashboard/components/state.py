@@ -17,7 +17,6 @@ from engine.config import DEMO_LEADS, DEMO_TRANSCRIPTS, workspace
 from engine.datasets import DatasetStore
 from engine.jobs import JobRunner
 from engine.jobs import gpu_info as gpu_of_machine
-from engine.run_data import dataset_file, file_sha, frame_settings, positions_of_test_rows, training_frame
 from engine.runs import Run, RunStore
 
 #: metrics where lower is better (the board marks the lowest of these as best); names and help: engine.evaluate
@@ -215,11 +214,15 @@ def predictions(run):
 # modification time and by the settings that decide the frame.
 @st.cache_data(show_spinner=False)
 def _file_sha(path: str, mtime: float) -> str:
+    from engine.run_data import file_sha  # heavy: loads NumPy (the first page stays light)
+
     return file_sha(path)
 
 
 def data_path_for_hash(data_hash: str | None) -> Path | None:
     """Where the raw file of a dataset is: the dataset store, or the committed demo files."""
+    from engine.run_data import dataset_file  # heavy: loads NumPy (the first page stays light)
+
     return dataset_file(
         data_hash, None, (DEMO_LEADS, DEMO_TRANSCRIPTS), sha=lambda p: _file_sha(str(p), p.stat().st_mtime)
     )
@@ -229,6 +232,8 @@ def data_path_for_hash(data_hash: str | None) -> Path | None:
 def _training_frame(path: str, mtime: float, settings_json: str) -> dict:
     import json
 
+    from engine.run_data import training_frame  # heavy: loads NumPy (the first page stays light)
+
     return training_frame(path, **json.loads(settings_json))
 
 
@@ -236,6 +241,8 @@ def run_data(run) -> dict | None:
     """The features the run was trained on (``X``, ``y``, ``row_ids``, ``kinds``: :mod:`engine.run_data`), or None
     when its file is not in the dataset store."""
     import json
+
+    from engine.run_data import frame_settings  # heavy: loads NumPy (the first page stays light)
 
     path = data_path_for_hash(run.settings.data_hash)
     if path is None:
@@ -249,6 +256,8 @@ def run_data(run) -> dict | None:
 
 def test_rows(run, data: dict):
     """Positions in ``data["X"]`` of the run's test rows (from its stored predictions)."""
+    from engine.run_data import positions_of_test_rows  # heavy: loads NumPy (the first page stays light)
+
     return positions_of_test_rows(data["row_ids"], predictions(run)["row_id"])
 
 
