@@ -22,7 +22,6 @@ from engine.config import DEMO_LEADS, DEMO_TRANSCRIPTS
 from engine.datasets import DatasetStore
 
 if TYPE_CHECKING:
-    from engine.datasets import DatasetStore
     from engine.runs import Run
     from engine.runspec import RunSpec
 

@@ -186,8 +186,6 @@ def make_live(run_id: str) -> None:
 
 live_kind = group[0].settings.input_kind
 try:
-    from engine.live import LiveStore
-
     live_now = LiveStore.beside(state.run_store()).live(live_kind)
     live_problem = None
 except ValueError as exc:  # a damaged live.json: named, never a crash

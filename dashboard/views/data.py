@@ -18,6 +18,7 @@ from engine.data.leads import (
     read_header,
     read_table,
 )
+from engine.data.leak_policy import effective_policy, leak_presets_for
 from engine.data.transcripts import load_transcripts
 from engine.datasets import check_upload as check_limits
 
@@ -278,8 +279,6 @@ with left:
         help="The column that says whether each lead converted (1/0, yes/no, won/lost). "
         "Found by itself when it is called Converted, target, label, won, outcome or y.",
     )
-    from engine.data.leak_policy import effective_policy, leak_presets_for
-
     policies = [p for p in LEAK_PRESETS if p in leak_presets_for(columns)]  # X Education's presets: its columns
     policy_words = {
         "default": "Usual (leave out the X Education fields filled in after contact)",

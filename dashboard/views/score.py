@@ -8,6 +8,7 @@ import io
 import streamlit as st
 
 from dashboard.components import state, widgets
+from engine.live import LiveStore
 from engine.scored_lists import ScoredStore
 from engine.scoring import SCORE_HELP, add_reasons, read_rows, score_frame
 
@@ -53,8 +54,6 @@ def _auc(run) -> float:
 best = max([r for r in kind_runs if not r.settings.flagged] or kind_runs, key=_auc)
 run_names = state.run_labels(kind_runs)  # runs whose names would read alike get the end of their id
 try:  # the live run (python -m engine deploy, or Make live on the board) is the default when one is set
-    from engine.live import LiveStore
-
     live_entry = LiveStore.beside(state.run_store()).live(kind)
 except ValueError as exc:  # a damaged live.json: named, with the fix; the page still works
     live_entry = None
