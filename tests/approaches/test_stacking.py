@@ -135,7 +135,7 @@ def test_loading_for_scoring_does_not_import_tensorflow(fitted, tmp_path):
     model.save(tmp_path / "m")
     X.iloc[te[:5]].to_pickle(tmp_path / "rows.pkl")
     code = (
-        "import sys, pandas as pd; from engine.approaches.base import load_approach; "
+        "import sys, pandas as pd; from engine.approaches.registry import load_approach; "
         f"m = load_approach({str(tmp_path / 'm')!r}); "
         f"print(m.predict_proba(pd.read_pickle({str(tmp_path / 'rows.pkl')!r}))[:, 1].tolist()); "
         "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
