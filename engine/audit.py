@@ -83,7 +83,7 @@ import numpy as np
 import pandas as pd
 
 from engine.audit_model import after_contact_name, date_days, group_cost, unique_costs
-from engine.data.leads import LeadDataError
+from engine.data.leads import LeadDataError, infer_kinds, load_leads, map_target, prepare_features
 
 __all__ = [
     "audit_leads",
@@ -168,8 +168,6 @@ def audit_leads(
     few only, else None), ``drop_se`` its standard error; ``name_hint``: the words of its name that suggest an
     after-contact field. See the module docstring for the rules.
     """
-    from engine.data.leads import load_leads, prepare_features
-
     start = time.perf_counter()
     table = load_leads(data, leak_policy=leak_policy, **load_options)
     # the rows shaped as audit_frame, scoring and the models read them: ``inf`` in a number column is missing
@@ -197,8 +195,6 @@ def audit_frame(
     :func:`engine.data.leads.prepare_features` ('Select' and blanks missing, numeric columns
     numbers). Returns the same dict as :func:`audit_leads` without ``target``/``policy``.
     """
-    from engine.data.leads import infer_kinds, map_target, prepare_features
-
     start = time.perf_counter()
     if not isinstance(X, pd.DataFrame):
         raise LeadDataError(

@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from engine.evaluate import ScoreScale, compute_metrics, curve_data, paired_difference, time_scoring
 from engine.runs import Run, RunStore
+from engine.runspec import RunSpec
 
 #: Bootstrap resamples of the paired interval of the blend minus the best single part.
 PAIRED_BOOT = 2000
@@ -97,9 +99,7 @@ def blend_runs(
 ) -> Run:
     """Fit a blend of ``run_ids`` on their calibration slice, evaluate it on their test rows and store it as a run
     (approach ``blend``; ``name`` its label on the board). See the module's doc for what is refused."""
-    from engine.approaches.blend import METHODS, BlendApproach
-    from engine.evaluate import ScoreScale, compute_metrics, curve_data, paired_difference
-    from engine.runspec import RunSpec
+    from engine.approaches.blend import METHODS, BlendApproach  # heavy: loads scikit-learn
 
     if method not in METHODS:
         raise ValueError(f"blend method must be one of {', '.join(METHODS)}, not {method!r}")
@@ -173,7 +173,7 @@ def blend_runs(
 def _copy_profile(part: Run, run: Run) -> None:
     """The first part's training profile and sample (every part read the same columns of the same rows): what
     scoring checks new rows against and the shift check compares them with."""
-    from engine.scoring import PROFILE_FILE, TRAIN_SAMPLE_FILE
+    from engine.scoring import PROFILE_FILE, TRAIN_SAMPLE_FILE  # heavy: loads pandas
 
     for name in (PROFILE_FILE, TRAIN_SAMPLE_FILE):
         source = part.path / name
@@ -183,8 +183,7 @@ def _copy_profile(part: Run, run: Run) -> None:
 
 def _timing(blend, part: Run) -> dict[str, float]:
     """Scoring speed of the blend (all its parts) on the first part's sample of training rows, when it has one."""
-    from engine.evaluate import time_scoring
-    from engine.scoring import load_training_sample
+    from engine.scoring import load_training_sample  # heavy: loads pandas
 
     sample = load_training_sample(part)
     if sample is None or not len(sample):

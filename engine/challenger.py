@@ -18,6 +18,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from engine.live import LiveStore
+from engine.outcomes import OutcomeStore, read_list
+from engine.runs import RunStore
+from engine.scored_lists import ScoredStore
+from engine.storage import CorruptFile
+
 #: Leads a team calls from each list when none is said.
 DEFAULT_TOP_N = 50
 #: Paired bootstrap resamples.
@@ -59,8 +65,6 @@ def check_top_n(value) -> int:
 
 def _list_scores(store, meta: dict) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
     """A stored list's probabilities, one column per run (its own run and its shadow runs), and its id keys."""
-    from engine.outcomes import read_list
-
     frame, keys = read_list(store, meta)
     if not keys:
         return pd.DataFrame(), {}
@@ -74,9 +78,6 @@ def _list_scores(store, meta: dict) -> tuple[pd.DataFrame, dict[str, pd.Series]]
 def paired_leads(known: pd.DataFrame, live_id: str, scored_store=None) -> tuple[dict[str, pd.DataFrame], dict]:
     """``{challenger run id: leads}`` (``id``, ``outcome``, ``live``, ``challenger``, ``list``: the list's sha256) over
     every stored list scored by ``live_id`` and that challenger, and the lists left out with why."""
-    from engine.scored_lists import ScoredStore
-    from engine.storage import CorruptFile
-
     store = scored_store if scored_store is not None else ScoredStore()
     outcomes = known[["id", "outcome"]]
     parts: dict[str, list[pd.DataFrame]] = {}
@@ -257,10 +258,6 @@ def challenger_report(
     "live_run_id", "runs": [compare(...)], "words", "skipped_lists"}``. ChallengerError for a ``top_n`` that is not a
     whole number of at least 1, or more than the leads with an outcome of any list compared (every lead would be
     called, so the runs could not differ)."""
-    from engine.live import LiveStore
-    from engine.outcomes import OutcomeStore
-    from engine.runs import RunStore
-
     top_n = check_top_n(top_n)
     run_store = run_store if run_store is not None else RunStore()
     outcomes_store = outcomes_store if outcomes_store is not None else OutcomeStore()

@@ -10,8 +10,16 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from engine.approaches.base import approach_names
+from engine.approaches.registry import approach_names
+from engine.callbacks import default_callbacks
+from engine.cli_blend import add_commands as add_blend
+from engine.cli_live import add_commands as add_live
+from engine.cli_live import run_and_model
+from engine.cli_loop import add_commands as add_loop
+from engine.cli_outcomes import add_commands as add_outcomes
+from engine.cli_outcomes import score_shadows, shadow_runs, store_scored
 from engine.cli_paths import input_kind_of, readable_data, refuse_clashes, writable_out
+from engine.cli_store import add_commands as add_store
 from engine.cli_values import (
     add_split_flags,
     first_line,
@@ -25,6 +33,10 @@ from engine.cli_values import (
 )
 from engine.cli_values import short_text as _short
 from engine.config import DEMO_LEADS
+from engine.jobspec import DEMO_DATA, RESULT_FILE, TrainSpec, read_spec, run_spec
+from engine.models import prepare_models
+from engine.runs import BrokenRun, RunStore
+from engine.storage import write_json
 
 BOARD_METRICS = ["accuracy", "roc_auc", "pr_auc", "f1", "brier", "ece"]
 
@@ -120,8 +132,6 @@ def format_board(models: dict[str, dict]) -> str:
 
 # -- commands --------------------------------------------------------------------------------------
 def _spec_from_args(args):
-    from engine.jobspec import TrainSpec
-
     return TrainSpec(
         input_kind=args.input,
         data=args.data,
@@ -144,9 +154,6 @@ def _spec_from_args(args):
 
 def cmd_train(args) -> int:
     """``train`` builds the same :class:`engine.jobspec.TrainSpec` a dashboard job hands over, and runs it."""
-    from engine.callbacks import default_callbacks
-    from engine.jobspec import DEMO_DATA, run_spec
-
     spec = _spec_from_args(args)
     with _terminate_as_exit():
         run = run_spec(spec, default_callbacks(show_progress=not args.quiet))
@@ -154,7 +161,7 @@ def cmd_train(args) -> int:
     if args.out:
         out = Path(args.out)
         if args.input == "transcripts":
-            from engine.benchmarks.transcripts import write_run_outputs
+            from engine.benchmarks.transcripts import write_run_outputs  # heavy: loads pandas
 
             write_run_outputs(run, out, data=spec.data or DEMO_DATA["transcripts"])
         else:
@@ -168,10 +175,6 @@ def cmd_train(args) -> int:
 def cmd_run_job(args) -> int:
     """The child of a training job: ``spec.json`` in the job folder -> a run -> ``result.json`` there (the run
     id, or the error in the user's words); the job runner reads that file, never this process's output."""
-    from engine.callbacks import default_callbacks
-    from engine.jobspec import RESULT_FILE, read_spec, run_spec
-    from engine.storage import write_json
-
     folder = Path(args.folder)
     try:
         spec = read_spec(folder)
@@ -210,7 +213,7 @@ def _terminate_as_exit():
 
 def _bench_stack(args, data, params: dict) -> dict:
     """Every lead approach but the LLM on the protocol split (engine.benchmarks.leads)."""
-    from engine.benchmarks.leads import run_leads_bench
+    from engine.benchmarks.leads import run_leads_bench  # heavy: loads NumPy
 
     return run_leads_bench(
         data,
@@ -223,7 +226,7 @@ def _bench_stack(args, data, params: dict) -> dict:
 
 def _bench_llm(args, data, params: dict) -> dict:
     """The LLM approach with its CPU preset (engine.benchmarks.lora)."""
-    from engine.benchmarks.lora import run_lora_bench
+    from engine.benchmarks.lora import run_lora_bench  # heavy: loads NumPy
 
     train_rows, epochs = params.pop("train_rows", None), params.pop("epochs", None)
     return run_lora_bench(data, json_out=args.json, train_rows=train_rows, epochs=epochs, **params)
@@ -237,7 +240,7 @@ def cmd_bench(args) -> int:
     if args.input == "curve":  # reached only with flags before the word curve (main() hands `bench curve` over)
         raise ValueError("give bench curve's flags after the word curve: python -m engine bench curve --help")
     if args.input == "api" and args.memory:
-        from engine.benchmarks.api import default_json_out, run_api_memory_bench
+        from engine.benchmarks.api import default_json_out, run_api_memory_bench  # heavy: loads scikit-learn
 
         out = args.json or default_json_out("api_memory")
         result = run_api_memory_bench(json_out=out, loads=args.loads)
@@ -245,7 +248,7 @@ def cmd_bench(args) -> int:
         print(f"written {out}")
         return 0
     if args.input == "api":
-        from engine.benchmarks.api import run_api_bench
+        from engine.benchmarks.api import run_api_bench  # heavy: loads scikit-learn
 
         result = run_api_bench(json_out=args.json, requests=args.requests, concurrency=args.concurrency)
         print(json.dumps(result, indent=2))
@@ -253,7 +256,7 @@ def cmd_bench(args) -> int:
             print(f"written {args.json}")
         return 0
     if args.input == "score":
-        from engine.benchmarks.score import run_score_bench
+        from engine.benchmarks.score import run_score_bench  # heavy: loads pandas
 
         result = run_score_bench(data=args.data, json_out=args.json, rows=args.rows, explain_rows=args.explain_rows)
         print(json.dumps(result, indent=2, default=str))
@@ -264,8 +267,8 @@ def cmd_bench(args) -> int:
         bench = LEAD_BENCHES.get(args.approach or "stacking", LEAD_BENCHES["stacking"])
         result = bench(args, data, params)
     else:
-        from engine.approaches.embeddings import EmbeddingApproach
-        from engine.benchmarks.transcripts import run_transcripts_bench
+        from engine.approaches.embeddings import EmbeddingApproach  # heavy: loads scikit-learn
+        from engine.benchmarks.transcripts import run_transcripts_bench  # heavy: loads pandas
 
         accepted = set(EmbeddingApproach._param_names()) | {"demo_n", "heldout_n", "setfit"}
         unknown = sorted(set(params) - accepted - {"classifier_type"})
@@ -312,10 +315,7 @@ def cmd_score(args) -> int:
     """Score a file with a run through :mod:`engine.scoring` (the Score page's and the API's path): the
     file's own columns, then rank, probability, score, tier and reasons, ranked; the validation report and,
     for lead runs, the shift check on stderr and in the JSON report."""
-    from engine.cli_live import run_and_model
-    from engine.runs import RunStore
-    from engine.scoring import explain_budget, read_rows, score_frame, shift_check
-    from engine.storage import write_json
+    from engine.scoring import explain_budget, read_rows, score_frame, shift_check  # heavy: loads pandas
 
     data = readable_data(args.data, "the lead table or transcripts file to score")
     out_path = writable_out(args.out)
@@ -331,8 +331,6 @@ def cmd_score(args) -> int:
     run, model = run_and_model(RunStore(), args.run, data, notes)
     _check_kind(run, data)
     if args.shadow:  # challengers scored beside the run, checked before anything is scored
-        from engine.cli_outcomes import shadow_runs
-
         shadowing = shadow_runs(RunStore(), run, args.shadow, args.no_store)
     try:
         raw = read_rows(run, data, filename=data.name)
@@ -387,13 +385,9 @@ def cmd_score(args) -> int:
         print(scored.table.head(50).to_string())
     shadows = {}
     if args.shadow:  # kept with the list (engine/cli_outcomes.py)
-        from engine.cli_outcomes import score_shadows
-
         shadows = score_shadows(shadowing, data)
         report["shadow_runs"] = list(shadows)
     if not args.no_store:  # kept for the outcomes that come back (engine/cli_outcomes.py)
-        from engine.cli_outcomes import store_scored
-
         report["stored_list"] = store_scored(scored, data, report.get("shift"), shadows)
     if report_path:
         write_json(report_path, report)
@@ -403,8 +397,7 @@ def cmd_score(args) -> int:
 
 def cmd_audit(args) -> int:
     """Leak finder: each column of a lead table on its own (and its missingness) against the target."""
-    from engine.audit import audit_leads
-    from engine.storage import write_json
+    from engine.audit import audit_leads  # heavy: loads pandas
 
     data = readable_data(args.data, "the lead table to audit")
     out = writable_out(args.json)
@@ -438,21 +431,19 @@ def cmd_audit(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from engine.api import serve
+    from engine.api import serve  # heavy: loads FastAPI
 
     serve(host=args.host, port=args.port, no_auth=args.no_auth)
     return 0
 
 
 def cmd_prepare_models(args) -> int:
-    from engine.models import prepare_models
-
     for line in prepare_models():
         print(line)
-    from engine import onnx_encoder
+    from engine import onnx_encoder  # heavy: loads NumPy
 
     if onnx_encoder.available():  # MiniLM's int8 ONNX graph for fast embedding, exported once
-        from engine.approaches.embeddings import generic_onnx_graph
+        from engine.approaches.embeddings import generic_onnx_graph  # heavy: loads scikit-learn
 
         started = time.monotonic()
         print(f"all-MiniLM-L6-v2 int8 ONNX: {generic_onnx_graph()} ({time.monotonic() - started:.1f}s)")
@@ -461,8 +452,7 @@ def cmd_prepare_models(args) -> int:
 
 def cmd_demo(args) -> int:
     """Train the stack on the embedded demo leads and print its metric board."""
-    from engine import pipeline
-    from engine.callbacks import default_callbacks
+    from engine import pipeline  # heavy: loads scikit-learn
 
     print("Conversion Lab demo: synthetic demo leads (not real data), stacked generalization")
     run = pipeline.train_leads(
@@ -671,12 +661,6 @@ def _serve_parser(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from engine.cli_blend import add_commands as add_blend
-    from engine.cli_live import add_commands as add_live
-    from engine.cli_loop import add_commands as add_loop
-    from engine.cli_outcomes import add_commands as add_outcomes
-    from engine.cli_store import add_commands as add_store
-
     parser = argparse.ArgumentParser(prog="python -m engine", description="Conversion Lab engine")
     sub = parser.add_subparsers(dest="command", required=True)
     _train_and_bench_parsers(sub)
@@ -695,7 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:2] == ["bench", "curve"]:  # learning curves: their flags and errors are their module's
-        from engine.benchmarks.curve import main as curve_main
+        from engine.benchmarks.curve import main as curve_main  # heavy: loads pandas
 
         return curve_main(argv[2:])
     args = build_parser().parse_args(argv)
@@ -704,8 +688,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, KeyError) as exc:
         # Bad input: one clear line naming the problem (the message says the fix), no traceback.
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        from engine.runs import BrokenRun
-
         if isinstance(exc, BrokenRun):  # a library's error inside can carry a whole native backtrace
             msg = f"run {exc.run_id} cannot be used: {first_line(exc.problem)}"
         print(f"error: {msg}", file=sys.stderr)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def cmd_blend(args) -> int:
-    from engine.blend import blend_runs
+    from engine.blend import blend_runs  # heavy: loads NumPy
 
     run = blend_runs(args.runs, method=args.method, name=args.name)
     m = run.metrics

@@ -6,12 +6,12 @@ import sys
 from pathlib import Path
 
 from engine.cli_paths import input_kind_of
-from engine.live import KINDS, LiveStore, deployable
+from engine.cli_values import first_line
+from engine.live import KINDS, LiveRunUnusable, LiveStore, deployable
+from engine.runs import BrokenRun, RunStore
 
 
 def _first_line(text: str) -> str:
-    from engine.cli_values import first_line
-
     return first_line(text)
 
 
@@ -53,9 +53,6 @@ def run_and_model(store, run_id: str | None, data: Path, notes: list[str] | None
 
 
 def _load_live(run, kind: str):
-    from engine.live import LiveRunUnusable
-    from engine.runs import BrokenRun
-
     try:
         return run.load_approach()
     except BrokenRun as exc:
@@ -72,8 +69,6 @@ def _describe(store, run_id: str) -> str:
 
 def cmd_deploy(args) -> int:
     """``deploy RUN_ID [--kind K] [--note TEXT]`` or ``deploy --rollback [--kind K]``."""
-    from engine.runs import RunStore
-
     store = RunStore()
     live = LiveStore.beside(store)
     if args.kind is not None and args.kind not in KINDS:
@@ -106,8 +101,6 @@ def cmd_deploy(args) -> int:
 
 def cmd_live(args) -> int:
     """The live run of each kind, then the history of changes (newest last)."""
-    from engine.runs import RunStore
-
     store = RunStore()
     live = LiveStore.beside(store)
     state = live.state()

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import sys
 
+from engine.cli_paths import readable_data
+from engine.jobs import JobRunner
+
 
 def cmd_retrain(args) -> int:
     """``retrain --live [--data FILE] [--no-wait]``: a new version of the live run's dataset with the outcomes, and a
     training job of the live run's configuration on it; waits for it and prints ``RUN_ID=`` unless ``--no-wait``."""
-    from engine.cli_paths import readable_data
-    from engine.jobs import JobRunner
-    from engine.retrain import retrain_live
+    from engine.retrain import retrain_live  # heavy: loads pandas
 
     if not args.live:
         raise ValueError("retrain trains the live run again: say so with --live (`python -m engine live` shows it)")
@@ -45,7 +46,7 @@ def add_commands(sub, command, cmd_demo) -> None:
     def demo(args) -> int:
         if args.weekly is None:
             return cmd_demo(args)
-        from engine.data.weekly_demo import write_weekly_demo
+        from engine.data.weekly_demo import write_weekly_demo  # heavy: loads pandas
 
         files = write_weekly_demo(args.weekly)
         print(f"weekly demo written to {args.weekly} ({len(files)} files; synthetic leads): read README.txt there")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 from engine.cli_paths import readable_data, refuse_clashes, writable_out
+from engine.storage import write_json
 
 
 def shadow_runs(store, run, run_ids: list[str], no_store: bool) -> list:
@@ -32,7 +33,7 @@ def shadow_runs(store, run, run_ids: list[str], no_store: bool) -> list:
 
 def score_shadows(runs: list, data) -> dict:
     """The file scored by each shadow run (no reasons): ``{run id: Scored}``."""
-    from engine.scoring import read_rows, score_frame
+    from engine.scoring import read_rows, score_frame  # heavy: loads pandas
 
     out = {}
     for other in runs:
@@ -44,7 +45,7 @@ def score_shadows(runs: list, data) -> dict:
 def store_scored(scored, data, shift: dict | None, shadows: dict | None = None) -> str:
     """Keep a list ``score`` wrote in the scored-list store (its run, live version and shift verdict in its meta,
     the ``shadows``' scores beside it); said on stderr. Returns the list's sha256."""
-    from engine.scored_lists import ScoredStore
+    from engine.scored_lists import ScoredStore  # heavy: loads pandas
 
     extra = (
         {"shift": {"verdict": shift.get("verdict"), "adversarial_auc": shift.get("adversarial_auc")}} if shift else {}
@@ -65,9 +66,8 @@ def cmd_outcomes(args) -> int:
     """``outcomes --data FILE [--id COL] [--outcome COL] [--date COL] [--json REPORT]``: store the outcomes, match them
     to the stored lists, print the realized performance beside each run's promise and any alert. Exit 0 when stored
     (or already stored), 2 with one line for a file that cannot be used, 1 when an alert fired (with --fail-on-alert)."""
-    from engine.challenger import ChallengerError, challenger_report, check_top_n
-    from engine.outcomes_report import upload_outcomes, upload_words
-    from engine.storage import write_json
+    from engine.challenger import ChallengerError, challenger_report, check_top_n  # heavy: loads pandas
+    from engine.outcomes_report import upload_outcomes, upload_words  # heavy: loads pandas
 
     top_n = check_top_n(args.top)  # refused before anything is read or stored
     data = readable_data(args.data, "the file of lead ids and outcomes")

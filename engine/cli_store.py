@@ -7,13 +7,13 @@ import sys
 
 from engine.cli_values import first_line, metric_text
 from engine.cli_values import short_text as _short
+from engine.datasets import DatasetStore
+from engine.runs import RUN_ID_PATTERN, BrokenRun, RunStore
 
 
 def cmd_runs(args) -> int:
     """One aligned line per usable run, newest first; each run that cannot be used is named on stderr as
     ``skipped <id>: <reason>`` (the reason names the damaged file)."""
-    from engine.runs import RUN_ID_PATTERN, RunStore
-
     store = RunStore()
     rows = []
     for run in store.list_runs():
@@ -61,8 +61,6 @@ def _confirm(question: str, yes: bool) -> bool:
 def cmd_delete(args) -> int:
     """Delete one stored run or dataset, after a confirmation (the only way anything stored goes away)."""
     if args.what == "run":
-        from engine.runs import BrokenRun, RunStore
-
         store = RunStore()
         run_id = args.id.strip()
         try:
@@ -81,8 +79,6 @@ def cmd_delete(args) -> int:
         store.delete(run_id)
         print(f"Deleted {what}.")
         return 0
-    from engine.datasets import DatasetStore
-
     store = DatasetStore()
     try:
         ds = store.get(args.id)

@@ -28,7 +28,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.callbacks import Callback, Progress
+from engine.callbacks import Callback, Progress, TrainingCancelled
+from engine.config import REPO_ROOT
+from engine.evaluate import compute_metrics
 
 #: How subsets are drawn (a curve written with another version is not resumed: its subsets would differ).
 SUBSETS_VERSION = 1
@@ -144,8 +146,6 @@ def fit_point(
     """``clone(estimator)`` fitted on ``X_fit`` only and scored on the test rows: the numbers of one point."""
     from sklearn.base import clone
 
-    from engine.evaluate import compute_metrics
-
     model = clone(estimator)
     started, cpu = time.perf_counter(), time.process_time()
     model.fit(X_fit, y_fit, callbacks=callbacks)
@@ -259,8 +259,6 @@ def ray_init_address(address: str) -> str:
 
 def _ray_env() -> dict[str, str]:
     """The variables Ray workers need to import this engine and its plug-ins and to stay offline."""
-    from engine.config import REPO_ROOT
-
     path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
     env = {"PYTHONPATH": path, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     for name in ("CLAB_APPROACHES", "CLAB_CACHE"):
@@ -271,8 +269,6 @@ def _ray_env() -> dict[str, str]:
 
 def _run_on_ray(curve, approaches, keys, on_point, n_boot, address, report, log) -> None:
     import ray
-
-    from engine.callbacks import TrainingCancelled
 
     init_address = ray_init_address(address)
     saved = os.environ.pop("RAY_ADDRESS", None)  # ray.init reads it before its argument: the http one would win

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import workspace
+from engine.data.missing_values import LeadDataError, parse_missing_values
 from engine.storage import CorruptFile, is_inside, jsonable, locked, own_file, read_json, write_bytes, write_json
 
 KINDS = ("leads", "transcripts")
@@ -142,8 +143,6 @@ def _checked(settings: dict[str, Any], extra: tuple[str, ...] = ()) -> dict[str,
     if purpose is not None and purpose not in PURPOSES:
         raise ValueError(f"purpose must be one of {PURPOSES}, not {purpose!r}")
     if "missing_values" in settings:
-        from engine.data.missing_values import parse_missing_values
-
         settings = {**settings, "missing_values": parse_missing_values(settings["missing_values"])}
     return settings
 
@@ -240,8 +239,6 @@ class Dataset:
     def missing_values(self) -> dict[str, list[float]]:
         """The numbers read as missing, ``{column: [numbers]}`` (see :func:`engine.data.leads.treat_missing`).
         Raises ValueError naming the file and the fix when ``meta.json`` holds a damaged one (hand-edited)."""
-        from engine.data.missing_values import LeadDataError, parse_missing_values
-
         try:
             return parse_missing_values(self.meta.get("missing_values"))
         except LeadDataError as exc:
@@ -280,10 +277,10 @@ class Dataset:
         """The raw table as a DataFrame (leads) or the transcript records' frame (transcripts)."""
         filename = self.filename
         if self.kind == "leads":
-            from engine.data.leads import read_table
+            from engine.data.leads import read_table  # heavy: loads pandas
 
             return self._reading(lambda path: read_table(path, filename=filename))
-        from engine.data.transcripts import load_transcripts
+        from engine.data.transcripts import load_transcripts  # heavy: loads pandas
 
         return self._reading(lambda path: load_transcripts(path, filename=filename).X)
 
@@ -574,11 +571,11 @@ def check_upload(data: bytes, filename: str | None, kind: str) -> None:
     (:class:`~engine.data.leads.LeadDataError` or :class:`~engine.data.transcripts.TranscriptDataError`)
     whose message names ``filename``; a header-only table passes (the readers say it has no rows)."""
     if kind == "leads":
-        from engine.data.leads import check_table
+        from engine.data.leads import check_table  # heavy: loads pandas
 
         check_table(data, filename)
     elif kind == "transcripts":
-        from engine.data.transcripts import check_transcripts
+        from engine.data.transcripts import check_transcripts  # heavy: loads pandas
 
         check_transcripts(data, filename)
     else:

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.data.leads import LeadDataError
+from engine.data.leads import LeadDataError, infer_kinds, prepare_features
 
 __all__ = ["shift_report", "psi_level", "PSI_MODERATE", "PSI_LARGE", "AUC_SOMEWHAT", "AUC_VERY"]
 
@@ -85,8 +85,6 @@ def shift_report(
     see the module docstring for the method and thresholds.
     Raises :class:`engine.data.leads.LeadDataError` (a ``ValueError``) for unusable input.
     """
-    from engine.data.leads import infer_kinds, prepare_features
-
     start = time.perf_counter()
     for name, frame in (("training", train), ("new", new)):
         if not isinstance(frame, pd.DataFrame):

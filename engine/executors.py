@@ -89,7 +89,7 @@ JOB_ENV_NAMES = frozenset(
         "CLAB_CACHE",
         "CLAB_RAY_CWD",
         "CLAB_RAY_GPUS",
-        "CLAB_APPROACHES",  # approaches plugged in by the operator (engine.approaches.base.PLUGIN_ENV)
+        "CLAB_APPROACHES",  # approaches plugged in by the operator (engine.approaches.registry.PLUGIN_ENV)
     }
 )
 #: Name prefixes a job gets too: the locale categories (``LC_ALL``, ``LC_CTYPE``...).

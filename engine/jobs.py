@@ -48,6 +48,7 @@ import time
 import uuid
 from pathlib import Path
 
+from engine.approaches.registry import approach_hook
 from engine.config import workspace
 from engine.executors import (
     JOB_ENV_NAMES,
@@ -70,6 +71,7 @@ from engine.job_store import (
     last_lines,
     tail_text,
 )
+from engine.jobspec import DEFAULT_APPROACH, read_result, write_spec
 
 __all__ = [
     "ACTIVE",
@@ -175,9 +177,6 @@ class JobRunner:
         ``wants_gpu`` hook: the LLM) when the machine has one; the job then trains on ``cuda``."""
         from dataclasses import replace
 
-        from engine.approaches.base import approach_hook
-        from engine.jobspec import DEFAULT_APPROACH
-
         approach = spec.approach or DEFAULT_APPROACH[spec.input_kind]
         if gpu is None:
             gpu = bool(approach_hook(approach, "wants_gpu", False))
@@ -190,7 +189,6 @@ class JobRunner:
         """Queue ``python -m engine run-job <job folder>`` for a :class:`engine.jobspec.TrainSpec`. The row, the
         folder and its ``spec.json`` are made in one transaction: no runner can claim the job before its spec
         exists."""
-        from engine.jobspec import write_spec
 
         def prepare(_job_id: int, folder: Path) -> list[str]:
             write_spec(folder, spec)
@@ -384,8 +382,6 @@ class JobRunner:
     def _finish(self, job: Job, code: int | None, reason: str | None = None) -> None:
         """Record how a running job ended: succeeded (exit 0), or failed with the error in the user's words
         (``result.json``) or, failing that, the reason / exit status and the end of the log."""
-        from engine.jobspec import read_result
-
         result = read_result(job.folder) or {}
         run_id = result.get("run_id") if isinstance(result.get("run_id"), str) else None
         values = {"returncode": code, "finished": time.time(), "run_id": run_id}

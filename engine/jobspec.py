@@ -13,7 +13,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from engine.approaches.registry import approach_hook, approach_names, get_approach_class
 from engine.config import DEMO_LEADS, DEMO_TRANSCRIPTS
+from engine.data.missing_values import parse_missing_values
+from engine.storage import CorruptFile, read_json, write_json
 
 SPEC_FILE = "spec.json"
 RESULT_FILE = "result.json"
@@ -55,7 +58,7 @@ class TrainSpec:
             raise ValueError(f"input_kind must be one of {DATA_KINDS}, not {self.input_kind!r}")
         if not isinstance(self.params, dict) or not all(isinstance(k, str) for k in self.params):
             raise ValueError("params must be an object of parameter name -> value")
-        from engine.pipeline import check_params
+        from engine.pipeline import check_params  # heavy: loads scikit-learn
 
         # the one check of parameters (names, types, ranges): a bad one is refused before a job is queued
         check_params(self.approach or DEFAULT_APPROACH[self.input_kind], self.params, self.input_kind)
@@ -64,14 +67,10 @@ class TrainSpec:
             if not isinstance(value, (list, tuple)) or not all(isinstance(c, str) for c in value):
                 raise ValueError(f"{name} must be a list of column names")
             setattr(self, name, list(value))
-        from engine.data.missing_values import parse_missing_values
-
         self.missing_values = parse_missing_values(self.missing_values)  # the setting's one type, checked here
         if self.missing_values and self.input_kind != "leads":
             raise ValueError("missing_values is a setting of lead tables; transcripts have no numeric columns")
         if self.preset is not None:
-            from engine.approaches.base import approach_hook, approach_names
-
             name = self.approach or DEFAULT_APPROACH[self.input_kind]
             presets = approach_hook(name, "presets", ())
             if self.preset not in presets:
@@ -125,12 +124,10 @@ class TrainSpec:
 
 def run_spec(spec: TrainSpec, callbacks=None):
     """Train, evaluate and store the run a spec asks for (through :mod:`engine.pipeline`); returns the run."""
-    from engine import pipeline
+    from engine import pipeline  # heavy: loads scikit-learn
 
     params = dict(spec.params)
     if spec.preset is not None:
-        from engine.approaches.base import get_approach_class
-
         cls = get_approach_class(spec.approach or DEFAULT_APPROACH[spec.input_kind])
         params = {**cls.preset_params(spec.preset, params), **params}  # parameters given explicitly still win
     data = spec.data or DEMO_DATA[spec.input_kind]
@@ -163,21 +160,15 @@ def run_spec(spec: TrainSpec, callbacks=None):
 
 
 def write_spec(folder: str | Path, spec: TrainSpec) -> Path:
-    from engine.storage import write_json
-
     return write_json(Path(folder) / SPEC_FILE, spec.to_dict())
 
 
 def read_spec(folder: str | Path) -> TrainSpec:
-    from engine.storage import read_json
-
     return TrainSpec.from_dict(read_json(Path(folder) / SPEC_FILE, dict))
 
 
 def read_result(folder: str | Path) -> dict | None:
     """A job's ``result.json`` (``run_id`` or ``error``), or None when it wrote none (or a damaged one)."""
-    from engine.storage import CorruptFile, read_json
-
     f = Path(folder) / RESULT_FILE
     if not f.exists():
         return None

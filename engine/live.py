@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.runs import BrokenRun
 from engine.storage import CorruptFile, locked, read_json, write_json, write_text
 
 LIVE_FILE = "live.json"
@@ -212,8 +213,6 @@ class LiveStore:
     def live_run(self, store, kind: str):
         """``(run, entry)`` of the live run of ``kind``, or None when none is set; :class:`LiveRunUnusable` when it
         is set but no longer usable (deleted, damaged): never another run instead."""
-        from engine.runs import BrokenRun
-
         entry = self.live(kind)
         if entry is None:
             return None
@@ -229,8 +228,6 @@ class LiveStore:
 def deployable(store, run_id: str, load: bool = True):
     """The run ``run_id`` when it can be made live: one of the store's own ids (KeyError otherwise), undamaged and
     complete, its model loading (``load``) (:class:`engine.runs.BrokenRun` otherwise)."""
-    from engine.runs import BrokenRun
-
     run = store.get(str(run_id).strip())
     if not run.complete:
         raise BrokenRun(run.id, "it is not complete (still training, or its training failed)")

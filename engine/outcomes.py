@@ -28,8 +28,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.data.leads.words import NEGATIVE, POSITIVE, _norm
-from engine.storage import neutralise_cell
+from engine.config import workspace
+from engine.data.leads import read_table
+from engine.data.leads.dates import parse_dates
+from engine.data.leads.words import NEGATIVE, POSITIVE, TARGET_CANDIDATES, _norm
+from engine.data.missing_values import LeadDataError
+from engine.runs import RunStore
+from engine.scored_lists import ScoredStore
+from engine.scoring import identifier_columns
+from engine.storage import FORMULA_PREFIXES, CorruptFile, locked, neutralise_cell, read_json, write_bytes, write_json
 
 #: Id column names tried, in order, when none is given (after the id columns of the stored lists).
 ID_CANDIDATES = ["prospect id", "lead id", "lead_id", "leadid", "lead number", "id", "record id", "crm id"]
@@ -167,9 +174,6 @@ def read_outcomes(
     tried first when ``id_column`` is not given. :class:`OutcomeError` (a ValueError) naming the problem and the fix
     for a file that cannot be used: empty, binary, no id or outcome column (the message names the columns it has),
     outcome words that are not won/lost, no usable row."""
-    from engine.data.leads import read_table
-    from engine.data.missing_values import LeadDataError
-
     try:
         raw = read_table(source, filename=filename)
     except LeadDataError as exc:
@@ -186,8 +190,6 @@ def read_outcomes(
         )
     outc = _find(columns, outcome_column, OUTCOME_CANDIDATES, "outcome", "--outcome")
     if outc is None:
-        from engine.data.leads.words import TARGET_CANDIDATES
-
         outc = _find([c for c in columns if c != idc], None, TARGET_CANDIDATES, "outcome", "--outcome")
     if outc is None or outc == idc:
         raise OutcomeError(
@@ -247,8 +249,6 @@ def _stored_bytes(frame: pd.DataFrame) -> bytes:
     """The outcomes as stored (and hashed), as a CSV export: ids a spreadsheet would run as formulas neutralised by the
     exports' rule (:func:`engine.storage.neutralise_cell`; found first with one pattern of its prefixes, so that a
     million ids take a second); outcomes are 0/1 and dates ``YYYY-MM-DD``."""
-    from engine.storage import FORMULA_PREFIXES
-
     ids = frame["id"].astype(object)
     risky = ids.astype("string").str.match(r"^\s*[" + re.escape("".join(FORMULA_PREFIXES)) + "]")
     if risky.any():
@@ -262,8 +262,6 @@ def _stored_bytes(frame: pd.DataFrame) -> bytes:
 def _read_stored(path: Path) -> pd.DataFrame:
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     if list(frame.columns) != ["id", "outcome", "date"] or not frame["outcome"].isin(["0", "1"]).all():
-        from engine.storage import CorruptFile
-
         raise CorruptFile(path, "outcomes.csv is not an outcomes file this version wrote")
     return pd.DataFrame({"id": _keys(frame["id"]), "outcome": frame["outcome"].astype(np.int8), "date": frame["date"]})
 
@@ -274,8 +272,6 @@ class OutcomeStore:
     different upload never replaces another."""
 
     def __init__(self, root=None):
-        from engine.config import workspace
-
         self.root = Path(root) if root is not None else workspace() / "outcomes"
         self.root.mkdir(parents=True, exist_ok=True)
         self.problems: dict[str, str] = {}
@@ -285,8 +281,6 @@ class OutcomeStore:
         nothing is written)."""
         import hashlib
         import time
-
-        from engine.storage import locked, read_json, write_bytes, write_json
 
         data = _stored_bytes(outcomes.frame)
         sha = hashlib.sha256(data).hexdigest()
@@ -301,8 +295,6 @@ class OutcomeStore:
 
     def list(self) -> list[dict]:
         """Stored uploads, oldest first; damaged ones are skipped and named in :attr:`problems`."""
-        from engine.storage import CorruptFile, read_json
-
         found, self.problems = [], {}
         for folder in sorted(self.root.iterdir()):
             if not folder.is_dir() or not re.fullmatch(r"[0-9a-f]{64}", folder.name):
@@ -324,8 +316,6 @@ class OutcomeStore:
     def known(self) -> tuple[pd.DataFrame, list[str]]:
         """Every stored outcome, one row per id (``id``, ``outcome``, ``date``), and the ids whose uploads disagree
         (conflicting: left out). A damaged upload is skipped and named in :attr:`problems`."""
-        from engine.storage import CorruptFile
-
         parts = []
         for meta in self.list():
             path = self.root / meta["sha256"] / "outcomes.csv"
@@ -357,9 +347,6 @@ def list_id_columns(meta: dict, columns: list[str]) -> list[str]:
     if isinstance(named, list) and named:
         return [c for c in named if isinstance(c, str) and c in columns]
     try:
-        from engine.runs import RunStore
-        from engine.scoring import identifier_columns
-
         return identifier_columns(RunStore().get(str(meta.get("run_id"))), columns)
     except (KeyError, ValueError):
         return []
@@ -378,8 +365,6 @@ class MatchedList:
 def _lead_weeks(table: pd.DataFrame, date_columns) -> pd.Series | None:
     """The ISO week (``2026-W03``) of each lead by the first of ``date_columns`` the list has (the leads' own
     dates, such as a creation date), None where a cell is not a date; None when the list has no such column."""
-    from engine.data.leads.dates import parse_dates
-
     for column in date_columns or ():
         if column not in table.columns:
             continue
@@ -429,9 +414,6 @@ def matched_lists(known: pd.DataFrame, store=None, date_columns_of=None) -> tupl
     """Each stored list (newest first) joined to the ``known`` outcomes on the id column of the list that matches
     most of them; and the lists that cannot be matched (no id column, damaged) with why. ``date_columns_of(meta)``
     names a list's date columns (its run's), whose weeks the rows carry as ``lead_week``."""
-    from engine.scored_lists import ScoredStore
-    from engine.storage import CorruptFile
-
     store = store if store is not None else ScoredStore()
     out, skipped = [], {}
     metas = store.list()
@@ -459,8 +441,6 @@ def matched_lists(known: pd.DataFrame, store=None, date_columns_of=None) -> tupl
 
 def all_list_ids(store=None) -> set[str]:
     """Every id of every stored list, in any of its id columns (what an upload's ids are matched against)."""
-    from engine.scored_lists import ScoredStore
-
     store = store if store is not None else ScoredStore()
     ids: set[str] = set()
     for meta in store.list():
@@ -477,8 +457,6 @@ def id_hints(store=None) -> list[str]:
     """The id column names the stored lists use, most used first (what an outcomes file's id column is looked for
     as when none is named)."""
     from collections import Counter
-
-    from engine.scored_lists import ScoredStore
 
     store = store if store is not None else ScoredStore()
     counts: Counter[str] = Counter()

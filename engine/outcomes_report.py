@@ -21,7 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.evaluate import SCORE_BANDS, TIERS, compute_metrics
+from engine.evaluate import SCORE_BANDS, TIERS, ScoreScale, compute_metrics
+from engine.outcomes import OutcomeError, OutcomeStore, all_list_ids, id_hints, matched_lists, read_outcomes, safe_ids
+from engine.runs import RunStore
+from engine.scored_lists import ScoredStore
 
 #: Fewest matched leads (and of each outcome) before a list's realized metrics can raise an alert: below it the
 #: bootstrap interval is too wide to tell a decaying model from chance.
@@ -110,8 +113,6 @@ def _interval(entry: Any) -> tuple[float | None, list[float | None] | None]:
 def promised(run) -> dict:
     """What ``run`` promised on its test split: ROC-AUC, Brier score and calibration error with their intervals,
     conversion by tier (its test leads, tiered on its own scale) and the lift of its top 10 % and 20 %."""
-    from engine.evaluate import ScoreScale
-
     metrics = run.metrics.get("metrics", {}) if isinstance(run.metrics, dict) else {}
     out: dict[str, Any] = {"run_id": run.id}
     for name in ("roc_auc", "brier", "ece"):
@@ -213,9 +214,6 @@ def _week(created: float) -> str:
 
 def monitoring_report(outcomes_store=None, scored_store=None, run_store=None, n_boot: int = N_BOOT) -> dict:
     """Realized performance of every stored list with every stored outcome (:mod:`engine.outcomes`)."""
-    from engine.outcomes import OutcomeStore, matched_lists, safe_ids
-    from engine.runs import RunStore
-
     outcomes_store = outcomes_store if outcomes_store is not None else OutcomeStore()
     run_store = run_store if run_store is not None else RunStore()
     known, conflicting = outcomes_store.known()
@@ -335,9 +333,6 @@ def upload_outcomes(
     and conflicting ids, ids whose outcome differs from an earlier upload, and whether it was ``added``.
     :class:`engine.outcomes.OutcomeError` (nothing stored) when no list is stored yet, or when none of its ids is in
     any stored list (another dataset's file, or the wrong id column)."""
-    from engine.outcomes import OutcomeError, OutcomeStore, all_list_ids, id_hints, read_outcomes, safe_ids
-    from engine.scored_lists import ScoredStore
-
     scored_store = scored_store if scored_store is not None else ScoredStore()
     lists = scored_store.list()
     if not lists:

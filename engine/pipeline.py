@@ -18,9 +18,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.approaches.base import FitRows, approach_names, get_approach_class
+from engine.approaches.base import FitRows
+from engine.approaches.bounds import check_range
+from engine.approaches.registry import approach_names, get_approach_class
+from engine.audit import audit_frame
 from engine.callbacks import Callback, CallbackList, PhaseTracker, TrainingCancelled
+from engine.data.leads import load_leads, parse_missing_values
+from engine.data.transcripts import load_transcripts
+from engine.evaluate import (
+    CALIBRATION_SHARE,
+    ScoreScale,
+    calibration_slice,
+    compute_metrics,
+    curve_data,
+    paired_difference,
+    protocol_split,
+    slice_hash,
+    time_scoring,
+    time_split,
+)
 from engine.runs import Run, RunStore, explain_rows, explain_sample
+from engine.runspec import RunSpec
 
 DEFAULT_TEST_SIZE = 0.3
 DEFAULT_SPLIT_SEED = 42
@@ -86,8 +104,6 @@ def check_param(approach: str, parameter: inspect.Parameter, value: Any) -> Any:
     annotation): a whole float becomes an int where an int is expected, an int a float, a list of text a
     tuple. Anything else of the wrong type raises ValueError naming the parameter, the value and the type, and
     so does a value outside the parameter's range (:func:`engine.approaches.bounds.check_range`)."""
-    from engine.approaches.bounds import check_range
-
     return check_range(approach, parameter.name, _typed(approach, parameter, value))
 
 
@@ -157,20 +173,6 @@ def fit_evaluate_store(
     :data:`engine.evaluate.CALIBRATION_SHARE`; 0 for none, the default for transcripts): the same rows for every
     approach on the dataset and split, scored and stored as ``calibration.csv`` (what a blend is fitted on); an
     approach that calibrates itself (LoRA) calibrates on that slice instead of rows of its own."""
-    from engine.evaluate import (
-        CALIBRATION_SHARE,
-        ScoreScale,
-        calibration_slice,
-        compute_metrics,
-        curve_data,
-        paired_difference,
-        protocol_split,
-        slice_hash,
-        time_scoring,
-        time_split,
-    )
-    from engine.runspec import RunSpec
-
     store = store or RunStore()
     if times is None:
         train_idx, test_idx = protocol_split(y, test_size=test_size, seed=seed)
@@ -297,8 +299,6 @@ def train_leads(
     :func:`engine.data.leads.load_leads`'s; ``time_column`` (a date column) splits by time instead of the
     stratified split; ``options`` those of :func:`_train` (callbacks, store, dataset_name, test_size, seed,
     calibration_share)."""
-    from engine.data.leads import load_leads, parse_missing_values
-
     model = build_approach(approach, params, "leads")
     missing_values = parse_missing_values(missing_values)  # checked where it enters; the layers below take it
     table = load_leads(
@@ -334,8 +334,6 @@ def leak_flags(table) -> dict[str, str]:
     """The columns a training is about to use that the leak finder flags firmly (engine.audit), with its reason:
     recorded in the run, so the board, Explain and every reason that cites one say so. A check that fails says
     nothing rather than stopping the training (the Data page and ``audit leads`` still run it in full)."""
-    from engine.audit import audit_frame
-
     try:
         report = audit_frame(table.X, table.y, table.kinds, max_rows=LEAK_CHECK_ROWS)
     except Exception:  # noqa: BLE001 - the training does not depend on it
@@ -347,8 +345,6 @@ def leak_flags(table) -> dict[str, str]:
 def train_transcripts(data, approach: str = "embeddings", params: dict[str, Any] | None = None, **options: Any) -> Run:
     """Train one approach on labelled transcripts (path, bytes, file-like, or list of records); ``options`` are
     those of :func:`_train` (callbacks, store, dataset_name, test_size, seed)."""
-    from engine.data.transcripts import load_transcripts
-
     model = build_approach(approach, params, "transcripts")
     table = load_transcripts(data)
     y = np.asarray(table.y).astype(int)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.storage import CorruptFile, read_json
+
 METHODS = ("tsne", "umap")
 
 
@@ -138,8 +140,6 @@ def store_projections(run, model, X, row_ids=None, n: int = PROJECTION_ROWS, met
 def load_projections(run) -> dict | None:
     """The maps stored with ``run`` (see :func:`store_projections`), or None when there are none or the file is
     damaged (the page then computes them)."""
-    from engine.storage import CorruptFile, read_json
-
     f = run.path / PROJECTIONS_FILE
     if not f.exists():
         return None

@@ -19,6 +19,17 @@ import io
 import numpy as np
 import pandas as pd
 
+from engine.data.leads import read_table
+from engine.data.leads.target import map_target
+from engine.datasets import DatasetStore, content_hash, version_number
+from engine.jobs import JobRunner
+from engine.jobspec import TrainSpec
+from engine.live import LiveStore
+from engine.outcomes import OutcomeStore, _keys, list_id_columns
+from engine.runs import RunStore
+from engine.scored_lists import ScoredStore
+from engine.scoring import identifier_columns
+
 
 class RetrainError(ValueError):
     """A retraining that cannot be done as asked; the message names the problem and the fix."""
@@ -26,8 +37,6 @@ class RetrainError(ValueError):
 
 def _outcome_words(values: pd.Series) -> tuple[object, object]:
     """How the dataset writes a converted and a lost lead in its outcome column (``(1, 0)``, ``("Yes", "No")``...)."""
-    from engine.data.leads.target import map_target
-
     filled = values.dropna()
     if pd.api.types.is_numeric_dtype(values) or filled.empty:
         return 1, 0
@@ -43,10 +52,6 @@ def outcome_rows(
 ) -> tuple[pd.DataFrame, dict]:
     """The stored lists' leads with a known outcome that ``base`` does not hold yet, as rows of ``base``'s columns
     (the outcome in ``target``), newest list first; and counts (``lists``, ``with_outcome``, ``already_in``)."""
-    from engine.outcomes import _keys, list_id_columns
-    from engine.scored_lists import ScoredStore
-    from engine.scoring import identifier_columns
-
     store = scored_store if scored_store is not None else ScoredStore()
     ids = identifier_columns(run, base.columns)
     if not ids:
@@ -82,8 +87,6 @@ def outcome_rows(
 
 def outcome_version(dataset, run, known: pd.DataFrame, dataset_store, scored_store=None) -> tuple:
     """``(new version, counts)``: ``dataset``'s rows plus :func:`outcome_rows`, stored as its next version."""
-    from engine.data.leads import read_table
-
     base = read_table(io.BytesIO(dataset.read_bytes()), filename=dataset.filename)
     target = run.settings.target or dataset.meta.get("target")
     if not target or target not in base.columns:
@@ -104,8 +107,6 @@ def _dataset_of(run, dataset_store, data=None):
     """The stored dataset ``run`` was trained on (by its data hash); else ``data`` (a path the user names) when it
     holds exactly those bytes, then stored so that versions can be added to it."""
     from pathlib import Path
-
-    from engine.datasets import content_hash
 
     s = run.settings
     found = dataset_store.find(s.data_hash) if s.data_hash else None
@@ -154,9 +155,6 @@ def retrain_params(run) -> dict:
 
 def retrain_spec(run, dataset):
     """The :class:`engine.jobspec.TrainSpec` of ``run``'s configuration on ``dataset`` (a version)."""
-    from engine.datasets import version_number
-    from engine.jobspec import TrainSpec
-
     s = run.settings
     split = s.split
     return TrainSpec(
@@ -189,12 +187,6 @@ def retrain_live(
     "run_id", "dataset", "version", ...counts}``. RetrainError (nothing stored, nothing queued) when no live run is
     set, no outcome came back, or none is of a lead its dataset does not hold. ``data``: the file the run was
     trained on, when it is not in the dataset store (a run trained from the command line)."""
-    from engine.datasets import DatasetStore, version_number
-    from engine.jobs import JobRunner
-    from engine.live import LiveStore
-    from engine.outcomes import OutcomeStore
-    from engine.runs import RunStore
-
     if kind != "leads":
         raise RetrainError(f"retraining with outcomes is for lead runs (outcomes are matched to lead ids), not {kind}")
     run_store = run_store if run_store is not None else RunStore()

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.config import DEMO_LEADS, DEMO_TRANSCRIPTS
+from engine.datasets import DatasetStore
 
 if TYPE_CHECKING:
-    from engine.datasets import DatasetStore
     from engine.runs import Run
     from engine.runspec import RunSpec
 
@@ -50,8 +50,6 @@ def dataset_file(
     in its ``problems``). ``sha(path)`` hashes a demo file (the dashboard passes a cached one)."""
     if not data_hash:
         return None
-    from engine.datasets import DatasetStore
-
     try:
         found = (datasets if datasets is not None else DatasetStore()).find(data_hash)
         if found is not None and found.raw_path.is_file():
@@ -95,13 +93,13 @@ def training_frame(
     if not path.is_file():
         raise FileNotFoundError(f"The dataset file {path} is gone. Fix: upload the same file again on the Data page.")
     if input_kind == "transcripts":
-        from engine.data.transcripts import load_transcripts
+        from engine.data.transcripts import load_transcripts  # heavy: loads pandas
 
         table = load_transcripts(path)
         return {"X": table.X, "y": np.asarray(table.y).astype(int), "row_ids": np.arange(len(table.y)), "kinds": {}}
     if input_kind != "leads":
         raise ValueError(f"No training frame for input kind {input_kind!r}; it is 'leads' or 'transcripts'")
-    from engine.data.leads import load_leads
+    from engine.data.leads import load_leads  # heavy: loads pandas
 
     table = load_leads(
         path, target=target, leak_policy="none", exclude=list(excluded), missing_values=missing_values or None

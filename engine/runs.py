@@ -37,6 +37,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.approaches.registry import approach_hook, load_approach
 from engine.config import workspace
 from engine.runspec import APPROACH_NAME, RunSpec, SpecProblem, validate_spec
 from engine.storage import CorruptFile, FolderGone, atomic_write, is_inside, read_json, write_json
@@ -257,8 +258,6 @@ class Run:
     def load_approach(self):
         """The run's fitted approach. Its files (some are joblib pickles) are read only from inside the run's
         own folder, which the store made: a model folder that is a link elsewhere is refused."""
-        from engine.approaches.base import load_approach
-
         if not is_inside(self.model_dir, self.path) or self.path.is_symlink():
             raise BrokenRun(self.id, "its model folder points outside the run store; it is not loaded")
         try:
@@ -512,8 +511,6 @@ class RunStore:
 def explain_rows(approach: str, input_kind: str) -> int:
     """How many test rows a run's stored explanation covers (the Explain page's default sample): fewer for
     the approaches whose explanation re-scores each row many times (the LLM, transcripts)."""
-    from engine.approaches.base import approach_hook
-
     return 5 if input_kind == "transcripts" else int(approach_hook(approach, "explain_rows", 30))
 
 

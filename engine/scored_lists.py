@@ -11,8 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from engine.config import workspace
+from engine.live import KINDS, LiveStore
 from engine.scoring import Scored
-from engine.storage import read_json, write_json
+from engine.storage import CorruptFile, locked, read_json, write_bytes, write_json
 
 SHADOW_FILE = "shadow.csv"
 
@@ -42,8 +44,6 @@ def _shadow_columns(scored: Scored, shadows: dict[str, Scored]) -> dict[str, np.
 def _add_shadows(folder, shadow: dict[str, np.ndarray]) -> None:
     """Under the list's lock: add the runs of ``shadow`` that the stored list does not hold yet (one already held is
     kept as it was stored)."""
-    from engine.storage import write_bytes
-
     meta = read_json(folder / "meta.json", dict)
     held = [r for r in meta.get("shadow_runs") or [] if isinstance(r, str)]
     new = {k: v for k, v in shadow.items() if k not in held and k != meta.get("run_id")}
@@ -62,8 +62,6 @@ def _checked_meta(folder) -> dict:
     of ``"yesterday"`` or ``rows`` of ``"many"`` is refused, not guessed at) and its ``scored.csv`` present;
     :class:`engine.storage.CorruptFile` naming the problem otherwise."""
     from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-    from engine.storage import CorruptFile
 
     class Meta(BaseModel):
         model_config = ConfigDict(extra="allow", strict=True)
@@ -91,8 +89,6 @@ def _checked_meta(folder) -> dict:
 def live_version(workspace, run_id: str) -> int | None:
     """The live version (:mod:`engine.live`) under which ``run_id`` is live in ``workspace``; None when it is not the
     live run of any kind (or the live file cannot be read: the list is stored all the same)."""
-    from engine.live import KINDS, LiveStore
-
     try:
         state = LiveStore(workspace).state()
     except ValueError:
@@ -111,8 +107,6 @@ class ScoredStore:
 
     def __init__(self, root=None):
         from pathlib import Path
-
-        from engine.config import workspace
 
         self.root = Path(root) if root is not None else workspace() / "scored"
         self.root.mkdir(parents=True, exist_ok=True)
@@ -133,8 +127,6 @@ class ScoredStore:
         ``shadow.csv``; a run added to a list stored before is added beside the others, none is replaced."""
         import hashlib
         import time
-
-        from engine.storage import locked, write_bytes
 
         data = csv_bytes if csv_bytes is not None else scored.export_csv()
         sha = hashlib.sha256(data).hexdigest()
@@ -166,8 +158,6 @@ class ScoredStore:
         """The other runs' probabilities of a stored list (one column per run id, row for row with its
         ``scored.csv``); an empty frame when it has none. :class:`engine.storage.CorruptFile` when the meta names
         shadow runs and ``shadow.csv`` is missing or does not hold them as numbers."""
-        from engine.storage import CorruptFile
-
         runs = meta.get("shadow_runs")
         if not runs:
             return pd.DataFrame()
@@ -187,8 +177,6 @@ class ScoredStore:
         """Stored lists, newest first, each checked on read (:func:`_checked_meta`): one whose ``meta.json`` is
         damaged or holds wrong types, or whose ``scored.csv`` is missing, is skipped and named in
         :attr:`problems` (``{folder name: what is wrong}``, as of this call)."""
-        from engine.storage import CorruptFile
-
         found, self.problems = [], {}
         for folder in self.root.iterdir():
             if not folder.is_dir() or not (folder / "meta.json").exists():

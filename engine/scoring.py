@@ -32,9 +32,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from engine.approaches.registry import approach_hook
+from engine.data.leads import map_target, prepare_features, read_table, treat_missing
 from engine.data.missing_values import MISSING_TOKENS, PLACEHOLDERS
-from engine.evaluate import ScoreScale, to_score
-from engine.storage import read_json
+from engine.data.transcripts import load_transcripts
+from engine.drift import shift_report
+from engine.evaluate import ScoreScale, compute_metrics, to_score
+from engine.storage import CorruptFile, export_csv, export_excel, neutralise_frame, read_json, write_bytes
 
 if TYPE_CHECKING:
     from engine.runs import Run
@@ -228,8 +232,6 @@ def load_training_profile(run: Run) -> dict | None:
     """The run's :func:`training_profile` (None for runs without one); a damaged one (not JSON, or not shaped as
     the profile: ``columns`` a table of per-column tables, ``categories`` a table of counts) raises
     :class:`engine.storage.CorruptFile` naming the file and the problem."""
-    from engine.storage import CorruptFile
-
     f = run.path / PROFILE_FILE
     if not f.exists():
         return None
@@ -246,8 +248,6 @@ def load_training_profile(run: Run) -> dict | None:
 def load_training_sample(run: Run) -> pd.DataFrame | None:
     """The stored sample of training rows, shaped as the run's features; None for runs without one. A damaged
     sample (unreadable, no rows, none of the run's columns) raises :class:`engine.storage.CorruptFile`."""
-    from engine.storage import CorruptFile
-
     f = run.path / TRAIN_SAMPLE_FILE
     if not f.exists():
         return None
@@ -260,8 +260,6 @@ def load_training_sample(run: Run) -> pd.DataFrame | None:
     if settings.input_kind == "leads" and columns:
         if len(frame) == 0 or not set(columns) & set(frame.columns):
             raise CorruptFile(f, "holds no training rows of the run's columns")
-        from engine.data.leads import prepare_features
-
         return prepare_features(frame, columns, settings.kinds)
     return frame
 
@@ -271,8 +269,6 @@ def shift_reference(run: Run) -> tuple[pd.DataFrame | None, str | None]:
     ``(None, None)`` for a run with none (a run of calls, or one trained before samples were stored);
     ``(None, problem)`` when the sample is damaged: the leads are then scored without the shift check, and
     ``problem`` says so in words."""
-    from engine.storage import CorruptFile
-
     if run.settings.input_kind != "leads":
         return None, None
     try:
@@ -292,8 +288,6 @@ def shift_check(run: Run, raw: pd.DataFrame, source: str = "the file") -> tuple[
     reference, problem = shift_reference(run)
     if reference is None:
         return None, problem
-    from engine.drift import shift_report
-
     X_new, _ = prepare_rows(run, raw, source)
     try:
         return shift_report(reference, X_new, run.settings.kinds), None
@@ -402,8 +396,6 @@ def prepare_rows(run: Run, raw: pd.DataFrame, source: str = "the file") -> tuple
             ignored_columns=[c for c in raw.columns if c not in X.columns],
         )
         return X, report
-    from engine.data.leads import prepare_features, treat_missing
-
     columns, kinds = settings.columns, settings.kinds
     missing_values = settings.missing_values  # checked when the run was loaded (engine.runspec)
     flags = settings.flags  # made here, not read
@@ -435,8 +427,6 @@ def prepare_rows(run: Run, raw: pd.DataFrame, source: str = "the file") -> tuple
             if any(held.values()):
                 report.read_as_missing[col] = {code: n for code, n in held.items() if n}
     X = treat_missing(shaped, missing_values, columns)  # the training's codes read as missing, flags made
-    from engine.storage import CorruptFile
-
     try:
         report.unseen_values = _unseen_counts(X, load_training_profile(run))
     except CorruptFile as exc:  # the rows are scored all the same; only this check is not made
@@ -452,8 +442,6 @@ def _outcomes(run: Run, raw: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | No
     target = run.settings.outcome
     if not target or target not in raw.columns:
         return None
-    from engine.data.leads import map_target
-
     try:
         y, mask = map_target(raw[target], target)
     except ValueError:
@@ -501,25 +489,17 @@ class Scored:
     def export_frame(self) -> pd.DataFrame:
         """The table as downloaded (CSV / Excel): spreadsheet-formula cells neutralised
         (:func:`engine.storage.neutralise_frame`, whatever the columns' dtypes)."""
-        from engine.storage import neutralise_frame
-
         return neutralise_frame(self.table)
 
     def export_csv(self) -> bytes:
         """The CSV download (:func:`engine.storage.export_csv`): what ``score --out`` and the Score page write."""
-        from engine.storage import export_csv
-
         return export_csv(self.table)
 
     def export_excel(self) -> bytes:
         """The Excel download (:func:`engine.storage.export_excel`)."""
-        from engine.storage import export_excel
-
         return export_excel(self.table)
 
     def to_csv(self, path) -> None:
-        from engine.storage import write_bytes
-
         write_bytes(path, self.export_csv())
 
 
@@ -554,8 +534,6 @@ def check_finite(run: Run, proba: np.ndarray) -> np.ndarray:
 
 
 def explain_budget(approach: str) -> int:
-    from engine.approaches.base import approach_hook
-
     return int(approach_hook(approach, "explain_budget", DEFAULT_EXPLAIN_BUDGET))
 
 
@@ -591,8 +569,6 @@ def score_frame(
     metrics, n_outcomes = None, 0
     outcomes = _outcomes(run, raw)
     if outcomes is not None:
-        from engine.evaluate import compute_metrics
-
         y, mask = outcomes
         n_outcomes = int(mask.sum())
         if len(np.unique(y)) == 2:
@@ -705,11 +681,7 @@ def predict_rows(
 def read_rows(run: Run, data, filename: str | None = None) -> pd.DataFrame:
     """Read a user's file (path, bytes, file-like) as raw rows for ``run``'s kind of input."""
     if run.settings.input_kind == "transcripts":
-        from engine.data.transcripts import load_transcripts
-
         table = load_transcripts(data, filename=filename, require_labels=False)
         frame = table.frame.copy()
         return frame
-    from engine.data.leads import read_table
-
     return read_table(data, filename=filename)

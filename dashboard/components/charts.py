@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from engine.curve_words import APPROACH_WORDS
+
 PALETTE = ["#2563eb", "#f97316", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#db2777"]
 GREEN, RED = "#16a34a", "#dc2626"
 
@@ -371,8 +373,6 @@ def projection_figure(coords: np.ndarray, color: list, hover: list[str], title: 
 def learning_curve_figure(table: dict[str, list[dict]]) -> go.Figure:
     """ROC-AUC against training rows (log scale), a line per approach with its mean bootstrap interval as a band
     and the seeds' spread as error bars (``engine.curve_words.curve_table``'s rows)."""
-    from engine.curve_words import APPROACH_WORDS
-
     fig = go.Figure()
     for i, (approach, rows) in enumerate(sorted(table.items())):
         colour = PALETTE[i % len(PALETTE)]

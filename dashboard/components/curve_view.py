@@ -10,9 +10,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard.components import charts, state
+from dashboard.components import charts, state, widgets
+from engine.benchmarks.curve import submit_curve
 from engine.config import workspace
 from engine.curve_words import APPROACH_WORDS, curve_summary, curve_table
+from engine.storage import CorruptFile, read_json
 
 REPO_BENCH = Path(__file__).resolve().parents[2] / "assets" / "bench"
 DEFAULT_SIZES = "50,100,300,1000,3000,all"
@@ -31,8 +33,6 @@ def curve_out(data_hash: str) -> Path:
 def curves_for(data_hash: str | None) -> list[tuple[Path, dict]]:
     """The learning curves of the file with ``data_hash``, newest first; files that are not curves, or that do
     not read, are passed over (they are the user's or a bench's, never fatal to the board)."""
-    from engine.storage import CorruptFile, read_json
-
     if not data_hash:
         return []
     found = []
@@ -108,8 +108,6 @@ def _draw(key: tuple, group: list, runner, out: Path | None, job, random_entry: 
     else:
         st.info("No learning curve for this file yet: draw one below (minutes for the stack, far longer for the LLM).")
     if job is not None:
-        from dashboard.components import widgets
-
         widgets.job_panel(job, runner, show_log=False)
         return
     data_path = state.data_path_for_hash(data_hash)
@@ -136,8 +134,6 @@ def _draw(key: tuple, group: list, runner, out: Path | None, job, random_entry: 
             "drawn three times (their spread is large).",
         )
         if st.button("Draw the curves", key="board_curve_go", icon=":material/show_chart:", disabled=not approaches):
-            from engine.benchmarks.curve import submit_curve
-
             out.parent.mkdir(parents=True, exist_ok=True)
             argv = [
                 "--data",

@@ -20,6 +20,9 @@ import streamlit as st
 
 from dashboard.components import state
 from dashboard.components.tasks import Task
+from engine.data.leads import read_table
+from engine.data.text import field_text, row_fields
+from engine.scoring import display_value, points, top_factors
 
 PALETTE = ["#2563eb", "#f97316", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#db2777"]
 OTHER_COLOUR = "#9ca3af"
@@ -37,8 +40,6 @@ TIER_HELP = (
 def _id_values(path: str, mtime: float, candidates: tuple) -> tuple[str | None, dict]:
     """(the id column used, row id -> its value) from the raw file; the shortest ids read best (a Lead Number
     before a 36-character Prospect ID)."""
-    from engine.data.leads import read_table
-
     raw = read_table(path)
     present = [c for c in candidates if c in raw.columns]
     if not present:
@@ -88,8 +89,6 @@ def field_factors(table: pd.DataFrame, lead: pd.Series | None) -> pd.DataFrame:
     ``feature`` = their field and ``value`` = its value; rows that match no field are left as they are."""
     if lead is None or table.empty:
         return table
-    from engine.data.text import field_text, row_fields
-
     sentences = {}
     for column, value in row_fields(lead):
         try:
@@ -110,8 +109,6 @@ def factor_lines(
 ) -> dict[str, list[str]]:
     """The ``n`` largest factors raising (``for``) and lowering (``against``) the score of the table's first
     row, each as ``Field = value (+21 points)``, a phrase shown once (``flags``: the run's made 0/1 columns)."""
-    from engine.scoring import top_factors
-
     if table.empty:
         return {"for": [], "against": []}
     found = top_factors(table, n, flags, flagged)
@@ -122,8 +119,6 @@ def factor_lines(
 def disagreements(tables: dict[str, pd.DataFrame], min_points: float = 1.0) -> list[str]:
     """For one lead explained by several approaches (label -> explain table of that lead): a sentence for each
     field that raises one approach's score and lowers another's, by at least ``min_points`` each."""
-    from engine.scoring import display_value, points
-
     per: dict[str, dict[str, tuple[str, float]]] = {}
     for label, table in tables.items():
         for f, v, c in zip(table["feature"], table["value"], table["contribution"]):
@@ -230,8 +225,6 @@ def strip_figure(contrib: pd.DataFrame, features: list[str], kinds: dict[str, st
 def waterfall_figure(rows: pd.DataFrame, base: float, final: float, top: int = 12) -> go.Figure:
     """One lead's probability built from the model's average lead, field by field, in percentage points; a
     phrase that is its own value is shown once."""
-    from engine.scoring import display_value
-
     rows = rows.reindex(rows["contribution"].abs().sort_values(ascending=False).index)
     shown, rest = rows.head(top), rows.iloc[top:]
 

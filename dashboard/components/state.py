@@ -12,7 +12,12 @@ from pathlib import Path
 
 import streamlit as st
 
+from engine.approaches.registry import approach_hook
 from engine.config import DEMO_LEADS, DEMO_TRANSCRIPTS, workspace
+from engine.datasets import DatasetStore
+from engine.jobs import JobRunner
+from engine.jobs import gpu_info as gpu_of_machine
+from engine.runs import Run, RunStore
 
 #: metrics where lower is better (the board marks the lowest of these as best); names and help: engine.evaluate
 LOWER_IS_BETTER = {"brier", "log_loss", "ece"}
@@ -21,28 +26,20 @@ METRICS = ["accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "brier"
 
 def approach_label(name: str | None) -> str:
     """An approach's name for people (its ``label`` hook), or its registry name."""
-    from engine.approaches.base import approach_hook
-
     return approach_hook(name, "label", None) or name or "?"
 
 
 # -- stores ------------------------------------------------------------------------------------
 def run_store():
-    from engine.runs import RunStore
-
     return RunStore()
 
 
 def dataset_store():
-    from engine.datasets import DatasetStore
-
     return DatasetStore()
 
 
 @st.cache_resource(show_spinner=False)
 def _job_runner(ws: str, max_concurrent: int):
-    from engine.jobs import JobRunner
-
     runner = JobRunner(ws, max_concurrent=max_concurrent)
     runner.recover()  # jobs left "running" by a previous dashboard process
     return runner
@@ -54,9 +51,7 @@ def job_runner():
 
 @st.cache_data(show_spinner=False)
 def _gpu_info() -> dict:
-    from engine.jobs import gpu_info
-
-    return gpu_info()
+    return gpu_of_machine()
 
 
 def gpu_info() -> dict:
@@ -166,8 +161,6 @@ def run_help(run) -> str:
 
 @st.cache_resource(show_spinner=False, max_entries=12)
 def _load_model(run_path: str, stamp: tuple):
-    from engine.runs import Run
-
     return Run(Path(run_path)).load_approach()
 
 
@@ -221,14 +214,14 @@ def predictions(run):
 # modification time and by the settings that decide the frame.
 @st.cache_data(show_spinner=False)
 def _file_sha(path: str, mtime: float) -> str:
-    from engine.run_data import file_sha
+    from engine.run_data import file_sha  # heavy: loads NumPy (the first page stays light)
 
     return file_sha(path)
 
 
 def data_path_for_hash(data_hash: str | None) -> Path | None:
     """Where the raw file of a dataset is: the dataset store, or the committed demo files."""
-    from engine.run_data import dataset_file
+    from engine.run_data import dataset_file  # heavy: loads NumPy (the first page stays light)
 
     return dataset_file(
         data_hash, None, (DEMO_LEADS, DEMO_TRANSCRIPTS), sha=lambda p: _file_sha(str(p), p.stat().st_mtime)
@@ -239,7 +232,7 @@ def data_path_for_hash(data_hash: str | None) -> Path | None:
 def _training_frame(path: str, mtime: float, settings_json: str) -> dict:
     import json
 
-    from engine.run_data import training_frame
+    from engine.run_data import training_frame  # heavy: loads NumPy (the first page stays light)
 
     return training_frame(path, **json.loads(settings_json))
 
@@ -249,7 +242,7 @@ def run_data(run) -> dict | None:
     when its file is not in the dataset store."""
     import json
 
-    from engine.run_data import frame_settings
+    from engine.run_data import frame_settings  # heavy: loads NumPy (the first page stays light)
 
     path = data_path_for_hash(run.settings.data_hash)
     if path is None:
@@ -263,7 +256,7 @@ def run_data(run) -> dict | None:
 
 def test_rows(run, data: dict):
     """Positions in ``data["X"]`` of the run's test rows (from its stored predictions)."""
-    from engine.run_data import positions_of_test_rows
+    from engine.run_data import positions_of_test_rows  # heavy: loads NumPy (the first page stays light)
 
     return positions_of_test_rows(data["row_ids"], predictions(run)["row_id"])
 

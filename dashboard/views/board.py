@@ -19,7 +19,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.components import charts, curve_view, state, widgets
-from engine.approaches.base import approach_hook
+from engine.approaches.registry import approach_hook
 from engine.blend import blend_findings, blend_rows
 from engine.evaluate import (
     CALIBRATION_METRICS,
@@ -31,8 +31,12 @@ from engine.evaluate import (
     baseline_calls,
     baseline_metrics,
     board_findings,
+    choose_threshold,
+    confusion_at,
 )
+from engine.live import LiveStore, deployable
 from engine.runspec import Split
+from engine.storage import export_csv as csv_download
 
 #: how many runs of a dataset the board shows at first (the best by ROC-AUC)
 DEFAULT_RUNS = 6
@@ -171,8 +175,6 @@ with st.popover(
 
 def make_live(run_id: str) -> None:
     """Deploy ``run_id`` (engine.live), as ``python -m engine deploy`` does; the outcome is shown on the next run."""
-    from engine.live import LiveStore, deployable
-
     store = state.run_store()
     try:
         entry = LiveStore.beside(store).deploy(deployable(store, run_id), note=st.session_state.get("board_live_note"))
@@ -184,8 +186,6 @@ def make_live(run_id: str) -> None:
 
 live_kind = group[0].settings.input_kind
 try:
-    from engine.live import LiveStore
-
     live_now = LiveStore.beside(state.run_store()).live(live_kind)
     live_problem = None
 except ValueError as exc:  # a damaged live.json: named, never a crash
@@ -221,8 +221,6 @@ if outcome:
 def export_csv(table: pd.DataFrame) -> bytes:
     """The board as CSV, with every text cell a spreadsheet would run as a formula (a dataset named
     ``=HYPERLINK(...)``) neutralised."""
-    from engine.storage import export_csv as csv_download
-
     return csv_download(table)
 
 
@@ -421,8 +419,6 @@ METHODS = {
 
 
 def decisions_section() -> None:
-    from engine.evaluate import choose_threshold, confusion_at
-
     method = st.radio(
         "Threshold",
         list(METHODS),

@@ -4,6 +4,23 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.components import state, tasks, widgets
+from engine.audit import audit_leads
+from engine.data.leads import (
+    LEAK_PRESETS,
+    LeadDataError,
+    describe_policy,
+    find_sentinels,
+    find_target,
+    flag_name,
+    infer_kinds,
+    load_leads,
+    number_text,
+    read_header,
+    read_table,
+)
+from engine.data.leak_policy import effective_policy, leak_presets_for
+from engine.data.transcripts import load_transcripts
+from engine.datasets import check_upload as check_limits
 
 LEAD_TYPES = ["csv", "tsv", "txt", "xlsx", "xls", "parquet"]
 TRANSCRIPT_TYPES = ["json", "jsonl", "ndjson", "csv"]
@@ -23,21 +40,15 @@ EXTRA_TARGETS = ("y",)
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def read_raw(path: str, mtime: float) -> pd.DataFrame:
-    from engine.data.leads import read_table
-
     return read_table(path)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def kinds_of(path: str, mtime: float) -> dict:
-    from engine.data.leads import infer_kinds
-
     return infer_kinds(read_raw(path, mtime))
 
 
 def read_transcripts(source, filename=None):
-    from engine.data.transcripts import load_transcripts
-
     try:
         return load_transcripts(source, filename=filename)
     except TypeError:  # a loader without filename=
@@ -56,8 +67,6 @@ def named(filename: str, exc: Exception) -> str:
 def guess_target(columns: list[str], chosen: str | None = None) -> str | None:
     """The outcome column: the one chosen, a usual name (Converted, target, label...), or one of
     :data:`EXTRA_TARGETS`; None when there is none."""
-    from engine.data.leads import LeadDataError, find_target
-
     try:
         return find_target(columns, chosen)
     except LeadDataError:
@@ -71,17 +80,10 @@ def check_upload(raw: bytes, name: str, kind: str) -> dict:
     metadata or a count of its lines, before a full parse), then a read of the file; a lead table must have
     rows, and its outcome column (when it has one) both outcomes. Returns the settings to store with it:
     ``target`` and ``purpose`` (``scoring`` for a lead table without an outcome column). Raises ValueError."""
-    try:
-        from engine.datasets import check_upload as check_limits
-    except ImportError:  # an engine without the up-front limit check: DatasetStore.add is the last guard
-        check_limits = None
-    if check_limits is not None:
-        check_limits(raw, name, kind)
+    check_limits(raw, name, kind)
     if kind != "leads":
         read_transcripts(raw, filename=name)
         return {}
-    from engine.data.leads import LeadDataError, load_leads, read_header
-
     columns, has_rows = read_header(raw, filename=name)  # the header only: the table is built once, below
     if not has_rows:
         raise LeadDataError(
@@ -238,16 +240,6 @@ if ds.kind == "transcripts":
     st.stop()
 
 # -- lead tables --------------------------------------------------------------------------------
-from engine.data.leads import (
-    LEAK_PRESETS,
-    LeadDataError,
-    describe_policy,
-    find_sentinels,
-    flag_name,
-    load_leads,
-    number_text,
-)
-
 filename = meta.get("filename") or "the file"
 mtime = ds.raw_path.stat().st_mtime
 try:
@@ -287,8 +279,6 @@ with left:
         help="The column that says whether each lead converted (1/0, yes/no, won/lost). "
         "Found by itself when it is called Converted, target, label, won, outcome or y.",
     )
-    from engine.data.leak_policy import effective_policy, leak_presets_for
-
     policies = [p for p in LEAK_PRESETS if p in leak_presets_for(columns)]  # X Education's presets: its columns
     policy_words = {
         "default": "Usual (leave out the X Education fields filled in after contact)",
@@ -477,8 +467,6 @@ def leak_audit_task(sha: str, path: str, target: str):
     done = finished_audits()
 
     def audit() -> dict:
-        from engine.audit import audit_leads
-
         report = audit_leads(path, target=target, **AUDIT_SETTINGS)
         done[key] = report
         return report

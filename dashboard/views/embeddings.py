@@ -11,8 +11,9 @@ import numpy as np
 import streamlit as st
 
 from dashboard.components import charts, state, tasks, widgets
-from engine.approaches.base import approach_hook
+from engine.approaches.registry import approach_hook
 from engine.projection import ENCODERS, PROJECTION_ROWS, embed_both, load_projections, project, projection_sample
+from engine.runs import Run
 
 METHOD_NAMES = {"tsne": "t-SNE", "umap": "UMAP"}
 
@@ -62,8 +63,6 @@ sample = projection_sample(len(X), n)
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def stored_maps(run_path: str, mtime: float) -> dict | None:
-    from engine.runs import Run
-
     return load_projections(Run(Path(run_path)))
 
 

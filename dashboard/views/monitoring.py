@@ -7,9 +7,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard.components import widgets
+from dashboard.components import state, widgets
+from engine.live import LiveStore, deployable
 from engine.outcomes import OutcomeError
 from engine.outcomes_report import monitoring_report, upload_outcomes, upload_words
+from engine.retrain import retrain_live
+from engine.runs import RunStore
 
 st.title("Monitoring")
 st.caption(
@@ -195,9 +198,6 @@ if report["outcomes"]["conflicting_between_uploads"]:
 # -- retrain with outcomes (engine/retrain.py) ------------------------------------------------------------------------
 def _retrain() -> None:
     """The live run's configuration trained again, as a job, on a new version of its dataset with the outcomes."""
-    from dashboard.components import state
-    from engine.retrain import retrain_live
-
     try:
         done = retrain_live(runner=state.job_runner())
     except (ValueError, KeyError) as exc:  # no live run, no outcomes, the data not stored: said with the fix
@@ -232,9 +232,6 @@ def default_note(recommendation: str) -> str:
 
 def _make_live(run_id: str, recommendation: str = "make live") -> None:
     """Deploy ``run_id`` as ``python -m engine deploy`` and the Metric board do; said on the next run."""
-    from engine.live import LiveStore, deployable
-    from engine.runs import RunStore
-
     store = RunStore()
     note = st.session_state.get(f"monitoring_live_note_{run_id}") or default_note(recommendation)
     try:

@@ -8,7 +8,9 @@ import io
 import streamlit as st
 
 from dashboard.components import state, widgets
-from engine.scoring import SCORE_HELP
+from engine.live import LiveStore
+from engine.scored_lists import ScoredStore
+from engine.scoring import SCORE_HELP, add_reasons, read_rows, score_frame
 
 st.title("Score new leads")
 st.caption(
@@ -52,8 +54,6 @@ def _auc(run) -> float:
 best = max([r for r in kind_runs if not r.settings.flagged] or kind_runs, key=_auc)
 run_names = state.run_labels(kind_runs)  # runs whose names would read alike get the end of their id
 try:  # the live run (python -m engine deploy, or Make live on the board) is the default when one is set
-    from engine.live import LiveStore
-
     live_entry = LiveStore.beside(state.run_store()).live(kind)
 except ValueError as exc:  # a damaged live.json: named, with the fix; the page still works
     live_entry = None
@@ -135,16 +135,12 @@ sha = hashlib.sha256(data).hexdigest()
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _read(run_id: str, sha: str, _data: bytes, filename: str):
-    from engine.scoring import read_rows
-
     return read_rows(state.run_store().get(run_id), io.BytesIO(_data), filename=filename)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _score(run_id: str, sha: str, _raw, filename: str):
     """The ranked list without reasons (they come after it is on screen, in the background)."""
-    from engine.scoring import score_frame
-
     run = state.run_store().get(run_id)
     return score_frame(run, _raw, model=state.load_model(run), explain=0, source=filename)
 
@@ -248,8 +244,6 @@ def reasons_progress(task: tasks.Task, n: int) -> str:
 if n_reasons:
 
     def reasons(task: tasks.Task, listed=scored, n=int(n_reasons)):
-        from engine.scoring import add_reasons
-
         task.phase = "loading the model"
         raw_rows, model = _read(main_run.id, sha, data, filename), state.load_model(main_run)
         task.phase = f"explaining the top {n:,} leads"
@@ -364,8 +358,6 @@ def _exports(
     """The downloads (CSV, Excel) of one scored list, rendered once (not on every rerun of the page), and the
     list stored with them: the other chosen models' scores are kept with it (shadow runs, compared with the live
     run on the Monitoring page once outcomes come back)."""
-    from engine.scored_lists import ScoredStore
-
     csv_bytes = _scored.export_csv()  # formula cells neutralised, whatever the columns' dtypes
     ScoredStore().add(_scored, filename, csv_bytes=csv_bytes, shadows=_shadows)
     return csv_bytes, _scored.export_excel()
@@ -389,7 +381,6 @@ if ready:
 else:
     st.caption("The downloads appear when the reasons are ready.")
 
-from engine.scored_lists import ScoredStore
 
 store = ScoredStore()
 

@@ -6,7 +6,10 @@ import json
 import streamlit as st
 
 from dashboard.components import params, state, warmup, widgets
-from engine.approaches.base import approach_hook, get_approach_class, input_kinds
+from engine.approaches.registry import approach_hook, get_approach_class, input_kinds
+from engine.data.leads import LeadDataError, load_leads
+from engine.data.leak_policy import effective_policy, left_out
+from engine.data.transcripts import load_transcripts
 from engine.jobspec import TrainSpec
 
 CHOICES = {
@@ -63,8 +66,6 @@ runner = state.job_runner()
 def approach_params(name: str) -> list[dict]:
     """The approach's parameters a run's settings may name, with their defaults (``data_params``: the
     constructor's; the stack's base models' settings by their flat names)."""
-    from engine.approaches.base import get_approach_class
-
     out = []
     for p in get_approach_class(name).data_params().values():
         default = None if p.default is inspect.Parameter.empty else p.default
@@ -74,7 +75,7 @@ def approach_params(name: str) -> list[dict]:
 
 @st.cache_data(show_spinner=False)
 def cpu_has_bf16() -> bool:
-    from engine.approaches.lora import cpu_supports_bf16
+    from engine.approaches.lora import cpu_supports_bf16  # heavy: loads scikit-learn
 
     return bool(cpu_supports_bf16())
 
@@ -96,9 +97,6 @@ def training_problem(
     :func:`engine.data.leak_policy.effective_policy`), ``asked`` (the dataset's own), ``preset`` and ``user`` (the
     columns each leaves out) and ``dropped`` (``{column: why}``). ``missing``: the numbers read as missing, as JSON."""
     if kind == "leads":
-        from engine.data.leads import LeadDataError, load_leads
-        from engine.data.leak_policy import effective_policy, left_out
-
         try:
             table = load_leads(
                 path,
@@ -135,8 +133,6 @@ def training_problem(
                 info,
             )
         return None, info
-    from engine.data.transcripts import load_transcripts
-
     try:
         load_transcripts(path)
     except ValueError as exc:

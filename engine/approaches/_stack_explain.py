@@ -21,6 +21,7 @@ import pandas as pd
 
 from engine.approaches import _fast_explain as fx
 from engine.approaches import _stack_parts as parts
+from engine.approaches.base import contribution_frame
 
 #: ``explain`` methods: ``fast`` (part by part, rescale rule) and ``permutation`` (sampled Shapley values).
 EXPLAIN_METHODS = ("fast", "permutation")
@@ -61,8 +62,6 @@ def explain_matrix(
 
 def explain_frame(columns: list[str], X: pd.DataFrame, contrib: np.ndarray) -> pd.DataFrame:
     """The long table (one row per lead and column, in ``columns`` order) of :meth:`explain`."""
-    from engine.approaches.base import contribution_frame
-
     n, c = contrib.shape
     values = np.empty((n, c), dtype=object)
     for j, col in enumerate(columns):

@@ -19,13 +19,8 @@ with a ``transcript`` column (plus metadata columns) for ``input_kind == "transc
 
 from __future__ import annotations
 
-import functools
-import importlib
-import importlib.metadata
 import inspect
 import json
-import os
-import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -37,8 +32,11 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from engine.runspec import APPROACH_NAME
+from engine.approaches.registry import PARAMS_FILE
+from engine.callbacks import CallbackList
+from engine.data.text import format_value, is_missing
 from engine.scoring import save_training_profile
+from engine.storage import jsonable, write_json
 
 if TYPE_CHECKING:
     from engine.runs import Run
@@ -48,8 +46,6 @@ if TYPE_CHECKING:
 #: shown to the user as text; ``contribution``: change in the probability of conversion
 #: (probability points, positive raises the score) attributed to that feature.
 CONTRIBUTION_COLUMNS = ["row", "feature", "value", "contribution"]
-
-PARAMS_FILE = "approach.json"
 
 
 def contribution_frame(rows: list[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
@@ -175,8 +171,6 @@ class Approach(ClassifierMixin, BaseEstimator, ABC):
 
     def stored_params(self) -> dict[str, Any]:
         """The settings a run records (plain JSON): ``get_params()`` by default."""
-        from engine.storage import jsonable
-
         return jsonable(self.get_params())
 
     def _set_classes(self, y) -> None:
@@ -195,8 +189,6 @@ class Approach(ClassifierMixin, BaseEstimator, ABC):
         ``calibration``: ``(X_slice, y_slice)``, the protocol's calibration slice (rows kept out of ``X``, the same
         for every approach on a dataset). An approach that calibrates itself reads it in ``_fit`` from
         ``self._calibration_set`` (LoRA, instead of holding out rows of its own); the others never see it."""
-        from engine.callbacks import CallbackList
-
         X = self._check_X(X)
         y = self._check_y(y, len(X))
         cb = callbacks if isinstance(callbacks, CallbackList) else CallbackList(callbacks)
@@ -265,8 +257,6 @@ class Approach(ClassifierMixin, BaseEstimator, ABC):
         """The generic path, for an approach without its own: occlusion. A filled field's contribution is the
         lead's probability minus the probability with that field missing (every approach reads missing fields),
         one batched ``predict_proba`` per column."""
-        from engine.data.text import format_value, is_missing
-
         if isinstance(X, dict):
             X = pd.DataFrame([X])
         if not isinstance(X, pd.DataFrame):
@@ -310,114 +300,8 @@ class Approach(ClassifierMixin, BaseEstimator, ABC):
     def _write_params(self, path: str | Path, **extra: Any) -> None:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        from engine.storage import write_json
-
         write_json(path / PARAMS_FILE, {"approach": self.name, "params": self.stored_params(), **extra})
 
     @staticmethod
     def _read_params(path: str | Path) -> dict[str, Any]:
         return json.loads((Path(path) / PARAMS_FILE).read_text())
-
-
-# -- registry -----------------------------------------------------------------------------------
-#: name -> "module:Class" of the approaches that ship. Modules are imported only when the approach is asked for.
-REGISTRY: dict[str, str] = {
-    "stacking": "engine.approaches.stacking:StackingApproach",
-    "lora": "engine.approaches.lora:LoraApproach",
-    "embeddings": "engine.approaches.embeddings:EmbeddingApproach",
-}
-#: Approaches a run can hold that are not trained on a table, so never offered for training (not in
-#: :func:`approach_names`), only loaded: a blend of stored runs (:mod:`engine.blend`). No plug-in can take the name.
-DERIVED: dict[str, str] = {"blend": "engine.approaches.blend:BlendApproach"}
-#: Where more approaches come from: an installed package's entry points in this group (``name = "module:Class"``),
-#: and ``CLAB_APPROACHES="name=module:Class;..."`` in the environment (set by whoever runs the service, like
-#: ``PYTHONPATH``; jobs inherit it). Neither can replace an approach that ships.
-PLUGIN_GROUP = "conversion_lab.approaches"
-PLUGIN_ENV = "CLAB_APPROACHES"
-_NAME = re.compile(APPROACH_NAME)
-_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-_ADDED: dict[str, str] = {}
-
-
-#: Plug-in entries that could not be used, with why (shown by the CLI and the pages; the rest still work).
-PLUGIN_PROBLEMS: dict[str, str] = {}
-
-
-@functools.cache
-def _entry_points() -> tuple[tuple[str, str], ...]:
-    """The installed packages' approach entry points, read once a process (a scan of every package's metadata,
-    milliseconds each time; installing a package means restarting the service anyway)."""
-    try:
-        return tuple((point.name, point.value) for point in importlib.metadata.entry_points(group=PLUGIN_GROUP))
-    except Exception:  # noqa: BLE001 - a broken package's metadata must not hide the approaches that ship
-        return ()
-
-
-def _plugins() -> dict[str, str]:
-    found: dict[str, str] = dict(_entry_points())
-    for item in os.environ.get(PLUGIN_ENV, "").split(";"):
-        name, _, target = item.strip().partition("=")
-        if name.strip():
-            found[name.strip()] = target.strip()
-    good = {}
-    for name, target in found.items():
-        if not _NAME.match(name) or not _TARGET.match(target):
-            PLUGIN_PROBLEMS[name] = (
-                f"approach plug-in {name!r} = {target!r} is not NAME=module:Class (a lowercase name of at most 32 "
-                f"characters); fix {PLUGIN_ENV} or the package's {PLUGIN_GROUP!r} entry point"
-            )
-            continue
-        good[name] = target
-    return good
-
-
-def registry() -> dict[str, str]:
-    """Every approach that can be used: the shipped ones, then :func:`register`-ed and plugged-in ones."""
-    return {k: v for k, v in {**_plugins(), **_ADDED, **REGISTRY}.items() if k not in DERIVED}
-
-
-def approach_names() -> list[str]:
-    return list(registry())
-
-
-def register(name: str, target: str) -> None:
-    """Add an approach for this process (``target`` is ``"module:Class"``); what it takes and does is read from
-    the class's hooks. For jobs (other processes), use :data:`PLUGIN_ENV` or an entry point."""
-    if name in REGISTRY or name in DERIVED:
-        raise ValueError(f"{name!r} is an approach that ships; choose another name")
-    _ADDED[name] = target
-
-
-def input_kinds(name: str | None = None) -> dict[str, tuple[str, ...]] | tuple[str, ...]:
-    """The inputs each approach takes (``{name: kinds}``), or one approach's, from its class."""
-    if name is not None:
-        return tuple(get_approach_class(name).input_kinds)
-    return {n: tuple(get_approach_class(n).input_kinds) for n in registry()}
-
-
-def approach_hook(name: str | None, hook: str, default: Any = None) -> Any:
-    """A class hook of the approach called ``name`` (:class:`Approach`'s attributes), or ``default`` for a name
-    that is not registered (a damaged run's) or whose module cannot be imported."""
-    if not isinstance(name, str) or (name not in registry() and name not in DERIVED):
-        return default
-    try:
-        return getattr(get_approach_class(name), hook, default)
-    except (ImportError, AttributeError):
-        return default
-
-
-def get_approach_class(name: str) -> type[Approach]:
-    known = {**registry(), **DERIVED}
-    if name not in known:
-        raise KeyError(f"Unknown approach {name!r}; choose one of {sorted(known)}")
-    module_name, class_name = known[name].split(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    if not (isinstance(cls, type) and issubclass(cls, Approach)) or cls.name != name:
-        raise TypeError(f"{known[name]} is not the Approach subclass named {name!r}")
-    return cls
-
-
-def load_approach(path: str | Path) -> Approach:
-    """Load a saved approach from its folder, whatever its kind."""
-    name = Approach._read_params(path)["approach"]
-    return get_approach_class(name).load(path)

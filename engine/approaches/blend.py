@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from engine.approaches.base import Approach, contribution_frame
+from engine.runs import BrokenRun, RunStore
 
 METHODS = ("logistic", "weights")
 _CLIP = 1e-6
@@ -160,8 +161,6 @@ class BlendApproach(Approach):
     def load(cls, path: str | Path) -> BlendApproach:
         """The blend in ``path`` (a run's ``model`` folder) with its parts loaded from the same run store (the
         folder two levels up). A part that is gone, damaged or not a plain lead run is a BrokenRun naming it."""
-        from engine.runs import BrokenRun, RunStore
-
         saved = cls._read_params(path)
         params, state = saved["params"], saved["state"]
         model = cls(parts=tuple(params["parts"]), method=params["method"])

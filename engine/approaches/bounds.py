@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from engine.approaches._stack_params import NESTED_NAMES
+
 #: The most worker processes/threads a run may ask for (``n_jobs``); -1 asks for every core.
 MAX_JOBS = 256
 
@@ -131,8 +133,6 @@ BOUNDS: dict[str, dict[str, Range]] = {
 
 def _with_nested_names(stacking: dict[str, Range]) -> dict[str, Range]:
     """The stack's base-model settings checked the same under their nested names (``xgb__max_depth``)."""
-    from engine.approaches._stack_params import NESTED_NAMES
-
     return {**stacking, **{nested: stacking[flat] for flat, nested in NESTED_NAMES.items() if flat in stacking}}
 
 

@@ -56,7 +56,11 @@ from engine.approaches.embeddings_parts import (  # noqa: F401 - re-exported: ca
     load_sentence_model,
     split_sentences,
 )
+from engine.approaches.lexical import hybrid_frame, hybrid_head
 from engine.callbacks import CallbackList, Progress
+from engine.data.text import frame_to_texts
+from engine.projection import store_projections
+from engine.storage import load_pickle
 
 TEXT_COLUMN = "transcript"
 WHICH = ("fine_tuned", "generic")
@@ -100,8 +104,6 @@ def _progress_adapter(callbacks: CallbackList, stage: str):
 def _store_maps(run, model: Approach, rows, log) -> None:
     """The Embeddings page's default maps, stored with the run (t-SNE only: UMAP compiles for a minute on its first
     use, so the page makes it on demand). A model that cannot embed logs why; the run is fine without them."""
-    from engine.projection import store_projections
-
     store_projections(run, model, rows.X, rows.row_ids, methods=("tsne",), log=log)
 
 
@@ -243,8 +245,6 @@ class EmbeddingApproach(Approach):
             raise TypeError(f"X must be a DataFrame (or a list of texts), not {type(X).__name__}")
         if TEXT_COLUMN in X.columns:
             return ["" if pd.isna(t) else str(t) for t in X[TEXT_COLUMN]]
-        from engine.data.text import frame_to_texts
-
         columns = getattr(self, "input_columns_", None)
         frame = X.reindex(columns=columns) if columns else X
         return frame_to_texts(frame)
@@ -349,8 +349,6 @@ class EmbeddingApproach(Approach):
         """What the head reads: the features, and for the hybrid head the texts beside them."""
         if self.classifier_type != "hybrid":
             return features
-        from engine.approaches.lexical import hybrid_frame
-
         return hybrid_frame(features, self.texts_of(X))
 
     def _fit_head(self, features: np.ndarray, X, y: np.ndarray):
@@ -368,8 +366,6 @@ class EmbeddingApproach(Approach):
     def _new_classifier(self, y: np.ndarray | None = None):
         """The classifier head; ``y`` (the training labels) caps the folds that choose C."""
         if self.classifier_type == "hybrid":
-            from engine.approaches.lexical import hybrid_head
-
             return hybrid_head(y, seed=int(self.seed))
         if self.classifier_type == "xgboost":
             from xgboost import XGBClassifier
@@ -726,8 +722,6 @@ class EmbeddingApproach(Approach):
 
     @classmethod
     def load(cls, path: str | Path) -> EmbeddingApproach:
-        from engine.storage import load_pickle
-
         path = Path(path)
         params = cls._read_params(path)["params"]
         self = cls(**{k: v for k, v in params.items() if k in cls._param_names()})

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 
 from engine import onnx_encoder
+from engine.config import cache_dir
+from engine.models import minilm_path
 
 _MODEL_CACHE: dict[str, Any] = {}
 
@@ -26,8 +28,6 @@ def base_model_path(base_model: str | None = None) -> str:
                 "sentence-transformers folder, or leave base_model unset for the shipped MiniLM."
             )
         return str(base_model)
-    from engine.models import minilm_path
-
     return str(minilm_path())
 
 
@@ -52,8 +52,6 @@ def embedding_dimension(model) -> int:
 
 def generic_onnx_graph(base_model: str | None = None) -> Path:
     """The int8 ONNX graph of the base MiniLM (or ``base_model``), exported once into the cache folder."""
-    from engine.config import cache_dir
-
     path = base_model_path(base_model)
     return onnx_encoder.cached_export(lambda: load_sentence_model(path), path, Path(cache_dir()) / "onnx")
 

@@ -25,6 +25,10 @@ from __future__ import annotations
 
 import os
 
+from engine.data.text import is_missing
+from engine.models import ModelNotFoundError, model_fingerprint, resolve_base_model
+from engine.storage import atomic_write
+
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: no OpenMP spin-waits on shared CPUs
 
 import hashlib
@@ -160,8 +164,6 @@ class LoraApproach(Approach):
 
     # -- set-up ----------------------------------------------------------------------------------
     def _setup_base(self, base_path: str | None = None) -> None:
-        from engine.models import resolve_base_model
-
         self.device_ = resolve_device(self.device)
         self.dtype_ = resolve_dtype(self.precision, self.device_)
         self.base_path_ = base_path or resolve_base_model(self.base_model)
@@ -266,7 +268,7 @@ class LoraApproach(Approach):
         """
         import torch
 
-        from engine.approaches import lora_trainer
+        from engine.approaches import lora_trainer  # heavy: loads torch
 
         started = time.monotonic()
         self._detach()  # refitting: drop this instance's previous adapter from the shared base
@@ -446,8 +448,6 @@ class LoraApproach(Approach):
     # -- checkpoints -------------------------------------------------------------------------------
     def _save_checkpoint(self, optimizer, scheduler, step: int, run_key: str) -> None:
         import torch
-
-        from engine.storage import atomic_write
 
         folder = Path(self.checkpoint_dir)
         folder.mkdir(parents=True, exist_ok=True)
@@ -646,8 +646,6 @@ class LoraApproach(Approach):
         write_json(folder / "adapter_config.json", jsonable(payload, fallback=str))
 
     def save(self, path: str | Path) -> None:
-        from engine.models import model_fingerprint
-
         self._check_fitted("calibration_")
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -673,8 +671,6 @@ class LoraApproach(Approach):
 
     @classmethod
     def load(cls, path: str | Path) -> LoraApproach:
-        from engine.models import ModelNotFoundError, model_fingerprint, resolve_base_model
-
         path = Path(path)
         payload = cls._read_params(path)
         if payload.get("approach") != cls.name:
@@ -725,8 +721,6 @@ def _read_adapter_weights(folder: Path) -> dict:
 
 
 def _missing(value) -> bool:
-    from engine.data.text import is_missing
-
     return is_missing(value)
 
 

@@ -56,6 +56,8 @@ from engine.approaches import _stack_parts as _parts
 from engine.approaches._stack_explain import EXPLAIN_METHODS  # noqa: F401 - part of this module's API
 from engine.approaches.base import Approach
 from engine.callbacks import CallbackList, Progress
+from engine.data.leads import infer_kinds
+from engine.storage import jsonable, load_pickle
 
 #: the default base models' names, in the order of the meta-network's inputs
 BASE_MODELS = _parts.BASE_MODELS
@@ -75,8 +77,6 @@ SMALL_PARAMS = {
 def _column_kinds(X: pd.DataFrame) -> dict[str, str]:
     """numeric | categorical | high_cardinality | identifier | text: numbers by dtype, the rest as
     :func:`engine.data.leads.infer_kinds` reads them."""
-    from engine.data.leads import infer_kinds
-
     kinds = infer_kinds(X)
     out = {}
     for col in X.columns:
@@ -289,8 +289,6 @@ class StackingApproach(Approach):
     def stored_params(self) -> dict[str, Any]:
         """The settings a run records (JSON): the stack's own, each base model's class as ``estimators``, and the
         base models' settings that differ from their class's defaults, nested (``xgb__max_depth``)."""
-        from engine.storage import jsonable
-
         out = {k: v for k, v in self.get_params(deep=False).items() if k != "estimators"}
         items = self._estimator_items()
         out["estimators"] = [[name, f"{type(m).__module__}.{type(m).__qualname__}"] for name, m in items]
@@ -644,8 +642,6 @@ class StackingApproach(Approach):
     @classmethod
     def load(cls, path: str | Path) -> StackingApproach:
         from xgboost import XGBClassifier
-
-        from engine.storage import load_pickle
 
         path = Path(path)
         payload = cls._read_params(path)

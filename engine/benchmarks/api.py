@@ -34,8 +34,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine import pipeline
 from engine.approaches.stacking import SMALL_PARAMS
 from engine.config import DEMO_LEADS, REPO_ROOT, workspace
+from engine.runs import RunStore
+from engine.storage import write_json
 
 REQUEST_TIMEOUT_S = 30.0
 DEADLINE_S = 900.0
@@ -61,8 +64,6 @@ def machine_summary() -> str:
 
 
 def _lead_run(run_id: str | None) -> str:
-    from engine.runs import RunStore
-
     store = RunStore()
     if run_id:
         run = store.get(run_id)
@@ -72,8 +73,6 @@ def _lead_run(run_id: str | None) -> str:
     found = store.latest_loadable(input_kind="leads")
     if found is not None:
         return found[0].id
-    from engine import pipeline
-
     return pipeline.train_leads(DEMO_LEADS, params=SMALL_PARAMS, dataset_name="api bench (demo leads)").id
 
 
@@ -246,8 +245,6 @@ def run_api_bench(
         "date": time.strftime("%Y-%m-%d"),
     }
     if json_out:
-        from engine.storage import write_json
-
         write_json(json_out, result)
     return result
 
@@ -279,8 +276,7 @@ def run_api_memory_bench(
     import numpy as np
     from fastapi.testclient import TestClient
 
-    from engine.api import create_app
-    from engine.runs import RunStore
+    from engine.api import create_app  # heavy: loads FastAPI
 
     if loads < 1 or keep < 1:
         raise ValueError("loads and keep must be at least 1")
@@ -322,7 +318,5 @@ def run_api_memory_bench(
         "date": time.strftime("%Y-%m-%d"),
     }
     if json_out:
-        from engine.storage import write_json
-
         write_json(json_out, result)
     return result

@@ -29,7 +29,14 @@ from typing import Any
 import numpy as np
 
 from engine import curves
-from engine.cli_values import whole
+from engine.approaches.registry import approach_names, input_kinds
+from engine.benchmarks.leads import _dataset_name
+from engine.callbacks import TrainingCancelled, default_callbacks
+from engine.cli_paths import readable_data
+from engine.cli_values import parse_value, whole
+from engine.config import DEMO_LEADS
+from engine.data.leads import load_leads
+from engine.evaluate import protocol_split
 from engine.storage import CorruptFile, jsonable, locked, read_json, write_json
 
 KIND = "learning_curve"
@@ -59,8 +66,6 @@ def _sizes(text: str) -> list[int | str]:
 
 
 def _names(text: str) -> list[str]:
-    from engine.approaches.base import approach_names, input_kinds
-
     names = [n.strip() for n in str(text).split(",") if n.strip()]
     if not names:
         raise argparse.ArgumentTypeError("no approach named. Fix: e.g. --approaches stacking,embeddings")
@@ -74,8 +79,6 @@ def _names(text: str) -> list[str]:
 
 
 def _approach_param(text: str) -> tuple[str, str, Any]:
-    from engine.cli_values import parse_value
-
     name, sep, rest = str(text).partition(".")
     key, eq, value = rest.partition("=")
     if not sep or not eq or not name.strip() or not key.strip():
@@ -135,8 +138,6 @@ def build_parser(prog: str = "python -m engine bench curve") -> argparse.Argumen
 
 def main(argv: list[str]) -> int:
     """``bench curve`` (called by :func:`engine.cli.main`); bad input is one line on stderr and exit 2."""
-    from engine.callbacks import TrainingCancelled
-
     args = build_parser().parse_args(argv)
     try:
         run_curve_from_args(args)
@@ -151,10 +152,6 @@ def main(argv: list[str]) -> int:
 
 
 def run_curve_from_args(args) -> dict:
-    from engine.callbacks import default_callbacks
-    from engine.cli_paths import readable_data
-    from engine.config import DEMO_LEADS
-
     data = readable_data(args.data, "a lead table (CSV, Excel or Parquet)") if args.data else DEMO_LEADS
     params: dict[str, dict] = {}
     for name, key, value in args.param:
@@ -307,11 +304,8 @@ def run_curve(
 ) -> dict:
     """The learning curve of ``approaches`` on the lead table ``data``, written to ``json_out`` point by point and
     resumed from it; returns the curve as written (see the module doc)."""
-    from engine.benchmarks.api import machine_summary
-    from engine.benchmarks.leads import _dataset_name
-    from engine.data.leads import load_leads
-    from engine.evaluate import protocol_split
-    from engine.pipeline import build_approach
+    from engine.benchmarks.api import machine_summary  # heavy: loads scikit-learn
+    from engine.pipeline import build_approach  # heavy: loads scikit-learn
 
     out = Path(json_out)
     _check_out(out)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.evaluate import compute_metrics, protocol_split, time_scoring
+from engine.evaluate import calibration_slice, compute_metrics, protocol_split, time_scoring
 
 BOARD_KEYS = ["accuracy", "roc_auc", "pr_auc", "f1", "brier"]
 
@@ -131,10 +131,9 @@ def run_leads_bench(
     from sklearn.model_selection import StratifiedKFold
     from xgboost import XGBClassifier
 
-    from engine.approaches.stacking import StackingApproach
-    from engine.benchmarks.api import machine_summary
-    from engine.data.leads import load_leads
-    from engine.evaluate import calibration_slice
+    from engine.approaches.stacking import StackingApproach  # heavy: loads scikit-learn
+    from engine.benchmarks.api import machine_summary  # heavy: loads scikit-learn
+    from engine.data.leads import load_leads  # heavy: loads pandas
 
     table = load_leads(data, target=target, leak_policy=leak_policy)
     X, y = table.X, table.y

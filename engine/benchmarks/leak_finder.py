@@ -62,8 +62,8 @@ def _summary(name: str, report: dict[str, Any], planted: str | None) -> dict[str
 
 
 def run(leads: Path | None, n: int = 20_000, drop: bool = False) -> list[dict[str, Any]]:
-    from engine.audit import audit_leads
-    from engine.data.leak_tables import LEAK_COLUMNS, leak_table
+    from engine.audit import audit_leads  # heavy: loads pandas
+    from engine.data.leak_tables import LEAK_COLUMNS, leak_table  # heavy: loads pandas
 
     results = []
     if leads is not None and leads.exists():
@@ -88,7 +88,7 @@ def run(leads: Path | None, n: int = 20_000, drop: bool = False) -> list[dict[st
 
 
 def _drop(frame) -> dict[str, float]:
-    from engine.audit_model import date_days, drop_costs
+    from engine.audit_model import date_days, drop_costs  # heavy: loads pandas
 
     X = frame.drop(columns=["converted"])
     for col, days in date_days(X).items():

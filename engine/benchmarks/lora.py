@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import os
 
+from engine.benchmarks.leads import table_summary
+from engine.evaluate import compute_metrics, protocol_split
+
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # shared CPUs: don't spin-wait in OpenMP barriers
 
 import json
@@ -60,10 +63,8 @@ def run_lora_bench(
     """
     import torch
 
-    from engine.approaches.lora import LoraApproach
-    from engine.benchmarks.leads import table_summary
-    from engine.data.leads import load_leads
-    from engine.evaluate import compute_metrics, protocol_split
+    from engine.approaches.lora import LoraApproach  # heavy: loads scikit-learn
+    from engine.data.leads import load_leads  # heavy: loads pandas
 
     table = load_leads(data, target=target, leak_policy=leak_policy)
     X, y = table.X, np.asarray(table.y).astype(int)

@@ -26,14 +26,14 @@ import sys
 import time
 from pathlib import Path
 
+from engine.callbacks import Callback
 from engine.config import DEMO_LEADS
 
 DEMO = DEMO_LEADS
 
 
 def _child(args) -> None:
-    from engine.benchmarks.lora import run_lora_bench
-    from engine.callbacks import Callback
+    from engine.benchmarks.lora import run_lora_bench  # heavy: loads NumPy
 
     class Losses(Callback):
         def __init__(self):

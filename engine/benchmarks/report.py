@@ -13,7 +13,9 @@ import json
 import sys
 from pathlib import Path
 
+from engine.approaches.registry import get_approach_class
 from engine.config import REPO_ROOT
+from engine.storage import jsonable
 
 BENCH_DIR = REPO_ROOT / "assets" / "bench"
 RESULTS = REPO_ROOT / "docs" / "RESULTS.md"
@@ -160,9 +162,6 @@ def _lora_fit(name: str, d: dict) -> list[str]:
 
 def _curve_params(d: dict) -> str:
     """``; embeddings: fine_tune=False``: the parameters of the curve's approaches that are not their defaults."""
-    from engine.approaches.base import get_approach_class
-    from engine.storage import jsonable
-
     parts = []
     for approach, entry in (d.get("approaches") or {}).items():
         try:

@@ -31,6 +31,8 @@ import numpy as np
 import pandas as pd
 
 from engine.config import DEMO_LEADS, REPO_ROOT
+from engine.runs import RunStore
+from engine.scoring import prepare_rows, score_frame, top_factors
 
 REAL_LEADS = REPO_ROOT.parent / "shared" / "data" / "leads" / "Leads.csv"
 #: Seconds: the whole file without reasons, reasons for ``explain_rows``, the first ranked list of 10,000.
@@ -67,10 +69,8 @@ def run_score_bench(
     verbose: bool = True,
 ) -> dict:
     """Time the scoring service on a resampled lead file (see the module doc); returns the JSON dict."""
-    from engine.benchmarks.api import machine_summary
-    from engine.pipeline import train_leads
-    from engine.runs import RunStore
-    from engine.scoring import prepare_rows, score_frame, top_factors
+    from engine.benchmarks.api import machine_summary  # heavy: loads scikit-learn
+    from engine.pipeline import train_leads  # heavy: loads scikit-learn
 
     say = print if verbose else (lambda *a, **k: None)
     data = default_data() if data is None else data
@@ -81,7 +81,7 @@ def run_score_bench(
     else:
         say(f"training the stack with default parameters on {getattr(data, 'name', data)} ...")
         run, trained_seconds = _timed(train_leads, source if isinstance(data, pd.DataFrame) else data)
-    from engine.approaches.stacking import StackingApproach
+    from engine.approaches.stacking import StackingApproach  # heavy: loads scikit-learn
 
     if run.settings.approach != StackingApproach.name:
         raise ValueError(f"run {run.id} is a {run.settings.approach!r} run; the score benchmark times the stack")

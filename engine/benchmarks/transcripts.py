@@ -25,20 +25,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.evaluate import paired_difference
+from engine.approaches.lexical import tfidf_logistic
+from engine.callbacks import CallbackList
+from engine.config import REPO_ROOT
+from engine.data.demo_transcripts import demo_transcripts
+from engine.data.transcripts import load_transcripts
+from engine.evaluate import paired_difference, protocol_split
+from engine.projection import project
 
 BENCH_METRICS = ("accuracy", "roc_auc", "pr_auc", "f1", "brier")
 
 
 def _split(y, seed: int = 42, test_size: float = 0.3):
-    try:
-        from engine.evaluate import protocol_split
-    except ImportError:  # pragma: no cover - evaluate ships with the engine
-        from sklearn.model_selection import train_test_split
-
-        idx = np.arange(len(y))
-        tr, te = train_test_split(idx, test_size=test_size, random_state=seed, stratify=y)
-        return np.sort(tr), np.sort(te)
     return protocol_split(y, test_size=test_size, seed=seed)
 
 
@@ -91,8 +89,6 @@ def _tsne_png(embeddings: np.ndarray, y: np.ndarray, title: str, path: Path, see
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from engine.projection import project
-
     xy = project(embeddings, method="tsne", seed=seed)
     fig, ax = plt.subplots(figsize=(6.4, 5.2), dpi=110)
     for label, colour, name in ((0, "#9aa5b1", "not converted"), (1, "#0b7285", "converted")):
@@ -135,7 +131,7 @@ def write_transcript_outputs(
     """Write model files, t-SNE plots, the comparison chart and metrics.json under ``out_dir``.
 
     ``out_dir/models/fine_tuned_embeddings/`` (SentenceTransformer folder), ``out_dir/models/classifiers/``
-    (the approach folder, loadable with ``engine.approaches.base.load_approach``),
+    (the approach folder, loadable with ``engine.approaches.registry.load_approach``),
     ``out_dir/results/{generic,fine_tuned}_embeddings.png``, ``performance_comparison.html``, ``metrics.json``.
     """
     import shutil
@@ -183,9 +179,6 @@ def write_transcript_outputs(
 def write_run_outputs(run, out_dir: str | Path, data=None) -> dict[str, str]:
     """Outputs of a stored transcripts run: reloads the run's data (``data``, else the path in its spec,
     else the committed demo file when the run was trained on it) and re-creates its test split."""
-    from engine.config import REPO_ROOT
-    from engine.data.transcripts import load_transcripts
-
     settings = run.settings
     if data is None:
         for candidate in (settings.data_path, settings.dataset, REPO_ROOT / "data" / str(settings.dataset)):
@@ -218,7 +211,7 @@ def _setfit_peer(X_train, y_train, X_eval_sets: dict, params: dict, seed: int, m
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
 
-    from engine.approaches.embeddings import base_model_path
+    from engine.approaches.embeddings import base_model_path  # heavy: loads scikit-learn
 
     model = SetFitModel.from_pretrained(base_model_path(), local_files_only=True, device="cpu")
     args = TrainingArguments(
@@ -248,8 +241,6 @@ def _setfit_peer(X_train, y_train, X_eval_sets: dict, params: dict, seed: int, m
 
 def _tfidf_peer(X_train, y_train, X_eval_sets: dict, seed: int):
     """TF-IDF 1-2-grams (sublinear tf, min_df 2) + logistic regression with cross-validated C, on the same split."""
-    from engine.approaches.lexical import tfidf_logistic
-
     model = tfidf_logistic(y_train, seed=seed)
     started = time.perf_counter()
     model.fit(list(X_train["transcript"]), y_train)
@@ -296,10 +287,7 @@ def run_transcripts_bench(
     give our best model's ROC-AUC minus the peer's with a paired bootstrap interval, on each evaluation set.
     Extra keyword arguments go to :class:`~engine.approaches.embeddings.EmbeddingApproach`.
     """
-    from engine.approaches.embeddings import EmbeddingApproach
-    from engine.callbacks import CallbackList
-    from engine.data.demo_transcripts import demo_transcripts
-    from engine.data.transcripts import load_transcripts
+    from engine.approaches.embeddings import EmbeddingApproach  # heavy: loads scikit-learn
 
     cbs = CallbackList(callbacks)
     demo = data is None

@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from engine.storage import CorruptFile, read_json
+
 
 def raw_bytes(source: Any, filename: str | None, error: type[Exception], expected: str) -> tuple[bytes, str | None]:
     """``(bytes, display name)`` of ``source``; ``error`` is raised with a message naming the fix.
@@ -45,8 +47,6 @@ def display_name(path: Path) -> str:
     ``meta.json``) goes by the file name it was uploaded as, so messages name the user's file."""
     meta = path.parent / "meta.json"
     if path.name.startswith("data.") and meta.is_file():
-        from engine.storage import CorruptFile, read_json
-
         try:
             name = read_json(meta).get("filename")
         except CorruptFile:

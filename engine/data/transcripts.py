@@ -38,6 +38,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.data.sources import csv_rows_over, decode_text, iter_lines, raw_bytes
+from engine.storage import write_text
+
 __all__ = [
     "TranscriptDataError",
     "TranscriptTable",
@@ -103,8 +106,6 @@ class TranscriptTable:
 
 # -- reading -------------------------------------------------------------------------------------
 def _raw_bytes(source: Any, filename: str | None) -> tuple[bytes, str | None]:
-    from engine.data.sources import raw_bytes
-
     data, name = raw_bytes(source, filename, TranscriptDataError, "the .json, .jsonl or .csv file")
     if data is not None:
         return data, name
@@ -115,8 +116,6 @@ def _raw_bytes(source: Any, filename: str | None) -> tuple[bytes, str | None]:
 
 
 def _decode(raw: bytes) -> str:
-    from engine.data.sources import decode_text
-
     return decode_text(raw)[0]
 
 
@@ -259,8 +258,6 @@ def _parse_json(text: str, label: str = "the file", max_rows: int = MAX_ROWS) ->
 
 def _jsonl_lines(text: str):
     """``(line number, line)`` of the non-blank lines, without splitting the whole text at once."""
-    from engine.data.sources import iter_lines
-
     for number, line in enumerate(iter_lines(text), start=1):
         if line.strip():
             yield number, line
@@ -291,8 +288,6 @@ def _parse_jsonl(text: str, label: str = "the file", max_rows: int = MAX_ROWS) -
 
 
 def _count_csv(text: str, label: str, max_rows: int) -> None:
-    from engine.data.sources import csv_rows_over
-
     lines = csv_rows_over(text, ",", max_rows)
     if lines is not None:
         raise _too_many(label, f"{lines:,} lines of CSV", max_rows)
@@ -589,6 +584,4 @@ def load_transcripts(
 
 def write_jsonl(records: list[dict], path: str | Path) -> Path:
     """Write records as JSON Lines, atomically (used to refresh the committed demo file)."""
-    from engine.storage import write_text
-
     return write_text(path, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))

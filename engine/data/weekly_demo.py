@@ -15,6 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from engine.data.demo import demo_leads
+from engine.storage import write_bytes, write_text
+
 WEEKS, PER_WEEK, SEED, TRAIN_WEEKS = 16, 200, 3, 4
 
 STEPS = """Conversion Lab: the weekly demo (synthetic leads, not real data; {weeks} weekly cohorts of {per_week} leads
@@ -33,8 +36,6 @@ that drift: fewer convert each week, and time on the website counts less).
 
 def weekly_frames(weeks: int = WEEKS, per_week: int = PER_WEEK, seed: int = SEED) -> tuple[pd.DataFrame, np.ndarray]:
     """The demo leads of ``weeks`` weekly cohorts of ``per_week`` leads, and each row's week (0 = the first)."""
-    from engine.data.demo import demo_leads
-
     leads = demo_leads(n=weeks * per_week, seed=seed, weeks=weeks)
     return leads, np.arange(len(leads)) // per_week
 
@@ -44,8 +45,6 @@ def write_weekly_demo(
 ) -> list[Path]:
     """Write the weekly demo's files into ``folder`` (made when missing) and return them. ValueError when the folder
     holds files already (nothing of a user's is written over) or the weeks do not leave a week to score."""
-    from engine.storage import write_bytes, write_text
-
     folder = Path(folder)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise ValueError(

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from support import BENCH_ROW_KEYS
 
-from engine.approaches.base import CONTRIBUTION_COLUMNS, load_approach
+from engine.approaches.base import CONTRIBUTION_COLUMNS
+from engine.approaches.registry import load_approach
 from engine.callbacks import Callback, TrainingCancelled
 from engine.data.demo_transcripts import demo_transcripts
 from engine.data.transcripts import load_transcripts
@@ -192,7 +193,7 @@ def test_bad_parameters_and_cancellation(data):
 def test_write_transcript_outputs(fitted, data, tmp_path):
     import json
 
-    from engine.approaches.base import load_approach as load
+    from engine.approaches.registry import load_approach as load
     from engine.benchmarks.transcripts import write_transcript_outputs
 
     model, _ = fitted

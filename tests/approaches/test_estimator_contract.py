@@ -6,7 +6,7 @@ import pytest
 from sklearn.base import clone, is_classifier
 from sklearn.utils import estimator_checks as checks
 
-from engine.approaches.base import REGISTRY, get_approach_class
+from engine.approaches.registry import REGISTRY, get_approach_class
 from engine.data.demo import demo_leads
 from engine.data.leads import load_leads
 from engine.pipeline import build_approach

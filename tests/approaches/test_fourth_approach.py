@@ -44,7 +44,7 @@ def plugged(tmp_path_factory):
 
 
 def test_it_trains_as_a_job_and_appears_on_the_board(plugged):
-    from engine.approaches.base import approach_names, input_kinds
+    from engine.approaches.registry import approach_names, input_kinds
     from engine.runs import RunStore
 
     assert "plain_logistic" in approach_names() and input_kinds("plain_logistic") == ("leads",)
@@ -104,16 +104,16 @@ def test_it_scores_on_the_score_page(plugged, monkeypatch):
 
 
 def test_a_malformed_plug_in_entry_is_named_and_hides_nothing(monkeypatch):
-    from engine.approaches import base
+    from engine.approaches import registry
 
     monkeypatch.setenv(
-        base.PLUGIN_ENV, "my-approach=pkg.mod:Cls;" + "x" * 33 + "=m:C;fine_one=plain_logistic:PlainLogistic"
+        registry.PLUGIN_ENV, "my-approach=pkg.mod:Cls;" + "x" * 33 + "=m:C;fine_one=plain_logistic:PlainLogistic"
     )
-    assert base.get_approach_class("stacking").name == "stacking"  # the shipped ones still resolve
-    assert "fine_one" in base.approach_names() and "my-approach" not in base.approach_names()
-    assert "not NAME=module:Class" in base.PLUGIN_PROBLEMS["my-approach"] and "x" * 33 in base.PLUGIN_PROBLEMS
-    monkeypatch.setenv(base.PLUGIN_ENV, "stacking=plain_logistic:PlainLogistic")  # cannot replace a shipped one
-    assert base.get_approach_class("stacking").__name__ == "StackingApproach"
+    assert registry.get_approach_class("stacking").name == "stacking"  # the shipped ones still resolve
+    assert "fine_one" in registry.approach_names() and "my-approach" not in registry.approach_names()
+    assert "not NAME=module:Class" in registry.PLUGIN_PROBLEMS["my-approach"] and "x" * 33 in registry.PLUGIN_PROBLEMS
+    monkeypatch.setenv(registry.PLUGIN_ENV, "stacking=plain_logistic:PlainLogistic")  # cannot replace a shipped one
+    assert registry.get_approach_class("stacking").__name__ == "StackingApproach"
 
 
 def test_the_generic_explanation_keeps_each_columns_kind_of_values():

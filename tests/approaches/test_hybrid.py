@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from engine.approaches.base import load_approach
 from engine.approaches.lexical import hybrid_frame, tfidf_logistic
+from engine.approaches.registry import load_approach
 from engine.data.demo_transcripts import demo_transcripts
 from engine.data.transcripts import load_transcripts
 from engine.pipeline import build_approach

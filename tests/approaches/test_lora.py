@@ -9,8 +9,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from engine.approaches.base import CONTRIBUTION_COLUMNS, load_approach  # noqa: E402
+from engine.approaches.base import CONTRIBUTION_COLUMNS  # noqa: E402
 from engine.approaches.lora import LoraApproach, PromptBuilder, clear_base_cache, pad_batch  # noqa: E402
+from engine.approaches.registry import load_approach  # noqa: E402
 from engine.benchmarks.lora import CPU_PRESET  # noqa: E402
 from engine.callbacks import Callback, TrainingCancelled  # noqa: E402
 from engine.models import ModelNotFoundError, resolve_base_model, smollm2_path  # noqa: E402

@@ -13,7 +13,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import roc_auc_score
 
-from engine.approaches.base import load_approach
+from engine.approaches.registry import load_approach
 from engine.approaches.stacking import SMALL_PARAMS, StackingApproach, default_estimators
 from engine.data.demo import demo_leads
 from engine.data.leads import load_leads

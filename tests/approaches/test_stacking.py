@@ -11,7 +11,8 @@ from sklearn.metrics import roc_auc_score
 from support import BENCH_ROW_KEYS
 
 from engine.approaches import _stack_parts as parts
-from engine.approaches.base import CONTRIBUTION_COLUMNS, load_approach
+from engine.approaches.base import CONTRIBUTION_COLUMNS
+from engine.approaches.registry import load_approach
 from engine.approaches.stacking import BASE_MODELS, SMALL_PARAMS, StackingApproach, _column_kinds
 from engine.callbacks import Callback
 from engine.data.demo import demo_leads
@@ -134,7 +135,7 @@ def test_loading_for_scoring_does_not_import_tensorflow(fitted, tmp_path):
     model.save(tmp_path / "m")
     X.iloc[te[:5]].to_pickle(tmp_path / "rows.pkl")
     code = (
-        "import sys, pandas as pd; from engine.approaches.base import load_approach; "
+        "import sys, pandas as pd; from engine.approaches.registry import load_approach; "
         f"m = load_approach({str(tmp_path / 'm')!r}); "
         f"print(m.predict_proba(pd.read_pickle({str(tmp_path / 'rows.pkl')!r}))[:, 1].tolist()); "
         "print('tensorflow' in sys.modules, 'keras' in sys.modules)"

@@ -12,7 +12,7 @@ import pytest
 from support import SMALL_STACK, copy_run
 
 from engine import pipeline
-from engine.approaches import base
+from engine.approaches import registry
 from engine.blend import blend_runs
 from engine.data.demo import demo_leads
 from engine.evaluate import calibration_slice, protocol_split
@@ -22,7 +22,7 @@ from engine.runs import BrokenRun, RunStore
 @pytest.fixture(scope="module")
 def parts(tmp_path_factory):
     """(store, leads, stack run, plain logistic run, stack run without a slice) on 500 demo leads."""
-    base._ADDED["plain_logistic"] = "plain_logistic:PlainLogistic"  # the plug-in of tests/plugins (on the path)
+    registry._ADDED["plain_logistic"] = "plain_logistic:PlainLogistic"  # the plug-in of tests/plugins (on the path)
     import sys
     from pathlib import Path
 
@@ -33,7 +33,7 @@ def parts(tmp_path_factory):
     plain = pipeline.train_leads(leads, "plain_logistic", dataset_name="demo", store=store)
     bare = pipeline.train_leads(leads, "plain_logistic", dataset_name="demo", store=store, calibration_share=0.0)
     yield store, leads, stack, plain, bare
-    base._ADDED.pop("plain_logistic", None)
+    registry._ADDED.pop("plain_logistic", None)
 
 
 def test_the_calibration_slice_is_the_same_for_every_approach_and_never_a_test_row(parts):

@@ -16,7 +16,7 @@ import pytest
 from support import SMALL_STACK
 
 from engine import curves
-from engine.approaches import base
+from engine.approaches import registry
 from engine.benchmarks.curve import run_curve
 from engine.cli import main
 from engine.data.demo import demo_leads
@@ -31,7 +31,7 @@ POINT_KEYS = {"approach", "size", "seed", "roc_auc", "roc_auc_ci", "accuracy", "
 def calibrating(monkeypatch):
     """The calibrating test approach, registered for this test; its module (fits and scoring calls recorded)."""
     monkeypatch.syspath_prepend(str(PLUGINS))
-    monkeypatch.setitem(base._ADDED, "calibrating_logistic", "calibrating_logistic:CalibratingLogistic")
+    monkeypatch.setitem(registry._ADDED, "calibrating_logistic", "calibrating_logistic:CalibratingLogistic")
     import calibrating_logistic
 
     calibrating_logistic.FITS.clear()

@@ -27,7 +27,7 @@ def stored():
 # -- words ------------------------------------------------------------------------------------------
 def test_every_approach_parameter_has_a_label_and_help():
     from dashboard.components import params
-    from engine.approaches.base import REGISTRY, get_approach_class
+    from engine.approaches.registry import REGISTRY, get_approach_class
 
     for approach in REGISTRY:
         names = list(get_approach_class(approach).data_params())  # what the form shows

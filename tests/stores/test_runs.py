@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from engine.approaches.base import CONTRIBUTION_COLUMNS, REGISTRY, contribution_frame
+from engine.approaches.base import CONTRIBUTION_COLUMNS, contribution_frame
+from engine.approaches.registry import REGISTRY
 from engine.callbacks import CallbackList, JsonProgressFile, Progress, TrainingCancelled
 from engine.pipeline import build_approach
 from engine.runs import RunStore
@@ -127,14 +128,14 @@ def test_an_interrupt_after_publication_never_removes_the_run(tmp_path, monkeypa
     publication leaves nothing behind."""
     import os
 
-    from engine.approaches import base
+    from engine.approaches import registry
     from engine.callbacks import Callback
     from engine.data.demo import demo_leads
     from engine.pipeline import train_leads
     from engine.runs import STAGING_LOCK
 
     monkeypatch.syspath_prepend(os.path.join(os.path.dirname(os.path.dirname(__file__)), "plugins"))
-    monkeypatch.setitem(base._ADDED, "plain_logistic", "plain_logistic:PlainLogistic")
+    monkeypatch.setitem(registry._ADDED, "plain_logistic", "plain_logistic:PlainLogistic")
     root = tmp_path / "runs"
 
     class Interrupt(Callback):

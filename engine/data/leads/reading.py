@@ -15,6 +15,7 @@ import pandas as pd
 from engine.data.missing_values import (
     LeadDataError,
 )
+from engine.data.sources import csv_rows_over, decode_text, raw_bytes
 
 MAX_ROWS = 1_000_000
 
@@ -46,8 +47,6 @@ _MAGIC = {
 
 def _raw_bytes(source: Any, filename: str | None) -> tuple[bytes, str | None]:
     """Bytes and a display name from a path, bytes or a file-like object."""
-    from engine.data.sources import raw_bytes
-
     data, name = raw_bytes(source, filename, LeadDataError, "the CSV, Excel or Parquet file")
     if data is not None:
         return data, name
@@ -80,8 +79,6 @@ def _detect_format(raw: bytes, name: str | None) -> tuple[str, str | None]:
         raise LeadDataError(
             f"{label} has the extension {ext} but is not a Parquet file (it may be damaged or renamed). {_FORMATS_HINT}"
         )
-    from engine.data.sources import decode_text
-
     text, encoding = decode_text(raw)
     head = text[:65536]
     ctrl = sum(1 for c in head if c < "\t" or "\r" < c < " ")
@@ -165,8 +162,6 @@ def _check_size(raw: bytes, fmt: str, text: str | None, label: str, max_rows: in
         finally:
             book.close()
     else:
-        from engine.data.sources import csv_rows_over
-
         delim = _sniff_delimiter(text)
         cols = len(_header_fields(text, delim))
         _too_big(label, None, cols, max_rows, max_cols, lines=csv_rows_over(text, delim, _row_limit(cols, max_rows)))
@@ -198,8 +193,6 @@ def read_header(source: Any, filename: str | None = None) -> tuple[list[str], bo
     if fmt == "xlsx":
         frame = _read_excel(raw, label)
         return [str(c).strip() for c in frame.columns], len(frame) > 0
-    from engine.data.sources import csv_rows_over
-
     delim = _sniff_delimiter(text)
     names = _header_fields(text, delim)
     _check_duplicates(names, label)
