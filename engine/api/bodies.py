@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from engine.data.transcripts import TranscriptDataError, flatten_metadata
+
 Scalar = str | int | float | bool | None
 
 
@@ -65,8 +67,6 @@ class TranscriptItem(BaseModel):
     def _scalar_metadata(cls, values: Any) -> Any:
         """The files' rule (engine.data.transcripts.flatten_metadata): nested objects become dotted fields, lists
         of plain values one text; deeper nesting is refused naming the field."""
-        from engine.data.transcripts import TranscriptDataError, flatten_metadata
-
         if isinstance(values, dict):
             try:
                 values = flatten_metadata(values)

@@ -9,6 +9,8 @@ import threading
 import time
 from typing import Any
 
+from engine.runs import RUN_ID_PATTERN
+
 
 class Catalog:
     """What the service knows of the store, re-read when the runs folder changes: the usable runs with
@@ -26,8 +28,6 @@ class Catalog:
         self._latest: dict[str, str | None] = {}
 
     def _folder_signature(self) -> tuple:
-        from engine.runs import RUN_ID_PATTERN
-
         out = []
         with os.scandir(self.store.root) as entries:
             for e in entries:
