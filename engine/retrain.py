@@ -19,6 +19,7 @@ import io
 import numpy as np
 import pandas as pd
 
+from engine.approaches.registry import get_approach_class
 from engine.data.leads import read_table
 from engine.data.leads.target import map_target
 from engine.datasets import DatasetStore, content_hash, version_number
@@ -132,8 +133,6 @@ def retrain_params(run) -> dict:
     are the four that ship, the record is left out (the job builds those same four); base models set from Python
     cannot be rebuilt from a record, so such a run is refused with the fix, as is any other setting the approach
     no longer takes."""
-    from engine.approaches.base import get_approach_class
-
     s = run.settings
     cls = get_approach_class(s.approach)
     params = dict(s.params)

@@ -235,8 +235,9 @@ def test_journey_upload_train_see_metrics_and_board_link_then_delete(workspace):
     assert metrics["ROC-AUC"] == f"{run.metrics['metrics']['roc_auc']['value']:.3f}"
     assert "95 % interval" in texts(train.caption)
     assert "See it on the metric board" in texts(train.markdown) or train.get("page_link")
-    split = run.settings.split
-    assert train.session_state["board_group"] == (run.settings.data_hash, split.test_size, split.seed)
+    split = run.settings.split  # the board's group: the same file, split method, test share and seed
+    expected = (run.settings.data_hash, "stratified holdout", None, split.test_size, split.seed)
+    assert train.session_state["board_group"] == expected == run.settings.split_key
     assert train.session_state["board_focus_run"] == run.id
 
     data = run_page("data")
