@@ -183,3 +183,18 @@ def damage_spec(folder: Path, corruption: str) -> str:
     spec = json.loads((folder / "spec.json").read_text())
     (folder / "spec.json").write_text(json.dumps(change(spec)))
     return field
+
+
+class CountingReceive:
+    """ASGI wrapper counting the body bytes the app pulls from the server."""
+
+    def __init__(self, app):
+        self.app, self.pulled = app, 0
+
+    async def __call__(self, scope, receive, send):
+        async def counted():
+            message = await receive()
+            self.pulled += len(message.get("body", b""))
+            return message
+
+        await self.app(scope, counted, send)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from support import store_with
+from support import CountingReceive, store_with
 
 from engine.api import MAX_EXPLAIN_LEADS, MAX_EXPLAIN_TRANSCRIPTS, create_app
 from engine.data.demo import demo_leads
@@ -164,21 +164,6 @@ def _chunks(total: int, size: int = 1 << 16, sent: list | None = None):
     return gen()
 
 
-class _CountingReceive:
-    """ASGI wrapper counting the body bytes the app pulls from the server."""
-
-    def __init__(self, app):
-        self.app, self.pulled = app, 0
-
-    async def __call__(self, scope, receive, send):
-        async def counted():
-            message = await receive()
-            self.pulled += len(message.get("body", b""))
-            return message
-
-        await self.app(scope, counted, send)
-
-
 def test_chunked_body_over_the_cap_gets_413(store):
     client = TestClient(create_app(store))
     r = client.post("/predict/lead", content=_chunks(15_000_000), headers={"content-type": "application/json"})
@@ -187,7 +172,7 @@ def test_chunked_body_over_the_cap_gets_413(store):
 
 def test_unauthenticated_big_body_gets_401_unread(store, monkeypatch):
     monkeypatch.setenv("CLAB_API_KEY", "s3cret")
-    counting = _CountingReceive(create_app(store))
+    counting = CountingReceive(create_app(store))
     client = TestClient(counting)
     r = client.post("/predict/lead", content=_chunks(15_000_000), headers={"content-type": "application/json"})
     assert r.status_code == 401 and "X-API-Key" in _message(r)

@@ -5,6 +5,7 @@ what the app documents, so a route added later is covered without editing this f
 
 import pytest
 from fastapi.testclient import TestClient
+from support import CountingReceive
 
 from engine.api import OPEN_PATHS, ROUTERS, create_app
 from engine.api.guards import check_host, check_key
@@ -22,21 +23,6 @@ def _routes() -> list[tuple[str, str]]:
 def app(tmp_path, monkeypatch):
     monkeypatch.delenv("CLAB_API_KEY", raising=False)
     return create_app(RunStore(tmp_path / "runs"))
-
-
-class _CountingReceive:
-    """ASGI wrapper counting the body bytes the app pulls from the server."""
-
-    def __init__(self, app):
-        self.app, self.pulled = app, 0
-
-    async def __call__(self, scope, receive, send):
-        async def counted():
-            message = await receive()
-            self.pulled += len(message.get("body", b""))
-            return message
-
-        await self.app(scope, counted, send)
 
 
 def _chunks(total: int, size: int = 1 << 16):
@@ -96,7 +82,7 @@ def test_every_route_of_a_loopback_server_refuses_a_foreign_host(tmp_path, monke
 @pytest.mark.parametrize("path", sorted({p for m, p in _routes() if m == "POST"}))
 def test_every_body_route_refuses_an_unauthenticated_body_unread(app, monkeypatch, path):
     monkeypatch.setenv("CLAB_API_KEY", KEY)
-    counting = _CountingReceive(app)
+    counting = CountingReceive(app)
     client = TestClient(counting)
     r = client.post(path, content=_chunks(15_000_000), headers={"content-type": "application/json"})
     assert r.status_code == 401 and counting.pulled == 0
