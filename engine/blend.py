@@ -191,6 +191,14 @@ def _timing(blend, part: Run) -> dict[str, float]:
     return time_scoring(blend, sample[[c for c in part.settings.columns if c in sample.columns]])
 
 
+def _verdict(paired: dict) -> str:
+    """A blend against its best part by the paired interval of the difference: ``better`` (all above 0), ``worse``
+    (all below) or ``no clear difference``."""
+    if paired.get("low", 0) > 0:
+        return "better"
+    return "worse" if paired.get("high", 0) < 0 else "no clear difference"
+
+
 def blend_rows(runs: list[Run], labels: dict[str, str] | None = None) -> list[dict[str, str]]:
     """The board's lines of the blends among ``runs``: each blend's name, method, its parts (by their name on the
     board, ``labels``, else their id) with their weights, its ROC-AUC and its ROC-AUC minus the best single
@@ -204,7 +212,7 @@ def blend_rows(runs: list[Run], labels: dict[str, str] | None = None) -> list[di
         auc = (run.metrics.get("metrics") or {}).get("roc_auc") or {}
         d = info.get("paired_vs_best") or {}
         best = labels.get(info.get("best_part"), info.get("best_part"))
-        verdict = "better" if d.get("low", 0) > 0 else "worse" if d.get("high", 0) < 0 else "no clear difference"
+        verdict = _verdict(d)
         out.append(
             {
                 "blend": labels.get(run.id, run.id),
@@ -231,13 +239,11 @@ def blend_findings(runs: list[Run], labels: dict[str, str] | None = None) -> lis
         if not all(isinstance(d.get(k), (int, float)) for k in ("value", "low", "high")):
             continue
         best = labels.get(info.get("best_part"), info.get("best_part"))
-        said = (
-            "so combining the approaches adds something here"
-            if d["low"] > 0
-            else "so the blend is worse than its best part alone"
-            if d["high"] < 0
-            else "an interval that holds 0, so combining them adds nothing clear over the best part alone"
-        )
+        said = {
+            "better": "so combining the approaches adds something here",
+            "worse": "so the blend is worse than its best part alone",
+            "no clear difference": "an interval that holds 0, so combining them adds nothing clear over the best part alone",
+        }[_verdict(d)]
         out.append(
             f"The blend {labels.get(run.id, run.id)} is {d['value']:+.3f} ROC-AUC against its best part, {best} "
             f"(paired 95 % interval {d['low']:+.3f} to {d['high']:+.3f}), {said}."
