@@ -5,7 +5,10 @@ metadata columns), or a lead table, whose rows are serialized to text by :mod:`e
 
 * **Chunks.** A text longer than the model's window is split by the tokenizer into overlapping
   windows (``chunk_tokens`` = 256 incl. [CLS]/[SEP], ``chunk_overlap`` = 32 tokens); chunk embeddings
-  are pooled per text (``pooling="mean"`` or ``"max"``) and L2-normalised.
+  are pooled per text (``pooling="mean"`` or ``"max"``) and L2-normalised. ``pooling="speakers"``: the
+  customer's turns and the agent's turns (any ``Name:`` prefix, :mod:`engine.approaches.speaker_turns`) are
+  chunked and mean-pooled apart and the two vectors put side by side (a call without prefixes, or a side
+  nobody spoke on, uses the whole call there).
 * **Contrastive fine-tuning.** A triplet loss (anchor, positive of the same label, negative of the
   other; cosine distance, ``margin``) on training-text segments (windows of ``train_tokens``), a
   triplet's worth of segments (three) ``n_pairs`` times per training text and at most ``max_triplets``
@@ -57,6 +60,7 @@ from engine.approaches.embeddings_parts import (  # noqa: F401 - re-exported: ca
     split_sentences,
 )
 from engine.approaches.lexical import hybrid_frame, hybrid_head
+from engine.approaches.speaker_turns import speaker_pieces
 from engine.callbacks import CallbackList, Progress
 from engine.data.text import frame_to_texts
 from engine.projection import store_projections
@@ -67,6 +71,7 @@ WHICH = ("fine_tuned", "generic")
 BACKENDS = ("auto", "torch", "onnx-int8")
 LOSSES = ("batch_all", "triplet")
 CLASSIFIERS = ("logistic", "xgboost", "hybrid")
+POOLINGS = ("mean", "max", "speakers")
 EXPORT_STAGE = "export to int8 ONNX"
 HEAD_STAGE = "classifier head"
 #: Seconds each stage of a fit took on the demo transcripts (280 calls, 1 epoch, 2 CPU cores): the progress
@@ -169,8 +174,8 @@ class EmbeddingApproach(Approach):
             raise ValueError(f"classifier_type must be one of {CLASSIFIERS}, not {self.classifier_type!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, not {self.loss!r}")
-        if self.pooling not in ("mean", "max"):
-            raise ValueError(f"pooling must be 'mean' or 'max', not {self.pooling!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, not {self.pooling!r}")
         if not 16 <= int(self.chunk_tokens) <= 512:
             raise ValueError("chunk_tokens must be between 16 and 512 (the model reads at most 512 tokens)")
         if not 0 <= int(self.chunk_overlap) < int(self.chunk_tokens) // 2:
@@ -323,7 +328,11 @@ class EmbeddingApproach(Approach):
     ) -> np.ndarray:
         """Pooled, L2-normalised embedding of each text (chunks pooled by ``pooling``)."""
         texts = self.texts_of(texts)
-        chunked = self._chunk_many(texts)
+        pieces = speaker_pieces(texts) if self.pooling == "speakers" else [[t] for t in texts]
+        if not pieces:
+            width = 2 if self.pooling == "speakers" else 1
+            return np.zeros((0, embedding_dimension(self._model(which)) * width), np.float32)
+        chunked = self._chunk_many([p for row in pieces for p in row])
         flat = [c for chunks in chunked for c in chunks]
         vectors = self._encode(flat, which, callbacks, stage=f"embed {which}")
         out, pos = [], 0
@@ -332,7 +341,7 @@ class EmbeddingApproach(Approach):
             pos += len(chunks)
             pooled = block.max(axis=0) if self.pooling == "max" else block.mean(axis=0)
             out.append(pooled / max(np.linalg.norm(pooled), 1e-12))
-        return np.vstack(out).astype(np.float32) if out else np.zeros((0, vectors.shape[1]), np.float32)
+        return np.vstack(out).astype(np.float32).reshape(len(texts), -1)  # a row's pieces side by side
 
     # -- features and classifiers -------------------------------------------------------------------
     def _features(self, X, which: str, callbacks: CallbackList | None = None) -> np.ndarray:
