@@ -55,6 +55,7 @@ PARAM_FLAGS = {
     "batch_size": "batch_size",
     "grad_accum": "grad_accum",
     "device": "device",
+    "pooling": "pooling",
 }
 
 
@@ -82,6 +83,11 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
         dest="classifier_type",
         choices=["logistic", "xgboost", "hybrid"],
         help="classifier on the embeddings",
+    )
+    g.add_argument(
+        "--pooling",
+        choices=["mean", "max", "speakers"],
+        help="embeddings: how a call's windows are pooled (speakers: the customer's and the agent's turns apart)",
     )
     g.add_argument("--base-model", dest="base_model", help="LLM folder or hub id in your local cache (lora)")
     g.add_argument("--train-rows", dest="train_rows", type=whole, help="cap on training rows (lora)")
@@ -270,7 +276,7 @@ def cmd_bench(args) -> int:
         from engine.approaches.embeddings import EmbeddingApproach  # heavy: loads scikit-learn
         from engine.benchmarks.transcripts import run_transcripts_bench  # heavy: loads pandas
 
-        accepted = set(EmbeddingApproach._param_names()) | {"demo_n", "heldout_n", "setfit"}
+        accepted = set(EmbeddingApproach._param_names()) | {"demo_n", "heldout_n", "setfit", "demo"}
         unknown = sorted(set(params) - accepted - {"classifier_type"})
         if unknown:
             raise ValueError(f"bench transcripts does not take {unknown}; it takes {sorted(accepted)}")

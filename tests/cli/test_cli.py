@@ -73,6 +73,18 @@ def test_bench_transcripts_refuses_a_parameter_it_does_not_take(workspace, capsy
     assert "does not take ['bogus']" in capsys.readouterr().err
 
 
+def test_pooling_flag_reaches_the_embeddings_approach_and_refuses_other_values(workspace, capsys):
+    from engine.cli import _params_from_args, build_parser
+
+    args = build_parser().parse_args(["train", "transcripts", "--pooling", "speakers"])
+    assert _params_from_args(args) == {"pooling": "speakers"}
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["bench", "transcripts", "--pooling", "customer"])
+    assert exit_info.value.code == 2 and "invalid choice: 'customer'" in capsys.readouterr().err
+    assert main(["bench", "transcripts", "--param", "demo=tiny"]) == 2
+    assert "demo must be one of ['long', 'short'], not 'tiny'" in capsys.readouterr().err
+
+
 def test_cpu_preset_follows_the_processor():
     """Every training row for two epochs where the CPU computes in bf16 natively, 4,000 fp32 rows otherwise;
     asking for fp32 on a bf16 CPU gets the fp32 budget (the bf16 one would take over an hour in fp32)."""
