@@ -18,7 +18,9 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +28,10 @@ import numpy as np
 import pandas as pd
 
 from engine.approaches.lexical import tfidf_logistic
+from engine.approaches.speaker_turns import speaker_pieces
 from engine.callbacks import CallbackList
 from engine.config import REPO_ROOT
-from engine.data.demo_transcripts import demo_transcripts
+from engine.data.demo_transcripts import demo_transcripts, long_calls
 from engine.data.transcripts import load_transcripts
 from engine.evaluate import paired_difference, protocol_split
 from engine.projection import project
@@ -205,6 +208,52 @@ def write_run_outputs(run, out_dir: str | Path, data=None) -> dict[str, str]:
 
 
 # -- bench ----------------------------------------------------------------------------------------
+#: ``demo=``: the synthetic calls the bench makes when no data is given (both take ``n, seed, phrase_pool``).
+DEMOS = {"short": demo_transcripts, "long": long_calls}
+DEMO_NAMES = {"short": "demo transcripts (synthetic)", "long": "long two-speaker demo calls (synthetic)"}
+
+
+class _Stages:
+    """Wall seconds per stage of the bench, in order: ``with stages(name):`` or ``start(name)`` ... ``stop()``."""
+
+    def __init__(self):
+        self.seconds: list[tuple[str, float]] = []
+        self._open: tuple[str, float] | None = None
+
+    def start(self, name: str) -> None:
+        self.stop()
+        self._open = (name, time.perf_counter())
+
+    def stop(self) -> None:
+        if self._open is not None:
+            name, began = self._open
+            self.seconds.append((name, time.perf_counter() - began))
+            self._open = None
+
+    @contextmanager
+    def __call__(self, name: str):
+        self.start(name)
+        try:
+            yield
+        finally:
+            self.stop()
+
+
+def _load() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def _pieces(approach, X) -> list[str]:
+    """The texts the approach chunks for ``X`` (each side of a call apart with ``pooling="speakers"``)."""
+    texts = approach.texts_of(X)
+    if approach.pooling != "speakers":
+        return texts
+    return [p for row in speaker_pieces(texts) for p in row]
+
+
 def _setfit_peer(X_train, y_train, X_eval_sets: dict, params: dict, seed: int, max_steps: int):
     """SetFit 1.2.0 with the same MiniLM body: contrastive pairs + logistic head (its defaults),
     trained for the same number of steps and batch size as our fine-tuning."""
@@ -276,6 +325,7 @@ def run_transcripts_bench(
     out_dir: str | Path | None = None,
     callbacks: list | None = None,
     demo_n: int = 1000,
+    demo: str = "short",
     **params: Any,
 ) -> dict:
     """Generic vs fine-tuned embeddings (logistic, XGBoost, hybrid heads), the SetFit and TF-IDF peers, on one split.
@@ -285,48 +335,54 @@ def run_transcripts_bench(
     1,000 demo calls by default, so that the test split has 300 calls: with 120, ROC-AUC differences of
     0.08 between two models are within noise. ``setfit_comparison`` and ``tfidf_comparison`` in the result
     give our best model's ROC-AUC minus the peer's with a paired bootstrap interval, on each evaluation set.
+    ``demo="long"``: the demo calls made long (:func:`~engine.data.demo_transcripts.long_calls`: two speakers,
+    thousands of tokens, CRLF), what real calls look like. ``stage_seconds`` in the result: where the time went.
     Extra keyword arguments go to :class:`~engine.approaches.embeddings.EmbeddingApproach`.
     """
     from engine.approaches.embeddings import EmbeddingApproach  # heavy: loads scikit-learn
+    from engine.benchmarks.api import machine_summary  # heavy: loads the stack
 
+    if demo not in DEMOS:
+        raise ValueError(f"demo must be one of {sorted(DEMOS)}, not {demo!r}")
     cbs = CallbackList(callbacks)
-    demo = data is None
-    table = load_transcripts(demo_transcripts(int(demo_n), seed=0) if demo else data)
+    stages, bench_started, cpu_started, load_start = _Stages(), time.perf_counter(), time.process_time(), _load()
+    use_demo = data is None
+    make = DEMOS[demo]
+    table = load_transcripts(make(int(demo_n), seed=0) if use_demo else data)
     X, y = table.X, table.y
     train_idx, test_idx = _split(y, seed=seed)
     X_train, y_train, X_test, y_test = X.iloc[train_idx], y[train_idx], X.iloc[test_idx], y[test_idx]
     eval_sets = {"test": (X_test, y_test)}
-    if demo and heldout_n:
-        held = load_transcripts(demo_transcripts(int(heldout_n), seed=1, phrase_pool="heldout"))
+    if use_demo and heldout_n:
+        held = load_transcripts(make(int(heldout_n), seed=1, phrase_pool="heldout"))
         eval_sets["heldout_phrases"] = (held.X, held.y)
 
     approach = EmbeddingApproach(
         classifier_type="logistic", epochs=epochs, n_pairs=n_pairs, max_triplets=max_triplets, seed=seed, **params
     )
-    started = time.perf_counter()
-    approach.fit(X_train, y_train, callbacks=callbacks)
-    fit_seconds = time.perf_counter() - started
-    cbs.on_log(f"fitted embeddings approach in {fit_seconds:.0f} s")
+    with stages("fit (fine-tune, embed the training calls, logistic heads)"):
+        approach.fit(X_train, y_train, callbacks=callbacks)
+    cbs.on_log(f"fitted embeddings approach in {stages.seconds[-1][1]:.0f} s")
 
-    # Embedding speed: chunks per second of the fine-tuned model over the test calls.
-    test_texts = approach.texts_of(X_test)
-    chunks = [c for cs in approach._chunk_many(test_texts) for c in cs]
-    started = time.perf_counter()
-    approach._encode(chunks, "fine_tuned")
-    embed_seconds = time.perf_counter() - started
-    embed_per_second = len(chunks) / max(embed_seconds, 1e-9)
-
-    # Features once per (embeddings, set); both classifiers reuse them.
+    # Features once per (embeddings, set); every head reuses them. Embedding speed: chunks per second of the
+    # fine-tuned model over the test calls, timed on that pass (no second encoding of them).
     cached = getattr(approach, "_fit_features", {})
     feats = {
         which: {"train": cached[which] if which in cached else approach._features(X_train, which)}
         for which in ("generic", "fine_tuned")
     }
-    for which in feats:
-        for name, (Xe, _) in eval_sets.items():
-            feats[which][name] = approach._features(Xe, which)
+    with stages("embed the evaluation calls"):
+        for which in feats:
+            for name, (Xe, _) in eval_sets.items():
+                started = time.perf_counter()
+                feats[which][name] = approach._features(Xe, which)
+                if (which, name) == ("fine_tuned", "test"):
+                    embed_seconds = time.perf_counter() - started
+    n_chunks = sum(len(c) for c in approach._chunk_many(_pieces(approach, X_test)))
+    embed_per_second = n_chunks / max(embed_seconds, 1e-9)
     sets = {"train": X_train, **{name: Xe for name, (Xe, _) in eval_sets.items()}}
     heads, head_fit = {}, {}
+    stages.start("xgboost and hybrid heads")
     for clf_name in ("xgboost", "hybrid"):
         head = heads[clf_name] = copy.copy(approach)
         head.classifier_type = clf_name
@@ -339,6 +395,7 @@ def run_transcripts_bench(
             head_fit[(clf_name, which)] = time.perf_counter() - t0
 
     timings = approach.timings_
+    stages.start("score the evaluation sets, time scoring")
     models, heldout_models, set_probas = {}, {}, {}
     for which in ("generic", "fine_tuned"):
         for clf_name, model in (("logistic", approach), *heads.items()):
@@ -366,7 +423,9 @@ def run_transcripts_bench(
     for name in models:
         models[name]["embed_per_second"] = float(embed_per_second)
 
+    stages.stop()
     if setfit:
+        stages.start("peer_setfit")
         steps = max(1, math.ceil(approach.n_triplets_ / approach.batch_size)) * max(1, int(epochs))
         predict, probas, setfit_fit = _setfit_peer(
             X_train,
@@ -391,6 +450,7 @@ def run_transcripts_bench(
             heldout_models["peer_setfit"] = _point_metrics(eval_sets["heldout_phrases"][1], probas["heldout_phrases"])
         cbs.on_log(f"peer_setfit: roc_auc {models['peer_setfit']['roc_auc']:.3f}")
 
+    stages.start("peer_tfidf")
     predict, probas, tfidf_fit = _tfidf_peer(X_train, y_train, {k: v[0] for k, v in eval_sets.items()}, seed)
     set_probas["peer_tfidf"] = probas
     models["peer_tfidf"] = {
@@ -402,9 +462,10 @@ def run_transcripts_bench(
     if "heldout_phrases" in probas:
         heldout_models["peer_tfidf"] = _point_metrics(eval_sets["heldout_phrases"][1], probas["heldout_phrases"])
     cbs.on_log(f"peer_tfidf: roc_auc {models['peer_tfidf']['roc_auc']:.3f}")
+    stages.stop()
 
     result = {
-        "dataset": "demo transcripts (synthetic)" if demo else str(getattr(data, "name", data)),
+        "dataset": DEMO_NAMES[demo] if use_demo else str(getattr(data, "name", data)),
         "rows": int(len(y)),
         "split": {
             "method": "stratified holdout",
@@ -415,7 +476,7 @@ def run_transcripts_bench(
         },
         "models": models,
         "embed_per_second": float(embed_per_second),
-        "embed_chunks_measured": int(len(chunks)),
+        "embed_chunks_measured": int(n_chunks),
         "params": {**{k: v for k, v in approach.get_params().items()}, "n_triplets": approach.n_triplets_},
         "fine_tune_seconds": float(timings.get("fine_tune_seconds", 0.0)),
     }
@@ -439,6 +500,17 @@ def run_transcripts_bench(
         result["setfit_comparison"] = _comparison(best, "peer_setfit", set_probas, eval_sets)
     result["checks"]["best_of_ours_ge_tfidf"] = ours >= models["peer_tfidf"]["roc_auc"]
     result["tfidf_comparison"] = _comparison(best, "peer_tfidf", set_probas, eval_sets)
+    result.update(
+        {
+            "bench_seconds": time.perf_counter() - bench_started,
+            "bench_cpu_seconds": time.process_time() - cpu_started,
+            "stage_seconds": dict(stages.seconds),
+            "machine": machine_summary(),
+            "date": time.strftime("%Y-%m-%d"),
+            "load": load_start,
+            "load_end": _load(),
+        }
+    )
     if out_dir is not None:
         result["outputs"] = write_transcript_outputs(approach, X_test, y_test, out_dir)
     if json_out:

@@ -225,8 +225,12 @@ def test_bench_runs_end_to_end_on_a_small_demo(tmp_path):
     assert set(result["models"]) == names and set(result["heldout_models"]) == names
     for row in result["models"].values():
         assert set(BENCH_ROW_KEYS) <= set(row)
-    assert result["embed_per_second"] > 0
+    assert result["embed_per_second"] > 0 and result["embed_chunks_measured"] >= 12  # the 12 test calls
     assert json.loads((tmp_path / "b.json").read_text())["rows"] == 40
+    stages = result["stage_seconds"]  # where the time went, each stage once, within the whole bench
+    assert {"peer_setfit", "peer_tfidf", "xgboost and hybrid heads"} <= set(stages)
+    assert all(v >= 0 for v in stages.values()) and sum(stages.values()) <= result["bench_seconds"]
+    assert result["bench_cpu_seconds"] > 0 and result["machine"] and result["date"]
     ours = names - {"peer_setfit", "peer_tfidf"}
     for peer in ("setfit", "tfidf"):
         comparison = result[f"{peer}_comparison"]
