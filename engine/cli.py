@@ -328,7 +328,7 @@ def cmd_score(args) -> int:
         ("--data", data, "the file being scored"), ("--out", out_path, "the ranked list"), ("--report", report_path, "")
     )
     notes: list[str] = []
-    run, model = run_and_model(RunStore(), args.run, data, notes)
+    run, model = run_and_model(RunStore(), args.run, data, notes, family=args.family)
     _check_kind(run, data)
     if args.shadow:  # challengers scored beside the run, checked before anything is scored
         shadowing = shadow_runs(RunStore(), run, args.shadow, args.no_store)
@@ -576,6 +576,11 @@ def _score_parser(sub) -> None:
         help="live (default: the live run of the file's kind, see `python -m engine live`; the newest when none "
         "is set), latest: the newest run of the file's kind whose model loads (transcripts for .json/.jsonl/"
         ".ndjson or a CSV with a transcript column, leads otherwise), or a run id from `python -m engine runs`",
+    )
+    p.add_argument(
+        "--family",
+        help="with --run live: the dataset family whose live run scores (needed when several are live; "
+        "`python -m engine live` lists them)",
     )
     p.add_argument("--data", required=True, help="file to score: lead table (CSV, Excel, Parquet) or transcripts")
     p.add_argument(
