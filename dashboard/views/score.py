@@ -53,6 +53,14 @@ def _auc(run) -> float:
 # the best on the board, among the models that use no column the leak finder flagged (its ROC-AUC is the leak's)
 best = max([r for r in kind_runs if not r.settings.flagged] or kind_runs, key=_auc)
 run_names = state.run_labels(kind_runs)  # runs whose names would read alike get the end of their id
+
+
+def _family_changed() -> None:
+    """Another family chosen: its live run is chosen for you again (the models chosen before were the other's)."""
+    for key in ("score_runs", "_kept_score_runs"):
+        st.session_state.pop(key, None)
+
+
 live_entry = None
 try:  # the live run (python -m engine deploy, or Make live on the board) is the default when one is set
     live_store = LiveStore.beside(state.run_store())
@@ -65,6 +73,7 @@ try:  # the live run (python -m engine deploy, or Make live on the board) is the
             families,
             key="score_family",
             fix=lambda f: f if f in families else None,
+            on_change=_family_changed,
             help=f"{len(families)} datasets have a live {kind} model (one per dataset and its retrained versions); "
             "the one chosen here is preselected below. `score --family NAME` and the API's `family` do the same.",
         )
@@ -76,9 +85,9 @@ if live_entry and live_entry["run_id"] in run_names:
     run_names[best.id] += " · live"
 elif live_entry:
     st.error(
-        f"The live {kind} run {live_entry['run_id']} of {live_entry['family']} cannot be used (deleted or damaged): "
-        "the API and `score` refuse to score for that dataset until another run is made live (Make live on the "
-        "Metric board)."
+        f"The live {kind} run {live_entry['run_id']} cannot be used (deleted or damaged): the API and `score` "
+        f"refuse to score {live_entry['family']}'s {kind} until another run is made live (Make live on the Metric "
+        "board)."
     )
 ids = [r.id for r in kind_runs]
 chosen_ids = widgets.persistent(
