@@ -99,11 +99,7 @@ def cmd_deploy(args) -> int:
     else:
         if not args.run_id:
             raise ValueError("deploy needs a RUN_ID (`python -m engine runs` lists them), or --rollback")
-        if args.family is not None:
-            raise ValueError(
-                "deploy RUN_ID takes no --family: the run's own dataset decides it (`python -m engine runs`)"
-            )
-        entry = live.deploy(deployable(store, args.run_id), note=args.note, kind=args.kind)
+        entry = live.deploy(deployable(store, args.run_id), note=args.note, kind=args.kind, family=args.family)
     before = f" instead of {entry['previous']}" if entry["previous"] else ""
     print(
         f"live {entry['kind']} run of family {entry['family']!r} (version {entry['version']}): "
@@ -160,7 +156,12 @@ def add_commands(sub, command) -> None:
     p.add_argument("run_id", nargs="?", metavar="RUN_ID", help="run id (see `python -m engine runs`)")
     p.add_argument("--rollback", action="store_true", help="go back to the run live before the current one")
     p.add_argument("--kind", help="leads | transcripts: the kind to roll back, or the kind RUN_ID must score")
-    p.add_argument("--family", help="with --rollback: the dataset family to roll back (needed when several are live)")
+    p.add_argument(
+        "--family",
+        help="with --rollback: the dataset family to roll back (needed when several are live); with RUN_ID: the live "
+        "family whose run it replaces (default: the family of its own dataset), e.g. a challenger trained on recent "
+        "weeks replacing the champion of the first weeks",
+    )
     p.add_argument("--note", help="why (kept in the history)")
     p = command(sub, "live", cmd_live, help="show the live runs and their history")
     p.add_argument("--last", type=int, default=0, help="show only the last N changes")

@@ -304,16 +304,24 @@ class LiveStore:
         return [e if "family" in e else {**e, "family": self._family_of_run(e["run_id"])} for e in history]
 
     # -- changing --------------------------------------------------------------------------------------------
-    def deploy(self, run, note: str | None = None, kind: str | None = None, action: str = "deploy") -> dict:
+    def deploy(
+        self, run, note: str | None = None, kind: str | None = None, action: str = "deploy", family: str | None = None
+    ) -> dict:
         """Make ``run`` (a checked :class:`engine.runs.Run`) the live run of its input kind and dataset family
-        (:func:`family_of`); the history entry is returned. ``kind``, when given, must be the run's own."""
+        (:func:`family_of`); the history entry is returned. ``kind``, when given, must be the run's own. ``family``:
+        another family whose live run it replaces (a challenger trained on other rows than the champion it beat);
+        it must have a live run of the kind already, so that no family is made up by a typing slip."""
         run_kind = run.settings.input_kind
         if kind is not None and kind != run_kind:
             raise ValueError(
                 f"run {run.id} scores {run_kind}, not {kind}. Fix: deploy a {kind} run (`python -m engine runs`)."
             )
+        own = family_of(run.settings)
         with locked(self.live_path):
-            return self._change(run_kind, family_of(run.settings), run.id, note, action)
+            if family is not None and check_family(family) != own:
+                self.pick(run_kind, family)  # NoLiveRun, listing the live families, for a family with none
+                own = check_family(family)
+            return self._change(run_kind, own, run.id, note, action)
 
     def _change(self, kind: str, family: str, run_id: str, note: str | None, action: str) -> dict:
         """Under the lock: append the change to the history, then write ``live.json`` (format 2)."""

@@ -49,12 +49,13 @@ def _outcome_words(values: pd.Series) -> tuple[object, object]:
 
 
 def outcome_rows(
-    base: pd.DataFrame, target: str, run, known: pd.DataFrame, scored_store=None
+    base: pd.DataFrame, target: str, run, known: pd.DataFrame, scored_store=None, family: str | None = None
 ) -> tuple[pd.DataFrame, dict]:
     """The stored lists' leads with a known outcome that ``base`` does not hold yet, as rows of ``base``'s columns
     (the outcome in ``target``), newest list first; and counts (``lists``, ``with_outcome``, ``already_in``). Only
-    the lists of ``run``'s dataset family (:func:`engine.live.family_of`) are read: another family's leads are
-    another table's (a list stored before families were recorded is read as before)."""
+    the lists of ``run``'s dataset family (:func:`engine.live.family_of`) or of ``family`` (the one it is live for)
+    are read: another family's leads are another table's (a list stored before families were recorded is read as
+    before)."""
     store = scored_store if scored_store is not None else ScoredStore()
     ids = identifier_columns(run, base.columns)
     if not ids:
@@ -68,9 +69,9 @@ def outcome_rows(
     yes, no = _outcome_words(base[target])
     outcome = dict(zip(known["id"], known["outcome"]))
     parts, lists = [], 0
-    family = family_of(run.settings)
+    families = {None, family_of(run.settings), family}
     for meta in store.list():  # newest first
-        if meta.get("family") not in (None, family):
+        if meta.get("family") not in families:
             continue
         path = store.path(meta["sha256"])
         table = pd.read_csv(path)
@@ -92,7 +93,7 @@ def outcome_rows(
     return fresh.reindex(columns=base.columns), counts
 
 
-def outcome_version(dataset, run, known: pd.DataFrame, dataset_store, scored_store=None) -> tuple:
+def outcome_version(dataset, run, known: pd.DataFrame, dataset_store, scored_store=None, family=None) -> tuple:
     """``(new version, counts)``: ``dataset``'s rows plus :func:`outcome_rows`, stored as its next version."""
     base = read_table(io.BytesIO(dataset.read_bytes()), filename=dataset.filename)
     target = run.settings.target or dataset.meta.get("target")
@@ -102,7 +103,7 @@ def outcome_version(dataset, run, known: pd.DataFrame, dataset_store, scored_sto
             f"{dataset.name!r}, so the outcomes cannot be added to it. Fix: make live a run trained on that dataset "
             "with its outcome column, or upload the table it was trained on again (Data page), then retrain."
         )
-    new, counts = outcome_rows(base, target, run, known, scored_store)
+    new, counts = outcome_rows(base, target, run, known, scored_store, family)
     if new.empty:
         raise RetrainError(
             f"no outcome came back for leads that dataset {dataset.name!r} does not hold already ({counts['with_outcome']:,}"
@@ -223,7 +224,8 @@ def retrain_live(
             "scored leads (`python -m engine outcomes --data won_lost.csv`, or the Monitoring page), then retrain."
         )
     dataset_store = dataset_store if dataset_store is not None else DatasetStore()
-    version, counts = outcome_version(_dataset_of(run, dataset_store, data), run, known, dataset_store, scored_store)
+    dataset = _dataset_of(run, dataset_store, data)
+    version, counts = outcome_version(dataset, run, known, dataset_store, scored_store, found[1]["family"])
     spec = retrain_spec(run, version)
     runner = runner if runner is not None else JobRunner()
     job_id = runner.submit_train(spec, name=f"retrain {run.settings.approach} with outcomes ({spec.dataset_name})")

@@ -174,8 +174,8 @@ def _promised(e: dict):
 
 
 st.subheader("Each scored list")
-# narrow enough not to scroll sideways: the model by the board's name, the id last (hover it); Brier and the tiers
-# are in each run's words below
+# narrow enough not to scroll sideways at 1,400 px: the model by the board's name (its run id is in its line below);
+# Brier and the tiers in full are in each run's words below
 st.dataframe(
     pd.DataFrame(
         [
@@ -189,7 +189,6 @@ st.dataframe(
                 "ROC-AUC": None if e["roc_auc"] is None else round(e["roc_auc"], 3),
                 "promised": _promised(e),
                 "A / D %": f"{_rate(e, 'A')} / {_rate(e, 'D')}",
-                "run id": e["run_id"],
             }
             for e in report["lists"]
         ]
@@ -200,7 +199,8 @@ st.dataframe(
         "week": st.column_config.TextColumn(width="small"),
         "file": st.column_config.TextColumn(width="medium"),
         "model": st.column_config.TextColumn(
-            width="medium", help="The model that ranked the list, as the board names it"
+            width="medium",
+            help="The model that ranked the list, as the board names it; its run id is in its line below the table",
         ),
         "live v.": st.column_config.NumberColumn(
             width="small", help="The live version it was scored under (empty: not live)"
@@ -214,7 +214,6 @@ st.dataframe(
             width="small", format="%.3f", help="The run's ROC-AUC on its test leads"
         ),
         "A / D %": st.column_config.TextColumn(width="small", help="Conversion in tier A and in tier D, per cent"),
-        "run id": st.column_config.TextColumn(width="small", help="The run's id (`python -m engine runs`)"),
     },
 )
 for entry in report["runs"]:
@@ -281,12 +280,12 @@ def default_note(recommendation: str) -> str:
     return "challenger made live from Monitoring; the comparison said to keep the live run"
 
 
-def _make_live(run_id: str, recommendation: str = "make live") -> None:
+def _make_live(run_id: str, recommendation: str = "make live", family: str | None = None) -> None:
     """Deploy ``run_id`` as ``python -m engine deploy`` and the Metric board do; said on the next run."""
     store = RunStore()
     note = st.session_state.get(f"monitoring_live_note_{run_id}") or default_note(recommendation)
     try:
-        entry = LiveStore.beside(store).deploy(deployable(store, run_id), note=note)
+        entry = LiveStore.beside(store).deploy(deployable(store, run_id), note=note, family=family)
     except (ValueError, KeyError) as exc:  # damaged run or live files: the message names it and the fix
         st.session_state["monitoring_live_outcome"] = ("error", str(exc.args[0] if isinstance(exc, KeyError) else exc))
     else:
@@ -296,16 +295,18 @@ def _make_live(run_id: str, recommendation: str = "make live") -> None:
         )
 
 
-def change_words(run_id: str) -> str:
-    """What Make live changes: the live run of the challenger's own family, from which run to it."""
+def change_words(run_id: str, family: str | None) -> str:
+    """What Make live changes: the live run of ``family`` (the one the challenger was compared with; else its own
+    dataset's), from which run to it."""
     run = RUNS.get(run_id)
-    family = family_of(run.settings) if run is not None else None
+    family = family or (family_of(run.settings) if run is not None else None)
     now = LIVE.get(family) if family else None
     before = f"**{label(now['run_id'])}**" if now else "no live model (the newest run that loads)"
     return (
         f"Make live changes the live model of **{family or 'its dataset'}**: the API, `score` and the Score page will "
         f"use **{label(run_id)}** instead of {before} for those leads (the change is kept in the history; "
-        f"`python -m engine deploy --rollback --kind leads --family NAME` goes back)."
+        f"`python -m engine deploy --rollback --kind leads --family NAME` goes back; the other datasets' live models "
+        "stay)."
     )
 
 
@@ -341,12 +342,12 @@ for entry in block["runs"]:
         st.markdown("\n".join(f"- {line}" for line in entry["words"]))
         if not entry["leads"]:
             continue
-        st.markdown(change_words(run_id))
+        st.markdown(change_words(run_id, entry.get("family")))
         st.text_input("Note (why; kept in the history)", key=f"monitoring_live_note_{run_id}", max_chars=200)
         st.button(
             "Make live",
             key=f"monitoring_make_live_{run_id}",
             type="primary" if entry["recommendation"] == "make live" else "secondary",
             on_click=_make_live,
-            args=(run_id, entry["recommendation"]),
+            args=(run_id, entry["recommendation"], entry.get("family")),
         )

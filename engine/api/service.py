@@ -127,7 +127,7 @@ class Service:
             raise HTTPException(400, detail={"message": str(exc)}) from None
 
     def pick_run(self, run_id: str | None, input_kind: str, family: str | None = None):
-        """``(run, _Loaded, live version or None)`` for ``run_id``, else the live run of ``input_kind`` and
+        """``(run, _Loaded, live version or None, family)`` for ``run_id``, else the live run of ``input_kind`` and
         ``family`` (the only live family when none is named: 400 when several are; 503 when it no longer loads:
         never another run instead), else, while no run of the kind is live, the newest loadable one."""
         if run_id and family is not None:
@@ -146,7 +146,7 @@ class Service:
                     self.catalog.runs.get(entry["run_id"])
                     or self.live.live_run(self.store, input_kind, entry["family"])[0]
                 )
-                return run, self.cache.entry(run), entry["version"]
+                return run, self.cache.entry(run), entry["version"], entry["family"]
             except BrokenRun as exc:
                 message = str(LiveRunUnusable(input_kind, entry["run_id"], exc.problem, entry["family"]))
                 raise HTTPException(503, detail={"message": message}) from None
@@ -162,7 +162,7 @@ class Service:
                         f"with `python -m engine train {input_kind}`."
                     },
                 )
-            return (*found, None)
+            return (*found, None, family_of(found[0].settings))
         self.catalog.refresh()
         run = self.catalog.runs.get(run_id)
         if run is None:  # not a usable finished run: let the store say why (and check the id)
@@ -189,12 +189,12 @@ class Service:
                     f"not {input_kind}. Pick a {input_kind} run from GET /models."
                 },
             )
-        try:
-            entry = self.live.live(input_kind, family_of(run.settings))
+        try:  # the live version (and the family it is live for) when the run named is a live one
+            version, family = self.live.version_of(run.id) or (None, family_of(run.settings))
         except LiveFileProblem:  # the run was named: a damaged live file only means its version is unknown
-            entry = None
+            version, family = None, family_of(run.settings)
         try:
-            return run, self.cache.entry(run), entry["version"] if entry and entry["run_id"] == run.id else None
+            return run, self.cache.entry(run), version, family
         except BrokenRun as exc:
             raise HTTPException(
                 409,
@@ -210,6 +210,7 @@ class Service:
         ignored: list[str] | None = None,
         stop=None,
         version: int | None = None,
+        family: str | None = None,
     ) -> Response:
         """Scores through :func:`engine.scoring.predict_rows`: the CLI's and the dashboard's numbers. With
         ``explain``, rows are explained one by one until ``explain_seconds`` have passed (the rest keep their
@@ -258,7 +259,7 @@ class Service:
                 p.setdefault("reasons_against", None)
         payload = {
             "run_id": run.id,
-            "family": family_of(run.settings),
+            "family": family or family_of(run.settings),
             "version": version,
             "approach": run.settings.approach,
             "threshold": threshold,
@@ -302,21 +303,21 @@ class Service:
                         f"the limit is {self.max_transcript_chars:,}."
                     },
                 )
-        run, loaded, version = self.pick_run(body.run_id, "transcripts", body.family)
+        run, loaded, version, family = self.pick_run(body.run_id, "transcripts", body.family)
         try:
             table = load_transcripts(
                 [{"transcript": it.transcript, "metadata": it.metadata} for it in items], require_labels=False
             )
         except TranscriptDataError as exc:
             raise HTTPException(422, detail={"message": str(exc)}) from None
-        return self.respond(run, loaded, table.X, body.explain, stop=stop, version=version)
+        return self.respond(run, loaded, table.X, body.explain, stop=stop, version=version, family=family)
 
     def score_leads(self, body: LeadRequest, stop=None) -> Response:
         leads = body.leads
         self.check_batch(len(leads), body.explain, MAX_EXPLAIN_LEADS, "leads")
-        run, loaded, version = self.pick_run(body.run_id, "leads", body.family)
+        run, loaded, version, family = self.pick_run(body.run_id, "leads", body.family)
         X, ignored = lead_frame(leads, run.settings)
-        return self.respond(run, loaded, X, body.explain, ignored, stop=stop, version=version)
+        return self.respond(run, loaded, X, body.explain, ignored, stop=stop, version=version, family=family)
 
     # -- the catalog's answers --------------------------------------------------------------------
     def health(self) -> dict:

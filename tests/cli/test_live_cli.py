@@ -146,6 +146,10 @@ def test_score_and_rollback_with_two_families_live(two_runs, small_stack_run, ca
     assert main(["live"]) == 0
     listing = capsys.readouterr().out
     assert f"leads, family 'crm b': {other}" in listing and f"leads, family 'demo leads': {OLD}" in listing
+    # a challenger of another dataset replaces a family's champion when told to
+    assert main(["deploy", NEW, "--family", "crm b", "--note", "beat it"]) == 0
+    assert f"live leads run of family 'crm b' (version 6): {NEW}" in capsys.readouterr().out
+    assert LiveStore(workspace).live("leads", "crm b")["run_id"] == NEW
 
 
 @pytest.mark.parametrize(
@@ -179,7 +183,7 @@ def test_hostile_family_flags_are_one_line_errors(two_runs, small_stack_run, cap
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1 and len(err) < 600
     assert (workspace / "live.json").read_text() == before
-    assert main(["deploy", OLD, "--family", "crm b"]) == 2
-    assert "the run's own dataset decides it" in capsys.readouterr().err
+    assert main(["deploy", OLD, "--family", "crm z"]) == 2  # a family is never made up by a typing slip
+    assert "no live leads run of the dataset family 'crm z'" in capsys.readouterr().err
     assert main(["score", "--run", OLD, "--data", str(data), "--family", "crm b"]) == 2
     assert "use it with --run live" in capsys.readouterr().err
