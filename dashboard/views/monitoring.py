@@ -295,6 +295,13 @@ def _make_live(run_id: str, recommendation: str = "make live", family: str | Non
         )
 
 
+def by_label(text: str) -> str:
+    """``text`` (the engine's words, which name runs by id) with each known run named as the board names it."""
+    for run_id, name in LABELS.items():
+        text = text.replace(run_id, name)
+    return text
+
+
 def change_words(run_id: str, family: str | None) -> str:
     """What Make live changes: the live run of ``family`` (the one the challenger was compared with; else its own
     dataset's), from which run to it."""
@@ -339,7 +346,7 @@ for entry in block["runs"]:
             f"**{label(entry['live_run_id'])}**",
             help=f"Run ids: {run_id} against {entry['live_run_id']}",
         )
-        st.markdown("\n".join(f"- {line}" for line in entry["words"]))
+        st.markdown("\n".join(f"- {by_label(line)}" for line in entry["words"]))
         if not entry["leads"]:
             continue
         st.markdown(change_words(run_id, entry.get("family")))

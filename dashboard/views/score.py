@@ -56,9 +56,16 @@ run_names = state.run_labels(kind_runs)  # runs whose names would read alike get
 
 
 def _family_changed() -> None:
-    """Another family chosen: its live run is chosen for you again (the models chosen before were the other's)."""
-    for key in ("score_runs", "_kept_score_runs"):
-        st.session_state.pop(key, None)
+    """Another family chosen: its live run is chosen for you (the models chosen before were the other's)."""
+    try:
+        entry = LiveStore.beside(state.run_store()).live(kind, st.session_state.get("score_family"))
+    except ValueError:  # a damaged live.json: the page names it when it is drawn
+        entry = None
+    if entry is not None and entry["run_id"] in {r.id for r in kind_runs}:
+        st.session_state["score_runs"] = st.session_state["_kept_score_runs"] = [entry["run_id"]]
+    else:
+        for key in ("score_runs", "_kept_score_runs"):
+            st.session_state.pop(key, None)
 
 
 live_entry = None

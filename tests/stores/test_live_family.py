@@ -167,3 +167,20 @@ def test_threads_deploying_two_families_and_one_family_at_once(families):
         "crm a": next(e["version"] for e in reversed(history) if e["family"] == "crm a"),
         "crm b": next(e["version"] for e in reversed(history) if e["family"] == "crm b"),
     }
+
+
+def test_a_challenger_of_another_dataset_replaces_a_named_familys_run(families):
+    store, live = families
+    live.deploy(deployable(store, A[0], load=False))
+    live.deploy(deployable(store, B[0], load=False))
+    entry = live.deploy(deployable(store, B[1], load=False), family="crm a", note="beat the champion")
+    assert (entry["family"], entry["previous"]) == ("crm a", A[0])
+    assert live.live("leads", "crm a")["run_id"] == B[1] and live.live("leads", "crm b")["run_id"] == B[0]
+    assert live.version_of(B[1]) == (entry["version"], "crm a")
+    assert live.rollback(store, "leads", family="crm a")["run_id"] == A[0]
+    before = live.live_path.read_text()
+    with pytest.raises(NoLiveRun, match="'crm z'"):  # no family is made up by a typing slip
+        live.deploy(deployable(store, A[1], load=False), family="crm z")
+    with pytest.raises(ValueError, match="control characters"):
+        live.deploy(deployable(store, A[1], load=False), family="crm\na")
+    assert live.live_path.read_text() == before
