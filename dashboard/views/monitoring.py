@@ -224,7 +224,8 @@ if report["skipped_lists"]:
     st.caption("Lists outcomes cannot match: " + "; ".join(f"{k} ({v})" for k, v in report["skipped_lists"].items()))
 if report["outcomes"]["conflicting_between_uploads"]:
     st.caption(
-        f"{report['outcomes']['conflicting_between_uploads']:,} lead id(s) have different outcomes in different "
+        f"{plural(report['outcomes']['conflicting_between_uploads'], 'lead id')} "
+        f"{'has' if report['outcomes']['conflicting_between_uploads'] == 1 else 'have'} different outcomes in different "
         "uploads (e.g. " + ", ".join(report["outcomes"]["conflicting_examples"]) + "): they are left out."
     )
 
@@ -312,8 +313,8 @@ def change_words(run_id: str, family: str | None) -> str:
     return (
         f"Make live changes the live model of **{family or 'its dataset'}**: the API, `score` and the Score page will "
         f"use **{label(run_id)}** instead of {before} for those leads (the change is kept in the history; "
-        f"`python -m engine deploy --rollback --kind leads --family NAME` goes back; the other datasets' live models "
-        "stay)."
+        f'`python -m engine deploy --rollback --kind leads --family "{family or "NAME"}"` goes back; the other '
+        "datasets' live models stay)."
     )
 
 
