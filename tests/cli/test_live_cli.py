@@ -178,6 +178,7 @@ def test_hostile_family_flags_are_one_line_errors(two_runs, small_stack_run, cap
     for argv in (
         ["score", "--data", str(data), "--family", family],
         ["deploy", "--rollback", "--kind", "leads", "--family", family],
+        ["retrain", "--live", "--family", family, "--no-wait"],
     ):
         assert main(argv) == 2
         err = capsys.readouterr().err
