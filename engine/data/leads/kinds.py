@@ -23,7 +23,29 @@ HIGH_CARDINALITY_MIN = 50
 NUMERIC_SHARE = 0.9
 
 
+#: Free text (notes, call transcripts) against a many-level category (cities, job titles) and an id: a cell is
+#: *prose* when it has at least TEXT_MIN_WORDS words and TEXT_MIN_MEAN_LEN characters (or TEXT_MIN_CJK Chinese,
+#: Japanese or Korean characters, written without spaces). A column is ``text`` when at least TEXT_MIN_SHARE of
+#: its filled cells are prose and at least TEXT_MIN_DISTINCT of those differ from each other (a note is written
+#: once; a long category level repeats). Short notes repeated often ("called, no answer") do not stop a column
+#: from being text; short labels never make one. Chosen on the tables of tests/data/test_text_kinds.py (notes of
+#: varied length, mostly-short notes, mostly-empty notes, two-speaker transcripts, 300-level city and job-title
+#: columns, ids, emails, URLs, product descriptions that repeat), not on one export.
 TEXT_MIN_MEAN_LEN = 30
+TEXT_MIN_WORDS = 5
+TEXT_MIN_CJK = 15
+TEXT_MIN_SHARE = 0.1
+TEXT_MIN_DISTINCT = 0.5
+#: Cells a column's text test reads (a deterministic sample beyond): the test costs the same on a million rows.
+TEXT_SAMPLE = 20_000
+
+#: An id's shape: a digit, an email, a web address, or a long run of letters and digits without spaces. A column
+#: of distinct plain words (cities, surnames) is a many-level category, not an id.
+_ID_SHAPE = re.compile(r"\d|@|://|^www\.|^[A-Za-z0-9_\-+/=]{16,}$")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+#: A column whose values are at least this share distinct and id-shaped is an identifier even with a few repeats
+#: (the same lead exported twice, an email used by two leads).
+ID_MIN_UNIQUE = 0.9
 
 
 _ID_NAME = re.compile(
@@ -114,6 +136,32 @@ def _clean_strings(s: pd.Series) -> pd.Series:
     return pd.Series(table[np.where(codes >= 0, codes, len(texts))], index=s.index, name=s.name, dtype="str")
 
 
+def _prose_stats(text: pd.Series) -> tuple[float, float, int]:
+    """(share of cells that are prose, share of those that are distinct, distinct prose cells) of a column's
+    filled cells (at most :data:`TEXT_SAMPLE` of them, a fixed sample): see :data:`TEXT_MIN_WORDS`."""
+    if len(text) > TEXT_SAMPLE:
+        text = text.sample(TEXT_SAMPLE, random_state=0)
+    counts = text.value_counts(sort=False)
+    values = counts.index.astype(str)
+    long_enough = values.str.len().to_numpy() >= TEXT_MIN_MEAN_LEN
+    prose = np.zeros(len(values), dtype=bool)
+    for i in np.flatnonzero(long_enough):  # only the long values are split into words
+        value = values[i]
+        prose[i] = len(value.split(None, TEXT_MIN_WORDS)) >= TEXT_MIN_WORDS or (
+            len(_CJK.findall(value[:2000])) >= TEXT_MIN_CJK
+        )
+    cells = counts.to_numpy()
+    n_prose = int(cells[prose].sum())
+    distinct = int(prose.sum())
+    return n_prose / max(int(cells.sum()), 1), distinct / max(n_prose, 1), distinct
+
+
+def _id_shaped(text: pd.Series) -> float:
+    """Share of a column's distinct values (up to :data:`TEXT_SAMPLE`) shaped like an id (:data:`_ID_SHAPE`)."""
+    values = pd.unique(text.to_numpy())[:TEXT_SAMPLE]
+    return float(np.mean([bool(_ID_SHAPE.search(str(v)[:200])) for v in values])) if len(values) else 0.0
+
+
 def _kind(s: pd.Series, name: str) -> str:
     filled = s.dropna()
     n = len(filled)
@@ -138,13 +186,13 @@ def _kind(s: pd.Series, name: str) -> str:
     text = filled.astype(str)
     if nunique <= 2 and (nunique == 2 or text.str.casefold().isin(YES_NO).all()):
         return "binary"
+    prose_share, prose_distinct, n_distinct = _prose_stats(text)
+    if prose_share >= TEXT_MIN_SHARE and prose_distinct >= TEXT_MIN_DISTINCT and n_distinct >= 2:
+        return "text"
     unique_share = nunique / n
-    if unique_share >= 0.5 and n >= 10:
-        mean_len = text.str.len().mean()
+    if unique_share >= ID_MIN_UNIQUE and (n >= 20 or id_name):
         spaced = text.str.contains(r"\s", regex=True).mean()
-        if mean_len >= TEXT_MIN_MEAN_LEN and spaced >= 0.5:
-            return "text"
-        if all_unique and (n >= 20 or id_name) and spaced < 0.5:
+        if spaced < 0.1 and (id_name or _id_shaped(text) >= 0.9):
             return "identifier"
     if id_name and all_unique and n >= 2:
         return "identifier"
