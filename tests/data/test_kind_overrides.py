@@ -137,7 +137,7 @@ def test_dataset_kinds_setting_is_saved_beside_the_untouched_upload(crm_csv, tmp
     meta = json.loads((ds.path / "meta.json").read_text())
     (ds.path / "meta.json").write_text(json.dumps({**meta, "kinds": {"City": "sentence"}}))
     with pytest.raises(ValueError, match="Data page"):
-        store.get(ds.sha).kinds
+        _ = store.get(ds.sha).kinds
 
 
 def test_concurrent_kind_changes_are_all_kept(crm_csv, tmp_path):
