@@ -341,7 +341,7 @@ def clear_kinds(sha: str) -> None:
     state.dataset_store().update(sha, kinds={})
 
 
-def set_kinds(sha: str, columns: list[str], inferred: dict[str, str], numeric: set, key: str) -> None:
+def set_kinds(sha: str, columns: list[str], inferred: dict[str, str], numeric: set, target, key: str) -> None:
     """The kinds editor's callback: each edited row's kind saved in the dataset's ``kinds`` setting (one entry at a
     time, under the store's lock); the inferred kind again clears the entry. A kind that follows from the values
     (numeric, binary, date) cannot be set, and numbers can only be set to identifier: said, nothing saved."""
@@ -351,6 +351,9 @@ def set_kinds(sha: str, columns: list[str], inferred: dict[str, str], numeric: s
         if "kind" not in change or not 0 <= int(row) < len(columns):
             continue
         column, kind = columns[int(row)], change["kind"]
+        if column == target:
+            problems.append(f"{column} is the outcome column: its kind is not a setting")
+            continue
         if kind == inferred.get(column):
             kind = None  # back to the inferred kind
         elif kind not in SETTABLE_KINDS:
@@ -416,7 +419,7 @@ with right:
         width="stretch",
         disabled=["column", "inferred", "used"],
         on_change=set_kinds,
-        args=(ds.sha, list(kinds_frame["column"]), dict(kinds), numeric_columns, kinds_key),
+        args=(ds.sha, list(kinds_frame["column"]), dict(kinds), numeric_columns, target, kinds_key),
         column_config={
             "column": st.column_config.TextColumn("column", width="medium"),
             "kind": st.column_config.SelectboxColumn(
