@@ -36,7 +36,8 @@ TEXT_MIN_WORDS = 5
 TEXT_MIN_CJK = 15
 TEXT_MIN_SHARE = 0.1
 TEXT_MIN_DISTINCT = 0.5
-#: Cells a column's text test reads (a deterministic sample beyond): the test costs the same on a million rows.
+#: Distinct long values a column's text test splits into words (a fixed sample beyond): the same cost on a million
+#: rows.
 TEXT_SAMPLE = 20_000
 
 #: An id's shape: a digit, an email, a web address, or a long run of letters and digits without spaces. A column
@@ -136,24 +137,30 @@ def _clean_strings(s: pd.Series) -> pd.Series:
     return pd.Series(table[np.where(codes >= 0, codes, len(texts))], index=s.index, name=s.name, dtype="str")
 
 
-def _prose_stats(text: pd.Series) -> tuple[float, float, int]:
-    """(share of cells that are prose, share of those that are distinct, distinct prose cells) of a column's
-    filled cells (at most :data:`TEXT_SAMPLE` of them, a fixed sample): see :data:`TEXT_MIN_WORDS`."""
-    if len(text) > TEXT_SAMPLE:
-        text = text.sample(TEXT_SAMPLE, random_state=0)
-    counts = text.value_counts(sort=False)
+def _prose_stats(counts: pd.Series) -> tuple[float, float, int]:
+    """(share of cells that are prose, share of those that are distinct, distinct prose values) of a column, from
+    its distinct values and their counts (``value_counts``): see :data:`TEXT_MIN_WORDS`. Only the values long
+    enough to be prose are split into words, at most :data:`TEXT_SAMPLE` of them (a fixed sample beyond: the share
+    found there stands for the rest), so a column of short labels costs one length per distinct value."""
     values = counts.index.astype(str)
-    long_enough = values.str.len().to_numpy() >= TEXT_MIN_MEAN_LEN
-    prose = np.zeros(len(values), dtype=bool)
-    for i in np.flatnonzero(long_enough):  # only the long values are split into words
-        value = values[i]
-        prose[i] = len(value.split(None, TEXT_MIN_WORDS)) >= TEXT_MIN_WORDS or (
-            len(_CJK.findall(value[:2000])) >= TEXT_MIN_CJK
-        )
     cells = counts.to_numpy()
-    n_prose = int(cells[prose].sum())
-    distinct = int(prose.sum())
-    return n_prose / max(int(cells.sum()), 1), distinct / max(n_prose, 1), distinct
+    long_enough = np.flatnonzero(values.str.len().to_numpy() >= TEXT_MIN_MEAN_LEN)
+    if len(long_enough) < 2:
+        return 0.0, 0.0, 0
+    read = long_enough
+    if len(read) > TEXT_SAMPLE:
+        read = np.sort(np.random.default_rng(0).choice(long_enough, TEXT_SAMPLE, replace=False))
+    prose = np.array(
+        [
+            len(value.split(None, TEXT_MIN_WORDS)) >= TEXT_MIN_WORDS or len(_CJK.findall(value[:2000])) >= TEXT_MIN_CJK
+            for value in values[read].tolist()
+        ],
+        dtype=bool,
+    )
+    scale = len(long_enough) / len(read)  # the sample stands for every long value
+    n_prose = float(cells[read[prose]].sum()) * scale
+    distinct = int(round(prose.sum() * scale))
+    return n_prose / max(int(cells.sum()), 1), distinct / max(n_prose, 1.0), distinct
 
 
 def _id_shaped(text: pd.Series) -> float:
@@ -167,7 +174,8 @@ def _kind(s: pd.Series, name: str) -> str:
     n = len(filled)
     if n == 0:
         return "empty"
-    nunique = filled.nunique()
+    counts = filled.value_counts(sort=False)
+    nunique = len(counts)
     all_unique = nunique == n
     id_name = bool(_ID_NAME.search(str(name).strip()))
     if pd.api.types.is_numeric_dtype(s):
@@ -186,7 +194,7 @@ def _kind(s: pd.Series, name: str) -> str:
     text = filled.astype(str)
     if nunique <= 2 and (nunique == 2 or text.str.casefold().isin(YES_NO).all()):
         return "binary"
-    prose_share, prose_distinct, n_distinct = _prose_stats(text)
+    prose_share, prose_distinct, n_distinct = _prose_stats(counts)
     if prose_share >= TEXT_MIN_SHARE and prose_distinct >= TEXT_MIN_DISTINCT and n_distinct >= 2:
         return "text"
     unique_share = nunique / n
