@@ -49,3 +49,18 @@ def test_the_data_page_shows_the_kinds_set_and_names_a_damaged_setting(workspace
     at.button(key=f"clear_kinds_{ds.sha}").click().run()
     assert store.get(ds.sha).kinds == {}
     assert ds.raw_path.read_bytes() == lead_table(120, seed=6).to_csv(index=False).encode()
+
+
+def test_the_explain_page_says_the_kinds_the_run_was_given(workspace, tmp_path):
+    from support import SMALL_STACK
+
+    from engine import pipeline
+
+    path = tmp_path / "crm.csv"
+    lead_table(200, seed=8).to_csv(path, index=False)
+    pipeline.train_leads(path, params=SMALL_STACK, target="label", kinds={"City": "text"}, kinds_source="dataset")
+    at = run_page("explain")
+    assert (
+        "Column kinds set by you, from the dataset's setting (Data page): **City** text; the others were inferred."
+        in texts(at.caption)
+    )
