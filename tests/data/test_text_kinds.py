@@ -114,3 +114,17 @@ def test_formulas_stay_text_and_are_never_evaluated(tmp_path):
     table = load_leads(path)
     assert table.kinds["Note"] == "categorical"
     assert set(table.X["Note"]) == set(formulas)  # kept as written: "=1+1" is not 2, "-2+3" not a number
+
+
+def test_numbers_written_as_text_are_numbers_in_training_and_scoring():
+    from engine.data.leads import prepare_features
+
+    amounts = ["950", "1,200", "15,000", "1,250,000.50", "3,5", "0,125", " 42 "] * 20
+    frame = pd.DataFrame({"Amount": amounts, "Converted": np.arange(len(amounts)) % 2})
+    table = load_leads(frame)
+    assert table.kinds["Amount"] == "numeric"
+    assert table.X["Amount"].iloc[:7].tolist() == [950.0, 1200.0, 15000.0, 1250000.5, 3.5, 0.125, 42.0]
+    # scoring reads a new file's cells, and one lead of an API body, the same way
+    new = prepare_features(pd.DataFrame({"Amount": ["1,200", "3,5"]}), ["Amount"], table.kinds)
+    assert new["Amount"].tolist() == [1200.0, 3.5]
+    assert prepare_features([{"Amount": "15,000"}], ["Amount"], table.kinds)["Amount"].tolist() == [15000.0]

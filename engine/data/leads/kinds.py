@@ -55,16 +55,23 @@ _ID_NAME = re.compile(
 
 
 _DECIMAL_COMMA = re.compile(r"-?\d+,\d+")
+#: Thousands separated by commas, as CRMs export amounts ("1,200", "15,000", "1,250,000.50"): groups of exactly
+#: three digits after a first group that does not start with 0 ("0,125" and "3,5" are decimal commas).
+_THOUSANDS = re.compile(r"[+-]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?")
 
 
 def _as_number(text: str) -> float | None:
-    """float of a cell's text, or None. Accepts a decimal comma ("3,5")."""
+    """float of a cell's text, or None. Accepts thousands separated by commas ("1,200" is 1200, "1,250,000.5") and
+    a decimal comma ("3,5", "999,0", "0,125")."""
     try:
         value = float(text)
     except ValueError:
-        if not _DECIMAL_COMMA.fullmatch(text):
+        if _THOUSANDS.fullmatch(text):
+            value = float(text.replace(",", ""))
+        elif not _DECIMAL_COMMA.fullmatch(text):
             return None
-        value = float(text.replace(",", "."))
+        else:
+            value = float(text.replace(",", "."))
     return value if np.isfinite(value) else None
 
 
