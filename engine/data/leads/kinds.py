@@ -43,6 +43,7 @@ TEXT_SAMPLE = 20_000
 #: An id's shape: a digit, an email, a web address, or a long run of letters and digits without spaces. A column
 #: of distinct plain words (cities, surnames) is a many-level category, not an id.
 _ID_SHAPE = re.compile(r"\d|@|://|^www\.|^[A-Za-z0-9_\-+/=]{16,}$")
+_PHONE = r"[+(]?\d[\d\s().\-/]{6,}"
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 #: A column whose values are at least this share distinct and id-shaped is an identifier even with a few repeats
 #: (the same lead exported twice, an email used by two leads).
@@ -207,7 +208,8 @@ def _kind(s: pd.Series, name: str) -> str:
     unique_share = nunique / n
     if unique_share >= ID_MIN_UNIQUE and (n >= 20 or id_name):
         spaced = text.str.contains(r"\s", regex=True).mean()
-        if spaced < 0.1 and (id_name or _id_shaped(text) >= 0.9):
+        phones = spaced >= 0.1 and text.str.fullmatch(_PHONE).mean() >= 0.9  # "+1 555 0100": spaced, still an id
+        if (spaced < 0.1 or phones) and (id_name or _id_shaped(text) >= 0.9):
             return "identifier"
     if id_name and all_unique and n >= 2:
         return "identifier"
