@@ -117,6 +117,12 @@ def test_cli_kind_reaches_the_run_and_the_stack(crm_csv, workspace, capsys):
     assert "Channel" not in run.settings.columns
     stored = json.loads((run.model_dir / "approach.json").read_text())
     assert stored["kinds"]["City"] == "text"  # the stack read the column as the user set it
+    # a retrain of the run (retrain --live) trains with the same kinds, from the same source
+    from engine.retrain import retrain_spec
+
+    dataset = DatasetStore(workspace / "datasets").add(crm_csv, kind="leads", target="label")
+    again = retrain_spec(run, dataset)
+    assert again.kinds == {"City": "text", "Channel": "identifier"} and again.kinds_source == "request"
 
 
 def test_dataset_kinds_setting_is_saved_beside_the_untouched_upload(crm_csv, tmp_path):
