@@ -23,6 +23,7 @@ from engine.cli_store import add_commands as add_store
 from engine.cli_values import (
     add_split_flags,
     first_line,
+    kind_value,
     missing_value_flag,
     number,
     parse_value,
@@ -149,7 +150,18 @@ def _spec_from_args(args):
         calibration_share=args.calibration_share,
         split=args.split,
         time_column=args.time_column,
+        kinds=_kinds_from_args(args),
     )
+
+
+def _kinds_from_args(args) -> dict[str, str]:
+    """``--kind COLUMN=KIND`` flags as a mapping; a column given twice with two kinds is refused."""
+    out: dict[str, str] = {}
+    for column, kind in getattr(args, "kind", None) or []:
+        if out.get(column, kind) != kind:
+            raise ValueError(f"--kind names {column!r} twice ({out[column]} and {kind}). Fix: give it once.")
+        out[column] = kind
+    return out
 
 
 def cmd_train(args) -> int:
@@ -521,6 +533,14 @@ def _train_and_bench_parsers(sub) -> None:
                 metavar="COLUMN=NUMBER",
                 help="leads: read this number of a numeric column as missing, with a 0/1 flag column "
                 "'COLUMN was NUMBER' (a code such as 999 for 'never'; repeatable)",
+            )
+            p.add_argument(
+                "--kind",
+                action="append",
+                type=kind_value,
+                metavar="COLUMN=KIND",
+                help="leads: read COLUMN as KIND instead of the kind inferred (text, categorical, high_cardinality or "
+                "identifier; e.g. --kind Notes=text; repeatable)",
             )
             p.add_argument(
                 "--preset",

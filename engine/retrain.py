@@ -179,6 +179,8 @@ def retrain_spec(run, dataset):
         leak_policy=s.policy or "default",
         exclude=[c for c in s.excluded],
         missing_values=dict(s.missing_values),
+        kinds=dict(s.kinds_set),
+        kinds_source=s.kinds_source or "request",
         dataset_name=f"{dataset.meta.get('name') or dataset.sha[:12]} v{version_number(dataset)}",
         test_size=split.test_size if split and split.test_size else 0.3,
         split_seed=split.seed if split and split.seed is not None else 42,

@@ -114,6 +114,7 @@ BOUNDS: dict[str, dict[str, Range]] = {
         "score_batch_size": COUNT,
         "checkpoint_every": COUNT,
         "top_layers": COUNT,
+        "text_budget": NON_NEGATIVE,  # 0: no cut
     },
     "embeddings": {
         "epochs": NON_NEGATIVE,  # 0: no fine-tuning pass

@@ -74,10 +74,10 @@ SMALL_PARAMS = {
 }
 
 
-def _column_kinds(X: pd.DataFrame) -> dict[str, str]:
-    """numeric | categorical | high_cardinality | identifier | text: numbers by dtype, the rest as
-    :func:`engine.data.leads.infer_kinds` reads them."""
-    kinds = infer_kinds(X)
+def _column_kinds(X: pd.DataFrame, given: dict[str, str] | None = None) -> dict[str, str]:
+    """numeric | categorical | high_cardinality | identifier | text: numbers by dtype, the rest as ``given`` (the
+    training table's kinds, the user's included) says, else as :func:`engine.data.leads.infer_kinds` reads them."""
+    kinds = {**infer_kinds(X[[c for c in X.columns if c not in (given or {})]]), **(given or {})}
     out = {}
     for col in X.columns:
         numeric = pd.api.types.is_numeric_dtype(X[col]) and not pd.api.types.is_bool_dtype(X[col])
@@ -386,7 +386,7 @@ class StackingApproach(Approach):
         total = self.n_folds * n_models + n_models + self.meta_epochs
         cb.on_train_begin(total, stage="stacking")
         step = 0
-        self.kinds_ = _column_kinds(X)
+        self.kinds_ = _column_kinds(X, self.given_kinds())
         self.columns_ = list(X.columns)
 
         # which lead column goes through which transformer: from the values alone (no labels)
