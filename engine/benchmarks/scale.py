@@ -237,7 +237,7 @@ def run_scale(sizes: list[int], json_out: str | Path, seed: int = 0, keep: bool 
         "seed": seed,
         "machine": machine_summary(),
         "date": time.strftime("%Y-%m-%d"),
-        "load_before": [round(v, 2) for v in os.getloadavg()],
+        "load": [round(v, 2) for v in os.getloadavg()],  # when it started (each point has its own load_after)
         "points": [],
     }
     for rows in sizes:

@@ -182,3 +182,33 @@ def test_bench_scale_end_to_end(tmp_path):
     assert point["train_rows"] + point["test_rows"] <= 1000 and point["roc_auc"] > 0.7
     assert point["peak_rss_gb"] > 0.2 and point["score_rows_per_second"] > 0 and point["stages"]
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+
+
+def test_results_doc_renders_a_scale_json(tmp_path):
+    from engine.benchmarks.report import render
+
+    point = {
+        "rows": 1_000_000,
+        "train_rows": 630_000,
+        "fit_seconds": 812.5,
+        "fit_cpu_seconds": 1400.0,
+        "train_seconds": 1000.0,
+        "peak_rss_gb": 6.5,
+        "score_rows_per_second": 52_000.0,
+        "score_one_ms": 3.1,
+        "roc_auc": 0.8712,
+        "load_after": [3.0, 2.0, 1.0],
+    }
+    payload = {
+        "bench": "scale",
+        "seed": 0,
+        "points": [point],
+        "machine": "test box",
+        "date": "2026-01-03",
+        **scale._summary([point]),
+    }
+    (tmp_path / "scale_2026-01-03.json").write_text(json.dumps(payload))
+    text = render(tmp_path)
+    assert "**The stack by size** (`bench scale`, `scale_2026-01-03.json`; 2026-01-03, test box)" in text
+    assert "| 1,000,000 | 630,000 | 812.5 | 1,400 | 1,000.0 | 6.50 | 52,000 | 3.10 | 0.8712 | 3.0 |" in text
+    assert "fit_seconds 900: met, peak_rss_gb 8: met, score_rows_per_second 50,000: met." in text
