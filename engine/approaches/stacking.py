@@ -429,7 +429,7 @@ class StackingApproach(Approach):
             kind = self.base_kinds_[name]
             if kind == "svc":
                 model = self._subsample(model)
-            else:  # a forest: each tree on at most rf_max_rows of the fold's training rows
+            else:  # a forest: each tree on at most rf_max_rows of the fold's training rows (others unchanged)
                 model = _sp.row_budget(model, len(y) * (n_folds - 1) // n_folds, self.rf_max_rows)
             pipe = Pipeline([("features", self._features()), ("model", model)], memory=memory)
             method = "decision_function" if kind in ("linear", "svc") else "predict_proba"
