@@ -224,13 +224,20 @@ def _kept_points(out: Path, seed: int, sizes: list[int]) -> list[dict]:
     return [p for p in old["points"] if isinstance(p, dict) and p.get("rows") not in sizes]
 
 
+def _merge(out: Path, seed: int, sizes: list[int], mine: list[dict]) -> list[dict]:
+    """The points of this run so far (``mine``) and those of other sizes already in ``out``, by size."""
+    points = {p["rows"]: p for p in [*_kept_points(out, seed, sizes), *mine]}
+    return [points[n] for n in sorted(points)]
+
+
 def run_scale(sizes: list[int], json_out: str | Path, seed: int = 0, keep: bool = False, verbose: bool = True) -> dict:
     """Every size in a child process, in order; the JSON rewritten after each (see module doc)."""
     from engine.benchmarks.api import machine_summary
     from engine.storage import locked, write_json
 
     out = _check_out(str(json_out))
-    kept = _kept_points(out, seed, sizes)
+    _kept_points(out, seed, sizes)  # a file it must not write into is refused before any work
+    mine: list[dict] = []
     result: dict = {
         "bench": "scale",
         "data": "engine.data.demo_leads.demo_leads(rows, seed)",
@@ -258,9 +265,9 @@ def run_scale(sizes: list[int], json_out: str | Path, seed: int = 0, keep: bool 
             import shutil
 
             shutil.rmtree(work, ignore_errors=True)
+        mine.append(point)
         with locked(out):  # another bench scale may write other sizes into the same file
-            points = {p["rows"]: p for p in [*_kept_points(out, seed, sizes), *kept, point]}
-            result["points"] = [points[n] for n in sorted(points)]
+            result["points"] = _merge(out, seed, sizes, mine)
             result.update(_summary(result["points"]))
             write_json(out, result)
         if verbose:

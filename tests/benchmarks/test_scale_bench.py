@@ -212,3 +212,15 @@ def test_results_doc_renders_a_scale_json(tmp_path):
     assert "**The stack by size** (`bench scale`, `scale_2026-01-03.json`; 2026-01-03, test box)" in text
     assert "| 1,000,000 | 630,000 | 812.5 | 1,400 | 1,000.0 | 6.50 | 52,000 | 3.10 | 0.8712 | 3.0 |" in text
     assert "fit_seconds 900: met, peak_rss_gb 8: met, score_rows_per_second 50,000: met." in text
+
+
+def test_points_of_this_run_and_other_sizes_are_all_kept(tmp_path):
+    """Sizes land one by one; a file's points of sizes not run now stay, sizes run now are replaced."""
+    out = tmp_path / "scale.json"
+    old = [{"rows": 5000, "fit_seconds": 1.0}, {"rows": 10000, "fit_seconds": 2.0}]
+    out.write_text(json.dumps({"bench": "scale", "seed": 0, "points": old}))
+    first = {"rows": 10000, "fit_seconds": 3.0}
+    assert scale._merge(out, 0, [10000, 20000], [first]) == [old[0], first]
+    out.write_text(json.dumps({"bench": "scale", "seed": 0, "points": [old[0], first]}))  # as written after it
+    second = {"rows": 20000, "fit_seconds": 4.0}
+    assert scale._merge(out, 0, [10000, 20000], [first, second]) == [old[0], first, second]
