@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -257,13 +258,13 @@ def run_scale(sizes: list[int], json_out: str | Path, seed: int = 0, keep: bool 
         env = {**os.environ, "CLAB_WORKSPACE": str(work)}
         done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if done.returncode != 0 or not point_file.exists():
+            if not keep:  # a failed or stopped size leaves nothing behind (its CSV alone can be gigabytes)
+                shutil.rmtree(work, ignore_errors=True)
             raise RuntimeError(f"bench scale at {rows:,} rows failed (exit {done.returncode}):\n{done.stdout[-4000:]}")
         point = json.loads(point_file.read_text())
         if keep:
             point["workdir"] = str(work)
         else:
-            import shutil
-
             shutil.rmtree(work, ignore_errors=True)
         mine.append(point)
         with locked(out):  # another bench scale may write other sizes into the same file
