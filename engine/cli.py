@@ -249,8 +249,10 @@ LEAD_BENCHES = {"stacking": _bench_stack, "lora": _bench_llm}
 
 
 def cmd_bench(args) -> int:
-    if args.input == "curve":  # reached only with flags before the word curve (main() hands `bench curve` over)
-        raise ValueError("give bench curve's flags after the word curve: python -m engine bench curve --help")
+    if args.input in ("curve", "scale"):  # reached only with flags before the word (main() hands them over)
+        raise ValueError(
+            f"give bench {args.input}'s flags after the word {args.input}: python -m engine bench {args.input} --help"
+        )
     if args.input == "api" and args.memory:
         from engine.benchmarks.api import default_json_out, run_api_memory_bench  # heavy: loads scikit-learn
 
@@ -498,12 +500,12 @@ def _train_and_bench_parsers(sub) -> None:
         p = sub.add_parser(name, help=help_text)
         p.add_argument(
             "input",
-            choices=["leads", "transcripts"] + (["api", "score", "curve"] if name == "bench" else []),
+            choices=["leads", "transcripts"] + (["api", "score", "curve", "scale"] if name == "bench" else []),
             help="what to train on"
             if name == "train"
             else "leads | transcripts: every model on the protocol split; api: load-test the scoring "
             "service; score: time the scoring service on a large lead file; curve: learning curves "
-            "(its own flags: bench curve --help)",
+            "(its own flags: bench curve --help); scale: the stack's fit at growing sizes (bench scale --help)",
         )
         p.add_argument("--data", help="data file (default: the embedded synthetic demo data)")
         p.add_argument("--approach", choices=approach_names(), help="approach (plugged-in ones too)")
@@ -707,6 +709,10 @@ def main(argv: list[str] | None = None) -> int:
         from engine.benchmarks.curve import main as curve_main  # heavy: loads pandas
 
         return curve_main(argv[2:])
+    if argv[:2] == ["bench", "scale"]:  # the stack's growth with the rows: its flags are its module's
+        from engine.benchmarks.scale import main as scale_main  # heavy: loads pandas
+
+        return scale_main(argv[2:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

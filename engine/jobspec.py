@@ -61,6 +61,8 @@ class TrainSpec:
     def __post_init__(self):
         if self.input_kind not in DATA_KINDS:
             raise ValueError(f"input_kind must be one of {DATA_KINDS}, not {self.input_kind!r}")
+        if self.data is not None and (not isinstance(self.data, str) or not self.data.strip()):
+            raise ValueError(f"data must be a file path (text), not {self.data!r}; leave it out for the demo data")
         if not isinstance(self.params, dict) or not all(isinstance(k, str) for k in self.params):
             raise ValueError("params must be an object of parameter name -> value")
         from engine.pipeline import check_params  # heavy: loads scikit-learn
