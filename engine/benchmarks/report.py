@@ -160,6 +160,11 @@ def _lora_fit(name: str, d: dict) -> list[str]:
     ]
 
 
+def _same(a, b) -> bool:
+    """Equal parameter values, NaN equal to NaN (XGBoost's ``missing=nan`` is its default, not a change)."""
+    return a == b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b)
+
+
 def _curve_params(d: dict) -> str:
     """``; embeddings: fine_tune=False``: the parameters of the curve's approaches that are not their defaults."""
     parts = []
@@ -168,7 +173,9 @@ def _curve_params(d: dict) -> str:
             defaults = jsonable(get_approach_class(approach)().get_params(), fallback=str)
         except (KeyError, ImportError, TypeError):
             defaults = {}
-        changed = {k: v for k, v in (entry.get("params") or {}).items() if defaults.get(k, v) != v or k not in defaults}
+        changed = {
+            k: v for k, v in (entry.get("params") or {}).items() if k not in defaults or not _same(defaults[k], v)
+        }
         if changed:
             parts.append(f"{approach}: " + ", ".join(f"{k}={v}" for k, v in sorted(changed.items())))
     return "; " + "; ".join(parts) if parts else ""
