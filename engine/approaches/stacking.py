@@ -589,10 +589,11 @@ class StackingApproach(Approach):
     def explain(self, X: pd.DataFrame, n_permutations: int | None = None, method: str | None = None) -> pd.DataFrame:
         """Per-feature contributions (probability points) for each row, against a background of training
         rows; they sum to P(row) - mean P(background) (``expected_value()``). ``method``: ``"fast"`` or
-        ``"permutation"`` (default ``explain_method``; see :meth:`explain_matrix`)."""
+        ``"permutation"`` (default ``explain_method``; see :meth:`explain_matrix`). A free-text column's row
+        also carries ``words``: what its reason quotes (``mentions 'budget approved'``)."""
         X = self._check_X(X)
         contrib = self.explain_matrix(X, method=method, n_permutations=n_permutations)
-        return _explain.explain_frame(self.columns_, X, contrib)
+        return _explain.explain_frame(self.columns_, X, contrib, _explain.text_words(self, X, contrib))
 
     def expected_value(self) -> float:
         """Mean P(convert) over the explanation background (the baseline of ``explain``)."""
