@@ -25,7 +25,7 @@ from engine.approaches._stack_text import MAX_CHARS, TextScore, cell_texts
 from engine.approaches.stacking import StackingApproach, _column_kinds
 from engine.data.text_tables import COLD, WARM, conversation_table
 from engine.runs import RunStore
-from engine.scoring import predict_rows, prepare_rows, score_frame
+from engine.scoring import FLAGGED_NOTE, predict_rows, prepare_rows, reason_text, score_frame
 from engine.storage import FORMULA_PREFIXES
 
 WORDS = [f"w{i:03d}" for i in range(400)]
@@ -83,6 +83,15 @@ def test_a_text_column_is_planned_to_the_text_model_and_a_useless_one_dropped():
     plan = plan_columns(table.drop(columns="label"), kinds)
     assert plan["text"] == ["conversation"]
     assert "blank" not in sum(plan.values(), []) and "same" not in sum(plan.values(), [])
+
+
+def test_a_text_reason_names_the_field_and_quotes_its_words():
+    said = "mentions 'budget approved', 'next week'"
+    assert reason_text("Notes", "long note", 0.09, words=said) == f"Notes: {said} (+9 points)"
+    assert reason_text("Notes", "", -0.031, words="is blank") == "Notes is blank (-3 points)"
+    flagged = reason_text("Notes", "x", 0.02, flagged={"Notes": "why"}, words=said)
+    assert flagged == f"Notes: {said} (+2 points){FLAGGED_NOTE}"
+    assert reason_text("City", "Paris", 0.05, words=None) == "City = Paris (+5 points)"
 
 
 # -- in the stack ----------------------------------------------------------------------------------------------------
