@@ -3,8 +3,9 @@
 :class:`TextScore` is a scikit-learn transformer for the ``text`` part of the stack's ColumnTransformer
 (:func:`engine.approaches._stack_parts.make_features`): for each text column, TF-IDF of word 1-2-grams (the
 transcript approach's own vectorizer, :func:`engine.approaches.lexical.tfidf_vectorizer`: sublinear tf,
-``min_df=2``; capped at ``max_features`` terms so a million rows stay bounded) into a logistic regression; its
-output is the regression's logit, one column per text column.
+``min_df=2``; the fitted model keeps at most ``max_features`` terms, though the counting pass of a fit holds every
+distinct 1-2-gram of its rows) into a logistic regression; its output is the regression's logit, one column per
+text column.
 
 * ``fit_transform(X, y)`` returns **out-of-fold** logits (``cross_val_predict`` of the regression over
   ``StratifiedKFold(cv, shuffle=True, random_state=seed)``): a training row's feature never comes from a model
@@ -33,7 +34,7 @@ from engine.approaches.lexical import tfidf_vectorizer
 
 #: characters of each cell that are read (the rest is ignored): bounds the time of a 1 MB cell
 MAX_CHARS = 20_000
-#: terms kept per text column (the most frequent): bounds memory at a million rows
+#: terms kept per text column (the most frequent): bounds the fitted model's size and scoring cost
 MAX_FEATURES = 200_000
 #: the regression's C is chosen among these (TF-IDF rows are unit length: larger C than for scaled features)
 TEXT_CS = (0.3, 1.0, 3.0, 10.0)
