@@ -11,7 +11,10 @@ Pipeline (all fitted on training rows only):
    is the default because it measured better: on Leads.csv with ``max_onehot=5`` (8 columns target encoded) the
    stack's ROC-AUC was the same within noise (0.8973 vs 0.8980, one split) while the cross-fitted encoding step
    took 0.03-0.08 s against 3.5-8 s (docs/RESULTS.md, 2026-12-02); at the default ``max_onehot`` no Leads.csv
-   column is target encoded at all. Every output column comes from exactly
+   column is target encoded at all. A free-text column (kind ``text``: notes, a call) becomes one column, the
+   out-of-fold logit of a TF-IDF logistic regression (:class:`engine.approaches._stack_text.TextScore`; the
+   model fitted on every training row scores new rows), and its reasons quote the lead's words that moved it.
+   Every output column comes from exactly
    one input column (``groups_``, read from ``get_feature_names_out``), which is what makes the per-feature
    explanations exact in the original feature space.
 2. Base models: ``estimators``, a list of ``(name, estimator)`` as scikit-learn's ``StackingClassifier`` takes;
@@ -631,10 +634,11 @@ class StackingApproach(Approach):
     def explain(self, X: pd.DataFrame, n_permutations: int | None = None, method: str | None = None) -> pd.DataFrame:
         """Per-feature contributions (probability points) for each row, against a background of training
         rows; they sum to P(row) - mean P(background) (``expected_value()``). ``method``: ``"fast"`` or
-        ``"permutation"`` (default ``explain_method``; see :meth:`explain_matrix`)."""
+        ``"permutation"`` (default ``explain_method``; see :meth:`explain_matrix`). A free-text column's row
+        also carries ``words``: what its reason quotes (``mentions 'budget approved'``)."""
         X = self._check_X(X)
         contrib = self.explain_matrix(X, method=method, n_permutations=n_permutations)
-        return _explain.explain_frame(self.columns_, X, contrib)
+        return _explain.explain_frame(self.columns_, X, contrib, _explain.text_words(self, X, contrib))
 
     def expected_value(self) -> float:
         """Mean P(convert) over the explanation background (the baseline of ``explain``)."""
