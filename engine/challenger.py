@@ -254,35 +254,46 @@ def _words(c: dict) -> tuple[str, list[str]]:
 def challenger_report(
     top_n=DEFAULT_TOP_N, kind: str = "leads", outcomes_store=None, scored_store=None, run_store=None, n_boot=N_BOOT
 ) -> dict:
-    """The live run of ``kind`` against every run scored beside it whose leads have outcomes: ``{"top_n",
-    "live_run_id", "runs": [compare(...)], "words", "skipped_lists"}``. ChallengerError for a ``top_n`` that is not a
-    whole number of at least 1, or more than the leads with an outcome of any list compared (every lead would be
-    called, so the runs could not differ)."""
+    """The live run of ``kind`` of each dataset family against every run scored beside it whose leads have outcomes:
+    ``{"top_n", "live_run_id" (the one live run's, None when several families are live), "live": {family: run id},
+    "runs": [compare(...) with its "family"], "words", "skipped_lists"}``. A list is compared with the live run of
+    its own family only: the lists that hold it. ChallengerError for a ``top_n`` that is not a whole number of at
+    least 1, or more than the leads with an outcome of any list compared (every lead would be called, so the runs
+    could not differ)."""
     top_n = check_top_n(top_n)
     run_store = run_store if run_store is not None else RunStore()
     outcomes_store = outcomes_store if outcomes_store is not None else OutcomeStore()
-    entry = LiveStore.beside(run_store).live(kind)
-    block = {"top_n": top_n, "live_run_id": entry["run_id"] if entry else None, "runs": [], "skipped_lists": {}}
-    if entry is None:
+    live = {f: e["run_id"] for f, e in LiveStore.beside(run_store).state()["live"].get(kind, {}).items()}
+    block = {
+        "top_n": top_n,
+        "live_run_id": next(iter(live.values())) if len(live) == 1 else None,
+        "live": live,
+        "runs": [],
+        "skipped_lists": {},
+    }
+    if not live:
         block["words"] = [f"No live {kind} run is set, so there is no champion to compare challengers with."]
         return block
     known, _ = outcomes_store.known()
-    pairs, block["skipped_lists"] = paired_leads(known, entry["run_id"], scored_store)
-    largest = max((int(p.groupby("list").size().max()) for p in pairs.values() if len(p)), default=0)
+    every: list[tuple[str, str, str, pd.DataFrame]] = []
+    for family, live_id in sorted(live.items()):
+        pairs, skipped = paired_leads(known, live_id, scored_store)
+        block["skipped_lists"].update(skipped)
+        every += [(family, live_id, run_id, p) for run_id, p in sorted(pairs.items())]
+    largest = max((int(p.groupby("list").size().max()) for *_, p in every if len(p)), default=0)
     if largest and top_n > largest:
         raise ChallengerError(
             f"the top {top_n:,} leads is more than any compared list holds with an outcome (the largest has "
             f"{largest:,}): every lead would be called and the runs could not differ. Fix: set N to at most {largest:,}."
         )
-    block["runs"] = [
-        compare(p, entry["run_id"], run_id, top_n, n_boot) for run_id, p in sorted(pairs.items(), key=lambda kv: kv[0])
-    ]
+    block["runs"] = [{**compare(p, live_id, run_id, top_n, n_boot), "family": f} for f, live_id, run_id, p in every]
     block["runs"].sort(key=lambda c: (c["recommendation"] != "make live", -(c["roc_auc_difference"] or -9)))
+    champions = " or ".join(f"{run_id} ({family})" for family, run_id in sorted(live.items()))
     block["words"] = (
         [f"{c['run_id']}: {c['words'][-1]}" for c in block["runs"]]
         if block["runs"]
         else [
-            f"No run was scored beside the live run {entry['run_id']} on leads that have an outcome. Score new leads "
+            f"No run was scored beside the live run {champions} on leads that have an outcome. Score new leads "
             "with a challenger beside it (the Score page with several models, or `python -m engine score --shadow "
             "RUN_ID`) and upload their outcomes."
         ]

@@ -23,6 +23,7 @@ from engine.cli_store import add_commands as add_store
 from engine.cli_values import (
     add_split_flags,
     first_line,
+    kind_value,
     missing_value_flag,
     number,
     parse_value,
@@ -155,7 +156,18 @@ def _spec_from_args(args):
         calibration_share=args.calibration_share,
         split=args.split,
         time_column=args.time_column,
+        kinds=_kinds_from_args(args),
     )
+
+
+def _kinds_from_args(args) -> dict[str, str]:
+    """``--kind COLUMN=KIND`` flags as a mapping; a column given twice with two kinds is refused."""
+    out: dict[str, str] = {}
+    for column, kind in getattr(args, "kind", None) or []:
+        if out.get(column, kind) != kind:
+            raise ValueError(f"--kind names {column!r} twice ({out[column]} and {kind}). Fix: give it once.")
+        out[column] = kind
+    return out
 
 
 def cmd_train(args) -> int:
@@ -243,8 +255,10 @@ LEAD_BENCHES = {"stacking": _bench_stack, "lora": _bench_llm}
 
 
 def cmd_bench(args) -> int:
-    if args.input == "curve":  # reached only with flags before the word curve (main() hands `bench curve` over)
-        raise ValueError("give bench curve's flags after the word curve: python -m engine bench curve --help")
+    if args.input in ("curve", "scale"):  # reached only with flags before the word (main() hands them over)
+        raise ValueError(
+            f"give bench {args.input}'s flags after the word {args.input}: python -m engine bench {args.input} --help"
+        )
     if args.input == "api" and args.memory:
         from engine.benchmarks.api import default_json_out, run_api_memory_bench  # heavy: loads scikit-learn
 
@@ -334,7 +348,7 @@ def cmd_score(args) -> int:
         ("--data", data, "the file being scored"), ("--out", out_path, "the ranked list"), ("--report", report_path, "")
     )
     notes: list[str] = []
-    run, model = run_and_model(RunStore(), args.run, data, notes)
+    run, model = run_and_model(RunStore(), args.run, data, notes, family=args.family)
     _check_kind(run, data)
     if args.shadow:  # challengers scored beside the run, checked before anything is scored
         shadowing = shadow_runs(RunStore(), run, args.shadow, args.no_store)
@@ -492,12 +506,12 @@ def _train_and_bench_parsers(sub) -> None:
         p = sub.add_parser(name, help=help_text)
         p.add_argument(
             "input",
-            choices=["leads", "transcripts"] + (["api", "score", "curve"] if name == "bench" else []),
+            choices=["leads", "transcripts"] + (["api", "score", "curve", "scale"] if name == "bench" else []),
             help="what to train on"
             if name == "train"
             else "leads | transcripts: every model on the protocol split; api: load-test the scoring "
             "service; score: time the scoring service on a large lead file; curve: learning curves "
-            "(its own flags: bench curve --help)",
+            "(its own flags: bench curve --help); scale: the stack's fit at growing sizes (bench scale --help)",
         )
         p.add_argument("--data", help="data file (default: the embedded synthetic demo data)")
         p.add_argument("--approach", choices=approach_names(), help="approach (plugged-in ones too)")
@@ -527,6 +541,14 @@ def _train_and_bench_parsers(sub) -> None:
                 metavar="COLUMN=NUMBER",
                 help="leads: read this number of a numeric column as missing, with a 0/1 flag column "
                 "'COLUMN was NUMBER' (a code such as 999 for 'never'; repeatable)",
+            )
+            p.add_argument(
+                "--kind",
+                action="append",
+                type=kind_value,
+                metavar="COLUMN=KIND",
+                help="leads: read COLUMN as KIND instead of the kind inferred (text, categorical, high_cardinality or "
+                "identifier; e.g. --kind Notes=text; repeatable)",
             )
             p.add_argument(
                 "--preset",
@@ -582,6 +604,11 @@ def _score_parser(sub) -> None:
         help="live (default: the live run of the file's kind, see `python -m engine live`; the newest when none "
         "is set), latest: the newest run of the file's kind whose model loads (transcripts for .json/.jsonl/"
         ".ndjson or a CSV with a transcript column, leads otherwise), or a run id from `python -m engine runs`",
+    )
+    p.add_argument(
+        "--family",
+        help="with --run live: the dataset family whose live run scores (needed when several are live; "
+        "`python -m engine live` lists them)",
     )
     p.add_argument("--data", required=True, help="file to score: lead table (CSV, Excel, Parquet) or transcripts")
     p.add_argument(
@@ -688,6 +715,10 @@ def main(argv: list[str] | None = None) -> int:
         from engine.benchmarks.curve import main as curve_main  # heavy: loads pandas
 
         return curve_main(argv[2:])
+    if argv[:2] == ["bench", "scale"]:  # the stack's growth with the rows: its flags are its module's
+        from engine.benchmarks.scale import main as scale_main  # heavy: loads pandas
+
+        return scale_main(argv[2:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

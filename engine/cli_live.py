@@ -15,21 +15,26 @@ def _first_line(text: str) -> str:
     return first_line(text)
 
 
-def run_and_model(store, run_id: str | None, data: Path, notes: list[str] | None = None):
-    """The run ``score`` uses and its loaded model. ``None`` (no ``--run``): the live run of the file's kind when one
-    is set, else the newest that loads (said on stderr); ``live``: the live run, an error when none is set;
+def run_and_model(store, run_id: str | None, data: Path, notes: list[str] | None = None, family: str | None = None):
+    """The run ``score`` uses and its loaded model. ``None`` (no ``--run``): the live run of the file's kind (and of
+    ``family``, needed when several families are live: :class:`engine.live.FamilyChoice`) when one is set, else the
+    newest that loads (said on stderr); ``live``: the live run, an error when none is set;
     ``latest``: the newest run of the file's kind whose model loads (damaged ones are skipped and named on stderr);
     anything else must be a stored run id. A live run that no longer loads is an error naming it. Which run was
     taken and why is added to ``notes`` (said once scoring went well, so that an error stays one line)."""
     notes = [] if notes is None else notes
     kind = input_kind_of(data)
+    if family is not None and run_id not in (None, "live"):
+        raise ValueError("--family picks among the live runs: use it with --run live (or no --run), not a run id")
     if run_id in (None, "live"):
         live = LiveStore.beside(store)
-        found = live.live_run(store, kind)
+        found = live.live_run(store, kind, family)
         if found is not None:
-            run = found[0]
-            notes.append(f"scored with the live {kind} run {run.id} (version {found[1]['version']})")
-            return run, _load_live(run, kind)
+            run, entry = found
+            notes.append(
+                f"scored with the live {kind} run {run.id} of family {entry['family']!r} (version {entry['version']})"
+            )
+            return run, _load_live(run, kind, entry["family"])
         if run_id == "live":
             raise ValueError(
                 f"no live {kind} run is set. Fix: `python -m engine deploy RUN_ID` (`python -m engine runs` lists "
@@ -52,11 +57,11 @@ def run_and_model(store, run_id: str | None, data: Path, notes: list[str] | None
     return found
 
 
-def _load_live(run, kind: str):
+def _load_live(run, kind: str, family: str | None = None):
     try:
         return run.load_approach()
     except BrokenRun as exc:
-        raise LiveRunUnusable(kind, run.id, _first_line(exc.problem)) from None
+        raise LiveRunUnusable(kind, run.id, _first_line(exc.problem), family) from None
 
 
 def _describe(store, run_id: str) -> str:
@@ -68,7 +73,7 @@ def _describe(store, run_id: str) -> str:
 
 
 def cmd_deploy(args) -> int:
-    """``deploy RUN_ID [--kind K] [--note TEXT]`` or ``deploy --rollback [--kind K]``."""
+    """``deploy RUN_ID [--kind K] [--note TEXT]`` or ``deploy --rollback [--kind K] [--family F]``."""
     store = RunStore()
     live = LiveStore.beside(store)
     if args.kind is not None and args.kind not in KINDS:
@@ -78,7 +83,7 @@ def cmd_deploy(args) -> int:
             raise ValueError("deploy --rollback takes no RUN_ID: it goes back to the run live before the current one")
         kind = args.kind
         if kind is None:
-            kinds = sorted(live.state()["live"])
+            kinds = sorted(k for k, families in live.state()["live"].items() if families)
             if len(kinds) != 1:
                 raise ValueError(
                     "say which live run to roll back: --kind leads or --kind transcripts"
@@ -86,31 +91,36 @@ def cmd_deploy(args) -> int:
                     else "no live run is set, so there is nothing to roll back. Fix: `python -m engine deploy RUN_ID`."
                 )
             kind = kinds[0]
-        entry = live.rollback(store, kind, note=args.note, check=lambda run: deployable(store, run.id))
+        if args.family is not None:
+            live.pick(kind, args.family)  # checked, and named among the live families
+        entry = live.rollback(
+            store, kind, note=args.note, check=lambda run: deployable(store, run.id), family=args.family
+        )
     else:
         if not args.run_id:
             raise ValueError("deploy needs a RUN_ID (`python -m engine runs` lists them), or --rollback")
-        entry = live.deploy(deployable(store, args.run_id), note=args.note, kind=args.kind)
+        entry = live.deploy(deployable(store, args.run_id), note=args.note, kind=args.kind, family=args.family)
     before = f" instead of {entry['previous']}" if entry["previous"] else ""
     print(
-        f"live {entry['kind']} run (version {entry['version']}): {_describe(store, entry['run_id'])}{before}. "
-        "The API, `score` and the Score page use it from now on."
+        f"live {entry['kind']} run of family {entry['family']!r} (version {entry['version']}): "
+        f"{_describe(store, entry['run_id'])}{before}. The API, `score` and the Score page use it from now on."
     )
     return 0
 
 
 def cmd_live(args) -> int:
-    """The live run of each kind, then the history of changes (newest last)."""
+    """The live run of each kind and family, then the history of changes (newest last)."""
     store = RunStore()
     live = LiveStore.beside(store)
     state = live.state()
     for kind in KINDS:
-        entry = state["live"].get(kind)
-        if entry is None:
+        families = state["live"].get(kind, {})
+        if not families:
             print(f"{kind}: no live run (score and the API use the newest {kind} run that loads)")
-        else:
+        for family, entry in sorted(families.items()):
             print(
-                f"{kind}: {_describe(store, entry['run_id'])}, version {entry['version']}, since {entry['time']}"
+                f"{kind}, family {family!r}: {_describe(store, entry['run_id'])}, version {entry['version']}, "
+                f"since {entry['time']}"
                 + (f" by {entry['by']}" if entry.get("by") else "")
                 + (f": {entry['note']}" if entry.get("note") else "")
             )
@@ -121,8 +131,9 @@ def cmd_live(args) -> int:
         else "history: empty"
     )
     for e in history[-args.last :] if args.last else history:
+        family = f" [{e['family']}]" if e.get("family") else ""
         print(
-            f"  v{e.get('version')} {e.get('time')} {e.get('action')} {e['kind']} {e['run_id']}"
+            f"  v{e.get('version')} {e.get('time')} {e.get('action')} {e['kind']}{family} {e['run_id']}"
             f" (was {e.get('previous') or '-'})"
             + (f" by {e['by']}" if e.get("by") else "")
             + (f": {e['note']}" if e.get("note") else "")
@@ -137,13 +148,20 @@ def add_commands(sub, command) -> None:
         "deploy",
         cmd_deploy,
         help="make a run the live one (or roll back)",
-        description="Make RUN_ID the live run of its input kind: the API, `score` and the Score page use it "
-        "until the next deploy; training never changes it. --rollback makes the run live before the current "
-        "one live again. Every change is kept in <workspace>/live_history.jsonl.",
+        description="Make RUN_ID the live run of its input kind and dataset family (the name of the dataset it was "
+        "trained on; retrained versions keep it): the API, `score` and the Score page use it until the next deploy "
+        "of that family; training never changes it. --rollback makes the run live before the current one of a kind "
+        "and family live again. Every change is kept in <workspace>/live_history.jsonl.",
     )
     p.add_argument("run_id", nargs="?", metavar="RUN_ID", help="run id (see `python -m engine runs`)")
     p.add_argument("--rollback", action="store_true", help="go back to the run live before the current one")
     p.add_argument("--kind", help="leads | transcripts: the kind to roll back, or the kind RUN_ID must score")
+    p.add_argument(
+        "--family",
+        help="with --rollback: the dataset family to roll back (needed when several are live); with RUN_ID: the live "
+        "family whose run it replaces (default: the family of its own dataset), e.g. a challenger trained on recent "
+        "weeks replacing the champion of the first weeks",
+    )
     p.add_argument("--note", help="why (kept in the history)")
     p = command(sub, "live", cmd_live, help="show the live runs and their history")
     p.add_argument("--last", type=int, default=0, help="show only the last N changes")

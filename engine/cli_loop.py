@@ -8,6 +8,7 @@ import sys
 
 from engine.cli_paths import readable_data
 from engine.jobs import JobRunner
+from engine.words import plural
 
 
 def cmd_retrain(args) -> int:
@@ -19,11 +20,11 @@ def cmd_retrain(args) -> int:
         raise ValueError("retrain trains the live run again: say so with --live (`python -m engine live` shows it)")
     data = readable_data(args.data, "the file the live run was trained on") if args.data else None
     runner = JobRunner()
-    done = retrain_live(args.kind, runner=runner, data=data)
+    done = retrain_live(args.kind, family=args.family, runner=runner, data=data)
     print(
-        f"dataset {done['dataset_name']} ({done['dataset'][:12]}): {done['rows_added']:,} leads with their outcome "
-        f"added from {done['lists']} scored list(s); earlier versions are kept. Job {done['job_id']} trains the "
-        f"configuration of live run {done['run_id']} on it."
+        f"dataset {done['dataset_name']} ({done['dataset'][:12]}): {plural(done['rows_added'], 'lead')} with their "
+        f"outcome added from {plural(done['lists'], 'scored list')}; earlier versions are kept. Job {done['job_id']} "
+        f"trains the configuration of live run {done['run_id']} (family {done['family']!r}) on it."
     )
     if args.no_wait:
         print(
@@ -70,6 +71,7 @@ def add_commands(sub, command, cmd_demo) -> None:
     )
     p.add_argument("--live", action="store_true", help="retrain the live run (the one thing retrain does)")
     p.add_argument("--kind", default="leads", help="the live run's input kind (leads)")
+    p.add_argument("--family", help="the dataset family whose live run is retrained (needed when several are live)")
     p.add_argument("--data", help="the file the live run was trained on, when it is not a stored dataset")
     p.add_argument("--no-wait", dest="no_wait", action="store_true", help="queue the job and return")
     p.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the job (default 3600)")

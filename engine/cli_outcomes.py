@@ -54,6 +54,7 @@ def store_scored(scored, data, shift: dict | None, shadows: dict | None = None) 
     version = meta.get("live_version")
     print(
         f"list stored for outcomes ({meta['sha256'][:12]}; run {meta['run_id']}"
+        + (f" of family {meta['family']!r}" if meta.get("family") else "")
         + (f", live version {version}" if version is not None else ", not the live run")
         + (f"; shadow runs {', '.join(meta['shadow_runs'])}" if meta.get("shadow_runs") else "")
         + "): `python -m engine outcomes --data won_lost.csv` matches outcomes to it (--no-store to skip)",

@@ -62,6 +62,17 @@ def missing_value_flag(text: str) -> tuple[str, float]:
     return column.strip(), value
 
 
+def kind_value(text: str) -> tuple[str, str]:
+    """``--kind COLUMN=KIND`` -> (column, kind); argparse reports a bad one with the message of
+    :func:`engine.data.column_kinds.kind_flag` (the column, the value and the kinds allowed)."""
+    from engine.data.column_kinds import kind_flag
+
+    try:
+        return kind_flag(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def first_line(problem: str) -> str:
     """The first line of a reason (a native library's message can go on with a backtrace), brackets closed."""
     lines = str(problem).strip().splitlines() or [""]

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import workspace
+from engine.data.column_kinds import parse_kinds
 from engine.data.missing_values import LeadDataError, parse_missing_values
 from engine.storage import CorruptFile, is_inside, jsonable, locked, own_file, read_json, write_bytes, write_json
 
@@ -46,7 +47,18 @@ LEAD_EXTENSIONS = (".csv", ".tsv", ".txt", ".xlsx", ".xls", ".parquet", ".pq")
 TRANSCRIPT_EXTENSIONS = (".json", ".jsonl", ".ndjson", ".csv")
 META_FILE = "meta.json"
 #: settings a user may change after the upload
-SETTINGS = ("name", "target", "leak_policy", "exclude", "include", "synthetic", "notes", "purpose", "missing_values")
+SETTINGS = (
+    "name",
+    "target",
+    "leak_policy",
+    "exclude",
+    "include",
+    "synthetic",
+    "notes",
+    "purpose",
+    "missing_values",
+    "kinds",
+)
 #: what a lead table is for: ``training`` (it has an outcome column with both outcomes) or ``scoring`` (new
 #: leads without the outcome: offered on the Score page, not for training). Meta without the key is training.
 PURPOSES = ("training", "scoring")
@@ -144,6 +156,8 @@ def _checked(settings: dict[str, Any], extra: tuple[str, ...] = ()) -> dict[str,
         raise ValueError(f"purpose must be one of {PURPOSES}, not {purpose!r}")
     if "missing_values" in settings:
         settings = {**settings, "missing_values": parse_missing_values(settings["missing_values"])}
+    if "kinds" in settings:
+        settings = {**settings, "kinds": parse_kinds(settings["kinds"])}
     return settings
 
 
@@ -245,6 +259,19 @@ class Dataset:
             raise ValueError(
                 f"the numbers read as missing of dataset {self.name!r} are not usable: {exc} The setting is "
                 f"ignored until it is fixed in {self.path / META_FILE}, or cleared on the Data page."
+            ) from None
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        """The column kinds the user set (``{column: kind}``, the Data page), the default of every training of this
+        dataset from the Train page. Raises ValueError naming the file and the fix when ``meta.json`` holds a
+        damaged one (hand-edited)."""
+        try:
+            return parse_kinds(self.meta.get("kinds"))
+        except LeadDataError as exc:
+            raise ValueError(
+                f"the column kinds of dataset {self.name!r} are not usable: {exc} The setting is ignored until it is "
+                f"fixed in {self.path / META_FILE}, or cleared on the Data page."
             ) from None
 
     def label(self) -> str:
@@ -465,6 +492,22 @@ class DatasetStore:
             meta = {**ds.meta, **_checked({"missing_values": setting})}
             _write_meta(ds.path, meta)
         return meta["missing_values"]
+
+    def set_kind(self, sha: str, column: str, kind: str | None) -> dict[str, str]:
+        """Read ``column`` as ``kind`` in this dataset's trainings (``None``: as inferred again), changing only that
+        entry of the ``kinds`` setting under the store's lock, so that concurrent changes of other columns or
+        settings are all kept; the uploaded file is never touched. Returns the new setting; raises ValueError for
+        a kind that cannot be set (naming the kinds) or a damaged stored setting (clear it with
+        ``update(sha, kinds={})``)."""
+        ds = self.get(sha)
+        with self._lock():
+            setting = ds.kinds
+            setting.pop(column, None)
+            if kind is not None:
+                setting[column] = kind
+            meta = {**ds.meta, **_checked({"kinds": setting})}
+            _write_meta(ds.path, meta)
+        return meta["kinds"]
 
     def _folders(self, key: str) -> list[Path]:
         """The store's entries whose name starts with ``key`` (hex): folders, and links (a damaged dataset)."""

@@ -106,7 +106,8 @@ class JobRunner:
         ray_address: str | None = None,
         kill_grace: float = 5.0,
     ):
-        self.root = Path(workspace_dir) if workspace_dir is not None else workspace()
+        # absolute: a job runs in the repository's folder (or CLAB_RAY_CWD on a Ray node), not the caller's
+        self.root = (Path(workspace_dir) if workspace_dir is not None else workspace()).expanduser().absolute()
         self.root.mkdir(parents=True, exist_ok=True)
         self.store = JobStore(self.root)
         self.db_path = self.store.db_path
@@ -183,6 +184,10 @@ class JobRunner:
         if gpu and self.backend().gpu_available() and "device" not in spec.params:
             spec = replace(spec, params={**spec.params, "device": "cuda"})
         data_name = Path(str(spec.data)).name if spec.data else "the demo data"
+        if spec.data and not Path(spec.data).is_absolute():
+            # the job reads it from its own folder (the repository here, CLAB_RAY_CWD on a Ray node): the caller's
+            # relative path is made absolute now, the path every Ray worker must see (README, "Ray")
+            spec = replace(spec, data=str(Path(spec.data).expanduser().absolute()))
         return self.submit_spec(spec, gpu=bool(gpu), name=name or f"{approach} on {spec.dataset_name or data_name}")
 
     def submit_spec(self, spec, gpu: bool = False, name: str | None = None) -> int:

@@ -15,7 +15,8 @@ from typing import Any
 
 from engine.approaches.registry import approach_hook, approach_names, get_approach_class
 from engine.config import DEMO_LEADS, DEMO_TRANSCRIPTS
-from engine.data.missing_values import parse_missing_values
+from engine.data.column_kinds import SETTABLE_KINDS, parse_kinds
+from engine.data.missing_values import LeadDataError, parse_missing_values
 from engine.storage import CorruptFile, read_json, write_json
 
 SPEC_FILE = "spec.json"
@@ -23,6 +24,8 @@ RESULT_FILE = "result.json"
 #: The kinds of data a training reads (an approach says which of them it takes: its ``input_kinds`` hook).
 DATA_KINDS = ("leads", "transcripts")
 DEFAULT_APPROACH = {"leads": "stacking", "transcripts": "embeddings"}
+#: Where a training's column kinds came from: its own request (``--kind``), or the dataset's setting (Data page).
+KINDS_SOURCES = ("request", "dataset")
 #: How the rows are split into training and test rows: the protocol's stratified random split, or by time.
 SPLITS = ("stratified", "time")
 DEMO_DATA = {
@@ -52,10 +55,14 @@ class TrainSpec:
     split: str = "stratified"  # "time": the newest test_size of the rows by time_column are the test rows
     time_column: str | None = None
     calibration_share: float | None = None  # leads: training rows kept out of the fit for blends (None: default)
+    kinds: dict[str, str] = field(default_factory=dict)  # {column: kind} set over the inferred ones (SETTABLE_KINDS)
+    kinds_source: str = "request"  # "dataset": the kinds are the dataset's setting (the Data page)
 
     def __post_init__(self):
         if self.input_kind not in DATA_KINDS:
             raise ValueError(f"input_kind must be one of {DATA_KINDS}, not {self.input_kind!r}")
+        if self.data is not None and (not isinstance(self.data, str) or not self.data.strip()):
+            raise ValueError(f"data must be a file path (text), not {self.data!r}; leave it out for the demo data")
         if not isinstance(self.params, dict) or not all(isinstance(k, str) for k in self.params):
             raise ValueError("params must be an object of parameter name -> value")
         from engine.pipeline import check_params  # heavy: loads scikit-learn
@@ -70,6 +77,7 @@ class TrainSpec:
         self.missing_values = parse_missing_values(self.missing_values)  # the setting's one type, checked here
         if self.missing_values and self.input_kind != "leads":
             raise ValueError("missing_values is a setting of lead tables; transcripts have no numeric columns")
+        self._check_kinds()
         if self.preset is not None:
             name = self.approach or DEFAULT_APPROACH[self.input_kind]
             presets = approach_hook(name, "presets", ())
@@ -89,6 +97,31 @@ class TrainSpec:
         if share and self.input_kind != "leads":
             raise ValueError("calibration_share is a setting of lead runs (blends take lead runs only)")
         self._check_split()
+
+    def _check_kinds(self) -> None:
+        """``kinds`` checked (kinds of :data:`SETTABLE_KINDS`), and its columns against the file's header when the
+        file can be read here: an unknown column is refused before a job is queued, naming the columns."""
+        self.kinds = parse_kinds(self.kinds)  # LeadDataError (a ValueError) naming the column and the kinds
+        if self.kinds_source not in KINDS_SOURCES:
+            raise ValueError(f"kinds_source must be one of {KINDS_SOURCES}, not {self.kinds_source!r}")
+        if not self.kinds:
+            return
+        if self.input_kind != "leads":
+            raise ValueError("kinds is a setting of lead tables; a transcript file has one text column already")
+        from engine.data.leads import read_header  # heavy: loads pandas
+
+        try:
+            columns, _ = read_header(self.data or DEMO_DATA["leads"])
+        except (LeadDataError, OSError):
+            return  # the training names the file's problem itself
+        by_key = {" ".join(str(c).split()).casefold(): c for c in columns}
+        for column in self.kinds:
+            if column not in columns and " ".join(column.split()).casefold() not in by_key:
+                shown = ", ".join(repr(c) for c in columns[:12]) + (", ..." if len(columns) > 12 else "")
+                raise ValueError(
+                    f"--kind {column}={self.kinds[column]}: {column!r} is not a column of the file (its columns: "
+                    f"{shown}). Fix: name one of them; a kind is one of {', '.join(SETTABLE_KINDS)}."
+                )
 
     def _check_split(self) -> None:
         if self.split not in SPLITS:
@@ -147,6 +180,8 @@ def run_spec(spec: TrainSpec, callbacks=None):
             test_size=spec.test_size,
             seed=spec.split_seed,
             calibration_share=spec.calibration_share,
+            kinds=spec.kinds,
+            kinds_source=spec.kinds_source,
         )
     return pipeline.train_transcripts(
         data,

@@ -257,6 +257,7 @@ def monitoring_report(outcomes_store=None, scored_store=None, run_store=None, n_
                 "week": _week(meta["created"]),
                 "run_id": run_id,
                 "live_version": meta.get("live_version"),
+                "family": meta.get("family"),
                 "shift_verdict": shift.get("verdict"),
                 "list_rows": m.list_ids,
                 "id_column": m.id_column,

@@ -206,7 +206,11 @@ def fit_evaluate_store(
         tracker.begin("fit")
         started = time.perf_counter()
         model.fit(
-            X_train, y_train, callbacks=[tracker], **({"calibration": (X_calib, y_calib)} if len(calib_idx) else {})
+            X_train,
+            y_train,
+            callbacks=[tracker],
+            **({"calibration": (X_calib, y_calib)} if len(calib_idx) else {}),
+            **({"kinds": dict(settings.kinds)} if settings.kinds else {}),
         )
         fit_seconds = time.perf_counter() - started
         cbs.on_log(f"fitted in {fit_seconds:.1f} s; scoring {len(test_idx)} test rows")
@@ -214,7 +218,7 @@ def fit_evaluate_store(
         tracker.begin("evaluate", steps, f"scoring {len(test_idx)} test rows")
         proba = np.asarray(model.predict_proba(X_test))[:, 1]
         tracker.advance(1, steps, "metrics with 95 % intervals")
-        metrics = {"metrics": compute_metrics(y_test, proba), "fit_seconds": fit_seconds}
+        metrics = {"metrics": compute_metrics(y_test, proba), "fit_seconds": fit_seconds, **model.fit_facts()}
         tracker.advance(2, steps, "timing the scoring")
         metrics.update(time_scoring(model, X_test))
         tracker.advance(3, steps, "scoring the model's parts")
@@ -291,6 +295,8 @@ def train_leads(
     include: list[str] | None = None,
     missing_values: dict[str, list[float]] | None = None,
     time_column: str | None = None,
+    kinds: dict[str, str] | None = None,
+    kinds_source: str = "request",
     **options: Any,
 ) -> Run:
     """Train one approach on a lead table (path, bytes, file-like or DataFrame) and store the run.
@@ -298,7 +304,8 @@ def train_leads(
     read as missing with a flag column, recorded in the spec so that scoring does the same) are
     :func:`engine.data.leads.load_leads`'s; ``time_column`` (a date column) splits by time instead of the
     stratified split; ``options`` those of :func:`_train` (callbacks, store, dataset_name, test_size, seed,
-    calibration_share)."""
+    calibration_share). ``kinds`` (``{column: kind}``): kinds the user set over the inferred ones, recorded in the
+    spec with ``kinds_source`` (``request``: the training's own; ``dataset``: the dataset's setting)."""
     model = build_approach(approach, params, "leads")
     missing_values = parse_missing_values(missing_values)  # checked where it enters; the layers below take it
     table = load_leads(
@@ -309,6 +316,7 @@ def train_leads(
         include=include,
         missing_values=missing_values,
         time_column=time_column,
+        kinds=kinds,
     )
     dates = {c: "date (never a feature; it can order the rows for the time split)" for c in table.dates.columns}
     flagged = leak_flags(table)
@@ -319,6 +327,7 @@ def train_leads(
         "dropped": {**table.dropped, **dates},
         "kinds": dict(table.kinds),
         **({"missing_values": table.missing_values} if table.missing_values else {}),
+        **({"kinds_set": dict(table.kinds_set), "kinds_source": kinds_source} if table.kinds_set else {}),
         **({"flagged": flagged} if flagged else {}),
     }
     if time_column is not None:

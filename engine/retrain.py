@@ -25,7 +25,7 @@ from engine.data.leads.target import map_target
 from engine.datasets import DatasetStore, content_hash, version_number
 from engine.jobs import JobRunner
 from engine.jobspec import TrainSpec
-from engine.live import LiveStore
+from engine.live import LiveStore, family_of
 from engine.outcomes import OutcomeStore, _keys, list_id_columns
 from engine.runs import RunStore
 from engine.scored_lists import ScoredStore
@@ -49,23 +49,30 @@ def _outcome_words(values: pd.Series) -> tuple[object, object]:
 
 
 def outcome_rows(
-    base: pd.DataFrame, target: str, run, known: pd.DataFrame, scored_store=None
+    base: pd.DataFrame, target: str, run, known: pd.DataFrame, scored_store=None, family: str | None = None
 ) -> tuple[pd.DataFrame, dict]:
     """The stored lists' leads with a known outcome that ``base`` does not hold yet, as rows of ``base``'s columns
-    (the outcome in ``target``), newest list first; and counts (``lists``, ``with_outcome``, ``already_in``)."""
+    (the outcome in ``target``), newest list first; and counts (``lists``, ``with_outcome``, ``already_in``). Only
+    the lists of ``run``'s dataset family (:func:`engine.live.family_of`) or of ``family`` (the one it is live for)
+    are read: another family's leads are another table's (a list stored before families were recorded is read as
+    before)."""
     store = scored_store if scored_store is not None else ScoredStore()
     ids = identifier_columns(run, base.columns)
     if not ids:
         raise RetrainError(
-            f"the dataset of run {run.id} has no lead id column, so the outcomes cannot be matched to its rows. Fix: "
-            "train on a lead table with an id column (e.g. Prospect ID)."
+            f"the leads run {run.id} was trained on have no id column (such as Prospect ID), so the outcomes that "
+            "came back cannot be matched to them. Fix: make live a run trained on a lead table with an id column, "
+            "then retrain."
         )
     id_col = ids[0]
     in_base = set(_keys(base[id_col]))
     yes, no = _outcome_words(base[target])
     outcome = dict(zip(known["id"], known["outcome"]))
     parts, lists = [], 0
+    families = {None, family_of(run.settings), family}
     for meta in store.list():  # newest first
+        if meta.get("family") not in families:
+            continue
         path = store.path(meta["sha256"])
         table = pd.read_csv(path)
         if id_col not in list_id_columns(meta, [str(c) for c in table.columns]):
@@ -86,13 +93,17 @@ def outcome_rows(
     return fresh.reindex(columns=base.columns), counts
 
 
-def outcome_version(dataset, run, known: pd.DataFrame, dataset_store, scored_store=None) -> tuple:
+def outcome_version(dataset, run, known: pd.DataFrame, dataset_store, scored_store=None, family=None) -> tuple:
     """``(new version, counts)``: ``dataset``'s rows plus :func:`outcome_rows`, stored as its next version."""
     base = read_table(io.BytesIO(dataset.read_bytes()), filename=dataset.filename)
     target = run.settings.target or dataset.meta.get("target")
     if not target or target not in base.columns:
-        raise RetrainError(f"run {run.id} names no outcome column of dataset {dataset.name!r} (target {target!r}).")
-    new, counts = outcome_rows(base, target, run, known, scored_store)
+        raise RetrainError(
+            f"the outcome column of live run {run.id} ({target or 'none recorded'}) is not a column of dataset "
+            f"{dataset.name!r}, so the outcomes cannot be added to it. Fix: make live a run trained on that dataset "
+            "with its outcome column, or upload the table it was trained on again (Data page), then retrain."
+        )
+    new, counts = outcome_rows(base, target, run, known, scored_store, family)
     if new.empty:
         raise RetrainError(
             f"no outcome came back for leads that dataset {dataset.name!r} does not hold already ({counts['with_outcome']:,}"
@@ -115,14 +126,17 @@ def _dataset_of(run, dataset_store, data=None):
         return found
     if data is None:
         raise RetrainError(
-            f"the data live run {run.id} was trained on ({s.dataset or 'unnamed'}, {str(s.data_hash)[:12]}) is not "
-            "stored. Fix: name that file (`retrain --live --data FILE`), or upload it on the Data page, then retrain."
+            f"the table live run {run.id} was trained on ({s.dataset or 'unnamed'}, {str(s.data_hash)[:12]}) is not "
+            "among the uploaded datasets (it was trained from a file on the command line), so there is nothing to "
+            "add the outcomes to. Fix: upload that file on the Data page, or name it (`retrain --live --data FILE`), "
+            "then retrain."
         )
     path = Path(data)
     if content_hash(path.read_bytes()) != s.data_hash:
         raise RetrainError(
-            f"{path.name} is not the file live run {run.id} was trained on (its bytes differ from "
-            f"{s.dataset or 'that file'}'s, {str(s.data_hash)[:12]}). Fix: name the very file it was trained on."
+            f"{path.name} is not the file live run {run.id} was trained on: its contents differ from "
+            f"{s.dataset or 'that file'} (fingerprint {str(s.data_hash)[:12]}), e.g. it was edited or re-exported "
+            "since. Fix: name the very file the run was trained on, unchanged."
         )
     return dataset_store.add(path, kind="leads", name=s.dataset or path.stem, target=s.target)
 
@@ -165,6 +179,8 @@ def retrain_spec(run, dataset):
         leak_policy=s.policy or "default",
         exclude=[c for c in s.excluded],
         missing_values=dict(s.missing_values),
+        kinds=dict(s.kinds_set),
+        kinds_source=s.kinds_source or "request",
         dataset_name=f"{dataset.meta.get('name') or dataset.sha[:12]} v{version_number(dataset)}",
         test_size=split.test_size if split and split.test_size else 0.3,
         split_seed=split.seed if split and split.seed is not None else 42,
@@ -175,6 +191,7 @@ def retrain_spec(run, dataset):
 
 def retrain_live(
     kind: str = "leads",
+    family: str | None = None,
     runner=None,
     run_store=None,
     dataset_store=None,
@@ -184,12 +201,17 @@ def retrain_live(
 ) -> dict:
     """Retrain the live run of ``kind`` on its dataset plus the outcomes that came back, as a job; ``{"job_id",
     "run_id", "dataset", "version", ...counts}``. RetrainError (nothing stored, nothing queued) when no live run is
-    set, no outcome came back, or none is of a lead its dataset does not hold. ``data``: the file the run was
-    trained on, when it is not in the dataset store (a run trained from the command line)."""
+    set, no outcome came back, or none is of a lead its dataset does not hold. ``family``: the dataset family whose
+    live run is retrained (needed when several are live: :class:`engine.live.FamilyChoice`). ``data``: the file the
+    run was trained on, when it is not in the dataset store (a run trained from the command line)."""
     if kind != "leads":
-        raise RetrainError(f"retraining with outcomes is for lead runs (outcomes are matched to lead ids), not {kind}")
+        raise RetrainError(
+            f"retraining with outcomes is for lead runs (won/lost outcomes are matched to lead ids), not {kind}. "
+            "Fix: retrain --live --kind leads, or train a new transcripts run on the calls (`python -m engine train "
+            "transcripts`)."
+        )
     run_store = run_store if run_store is not None else RunStore()
-    found = LiveStore.beside(run_store).live_run(run_store, kind)
+    found = LiveStore.beside(run_store).live_run(run_store, kind, family)
     if found is None:
         raise RetrainError(
             f"no live {kind} run is set, so there is no configuration to train again. Fix: make a run live first "
@@ -204,13 +226,15 @@ def retrain_live(
             "scored leads (`python -m engine outcomes --data won_lost.csv`, or the Monitoring page), then retrain."
         )
     dataset_store = dataset_store if dataset_store is not None else DatasetStore()
-    version, counts = outcome_version(_dataset_of(run, dataset_store, data), run, known, dataset_store, scored_store)
+    dataset = _dataset_of(run, dataset_store, data)
+    version, counts = outcome_version(dataset, run, known, dataset_store, scored_store, found[1]["family"])
     spec = retrain_spec(run, version)
     runner = runner if runner is not None else JobRunner()
     job_id = runner.submit_train(spec, name=f"retrain {run.settings.approach} with outcomes ({spec.dataset_name})")
     return {
         "job_id": job_id,
         "run_id": run.id,
+        "family": found[1]["family"],
         "dataset": version.sha,
         "dataset_name": spec.dataset_name,
         "version": version_number(version),

@@ -31,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 
+from engine.data.column_kinds import ColumnKinds
 from engine.data.missing_values import MissingValues, flags_of
 
 #: The column kinds a lead table's columns are read as (:data:`engine.data.leads.KINDS`).
@@ -103,6 +104,10 @@ class RunSpec(BaseModel):
     approach: StrictStr = Field(pattern=APPROACH_NAME)  # a registered name (new ones can be added)
     columns: Names = []  # the features in their order; a lead run must have some
     kinds: dict[StrictStr, Literal[COLUMN_KINDS]] = {}  # type: ignore[valid-type]
+    # the kinds the user set over the inferred ones ({column: kind}) and where the setting came from: "request" (a
+    # training's own --kind / TrainSpec.kinds) or "dataset" (the dataset's setting, from the Data page)
+    kinds_set: ColumnKinds = {}
+    kinds_source: Literal["request", "dataset"] | None = None
     target: StrictStr | None = None
     policy: StrictStr | None = None  # the leak policy
     excluded: Names = []

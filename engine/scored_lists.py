@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from engine.config import workspace
-from engine.live import KINDS, LiveStore
+from engine.live import LiveStore, family_of
 from engine.scoring import Scored
 from engine.storage import CorruptFile, locked, read_json, write_bytes, write_json
 
@@ -88,16 +88,27 @@ def _checked_meta(folder) -> dict:
 
 def live_version(workspace, run_id: str) -> int | None:
     """The live version (:mod:`engine.live`) under which ``run_id`` is live in ``workspace``; None when it is not the
-    live run of any kind (or the live file cannot be read: the list is stored all the same)."""
+    live run of any kind and family (or the live file cannot be read: the list is stored all the same)."""
+    return live_version_and_family(workspace, run_id)[0]
+
+
+def live_version_and_family(workspace, run_id: str) -> tuple[int | None, str | None]:
+    """``(live version or None, dataset family)`` of ``run_id`` in ``workspace``: the family its live entry names, else
+    the family of the stored run (:func:`engine.live.family_of`); None when neither can be read."""
+    from pathlib import Path
+
     try:
-        state = LiveStore(workspace).state()
+        found = LiveStore(workspace).version_of(run_id)
     except ValueError:
-        return None
-    for kind in KINDS:
-        entry = state["live"].get(kind)
-        if entry and entry["run_id"] == run_id:
-            return int(entry["version"])
-    return None
+        found = None
+    if found is not None:
+        return found
+    try:
+        from engine.runs import RunStore
+
+        return None, family_of(RunStore(Path(workspace) / "runs").get(run_id).settings)
+    except Exception:  # noqa: BLE001 - a run of another store, or gone: the list is stored all the same
+        return None, None
 
 
 class ScoredStore:
@@ -121,8 +132,9 @@ class ScoredStore:
         shadows: dict[str, Scored] | None = None,
     ) -> dict:
         """Store a scored list; ``csv_bytes`` is its export as already rendered (``Scored.export_csv``),
-        so a caller that offers the download does not render it twice. The meta records the run and the live
-        version (:func:`live_version`: None when the run was not the live one); ``extra`` (e.g. the shift check's
+        so a caller that offers the download does not render it twice. The meta records the run, its dataset
+        family and the live version (:func:`live_version_and_family`: None when the run was not the live one);
+        ``extra`` (e.g. the shift check's
         verdict) is added to it. ``shadows``: the same rows scored by other runs (``{run id: Scored}``), kept in
         ``shadow.csv``; a run added to a list stored before is added beside the others, none is replaced."""
         import hashlib
@@ -137,6 +149,7 @@ class ScoredStore:
                 if shadow:
                     _add_shadows(folder, shadow)
             else:
+                version, family = live_version_and_family(self.root.parent, scored.run_id)
                 write_bytes(folder / "scored.csv", data)
                 meta = {
                     "sha256": sha,
@@ -144,7 +157,8 @@ class ScoredStore:
                     "approach": scored.approach,
                     "source": str(source),
                     "created": time.time(),
-                    "live_version": live_version(self.root.parent, scored.run_id),
+                    "live_version": version,
+                    "family": family,
                     **{k: v for k, v in scored.summary.items() if k != "run_id"},
                     **(extra or {}),
                 }
@@ -153,6 +167,19 @@ class ScoredStore:
                     meta["shadow_runs"] = list(shadow)
                 write_json(folder / "meta.json", meta)
         return read_json(folder / "meta.json", dict)
+
+    def record(self, sha: str, extra: dict) -> dict:
+        """Add ``extra`` (e.g. the shift check's verdict, which the Score page computes after the list is stored) to
+        the stored list ``sha``'s meta, under its lock; a key the meta holds already is kept as it was (the same list
+        checked twice changes nothing). KeyError for a list that is not stored; the meta as it now is."""
+        folder = self.path(sha).parent
+        with locked(folder / "meta.json"):
+            meta = _checked_meta(folder)
+            new = {k: v for k, v in extra.items() if k not in meta}
+            if new:
+                meta = {**read_json(folder / "meta.json", dict), **new}
+                write_json(folder / "meta.json", meta)
+        return meta
 
     def shadow_scores(self, meta: dict) -> pd.DataFrame:
         """The other runs' probabilities of a stored list (one column per run id, row for row with its

@@ -129,11 +129,21 @@ FLAGGED_NOTE = " [check: the leak finder flagged this field as likely filled in 
 
 
 def reason_text(
-    feature: str, value: str, contribution: float, flags: dict | None = None, flagged: dict | None = None
+    feature: str,
+    value: str,
+    contribution: float,
+    flags: dict | None = None,
+    flagged: dict | None = None,
+    words: str | None = None,
 ) -> str:
     """``Field = value (+21 points)``; a phrase whose value repeats it (transcripts) is shown once; one of the
     run's ``flags`` (:func:`flag_columns`) says what it means: ``TotalVisits is 999, read as unknown (-2 points)``;
-    a field the run's leak check flagged (``flagged``) carries :data:`FLAGGED_NOTE`."""
+    a free-text field says its ``words`` (the explanation table's, the stack's text columns): ``Notes: mentions
+    'budget approved' (+9 points)``; a field the run's leak check flagged (``flagged``) carries
+    :data:`FLAGGED_NOTE`."""
+    if isinstance(words, str) and words:
+        text = f"{feature}{' ' if words.startswith('is ') else ': '}{words} ({points(contribution)})"
+        return text + FLAGGED_NOTE if flagged and str(feature) in flagged else text
     text = _reason_text(str(feature), str(value), contribution, flags)
     return text + FLAGGED_NOTE if flagged and str(feature) in flagged else text
 
@@ -177,6 +187,7 @@ def top_factors(
     rows = table["row"].to_numpy(dtype=np.int64)
     contribution = table["contribution"].to_numpy(dtype=np.float64)
     features, values = table["feature"].to_numpy(dtype=object), table["value"].to_numpy(dtype=object)
+    said = table["words"].to_numpy(dtype=object) if "words" in table.columns else np.full(len(table), None)
     out: dict[int, dict[str, list[dict]]] = {int(r): {"for": [], "against": []} for r in np.unique(rows)}
     least = MIN_REASON_POINTS / 100  # a factor that moves the probability by less than half a point is no reason
     for side, mask, key in (
@@ -193,7 +204,7 @@ def top_factors(
         for i in order[rank < n]:
             f, v, c = features[i], values[i], float(contribution[i])
             out[int(rows[i])][side].append(
-                {"feature": f, "value": v, "contribution": c, "text": reason_text(f, v, c, flags, flagged)}
+                {"feature": f, "value": v, "contribution": c, "text": reason_text(f, v, c, flags, flagged, said[i])}
             )
     return out
 

@@ -57,8 +57,8 @@ def form_fields(settings: RunSpec) -> list[str]:
 
 
 def field_options(settings: RunSpec, X: pd.DataFrame | None = None, profile: dict | None = None) -> dict[str, dict]:
-    """Per column, ``{"median": m}`` for a number or ``{"values": [...]}`` (the :data:`MAX_CHOICES` most common)
-    for the rest: over the dataset's leads ``X``, else over the training leads' stored ``profile``
+    """Per column, ``{"median": m}`` for a number, ``{"text": True}`` for free text (typed in a text area) or
+    ``{"values": [...]}`` (the :data:`MAX_CHOICES` most common) for the rest: over the dataset's leads ``X``, else over the training leads' stored ``profile``
     (:func:`engine.scoring.load_training_profile`; no values and a median of 0 without one)."""
     out: dict[str, dict] = {}
     if X is not None:
@@ -66,6 +66,8 @@ def field_options(settings: RunSpec, X: pd.DataFrame | None = None, profile: dic
             s = X[column]
             if is_numeric(settings, column, s):
                 out[column] = {"median": float(s.median()) if s.notna().any() else 0.0}
+            elif settings.kinds.get(column) == "text":
+                out[column] = {"text": True}  # free text (notes, a call): typed, never chosen from a list
             else:
                 out[column] = {"values": s.dropna().astype(str).value_counts().index[:MAX_CHOICES].tolist()}
         return out
@@ -73,6 +75,8 @@ def field_options(settings: RunSpec, X: pd.DataFrame | None = None, profile: dic
     for column in settings.columns:
         if is_numeric(settings, column):
             out[column] = {"median": 0.0}
+        elif settings.kinds.get(column) == "text":
+            out[column] = {"text": True}
         else:
             out[column] = {"values": list((profiled.get(column) or {}).get("categories") or {})[:MAX_CHOICES]}
     return out

@@ -384,6 +384,7 @@ def learning_curve_figure(table: dict[str, list[dict]]) -> go.Figure:
                 y=[r_["ci_high"] for r_ in rows] + [r_["ci_low"] for r_ in rows][::-1],
                 fill="toself",
                 fillcolor=f"rgba({r},{g},{b},0.15)",
+                mode="lines",  # the band's outline only: no markers at its corners
                 line=dict(width=0),
                 hoverinfo="skip",
                 showlegend=False,
@@ -408,5 +409,6 @@ def learning_curve_figure(table: dict[str, list[dict]]) -> go.Figure:
                 "%{customdata[2]:.3f}; %{customdata[0]} seed(s))<extra></extra>",
             )
         )
-    fig.update_xaxes(type="log")
+    sizes = sorted({r_["size"] for rows in table.values() for r_ in rows})
+    fig.update_xaxes(type="log", tickvals=sizes, ticktext=[f"{s:,}" for s in sizes])  # the sizes trained at
     return _layout(fig, "Learning curves: ROC-AUC on the same test rows", "training rows (log scale)", "ROC-AUC")

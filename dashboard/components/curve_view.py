@@ -15,6 +15,7 @@ from engine.benchmarks.curve import submit_curve
 from engine.config import workspace
 from engine.curve_words import APPROACH_WORDS, curve_summary, curve_table
 from engine.storage import CorruptFile, read_json
+from engine.words import plural
 
 REPO_BENCH = Path(__file__).resolve().parents[2] / "assets" / "bench"
 DEFAULT_SIZES = "50,100,300,1000,3000,all"
@@ -100,7 +101,7 @@ def _draw(key: tuple, group: list, runner, out: Path | None, job, random_entry: 
         for line in curve_summary(d["points"]):
             st.markdown(f"- {line}")
         st.caption(
-            f"{len(d['points'])} points on {d.get('test_rows', '?'):,} test rows (the same at every size) of "
+            f"{plural(len(d['points']), 'point')} on {d.get('test_rows', '?'):,} test rows (the same at every size) of "
             f"{group[0].settings.dataset or d.get('dataset', '?')}; {d.get('seeds_note', '')}. Bands: the 95 % bootstrap interval; bars: the "
             f"spread across draws. Measured {d.get('date', '?')} on {d.get('machine', 'a machine not recorded')}. "
             f"File: `{path.name}`."

@@ -127,6 +127,33 @@ def flagged_warning(run) -> None:
         )
 
 
+def text_facts(run) -> None:
+    """Say how the run read its columns where the user set kinds (and from where), and how much free text the LLM's
+    prompt kept: the text budget and how many training leads were cut (``metrics.json``'s ``text_budget``)."""
+    settings, lines = run.settings, []
+    if settings.kinds_set:
+        where = "the dataset's setting (Data page)" if settings.kinds_source == "dataset" else "the training request"
+        lines.append(
+            "Column kinds set by you, from "
+            + where
+            + ": "
+            + ", ".join(f"**{c}** {k}" for c, k in settings.kinds_set.items())
+            + "; the others were inferred."
+        )
+    budget = (run.metrics or {}).get("text_budget")
+    if isinstance(budget, dict) and budget.get("columns"):
+        columns = ", ".join(f"**{c}**" for c in budget["columns"])
+        if budget.get("chars"):
+            lines.append(
+                f"Free text in the prompt ({columns}): cut to {budget['chars']:,} characters at a word boundary; "
+                f"{budget.get('truncated_leads', 0):,} of {budget.get('leads', 0):,} training leads were cut."
+            )
+        else:
+            lines.append(f"Free text in the prompt ({columns}): no budget, whole texts.")
+    if lines:
+        st.caption("  \n".join(lines))
+
+
 def synthetic_note(meta: dict) -> None:
     if meta.get("synthetic"):
         st.caption(":orange-badge[synthetic] This is generated demo data, not real leads or calls.")

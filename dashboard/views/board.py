@@ -34,7 +34,7 @@ from engine.evaluate import (
     choose_threshold,
     confusion_at,
 )
-from engine.live import LiveStore, deployable
+from engine.live import LiveStore, deployable, family_of
 from engine.runspec import Split
 from engine.storage import export_csv as csv_download
 
@@ -181,36 +181,54 @@ def make_live(run_id: str) -> None:
     except (ValueError, KeyError) as exc:  # damaged run or live files: the message names it and the fix
         st.session_state["board_live_outcome"] = ("error", str(exc.args[0] if isinstance(exc, KeyError) else exc))
     else:
-        st.session_state["board_live_outcome"] = ("success", f"{labels[run_id]} is live (version {entry['version']}).")
+        st.session_state["board_live_outcome"] = (
+            "success",
+            f"{labels[run_id]} is the live model of {entry['family']} (version {entry['version']}).",
+        )
 
 
 live_kind = group[0].settings.input_kind
-try:
-    live_now = LiveStore.beside(state.run_store()).live(live_kind)
+try:  # one live run per input kind and dataset family (the dataset's name; retrained versions keep it)
+    live_all = LiveStore.beside(state.run_store()).state()["live"].get(live_kind, {})
     live_problem = None
 except ValueError as exc:  # a damaged live.json: named, never a crash
-    live_now, live_problem = None, str(exc)
-live_id = live_now["run_id"] if live_now else None
+    live_all, live_problem = {}, str(exc)
+live_ids = {e["run_id"] for e in live_all.values()}
 with st.popover(
     "Make live",
     icon=":material/rocket_launch:",
     help="Choose the run that the API, `score` and the Score page use for "
-    f"{live_kind}. Training a new run never changes it.",
+    f"{live_kind} of this dataset (one live run per dataset and its retrained versions). Training a new run never "
+    "changes it.",
 ):
     if live_problem:
         st.error(live_problem)
     live_run_id = st.selectbox(
         "Run",
         [r.id for r in group],
-        format_func=lambda i: labels[i] + (" · live" if i == live_id else ""),
+        format_func=lambda i: labels[i] + (" · live" if i in live_ids else ""),
         key="board_live_run",
     )
+    family = family_of(next(r for r in group if r.id == live_run_id).settings)
+    live_now = live_all.get(family)
+    live_id = live_now["run_id"] if live_now else None
     if live_run_id == live_id:
-        st.caption(f"{labels[live_run_id]} is already the live {live_kind} run (version {live_now['version']}).")
+        st.caption(
+            f"{labels[live_run_id]} is already the live {live_kind} model of {md(family)} "
+            f"(version {live_now['version']})."
+        )
     else:
-        # the live run may be on another dataset than the one chosen: named as every page names it, not by its id
+        # the live run may be another version's: named as every page names it, not by its id
         now = state.run_labels(runs).get(live_id, live_id) if live_id else f"the newest {live_kind} run that loads"
-        st.markdown(f"The API, `score` and the Score page will use **{md(labels[live_run_id])}** instead of {md(now)}.")
+        st.markdown(
+            f"This changes the live model of **{md(family)}**: the API, `score` and the Score page will use "
+            f"**{md(labels[live_run_id])}** instead of {md(now)} for its {live_kind}"
+            + (
+                f" (the other live {live_kind} models, of {md(', '.join(sorted(set(live_all) - {family})))}, stay)."
+                if set(live_all) - {family}
+                else "."
+            )
+        )
         st.text_input("Note (why; kept in the history)", key="board_live_note", max_chars=200)
         st.button("Make live", key="board_make_live", type="primary", on_click=make_live, args=(live_run_id,))
 outcome = st.session_state.pop("board_live_outcome", None)

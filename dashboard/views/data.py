@@ -7,6 +7,7 @@ from dashboard.components import state, tasks, widgets
 from engine.audit import audit_leads
 from engine.data.leads import (
     LEAK_PRESETS,
+    SETTABLE_KINDS,
     LeadDataError,
     describe_policy,
     find_sentinels,
@@ -314,11 +315,17 @@ try:
     treated, treated_problem = ds.missing_values, None
 except ValueError as exc:  # a hand-edited meta.json: refused, said below, never used
     treated, treated_problem = None, str(exc)
+try:
+    kinds_set, kinds_problem = ds.kinds, None
+except ValueError as exc:  # a hand-edited meta.json: refused, said beside the kinds, never used
+    kinds_set, kinds_problem = {}, str(exc)
 settings = {"leak_policy": policy, "exclude": extra_exclude, "include": include}
 table, problem = None, None
 if target is not None:
     try:
-        table = load_leads(ds.raw_path, target=target, filename=filename, missing_values=treated, **settings)
+        table = load_leads(
+            ds.raw_path, target=target, filename=filename, missing_values=treated, kinds=kinds_set, **settings
+        )
     except LeadDataError as exc:
         problem = named(filename, exc)
 if not scoring or table is not None:  # a scoring file keeps no outcome until a usable one is chosen
@@ -328,9 +335,51 @@ if scoring and table is not None:
 if any(meta.get(k) != v for k, v in settings.items()):
     state.dataset_store().update(ds.sha, **settings)
 
+
+def clear_kinds(sha: str) -> None:
+    """Button callback: drop a damaged kinds setting."""
+    state.dataset_store().update(sha, kinds={})
+
+
+def set_kinds(sha: str, columns: list[str], inferred: dict[str, str], numeric: set, target, key: str) -> None:
+    """The kinds editor's callback: each edited row's kind saved in the dataset's ``kinds`` setting (one entry at a
+    time, under the store's lock); the inferred kind again clears the entry. A kind that follows from the values
+    (numeric, binary, date) cannot be set, and numbers can only be set to identifier: said, nothing saved."""
+    store = state.dataset_store()
+    problems = []
+    for row, change in (st.session_state.get(key) or {}).get("edited_rows", {}).items():
+        if "kind" not in change or not 0 <= int(row) < len(columns):
+            continue
+        column, kind = columns[int(row)], change["kind"]
+        if column == target:
+            problems.append(f"{column} is the outcome column: its kind is not a setting")
+            continue
+        if kind == inferred.get(column):
+            kind = None  # back to the inferred kind
+        elif kind not in SETTABLE_KINDS:
+            problems.append(f"{column}: {kind} follows from the values and cannot be set")
+            continue
+        elif inferred.get(column) in ("numeric", "binary") and kind != "identifier" and column in numeric:
+            problems.append(f"{column} holds numbers: it can be set to identifier only")
+            continue
+        try:
+            store.set_kind(sha, column, kind)
+        except (KeyError, ValueError) as exc:  # deleted or damaged meanwhile (another tab, a hand edit)
+            problems.append(f"{column}: not changed: {exc}")
+    if problems:
+        st.session_state["_kinds_problem"] = "; ".join(problems) + "."
+
+
 with right:
     kinds = kinds_of(str(ds.raw_path), mtime)
-    kinds_frame = pd.DataFrame({"column": list(kinds), "kind": list(kinds.values())})
+    numeric_columns = {c for c in raw.columns if pd.api.types.is_numeric_dtype(raw[c]) or kinds[c] == "numeric"}
+    kinds_frame = pd.DataFrame(
+        {
+            "column": list(kinds),
+            "kind": [kinds_set.get(c, k) for c, k in kinds.items()],
+            "inferred": list(kinds.values()),
+        }
+    )
     dropped = dict(table.dropped) if table is not None else {}
     used_columns = set(table.X.columns) if table is not None else None
 
@@ -341,30 +390,53 @@ with right:
             return "no: excluded"
         if c in dropped:
             return f"no: {dropped[c]}"
-        if kinds.get(c) in ("identifier", "empty"):
-            return "no: " + ("identifier" if kinds[c] == "identifier" else "empty")
+        kind = kinds_set.get(c, kinds.get(c))
+        if kind in ("identifier", "empty"):
+            return "no: " + ("identifier" if kind == "identifier" else "empty")
         if used_columns is not None:
             return "yes" if c in used_columns else "no"
         return "yes"
 
     kinds_frame["used"] = [used(c) for c in kinds_frame["column"]]
-    st.markdown("**Column kinds (inferred)**")
-    st.dataframe(
+    st.markdown(
+        "**Column kinds**",
+        help="Inferred from the values; change a kind in the *kind* column (saved with the dataset, used by every "
+        "training of it from the Train page; the file itself is never changed). `--kind COLUMN=KIND` on "
+        "`train leads` does the same from the command line.",
+    )
+    if kinds_problem:
+        st.error(kinds_problem, icon=":material/report:")
+        st.button("Clear the damaged kinds", key=f"clear_kinds_{ds.sha}", on_click=clear_kinds, args=(ds.sha,))
+    if st.session_state.get("_kinds_problem"):
+        st.error(st.session_state.pop("_kinds_problem"), icon=":material/block:")
+    kinds_key = f"kinds_{ds.sha}_{hash(tuple(sorted(kinds_set.items())))}"
+    present = [k for k in ("numeric", "binary", "date", "empty") if k in kinds.values()]
+    st.data_editor(
         kinds_frame,
+        key=kinds_key,
         hide_index=True,
         height=min(320, 35 * (len(kinds_frame) + 1) + 3),
         width="stretch",
+        disabled=["column", "inferred", "used"],
+        on_change=set_kinds,
+        args=(ds.sha, list(kinds_frame["column"]), dict(kinds), numeric_columns, target, kinds_key),
         column_config={
             "column": st.column_config.TextColumn("column", width="medium"),
-            "kind": st.column_config.TextColumn(
+            "kind": st.column_config.SelectboxColumn(
                 "kind",
                 width="small",
-                help="numeric, binary (two values), categorical, high_cardinality "
-                "(many values), identifier (one per lead), text or empty",
+                options=[*SETTABLE_KINDS, *present],
+                required=True,
+                help="text (free text: notes, call transcripts), categorical, high_cardinality (many values), "
+                "identifier (one per lead: left out of training) can be chosen; numeric, binary, date and empty "
+                "follow from the values",
             ),
+            "inferred": st.column_config.TextColumn("inferred", width="small"),
             "used": st.column_config.TextColumn("used for training", width="large"),
         },
     )
+    if kinds_set:
+        st.caption("Set by you: " + ", ".join(f"**{c}** {k}" for c, k in kinds_set.items()))
 
 
 def set_missing(sha: str, column: str, value: float, key: str) -> None:

@@ -14,6 +14,7 @@ from dashboard.components import charts, state, tasks, widgets
 from engine.approaches.registry import approach_hook
 from engine.projection import ENCODERS, PROJECTION_ROWS, embed_both, load_projections, project, projection_sample
 from engine.runs import Run
+from engine.words import plural
 
 METHOD_NAMES = {"tsne": "t-SNE", "umap": "UMAP"}
 
@@ -101,7 +102,7 @@ else:
         ("projection", str(run.path), tuple(sample.tolist()), method),
         work,
         2 * len(sample) + 2,
-        f"{METHOD_NAMES[method]} map of {len(sample)} points",
+        f"{METHOD_NAMES[method]} map of {plural(len(sample), 'point')}",
     )
     tasks.wait(task)
     if tasks.show_failure(task, f"Could not compute the embedding maps: {task.error}", "emb_retry"):

@@ -24,6 +24,7 @@ if not runs:
     st.stop()
 run = widgets.run_picker(runs, key="explain_run")
 widgets.flagged_warning(run)
+widgets.text_facts(run)
 settings = run.settings
 is_text = settings.input_kind == "transcripts"
 noun = settings.unit

@@ -53,10 +53,39 @@ def _auc(run) -> float:
 # the best on the board, among the models that use no column the leak finder flagged (its ROC-AUC is the leak's)
 best = max([r for r in kind_runs if not r.settings.flagged] or kind_runs, key=_auc)
 run_names = state.run_labels(kind_runs)  # runs whose names would read alike get the end of their id
+
+
+def _family_changed() -> None:
+    """Another family chosen: its live run is chosen for you (the models chosen before were the other's)."""
+    try:
+        entry = LiveStore.beside(state.run_store()).live(kind, st.session_state.get("score_family"))
+    except ValueError:  # a damaged live.json: the page names it when it is drawn
+        entry = None
+    if entry is not None and entry["run_id"] in {r.id for r in kind_runs}:
+        st.session_state["score_runs"] = st.session_state["_kept_score_runs"] = [entry["run_id"]]
+    else:
+        for key in ("score_runs", "_kept_score_runs"):
+            st.session_state.pop(key, None)
+
+
+live_entry = None
 try:  # the live run (python -m engine deploy, or Make live on the board) is the default when one is set
-    live_entry = LiveStore.beside(state.run_store()).live(kind)
+    live_store = LiveStore.beside(state.run_store())
+    families = live_store.families(kind)
+    family = None
+    if len(families) > 1:  # one live run per dataset family: which one these leads are for
+        family = widgets.persistent(
+            st.selectbox,
+            "Live model of which dataset",
+            families,
+            key="score_family",
+            fix=lambda f: f if f in families else None,
+            on_change=_family_changed,
+            help=f"{len(families)} datasets have a live {kind} model (one per dataset and its retrained versions); "
+            "the one chosen here is preselected below. `score --family NAME` and the API's `family` do the same.",
+        )
+    live_entry = live_store.live(kind, family) if families else None
 except ValueError as exc:  # a damaged live.json: named, with the fix; the page still works
-    live_entry = None
     st.warning(f"The live model cannot be read: {exc}")
 if live_entry and live_entry["run_id"] in run_names:
     best = next(r for r in kind_runs if r.id == live_entry["run_id"])
@@ -64,7 +93,8 @@ if live_entry and live_entry["run_id"] in run_names:
 elif live_entry:
     st.error(
         f"The live {kind} run {live_entry['run_id']} cannot be used (deleted or damaged): the API and `score` "
-        "refuse to score until another run is made live (Make live on the Metric board)."
+        f"refuse to score {live_entry['family']}'s {kind} until another run is made live (Make live on the Metric "
+        "board)."
     )
 ids = [r.id for r in kind_runs]
 chosen_ids = widgets.persistent(
@@ -359,7 +389,7 @@ def _exports(
     list stored with them: the other chosen models' scores are kept with it (shadow runs, compared with the live
     run on the Monitoring page once outcomes come back)."""
     csv_bytes = _scored.export_csv()  # formula cells neutralised, whatever the columns' dtypes
-    ScoredStore().add(_scored, filename, csv_bytes=csv_bytes, shadows=_shadows)
+    ScoredStore().add(_scored, filename, csv_bytes=csv_bytes, shadows=_shadows)  # the shift verdict: added below
     return csv_bytes, _scored.export_excel()
 
 
@@ -409,6 +439,17 @@ def draw_shift(report: dict) -> None:
         )
 
 
+def shift_record(scored_store, list_csv: bytes, report: dict) -> None:
+    """The shift verdict kept with the stored list (as `score` keeps it), so that Monitoring reads it beside the list."""
+    try:
+        scored_store.record(
+            hashlib.sha256(list_csv).hexdigest(),
+            {"shift": {"verdict": report.get("verdict"), "adversarial_auc": report.get("adversarial_auc")}},
+        )
+    except (KeyError, OSError, ValueError) as exc:  # deleted since, or a damaged record: said, the page goes on
+        st.caption(f"The shift verdict could not be kept with the stored list: {exc}")
+
+
 if kind == "leads":
     raw_rows = _read(main_run.id, sha, data, filename)
     shift_task = tasks.start_step(
@@ -431,6 +472,8 @@ if kind == "leads":
             st.caption("This run was trained before training samples were stored, so the shift check is not available.")
         else:
             draw_shift(report)
+            if ready:  # the list was stored before its check was done: the verdict is added to its record
+                shift_record(store, csv_bytes, report)
 
 with st.expander("Earlier scored lists"):
     earlier = store.list()  # damaged lists are skipped, and named here

@@ -90,12 +90,14 @@ def training_problem(
     exclude: tuple,
     include: tuple,
     missing: str = "{}",
+    kinds: str = "{}",
 ) -> tuple[str | None, dict]:
     """``(problem, left out)``: why a job on this dataset cannot succeed (no outcome column, one outcome only, no
     usable column...) in the user's words, or None when it can be trained on; and, for a lead table, what the
     model will not use: ``policy`` (the leak-policy preset that applies to this table, see
     :func:`engine.data.leak_policy.effective_policy`), ``asked`` (the dataset's own), ``preset`` and ``user`` (the
-    columns each leaves out) and ``dropped`` (``{column: why}``). ``missing``: the numbers read as missing, as JSON."""
+    columns each leaves out) and ``dropped`` (``{column: why}``). ``missing``: the numbers read as missing, as JSON;
+    ``kinds``: the column kinds set on the Data page, as JSON."""
     if kind == "leads":
         try:
             table = load_leads(
@@ -105,6 +107,7 @@ def training_problem(
                 exclude=list(exclude),
                 include=list(include),
                 missing_values=json.loads(missing) or None,
+                kinds=json.loads(kinds) or None,
             )
         except LeadDataError as exc:
             if not target and "no target column" in str(exc):
@@ -348,6 +351,7 @@ with left:
             )
             try:
                 missing_values = ds.missing_values if ds.kind == "leads" else {}
+                column_kinds = ds.kinds if ds.kind == "leads" else {}
                 problem, left_out = (
                     training_problem(
                         str(ds.raw_path),
@@ -358,12 +362,13 @@ with left:
                         tuple(meta.get("exclude") or ()),
                         tuple(meta.get("include") or ()),
                         json.dumps(missing_values, sort_keys=True),
+                        json.dumps(column_kinds, sort_keys=True),
                     )
                     if ds.kind in ("leads", "transcripts")
                     else (None, {})
                 )
             except ValueError as exc:  # a damaged "numbers read as missing" setting: named, never trained on
-                missing_values, problem, left_out = {}, f"{exc}", {}
+                missing_values, column_kinds, problem, left_out = {}, {}, f"{exc}", {}
             if left_out:
                 show_left_out(left_out)
             split, time_column = split_choice(left_out.get("dates") or [])
@@ -375,6 +380,7 @@ with left:
                 st.caption(
                     f"Outcome column: {meta.get('target')}"
                     + (f"; numbers read as unknown: {codes}" if codes else "")
+                    + ("; kinds set: " + ", ".join(f"{c} {k}" for c, k in column_kinds.items()) if column_kinds else "")
                     + " (change them on the Data page)."
                 )
             if st.button(
@@ -397,6 +403,8 @@ with left:
                         include=list(meta.get("include") or []) if leads else [],
                         dataset_name=meta.get("name"),
                         missing_values=missing_values or {},
+                        kinds=column_kinds or {},
+                        kinds_source="dataset",
                         split=split,
                         time_column=time_column,
                     )

@@ -145,6 +145,8 @@ for i, col in enumerate(fields):
         if whatif.is_number_field(settings, col, options):
             default = None if is_blank(current_value) else float(current_value)
             values[col] = st.number_input(col, value=default, key=key, placeholder="missing", format="%g")
+        elif options.get(col, {}).get("text"):  # free text: edit the note and see the score move
+            values[col] = st.text_area(col, value="" if is_blank(current_value) else str(current_value), key=key)
         elif "values" in options.get(col, {}) and options[col]["values"]:
             choices = [MISSING] + options[col]["values"]
             cur = MISSING if is_blank(current_value) else str(current_value)

@@ -6,15 +6,18 @@ Endpoints (JSON):
   open without an API key.
 * ``GET /models`` — the complete runs, newest first (id, approach, input kind, dataset, ROC-AUC), and
   ``skipped``: ``[{"run_id", "problem"}]`` for the damaged run folders that are left out.
-* ``POST /predict/lead`` — body ``{"leads": {...} | [{...}, ...], "run_id": optional, "explain": false}``.
-  Uses ``run_id``, else the live lead run (:mod:`engine.live`; 503 naming it when it no longer loads), else the
-  newest lead run whose model loads. Fields are the lead table's columns; values are
+* ``POST /predict/lead`` — body ``{"leads": {...} | [{...}, ...], "run_id": optional, "family": optional,
+  "explain": false}``. Uses ``run_id``, else the live lead run of ``family`` (:mod:`engine.live`: one per dataset
+  family; without ``family`` the only live one, 400 listing the families when several are live, 404 for a family
+  without one; 503 naming it when it no longer loads), else, while no lead run is live, the newest that loads. Fields are the lead table's columns; values are
   text, numbers, true/false or null; missing fields are treated as missing values, unknown ones are listed
   in ``ignored_fields``.
 * ``POST /predict/transcript`` — body ``{"transcripts": {"transcript": "...", "metadata": {...}} | [...] | "text",
-  "run_id": optional, "explain": false}``. Uses ``run_id``, else the live transcript run, else the newest that loads.
-* ``GET /live`` — the live run of each input kind with its ``version``. Every prediction answer carries the
-  ``run_id`` it used and ``version``: the live version when that run is the live one, else null.
+  "run_id": optional, "family": optional, "explain": false}``. Uses ``run_id``, else the live transcript run (as
+  above), else the newest that loads.
+* ``GET /live`` — the live run of each input kind and dataset family with its ``version``. Every prediction answer
+  carries the ``run_id`` it used, its ``family`` and ``version``: the live version when that run is the live one,
+  else null.
 
 Each prediction: ``probability`` (of conversion), ``score`` (1-99), ``label`` (1 when probability >= 0.5: runs
 store no threshold of their own; the board's threshold tools are for choosing one), ``tier`` (A-D: the quarter of
@@ -161,9 +164,14 @@ def create_app(
     @api.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException):
         message = exc.detail.get("message") if isinstance(exc.detail, dict) else str(exc.detail)
+        more = (
+            {k: v for k, v in exc.detail.items() if k not in ("message", "detail")}
+            if isinstance(exc.detail, dict)
+            else {}
+        )
         return StrictJSONResponse(
             status_code=exc.status_code,
-            content=message_body(message),
+            content={**message_body(message), **more},
             headers=getattr(exc, "headers", None),
         )
 

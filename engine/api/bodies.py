@@ -82,6 +82,9 @@ class TranscriptRequest(BaseModel):
         ..., description="one transcript (an object, or the plain text) or a list of them"
     )
     run_id: str | None = None
+    family: str | None = Field(
+        None, description="the dataset family whose live run scores (GET /live); needed when several are live"
+    )
     explain: bool = False
 
     @field_validator("transcripts", mode="before")
@@ -100,6 +103,9 @@ class LeadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     leads: list[dict[str, Scalar]] = Field(..., description="one lead (an object of field -> value) or a list")
     run_id: str | None = None
+    family: str | None = Field(
+        None, description="the dataset family whose live run scores (GET /live); needed when several are live"
+    )
     explain: bool = False
 
     @field_validator("leads", mode="before")
@@ -131,6 +137,7 @@ class Prediction(BaseModel):
 
 class PredictionResponse(BaseModel):
     run_id: str
+    family: str = Field(description="the run's dataset family (the name of the dataset it was trained on)")
     version: int | None = Field(None, description="the live version when the run is the live one, else null")
     approach: str
     threshold: float

@@ -28,5 +28,6 @@ def models(svc: Svc) -> dict:
 
 @router.get("/live")
 def live_runs(svc: Svc) -> dict:
-    """The live run of each input kind (``run_id``, ``version``, ``time``, ``by``, ``note``) and the version."""
+    """The live run of each input kind and dataset family (``{kind: {family: {run_id, family, version, time, by,
+    note}}}``), the file format and the version."""
     return svc.live_runs()

@@ -22,7 +22,7 @@ from engine.api.cache import MAX_CACHED_MODELS, _Loaded, _ModelCache
 from engine.api.catalog import Catalog
 from engine.data.leads import prepare_features
 from engine.data.transcripts import TranscriptDataError, load_transcripts
-from engine.live import LiveFileProblem, LiveRunUnusable, LiveStore
+from engine.live import FamilyChoice, LiveFileProblem, LiveRunUnusable, LiveStore, NoLiveRun, family_of
 from engine.runs import BrokenRun, RunStore
 from engine.runspec import RunSpec
 from engine.scoring import ScoringError, predict_rows
@@ -109,23 +109,46 @@ class Service:
         self.max_batch, self.max_transcript_chars, self.max_body_bytes = max_batch, max_transcript_chars, max_body_bytes
         self.serialize_scoring, self.explain_seconds, self.local_only = serialize_scoring, explain_seconds, local_only
 
-    def live_entry(self, input_kind: str) -> dict | None:
+    def live_entry(self, input_kind: str, family: str | None = None) -> dict | None:
+        """The live entry of ``input_kind`` (and ``family``): 400 for a family that cannot be one, none named while
+        several are live (the families listed), 404 for a family without a live run, 503 for a damaged live file."""
         try:
-            return self.live.live(input_kind)
+            return self.live.pick(input_kind, family, where='"family"')
         except LiveFileProblem as exc:
             raise HTTPException(503, detail={"message": str(exc)}) from None
+        except FamilyChoice as exc:
+            message = f"{exc}".replace(
+                "Fix: ", 'Fix: send "family" with one of them (GET /live lists them); on the command line: '
+            )
+            raise HTTPException(400, detail={"message": message, "families": exc.families}) from None
+        except NoLiveRun as exc:
+            raise HTTPException(404, detail={"message": str(exc), "families": exc.families}) from None
+        except ValueError as exc:  # the family is not a name (empty, too long, control characters)
+            raise HTTPException(400, detail={"message": str(exc)}) from None
 
-    def pick_run(self, run_id: str | None, input_kind: str):
-        """``(run, _Loaded, live version or None)`` for ``run_id``, else the live run of ``input_kind`` (503 when it
-        no longer loads: never another run instead), else the newest loadable one."""
-        entry = self.live_entry(input_kind) if not run_id else None
+    def pick_run(self, run_id: str | None, input_kind: str, family: str | None = None):
+        """``(run, _Loaded, live version or None, family)`` for ``run_id``, else the live run of ``input_kind`` and
+        ``family`` (the only live family when none is named: 400 when several are; 503 when it no longer loads:
+        never another run instead), else, while no run of the kind is live, the newest loadable one."""
+        if run_id and family is not None:
+            raise HTTPException(
+                400,
+                detail={
+                    "message": 'Send "run_id" or "family", not both: "family" picks the live run of a dataset '
+                    "family, run_id names a run."
+                },
+            )
+        entry = self.live_entry(input_kind, family) if not run_id else None
         if entry is not None:
             self.catalog.refresh()
             try:
-                run = self.catalog.runs.get(entry["run_id"]) or self.live.live_run(self.store, input_kind)[0]
-                return run, self.cache.entry(run), entry["version"]
+                run = (
+                    self.catalog.runs.get(entry["run_id"])
+                    or self.live.live_run(self.store, input_kind, entry["family"])[0]
+                )
+                return run, self.cache.entry(run), entry["version"], entry["family"]
             except BrokenRun as exc:
-                message = str(LiveRunUnusable(input_kind, entry["run_id"], exc.problem))
+                message = str(LiveRunUnusable(input_kind, entry["run_id"], exc.problem, entry["family"]))
                 raise HTTPException(503, detail={"message": message}) from None
             except LiveRunUnusable as exc:
                 raise HTTPException(503, detail={"message": str(exc)}) from None
@@ -139,7 +162,7 @@ class Service:
                         f"with `python -m engine train {input_kind}`."
                     },
                 )
-            return (*found, None)
+            return (*found, None, family_of(found[0].settings))
         self.catalog.refresh()
         run = self.catalog.runs.get(run_id)
         if run is None:  # not a usable finished run: let the store say why (and check the id)
@@ -166,12 +189,12 @@ class Service:
                     f"not {input_kind}. Pick a {input_kind} run from GET /models."
                 },
             )
-        try:
-            entry = self.live.live(input_kind)
+        try:  # the live version (and the family it is live for) when the run named is a live one
+            version, family = self.live.version_of(run.id) or (None, family_of(run.settings))
         except LiveFileProblem:  # the run was named: a damaged live file only means its version is unknown
-            entry = None
+            version, family = None, family_of(run.settings)
         try:
-            return run, self.cache.entry(run), entry["version"] if entry and entry["run_id"] == run.id else None
+            return run, self.cache.entry(run), version, family
         except BrokenRun as exc:
             raise HTTPException(
                 409,
@@ -187,6 +210,7 @@ class Service:
         ignored: list[str] | None = None,
         stop=None,
         version: int | None = None,
+        family: str | None = None,
     ) -> Response:
         """Scores through :func:`engine.scoring.predict_rows`: the CLI's and the dashboard's numbers. With
         ``explain``, rows are explained one by one until ``explain_seconds`` have passed (the rest keep their
@@ -235,6 +259,7 @@ class Service:
                 p.setdefault("reasons_against", None)
         payload = {
             "run_id": run.id,
+            "family": family or family_of(run.settings),
             "version": version,
             "approach": run.settings.approach,
             "threshold": threshold,
@@ -278,21 +303,21 @@ class Service:
                         f"the limit is {self.max_transcript_chars:,}."
                     },
                 )
-        run, loaded, version = self.pick_run(body.run_id, "transcripts")
+        run, loaded, version, family = self.pick_run(body.run_id, "transcripts", body.family)
         try:
             table = load_transcripts(
                 [{"transcript": it.transcript, "metadata": it.metadata} for it in items], require_labels=False
             )
         except TranscriptDataError as exc:
             raise HTTPException(422, detail={"message": str(exc)}) from None
-        return self.respond(run, loaded, table.X, body.explain, stop=stop, version=version)
+        return self.respond(run, loaded, table.X, body.explain, stop=stop, version=version, family=family)
 
     def score_leads(self, body: LeadRequest, stop=None) -> Response:
         leads = body.leads
         self.check_batch(len(leads), body.explain, MAX_EXPLAIN_LEADS, "leads")
-        run, loaded, version = self.pick_run(body.run_id, "leads")
+        run, loaded, version, family = self.pick_run(body.run_id, "leads", body.family)
         X, ignored = lead_frame(leads, run.settings)
-        return self.respond(run, loaded, X, body.explain, ignored, stop=stop, version=version)
+        return self.respond(run, loaded, X, body.explain, ignored, stop=stop, version=version, family=family)
 
     # -- the catalog's answers --------------------------------------------------------------------
     def health(self) -> dict:
@@ -322,4 +347,4 @@ class Service:
             state = self.live.state()
         except LiveFileProblem as exc:
             raise HTTPException(503, detail={"message": str(exc)}) from None
-        return {"version": state["version"], "live": state["live"]}
+        return {"format": state["format"], "version": state["version"], "live": state["live"]}

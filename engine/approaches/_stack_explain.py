@@ -21,6 +21,7 @@ import pandas as pd
 
 from engine.approaches import _fast_explain as fx
 from engine.approaches import _stack_parts as parts
+from engine.approaches._stack_text import cell_texts
 from engine.approaches.base import contribution_frame
 
 #: ``explain`` methods: ``fast`` (part by part, rescale rule) and ``permutation`` (sampled Shapley values).
@@ -60,12 +61,79 @@ def explain_matrix(
     return out
 
 
-def explain_frame(columns: list[str], X: pd.DataFrame, contrib: np.ndarray) -> pd.DataFrame:
-    """The long table (one row per lead and column, in ``columns`` order) of :meth:`explain`."""
+#: characters of a text column's value shown in an explanation table (the reason quotes its words instead)
+SHOWN_TEXT = 200
+#: terms a text column's reason quotes
+QUOTED_TERMS = 3
+
+
+def _shorten(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= SHOWN_TEXT else flat[: SHOWN_TEXT - 1] + "…"
+
+
+def _quoted(terms: list[tuple[str, float]]) -> list[str]:
+    """Up to :data:`QUOTED_TERMS` terms, strongest first, skipping one that shares a word with a chosen one
+    (``'budget approved'`` and not also ``'budget'``) and any under a quarter of the first one's weight. A two-word term counts with the weight
+    of its words among ``terms`` (the phrase is what a person reads, its words' pull comes with it)."""
+    weight = dict(terms)
+    merged = [(t, w + sum(weight.get(p, 0.0) for p in t.split()) if " " in t else w) for t, w in terms]
+    merged.sort(key=lambda tw: -abs(tw[1]))
+    chosen: list[str] = []
+    for term, w in merged:
+        words = set(term.split())
+        if chosen and abs(w) < 0.25 * abs(merged[0][1]):  # far weaker than the first: noise, not a reason
+            break
+        if any(words & set(t.split()) for t in chosen):
+            continue
+        chosen.append(term)
+        if len(chosen) == QUOTED_TERMS:
+            break
+    return chosen
+
+
+def text_words(stack, X: pd.DataFrame, contrib: np.ndarray) -> dict[str, list[str]]:
+    """For each text column of the stack (``plan_["text"]``), per row what its reason says of the text:
+    ``mentions 'budget approved', 'next week'`` (the terms that moved the text model's logit most in the
+    direction of the column's contribution: coefficient x the row's tf-idf weight), ``is blank``, or, when no
+    word present pushes that way, ``mentions none of the words that raise it`` / ``... lower it``."""
+    texts = list(getattr(stack, "plan_", {}).get("text", []))
+    if not texts:
+        return {}
+    ct = stack.features_.named_steps["columns"]
+    model = ct.named_transformers_["text"]
+    out = {}
+    for j, col in enumerate(texts):
+        cells = X[col].to_numpy(dtype=object)
+        found = model.terms(j, cells, k=4 * QUOTED_TERMS)
+        sign = contrib[:, stack.columns_.index(col)]
+        phrases = []
+        for cell, terms, s in zip(cells, found, sign):
+            if not "".join(cell_texts([cell])).strip():
+                phrases.append("is blank")
+                continue
+            quoted = _quoted(terms["up"] if s >= 0 else terms["down"])
+            if quoted:
+                phrases.append("mentions " + ", ".join(f"'{t}'" for t in quoted))
+            else:
+                phrases.append(f"mentions none of the words that {'lower' if s >= 0 else 'raise'} it")
+        out[col] = phrases
+    return out
+
+
+def explain_frame(
+    columns: list[str], X: pd.DataFrame, contrib: np.ndarray, words: dict[str, list[str]] | None = None
+) -> pd.DataFrame:
+    """The long table (one row per lead and column, in ``columns`` order) of :meth:`explain`. With ``words``
+    (:func:`text_words`: per text column, a phrase per row), a ``words`` column carries them (None for the
+    other columns) and a text column's ``value`` is shortened to :data:`SHOWN_TEXT` characters."""
+    words = words or {}
     n, c = contrib.shape
     values = np.empty((n, c), dtype=object)
     for j, col in enumerate(columns):
         values[:, j] = value_texts(X[col])
+        if col in words:
+            values[:, j] = [_shorten(v) for v in values[:, j]]
     frame = pd.DataFrame(
         {
             "row": np.repeat(np.arange(n), c),
@@ -74,7 +142,15 @@ def explain_frame(columns: list[str], X: pd.DataFrame, contrib: np.ndarray) -> p
             "contribution": contrib.ravel(),
         }
     )
-    return contribution_frame(frame)
+    frame = contribution_frame(frame)
+    if words:
+        said = np.full(len(frame), None, dtype=object)
+        rows, features = frame["row"].to_numpy(), frame["feature"].to_numpy(dtype=object)
+        for col, phrases in words.items():
+            mask = features == col
+            said[mask] = np.asarray(phrases, dtype=object)[rows[mask]]
+        frame["words"] = said
+    return frame
 
 
 # -- permutation Shapley values of the whole stack -----------------------------------------------------------

@@ -172,3 +172,19 @@ def prepared(model: Any, seed: int, n_jobs: int) -> Any:
     if "n_jobs" in params and params["n_jobs"] is None and not isinstance(model, LogisticRegression):
         fill["n_jobs"] = n_jobs
     return model.set_params(**fill) if fill else model
+
+
+def row_budget(model: Any, fit_rows: int, max_rows: int | None) -> Any:
+    """``model`` with a forest's trees each drawn from at most ``max_rows`` of the ``fit_rows`` rows it is fitted
+    on (scikit-learn's ``max_samples``: every tree bootstraps its own ``max_rows``, so the forest still sees all
+    rows): a forest's fit time, size and scoring time otherwise grow with the rows (a tree splits down to
+    ``min_samples_leaf``). Only a bootstrapped scikit-learn forest whose ``max_samples`` is unset is changed;
+    anything else, and a fit on at most ``max_rows`` rows, is returned as it is."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    if not max_rows or fit_rows <= max_rows or not isinstance(model, RandomForestClassifier):
+        return model
+    params = model.get_params(deep=False)
+    if not params.get("bootstrap", True) or params.get("max_samples") is not None:
+        return model
+    return model.set_params(max_samples=min(1.0, int(max_rows) / int(fit_rows)))

@@ -306,13 +306,14 @@ def onehot_name(feature: str, category: Any) -> str:
 
 
 def plan_columns(X, kinds: dict[str, str], max_onehot: int = 25, min_frequency: int = 10) -> dict[str, list[str]]:
-    """Which lead column goes through which transformer (``num``, ``onehot``, ``target``; the rest is
+    """Which lead column goes through which transformer (``num``, ``onehot``, ``target``, ``text``; the rest is
     dropped), from the training rows' values (no labels): identifiers, constant or empty numbers and
-    single-level categories are dropped; a category with more than ``max_onehot`` frequent levels (or a
-    high-cardinality / text column) is target encoded. (No ``log1p`` of skewed numbers: measured on Leads.csv it
+    single-level categories are dropped; a ``text`` column (free text: notes, a conversation) goes to the text
+    model (:class:`engine.approaches._stack_text.TextScore`); a category with more than ``max_onehot`` frequent
+    levels (or a high-cardinality column) is target encoded. (No ``log1p`` of skewed numbers: measured on Leads.csv it
     moved ROC-AUC by 0.0004, 0.9014 with it and 0.9011 without; the trees do not see it at all.)"""
 
-    plan: dict[str, list[str]] = {"num": [], "onehot": [], "target": []}
+    plan: dict[str, list[str]] = {"num": [], "onehot": [], "target": [], "text": []}
     for col in X.columns:
         kind = kinds.get(col, "categorical")
         if kind == "identifier":
@@ -325,11 +326,15 @@ def plan_columns(X, kinds: dict[str, str], max_onehot: int = 25, min_frequency: 
             plan["num"].append(col)
             continue
         uniq, counts = np.unique(as_levels(X[[col]])[:, 0], return_counts=True)
+        if kind == "text":  # free text: most cells unique, so no level is frequent; two texts at least
+            if len(uniq) - (MISSING in uniq) >= 2:
+                plan["text"].append(col)
+            continue
         frequent = int((counts >= min_frequency).sum())
         levels = frequent + (1 if frequent < len(uniq) else 0)
         if levels <= 1:
             continue
-        if kind in ("high_cardinality", "text") or levels > max_onehot:
+        if kind == "high_cardinality" or levels > max_onehot:
             plan["target"].append(col)
         else:
             plan["onehot"].append(col)
@@ -429,12 +434,15 @@ def make_features(
     """The unfitted feature pipeline: a ``ColumnTransformer`` (numbers: median ``SimpleImputer`` with missing
     indicators; categories: ``OneHotEncoder`` with rare levels grouped, unknown ones sent to that group;
     many-level categories: a target encoder cross-fitted in ``fit_transform``, scikit-learn's
-    ``TargetEncoder`` or :class:`CrossFitTargetEncoder` (``target_encoder``)), then ``StandardScaler``."""
+    ``TargetEncoder`` or :class:`CrossFitTargetEncoder` (``target_encoder``); free text: the out-of-fold logit of
+    a TF-IDF logistic regression, :class:`engine.approaches._stack_text.TextScore`), then ``StandardScaler``."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler, TargetEncoder
+
+    from engine.approaches._stack_text import TextScore
 
     if check_target_encoder(target_encoder) == "sklearn":
         # the folds as a splitter (TargetEncoder's own shuffle/random_state are deprecated in scikit-learn 1.9; the
@@ -459,8 +467,9 @@ def make_features(
         "num": after(as_numbers, "impute", SimpleImputer(strategy="median", add_indicator=True)),
         "onehot": after(as_levels, "encode", onehot),
         "target": after(as_levels, "encode", target),
+        "text": TextScore(cv=te_folds, seed=seed),
     }
-    parts = [(name, step, plan[name]) for name, step in steps.items() if plan[name]]
+    parts = [(name, step, plan[name]) for name, step in steps.items() if plan.get(name)]
     columns = ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
     return Pipeline([("columns", columns), ("scale", StandardScaler())])
 
@@ -501,6 +510,9 @@ def _pack_features(features) -> list:
         if name == "remainder" or pipe == "drop":
             continue
         cols = list(cols)
+        if name == "text":  # a TF-IDF regression: its own transform (sparse, one call for the batch)
+            parts.append((name, cols, {"model": pipe}))
+            continue
         enc = pipe.steps[-1][1]
         if name == "num":
             ind = enc.indicator_.features_ if enc.indicator_ is not None else np.zeros(0, dtype=np.int64)
@@ -569,6 +581,8 @@ def features_transform(features, X) -> np.ndarray:
                     if k >= 0:
                         out[r, k] = 1.0
                 blocks.append(out)
+        elif name == "text":
+            blocks.append(p["model"].transform(X[cols]))
         else:
             blocks.append(
                 np.column_stack(

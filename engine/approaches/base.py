@@ -182,13 +182,17 @@ class Approach(ClassifierMixin, BaseEstimator, ABC):
     min_per_class: ClassVar[int] = 2
 
     # -- the contract ------------------------------------------------------------------------
-    def fit(self, X: pd.DataFrame, y, callbacks: list | None = None, calibration=None) -> Approach:
+    def fit(self, X: pd.DataFrame, y, callbacks: list | None = None, calibration=None, kinds=None) -> Approach:
         """Fit on rows ``X`` and 0/1 labels ``y`` (one per row). The checks, the callbacks, the fit's time
         (``fit_seconds_``) and ``classes_`` are the same for every approach; the model is :meth:`_fit`'s.
 
         ``calibration``: ``(X_slice, y_slice)``, the protocol's calibration slice (rows kept out of ``X``, the same
         for every approach on a dataset). An approach that calibrates itself reads it in ``_fit`` from
-        ``self._calibration_set`` (LoRA, instead of holding out rows of its own); the others never see it."""
+        ``self._calibration_set`` (LoRA, instead of holding out rows of its own); the others never see it.
+
+        ``kinds``: the columns' kinds as the training's lead table has them (``{column: kind}``: inferred, or set by
+        the user), read in ``_fit`` through :meth:`given_kinds`; an approach that reads kinds takes these over its
+        own guess, so a column the user set to ``text`` is text to the model too."""
         X = self._check_X(X)
         y = self._check_y(y, len(X))
         cb = callbacks if isinstance(callbacks, CallbackList) else CallbackList(callbacks)
@@ -196,14 +200,25 @@ class Approach(ClassifierMixin, BaseEstimator, ABC):
             X_cal, y_cal = calibration
             calibration = (self._check_X(X_cal), np.asarray(y_cal).astype(int).ravel())
         self._calibration_set = calibration  # not learned state (no trailing _): cleared once the fit ends
+        self._kinds_given = {str(c): str(k) for c, k in dict(kinds).items()} if kinds else None
         started = time.perf_counter()
         try:
             self._fit(X, y, cb)
         finally:
             self._calibration_set = None
+            self._kinds_given = None
         self.fit_seconds_ = time.perf_counter() - started
         self._set_classes(y)
         return self
+
+    def given_kinds(self) -> dict[str, str]:
+        """During ``_fit``: the kinds ``fit`` was given (``{column: kind}``; empty when none were)."""
+        return dict(getattr(self, "_kinds_given", None) or {})
+
+    def fit_facts(self) -> dict:
+        """Facts of the last fit a run records in its ``metrics.json`` (plain JSON by key; the LLM's text budget:
+        ``{"text_budget": {...}}``): none by default."""
+        return {}
 
     @abstractmethod
     def _fit(self, X: pd.DataFrame, y: np.ndarray, callbacks) -> None:

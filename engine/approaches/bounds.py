@@ -83,6 +83,10 @@ BOUNDS: dict[str, dict[str, Range]] = {
         "xgb_min_child_weight": NON_NEGATIVE,
         "svc_C": POSITIVE,
         "svc_max_rows": COUNT,
+        "rf_max_rows": COUNT,
+        "meta_max_rows": COUNT,
+        "large_rows": COUNT,
+        "large_n_folds": Range(2, 100),
         "meta_hidden": COUNT,
         "meta_dropout": DROPOUT,
         "meta_epochs": COUNT,
@@ -114,6 +118,7 @@ BOUNDS: dict[str, dict[str, Range]] = {
         "score_batch_size": COUNT,
         "checkpoint_every": COUNT,
         "top_layers": COUNT,
+        "text_budget": NON_NEGATIVE,  # 0: no cut
     },
     "embeddings": {
         "epochs": NON_NEGATIVE,  # 0: no fine-tuning pass

@@ -64,7 +64,7 @@ from engine.approaches.lora_presets import (  # noqa: F401 - re-exported: caller
     resolve_dtype,
 )
 from engine.callbacks import CallbackList, Progress
-from engine.data.text import fields_to_text, format_value, row_fields
+from engine.data.text import cut_text, fields_to_text, format_value, row_fields
 from engine.storage import jsonable, write_json
 
 ADAPTER_DIR = "adapter"
@@ -92,6 +92,11 @@ class LoraApproach(Approach):
     top_layers: put the adapter only on the top N transformer layers (None = all). Back-propagation then stops
         at the lowest adapted layer, which makes CPU training several times faster.
     score_batch_size: rows per forward pass when scoring.
+    text_budget: characters each free-text field (a column of the ``text`` kind: notes, a call transcript) may take
+        in the prompt, default :data:`TEXT_BUDGET` (600, about 150 tokens: the prompt's 256 tokens keep room for
+        the lead's other fields); a longer one is cut at a word boundary and ends with " …"
+        (:func:`engine.data.text.cut_text`). None or 0: no cut (the whole prompt is still cut to ``max_length``
+        tokens). The run records it and how many training leads were cut (``metrics.json``: ``text_budget``).
     """
 
     name = "lora"
@@ -135,6 +140,7 @@ class LoraApproach(Approach):
         checkpoint_every=50,
         resume=False,
         top_layers=None,
+        text_budget: int | None = 600,
     ):
         self.base_model = base_model
         self.r = r
@@ -161,6 +167,7 @@ class LoraApproach(Approach):
         self.checkpoint_every = checkpoint_every
         self.resume = resume
         self.top_layers = top_layers
+        self.text_budget = text_budget
 
     # -- set-up ----------------------------------------------------------------------------------
     def _setup_base(self, base_path: str | None = None) -> None:
@@ -238,6 +245,27 @@ class LoraApproach(Approach):
                 keep.append(column)
         return keep or columns
 
+    def _text_columns(self, X: pd.DataFrame) -> list[str]:
+        """The chosen columns of the ``text`` kind: as the training table has them (the user's kinds included),
+        else as :func:`engine.data.leads.infer_kinds` reads them."""
+        kinds = self.given_kinds()
+        if not kinds:
+            from engine.data.leads import infer_kinds
+
+            kinds = infer_kinds(X[self.columns_])
+        return [c for c in self.columns_ if kinds.get(c) == "text"]
+
+    def _fields(self, record: dict, cols: list[str]) -> tuple[list[tuple[str, Any]], bool]:
+        """The filled fields of one lead, each free-text one cut to :attr:`text_budget`; and whether one was cut."""
+        fields, cut_any = [], False
+        text_columns = set(getattr(self, "text_columns_", ()))
+        for column, value in row_fields(record, cols):
+            if column in text_columns:
+                value, cut = cut_text(str(value), self.text_budget)
+                cut_any = cut_any or cut
+            fields.append((column, value))
+        return fields, cut_any
+
     def _texts(self, X: pd.DataFrame) -> list[str]:
         cols = [c for c in self.columns_ if c in X.columns]
         missing = [c for c in self.columns_ if c not in X.columns]
@@ -246,7 +274,12 @@ class LoraApproach(Approach):
                 f"None of the columns this model was trained on are in the data "
                 f"(expected e.g. {self.columns_[:5]}); pass lead rows with the training columns."
             )
-        return [fields_to_text(row_fields(rec, cols), self.text_style) for rec in X[cols].to_dict("records")]
+        texts, self._n_cut = [], 0
+        for rec in X[cols].to_dict("records"):
+            fields, cut = self._fields(rec, cols)
+            texts.append(fields_to_text(fields, self.text_style))
+            self._n_cut += int(cut)
+        return texts
 
     # -- training ----------------------------------------------------------------------------------
     #: The fewest rows of each class: the adapter learns from the answer words, so one of each is enough to run.
@@ -278,7 +311,23 @@ class LoraApproach(Approach):
         X_cal, y_cal = given if given is not None else (X.iloc[calib_idx], y[calib_idx])
         self._setup_base()
         self.columns_ = self._choose_columns(X.iloc[train_idx])
+        self.text_columns_ = self._text_columns(X.iloc[train_idx])
         texts = self._texts(X.iloc[train_idx])
+        self.text_cut_ = {
+            "chars": int(self.text_budget) if self.text_budget else None,
+            "columns": list(self.text_columns_),
+            "truncated_leads": int(self._n_cut),
+            "leads": int(len(texts)),
+        }
+        if self.text_columns_:
+            cb.on_log(
+                f"Free text in the prompt ({', '.join(self.text_columns_)}): "
+                + (
+                    f"{self._n_cut} of {len(texts)} training leads cut to {self.text_budget} characters"
+                    if self.text_budget
+                    else "no budget, whole texts"
+                )
+            )
         labels = y[train_idx]
 
         torch.manual_seed(int(self.seed))
@@ -614,7 +663,7 @@ class LoraApproach(Approach):
         cols = [c for c in self.columns_ if c in X.columns]
         texts, owners = [], []
         for r, rec in enumerate(X[cols].to_dict("records")):
-            fields = row_fields(rec, cols)
+            fields, _ = self._fields(rec, cols)
             texts.append(fields_to_text(fields, self.text_style))
             owners.append((r, None, None))
             for k, (column, value) in enumerate(fields):
@@ -628,6 +677,12 @@ class LoraApproach(Approach):
             if c is not None
         ]
         return contribution_frame(rows)
+
+    def fit_facts(self) -> dict:
+        """The text budget of the fit, when the leads have free text: ``{"text_budget": {"chars", "columns",
+        "truncated_leads", "leads"}}`` (what the run's pages say)."""
+        cut = getattr(self, "text_cut_", None)
+        return {"text_budget": dict(cut)} if cut and cut.get("columns") else {}
 
     # -- persistence -------------------------------------------------------------------------------
     def _write_adapter(self, folder: Path) -> None:
@@ -659,6 +714,8 @@ class LoraApproach(Approach):
                 "answers": self.answers_,
                 "calibration": self.calibration_,
                 "columns": self.columns_,
+                "text_columns": list(getattr(self, "text_columns_", [])),
+                "text_cut": getattr(self, "text_cut_", None),
                 "prompt_version": PROMPT_VERSION,
                 "system_prompt": SYSTEM_PROMPT,
                 "instruction": INSTRUCTION,
@@ -702,6 +759,8 @@ class LoraApproach(Approach):
         config = LoraConfig.from_pretrained(str(path / ADAPTER_DIR))
         model._attach_adapter(config, _read_adapter_weights(path / ADAPTER_DIR))
         model.columns_ = list(state["columns"])
+        model.text_columns_ = [str(c) for c in state.get("text_columns") or [] if c in model.columns_]
+        model.text_cut_ = state.get("text_cut")
         model.calibration_ = dict(state["calibration"])
         model.loss_history_ = state.get("loss_history", [])
         model.step_seconds_ = state.get("step_seconds")

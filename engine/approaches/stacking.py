@@ -11,7 +11,10 @@ Pipeline (all fitted on training rows only):
    is the default because it measured better: on Leads.csv with ``max_onehot=5`` (8 columns target encoded) the
    stack's ROC-AUC was the same within noise (0.8973 vs 0.8980, one split) while the cross-fitted encoding step
    took 0.03-0.08 s against 3.5-8 s (docs/RESULTS.md, 2026-12-02); at the default ``max_onehot`` no Leads.csv
-   column is target encoded at all. Every output column comes from exactly
+   column is target encoded at all. A free-text column (kind ``text``: notes, a call) becomes one column, the
+   out-of-fold logit of a TF-IDF logistic regression (:class:`engine.approaches._stack_text.TextScore`; the
+   model fitted on every training row scores new rows), and its reasons quote the lead's words that moved it.
+   Every output column comes from exactly
    one input column (``groups_``, read from ``get_feature_names_out``), which is what makes the per-feature
    explanations exact in the original feature space.
 2. Base models: ``estimators``, a list of ``(name, estimator)`` as scikit-learn's ``StackingClassifier`` takes;
@@ -35,6 +38,15 @@ Pipeline (all fitted on training rows only):
 5. The preprocessing and base models are refitted on all training rows for test-time predictions.
    An SVC's probability (for :meth:`base_predict_proba`) is a Platt sigmoid fitted on its out-of-fold
    decision values.
+
+Large tables (README, "The stack at a million leads", measured by ``bench scale``): the costs that grow faster
+than the rows get row budgets, which a table of up to ``rf_max_rows`` training rows never reaches (Leads.csv's
+numbers are the same): each forest tree draws its bootstrap of at most ``rf_max_rows`` rows (scikit-learn's
+``max_samples``; without it a tree splits every row down to ``min_samples_leaf``, so the forest's fit, size,
+scoring and explanations all grow with the rows), the meta network learns from a stratified sample of at most
+``meta_max_rows`` out-of-fold rows (four inputs; its Keras epochs otherwise grow with the rows), the training
+probabilities that place the 1-99 score are kept for at most :data:`TRAIN_PROBA_ROWS` rows, and above
+``large_rows`` training rows the out-of-fold step uses ``large_n_folds`` folds.
 
 ``explain`` gives per-feature contributions to the stack's probability that sum exactly to
 P(row) - mean P(background) (a small background of training rows): ``explain_method="fast"`` (default)
@@ -63,6 +75,8 @@ from engine.storage import jsonable, load_pickle
 BASE_MODELS = _parts.BASE_MODELS
 #: the four base models that ship, fresh: ``StackingApproach(estimators=[*default_estimators(), ("gbm", ...)])``
 default_estimators = _sp.default_estimators
+#: The training rows whose probabilities a fitted stack keeps (``train_proba_``: the 1-99 score's percentiles).
+TRAIN_PROBA_ROWS = 100_000
 #: A small stack that trains in seconds on a few hundred leads: the tests and the API bench use it.
 SMALL_PARAMS = {
     "n_folds": 2,
@@ -74,10 +88,10 @@ SMALL_PARAMS = {
 }
 
 
-def _column_kinds(X: pd.DataFrame) -> dict[str, str]:
-    """numeric | categorical | high_cardinality | identifier | text: numbers by dtype, the rest as
-    :func:`engine.data.leads.infer_kinds` reads them."""
-    kinds = infer_kinds(X)
+def _column_kinds(X: pd.DataFrame, given: dict[str, str] | None = None) -> dict[str, str]:
+    """numeric | categorical | high_cardinality | identifier | text: numbers by dtype, the rest as ``given`` (the
+    training table's kinds, the user's included) says, else as :func:`engine.data.leads.infer_kinds` reads them."""
+    kinds = {**infer_kinds(X[[c for c in X.columns if c not in (given or {})]]), **(given or {})}
     out = {}
     for col in X.columns:
         numeric = pd.api.types.is_numeric_dtype(X[col]) and not pd.api.types.is_bool_dtype(X[col])
@@ -132,6 +146,10 @@ class StackingApproach(Approach):
         te_smoothing: float = 10.0,
         target_encoder: str = "sklearn",
         svc_max_rows: int = 3000,
+        rf_max_rows: int = 50_000,
+        meta_max_rows: int = 50_000,
+        large_rows: int = 200_000,
+        large_n_folds: int = 3,
         meta_hidden: int = 16,
         meta_dropout: float = 0.2,
         meta_epochs: int = 100,
@@ -158,6 +176,10 @@ class StackingApproach(Approach):
         self.te_smoothing = te_smoothing
         self.target_encoder = target_encoder
         self.svc_max_rows = svc_max_rows
+        self.rf_max_rows = rf_max_rows
+        self.meta_max_rows = meta_max_rows
+        self.large_rows = large_rows
+        self.large_n_folds = large_n_folds
         self.meta_hidden = meta_hidden
         self.meta_dropout = meta_dropout
         self.meta_epochs = meta_epochs
@@ -312,7 +334,7 @@ class StackingApproach(Approach):
         """``model`` fitted on all rows (an SVC on at most ``svc_max_rows``, as in its out-of-fold fits)."""
         if _sp.base_kind(model) == "svc":
             return self._subsample(model).fit(Z, y).estimator_
-        return model.fit(Z, y)
+        return _sp.row_budget(model, len(y), self.rf_max_rows).fit(Z, y)
 
     def _subsample(self, model: Any) -> _parts.Subsample:
         return _parts.Subsample(model, max_rows=self.svc_max_rows, seed=self.seed)
@@ -370,6 +392,14 @@ class StackingApproach(Approach):
     def _min_per_class(self) -> int:
         return int(self.n_folds)  # every fold holds rows of both classes
 
+    def folds_for(self, rows: int) -> int:
+        """The out-of-fold splits for ``rows`` training rows: ``n_folds``, or ``large_n_folds`` (when fewer) above
+        ``large_rows``: each fold model then still learns from hundreds of thousands of rows, and every fold
+        saved is a fit of every base model saved (README, "The stack at a million leads")."""
+        if self.large_rows and rows > int(self.large_rows) and self.large_n_folds:
+            return min(int(self.n_folds), int(self.large_n_folds))
+        return int(self.n_folds)
+
     def _fit(self, X: pd.DataFrame, y: np.ndarray, cb: CallbackList) -> None:
         import tempfile
 
@@ -383,16 +413,17 @@ class StackingApproach(Approach):
         self.base_names_ = list(base)
         self.base_kinds_ = {name: _sp.base_kind(model) for name, model in base.items()}
         n_models = len(base)
-        total = self.n_folds * n_models + n_models + self.meta_epochs
+        self.n_folds_ = n_folds = self.folds_for(len(y))
+        total = n_folds * n_models + n_models + self.meta_epochs
         cb.on_train_begin(total, stage="stacking")
         step = 0
-        self.kinds_ = _column_kinds(X)
+        self.kinds_ = _column_kinds(X, self.given_kinds())
         self.columns_ = list(X.columns)
 
         # which lead column goes through which transformer: from the values alone (no labels)
         self.plan_ = _parts.plan_columns(X, self.kinds_, max_onehot=self.max_onehot, min_frequency=self.min_frequency)
         oof = np.zeros((len(y), n_models))
-        skf = StratifiedKFold(n_splits=self.n_folds, shuffle=True, random_state=self.seed)
+        skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=self.seed)
         # the four models' pipelines share each fold's fitted feature step (joblib's cache, a temporary folder)
         cache_dir = tempfile.TemporaryDirectory(prefix="clab-stack-")
         memory = joblib.Memory(cache_dir.name, verbose=0)
@@ -401,6 +432,8 @@ class StackingApproach(Approach):
             kind = self.base_kinds_[name]
             if kind == "svc":
                 model = self._subsample(model)
+            else:  # a forest: each tree on at most rf_max_rows of the fold's training rows (others unchanged)
+                model = _sp.row_budget(model, len(y) * (n_folds - 1) // n_folds, self.rf_max_rows)
             pipe = Pipeline([("features", self._features()), ("model", model)], memory=memory)
             method = "decision_function" if kind in ("linear", "svc") else "predict_proba"
             out = cross_val_predict(pipe, X, y, cv=skf, method=method)
@@ -411,8 +444,8 @@ class StackingApproach(Approach):
                 oof[:, j] = _parts.logit(out[:, 1])
             else:
                 oof[:, j] = out
-            step += self.n_folds
-            cb.on_step_end(Progress(step=step, total=total, stage=f"out of fold {name} ({self.n_folds} folds)"))
+            step += n_folds
+            cb.on_step_end(Progress(step=step, total=total, stage=f"out of fold {name} ({n_folds} folds)"))
         cache_dir.cleanup()
         self.oof_margins_ = oof
 
@@ -439,16 +472,28 @@ class StackingApproach(Approach):
         self.meta_mean_ = M.mean(axis=0)
         std = M.std(axis=0)
         self.meta_scale_ = np.where(std > 1e-12, std, 1.0)
-        self.meta_model_ = self._fit_meta((M - self.meta_mean_) / self.meta_scale_, y, cb, step, total)
+        keep = self._sample_rows(y, self.meta_max_rows)  # the meta network learns from at most meta_max_rows rows
+        M = (M - self.meta_mean_) / self.meta_scale_
+        self.meta_model_ = self._fit_meta(M[keep], y[keep], cb, step, total)
         self._cache_meta_weights()
         self._prepare_predict()
 
         rng = np.random.default_rng(self.seed)
         bg = rng.choice(len(X), size=min(self.explain_background, len(X)), replace=False)
         self.background_ = self._transform(X.iloc[np.sort(bg)])
-        self.train_proba_ = self._proba_matrix(Z)
+        # the training leads' probabilities place the 1-99 score and tiers: a sample of 100,000 places them as well
+        self.train_proba_ = self._proba_matrix(Z[self._sample_rows(y, TRAIN_PROBA_ROWS)])
         cb.on_step_end(Progress(step=total, total=total, stage="done"))
         cb.on_train_end(stage="stacking")
+
+    def _sample_rows(self, y: np.ndarray, max_rows: int | None) -> np.ndarray:
+        """Sorted indices of a stratified sample of at most ``max_rows`` rows (every row when there are fewer)."""
+        if not max_rows or len(y) <= int(max_rows):
+            return np.arange(len(y))
+        from sklearn.model_selection import train_test_split
+
+        keep, _ = train_test_split(np.arange(len(y)), train_size=int(max_rows), random_state=self.seed, stratify=y)
+        return np.sort(keep)
 
     def _pick_raw_features(self, Z: np.ndarray, y: np.ndarray) -> list[int]:
         if not self.meta_raw_features:
@@ -589,10 +634,11 @@ class StackingApproach(Approach):
     def explain(self, X: pd.DataFrame, n_permutations: int | None = None, method: str | None = None) -> pd.DataFrame:
         """Per-feature contributions (probability points) for each row, against a background of training
         rows; they sum to P(row) - mean P(background) (``expected_value()``). ``method``: ``"fast"`` or
-        ``"permutation"`` (default ``explain_method``; see :meth:`explain_matrix`)."""
+        ``"permutation"`` (default ``explain_method``; see :meth:`explain_matrix`). A free-text column's row
+        also carries ``words``: what its reason quotes (``mentions 'budget approved'``)."""
         X = self._check_X(X)
         contrib = self.explain_matrix(X, method=method, n_permutations=n_permutations)
-        return _explain.explain_frame(self.columns_, X, contrib)
+        return _explain.explain_frame(self.columns_, X, contrib, _explain.text_words(self, X, contrib))
 
     def expected_value(self) -> float:
         """Mean P(convert) over the explanation background (the baseline of ``explain``)."""

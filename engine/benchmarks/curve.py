@@ -38,6 +38,7 @@ from engine.config import DEMO_LEADS
 from engine.data.leads import load_leads
 from engine.evaluate import protocol_split
 from engine.storage import CorruptFile, jsonable, locked, read_json, write_json
+from engine.words import plural
 
 KIND = "learning_curve"
 
@@ -373,7 +374,7 @@ def run_curve(
     curves.run_points(
         curve, estimators, todo, on_point, n_boot=n_boot, callbacks=callbacks, ray_address=ray_address, log=log
     )
-    log(f"written {out} ({len(written.get('points', []))} points)")
+    log(f"written {out} ({plural(len(written.get('points', [])), 'point')})")
     return written
 
 

@@ -4,7 +4,7 @@ cannot drift from what the benches measured.
 ``python -m engine.benchmarks.report`` rewrites the part of docs/RESULTS.md between the markers
 ``<!-- bench:start -->`` and ``<!-- bench:end -->``; ``--check`` exits 1 when that part is stale (a test runs it).
 Each JSON file gives one table, by its kind (the file name's first word): ``api``, ``score``, ``lora``,
-``transcripts``, ``leads``, ``curve`` (``lora_fit``: the A/B timing of two LoRA fits).
+``transcripts``, ``leads``, ``curve``, ``scale`` (``lora_fit``: the A/B timing of two LoRA fits).
 """
 
 from __future__ import annotations
@@ -195,6 +195,11 @@ def _lora_fit(name: str, d: dict) -> list[str]:
     ]
 
 
+def _same(a, b) -> bool:
+    """Equal parameter values, NaN equal to NaN (XGBoost's ``missing=nan`` is its default, not a change)."""
+    return a == b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b)
+
+
 def _curve_params(d: dict) -> str:
     """``; embeddings: fine_tune=False``: the parameters of the curve's approaches that are not their defaults."""
     parts = []
@@ -203,7 +208,9 @@ def _curve_params(d: dict) -> str:
             defaults = jsonable(get_approach_class(approach)().get_params(), fallback=str)
         except (KeyError, ImportError, TypeError):
             defaults = {}
-        changed = {k: v for k, v in (entry.get("params") or {}).items() if defaults.get(k, v) != v or k not in defaults}
+        changed = {
+            k: v for k, v in (entry.get("params") or {}).items() if k not in defaults or not _same(defaults[k], v)
+        }
         if changed:
             parts.append(f"{approach}: " + ", ".join(f"{k}={v}" for k, v in sorted(changed.items())))
     return "; " + "; ".join(parts) if parts else ""
@@ -248,6 +255,47 @@ def _curve(name: str, d: dict) -> list[str]:
     ]
 
 
+def _scale(name: str, d: dict) -> list[str]:
+    points = d.get("points", [])
+    rows = [
+        [
+            _num(p.get("rows")),
+            _num(p.get("train_rows")),
+            _num(p.get("fit_seconds"), 1),
+            _num(p.get("fit_cpu_seconds"), 0),
+            _num(p.get("train_seconds"), 1),
+            _num(p.get("peak_rss_gb"), 2),
+            _num(p.get("score_rows_per_second"), 0),
+            _num(p.get("score_one_ms"), 2),
+            _num(p.get("roc_auc"), 4),
+            _num((p.get("load_after") or [None])[0], 1),
+        ]
+        for p in points
+    ]
+    targets, met = d.get("targets", {}), d.get("met", {})
+    said = ", ".join(f"{key} {_num(targets.get(key), 0)}: {'met' if ok else 'missed'}" for key, ok in met.items())
+    return [
+        f"**The stack by size** (`bench scale`, `{name}`; {_where(d, name)})",
+        "",
+        *_table(
+            [
+                "leads",
+                "training rows",
+                "fit s",
+                "fit CPU s",
+                "train s",
+                "peak GB",
+                "rows/s",
+                "one lead ms",
+                "ROC-AUC",
+                "load after",
+            ],
+            rows,
+        ),
+        *(["", f"1,000,000 leads against the targets: {said}."] if said else []),
+    ]
+
+
 def render(bench_dir: Path = BENCH_DIR) -> str:
     """The generated part of RESULTS.md, from every JSON file in ``bench_dir``."""
     blocks = []
@@ -266,6 +314,8 @@ def render(bench_dir: Path = BENCH_DIR) -> str:
             blocks.append(_curve(path.name, d))
         elif kind == "transcripts":
             blocks.append(_transcripts(path.name, d))
+        elif kind == "scale":
+            blocks.append(_scale(path.name, d))
         elif kind in ("lora", "leads"):
             title = {"lora": "Leads: LoRA", "leads": "Leads: stack"}[kind]
             blocks.append(_models(title, path.name, d))

@@ -147,6 +147,28 @@ def fields_to_text(fields: Iterable[tuple[str, Any]], style: str = "sentence") -
     return " ".join(parts)
 
 
+#: What a cut text ends with (:func:`cut_text`).
+ELLIPSIS = " …"
+
+
+def cut_text(text: str, budget: int | None) -> tuple[str, bool]:
+    """``(text, cut)``: ``text`` within ``budget`` characters (the marker :data:`ELLIPSIS` included), cut at the last
+    word boundary before it (inside a word only when the budget holds no boundary in its second half), whitespace
+    runs read as one space; ``budget`` None or 0: the text as it is. Only the first ``4 * budget`` characters
+    are read, so a megabyte cell costs what a short one does."""
+    if not budget or budget <= 0:
+        return text, False
+    budget = int(budget)
+    head = " ".join(str(text)[: 4 * budget + 1].split())
+    if len(head) <= budget and len(str(text)) <= 4 * budget:
+        return head, False
+    room = max(budget - len(ELLIPSIS), 1)
+    cut = head[: room + 1]
+    space = cut.rfind(" ")
+    cut = cut[:space] if space >= room // 2 else cut[:room]
+    return cut.rstrip(" ,;:.-") + ELLIPSIS, True
+
+
 def row_to_text(row: pd.Series | Mapping[str, Any], columns: list[str] | None = None, style: str = "sentence") -> str:
     """One readable sentence per filled field of ``row`` (missing fields left out), in column order.
 

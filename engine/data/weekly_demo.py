@@ -30,7 +30,8 @@ that drift: fewer convert each week, and time on the website counts less).
   python -m engine train leads --data <recent weeks with outcomes> ...        # a challenger (or: retrain --live)
   python -m engine score --data week_NN.csv --shadow CHALLENGER_ID            # scored beside the live run
   python -m engine outcomes --data outcomes_week_NN.csv --top 50              # champion vs challenger
-  python -m engine deploy CHALLENGER_ID ; python -m engine deploy --rollback  # make live, and back
+  python -m engine deploy CHALLENGER_ID --family early_weeks.csv           # it replaces the early weeks' champion
+  python -m engine deploy --rollback                                       # and back
 """
 
 

@@ -28,12 +28,15 @@ def test_predictions_use_the_live_run_and_say_its_version(api):
     client, store, live, lead = api
     r = client.post("/predict/lead", json={"leads": lead})
     assert r.status_code == 200 and r.json()["run_id"] == NEW and r.json()["version"] is None  # nothing live yet
-    assert client.get("/live").json() == {"version": 0, "live": {}}
+    assert client.get("/live").json() == {"format": 2, "version": 0, "live": {}}
     live.deploy(deployable(store, OLD), note="Monday")
     body = client.post("/predict/lead", json={"leads": lead}).json()
-    assert body["run_id"] == OLD and body["version"] == 1
+    assert body["run_id"] == OLD and body["version"] == 1 and body["family"] == "demo leads"
     got = client.get("/live").json()
-    assert got["version"] == 1 and got["live"]["leads"]["run_id"] == OLD and got["live"]["leads"]["note"] == "Monday"
+    entry = got["live"]["leads"]["demo leads"]
+    assert (
+        got["version"] == 1 and entry["run_id"] == OLD and entry["note"] == "Monday" and entry["family"] == "demo leads"
+    )
     named = client.post("/predict/lead", json={"leads": lead, "run_id": NEW}).json()
     assert named["run_id"] == NEW and named["version"] is None  # asked for by id, not the live one
     assert client.post("/predict/lead", json={"leads": lead, "run_id": OLD}).json()["version"] == 1
@@ -62,3 +65,56 @@ def test_a_damaged_live_file_is_a_503_naming_it(api):
     r = client.post("/predict/lead", json={"leads": lead, "run_id": NEW})
     assert r.status_code == 200 and r.json()["version"] is None
     assert client.get("/health").status_code == 200
+
+
+OTHER = "20260103T120000-stacking-cccccc"
+
+
+def _two_families(api):
+    """OLD live for "demo leads", OTHER (a copy trained on the same rows, named "crm b") live for "crm b"."""
+    client, store, live, lead = api
+    folder = store.root / OTHER
+    copy_run(store.root / OLD, store.root, OTHER)
+    spec = json.loads((folder / "spec.json").read_text())
+    (folder / "spec.json").write_text(json.dumps({**spec, "dataset": "crm b"}))
+    live.deploy(deployable(store, OLD))
+    live.deploy(deployable(store, OTHER))
+    return client, lead
+
+
+def test_two_live_families_need_a_family_and_each_answer_names_it(api):
+    client, lead = _two_families(api)
+    r = client.post("/predict/lead", json={"leads": lead})
+    assert r.status_code == 400 and r.json()["families"] == ["crm b", "demo leads"]
+    assert "'crm b', 'demo leads'" in r.json()["message"] and '"family"' in r.json()["message"]
+    for family, run_id, version in (("crm b", OTHER, 2), ("demo leads", OLD, 1)):
+        body = client.post("/predict/lead", json={"leads": lead, "family": family}).json()
+        assert (body["run_id"], body["family"], body["version"]) == (run_id, family, version)
+    named = client.post("/predict/lead", json={"leads": lead, "run_id": NEW}).json()  # not live: its family, no version
+    assert (named["run_id"], named["family"], named["version"]) == (NEW, "demo leads", None)
+    got = client.get("/live").json()["live"]["leads"]
+    assert {f: e["run_id"] for f, e in got.items()} == {"crm b": OTHER, "demo leads": OLD}
+
+
+@pytest.mark.parametrize(
+    "family, status, said",
+    [
+        ("crm z", 404, "no live leads run of the dataset family 'crm z'; live leads families: 'crm b', 'demo leads'"),
+        ("", 400, '"family" is empty'),
+        ("x" * 10_000, 400, '"family" is 10,000 characters long'),
+        ("crm\u0000b", 400, '"family" holds control characters'),
+        ("calls", 404, "that family has a live transcripts run"),
+        (7, 422, "family"),
+    ],
+)
+def test_hostile_family_values_are_refused_with_the_fix(api, family, status, said):
+    client, lead = _two_families(api)
+    live = api[2]
+    if family == "calls":
+        state = json.loads(live.live_path.read_text())
+        state["live"]["transcripts"] = {"calls": {"run_id": NEW, "family": "calls", "version": 3}}
+        live.live_path.write_text(json.dumps(state))
+    r = client.post("/predict/lead", json={"leads": lead, "family": family})
+    assert r.status_code == status and said in r.json()["message"] and len(r.text) < 2_000
+    both = client.post("/predict/lead", json={"leads": lead, "family": "crm b", "run_id": OLD})
+    assert both.status_code == 400 and "not both" in both.json()["message"]

@@ -26,10 +26,13 @@ def test_score_uses_the_live_run_not_the_newest(two_runs, capsys):
     captured = capsys.readouterr()
     assert "no live leads run is set" in captured.err and f"with run {NEW}" in captured.out
     assert main(["deploy", OLD, "--note", "the one reps trust"]) == 0
-    assert f"live leads run (version 1): {OLD}" in capsys.readouterr().out
+    assert f"live leads run of family 'demo leads' (version 1): {OLD}" in capsys.readouterr().out
     assert main(["score", "--data", str(data), "--out", str(data.with_name("b.csv"))]) == 0
     captured = capsys.readouterr()
-    assert f"scored with the live leads run {OLD} (version 1)" in captured.err and f"with run {OLD}" in captured.out
+    assert (
+        f"scored with the live leads run {OLD} of family 'demo leads' (version 1)" in captured.err
+        and f"with run {OLD}" in captured.out
+    )
     assert main(["score", "--run", "latest", "--data", str(data), "--out", str(data.with_name("c.csv"))]) == 0
     assert f"with run {NEW}" in capsys.readouterr().out
 
@@ -45,9 +48,9 @@ def test_deploy_rollback_and_live_listing(two_runs, capsys):
     capsys.readouterr()
     assert main(["live"]) == 0
     out = capsys.readouterr().out
-    assert f"leads: {OLD} (stacking on demo leads), version 3" in out and ": oops" in out
+    assert f"leads, family 'demo leads': {OLD} (stacking on demo leads), version 3" in out and ": oops" in out
     assert "transcripts: no live run" in out and "history (3 changes" in out
-    assert "v3 " in out and f"rollback leads {OLD} (was {NEW})" in out
+    assert "v3 " in out and f"rollback leads [demo leads] {OLD} (was {NEW})" in out
 
 
 @pytest.mark.parametrize(
@@ -110,3 +113,78 @@ def test_deploying_a_damaged_run_is_a_one_line_error_and_changes_nothing(two_run
     err = capsys.readouterr().err
     assert NEW in err and len(err.strip().splitlines()) == 1
     assert LiveStore(workspace).live("leads")["run_id"] == OLD and len(LiveStore(workspace).history()) == 1
+
+
+def _second_family(workspace, small_stack_run, run_id="20260103T120000-stacking-cccccc", dataset="crm b"):
+    import json
+
+    folder = copy_run(small_stack_run[0].path, workspace / "runs", run_id)
+    spec = json.loads((folder / "spec.json").read_text())
+    (folder / "spec.json").write_text(json.dumps({**spec, "dataset": dataset}))
+    return run_id
+
+
+def test_score_and_rollback_with_two_families_live(two_runs, small_stack_run, capsys):
+    workspace, data = two_runs
+    other = _second_family(workspace, small_stack_run)
+    assert main(["deploy", OLD]) == 0 and main(["deploy", other]) == 0 and main(["deploy", NEW]) == 0
+    capsys.readouterr()
+    out = str(data.with_name("a.csv"))
+    assert main(["score", "--data", str(data), "--out", out]) == 2  # two families live: which one is said
+    err = capsys.readouterr().err
+    assert "2 dataset families" in err and "'crm b', 'demo leads'" in err and "--family NAME" in err
+    assert main(["score", "--data", str(data), "--out", out, "--family", "crm b"]) == 0
+    captured = capsys.readouterr()
+    assert f"live leads run {other} of family 'crm b'" in captured.err and f"with run {other}" in captured.out
+    assert main(["score", "--run", "live", "--data", str(data), "--out", out, "--family", " demo leads "]) == 0
+    assert f"with run {NEW}" in capsys.readouterr().out
+    assert main(["deploy", "--rollback", "--kind", "leads"]) == 2
+    assert "--family NAME" in capsys.readouterr().err
+    assert main(["deploy", "--rollback", "--kind", "leads", "--family", "demo leads"]) == 0
+    assert LiveStore(workspace).live("leads", "demo leads")["run_id"] == OLD
+    assert LiveStore(workspace).live("leads", "crm b")["run_id"] == other
+    assert main(["live"]) == 0
+    listing = capsys.readouterr().out
+    assert f"leads, family 'crm b': {other}" in listing and f"leads, family 'demo leads': {OLD}" in listing
+    # a challenger of another dataset replaces a family's champion when told to
+    assert main(["deploy", NEW, "--family", "crm b", "--note", "beat it"]) == 0
+    assert f"live leads run of family 'crm b' (version 5): {NEW}" in capsys.readouterr().out
+    assert LiveStore(workspace).live("leads", "crm b")["run_id"] == NEW
+
+
+@pytest.mark.parametrize(
+    "family, message",
+    [
+        ("crm z", "no live leads run of the dataset family 'crm z'; live leads families: 'crm b', 'demo leads'"),
+        ("", "--family is empty"),
+        ("x" * 10_000, "--family is 10,000 characters long"),
+        ("demo\tleads", "--family holds control characters"),
+        ("calls", "that family has a live transcripts run"),
+    ],
+)
+def test_hostile_family_flags_are_one_line_errors(two_runs, small_stack_run, capsys, family, message):
+    workspace, data = two_runs
+    other = _second_family(workspace, small_stack_run)
+    assert main(["deploy", OLD]) == 0 and main(["deploy", other]) == 0
+    if family == "calls":  # a family that only the other input kind has live
+        import json
+
+        state = json.loads((workspace / "live.json").read_text())
+        entry = {"run_id": "20260109T120000-embeddings-ffffff", "family": "calls", "version": 9}
+        state["live"]["transcripts"] = {"calls": entry}
+        (workspace / "live.json").write_text(json.dumps(state))
+    capsys.readouterr()
+    before = (workspace / "live.json").read_text()
+    for argv in (
+        ["score", "--data", str(data), "--family", family],
+        ["deploy", "--rollback", "--kind", "leads", "--family", family],
+        ["retrain", "--live", "--family", family, "--no-wait"],
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1 and len(err) < 600
+    assert (workspace / "live.json").read_text() == before
+    assert main(["deploy", OLD, "--family", "crm z"]) == 2  # a family is never made up by a typing slip
+    assert "no live leads run of the dataset family 'crm z'" in capsys.readouterr().err
+    assert main(["score", "--run", OLD, "--data", str(data), "--family", "crm b"]) == 2
+    assert "use it with --run live" in capsys.readouterr().err

@@ -59,3 +59,14 @@ def test_render_reads_the_api_memory_bench(tmp_path):
     )
     text = render(tmp_path)
     assert "**Scoring API model cache**" in text and "| 50 | 4 | 296.6 | 311.3 | 6.4 | 141 | 0.224 |" in text
+
+
+def test_a_curve_names_only_the_parameters_changed_from_the_defaults():
+    from engine.approaches.registry import get_approach_class
+    from engine.benchmarks.report import _curve_params
+    from engine.storage import jsonable
+
+    params = jsonable(get_approach_class("stacking")().get_params(), fallback=str)
+    assert _curve_params({"approaches": {"stacking": {"params": params}}}) == ""  # XGBoost's missing=nan included
+    params["n_folds"] = 3
+    assert _curve_params({"approaches": {"stacking": {"params": params}}}) == "; stacking: n_folds=3"

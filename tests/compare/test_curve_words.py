@@ -67,3 +67,7 @@ def test_the_figure_draws_a_line_and_a_band_per_approach_on_a_log_axis():
     assert list(lines[1].x) == [50, 100, 1000] and fig.layout.xaxis.type == "log"
     assert lines[0].error_y.visible and not lines[1].error_y.visible  # spread only where there are several seeds
     assert len(fig.data) == 4  # a band beside each line
+    bands = [t for t in fig.data if t.fill == "toself"]
+    assert [t.mode for t in bands] == ["lines", "lines"]  # no markers at the bands' corners
+    assert list(fig.layout.xaxis.tickvals) == [50, 100, 1000]  # ticks at the sizes trained at
+    assert list(fig.layout.xaxis.ticktext) == ["50", "100", "1,000"]

@@ -162,7 +162,7 @@ def test_a_training_job_hands_over_a_spec(tmp_path, monkeypatch):
     spec = read_spec(job.folder)
     assert spec == TrainSpec(
         input_kind="leads",
-        data="data/demo_leads_synthetic.csv",
+        data=str(Path("data/demo_leads_synthetic.csv").absolute()),  # made absolute at submit (the job runs elsewhere)
         approach="lora",
         params={"epochs": 1, **({"device": "cuda"} if info["cuda"] else {})},
         leak_policy="strict",

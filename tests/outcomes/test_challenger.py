@@ -223,11 +223,16 @@ def test_the_monitoring_page_compares_and_makes_the_challenger_live(shadowed):
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     said = texts(at.markdown)
-    assert f"**{OTHER}** against the live run **{LIVE}**" in said and "Calling the top 25 of each list" in said
-    assert f"will use **{OTHER}** instead of **{LIVE}**" in said
+    from dashboard.components.state import run_labels
+
+    labels = run_labels(RunStore().list_runs())  # runs are named as the board names them, not by their ids
+    assert f"**{labels[OTHER]}** against the live model of demo leads, **{labels[LIVE]}**" in said
+    assert "Calling the top 25 of each list" in said
+    assert "changes the live model of **demo leads**" in said
+    assert f"will use **{labels[OTHER]}** instead of **{labels[LIVE]}**" in said
     at.text_input(key=f"monitoring_live_note_{OTHER}").input("better on April's leads").run()
     at.button(key=f"monitoring_make_live_{OTHER}").click().run()
-    assert not at.exception and f"{OTHER} is live (version 2)." in texts(at.success)
+    assert not at.exception and f"{labels[OTHER]} is the live model of demo leads (version 2)." in texts(at.success)
     entry = LiveStore.beside(RunStore()).history()[-1]
     assert (entry["run_id"], entry["previous"], entry["note"]) == (OTHER, LIVE, "better on April's leads")
     at.session_state["monitoring_top_n"] = 5000  # more than any list holds: said with the fix
@@ -245,7 +250,7 @@ def test_make_live_without_a_note_records_what_the_comparison_said(shadowed):
     at.session_state["monitoring_top_n"] = 25
     at.run()
     at.button(key=f"monitoring_make_live_{OTHER}").click().run()
-    assert not at.exception and f"{OTHER} is live (version 2)." in texts(at.success)
+    assert not at.exception and "is the live model of demo leads (version 2)." in texts(at.success)
     assert entry["recommendation"] == "keep the live run"  # the shadow is a copy of the live run: no better
     note = LiveStore.beside(RunStore()).history()[-1]["note"]
     assert "better" not in note and "the comparison said to keep the live run" in note

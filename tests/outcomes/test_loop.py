@@ -120,7 +120,8 @@ def test_the_whole_loop_on_the_weekly_demo(workspace, tmp_path, capsys):
     assert entry["words"][-1].startswith(f"Make run {challenger} live" if clearly_better else "Keep the live run")
 
     # 5. the team makes it live, then rolls back
-    assert main(["deploy", challenger, "--note", "challenger on recent weeks"]) == 0
+    # the challenger was trained on another file (another dataset family): it replaces the champion of early.csv
+    assert main(["deploy", challenger, "--family", "early.csv", "--note", "challenger on recent weeks"]) == 0
     assert LiveStore(workspace).live("leads")["run_id"] == challenger
     assert main(["deploy", "--rollback", "--note", "back"]) == 0
     history = LiveStore(workspace).history()

@@ -49,8 +49,11 @@ def test_upload_outcomes_and_see_the_list_beside_its_promise(workspace_with_list
     said = texts(at.markdown)
     assert "A-tier leads converted at" in said and "the run promised" in said
     table = at.dataframe[0].value
-    assert table.loc[0, "run"] == RUN_ID and table.loc[0, "live version"] == 1 and table.loc[0, "with outcome"] == 200
-    assert table.loc[0, "shift check"] != "not recorded"
+    assert table.loc[0, "live v."] == 1 and table.loc[0, "outcomes"] == "200 of 200"
+    assert f"Run id {RUN_ID}" in texts(at.caption)  # the id beside the board's name, under the table
+    assert table.loc[0, "model"].startswith("Stacked ensemble") and RUN_ID not in table.loc[0, "model"]
+    assert table.loc[0, "shift"] != "not recorded"
+    assert len(table.columns) <= 9  # narrow enough not to scroll sideways at 1,400 px (the browser walk's width)
     assert len(at.get("plotly_chart")) >= 2
     at.button(key="monitoring_match").click().run()  # the same file again: nothing changes
     assert "uploaded before: nothing changed" in texts(at.info) and len(OutcomeStore().list()) == 1

@@ -46,7 +46,7 @@ def outcomes_csv(path, ids, outcomes, id_name="Prospect ID", outcome_name="Outco
 
 def test_the_scored_list_records_its_run_live_version_and_shift(scored):
     (meta,) = ScoredStore().list()
-    assert meta["run_id"] == RUN_ID and meta["live_version"] == 1
+    assert meta["run_id"] == RUN_ID and meta["live_version"] == 1 and meta["family"] == "demo leads"
     assert meta["id_columns"] == ["Prospect ID", "Lead Number"]
     assert meta["shift"]["verdict"]
 

@@ -51,7 +51,7 @@ def test_retrain_adds_a_version_and_trains_the_live_configuration_as_a_job(live_
     capsys.readouterr()
     assert main(["retrain", "--live", "--data", str(trained_on), "--timeout", "600"]) == 0
     out = capsys.readouterr().out
-    assert "150 leads with their outcome added from 1 scored list(s)" in out
+    assert "150 leads with their outcome added from 1 scored list;" in out
     run_id = out.split("RUN_ID=")[1].split()[0]
     # the dataset: version 1 (the file trained on) kept as it was, version 2 = its rows plus the 150 outcomes
     store = DatasetStore()
@@ -81,7 +81,7 @@ def test_retrain_adds_a_version_and_trains_the_live_configuration_as_a_job(live_
 
 def test_retrain_without_a_live_run_or_outcomes_is_refused(live_with_outcomes, tmp_path, capsys):
     root, trained_on, _ = live_with_outcomes
-    with pytest.raises(RetrainError, match="is not stored. Fix: name that file"):
+    with pytest.raises(RetrainError, match="is not among the uploaded datasets .*Fix: upload that file on the Data"):
         retrain_live(runner=JobRunner())
     other = tmp_path / "other.csv"
     demo_leads(n=50, seed=9).to_csv(other, index=False)
@@ -175,7 +175,7 @@ def test_the_monitoring_page_retrains_with_outcomes_as_a_job(live_with_outcomes)
     _, trained_on, _ = live_with_outcomes
     at = AppTest.from_file(str(PAGES / "monitoring.py"), default_timeout=120).run()
     at.button(key="monitoring_retrain").click().run()
-    assert not at.exception and "is not stored. Fix: name that file" in texts(at.error)
+    assert not at.exception and "is not among the uploaded datasets" in texts(at.error)
     assert JobRunner().list() == []
     DatasetStore().add(trained_on, kind="leads", target="Converted")  # uploaded on the Data page
     at.button(key="monitoring_retrain").click().run()

@@ -36,7 +36,7 @@ def test_deploy_history_and_rollback(three):
     assert live.live("leads")["run_id"] == IDS[1] and live.live("leads")["version"] == 2
     back = live.rollback(store, "leads", note="bad scores")
     assert back["run_id"] == IDS[0] and back["previous"] == IDS[1] and back["action"] == "rollback"
-    assert live.live("leads") == {k: back[k] for k in ("run_id", "version", "time", "by", "note")}
+    assert live.live("leads") == {k: back[k] for k in ("run_id", "family", "version", "time", "by", "note")}
     assert [e["run_id"] for e in live.history()] == [IDS[0], IDS[1], IDS[0]]
     with pytest.raises(ValueError, match="no earlier live leads run"):
         live.rollback(store, "leads")
@@ -64,7 +64,7 @@ def test_hostile_deploys_are_refused(three):
         deployable(store, IDS[2])
     with pytest.raises(ValueError, match="scores leads, not transcripts"):
         live.deploy(deployable(store, IDS[0]), kind="transcripts")
-    with pytest.raises(ValueError, match="no earlier live leads run"):
+    with pytest.raises(ValueError, match="no live leads run is set, so there is nothing to roll back"):
         live.rollback(store, "leads")
     assert not live.live_path.exists() and not live.history_path.exists()
 

@@ -33,6 +33,7 @@ names of each are re-exported here. The size limits live in :mod:`.reading` (pat
 
 from __future__ import annotations
 
+from engine.data.column_kinds import SETTABLE_KINDS, parse_kinds  # noqa: F401
 from engine.data.leads.codes import (  # noqa: F401
     _forced_numbers,
     find_sentinels,
@@ -129,6 +130,8 @@ __all__ = [
     "read_table",
     "check_table",
     "infer_kinds",
+    "SETTABLE_KINDS",
+    "parse_kinds",
     "describe_policy",
     "find_target",
     "map_target",

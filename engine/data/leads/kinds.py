@@ -23,7 +23,31 @@ HIGH_CARDINALITY_MIN = 50
 NUMERIC_SHARE = 0.9
 
 
+#: Free text (notes, call transcripts) against a many-level category (cities, job titles) and an id: a cell is
+#: *prose* when it has at least TEXT_MIN_WORDS words and TEXT_MIN_MEAN_LEN characters (or TEXT_MIN_CJK Chinese,
+#: Japanese or Korean characters, written without spaces). A column is ``text`` when at least TEXT_MIN_SHARE of
+#: its filled cells are prose and at least TEXT_MIN_DISTINCT of those differ from each other (a note is written
+#: once; a long category level repeats). Short notes repeated often ("called, no answer") do not stop a column
+#: from being text; short labels never make one. Chosen on the tables of tests/data/test_text_kinds.py (notes of
+#: varied length, mostly-short notes, mostly-empty notes, two-speaker transcripts, 300-level city and job-title
+#: columns, ids, emails, URLs, product descriptions that repeat), not on one export.
 TEXT_MIN_MEAN_LEN = 30
+TEXT_MIN_WORDS = 5
+TEXT_MIN_CJK = 15
+TEXT_MIN_SHARE = 0.1
+TEXT_MIN_DISTINCT = 0.5
+#: Distinct long values a column's text test splits into words (a fixed sample beyond): the same cost on a million
+#: rows.
+TEXT_SAMPLE = 20_000
+
+#: An id's shape: a digit, an email, a web address, or a long run of letters and digits without spaces. A column
+#: of distinct plain words (cities, surnames) is a many-level category, not an id.
+_ID_SHAPE = re.compile(r"\d|@|://|^www\.|^[A-Za-z0-9_\-+/=]{16,}$")
+_PHONE = r"[+(]?\d[\d\s().\-/]{6,}"
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+#: A column whose values are at least this share distinct and id-shaped is an identifier even with a few repeats
+#: (the same lead exported twice, an email used by two leads).
+ID_MIN_UNIQUE = 0.9
 
 
 _ID_NAME = re.compile(
@@ -32,16 +56,23 @@ _ID_NAME = re.compile(
 
 
 _DECIMAL_COMMA = re.compile(r"-?\d+,\d+")
+#: Thousands separated by commas, as CRMs export amounts ("1,200", "15,000", "1,250,000.50"): groups of exactly
+#: three digits after a first group that does not start with 0 ("0,125" and "3,5" are decimal commas).
+_THOUSANDS = re.compile(r"[+-]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?")
 
 
 def _as_number(text: str) -> float | None:
-    """float of a cell's text, or None. Accepts a decimal comma ("3,5")."""
+    """float of a cell's text, or None. Accepts thousands separated by commas ("1,200" is 1200, "1,250,000.5") and
+    a decimal comma ("3,5", "999,0", "0,125")."""
     try:
         value = float(text)
     except ValueError:
-        if not _DECIMAL_COMMA.fullmatch(text):
+        if _THOUSANDS.fullmatch(text):
+            value = float(text.replace(",", ""))
+        elif not _DECIMAL_COMMA.fullmatch(text):
             return None
-        value = float(text.replace(",", "."))
+        else:
+            value = float(text.replace(",", "."))
     return value if np.isfinite(value) else None
 
 
@@ -114,12 +145,45 @@ def _clean_strings(s: pd.Series) -> pd.Series:
     return pd.Series(table[np.where(codes >= 0, codes, len(texts))], index=s.index, name=s.name, dtype="str")
 
 
+def _prose_stats(counts: pd.Series) -> tuple[float, float, int]:
+    """(share of cells that are prose, share of those that are distinct, distinct prose values) of a column, from
+    its distinct values and their counts (``value_counts``): see :data:`TEXT_MIN_WORDS`. Only the values long
+    enough to be prose are split into words, at most :data:`TEXT_SAMPLE` of them (a fixed sample beyond: the share
+    found there stands for the rest), so a column of short labels costs one length per distinct value."""
+    values = counts.index.astype(str)
+    cells = counts.to_numpy()
+    long_enough = np.flatnonzero(values.str.len().to_numpy() >= TEXT_MIN_MEAN_LEN)
+    if len(long_enough) < 2:
+        return 0.0, 0.0, 0
+    read = long_enough
+    if len(read) > TEXT_SAMPLE:
+        read = np.sort(np.random.default_rng(0).choice(long_enough, TEXT_SAMPLE, replace=False))
+    prose = np.array(
+        [
+            len(value.split(None, TEXT_MIN_WORDS)) >= TEXT_MIN_WORDS or len(_CJK.findall(value[:2000])) >= TEXT_MIN_CJK
+            for value in values[read].tolist()
+        ],
+        dtype=bool,
+    )
+    scale = len(long_enough) / len(read)  # the sample stands for every long value
+    n_prose = float(cells[read[prose]].sum()) * scale
+    distinct = int(round(prose.sum() * scale))
+    return n_prose / max(int(cells.sum()), 1), distinct / max(n_prose, 1.0), distinct
+
+
+def _id_shaped(text: pd.Series) -> float:
+    """Share of a column's distinct values (up to :data:`TEXT_SAMPLE`) shaped like an id (:data:`_ID_SHAPE`)."""
+    values = pd.unique(text.to_numpy())[:TEXT_SAMPLE]
+    return float(np.mean([bool(_ID_SHAPE.search(str(v)[:200])) for v in values])) if len(values) else 0.0
+
+
 def _kind(s: pd.Series, name: str) -> str:
     filled = s.dropna()
     n = len(filled)
     if n == 0:
         return "empty"
-    nunique = filled.nunique()
+    counts = filled.value_counts(sort=False)
+    nunique = len(counts)
     all_unique = nunique == n
     id_name = bool(_ID_NAME.search(str(name).strip()))
     if pd.api.types.is_numeric_dtype(s):
@@ -138,13 +202,14 @@ def _kind(s: pd.Series, name: str) -> str:
     text = filled.astype(str)
     if nunique <= 2 and (nunique == 2 or text.str.casefold().isin(YES_NO).all()):
         return "binary"
+    prose_share, prose_distinct, n_distinct = _prose_stats(counts)
+    if prose_share >= TEXT_MIN_SHARE and prose_distinct >= TEXT_MIN_DISTINCT and n_distinct >= 2:
+        return "text"
     unique_share = nunique / n
-    if unique_share >= 0.5 and n >= 10:
-        mean_len = text.str.len().mean()
+    if unique_share >= ID_MIN_UNIQUE and (n >= 20 or id_name):
         spaced = text.str.contains(r"\s", regex=True).mean()
-        if mean_len >= TEXT_MIN_MEAN_LEN and spaced >= 0.5:
-            return "text"
-        if all_unique and (n >= 20 or id_name) and spaced < 0.5:
+        phones = spaced >= 0.1 and text.str.fullmatch(_PHONE).mean() >= 0.9  # "+1 555 0100": spaced, still an id
+        if (spaced < 0.1 or phones) and (id_name or _id_shaped(text) >= 0.9):
             return "identifier"
     if id_name and all_unique and n >= 2:
         return "identifier"

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.data.column_kinds import SETTABLE_KINDS, parse_kinds
 from engine.data.leads import reading
 from engine.data.leads.codes import flag_name, treat_missing
 from engine.data.leads.dates import time_column_values
@@ -43,6 +44,8 @@ class LeadTable:
     #: the time column's values (datetime64) when ``load_leads`` was asked for one (the time split)
     time_column: str | None = None
     times: np.ndarray | None = None
+    #: the kinds the user set (``load_leads(kinds=...)``) that were applied, ``{column: kind}``; the rest inferred
+    kinds_set: dict[str, str] = field(default_factory=dict)
 
     @property
     def conversion_rate(self) -> float:
@@ -66,6 +69,7 @@ class LeadTable:
             "data_hash": self.data_hash,
             "missing_values": dict(self.missing_values),
             "dates": list(self.dates.columns),
+            "kinds_set": dict(self.kinds_set),
         }
 
 
@@ -80,6 +84,7 @@ def load_leads(
     filename: str | None = None,
     missing_values: dict[str, list[float]] | None = None,
     time_column: str | None = None,
+    kinds: dict[str, str] | None = None,
 ) -> LeadTable:
     """Read and validate a lead table; see the module docstring for the rules.
 
@@ -93,11 +98,14 @@ def load_leads(
     (:data:`engine.data.missing_values.MissingValues`: a run's spec, a training request, a dataset's settings and
     :func:`engine.pipeline.train_leads` check it where it enters). Date columns (the ``date`` kind) are never
     features: they are kept apart in ``LeadTable.dates``. ``time_column`` (the time split's column) must be one
-    of them; its checked values are ``LeadTable.times`` (:func:`dates.time_column_values`).
+    of them; its checked values are ``LeadTable.times`` (:func:`dates.time_column_values`). ``kinds``
+    (``{column: kind}``, :func:`engine.data.column_kinds.parse_kinds`): kinds the user set over the inferred ones
+    (``text``, ``categorical``, ``high_cardinality``, ``identifier``); the ones applied are ``LeadTable.kinds_set``.
     Raises :class:`LeadDataError` for unusable input.
     """
     policy = _check_policy(leak_policy)
     missing_values = dict(missing_values or {})
+    wanted = parse_kinds(kinds)
     max_rows = reading.MAX_ROWS if max_rows is None else max_rows
     max_cols = reading.MAX_COLS if max_cols is None else max_cols
     df, data_hash, name = _read(source, filename, max_rows, max_cols)
@@ -161,13 +169,24 @@ def load_leads(
     warnings.extend(num_warnings)
     missing_values = _applicable(missing_values, clean, all_columns, target_col, label, warnings)
     clean = treat_missing(clean, missing_values)
+    wanted = _settable(wanted, clean, all_columns, target_col, label, warnings)
     dropped: dict[str, str] = {}
     kinds: dict[str, str] = {}
     dates: dict[str, pd.Series] = {}
     for col in clean.columns:
         s = clean[col]
         kind = _kind(s, col)
-        if kind == "date":
+        if col in wanted and kind != "empty":
+            if kind in ("numeric", "binary") and pd.api.types.is_numeric_dtype(s) and wanted[col] != "identifier":
+                raise LeadDataError(
+                    f"column {col!r} holds numbers (read as {kind}); it can be set to identifier only, not "
+                    f"{wanted[col]}. Fix: remove its kind from the setting (--kind / the Data page), or set it to "
+                    "identifier to leave it out of training."
+                )
+            kind = wanted[col]
+        if kind == "identifier" and col in wanted:
+            dropped[col] = "identifier (set by the user)"
+        elif kind == "date":
             dates[col] = s.reset_index(drop=True)
         elif kind == "empty":
             dropped[col] = "every value missing"
@@ -218,7 +237,33 @@ def load_leads(
         dates=pd.DataFrame(dates, index=X.index),
         time_column=time_column,
         times=times,
+        kinds_set={c: k for c, k in wanted.items() if c in kinds or dropped.get(c, "").endswith("set by the user)")},
     )
+
+
+def _settable(wanted: dict[str, str], clean: pd.DataFrame, columns, target: str, label: str, warnings: list):
+    """The user's ``kinds`` keyed by the table's own spelling of each column; a column that is not in the table or
+    is the outcome is refused (LeadDataError naming the columns), one the leak policy left out skipped with a
+    warning."""
+    by_key = {_norm(c): c for c in columns}
+    out = {}
+    for col, kind in wanted.items():
+        name = col if col in columns else by_key.get(_norm(col))
+        if name is None:
+            raise LeadDataError(
+                f"the column kinds name {col!r}, which is not a column of {label}. Its columns are: "
+                f"{_column_list(columns)}. Fix: name one of them (--kind COLUMN=KIND, KIND one of "
+                f"{', '.join(SETTABLE_KINDS)}), or remove it from the dataset's kinds on the Data page."
+            )
+        if name == target:
+            raise LeadDataError(
+                f"the column kinds name {name!r}, the outcome column; its kind is not a setting. Fix: remove it."
+            )
+        if name not in clean.columns:
+            warnings.append(f"{name}: left out, so the kind {kind!r} set for it is not used")
+            continue
+        out[name] = kind
+    return out
 
 
 def _time_column_name(column: str, columns: list, target: str, dates: list[str]) -> str:
