@@ -374,9 +374,12 @@ def _unseen_counts(X: pd.DataFrame, profile: dict | None, max_values: int = 10) 
     return out
 
 
-def prepare_rows(run: Run, raw: pd.DataFrame, source: str = "the file") -> tuple[pd.DataFrame, ValidationReport]:
+def prepare_rows(
+    run: Run, raw: pd.DataFrame, source: str = "the file", kinds: dict[str, str] | None = None
+) -> tuple[pd.DataFrame, ValidationReport]:
     """Shape raw new rows as the run's features and report how they fit. Raises :class:`ScoringError`
-    when they share no column with the run or hold no rows."""
+    when they share no column with the run or hold no rows. ``kinds``: the run's column kinds as decided once
+    for a whole file read in chunks (:mod:`engine.scoring_chunks`); default the run's own."""
     settings = run.settings
     if len(raw) == 0:
         raise ScoringError(f"{source} has no rows to score (a header only?). Fix: give a file with at least one row.")
@@ -396,7 +399,7 @@ def prepare_rows(run: Run, raw: pd.DataFrame, source: str = "the file") -> tuple
             ignored_columns=[c for c in raw.columns if c not in X.columns],
         )
         return X, report
-    columns, kinds = settings.columns, settings.kinds
+    columns, kinds = settings.columns, settings.kinds if kinds is None else kinds
     missing_values = settings.missing_values  # checked when the run was loaded (engine.runspec)
     flags = settings.flags  # made here, not read
     given = [str(c) for c in raw.columns]
