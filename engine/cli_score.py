@@ -1,6 +1,6 @@
 """``score`` on a lead CSV larger than the memory budget (or with ``--chunk-rows`` / ``--ray``): read, scored and
 written in chunks by :func:`engine.scoring_chunks.score_file`; the scored-list store keeps the top
-:data:`STORE_TOP_ROWS` rows of such a list."""
+:data:`engine.scoring_chunks.STORE_TOP_ROWS` rows of such a list."""
 
 from __future__ import annotations
 
@@ -8,13 +8,8 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from types import SimpleNamespace
 
 from engine.storage import write_json
-
-#: The rows of a list scored in chunks that the scored-list store keeps (the top of the list: the leads a team calls
-#: and whose outcomes come back); the whole list is the ``--out`` file.
-STORE_TOP_ROWS = 100_000
 
 
 def chunk_rows_arg(text: str) -> int:
@@ -97,7 +92,7 @@ def check_chunk_args(args, run, data: Path, out_path: Path | None) -> str | None
 
 def score_in_chunks(args, run, model, data: Path, out_path: Path, report_path: Path | None, notes: list[str]) -> int:
     """``score`` through :func:`engine.scoring_chunks.score_file`: progress, the report and the stored top rows."""
-    from engine.scoring_chunks import score_file  # heavy: loads pandas
+    from engine.scoring_chunks import STORE_TOP_ROWS, score_file  # heavy: loads pandas
 
     address = check_chunk_args(args, run, data, out_path)
     shown = {"read": 0, "score": 0, "write": 0}
@@ -162,19 +157,12 @@ def score_in_chunks(args, run, model, data: Path, out_path: Path, report_path: P
 
 
 def _store_top(scored, data: Path, top_file: Path, shift: dict | None) -> str:
-    """Keep the top :data:`STORE_TOP_ROWS` rows of the list in the scored-list store (its meta says how many rows
-    the whole list had: ``rows_scored``)."""
-    from engine.scored_lists import ScoredStore  # heavy: loads pandas
+    """Keep the top of the list in the scored-list store (:func:`engine.scoring_chunks.store_top`); said on stderr."""
+    from engine.scoring_chunks import store_top  # heavy: loads pandas
 
-    kept = min(scored.rows, STORE_TOP_ROWS)
-    summary = {**scored.summary, "rows": kept}
-    part = SimpleNamespace(run_id=scored.run_id, approach=scored.approach, summary=summary, proba=None)
-    extra = {"rows_scored": scored.rows, "kept": f"the top {kept:,} of {scored.rows:,} rows"}
-    if shift:
-        extra["shift"] = {"verdict": shift.get("verdict"), "adversarial_auc": shift.get("adversarial_auc")}
-    meta = ScoredStore().add(part, data.name, csv_bytes=top_file.read_bytes(), extra=extra)
+    meta = store_top(scored, data.name, top_file, shift)
     print(
-        f"list stored for outcomes ({meta['sha256'][:12]}; run {meta['run_id']}; {extra['kept']}): `python -m engine "
+        f"list stored for outcomes ({meta['sha256'][:12]}; run {meta['run_id']}; {meta['kept']}): `python -m engine "
         "outcomes --data won_lost.csv` matches outcomes to it (--no-store to skip)",
         file=sys.stderr,
     )

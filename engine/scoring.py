@@ -63,6 +63,9 @@ MIN_REASON_POINTS = 0.5
 DEFAULT_EXPLAIN_BUDGET = 20
 #: The columns scoring adds after the input's own.
 SCORE_COLUMNS = ["rank", "probability", "score", "tier", "reasons_for", "reasons_against", "has_reasons"]
+#: Decimals a probability is ranked by: a model's arithmetic can differ in the last bits with the size of the batch
+#: (5e-16 for the stack), which would reorder equal leads between a file read whole and one read in chunks.
+PROBA_DECIMALS = 12
 PROFILE_FILE = "training_profile.json"
 TRAIN_SAMPLE_FILE = "train_sample.csv"
 TRAIN_SAMPLE_ROWS = 5000
@@ -566,6 +569,7 @@ def score_frame(
         if progress:
             progress(stop, n)
     check_finite(run, proba)
+    proba = np.round(proba, PROBA_DECIMALS)  # the same rows rank the same in batches of any size
     approach = run.settings.approach
     factors = _factors(model, X, proba, run, explain)
     out = _table(run, raw, proba, factors, rank)

@@ -49,6 +49,7 @@ from engine.data.leads.reading import (
 from engine.data.missing_values import LeadDataError
 from engine.data.sources import sniff_encoding
 from engine.scoring import (
+    PROBA_DECIMALS,
     ROW_COLUMN,
     SCORE_COLUMNS,
     ScoringError,
@@ -75,6 +76,9 @@ MEMORY_PER_CSV_BYTE = 12
 MIN_CHUNK_ROWS, MAX_CHUNK_ROWS = 1_000, 200_000
 #: The rows the shift check compares with the training sample (a uniform sample of the file).
 SHIFT_SAMPLE_ROWS = 50_000
+#: The rows of a list scored in chunks that the scored-list store keeps: the top of the list (the leads a team calls,
+#: whose outcomes come back); the whole list is the output file. Its meta says ``rows`` (kept) and ``rows_scored``.
+STORE_TOP_ROWS = 100_000
 #: The column holding a row's position in the file, inside the pieces (never written out).
 ROW_KEY = "__row__"
 
@@ -221,6 +225,8 @@ def iter_chunks(csv: CsvFile, chunk_rows: int) -> Iterator[pd.DataFrame]:
                     f"{csv.label} could not be read after row {start:,} ({str(exc).strip()[:300]}). Check that "
                     f"every row has the same number of fields, or {_FORMATS_HINT[0].lower() + _FORMATS_HINT[1:]}"
                 ) from None
+            if not len(chunk):
+                continue
             chunk.columns = [str(c).strip() for c in chunk.columns]
             chunk.index = pd.RangeIndex(start, start + len(chunk))
             start += len(chunk)
@@ -252,21 +258,36 @@ class ChunkScorer:
         raw = piece.drop(columns=[ROW_KEY]).reset_index(drop=True)
         X, report = prepare_rows(self.run, raw, self.source, kinds=self.kinds)
         # unseen values in full (the top ten are taken over the whole file)
-        report.unseen_values = _all_unseen(self.run, X)
-        proba = np.asarray(self.model.predict_proba(X))[:, 1].astype(np.float64)
+        report.unseen_values = _all_unseen(self.run, X, rows)
+        proba = np.round(np.asarray(self.model.predict_proba(X))[:, 1].astype(np.float64), PROBA_DECIMALS)
         notes = [""] * len(rows)
         notes[0] = json.dumps(report.to_dict())
         return pd.DataFrame({ROW_KEY: rows, "probability": proba, "__report__": notes})
 
 
-def _all_unseen(run, X: pd.DataFrame) -> dict[str, dict[str, int]]:
-    from engine.scoring import _unseen_counts, load_training_profile
+def _all_unseen(run, X: pd.DataFrame, rows: np.ndarray) -> dict[str, dict[str, list[int]]]:
+    """Values never seen in training, every one: ``{column: {value: [rows, first row in the file]}}`` (the whole
+    file's top ten are taken once the pieces are added up: by rows, then by where they first appear)."""
+    from engine.scoring import load_training_profile
     from engine.storage import CorruptFile
 
     try:
-        return _unseen_counts(X, load_training_profile(run), max_values=10**9)
+        profile = load_training_profile(run) or {}
     except CorruptFile:  # prepare_rows said so in the report's ``unchecked``
         return {}
+    out = {}
+    for col, entry in (profile.get("columns") or {}).items():
+        seen = entry.get("categories")
+        if col not in X.columns or seen is None or not entry.get("categories_complete", True):
+            continue
+        filled = X[col].notna().to_numpy()
+        text = X[col][filled].astype(str)
+        new = ~text.isin(set(seen)).to_numpy()
+        if new.any():
+            found = pd.DataFrame({"v": text.to_numpy()[new], "r": rows[filled][new]}).groupby("v", sort=False)["r"]
+            counts = found.agg(["size", "min"])
+            out[col] = {str(v): [int(n), int(r)] for v, (n, r) in zip(counts.index, counts.to_numpy())}
+    return out
 
 
 class _Report:
@@ -275,7 +296,7 @@ class _Report:
     def __init__(self):
         self.first: dict | None = None
         self.rows = 0
-        self.unseen: dict[str, Counter] = {}
+        self.unseen: dict[str, dict[str, list[int]]] = {}
         self.unparsed: Counter = Counter()
         self.read_as_missing: dict[str, Counter] = {}
 
@@ -284,7 +305,10 @@ class _Report:
         self.first = self.first or part
         self.rows += int(part["rows"])
         for col, values in part["unseen_values"].items():
-            self.unseen.setdefault(col, Counter()).update(values)
+            held = self.unseen.setdefault(col, {})
+            for value, (n, first) in values.items():
+                before = held.get(value, [0, first])
+                held[value] = [before[0] + n, min(before[1], first)]
         self.unparsed.update(part["unparsed"])
         for col, codes in part["read_as_missing"].items():
             self.read_as_missing.setdefault(col, Counter()).update(codes)
@@ -294,7 +318,8 @@ class _Report:
         unseen = {}
         for col in profile_columns:  # in the profile's order, as the in-memory check lists them
             if col in self.unseen:
-                unseen[col] = dict(self.unseen[col].most_common(10))
+                top = sorted(self.unseen[col].items(), key=lambda kv: (-kv[1][0], kv[1][1]))[:10]
+                unseen[col] = {value: n for value, (n, _) in top}
         return ValidationReport(
             rows=self.rows,
             used_columns=first.get("used_columns", []),
@@ -641,3 +666,52 @@ def _ranked_table(raw, rows, ranks, proba, scores, tiers, reasons, has_ids) -> p
     if not has_ids:
         out.insert(0, _output_name(ROW_COLUMN, taken), rows + 1)
     return out
+
+
+# -- an upload (the Score page) ---------------------------------------------------------------------------
+def upload_needs_chunks(data: bytes, filename: str | None = None) -> bool:
+    """Whether an uploaded lead file (bytes) is a CSV over the memory budget or the in-memory row limit, so the
+    Score page scores it with :func:`score_upload`."""
+    from engine.data.leads.reading import MAX_ROWS
+
+    try:
+        if _detect_format(data[:65536], filename)[0] != "csv":
+            return False
+    except LeadDataError:
+        return False
+    return len(data) * MEMORY_PER_CSV_BYTE > memory_budget() or data.count(b"\n") > MAX_ROWS + 1
+
+
+def score_upload(run, data: bytes, filename: str, model=None, top_rows: int = 0) -> tuple[FileScored, Path, Path]:
+    """An uploaded CSV scored in chunks into a folder of its own in the system's temporary folder: ``(result, the
+    ranked list, its first top_rows rows)``; the caller removes the folder (``out.parent``) when done with it."""
+    folder = Path(tempfile.mkdtemp(prefix="clab-upload-"))
+    try:
+        source = folder / "upload.csv"
+        source.write_bytes(data)
+        top = folder / "top.csv"
+        scored = score_file(
+            run, source, folder / "ranked.csv", model=model, label=filename, top_out=top, top_rows=top_rows or 1
+        )
+        source.unlink()
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return scored, folder / "ranked.csv", top
+
+
+def store_top(scored: FileScored, source: str, top_file: Path, shift: dict | None = None) -> dict:
+    """Keep the top :data:`STORE_TOP_ROWS` rows of a list scored in chunks (``top_file``, written by
+    :func:`score_file`'s ``top_out``) in the scored-list store; returns its meta (``kept`` says what was kept)."""
+    from types import SimpleNamespace
+
+    from engine.scored_lists import ScoredStore
+
+    kept = min(scored.rows, STORE_TOP_ROWS)
+    part = SimpleNamespace(
+        run_id=scored.run_id, approach=scored.approach, summary={**scored.summary, "rows": kept}, proba=None
+    )
+    extra = {"rows_scored": scored.rows, "kept": f"the top {kept:,} of {scored.rows:,} rows"}
+    if shift:
+        extra["shift"] = {"verdict": shift.get("verdict"), "adversarial_auc": shift.get("adversarial_auc")}
+    return ScoredStore().add(part, source, csv_bytes=Path(top_file).read_bytes(), extra=extra)

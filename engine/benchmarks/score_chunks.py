@@ -101,6 +101,7 @@ def run_chunked_score_bench(
         "date": time.strftime("%Y-%m-%d"),
         "load_before": load_before,
         "load_after": [round(v, 2) for v in os.getloadavg()],
+        "load": [round(v, 2) for v in os.getloadavg()],  # at the end: the 5- and 15-minute ones span the run
         "run_id": run.id,
         "data": data.name,
         "rows": int(scored["rows"]),
