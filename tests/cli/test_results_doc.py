@@ -59,3 +59,27 @@ def test_render_reads_the_api_memory_bench(tmp_path):
     )
     text = render(tmp_path)
     assert "**Scoring API model cache**" in text and "| 50 | 4 | 296.6 | 311.3 | 6.4 | 141 | 0.224 |" in text
+
+
+def test_render_reads_the_chunked_score_bench(tmp_path):
+    (tmp_path / "score_chunked_2026-01-03.json").write_text(
+        json.dumps(
+            {
+                "rows": 5000000,
+                "file_mb": 1346.0,
+                "chunk_rows": 161962,
+                "chunks": 31,
+                "memory_budget_mb": 2048,
+                "peak_rss_mb": 1500.5,
+                "rows_per_second": 4000.0,
+                "first_ranked_rows_seconds": 900.0,
+                "seconds": {"total": 1250.0},
+                "explained_rows": 10000,
+                "ray": False,
+                "date": "2026-01-03",
+            }
+        )
+    )
+    text = render(tmp_path)
+    assert "Scoring a file larger than memory" in text
+    assert "| 5,000,000 | 1,346 | 161,962 x 31 | 2,048 | 1,500 | 4,000 | 900.0 | 1,250.0 | 10,000 |" in text

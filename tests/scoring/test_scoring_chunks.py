@@ -224,3 +224,14 @@ def test_files_scored_at_once_in_one_folder_do_not_mix(stack_run, leads_file, tm
     assert all((tmp_path / f"out{i}.csv").read_bytes() == first for i in (1, 2))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out0.csv", "out1.csv", "out2.csv"]
     assert np.all([r.rows == ROWS for r in results.values()])
+
+
+def test_a_csv_over_the_in_memory_row_limit_is_read_in_chunks(tmp_path):
+    from engine.data.leads.reading import MAX_ROWS
+    from engine.scoring_chunks import over_row_limit
+
+    path = tmp_path / "long.csv"
+    path.write_bytes(b"a,b\n" + b"1,2\n" * (MAX_ROWS + 1))  # 4 MB: under any memory budget
+    assert over_row_limit(path)
+    path.write_bytes(b"a,b\n" + b"1,2\n" * MAX_ROWS)
+    assert not over_row_limit(path)
