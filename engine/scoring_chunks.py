@@ -399,6 +399,8 @@ def score_file(
     csv = open_csv(path, label)
     chunk_rows = chunk_rows or chunk_rows_for(path)
     say = progress or (lambda stage, done, total: None)
+    if model is None and not ray_address:  # loaded once: it scores the pieces and explains the top rows
+        model = run.load_approach()
     work = Path(tempfile.mkdtemp(prefix=".clab-chunks-", dir=out.parent))
     try:
         pieces, kinds, sample, outcome = _spill(run, csv, chunk_rows, work / "pieces", say)
