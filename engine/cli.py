@@ -19,6 +19,8 @@ from engine.cli_loop import add_commands as add_loop
 from engine.cli_outcomes import add_commands as add_outcomes
 from engine.cli_outcomes import score_shadows, shadow_runs, store_scored
 from engine.cli_paths import input_kind_of, readable_data, refuse_clashes, writable_out
+from engine.cli_score import add_flags as add_chunk_flags
+from engine.cli_score import score_in_chunks, wants_chunks
 from engine.cli_store import add_commands as add_store
 from engine.cli_values import (
     add_split_flags,
@@ -275,6 +277,19 @@ def cmd_bench(args) -> int:
         if args.json:
             print(f"written {args.json}")
         return 0
+    if args.input == "score" and args.chunked:
+        from engine.benchmarks.score_chunks import run_chunked_score_bench  # heavy: loads pandas
+
+        result = run_chunked_score_bench(
+            data=args.data,
+            json_out=args.json,
+            rows=args.rows,
+            ray=args.ray,
+            chunk_rows=args.chunk_rows,
+            run_id=args.run,
+        )
+        print(json.dumps(result, indent=2, default=str))
+        return 0
     if args.input == "score":
         from engine.benchmarks.score import run_score_bench  # heavy: loads pandas
 
@@ -350,6 +365,8 @@ def cmd_score(args) -> int:
     notes: list[str] = []
     run, model = run_and_model(RunStore(), args.run, data, notes, family=args.family)
     _check_kind(run, data)
+    if wants_chunks(args, run, data):  # over the memory budget: read, scored and written in chunks
+        return score_in_chunks(args, run, model, data, out_path, report_path, notes)
     if args.shadow:  # challengers scored beside the run, checked before anything is scored
         shadowing = shadow_runs(RunStore(), run, args.shadow, args.no_store)
     try:
@@ -584,6 +601,15 @@ def _train_and_bench_parsers(sub) -> None:
                 default=10_000,
                 help="score only: rows to explain (default 10,000)",
             )
+            p.add_argument(
+                "--chunked",
+                action="store_true",
+                help="score only: time `score` on a --rows-row CSV read in chunks (peak memory, rows/s, time to the "
+                "first ranked rows); JSON default assets/bench/score_chunked_<date>.json",
+            )
+            p.add_argument("--chunk-rows", dest="chunk_rows", type=whole, help="score --chunked only: rows a chunk")
+            p.add_argument("--ray", action="store_true", help="score --chunked only: score the chunks on RAY_ADDRESS")
+            p.add_argument("--run", help="score --chunked only: the stack run to time (default: one trained first)")
             p.set_defaults(func=cmd_bench)
 
 
@@ -634,6 +660,7 @@ def _score_parser(sub) -> None:
         help="also score the file with this run (a challenger; repeatable) and keep its scores with the list, so "
         "that outcomes compare it with the run on the same leads (`python -m engine outcomes --top N`)",
     )
+    add_chunk_flags(p)
 
 
 def _run_job_and_audit_parsers(sub) -> None:

@@ -63,6 +63,9 @@ MIN_REASON_POINTS = 0.5
 DEFAULT_EXPLAIN_BUDGET = 20
 #: The columns scoring adds after the input's own.
 SCORE_COLUMNS = ["rank", "probability", "score", "tier", "reasons_for", "reasons_against", "has_reasons"]
+#: Decimals a probability is ranked by: a model's arithmetic can differ in the last bits with the size of the batch
+#: (5e-16 for the stack), which would reorder equal leads between a file read whole and one read in chunks.
+PROBA_DECIMALS = 12
 PROFILE_FILE = "training_profile.json"
 TRAIN_SAMPLE_FILE = "train_sample.csv"
 TRAIN_SAMPLE_ROWS = 5000
@@ -385,9 +388,12 @@ def _unseen_counts(X: pd.DataFrame, profile: dict | None, max_values: int = 10) 
     return out
 
 
-def prepare_rows(run: Run, raw: pd.DataFrame, source: str = "the file") -> tuple[pd.DataFrame, ValidationReport]:
+def prepare_rows(
+    run: Run, raw: pd.DataFrame, source: str = "the file", kinds: dict[str, str] | None = None
+) -> tuple[pd.DataFrame, ValidationReport]:
     """Shape raw new rows as the run's features and report how they fit. Raises :class:`ScoringError`
-    when they share no column with the run or hold no rows."""
+    when they share no column with the run or hold no rows. ``kinds``: the run's column kinds as decided once
+    for a whole file read in chunks (:mod:`engine.scoring_chunks`); default the run's own."""
     settings = run.settings
     if len(raw) == 0:
         raise ScoringError(f"{source} has no rows to score (a header only?). Fix: give a file with at least one row.")
@@ -407,7 +413,7 @@ def prepare_rows(run: Run, raw: pd.DataFrame, source: str = "the file") -> tuple
             ignored_columns=[c for c in raw.columns if c not in X.columns],
         )
         return X, report
-    columns, kinds = settings.columns, settings.kinds
+    columns, kinds = settings.columns, settings.kinds if kinds is None else kinds
     missing_values = settings.missing_values  # checked when the run was loaded (engine.runspec)
     flags = settings.flags  # made here, not read
     given = [str(c) for c in raw.columns]
@@ -574,6 +580,7 @@ def score_frame(
         if progress:
             progress(stop, n)
     check_finite(run, proba)
+    proba = np.round(proba, PROBA_DECIMALS)  # the same rows rank the same in batches of any size
     approach = run.settings.approach
     factors = _factors(model, X, proba, run, explain)
     out = _table(run, raw, proba, factors, rank)

@@ -11,6 +11,7 @@ from dashboard.components import state, widgets
 from engine.live import LiveStore
 from engine.scored_lists import ScoredStore
 from engine.scoring import SCORE_HELP, add_reasons, read_rows, score_frame
+from engine.scoring_chunks import MEMORY_ENV, STORE_TOP_ROWS, score_upload, store_top, upload_needs_chunks
 
 st.title("Score new leads")
 st.caption(
@@ -174,6 +175,42 @@ def _score(run_id: str, sha: str, _raw, filename: str):
     run = state.run_store().get(run_id)
     return score_frame(run, _raw, model=state.load_model(run), explain=0, source=filename)
 
+
+if kind == "leads" and upload_needs_chunks(data, filename):  # over the memory budget: scored in chunks
+    import pandas as pd
+
+    big_run = chosen[0]
+
+    @st.cache_data(show_spinner=False, max_entries=2)
+    def _score_big(run_id: str, sha: str, _data: bytes, filename: str):
+        run = state.run_store().get(run_id)
+        return score_upload(run, _data, filename, model=state.load_model(run), top_rows=STORE_TOP_ROWS)
+
+    try:
+        with st.spinner(
+            f"{filename} is over the memory budget: scoring it in chunks with {state.run_label(big_run)}..."
+        ):
+            big, ranked, top = _score_big(big_run.id, sha, data, filename)
+    except ValueError as exc:  # bad file, no shared column, broken run: the message says the fix
+        st.error(f"{state.run_label(big_run)}: {exc}")
+        st.stop()
+    if len(chosen) > 1:
+        st.info("A file over the memory budget is scored by one model: the first one chosen.")
+    st.subheader(f"Ranked list: {big.rows:,} leads")
+    st.caption(
+        f"Scored by {state.run_label(big_run)} in {big.chunks:,} chunks of {big.chunk_rows:,} rows (the file is over "
+        f"the memory budget, {MEMORY_ENV}); reasons for the top {big.explained_rows:,}. The first 1,000 are shown; "
+        "the download holds every lead.",
+        help=SCORE_HELP,
+    )
+    if big.report.messages():
+        st.warning("**Check before you trust the list**:\n" + "\n".join(f"- {m}" for m in big.report.messages()))
+    st.dataframe(pd.read_csv(ranked, nrows=1000, dtype=str, keep_default_na=False), width="stretch", hide_index=True)
+    with open(ranked, "rb") as handle:
+        st.download_button("Download CSV", handle.read(), f"{filename.rsplit('.', 1)[0]}_scored.csv", "text/csv")
+    stored = store_top(big, filename, top, big.shift)
+    st.caption(f"Kept for outcomes: {stored['kept']} (Monitoring matches outcomes to them).")
+    st.stop()
 
 results = {}
 for run in chosen:

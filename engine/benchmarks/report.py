@@ -114,6 +114,39 @@ def _score(name: str, d: dict) -> list[str]:
     ]
 
 
+def _score_chunked(name: str, d: dict) -> list[str]:
+    seconds = d.get("seconds") or {}
+    row = [
+        f"{d.get('rows', 0):,}" + (" (Ray)" if d.get("ray") else ""),
+        _num(d.get("file_mb"), 0),
+        f"{_num(d.get('chunk_rows'), 0)} x {_num(d.get('chunks'), 0)}",
+        _num(d.get("memory_budget_mb"), 0),
+        _num(d.get("peak_rss_mb"), 0),
+        _num(d.get("rows_per_second"), 0),
+        _num(d.get("first_ranked_rows_seconds"), 1),
+        _num(seconds.get("total"), 1),
+        _num(d.get("explained_rows"), 0),
+    ]
+    return [
+        f"**Scoring a file larger than memory** (`bench score --chunked`, `{name}`; {_where(d, name)})",
+        "",
+        *_table(
+            [
+                "rows",
+                "CSV MB",
+                "chunk rows x chunks",
+                "budget MB",
+                "peak RSS MB",
+                "rows/s",
+                "first ranked rows s",
+                "total s",
+                "rows with reasons",
+            ],
+            [row],
+        ),
+    ]
+
+
 def _models(title: str, name: str, d: dict) -> list[str]:
     rows = []
     for model, m in (d.get("models") or {}).items():
@@ -308,6 +341,8 @@ def render(bench_dir: Path = BENCH_DIR) -> str:
             blocks.append(_lora_fit(path.name, d))
         elif kind == "api":
             blocks.append(_api(path.name, d))
+        elif path.stem.startswith("score_chunked"):
+            blocks.append(_score_chunked(path.name, d))
         elif kind == "score":
             blocks.append(_score(path.name, d))
         elif kind == "curve":

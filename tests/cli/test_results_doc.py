@@ -70,3 +70,27 @@ def test_a_curve_names_only_the_parameters_changed_from_the_defaults():
     assert _curve_params({"approaches": {"stacking": {"params": params}}}) == ""  # XGBoost's missing=nan included
     params["n_folds"] = 3
     assert _curve_params({"approaches": {"stacking": {"params": params}}}) == "; stacking: n_folds=3"
+
+
+def test_render_reads_the_chunked_score_bench(tmp_path):
+    (tmp_path / "score_chunked_2026-01-03.json").write_text(
+        json.dumps(
+            {
+                "rows": 5000000,
+                "file_mb": 1346.0,
+                "chunk_rows": 161962,
+                "chunks": 31,
+                "memory_budget_mb": 2048,
+                "peak_rss_mb": 1500.5,
+                "rows_per_second": 4000.0,
+                "first_ranked_rows_seconds": 900.0,
+                "seconds": {"total": 1250.0},
+                "explained_rows": 10000,
+                "ray": False,
+                "date": "2026-01-03",
+            }
+        )
+    )
+    text = render(tmp_path)
+    assert "Scoring a file larger than memory" in text
+    assert "| 5,000,000 | 1,346 | 161,962 x 31 | 2,048 | 1,500 | 4,000 | 900.0 | 1,250.0 | 10,000 |" in text

@@ -267,3 +267,22 @@ def test_the_model_chosen_for_you_uses_no_flagged_column(small_stack_run, tmp_pa
         at = AppTest.from_file(str(PAGES / "score.py"), default_timeout=120).run()  # no file: nothing scored
         assert not at.exception, [e.value for e in at.exception]
         assert at.multiselect(key="score_runs").value == [run.id if with_clean else leaky_id]
+
+
+def test_a_file_over_the_memory_budget_is_scored_in_chunks(score_workspace, monkeypatch):
+    from engine import scoring_chunks
+    from engine.scored_lists import ScoredStore
+
+    root, first, _ = score_workspace
+    monkeypatch.setattr(scoring_chunks, "MEMORY_PER_CSV_BYTE", 10**6)  # 3,000 leads stand for a file over 64 MB
+    monkeypatch.setenv(scoring_chunks.MEMORY_ENV, "64")
+    new = demo_leads(n=3_000, seed=33).drop(columns=["Converted"])
+    at = _page(root, monkeypatch, _csv(new), "big_week.csv", score_runs=[first.id])
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "Ranked list: 3,000 leads" in [h.value for h in at.subheader]
+    assert "in 3 chunks of 1,000 rows" in "\n".join(c.value for c in at.caption)
+    table = at.dataframe[0].value
+    assert len(table) == 1_000 and table["rank"].astype(int).tolist() == list(range(1, 1_001))
+    assert at.get("download_button")
+    kept = [m for m in ScoredStore(root / "scored").list() if m.get("rows_scored") == 3_000]
+    assert kept and kept[0]["kept"] == "the top 3,000 of 3,000 rows"
