@@ -13,6 +13,7 @@ from pathlib import Path
 from engine.approaches.registry import approach_names
 from engine.callbacks import default_callbacks
 from engine.cli_blend import add_commands as add_blend
+from engine.cli_join import add_commands as add_join
 from engine.cli_live import add_commands as add_live
 from engine.cli_live import run_and_model
 from engine.cli_loop import add_commands as add_loop
@@ -671,6 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_live(sub, _command)
     add_outcomes(sub, _command)
     add_blend(sub, _command)
+    add_join(sub, _command)
     _command(sub, "prepare-models", cmd_prepare_models, help="convert and cache the offline models (idempotent)")
     add_loop(sub, _command, cmd_demo)  # demo (and demo --weekly), retrain
     return parser
