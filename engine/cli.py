@@ -23,6 +23,7 @@ from engine.cli_paths import input_kind_of, readable_data, refuse_clashes, writa
 from engine.cli_store import add_commands as add_store
 from engine.cli_values import (
     add_split_flags,
+    add_use_flag,
     first_line,
     missing_value_flag,
     number,
@@ -150,6 +151,7 @@ def _spec_from_args(args):
         calibration_share=args.calibration_share,
         split=args.split,
         time_column=args.time_column,
+        use=args.use,
     )
 
 
@@ -263,6 +265,20 @@ def cmd_bench(args) -> int:
         print(json.dumps(result, indent=2, default=str))
         return 0
     params = _params_from_args(args)
+    if args.input == "leads" and getattr(args, "use", None):  # table / text / both: what the text is worth
+        from engine.benchmarks.leads_use import run_use_bench  # heavy: loads NumPy
+
+        approach = args.approach or "stacking"
+        run_use_bench(
+            args.data,
+            args.use,
+            [approach],
+            json_out=args.json,
+            target=args.target,
+            leak_policy=args.leak_policy,
+            params={approach: params},
+        )
+        return 0
     if args.input == "leads":
         data = args.data or DEMO_LEADS
         bench = LEAD_BENCHES.get(args.approach or "stacking", LEAD_BENCHES["stacking"])
@@ -513,6 +529,7 @@ def _train_and_bench_parsers(sub) -> None:
                 help="leads: training rows kept out of the fit for blends (default 0.1; 0 for none)",
             )
             add_split_flags(p)
+            add_use_flag(p)
             p.add_argument("--quiet", action="store_true", help="no progress bar")
             p.add_argument(
                 "--missing-value",
@@ -540,6 +557,7 @@ def _train_and_bench_parsers(sub) -> None:
                 type=number,
                 help="leads (stack): training rows kept out of the fit, as a lead run's calibration slice (default 0)",
             )
+            add_use_flag(p, several=True)
             p.add_argument("--requests", type=int, default=2000, help="api only: requests to send (default 2000)")
             p.add_argument("--concurrency", type=int, default=16, help="api only: concurrent clients (default 16)")
             p.add_argument(

@@ -16,6 +16,7 @@ from typing import Any
 from engine.approaches.registry import approach_hook, approach_names, get_approach_class
 from engine.config import DEMO_LEADS, DEMO_TRANSCRIPTS
 from engine.data.missing_values import parse_missing_values
+from engine.data.uses import check_use
 from engine.storage import CorruptFile, read_json, write_json
 
 SPEC_FILE = "spec.json"
@@ -52,6 +53,7 @@ class TrainSpec:
     split: str = "stratified"  # "time": the newest test_size of the rows by time_column are the test rows
     time_column: str | None = None
     calibration_share: float | None = None  # leads: training rows kept out of the fit for blends (None: default)
+    use: str = "both"  # leads: "table" (no text columns), "text" (only them) or "both" (engine.data.uses)
 
     def __post_init__(self):
         if self.input_kind not in DATA_KINDS:
@@ -88,6 +90,9 @@ class TrainSpec:
             raise ValueError(f"calibration_share must be a number from 0 (no slice) to below 0.5, not {share!r}")
         if share and self.input_kind != "leads":
             raise ValueError("calibration_share is a setting of lead runs (blends take lead runs only)")
+        check_use(self.use)
+        if self.use != "both" and self.input_kind != "leads":
+            raise ValueError("use (table | text | both) is a setting of lead tables; transcripts are text")
         self._check_split()
 
     def _check_split(self) -> None:
@@ -147,6 +152,7 @@ def run_spec(spec: TrainSpec, callbacks=None):
             test_size=spec.test_size,
             seed=spec.split_seed,
             calibration_share=spec.calibration_share,
+            use=spec.use,
         )
     return pipeline.train_transcripts(
         data,
