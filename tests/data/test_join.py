@@ -176,10 +176,13 @@ def _million(n):
 
 
 def _timed_join(n):
+    """The join and the CPU seconds it took (this process's, all its threads): on a shared machine the wall time
+    says more about the neighbours than about the join (1,000,000 x 1,000,000: 10 s of CPU, 115 s of wall time
+    at a load average of 22 on 2 cores)."""
     leads, calls = _million(n)
-    start = time.perf_counter()
+    start = time.process_time()
     result = join_leads_calls(leads, calls)
-    return result, time.perf_counter() - start
+    return result, time.process_time() - start
 
 
 def test_a_hundred_thousand_leads_against_as_many_calls_join_in_seconds():
@@ -187,11 +190,12 @@ def test_a_hundred_thousand_leads_against_as_many_calls_join_in_seconds():
     report = result.report
     assert report.calls_without_leads == 2_000 and report.calls_joined == 98_000
     assert report.leads_with_calls + report.leads_without_calls == 100_000
-    assert seconds < 20, f"100,000 x 100,000 took {seconds:.1f} s"
+    assert seconds < 10, f"100,000 x 100,000 took {seconds:.1f} s of CPU"
 
 
 @pytest.mark.slow
 def test_a_million_leads_against_a_million_calls_within_a_minute():
+    """Slow: building the million call records takes longer than the join (about 10 s of CPU)."""
     result, seconds = _timed_join(1_000_000)
     assert result.report.calls_joined == 980_000 and result.report.leads == 1_000_000
-    assert seconds < 60, f"1,000,000 x 1,000,000 took {seconds:.1f} s"
+    assert seconds < 60, f"1,000,000 x 1,000,000 took {seconds:.1f} s of CPU"
