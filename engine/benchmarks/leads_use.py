@@ -83,7 +83,11 @@ def run_use_bench(
             rows[use] = {**_metrics_row(yte, probas[use], fit_s, n_boot), "columns": list(X.columns)}
             if verbose:
                 print(f"{approach:<12}{use:<7}roc_auc {rows[use]['roc_auc']:.4f}  fit {fit_s:.1f}s", flush=True)
-        results[approach] = {"uses": rows, "both_vs_best_part": both_vs_best_part(yte, probas)}
+        results[approach] = {
+            "uses": rows,
+            "both_vs_best_part": both_vs_best_part(yte, probas),
+            "params_given": dict((params or {}).get(approach) or {}),  # the rest at the approach's defaults
+        }
     result = {
         "dataset": name,
         "synthetic": data is None,
