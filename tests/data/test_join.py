@@ -199,3 +199,26 @@ def test_a_million_leads_against_a_million_calls_within_a_minute():
     result, seconds = _timed_join(1_000_000)
     assert result.report.calls_joined == 980_000 and result.report.leads == 1_000_000
     assert seconds < 60, f"1,000,000 x 1,000,000 took {seconds:.1f} s of CPU"
+
+
+def test_two_joins_stored_at_once_make_one_intact_dataset(tmp_path, workspace):
+    """The dataset store is shared: two `join --store` processes of the same files at the same moment store the join
+    once, whole (the store's lock), and both say where it is."""
+    import os
+    import subprocess
+    import sys
+
+    leads, calls = tmp_path / "leads.csv", tmp_path / "calls.jsonl"
+    _leads([f"L{i}" for i in range(200)]).to_csv(leads, index=False)
+    calls.write_text("".join(json.dumps(_call(f"L{i % 150}", f"call {i}")) + "\n" for i in range(300)))
+    env = {**os.environ, "CLAB_WORKSPACE": str(workspace)}
+    argv = [sys.executable, "-m", "engine", "join", "--leads", str(leads), "--calls", str(calls), "--store"]
+    procs = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in "ab"]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    from engine.datasets import DatasetStore
+
+    [ds] = DatasetStore().list()
+    assert all(f"({ds.sha[:12]})" in out for out, _ in outs)
+    joined = pd.read_csv(ds.raw_path)
+    assert len(joined) == 200 and joined["call"].notna().sum() == 150
