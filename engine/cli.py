@@ -13,6 +13,7 @@ from pathlib import Path
 from engine.approaches.registry import approach_names
 from engine.callbacks import default_callbacks
 from engine.cli_blend import add_commands as add_blend
+from engine.cli_join import add_commands as add_join
 from engine.cli_live import add_commands as add_live
 from engine.cli_live import run_and_model
 from engine.cli_loop import add_commands as add_loop
@@ -24,6 +25,7 @@ from engine.cli_score import score_in_chunks, wants_chunks
 from engine.cli_store import add_commands as add_store
 from engine.cli_values import (
     add_split_flags,
+    add_use_flag,
     first_line,
     kind_value,
     missing_value_flag,
@@ -159,6 +161,7 @@ def _spec_from_args(args):
         split=args.split,
         time_column=args.time_column,
         kinds=_kinds_from_args(args),
+        use=args.use,
     )
 
 
@@ -297,6 +300,20 @@ def cmd_bench(args) -> int:
         print(json.dumps(result, indent=2, default=str))
         return 0
     params = _params_from_args(args)
+    if args.input == "leads" and getattr(args, "use", None):  # table / text / both: what the text is worth
+        from engine.benchmarks.leads_use import run_use_bench  # heavy: loads NumPy
+
+        approach = args.approach or "stacking"
+        run_use_bench(
+            args.data,
+            args.use,
+            [approach],
+            json_out=args.json,
+            target=args.target,
+            leak_policy=args.leak_policy,
+            params={approach: params},
+        )
+        return 0
     if args.input == "leads":
         data = args.data or DEMO_LEADS
         bench = LEAD_BENCHES.get(args.approach or "stacking", LEAD_BENCHES["stacking"])
@@ -549,6 +566,7 @@ def _train_and_bench_parsers(sub) -> None:
                 help="leads: training rows kept out of the fit for blends (default 0.1; 0 for none)",
             )
             add_split_flags(p)
+            add_use_flag(p)
             p.add_argument("--quiet", action="store_true", help="no progress bar")
             p.add_argument(
                 "--missing-value",
@@ -584,6 +602,7 @@ def _train_and_bench_parsers(sub) -> None:
                 type=number,
                 help="leads (stack): training rows kept out of the fit, as a lead run's calibration slice (default 0)",
             )
+            add_use_flag(p, several=True)
             p.add_argument("--requests", type=int, default=2000, help="api only: requests to send (default 2000)")
             p.add_argument("--concurrency", type=int, default=16, help="api only: concurrent clients (default 16)")
             p.add_argument(
@@ -731,6 +750,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_live(sub, _command)
     add_outcomes(sub, _command)
     add_blend(sub, _command)
+    add_join(sub, _command)
     _command(sub, "prepare-models", cmd_prepare_models, help="convert and cache the offline models (idempotent)")
     add_loop(sub, _command, cmd_demo)  # demo (and demo --weekly), retrain
     return parser

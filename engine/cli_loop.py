@@ -45,6 +45,12 @@ def add_commands(sub, command, cmd_demo) -> None:
     ``retrain``."""
 
     def demo(args) -> int:
+        if args.text is not None:  # the demo leads with call notes and calls (engine.data.demo_lead_text)
+            from engine.data.demo_lead_text import write_text_demo  # heavy: loads pandas
+
+            files = write_text_demo(args.text)
+            print(f"demo leads with text written to {args.text} ({len(files)} files; synthetic): read README.txt there")
+            return 0
         if args.weekly is None:
             return cmd_demo(args)
         from engine.data.weekly_demo import write_weekly_demo  # heavy: loads pandas
@@ -59,6 +65,11 @@ def add_commands(sub, command, cmd_demo) -> None:
         metavar="FOLDER",
         help="instead, write the weekly demo (drifting weekly cohorts: files to train on, to score each week, and "
         "their outcomes) into FOLDER, a new or empty folder",
+    )
+    p.add_argument(
+        "--text",
+        metavar="FOLDER",
+        help="instead, write the demo leads with call notes, their calls and the two joined into FOLDER (new or empty)",
     )
     p = command(
         sub,

@@ -96,6 +96,41 @@ def add_split_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def use_list(text: str) -> list[str]:
+    """``bench leads --use table,text,both``: the parts of the table to run on, each checked (engine.data.uses)."""
+    from engine.data.uses import check_use
+
+    items = [part.strip() for part in str(text).split(",") if part.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("give one or more of table, text, both (comma-separated)")
+    try:
+        return [check_use(item) for item in dict.fromkeys(items)]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_use_flag(parser: argparse.ArgumentParser, several: bool = False) -> None:
+    """``--use table|text|both`` (train) or ``--use table,text,both`` (bench leads): the table's fields, its text
+    columns, or both (engine.data.uses)."""
+    if several:
+        parser.add_argument(
+            "--use",
+            type=use_list,
+            default=None,
+            metavar="table,text,both",
+            help="leads: run each of these parts of the table (its fields, its text columns, both) on the same split "
+            "and say what the text is worth; without --data, on the demo leads with call notes and calls",
+        )
+        return
+    parser.add_argument(
+        "--use",
+        choices=["table", "text", "both"],
+        default="both",
+        help="leads: train on the table's fields only (table), its text columns only (text: call notes, a joined "
+        "call) or both (the default)",
+    )
+
+
 def metric_text(metrics: dict, name: str) -> str:
     """A stored metric as the command line prints it: ``0.901 [0.887, 0.913]`` (value and interval), ``-`` when
     the run has none, ``?`` for a value the store did not write in this shape."""

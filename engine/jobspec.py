@@ -17,6 +17,7 @@ from engine.approaches.registry import approach_hook, approach_names, get_approa
 from engine.config import DEMO_LEADS, DEMO_TRANSCRIPTS
 from engine.data.column_kinds import SETTABLE_KINDS, parse_kinds
 from engine.data.missing_values import LeadDataError, parse_missing_values
+from engine.data.uses import check_use
 from engine.storage import CorruptFile, read_json, write_json
 
 SPEC_FILE = "spec.json"
@@ -57,6 +58,7 @@ class TrainSpec:
     calibration_share: float | None = None  # leads: training rows kept out of the fit for blends (None: default)
     kinds: dict[str, str] = field(default_factory=dict)  # {column: kind} set over the inferred ones (SETTABLE_KINDS)
     kinds_source: str = "request"  # "dataset": the kinds are the dataset's setting (the Data page)
+    use: str = "both"  # leads: "table" (no text columns), "text" (only them) or "both" (engine.data.uses)
 
     def __post_init__(self):
         if self.input_kind not in DATA_KINDS:
@@ -96,6 +98,9 @@ class TrainSpec:
             raise ValueError(f"calibration_share must be a number from 0 (no slice) to below 0.5, not {share!r}")
         if share and self.input_kind != "leads":
             raise ValueError("calibration_share is a setting of lead runs (blends take lead runs only)")
+        check_use(self.use)
+        if self.use != "both" and self.input_kind != "leads":
+            raise ValueError("use (table | text | both) is a setting of lead tables; transcripts are text")
         self._check_split()
 
     def _check_kinds(self) -> None:
@@ -182,6 +187,7 @@ def run_spec(spec: TrainSpec, callbacks=None):
             calibration_share=spec.calibration_share,
             kinds=spec.kinds,
             kinds_source=spec.kinds_source,
+            use=spec.use,
         )
     return pipeline.train_transcripts(
         data,

@@ -25,6 +25,7 @@ from engine.audit import audit_frame
 from engine.callbacks import Callback, CallbackList, PhaseTracker, TrainingCancelled
 from engine.data.leads import load_leads, parse_missing_values
 from engine.data.transcripts import load_transcripts
+from engine.data.uses import apply_use
 from engine.evaluate import (
     CALIBRATION_SHARE,
     ScoreScale,
@@ -297,13 +298,15 @@ def train_leads(
     time_column: str | None = None,
     kinds: dict[str, str] | None = None,
     kinds_source: str = "request",
+    use: str = "both",
     **options: Any,
 ) -> Run:
     """Train one approach on a lead table (path, bytes, file-like or DataFrame) and store the run.
     ``target``, ``leak_policy``, ``exclude``, ``include`` and ``missing_values`` (``{column: [numbers]}``: codes
     read as missing with a flag column, recorded in the spec so that scoring does the same) are
     :func:`engine.data.leads.load_leads`'s; ``time_column`` (a date column) splits by time instead of the
-    stratified split; ``options`` those of :func:`_train` (callbacks, store, dataset_name, test_size, seed,
+    stratified split; ``use`` (``table`` | ``text`` | ``both``) the part of the table trained on
+    (:mod:`engine.data.uses`); ``options`` those of :func:`_train` (callbacks, store, dataset_name, test_size, seed,
     calibration_share). ``kinds`` (``{column: kind}``): kinds the user set over the inferred ones, recorded in the
     spec with ``kinds_source`` (``request``: the training's own; ``dataset``: the dataset's setting)."""
     model = build_approach(approach, params, "leads")
@@ -318,6 +321,7 @@ def train_leads(
         time_column=time_column,
         kinds=kinds,
     )
+    table = apply_use(table, use)  # table | text | both: what is left out is recorded in dropped
     dates = {c: "date (never a feature; it can order the rows for the time split)" for c in table.dates.columns}
     flagged = leak_flags(table)
     fields = {  # the run's spec fields of a lead table (engine.runspec.RunSpec); empty settings are not written
@@ -329,6 +333,7 @@ def train_leads(
         **({"missing_values": table.missing_values} if table.missing_values else {}),
         **({"kinds_set": dict(table.kinds_set), "kinds_source": kinds_source} if table.kinds_set else {}),
         **({"flagged": flagged} if flagged else {}),
+        "use": use,
     }
     if time_column is not None:
         options.update(times=table.times, time_column=table.time_column)

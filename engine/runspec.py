@@ -114,6 +114,7 @@ class RunSpec(BaseModel):
     dropped: dict[StrictStr, StrictStr] = {}
     flagged: dict[StrictStr, StrictStr] = {}  # columns it used that the leak finder flagged -> the finder's reason
     missing_values: MissingValues = {}  # checked here, once: every reader takes the value as it is
+    use: Literal["table", "text", "both"] = "both"  # the part of a lead table trained on (engine.data.uses)
     split: Split | None = None
     dataset: StrictStr | None = None
     data_hash: StrictStr | None = Field(default=None, pattern=r"^[0-9a-f]{8,128}$")
@@ -192,6 +193,21 @@ class RunSpec(BaseModel):
         if split.method == "time":
             return (self.data_hash, "time", split.column, split.test_size, None)
         return (self.data_hash, split.method, None, split.test_size, split.seed)
+
+    @property
+    def use_key(self) -> tuple:
+        """Runs with the same key differ at most by ``use`` (table | text | both): the same split and approach,
+        target, leak policy, exclusions and parameters. The board pairs them to say what the text is worth."""
+        import json
+
+        return (
+            self.split_key,
+            self.approach,
+            self.target,
+            self.policy,
+            tuple(sorted(self.excluded)),
+            json.dumps(self.params, sort_keys=True, default=str),
+        )
 
 
 def _where(loc: tuple) -> str:

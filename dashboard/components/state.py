@@ -128,7 +128,8 @@ def run_trained_at(run) -> str:
 def run_auto_label(run) -> str:
     """The name a run gets when the user gave it none: approach, dataset and when it was trained."""
     settings = run.settings
-    return f"{approach_label(settings.approach)} · {settings.dataset or '?'} · {run_trained_at(run)}"
+    part = {"table": " · table only", "text": " · text only"}.get(settings.use, "")  # engine.data.uses
+    return f"{approach_label(settings.approach)}{part} · {settings.dataset or '?'} · {run_trained_at(run)}"
 
 
 def run_label(run) -> str:

@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.components import state, tasks, widgets
+from dashboard.components.join_panel import join_panel
 from engine.audit import audit_leads
 from engine.data.leads import (
     LEAK_PRESETS,
@@ -169,6 +170,8 @@ with st.expander("Upload a file", expanded=not state.dataset_store().list()):
         st.session_state["dataset_sha"] = next(iter(loaded.values())).sha
         st.session_state["data_dataset"] = st.session_state["dataset_sha"]
         st.success("Demo data loaded: " + ", ".join(d.meta["name"] for d in loaded.values()))
+
+join_panel()  # a lead table and its calls joined into a new dataset (dashboard/components/join_panel.py)
 
 if st.session_state.get("_deleted_message"):
     st.success(st.session_state.pop("_deleted_message"), icon=":material/delete:")

@@ -129,6 +129,7 @@ def training_problem(
             "user": by_user,
             "dropped": {**table.dropped, **dict.fromkeys(table.dates.columns, "date")},
             "dates": list(table.dates.columns),  # the columns the time split can order the rows by
+            "text": [c for c in table.X.columns if table.kinds.get(c) == "text"],  # what 'Use' can keep or leave out
         }
         if table.X.shape[1] == 0:
             return (
@@ -199,6 +200,24 @@ def split_choice(dates: list[str]) -> tuple[str, str | None]:
     column = st.selectbox("Date column", dates, key="train_time_column") if len(dates) > 1 else dates[0]
     st.caption(f"Test rows: the newest 30 % by {column}; every older lead trains the model.")
     return "time", column
+
+
+def use_choice(text_columns: list[str]) -> str:
+    """What the run trains on (engine.data.uses), offered only when the table has text columns: the table's
+    fields, its text columns, or both. Runs that differ only by it sit together on the board, which says what the
+    text is worth."""
+    if not text_columns:
+        return "both"
+    choice = st.radio(
+        "Use",
+        ["Both", "Table only", "Text only"],
+        key="train_use",
+        horizontal=True,
+        help=f"The text columns ({', '.join(text_columns)}) and the other fields (Both), the fields without the "
+        "text (Table only), or the text alone (Text only). Train all three to see on the Metric board what the "
+        "text is worth. Command line: `--use table|text|both`.",
+    )
+    return {"Both": "both", "Table only": "table", "Text only": "text"}[choice]
 
 
 def plain(message: str) -> str:
@@ -372,6 +391,7 @@ with left:
             if left_out:
                 show_left_out(left_out)
             split, time_column = split_choice(left_out.get("dates") or [])
+            use = use_choice(left_out.get("text") or []) if ds.kind == "leads" else "both"
             if problem:
                 st.warning(f"This job cannot succeed, so it is not launched. {problem}", icon=":material/block:")
                 widgets.page_link("views/data.py", label="Go to Data", icon=":material/table_view:")
@@ -407,6 +427,7 @@ with left:
                         kinds_source="dataset",
                         split=split,
                         time_column=time_column,
+                        use=use,
                     )
                     job_id = runner.submit_train(spec, gpu=use_gpu)
                 except ValueError as exc:

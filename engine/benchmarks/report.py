@@ -4,7 +4,8 @@ cannot drift from what the benches measured.
 ``python -m engine.benchmarks.report`` rewrites the part of docs/RESULTS.md between the markers
 ``<!-- bench:start -->`` and ``<!-- bench:end -->``; ``--check`` exits 1 when that part is stale (a test runs it).
 Each JSON file gives one table, by its kind (the file name's first word): ``api``, ``score``, ``lora``,
-``transcripts``, ``leads``, ``curve``, ``scale`` (``lora_fit``: the A/B timing of two LoRA fits).
+``transcripts``, ``leads``, ``curve``, ``scale`` (``lora_fit``: the A/B timing of two LoRA fits; ``leads_use``: table /
+text / both).
 """
 
 from __future__ import annotations
@@ -233,6 +234,39 @@ def _same(a, b) -> bool:
     return a == b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b)
 
 
+def _leads_use(name: str, d: dict) -> list[str]:
+    """``bench leads --use``: each approach on the table's fields, its text and both, and both minus the better part
+    (paired bootstrap on the same test rows)."""
+    rows = []
+    for approach, entry in (d.get("approaches") or {}).items():
+        worth = entry.get("both_vs_best_part") or {}
+        for use, m in (entry.get("uses") or {}).items():
+            low, high = (m.get("intervals") or {}).get("roc_auc") or (None, None)
+            said = (
+                f"{worth['value']:+.3f} [{worth['low']:+.3f}, {worth['high']:+.3f}] vs {worth['both_minus']}"
+                if use == "both" and worth
+                else ""
+            )
+            rows.append(
+                [
+                    approach,
+                    use,
+                    f"{_num(m.get('roc_auc'))} [{_num(low)}, {_num(high)}]",
+                    _num(m.get("pr_auc")),
+                    said,
+                    _num(m.get("fit_seconds"), 1),
+                ]
+            )
+    return [
+        f"**Leads: what the text is worth** (`bench leads --use`, {d.get('dataset')}, text columns "
+        f"{', '.join(d.get('text_columns') or [])}; `{name}`; {_where(d, name)})",
+        "",
+        *_table(
+            ["approach", "use", "ROC-AUC [95 % CI]", "PR-AUC", "both minus the better part (paired)", "fit s"], rows
+        ),
+    ]
+
+
 def _curve_params(d: dict) -> str:
     """``; embeddings: fine_tune=False``: the parameters of the curve's approaches that are not their defaults."""
     parts = []
@@ -335,7 +369,9 @@ def render(bench_dir: Path = BENCH_DIR) -> str:
     for path in sorted(bench_dir.glob("*.json")):
         d = json.loads(path.read_text())
         kind = path.stem.split("_", 1)[0]
-        if path.stem.startswith("api_memory"):
+        if path.stem.startswith("leads_use"):
+            blocks.append(_leads_use(path.name, d))
+        elif path.stem.startswith("api_memory"):
             blocks.append(_api_memory(path.name, d))
         elif path.stem.startswith("lora_fit"):
             blocks.append(_lora_fit(path.name, d))

@@ -1,0 +1,77 @@
+"""The Data page joins a stored lead table with stored calls into a new dataset (the inputs untouched), says what
+did not match, refuses a bad id column; the Train page offers 'Use' only on a table with text and the job gets it."""
+
+from __future__ import annotations
+
+import json
+
+from dashboard_support import run_page, texts
+
+from engine.data.demo_lead_text import demo_leads_with_text
+from engine.jobs import JobRunner
+
+
+def _store_both(n: int = 120):
+    from engine.datasets import DatasetStore
+
+    leads, calls = demo_leads_with_text(n, seed=2)
+    calls = calls + [{"transcript": "a call of nobody we know", "label": 0, "metadata": {"lead_id": "NOBODY"}}]
+    store = DatasetStore()
+    lead_ds = store.add(leads.to_csv(index=False).encode(), filename="leads.csv", kind="leads", target="Converted")
+    body = "".join(json.dumps(c) + "\n" for c in calls).encode()
+    calls_ds = store.add(body, filename="calls.jsonl", kind="transcripts")
+    return store, lead_ds, calls_ds
+
+
+def test_the_data_page_joins_into_a_new_dataset_and_reports(workspace):
+    store, lead_ds, calls_ds = _store_both()
+    before = {ds.sha: ds.raw_path.read_bytes() for ds in (lead_ds, calls_ds)}
+    at = run_page("data")
+    at.button(key="join_go").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Stored as" in texts(at.success)
+    said = texts(at.markdown)
+    assert "1 calls name a lead id the table does not have" in said and "NOBODY" in said
+    joined = [d for d in store.list(kind="leads") if d.sha != lead_ds.sha]
+    assert len(joined) == 1 and joined[0].meta["target"] == "Converted"
+    assert b"call" in joined[0].raw_path.read_bytes().splitlines()[0]
+    assert {ds.sha: ds.raw_path.read_bytes() for ds in (lead_ds, calls_ds)} == before  # inputs as they were
+    at.button(key="join_go").click().run()  # the same join again: the same dataset, nothing new or replaced
+    assert len(store.list(kind="leads")) == 2
+
+
+def test_a_column_that_is_not_an_id_is_refused_on_the_page(workspace):
+    store, _, _ = _store_both()
+    at = run_page("data")
+    at.selectbox(key="join_lead_id").set_value("Converted").run()
+    at.button(key="join_go").click().run()
+    assert "Not joined" in texts(at.error) and "share an id" in texts(at.error)
+    assert len(store.list(kind="leads")) == 1
+
+
+def test_train_offers_use_only_with_text_and_the_job_gets_it(workspace):
+    from engine.data.demo_lead_text import demo_joined
+    from engine.datasets import DatasetStore
+
+    frame = demo_joined(120, seed=2)
+    store = DatasetStore()
+    store.add(
+        frame.drop(columns=["Call notes", "call"]).to_csv(index=False).encode(),
+        filename="plain.csv",
+        kind="leads",
+        target="Converted",
+    )
+    at = run_page("train")
+    assert not [r for r in at.radio if r.label == "Use"]
+    store.add(frame.to_csv(index=False).encode(), filename="joined.csv", kind="leads", target="Converted")
+    at = run_page("train")
+    (use,) = [r for r in at.radio if r.label == "Use"]
+    assert use.value == "Both"
+    use.set_value("Text only").run()
+    at.button(key="train_launch").click().run()
+    runner = JobRunner(workspace)
+    job = runner.get(at.session_state["train_job"])
+    try:
+        assert job.params["use"] == "text"
+    finally:
+        runner.cancel(job.id, clean_stop=0)
