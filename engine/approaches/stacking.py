@@ -489,7 +489,7 @@ class StackingApproach(Approach):
         self.meta_scale_ = np.where(std > 1e-12, std, 1.0)
         keep = self._sample_rows(y, self.meta_max_rows)  # the meta network learns from at most meta_max_rows rows
         M = (M - self.meta_mean_) / self.meta_scale_
-        self.meta_model_ = self._fit_meta(M[keep], y[keep], cb, step, total, n_margins=n_models)
+        self.meta_model_ = self._fit_meta(M[keep], y[keep], cb, step, total, n_margins=n_models, rows=len(y))
         self._cache_meta_weights()
         self._prepare_predict()
 
@@ -537,7 +537,9 @@ class StackingApproach(Approach):
             min_delta=self.meta_min_delta,
         )
 
-    def _fit_meta(self, M: np.ndarray, y: np.ndarray, cb: CallbackList, step: int, total: int, n_margins: int):
+    def _fit_meta(
+        self, M: np.ndarray, y: np.ndarray, cb: CallbackList, step: int, total: int, n_margins: int, rows: int
+    ):
         def on_epoch(done: int, logs: dict) -> None:
             cb.on_step_end(
                 Progress(
@@ -549,8 +551,9 @@ class StackingApproach(Approach):
                 )
             )
 
-        # below meta_min_rows training rows the out-of-fold margins are too few to learn weights from: their mean
-        self.meta_rule_ = "mean" if len(y) < int(self.meta_min_rows or 0) else "network"
+        # below meta_min_rows training rows (``rows``, not the meta_max_rows sample) the out-of-fold margins are too
+        # few to learn weights from: their mean
+        self.meta_rule_ = "mean" if rows < int(self.meta_min_rows or 0) else "network"
         if self.meta_rule_ == "mean":
             meta = self.make_meta().fit_mean(M, y, n_margins=n_margins)
         else:

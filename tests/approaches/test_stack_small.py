@@ -92,6 +92,8 @@ def test_at_or_above_the_threshold_the_stack_is_unchanged():
     X, y, _, _ = _subset(load_leads(demo_leads(n=600, seed=5)), 60, 0)
     assert StackingApproach(**SMALL_PARAMS, meta_min_rows=60).fit(X, y).meta_rule_ == "network"
     assert StackingApproach(**SMALL_PARAMS, meta_min_rows=61).fit(X, y).meta_rule_ == "mean"
+    # the training rows decide, not the meta network's sample of them (meta_max_rows)
+    assert StackingApproach(**SMALL_PARAMS, meta_min_rows=60, meta_max_rows=30).fit(X, y).meta_rule_ == "network"
 
 
 @pytest.mark.parametrize("value", [-1, 1.5, "200", True, float("nan"), float("inf")])
