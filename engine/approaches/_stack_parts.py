@@ -240,6 +240,47 @@ class MetaNetwork:
         self.classes_ = np.array([0, 1])
         return self
 
+    def fit_mean(self, M: np.ndarray, y: np.ndarray, n_margins: int) -> MetaNetwork:
+        """The small-data rule (no training): the same network with fixed weights whose logit is the equal-weight
+        mean of the first ``n_margins`` (standardised) inputs, the base models' margins, plus the intercept that
+        makes the mean probability the rows' share of converted leads (slope 1; raw-feature inputs weigh 0). A
+        handful of rows' out-of-fold margins are too noisy to learn weights from (docs/RESULTS.md)."""
+        y = np.asarray(y).astype(float).ravel()
+        k = int(n_margins)
+        if not self.linear_skip and self.hidden < 2:
+            raise ValueError("the mean rule needs the linear path (meta_linear_skip) or meta_hidden of at least 2")
+        w = np.zeros(M.shape[1])
+        w[:k] = 1.0 / k
+        z = np.asarray(M, dtype=np.float64) @ w
+        rate = float(np.clip(y.mean(), 1e-3, 1 - 1e-3))
+        b = float(np.log(rate / (1 - rate)))
+        for _ in range(50):  # Newton steps on the intercept: mean P == the share of converted rows
+            p = sigmoid(z + b)
+            gap, slope = float(p.mean() - y.mean()), float((p * (1 - p)).mean())
+            b -= gap / max(slope, 1e-9)
+            if abs(gap) < 1e-10:
+                break
+        model = self.build(M.shape[1])
+        n_hidden = self.hidden
+        for layer in model.layers:
+            if layer.name == "linear":
+                layer.set_weights([w[:, None].astype("float32"), np.array([b], dtype="float32")])
+            elif layer.name == "hidden":
+                kernel = np.zeros((M.shape[1], n_hidden), dtype="float32")
+                if not self.linear_skip:  # relu(z) - relu(-z) == z
+                    kernel[:, 0], kernel[:, 1] = w, -w
+                layer.set_weights([kernel, np.zeros(n_hidden, dtype="float32")])
+            elif layer.name == "deep_out":
+                out = np.zeros((n_hidden, 1), dtype="float32")
+                bias = np.zeros(1, dtype="float32")
+                if not self.linear_skip:
+                    out[0, 0], out[1, 0], bias[0] = 1.0, -1.0, b
+                layer.set_weights([out, bias])
+        self.history_, self.best_epoch_, self.epochs_run_ = {}, 0, 0
+        self.set_model(model)
+        self.classes_ = np.array([0, 1])
+        return self
+
     def set_model(self, model) -> None:
         """Use a (fitted or loaded) Keras model: NumPy copies of its weights serve ``predict_proba``."""
         self.model_ = model

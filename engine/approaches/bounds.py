@@ -85,6 +85,7 @@ BOUNDS: dict[str, dict[str, Range]] = {
         "svc_max_rows": COUNT,
         "rf_max_rows": COUNT,
         "meta_max_rows": COUNT,
+        "meta_min_rows": NON_NEGATIVE,
         "large_rows": COUNT,
         "large_n_folds": Range(2, 100),
         "meta_hidden": COUNT,

@@ -35,6 +35,11 @@ Pipeline (all fitted on training rows only):
    of epochs; with ``meta_refit_full`` the net is then
    retrained for that many epochs on every out-of-fold row. At inference its weights run in NumPy (a
    single lead in well under a millisecond; the saved ``.keras`` file is the source of truth).
+   Below ``meta_min_rows`` training rows (0: never) nothing is learned at this step: the same network holds fixed
+   weights whose logit is the equal-weight mean of the standardised margins, plus the intercept that matches the
+   rows' conversion rate (``meta_rule_`` says which). A few dozen rows' out-of-fold margins (folds of ten rows)
+   are mostly noise: on 50 Leads.csv rows the learned network ranked held-out leads below chance (ROC-AUC 0.43)
+   while the mean of the same base models scored 0.77 (docs/RESULTS.md, "Learning curve").
 5. The preprocessing and base models are refitted on all training rows for test-time predictions.
    An SVC's probability (for :meth:`base_predict_proba`) is a Platt sigmoid fitted on its out-of-fold
    decision values.
@@ -121,6 +126,13 @@ def _apply_nested(items: list[tuple[str, Any]], nested: dict[str, Any]) -> None:
         models[model].set_params(**settings)
 
 
+def _check_meta_min_rows(value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(
+            f"meta_min_rows must be a whole number of rows, at least 0 (0: always the meta network), got {value!r}"
+        )
+
+
 class StackingApproach(Approach):
     """Base models (``estimators``; by default logistic regression, random forest, XGBoost and an SVC) stacked by a
     Keras network (see module doc). Flat settings (``xgb_max_depth=3``) are accepted as keywords and set the
@@ -148,6 +160,7 @@ class StackingApproach(Approach):
         svc_max_rows: int = 3000,
         rf_max_rows: int = 50_000,
         meta_max_rows: int = 50_000,
+        meta_min_rows: int = 200,
         large_rows: int = 200_000,
         large_n_folds: int = 3,
         meta_hidden: int = 16,
@@ -178,6 +191,7 @@ class StackingApproach(Approach):
         self.svc_max_rows = svc_max_rows
         self.rf_max_rows = rf_max_rows
         self.meta_max_rows = meta_max_rows
+        self.meta_min_rows = meta_min_rows
         self.large_rows = large_rows
         self.large_n_folds = large_n_folds
         self.meta_hidden = meta_hidden
@@ -409,6 +423,7 @@ class StackingApproach(Approach):
         from sklearn.pipeline import Pipeline
 
         _parts.check_target_encoder(self.target_encoder)
+        _check_meta_min_rows(self.meta_min_rows)
         base = self.make_base_models()  # checks ``estimators`` before any work
         self.base_names_ = list(base)
         self.base_kinds_ = {name: _sp.base_kind(model) for name, model in base.items()}
@@ -474,7 +489,7 @@ class StackingApproach(Approach):
         self.meta_scale_ = np.where(std > 1e-12, std, 1.0)
         keep = self._sample_rows(y, self.meta_max_rows)  # the meta network learns from at most meta_max_rows rows
         M = (M - self.meta_mean_) / self.meta_scale_
-        self.meta_model_ = self._fit_meta(M[keep], y[keep], cb, step, total)
+        self.meta_model_ = self._fit_meta(M[keep], y[keep], cb, step, total, n_margins=n_models, rows=len(y))
         self._cache_meta_weights()
         self._prepare_predict()
 
@@ -522,7 +537,9 @@ class StackingApproach(Approach):
             min_delta=self.meta_min_delta,
         )
 
-    def _fit_meta(self, M: np.ndarray, y: np.ndarray, cb: CallbackList, step: int, total: int):
+    def _fit_meta(
+        self, M: np.ndarray, y: np.ndarray, cb: CallbackList, step: int, total: int, n_margins: int, rows: int
+    ):
         def on_epoch(done: int, logs: dict) -> None:
             cb.on_step_end(
                 Progress(
@@ -534,7 +551,13 @@ class StackingApproach(Approach):
                 )
             )
 
-        meta = self.make_meta().fit(M, y, on_epoch=on_epoch)
+        # below meta_min_rows training rows (``rows``, not the meta_max_rows sample) the out-of-fold margins are too
+        # few to learn weights from: their mean
+        self.meta_rule_ = "mean" if rows < int(self.meta_min_rows or 0) else "network"
+        if self.meta_rule_ == "mean":
+            meta = self.make_meta().fit_mean(M, y, n_margins=n_margins)
+        else:
+            meta = self.make_meta().fit(M, y, on_epoch=on_epoch)
         self.meta_ = meta
         self.meta_history_ = meta.history_
         self.meta_best_epoch_ = meta.best_epoch_
@@ -683,6 +706,7 @@ class StackingApproach(Approach):
             platt={name: list(ab) for name, ab in self.platt_.items()},
             fit_seconds=getattr(self, "fit_seconds_", None),
             meta_history=getattr(self, "meta_history_", {}),
+            meta_rule=getattr(self, "meta_rule_", "network"),
         )
 
     @classmethod
@@ -721,6 +745,7 @@ class StackingApproach(Approach):
         obj.kinds_ = payload["kinds"]
         obj.base_names_, obj.base_kinds_, obj.platt_ = names, kinds, platt
         obj.meta_history_ = payload.get("meta_history", {})
+        obj.meta_rule_ = payload.get("meta_rule", "network")
         obj.features_ = load_pickle(path, "features.joblib")
         obj.models_ = {}
         for name in names:
