@@ -59,24 +59,35 @@ def _aligned(runs: dict[str, Any]) -> tuple[np.ndarray, dict[str, np.ndarray]] |
     return y, {use: frame.loc[common, "proba"].to_numpy(dtype=float) for use, frame in frames.items()}
 
 
-def use_rows(runs: list, labels: dict[str, str] | None = None, n_boot: int = 1000) -> list[dict[str, str]]:
-    """The board's lines: per approach, each part's run and ROC-AUC, and both minus the better part (paired)."""
-    labels = labels or {}
+USE_NAMES = {"table": "Table only", "text": "Text only", "both": "Both"}
+
+
+def use_rows(runs: list, n_boot: int = 1000) -> list[dict[str, str]]:
+    """The board's lines: per approach (by its name for people), the ROC-AUC with its 95 % interval of the newest run
+    of each use, and both minus the better part (paired). Short cells: the runs are named in the board's tables."""
+    from engine.approaches.registry import approach_hook
+
     out = []
     for group in use_groups(runs):
         aligned = _aligned(group["runs"])
         if aligned is None:
             continue
         y, probas = aligned
-        row = {"approach": group["approach"]}
+        name = group["approach"]
+        row = {"Approach": approach_hook(name, "label", None) or name}
         for use in ("table", "text", "both"):
             run = group["runs"].get(use)
             auc = ((run.metrics.get("metrics") or {}).get("roc_auc") or {}) if run else {}
-            row[use] = f"{auc.get('value', float('nan')):.3f} ({labels.get(run.id, run.id)})" if run else "-"
+            row[f"{USE_NAMES[use]}: ROC-AUC"] = (
+                f"{auc.get('value', float('nan')):.3f} [{auc.get('low', float('nan')):.3f}, "
+                f"{auc.get('high', float('nan')):.3f}]"
+                if run
+                else "-"
+            )
         worth = both_vs_best_part(y, probas, n_boot=n_boot)
-        row["both vs best part"] = (
-            f"{worth['value']:+.3f} [{worth['low']:+.3f}, {worth['high']:+.3f}] vs {worth['both_minus']}: "
-            f"{worth['verdict']}"
+        row["Both minus the better part"] = (
+            f"{worth['value']:+.3f} [{worth['low']:+.3f}, {worth['high']:+.3f}] vs "
+            f"{USE_NAMES[worth['both_minus']].lower()}: {worth['verdict']}"
             if worth
             else "-"
         )

@@ -402,14 +402,15 @@ if blends:
         "bootstrap interval. A blend adds something only when the whole interval is above 0.",
     )
     st.dataframe(pd.DataFrame(blends), hide_index=True, width="stretch")
-text_rows = use_rows(group, labels)  # runs that differ only by table / text / both, paired on the same test rows
+text_rows = use_rows(group)  # runs that differ only by table / text / both, paired on the same test rows
 if text_rows:
     st.subheader(
         "What the text is worth",
         help="Runs of this file and split that differ only in what they were trained on: the table's fields (table), "
-        "its text columns (text: call notes, a joined call) or both. The last column is the ROC-AUC of both minus "
-        "the better part's on the same test leads, with a paired 95 % bootstrap interval: the text adds something "
-        "only when the whole interval is above 0. Train the parts with 'Use' on the Train page or --use.",
+        "its text columns (text: call notes, a joined call) or both; the newest run of each, named in the tables "
+        "above. The last column is the ROC-AUC of both minus the better part's on the same test leads, with a "
+        "paired 95 % bootstrap interval: the text adds something only when the whole interval is above 0. Train "
+        "the parts with 'Use' on the Train page or --use.",
     )
     st.dataframe(pd.DataFrame(text_rows), hide_index=True, width="stretch")
 st.download_button(

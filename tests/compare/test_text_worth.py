@@ -124,12 +124,17 @@ def test_runs_of_each_use_are_recorded_and_the_board_pairs_them(joined, tmp_path
     [group] = use_groups(listed)
     assert {u: r.id for u, r in group["runs"].items()} == {u: r.id for u, r in runs.items()}
     [row] = use_rows(listed, n_boot=200)
-    assert row["approach"] == "stacking" and row["both vs best part"].count("[") == 1
+    assert row["Approach"] == "Stacked ensemble"  # the approach's name for people, not its registry id
+    for use, column in (("table", "Table only"), ("text", "Text only"), ("both", "Both")):
+        auc = runs[use].metrics["metrics"]["roc_auc"]
+        assert row[f"{column}: ROC-AUC"] == f"{auc['value']:.3f} [{auc['low']:.3f}, {auc['high']:.3f}]"
+    assert not any(r.id in cell for r in runs.values() for cell in row.values())  # short cells: no run ids
+    assert row["Both minus the better part"].count("[") == 1
     y = runs["both"].predictions()["y_true"].to_numpy()
     probas = {u: r.predictions()["proba"].to_numpy() for u, r in runs.items()}
     worth = both_vs_best_part(y, probas, n_boot=200)
     assert worth["low"] <= worth["value"] <= worth["high"]
-    assert f"{worth['value']:+.3f}" in row["both vs best part"]
+    assert f"{worth['value']:+.3f}" in row["Both minus the better part"]
 
 
 def test_runs_pair_only_when_nothing_but_use_differs():
