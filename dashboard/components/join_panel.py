@@ -86,5 +86,7 @@ def join_panel() -> None:
             except ValueError as exc:
                 st.error(f"Not joined: {exc}", icon=":material/block:")
                 return
-            st.success(f"Stored as {_label(ds)}: choose it below to check it, then train.", icon=":material/check:")
+            st.session_state["dataset_sha"] = ds.sha
+            st.session_state["data_dataset"] = ds.sha  # the picker below shows the join, as after an upload
+            st.success(f"Stored as {_label(ds)}, shown below: check it, then train.", icon=":material/check:")
             st.markdown("\n".join(f"- {line}" for line in report.lines()))

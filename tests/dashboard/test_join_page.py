@@ -34,6 +34,7 @@ def test_the_data_page_joins_into_a_new_dataset_and_reports(workspace):
     assert "1 calls name a lead id the table does not have" in said and "NOBODY" in said
     joined = [d for d in store.list(kind="leads") if d.sha != lead_ds.sha]
     assert len(joined) == 1 and joined[0].meta["target"] == "Converted"
+    assert at.session_state["data_dataset"] == joined[0].sha  # the page goes on with the join, as after an upload
     assert b"call" in joined[0].raw_path.read_bytes().splitlines()[0]
     assert {ds.sha: ds.raw_path.read_bytes() for ds in (lead_ds, calls_ds)} == before  # inputs as they were
     at.button(key="join_go").click().run()  # the same join again: the same dataset, nothing new or replaced
