@@ -137,7 +137,8 @@ def curve_grid(curves: dict[str, dict], kinds: tuple[str, ...] = CURVE_KINDS) ->
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         annotations=annotations,
         shapes=shapes,
-        legend={"orientation": "h", "yanchor": "bottom", "y": -0.12 if n_rows > 1 else -0.3, "x": 0},
+        # hung below the axis titles: long run names wrap onto more lines downwards, never over the titles
+        legend={"orientation": "h", "yanchor": "top", "y": -0.09 if n_rows > 1 else -0.17, "x": 0},
     )
     return go.Figure({"data": data, "layout": layout})
 
