@@ -8,6 +8,15 @@ import streamlit as st
 from dashboard.components import state
 
 AUTO = "(found by its values)"
+#: The panel's fields' labels: a join error's fix names these, not the CLI's flags (:data:`PAGE_FIELDS`).
+LEAD_ID_LABEL = "Lead id column"
+CALL_ID_LABEL = "Calls' lead id field"
+TEXT_COLUMN_LABEL = "Name of the new text column"
+PAGE_FIELDS = {
+    "lead_id": f'in "{LEAD_ID_LABEL}"',
+    "call_id": f'in "{CALL_ID_LABEL}"',
+    "text_column": f'in "{TEXT_COLUMN_LABEL}"',
+}
 
 
 def _label(ds) -> str:
@@ -32,6 +41,7 @@ def join_datasets(leads_ds, calls_ds, lead_id: str | None, call_id: str, text_co
         text_column=text_column,
         leads_filename=meta.get("filename"),
         calls_filename=calls_ds.meta.get("filename"),
+        fields=PAGE_FIELDS,
     )
     stem = str(meta.get("filename") or "leads").rsplit(".", 1)[0]
     settings = {k: meta.get(k) for k in ("target", "leak_policy", "exclude", "include", "synthetic")}
@@ -67,12 +77,12 @@ def join_panel() -> None:
             st.warning(f"The lead table cannot be read: {exc}", icon=":material/warning:")
             return
         lead_id = left.selectbox(
-            "Lead id column", [AUTO, *columns], key="join_lead_id", help="The column holding the id the calls name."
+            LEAD_ID_LABEL, [AUTO, *columns], key="join_lead_id", help="The column holding the id the calls name."
         )
         call_id = right.text_input(
-            "Calls' lead id field", "metadata.lead_id", key="join_call_id", help="metadata.FIELD or a CSV column."
+            CALL_ID_LABEL, "metadata.lead_id", key="join_call_id", help="metadata.FIELD or a CSV column."
         )
-        text_column = left.text_input("Name of the new text column", "call", key="join_text_column")
+        text_column = left.text_input(TEXT_COLUMN_LABEL, "call", key="join_text_column")
         st.caption(
             "Several calls of one lead are joined in time order (their date field, else file order). The join is "
             "stored as a new lead dataset; the two files stay as they are."

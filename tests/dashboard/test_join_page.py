@@ -50,6 +50,21 @@ def test_a_column_that_is_not_an_id_is_refused_on_the_page(workspace):
     assert len(store.list(kind="leads")) == 1
 
 
+def test_a_taken_column_name_is_refused_naming_the_pages_field_not_the_cli_flag(workspace):
+    from dashboard.components.join_panel import TEXT_COLUMN_LABEL
+
+    store, _, _ = _store_both()
+    at = run_page("data")
+    (box,) = [t for t in at.text_input if t.key == "join_text_column"]
+    assert box.label == TEXT_COLUMN_LABEL
+    box.set_value("Converted").run()
+    at.button(key="join_go").click().run()
+    said = texts(at.error)
+    assert "already has a column 'Converted'" in said and f'in "{TEXT_COLUMN_LABEL}"' in said
+    assert "--" not in said
+    assert len(store.list(kind="leads")) == 1
+
+
 def test_train_offers_use_only_with_text_and_the_job_gets_it(workspace):
     from engine.data.demo_lead_text import demo_joined
     from engine.datasets import DatasetStore
