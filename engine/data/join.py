@@ -48,10 +48,21 @@ CALL_SEPARATOR = "\n\n"
 #: How an error's fix names the join's inputs, by default the CLI's flags (``python -m engine join``); the Data page
 #: passes its own fields' labels as ``fields=`` to :func:`join_leads_calls`.
 CLI_FIELDS = {"lead_id": "--id COLUMN", "call_id": "--call-id metadata.FIELD", "text_column": "--text-column NAME"}
+#: The dataset setting a stored join records: ``{"leads": sha256, "calls": sha256}`` of its two inputs' bytes.
+JOINED_FROM = "joined_from"
+#: How the note of a stored join begins (joins stored before :data:`JOINED_FROM` was recorded are known by it).
+JOIN_NOTE_PREFIX = "Joined with calls: "
 
 
 class JoinError(ValueError):
     """A join that cannot be made as asked; the message names the problem and the fix."""
+
+
+def is_join_output(meta: dict) -> bool:
+    """Whether a stored dataset's ``meta`` is a join's output: it records :data:`JOINED_FROM`, or (stored before
+    that was recorded) its note is the join's."""
+    notes = meta.get("notes")
+    return bool(meta.get(JOINED_FROM)) or (isinstance(notes, str) and notes.startswith(JOIN_NOTE_PREFIX))
 
 
 @dataclass

@@ -177,6 +177,15 @@ def test_cli_join_writes_a_new_file_stores_a_dataset_and_never_replaces_anything
 
     [ds] = DatasetStore().list()
     assert ds.kind == "leads" and "Joined with calls" in ds.meta.get("notes", "")
+    from engine.data.join import JOINED_FROM, is_join_output
+    from engine.datasets import content_hash
+
+    hashes = {"leads": content_hash(before[0]), "calls": content_hash(before[1])}
+    assert ds.meta[JOINED_FROM] == hashes and is_join_output(ds.meta)  # the Data page offers it last to join
+    version = DatasetStore().add_version(ds.sha, ds.raw_path.read_bytes() + b"c,1,\n")
+    assert version.meta[JOINED_FROM] == hashes  # a new version of a join is a join too
+    assert is_join_output({"notes": "Joined with calls: 2 leads"})  # stored before joined_from was recorded
+    assert not is_join_output({"notes": "my own notes"}) and not is_join_output({})
     assert main(["join", "--leads", str(leads), "--calls", str(calls), "--store", "--text-column", "Converted"]) == 2
     assert "already has a column 'Converted'" in (err := capsys.readouterr().err) and "--text-column NAME" in err
     written = out.read_bytes()
