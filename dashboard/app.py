@@ -25,6 +25,7 @@ import streamlit as st
 
 from dashboard.components import login, warmup
 from engine.api_hosts import is_loopback_host
+from engine.words import plural
 
 PAGES = Path(__file__).resolve().parent / "views"
 
@@ -175,7 +176,7 @@ def password_gate() -> bool:
             else:
                 count = verdict.failures
                 st.error(
-                    f"Wrong password ({count} wrong attempt{'s' if count != 1 else ''} from your address; "
+                    f"Wrong password ({plural(count, 'wrong attempt')} from your address; "
                     f"the next attempt waits {login.wait_words(verdict.next_wait)})."
                 )
     return False

@@ -25,6 +25,7 @@ import numpy as np
 from engine.evaluate import ScoreScale, compute_metrics, curve_data, paired_difference, time_scoring
 from engine.runs import Run, RunStore
 from engine.runspec import RunSpec
+from engine.verdicts import difference_verdict
 
 #: Bootstrap resamples of the paired interval of the blend minus the best single part.
 PAIRED_BOOT = 2000
@@ -191,14 +192,6 @@ def _timing(blend, part: Run) -> dict[str, float]:
     return time_scoring(blend, sample[[c for c in part.settings.columns if c in sample.columns]])
 
 
-def _verdict(paired: dict) -> str:
-    """A blend against its best part by the paired interval of the difference: ``better`` (all above 0), ``worse``
-    (all below) or ``no clear difference``."""
-    if paired.get("low", 0) > 0:
-        return "better"
-    return "worse" if paired.get("high", 0) < 0 else "no clear difference"
-
-
 def blend_rows(runs: list[Run], labels: dict[str, str] | None = None) -> list[dict[str, str]]:
     """The board's lines of the blends among ``runs``: each blend's name, method, its parts (by their name on the
     board, ``labels``, else their id) with their weights, its ROC-AUC and its ROC-AUC minus the best single
@@ -212,7 +205,7 @@ def blend_rows(runs: list[Run], labels: dict[str, str] | None = None) -> list[di
         auc = (run.metrics.get("metrics") or {}).get("roc_auc") or {}
         d = info.get("paired_vs_best") or {}
         best = labels.get(info.get("best_part"), info.get("best_part"))
-        verdict = _verdict(d)
+        verdict = difference_verdict(d)
         out.append(
             {
                 "blend": labels.get(run.id, run.id),
@@ -243,7 +236,7 @@ def blend_findings(runs: list[Run], labels: dict[str, str] | None = None) -> lis
             "better": "so combining the approaches adds something here",
             "worse": "so the blend is worse than its best part alone",
             "no clear difference": "an interval that holds 0, so combining them adds nothing clear over the best part alone",
-        }[_verdict(d)]
+        }[difference_verdict(d)]
         out.append(
             f"The blend {labels.get(run.id, run.id)} is {d['value']:+.3f} ROC-AUC against its best part, {best} "
             f"(paired 95 % interval {d['low']:+.3f} to {d['high']:+.3f}), {said}."

@@ -23,6 +23,7 @@ from engine.outcomes import OutcomeStore, read_list
 from engine.runs import RunStore
 from engine.scored_lists import ScoredStore
 from engine.storage import CorruptFile
+from engine.words import plural
 
 #: Leads a team calls from each list when none is said.
 DEFAULT_TOP_N = 50
@@ -205,7 +206,7 @@ def _words(c: dict) -> tuple[str, list[str]]:
         ]
     said = [
         f"Run {run} against the live run {live} on the same {c['leads']:,} leads with an outcome "
-        f"({c['converted']:,} converted, {c['lists']} list{'s' if c['lists'] != 1 else ''})."
+        f"({c['converted']:,} converted, {plural(c['lists'], 'list')})."
     ]
     ci = c["roc_auc_difference_ci"]
     if c["roc_auc_difference"] is not None:

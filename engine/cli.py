@@ -107,9 +107,12 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
 
 
 def format_run(run) -> str:
+    from engine.data.uses import use_name
+
     m, settings = run.metrics, run.settings
+    use = use_name(settings.use, settings.kinds)  # table only | text only | table + text: on a table with text
     lines = [
-        f"run {run.id}  ({settings.approach} on {settings.dataset}, {settings.rows} rows, "
+        f"run {run.id}  ({settings.approach} on {settings.dataset}{f', {use}' if use else ''}, {settings.rows} rows, "
         f"policy {settings.policy or '-'})"
     ]
     if settings.excluded:

@@ -37,11 +37,17 @@ def cmd_join(args) -> int:
         write_bytes(out, data)
         print(f"written to {out}")
     if args.store:
-        from engine.datasets import DatasetStore
+        from engine.data.join import JOINED_FROM
+        from engine.datasets import DatasetStore, content_hash
 
         name = args.name or f"{leads.stem} + {calls.stem}"
         ds = DatasetStore().add(
-            data, filename=f"{leads.stem}-joined.csv", kind="leads", name=name, notes=join_note(result.report)
+            data,
+            filename=f"{leads.stem}-joined.csv",
+            kind="leads",
+            name=name,
+            notes=join_note(result.report),
+            **{JOINED_FROM: {"leads": content_hash(leads.read_bytes()), "calls": content_hash(calls.read_bytes())}},
         )
         print(f"stored as dataset {ds.label} ({ds.sha[:12]})")
     if args.json:
@@ -51,7 +57,9 @@ def cmd_join(args) -> int:
 
 def join_note(report) -> str:
     """The dataset's note: where the join came from, in one line per fact."""
-    return "Joined with calls: " + " | ".join(report.lines())
+    from engine.data.join import JOIN_NOTE_PREFIX
+
+    return JOIN_NOTE_PREFIX + " | ".join(report.lines())
 
 
 def add_commands(sub, command) -> None:

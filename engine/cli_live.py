@@ -9,6 +9,7 @@ from engine.cli_paths import input_kind_of
 from engine.cli_values import first_line
 from engine.live import KINDS, LiveRunUnusable, LiveStore, deployable
 from engine.runs import BrokenRun, RunStore
+from engine.words import plural
 
 
 def _first_line(text: str) -> str:
@@ -125,11 +126,7 @@ def cmd_live(args) -> int:
                 + (f": {entry['note']}" if entry.get("note") else "")
             )
     history = live.history()
-    print(
-        f"history ({len(history)} change{'s' if len(history) != 1 else ''}, newest last):"
-        if history
-        else "history: empty"
-    )
+    print(f"history ({plural(len(history), 'change')}, newest last):" if history else "history: empty")
     for e in history[-args.last :] if args.last else history:
         family = f" [{e['family']}]" if e.get("family") else ""
         print(

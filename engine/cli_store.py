@@ -14,16 +14,19 @@ from engine.runs import RUN_ID_PATTERN, BrokenRun, RunStore
 def cmd_runs(args) -> int:
     """One aligned line per usable run, newest first; each run that cannot be used is named on stderr as
     ``skipped <id>: <reason>`` (the reason names the damaged file)."""
+    from engine.data.uses import use_name
+
     store = RunStore()
     rows = []
     for run in store.list_runs():
         m = run.metrics.get("metrics", {})
+        use = use_name(run.settings.use, run.settings.kinds)  # runs of one table that differ by use, told apart
         rows.append(
             [
                 run.id,
                 run.settings.input_kind,
                 run.settings.approach,
-                _short(run.settings.dataset),
+                _short(run.settings.dataset) + (f" · {use}" if use else ""),
                 f"roc_auc {metric_text(m, 'roc_auc')}",
             ]
         )

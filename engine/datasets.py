@@ -59,6 +59,9 @@ SETTINGS = (
     "missing_values",
     "kinds",
 )
+#: where a dataset came from, given to :meth:`DatasetStore.add` by the code that made it and kept by its versions
+#: (``joined_from``: a join's inputs, :data:`engine.data.join.JOINED_FROM`); not a setting a user changes
+ORIGINS = ("joined_from",)
 #: what a lead table is for: ``training`` (it has an outcome column with both outcomes) or ``scoring`` (new
 #: leads without the outcome: offered on the Score page, not for training). Meta without the key is training.
 PURPOSES = ("training", "scoring")
@@ -350,7 +353,7 @@ class DatasetStore:
         filename = os.path.basename(filename or "data.csv")
         if kind is not None and kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
-        settings = _checked(settings)
+        settings = _checked(settings, extra=ORIGINS)
         sha = content_hash(data)
         folder = self.root / sha
         ext = Path(filename).suffix.lower() or ".csv"
@@ -411,7 +414,7 @@ class DatasetStore:
                 return Dataset(folder)
             family = meta.get("version_of") if isinstance(meta.get("version_of"), str) else base.sha
             number = 1 + max((version_number(d) for d in self.versions(family)), default=1)
-            kept = {k: meta[k] for k in (*SETTINGS, "kind", "filename") if k in meta}
+            kept = {k: meta[k] for k in (*SETTINGS, *ORIGINS, "kind", "filename") if k in meta}
             version_meta = {
                 **kept,
                 "file": meta["file"],

@@ -47,7 +47,7 @@ from engine.data.leads.reading import (
     _sniff_delimiter,
 )
 from engine.data.missing_values import LeadDataError
-from engine.data.sources import sniff_encoding
+from engine.data.sources import TEXT_ENCODINGS, sniff_encoding
 from engine.scoring import (
     PROBA_DECIMALS,
     ROW_COLUMN,
@@ -160,12 +160,14 @@ class CsvFile:
 
 def _encoding(path: Path) -> str:
     """The encoding the in-memory reader (:func:`engine.data.sources.decode_text`) would pick, found by decoding the
-    file in blocks: a byte-order mark's, else UTF-8, else Windows-1252, else Latin-1."""
+    file in blocks: a byte-order mark's, else the first of :data:`engine.data.sources.TEXT_ENCODINGS` that decodes
+    it (UTF-8, Windows-1252, Latin-1)."""
     with open(path, "rb") as f:
         sniffed = sniff_encoding(f.read(4096))
     if sniffed is not None:
         return sniffed
-    for encoding in ("utf-8", "cp1252"):
+    *tried, last = TEXT_ENCODINGS  # the last decodes any bytes
+    for encoding in tried:
         decoder = codecs.getincrementaldecoder(encoding)()
         try:
             with open(path, "rb") as f:
@@ -175,7 +177,7 @@ def _encoding(path: Path) -> str:
             return encoding
         except UnicodeDecodeError:
             continue
-    return "latin-1"
+    return last
 
 
 def open_csv(path: Path, label: str | None = None) -> CsvFile:

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.blend import _verdict
 from engine.evaluate import paired_difference
+from engine.verdicts import difference_verdict
 
 PARTS = ("table", "text")
 
@@ -25,7 +25,7 @@ def both_vs_best_part(y, probas: dict[str, np.ndarray], n_boot: int = 1000) -> d
         return None
     best = max(parts, key=lambda u: roc_auc_score(y, probas[u]))
     diff = paired_difference(y, probas["both"], probas[best], "roc_auc", n_boot=n_boot)
-    return {"metric": "roc_auc", "both_minus": best, **diff, "verdict": _verdict(diff)}
+    return {"metric": "roc_auc", "both_minus": best, **diff, "verdict": difference_verdict(diff)}
 
 
 def use_groups(runs: list) -> list[dict[str, Any]]:

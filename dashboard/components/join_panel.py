@@ -8,6 +8,15 @@ import streamlit as st
 from dashboard.components import state
 
 AUTO = "(found by its values)"
+#: The panel's fields' labels: a join error's fix names these, not the CLI's flags (:data:`PAGE_FIELDS`).
+LEAD_ID_LABEL = "Lead id column"
+CALL_ID_LABEL = "Calls' lead id field"
+TEXT_COLUMN_LABEL = "Name of the new text column"
+PAGE_FIELDS = {
+    "lead_id": f'in "{LEAD_ID_LABEL}"',
+    "call_id": f'in "{CALL_ID_LABEL}"',
+    "text_column": f'in "{TEXT_COLUMN_LABEL}"',
+}
 
 
 def _label(ds) -> str:
@@ -17,11 +26,25 @@ def _label(ds) -> str:
         return ds.sha[:12]
 
 
+def _newest_not_joined(leads: list) -> int:
+    """The lead table the panel offers first: the newest that is not a join's output (after a join, the newest is the
+    join itself, which has its calls already); the newest when every one is."""
+    from engine.data.join import is_join_output
+
+    for i, ds in enumerate(leads):  # newest first
+        try:
+            if not is_join_output(ds.meta):
+                return i
+        except (KeyError, ValueError):  # deleted or damaged meanwhile: not offered first
+            continue
+    return 0
+
+
 def join_datasets(leads_ds, calls_ds, lead_id: str | None, call_id: str, text_column: str):
     """Join two stored datasets and store the result as a new lead dataset with the lead table's settings;
     returns ``(dataset, report)``. Errors are :class:`engine.data.join.JoinError` (a ValueError naming the fix)."""
     from engine.cli_join import join_note
-    from engine.data.join import join_leads_calls
+    from engine.data.join import JOINED_FROM, join_leads_calls
 
     meta = leads_ds.meta
     result = join_leads_calls(
@@ -32,10 +55,12 @@ def join_datasets(leads_ds, calls_ds, lead_id: str | None, call_id: str, text_co
         text_column=text_column,
         leads_filename=meta.get("filename"),
         calls_filename=calls_ds.meta.get("filename"),
+        fields=PAGE_FIELDS,
     )
     stem = str(meta.get("filename") or "leads").rsplit(".", 1)[0]
     settings = {k: meta.get(k) for k in ("target", "leak_policy", "exclude", "include", "synthetic")}
     settings["synthetic"] = bool(meta.get("synthetic") or calls_ds.meta.get("synthetic"))
+    settings[JOINED_FROM] = {"leads": leads_ds.sha, "calls": calls_ds.sha}
     ds = state.dataset_store().add(
         result.frame.to_csv(index=False).encode("utf-8"),
         filename=f"{stem}-joined.csv",
@@ -57,7 +82,9 @@ def join_panel() -> None:
             st.caption("Upload a lead table and a transcripts file (calls with metadata.lead_id) to join them here.")
             return
         left, right = st.columns(2)
-        lead_ds = left.selectbox("Lead table", leads, format_func=_label, key="join_leads")
+        lead_ds = left.selectbox(
+            "Lead table", leads, index=_newest_not_joined(leads), format_func=_label, key="join_leads"
+        )
         calls_ds = right.selectbox("Calls (transcripts)", calls, format_func=_label, key="join_calls")
         try:
             from engine.data.leads import read_table
@@ -67,12 +94,12 @@ def join_panel() -> None:
             st.warning(f"The lead table cannot be read: {exc}", icon=":material/warning:")
             return
         lead_id = left.selectbox(
-            "Lead id column", [AUTO, *columns], key="join_lead_id", help="The column holding the id the calls name."
+            LEAD_ID_LABEL, [AUTO, *columns], key="join_lead_id", help="The column holding the id the calls name."
         )
         call_id = right.text_input(
-            "Calls' lead id field", "metadata.lead_id", key="join_call_id", help="metadata.FIELD or a CSV column."
+            CALL_ID_LABEL, "metadata.lead_id", key="join_call_id", help="metadata.FIELD or a CSV column."
         )
-        text_column = left.text_input("Name of the new text column", "call", key="join_text_column")
+        text_column = left.text_input(TEXT_COLUMN_LABEL, "call", key="join_text_column")
         st.caption(
             "Several calls of one lead are joined in time order (their date field, else file order). The join is "
             "stored as a new lead dataset; the two files stay as they are."

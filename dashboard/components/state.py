@@ -14,6 +14,7 @@ import streamlit as st
 
 from engine.approaches.registry import approach_hook
 from engine.config import DEMO_LEADS, DEMO_TRANSCRIPTS, workspace
+from engine.data.uses import use_name
 from engine.datasets import DatasetStore
 from engine.jobs import JobRunner
 from engine.jobs import gpu_info as gpu_of_machine
@@ -128,7 +129,8 @@ def run_trained_at(run) -> str:
 def run_auto_label(run) -> str:
     """The name a run gets when the user gave it none: approach, dataset and when it was trained."""
     settings = run.settings
-    part = {"table": " · table only", "text": " · text only"}.get(settings.use, "")  # engine.data.uses
+    part = use_name(settings.use, settings.kinds)  # table only | text only | table + text: on a table with text
+    part = f" · {part}" if part else ""
     return f"{approach_label(settings.approach)}{part} · {settings.dataset or '?'} · {run_trained_at(run)}"
 
 

@@ -38,6 +38,7 @@ from engine.live import LiveStore, deployable, family_of
 from engine.runspec import Split
 from engine.storage import export_csv as csv_download
 from engine.text_worth import use_rows
+from engine.words import plural
 
 #: how many runs of a dataset the board shows at first (the best by ROC-AUC)
 DEFAULT_RUNS = 6
@@ -79,7 +80,7 @@ def group_label(key: tuple) -> str:
     version = f" · version {str(key[0])[:6]}" if len(versions) > 1 else ""
     split = f" · {split_words(groups[key][0])}" if any(k[1] == "time" for k in keys if names[k] == names[key]) else ""
     rows = "?" if settings.rows is None else settings.rows
-    return f"{names[key]}{version}{split} · {rows} {settings.unit} · {n} run{'s' if n != 1 else ''}"
+    return f"{names[key]}{version}{split} · {rows} {settings.unit} · {plural(n, 'run')}"
 
 
 def roc_auc_of(run) -> float:

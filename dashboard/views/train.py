@@ -11,6 +11,7 @@ from engine.data.leads import LeadDataError, load_leads
 from engine.data.leak_policy import effective_policy, left_out
 from engine.data.transcripts import load_transcripts
 from engine.jobspec import TrainSpec
+from engine.words import plural
 
 CHOICES = {
     "classifier_type": ["logistic", "xgboost", "hybrid"],
@@ -157,7 +158,7 @@ def show_left_out(info: dict) -> None:
     count = sum(len(v) for v in groups.values())
     lines = [f"- {title}: {', '.join(cols)}" for title, cols in groups.items()]
     st.markdown(
-        f"**Not used by the model** ({count} column{'s' if count != 1 else ''}):\n" + "\n".join(lines)
+        f"**Not used by the model** ({plural(count, 'column')}):\n" + "\n".join(lines)
         if lines
         else "**Not used by the model:** none; every column is used."
     )

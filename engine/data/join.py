@@ -45,10 +45,24 @@ DEFAULT_TEXT_COLUMN = "call"
 TIME_CANDIDATES = ["call_time", "time", "datetime", "timestamp", "date", "call_date", "started_at", "start_time"]
 #: What separates two calls of one lead in the joined text.
 CALL_SEPARATOR = "\n\n"
+#: How an error's fix names the join's inputs, by default the CLI's flags (``python -m engine join``); the Data page
+#: passes its own fields' labels as ``fields=`` to :func:`join_leads_calls`.
+CLI_FIELDS = {"lead_id": "--id COLUMN", "call_id": "--call-id metadata.FIELD", "text_column": "--text-column NAME"}
+#: The dataset setting a stored join records: ``{"leads": sha256, "calls": sha256}`` of its two inputs' bytes.
+JOINED_FROM = "joined_from"
+#: How the note of a stored join begins (joins stored before :data:`JOINED_FROM` was recorded are known by it).
+JOIN_NOTE_PREFIX = "Joined with calls: "
 
 
 class JoinError(ValueError):
     """A join that cannot be made as asked; the message names the problem and the fix."""
+
+
+def is_join_output(meta: dict) -> bool:
+    """Whether a stored dataset's ``meta`` is a join's output: it records :data:`JOINED_FROM`, or (stored before
+    that was recorded) its note is the join's."""
+    notes = meta.get("notes")
+    return bool(meta.get(JOINED_FROM)) or (isinstance(notes, str) and notes.startswith(JOIN_NOTE_PREFIX))
 
 
 @dataclass
@@ -148,10 +162,10 @@ def _values(records: list, parts: list[str]) -> list:
 
 
 def _call_frame(
-    records: list, id_parts: list[str], time_field: str | None, id_field: str
+    records: list, id_parts: list[str], time_field: str | None, id_field: str, fields: dict[str, str]
 ) -> tuple[pd.DataFrame, str | None]:
     """The calls as a frame of ``key`` (the id as matched), ``text``, ``time`` and ``order`` (file order), and the
-    time field used. Each record is checked for the shape the seed format has."""
+    time field used. Each record is checked for the shape the seed format has; a fix names ``fields``."""
     bad = next((i for i, r in enumerate(records) if not isinstance(r, dict)), None)
     if bad is not None:
         raise JoinError(
@@ -173,12 +187,14 @@ def _call_frame(
         what = "true/false" if isinstance(ids[i], bool) else "an object" if isinstance(ids[i], dict) else "a list"
         raise JoinError(
             f"call record {i + 1} has {what} {str(ids[i])[:40]!r} as its lead id ({id_field!r}), "
-            "not an id. Fix: give each call its lead's id as text or a whole number, or name another field (--call-id)."
+            "not an id. Fix: give each call its lead's id as text or a whole number, or name another field "
+            f"({fields['call_id']})."
         )
     if ids.isna().all():
         raise JoinError(
             f"no call has a lead id in {id_field!r}. Fix: add the lead's id to each call's metadata "
-            '({"metadata": {"lead_id": "..."}}) or name the field that holds it (--call-id metadata.FIELD).'
+            '({"metadata": {"lead_id": "..."}}) or name the field that holds it '
+            f"({fields['call_id']})."
         )
     if time_field is None:
         time_field = next(
@@ -198,7 +214,7 @@ def _call_frame(
     return frame, time_field
 
 
-def _find_id_column(leads: pd.DataFrame, call_keys: pd.Series) -> str:
+def _find_id_column(leads: pd.DataFrame, call_keys: pd.Series, fields: dict[str, str]) -> str:
     """The lead column whose ids match the most calls: the usual id names first, then every column."""
     wanted = set(call_keys[call_keys != ""].unique())
     by_name = {str(c).strip().casefold(): c for c in leads.columns}
@@ -211,8 +227,8 @@ def _find_id_column(leads: pd.DataFrame, call_keys: pd.Series) -> str:
             return str(best)
     raise JoinError(
         "no column of the lead table holds the calls' lead ids "
-        f"(e.g. {', '.join(safe_ids(list(wanted)[:3]))}). Fix: name the lead table's id column (--id COLUMN), "
-        "or the calls' id field (--call-id)."
+        f"(e.g. {', '.join(safe_ids(list(wanted)[:3]))}). Fix: name the lead table's id column "
+        f"({fields['lead_id']}), or the calls' id field ({fields['call_id']})."
     )
 
 
@@ -226,13 +242,16 @@ def join_leads_calls(
     text_column: str = DEFAULT_TEXT_COLUMN,
     leads_filename: str | None = None,
     calls_filename: str | None = None,
+    fields: dict[str, str] | None = None,
 ) -> JoinResult:
-    """The lead table with its calls as one text column, and what the join did; see the module doc."""
+    """The lead table with its calls as one text column, and what the join did; see the module doc. An error's fix
+    names the inputs as ``fields`` says (keys of :data:`CLI_FIELDS`; by default the CLI's flags)."""
     from engine.data.leads import read_table  # heavy: the lead readers
     from engine.data.transcripts import read_transcript_records
 
+    fields = {**CLI_FIELDS, **(fields or {})}
     if not isinstance(text_column, str) or not text_column.strip():
-        raise JoinError("the text column needs a name. Fix: give --text-column a name such as 'call'.")
+        raise JoinError(f"the text column needs a name. Fix: give it a name such as 'call' ({fields['text_column']}).")
     text_column = text_column.strip()
     try:
         table = read_table(leads, filename=leads_filename)
@@ -243,7 +262,7 @@ def join_leads_calls(
     if text_column in table.columns:
         raise JoinError(
             f"the lead table already has a column {text_column!r}. Fix: name the calls' column another way "
-            "(--text-column NAME)."
+            f"({fields['text_column']})."
         )
     try:
         records = calls if isinstance(calls, list) else read_transcript_records(calls, calls_filename)[0]
@@ -251,12 +270,15 @@ def join_leads_calls(
         raise JoinError(f"the calls cannot be read: {exc}") from None
     if not records:
         raise JoinError("the calls file has no records. Fix: choose the transcripts file that holds the calls.")
-    calls_frame, time_field = _call_frame(records, _path_of(call_id), time_field, call_id)
+    calls_frame, time_field = _call_frame(records, _path_of(call_id), time_field, call_id, fields)
     if lead_id is None:
-        lead_id = _find_id_column(table, calls_frame["key"])
+        lead_id = _find_id_column(table, calls_frame["key"], fields)
     elif lead_id not in table.columns:
         shown = ", ".join(map(repr, list(table.columns)[:12]))
-        raise JoinError(f"the lead table has no column {lead_id!r} (its columns: {shown}). Fix: --id COLUMN.")
+        raise JoinError(
+            f"the lead table has no column {lead_id!r} (its columns: {shown}). Fix: name one of them "
+            f"({fields['lead_id']})."
+        )
     lead_keys = _keys(table[lead_id])
     filled = lead_keys != ""
     dup = lead_keys[filled].duplicated(keep=False)
@@ -265,7 +287,7 @@ def join_leads_calls(
         raise JoinError(
             f"{int(dup.sum()):,} rows of the lead table share an id in {lead_id!r} (e.g. {', '.join(examples)}): "
             "their calls could belong to either row. Fix: remove the duplicate leads, or join on a column with "
-            "one row per lead (--id COLUMN)."
+            f"one row per lead ({fields['lead_id']})."
         )
     has_id = calls_frame["key"] != ""
     known = calls_frame["key"].isin(set(lead_keys[filled]))

@@ -12,6 +12,11 @@ from typing import Any
 
 from engine.storage import CorruptFile, read_json
 
+#: The encodings a text file is read in when no byte-order mark names one (:func:`sniff_encoding`), in the order
+#: tried: UTF-8, then Windows-1252, then Latin-1, the last, which decodes any bytes (what is left, never tried).
+#: :func:`decode_text` and the chunked CSV reader (:mod:`engine.scoring_chunks`) both follow it.
+TEXT_ENCODINGS = ("utf-8", "cp1252", "latin-1")
+
 
 def raw_bytes(source: Any, filename: str | None, error: type[Exception], expected: str) -> tuple[bytes, str | None]:
     """``(bytes, display name)`` of ``source``; ``error`` is raised with a message naming the fix.
@@ -84,20 +89,22 @@ def sniff_encoding(raw: bytes) -> str | None:
 
 
 def decode_text(raw: bytes) -> tuple[str, str]:
-    """``(text, encoding)``: the encoding a byte-order mark (or UTF-16 byte pattern) names, else UTF-8,
-    else Windows-1252, else Latin-1 (which decodes any bytes, so binary data must be caught by the caller)."""
+    """``(text, encoding)``: the encoding a byte-order mark (or UTF-16 byte pattern) names, else the first of
+    :data:`TEXT_ENCODINGS` that decodes it: UTF-8, Windows-1252, Latin-1 (which decodes any bytes, so binary data
+    must be caught by the caller)."""
     sniffed = sniff_encoding(raw)
     if sniffed is not None:
         try:
             return raw.decode(sniffed), sniffed
         except UnicodeDecodeError:  # a mark by chance (binary data): let the 8-bit path and its checks decide
             pass
-    for encoding in ("utf-8", "cp1252"):
+    *tried, last = TEXT_ENCODINGS
+    for encoding in tried:
         try:
             return raw.decode(encoding), encoding
         except UnicodeDecodeError:
             continue
-    return raw.decode("latin-1"), "latin-1"
+    return raw.decode(last), last
 
 
 def iter_lines(text: str):

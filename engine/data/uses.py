@@ -15,6 +15,8 @@ import dataclasses
 USES = ("table", "text", "both")
 DEFAULT_USE = "both"
 TEXT_KIND = "text"
+#: How a run's name says what it trained on (the dashboard's run labels, the CLI's run lines).
+USE_NAMES = {"table": "table only", "text": "text only", "both": "table + text"}
 
 
 def check_use(use) -> str:
@@ -59,3 +61,12 @@ def apply_use(table, use: str):
 def text_columns(kinds: dict[str, str]) -> list[str]:
     """The text columns among a run's kinds."""
     return [c for c, k in kinds.items() if k == TEXT_KIND]
+
+
+def use_name(use, kinds: dict[str, str] | None) -> str | None:
+    """What a run's name says it trained on (:data:`USE_NAMES`), from its ``use`` and its ``kinds``: every use
+    names itself on a table with text columns; a run of a table without text (``both``, the default) says
+    nothing, as before there was a choice."""
+    if use in ("table", "text"):
+        return USE_NAMES[use]
+    return USE_NAMES["both"] if use == "both" and text_columns(kinds or {}) else None

@@ -39,32 +39,6 @@ def tokenizer(smol_folder):
     return AutoTokenizer.from_pretrained(smol_folder)
 
 
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory, smol_folder, tokenizer) -> str:
-    """A randomly initialised 2-layer Llama (hidden 32) saved with the shipped tokenizer."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        initializer_range=0.3,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-    )
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
-
-
 def easy_leads(n=60, seed=0):
     """Label is fully given by 'Lead Source' (Reference -> converts); other columns are noise."""
     rng = np.random.default_rng(seed)

@@ -14,7 +14,6 @@ torch = pytest.importorskip("torch")
 from engine import pipeline  # noqa: E402
 from engine.approaches.lora import LoraApproach  # noqa: E402
 from engine.data.text import ELLIPSIS, cut_text  # noqa: E402
-from engine.models import smollm2_path  # noqa: E402
 from engine.runs import RunStore  # noqa: E402
 
 BUDGET = 200
@@ -37,32 +36,6 @@ def test_a_megabyte_cell_is_cut_in_no_time():
     assert time.perf_counter() - started < 0.5
     assert cut and len(one_word) <= BUDGET and one_word.endswith(ELLIPSIS)  # no boundary: cut inside the word
     assert cut_too and len(words) <= BUDGET and words == "word " * ((BUDGET - 2) // 5 - 1) + "word" + ELLIPSIS
-
-
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory) -> str:
-    """A randomly initialised 2-layer Llama saved with the shipped SmolLM2 tokenizer (as tests/approaches/test_lora)."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(smollm2_path())
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-    )
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
 
 
 def _leads(n: int = 90) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from engine import pipeline
 from engine.cli import main
 from engine.data.demo_lead_text import NOTES_COLUMN, demo_joined, demo_leads_with_text, write_text_demo
 from engine.data.leads import load_leads
-from engine.data.uses import apply_use
+from engine.data.uses import USE_NAMES, apply_use
 from engine.jobspec import TrainSpec
 from engine.runs import RunStore
 from engine.runspec import SpecProblem, validate_spec
@@ -108,8 +108,8 @@ def test_cli_refuses_a_bad_use_with_one_line(capsys):
     assert "use must be one of table, text, both" in capsys.readouterr().err
 
 
-def test_runs_of_each_use_are_recorded_and_the_board_pairs_them(joined, tmp_path):
-    store = RunStore(tmp_path / "runs")
+def test_runs_of_each_use_are_recorded_and_the_board_pairs_them(joined, workspace, capsys):
+    store = RunStore()
     runs = {
         use: pipeline.train_leads(joined, params=SMALL_STACK, store=store, dataset_name="demo text", use=use)
         for use in ("table", "text", "both")
@@ -135,6 +135,34 @@ def test_runs_of_each_use_are_recorded_and_the_board_pairs_them(joined, tmp_path
     worth = both_vs_best_part(y, probas, n_boot=200)
     assert worth["low"] <= worth["value"] <= worth["high"]
     assert f"{worth['value']:+.3f}" in row["Both minus the better part"]
+    from dashboard.components.state import run_auto_label
+    from engine.cli import format_run
+
+    for use, name in (("table", "table only"), ("text", "text only"), ("both", "table + text")):
+        assert f"Stacked ensemble · {name} · demo text · " in run_auto_label(runs[use])  # each use names itself
+        assert f"on demo text, {name}, " in format_run(runs[use])
+    assert main(["runs"]) == 0
+    listed = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert all(f"demo text · {USE_NAMES[use]} " in listed[run.id] for use, run in runs.items())
+
+
+def test_a_table_without_text_keeps_its_name(joined, workspace, capsys):
+    """A run of a table without text columns (use both, the only choice the Train page gives it) is named as before
+    there was a choice; use_name says nothing of it."""
+    from dashboard.components.state import run_auto_label
+    from engine.cli import format_run
+    from engine.data.uses import use_name
+
+    plain = joined.drop(columns=[NOTES_COLUMN, "call"])
+    run = pipeline.train_leads(plain, params=SMALL_STACK, dataset_name="plain")
+    assert run.settings.use == "both" and use_name(run.settings.use, run.settings.kinds) is None
+    assert run_auto_label(run).startswith("Stacked ensemble · plain · ")
+    assert f"(stacking on plain, {run.settings.rows} rows" in format_run(run)
+    assert main(["runs"]) == 0
+    listed = capsys.readouterr().out
+    assert "plain  " in listed and "·" not in listed  # the dataset's name alone
+    assert use_name("both", {"Notes": "text", "City": "categorical"}) == "table + text"
+    assert use_name("table", {}) == "table only" and use_name("text", None) == "text only"
 
 
 def test_runs_pair_only_when_nothing_but_use_differs():

@@ -41,12 +41,45 @@ def test_the_data_page_joins_into_a_new_dataset_and_reports(workspace):
     assert len(store.list(kind="leads")) == 2
 
 
+def test_the_lead_table_offered_first_is_the_newest_that_is_not_a_join(workspace):
+    """After a join, the newest lead table is the join (it has its calls already): the panel offers the newest table
+    that is not one, in the same session and a new one; the join records its inputs."""
+    from engine.data.join import JOINED_FROM
+
+    store, lead_ds, calls_ds = _store_both()
+    at = run_page("data")
+    assert at.selectbox(key="join_leads").value.sha == lead_ds.sha
+    at.button(key="join_go").click().run()
+    [joined] = [d for d in store.list(kind="leads") if d.sha != lead_ds.sha]
+    assert store.list(kind="leads")[0].sha == joined.sha  # the newest
+    assert joined.meta[JOINED_FROM] == {"leads": lead_ds.sha, "calls": calls_ds.sha}
+    assert at.selectbox(key="join_leads").value.sha == lead_ds.sha
+    assert run_page("data").selectbox(key="join_leads").value.sha == lead_ds.sha
+    newer = store.add(b"Lead ID,Converted,Note\nx1,1,a\nx2,0,b\n", filename="newer.csv", target="Converted")
+    assert run_page("data").selectbox(key="join_leads").value.sha == newer.sha  # a newer upload is offered first
+
+
 def test_a_column_that_is_not_an_id_is_refused_on_the_page(workspace):
     store, _, _ = _store_both()
     at = run_page("data")
     at.selectbox(key="join_lead_id").set_value("Converted").run()
     at.button(key="join_go").click().run()
     assert "Not joined" in texts(at.error) and "share an id" in texts(at.error)
+    assert len(store.list(kind="leads")) == 1
+
+
+def test_a_taken_column_name_is_refused_naming_the_pages_field_not_the_cli_flag(workspace):
+    from dashboard.components.join_panel import TEXT_COLUMN_LABEL
+
+    store, _, _ = _store_both()
+    at = run_page("data")
+    (box,) = [t for t in at.text_input if t.key == "join_text_column"]
+    assert box.label == TEXT_COLUMN_LABEL
+    box.set_value("Converted").run()
+    at.button(key="join_go").click().run()
+    said = texts(at.error)
+    assert "already has a column 'Converted'" in said and f'in "{TEXT_COLUMN_LABEL}"' in said
+    assert "--" not in said
     assert len(store.list(kind="leads")) == 1
 
 

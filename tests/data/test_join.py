@@ -105,7 +105,7 @@ def test_formula_ids_match_as_they_are_and_are_shown_neutralised():
 @pytest.mark.parametrize(
     "leads, calls, kw, message",
     [
-        (_leads(["a"]), [_call("a", "x")], {"lead_id": "Missing"}, r"no column 'Missing' .*'Lead ID'.*Fix: --id"),
+        (_leads(["a"]), [_call("a", "x")], {"lead_id": "Missing"}, r"no column 'Missing' .*Fix: .*--id COLUMN"),
         (_leads(["a"]), [_call("q", "x")], {}, r"no column of the lead table holds the calls' lead ids.*Fix"),
         (_leads(["a"]), [{"transcript": "x", "metadata": {}}], {}, r"no call has a lead id in.*Fix"),
         (_leads(["a"]), [], {}, r"no records.*Fix"),
@@ -119,6 +119,31 @@ def test_formula_ids_match_as_they_are_and_are_shown_neutralised():
 def test_hostile_input_gets_one_clear_error(leads, calls, kw, message):
     with pytest.raises(JoinError, match=message):
         join_leads_calls(leads, calls, **kw)
+
+
+@pytest.mark.parametrize(
+    "leads, calls, kw, flag",
+    [
+        (_leads(["a"], call=["old"]), [_call("a", "x")], {}, "text_column"),
+        (_leads(["a"]), [_call("a", "x")], {"text_column": " "}, "text_column"),
+        (_leads(["a"]), [_call("a", "x")], {"lead_id": "Missing"}, "lead_id"),
+        (_leads(["a", "a"]), [_call("a", "x")], {"lead_id": "Lead ID"}, "lead_id"),
+        (_leads(["a"]), [_call("q", "x")], {}, "lead_id"),
+        (_leads(["a"]), [{"transcript": "x", "metadata": {}}], {}, "call_id"),
+        (_leads(["a"]), [_call(["a"], "x")], {}, "call_id"),
+    ],
+)
+def test_a_fix_names_the_flag_by_default_and_the_callers_field_when_given(leads, calls, kw, flag):
+    """The CLI's fix names its flag; the Data page passes its fields' labels and its fix names those, never a flag."""
+    from engine.data.join import CLI_FIELDS
+
+    with pytest.raises(JoinError) as by_default:
+        join_leads_calls(leads, calls, **kw)
+    assert CLI_FIELDS[flag] in str(by_default.value)
+    page = {"lead_id": "in 'Id box'", "call_id": "in 'Call id box'", "text_column": "in 'Text box'"}
+    with pytest.raises(JoinError) as on_a_page:
+        join_leads_calls(leads, calls, fields=page, **kw)
+    assert page[flag] in str(on_a_page.value) and "--" not in str(on_a_page.value)
 
 
 def test_empty_files_are_refused_naming_the_file(tmp_path):
@@ -152,6 +177,17 @@ def test_cli_join_writes_a_new_file_stores_a_dataset_and_never_replaces_anything
 
     [ds] = DatasetStore().list()
     assert ds.kind == "leads" and "Joined with calls" in ds.meta.get("notes", "")
+    from engine.data.join import JOINED_FROM, is_join_output
+    from engine.datasets import content_hash
+
+    hashes = {"leads": content_hash(before[0]), "calls": content_hash(before[1])}
+    assert ds.meta[JOINED_FROM] == hashes and is_join_output(ds.meta)  # the Data page offers it last to join
+    version = DatasetStore().add_version(ds.sha, ds.raw_path.read_bytes() + b"c,1,\n")
+    assert version.meta[JOINED_FROM] == hashes  # a new version of a join is a join too
+    assert is_join_output({"notes": "Joined with calls: 2 leads"})  # stored before joined_from was recorded
+    assert not is_join_output({"notes": "my own notes"}) and not is_join_output({})
+    assert main(["join", "--leads", str(leads), "--calls", str(calls), "--store", "--text-column", "Converted"]) == 2
+    assert "already has a column 'Converted'" in (err := capsys.readouterr().err) and "--text-column NAME" in err
     written = out.read_bytes()
     assert main(["join", "--leads", str(leads), "--calls", str(calls), "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err and out.read_bytes() == written

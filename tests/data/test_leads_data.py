@@ -330,6 +330,21 @@ def test_rows_without_target_are_left_out_and_row_ids_kept():
     assert any("2 rows without a target value" in w for w in table.warnings)
 
 
+def test_warning_counts_agree_in_number_and_group_thousands():
+    """engine.words.plural: "1 row", "1 non-numeric value", and "1,200 rows" (not "1200 rows")."""
+    one = load_leads(pd.DataFrame({"Visits": ["1", "x", *map(str, range(18))], "Converted": [None, *[0, 1] * 9, 1]}))
+    assert "Converted: 1 row without a target value left out" in one.warnings
+    assert "Visits: 1 non-numeric value read as missing" in one.warnings
+    n = 12_000
+    visits = [str(i % 7) for i in range(n)]
+    for i in range(1_200, n, 10):  # 1,080 junk cells (9 %) among the rows with an outcome
+        visits[i] = "junk"
+    outcome = [None] * 1_200 + [i % 2 for i in range(n - 1_200)]
+    many = load_leads(pd.DataFrame({"Visits": visits, "Converted": outcome}))
+    assert "Converted: 1,200 rows without a target value left out" in many.warnings
+    assert "Visits: 1,080 non-numeric values read as missing" in many.warnings
+
+
 # ------------------------------------------------------------------------------------------------
 # kinds
 # ------------------------------------------------------------------------------------------------

@@ -234,3 +234,20 @@ def test_paired_roc_auc_difference_is_zero_for_the_same_scores_and_positive_for_
     diff = paired_difference(y, good, noise, "roc_auc", n_boot=500)
     assert np.isclose(diff["value"], roc_auc_score(y, good) - roc_auc_score(y, noise))
     assert 0 < diff["low"] < diff["value"] < diff["high"]
+
+
+def test_the_verdict_of_a_paired_difference_reads_its_interval():
+    """engine.verdicts.difference_verdict, shared by the blend and the text-worth board, on real paired intervals
+    and on the edges: an interval touching 0 is no clear difference."""
+    from engine.evaluate import paired_difference
+    from engine.verdicts import difference_verdict
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    good, noise = y + rng.normal(0, 0.8, 300), rng.normal(0, 1, 300)
+    assert difference_verdict(paired_difference(y, good, noise, n_boot=300)) == "better"
+    assert difference_verdict(paired_difference(y, noise, good, n_boot=300)) == "worse"
+    assert difference_verdict(paired_difference(y, good, good, n_boot=300)) == "no clear difference"
+    assert difference_verdict({"value": 0.01, "low": 0.0, "high": 0.02}) == "no clear difference"
+    assert difference_verdict({"value": -0.01, "low": -0.02, "high": 0.0}) == "no clear difference"
+    assert difference_verdict({}) == "no clear difference"  # a blend recorded without its interval

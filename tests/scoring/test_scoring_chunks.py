@@ -235,3 +235,25 @@ def test_a_csv_over_the_in_memory_row_limit_is_read_in_chunks(tmp_path):
     assert over_row_limit(path)
     path.write_bytes(b"a,b\n" + b"1,2\n" * MAX_ROWS)
     assert not over_row_limit(path)
+
+
+@pytest.mark.parametrize(
+    "text, encoding, read_as",
+    [
+        ("City,Converted\nMalmö,1\n", "utf-8", "utf-8"),
+        ("City,Converted\n“Malmö”,1\n", "cp1252", "cp1252"),
+        ("City,Converted\nMalmö\x81,1\n", "latin-1", "latin-1"),  # 0x81: no character in cp1252
+        ("City,Converted\nMalmö,1\n", "utf-16", "utf-16"),  # a byte-order mark names it
+    ],
+)
+def test_the_chunked_reader_picks_the_encoding_the_in_memory_reader_picks(text, encoding, read_as, tmp_path):
+    """One order (engine.data.sources.TEXT_ENCODINGS) for both readers: a file scored in chunks is read as the
+    same file read whole, so its cells are the same text."""
+    from engine.data.sources import decode_text
+    from engine.scoring_chunks import open_csv
+
+    path = tmp_path / "leads.csv"
+    path.write_bytes(text.encode(encoding))
+    decoded, picked = decode_text(path.read_bytes())
+    assert picked == read_as and decoded.lstrip("\ufeff") == text
+    assert open_csv(path).encoding == picked

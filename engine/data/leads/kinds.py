@@ -11,6 +11,7 @@ import pandas as pd
 from engine.data.leads.dates import looks_like_dates
 from engine.data.leads.words import YES_NO
 from engine.data.missing_values import is_missing_text
+from engine.words import plural
 
 KINDS = ("numeric", "binary", "categorical", "high_cardinality", "identifier", "text", "date")
 
@@ -131,7 +132,7 @@ def _clean_frame(df: pd.DataFrame, columns: list[Any] | None = None) -> tuple[pd
     for col in list(df.columns) if columns is None else columns:
         out[col], bad = _clean_column(df.pop(col))
         if bad:
-            warnings.append(f"{col}: {bad} non-numeric value{'s' if bad != 1 else ''} read as missing")
+            warnings.append(f"{col}: {plural(bad, 'non-numeric value')} read as missing")
     return pd.DataFrame(out, index=index), warnings
 
 

@@ -19,6 +19,7 @@ from engine.data.leads.reading import _read
 from engine.data.leads.target import _column_list, find_target, map_target
 from engine.data.leads.words import _norm
 from engine.data.missing_values import LeadDataError, is_missing_text
+from engine.words import plural
 
 
 @dataclass
@@ -140,7 +141,7 @@ def load_leads(
         )
     if not mask.all():
         n_missing = int((~mask).sum())
-        warnings.append(f"{target_col}: {n_missing} row{'s' if n_missing != 1 else ''} without a target value left out")
+        warnings.append(f"{target_col}: {plural(n_missing, 'row')} without a target value left out")
         df = df.loc[mask]
         row_ids = row_ids[mask]
     y = y_all.astype(int)
