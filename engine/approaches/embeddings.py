@@ -1,7 +1,11 @@
 """Sentence embeddings (all-MiniLM-L6-v2), contrastively fine-tuned, with a classifier on top.
 
 ``EmbeddingApproach`` (name ``"embeddings"``) takes a frame with a ``transcript`` column (plus
-metadata columns), or a lead table, whose rows are serialized to text by :mod:`engine.data.text`.
+metadata columns), or a lead table. A lead table with columns of kind ``text`` (call notes, a joined call; the
+training table's kinds, else inferred) embeds those only (``Column: text`` lines, each cell cut to 20,000
+characters) and encodes its other fields beside the embedding for the head, as ``use_metadata`` does; the split
+is saved in ``approach.json`` (``text_split``) and logged (:mod:`engine.approaches._embed_table`). A lead table
+without text is serialized whole to sentences (:mod:`engine.data.text`).
 
 * **Chunks.** A text longer than the model's window is split by the tokenizer into overlapping
   windows (``chunk_tokens`` = 256 incl. [CLS]/[SEP], ``chunk_overlap`` = 32 tokens); chunk embeddings
@@ -49,6 +53,7 @@ import numpy as np
 import pandas as pd
 
 from engine import onnx_encoder
+from engine.approaches._embed_table import field_occlusion, split_columns, split_line, table_texts
 from engine.approaches.base import AfterFit, Approach, contribution_frame
 from engine.approaches.embeddings_parts import (  # noqa: F401 - re-exported: callers import them from here
     MetadataEncoder,
@@ -250,6 +255,8 @@ class EmbeddingApproach(Approach):
             raise TypeError(f"X must be a DataFrame (or a list of texts), not {type(X).__name__}")
         if TEXT_COLUMN in X.columns:
             return ["" if pd.isna(t) else str(t) for t in X[TEXT_COLUMN]]
+        if getattr(self, "text_columns_", None):  # a lead table with text columns: those only, the rest encoded
+            return table_texts(X, self.text_columns_)
         columns = getattr(self, "input_columns_", None)
         frame = X.reindex(columns=columns) if columns else X
         return frame_to_texts(frame)
@@ -257,7 +264,17 @@ class EmbeddingApproach(Approach):
     def _metadata_frame(self, X: pd.DataFrame) -> pd.DataFrame:
         if not isinstance(X, pd.DataFrame):
             return pd.DataFrame(index=range(len(X)))
+        if getattr(self, "text_columns_", None):
+            return X.reindex(columns=self.field_columns_)
         return X.drop(columns=[TEXT_COLUMN], errors="ignore")
+
+    def _encodes_fields(self) -> bool:
+        """Whether the head reads encoded fields beside the embedding: ``use_metadata``, or a lead table with text
+        columns (its other columns, :mod:`engine.approaches._embed_table`)."""
+        return bool(self.use_metadata or getattr(self, "text_columns_", None))
+
+    def _field_label(self, column) -> str:
+        return str(column) if getattr(self, "text_columns_", None) else f"[meta] {column}"
 
     def chunk(self, text: str, window: int | None = None, overlap: int | None = None) -> list[str]:
         """Split ``text`` into overlapping token windows (``window`` tokens incl. [CLS]/[SEP])."""
@@ -347,7 +364,7 @@ class EmbeddingApproach(Approach):
     def _features(self, X, which: str, callbacks: CallbackList | None = None) -> np.ndarray:
         emb = self.embed(X, which, callbacks)
         if (
-            self.use_metadata
+            self._encodes_fields()
             and getattr(self, "metadata_encoder_", None) is not None
             and len(self.metadata_encoder_.spec)
         ):
@@ -554,8 +571,13 @@ class EmbeddingApproach(Approach):
     def _fit(self, X: pd.DataFrame | list, y: np.ndarray, cbs: CallbackList) -> None:
         self.input_kind_ = "transcripts" if isinstance(X, pd.DataFrame) and TEXT_COLUMN in X.columns else "leads"
         self.input_columns_ = None if self.input_kind_ == "transcripts" else list(X.columns)
+        leads = self.input_kind_ == "leads" and isinstance(X, pd.DataFrame)
+        self.text_columns_, self.field_columns_ = split_columns(X, self.given_kinds()) if leads else ([], [])
         texts = self.texts_of(X)
-        self.metadata_encoder_ = MetadataEncoder().fit(self._metadata_frame(X)) if self.use_metadata else None
+        self.metadata_encoder_ = MetadataEncoder().fit(self._metadata_frame(X)) if self._encodes_fields() else None
+        if self.text_columns_:
+            encoded = list(dict.fromkeys(item["column"] for item in self.metadata_encoder_.spec))
+            cbs.on_log(split_line(self.text_columns_, self.field_columns_, encoded))
         timings = {}
         self.backend_ = self._choose_backend()
         self.onnx_fine_tuned_ = None
@@ -640,15 +662,17 @@ class EmbeddingApproach(Approach):
     def _proba_from_texts(self, texts: list[str], meta: pd.DataFrame, embeddings: str) -> np.ndarray:
         which = embeddings if embeddings in self.classifiers_ else "generic"
         emb = self.embed(texts, which)
-        if self.use_metadata and self.metadata_encoder_ is not None and len(self.metadata_encoder_.spec):
+        if self._encodes_fields() and self.metadata_encoder_ is not None and len(self.metadata_encoder_.spec):
             emb = np.hstack([emb, self.metadata_encoder_.transform(meta.drop(columns=[TEXT_COLUMN], errors="ignore"))])
         return self.classifiers_[which].predict_proba(self._head_input(emb, texts))[:, 1]
 
     def _metadata_shap(self, X: pd.DataFrame, which: str) -> list[dict]:
         encoder = self.metadata_encoder_
         names = encoder.feature_names
-        if not names or self.classifier_type == "hybrid":  # no exact SHAP through the stack's two halves
+        if not names:
             return []
+        if self.classifier_type == "hybrid":  # no exact SHAP through the stack's two halves: occlusion
+            return field_occlusion(self, X, which, self._field_label)
         features = self._features(X, which)
         clf = self.classifiers_[which]
         n_meta = len(names)
@@ -674,7 +698,7 @@ class EmbeddingApproach(Approach):
                 rows.append(
                     {
                         "row": r,
-                        "feature": f"[meta] {column}",
+                        "feature": self._field_label(column),
                         "value": "" if cell is None or (isinstance(cell, float) and np.isnan(cell)) else str(cell),
                         "contribution": value * slope[r],
                     }
@@ -687,8 +711,10 @@ class EmbeddingApproach(Approach):
         rows = []
         for r, units in enumerate(self._occlusion(X, embeddings, max_sentences)):
             for unit, contribution in units:
+                if not unit.strip():  # a row without text has no sentence to name
+                    continue
                 rows.append({"row": r, "feature": _truncate(unit), "value": unit, "contribution": contribution})
-        if self.use_metadata and self.metadata_encoder_ is not None and isinstance(X, pd.DataFrame):
+        if self._encodes_fields() and self.metadata_encoder_ is not None and isinstance(X, pd.DataFrame):
             which = embeddings if embeddings in self.classifiers_ else "generic"
             rows += self._metadata_shap(X, which)
         return contribution_frame(rows)
@@ -727,12 +753,14 @@ class EmbeddingApproach(Approach):
             "backend": getattr(self, "backend_", "torch"),
         }
         (path / "state.json").write_text(json.dumps(state, indent=2))
-        self._write_params(path, fine_tuned_model="fine_tuned" if self.model_ is not None else None)
+        split = {"embedded": self.text_columns_, "encoded": self.field_columns_} if self.text_columns_ else None
+        self._write_params(path, fine_tuned_model="fine_tuned" if self.model_ is not None else None, text_split=split)
 
     @classmethod
     def load(cls, path: str | Path) -> EmbeddingApproach:
         path = Path(path)
-        params = cls._read_params(path)["params"]
+        stored = cls._read_params(path)
+        params = stored["params"]
         self = cls(**{k: v for k, v in params.items() if k in cls._param_names()})
         state = json.loads((path / "state.json").read_text())
         self.model_ = (
@@ -750,6 +778,8 @@ class EmbeddingApproach(Approach):
             self.classifiers_[which] = clf
         self.input_kind_ = state["input_kind"]
         self.input_columns_ = state["input_columns"]
+        split = stored.get("text_split") or {}  # runs saved before it (or without text columns): the whole row
+        self.text_columns_, self.field_columns_ = list(split.get("embedded", [])), list(split.get("encoded", []))
         self.metadata_encoder_ = (
             MetadataEncoder.from_dict(state["metadata_encoder"]) if state["metadata_encoder"] else None
         )
