@@ -154,6 +154,32 @@ def _invalid_json(msg: str, kind: str = "json_invalid") -> RequestValidationErro
     return RequestValidationError([{"loc": ["body"], "msg": msg, "type": kind}])
 
 
+def lone_surrogate(payload: Any) -> str | None:
+    """Where the first string (key or value) of parsed JSON holds a lone UTF-16 surrogate (``"\\udcff"`` is valid
+    JSON but not Unicode: pandas' Arrow strings and the tokenizers refuse it), as ``leads.0.Lead Source``; None
+    when there is none. Walks with its own stack (no recursion limit)."""
+    stack: list[tuple[Any, str]] = [(payload, "")]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, str):
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    return (where or "body")[:200]
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                name = f"{where}.{key}" if where else str(key)
+                try:
+                    str(key).encode("utf-8")
+                except UnicodeEncodeError:
+                    return f"a field name in {(where or 'body')[:200]}"
+                stack.append((item, name))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}.{i}" if where else str(i)) for i, item in enumerate(value))
+    return None
+
+
 def parse_body(body: bytes, model: type[BaseModel], items_key: str, max_items: int) -> BaseModel:
     """The request body as ``model``. Raises the answer that says what is wrong with it: 413
     (:class:`fastapi.HTTPException`) as soon as the list under ``items_key`` passes ``max_items`` items (before
@@ -179,6 +205,13 @@ def parse_body(body: bytes, model: type[BaseModel], items_key: str, max_items: i
     items = payload.get(items_key) if isinstance(payload, dict) else None
     if isinstance(items, list) and len(items) > max_items:  # read whole (a body json.loads had to read)
         raise too_many
+    where = lone_surrogate(payload)
+    if where is not None:
+        raise _invalid_json(
+            f"{where} holds a lone surrogate escape (\\ud800-\\udfff without its pair), which is not Unicode text. "
+            "Fix: send the text as UTF-8, or a character beyond U+FFFF as a pair of \\u escapes.",
+            "string_unicode",
+        )
     try:
         return model.model_validate(payload)
     except ValidationError as exc:

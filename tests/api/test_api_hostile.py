@@ -277,6 +277,38 @@ def test_hostile_json_gets_422(store, raw, needle):
             assert needle in _message(r)
 
 
+@pytest.mark.parametrize(
+    "path, raw, where",
+    [
+        ("/predict/lead", b'{"leads": [{"Lead Source": "Goo\\udcffgle"}]}', "leads.0.Lead Source"),
+        ("/predict/lead", b'{"leads": {"City": "\\ud800"}}', "leads.City"),
+        ("/predict/lead", b'{"leads": [{"Lead \\udcffSource": "Google"}]}', "a field name in leads.0"),
+        ("/predict/transcript", b'{"transcripts": {"transcript": "Agent: hi \\udfff"}}', "transcripts.transcript"),
+        (
+            "/predict/transcript",
+            b'{"transcripts": {"transcript": "Agent: hi", "metadata": {"x": "\\udc80"}}}',
+            "transcripts.metadata.x",
+        ),
+    ],
+)
+def test_lone_surrogates_get_422_naming_the_field(store, path, raw, where):
+    """``"\\udcff"`` is valid JSON but not Unicode text: pandas' Arrow strings and the tokenizers refuse it, so a
+    lead carrying one was a 500. It is refused up front, naming where it is."""
+    client = TestClient(create_app(store), raise_server_exceptions=False)
+    r = client.post(path, content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text[:300]
+    assert where in _message(r) and "surrogate" in _message(r) and "Fix" in _message(r)
+
+
+def test_a_surrogate_pair_is_one_character_and_scores(store, leads):
+    client = TestClient(create_app(store), raise_server_exceptions=False)
+    lead = {**leads[0], "City": "Mumbai"}
+    body = json.dumps({"leads": [lead]}).replace("Mumbai", "Mumbai \\ud83d\\ude00").encode()
+    assert b"\\ud83d\\ude00" in body
+    r = client.post("/predict/lead", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text[:300]
+
+
 # -- 5. explain caps, concurrency, the model cache -----------------------------------------------------
 def test_explain_batches_are_capped(store, leads):
     client = TestClient(create_app(store))
