@@ -29,7 +29,7 @@ without reasons, and ``explained`` / ``notes`` say so. ``serve`` refuses a non-l
 names are answered (DNS rebinding; :mod:`engine.api_hosts`).
 
 The package: :mod:`.service` (what the routes share, one :class:`~engine.api.service.Service` per app),
-:mod:`.guards` (the dependencies: host, key, body), :mod:`.bodies` (the pydantic bodies), :mod:`.body` (reading
+:mod:`.settings` (its settings, one :class:`~engine.api.settings.ApiSettings`, and the API key), :mod:`.guards` (the dependencies: host, key, body), :mod:`.bodies` (the pydantic bodies), :mod:`.body` (reading
 and parsing a body, error answers), :mod:`.cache` (loaded models, batching), :mod:`.catalog` (which runs), and
 one router a module: :mod:`.routes_catalog` (health, models, live), :mod:`.routes_leads`,
 :mod:`.routes_transcripts`, :mod:`.routes_docs` (the documentation, under the host check too).
@@ -64,8 +64,6 @@ once; the run list is re-read when the runs folder changes (checked at most ever
 
 from __future__ import annotations
 
-import os
-
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 
@@ -80,7 +78,7 @@ from engine.api.bodies import (  # noqa: F401 - the bodies, importable from engi
 )
 from engine.api.body import StrictJSONResponse, invalid, message_body
 from engine.api.cache import MAX_CACHED_MODELS, _Batcher, _Loaded, _ModelCache  # noqa: F401
-from engine.api.guards import API_KEY_ENV, OPEN_PATHS  # noqa: F401
+from engine.api.guards import OPEN_PATHS  # noqa: F401
 from engine.api.service import (  # noqa: F401
     EXPLAIN_SECONDS,
     MAX_BATCH,
@@ -92,6 +90,7 @@ from engine.api.service import (  # noqa: F401
     TOP_FACTORS,
     Service,
 )
+from engine.api.settings import API_KEY_ENV, ApiSettings, api_key  # noqa: F401
 from engine.api_hosts import is_loopback
 
 #: The routers of the app, in order.
@@ -104,32 +103,14 @@ ROUTERS = (
 )
 
 
-def create_app(
-    store=None,
-    max_batch: int = MAX_BATCH,
-    max_transcript_chars: int = MAX_TRANSCRIPT_CHARS,
-    max_body_bytes: int = MAX_BODY_BYTES,
-    max_models: int = MAX_CACHED_MODELS,
-    refresh_seconds: float = REFRESH_SECONDS,
-    serialize_scoring: bool = True,
-    explain_seconds: float = EXPLAIN_SECONDS,
-    local_only: bool = False,
-) -> FastAPI:
+def create_app(store=None, settings: ApiSettings | None = None, **overrides) -> FastAPI:
     """The scoring app over ``store`` (an :class:`engine.runs.RunStore`; the workspace's by default): the
-    :data:`ROUTERS`, each behind the dependencies of :mod:`engine.api.guards`. ``app.state.service`` is its
-    :class:`~engine.api.service.Service` (the settings are its own: see there); ``app.state`` also holds the
-    ``store``, the model ``cache`` and the run ``catalog``."""
-    service = Service(
-        store,
-        max_batch=max_batch,
-        max_transcript_chars=max_transcript_chars,
-        max_body_bytes=max_body_bytes,
-        max_models=max_models,
-        refresh_seconds=refresh_seconds,
-        serialize_scoring=serialize_scoring,
-        explain_seconds=explain_seconds,
-        local_only=local_only,
-    )
+    :data:`ROUTERS`, each behind the dependencies of :mod:`engine.api.guards`. Its settings are ``settings`` (an
+    :class:`~engine.api.settings.ApiSettings`; the defaults when None) with ``overrides``, keyword arguments named
+    like its fields (``max_batch=100``, ``local_only=True``, ...): a bad value or an unknown name is refused here.
+    ``app.state.service`` is its :class:`~engine.api.service.Service` (``.settings``: the settings); ``app.state``
+    also holds the ``store``, the model ``cache`` and the run ``catalog``."""
+    service = Service(store, ApiSettings.build(settings, "create_app", **overrides))
     api = FastAPI(
         title="Conversion Lab scoring API",
         version="1",
@@ -182,7 +163,7 @@ def check_exposure(host: str, no_auth: bool = False) -> str | None:
     """Refuse (ValueError, one line naming the fix) to serve beyond loopback without ``CLAB_API_KEY``:
     ``/models`` and ``/predict/*`` would be open to the network. ``no_auth`` allows it and returns the warning
     to print; loopback needs no key."""
-    if is_loopback(host) or os.environ.get(API_KEY_ENV):
+    if is_loopback(host) or api_key():
         return None
     if not no_auth:
         raise ValueError(

@@ -18,8 +18,16 @@ from fastapi.responses import Response
 
 from engine.api.bodies import LeadRequest, TranscriptRequest
 from engine.api.body import StrictJSONResponse, message_body
-from engine.api.cache import MAX_CACHED_MODELS, _Loaded, _ModelCache
+from engine.api.cache import _Loaded, _ModelCache
 from engine.api.catalog import Catalog
+from engine.api.settings import (  # noqa: F401 - the defaults, importable from here as before
+    EXPLAIN_SECONDS,
+    MAX_BATCH,
+    MAX_BODY_BYTES,
+    MAX_TRANSCRIPT_CHARS,
+    REFRESH_SECONDS,
+    ApiSettings,
+)
 from engine.data.leads import prepare_features
 from engine.data.transcripts import TranscriptDataError, load_transcripts
 from engine.live import FamilyChoice, LiveFileProblem, LiveRunUnusable, LiveStore, NoLiveRun, family_of
@@ -27,16 +35,9 @@ from engine.runs import BrokenRun, RunStore
 from engine.runspec import RunSpec
 from engine.scoring import ScoringError, predict_rows
 
-MAX_BATCH = 500
-MAX_TRANSCRIPT_CHARS = 200_000
-MAX_BODY_BYTES = 10_000_000
 #: Most leads / transcripts one ``explain=true`` request may ask explanations for.
 MAX_EXPLAIN_LEADS = 20
 MAX_EXPLAIN_TRANSCRIPTS = 5
-#: Seconds of explaining one request may take; rows past it are scored without reasons (said in ``notes``).
-EXPLAIN_SECONDS = 20.0
-#: Seconds between looks at the runs folder for new, finished or removed runs.
-REFRESH_SECONDS = 1.0
 TOP_FACTORS = 8
 
 
@@ -85,29 +86,15 @@ async def watching(request: Request, work, body) -> Response:
 
 
 class Service:
-    """What the routes of one app share (see the module docstring). ``serialize_scoring`` scores one batch at a
-    time per model (a lock per model): on few cores that keeps the tail latency low under many concurrent
-    clients. ``local_only`` (a loopback server): while no API key is set, requests whose Host is not loopback
-    get 400 (DNS rebinding; :func:`engine.api.guards.check_host`)."""
+    """What the routes of one app share (see the module docstring), under its :class:`ApiSettings` (``settings``,
+    the defaults when None, with ``overrides``: keyword arguments named like its fields)."""
 
-    def __init__(
-        self,
-        store: RunStore | None = None,
-        max_batch: int = MAX_BATCH,
-        max_transcript_chars: int = MAX_TRANSCRIPT_CHARS,
-        max_body_bytes: int = MAX_BODY_BYTES,
-        max_models: int = MAX_CACHED_MODELS,
-        refresh_seconds: float = REFRESH_SECONDS,
-        serialize_scoring: bool = True,
-        explain_seconds: float = EXPLAIN_SECONDS,
-        local_only: bool = False,
-    ):
+    def __init__(self, store: RunStore | None = None, settings: ApiSettings | None = None, **overrides):
+        self.settings = ApiSettings.build(settings, "Service", **overrides)
         self.store = store or RunStore()
         self.live = LiveStore.beside(self.store)
-        self.cache = _ModelCache(max_models)
-        self.catalog = Catalog(self.store, self.cache, refresh_seconds)
-        self.max_batch, self.max_transcript_chars, self.max_body_bytes = max_batch, max_transcript_chars, max_body_bytes
-        self.serialize_scoring, self.explain_seconds, self.local_only = serialize_scoring, explain_seconds, local_only
+        self.cache = _ModelCache(self.settings.max_models)
+        self.catalog = Catalog(self.store, self.cache, self.settings.refresh_seconds)
 
     def live_entry(self, input_kind: str, family: str | None = None) -> dict | None:
         """The live entry of ``input_kind`` (and ``family``): 400 for a family that cannot be one, none named while
@@ -219,22 +206,22 @@ class Service:
         if metrics is None:
             metrics = run.metrics
         threshold = 0.5  # runs store no threshold of their own
-        lock = loaded.lock if self.serialize_scoring else None
+        lock = loaded.lock if self.settings.serialize_scoring else None
         notes: list[str] = []
         try:
-            if self.serialize_scoring and not explain:  # concurrent requests for one model scored as one batch
+            if self.settings.serialize_scoring and not explain:  # concurrent requests for one model scored as one batch
                 batcher = loaded.batcher(run.id, lambda frame: predict_rows(run, loaded.model, frame, metrics=metrics))
                 predictions = batcher(X)
             else:
                 predictions = predict_rows(run, loaded.model, X, metrics=metrics, lock=lock)
-            explained, deadline = 0, time.monotonic() + self.explain_seconds
+            explained, deadline = 0, time.monotonic() + self.settings.explain_seconds
             for i in range(len(X) if explain else 0):
                 if stop is not None and stop.is_set():
                     message = f"The client disconnected: explanations stopped after {explained} of {len(X)}."
                     return StrictJSONResponse(message_body(message), status_code=499)
                 if time.monotonic() >= deadline:
                     notes.append(
-                        f"Explanations stopped at the time budget of {self.explain_seconds:g} s: {explained} of "
+                        f"Explanations stopped at the time budget of {self.settings.explain_seconds:g} s: {explained} of "
                         f"{len(X)} explained; the rest are scored without reasons. Send fewer per request."
                     )
                     break
@@ -273,11 +260,11 @@ class Service:
     def check_batch(self, n: int, explain: bool, explain_cap: int, what: str) -> None:
         if n == 0:
             raise HTTPException(422, detail={"message": "The batch is empty: send at least one item."})
-        if n > self.max_batch:
+        if n > self.settings.max_batch:
             raise HTTPException(
                 413,
                 detail={
-                    "message": f"Batch of {n} items; the limit is {self.max_batch} per request. "
+                    "message": f"Batch of {n} items; the limit is {self.settings.max_batch} per request. "
                     "Split it into smaller requests."
                 },
             )
@@ -295,12 +282,12 @@ class Service:
         items = body.transcripts
         self.check_batch(len(items), body.explain, MAX_EXPLAIN_TRANSCRIPTS, "transcripts")
         for i, item in enumerate(items):
-            if len(item.transcript) > self.max_transcript_chars:
+            if len(item.transcript) > self.settings.max_transcript_chars:
                 raise HTTPException(
                     413,
                     detail={
                         "message": f"Transcript {i} has {len(item.transcript):,} characters; "
-                        f"the limit is {self.max_transcript_chars:,}."
+                        f"the limit is {self.settings.max_transcript_chars:,}."
                     },
                 )
         run, loaded, version, family = self.pick_run(body.run_id, "transcripts", body.family)
