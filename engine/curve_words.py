@@ -13,7 +13,7 @@ import math
 from collections import defaultdict
 
 #: the names people read for the approaches (a plug-in approach keeps its own name)
-APPROACH_WORDS = {"stacking": "the stack", "lora": "the LLM (LoRA)", "embeddings": "the embeddings"}
+APPROACH_WORDS = {"stacking": "the stack", "lora": "the LLM (LoRA)", "embeddings": "the embeddings approach"}
 
 
 def _words(approach: str) -> str:

@@ -54,7 +54,7 @@ def test_no_crossing_says_who_leads_and_where():
     points = [_point("embeddings", n, 0.60 + i / 100) for i, n in enumerate((50, 300, 3000))]
     points += [_point("stacking", n, 0.70 + i / 100) for i, n in enumerate((50, 300, 3000))]
     assert curve_summary(points) == [
-        "The stack is ahead of the embeddings at every size from 50 to 3,000 training rows."
+        "The stack is ahead of the embeddings approach at every size from 50 to 3,000 training rows."
     ]
 
 
