@@ -24,11 +24,9 @@ NOT_FIELDS = ("identifier", "date", "empty")
 
 def split_columns(X: pd.DataFrame, given: dict[str, str] | None = None) -> tuple[list[str], list[str]]:
     """``(text columns, field columns)`` of a lead table, in column order; ``([], [])`` when none is text."""
-    from engine.data.leads import infer_kinds
+    from engine.data.leads import kinds_given_else_inferred
 
-    given = {str(c): str(k) for c, k in (given or {}).items()}
-    rest = [c for c in X.columns if str(c) not in given]
-    kinds = {**(infer_kinds(X[rest]) if rest else {}), **given}
+    kinds = kinds_given_else_inferred(X, given)
     text = [c for c in X.columns if kinds.get(str(c)) == "text"]
     if not text:
         return [], []

@@ -248,12 +248,10 @@ class LoraApproach(Approach):
     def _text_columns(self, X: pd.DataFrame) -> list[str]:
         """The chosen columns of the ``text`` kind: as the training table has them (the user's kinds included),
         else as :func:`engine.data.leads.infer_kinds` reads them."""
-        kinds = self.given_kinds()
-        if not kinds:
-            from engine.data.leads import infer_kinds
+        from engine.data.leads import kinds_given_else_inferred
 
-            kinds = infer_kinds(X[self.columns_])
-        return [c for c in self.columns_ if kinds.get(c) == "text"]
+        kinds = kinds_given_else_inferred(X[self.columns_], self.given_kinds())
+        return [c for c in self.columns_ if kinds[str(c)] == "text"]
 
     def _fields(self, record: dict, cols: list[str]) -> tuple[list[tuple[str, Any]], bool]:
         """The filled fields of one lead, each free-text one cut to :attr:`text_budget`; and whether one was cut."""

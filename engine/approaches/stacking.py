@@ -73,7 +73,7 @@ from engine.approaches import _stack_parts as _parts
 from engine.approaches._stack_explain import EXPLAIN_METHODS  # noqa: F401 - part of this module's API
 from engine.approaches.base import Approach
 from engine.callbacks import CallbackList, Progress
-from engine.data.leads import infer_kinds
+from engine.data.leads import kinds_given_else_inferred
 from engine.storage import jsonable, load_pickle
 
 #: the default base models' names, in the order of the meta-network's inputs
@@ -96,11 +96,11 @@ SMALL_PARAMS = {
 def _column_kinds(X: pd.DataFrame, given: dict[str, str] | None = None) -> dict[str, str]:
     """numeric | categorical | high_cardinality | identifier | text: numbers by dtype, the rest as ``given`` (the
     training table's kinds, the user's included) says, else as :func:`engine.data.leads.infer_kinds` reads them."""
-    kinds = {**infer_kinds(X[[c for c in X.columns if c not in (given or {})]]), **(given or {})}
+    kinds = kinds_given_else_inferred(X, given)
     out = {}
     for col in X.columns:
         numeric = pd.api.types.is_numeric_dtype(X[col]) and not pd.api.types.is_bool_dtype(X[col])
-        kind = kinds.get(col)
+        kind = kinds[str(col)]
         if numeric:
             out[col] = "numeric"
         elif kind in ("high_cardinality", "identifier", "text"):

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from text_tables import columns, conversation, lead_table
 
-from engine.data.leads import infer_kinds, load_leads, read_table
+from engine.data.leads import infer_kinds, kinds_given_else_inferred, load_leads, read_table
 
 
 @pytest.mark.parametrize("n, seed", [(600, 0), (600, 1), (2000, 2)])
@@ -18,6 +18,23 @@ def test_every_column_read_as_its_kind(n, seed):
     cols = columns(n, seed)
     kinds = infer_kinds(pd.DataFrame({name: values for name, (values, _) in cols.items()}))
     assert {name: kinds[name] for name in cols} == {name: want for name, (_, want) in cols.items()}
+
+
+def test_given_kinds_win_and_only_the_rest_is_inferred():
+    cols = columns(600, 3)
+    frame = pd.DataFrame({name: values for name, (values, _) in cols.items()})
+    text = next(name for name, (_, want) in cols.items() if want == "text")
+    other = next(name for name, (_, want) in cols.items() if want != "text")
+    kinds = kinds_given_else_inferred(frame, {text: "categorical", other: "text", "absent": "numeric"})
+    assert list(kinds) == [str(c) for c in frame.columns]  # every column of the frame, nothing else
+    assert kinds[text] == "categorical" and kinds[other] == "text"
+    inferred = infer_kinds(frame)
+    assert {c: k for c, k in kinds.items() if c not in (text, other)} == {
+        c: k for c, k in inferred.items() if c not in (text, other)
+    }
+    assert kinds_given_else_inferred(frame, None) == inferred
+    # nothing left to infer: the given kinds alone, with no reading of the cells
+    assert kinds_given_else_inferred(frame[[text]], {text: "identifier"}) == {text: "identifier"}
 
 
 def test_short_repeated_notes_do_not_hide_the_long_ones():

@@ -56,6 +56,7 @@ from engine.data.leads.kinds import (  # noqa: F401
     _factorize,
     _kind,
     infer_kinds,
+    kinds_given_else_inferred,
 )
 from engine.data.leads.policy import (  # noqa: F401
     _AFTER_CONTACT,
@@ -130,6 +131,7 @@ __all__ = [
     "read_table",
     "check_table",
     "infer_kinds",
+    "kinds_given_else_inferred",
     "SETTABLE_KINDS",
     "parse_kinds",
     "describe_policy",

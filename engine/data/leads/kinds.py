@@ -228,3 +228,12 @@ def infer_kinds(df: pd.DataFrame) -> dict[str, str]:
     """
     clean, _ = _clean_frame(df.copy(deep=False))  # a shallow copy: the caller's frame keeps its columns
     return {str(col): _kind(clean[col], str(col)) for col in clean.columns}
+
+
+def kinds_given_else_inferred(df: pd.DataFrame, given: dict[str, str] | None = None) -> dict[str, str]:
+    """Kind of every column of ``df`` (keys ``str(column)``): as ``given`` says (the training table's kinds, the
+    user's included), else as :func:`infer_kinds` reads it. Only the columns ``given`` leaves out are inferred."""
+    given = {str(c): str(k) for c, k in (given or {}).items()}
+    rest = [c for c in df.columns if str(c) not in given]
+    inferred = infer_kinds(df[rest]) if rest else {}
+    return {str(c): given[str(c)] if str(c) in given else inferred[str(c)] for c in df.columns}
