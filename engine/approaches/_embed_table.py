@@ -36,25 +36,12 @@ def split_columns(X: pd.DataFrame, given: dict[str, str] | None = None) -> tuple
 def table_texts(X: pd.DataFrame, text_columns: list, max_chars: int = MAX_CHARS) -> list[str]:
     """Each row's text cells as ``Column: text`` lines (column order; blank cells skipped; ``""`` when none)."""
     frame = X.reindex(columns=text_columns)
-    cells = [
-        [_utf8(t) for t in cell_texts(frame.iloc[:, j].to_numpy(dtype=object), max_chars)]
-        for j in range(len(text_columns))
-    ]
+    cells = [cell_texts(frame.iloc[:, j].to_numpy(dtype=object), max_chars) for j in range(len(text_columns))]
     out = []
     for r in range(len(frame)):
         lines = [f"{name}: {col[r].strip()}" for name, col in zip(text_columns, cells) if col[r].strip()]
         out.append("\n".join(lines))
     return out
-
-
-def _utf8(text: str) -> str:
-    """``text`` as valid UTF-8: a lone surrogate (junk decoded with ``surrogateescape``) the tokenizer refuses becomes
-    ``?``."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", errors="replace").decode("utf-8")
 
 
 def split_line(text_columns: list, field_columns: list, encoded: list) -> str:

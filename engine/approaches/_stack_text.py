@@ -31,6 +31,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from engine.approaches.lexical import tfidf_vectorizer
+from engine.data.text import valid_utf8
 
 #: characters of each cell that are read (the rest is ignored): bounds the time of a 1 MB cell
 MAX_CHARS = 20_000
@@ -42,7 +43,7 @@ TEXT_CS = (0.3, 1.0, 3.0, 10.0)
 
 def cell_texts(values: Any, max_chars: int = MAX_CHARS) -> list[str]:
     """One column's cells as text: missing (None, NaN, NA) is ``""``, ``bytes`` decode as UTF-8 (bad bytes
-    replaced), anything else is ``str``; each cut to its first ``max_chars`` characters."""
+    replaced), anything else is ``str`` (a lone surrogate made ``?``: :func:`engine.data.text.valid_utf8`); each cut to its first ``max_chars`` characters."""
     out = []
     for v in np.asarray(values, dtype=object).ravel():
         if v is None or (isinstance(v, float) and v != v) or v.__class__.__name__ in ("NAType", "NaTType"):
@@ -50,7 +51,7 @@ def cell_texts(values: Any, max_chars: int = MAX_CHARS) -> list[str]:
         elif isinstance(v, (bytes, bytearray)):
             out.append(bytes(v[: 4 * max_chars]).decode("utf-8", errors="replace")[:max_chars])
         else:
-            out.append(str(v)[:max_chars])
+            out.append(valid_utf8(str(v)[:max_chars]))
     return out
 
 

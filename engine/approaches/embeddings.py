@@ -67,7 +67,7 @@ from engine.approaches.embeddings_parts import (  # noqa: F401 - re-exported: ca
 from engine.approaches.lexical import hybrid_frame, hybrid_head
 from engine.approaches.speaker_turns import speaker_pieces
 from engine.callbacks import CallbackList, Progress
-from engine.data.text import frame_to_texts
+from engine.data.text import frame_to_texts, valid_utf8
 from engine.projection import store_projections
 from engine.storage import load_pickle
 
@@ -246,7 +246,11 @@ class EmbeddingApproach(Approach):
 
     # -- text, chunks, embeddings -----------------------------------------------------------------
     def texts_of(self, X: pd.DataFrame | list | str) -> list[str]:
-        """The text of each row: the ``transcript`` column, or a lead row serialized to sentences."""
+        """The text of each row: the ``transcript`` column, or a lead row serialized to sentences; always valid
+        UTF-8 (a lone surrogate, which the tokenizer refuses, made ``?``)."""
+        return [valid_utf8(t) for t in self._raw_texts(X)]
+
+    def _raw_texts(self, X: pd.DataFrame | list | str) -> list[str]:
         if isinstance(X, str):
             return [X]
         if isinstance(X, (list, tuple)):

@@ -64,7 +64,7 @@ from engine.approaches.lora_presets import (  # noqa: F401 - re-exported: caller
     resolve_dtype,
 )
 from engine.callbacks import CallbackList, Progress
-from engine.data.text import cut_text, fields_to_text, format_value, row_fields
+from engine.data.text import cut_text, fields_to_text, format_value, row_fields, valid_utf8
 from engine.storage import jsonable, write_json
 
 ADAPTER_DIR = "adapter"
@@ -275,7 +275,7 @@ class LoraApproach(Approach):
         texts, self._n_cut = [], 0
         for rec in X[cols].to_dict("records"):
             fields, cut = self._fields(rec, cols)
-            texts.append(fields_to_text(fields, self.text_style))
+            texts.append(valid_utf8(fields_to_text(fields, self.text_style)))
             self._n_cut += int(cut)
         return texts
 
@@ -662,7 +662,7 @@ class LoraApproach(Approach):
         texts, owners = [], []
         for r, rec in enumerate(X[cols].to_dict("records")):
             fields, _ = self._fields(rec, cols)
-            texts.append(fields_to_text(fields, self.text_style))
+            texts.append(valid_utf8(fields_to_text(fields, self.text_style)))
             owners.append((r, None, None))
             for k, (column, value) in enumerate(fields):
                 texts.append(fields_to_text(fields[:k] + fields[k + 1 :], self.text_style))

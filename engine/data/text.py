@@ -151,6 +151,16 @@ def fields_to_text(fields: Iterable[tuple[str, Any]], style: str = "sentence") -
 ELLIPSIS = " …"
 
 
+def valid_utf8(text: str) -> str:
+    """``text`` as valid UTF-8: a lone surrogate (``"\\udcff"``: junk decoded with ``surrogateescape``, or a JSON
+    escape without its pair), which tokenizers and Arrow strings refuse, becomes ``?``; valid text is returned as is."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", errors="replace").decode("utf-8")
+
+
 def cut_text(text: str, budget: int | None) -> tuple[str, bool]:
     """``(text, cut)``: ``text`` within ``budget`` characters (the marker :data:`ELLIPSIS` included), cut at the last
     word boundary before it (inside a word only when the budget holds no boundary in its second half), whitespace

@@ -62,3 +62,21 @@ def test_generic_embeddings_of_long_calls_match_sentence_transformers_per_window
 
     lf = approach.embed([t.replace("\r\n", "\n") for t in texts[:3]], "generic")
     np.testing.assert_allclose(lf, got[:3], atol=2e-5)
+
+
+def test_a_lone_surrogate_in_a_call_is_read_as_a_question_mark_on_every_input_path():
+    """``"\\udcff"`` (junk decoded with surrogateescape, or a JSON escape without its pair) made the tokenizer raise
+    a TypeError; every way a call comes in now reads it as ``?``, and the rest of the call is embedded as before."""
+    import pandas as pd
+
+    approach = build_approach("embeddings", dict(fine_tune=False, backend="torch"))
+    bad = "Agent: hello \udcff there, the annual plan?\nCustomer: send it \ud800 over."
+    fixed = "Agent: hello ? there, the annual plan?\nCustomer: send it ? over."
+    frame = pd.DataFrame({"transcript": pd.Series([bad, "Agent: hi"], dtype=object)})
+    assert approach.texts_of(bad) == [fixed]
+    assert approach.texts_of([bad]) == [fixed]
+    assert approach.texts_of(frame) == [fixed, "Agent: hi"]
+    got = approach.embed(frame, "generic")
+    want = approach.embed([fixed, "Agent: hi"], "generic")
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    assert np.isfinite(got).all() and np.allclose(np.linalg.norm(got, axis=1), 1, atol=1e-5)

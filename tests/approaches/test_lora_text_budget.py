@@ -93,6 +93,11 @@ def test_the_run_says_how_many_leads_were_cut(tiny_base, tmp_path):
     assert "called back, no answer (1)" in texts[1] and ELLIPSIS not in texts[1]
     proba = model.predict_proba(leads.drop(columns="Converted").iloc[:4])
     assert proba.shape == (4, 2) and np.isfinite(proba).all()
+    # a lone surrogate in a note (the tokenizer refuses it) is read as "?"; the lead still scores
+    hostile = leads.drop(columns="Converted").iloc[:2].astype(object)
+    hostile.iloc[0, hostile.columns.get_loc("Call notes")] = "asked \udcff for a quote"
+    assert "asked ? for a quote" in model._texts(hostile)[0]
+    assert np.isfinite(model.predict_proba(hostile)).all()
 
 
 def test_text_budget_is_checked_as_a_parameter():
