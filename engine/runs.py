@@ -424,7 +424,7 @@ class RunStore:
 
     def _folders(self) -> list[Path]:
         return sorted(
-            (p for p in self.root.iterdir() if RUN_ID_PATTERN.match(p.name) and not p.is_symlink()), reverse=True
+            (p for p in self.root.iterdir() if RUN_ID_PATTERN.fullmatch(p.name) and not p.is_symlink()), reverse=True
         )
 
     def list_runs(self, complete_only: bool = True, **match: Any) -> list[Run]:
@@ -464,7 +464,7 @@ class RunStore:
     def _path(self, run_id: str, any_folder: bool = False) -> Path:
         """The folder of ``run_id``: an id of the store's pattern naming a real folder (not a link) inside the
         store, holding a ``spec.json`` unless ``any_folder`` (a run listed as broken because it has none)."""
-        if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id):
+        if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id):  # fullmatch: no "\n" after
             raise KeyError(
                 f"No run {str(run_id)[:80]!r}: a run id looks like 20260101T120000-stacking-1a2b3c "
                 "(`python -m engine runs` lists them)"
