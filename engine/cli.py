@@ -375,7 +375,7 @@ def cmd_score(args) -> int:
     data = readable_data(args.data, "the lead table or transcripts file to score")
     out_path = writable_out(args.out)
     report_path = (
-        writable_out(args.report)
+        writable_out(args.report, "--report")
         if args.report
         else (out_path.with_name(out_path.stem + ".report.json") if out_path else None)
     )
@@ -457,7 +457,7 @@ def cmd_audit(args) -> int:
     from engine.audit import audit_leads  # heavy: loads pandas
 
     data = readable_data(args.data, "the lead table to audit")
-    out = writable_out(args.json)
+    out = writable_out(args.json, "--json")
     refuse_clashes(("--data", data, "the lead table"), ("--json", out, ""))
     report = audit_leads(data, target=args.target, leak_policy=args.leak_policy, filename=data.name)
     print(
