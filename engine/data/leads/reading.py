@@ -267,7 +267,7 @@ def _sniff_delimiter(text: str) -> str:
 
 
 def _header_fields(text: str, delim: str) -> list[str]:
-    for row in csv.reader(io.StringIO(text[:262144]), delimiter=delim):
+    for row in csv.reader(io.StringIO(text[:262144], newline=""), delimiter=delim):  # "\r" alone ends a row too
         if row:
             return [c.strip() for c in row]
     return []
