@@ -348,7 +348,21 @@ def _read_parquet(raw: bytes, label: str) -> pd.DataFrame:
         parquet = pq.ParquetFile(io.BytesIO(raw))
         names = [n for n in parquet.schema_arrow.names if not _PANDAS_INDEX.fullmatch(n)]
         _check_duplicates(names, label)
-        columns = {name: parquet.read(columns=[name]).column(0).to_pandas() for name in names}
+        texts = [n for n in names if _is_text(parquet.schema_arrow.field(n).type)]
+        as_dictionaries = pq.ParquetFile(io.BytesIO(raw), read_dictionary=texts) if texts else parquet
+        columns, text_bytes = {}, 0
+        for name in names:
+            text = name in texts
+            column, size = _parquet_column(as_dictionaries if text else parquet, name, text)
+            text_bytes += size
+            if text_bytes > MAX_PARQUET_TEXT:
+                raise LeadDataError(
+                    f"{label} holds more than {MAX_PARQUET_TEXT:,} bytes of text once unpacked (from "
+                    f"{len(raw):,} bytes of file: repeated text packs that tightly), more than the limit. Fix: load "
+                    "a sample or a shorter period, or leave the long text columns out."
+                )
+            columns[name] = column.to_pandas()
+            del column
     except LeadDataError:
         raise
     except Exception as exc:
@@ -359,6 +373,37 @@ def _read_parquet(raw: bytes, label: str) -> pd.DataFrame:
 
 
 _PANDAS_INDEX = re.compile(r"__index_level_\d+__")
+#: Most bytes of text a Parquet file's columns may unpack to. Parquet stores a repeated value once (a dictionary)
+#: and packs its pages, so 300 KB can unpack to gigabytes: the sizes are summed before any text is unpacked.
+MAX_PARQUET_TEXT = 1 << 30
+
+
+def _is_text(kind) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind)
+
+
+def _parquet_column(parquet, name: str, text: bool):
+    """``(column, bytes of text it unpacks to)``. A ``text`` column (plain text in the file's schema) comes from
+    ``parquet`` opened with it as a dictionary (each distinct value once) and is measured before it is unpacked;
+    any other column is read as it is (one the file stores as a dictionary comes back categorical, never unpacked)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    column = parquet.read(columns=[name]).column(0)
+    if not text:
+        return column, 0
+    size = 0
+    for chunk in column.chunks:
+        values = pc.binary_length(chunk.dictionary).take(chunk.indices) if pa.types.is_dictionary(chunk.type) else None
+        size += pc.sum(values if values is not None else pc.binary_length(chunk)).as_py() or 0
+    if size > MAX_PARQUET_TEXT:  # not unpacked: the caller refuses it
+        return None, size
+    kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+    return pa.chunked_array(
+        [c.dictionary_decode() if pa.types.is_dictionary(c.type) else c for c in column.chunks], kind
+    ), size
 
 
 def _read(
