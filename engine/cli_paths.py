@@ -64,6 +64,27 @@ def writable_out(out: str | None, flag: str = "--out") -> Path | None:
     return out
 
 
+def writable_folder(out: str | None, flag: str = "--out") -> Path | None:
+    """A folder flag (``train --out``) as a path, refused before any work when it is a file, cannot be made or
+    written, or lies inside the workspace (a run folder there would have its files replaced)."""
+    if not out:
+        return None
+    out = Path(out)
+    from engine.config import workspace
+
+    if is_inside(out, workspace()):
+        raise ValueError(
+            f"{flag} {out} lies inside the workspace ({workspace()}), which holds the engine's own files (runs, "
+            "live runs, scored lists); it is never written there. Fix: name a folder somewhere else."
+        )
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{flag} {out} is a file, not a folder. Fix: name a folder (it is made when missing).")
+    near = next((p for p in (out, *out.parents) if p.exists()), None)
+    if near is not None and not os.access(near, os.W_OK):
+        raise ValueError(f"{flag} {out} cannot be written (no permission in {near}). Fix: name a folder elsewhere.")
+    return out
+
+
 def readable_data(text: str, what: str) -> Path:
     """``--data`` as a path, refused with one line (not a traceback) when it is not a file that can be read."""
     data = Path(text)

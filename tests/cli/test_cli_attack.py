@@ -71,3 +71,17 @@ def test_join_json_is_written_when_it_names_a_new_file(workspace, files):
     argv = ["join", "--leads", f"{files}/leads.csv", "--calls", f"{files}/calls.jsonl", "--id", "Lead ID"]
     assert main([*argv, "--out", f"{files}/j.csv", "--json", f"{files}/report.json"]) == 0
     assert (files / "j.csv").is_file() and isinstance(json.loads((files / "report.json").read_text()), dict)
+
+
+@pytest.mark.parametrize("where", ["inside", "file"])
+def test_train_out_is_refused_before_any_training(workspace, files, capsys, where):
+    """``train --out FOLDER`` wrote the new run's metrics.json into any folder, after the training: a run folder
+    of the store (replacing that run's metrics) or over a file (a traceback after minutes of training)."""
+    (workspace / "runs" / "20990101T000000-stacking-abcdef").mkdir(parents=True)
+    out = workspace / "runs" / "20990101T000000-stacking-abcdef" if where == "inside" else files / "leads.csv"
+    before = _snapshot(files, workspace)
+    assert main(["train", "leads", "--data", f"{files}/leads.csv", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: --out {out}") and "Fix:" in err and len(err.splitlines()) == 1, err
+    assert _snapshot(files, workspace) == before
+    assert sorted(p.name for p in (workspace / "runs").iterdir()) == ["20990101T000000-stacking-abcdef"]
