@@ -19,7 +19,7 @@ from engine.cli_live import run_and_model
 from engine.cli_loop import add_commands as add_loop
 from engine.cli_outcomes import add_commands as add_outcomes
 from engine.cli_outcomes import score_shadows, shadow_runs, store_scored
-from engine.cli_paths import input_kind_of, readable_data, refuse_clashes, writable_out
+from engine.cli_paths import input_kind_of, readable_data, refuse_clashes, writable_folder, writable_out
 from engine.cli_score import add_flags as add_chunk_flags
 from engine.cli_score import score_in_chunks, wants_chunks
 from engine.cli_store import add_commands as add_store
@@ -180,12 +180,12 @@ def _kinds_from_args(args) -> dict[str, str]:
 
 def cmd_train(args) -> int:
     """``train`` builds the same :class:`engine.jobspec.TrainSpec` a dashboard job hands over, and runs it."""
+    out = writable_folder(args.out)  # before the training: never a file, never a folder of the workspace
     spec = _spec_from_args(args)
     with _terminate_as_exit():
         run = run_spec(spec, default_callbacks(show_progress=not args.quiet))
     print(format_run(run))
-    if args.out:
-        out = Path(args.out)
+    if out is not None:
         if args.input == "transcripts":
             from engine.benchmarks.transcripts import write_run_outputs  # heavy: loads pandas
 
@@ -375,7 +375,7 @@ def cmd_score(args) -> int:
     data = readable_data(args.data, "the lead table or transcripts file to score")
     out_path = writable_out(args.out)
     report_path = (
-        writable_out(args.report)
+        writable_out(args.report, "--report")
         if args.report
         else (out_path.with_name(out_path.stem + ".report.json") if out_path else None)
     )
@@ -457,7 +457,7 @@ def cmd_audit(args) -> int:
     from engine.audit import audit_leads  # heavy: loads pandas
 
     data = readable_data(args.data, "the lead table to audit")
-    out = writable_out(args.json)
+    out = writable_out(args.json, "--json")
     refuse_clashes(("--data", data, "the lead table"), ("--json", out, ""))
     report = audit_leads(data, target=args.target, leak_policy=args.leak_policy, filename=data.name)
     print(

@@ -4,22 +4,26 @@ and/or stored as a new dataset; neither input is changed and no existing file is
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from engine.cli_paths import readable_data, refuse_clashes, writable_out
 
 
 def cmd_join(args) -> int:
     from engine.data.join import join_leads_calls  # heavy: loads pandas
-    from engine.storage import write_bytes
+    from engine.storage import write_bytes, write_text
 
     if not args.out and not args.store:
         raise ValueError("join needs somewhere to put the result. Fix: --out FILE.csv, --store, or both.")
     leads = readable_data(args.leads, "the lead table (CSV, Excel or Parquet)")
     calls = readable_data(args.calls, "the transcripts file (JSON, JSON Lines or CSV)")
-    out = writable_out(args.out)
+    out, report = writable_out(args.out), writable_out(args.json, "--json")
+    refuse_clashes(
+        ("--leads", leads, "your lead table"),
+        ("--calls", calls, "your calls"),
+        ("--out", out, "the joined table"),
+        ("--json", report, ""),
+    )
     if out is not None:
-        refuse_clashes(("--leads", leads, "your lead table"), ("--calls", calls, "your calls"), ("--out", out, ""))
         if out.exists():
             raise ValueError(f"--out {out} already exists; join never replaces a file. Fix: give a new file name.")
     result = join_leads_calls(
@@ -50,8 +54,8 @@ def cmd_join(args) -> int:
             **{JOINED_FROM: {"leads": content_hash(leads.read_bytes()), "calls": content_hash(calls.read_bytes())}},
         )
         print(f"stored as dataset {ds.label} ({ds.sha[:12]})")
-    if args.json:
-        Path(args.json).write_text(json.dumps(result.report.as_dict(), indent=2))
+    if report is not None:
+        write_text(report, json.dumps(result.report.as_dict(), indent=2))
     return 0
 
 

@@ -72,7 +72,7 @@ def cmd_outcomes(args) -> int:
 
     top_n = check_top_n(args.top)  # refused before anything is read or stored
     data = readable_data(args.data, "the file of lead ids and outcomes")
-    out = writable_out(args.json)
+    out = writable_out(args.json, "--json")
     refuse_clashes(("--data", data, "the outcomes file"), ("--json", out, ""))
     report = upload_outcomes(data, data.name, args.id, args.outcome, args.date)
     for line in upload_words(report["upload"]):

@@ -9,7 +9,7 @@ import csv
 import os
 from pathlib import Path
 
-from engine.storage import same_file
+from engine.storage import is_inside, same_file
 
 #: Files scored as transcripts by their extension; a CSV with a ``transcript`` column is transcripts too.
 TRANSCRIPT_SUFFIXES = (".json", ".jsonl", ".ndjson")
@@ -38,20 +38,50 @@ def input_kind_of(path: str | Path) -> str:
     return "transcripts" if any(c.strip().lower() == "transcript" for c in header) else "leads"
 
 
-def writable_out(out: str | None) -> Path | None:
-    """``--out`` as a path, refused before any work when it cannot be written."""
+def writable_out(out: str | None, flag: str = "--out") -> Path | None:
+    """``--out`` (or ``flag``) as a path, refused before any work when it cannot be written or lies inside the
+    workspace: its runs, live runs, scored lists and jobs are the engine's own files, which an output written
+    there would replace or sit among (``--out workspace/live.json`` would drop the live runs)."""
     if not out:
         return None
     out = Path(out)
+    from engine.config import workspace
+
+    if is_inside(out, workspace()):
+        raise ValueError(
+            f"{flag} {out} lies inside the workspace ({workspace()}), which holds the engine's own files (runs, "
+            "live runs, scored lists); it is never written there. Fix: write it somewhere else."
+        )
     if out.is_dir():
-        raise ValueError(f"--out {out} is a folder. Fix: give a file name, e.g. --out {out / 'scored.csv'}")
+        raise ValueError(f"{flag} {out} is a folder. Fix: give a file name, e.g. {flag} {out / 'scored.csv'}")
     if not out.parent.is_dir():
         raise ValueError(
-            f"--out {out}: the folder {out.parent} does not exist. Fix: create it first or write the "
+            f"{flag} {out}: the folder {out.parent} does not exist. Fix: create it first or write the "
             "scores somewhere else."
         )
     if not os.access(out.parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
-        raise ValueError(f"--out {out} cannot be written (no permission). Fix: write the scores somewhere else.")
+        raise ValueError(f"{flag} {out} cannot be written (no permission). Fix: write the scores somewhere else.")
+    return out
+
+
+def writable_folder(out: str | None, flag: str = "--out") -> Path | None:
+    """A folder flag (``train --out``) as a path, refused before any work when it is a file, cannot be made or
+    written, or lies inside the workspace (a run folder there would have its files replaced)."""
+    if not out:
+        return None
+    out = Path(out)
+    from engine.config import workspace
+
+    if is_inside(out, workspace()):
+        raise ValueError(
+            f"{flag} {out} lies inside the workspace ({workspace()}), which holds the engine's own files (runs, "
+            "live runs, scored lists); it is never written there. Fix: name a folder somewhere else."
+        )
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{flag} {out} is a file, not a folder. Fix: name a folder (it is made when missing).")
+    near = next((p for p in (out, *out.parents) if p.exists()), None)
+    if near is not None and not os.access(near, os.W_OK):
+        raise ValueError(f"{flag} {out} cannot be written (no permission in {near}). Fix: name a folder elsewhere.")
     return out
 
 

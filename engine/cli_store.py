@@ -32,7 +32,7 @@ def cmd_runs(args) -> int:
         )
     skipped = dict(store.problems)
     for path in store.root.iterdir():
-        if RUN_ID_PATTERN.match(path.name) and path.is_dir() and not (path / "spec.json").exists():
+        if RUN_ID_PATTERN.fullmatch(path.name) and path.is_dir() and not (path / "spec.json").exists():
             skipped[path.name] = "spec.json is missing"
     if rows:
         header = ["run", "kind", "approach", "dataset", "metric"]

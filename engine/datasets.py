@@ -174,6 +174,29 @@ def guess_kind(filename: str) -> str:
     return "transcripts" if ext in (".json", ".jsonl", ".ndjson") else "leads"
 
 
+#: Characters an upload's name loses: controls (a line break or a tab becomes a space) and the invisible marks that
+#: turn the text's direction or hide in it, so that a name never reads as another ('\u202egnp.csv' shows 'vsc.png').
+_NAME_SPACES = re.compile(r"[\t\n\r\v\f]")
+_NAME_HIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+MAX_UPLOAD_NAME = 200
+
+
+def upload_name(filename: str | None) -> str:
+    """The name an upload is kept under (``meta["filename"]``; its stem is the dataset's name): the last part of
+    what the browser sent (a Windows path's too), without control characters and hidden marks, spaces collapsed,
+    at most :data:`MAX_UPLOAD_NAME` characters (a short extension kept); ``data.csv`` when nothing is left."""
+    name = _NAME_HIDDEN.sub("", _NAME_SPACES.sub(" ", str(filename or "")))
+    name = " ".join(name.replace("\\", "/").rsplit("/", 1)[-1].split())
+    if len(name) > MAX_UPLOAD_NAME:
+        ext = Path(name).suffix if len(Path(name).suffix) <= 13 else ""
+        name = name[: MAX_UPLOAD_NAME - len(ext)] + ext
+    if not name.strip("."):
+        name = "data.csv"
+    elif name.startswith("."):  # a hidden file's name, or only an extension left
+        name = "data" + name
+    return name
+
+
 @dataclass
 class Dataset:
     path: Path
@@ -350,13 +373,14 @@ class DatasetStore:
         data = bytes(data)
         if not data:
             raise ValueError(f"{filename or 'the upload'} is empty (0 bytes); choose the file that holds your data")
-        filename = os.path.basename(filename or "data.csv")
+        filename = upload_name(filename)
         if kind is not None and kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
         settings = _checked(settings, extra=ORIGINS)
         sha = content_hash(data)
         folder = self.root / sha
-        ext = Path(filename).suffix.lower() or ".csv"
+        ext = Path(filename).suffix.lower()
+        ext = ext if re.fullmatch(r"\.[a-z0-9]{1,12}", ext) else ".csv"  # the store's own name: data.<ext>
         changes = {**({"name": name} if name else {}), **settings}
         existing = self._stored_meta(folder)
         checked = existing is None

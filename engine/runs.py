@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from engine.approaches.registry import approach_hook, load_approach
 from engine.config import workspace
 from engine.runspec import APPROACH_NAME, RunSpec, SpecProblem, validate_spec
-from engine.storage import CorruptFile, FolderGone, atomic_write, is_inside, read_json, write_json
+from engine.storage import CorruptFile, FolderGone, atomic_write, is_inside, not_plain, read_json, write_json
 
 if TYPE_CHECKING:
     import numpy as np
@@ -156,6 +156,7 @@ class Run:
     def check(self) -> None:
         """Raise :class:`BrokenRun` when the run's spec or metrics cannot be read as the store wrote them (a spec
         that parses but does not validate as a :class:`~engine.runspec.RunSpec` included)."""
+        self._check_plain(self.path)
         try:
             _ = self.settings  # validates the spec
             metrics = self.metrics
@@ -165,6 +166,22 @@ class Run:
             raise BrokenRun(self.id, exc.problem) from None
         if not isinstance(metrics.get("metrics", {}), dict):
             raise BrokenRun(self.id, "metrics.json has no metrics table")
+
+    def _check_plain(self, folder: Path, recursive: bool = False) -> None:
+        """BrokenRun naming the links and special files (pipes, devices) in ``folder``: the store reads only the
+        plain files it wrote, never a link planted to a file elsewhere (:func:`engine.storage.not_plain`)."""
+        try:
+            found = not_plain(folder, recursive) if folder.is_dir() else []
+        except OSError as exc:
+            raise BrokenRun(self.id, f"its folder {folder.name} cannot be read ({exc.strerror or exc})") from None
+        if found:
+            where = "" if folder == self.path else f"{folder.relative_to(self.path)}/"
+            names = ", ".join(where + name for name in found[:3]) + (", ..." if len(found) > 3 else "")
+            raise BrokenRun(
+                self.id,
+                f"{names}: a symbolic link or a special file (a pipe, a device) where the store keeps its own plain "
+                "files; it is not read. Fix: delete the run (`python -m engine delete RUN_ID`) and train it again",
+            )
 
     @property
     def label(self) -> str | None:
@@ -260,6 +277,7 @@ class Run:
         own folder, which the store made: a model folder that is a link elsewhere is refused."""
         if not is_inside(self.model_dir, self.path) or self.path.is_symlink():
             raise BrokenRun(self.id, "its model folder points outside the run store; it is not loaded")
+        self._check_plain(self.model_dir, recursive=True)
         try:
             return load_approach(self.model_dir)
         except BrokenRun:
@@ -424,7 +442,7 @@ class RunStore:
 
     def _folders(self) -> list[Path]:
         return sorted(
-            (p for p in self.root.iterdir() if RUN_ID_PATTERN.match(p.name) and not p.is_symlink()), reverse=True
+            (p for p in self.root.iterdir() if RUN_ID_PATTERN.fullmatch(p.name) and not p.is_symlink()), reverse=True
         )
 
     def list_runs(self, complete_only: bool = True, **match: Any) -> list[Run]:
@@ -464,7 +482,7 @@ class RunStore:
     def _path(self, run_id: str, any_folder: bool = False) -> Path:
         """The folder of ``run_id``: an id of the store's pattern naming a real folder (not a link) inside the
         store, holding a ``spec.json`` unless ``any_folder`` (a run listed as broken because it has none)."""
-        if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id):
+        if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id):  # fullmatch: no "\n" after
             raise KeyError(
                 f"No run {str(run_id)[:80]!r}: a run id looks like 20260101T120000-stacking-1a2b3c "
                 "(`python -m engine runs` lists them)"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Callable
@@ -111,11 +112,48 @@ def write_json(path: str | Path, payload: Any, *, make_parents: bool = True) -> 
     return write_text(path, json.dumps(payload, indent=2, default=json_default), make_parents=make_parents)
 
 
+#: A link is not followed and a named pipe does not block the open (where the system has these flags).
+_OPEN_PLAIN = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+_LINK_OR_SPECIAL = (
+    "is a symbolic link or not a plain file (a pipe, a device): only the plain files the engine wrote are read"
+)
+
+
+def _read_plain(path: Path) -> str:
+    """The text of ``path`` when it is a plain file, not a link: a link planted where the engine keeps its own
+    file could lead the read outside the workspace, a named pipe would block it, ``/dev/zero`` fill memory."""
+    try:
+        fd = os.open(path, _OPEN_PLAIN)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, _LINK_OR_SPECIAL) from None
+        raise
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, _LINK_OR_SPECIAL)
+        return f.read().decode("utf-8")
+
+
+def not_plain(folder: str | Path, recursive: bool = False) -> list[str]:
+    """The entries of ``folder`` (and, with ``recursive``, of its sub-folders) that are symbolic links or neither
+    plain files nor folders (named pipes, devices, sockets), as paths relative to it, sorted: what a store never
+    reads from a folder it wrote itself (:func:`_read_plain` says why)."""
+    out, stack = [], [str(folder)]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                if entry.is_symlink() or not (entry.is_file() or entry.is_dir()):
+                    out.append(os.path.relpath(entry.path, folder))
+                elif recursive and entry.is_dir():
+                    stack.append(entry.path)
+    return sorted(out)
+
+
 def read_json(path: str | Path, expect: type | tuple[type, ...] = dict) -> Any:
     """Read a JSON file and check that its top level is ``expect``; raise :class:`CorruptFile` otherwise."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_plain(path)
     except FileNotFoundError:
         raise CorruptFile(path, "the file is missing") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -145,6 +145,7 @@ def create_app(store=None, settings: ApiSettings | None = None, **overrides) -> 
     @api.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException):
         message = exc.detail.get("message") if isinstance(exc.detail, dict) else str(exc.detail)
+        message = service.public(str(message))  # never the server's own paths (docs/SECURITY.md)
         more = (
             {k: v for k, v in exc.detail.items() if k not in ("message", "detail")}
             if isinstance(exc.detail, dict)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from engine.data.transcripts import TranscriptDataError, flatten_metadata
 
@@ -85,7 +85,7 @@ class TranscriptRequest(BaseModel):
     family: str | None = Field(
         None, description="the dataset family whose live run scores (GET /live); needed when several are live"
     )
-    explain: bool = False
+    explain: StrictBool = False
 
     @field_validator("transcripts", mode="before")
     @classmethod
@@ -106,7 +106,7 @@ class LeadRequest(BaseModel):
     family: str | None = Field(
         None, description="the dataset family whose live run scores (GET /live); needed when several are live"
     )
-    explain: bool = False
+    explain: StrictBool = False
 
     @field_validator("leads", mode="before")
     @classmethod

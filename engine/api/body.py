@@ -60,7 +60,18 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not a JSON number")
 
 
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+def _once_each(pairs: list[tuple[str, Any]]) -> dict:
+    """An object whose keys are each given once: a key given twice is ambiguous (parsers keep the first or the
+    last; a proxy that checked one value would let the other through), so it is refused, named."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"the field {str(twice)[:80]!r} is given twice in one object; send each field once")
+    return out
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_once_each)
 _WHITESPACE = " \t\n\r"
 
 
@@ -107,8 +118,8 @@ def _load_counted(text: str, items_key: str, cap: int) -> Any:
         return out if not text[i + 1 :].strip(_WHITESPACE) else _DECODER.decode(text)
     while True:
         key, i = _DECODER.raw_decode(text, i)
-        if not isinstance(key, str):
-            raise ValueError("a key is not text")
+        if not isinstance(key, str) or key in out:
+            raise ValueError("a key is not text, or is given twice")  # json's own reading names the problem
         i = _skip(text, i)
         if not text.startswith(":", i):
             raise ValueError("expected ':'")
@@ -197,7 +208,7 @@ def parse_body(body: bytes, model: type[BaseModel], items_key: str, max_items: i
         except TooManyItems:
             raise too_many from None
         except (ValueError, IndexError):  # not readable item by item: json.loads names the problem
-            payload = json.loads(text, parse_constant=_reject_constant)
+            payload = _DECODER.decode(text)
     except RecursionError:
         raise _invalid_json("the JSON is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, NaN/Infinity, over-long integers

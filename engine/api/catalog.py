@@ -31,7 +31,7 @@ class Catalog:
         out = []
         with os.scandir(self.store.root) as entries:
             for e in entries:
-                if not RUN_ID_PATTERN.match(e.name):
+                if not RUN_ID_PATTERN.fullmatch(e.name):
                     continue
                 stamps = []
                 for name in ("", "spec.json", "metrics.json"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 
@@ -39,6 +40,8 @@ from engine.scoring import ScoringError, predict_rows
 MAX_EXPLAIN_LEADS = 20
 MAX_EXPLAIN_TRANSCRIPTS = 5
 TOP_FACTORS = 8
+#: An absolute path left in a message once the workspace is replaced (a library's message about a file): ``/a/b/c``.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w<>.:/])/(?:[^\s'\"/:]+/)+([^\s'\":/]+)")
 
 
 def lead_frame(leads: list[dict], settings: RunSpec) -> tuple[pd.DataFrame, list[str]]:
@@ -95,6 +98,16 @@ class Service:
         self.live = LiveStore.beside(self.store)
         self.cache = _ModelCache(self.settings.max_models)
         self.catalog = Catalog(self.store, self.cache, self.settings.refresh_seconds)
+        folders = {str(f) for root in (self.store.root.parent, self.live.root) for f in (root, root.resolve())}
+        self._folders = sorted(folders, key=len, reverse=True)
+
+    def public(self, text: str) -> str:
+        """``text`` (an error message) without the server's own paths, which tell a client how the server is laid
+        out: the workspace is said as ``<workspace>`` (``<workspace>/live.json``), any other absolute path by its
+        last part. The command line and the dashboard say the full paths to the user who runs them."""
+        for folder in self._folders:
+            text = text.replace(folder, "<workspace>")
+        return _ABSOLUTE_PATH.sub(r"\1", text)
 
     def live_entry(self, input_kind: str, family: str | None = None) -> dict | None:
         """The live entry of ``input_kind`` (and ``family``): 400 for a family that cannot be one, none named while
@@ -327,7 +340,8 @@ class Service:
                     "roc_auc": roc.get("value") if isinstance(roc, dict) else roc,
                 }
             )
-        return {"models": out, "skipped": list(self.catalog.skipped)}
+        skipped = [{**item, "problem": self.public(item["problem"])} for item in self.catalog.skipped]
+        return {"models": out, "skipped": skipped}
 
     def live_runs(self) -> dict:
         try:

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import re
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,13 @@ MAX_CELLS = 50_000_000
 
 
 _FORMATS_HINT = "Export the table as CSV (UTF-8), Excel .xlsx or Parquet and upload that file."
+
+#: Most bytes the parts of an Excel workbook (its XML, which openpyxl parses whole) may unpack to, and the most
+#: a part over :data:`_XLSX_RATIO_FROM` bytes may unpack to per byte it takes in the zip: a sheet's XML packs
+#: 5 to 50 times, a zip bomb (repeated text) a thousand times. Read from the zip's directory, before any parse.
+MAX_XLSX_UNPACKED = 1 << 30
+MAX_XLSX_RATIO = 200
+_XLSX_RATIO_FROM = 16 << 20
 
 
 _MAGIC = {
@@ -139,6 +147,7 @@ def _check_size(raw: bytes, fmt: str, text: str | None, label: str, max_rows: in
             ) from exc
         _too_big(label, meta.num_rows, meta.num_columns, max_rows, max_cols)
     elif fmt == "xlsx":
+        _check_unpacked(raw, label)
         try:
             import openpyxl
 
@@ -165,6 +174,30 @@ def _check_size(raw: bytes, fmt: str, text: str | None, label: str, max_rows: in
         delim = _sniff_delimiter(text)
         cols = len(_header_fields(text, delim))
         _too_big(label, None, cols, max_rows, max_cols, lines=csv_rows_over(text, delim, _row_limit(cols, max_rows)))
+
+
+def _check_unpacked(raw: bytes, label: str) -> None:
+    """Refuse a workbook whose parts would unpack past :data:`MAX_XLSX_UNPACKED` bytes, or a part packed more than
+    :data:`MAX_XLSX_RATIO` times (a zip bomb), from the sizes in the zip's directory. zipfile reads no part past
+    the size its directory gives, so a part that lies about its size only ends short (a damaged workbook)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as book:
+            parts = book.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise LeadDataError(f"{label} could not be read as an Excel workbook ({exc}). {_FORMATS_HINT}") from None
+    total = sum(part.file_size for part in parts)
+    if total > MAX_XLSX_UNPACKED:
+        raise LeadDataError(
+            f"{label} unpacks to {total:,} bytes, more than the limit of {MAX_XLSX_UNPACKED:,} for a workbook. "
+            "Fix: export the table as CSV or Parquet, or load a sample."
+        )
+    for part in parts:
+        if part.file_size > _XLSX_RATIO_FROM and part.file_size > MAX_XLSX_RATIO * max(part.compress_size, 1):
+            raise LeadDataError(
+                f"{label} looks like a zip bomb: its part {part.filename[:80]!r} would unpack {part.file_size:,} "
+                f"bytes from {part.compress_size:,} (over {MAX_XLSX_RATIO} times; a real sheet packs far less), "
+                "so it is not opened. Fix: export the table again from Excel, as .xlsx or CSV."
+            )
 
 
 def check_table(
@@ -234,7 +267,7 @@ def _sniff_delimiter(text: str) -> str:
 
 
 def _header_fields(text: str, delim: str) -> list[str]:
-    for row in csv.reader(io.StringIO(text[:262144]), delimiter=delim):
+    for row in csv.reader(io.StringIO(text[:262144], newline=""), delimiter=delim):  # "\r" alone ends a row too
         if row:
             return [c.strip() for c in row]
     return []
@@ -278,9 +311,12 @@ def _read_csv(text: str, label: str) -> pd.DataFrame:
     return df
 
 
-def _read_excel(raw: bytes, label: str) -> pd.DataFrame:
+def _read_excel(raw: bytes, label: str, max_rows: int | None = None) -> pd.DataFrame:
+    """The first sheet as a frame, read no further than ``max_rows`` (:data:`MAX_ROWS`) data rows and one more: a
+    sheet can hold more rows than the dimensions it records, which :func:`_check_size` went by."""
+    max_rows = MAX_ROWS if max_rows is None else max_rows
     try:
-        df = pd.read_excel(io.BytesIO(raw), engine="openpyxl", header=None)
+        df = pd.read_excel(io.BytesIO(raw), engine="openpyxl", header=None, nrows=max_rows + 2)
     except Exception as exc:  # openpyxl raises many types for a damaged or non-xlsx zip
         raise LeadDataError(
             f"{label} could not be read as an Excel workbook ({type(exc).__name__}: {exc}). {_FORMATS_HINT}"
@@ -288,6 +324,11 @@ def _read_excel(raw: bytes, label: str) -> pd.DataFrame:
     if df.empty:
         raise LeadDataError(
             f"{label} is empty: its first sheet has no cells. Put the lead table (header row first) on the first sheet."
+        )
+    if len(df) > max_rows + 1:
+        raise LeadDataError(
+            f"{label} has more than {max_rows:,} rows (more than its sheet records), over the limit. Load a sample "
+            "or a shorter period."
         )
     header = ["" if pd.isna(v) else str(v).strip() for v in df.iloc[0].tolist()]
     _check_duplicates([h for h in header if h], label)
@@ -307,7 +348,21 @@ def _read_parquet(raw: bytes, label: str) -> pd.DataFrame:
         parquet = pq.ParquetFile(io.BytesIO(raw))
         names = [n for n in parquet.schema_arrow.names if not _PANDAS_INDEX.fullmatch(n)]
         _check_duplicates(names, label)
-        columns = {name: parquet.read(columns=[name]).column(0).to_pandas() for name in names}
+        texts = [n for n in names if _is_text(parquet.schema_arrow.field(n).type)]
+        as_dictionaries = pq.ParquetFile(io.BytesIO(raw), read_dictionary=texts) if texts else parquet
+        columns, text_bytes = {}, 0
+        for name in names:
+            text = name in texts
+            column, size = _parquet_column(as_dictionaries if text else parquet, name, text)
+            text_bytes += size
+            if text_bytes > MAX_PARQUET_TEXT:
+                raise LeadDataError(
+                    f"{label} holds more than {MAX_PARQUET_TEXT:,} bytes of text once unpacked (from "
+                    f"{len(raw):,} bytes of file: repeated text packs that tightly), more than the limit. Fix: load "
+                    "a sample or a shorter period, or leave the long text columns out."
+                )
+            columns[name] = column.to_pandas()
+            del column
     except LeadDataError:
         raise
     except Exception as exc:
@@ -318,6 +373,37 @@ def _read_parquet(raw: bytes, label: str) -> pd.DataFrame:
 
 
 _PANDAS_INDEX = re.compile(r"__index_level_\d+__")
+#: Most bytes of text a Parquet file's columns may unpack to. Parquet stores a repeated value once (a dictionary)
+#: and packs its pages, so 300 KB can unpack to gigabytes: the sizes are summed before any text is unpacked.
+MAX_PARQUET_TEXT = 1 << 30
+
+
+def _is_text(kind) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind)
+
+
+def _parquet_column(parquet, name: str, text: bool):
+    """``(column, bytes of text it unpacks to)``. A ``text`` column (plain text in the file's schema) comes from
+    ``parquet`` opened with it as a dictionary (each distinct value once) and is measured before it is unpacked;
+    any other column is read as it is (one the file stores as a dictionary comes back categorical, never unpacked)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    column = parquet.read(columns=[name]).column(0)
+    if not text:
+        return column, 0
+    size = 0
+    for chunk in column.chunks:
+        values = pc.binary_length(chunk.dictionary).take(chunk.indices) if pa.types.is_dictionary(chunk.type) else None
+        size += pc.sum(values if values is not None else pc.binary_length(chunk)).as_py() or 0
+    if size > MAX_PARQUET_TEXT:  # not unpacked: the caller refuses it
+        return None, size
+    kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+    return pa.chunked_array(
+        [c.dictionary_decode() if pa.types.is_dictionary(c.type) else c for c in column.chunks], kind
+    ), size
 
 
 def _read(
@@ -331,7 +417,10 @@ def _read(
     raw, name = _raw_bytes(source, filename)
     label = name or "the upload"
     fmt, text = _checked(raw, name, max_rows, max_cols)
-    df = _read_csv(text, label) if fmt == "csv" else {"xlsx": _read_excel, "parquet": _read_parquet}[fmt](raw, label)
+    if fmt == "xlsx":
+        df = _read_excel(raw, label, max_rows)
+    else:
+        df = _read_csv(text, label) if fmt == "csv" else _read_parquet(raw, label)
     df.columns = [str(c).strip() for c in df.columns]
     # the same limits on the parsed table (a workbook can record smaller dimensions than it holds)
     _too_big(
