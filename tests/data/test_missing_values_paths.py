@@ -265,7 +265,9 @@ def test_what_if_shapes_the_lead_for_each_run_as_it_was_trained(tmp_path, monkey
     monkeypatch.setenv("CLAB_WORKSPACE", str(root))
     frame = _with_code(300, 21)
     train_leads(frame, params=SMALL_STACK, missing_values={"TotalVisits": [CODE]}, dataset_name="coded")
-    train_leads(frame, approach="embeddings", params={"fine_tune": False}, dataset_name="coded")
+    train_leads(
+        frame, approach="embeddings", params={"fine_tune": False, "classifier_type": "logistic"}, dataset_name="coded"
+    )
     at = run_page("whatif")
     assert not at.error, [e.value for e in at.error]
     assert len([m for m in at.metric if m.label == "Score (1-99)"]) == 2  # both runs scored the lead
