@@ -46,15 +46,15 @@ def cmd_runs(args) -> int:
     return 0
 
 
-def _confirm(question: str, yes: bool) -> bool:
+def _confirm(question: str, yes: bool, done: str = "deleted", verb: str = "delete") -> bool:
     """True when the user agreed: ``--yes``, or "y"/"yes" typed at a terminal. Without a terminal on stdin
-    (a script, a pipe) nothing is asked and nothing is deleted: such callers must pass --yes."""
+    (a script, a pipe) nothing is asked and nothing is done: such callers must pass --yes."""
     if yes:
         return True
     if not sys.stdin or not sys.stdin.isatty():
         raise ValueError(
-            f"{question.rstrip('?')}: not deleted, because there is no terminal to confirm on "
-            "(stdin is not a terminal). Run it again with --yes to delete without asking."
+            f"{question.rstrip('?')}: not {done}, because there is no terminal to confirm on "
+            f"(stdin is not a terminal). Run it again with --yes to {verb} without asking."
         )
     print(f"{question} [y/N] ", end="", flush=True)
     answer = sys.stdin.readline().strip().lower()
@@ -98,6 +98,39 @@ def cmd_delete(args) -> int:
     return 0
 
 
+def cmd_trust(args) -> int:
+    """Sign the model pickles of one run stored before models were signed (the user vouches for its files)."""
+    from engine.signing import SUFFIX, sign_file
+    from engine.storage import not_plain, own_file
+
+    store = RunStore()
+    run = store.get(args.id.strip())
+    folder = run.model_dir
+    odd = not_plain(folder, recursive=True)
+    if odd:
+        raise ValueError(
+            f"Run {run.id}'s model folder holds {', '.join(odd[:3])}, which is not a plain file: nothing is signed. "
+            f"Fix: delete the run (`python -m engine delete run {run.id}`) and train it again."
+        )
+    pickles = sorted(p for p in folder.iterdir() if p.suffix == ".joblib")
+    unsigned = [p for p in pickles if not p.with_name(p.name + SUFFIX).exists()]
+    if not unsigned:
+        print(f"Run {run.id} has no unsigned model files: nothing to do.")
+        return 0
+    names = ", ".join(p.name for p in unsigned)
+    question = (
+        f"Trust run {run.id} ({run.settings.approach} on {run.settings.dataset}): sign {names} as the engine's own? "
+        "Only do this for a run you know this engine trained: a signed file is loaded, and a pickle runs code"
+    )
+    if not _confirm(question + "?", args.yes, done="signed", verb="sign"):
+        print("Nothing signed.")
+        return 1
+    for p in unsigned:
+        sign_file(own_file(folder, p.name))
+    print(f"Signed {len(unsigned)} model file(s) of run {run.id}; it loads again.")
+    return 0
+
+
 def add_commands(sub, command) -> None:
     """``runs`` and ``delete``, made with the command line's ``command(sub, name, func, help, description)``."""
     command(
@@ -124,3 +157,15 @@ def add_commands(sub, command) -> None:
     p.add_argument("what", choices=["run", "dataset"], help="what to delete")
     p.add_argument("id", metavar="ID", help="run id (see `python -m engine runs`) or dataset sha256")
     p.add_argument("--yes", "-y", action="store_true", help="delete without asking")
+
+    p = command(
+        sub,
+        "trust",
+        cmd_trust,
+        help="sign the model files of a run stored before models were signed (asks first)",
+        description="Models are signed when they are stored, and unsigned pickles are never loaded (a planted one "
+        "would run code). A run stored before signing is refused until you vouch for it: `trust RUN_ID` signs its "
+        "model files with this machine's key. It asks first; without a terminal it signs nothing unless --yes.",
+    )
+    p.add_argument("id", metavar="RUN_ID", help="run id (see `python -m engine runs`)")
+    p.add_argument("--yes", "-y", action="store_true", help="sign without asking")

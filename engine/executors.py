@@ -90,6 +90,8 @@ JOB_ENV_NAMES = frozenset(
         "CLAB_RAY_CWD",
         "CLAB_RAY_GPUS",
         "CLAB_APPROACHES",  # approaches plugged in by the operator (engine.approaches.registry.PLUGIN_ENV)
+        "CLAB_SIGNING_KEY_FILE",  # where the key that signs model pickles is (a path; engine.signing)
+        "XDG_CONFIG_HOME",  # the signing key's default folder
     }
 )
 #: Name prefixes a job gets too: the locale categories (``LC_ALL``, ``LC_CTYPE``...).

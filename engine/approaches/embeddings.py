@@ -69,6 +69,7 @@ from engine.approaches.speaker_turns import speaker_pieces
 from engine.callbacks import CallbackList, Progress
 from engine.data.text import frame_to_texts, valid_utf8
 from engine.projection import store_projections
+from engine.signing import dump_signed
 from engine.storage import load_pickle
 
 TEXT_COLUMN = "transcript"
@@ -725,7 +726,6 @@ class EmbeddingApproach(Approach):
 
     # -- persistence ------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
-        import joblib
 
         self._check_fitted("classifiers_")
         path = Path(path)
@@ -743,7 +743,7 @@ class EmbeddingApproach(Approach):
                 clf.save_model(str(path / name))
             else:
                 name = f"classifier_{which}.joblib"
-                joblib.dump(clf, path / name)
+                dump_signed(clf, path / name)
             files[which] = name
         state = {
             "classifiers": files,

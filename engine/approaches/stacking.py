@@ -74,6 +74,7 @@ from engine.approaches._stack_explain import EXPLAIN_METHODS  # noqa: F401 - par
 from engine.approaches.base import Approach
 from engine.callbacks import CallbackList, Progress
 from engine.data.leads import kinds_given_else_inferred
+from engine.signing import dump_signed
 from engine.storage import jsonable, load_pickle
 
 #: the default base models' names, in the order of the meta-network's inputs
@@ -669,7 +670,6 @@ class StackingApproach(Approach):
         return float(self._proba_matrix(self.background_).mean())
 
     def save(self, path: str | Path) -> None:
-        import joblib
 
         self._check_fitted("meta_weights_")
         path = Path(path)
@@ -678,10 +678,10 @@ class StackingApproach(Approach):
             if self.base_kinds_[name] == "xgboost":
                 model.save_model(path / f"base_{name}.json")  # XGBoost's own format
             else:
-                joblib.dump(model, path / f"base_{name}.joblib")
+                dump_signed(model, path / f"base_{name}.joblib")
         # the base models as given (unfitted): a loaded stack's get_params and clone are the trained one's
-        joblib.dump(list(self._estimator_items()), path / "estimators.joblib")
-        joblib.dump(self.features_, path / "features.joblib")
+        dump_signed(list(self._estimator_items()), path / "estimators.joblib")
+        dump_signed(self.features_, path / "features.joblib")
         self._keras_meta().save(path / "meta.keras")
         # The meta weights also go next to the state, so loading for scoring needs no TensorFlow import
         # (seconds saved on every dashboard page and API start); meta.keras stays the Keras model of record.

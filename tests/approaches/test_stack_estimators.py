@@ -198,8 +198,14 @@ def test_a_tampered_base_model_name_in_a_saved_run_is_refused(five, tmp_path):
 
 # -- runs saved before, and the same numbers -----------------------------------------------------------------
 def test_a_stack_saved_before_the_change_loads_scores_and_explains(before_table, tmp_path):
+    from engine.signing import UnsignedFile, sign_file
+
     shutil.copytree(BEFORE / "model", tmp_path / "model")
     expected = np.load(BEFORE / "expected.npz")
+    with pytest.raises(UnsignedFile, match="trust RUN_ID"):  # stored before models were signed
+        load_approach(tmp_path / "model")
+    for pickle in (tmp_path / "model").glob("*.joblib"):
+        sign_file(pickle)  # what `python -m engine trust RUN_ID` does once the user vouches for the run
     old = load_approach(tmp_path / "model")
     X = before_table.X.iloc[:40]
     np.testing.assert_allclose(old.predict_proba(X)[:, 1], expected["proba"], rtol=0, atol=1e-12)
