@@ -2,7 +2,7 @@
 wrote it, is never unpickled; a run stored before signing loads again only after `trust RUN_ID`; the key is made
 once even by several processes at once, and refused inside the workspace or when damaged."""
 
-import multiprocessing
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -124,29 +124,19 @@ def test_a_file_signed_with_another_key_is_refused(tmp_path, monkeypatch):
         load_pickle(tmp_path / "m", "x.joblib")
 
 
-def _key_in_child(path, queue):
-    import os
-
-    os.environ[KEY_ENV] = path
-    from engine.signing import signing_key
-
-    queue.put(signing_key())
-
-
 def test_processes_making_the_key_at_once_end_with_one_key(tmp_path):
-    path = str(tmp_path / "cfg" / "signing.key")
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=_key_in_child, args=(path, queue)) for _ in range(4)]
-    for p in procs:
-        p.start()
-    keys = [queue.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(60)
-    assert len(set(keys)) == 1 and len(keys[0]) == 32
-    assert (tmp_path / "cfg" / "signing.key").read_bytes() == keys[0]
-    assert oct((tmp_path / "cfg" / "signing.key").stat().st_mode & 0o777) == "0o600"
-    assert not [p for p in (tmp_path / "cfg").iterdir() if p.name.endswith(".tmp")]
+    path = tmp_path / "cfg" / "signing.key"
+    code = "from engine.signing import signing_key; print(signing_key().hex())"
+    env = {**os.environ, KEY_ENV: str(path), "PYTHONPATH": str(REPO)}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True) for _ in range(4)
+    ]
+    keys = [p.communicate(timeout=300)[0].strip() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4
+    assert len(set(keys)) == 1 and len(bytes.fromhex(keys[0])) == 32
+    assert path.read_bytes().hex() == keys[0]
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_a_job_process_signs_with_the_callers_key(tmp_path, monkeypatch):
