@@ -2,9 +2,9 @@
 
 A joblib pickle runs code when it is loaded. A run's model folder sits in the workspace, which others may be able
 to write to (a shared drive, the filesystem a Ray cluster shares), so the folder check of
-:func:`engine.storage.load_pickle` alone cannot tell the engine's pickle from one planted beside it. Each pickle
+:func:`load_pickle` alone cannot tell the engine's pickle from one planted beside it. Each pickle
 the engine writes therefore gets an HMAC-SHA256 of its bytes beside it (``NAME.sig``), under a key kept *outside*
-the workspace; :func:`engine.storage.load_pickle` unpickles only bytes whose signature matches.
+the workspace; :func:`load_pickle`, the one place the engine unpickles, unpickles only bytes whose signature matches.
 
 The key: the file named by ``CLAB_SIGNING_KEY_FILE``, else ``$XDG_CONFIG_HOME/conversion-lab/signing.key``
 (``~/.config/...``), made on first use (32 random bytes, readable by its owner only). A key file inside the
@@ -151,3 +151,26 @@ def verified_bytes(path: str | Path) -> bytes:
             "key it was signed with."
         )
     return data
+
+
+def load_pickle(folder: str | Path, name: str):
+    """``joblib.load`` of ``folder/name``, the one place the engine unpickles: only a plain file that resolves
+    inside ``folder`` (a model folder the engine wrote; :func:`own_file`), never one a name or a link leads
+    elsewhere, and only bytes signed with the engine's key (:func:`verified_bytes`: a pickle planted in the folder is
+    refused before it is read as a pickle)."""
+    import io
+
+    import joblib
+
+    from engine.storage import own_file
+
+    path = Path(folder) / str(name)
+    try:
+        own_file(folder, name)
+    except ValueError:
+        ok = False
+    else:
+        ok = path.is_file()
+    if not ok:
+        raise ValueError(f"{path} is not a file the engine wrote in this model folder; it is not loaded")
+    return joblib.load(io.BytesIO(verified_bytes(path)))

@@ -217,29 +217,6 @@ def own_file(folder: str | Path, name: Any) -> Path:
     return path
 
 
-def load_pickle(folder: str | Path, name: str):
-    """``joblib.load`` of ``folder/name``, the one place the engine unpickles: only a plain file that resolves
-    inside ``folder`` (a model folder the engine wrote; :func:`own_file`), never one a name or a link leads
-    elsewhere, and only bytes signed with the engine's key (:mod:`engine.signing`: a pickle planted in the folder
-    is refused before it is read as a pickle)."""
-    import io
-
-    import joblib
-
-    from engine.signing import verified_bytes
-
-    path = Path(folder) / str(name)
-    try:
-        own_file(folder, name)
-    except ValueError:
-        ok = False
-    else:
-        ok = path.is_file()
-    if not ok:
-        raise ValueError(f"{path} is not a file the engine wrote in this model folder; it is not loaded")
-    return joblib.load(io.BytesIO(verified_bytes(path)))
-
-
 #: First characters that make a spreadsheet read a cell as a formula (CSV/Excel injection, OWASP).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 

@@ -69,8 +69,7 @@ from engine.approaches.speaker_turns import speaker_pieces
 from engine.callbacks import CallbackList, Progress
 from engine.data.text import frame_to_texts, valid_utf8
 from engine.projection import store_projections
-from engine.signing import dump_signed
-from engine.storage import load_pickle
+from engine.signing import dump_signed, load_pickle
 
 TEXT_COLUMN = "transcript"
 WHICH = ("fine_tuned", "generic")

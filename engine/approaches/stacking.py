@@ -74,8 +74,8 @@ from engine.approaches._stack_explain import EXPLAIN_METHODS  # noqa: F401 - par
 from engine.approaches.base import Approach
 from engine.callbacks import CallbackList, Progress
 from engine.data.leads import kinds_given_else_inferred
-from engine.signing import dump_signed
-from engine.storage import jsonable, load_pickle
+from engine.signing import dump_signed, load_pickle
+from engine.storage import jsonable
 
 #: the default base models' names, in the order of the meta-network's inputs
 BASE_MODELS = _parts.BASE_MODELS

@@ -19,7 +19,8 @@ from engine.data.demo import demo_leads
 from engine.data.leads import LeadDataError, load_leads, read_table
 from engine.data.transcripts import TranscriptDataError, load_transcripts
 from engine.datasets import BrokenDataset, DatasetStore, check_upload
-from engine.storage import load_pickle, own_file
+from engine.signing import load_pickle
+from engine.storage import own_file
 
 
 def lead_rows(n: int) -> bytes:

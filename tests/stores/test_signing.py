@@ -15,8 +15,7 @@ from support import copy_run
 from engine.approaches.registry import load_approach
 from engine.cli import main
 from engine.runs import RunStore
-from engine.signing import KEY_ENV, SUFFIX, UnsignedFile, dump_signed, signing_key, verified_bytes
-from engine.storage import load_pickle
+from engine.signing import KEY_ENV, SUFFIX, UnsignedFile, dump_signed, load_pickle, signing_key, verified_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 
