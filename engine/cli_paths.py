@@ -38,20 +38,26 @@ def input_kind_of(path: str | Path) -> str:
     return "transcripts" if any(c.strip().lower() == "transcript" for c in header) else "leads"
 
 
+def _outside_workspace(out: Path, flag: str, fix: str) -> Path:
+    """``out`` unless it lies inside the workspace, whose runs, live runs, scored lists and jobs are the engine's
+    own files: an output is never written among them."""
+    from engine.config import workspace
+
+    if is_inside(out, workspace()):
+        raise ValueError(
+            f"{flag} {out} lies inside the workspace ({workspace()}), which holds the engine's own files (runs, "
+            f"live runs, scored lists); it is never written there. Fix: {fix}."
+        )
+    return out
+
+
 def writable_out(out: str | None, flag: str = "--out") -> Path | None:
     """``--out`` (or ``flag``) as a path, refused before any work when it cannot be written or lies inside the
     workspace: its runs, live runs, scored lists and jobs are the engine's own files, which an output written
     there would replace or sit among (``--out workspace/live.json`` would drop the live runs)."""
     if not out:
         return None
-    out = Path(out)
-    from engine.config import workspace
-
-    if is_inside(out, workspace()):
-        raise ValueError(
-            f"{flag} {out} lies inside the workspace ({workspace()}), which holds the engine's own files (runs, "
-            "live runs, scored lists); it is never written there. Fix: write it somewhere else."
-        )
+    out = _outside_workspace(Path(out), flag, "write it somewhere else")
     if out.is_dir():
         raise ValueError(f"{flag} {out} is a folder. Fix: give a file name, e.g. {flag} {out / 'scored.csv'}")
     if not out.parent.is_dir():
@@ -69,14 +75,7 @@ def writable_folder(out: str | None, flag: str = "--out") -> Path | None:
     written, or lies inside the workspace (a run folder there would have its files replaced)."""
     if not out:
         return None
-    out = Path(out)
-    from engine.config import workspace
-
-    if is_inside(out, workspace()):
-        raise ValueError(
-            f"{flag} {out} lies inside the workspace ({workspace()}), which holds the engine's own files (runs, "
-            "live runs, scored lists); it is never written there. Fix: name a folder somewhere else."
-        )
+    out = _outside_workspace(Path(out), flag, "name a folder somewhere else")
     if out.exists() and not out.is_dir():
         raise ValueError(f"{flag} {out} is a file, not a folder. Fix: name a folder (it is made when missing).")
     near = next((p for p in (out, *out.parents) if p.exists()), None)
