@@ -101,17 +101,11 @@ def cmd_delete(args) -> int:
 def cmd_trust(args) -> int:
     """Sign the model pickles of one run stored before models were signed (the user vouches for its files)."""
     from engine.signing import SUFFIX, sign_file
-    from engine.storage import not_plain, own_file
+    from engine.storage import own_file
 
-    store = RunStore()
-    run = store.get(args.id.strip())
+    run = RunStore().get(args.id.strip())
+    run.check_model_folder()  # a link or special file in it: BrokenRun naming it, nothing signed
     folder = run.model_dir
-    odd = not_plain(folder, recursive=True)
-    if odd:
-        raise ValueError(
-            f"Run {run.id}'s model folder holds {', '.join(odd[:3])}, which is not a plain file: nothing is signed. "
-            f"Fix: delete the run (`python -m engine delete run {run.id}`) and train it again."
-        )
     pickles = sorted(p for p in folder.iterdir() if p.suffix == ".joblib")
     unsigned = [p for p in pickles if not p.with_name(p.name + SUFFIX).exists()]
     if not unsigned:

@@ -183,6 +183,13 @@ class Run:
                 "files; it is not read. Fix: delete the run (`python -m engine delete RUN_ID`) and train it again",
             )
 
+    def check_model_folder(self) -> None:
+        """BrokenRun unless the model folder is the run's own (not a link elsewhere) and holds only plain files and
+        folders: what is checked before anything in it is loaded or signed."""
+        if not is_inside(self.model_dir, self.path) or self.path.is_symlink():
+            raise BrokenRun(self.id, "its model folder points outside the run store; it is not loaded")
+        self._check_plain(self.model_dir, recursive=True)
+
     @property
     def label(self) -> str | None:
         """The name a user gave the run (``label.json``), or None."""
@@ -275,9 +282,7 @@ class Run:
     def load_approach(self):
         """The run's fitted approach. Its files (some are joblib pickles) are read only from inside the run's
         own folder, which the store made: a model folder that is a link elsewhere is refused."""
-        if not is_inside(self.model_dir, self.path) or self.path.is_symlink():
-            raise BrokenRun(self.id, "its model folder points outside the run store; it is not loaded")
-        self._check_plain(self.model_dir, recursive=True)
+        self.check_model_folder()
         try:
             return load_approach(self.model_dir)
         except BrokenRun:
