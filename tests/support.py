@@ -198,3 +198,14 @@ class CountingReceive:
             return message
 
         await self.app(scope, counted, send)
+
+
+class PlantedPickle:
+    """A pickle an attacker plants: unpickling it creates ``marker``, proof that code from the file ran (the hostile
+    tests check that no such file is ever loaded)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from support import CountingReceive, store_with
+from support import CountingReceive, PlantedPickle, store_with
 
 from engine.api import MAX_EXPLAIN_LEADS, MAX_EXPLAIN_TRANSCRIPTS, create_app
 from engine.data.demo import demo_leads
@@ -56,22 +56,12 @@ def _message(r) -> str:
     return r.json()["message"]
 
 
-class _Trap:
-    """Unpickling it creates ``marker`` (what a planted pickle could do as the server's user)."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
 # -- 1. run ids from outside the store -------------------------------------------------------------
 def test_planted_pickle_outside_the_store_is_never_loaded(store, trained, tmp_path):
     planted = tmp_path / "elsewhere" / "evil"
     shutil.copytree(trained[1].path, planted)
     marker = tmp_path / "pwned"
-    joblib.dump(_Trap(marker), planted / "model" / "features.joblib")
+    joblib.dump(PlantedPickle(marker), planted / "model" / "features.joblib")
     joblib.load(planted / "model" / "features.joblib")  # the trap works...
     assert marker.exists()
     marker.unlink()

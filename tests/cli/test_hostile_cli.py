@@ -15,7 +15,7 @@ from pathlib import Path
 import joblib
 import pandas as pd
 import pytest
-from support import copy_run
+from support import PlantedPickle, copy_run
 
 from engine.approaches.stacking import SMALL_PARAMS
 from engine.callbacks import Callback, TrainingCancelled
@@ -23,16 +23,6 @@ from engine.cli import build_parser, main
 from engine.runs import RunStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-class PlantedPickle:
-    """Unpickling this creates ``marker``: proof that code from the file ran."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return open, (self.marker, "w")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
-from support import copy_run
+from support import PlantedPickle, copy_run
 
 from engine.approaches.registry import load_approach
 from engine.cli import main
@@ -18,16 +18,6 @@ from engine.runs import RunStore
 from engine.signing import KEY_ENV, SUFFIX, UnsignedFile, dump_signed, load_pickle, signing_key, verified_bytes
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-class PlantedPickle:
-    """Unpickling this creates ``marker``: proof that code from the file ran."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return open, (self.marker, "w")
 
 
 @pytest.fixture
